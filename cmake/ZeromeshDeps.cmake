@@ -1,0 +1,36 @@
+# Third-party dependencies, all from Debian 12 except BoringSSL, which tools/deps.sh builds statically from Debian's
+# source package (see third_party/boringssl/CMakeLists.txt for why).
+
+set(ZM_DEPS "$ENV{ZM_DEPS}")
+if(NOT ZM_DEPS)
+  set(ZM_DEPS /opt/zeromesh-deps)
+endif()
+set(BORINGSSL_ROOT "${ZM_DEPS}/boringssl-13.0.0+r24" CACHE PATH "static BoringSSL install prefix")
+if(NOT EXISTS "${BORINGSSL_ROOT}/lib/libssl.a")
+  message(FATAL_ERROR "BoringSSL not found in ${BORINGSSL_ROOT}: run tools/deps.sh first")
+endif()
+add_library(boringssl::crypto STATIC IMPORTED GLOBAL)
+set_target_properties(boringssl::crypto PROPERTIES
+  IMPORTED_LOCATION "${BORINGSSL_ROOT}/lib/libcrypto.a"
+  INTERFACE_INCLUDE_DIRECTORIES "${BORINGSSL_ROOT}/include"
+  INTERFACE_LINK_LIBRARIES Threads::Threads)
+add_library(boringssl::ssl STATIC IMPORTED GLOBAL)
+set_target_properties(boringssl::ssl PROPERTIES
+  IMPORTED_LOCATION "${BORINGSSL_ROOT}/lib/libssl.a"
+  INTERFACE_LINK_LIBRARIES boringssl::crypto)
+
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(GTest REQUIRED)
+find_package(benchmark REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
+
+find_program(CLANG clang REQUIRED)
+find_program(BPFTOOL bpftool PATHS /usr/sbin /sbin REQUIRED)
+find_program(PROTOC protoc REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)

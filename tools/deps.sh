@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything zeromesh needs to build and test on Debian 12, idempotently and quickly when already done.
+# Usage: tools/deps.sh            (called by tools/test.sh and tools/demo.sh)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/tools/lib/common.sh"
+
+require_root
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git clang llvm clang-format clang-tidy
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libnghttp2-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  iproute2 iptables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
+  dpkg-dev xz-utils
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# BoringSSL: static, hidden symbols, from Debian's source package. Cached under $ZM_DEPS.
+BSSL_VERSION=13.0.0+r24
+BSSL_PREFIX="$ZM_DEPS/boringssl-$BSSL_VERSION"
+if [ ! -f "$BSSL_PREFIX/.done" ]; then
+  log "building BoringSSL $BSSL_VERSION (static, hidden visibility) into $BSSL_PREFIX"
+  src_list=/etc/apt/sources.list.d/zeromesh-deb-src.sources
+  if ! apt-get source --print-uris android-platform-external-boringssl >/dev/null 2>&1 || \
+     [ -z "$(apt-get source --print-uris android-platform-external-boringssl 2>/dev/null | grep dsc)" ]; then
+    cat >"$src_list" <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -qq
+  fi
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && apt-get source -qq "android-platform-external-boringssl=13.0.0+r24-2" >/dev/null 2>&1 ||
+     apt-get source -qq android-platform-external-boringssl >/dev/null 2>&1)
+  srcdir=$(find "$work" -maxdepth 1 -type d -name 'android-platform-external-boringssl-*' | head -1)
+  [ -n "$srcdir" ] || die "could not fetch BoringSSL's source package"
+  cmake -S "$here/third_party/boringssl" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DBORINGSSL_SRC="$srcdir" -DCMAKE_INSTALL_PREFIX="$BSSL_PREFIX" >/dev/null
+  cmake --build "$work/build" -j"$(nproc)" >/dev/null
+  cmake --install "$work/build" >/dev/null
+  touch "$BSSL_PREFIX/.done"
+  rm -rf "$work"
+  trap - EXIT
+fi
+log "dependencies ready"
