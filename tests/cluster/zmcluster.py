@@ -1,0 +1,501 @@
+"""The simulated cluster: nodes and pods as network namespaces, joined by veth wires.
+
+Layout (all inside namespaces this module creates; the root namespace is never touched):
+  <prefix>-fabric        a bridge "br0" joining every node's uplink (the "network between the nodes")
+  <prefix>-node<i>       node i: uplink eth0 = 10.99.0.<i>/24, pod CIDR 10.244.<i>.0/24, ip_forward on
+  <prefix>-<pod name>    a pod: eth0 = 10.244.<i>.<10+j>/32, default route via 10.244.<i>.1 (the node side of its veth)
+Each pod also gets a cgroup-v2 directory; commands run in a pod join its netns and its cgroup.
+
+Every run has its own prefix ("zm" + 4 hex digits), recorded in a state file under /run/zeromesh/clusters, so two runs
+never collide and `gc` can remove what a killed run left behind.
+
+Use as a library:
+    with Cluster(nodes=2, pods_per_node=2) as c:
+        a, b = c.pods[0], c.pods[3]
+        c.run(b, ["python3", "-m", "http.server"]) ...
+or as a CLI: python3 zmcluster.py up|down|gc|exec|list (see --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("ZM_CLUSTER_STATE_DIR", "/run/zeromesh/clusters"))
+FABRIC_PREFIX = "10.99.0"
+BPF_ROOT = Path("/sys/fs/bpf/zeromesh")
+
+
+def _cgroup2_root() -> Path:
+    """Where cgroup v2 is mounted: /sys/fs/cgroup on a pure v2 host, /sys/fs/cgroup/unified on a hybrid one."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "cgroup2":
+                return Path(parts[1])
+    raise ClusterError("no cgroup2 mount found (zeromesh needs cgroup v2)")
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Runs a command, raising ClusterError with its stderr when it fails."""
+    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise ClusterError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+@dataclass
+class Node:
+    index: int
+    name: str
+    netns: str
+    ip: str
+    pod_cidr: str
+    gateway: str
+    uplink: str = "eth0"
+
+    @property
+    def netns_path(self) -> str:
+        return f"/var/run/netns/{self.netns}"
+
+
+@dataclass
+class Pod:
+    name: str
+    node: Node
+    index: int
+    netns: str
+    ip: str
+    host_veth: str
+    cgroup: str
+
+    @property
+    def netns_path(self) -> str:
+        return f"/var/run/netns/{self.netns}"
+
+
+@dataclass
+class Cluster:
+    nodes_count: int = 2
+    pods_per_node: int = 2
+    prefix: str = ""
+    keep: bool = False
+    nodes: list[Node] = field(default_factory=list)
+    pods: list[Pod] = field(default_factory=list)
+    _procs: list[subprocess.Popen] = field(default_factory=list)
+    _up: bool = False
+
+    def __init__(self, nodes: int = 2, pods_per_node: int = 2, prefix: str = "", keep: bool = False):
+        self.nodes_count = nodes
+        self.pods_per_node = pods_per_node
+        self.prefix = prefix or "zm" + secrets.token_hex(2)
+        self.keep = keep
+        self.nodes = []
+        self.pods = []
+        self._procs = []
+        self._up = False
+        self.cgroup_root = _cgroup2_root() / "zeromesh" / self.prefix
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------------
+    def __enter__(self) -> "Cluster":
+        self.up()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.keep:
+            self.down()
+
+    def up(self) -> "Cluster":
+        if os.geteuid() != 0:
+            raise ClusterError("the simulated cluster needs root (network namespaces, cgroups)")
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self._up = True
+        self._save_state()
+        atexit.register(self.down)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                signal.signal(sig, self._on_signal)
+        try:
+            fabric = f"{self.prefix}-fabric"
+            self._netns_add(fabric)
+            sh(["ip", "-n", fabric, "link", "add", "br0", "type", "bridge"])
+            sh(["ip", "-n", fabric, "link", "set", "br0", "up"])
+            sh(["ip", "-n", fabric, "link", "set", "lo", "up"])
+            for i in range(1, self.nodes_count + 1):
+                self._add_node(i)
+            for node in self.nodes:
+                for other in self.nodes:
+                    if other is not node:
+                        sh(["ip", "-n", node.netns, "route", "add", other.pod_cidr, "via", other.ip])
+                for j in range(1, self.pods_per_node + 1):
+                    self.add_pod(node, f"n{node.index}p{j}")
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def down(self) -> None:
+        """Removes everything this run created. Safe to call twice and after a partial up()."""
+        if not self._up:
+            return
+        self._up = False
+        for p in self._procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    p.kill()
+        for p in self._procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        destroy_prefix(self.prefix)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.down()
+        sys.exit(128 + signum)
+
+    def _save_state(self) -> None:
+        state = {
+            "prefix": self.prefix,
+            "owner_pid": os.getpid(),
+            "nodes": [n.__dict__ for n in self.nodes],
+            "pods": [{**{k: v for k, v in p.__dict__.items() if k != "node"}, "node": p.node.name} for p in self.pods],
+        }
+        tmp = STATE_DIR / f".{self.prefix}.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(STATE_DIR / f"{self.prefix}.json")
+
+    # ---- topology --------------------------------------------------------------------------------------------------
+    def _netns_add(self, name: str) -> None:
+        sh(["ip", "netns", "add", name])
+        sh(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def _add_node(self, i: int) -> Node:
+        node = Node(index=i, name=f"node{i}", netns=f"{self.prefix}-node{i}", ip=f"{FABRIC_PREFIX}.{i}",
+                    pod_cidr=f"10.244.{i}.0/24", gateway=f"10.244.{i}.1")
+        fabric = f"{self.prefix}-fabric"
+        self._netns_add(node.netns)
+        # The wire: one end in the fabric (on the bridge), the other is the node's uplink eth0.
+        sh(["ip", "-n", fabric, "link", "add", f"up{i}", "type", "veth", "peer", "name", "eth0", "netns", node.netns])
+        sh(["ip", "-n", fabric, "link", "set", f"up{i}", "master", "br0", "up"])
+        sh(["ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0"])
+        sh(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
+        for key, val in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
+                         ("net.ipv4.conf.default.rp_filter", "0")):
+            self.node_sysctl(node, key, val)
+        self.nodes.append(node)
+        self._save_state()
+        return node
+
+    def node_sysctl(self, node: Node, key: str, val: str) -> None:
+        sh(["nsenter", f"--net={node.netns_path}", "sysctl", "-qw", f"{key}={val}"])
+
+    def add_pod(self, node: Node | str, name: str) -> Pod:
+        """Adds a pod to a node: netns, cgroup, veth. Usable while the mesh runs (a pod appearing later)."""
+        node = self.node(node) if isinstance(node, str) else node
+        j = sum(1 for p in self.pods if p.node is node) + 1
+        if any(p.name == name for p in self.pods):
+            raise ClusterError(f"pod {name} already exists")
+        pod = Pod(name=name, node=node, index=j, netns=f"{self.prefix}-{name}", ip=f"10.244.{node.index}.{10 + j}",
+                  host_veth=f"zmv{node.index}p{j}", cgroup=str(self.cgroup_root / name))
+        # Registered before it exists so that down() cleans it even if creation fails half-way.
+        self.pods.append(pod)
+        self._save_state()
+        self._netns_add(pod.netns)
+        Path(pod.cgroup).mkdir(parents=True, exist_ok=True)
+        sh(["ip", "-n", pod.netns, "link", "add", "eth0", "type", "veth", "peer", "name", pod.host_veth,
+            "netns", node.netns])
+        # /32 plus an on-link gateway (as Calico and Cilium do): even same-node traffic goes through the node, where
+        # the mesh's hooks sit.
+        sh(["ip", "-n", pod.netns, "addr", "add", f"{pod.ip}/32", "dev", "eth0"])
+        sh(["ip", "-n", pod.netns, "link", "set", "eth0", "up"])
+        sh(["ip", "-n", pod.netns, "route", "add", node.gateway, "dev", "eth0", "scope", "link"])
+        sh(["ip", "-n", pod.netns, "route", "add", "default", "via", node.gateway, "src", pod.ip])
+        sh(["ip", "-n", node.netns, "addr", "add", f"{node.gateway}/32", "dev", pod.host_veth])
+        sh(["ip", "-n", node.netns, "link", "set", pod.host_veth, "up"])
+        sh(["ip", "-n", node.netns, "route", "add", f"{pod.ip}/32", "dev", pod.host_veth])
+        self.node_sysctl(node, f"net.ipv4.conf.{pod.host_veth}.rp_filter", "0")
+        return pod
+
+    def remove_pod(self, pod: Pod | str) -> None:
+        pod = self.pod(pod) if isinstance(pod, str) else pod
+        sh(["ip", "netns", "del", pod.netns], check=False)
+        _rmdir_cgroup(Path(pod.cgroup))
+        self.pods.remove(pod)
+        self._save_state()
+
+    # ---- lookup ----------------------------------------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise ClusterError(f"no node {name}")
+
+    def pod(self, name: str) -> Pod:
+        for p in self.pods:
+            if p.name == name:
+                return p
+        raise ClusterError(f"no pod {name}")
+
+    def target(self, t: Node | Pod | str) -> Node | Pod:
+        if isinstance(t, (Node, Pod)):
+            return t
+        for n in self.nodes:
+            if n.name == t:
+                return n
+        return self.pod(t)
+
+    # ---- running things --------------------------------------------------------------------------------------------
+    def wrap(self, target: Node | Pod | str, cmd: list[str]) -> list[str]:
+        """The argv that runs cmd inside the target's netns (and a pod's cgroup). nsenter keeps /sys/fs/bpf visible."""
+        t = self.target(target)
+        inner = ["nsenter", f"--net={t.netns_path}", "--"] + list(cmd)
+        if isinstance(t, Pod):
+            # Join the pod's cgroup first, then exec into its netns.
+            return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', t.cgroup] + inner
+        return inner
+
+    def run(self, target: Node | Pod | str, cmd: list[str], timeout: float = 60, check: bool = False,
+            **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("capture_output", True)
+        res = subprocess.run(self.wrap(target, cmd), timeout=timeout, **kw)
+        if check and res.returncode != 0:
+            raise ClusterError(f"{cmd} in {self.target(target).name} failed ({res.returncode}): {res.stderr!r}")
+        return res
+
+    def popen(self, target: Node | Pod | str, cmd: list[str], **kw) -> subprocess.Popen:
+        """Starts a background process in the target; it is killed (with its process group) on down()."""
+        kw.setdefault("start_new_session", True)
+        p = subprocess.Popen(self.wrap(target, cmd), **kw)
+        self._procs.append(p)
+        return p
+
+    def capture(self, node: Node | str, iface: str = "eth0", bpf_filter: str = "tcp") -> "Capture":
+        """Starts tcpdump on a node interface (default: the uplink wire). Stop it with .stop()."""
+        return Capture(self, self.target(node), iface, bpf_filter)
+
+    def wait_tcp(self, target: Node | Pod | str, ip: str, port: int, timeout: float = 10) -> None:
+        """Waits until a TCP connect from target to ip:port succeeds."""
+        deadline = time.time() + timeout
+        probe = ("import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=1)\ns.close()")
+        while time.time() < deadline:
+            if self.run(target, ["python3", "-c", probe, ip, str(port)], timeout=5).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise ClusterError(f"{ip}:{port} not reachable from {self.target(target).name} within {timeout}s")
+
+
+class Capture:
+    def __init__(self, cluster: Cluster, node: Node | Pod, iface: str, bpf_filter: str):
+        fd, path = tempfile_path(f"{cluster.prefix}-{node.name}-{iface}", ".pcap")
+        os.close(fd)
+        self.path = path
+        self.proc = cluster.popen(node, ["tcpdump", "-i", iface, "-U", "-n", "-s", "0", "-w", path, bpf_filter],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # tcpdump prints "listening on" once the capture is armed.
+        deadline = time.time() + 10
+        line = b""
+        while time.time() < deadline and b"listening on" not in line:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                raise ClusterError(f"tcpdump failed on {node.name}/{iface}")
+        self._stopped = False
+
+    def stop(self) -> str:
+        if not self._stopped:
+            time.sleep(0.2)  # let the last packets land
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self._stopped = True
+        return self.path
+
+    def data(self) -> bytes:
+        self.stop()
+        return Path(self.path).read_bytes()
+
+    def summary(self, extra_filter: str = "") -> list[str]:
+        """One line per captured packet (tcpdump -nn -r), optionally filtered."""
+        self.stop()
+        cmd = ["tcpdump", "-nn", "-r", self.path]
+        if extra_filter:
+            cmd.append(extra_filter)
+        return [l for l in sh(cmd, check=False).stdout.splitlines() if l.strip()]
+
+    def cleanup(self) -> None:
+        self.stop()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def tempfile_path(stem: str, suffix: str) -> tuple[int, str]:
+    import tempfile
+    return tempfile.mkstemp(prefix=stem + "-", suffix=suffix)
+
+
+def _rmdir_cgroup(path: Path) -> None:
+    """Removes a cgroup directory tree, moving any leftover process out first (to the parent's parent)."""
+    if not path.exists():
+        return
+    for child in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
+        if child.is_dir():
+            _rmdir_cgroup_one(child)
+    _rmdir_cgroup_one(path)
+
+
+def _rmdir_cgroup_one(path: Path) -> None:
+    procs = path / "cgroup.procs"
+    if procs.exists():
+        for pid in procs.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for _ in range(50):
+            if not procs.read_text().split():
+                break
+            time.sleep(0.05)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _netns_pids(netns: str) -> list[int]:
+    res = sh(["ip", "netns", "pids", netns], check=False)
+    return [int(x) for x in res.stdout.split()]
+
+
+def destroy_prefix(prefix: str) -> None:
+    """Removes every namespace, cgroup, pinned BPF object and state file of one run."""
+    names = [n for n in sh(["ip", "netns", "list"], check=False).stdout.split() if n.startswith(prefix + "-")]
+    # Kill whatever still runs inside our namespaces (agents, servers), then delete them.
+    for ns in names:
+        for pid in _netns_pids(ns):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for ns in names:
+        for _ in range(20):
+            if not _netns_pids(ns):
+                break
+            time.sleep(0.05)
+        sh(["ip", "netns", "del", ns], check=False)
+    try:
+        _rmdir_cgroup(_cgroup2_root() / "zeromesh" / prefix)
+        root = _cgroup2_root() / "zeromesh"
+        if root.exists() and not any(p.is_dir() for p in root.iterdir()):
+            root.rmdir()
+    except (ClusterError, OSError):
+        pass
+    # Agents pin under /sys/fs/bpf/zeromesh/<prefix>-<node>; remove those pins (this detaches pinned links).
+    if BPF_ROOT.exists():
+        for d in BPF_ROOT.glob(prefix + "-*"):
+            sh(["rm", "-rf", str(d)], check=False)
+        try:
+            BPF_ROOT.rmdir()
+        except OSError:
+            pass
+    try:
+        (STATE_DIR / f"{prefix}.json").unlink()
+    except FileNotFoundError:
+        pass
+
+
+def gc() -> list[str]:
+    """Removes what runs whose owner process is gone left behind. Returns the prefixes removed."""
+    removed = []
+    if STATE_DIR.exists():
+        for f in STATE_DIR.glob("zm*.json"):
+            try:
+                owner = json.loads(f.read_text()).get("owner_pid", 0)
+            except (OSError, ValueError):
+                owner = 0
+            # owner 0: created by the CLI (`up`), owned by whoever calls `down`; never collected.
+            if not owner or Path(f"/proc/{owner}").exists():
+                continue
+            destroy_prefix(f.stem)
+            removed.append(f.stem)
+    return removed
+
+
+def load(prefix: str) -> Cluster:
+    """Re-opens a cluster created by another process (the CLI's `up`), for exec and down."""
+    path = STATE_DIR / f"{prefix}.json"
+    if not path.exists():
+        raise ClusterError(f"no cluster {prefix} (no {path})")
+    state = json.loads(path.read_text())
+    c = Cluster(prefix=prefix, keep=True)
+    c.nodes = [Node(**n) for n in state["nodes"]]
+    for p in state["pods"]:
+        node = c.node(p.pop("node"))
+        c.pods.append(Pod(node=node, **p))
+    c._up = True
+    return c
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="zmcluster", description="zeromesh simulated cluster (network namespaces)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="create a cluster and print its state as JSON")
+    up.add_argument("--nodes", type=int, default=2)
+    up.add_argument("--pods", type=int, default=2, help="pods per node")
+    up.add_argument("--prefix", default="")
+    dn = sub.add_parser("down", help="remove a cluster")
+    dn.add_argument("prefix")
+    sub.add_parser("gc", help="remove leftovers of runs whose owner died")
+    sub.add_parser("list", help="list clusters")
+    ex = sub.add_parser("exec", help="run a command in a node or pod")
+    ex.add_argument("prefix")
+    ex.add_argument("target")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "up":
+            c = Cluster(nodes=args.nodes, pods_per_node=args.pods, prefix=args.prefix, keep=True).up()
+            atexit.unregister(c.down)
+            # The CLI process exits: the cluster is owned by nobody until `down`; mark it as such for gc.
+            state = json.loads((STATE_DIR / f"{c.prefix}.json").read_text())
+            state["owner_pid"] = 0
+            (STATE_DIR / f"{c.prefix}.json").write_text(json.dumps(state, indent=2))
+            print(json.dumps(state, indent=2))
+        elif args.cmd == "down":
+            destroy_prefix(args.prefix)
+        elif args.cmd == "gc":
+            for p in gc():
+                print(f"removed {p}")
+        elif args.cmd == "list":
+            for f in sorted(STATE_DIR.glob("zm*.json")) if STATE_DIR.exists() else []:
+                print(f.stem)
+        elif args.cmd == "exec":
+            c = load(args.prefix)
+            cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+            return subprocess.call(c.wrap(args.target, cmd))
+    except ClusterError as e:
+        print(f"zmcluster: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,122 @@
+"""Harness self-test: the simulated cluster connects every pod to every other pod, and leaves nothing behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import zmcluster  # noqa: E402
+
+ECHO_SERVER = textwrap.dedent("""
+    import socket, sys
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
+    while True:
+        c, peer = s.accept()
+        c.sendall(("peer=%s " % peer[0]).encode() + c.recv(1024)); c.close()
+""")
+
+ECHO_CLIENT = textwrap.dedent("""
+    import socket, sys
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    c.sendall(b"hello"); print(c.recv(1024).decode()); c.close()
+""")
+
+
+def leftovers(prefix: str) -> list[str]:
+    """Everything of a run that could still exist: namespaces, cgroups, BPF pins, state file."""
+    found = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+             if n.startswith(prefix + "-")]
+    cg = zmcluster._cgroup2_root() / "zeromesh" / prefix
+    if cg.exists():
+        found.append(str(cg))
+    found += [str(p) for p in zmcluster.BPF_ROOT.glob(prefix + "-*")] if zmcluster.BPF_ROOT.exists() else []
+    if (zmcluster.STATE_DIR / f"{prefix}.json").exists():
+        found.append("state file")
+    return found
+
+
+class ClusterSelfTest(unittest.TestCase):
+    def test_every_pod_reaches_every_pod(self):
+        with zmcluster.Cluster(nodes=2, pods_per_node=2) as c:
+            prefix = c.prefix
+            self.assertEqual(len(c.pods), 4)
+            for pod in c.pods:
+                c.popen(pod, ["python3", "-c", ECHO_SERVER, "7000"], stdout=subprocess.DEVNULL)
+                self.assertTrue(Path(pod.cgroup).is_dir())
+            for pod in c.pods:
+                c.wait_tcp(c.pods[0], pod.ip, 7000)
+            for src in c.pods:
+                for dst in c.pods:
+                    if src is dst:
+                        continue
+                    res = c.run(src, ["python3", "-c", ECHO_CLIENT, dst.ip, "7000"], text=True, timeout=20)
+                    self.assertEqual(res.returncode, 0, f"{src.name} -> {dst.name}: {res.stderr}")
+                    # No NAT anywhere: the server sees the client's own pod IP.
+                    self.assertEqual(res.stdout.strip(), f"peer={src.ip} hello", f"{src.name} -> {dst.name}")
+            # Processes started in a pod really run in its cgroup.
+            res = c.run(c.pods[1], ["cat", "/proc/self/cgroup"], text=True)
+            self.assertIn(f"/zeromesh/{prefix}/{c.pods[1].name}", res.stdout)
+        self.assertEqual(leftovers(prefix), [])
+
+    def test_cleanup_after_a_failing_test(self):
+        # A child process builds a cluster, starts a process in a pod, and then fails with an exception.
+        script = textwrap.dedent(f"""
+            import sys, subprocess
+            sys.path.insert(0, {str(Path(zmcluster.__file__).parent)!r})
+            import zmcluster
+            with zmcluster.Cluster(nodes=2, pods_per_node=1) as c:
+                print(c.prefix, flush=True)
+                c.popen(c.pods[0], ["sleep", "300"])
+                raise AssertionError("failing on purpose")
+        """)
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("failing on purpose", res.stderr)
+        prefix = res.stdout.split()[0]
+        self.assertEqual(leftovers(prefix), [])
+
+    def test_cleanup_when_interrupted(self):
+        # SIGTERM in the middle of a run (what ctest does on a timeout) still removes everything.
+        script = textwrap.dedent(f"""
+            import sys, time
+            sys.path.insert(0, {str(Path(zmcluster.__file__).parent)!r})
+            import zmcluster
+            c = zmcluster.Cluster(nodes=2, pods_per_node=1).up()
+            print(c.prefix, flush=True)
+            time.sleep(300)
+        """)
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        prefix = p.stdout.readline().split()[0]
+        self.assertTrue(leftovers(prefix))
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        self.assertEqual(leftovers(prefix), [])
+
+    def test_gc_removes_runs_whose_owner_was_killed(self):
+        # SIGKILL cannot be handled: `gc` is the safety net (tools/test.sh runs it before the suite).
+        script = textwrap.dedent(f"""
+            import sys, time
+            sys.path.insert(0, {str(Path(zmcluster.__file__).parent)!r})
+            import zmcluster
+            c = zmcluster.Cluster(nodes=1, pods_per_node=1).up()
+            print(c.prefix, flush=True)
+            time.sleep(300)
+        """)
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        prefix = p.stdout.readline().split()[0]
+        p.kill()
+        p.wait(timeout=10)
+        self.assertTrue(leftovers(prefix))
+        self.assertIn(prefix, zmcluster.gc())
+        self.assertEqual(leftovers(prefix), [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
