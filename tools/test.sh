@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole zeromesh test suite through ctest.
+#   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under asan and tsan
+#   sudo tools/test.sh -L unit         pass ctest arguments for the default preset only (skips the sanitizer runs)
+# Exits non-zero on any failure; ends with ctest's summary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/tools/lib/common.sh"
+require_root
+cd "$here"
+
+start=$(date +%s)
+bash tools/deps.sh
+bash tools/lib/host-prereqs.sh
+
+# Leftovers of a run that was SIGKILLed (namespaces, cgroups, pins) would disturb this one.
+python3 tests/cluster/zmcluster.py gc
+
+build() {  # build PRESET
+  log "configure + build ($1)"
+  cmake --preset "$1" >/dev/null
+  cmake --build --preset "$1" -j"$(nproc)"
+}
+
+status=0
+build default
+log "ctest (default preset${*:+: $*})"
+ctest --preset default -j2 "$@" || status=1
+
+if [ $# -eq 0 ]; then
+  for preset in tsan asan; do
+    build "$preset"
+    log "ctest ($preset preset: unit tests)"
+    ctest --preset "$preset" -j2 || status=1
+  done
+fi
+log "tools/test.sh finished in $(( $(date +%s) - start ))s, status $status"
+exit $status
