@@ -205,8 +205,11 @@ class Cluster:
     def node_sysctl(self, node: Node, key: str, val: str) -> None:
         sh(["nsenter", f"--net={node.netns_path}", "sysctl", "-qw", f"{key}={val}"])
 
-    def add_pod(self, node: Node | str, name: str) -> Pod:
-        """Adds a pod to a node: netns, cgroup, veth. Usable while the mesh runs (a pod appearing later)."""
+    def add_pod(self, node: Node | str, name: str, before_link=None) -> Pod:
+        """Adds a pod to a node: netns, cgroup, veth. Usable while the mesh runs (a pod appearing later).
+
+        before_link(pod), if given, runs once the pod's netns exists but before its veth does (to start an
+        application that sends the instant the network appears)."""
         node = self.node(node) if isinstance(node, str) else node
         j = sum(1 for p in self.pods if p.node is node) + 1
         if any(p.name == name for p in self.pods):
@@ -218,6 +221,8 @@ class Cluster:
         self._save_state()
         self._netns_add(pod.netns)
         Path(pod.cgroup).mkdir(parents=True, exist_ok=True)
+        if before_link:
+            before_link(pod)
         sh(["ip", "-n", pod.netns, "link", "add", "eth0", "type", "veth", "peer", "name", pod.host_veth,
             "netns", node.netns])
         # /32 plus an on-link gateway (as Calico and Cilium do): even same-node traffic goes through the node, where

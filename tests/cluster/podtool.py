@@ -1,0 +1,202 @@
+"""A small, unmodified-application stand-in run inside pods: plain TCP servers and clients, stdlib only.
+
+Server:  podtool.py serve PORT
+  Each connection starts with one command line:
+    PEER\\n   -> replies "peer=<ip>:<port> local=<ip>:<port>\\n" and closes
+    ECHO\\n   -> echoes every byte until the client half-closes, then closes
+    SINK\\n   -> reads until EOF, replies "<sha256 hex> <byte count>\\n" (and the client may still be reading)
+Clients (print one JSON object):
+  podtool.py peer HOST PORT
+  podtool.py echo HOST PORT TEXT                 (half-closes after sending, then reads the echo)
+  podtool.py bulk HOST PORT BYTES                (streams BYTES, half-closes, compares the server's sha256)
+  podtool.py concurrent HOST PORT N              (N connections open at the same time, each echoes a unique payload)
+  podtool.py try HOST PORT [TIMEOUT]             (one connect attempt: {"ok": bool, "error": ...})
+"""
+
+import hashlib
+import json
+import os
+import resource
+import selectors
+import socket
+import sys
+import threading
+import time
+
+CHUNK = 1 << 16
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def read_line(conn):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        b = conn.recv(1)
+        if not b:
+            break
+        buf += b
+    return buf.strip().decode(errors="replace")
+
+
+def handle(conn, peer):
+    try:
+        cmd = read_line(conn)
+        if cmd == "PEER":
+            local = conn.getsockname()
+            conn.sendall(f"peer={peer[0]}:{peer[1]} local={local[0]}:{local[1]}\n".encode())
+        elif cmd == "ECHO":
+            while True:
+                data = conn.recv(CHUNK)
+                if not data:
+                    break
+                conn.sendall(data)
+        elif cmd == "SINK":
+            h, n = hashlib.sha256(), 0
+            while True:
+                data = conn.recv(1 << 20)
+                if not data:
+                    break
+                h.update(data)
+                n += len(data)
+            conn.sendall(f"{h.hexdigest()} {n}\n".encode())
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def serve(port):
+    raise_fd_limit()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(4096)
+    print(f"listening on {port}", flush=True)
+    while True:
+        conn, peer = s.accept()
+        threading.Thread(target=handle, args=(conn, peer), daemon=True).start()
+
+
+def connect(host, port, timeout=10):
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def recv_all(c):
+    out = b""
+    while True:
+        d = c.recv(CHUNK)
+        if not d:
+            return out
+        out += d
+
+
+def peer(host, port):
+    c = connect(host, port)
+    c.sendall(b"PEER\n")
+    reply = recv_all(c).decode().split()
+    local = c.getsockname()
+    remote = c.getpeername()
+    c.close()
+    server = dict(kv.split("=") for kv in reply)
+    return {"client_sees_peer": f"{remote[0]}:{remote[1]}", "client_local": f"{local[0]}:{local[1]}",
+            "server_sees_peer": server["peer"], "server_local": server["local"]}
+
+
+def echo(host, port, text):
+    c = connect(host, port)
+    c.sendall(b"ECHO\n" + text.encode())
+    c.shutdown(socket.SHUT_WR)  # half-close: we still read the reply
+    got = recv_all(c).decode(errors="replace")
+    c.close()
+    return {"sent": text, "received": got, "ok": got == text}
+
+
+def bulk(host, port, total):
+    c = connect(host, port, timeout=60)
+    c.sendall(b"SINK\n")
+    h = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    sent = 0
+    t0 = time.time()
+    while sent < total:
+        piece = block[: min(len(block), total - sent)]
+        # Vary the data so a stuck or repeated buffer would change the digest.
+        piece = sent.to_bytes(8, "little") + piece[8:] if len(piece) >= 8 else piece
+        c.sendall(piece)
+        h.update(piece)
+        sent += len(piece)
+    c.shutdown(socket.SHUT_WR)
+    reply = recv_all(c).decode().split()
+    secs = time.time() - t0
+    c.close()
+    return {"bytes": sent, "client_sha256": h.hexdigest(), "server_sha256": reply[0] if reply else "",
+            "server_bytes": int(reply[1]) if len(reply) > 1 else -1, "seconds": round(secs, 3),
+            "ok": bool(reply) and reply[0] == h.hexdigest() and int(reply[1]) == sent}
+
+
+def concurrent(host, port, n):
+    raise_fd_limit()
+    socks, errors = [], []
+    for i in range(n):
+        try:
+            socks.append((i, connect(host, port, timeout=20)))
+        except OSError as e:
+            errors.append(f"connect {i}: {e}")
+    # Every connection is open now; exchange a unique payload on each.
+    for i, c in socks:
+        c.sendall(f"ECHO\nconn-{i}-payload".encode())
+        c.shutdown(socket.SHUT_WR)
+    ok = 0
+    for i, c in socks:
+        try:
+            got = recv_all(c).decode()
+            if got == f"conn-{i}-payload":
+                ok += 1
+            else:
+                errors.append(f"conn {i}: got {got!r}")
+        except OSError as e:
+            errors.append(f"recv {i}: {e}")
+        c.close()
+    return {"requested": n, "ok": ok, "errors": errors[:10], "error_count": len(errors)}
+
+
+def try_connect(host, port, timeout=2.0):
+    t0 = time.time()
+    try:
+        c = connect(host, port, timeout=timeout)
+        c.sendall(b"PEER\n")
+        reply = recv_all(c).decode()
+        c.close()
+        return {"ok": bool(reply), "reply": reply, "seconds": round(time.time() - t0, 3)}
+    except OSError as e:
+        return {"ok": False, "error": str(e), "seconds": round(time.time() - t0, 3)}
+
+
+def main(argv):
+    cmd = argv[0]
+    if cmd == "serve":
+        serve(int(argv[1]))
+        return 0
+    host, port = argv[1], int(argv[2])
+    if cmd == "peer":
+        out = peer(host, port)
+    elif cmd == "echo":
+        out = echo(host, port, argv[3])
+    elif cmd == "bulk":
+        out = bulk(host, port, int(argv[3]))
+    elif cmd == "concurrent":
+        out = concurrent(host, port, int(argv[3]))
+    elif cmd == "try":
+        out = try_connect(host, port, float(argv[3]) if len(argv) > 3 else 2.0)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""Identity checks both ways (acceptance 3): a rogue peer with a certificate from another CA, another trust domain or
+the wrong SPIFFE ID is refused, as HBONE client and as HBONE server. Each case has a positive control with a good
+certificate, so the test can tell "refused" from "broken"."""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import zmcluster  # noqa: E402
+from mesh import Mesh, TestCA  # noqa: E402
+
+CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
+PODTOOL = str(CLUSTER_DIR / "podtool.py")
+PROBE = str(CLUSTER_DIR / "hbone_probe.py")
+PORT = 8080
+
+
+class IdentityTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-identity-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.client = c.add_pod("node1", "client")
+            cls.server = c.add_pod("node2", "server")
+            cls.rogue = c.add_pod("node2", "rogue")
+            cls.mesh = Mesh(c, Path(cls.tmp.name))
+            m = cls.mesh
+            m.add_workload(cls.client, sa="client")
+            m.add_workload(cls.server, sa="server")
+            # node1 believes "rogue" is an enrolled workload with identity sa/server; node2 does not enroll it, so
+            # whatever listens on rogue:15008 is not our proxy: a rogue HBONE server.
+            m.add_workload(cls.rogue, sa="server")
+
+            def node2_view(cfg):
+                for w in cfg["workloads"]:
+                    if w["name"] == "rogue":
+                        w["enrolled"] = False
+                return cfg
+            m.config_hooks["node2"] = node2_view
+            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+            m.start_agents()
+            c.wait_tcp("node2", cls.server.ip, PORT)
+            ca, td = m.ca, m.trust_domain
+            cls.other_ca = TestCA(Path(cls.tmp.name) / "other-ca", td, name="other-root")
+            cls.certs = {
+                "good_server": m.identities[ca.spiffe_id("default", "server")],
+                "good_client": m.identities[ca.spiffe_id("default", "client")],
+                "other_ca": cls.other_ca.issue(ca.spiffe_id("default", "server"), "other-ca-server"),
+                "other_td": ca.issue(ca.spiffe_id("default", "server", "evil.local"), "other-td-server"),
+                "wrong_id": ca.issue(ca.spiffe_id("default", "not-the-server"), "wrong-id-server"),
+                "malformed_id": ca.issue(f"spiffe://{td}/not/a/workload/path", "malformed-id"),
+            }
+        except BaseException:
+            cls.cluster.down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    # --- our proxy as HBONE server, a rogue client on node1's network ---------------------------------------------
+    def rogue_client(self, cert_name):
+        crt, key = self.certs[cert_name]
+        res = self.cluster.run("node1", [sys.executable, PROBE, "client", self.server.ip, "15008", str(crt), str(key),
+                                         f"{self.server.ip}:{PORT}"], text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return json.loads(res.stdout)
+
+    def test_server_accepts_a_good_client(self):
+        out = self.rogue_client("good_client")
+        self.assertEqual(out["status"], "200", out)
+
+    def test_server_refuses_clients_with_bad_identities(self):
+        for name in ("other_ca", "other_td", "malformed_id"):
+            with self.subTest(cert=name):
+                out = self.rogue_client(name)
+                self.assertNotEqual(out["status"], "200", out)
+
+    # --- our proxy as HBONE client, a rogue server on rogue:15008 -----------------------------------------------
+    def rogue_server_run(self, cert_name):
+        crt, key = self.certs[cert_name]
+        outfile = Path(self.tmp.name) / f"rogue-{cert_name}.json"
+        p = self.cluster.popen(self.rogue, [sys.executable, PROBE, "server", "15008", str(crt), str(key),
+                                            str(outfile)], stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), "listening")
+            marker = f"ROGUE-MARKER-{cert_name}"
+            res = self.cluster.run(self.client, [sys.executable, PODTOOL, "echo", self.rogue.ip, str(PORT), marker],
+                                   text=True, timeout=30)
+            time.sleep(0.3)
+            seen = json.loads(outfile.read_text()) if outfile.exists() else {"handshakes": 0, "bytes": 0, "data": ""}
+            return res, seen, marker
+        finally:
+            p.kill()
+            p.wait()
+
+    def test_client_talks_to_a_server_with_the_expected_identity(self):
+        # Positive control: the rogue holds the real sa/server certificate, so our client completes the handshake
+        # and sends its CONNECT (the rogue just doesn't answer it).
+        _, seen, _ = self.rogue_server_run("good_server")
+        self.assertEqual(seen["handshakes"], 1, seen)
+        self.assertIn(f"{self.rogue.ip}:{PORT}", seen["data"])
+
+    def test_client_refuses_servers_with_bad_identities(self):
+        for name in ("other_ca", "other_td", "wrong_id"):
+            with self.subTest(cert=name):
+                res, seen, marker = self.rogue_server_run(name)
+                out = json.loads(res.stdout) if res.returncode == 0 else {"ok": False}
+                self.assertFalse(out.get("ok"), out)
+                self.assertEqual(seen["bytes"], 0, seen)
+                self.assertNotIn(marker, seen["data"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
