@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libnghttp2-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 iptables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
-  dpkg-dev xz-utils
+  dpkg-dev xz-utils sockperf openssl
 )
 
 missing=()

@@ -11,6 +11,7 @@ Clients (print one JSON object):
   podtool.py bulk HOST PORT BYTES                (streams BYTES, half-closes, compares the server's sha256)
   podtool.py concurrent HOST PORT N              (N connections open at the same time, each echoes a unique payload)
   podtool.py try HOST PORT [TIMEOUT]             (one connect attempt: {"ok": bool, "error": ...})
+  podtool.py connrate HOST PORT SECONDS          (connect, one small request, close, as fast as possible)
 """
 
 import hashlib
@@ -175,6 +176,24 @@ def try_connect(host, port, timeout=2.0):
         return {"ok": False, "error": str(e), "seconds": round(time.time() - t0, 3)}
 
 
+def connrate(host, port, seconds):
+    done, failed = 0, 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        try:
+            c = connect(host, port, timeout=5)
+            c.sendall(b"PEER\n")
+            if recv_all(c):
+                done += 1
+            else:
+                failed += 1
+            c.close()
+        except OSError:
+            failed += 1
+    secs = time.time() - t0
+    return {"connections": done, "failed": failed, "seconds": round(secs, 3), "per_second": round(done / secs, 1)}
+
+
 def main(argv):
     cmd = argv[0]
     if cmd == "serve":
@@ -189,6 +208,8 @@ def main(argv):
         out = bulk(host, port, int(argv[3]))
     elif cmd == "concurrent":
         out = concurrent(host, port, int(argv[3]))
+    elif cmd == "connrate":
+        out = connrate(host, port, float(argv[3]))
     elif cmd == "try":
         out = try_connect(host, port, float(argv[3]) if len(argv) > 3 else 2.0)
     else:
