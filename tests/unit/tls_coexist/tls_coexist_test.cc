@@ -546,7 +546,6 @@ TEST(TlsCoexist, ConcurrentHandshakes) {
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride(kServerName);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // no connection sharing between channels
-    args.SetInt("zeromesh.test.channel", c);
     auto channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), creds, args);
     auto stub = zeromesh::test::coexist::Echo::NewStub(channel);
     for (int k = 0; k < kCallsPerChannel; ++k) {
