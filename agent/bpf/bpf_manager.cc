@@ -1,0 +1,458 @@
+#include "agent/bpf/bpf_manager.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+#include <set>
+
+#include "agent/bpf/pin_dir.h"
+#include "agent/bpf/tcx.h"
+#include "bpf/capture_abi.h"
+#include "capture.skel.h"
+#include "common/log.h"
+
+namespace zm::agent::bpf {
+namespace {
+
+// libbpf diagnostics (verifier log, pinned-map mismatches) go to our JSON log instead of raw stderr.
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[2048];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  zm::log::Warn("libbpf", {{"detail", msg}});
+  return n;
+}
+
+std::string CurrentIfName(uint32_t ifindex) {
+  char name[IF_NAMESIZE] = {};
+  return if_indextoname(ifindex, name) ? std::string(name) : std::string();
+}
+
+bool ValidIfName(std::string_view n) {
+  return !n.empty() && n.size() < IF_NAMESIZE && n != "." && n != ".." && n.find('/') == std::string_view::npos;
+}
+
+template <typename T>
+Status Update(int fd, const void* key, const T& value, const char* what) {
+  if (bpf_map_update_elem(fd, key, &value, BPF_ANY) != 0) return Status::Errno(what, errno);
+  return Status::Ok();
+}
+
+Status Delete(int fd, const void* key, const char* what) {
+  if (bpf_map_delete_elem(fd, key) != 0 && errno != ENOENT) return Status::Errno(what, errno);
+  return Status::Ok();
+}
+
+const Status kNotReady = Status::Error("BPF manager not initialized (call Init first)");
+
+}  // namespace
+
+BpfManager::BpfManager() = default;
+
+BpfManager::~BpfManager() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, link] : links_) close(link.fd);  // pinned: stays attached
+  links_.clear();
+  if (skel_) capture_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+std::string BpfManager::LinkPin(std::string_view ifname) const {
+  return dir_ + "/links/" + std::string(ifname);
+}
+
+Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
+  std::lock_guard lock(mu_);
+  if (skel_) return Status::Error("BPF manager already initialized");
+  if (!ValidAgentId(agent_id)) return Status::Error("invalid agent id '" + std::string(agent_id) + "'");
+  static std::once_flag print_once;
+  std::call_once(print_once, [] { libbpf_set_print(LibbpfPrint); });
+
+  dir_ = std::string(pin_root) + "/" + std::string(agent_id);
+  if (Status s = EnsureBpffsDir(dir_ + "/links"); !s.ok()) return s;
+
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir_.c_str());
+  capture_bpf* skel = capture_bpf__open_opts(&opts);
+  if (!skel) return Status::Errno("opening BPF object capture.bpf.o", errno);
+  if (int err = capture_bpf__load(skel); err != 0) {
+    capture_bpf__destroy(skel);
+    return Status::Errno("loading capture program into the kernel (verifier rejection, or pinned maps in " + dir_ +
+                             " incompatible with this build: see libbpf log; BpfManager::Purge resets them)",
+                         err);
+  }
+  if (Status s = GetProgId(bpf_program__fd(skel->progs.zm_capture), &prog_id_); !s.ok()) {
+    capture_bpf__destroy(skel);
+    return s;
+  }
+  skel_ = skel;
+  // Adoption problems are logged per link and never make Init fail: affected pins are gone, Attach re-creates them.
+  (void)AdoptPinnedLinks();
+  PruneIfaceRoles();
+  zm::log::Info("bpf program loaded",
+                {{"pin_dir", dir_}, {"prog_id", prog_id_}, {"adopted_links", static_cast<int>(links_.size())}});
+  return Status::Ok();
+}
+
+Status BpfManager::AdoptPinnedLinks() {
+  std::vector<std::string> names;
+  const std::string links_dir = dir_ + "/links";
+  DIR* d = opendir(links_dir.c_str());
+  if (!d) return Status::Errno("opendir " + links_dir, errno);
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  closedir(d);
+  std::string first_error;
+  for (const auto& name : names) {
+    Status s = AdoptOne(name);
+    if (!s.ok()) {
+      zm::log::Error("cannot adopt pinned link", {{"ifname", name}, {"error", s.message()}});
+      if (first_error.empty()) first_error = s.message();
+    }
+  }
+  return first_error.empty() ? Status::Ok() : Status::Error("adopting pinned links: " + first_error);
+}
+
+Status BpfManager::AdoptOne(const std::string& pin_name) {
+  const std::string path = LinkPin(pin_name);
+  int fd = bpf_obj_get(path.c_str());
+  LinkInfo info;
+  Status s = fd < 0 ? Status::Errno("bpf_obj_get " + path, errno) : GetLinkInfo(fd, &info);
+  std::string ifname = info.ifindex ? CurrentIfName(info.ifindex) : std::string();
+  if (!s.ok() || info.type != kLinkTypeTcx || ifname.empty()) {
+    // Interface gone (defunct link) or not a link of ours: the pin only keeps a dead object alive.
+    zm::log::Info("unpinning stale link", {{"pin", path}, {"ifindex", info.ifindex}});
+    if (fd >= 0) close(fd);
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return Status::Errno("unlink " + path, errno);
+    return Status::Ok();
+  }
+  const int prog_fd = bpf_program__fd(skel_->progs.zm_capture);
+  if (bpf_link_update(fd, prog_fd, nullptr) != 0) {
+    // Never leave an old program running beside a new one: drop the link; the agent's Attach re-creates it.
+    Status err = Status::Errno("bpf_link_update(" + path + ") to the new program; link removed", errno);
+    bpf_link_detach(fd);
+    close(fd);
+    unlink(path.c_str());
+    return err;
+  }
+  uint32_t role = ZM_ROLE_POD_VETH;
+  const uint32_t key = info.ifindex;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_ifaces), &key, &role) != 0) {
+    zm::log::Warn("pinned link has no role in zm_ifaces; assuming pod veth", {{"ifname", ifname}});
+    role = ZM_ROLE_POD_VETH;
+    if (Status u = Update(bpf_map__fd(skel_->maps.zm_ifaces), &key, role, "zm_ifaces update"); !u.ok()) {
+      close(fd);
+      return u;
+    }
+  }
+  if (ifname != pin_name) {  // interface renamed while we were away: keep the pin name == current name
+    const std::string new_path = LinkPin(ifname);
+    unlink(new_path.c_str());
+    if (bpf_obj_pin(fd, new_path.c_str()) != 0) {
+      int err = errno;
+      close(fd);
+      return Status::Errno("re-pinning link as " + new_path, err);
+    }
+    unlink(path.c_str());
+  }
+  links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role)};
+  zm::log::Info("adopted pinned link", {{"ifname", ifname}, {"ifindex", info.ifindex}, {"link_id", info.id}});
+  return Status::Ok();
+}
+
+void BpfManager::PruneIfaceRoles() {
+  std::set<uint32_t> live;
+  for (const auto& [name, link] : links_) live.insert(link.ifindex);
+  const int fd = bpf_map__fd(skel_->maps.zm_ifaces);
+  std::vector<uint32_t> stale;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!live.count(next)) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint32_t k : stale) bpf_map_delete_elem(fd, &k);
+}
+
+void BpfManager::DropLink(const std::string& ifname, Link& link) {
+  if (bpf_link_detach(link.fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
+    zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"errno", errno}});
+  }
+  close(link.fd);
+  link.fd = -1;
+  unlink(LinkPin(ifname).c_str());
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_ifaces), &link.ifindex);
+}
+
+Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole role) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  if (!ValidIfName(ifname)) return Status::Error("invalid interface name '" + std::string(ifname) + "'");
+  const std::string name(ifname);
+  if (CurrentIfName(ifindex) != name) {
+    return Status::Error("interface " + name + " is not ifindex " + std::to_string(ifindex) +
+                         " in this netns (gone or renamed)");
+  }
+  const int roles_fd = bpf_map__fd(skel_->maps.zm_ifaces);
+  const uint32_t role_v = static_cast<uint32_t>(role);
+  // The role is written first so the program never runs on this interface without knowing it.
+  if (Status s = Update(roles_fd, &ifindex, role_v, "zm_ifaces update"); !s.ok()) return s;
+
+  if (auto it = links_.find(name); it != links_.end()) {
+    if (it->second.ifindex == ifindex) {
+      it->second.role = role;
+      return Status::Ok();
+    }
+    zm::log::Info("interface recreated, replacing link", {{"ifname", name}, {"old_ifindex", it->second.ifindex}});
+    DropLink(name, it->second);
+    links_.erase(it);
+  }
+  for (auto it = links_.begin(); it != links_.end(); ++it) {
+    if (it->second.ifindex != ifindex) continue;
+    // Same interface under an old name (renamed): move the pin instead of attaching twice.
+    Link link = it->second;
+    const std::string old_name = it->first;
+    unlink(LinkPin(name).c_str());
+    if (bpf_obj_pin(link.fd, LinkPin(name).c_str()) != 0) return Status::Errno("re-pinning link for " + name, errno);
+    unlink(LinkPin(old_name).c_str());
+    links_.erase(it);
+    link.role = role;
+    links_[name] = link;
+    return Status::Ok();
+  }
+
+  int fd = -1;
+  if (Status s = AttachTcxIngress(bpf_program__fd(skel_->progs.zm_capture), ifindex, &fd); !s.ok()) {
+    bpf_map_delete_elem(roles_fd, &ifindex);
+    return Status::Error("attaching to " + name + ": " + s.message());
+  }
+  const std::string pin = LinkPin(name);
+  if (bpf_obj_pin(fd, pin.c_str()) != 0 &&
+      (errno != EEXIST || unlink(pin.c_str()) != 0 || bpf_obj_pin(fd, pin.c_str()) != 0)) {
+    int err = errno;
+    bpf_link_detach(fd);
+    close(fd);
+    bpf_map_delete_elem(roles_fd, &ifindex);
+    return Status::Errno("pinning link " + pin, err);
+  }
+  links_[name] = Link{fd, ifindex, role};
+  zm::log::Info("attached tcx ingress", {{"ifname", name}, {"ifindex", ifindex}, {"role", role_v}});
+  return Status::Ok();
+}
+
+Status BpfManager::Detach(std::string_view ifname) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  auto it = links_.find(ifname);
+  if (it == links_.end()) return Status::Ok();
+  DropLink(it->first, it->second);
+  zm::log::Info("detached tcx ingress", {{"ifname", it->first}});
+  links_.erase(it);
+  return Status::Ok();
+}
+
+Status BpfManager::SetListener(ListenerSlot slot, int fd) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  const uint32_t key = static_cast<uint32_t>(slot);
+  const uint64_t value = static_cast<uint64_t>(fd);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zm_listeners), &key, &value, BPF_ANY) != 0) {
+    return Status::Errno("zm_listeners slot " + std::to_string(key) + " (needs a TCP listening socket)", errno);
+  }
+  return Status::Ok();
+}
+
+Status BpfManager::ClearListener(ListenerSlot slot) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  const uint32_t key = static_cast<uint32_t>(slot);
+  return Delete(bpf_map__fd(skel_->maps.zm_listeners), &key, "zm_listeners delete");
+}
+
+bool BpfManager::HasListener(ListenerSlot slot) const {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return false;
+  const uint32_t key = static_cast<uint32_t>(slot);
+  uint64_t cookie = 0;  // userspace lookups of a SOCKMAP return the socket cookie
+  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_listeners), &key, &cookie) == 0;
+}
+
+Status BpfManager::UpsertPod(uint32_t ip_be, PodState state, PodMode mode) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  zm_pod v{static_cast<__u8>(state), static_cast<__u8>(mode)};
+  return Update(bpf_map__fd(skel_->maps.zm_pods), &ip_be, v, "zm_pods update");
+}
+
+Status BpfManager::RemovePod(uint32_t ip_be) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  return Delete(bpf_map__fd(skel_->maps.zm_pods), &ip_be, "zm_pods delete");
+}
+
+Status BpfManager::LookupPod(uint32_t ip_be, PodEntry* out) const {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  zm_pod v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_pods), &ip_be, &v) != 0) {
+    return Status::Errno("zm_pods lookup " + FormatIpv4(ip_be), errno);
+  }
+  *out = PodEntry{ip_be, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)};
+  return Status::Ok();
+}
+
+Status BpfManager::ListPods(std::vector<PodEntry>* out) const {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  out->clear();
+  const int fd = bpf_map__fd(skel_->maps.zm_pods);
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    zm_pod v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
+      out->push_back(PodEntry{next, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
+    }
+    key = next;
+    prev = &key;
+  }
+  return Status::Ok();
+}
+
+Status BpfManager::ReplaceSet(int map_fd, const std::vector<std::vector<uint8_t>>& keys, size_t key_size, uint8_t value,
+                              const char* what) {
+  std::set<std::vector<uint8_t>> wanted(keys.begin(), keys.end());
+  for (const auto& k : wanted) {
+    if (bpf_map_update_elem(map_fd, k.data(), &value, BPF_ANY) != 0) {
+      return Status::Errno(std::string(what) + " update", errno);
+    }
+  }
+  std::vector<std::vector<uint8_t>> stale;
+  std::vector<uint8_t> cur(key_size), next(key_size);
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(map_fd, prev, next.data()) == 0) {
+    if (!wanted.count(next)) stale.push_back(next);
+    cur = next;
+    prev = cur.data();
+  }
+  for (const auto& k : stale) {
+    if (bpf_map_delete_elem(map_fd, k.data()) != 0 && errno != ENOENT) {
+      return Status::Errno(std::string(what) + " delete", errno);
+    }
+  }
+  return Status::Ok();
+}
+
+Status BpfManager::SetExcludedPorts(std::span<const uint16_t> ports) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  std::vector<std::vector<uint8_t>> keys;
+  for (uint16_t p : ports) {
+    const auto* b = reinterpret_cast<const uint8_t*>(&p);
+    keys.emplace_back(b, b + sizeof(p));
+  }
+  return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_ports), keys, sizeof(uint16_t), ZM_EXCL_OUTBOUND, "zm_excl_ports");
+}
+
+Status BpfManager::SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  std::vector<std::vector<uint8_t>> keys;
+  for (const auto& c : cidrs) {
+    if (c.prefix_len > 32) return Status::Error("invalid CIDR prefix length " + std::to_string(c.prefix_len));
+    zm_lpm_v4 k{c.prefix_len, c.addr_be};
+    const auto* b = reinterpret_cast<const uint8_t*>(&k);
+    keys.emplace_back(b, b + sizeof(k));
+  }
+  return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_cidrs), keys, sizeof(zm_lpm_v4), 1, "zm_excl_cidrs");
+}
+
+Status BpfManager::SetCaptureUnknown(bool on) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  const uint32_t key = 0;
+  zm_cfg cfg{};
+  const int fd = bpf_map__fd(skel_->maps.zm_cfg);
+  if (bpf_map_lookup_elem(fd, &key, &cfg) != 0) return Status::Errno("zm_cfg lookup", errno);
+  cfg.flags = on ? (cfg.flags | ZM_CFG_CAPTURE_UNKNOWN) : (cfg.flags & ~ZM_CFG_CAPTURE_UNKNOWN);
+  return Update(fd, &key, cfg, "zm_cfg update");
+}
+
+Status BpfManager::Stats(CaptureStats* out) const {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return Status::Errno("libbpf_num_possible_cpus", ncpu);
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  uint64_t sums[ZM_STAT_COUNT] = {};
+  const int fd = bpf_map__fd(skel_->maps.zm_stats);
+  for (uint32_t i = 0; i < ZM_STAT_COUNT; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) return Status::Errno("zm_stats lookup", errno);
+    for (uint64_t v : per_cpu) sums[i] += v;
+  }
+  out->captured_outbound = sums[ZM_STAT_CAPTURED_OUTBOUND];
+  out->captured_hbone = sums[ZM_STAT_CAPTURED_HBONE];
+  out->captured_plaintext = sums[ZM_STAT_CAPTURED_PLAINTEXT];
+  out->assigned_established = sums[ZM_STAT_ASSIGNED_ESTABLISHED];
+  out->dropped_fail_closed = sums[ZM_STAT_DROPPED_FAIL_CLOSED];
+  out->assign_errors = sums[ZM_STAT_ASSIGN_ERRORS];
+  out->passed_fail_open = sums[ZM_STAT_PASSED_FAIL_OPEN];
+  out->dropped_orphan = sums[ZM_STAT_DROPPED_ORPHAN];
+  return Status::Ok();
+}
+
+std::vector<Attachment> BpfManager::Attachments() const {
+  std::lock_guard lock(mu_);
+  std::vector<Attachment> out;
+  for (const auto& [name, link] : links_) {
+    Attachment a{name, link.ifindex, link.role, 0, 0};
+    LinkInfo info;
+    if (GetLinkInfo(link.fd, &info).ok()) {
+      a.link_id = info.id;
+      a.prog_id = info.prog_id;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+uint32_t BpfManager::ProgramId() const {
+  std::lock_guard lock(mu_);
+  return prog_id_;
+}
+
+std::string BpfManager::PinDir() const {
+  std::lock_guard lock(mu_);
+  return dir_;
+}
+
+Status BpfManager::Destroy() {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  for (auto& [name, link] : links_) DropLink(name, link);
+  links_.clear();
+  capture_bpf__destroy(skel_);
+  skel_ = nullptr;
+  prog_id_ = 0;
+  Status s = PurgePinDir(dir_);
+  zm::log::Info("bpf state destroyed", {{"pin_dir", dir_}, {"ok", s.ok()}});
+  return s;
+}
+
+Status BpfManager::Purge(std::string_view agent_id, std::string_view pin_root) {
+  if (!ValidAgentId(agent_id)) return Status::Error("invalid agent id '" + std::string(agent_id) + "'");
+  return PurgePinDir(std::string(pin_root) + "/" + std::string(agent_id));
+}
+
+}  // namespace zm::agent::bpf

@@ -1,0 +1,123 @@
+// BpfManager: loads the capture program (bpf/capture.bpf.c), keeps its maps and per-interface tcx links pinned under
+// <pin_root>/<agent_id>/ so they outlive the agent, and exposes the map operations the agent needs.
+//
+// Restart semantics: Init() reuses the pinned maps (pods, listeners, exclusions survive) and re-points every pinned
+// link to the newly loaded program with bpf_link_update (no detach gap, never a second attachment). Pinned links whose
+// interface is gone are unpinned. The destructor only closes fds: pins stay. Destroy() removes everything.
+//
+// Interface indexes and names refer to the network namespace of the thread calling Init/Attach (the node netns).
+// Thread-safe: every method takes an internal mutex. Nothing throws; failures come back as Status.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/bpf/ipv4.h"
+#include "agent/bpf/status.h"
+
+struct capture_bpf;  // bpftool skeleton (capture.skel.h)
+
+namespace zm::agent::bpf {
+
+enum class IfaceRole : uint32_t { kPodVeth = 1, kUplink = 2 };
+enum class PodState : uint8_t { kEnrolled = 1, kNotEnrolled = 2 };
+enum class PodMode : uint8_t { kStrict = 1, kPermissive = 2 };
+enum class ListenerSlot : uint32_t { kOutbound = 0, kHbone = 1, kPlaintext = 2 };
+
+struct PodEntry {
+  uint32_t ip_be = 0;  // network byte order
+  PodState state = PodState::kEnrolled;
+  PodMode mode = PodMode::kStrict;
+};
+
+struct CaptureStats {  // sums over CPUs since the maps were first created (they survive restarts)
+  uint64_t captured_outbound = 0;
+  uint64_t captured_hbone = 0;
+  uint64_t captured_plaintext = 0;
+  uint64_t assigned_established = 0;
+  uint64_t dropped_fail_closed = 0;
+  uint64_t assign_errors = 0;
+  uint64_t passed_fail_open = 0;
+  uint64_t dropped_orphan = 0;  // STRICT pod segments with no owning socket (proxy gone, pre-enrollment flows)
+};
+
+struct Attachment {
+  std::string ifname;
+  uint32_t ifindex = 0;
+  IfaceRole role = IfaceRole::kPodVeth;
+  uint32_t link_id = 0;
+  uint32_t prog_id = 0;  // program the link runs now
+};
+
+inline constexpr std::string_view kDefaultPinRoot = "/sys/fs/bpf/zeromesh";
+
+class BpfManager {
+ public:
+  BpfManager();
+  ~BpfManager();
+  BpfManager(const BpfManager&) = delete;
+  BpfManager& operator=(const BpfManager&) = delete;
+
+  // agent_id: [A-Za-z0-9._-]{1,64}. pin_root must be on a bpffs mount. An error means nothing is loaded (bad id,
+  // no bpffs, verifier rejection, pinned maps of an incompatible build: Purge resets those). Pinned links that
+  // cannot be adopted are logged and removed, not fatal: Attach re-creates them.
+  Status Init(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot);
+
+  // Idempotent: same name + ifindex already attached -> only the role is (re)written. Same name, other ifindex (the
+  // interface was recreated) -> the old link is replaced. The role is in zm_ifaces before the program runs.
+  Status Attach(uint32_t ifindex, std::string_view ifname, IfaceRole role);
+  Status Detach(std::string_view ifname);  // not attached -> Ok
+
+  Status SetListener(ListenerSlot slot, int fd);  // a TCP listening socket in the node netns (IP_TRANSPARENT)
+  Status ClearListener(ListenerSlot slot);        // empty slot -> Ok
+  bool HasListener(ListenerSlot slot) const;
+
+  Status UpsertPod(uint32_t ip_be, PodState state, PodMode mode);
+  Status RemovePod(uint32_t ip_be);                       // unknown -> Ok
+  Status LookupPod(uint32_t ip_be, PodEntry* out) const;  // not found -> error with code ENOENT
+  Status ListPods(std::vector<PodEntry>* out) const;      // for re-sync after a restart
+
+  // Replace the whole set (entries not listed are removed; no window where a kept entry is missing).
+  Status SetExcludedPorts(std::span<const uint16_t> ports);
+  Status SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs);
+  Status SetCaptureUnknown(bool on);
+
+  Status Stats(CaptureStats* out) const;
+  std::vector<Attachment> Attachments() const;
+  uint32_t ProgramId() const;
+  std::string PinDir() const;
+
+  // Detaches every link, unpins maps and links, removes <pin_root>/<agent_id>. The manager is unusable afterwards.
+  Status Destroy();
+  // Same cleanup without loading anything (uninstall, tests). Missing dir -> Ok.
+  static Status Purge(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot);
+
+ private:
+  struct Link {
+    int fd = -1;
+    uint32_t ifindex = 0;
+    IfaceRole role = IfaceRole::kPodVeth;
+  };
+
+  Status AdoptPinnedLinks();
+  Status AdoptOne(const std::string& pin_name);
+  void PruneIfaceRoles();
+  void DropLink(const std::string& ifname, Link& link);  // detach + unpin + close + forget role
+  std::string LinkPin(std::string_view ifname) const;
+  Status ReplaceSet(int map_fd, const std::vector<std::vector<uint8_t>>& keys, size_t key_size, uint8_t value,
+                    const char* what);
+  bool Ready() const { return skel_ != nullptr; }
+
+  mutable std::mutex mu_;
+  capture_bpf* skel_ = nullptr;
+  std::string dir_;
+  uint32_t prog_id_ = 0;
+  std::map<std::string, Link, std::less<>> links_;  // by ifname
+};
+
+}  // namespace zm::agent::bpf

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+/* Design T data path: one tcx ingress program on every pod veth (host side) and on the node uplink.
+ * It steers IPv4 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
+ * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo"). Everything else passes untouched.
+ * Layouts and constants are shared with the agent through capture_abi.h. */
+#include "vmlinux.h"
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "capture_abi.h"
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define ETH_P_IP 0x0800
+#define IPPROTO_TCP_ 6
+#define IP_OFFSET_MASK 0x1fff
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_IFACES);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_ifaces SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_PODS);
+  __type(key, __u32);
+  __type(value, struct zm_pod);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_pods SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, ZM_SLOT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_listeners SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_EXCL_PORTS);
+  __type(key, __u16);
+  __type(value, __u8);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_excl_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ZM_MAX_EXCL_CIDRS);
+  __type(key, struct zm_lpm_v4);
+  __type(value, __u8);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_excl_cidrs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zm_cfg);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_cfg SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ZM_STAT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_stats SEC(".maps");
+
+static __always_inline void count(__u32 idx) {
+  __u64* v = bpf_map_lookup_elem(&zm_stats, &idx);
+  if (v) *v += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void mark_local(struct __sk_buff* skb) {
+  skb->mark = (skb->mark & ~ZM_MARK_MASK) | ZM_MARK_VALUE;
+}
+
+/* Assigns the listener in `slot` to the SYN. No listener: drop if `mode` is STRICT (fail closed), else pass. */
+static __always_inline int capture(struct __sk_buff* skb, __u32 slot, __u8 mode, __u32 stat) {
+  struct bpf_sock* sk = bpf_map_lookup_elem(&zm_listeners, &slot);
+  if (!sk) {
+    if (mode == ZM_MODE_PERMISSIVE) {
+      count(ZM_STAT_PASSED_FAIL_OPEN);
+      return TC_ACT_OK;
+    }
+    count(ZM_STAT_DROPPED_FAIL_CLOSED);
+    return TC_ACT_SHOT;
+  }
+  long err = bpf_sk_assign(skb, sk, 0);
+  bpf_sk_release(sk);
+  if (err) {
+    /* A captured SYN must never leak past the proxy in STRICT mode. */
+    count(ZM_STAT_ASSIGN_ERRORS);
+    return mode == ZM_MODE_PERMISSIVE ? TC_ACT_OK : TC_ACT_SHOT;
+  }
+  mark_local(skb);
+  count(stat);
+  return TC_ACT_OK;
+}
+
+static __always_inline int dest_excluded(__u32 daddr, __u16 dport) {
+  __u8* p = bpf_map_lookup_elem(&zm_excl_ports, &dport);
+  if (p && (*p & ZM_EXCL_OUTBOUND)) return 1;
+  struct zm_lpm_v4 key = {.prefixlen = 32, .addr = daddr};
+  return bpf_map_lookup_elem(&zm_excl_cidrs, &key) != 0;
+}
+
+static __always_inline int capture_unknown_enabled(void) {
+  __u32 zero = 0;
+  struct zm_cfg* cfg = bpf_map_lookup_elem(&zm_cfg, &zero);
+  return cfg && (cfg->flags & ZM_CFG_CAPTURE_UNKNOWN);
+}
+
+SEC("tc")
+int zm_capture(struct __sk_buff* skb) {
+  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+
+  /* Relative to the network header, so L3-only uplinks (no Ethernet header) work too. */
+  struct iphdr iph;
+  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return TC_ACT_OK;
+  if (iph.version != 4 || iph.protocol != IPPROTO_TCP_ || iph.ihl < 5) return TC_ACT_OK;
+  if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* non-first fragment: no TCP header */
+
+  /* Ports (4 bytes) and the flags byte (offset 13) of the TCP header. */
+  __u8 tcp[14];
+  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return TC_ACT_OK;
+  __u16 sport_n = (__u16)tcp[0] | ((__u16)tcp[1] << 8); /* network order, as the wire has it */
+  __u16 dport_n = (__u16)tcp[2] | ((__u16)tcp[3] << 8);
+  __u8 flags = tcp[13];
+  int bare_syn = (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+
+  /* a) A socket already owns this 4-tuple: every later packet of a proxied flow, and the replies to the proxy's
+   *    transparently-sourced upstream sockets. Listeners are skipped (plain routing or rules b-d decide).
+   *    TIME_WAIT and request sockets are assigned too (bpf_sk_assign takes any sock_common): a SYN reusing a
+   *    TIME_WAIT tuple then gets the kernel's TIME_WAIT answer, the client resets it and retries within
+   *    milliseconds into the listener. Assigning the listener instead fails for the whole TIME_WAIT period (the
+   *    kernel refuses a request socket that duplicates a hashed tuple). */
+  struct bpf_sock_tuple tuple = {};
+  tuple.ipv4.saddr = iph.saddr;
+  tuple.ipv4.daddr = iph.daddr;
+  tuple.ipv4.sport = sport_n;
+  tuple.ipv4.dport = dport_n;
+  struct bpf_sock* sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+  if (sk) {
+    __u32 state = sk->state;
+    if (state != BPF_TCP_LISTEN) {
+      long err = bpf_sk_assign(skb, sk, 0);
+      bpf_sk_release(sk);
+      if (err) {
+        count(ZM_STAT_ASSIGN_ERRORS);
+        return TC_ACT_OK;
+      }
+      mark_local(skb);
+      count(ZM_STAT_ASSIGNED_ESTABLISHED);
+      return TC_ACT_OK;
+    }
+    bpf_sk_release(sk);
+  }
+
+  __u32 ifindex = skb->ingress_ifindex;
+  __u32* role = bpf_map_lookup_elem(&zm_ifaces, &ifindex);
+  __u32 r = role ? *role : 0;
+  __u16 dport = bpf_ntohs(dport_n);
+
+  /* b) Outbound: SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. */
+  struct zm_pod* src = bpf_map_lookup_elem(&zm_pods, &iph.saddr);
+  int src_enrolled = src && src->state == ZM_POD_ENROLLED;
+  if (r == ZM_ROLE_POD_VETH) {
+    __u8 mode = 0;
+    if (src_enrolled)
+      mode = src->mode;
+    else if (!src && capture_unknown_enabled())
+      mode = ZM_MODE_STRICT; /* config not here yet: hold it in the proxy, never let it out in plaintext */
+    if (mode && !dest_excluded(iph.daddr, dport)) {
+      if (bare_syn) return capture(skb, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
+      /* A segment of a captured flow whose proxy socket is gone (agent died or restarted), or of a direct flow
+       * opened before enrollment: in STRICT mode its payload must not reach the wire in plaintext. */
+      if (mode == ZM_MODE_STRICT) {
+        count(ZM_STAT_DROPPED_ORPHAN);
+        return TC_ACT_SHOT;
+      }
+      return TC_ACT_OK;
+    }
+  }
+  if (!bare_syn) return TC_ACT_OK;
+
+  /* c, d) Inbound to an enrolled local pod. */
+  struct zm_pod* dst = bpf_map_lookup_elem(&zm_pods, &iph.daddr);
+  if (!dst || dst->state != ZM_POD_ENROLLED) return TC_ACT_OK;
+  if (dport == ZM_HBONE_PORT) return capture(skb, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
+  /* An enrolled source reaching here did not come from its own veth (rule b took those): treat it as foreign. */
+  return capture(skb, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

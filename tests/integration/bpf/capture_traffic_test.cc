@@ -1,0 +1,335 @@
+// Design T end to end at the BPF level: real TCP from a pod netns through the node netns, where the capture program
+// (tcx ingress on the pod veth and on the uplink) steers SYNs into listeners put in the SOCKMAP slots.
+#include <gtest/gtest.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <optional>
+
+#include "agent/bpf/bpf_manager.h"
+#include "agent/bpf/policy_routing.h"
+#include "tests/integration/bpf/sock_util.h"
+#include "tests/integration/bpf/topology.h"
+
+namespace zm::agent::bpf {
+namespace {
+
+using namespace testing;  // NOLINT: test helpers
+
+constexpr int kConnectMs = 2000;
+constexpr int kNoSynAckMs = 1500;  // long enough for a SYN-ACK on veths, short enough for the suite
+
+class CaptureTrafficTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string err = topo_.Create(/*with_ext=*/true);
+    ASSERT_EQ(err, "");
+    in_node_.emplace(*topo_.node);
+    ASSERT_TRUE(in_node_->ok());
+    Status s = PolicyRouting::Ensure();
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = mgr_.Init(topo_.prefix);
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = mgr_.Attach(if_nametoindex(kPodVeth), kPodVeth, IfaceRole::kPodVeth);
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = mgr_.Attach(if_nametoindex(kUplink), kUplink, IfaceRole::kUplink);
+    ASSERT_TRUE(s.ok()) << s.message();
+    pod_ip_ = *ParseIpv4(kPodIp);
+
+    // The "proxy" listeners live in the node netns (this thread), like the agent's.
+    outbound_ = Listen("0.0.0.0", 15001, /*transparent=*/true);
+    hbone_ = Listen("0.0.0.0", 15008, true);
+    plaintext_ = Listen("0.0.0.0", 15006, true);
+    ASSERT_TRUE(outbound_.valid() && hbone_.valid() && plaintext_.valid());
+    // A real server behind the uplink, and one inside the pod.
+    ASSERT_TRUE(RunInNetns(*topo_.ext, [&] { ext_server_ = Listen("0.0.0.0", 8080, false); }));
+    ASSERT_TRUE(RunInNetns(*topo_.pod, [&] { pod_server_ = Listen("0.0.0.0", 80, false); }));
+    ASSERT_TRUE(ext_server_.valid() && pod_server_.valid());
+  }
+
+  void TearDown() override {
+    Status s = mgr_.Destroy();
+    EXPECT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(BpfManager::Purge(topo_.prefix).ok());
+    in_node_.reset();
+  }
+
+  Fd SocketIn(const Netns& ns) {
+    Fd fd;
+    RunInNetns(ns, [&] { fd = TcpSocket(); });
+    return fd;
+  }
+
+  // A node-netns socket sourcing a foreign address, like the proxy's upstream sockets.
+  static Fd TransparentFrom(const char* ip) {
+    Fd fd = TcpSocket();
+    int one = 1;
+    if (setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) return Fd();
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = *ParseIpv4(ip);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) return Fd();
+    return fd;
+  }
+
+  void Enroll(PodMode mode) { ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kEnrolled, mode).ok()); }
+  void SetSlot(ListenerSlot slot, const Fd& l) {
+    Status s = mgr_.SetListener(slot, l.get());
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  CaptureStats Stats() {
+    CaptureStats st;
+    EXPECT_TRUE(mgr_.Stats(&st).ok());
+    return st;
+  }
+
+  // Connects pod -> ext:8080 and expects it to arrive at the real ext server, untouched by the proxy.
+  void ExpectDirect(uint16_t port = 8080) {
+    Fd c = SocketIn(*topo_.pod);
+    ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, port}, kConnectMs), 0);
+    Fd a = AcceptTimeout(ext_server_.get(), kConnectMs);
+    ASSERT_TRUE(a.valid()) << "ext server did not see the connection";
+    EXPECT_EQ(PeerAddr(a.get()).ip, kPodIp);
+    EXPECT_FALSE(AcceptTimeout(outbound_.get(), 0).valid()) << "proxy must not see a direct connection";
+  }
+
+  // Connects pod -> ext:8080 and expects the outbound listener to get it with the original destination.
+  Fd ExpectCaptured(Fd* client) {
+    *client = SocketIn(*topo_.pod);
+    EXPECT_EQ(ConnectTimeout(client->get(), {kExtIp, 8080}, kConnectMs), 0);
+    Fd a = AcceptTimeout(outbound_.get(), kConnectMs);
+    EXPECT_TRUE(a.valid()) << "outbound listener got nothing";
+    if (!a.valid()) return a;
+    EXPECT_EQ(LocalAddr(a.get()), (Endpoint{kExtIp, 8080}));  // original destination
+    EXPECT_EQ(PeerAddr(a.get()), LocalAddr(client->get()));   // true client address
+    EXPECT_FALSE(AcceptTimeout(ext_server_.get(), 0).valid()) << "the SYN leaked to the destination";
+    return a;
+  }
+
+  Topology topo_;
+  std::optional<ScopedNetns> in_node_;
+  BpfManager mgr_;
+  uint32_t pod_ip_ = 0;
+  Fd outbound_, hbone_, plaintext_, ext_server_, pod_server_;
+};
+
+TEST_F(CaptureTrafficTest, OutboundCapturedAndRelayedTransparently) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  Fd client;
+  Fd down = ExpectCaptured(&client);
+  ASSERT_TRUE(down.valid());
+
+  // The proxy's upstream leg: bound to the pod's own IP (IP_TRANSPARENT); the replies come back on the uplink and
+  // are steered to this socket by the 4-tuple lookup.
+  Fd up = TransparentFrom(kPodIp);
+  ASSERT_TRUE(up.valid());
+  ASSERT_EQ(ConnectTimeout(up.get(), {kExtIp, 8080}, kConnectMs), 0);
+  Fd server = AcceptTimeout(ext_server_.get(), kConnectMs);
+  ASSERT_TRUE(server.valid());
+  EXPECT_EQ(PeerAddr(server.get()).ip, kPodIp);  // the destination sees the pod's address
+
+  ASSERT_TRUE(SendAll(client.get(), "ping"));
+  ASSERT_EQ(RecvSome(down.get(), kConnectMs), "ping");
+  ASSERT_TRUE(SendAll(up.get(), "ping"));
+  ASSERT_EQ(RecvSome(server.get(), kConnectMs), "ping");
+  ASSERT_TRUE(SendAll(server.get(), "pong"));
+  ASSERT_EQ(RecvSome(up.get(), kConnectMs), "pong");
+  ASSERT_TRUE(SendAll(down.get(), "pong"));
+  ASSERT_EQ(RecvSome(client.get(), kConnectMs), "pong");
+
+  CaptureStats st = Stats();
+  EXPECT_EQ(st.captured_outbound, 1u);
+  EXPECT_GT(st.assigned_established, 0u);
+  EXPECT_EQ(st.dropped_fail_closed, 0u);
+  EXPECT_EQ(st.assign_errors, 0u);
+}
+
+TEST_F(CaptureTrafficTest, AgentRestartKeepsFlowsAndCapture) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  Fd client;
+  Fd down = ExpectCaptured(&client);
+  ASSERT_TRUE(down.valid());
+
+  // A second manager on the same agent id = a restarted agent: new program swapped into the pinned links.
+  BpfManager restarted;
+  Status s = restarted.Init(topo_.prefix);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_NE(restarted.ProgramId(), mgr_.ProgramId());
+  for (const auto& a : restarted.Attachments()) EXPECT_EQ(a.prog_id, restarted.ProgramId()) << a.ifname;
+  EXPECT_EQ(restarted.Attachments().size(), 2u);
+
+  ASSERT_TRUE(SendAll(client.get(), "still there"));  // the established flow is still steered to the proxy
+  EXPECT_EQ(RecvSome(down.get(), kConnectMs), "still there");
+  Fd client2;
+  EXPECT_TRUE(ExpectCaptured(&client2).valid());  // pods, roles and the listener slot survived
+}
+
+TEST_F(CaptureTrafficTest, SynReusingATimeWaitTupleIsCapturedAgain) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  const uint16_t port = 40123;
+  auto bound_client = [&] {
+    Fd c = SocketIn(*topo_.pod);
+    int one = 1;
+    setsockopt(c.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = pod_ip_;
+    EXPECT_EQ(bind(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    return c;
+  };
+  {
+    Fd c = bound_client();
+    ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, 8080}, kConnectMs), 0);
+    Fd down = AcceptTimeout(outbound_.get(), kConnectMs);
+    ASSERT_TRUE(down.valid());
+    down.reset();                                  // the proxy side closes first and keeps the 4-tuple in TIME_WAIT
+    EXPECT_EQ(RecvSome(c.get(), kConnectMs), "");  // FIN seen
+  }
+  ASSERT_NE(testing::ShOutput("nsenter --net=" + topo_.node->Path() + " ss -Htn state time-wait sport = :8080")
+                .find(std::to_string(port)),
+            std::string::npos)
+      << "precondition: proxy-side TIME_WAIT socket";
+  Fd c = bound_client();
+  ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, 8080}, kConnectMs), 0);
+  Fd down = AcceptTimeout(outbound_.get(), kConnectMs);
+  ASSERT_TRUE(down.valid());
+  EXPECT_EQ(LocalAddr(down.get()), (Endpoint{kExtIp, 8080}));
+  EXPECT_EQ(PeerAddr(down.get()).port, port);
+}
+
+TEST_F(CaptureTrafficTest, StrictWithoutListenerFailsClosed) {
+  Enroll(PodMode::kStrict);
+  {
+    // The agent dies: its listener closes and the kernel empties the slot by itself.
+    Fd l = Listen("0.0.0.0", 15011, true);
+    SetSlot(ListenerSlot::kOutbound, l);
+    EXPECT_TRUE(mgr_.HasListener(ListenerSlot::kOutbound));
+  }
+  EXPECT_FALSE(mgr_.HasListener(ListenerSlot::kOutbound));
+  Fd c = SocketIn(*topo_.pod);
+  EXPECT_NE(ConnectTimeout(c.get(), {kExtIp, 8080}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(ext_server_.get(), 0).valid()) << "plaintext escaped in STRICT mode";
+  EXPECT_GE(Stats().dropped_fail_closed, 1u);
+}
+
+TEST_F(CaptureTrafficTest, StrictPodSegmentsWithoutOwnerAreDropped) {
+  // A direct flow opened before enrollment: once the pod is STRICT its segments must not reach the wire.
+  ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kNotEnrolled, PodMode::kStrict).ok());
+  Fd c = SocketIn(*topo_.pod);
+  ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, 8080}, kConnectMs), 0);
+  Fd server = AcceptTimeout(ext_server_.get(), kConnectMs);
+  ASSERT_TRUE(server.valid());
+  Enroll(PodMode::kStrict);
+  ASSERT_TRUE(SendAll(c.get(), "secret"));
+  EXPECT_EQ(RecvSome(server.get(), 500), "") << "plaintext left a STRICT pod";
+  EXPECT_GE(Stats().dropped_orphan, 1u);
+  Enroll(PodMode::kPermissive);  // the retransmission now goes through
+  EXPECT_EQ(RecvSome(server.get(), 3000), "secret");
+}
+
+TEST_F(CaptureTrafficTest, PermissiveWithoutListenerGoesDirect) {
+  Enroll(PodMode::kPermissive);
+  ExpectDirect();
+  EXPECT_GE(Stats().passed_fail_open, 1u);
+}
+
+TEST_F(CaptureTrafficTest, NotEnrolledPodGoesDirect) {
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kNotEnrolled, PodMode::kStrict).ok());
+  ExpectDirect();
+  ASSERT_TRUE(mgr_.RemovePod(pod_ip_).ok());  // unknown pod, capture-unknown off
+  ExpectDirect();
+  EXPECT_EQ(Stats().captured_outbound, 0u);
+}
+
+TEST_F(CaptureTrafficTest, CaptureUnknownHoldsPodsWithoutConfig) {
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  ASSERT_TRUE(mgr_.SetCaptureUnknown(true).ok());
+  Fd client;
+  EXPECT_TRUE(ExpectCaptured(&client).valid());
+  // Without a listener an unknown pod is treated as STRICT.
+  ASSERT_TRUE(mgr_.ClearListener(ListenerSlot::kOutbound).ok());
+  Fd c = SocketIn(*topo_.pod);
+  EXPECT_NE(ConnectTimeout(c.get(), {kExtIp, 8080}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(ext_server_.get(), 0).valid());
+  // A known, not enrolled pod is never captured.
+  ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kNotEnrolled, PodMode::kStrict).ok());
+  ExpectDirect();
+}
+
+TEST_F(CaptureTrafficTest, ExcludedPortsAndCidrsGoDirect) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  const uint16_t ports[] = {8080};
+  ASSERT_TRUE(mgr_.SetExcludedPorts(ports).ok());
+  ExpectDirect();
+  ASSERT_TRUE(mgr_.SetExcludedPorts({}).ok());
+  const Ipv4Cidr cidrs[] = {*ParseCidr("10.99.0.0/24")};
+  ASSERT_TRUE(mgr_.SetExcludedCidrs(cidrs).ok());
+  ExpectDirect();
+  ASSERT_TRUE(mgr_.SetExcludedCidrs({}).ok());
+  Fd client;
+  EXPECT_TRUE(ExpectCaptured(&client).valid());
+}
+
+TEST_F(CaptureTrafficTest, InboundHboneAndPlaintextGoToTheirListeners) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kHbone, hbone_);
+  SetSlot(ListenerSlot::kPlaintext, plaintext_);
+  Fd c1 = SocketIn(*topo_.ext);
+  ASSERT_EQ(ConnectTimeout(c1.get(), {kPodIp, 15008}, kConnectMs), 0);
+  Fd a1 = AcceptTimeout(hbone_.get(), kConnectMs);
+  ASSERT_TRUE(a1.valid());
+  EXPECT_EQ(LocalAddr(a1.get()), (Endpoint{kPodIp, 15008}));
+  EXPECT_EQ(PeerAddr(a1.get()).ip, kExtIp);
+
+  Fd c2 = SocketIn(*topo_.ext);
+  ASSERT_EQ(ConnectTimeout(c2.get(), {kPodIp, 80}, kConnectMs), 0);
+  Fd a2 = AcceptTimeout(plaintext_.get(), kConnectMs);
+  ASSERT_TRUE(a2.valid());
+  EXPECT_EQ(LocalAddr(a2.get()), (Endpoint{kPodIp, 80}));
+  EXPECT_FALSE(AcceptTimeout(pod_server_.get(), 0).valid()) << "plaintext reached the enrolled pod";
+  ASSERT_TRUE(SendAll(c2.get(), "hi"));
+  EXPECT_EQ(RecvSome(a2.get(), kConnectMs), "hi");
+
+  // The inbound proxy connects to the pod with the client's address; the STRICT pod's replies to that foreign
+  // address come back through the 4-tuple lookup on the pod veth (not dropped, not forwarded).
+  Fd up = TransparentFrom(kExtIp);
+  ASSERT_EQ(ConnectTimeout(up.get(), {kPodIp, 80}, kConnectMs), 0);
+  Fd at_pod = AcceptTimeout(pod_server_.get(), kConnectMs);
+  ASSERT_TRUE(at_pod.valid());
+  EXPECT_EQ(PeerAddr(at_pod.get()).ip, kExtIp);
+  ASSERT_TRUE(SendAll(up.get(), "hi"));
+  EXPECT_EQ(RecvSome(at_pod.get(), kConnectMs), "hi");
+  ASSERT_TRUE(SendAll(at_pod.get(), "hello"));
+  EXPECT_EQ(RecvSome(up.get(), kConnectMs), "hello");
+
+  CaptureStats st = Stats();
+  EXPECT_EQ(st.captured_hbone, 1u);
+  EXPECT_EQ(st.captured_plaintext, 1u);
+}
+
+TEST_F(CaptureTrafficTest, InboundWithoutListenersFollowsTheDestinationMode) {
+  Enroll(PodMode::kStrict);
+  Fd c1 = SocketIn(*topo_.ext);
+  EXPECT_NE(ConnectTimeout(c1.get(), {kPodIp, 80}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(pod_server_.get(), 0).valid()) << "STRICT pod got plaintext";
+  Fd c2 = SocketIn(*topo_.ext);
+  EXPECT_NE(ConnectTimeout(c2.get(), {kPodIp, 15008}, kNoSynAckMs), 0);  // HBONE never bypasses the proxy
+
+  Enroll(PodMode::kPermissive);
+  Fd c3 = SocketIn(*topo_.ext);
+  ASSERT_EQ(ConnectTimeout(c3.get(), {kPodIp, 80}, kConnectMs), 0);
+  Fd a3 = AcceptTimeout(pod_server_.get(), kConnectMs);
+  ASSERT_TRUE(a3.valid());
+  EXPECT_EQ(PeerAddr(a3.get()).ip, kExtIp);
+  EXPECT_GE(Stats().dropped_fail_closed, 2u);
+}
+
+}  // namespace
+}  // namespace zm::agent::bpf
