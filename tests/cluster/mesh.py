@@ -131,10 +131,10 @@ class Mesh:
         if not AGENT_BIN.exists():
             raise zmcluster.ClusterError(f"{AGENT_BIN} not built")
         self.write_configs()
-        log = open(self.workdir / f"agent-{node.name}.log", "ab")
-        p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
-                                      "--config", str(self.config_path(node)), "--uplink", node.uplink],
-                               stdout=log, stderr=subprocess.STDOUT)
+        with open(self.workdir / f"agent-{node.name}.log", "ab") as log:
+            p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
+                                          "--config", str(self.config_path(node)), "--uplink", node.uplink],
+                                   stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p
         if wait:
             self.wait_ready(node)

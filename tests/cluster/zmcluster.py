@@ -310,7 +310,7 @@ class Capture:
         fd, path = tempfile_path(f"{cluster.prefix}-{node.name}-{iface}", ".pcap")
         os.close(fd)
         self.path = path
-        self.proc = cluster.popen(node, ["tcpdump", "-i", iface, "-U", "-n", "-s", "0", "-w", path, bpf_filter],
+        self.proc = cluster.popen(node, ["tcpdump", "-i", iface, "--immediate-mode", "-U", "-n", "-s", "0", "-w", path, bpf_filter],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # tcpdump prints "listening on" once the capture is armed.
         deadline = time.time() + 10

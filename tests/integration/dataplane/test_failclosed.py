@@ -89,8 +89,8 @@ class FailClosedTest(unittest.TestCase):
             time.sleep(0.02)
         elapsed = time.monotonic() - t0
         print(f"restart: new connections work {elapsed:.3f}s after the agent was started", file=sys.stderr)
-        # Within 1 s on an idle machine; a loaded CI box gets slack here (the benchmark reports the real figure).
-        self.assertLess(elapsed, 3.0)
+        # The acceptance bound; typically ~0.1 s here, so a loaded machine still has ample margin.
+        self.assertLess(elapsed, 1.0)
         after = {ifname: self.attached(node1, ifname) for ifname in before}
         for ifname, progs in after.items():
             self.assertEqual(len(progs), 1, f"{ifname}: duplicate attachment after restart: {progs}")

@@ -94,6 +94,8 @@ std::string ChainPem(const tls::Credentials& creds) {
   return s;
 }
 
-std::string KeyPem(const tls::Credentials& creds) { return tls::PrivateKeyToPem(creds.key.get()); }
+std::string KeyPem(const tls::Credentials& creds) {
+  return tls::PrivateKeyToPem(creds.key.get());
+}
 
 }  // namespace zm::testing

@@ -1,0 +1,130 @@
+#include "agent/node/node_agent.h"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "agent/bpf/ipv4.h"
+#include "agent/bpf/policy_routing.h"
+#include "common/log.h"
+
+namespace zm::agent {
+
+namespace {
+
+bpf::PodMode ToBpfMode(MeshMode m) {
+  return m == MeshMode::kStrict ? bpf::PodMode::kStrict : bpf::PodMode::kPermissive;
+}
+
+bool DirExists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+NodeAgent::NodeAgent(NodeAgentOptions opts, SnapshotHolder& snapshots, CertStore& certs)
+    : opts_(std::move(opts)), snapshots_(snapshots), certs_(certs) {}
+
+NodeAgent::~NodeAgent() {
+  Stop();
+}
+
+bool NodeAgent::Start(std::string* error) {
+  reused_pins_ = DirExists(std::string(bpf::kDefaultPinRoot) + "/" + opts_.agent_id + "/maps") ||
+                 DirExists(std::string(bpf::kDefaultPinRoot) + "/" + opts_.agent_id);
+  if (auto st = bpf_.Init(opts_.agent_id); !st.ok()) {
+    *error = "loading the BPF capture program: " + st.message();
+    return false;
+  }
+  log::Info(reused_pins_ ? "reused pinned maps" : "created pinned maps", {{"pin_dir", bpf_.PinDir()}});
+  if (auto st = bpf::PolicyRouting::Ensure(); !st.ok()) {
+    *error = "policy routing for captured traffic: " + st.message();
+    return false;
+  }
+  // Pods first, listeners second: a captured SYN must never meet a listener that does not know its pod yet.
+  ApplySnapshot();
+  subscription_ = snapshots_.Subscribe([this] { ApplySnapshot(); });
+
+  proxy::ProxyOptions popts;
+  popts.workers = opts_.workers;
+  proxy_ = std::make_unique<proxy::NodeProxy>(popts, snapshots_, certs_);
+  if (!proxy_->Start(error)) {
+    *error = "starting the node proxy: " + *error;
+    return false;
+  }
+  const std::pair<bpf::ListenerSlot, int> slots[] = {{bpf::ListenerSlot::kOutbound, proxy_->outbound_fd()},
+                                                     {bpf::ListenerSlot::kHbone, proxy_->hbone_fd()},
+                                                     {bpf::ListenerSlot::kPlaintext, proxy_->plaintext_fd()}};
+  for (const auto& [slot, fd] : slots) {
+    if (auto st = bpf_.SetListener(slot, fd); !st.ok()) {
+      *error = "putting the proxy listener into the SOCKMAP: " + st.message();
+      return false;
+    }
+  }
+  links_ = std::make_unique<bpf::LinkWatcher>([this](const bpf::LinkEvent& ev) { OnLink(ev); });
+  if (auto st = links_->Start(); !st.ok()) {
+    *error = "watching network interfaces: " + st.message();
+    return false;
+  }
+  return true;
+}
+
+void NodeAgent::OnLinkEvents() {
+  if (!links_) return;
+  if (auto st = links_->ProcessPending(); !st.ok()) log::Warn("link watcher", {{"error", st.message()}});
+}
+
+void NodeAgent::OnLink(const bpf::LinkEvent& ev) {
+  const bool uplink = ev.name == opts_.uplink;
+  if (!uplink && ev.kind != "veth") return;  // pod veths and the uplink only; never lo, bridges, tunnels
+  if (ev.type == bpf::LinkEvent::Type::kRemoved) {
+    if (auto st = bpf_.Detach(ev.name); !st.ok()) {
+      log::Warn("detach failed", {{"ifname", ev.name}, {"error", st.message()}});
+    } else {
+      log::Info("detached", {{"ifname", ev.name}});
+    }
+    return;
+  }
+  auto role = uplink ? bpf::IfaceRole::kUplink : bpf::IfaceRole::kPodVeth;
+  if (auto st = bpf_.Attach(ev.ifindex, ev.name, role); !st.ok()) {
+    log::Error("attach failed", {{"ifname", ev.name}, {"ifindex", ev.ifindex}, {"error", st.message()}});
+    return;
+  }
+  log::Debug("attached", {{"ifname", ev.name}, {"ifindex", ev.ifindex}, {"role", uplink ? "uplink" : "pod"}});
+}
+
+void NodeAgent::ApplySnapshot() {
+  auto snap = snapshots_.Get();
+  if (!snap) return;
+  std::set<uint32_t> wanted;
+  size_t enrolled = 0;
+  for (const auto& [ip, w] : snap->workloads()) {
+    if (!snap->IsLocal(w)) continue;
+    wanted.insert(w.ip);
+    auto state = w.enrolled ? bpf::PodState::kEnrolled : bpf::PodState::kNotEnrolled;
+    if (auto st = bpf_.UpsertPod(w.ip, state, ToBpfMode(w.mode)); !st.ok()) {
+      log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
+    }
+    enrolled += w.enrolled ? 1 : 0;
+  }
+  std::vector<bpf::PodEntry> existing;
+  if (bpf_.ListPods(&existing).ok()) {
+    for (const auto& e : existing) {
+      if (!wanted.count(e.ip_be)) (void)bpf_.RemovePod(e.ip_be);
+    }
+  }
+  // STRICT mesh: a pod the agent does not know yet is captured and held, never let out in plaintext.
+  (void)bpf_.SetCaptureUnknown(snap->default_mode() == MeshMode::kStrict);
+  log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}});
+}
+
+void NodeAgent::Stop() {
+  if (subscription_) {
+    snapshots_.Unsubscribe(subscription_);
+    subscription_ = 0;
+  }
+  if (proxy_) proxy_->Stop();
+}
+
+}  // namespace zm::agent

@@ -1,0 +1,57 @@
+// NodeAgent ties the agent's parts together inside the node's network namespace:
+//   BPF manager (pinned capture program + maps)  <- programmed from the current MeshSnapshot
+//   link watcher (rtnetlink)                     -> attaches the program to every pod veth and the uplink
+//   node proxy                                   -> its listeners go into the BPF SOCKMAP
+// The snapshot and certificates come from a config source (the local file today, the controller later).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/bpf/bpf_manager.h"
+#include "agent/bpf/link_watcher.h"
+#include "agent/proxy/node_proxy.h"
+#include "agent/state/cert_store.h"
+#include "agent/state/mesh_snapshot.h"
+
+namespace zm::agent {
+
+struct NodeAgentOptions {
+  std::string node;
+  std::string agent_id;  // pins live in /sys/fs/bpf/zeromesh/<agent_id>
+  std::string uplink = "eth0";
+  int workers = 0;
+};
+
+class NodeAgent {
+ public:
+  NodeAgent(NodeAgentOptions opts, SnapshotHolder& snapshots, CertStore& certs);
+  ~NodeAgent();
+
+  // Loads (or adopts) the BPF objects, policy routing, starts the proxy and puts its listeners in the SOCKMAP, and
+  // starts watching links. Fails with a specific message; nothing is left half-done in the maps on failure.
+  bool Start(std::string* error);
+  // Handles pending link events; call when link_fd() is readable.
+  void OnLinkEvents();
+  int link_fd() const { return links_ ? links_->fd() : -1; }
+  bool links_synced() const { return links_ && links_->dump_done(); }
+  // Stops the proxy. The pinned program and maps stay: enrolled pods keep failing closed until an agent returns.
+  void Stop();
+
+  bool reused_pins() const { return reused_pins_; }
+
+ private:
+  void OnLink(const bpf::LinkEvent& ev);
+  void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot
+
+  NodeAgentOptions opts_;
+  SnapshotHolder& snapshots_;
+  CertStore& certs_;
+  bpf::BpfManager bpf_;
+  std::unique_ptr<bpf::LinkWatcher> links_;
+  std::unique_ptr<proxy::NodeProxy> proxy_;
+  int subscription_ = 0;
+  bool reused_pins_ = false;
+};
+
+}  // namespace zm::agent

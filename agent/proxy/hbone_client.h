@@ -1,0 +1,55 @@
+// Outbound HBONE: pooled TLS+HTTP/2 connections to destination nodes, one CONNECT stream per proxied connection.
+// The pool is per worker (no locking), keyed {source identity, destination identity, destination node}.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/proxy/hbone_session.h"
+#include "agent/state/cert_store.h"
+
+namespace zm::proxy {
+
+class HbonePool;
+
+class HboneClient : public HboneSession {
+ public:
+  HboneClient(WorkerContext& ctx, HbonePool* pool, std::string key, int fd, bssl::UniquePtr<SSL> ssl, std::string peer);
+  bool CanTake() const;
+  // Takes ownership of |downstream|; the CONNECT is sent as soon as the session is ready.
+  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target);
+  const std::string& key() const { return key_; }
+
+ protected:
+  void OnEstablished() override;
+  void OnRequestOrResponse(HboneStream* s) override;
+  void OnSessionClosed(bool was_established) override;
+  void StopNewStreams() override;
+
+ private:
+  void Submit(HboneStream* s);
+
+  HbonePool* pool_;
+  std::string key_;
+  bool draining_ = false;
+  size_t accepted_ = 0;  // streams ever added (pending + submitted)
+  std::vector<HboneStream*> pending_;
+};
+
+class HbonePool {
+ public:
+  explicit HbonePool(WorkerContext& ctx) : ctx_(ctx) {}
+  // Relays |downstream| (from |client|, originally to |target|) over HBONE to |target|'s node, presenting |src|'s
+  // certificate and requiring |dst_id| from the server.
+  void Open(int downstream, const sockaddr_in& client, const sockaddr_in& target, const agent::WorkloadTls& src,
+            const tls::SpiffeId& dst_id, const std::string& dst_node);
+  void Remove(HboneClient* c);
+  size_t size() const;
+
+ private:
+  WorkerContext& ctx_;
+  std::unordered_map<std::string, std::vector<HboneClient*>> by_key_;
+};
+
+}  // namespace zm::proxy

@@ -1,0 +1,193 @@
+#include "agent/proxy/hbone_server.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "agent/proxy/socket_util.h"
+#include "common/log.h"
+
+namespace zm::proxy {
+namespace {
+
+bool ParseIpv4(std::string_view s, in_addr_t* out) {
+  if (s.empty() || s.size() > 15) return false;
+  char buf[16];
+  std::memcpy(buf, s.data(), s.size());
+  buf[s.size()] = '\0';
+  in_addr a{};
+  if (inet_pton(AF_INET, buf, &a) != 1) return false;
+  *out = a.s_addr;
+  return true;
+}
+
+nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+bool ParseAuthority(std::string_view authority, sockaddr_in* out) {
+  size_t colon = authority.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view port_s = authority.substr(colon + 1);
+  if (port_s.empty() || port_s.size() > 5) return false;
+  uint32_t port = 0;
+  for (char c : port_s) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  in_addr_t ip;
+  if (port == 0 || port > 65535 || !ParseIpv4(authority.substr(0, colon), &ip)) return false;
+  *out = MakeAddr(ip, static_cast<uint16_t>(port));
+  return true;
+}
+
+bool ParseForwardedFor(std::string_view fwd, in_addr_t* out) {
+  fwd = fwd.substr(0, fwd.find(','));  // first hop only
+  while (!fwd.empty()) {
+    size_t semi = fwd.find(';');
+    std::string_view pair = fwd.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > 4 && (pair.substr(0, 4) == "for=" || pair.substr(0, 4) == "For=")) {
+      std::string_view v = pair.substr(4);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+      return ParseIpv4(v, out);
+    }
+    if (semi == std::string_view::npos) break;
+    fwd.remove_prefix(semi + 1);
+  }
+  return false;
+}
+
+HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
+                         const sockaddr_in& peer_addr)
+    : HboneSession(ctx, fd, std::move(ssl), /*client=*/false, AddrToString(peer_addr)),
+      local_id_(local_id),
+      peer_addr_(peer_addr) {}
+
+void HboneServer::OnEstablished() {
+  std::string why;
+  if (!tls::PeerIdentity(ssl_.get(), &peer_id_, &why)) {
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    Close("client identity: " + why);
+  }
+}
+
+int HboneServer::OnBeginHeaders(int32_t stream_id) {
+  HboneStream* s = NewStream();
+  s->id = stream_id;
+  nghttp2_session_set_stream_user_data(h2_, stream_id, s);
+  return 0;
+}
+
+void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
+  if (status != 200) {
+    log::Info("hbone: CONNECT rejected", {{"peer", peer_},
+                                          {"client", peer_id_.ToString()},
+                                          {"authority", s->authority},
+                                          {"status", status},
+                                          {"reason", why}});
+  }
+  std::string code = std::to_string(status);
+  nghttp2_nv nva[] = {Nv(":status", code)};
+  if (status == 200) {
+    nghttp2_data_provider prd = DataProvider(s);
+    nghttp2_submit_response(h2_, s->id, nva, 1, &prd);
+    return;
+  }
+  nghttp2_submit_response(h2_, s->id, nva, 1, nullptr);
+  // The response is complete: ask the client to stop sending (RFC 9113 8.1), queued after the HEADERS.
+  nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+}
+
+void HboneServer::OnRequestOrResponse(HboneStream* s) {
+  if (s->method != "CONNECT") {
+    ProxyStats::Add(ctx_.stats.bad_requests);
+    Respond(s, 400, "method must be CONNECT");
+    return;
+  }
+  if (!ParseAuthority(s->authority, &s->target)) {
+    ProxyStats::Add(ctx_.stats.bad_requests);
+    Respond(s, 400, "bad :authority (want IPv4:port)");
+    return;
+  }
+  auto snap = ctx_.snapshots.Get();
+  const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
+  if (dst == nullptr || !snap->IsLocal(*dst) || !dst->enrolled) {
+    ProxyStats::Add(ctx_.stats.bad_requests);
+    Respond(s, 400, "target is not an enrolled workload on this node");
+    return;
+  }
+  // The client verified the certificate we presented: the target must be that identity.
+  if (!(snap->IdentityOf(*dst) == local_id_)) {
+    ProxyStats::Add(ctx_.stats.bad_requests);
+    Respond(
+        s, 400,
+        "target identity " + snap->IdentityOf(*dst).ToString() + " differs from the presented " + local_id_.ToString());
+    return;
+  }
+  in_addr_t src_ip = peer_addr_.sin_addr.s_addr;
+  in_addr_t fwd_ip;
+  if (!s->forwarded.empty() && ParseForwardedFor(s->forwarded, &fwd_ip)) {
+    // A client may only speak for its own pods: a known workload IP must belong to the verified identity.
+    const agent::Workload* claimed = snap->Find(fwd_ip);
+    if (claimed != nullptr && !(snap->IdentityOf(*claimed) == peer_id_)) {
+      ProxyStats::Add(ctx_.stats.bad_requests);
+      Respond(s, 400, "forwarded source " + IpToString(fwd_ip) + " is not " + peer_id_.ToString());
+      return;
+    }
+    src_ip = fwd_ip;
+  }
+  if (ctx_.opts.authorize) {
+    AuthzRequest req{&peer_id_, src_ip, dst, ntohs(s->target.sin_port)};
+    AuthzDecision d = ctx_.opts.authorize(req);
+    if (!d.allow) {
+      ProxyStats::Add(ctx_.stats.denials);
+      Respond(s, 401, "denied by policy: " + d.reason);
+      return;
+    }
+  }
+  std::string error;
+  int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, &error);
+  if (fd < 0) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    Respond(s, 503, error);
+    return;
+  }
+  s->client = MakeAddr(src_ip, 0);
+  s->connecting = true;
+  AddStreamFd(s, fd);
+  s->timer = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this, s] {
+    s->timer = 0;
+    if (!s->connecting) return;
+    s->connecting = false;
+    OnUpstreamConnect(s, ETIMEDOUT);
+    Flush();
+  });
+}
+
+void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
+  if (err != 0) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    ctx_.loop.Remove(s->fd);
+    close(s->fd);
+    s->fd = -1;
+    Respond(s, 503, std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
+    return;
+  }
+  ProxyStats::Add(ctx_.stats.hbone_streams_accepted);
+  s->established = true;
+  s->tcp_writable = true;
+  Respond(s, 200, "");
+  WriteTcp(s);
+  ReadTcp(s);
+  Touch(s);
+  SettleAll();
+}
+
+}  // namespace zm::proxy

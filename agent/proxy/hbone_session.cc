@@ -1,0 +1,652 @@
+#include "agent/proxy/hbone_session.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "agent/proxy/socket_util.h"
+#include "common/log.h"
+#include "common/tls/context.h"
+#include "common/tls/pem.h"
+
+namespace zm::proxy {
+namespace {
+
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr size_t kOutCap = 512 * 1024;   // encrypted-side queue; nghttp2 waits when it is full
+constexpr size_t kReadBudget = 1 << 20;  // TLS bytes per turn before yielding
+
+}  // namespace
+
+// ---------------------------------------------------------------- stream
+
+HboneStream::~HboneStream() {
+  loop->Unready(this);
+}
+
+void HboneStream::OnIo(uint32_t ev) {
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) tcp_readable = true;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) tcp_writable = true;
+  session->OnStreamIo(this);
+}
+
+void HboneStream::OnReady() {
+  ready_pending = false;
+  session->OnStreamIo(this);
+}
+
+// ---------------------------------------------------------------- session
+
+HboneSession::HboneSession(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, bool client, std::string peer)
+    : ctx_(ctx),
+      fd_(fd),
+      ssl_(std::move(ssl)),
+      client_(client),
+      peer_(std::move(peer)),
+      state_(client ? State::kConnecting : State::kHandshaking),
+      out_(&ctx.blocks) {
+  ctx_.live.insert(this);
+  SSL_set_fd(ssl_.get(), fd_);
+  if (client_) {
+    SSL_set_connect_state(ssl_.get());
+  } else {
+    SSL_set_accept_state(ssl_.get());
+  }
+  TuneStream(fd_);
+  ctx_.loop.Add(fd_, kEvents, this);
+  handshake_timer_ = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this] {
+    handshake_timer_ = 0;
+    if (client_) ProxyStats::Add(ctx_.stats.upstream_failures);
+    Close("connect/handshake timed out");
+  });
+  last_read_ = EventLoop::Clock::now();
+}
+
+HboneSession::~HboneSession() {
+  ctx_.loop.Unready(this);
+  ctx_.loop.CancelTimer(handshake_timer_);
+  ctx_.loop.CancelTimer(idle_timer_);
+  ctx_.loop.CancelTimer(ping_timer_);
+  ctx_.live.erase(this);
+  if (h2_) nghttp2_session_del(h2_);
+}
+
+void HboneSession::OnIo(uint32_t ev) {
+  if (state_ == State::kClosed) return;
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_ = true;
+  Drive();
+}
+
+void HboneSession::Drive() {
+  if (state_ == State::kClosed || in_drive_) return;
+  in_drive_ = true;
+  if (state_ == State::kConnecting && writable_) {
+    int err = ConnectResult(fd_);
+    if (err != 0) {
+      ProxyStats::Add(ctx_.stats.upstream_failures);
+      in_drive_ = false;
+      Close(std::string("connect: ") + std::strerror(err));
+      return;
+    }
+    state_ = State::kHandshaking;
+  }
+  if (state_ == State::kHandshaking && (readable_ || writable_)) Handshake();
+  if (state_ == State::kReady) {
+    ReadTls();
+    if (state_ == State::kReady) Flush();
+  }
+  in_drive_ = false;
+}
+
+void HboneSession::Handshake() {
+  int r = SSL_do_handshake(ssl_.get());
+  if (r != 1) {
+    int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ) {
+      readable_ = false;
+      return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+      return;
+    }
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    std::string reason = tls::VerifyFailureReason(ssl_.get());
+    if (reason.empty()) reason = err == SSL_ERROR_SSL ? tls::DrainErrors() : "connection closed during handshake";
+    ERR_clear_error();
+    log::Warn("hbone handshake failed", {{"peer", peer_}, {"role", client_ ? "client" : "server"}, {"reason", reason}});
+    Close("handshake failed: " + reason);
+    return;
+  }
+  if (!tls::NegotiatedH2(ssl_.get())) {
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    Close("peer did not negotiate ALPN h2");
+    return;
+  }
+  ctx_.loop.CancelTimer(handshake_timer_);
+  handshake_timer_ = 0;
+  std::string error;
+  if (!CreateH2(&error)) {
+    Close(error);
+    return;
+  }
+  state_ = State::kReady;
+  StartKeepalive();
+  OnEstablished();
+}
+
+bool HboneSession::CreateH2(std::string* error) {
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_send_callback(cbs, SendCb);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, SendDataCb);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, ReadLengthCb);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, FrameRecvCb);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, DataChunkCb);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, StreamCloseCb);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, HeaderCb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, BeginHeadersCb);
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_peer_max_concurrent_streams(opt, ctx_.opts.max_streams_per_connection);
+  int rv =
+      client_ ? nghttp2_session_client_new2(&h2_, cbs, this, opt) : nghttp2_session_server_new2(&h2_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) {
+    *error = std::string("nghttp2 session: ") + nghttp2_strerror(rv);
+    return false;
+  }
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ctx_.opts.max_streams_per_connection},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, ctx_.opts.stream_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, ctx_.opts.max_frame_size},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  size_t n = client_ ? 4 : 3;  // ENABLE_PUSH is a client-only setting
+  if (nghttp2_submit_settings(h2_, NGHTTP2_FLAG_NONE, settings, n) != 0 ||
+      nghttp2_session_set_local_window_size(h2_, NGHTTP2_FLAG_NONE, 0,
+                                            static_cast<int32_t>(ctx_.opts.connection_window)) != 0) {
+    *error = "nghttp2 settings";
+    return false;
+  }
+  return true;
+}
+
+void HboneSession::StartKeepalive() {
+  auto interval = ctx_.opts.ping_interval;
+  ping_timer_ = ctx_.loop.AddTimer(interval, [this, interval] {
+    ping_timer_ = 0;
+    if (EventLoop::Clock::now() - last_read_ > 3 * interval) {
+      Close("keepalive: peer silent");
+      return;
+    }
+    if (client_) {
+      nghttp2_submit_ping(h2_, NGHTTP2_FLAG_NONE, nullptr);
+      Flush();
+    }
+    if (state_ == State::kReady) StartKeepalive();
+  });
+  ArmIdle();
+}
+
+void HboneSession::ArmIdle() {
+  ctx_.loop.CancelTimer(idle_timer_);
+  idle_timer_ = 0;
+  if (!streams_.empty() || state_ != State::kReady) return;
+  idle_timer_ = ctx_.loop.AddTimer(ctx_.opts.idle_timeout, [this] {
+    idle_timer_ = 0;
+    if (!streams_.empty()) return;
+    StopNewStreams();
+    nghttp2_session_terminate_session(h2_, NGHTTP2_NO_ERROR);  // GOAWAY, then close once it is written
+    Flush();
+  });
+}
+
+void HboneSession::ReadTls() {
+  size_t budget = kReadBudget;
+  uint8_t* buf = ctx_.scratch.data();
+  while (readable_ && state_ == State::kReady) {
+    if (budget == 0) {
+      ctx_.loop.MarkReady(this);
+      break;
+    }
+    int n = SSL_read(ssl_.get(), buf, static_cast<int>(ctx_.scratch.size()));
+    if (n <= 0) {
+      int err = SSL_get_error(ssl_.get(), n);
+      if (err == SSL_ERROR_WANT_READ) {
+        readable_ = false;
+        break;
+      }
+      if (err == SSL_ERROR_WANT_WRITE) break;  // retried on EPOLLOUT
+      std::string why = err == SSL_ERROR_ZERO_RETURN ? "peer closed TLS"
+                        : err == SSL_ERROR_SSL       ? "TLS error: " + tls::DrainErrors()
+                                                     : "connection lost";
+      ERR_clear_error();
+      Close(why);
+      return;
+    }
+    last_read_ = EventLoop::Clock::now();
+    budget -= std::min(budget, static_cast<size_t>(n));
+    ssize_t rv = nghttp2_session_mem_recv(h2_, buf, static_cast<size_t>(n));
+    if (rv < 0) {
+      Close(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(rv)));
+      return;
+    }
+    SettleAll();
+    if (state_ != State::kReady) return;
+  }
+}
+
+void HboneSession::Flush() {
+  if (state_ != State::kReady) return;
+  for (int round = 0; round < 64; ++round) {
+    if (conn_credit_ > 0) {
+      nghttp2_session_consume_connection(h2_, conn_credit_);
+      conn_credit_ = 0;
+    }
+    int rv = nghttp2_session_send(h2_);
+    if (rv != 0) {
+      Close(std::string("HTTP/2 send: ") + nghttp2_strerror(rv));
+      return;
+    }
+    SettleAll();
+    if (state_ != State::kReady) return;
+    if (!FlushTls()) return;
+    bool more = nghttp2_session_want_write(h2_) && out_.empty();
+    if (!more && conn_credit_ == 0 && touched_.empty()) break;
+  }
+  if (out_.empty() && !nghttp2_session_want_read(h2_) && !nghttp2_session_want_write(h2_)) {
+    Close("HTTP/2 session finished");
+  }
+}
+
+// Returns false when the session was closed.
+bool HboneSession::FlushTls() {
+  while (!out_.empty() && writable_) {
+    const uint8_t* p;
+    size_t len;
+    out_.ReadableHead(&p, &len);
+    int n = SSL_write(ssl_.get(), p, static_cast<int>(std::min<size_t>(len, INT_MAX)));
+    if (n > 0) {
+      out_.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    int err = SSL_get_error(ssl_.get(), n);
+    if (err == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+      break;
+    }
+    if (err == SSL_ERROR_WANT_READ) break;
+    ERR_clear_error();
+    Close("TLS write failed");
+    return false;
+  }
+  return true;
+}
+
+void HboneSession::Close(const std::string& why) {
+  if (state_ == State::kClosed) return;
+  bool established = state_ == State::kReady;
+  state_ = State::kClosed;
+  log::Debug("hbone session closed", {{"peer", peer_}, {"role", client_ ? "client" : "server"}, {"reason", why}});
+  if (h2_) {
+    nghttp2_session_del(h2_);  // no callbacks from here on
+    h2_ = nullptr;
+  }
+  std::vector<HboneStream*> all(streams_.begin(), streams_.end());
+  for (HboneStream* s : all) DestroyStream(s, true);
+  touched_.clear();
+  ctx_.loop.Remove(fd_);
+  close(fd_);
+  fd_ = -1;
+  OnSessionClosed(established);
+  ctx_.loop.DeleteLater(this);
+}
+
+// ---------------------------------------------------------------- streams
+
+HboneStream* HboneSession::NewStream() {
+  auto* s = new HboneStream(this, &ctx_.loop, &ctx_.blocks);
+  streams_.insert(s);
+  ctx_.loop.CancelTimer(idle_timer_);
+  idle_timer_ = 0;
+  return s;
+}
+
+void HboneSession::AddStreamFd(HboneStream* s, int fd) {
+  s->fd = fd;
+  TuneStream(fd);
+  s->registered = ctx_.loop.Add(fd, kEvents, s);
+}
+
+void HboneSession::DestroyStream(HboneStream* s, bool reset_tcp) {
+  if (!streams_.erase(s)) return;
+  if (s->fd >= 0) {
+    ctx_.loop.Remove(s->fd);
+    if (reset_tcp) {
+      ResetAndClose(s->fd);
+      ProxyStats::Add(ctx_.stats.resets);
+    } else {
+      close(s->fd);
+    }
+    s->fd = -1;
+  }
+  ctx_.loop.CancelTimer(s->timer);
+  s->to_h2.Clear();
+  s->to_tcp.Clear();
+  ProxyStats::Add(ctx_.stats.connections_closed);
+  OnStreamDone(s);
+  ctx_.loop.DeleteLater(s);
+  if (state_ == State::kReady) ArmIdle();
+}
+
+void HboneSession::Touch(HboneStream* s) {
+  if (!s->touched) {
+    s->touched = true;
+    touched_.push_back(s);
+  }
+}
+
+void HboneSession::SettleAll() {
+  while (!touched_.empty()) {
+    std::vector<HboneStream*> batch;
+    batch.swap(touched_);
+    for (HboneStream* s : batch) {
+      s->touched = false;
+      if (streams_.count(s)) Settle(s);
+      if (state_ != State::kReady) return;
+    }
+  }
+}
+
+// Applies what the callbacks recorded: credits, half-closes, resets and the end of the stream.
+void HboneSession::Settle(HboneStream* s) {
+  if (s->tcp_error) {
+    if (s->fd >= 0) {
+      ctx_.loop.Remove(s->fd);
+      ResetAndClose(s->fd);
+      ProxyStats::Add(ctx_.stats.resets);
+      s->fd = -1;
+    }
+    if (s->id < 0 || s->h2_closed) {
+      DestroyStream(s, true);
+      return;
+    }
+    nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    s->to_tcp.Clear();
+    return;  // destroyed when nghttp2 reports the close
+  }
+  if (s->h2_closed) {
+    if (!s->credited_all) {
+      s->credited_all = true;
+      conn_credit_ += s->unconsumed + s->to_tcp.size();
+      s->unconsumed = 0;
+    }
+    if (s->h2_error != NGHTTP2_NO_ERROR || !s->established) {
+      DestroyStream(s, true);
+      return;
+    }
+    WriteTcp(s);
+    if (s->tcp_error) {
+      DestroyStream(s, true);
+      return;
+    }
+    if (s->to_tcp.empty()) DestroyStream(s, false);  // FIN already written by WriteTcp
+    return;
+  }
+  if (s->unconsumed > 0 && s->id > 0) {
+    nghttp2_session_consume(h2_, s->id, s->unconsumed);
+    s->unconsumed = 0;
+  }
+  if (s->h2_eof && s->to_tcp.empty() && !s->tcp_shut && s->fd >= 0 && !s->connecting) {
+    shutdown(s->fd, SHUT_WR);
+    s->tcp_shut = true;
+  }
+  if (s->established && s->tcp_readable) ReadTcp(s);  // e.g. right after the 200
+}
+
+void HboneSession::OnStreamIo(HboneStream* s) {
+  if (state_ == State::kClosed || !streams_.count(s)) return;
+  if (s->connecting) {
+    if (!s->tcp_writable) return;
+    s->connecting = false;
+    ctx_.loop.CancelTimer(s->timer);
+    s->timer = 0;
+    OnUpstreamConnect(s, ConnectResult(s->fd));
+    if (state_ == State::kReady) Flush();
+    return;
+  }
+  if (state_ != State::kReady) return;  // client streams wait for the session
+  WriteTcp(s);
+  ReadTcp(s);
+  Touch(s);
+  SettleAll();
+  Flush();
+}
+
+void HboneSession::ReadTcp(HboneStream* s) {
+  if (!s->established || s->tcp_eof || s->tcp_error || s->fd < 0 || s->h2_closed) return;
+  bool got = false;
+  size_t cap = ctx_.opts.stream_read_buffer;
+  while (s->tcp_readable && s->to_h2.size() < cap) {
+    uint8_t* p;
+    size_t len;
+    s->to_h2.WritableTail(&p, &len);
+    ssize_t n = read(s->fd, p, len);
+    if (n > 0) {
+      s->to_h2.Commit(static_cast<size_t>(n));
+      ProxyStats::Add(client_ ? ctx_.stats.bytes_out : ctx_.stats.bytes_in, static_cast<uint64_t>(n));
+      got = true;
+    } else if (n == 0) {
+      s->tcp_eof = true;
+      got = true;
+      break;
+    } else if (errno == EAGAIN) {
+      s->tcp_readable = false;
+    } else if (errno != EINTR) {
+      s->tcp_error = true;
+      Touch(s);
+      return;
+    }
+  }
+  if (got && s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(h2_, s->id);
+  }
+}
+
+void HboneSession::WriteTcp(HboneStream* s) {
+  if (s->fd < 0 || s->tcp_error || s->connecting) return;
+  while (!s->to_tcp.empty() && s->tcp_writable) {
+    const uint8_t* p;
+    size_t len;
+    s->to_tcp.ReadableHead(&p, &len);
+    ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      s->to_tcp.Consume(static_cast<size_t>(n));
+      if (!s->credited_all) s->unconsumed += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      s->tcp_writable = false;
+    } else if (n < 0 && errno != EINTR) {
+      s->tcp_error = true;
+      Touch(s);
+      return;
+    }
+  }
+  if (s->h2_eof && s->to_tcp.empty() && !s->tcp_shut) {
+    shutdown(s->fd, SHUT_WR);
+    s->tcp_shut = true;
+  }
+}
+
+nghttp2_data_provider HboneSession::DataProvider(HboneStream* s) {
+  nghttp2_data_provider prd;
+  prd.source.ptr = s;
+  prd.read_callback = DataReadCb;
+  return prd;
+}
+
+// ---------------------------------------------------------------- nghttp2 callbacks
+
+ssize_t HboneSession::SendCb(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  size_t room = self->out_.size() < kOutCap ? kOutCap - self->out_.size() : 0;
+  if (room == 0) return NGHTTP2_ERR_WOULDBLOCK;
+  size_t n = std::min(room, len);
+  self->out_.Append(data, n);
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t HboneSession::ReadLengthCb(nghttp2_session*, uint8_t, int32_t, int32_t, int32_t, uint32_t remote_max, void*) {
+  return static_cast<ssize_t>(std::min<size_t>(remote_max, kBlockSize));
+}
+
+ssize_t HboneSession::DataReadCb(nghttp2_session*, int32_t, uint8_t*, size_t len, uint32_t* flags,
+                                 nghttp2_data_source* src, void*) {
+  auto* s = static_cast<HboneStream*>(src->ptr);
+  const uint8_t* p;
+  size_t avail;
+  s->to_h2.ReadableHead(&p, &avail);
+  if (avail > 0) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    return static_cast<ssize_t>(std::min(avail, len));
+  }
+  if (s->tcp_eof) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;  // FIN from TCP becomes END_STREAM
+    return 0;
+  }
+  s->deferred = true;
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+int HboneSession::SendDataCb(nghttp2_session*, nghttp2_frame* frame, const uint8_t* hd, size_t len,
+                             nghttp2_data_source* src, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  auto* s = static_cast<HboneStream*>(src->ptr);
+  size_t pad = frame->data.padlen;
+  if (self->out_.size() + 9 + len + pad > kOutCap) return NGHTTP2_ERR_WOULDBLOCK;
+  self->out_.Append(hd, 9);
+  if (pad > 0) {
+    uint8_t padlen = static_cast<uint8_t>(pad - 1);
+    self->out_.Append(&padlen, 1);
+  }
+  size_t left = len;
+  while (left > 0) {
+    const uint8_t* p;
+    size_t avail;
+    s->to_h2.ReadableHead(&p, &avail);
+    size_t k = std::min(avail, left);
+    self->out_.Append(p, k);
+    s->to_h2.Consume(k);
+    left -= k;
+  }
+  static const uint8_t kZeros[256] = {};
+  for (size_t z = pad > 1 ? pad - 1 : 0; z > 0;) {
+    size_t k = std::min(z, sizeof(kZeros));
+    self->out_.Append(kZeros, k);
+    z -= k;
+  }
+  // Room again in the stream queue: keep reading its socket next turn.
+  if (s->tcp_readable && !s->tcp_eof && !s->ready_pending) {
+    s->ready_pending = true;
+    self->ctx_.loop.MarkReady(s);
+  }
+  return 0;
+}
+
+int HboneSession::FrameRecvCb(nghttp2_session* h2, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  int32_t id = frame->hd.stream_id;
+  auto* s = id > 0 ? static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, id)) : nullptr;
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (s && frame->headers.cat != NGHTTP2_HCAT_HEADERS) self->OnRequestOrResponse(s);
+      break;
+    case NGHTTP2_GOAWAY:
+      self->StopNewStreams();
+      break;
+    default:
+      break;
+  }
+  if (s && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    s->h2_eof = true;
+    self->Touch(s);
+  }
+  return 0;
+}
+
+int HboneSession::DataChunkCb(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  auto* s = static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr || s->tcp_error || s->credited_all || s->fd < 0) {
+    self->conn_credit_ += len;  // nobody will take it: give the window back
+    return 0;
+  }
+  ProxyStats::Add(self->client_ ? self->ctx_.stats.bytes_in : self->ctx_.stats.bytes_out, len);
+  // Straight to the socket when nothing is queued ahead; only the remainder is copied.
+  if (s->to_tcp.empty() && s->tcp_writable && !s->connecting) {
+    ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      s->unconsumed += static_cast<size_t>(n);
+      data += n;
+      len -= static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      s->tcp_writable = false;
+    } else if (n < 0 && errno != EINTR) {
+      s->tcp_error = true;
+      self->conn_credit_ += len;
+      self->Touch(s);
+      return 0;
+    }
+  }
+  if (len > 0) s->to_tcp.Append(data, len);
+  self->Touch(s);
+  return 0;
+}
+
+int HboneSession::StreamCloseCb(nghttp2_session* h2, int32_t id, uint32_t code, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  auto* s = static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr) return 0;
+  s->h2_closed = true;
+  s->h2_error = code;
+  self->Touch(s);
+  return 0;
+}
+
+int HboneSession::HeaderCb(nghttp2_session* h2, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                           const uint8_t* value, size_t valuelen, uint8_t, void*) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto* s = static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
+  if (s == nullptr) return 0;
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":method") {
+    s->method.assign(v);
+  } else if (n == ":authority") {
+    s->authority.assign(v);
+  } else if (n == "forwarded") {
+    s->forwarded.assign(v);
+  } else if (n == ":status") {
+    int st = 0;
+    for (char c : v) st = (c >= '0' && c <= '9' && st < 1000) ? st * 10 + (c - '0') : 1000;
+    s->status = st;
+  }
+  return 0;
+}
+
+int HboneSession::BeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<HboneSession*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  return self->OnBeginHeaders(frame->hd.stream_id);
+}
+
+}  // namespace zm::proxy

@@ -1,0 +1,60 @@
+#include "agent/proxy/node_proxy.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "agent/proxy/socket_util.h"
+#include "agent/proxy/worker.h"
+#include "common/log.h"
+
+namespace zm::proxy {
+
+NodeProxy::NodeProxy(ProxyOptions opts, agent::SnapshotHolder& snapshots, agent::CertStore& certs)
+    : opts_(std::move(opts)), snapshots_(snapshots), certs_(certs) {}
+
+NodeProxy::~NodeProxy() {
+  Stop();
+}
+
+bool NodeProxy::Start(std::string* error) {
+  signal(SIGPIPE, SIG_IGN);  // TLS and splice write to sockets that peers may have closed
+  RaiseFdLimit();
+  const uint16_t ports[3] = {opts_.outbound_port, opts_.hbone_port, opts_.plaintext_port};
+  const char* names[3] = {"outbound", "hbone", "plaintext"};
+  for (int i = 0; i < 3; ++i) {
+    std::string why;
+    fds_[i] = MakeListener(opts_.listen_addr, ports[i], opts_.transparent_listeners, &why);
+    if (fds_[i] < 0) {
+      *error = std::string(names[i]) + " listener: " + why;
+      Stop();
+      return false;
+    }
+    ports_[i] = LocalPort(fds_[i]);
+  }
+  int n = opts_.workers > 0 ? opts_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_));
+  subscription_ = snapshots_.Subscribe([this] {
+    for (auto& w : workers_) w->OnSnapshotChanged();
+  });
+  for (auto& w : workers_) w->Start();
+  log::Info("node proxy started",
+            {{"workers", n}, {"outbound_port", ports_[0]}, {"hbone_port", ports_[1]}, {"plaintext_port", ports_[2]}});
+  return true;
+}
+
+void NodeProxy::Stop() {
+  if (subscription_ != 0) {
+    snapshots_.Unsubscribe(subscription_);
+    subscription_ = 0;
+  }
+  for (auto& w : workers_) w->Stop();
+  workers_.clear();
+  for (int& fd : fds_) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+}
+
+}  // namespace zm::proxy

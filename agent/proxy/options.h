@@ -1,0 +1,85 @@
+// NodeProxy configuration, the authorization hook and the stats counters.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "agent/proxy/socket_util.h"
+#include "agent/state/mesh_snapshot.h"
+#include "common/tls/spiffe.h"
+
+namespace zm::proxy {
+
+struct AuthzRequest {
+  const tls::SpiffeId* source = nullptr;  // verified client identity (nullptr: plaintext, no identity)
+  in_addr_t source_ip = 0;
+  const agent::Workload* destination = nullptr;
+  uint16_t port = 0;
+};
+
+struct AuthzDecision {
+  bool allow = true;
+  std::string reason;
+};
+
+// Called on worker threads for every new connection; must be thread-safe and quick.
+using Authorizer = std::function<AuthzDecision(const AuthzRequest&)>;
+
+// Counters only (relaxed atomics); metrics exporters read them.
+struct ProxyStats {
+  std::atomic<uint64_t> outbound_accepted{0};
+  std::atomic<uint64_t> hbone_accepted{0};  // TLS connections on the HBONE listener
+  std::atomic<uint64_t> plaintext_accepted{0};
+  std::atomic<uint64_t> hbone_sessions_opened{0};   // outgoing pooled TLS connections
+  std::atomic<uint64_t> hbone_streams_opened{0};    // CONNECT streams sent
+  std::atomic<uint64_t> hbone_streams_accepted{0};  // CONNECT streams answered 200
+  std::atomic<uint64_t> passthrough{0};
+  std::atomic<uint64_t> same_node{0};
+  std::atomic<uint64_t> connections_closed{0};
+  std::atomic<uint64_t> bytes_out{0};  // client -> server direction
+  std::atomic<uint64_t> bytes_in{0};   // server -> client direction
+  std::atomic<uint64_t> denials{0};
+  std::atomic<uint64_t> tls_failures{0};
+  std::atomic<uint64_t> upstream_failures{0};
+  std::atomic<uint64_t> bad_requests{0};
+  std::atomic<uint64_t> held_unknown_source{0};
+  std::atomic<uint64_t> resets{0};
+
+  static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+// Maps an accepted socket to its original destination. Production: getsockname() (tc + bpf_sk_assign keep the
+// original 4-tuple). Loopback tests substitute a mapping that plays the part of the BPF redirect.
+using OriginalDst = std::function<bool(int fd, sockaddr_in* dst)>;
+
+struct ProxyOptions {
+  int workers = 0;  // 0: one per core
+  in_addr_t listen_addr = INADDR_ANY;
+  uint16_t outbound_port = 15001;  // 0: ephemeral (tests)
+  uint16_t hbone_port = 15008;
+  uint16_t plaintext_port = 15006;
+  uint16_t hbone_dial_port = 15008;  // port dialed on destination pods
+  bool transparent_listeners = true;
+  SourceBind source_bind = SourceBind::kTransparent;
+
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds unknown_source_hold{5000};
+  std::chrono::milliseconds ping_interval{10000};
+  std::chrono::milliseconds idle_timeout{300000};
+  uint32_t max_streams_per_connection = 100;
+  uint32_t stream_window = 4 << 20;
+  uint32_t connection_window = 16 << 20;
+  uint32_t max_frame_size = 1 << 20;
+  size_t stream_read_buffer = 256 * 1024;  // tcp -> h2 per stream, beyond this reading stops
+  size_t pipe_size = 256 * 1024;           // splice pipes of plain relays
+
+  Authorizer authorize;      // empty: allow all (until the controller's policy lands)
+  OriginalDst original_dst;  // empty: getsockname()
+};
+
+}  // namespace zm::proxy

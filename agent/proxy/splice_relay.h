@@ -1,0 +1,56 @@
+// Plaintext relay between two TCP sockets using splice() through pipes (zero-copy, matches direct throughput):
+// used for passthrough, same-node delivery and PERMISSIVE plaintext. Waits for the upstream connect (with timeout),
+// propagates FIN per direction and RST both ways; backpressure comes from the pipe filling up.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "agent/proxy/worker_context.h"
+
+namespace zm::proxy {
+
+class SpliceRelay : public Closable {
+ public:
+  // Takes ownership of both fds; |upstream| may still be connecting. Deletes itself when done.
+  static void Start(WorkerContext& ctx, int downstream, int upstream, std::string what);
+  void ForceClose() override;
+  ~SpliceRelay() override;  // via EventLoop::DeleteLater only
+
+ private:
+  struct End : IoHandler {
+    SpliceRelay* relay;
+    int idx;
+    void OnIo(uint32_t ev) override { relay->OnEvent(idx, ev); }
+    void OnReady() override { relay->Pump(); }
+  };
+  struct Dir {
+    int pipe_r = -1, pipe_w = -1;
+    size_t in_pipe = 0;
+    bool eof = false;   // read side saw FIN
+    bool shut = false;  // FIN forwarded
+  };
+
+  SpliceRelay(WorkerContext& ctx, int down, int up, std::string what);
+  void OnEvent(int idx, uint32_t ev);
+  void OnConnected();
+  void Pump();
+  // Moves bytes fd[from] -> fd[1-from]; returns false when the relay was torn down.
+  bool PumpDir(int from, bool* progress);
+  void Fail(int reset_side_errno_from, const char* why);
+  void Finish();
+
+  WorkerContext& ctx_;
+  int fd_[2];  // 0 downstream (client), 1 upstream
+  End end_[2];
+  Dir dir_[2];  // dir_[i]: bytes read from fd_[i]
+  bool readable_[2] = {false, false};
+  bool writable_[2] = {false, false};
+  bool connected_ = false;
+  bool done_ = false;
+  size_t pipe_cap_ = 0;
+  uint64_t timer_ = 0;
+  std::string what_;
+};
+
+}  // namespace zm::proxy

@@ -1,0 +1,253 @@
+#include "agent/proxy/worker.h"
+
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/proxy/hbone_server.h"
+#include "agent/proxy/socket_util.h"
+#include "agent/proxy/splice_relay.h"
+#include "common/log.h"
+
+namespace zm::proxy {
+namespace {
+
+constexpr int kAcceptBatch = 64;
+constexpr auto kHeldPoll = std::chrono::milliseconds(100);
+
+bool GetSockName(int fd, sockaddr_in* out) {
+  socklen_t len = sizeof(*out);
+  return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 && out->sin_family == AF_INET;
+}
+
+}  // namespace
+
+Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
+               const int listener_fds[3])
+    : ctx_(opts, stats, snaps, certs), pool_(ctx_) {
+  ctx_.pool = &pool_;
+  for (int i = 0; i < 3; ++i) {
+    listeners_[i].worker = this;
+    listeners_[i].kind = static_cast<ListenerKind>(i);
+    listeners_[i].fd = listener_fds[i];
+    // Level-triggered + exclusive: one worker wakes per connection burst, the others keep sleeping.
+    ctx_.loop.Add(listener_fds[i], EPOLLIN | EPOLLEXCLUSIVE, &listeners_[i]);
+  }
+}
+
+Worker::~Worker() {
+  Stop();
+}
+
+void Worker::Start() {
+  thread_ = std::thread([this] {
+    ctx_.loop.Run();
+    Shutdown();
+  });
+}
+
+void Worker::Stop() {
+  if (!thread_.joinable()) return;
+  ctx_.loop.Stop();
+  thread_.join();
+}
+
+void Worker::OnSnapshotChanged() {
+  ctx_.loop.Post([this] { RecheckHeld(false); });
+}
+
+void Worker::Shutdown() {
+  for (auto& h : held_) ResetAndClose(h.fd);
+  held_.clear();
+  ctx_.loop.CancelTimer(held_timer_);
+  // ForceClose() removes the object from |live| (now or when the garbage runs): iterate over a copy.
+  std::vector<Closable*> all(ctx_.live.begin(), ctx_.live.end());
+  for (Closable* c : all) {
+    if (ctx_.live.count(c)) c->ForceClose();
+  }
+  for (auto& l : listeners_) ctx_.loop.Remove(l.fd);
+  ctx_.loop.RunGarbage();  // now, while the pool and block cache the objects use still exist
+}
+
+void Worker::Accept(Listener& l) {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    sockaddr_in src{};
+    socklen_t len = sizeof(src);
+    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&src), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN (another worker took it) or a transient error
+    sockaddr_in dst{};
+    bool ok = ctx_.opts.original_dst ? ctx_.opts.original_dst(fd, &dst) : GetSockName(fd, &dst);
+    if (!ok || src.sin_family != AF_INET) {
+      log::Warn("accepted a connection without an IPv4 original destination", {{"listener", static_cast<int>(l.kind)}});
+      ResetAndClose(fd);
+      continue;
+    }
+    switch (l.kind) {
+      case ListenerKind::kOutbound:
+        ProxyStats::Add(ctx_.stats.outbound_accepted);
+        Outbound(fd, src, dst, false);
+        break;
+      case ListenerKind::kHbone:
+        ProxyStats::Add(ctx_.stats.hbone_accepted);
+        Inbound(fd, src, dst);
+        break;
+      case ListenerKind::kPlaintext:
+        ProxyStats::Add(ctx_.stats.plaintext_accepted);
+        Plaintext(fd, src, dst);
+        break;
+    }
+  }
+}
+
+void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why) {
+  log::Info("connection refused",
+            {{"flow", what}, {"src", AddrToString(src)}, {"dst", AddrToString(dst)}, {"reason", why}});
+  ResetAndClose(fd);
+  ProxyStats::Add(ctx_.stats.connections_closed);
+}
+
+void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what) {
+  std::string error;
+  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, &error);
+  if (up < 0) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    Refuse(downstream, what, src, dst, error);
+    return;
+  }
+  SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + AddrToString(src) + "->" + AddrToString(dst));
+}
+
+void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
+  auto snap = ctx_.snapshots.Get();
+  const agent::Workload* from = snap ? snap->Find(src.sin_addr.s_addr) : nullptr;
+  if (from == nullptr || !snap->IsLocal(*from)) {
+    if (!hold_expired) {
+      // Captured before we know the pod (new pod, config in flight): hold it, never let it out in plaintext.
+      ProxyStats::Add(ctx_.stats.held_unknown_source);
+      held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
+      if (held_timer_ == 0) {
+        held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
+          held_timer_ = 0;
+          RecheckHeld(true);
+        });
+      }
+      return;
+    }
+    if (snap && snap->default_mode() == agent::MeshMode::kPermissive) {
+      ProxyStats::Add(ctx_.stats.passthrough);
+      Relay(fd, src, dst, "outbound-unknown-permissive");
+      return;
+    }
+    ProxyStats::Add(ctx_.stats.denials);
+    Refuse(fd, "outbound", src, dst, "source is not a known workload of this node (STRICT: fail closed)");
+    return;
+  }
+  if (!from->enrolled) {
+    ProxyStats::Add(ctx_.stats.passthrough);
+    Relay(fd, src, dst, "outbound-unenrolled-source");
+    return;
+  }
+  const agent::Workload* to = snap->Find(dst.sin_addr.s_addr);
+  if (to == nullptr || !to->enrolled) {
+    ProxyStats::Add(ctx_.stats.passthrough);
+    Relay(fd, src, dst, "passthrough");
+    return;
+  }
+  tls::SpiffeId src_id = snap->IdentityOf(*from);
+  if (snap->IsLocal(*to)) {
+    // Same node: no wire, same policy.
+    if (ctx_.opts.authorize) {
+      AuthzDecision d = ctx_.opts.authorize({&src_id, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
+      if (!d.allow) {
+        ProxyStats::Add(ctx_.stats.denials);
+        Refuse(fd, "same-node", src, dst, "denied by policy: " + d.reason);
+        return;
+      }
+    }
+    ProxyStats::Add(ctx_.stats.same_node);
+    Relay(fd, src, dst, "same-node");
+    return;
+  }
+  auto src_tls = ctx_.certs.Get(src_id);
+  if (!src_tls) {
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    Refuse(fd, "outbound", src, dst, "no certificate for " + src_id.ToString());
+    return;
+  }
+  TuneStream(fd);
+  pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), to->node);
+}
+
+void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+  auto snap = ctx_.snapshots.Get();
+  const agent::Workload* to = snap ? snap->Find(dst.sin_addr.s_addr) : nullptr;
+  if (to == nullptr || !snap->IsLocal(*to) || !to->enrolled) {
+    Refuse(fd, "hbone", src, dst, "destination is not an enrolled workload on this node");
+    return;
+  }
+  tls::SpiffeId id = snap->IdentityOf(*to);
+  auto tls = ctx_.certs.Get(id);
+  if (!tls) {
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    Refuse(fd, "hbone", src, dst, "no certificate for " + id.ToString());
+    return;
+  }
+  bssl::UniquePtr<SSL> ssl(SSL_new(tls->server_ctx.get()));
+  if (!ssl) {
+    Refuse(fd, "hbone", src, dst, "SSL_new failed");
+    return;
+  }
+  new HboneServer(ctx_, fd, std::move(ssl), id, src);
+}
+
+void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+  auto snap = ctx_.snapshots.Get();
+  const agent::Workload* to = snap ? snap->Find(dst.sin_addr.s_addr) : nullptr;
+  if (to == nullptr || !snap->IsLocal(*to) || !to->enrolled) {
+    Refuse(fd, "plaintext", src, dst, "destination is not an enrolled workload on this node");
+    return;
+  }
+  if (to->mode == agent::MeshMode::kStrict) {
+    ProxyStats::Add(ctx_.stats.denials);
+    Refuse(fd, "plaintext", src, dst, "destination is STRICT: plaintext refused");
+    return;
+  }
+  if (ctx_.opts.authorize) {
+    AuthzDecision d = ctx_.opts.authorize({nullptr, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
+    if (!d.allow) {
+      ProxyStats::Add(ctx_.stats.denials);
+      Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason);
+      return;
+    }
+  }
+  Relay(fd, src, dst, "plaintext-permissive");
+}
+
+void Worker::RecheckHeld(bool timer) {
+  if (held_.empty()) return;
+  auto now = EventLoop::Clock::now();
+  auto snap = ctx_.snapshots.Get();
+  std::vector<Held> still;
+  std::vector<Held> go;
+  for (auto& h : held_) {
+    const agent::Workload* w = snap ? snap->Find(h.src.sin_addr.s_addr) : nullptr;
+    bool known = w != nullptr && snap->IsLocal(*w);
+    if (known || h.deadline <= now) {
+      go.push_back(h);
+    } else {
+      still.push_back(h);
+    }
+  }
+  held_.swap(still);
+  for (auto& h : go) Outbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
+  if (!held_.empty() && (timer || held_timer_ == 0)) {
+    if (held_timer_ == 0) {
+      held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
+        held_timer_ = 0;
+        RecheckHeld(true);
+      });
+    }
+  }
+}
+
+}  // namespace zm::proxy

@@ -1,0 +1,40 @@
+// Per-worker state shared by every connection object owned by that worker thread.
+#pragma once
+
+#include <cstdint>
+#include <unordered_set>
+#include <vector>
+
+#include "agent/proxy/byte_queue.h"
+#include "agent/proxy/event_loop.h"
+#include "agent/proxy/options.h"
+#include "agent/state/cert_store.h"
+#include "agent/state/mesh_snapshot.h"
+
+namespace zm::proxy {
+
+class HbonePool;
+
+// Anything the worker must tear down when the proxy stops.
+class Closable {
+ public:
+  virtual ~Closable() = default;
+  virtual void ForceClose() = 0;
+};
+
+struct WorkerContext {
+  WorkerContext(const ProxyOptions& o, ProxyStats& s, agent::SnapshotHolder& snaps, agent::CertStore& c)
+      : opts(o), stats(s), snapshots(snaps), certs(c), scratch(64 * 1024) {}
+
+  EventLoop loop;
+  BlockPool blocks;
+  const ProxyOptions& opts;
+  ProxyStats& stats;
+  agent::SnapshotHolder& snapshots;
+  agent::CertStore& certs;
+  HbonePool* pool = nullptr;
+  std::vector<uint8_t> scratch;  // TLS read buffer, used synchronously
+  std::unordered_set<Closable*> live;
+};
+
+}  // namespace zm::proxy

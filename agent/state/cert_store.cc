@@ -1,0 +1,127 @@
+#include "agent/state/cert_store.h"
+
+#include <openssl/x509.h>
+
+#include <mutex>
+
+namespace zm::agent {
+namespace {
+
+// The leaf (with the chain's intermediates) must verify against the bundle: catches a stale key/cert pair early.
+bool VerifyChain(const tls::Credentials& creds, const tls::CertList& roots, std::string* error) {
+  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  for (const auto& r : roots) X509_STORE_add_cert(store.get(), r.get());
+  bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
+  for (size_t i = 1; i < creds.chain.size(); ++i) {
+    X509_up_ref(creds.chain[i].get());
+    sk_X509_push(untrusted.get(), creds.chain[i].get());
+  }
+  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+  if (!X509_STORE_CTX_init(ctx.get(), store.get(), creds.chain[0].get(), untrusted.get())) {
+    *error = "cannot initialise chain verification";
+    return false;
+  }
+  if (X509_verify_cert(ctx.get()) != 1) {
+    *error = std::string("certificate does not chain to the trust bundle: ") +
+             X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const WorkloadTls> InMemoryCertStore::Get(const tls::SpiffeId& id) const {
+  std::shared_lock l(mu_);
+  auto it = by_id_.find(id.ToString());
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const WorkloadTls> InMemoryCertStore::Build(const std::string& td, const tls::CertList& roots,
+                                                            const IdentityMaterial& m, std::string* error) const {
+  std::string prefix = m.id.ToString() + ": ";
+  if (m.creds.chain.empty()) {
+    *error = prefix + "empty certificate chain";
+    return nullptr;
+  }
+  if (m.id.trust_domain != td) {
+    *error = prefix + "not in trust domain " + td;
+    return nullptr;
+  }
+  tls::SpiffeId leaf_id;
+  std::string why;
+  if (!tls::LeafSpiffeId(m.creds.chain[0].get(), &leaf_id, &why)) {
+    *error = prefix + why;
+    return nullptr;
+  }
+  if (!(leaf_id == m.id)) {
+    *error = prefix + "certificate is for " + leaf_id.ToString();
+    return nullptr;
+  }
+  if (!VerifyChain(m.creds, roots, &why)) {
+    *error = prefix + why;
+    return nullptr;
+  }
+  auto out = std::make_shared<WorkloadTls>();
+  out->id = m.id;
+  out->server_ctx = tls::NewServerContext(m.creds, roots, td, &why);
+  if (out->server_ctx) out->client_ctx = tls::NewClientContext(m.creds, roots, td, &why);
+  if (!out->client_ctx) {
+    *error = prefix + why;
+    return nullptr;
+  }
+  return out;
+}
+
+bool InMemoryCertStore::Replace(const std::string& trust_domain, tls::CertList roots,
+                                std::vector<IdentityMaterial> identities, std::string* error) {
+  if (roots.empty()) {
+    *error = "trust bundle is empty";
+    return false;
+  }
+  std::unordered_map<std::string, std::shared_ptr<const WorkloadTls>> next;
+  for (const auto& m : identities) {
+    auto built = Build(trust_domain, roots, m, error);
+    if (!built) return false;
+    if (!next.emplace(m.id.ToString(), std::move(built)).second) {
+      *error = m.id.ToString() + ": duplicate identity";
+      return false;
+    }
+  }
+  std::unique_lock l(mu_);
+  trust_domain_ = trust_domain;
+  roots_ = std::make_shared<const tls::CertList>(std::move(roots));
+  by_id_ = std::move(next);
+  return true;
+}
+
+bool InMemoryCertStore::Update(IdentityMaterial identity, std::string* error) {
+  std::string td;
+  std::shared_ptr<const tls::CertList> roots;
+  {
+    std::shared_lock l(mu_);
+    td = trust_domain_;
+    roots = roots_;
+  }
+  if (!roots) {
+    *error = "no trust bundle loaded yet";
+    return false;
+  }
+  auto built = Build(td, *roots, identity, error);
+  if (!built) return false;
+  std::unique_lock l(mu_);
+  by_id_[identity.id.ToString()] = std::move(built);
+  return true;
+}
+
+void InMemoryCertStore::Remove(const tls::SpiffeId& id) {
+  std::unique_lock l(mu_);
+  by_id_.erase(id.ToString());
+}
+
+std::shared_ptr<const tls::CertList> InMemoryCertStore::trust_bundle() const {
+  std::shared_lock l(mu_);
+  return roots_;
+}
+
+}  // namespace zm::agent

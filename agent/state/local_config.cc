@@ -1,0 +1,199 @@
+#include "agent/state/local_config.h"
+
+#include <arpa/inet.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/log.h"
+#include "common/tls/pem.h"
+
+namespace zm::agent {
+namespace {
+
+using nlohmann::json;
+
+// Thrown inside the parser only; converted to the error string at the boundary.
+struct ConfigError {
+  std::string field;
+  std::string reason;
+};
+
+void AllowOnly(const json& obj, const std::string& where, std::initializer_list<const char*> keys) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool known = false;
+    for (const char* k : keys) known = known || it.key() == k;
+    if (!known) throw ConfigError{where.empty() ? it.key() : where + "." + it.key(), "unknown field"};
+  }
+}
+
+std::string Field(const std::string& where, const char* key) {
+  return where.empty() ? key : where + "." + key;
+}
+
+const json& Require(const json& obj, const std::string& where, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw ConfigError{Field(where, key), "missing"};
+  return *it;
+}
+
+std::string RequireString(const json& obj, const std::string& where, const char* key) {
+  const json& v = Require(obj, where, key);
+  if (!v.is_string()) throw ConfigError{Field(where, key), "must be a string"};
+  std::string s = v.get<std::string>();
+  if (s.empty()) throw ConfigError{Field(where, key), "must not be empty"};
+  return s;
+}
+
+MeshMode ParseMode(const std::string& s, const std::string& field) {
+  if (s == "STRICT") return MeshMode::kStrict;
+  if (s == "PERMISSIVE") return MeshMode::kPermissive;
+  throw ConfigError{field, "must be \"STRICT\" or \"PERMISSIVE\", got \"" + s + "\""};
+}
+
+std::string Resolve(const std::string& config_path, const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  size_t slash = config_path.rfind('/');
+  return slash == std::string::npos ? p : config_path.substr(0, slash + 1) + p;
+}
+
+std::string ReadOrThrow(const std::string& path, const std::string& field) {
+  std::string content, err;
+  if (!tls::ReadFile(path, &content, &err)) throw ConfigError{field, err};
+  return content;
+}
+
+Workload ParseWorkload(const json& w, const std::string& where, MeshMode default_mode) {
+  if (!w.is_object()) throw ConfigError{where, "must be an object"};
+  AllowOnly(w, where, {"name", "namespace", "serviceAccount", "ip", "node", "enrolled", "mode"});
+  Workload out;
+  out.name = RequireString(w, where, "name");
+  out.ns = RequireString(w, where, "namespace");
+  out.service_account = RequireString(w, where, "serviceAccount");
+  out.node = RequireString(w, where, "node");
+  std::string why;
+  if (!tls::ValidNamespace(out.ns, &why)) throw ConfigError{Field(where, "namespace"), why};
+  if (!tls::ValidServiceAccount(out.service_account, &why)) throw ConfigError{Field(where, "serviceAccount"), why};
+  std::string ip = RequireString(w, where, "ip");
+  in_addr addr{};
+  if (inet_pton(AF_INET, ip.c_str(), &addr) != 1) {
+    throw ConfigError{Field(where, "ip"), "not an IPv4 address: \"" + ip + "\""};
+  }
+  out.ip = addr.s_addr;
+  const json& enrolled = Require(w, where, "enrolled");
+  if (!enrolled.is_boolean()) throw ConfigError{Field(where, "enrolled"), "must be true or false"};
+  out.enrolled = enrolled.get<bool>();
+  out.mode = default_mode;
+  if (w.contains("mode")) out.mode = ParseMode(RequireString(w, where, "mode"), Field(where, "mode"));
+  return out;
+}
+
+void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError{"(document)", std::string("invalid JSON: ") + e.what()};
+  }
+  if (!doc.is_object()) throw ConfigError{"(document)", "must be a JSON object"};
+  AllowOnly(doc, "", {"node", "trustDomain", "mode", "rootCert", "workloads", "identities"});
+  std::string node = RequireString(doc, "", "node");
+  std::string td = RequireString(doc, "", "trustDomain");
+  std::string why;
+  if (!tls::ValidTrustDomain(td, &why)) throw ConfigError{"trustDomain", why};
+  MeshMode mode = ParseMode(RequireString(doc, "", "mode"), "mode");
+
+  std::string root_path = Resolve(path, RequireString(doc, "", "rootCert"));
+  if (!tls::ParsePemCerts(ReadOrThrow(root_path, "rootCert"), &out->roots, &why)) {
+    throw ConfigError{"rootCert", root_path + ": " + why};
+  }
+
+  std::vector<Workload> workloads;
+  std::set<in_addr_t> ips;
+  if (doc.contains("workloads")) {
+    const json& arr = doc["workloads"];
+    if (!arr.is_array()) throw ConfigError{"workloads", "must be an array"};
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string where = "workloads[" + std::to_string(i) + "]";
+      Workload w = ParseWorkload(arr[i], where, mode);
+      if (!ips.insert(w.ip).second) throw ConfigError{where + ".ip", "duplicate workload IP"};
+      workloads.push_back(std::move(w));
+    }
+  }
+
+  if (doc.contains("identities")) {
+    const json& arr = doc["identities"];
+    if (!arr.is_array()) throw ConfigError{"identities", "must be an array"};
+    std::set<std::string> seen;
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string where = "identities[" + std::to_string(i) + "]";
+      const json& e = arr[i];
+      if (!e.is_object()) throw ConfigError{where, "must be an object"};
+      AllowOnly(e, where, {"spiffeId", "certChain", "key"});
+      IdentityMaterial m;
+      std::string id = RequireString(e, where, "spiffeId");
+      if (!tls::ParseSpiffeId(id, &m.id, &why)) throw ConfigError{where + ".spiffeId", why};
+      if (m.id.trust_domain != td) throw ConfigError{where + ".spiffeId", "not in trust domain " + td};
+      if (!seen.insert(id).second) throw ConfigError{where + ".spiffeId", "duplicate identity"};
+      std::string chain_path = Resolve(path, RequireString(e, where, "certChain"));
+      if (!tls::ParsePemCerts(ReadOrThrow(chain_path, where + ".certChain"), &m.creds.chain, &why)) {
+        throw ConfigError{where + ".certChain", chain_path + ": " + why};
+      }
+      std::string key_path = Resolve(path, RequireString(e, where, "key"));
+      if (!tls::ParsePemPrivateKey(ReadOrThrow(key_path, where + ".key"), &m.creds.key, &why)) {
+        throw ConfigError{where + ".key", key_path + ": " + why};
+      }
+      out->identities.push_back(std::move(m));
+    }
+  }
+  out->snapshot = std::make_shared<MeshSnapshot>(td, node, mode, std::move(workloads));
+}
+
+}  // namespace
+
+bool ParseLocalConfig(const std::string& json_text, const std::string& path, LocalConfig* out, std::string* error) {
+  LocalConfig cfg;
+  try {
+    Parse(json_text, path, &cfg);
+  } catch (const ConfigError& e) {
+    *error = path + ": " + e.field + ": " + e.reason;
+    return false;
+  } catch (const nlohmann::json::exception& e) {
+    *error = path + ": " + e.what();
+    return false;
+  }
+  *out = std::move(cfg);
+  return true;
+}
+
+bool LoadLocalConfig(const std::string& path, LocalConfig* out, std::string* error) {
+  std::string text;
+  if (!tls::ReadFile(path, &text, error)) return false;
+  return ParseLocalConfig(text, path, out, error);
+}
+
+LocalConfigSource::LocalConfigSource(std::string path, SnapshotHolder* snapshots, InMemoryCertStore* certs)
+    : path_(std::move(path)), snapshots_(snapshots), certs_(certs) {}
+
+bool LocalConfigSource::Reload(std::string* error) {
+  std::lock_guard<std::mutex> l(mu_);
+  LocalConfig cfg;
+  if (!LoadLocalConfig(path_, &cfg, error)) {
+    log::Error("config rejected, keeping the last good one", {{"path", path_}, {"error", *error}});
+    return false;
+  }
+  std::string why;
+  if (!certs_->Replace(cfg.snapshot->trust_domain(), std::move(cfg.roots), std::move(cfg.identities), &why)) {
+    *error = path_ + ": identities: " + why;
+    log::Error("config rejected, keeping the last good one", {{"path", path_}, {"error", *error}});
+    return false;
+  }
+  log::Info("config loaded", {{"path", path_},
+                              {"node", cfg.snapshot->node()},
+                              {"workloads", cfg.snapshot->size()},
+                              {"mode", MeshModeName(cfg.snapshot->default_mode())}});
+  snapshots_->Set(std::move(cfg.snapshot));
+  return true;
+}
+
+}  // namespace zm::agent

@@ -1,0 +1,74 @@
+// The agent's view of the mesh: an immutable snapshot, swapped atomically as a whole. Worker threads take one
+// shared_ptr per new connection, so a connection sees one consistent version from start to end.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/tls/spiffe.h"
+
+namespace zm::agent {
+
+enum class MeshMode { kStrict, kPermissive };
+
+const char* MeshModeName(MeshMode m);
+
+struct Workload {
+  std::string name;
+  std::string ns;
+  std::string service_account;
+  std::string node;
+  in_addr_t ip = 0;  // network byte order
+  bool enrolled = false;
+  MeshMode mode = MeshMode::kStrict;
+};
+
+class MeshSnapshot {
+ public:
+  MeshSnapshot(std::string trust_domain, std::string node, MeshMode default_mode, std::vector<Workload> workloads);
+
+  const std::string& trust_domain() const { return trust_domain_; }
+  const std::string& node() const { return node_; }
+  MeshMode default_mode() const { return default_mode_; }
+  size_t size() const { return by_ip_.size(); }
+  const std::unordered_map<in_addr_t, Workload>& workloads() const { return by_ip_; }
+
+  // nullptr when the IP (network byte order) is not a mesh workload.
+  const Workload* Find(in_addr_t ip) const;
+  bool IsLocal(const Workload& w) const { return w.node == node_; }
+  tls::SpiffeId IdentityOf(const Workload& w) const { return {trust_domain_, w.ns, w.service_account}; }
+
+ private:
+  std::string trust_domain_;
+  std::string node_;
+  MeshMode default_mode_;
+  std::unordered_map<in_addr_t, Workload> by_ip_;
+};
+
+// Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).
+class SnapshotHolder {
+ public:
+  std::shared_ptr<const MeshSnapshot> Get() const;
+  void Set(std::shared_ptr<const MeshSnapshot> snap);
+
+  // The callback runs on the thread calling Set(); keep it short (e.g. write to an eventfd).
+  int Subscribe(std::function<void()> cb);
+  void Unsubscribe(int id);
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const MeshSnapshot> current_;
+  std::mutex subs_mu_;
+  std::map<int, std::function<void()>> subs_;
+  int next_id_ = 1;
+};
+
+}  // namespace zm::agent

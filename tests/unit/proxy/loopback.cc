@@ -1,0 +1,143 @@
+#include "tests/unit/proxy/loopback.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+#include <stdexcept>
+
+namespace zm::testing {
+
+in_addr_t Ip(const char* s) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s, &a) != 1) throw std::runtime_error(std::string("bad ip ") + s);
+  return a.s_addr;
+}
+
+EchoServer::EchoServer(const char* ip) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = Ip(ip);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd_, 1024) != 0) {
+    throw std::runtime_error("echo server bind/listen");
+  }
+  socklen_t len = sizeof(sa);
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+  port_ = ntohs(sa.sin_port);
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      sockaddr_in peer{};
+      socklen_t plen = sizeof(peer);
+      int c = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      char buf[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof(buf));
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        peers_.push_back(buf);
+      }
+      ++accepted_;
+      conns_.emplace_back([c] {
+        char data[65536];
+        while (true) {
+          ssize_t n = read(c, data, sizeof(data));
+          if (n <= 0) break;
+          for (ssize_t off = 0; off < n;) {
+            ssize_t w = send(c, data + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+            if (w <= 0) {
+              close(c);
+              return;
+            }
+            off += w;
+          }
+        }
+        shutdown(c, SHUT_WR);
+        // Wait for the peer's close so the FIN is not turned into a reset by unread data.
+        while (read(c, data, sizeof(data)) > 0) {
+        }
+        close(c);
+      });
+    }
+  });
+}
+
+EchoServer::~EchoServer() {
+  stop_ = true;
+  thread_.join();
+  close(fd_);
+  for (auto& t : conns_) t.join();
+}
+
+std::vector<std::string> EchoServer::peers() {
+  std::lock_guard<std::mutex> l(mu_);
+  return peers_;
+}
+
+int ConnectFrom(const char* src, const char* dst, uint16_t port, int timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in s{};
+  s.sin_family = AF_INET;
+  s.sin_addr.s_addr = Ip(src);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in d{};
+  d.sin_family = AF_INET;
+  d.sin_addr.s_addr = Ip(dst);
+  d.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&d), sizeof(d)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string Exchange(int fd, const std::string& data, bool half_close) {
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    if (half_close) shutdown(fd, SHUT_WR);
+  });
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  writer.join();
+  return out;
+}
+
+bool ClosedWithoutData(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN);
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+}  // namespace zm::testing

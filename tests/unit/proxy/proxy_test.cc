@@ -1,0 +1,372 @@
+// NodeProxy end to end on loopback: two proxies ("node1" client side, "node2" server side) where pods are 127.0.0.x
+// addresses. A test hook plays the BPF redirect: connecting to <pod ip>:<listener port> means "<pod ip>:<echo port>".
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <barrier>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "agent/proxy/hbone_server.h"
+#include "agent/proxy/node_proxy.h"
+#include "agent/state/cert_store.h"
+#include "tests/unit/proxy/loopback.h"
+#include "tests/unit/proxy/test_certs.h"
+
+namespace zm::proxy {
+namespace {
+
+using agent::MeshMode;
+using agent::Workload;
+using testing::Ip;
+
+constexpr char kTd[] = "cluster.local";
+
+struct Node {
+  agent::SnapshotHolder snaps;
+  agent::InMemoryCertStore certs;
+  std::unique_ptr<NodeProxy> proxy;
+  std::mutex mu;
+  std::map<in_addr_t, uint16_t> redirect;  // pod ip -> real port for captured connections
+  uint16_t captured_ports[2] = {0, 0};     // outbound, plaintext listener ports
+
+  void Redirect(const char* ip, uint16_t port) {
+    std::lock_guard<std::mutex> l(mu);
+    redirect[Ip(ip)] = port;
+  }
+};
+
+Workload W(const char* name, const char* sa, const char* ip, const char* node, bool enrolled = true,
+           MeshMode mode = MeshMode::kStrict) {
+  Workload w;
+  w.name = name;
+  w.ns = "default";
+  w.service_account = sa;
+  w.ip = Ip(ip);
+  w.node = node;
+  w.enrolled = enrolled;
+  w.mode = mode;
+  return w;
+}
+
+std::vector<Workload> Pods(const char* pod_b_sa = "sa-b") {
+  return {W("podA", "sa-a", "127.0.0.11", "node1"), W("podD", "sa-d", "127.0.0.12", "node1"),
+          W("podB", pod_b_sa, "127.0.0.22", "node2"),
+          W("podC", "sa-c", "127.0.0.23", "node2", true, MeshMode::kPermissive)};
+}
+
+std::string Id(const std::string& td, const std::string& sa) {
+  return "spiffe://" + td + "/ns/default/sa/" + sa;
+}
+
+void LoadCerts(Node& n, const testing::TestCa& ca, const std::string& td, std::vector<std::string> sas) {
+  std::vector<agent::IdentityMaterial> ids;
+  for (const auto& sa : sas) {
+    agent::IdentityMaterial m;
+    std::string err;
+    EXPECT_TRUE(tls::ParseSpiffeId(Id(td, sa), &m.id, &err)) << err;
+    m.creds = testing::MakeLeaf(ca, {Id(td, sa)});
+    ids.push_back(std::move(m));
+  }
+  std::string err;
+  ASSERT_TRUE(n.certs.Replace(td, testing::Roots(ca), std::move(ids), &err)) << err;
+}
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  ProxyOptions BaseOptions(Node& n) {
+    ProxyOptions o;
+    o.workers = 2;
+    o.outbound_port = o.hbone_port = o.plaintext_port = 0;
+    o.transparent_listeners = false;
+    o.source_bind = SourceBind::kPlain;
+    o.connect_timeout = std::chrono::milliseconds(2000);
+    o.unknown_source_hold = std::chrono::milliseconds(600);
+    o.original_dst = [&n](int fd, sockaddr_in* dst) {
+      socklen_t len = sizeof(*dst);
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(dst), &len) != 0) return false;
+      std::lock_guard<std::mutex> l(n.mu);
+      uint16_t port = ntohs(dst->sin_port);
+      if (port == n.captured_ports[0] || port == n.captured_ports[1]) {
+        auto it = n.redirect.find(dst->sin_addr.s_addr);
+        if (it != n.redirect.end()) dst->sin_port = htons(it->second);
+      }
+      return true;
+    };
+    return o;
+  }
+
+  void StartNode(Node& n, ProxyOptions o) {
+    n.proxy = std::make_unique<NodeProxy>(std::move(o), n.snaps, n.certs);
+    std::string err;
+    ASSERT_TRUE(n.proxy->Start(&err)) << err;
+    std::lock_guard<std::mutex> l(n.mu);
+    n.captured_ports[0] = n.proxy->outbound_port();
+    n.captured_ports[1] = n.proxy->plaintext_port();
+  }
+
+  // node2 is configured by the arguments (to test refusals); node1 always uses the mesh CA and cluster.local.
+  void StartMesh(const testing::TestCa* node2_ca = nullptr, std::string node2_td = kTd,
+                 const char* node2_pod_b_sa = "sa-b", Authorizer node2_authz = nullptr) {
+    node2_.snaps.Set(std::make_shared<agent::MeshSnapshot>(node2_td, "node2", MeshMode::kStrict, Pods(node2_pod_b_sa)));
+    LoadCerts(node2_, node2_ca ? *node2_ca : ca_, node2_td, {node2_pod_b_sa, "sa-c"});
+    ProxyOptions o2 = BaseOptions(node2_);
+    o2.authorize = std::move(node2_authz);
+    StartNode(node2_, std::move(o2));
+
+    node1_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node1", MeshMode::kStrict, Pods()));
+    LoadCerts(node1_, ca_, kTd, {"sa-a", "sa-d"});
+    ProxyOptions o1 = BaseOptions(node1_);
+    o1.hbone_dial_port = node2_.proxy->hbone_port();
+    StartNode(node1_, std::move(o1));
+  }
+
+  // A connection from pod |src| to pod |dst| as captured by node1's outbound listener.
+  int Outbound(const char* src, const char* dst, uint16_t real_port) {
+    node1_.Redirect(dst, real_port);
+    return testing::ConnectFrom(src, dst, node1_.proxy->outbound_port());
+  }
+
+  void TearDown() override {
+    if (node1_.proxy) node1_.proxy->Stop();
+    if (node2_.proxy) node2_.proxy->Stop();
+  }
+
+  testing::TestCa ca_ = testing::MakeCa("mesh root");
+  Node node1_;
+  Node node2_;
+};
+
+TEST_F(ProxyTest, EchoOverHboneIsByteExactWithHalfClose) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  std::string data = testing::RandomBytes(8 << 20, 1);
+  std::string back = testing::Exchange(fd, data, /*half_close=*/true);
+  close(fd);
+  EXPECT_EQ(back.size(), data.size());
+  EXPECT_TRUE(back == data);
+  // The pod saw the true client address, and the traffic went through the tunnel.
+  ASSERT_EQ(echo.peers().size(), 1u);
+  EXPECT_EQ(echo.peers()[0], "127.0.0.11");
+  EXPECT_EQ(node1_.proxy->stats().hbone_streams_opened.load(), 1u);
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), 1u);
+  EXPECT_GE(node1_.proxy->stats().bytes_out.load(), data.size());
+}
+
+TEST_F(ProxyTest, HalfCloseBeforeReply) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(send(fd, "ping", 4, 0), 4);
+  shutdown(fd, SHUT_WR);  // FIN travels as END_STREAM; the reply still comes back
+  char buf[16];
+  std::string got;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(n, 0);  // clean EOF, not a reset
+  EXPECT_EQ(got, "ping");
+  close(fd);
+}
+
+TEST_F(ProxyTest, ManyConcurrentConnectionsSharePooledSessions) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  constexpr int kThreads = 25, kPerThread = 20;  // 500 connections open at once
+  std::barrier sync(kThreads);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<int> fds;
+      for (int i = 0; i < kPerThread; ++i) fds.push_back(Outbound("127.0.0.11", "127.0.0.22", echo.port()));
+      sync.arrive_and_wait();
+      for (int i = 0; i < kPerThread; ++i) {
+        if (fds[i] < 0) continue;
+        std::string data = testing::RandomBytes(32 * 1024, static_cast<uint32_t>(t * 1000 + i));
+        if (testing::Exchange(fds[i], data) == data) ++ok;
+        close(fds[i]);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  // 100 streams per connection, a pool per worker: far fewer TLS sessions than connections.
+  EXPECT_LE(node1_.proxy->stats().hbone_sessions_opened.load(), 20u);
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+TEST_F(ProxyTest, ServerFromAnotherCaIsRefused) {
+  testing::TestCa other = testing::MakeCa("other root");
+  StartMesh(&other);
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(echo.accepted(), 0);
+  EXPECT_GE(node1_.proxy->stats().tls_failures.load(), 1u);
+}
+
+TEST_F(ProxyTest, ServerInAnotherTrustDomainIsRefused) {
+  StartMesh(nullptr, "other.domain");
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(echo.accepted(), 0);
+  EXPECT_GE(node1_.proxy->stats().tls_failures.load(), 1u);
+  // The server refuses node1's cluster.local client certificate just as well.
+  EXPECT_GE(node2_.proxy->stats().tls_failures.load() + node1_.proxy->stats().tls_failures.load(), 1u);
+}
+
+TEST_F(ProxyTest, ServerWithUnexpectedIdentityIsRefused) {
+  StartMesh(nullptr, kTd, "sa-x");  // node2 presents sa-x for podB; node1 expects sa-b
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(echo.accepted(), 0);
+  EXPECT_GE(node1_.proxy->stats().tls_failures.load(), 1u);
+}
+
+TEST_F(ProxyTest, PolicyDenyClosesClient) {
+  std::atomic<int> asked{0};
+  StartMesh(nullptr, kTd, "sa-b", [&](const AuthzRequest& r) {
+    ++asked;
+    EXPECT_EQ(r.source->ToString(), Id(kTd, "sa-a"));
+    EXPECT_EQ(r.source_ip, Ip("127.0.0.11"));
+    EXPECT_EQ(r.destination->name, "podB");
+    return AuthzDecision{false, "test says no"};
+  });
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(asked.load(), 1);
+  EXPECT_EQ(echo.accepted(), 0);
+  EXPECT_EQ(node2_.proxy->stats().denials.load(), 1u);
+}
+
+TEST_F(ProxyTest, UpstreamRefusedClosesClientPromptly) {
+  StartMesh();
+  uint16_t dead_port;
+  {
+    testing::EchoServer gone("127.0.0.22");
+    dead_port = gone.port();
+  }
+  auto start = std::chrono::steady_clock::now();
+  int fd = Outbound("127.0.0.11", "127.0.0.22", dead_port);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_EQ(node2_.proxy->stats().upstream_failures.load(), 1u);
+}
+
+TEST_F(ProxyTest, PassthroughForDestinationsOutsideTheMesh) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.99");
+  int fd = Outbound("127.0.0.11", "127.0.0.99", echo.port());
+  ASSERT_GE(fd, 0);
+  std::string data = testing::RandomBytes(1 << 20, 7);
+  EXPECT_TRUE(testing::Exchange(fd, data) == data);
+  close(fd);
+  ASSERT_EQ(echo.peers().size(), 1u);
+  EXPECT_EQ(echo.peers()[0], "127.0.0.11");
+  EXPECT_EQ(node1_.proxy->stats().passthrough.load(), 1u);
+  EXPECT_EQ(node1_.proxy->stats().hbone_streams_opened.load(), 0u);
+}
+
+TEST_F(ProxyTest, SameNodeDeliveredLocallyWithPolicy) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.12");
+  int fd = Outbound("127.0.0.11", "127.0.0.12", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, "hello"), "hello");
+  close(fd);
+  EXPECT_EQ(node1_.proxy->stats().same_node.load(), 1u);
+  EXPECT_EQ(node1_.proxy->stats().hbone_streams_opened.load(), 0u);
+  ASSERT_EQ(echo.peers().size(), 1u);
+  EXPECT_EQ(echo.peers()[0], "127.0.0.11");
+}
+
+TEST_F(ProxyTest, PlaintextRefusedForStrictRelayedForPermissive) {
+  StartMesh();
+  testing::EchoServer strict_pod("127.0.0.22");
+  testing::EchoServer permissive_pod("127.0.0.23");
+  node2_.Redirect("127.0.0.22", strict_pod.port());
+  node2_.Redirect("127.0.0.23", permissive_pod.port());
+  int fd = testing::ConnectFrom("127.0.0.99", "127.0.0.22", node2_.proxy->plaintext_port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(strict_pod.accepted(), 0);
+  fd = testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, "plain"), "plain");
+  close(fd);
+  ASSERT_EQ(permissive_pod.peers().size(), 1u);
+  EXPECT_EQ(permissive_pod.peers()[0], "127.0.0.99");
+}
+
+TEST_F(ProxyTest, UnknownSourceIsHeldUntilKnown) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.13", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(send(fd, "early", 5, 0), 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(echo.accepted(), 0);  // nothing left the node yet
+  auto pods = Pods();
+  pods.push_back(W("podE", "sa-a", "127.0.0.13", "node1"));
+  node1_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node1", MeshMode::kStrict, pods));
+  shutdown(fd, SHUT_WR);
+  char buf[16];
+  std::string got;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(got, "early");
+  close(fd);
+  EXPECT_EQ(node1_.proxy->stats().held_unknown_source.load(), 1u);
+}
+
+TEST_F(ProxyTest, UnknownSourceFailsClosedInStrict) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.13", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
+  close(fd);
+  EXPECT_EQ(echo.accepted(), 0);
+}
+
+TEST(HboneParse, AuthorityAndForwarded) {
+  sockaddr_in a{};
+  EXPECT_TRUE(ParseAuthority("10.244.1.11:8080", &a));
+  EXPECT_EQ(ntohs(a.sin_port), 8080);
+  EXPECT_EQ(a.sin_addr.s_addr, Ip("10.244.1.11"));
+  for (const char* bad : {"", "10.244.1.11", "10.244.1.11:", "10.244.1.11:0", "10.244.1.11:65536", "host:80",
+                          "10.244.1:80", "[::1]:80", "10.244.1.11:8o", "10.244.1.11:123456"}) {
+    EXPECT_FALSE(ParseAuthority(bad, &a)) << bad;
+  }
+  in_addr_t ip;
+  EXPECT_TRUE(ParseForwardedFor("for=\"10.0.0.1\"", &ip));
+  EXPECT_EQ(ip, Ip("10.0.0.1"));
+  EXPECT_TRUE(ParseForwardedFor("proto=http; for=10.0.0.2, for=10.0.0.3", &ip));
+  EXPECT_EQ(ip, Ip("10.0.0.2"));
+  EXPECT_FALSE(ParseForwardedFor("for=\"[2001:db8::1]\"", &ip));
+  EXPECT_FALSE(ParseForwardedFor("by=10.0.0.1", &ip));
+}
+
+}  // namespace
+}  // namespace zm::proxy

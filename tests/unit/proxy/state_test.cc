@@ -1,0 +1,174 @@
+// agent/state: config file parsing and validation, reload keeping the last good config, cert store rotation.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/state/local_config.h"
+#include "tests/unit/proxy/test_certs.h"
+
+namespace zm::agent {
+namespace {
+
+constexpr char kA[] = "spiffe://cluster.local/ns/default/sa/sa-a";
+
+in_addr_t Ip(const char* s) {
+  in_addr a{};
+  inet_pton(AF_INET, s, &a);
+  return a.s_addr;
+}
+
+class StateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zm-state-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ca_ = testing::MakeCa("root");
+    auto a = testing::MakeLeaf(ca_, {kA});
+    testing::WritePem(dir_, "root.pem", tls::CertToPem(ca_.cert.get()));
+    testing::WritePem(dir_, "a.crt", testing::ChainPem(a));
+    testing::WritePem(dir_, "a.key", testing::KeyPem(a));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Good() const {
+    return R"({"node":"node1","trustDomain":"cluster.local","mode":"STRICT","rootCert":"root.pem",
+      "workloads":[{"name":"podA","namespace":"default","serviceAccount":"sa-a","ip":"10.244.1.11","node":"node1",
+                    "enrolled":true},
+                   {"name":"podB","namespace":"default","serviceAccount":"sa-b","ip":"10.244.2.11","node":"node2",
+                    "enrolled":false,"mode":"PERMISSIVE"}],
+      "identities":[{"spiffeId":")" +
+           std::string(kA) + R"(","certChain":"a.crt","key":"a.key"}]})";
+  }
+  std::string Write(const std::string& text) const { return testing::WritePem(dir_, "config.json", text); }
+  std::string ErrorFor(const std::string& text) const {
+    LocalConfig cfg;
+    std::string err;
+    EXPECT_FALSE(ParseLocalConfig(text, dir_ + "/config.json", &cfg, &err)) << text;
+    return err;
+  }
+  std::string Replace(std::string s, const std::string& from, const std::string& to) const {
+    size_t p = s.find(from);
+    EXPECT_NE(p, std::string::npos) << from;
+    return s.replace(p, from.size(), to);
+  }
+
+  std::string dir_;
+  testing::TestCa ca_;
+};
+
+TEST_F(StateTest, LoadsGoodConfig) {
+  LocalConfig cfg;
+  std::string err;
+  ASSERT_TRUE(LoadLocalConfig(Write(Good()), &cfg, &err)) << err;
+  const MeshSnapshot& s = *cfg.snapshot;
+  EXPECT_EQ(s.node(), "node1");
+  EXPECT_EQ(s.trust_domain(), "cluster.local");
+  EXPECT_EQ(s.default_mode(), MeshMode::kStrict);
+  const Workload* a = s.Find(Ip("10.244.1.11"));
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(a->enrolled);
+  EXPECT_TRUE(s.IsLocal(*a));
+  EXPECT_EQ(a->mode, MeshMode::kStrict);
+  EXPECT_EQ(s.IdentityOf(*a).ToString(), kA);
+  const Workload* b = s.Find(Ip("10.244.2.11"));
+  ASSERT_NE(b, nullptr);
+  EXPECT_FALSE(s.IsLocal(*b));
+  EXPECT_EQ(b->mode, MeshMode::kPermissive);
+  EXPECT_EQ(s.Find(Ip("10.244.9.9")), nullptr);
+  EXPECT_EQ(cfg.identities.size(), 1u);
+}
+
+TEST_F(StateTest, SpecificErrors) {
+  const std::string g = Good();
+  struct Case {
+    std::string text;
+    std::string expect;
+  } cases[] = {
+      {"{", "(document): invalid JSON"},
+      {"[]", "(document): must be a JSON object"},
+      {Replace(g, R"("node":"node1",)", ""), ": node: missing"},
+      {Replace(g, R"("trustDomain":"cluster.local")", R"("trustDomain":"Cluster")"), "trustDomain: trust domain"},
+      {Replace(g, R"("mode":"STRICT")", R"("mode":"strict")"), "mode: must be \"STRICT\" or \"PERMISSIVE\""},
+      {Replace(g, "root.pem", "missing.pem"), "rootCert: " + dir_ + "/missing.pem: No such file"},
+      {Replace(g, "10.244.1.11", "10.244.1"), "workloads[0].ip: not an IPv4 address"},
+      {Replace(g, "10.244.2.11", "10.244.1.11"), "workloads[1].ip: duplicate workload IP"},
+      {Replace(g, R"("enrolled":true)", R"("enrolled":"yes")"), "workloads[0].enrolled: must be true or false"},
+      {Replace(g, R"("namespace":"default","serviceAccount":"sa-a")", R"("namespace":"Def","serviceAccount":"sa-a")"),
+       "workloads[0].namespace: namespace has an invalid character"},
+      {Replace(g, R"("mode":"PERMISSIVE")", R"("mode":"OPEN")"), "workloads[1].mode: must be"},
+      {Replace(g, R"("node":"node2",)", R"("node":"node2","colour":1,)"), "workloads[1].colour: unknown field"},
+      {Replace(g, kA, "spiffe://other.local/ns/default/sa/sa-a"), "identities[0].spiffeId: not in trust domain"},
+      {Replace(g, kA, "spiffe://cluster.local/ns/default"), "identities[0].spiffeId: SPIFFE ID path must be"},
+      {Replace(g, "a.key", "a.crt"), "identities[0].key: " + dir_ + "/a.crt: invalid PEM private key"},
+      {Replace(g, R"("certChain":"a.crt",)", ""), "identities[0].certChain: missing"},
+  };
+  for (const auto& c : cases) {
+    std::string err = ErrorFor(c.text);
+    EXPECT_NE(err.find(c.expect), std::string::npos) << "got: " << err << "\nwant: " << c.expect;
+    EXPECT_EQ(err.rfind(dir_ + "/config.json: ", 0), 0u) << err;
+  }
+}
+
+TEST_F(StateTest, ReloadKeepsLastGoodConfig) {
+  SnapshotHolder holder;
+  InMemoryCertStore certs;
+  int notified = 0;
+  holder.Subscribe([&] { ++notified; });
+  LocalConfigSource src(Write(Good()), &holder, &certs);
+  std::string err;
+  ASSERT_TRUE(src.Reload(&err)) << err;
+  EXPECT_EQ(notified, 1);
+  auto first = holder.Get();
+  ASSERT_TRUE(first);
+  tls::SpiffeId a;
+  ASSERT_TRUE(tls::ParseSpiffeId(kA, &a, &err));
+  auto a_tls = certs.Get(a);
+  ASSERT_TRUE(a_tls);
+
+  Write("{ broken");
+  EXPECT_FALSE(src.Reload(&err));
+  EXPECT_EQ(holder.Get(), first);
+  EXPECT_EQ(certs.Get(a), a_tls);
+  EXPECT_EQ(notified, 1);
+
+  // A certificate that does not chain to the root is refused as a whole.
+  auto other = testing::MakeCa("other");
+  auto foreign = testing::MakeLeaf(other, {kA});
+  testing::WritePem(dir_, "a.crt", testing::ChainPem(foreign));
+  testing::WritePem(dir_, "a.key", testing::KeyPem(foreign));
+  Write(Good());
+  EXPECT_FALSE(src.Reload(&err));
+  EXPECT_NE(err.find("does not chain to the trust bundle"), std::string::npos) << err;
+  EXPECT_EQ(holder.Get(), first);
+  EXPECT_EQ(certs.Get(a), a_tls);
+}
+
+TEST_F(StateTest, CertStoreRotationSwapsContexts) {
+  InMemoryCertStore certs;
+  tls::SpiffeId a;
+  std::string err;
+  ASSERT_TRUE(tls::ParseSpiffeId(kA, &a, &err));
+  std::vector<IdentityMaterial> ids;
+  ids.push_back({a, testing::MakeLeaf(ca_, {kA})});
+  ASSERT_TRUE(certs.Replace("cluster.local", testing::Roots(ca_), std::move(ids), &err)) << err;
+  auto before = certs.Get(a);
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(certs.Update({a, testing::MakeLeaf(ca_, {kA})}, &err)) << err;
+  auto after = certs.Get(a);
+  ASSERT_TRUE(after);
+  EXPECT_NE(before->server_ctx.get(), after->server_ctx.get());
+  // The old context stays valid for whoever still holds it.
+  bssl::UniquePtr<SSL> ssl(SSL_new(before->server_ctx.get()));
+  EXPECT_TRUE(ssl);
+  // Wrong identity in the certificate is refused.
+  EXPECT_FALSE(certs.Update({a, testing::MakeLeaf(ca_, {"spiffe://cluster.local/ns/default/sa/other"})}, &err));
+  EXPECT_NE(err.find("certificate is for"), std::string::npos) << err;
+  certs.Remove(a);
+  EXPECT_FALSE(certs.Get(a));
+}
+
+}  // namespace
+}  // namespace zm::agent
