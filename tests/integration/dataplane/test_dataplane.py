@@ -2,7 +2,7 @@
 
 Topology (2 nodes):
   node1: client (enrolled, sa "client"), local (enrolled, sa "local"), plain1 (known, not enrolled)
-  node2: server (enrolled, sa "server"), plain2 (known, not enrolled)
+  node2: server (enrolled, sa "server"), plain2 (known, not enrolled), perm (enrolled, PERMISSIVE)
 Every pod runs podtool's server on port 8080.
 """
 
@@ -35,12 +35,14 @@ class DataPlaneTest(unittest.TestCase):
             cls.plain1 = c.add_pod("node1", "plain1")
             cls.server = c.add_pod("node2", "server")
             cls.plain2 = c.add_pod("node2", "plain2")
+            cls.perm = c.add_pod("node2", "perm")
             cls.mesh = Mesh(c, Path(cls.tmp.name))
             cls.mesh.add_workload(cls.client, sa="client")
             cls.mesh.add_workload(cls.local, sa="local")
             cls.mesh.add_workload(cls.plain1, enrolled=False)
             cls.mesh.add_workload(cls.server, sa="server")
             cls.mesh.add_workload(cls.plain2, enrolled=False)
+            cls.mesh.add_workload(cls.perm, sa="perm", mode="PERMISSIVE")
             for pod in c.pods:
                 c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cls.mesh.start_agents()
@@ -136,6 +138,28 @@ class DataPlaneTest(unittest.TestCase):
         self.assertFalse(out["ok"], out)
         out = self.tool(self.plain1, "try", self.server.ip, PORT, 3)
         self.assertFalse(out["ok"], out)
+
+    # PERMISSIVE: plaintext from outside the mesh is accepted (no identity), mTLS from the mesh too.
+    def test_permissive_accepts_plaintext_and_mtls(self):
+        out = self.tool(self.plain1, "peer", self.perm.ip, PORT)
+        self.assertEqual(out["server_sees_peer"].split(":")[0], self.plain1.ip)
+        out = self.tool(self.client, "peer", self.perm.ip, PORT)
+        self.assertEqual(out["server_sees_peer"].split(":")[0], self.client.ip)
+
+    # Passthrough: an enrolled pod reaching a destination outside the mesh goes out directly with its own IP.
+    def test_passthrough_to_a_destination_outside_the_mesh(self):
+        marker = "PASSTHROUGH-MARKER"
+        cap = self.cluster.capture("node1", "eth0", "tcp")
+        try:
+            out = self.tool(self.client, "echo", self.plain2.ip, PORT, marker)
+            self.assertTrue(out["ok"], out)
+            # Not enrolled destination: no tunnel, the bytes are visible as the application sent them.
+            self.assertIn(marker.encode(), cap.data())
+        finally:
+            cap.cleanup()
+        out = self.tool(self.client, "peer", self.plain2.ip, PORT)
+        self.assertEqual(out["server_sees_peer"].split(":")[0], self.client.ip)
+        self.assertEqual(out["client_sees_peer"], f"{self.plain2.ip}:{PORT}")
 
     # Acceptance 5: byte-exact 1 GiB, half-close, 1,000 concurrent connections.
     def test_one_gib_byte_exact(self):
