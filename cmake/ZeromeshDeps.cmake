@@ -18,6 +18,11 @@ add_library(boringssl::ssl STATIC IMPORTED GLOBAL)
 set_target_properties(boringssl::ssl PROPERTIES
   IMPORTED_LOCATION "${BORINGSSL_ROOT}/lib/libssl.a"
   INTERFACE_LINK_LIBRARIES boringssl::crypto)
+# Every binary that uses BoringSSL loads all of it up front (link options come before any library on the link line):
+# otherwise a static library of ours whose BoringSSL calls are resolved late can bind them to the OpenSSL 3 that gRPC,
+# curl or civetweb put on the line first, and crash (SSL_CTX from one library, TLS_method from the other).
+set_property(TARGET boringssl::crypto APPEND PROPERTY INTERFACE_LINK_OPTIONS
+  "SHELL:-Wl,--whole-archive ${BORINGSSL_ROOT}/lib/libssl.a ${BORINGSSL_ROOT}/lib/libcrypto.a -Wl,--no-whole-archive")
 
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)

@@ -41,8 +41,12 @@ std::string Timestamp() {
 
 }  // namespace
 
-void SetComponent(std::string_view component) { g_component = component; }
-void SetMinLevel(Level level) { g_min_level = level; }
+void SetComponent(std::string_view component) {
+  g_component = component;
+}
+void SetMinLevel(Level level) {
+  g_min_level = level;
+}
 
 Level ParseLevel(std::string_view name) {
   if (name == "debug") return Level::kDebug;

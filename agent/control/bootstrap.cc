@@ -1,0 +1,104 @@
+#include "agent/control/bootstrap.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace zm::agent::control {
+namespace {
+
+bool ReadAll(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    *error = path + ": cannot open";
+    return false;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+}  // namespace
+
+bool ParseBootstrap(const std::string& json_text, const std::string& path, Bootstrap* out, std::string* error) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    *error = path + ": not a JSON object";
+    return false;
+  }
+  static const char* kKnown[] = {"controller", "node", "token", "caCert", "serverName"};
+  for (const auto& [k, v] : j.items()) {
+    bool known = false;
+    for (const char* n : kKnown) known = known || k == n;
+    if (!known) {
+      *error = path + ": unknown field '" + k + "'";
+      return false;
+    }
+    if (!v.is_string() || v.get<std::string>().empty()) {
+      *error = path + ": '" + k + "' must be a non-empty string";
+      return false;
+    }
+  }
+  for (const char* required : {"controller", "node", "token", "caCert"}) {
+    if (!j.contains(required)) {
+      *error = path + ": missing required field '" + required + "'";
+      return false;
+    }
+  }
+  Bootstrap b;
+  b.controller = j["controller"];
+  b.node = j["node"];
+  b.token = j["token"];
+  b.ca_cert_path = j["caCert"];
+  if (j.contains("serverName")) b.server_name = j["serverName"];
+  if (b.controller.find(':') == std::string::npos) {
+    *error = path + ": 'controller' must be host:port";
+    return false;
+  }
+  if (!b.ca_cert_path.empty() && b.ca_cert_path[0] != '/' && path.find('/') != std::string::npos) {
+    b.ca_cert_path = path.substr(0, path.rfind('/') + 1) + b.ca_cert_path;
+  }
+  std::string why;
+  if (!ReadAll(b.ca_cert_path, &b.ca_cert_pem, &why)) {
+    *error = path + ": caCert: " + why;
+    return false;
+  }
+  if (b.ca_cert_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    *error = path + ": caCert: " + b.ca_cert_path + " holds no PEM certificate";
+    return false;
+  }
+  *out = std::move(b);
+  return true;
+}
+
+bool LoadBootstrap(const std::string& path, Bootstrap* out, std::string* error) {
+  std::string text;
+  if (!ReadAll(path, &text, error)) return false;
+  return ParseBootstrap(text, path, out, error);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = b.ca_cert_pem;
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(b.server_name);
+  // Notice a dead controller within ~15 s even when no config changes flow.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  return grpc::CreateCustomChannel(b.controller, grpc::SslCredentials(ssl), args);
+}
+
+void AddAuth(grpc::ClientContext* ctx, const Bootstrap& b) {
+  ctx->AddMetadata("authorization", "Bearer " + b.token);
+  ctx->AddMetadata("x-zeromesh-node", b.node);
+}
+
+}  // namespace zm::agent::control

@@ -1,0 +1,69 @@
+#include "agent/control/state_adapter.h"
+
+#include <arpa/inet.h>
+
+#include "common/tls/pem.h"
+#include "common/tls/spiffe.h"
+
+namespace zm::agent::control {
+namespace v1 = zeromesh::v1;
+
+std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, const std::string& node,
+                                                   std::string* error) {
+  const v1::MeshConfig* mesh = state.mesh();
+  if (mesh == nullptr) {
+    *error = "config has no MeshConfig";
+    return nullptr;
+  }
+  std::string why;
+  if (!tls::ValidTrustDomain(mesh->trust_domain(), &why)) {
+    *error = "MeshConfig trust domain: " + why;
+    return nullptr;
+  }
+  MeshMode def = mesh->default_mode() == v1::PERMISSIVE ? MeshMode::kPermissive : MeshMode::kStrict;
+  std::vector<Workload> workloads;
+  for (const auto& [key, r] : state.resources) {
+    if (!r.has_workload()) continue;
+    const auto& w = r.workload();
+    Workload out;
+    out.name = w.name();
+    out.ns = w.namespace_();
+    out.service_account = w.service_account();
+    out.node = w.node();
+    if (inet_pton(AF_INET, w.ip().c_str(), &out.ip) != 1) {
+      *error = "workload " + w.namespace_() + "/" + w.name() + ": bad IP '" + w.ip() + "'";
+      return nullptr;
+    }
+    out.enrolled = w.enrolled();
+    out.mode = w.mode() == v1::MODE_UNSPECIFIED ? def
+               : w.mode() == v1::PERMISSIVE     ? MeshMode::kPermissive
+                                                : MeshMode::kStrict;
+    workloads.push_back(std::move(out));
+  }
+  return std::make_shared<const MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads));
+}
+
+std::set<std::string> LocalIdentities(const ConfigState& state, const std::string& node) {
+  std::set<std::string> out;
+  const v1::MeshConfig* mesh = state.mesh();
+  if (mesh == nullptr) return out;
+  for (const auto& [key, r] : state.resources) {
+    if (!r.has_workload()) continue;
+    const auto& w = r.workload();
+    if (w.node() == node && w.enrolled()) {
+      out.insert(tls::SpiffeId{mesh->trust_domain(), w.namespace_(), w.service_account()}.ToString());
+    }
+  }
+  return out;
+}
+
+bool ToIdentityMaterial(const IssuedIdentity& issued, IdentityMaterial* out, std::string* error) {
+  IdentityMaterial m;
+  if (!tls::ParseSpiffeId(issued.spiffe_id, &m.id, error)) return false;
+  if (!tls::ParsePemCerts(issued.cert_chain_pem, &m.creds.chain, error)) return false;
+  if (!tls::ParsePemPrivateKey(issued.key_pem, &m.creds.key, error)) return false;
+  *out = std::move(m);
+  return true;
+}
+
+}  // namespace zm::agent::control

@@ -1,0 +1,35 @@
+// Universal-mode agent authentication: per-node join tokens. The node is whatever the token belongs to.
+#pragma once
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zm::ctrl {
+
+constexpr const char* kNodeMetadata = "x-zeromesh-node";
+constexpr size_t kMinTokenLength = 16;
+
+class JoinTokens {
+ public:
+  // YAML mapping "node: token" (one per line works too). Rejects short or duplicate tokens.
+  static std::optional<JoinTokens> Parse(const std::string& text, std::string* error);
+  static std::optional<JoinTokens> Load(const std::string& path, std::string* error);
+
+  // Constant-time in the token contents.
+  std::optional<std::string> NodeFor(std::string_view token) const;
+  size_t size() const { return node_by_token_.size(); }
+
+ private:
+  std::map<std::string, std::string> node_by_token_;
+};
+
+// Checks "authorization: Bearer <token>" (and, if sent, that x-zeromesh-node names the token's node).
+// Returns OK with *node set, or UNAUTHENTICATED with a message saying what is wrong.
+grpc::Status Authenticate(const grpc::ServerContext& ctx, const JoinTokens& tokens, std::string* node);
+
+}  // namespace zm::ctrl

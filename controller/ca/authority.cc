@@ -1,0 +1,180 @@
+#include "controller/ca/authority.h"
+
+#include <openssl/err.h>
+#include <openssl/nid.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "common/log.h"
+#include "controller/ca/x509_util.h"
+#include "controller/fs_util.h"
+
+namespace zm::ca {
+namespace {
+
+constexpr int64_t kRootLifetime = 10LL * 365 * 86400;
+constexpr int64_t kBackdate = 5 * 60;  // tolerate clock skew between nodes
+
+bool SetValidity(X509* cert, int64_t not_before, int64_t not_after) {
+  bssl::UniquePtr<ASN1_TIME> nb(ASN1_TIME_set(nullptr, static_cast<time_t>(not_before)));
+  bssl::UniquePtr<ASN1_TIME> na(ASN1_TIME_set(nullptr, static_cast<time_t>(not_after)));
+  return nb && na && X509_set1_notBefore(cert, nb.get()) && X509_set1_notAfter(cert, na.get());
+}
+
+bssl::UniquePtr<X509> MakeRoot(EVP_PKEY* key) {
+  bssl::UniquePtr<X509> cert(X509_new());
+  if (!cert || !X509_set_version(cert.get(), X509_VERSION_3) || !SetRandomSerial(cert.get())) return nullptr;
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  auto add = [&](const char* f, const char* v) {
+    return X509_NAME_add_entry_by_txt(name, f, MBSTRING_UTF8, reinterpret_cast<const uint8_t*>(v), -1, -1, 0);
+  };
+  if (!add("O", "zeromesh") || !add("CN", "zeromesh root CA")) return nullptr;
+  if (!X509_set_issuer_name(cert.get(), name)) return nullptr;
+  int64_t now = std::time(nullptr);
+  if (!SetValidity(cert.get(), now - kBackdate, now + kRootLifetime) || !X509_set_pubkey(cert.get(), key)) {
+    return nullptr;
+  }
+  if (!AddExt(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE") ||
+      !AddExt(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") ||
+      !AddExt(cert.get(), cert.get(), NID_subject_key_identifier, "hash")) {
+    return nullptr;
+  }
+  if (!X509_sign(cert.get(), key, EVP_sha256())) return nullptr;
+  return cert;
+}
+
+}  // namespace
+
+std::unique_ptr<Authority> Authority::LoadOrCreate(const std::string& dir, std::string* error) {
+  const std::string key_path = dir + "/root-key.pem";
+  const std::string cert_path = dir + "/root-cert.pem";
+  struct stat st {};
+  bool have_key = ::stat(key_path.c_str(), &st) == 0;
+  bool have_cert = ::stat(cert_path.c_str(), &st) == 0;
+  if (have_key != have_cert) {
+    *error = "CA dir " + dir + " has only one of root-key.pem / root-cert.pem; refusing to overwrite";
+    return nullptr;
+  }
+  if (have_key) return FromFiles(cert_path, key_path, "", error);
+
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    *error = "cannot create CA dir " + dir + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  auto key = GenerateP256Key();
+  auto cert = key ? MakeRoot(key.get()) : nullptr;
+  if (!cert) {
+    *error = "root CA generation failed: " + LastSslError();
+    return nullptr;
+  }
+  std::string cert_pem = CertToPem(cert.get());
+  // Key first: a crash between the two writes leaves a key without a cert, which the next start reports.
+  if (!zm::ctrl::WriteFileAtomic(key_path, KeyToPem(key.get()), 0600, error) ||
+      !zm::ctrl::WriteFileAtomic(cert_path, cert_pem, 0644, error)) {
+    return nullptr;
+  }
+  log::Info("generated mesh root CA", {{"dir", dir}});
+  auto ca = std::unique_ptr<Authority>(new Authority());
+  if (!ca->Init(std::move(cert), std::move(key), "", cert_pem, error)) return nullptr;
+  return ca;
+}
+
+std::unique_ptr<Authority> Authority::FromFiles(const std::string& cert_file, const std::string& key_file,
+                                                const std::string& bundle_file, std::string* error) {
+  auto cert_text = zm::ctrl::ReadFile(cert_file, error);
+  if (!cert_text) return nullptr;
+  auto key_text = zm::ctrl::ReadFile(key_file, error);
+  if (!key_text) return nullptr;
+  auto chain = CertsFromPem(*cert_text);
+  if (chain.empty()) {
+    *error = cert_file + ": no valid PEM certificate";
+    return nullptr;
+  }
+  auto key = KeyFromPem(*key_text);
+  if (!key) {
+    *error = key_file + ": no valid PEM private key";
+    ERR_clear_error();
+    return nullptr;
+  }
+  std::string chain_pem, bundle_pem;
+  for (size_t i = 1; i < chain.size(); i++) {
+    if (IsSelfSigned(chain[i].get())) {
+      bundle_pem += CertToPem(chain[i].get());
+    } else {
+      chain_pem += CertToPem(chain[i].get());
+    }
+  }
+  bool self_signed = IsSelfSigned(chain[0].get());
+  if (self_signed) bundle_pem = CertToPem(chain[0].get()) + bundle_pem;
+  if (!bundle_file.empty()) {
+    auto b = zm::ctrl::ReadFile(bundle_file, error);
+    if (!b) return nullptr;
+    if (CertsFromPem(*b).empty()) {
+      *error = bundle_file + ": no valid PEM certificate";
+      return nullptr;
+    }
+    bundle_pem = *b;
+  }
+  if (bundle_pem.empty()) {
+    *error = cert_file + " is an intermediate: pass the root(s) with --ca-bundle";
+    return nullptr;
+  }
+  // An intermediate's own cert is part of every issued chain.
+  if (!self_signed) chain_pem = CertToPem(chain[0].get()) + chain_pem;
+  auto ca = std::unique_ptr<Authority>(new Authority());
+  if (!ca->Init(std::move(chain[0]), std::move(key), chain_pem, bundle_pem, error)) return nullptr;
+  return ca;
+}
+
+bool Authority::Init(bssl::UniquePtr<X509> cert, bssl::UniquePtr<EVP_PKEY> key, std::string chain_pem,
+                     std::string bundle_pem, std::string* error) {
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    *error = "CA key does not match the CA certificate";
+    ERR_clear_error();
+    return false;
+  }
+  if (X509_check_ca(cert.get()) == 0) {
+    *error = "CA certificate is not a CA (basicConstraints CA:TRUE / keyCertSign missing)";
+    return false;
+  }
+  not_before_ = AsnTimeToUnix(X509_get0_notBefore(cert.get()));
+  not_after_ = AsnTimeToUnix(X509_get0_notAfter(cert.get()));
+  if (not_after_ <= std::time(nullptr)) {
+    *error = "CA certificate has expired";
+    return false;
+  }
+  cert_ = std::move(cert);
+  key_ = std::move(key);
+  chain_pem_ = std::move(chain_pem);
+  bundle_pem_ = std::move(bundle_pem);
+  return true;
+}
+
+std::optional<IssuedCert> Authority::Issue(const LeafSpec& spec, std::string* error) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t now = std::time(nullptr);
+  int64_t not_before = std::max(now - kBackdate, not_before_);
+  int64_t not_after = std::min(now + spec.ttl_seconds, not_after_);  // never outlive the CA
+  bssl::UniquePtr<X509> cert(X509_new());
+  bool ok = cert && X509_set_version(cert.get(), X509_VERSION_3) && SetRandomSerial(cert.get()) &&
+            X509_set_issuer_name(cert.get(), X509_get_subject_name(cert_.get())) &&
+            SetValidity(cert.get(), not_before, not_after) && X509_set_pubkey(cert.get(), spec.public_key) &&
+            AddExt(cert.get(), cert_.get(), NID_basic_constraints, "critical,CA:FALSE") &&
+            AddExt(cert.get(), cert_.get(), NID_key_usage, "critical,digitalSignature") &&
+            AddExt(cert.get(), cert_.get(), NID_ext_key_usage, "serverAuth,clientAuth") &&
+            AddExt(cert.get(), cert_.get(), NID_authority_key_identifier, "keyid") &&
+            // Empty subject, so the SAN must be critical (RFC 5280 4.2.1.6).
+            AddSan(cert.get(), spec.uris, spec.dns, spec.ips, true) && X509_sign(cert.get(), key_.get(), EVP_sha256());
+  if (!ok) {
+    *error = "signing failed: " + LastSslError();
+    return std::nullopt;
+  }
+  return IssuedCert{CertToPem(cert.get()) + chain_pem_, not_after};
+}
+
+}  // namespace zm::ca

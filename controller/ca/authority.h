@@ -1,0 +1,58 @@
+// The mesh CA: a root generated on first start (persisted in --ca-dir) or a user-supplied intermediate.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zm::ca {
+
+struct LeafSpec {
+  EVP_PKEY* public_key = nullptr;
+  std::vector<std::string> uris;
+  std::vector<std::string> dns;
+  std::vector<std::string> ips;
+  int64_t ttl_seconds = 86400;
+};
+
+struct IssuedCert {
+  std::string chain_pem;  // leaf + intermediates
+  int64_t not_after_unix = 0;
+};
+
+class Authority {
+ public:
+  // Loads <dir>/root-key.pem and <dir>/root-cert.pem; generates and persists them (key 0600) if neither exists.
+  static std::unique_ptr<Authority> LoadOrCreate(const std::string& dir, std::string* error);
+  // Bring your own CA: `cert_file` = signing cert, optionally followed by its chain; `bundle_file` = trusted
+  // roots (optional when the chain ends in a self-signed root).
+  static std::unique_ptr<Authority> FromFiles(const std::string& cert_file, const std::string& key_file,
+                                              const std::string& bundle_file, std::string* error);
+
+  // Issues a leaf (CA:false, digitalSignature, serverAuth+clientAuth, SAN critical, empty subject).
+  std::optional<IssuedCert> Issue(const LeafSpec& spec, std::string* error) const;
+
+  const std::string& trust_bundle_pem() const { return bundle_pem_; }
+  int64_t not_after_unix() const { return not_after_; }
+
+ private:
+  Authority() = default;
+  bool Init(bssl::UniquePtr<X509> cert, bssl::UniquePtr<EVP_PKEY> key, std::string chain_pem, std::string bundle_pem,
+            std::string* error);
+
+  mutable std::mutex mu_;  // X509 objects cache parsed extensions lazily
+  bssl::UniquePtr<X509> cert_;
+  bssl::UniquePtr<EVP_PKEY> key_;
+  std::string chain_pem_;  // signing cert + its intermediates, excluding self-signed roots
+  std::string bundle_pem_;
+  int64_t not_before_ = 0;
+  int64_t not_after_ = 0;
+};
+
+}  // namespace zm::ca

@@ -1,0 +1,150 @@
+#include "controller/config/snapshot.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace zm::ctrl {
+namespace v1 = zeromesh::v1;
+using google::protobuf::util::MessageDifferencer;
+
+bool Snapshot::SameResources(const Snapshot& other) const {
+  if (resources.size() != other.resources.size()) return false;
+  for (auto a = resources.begin(), b = other.resources.begin(); a != resources.end(); ++a, ++b) {
+    if (a->first != b->first || !MessageDifferencer::Equals(a->second, b->second)) return false;
+  }
+  return true;
+}
+
+bool Snapshot::NodeRuns(const std::string& node, const std::string& ns, const std::string& sa) const {
+  auto it = identities_by_node.find(node);
+  return it != identities_by_node.end() && it->second.count(ns + "/" + sa) > 0;
+}
+
+namespace {
+
+bool Matches(const google::protobuf::Map<std::string, std::string>& selector,
+             const google::protobuf::Map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+void FillMeshDefaults(const MeshDefaults& d, v1::MeshConfig* c) {
+  if (c->name().empty()) c->set_name("default");
+  if (c->trust_domain().empty()) c->set_trust_domain(d.trust_domain);
+  if (c->default_mode() == v1::MODE_UNSPECIFIED) c->set_default_mode(v1::STRICT);
+  if (c->default_policy() == v1::ACTION_UNSPECIFIED) c->set_default_policy(v1::ALLOW);
+  if (c->cert_ttl_seconds() == 0) c->set_cert_ttl_seconds(d.cert_ttl_seconds);
+}
+
+}  // namespace
+
+std::shared_ptr<Snapshot> Compile(const std::vector<manifest::Located>& resources, const MeshDefaults& defaults) {
+  auto s = std::make_shared<Snapshot>();
+  s->created_unix = std::time(nullptr);
+  std::map<std::string, const v1::Workload*> by_ip;
+  bool have_mesh = false;
+  for (const auto& l : resources) {
+    v1::Resource r = l.resource;
+    if (r.has_mesh_config()) {
+      FillMeshDefaults(defaults, r.mutable_mesh_config());
+      s->mesh = r.mesh_config();
+      have_mesh = true;
+    }
+    s->resources[manifest::KeyOf(r)] = std::move(r);
+  }
+  if (!have_mesh) {
+    v1::Resource r;
+    FillMeshDefaults(defaults, r.mutable_mesh_config());
+    s->mesh = r.mesh_config();
+    s->resources[manifest::KeyOf(r)] = std::move(r);
+  }
+  for (const auto& [key, r] : s->resources) {
+    if (!r.has_workload()) continue;
+    const auto& w = r.workload();
+    by_ip[w.ip()] = &w;
+    s->identities_by_node[w.node()].insert(w.namespace_() + "/" + w.service_account());
+  }
+  for (auto& [key, r] : s->resources) {
+    if (!r.has_service()) continue;
+    auto* svc = r.mutable_service();
+    std::map<std::string, v1::Endpoint> eps;  // by IP: explicit and selected endpoints merge
+    for (const auto& e : svc->endpoints()) eps[e.ip()] = e;
+    if (!svc->selector().empty()) {
+      for (const auto& [ip, w] : by_ip) {
+        if (w->namespace_() == svc->namespace_() && Matches(svc->selector(), w->labels())) eps[ip].set_ip(ip);
+      }
+    }
+    svc->clear_endpoints();
+    for (auto& [ip, e] : eps) {
+      if (auto it = by_ip.find(ip); it != by_ip.end()) {
+        e.set_workload(it->second->namespace_() + "/" + it->second->name());
+        e.set_node(it->second->node());
+      }
+      *svc->add_endpoints() = e;
+    }
+  }
+  return s;
+}
+
+v1::ResourceKey KeyProto(const v1::Resource& r) {
+  v1::ResourceKey k;
+  switch (r.kind_case()) {
+    case v1::Resource::kWorkload:
+      k.set_kind(v1::WORKLOAD);
+      k.set_namespace_(r.workload().namespace_());
+      k.set_name(r.workload().name());
+      break;
+    case v1::Resource::kService:
+      k.set_kind(v1::SERVICE);
+      k.set_namespace_(r.service().namespace_());
+      k.set_name(r.service().name());
+      break;
+    case v1::Resource::kTrafficPermission:
+      k.set_kind(v1::TRAFFIC_PERMISSION);
+      k.set_namespace_(r.traffic_permission().namespace_());
+      k.set_name(r.traffic_permission().name());
+      break;
+    case v1::Resource::kMeshConfig:
+      k.set_kind(v1::MESH_CONFIG);
+      k.set_name(r.mesh_config().name());
+      break;
+    default:
+      break;
+  }
+  return k;
+}
+
+v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle) {
+  v1::ConfigPush p;
+  p.set_version(s.version);
+  p.set_epoch(epoch);
+  p.set_full(true);
+  p.set_trust_bundle_pem(bundle);
+  for (const auto& [key, r] : s.resources) *p.add_upserted() = r;
+  return p;
+}
+
+v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std::string& epoch,
+                             const std::string& bundle) {
+  v1::ConfigPush p;
+  p.set_version(to.version);
+  p.set_epoch(epoch);
+  p.set_full(false);
+  p.set_base_version(from.version);
+  p.set_trust_bundle_pem(bundle);
+  for (const auto& [key, r] : to.resources) {
+    auto it = from.resources.find(key);
+    if (it == from.resources.end() || !MessageDifferencer::Equals(it->second, r)) *p.add_upserted() = r;
+  }
+  for (const auto& [key, r] : from.resources) {
+    if (!to.resources.count(key)) *p.add_removed() = KeyProto(r);
+  }
+  return p;
+}
+
+}  // namespace zm::ctrl

@@ -1,0 +1,40 @@
+// A compiled, immutable mesh configuration at one version, and push construction (full / delta).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/manifest/manifest.h"
+#include "zeromesh/v1/config.pb.h"
+
+namespace zm::ctrl {
+
+struct MeshDefaults {
+  std::string trust_domain = "cluster.local";
+  uint32_t cert_ttl_seconds = 86400;
+};
+
+struct Snapshot {
+  uint64_t version = 0;                                             // set by ConfigStore::Publish
+  std::map<std::string, zeromesh::v1::Resource> resources;          // manifest::KeyOf -> resource
+  zeromesh::v1::MeshConfig mesh;                                    // effective values, defaults filled in
+  std::map<std::string, std::set<std::string>> identities_by_node;  // node -> {"ns/sa"} (NodeAuthorizer)
+  int64_t created_unix = 0;
+
+  bool SameResources(const Snapshot& other) const;
+  bool NodeRuns(const std::string& node, const std::string& ns, const std::string& sa) const;
+};
+
+// Fills defaults, resolves Service endpoints from selectors, indexes identities per node.
+std::shared_ptr<Snapshot> Compile(const std::vector<manifest::Located>& resources, const MeshDefaults& defaults);
+
+zeromesh::v1::ResourceKey KeyProto(const zeromesh::v1::Resource& r);
+zeromesh::v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle);
+zeromesh::v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std::string& epoch,
+                                       const std::string& bundle);
+
+}  // namespace zm::ctrl

@@ -1,0 +1,50 @@
+#include "controller/config/store.h"
+
+namespace zm::ctrl {
+
+bool ConfigStore::Publish(std::shared_ptr<Snapshot> next) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!snapshots_.empty() && snapshots_.back()->SameResources(*next)) return false;
+  next->version = snapshots_.empty() ? 1 : snapshots_.back()->version + 1;
+  snapshots_.push_back(std::move(next));
+  while (snapshots_.size() > history_) snapshots_.pop_front();
+  cv_.notify_all();
+  return true;
+}
+
+void ConfigStore::SetErrors(std::vector<manifest::Error> errors) {
+  std::lock_guard<std::mutex> lock(mu_);
+  errors_ = std::move(errors);
+}
+
+std::vector<manifest::Error> ConfigStore::errors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return errors_;
+}
+
+std::shared_ptr<const Snapshot> ConfigStore::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshots_.empty() ? nullptr : snapshots_.back();
+}
+
+std::shared_ptr<const Snapshot> ConfigStore::AtVersion(uint64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& s : snapshots_) {
+    if (s->version == version) return s;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const Snapshot> ConfigStore::WaitNewer(uint64_t after, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return stopped_ || (!snapshots_.empty() && snapshots_.back()->version > after); });
+  return snapshots_.empty() ? nullptr : snapshots_.back();
+}
+
+void ConfigStore::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  cv_.notify_all();
+}
+
+}  // namespace zm::ctrl

@@ -1,0 +1,45 @@
+// Versioned holder of the last good configuration, with a short history so reconnecting agents get deltas.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "controller/config/snapshot.h"
+#include "controller/manifest/manifest.h"
+
+namespace zm::ctrl {
+
+class ConfigStore {
+ public:
+  explicit ConfigStore(std::string epoch, size_t history = 64) : epoch_(std::move(epoch)), history_(history) {}
+
+  // Makes `next` current with version+1 unless its resources equal the current ones. Returns true if published.
+  bool Publish(std::shared_ptr<Snapshot> next);
+  // Manifest errors of the latest load attempt (empty after a good load).
+  void SetErrors(std::vector<manifest::Error> errors);
+  std::vector<manifest::Error> errors() const;
+
+  std::shared_ptr<const Snapshot> Current() const;  // nullptr until the first good config
+  std::shared_ptr<const Snapshot> AtVersion(uint64_t version) const;
+  // Waits until a version newer than `after` exists, Stop() is called or `timeout` passes; returns Current().
+  std::shared_ptr<const Snapshot> WaitNewer(uint64_t after, std::chrono::milliseconds timeout) const;
+  void Stop();
+
+  const std::string& epoch() const { return epoch_; }
+
+ private:
+  const std::string epoch_;
+  const size_t history_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::deque<std::shared_ptr<const Snapshot>> snapshots_;  // oldest first; back() is current
+  std::vector<manifest::Error> errors_;
+  bool stopped_ = false;
+};
+
+}  // namespace zm::ctrl

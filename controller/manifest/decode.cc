@@ -1,0 +1,265 @@
+// YAML document -> zeromesh.v1.Resource, one function per kind.
+#include <set>
+
+#include "controller/ca/spiffe_id.h"
+#include "controller/manifest/manifest.h"
+#include "controller/manifest/yaml_guard.h"
+#include "controller/manifest/yaml_reader.h"
+
+namespace zm::manifest {
+namespace v1 = zeromesh::v1;
+namespace {
+
+struct Meta {
+  std::string name;
+  std::string ns;
+  std::map<std::string, std::string> labels;
+};
+
+std::optional<v1::Mode> ParseMode(YamlReader& r, const YAML::Node& spec, const char* key, const std::string& path) {
+  auto s = r.Str(spec, key, path, false);
+  if (!s) return std::nullopt;
+  if (*s == "STRICT") return v1::STRICT;
+  if (*s == "PERMISSIVE") return v1::PERMISSIVE;
+  r.Fail(spec[key], "'" + path + "." + key + "' must be STRICT or PERMISSIVE, not '" + *s + "'");
+  return std::nullopt;
+}
+
+std::optional<v1::Action> ParseAction(YamlReader& r, const YAML::Node& spec, const char* key, const std::string& path,
+                                      bool required) {
+  auto s = r.Str(spec, key, path, required);
+  if (!s) return std::nullopt;
+  if (*s == "ALLOW" || *s == "allow") return v1::ALLOW;
+  if (*s == "DENY" || *s == "deny") return v1::DENY;
+  r.Fail(spec[key], "'" + path + "." + key + "' must be ALLOW or DENY, not '" + *s + "'");
+  return std::nullopt;
+}
+
+// {matchLabels: {...}, namespace: x}
+void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path, bool allow_ns,
+                    v1::WorkloadSelector* out) {
+  if (allow_ns ? !r.CheckMap(n, path, {"matchLabels", "namespace"}) : !r.CheckMap(n, path, {"matchLabels"})) return;
+  for (auto& [k, v] : r.Labels(n, "matchLabels", path)) (*out->mutable_match_labels())[k] = v;
+  if (allow_ns) {
+    if (auto ns = r.Str(n, "namespace", path, false)) {
+      std::string why = CheckName(*ns);
+      if (!why.empty()) r.Fail(n["namespace"], "'" + path + ".namespace': " + why);
+      out->set_namespace_(*ns);
+    }
+  }
+}
+
+void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Workload* w) {
+  if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "enrolled", "mode"})) return;
+  w->set_name(m.name);
+  w->set_namespace_(m.ns);
+  for (auto& [k, v] : m.labels) (*w->mutable_labels())[k] = v;
+  w->set_service_account(r.Str(spec, "serviceAccount", "spec", false).value_or("default"));
+  if (std::string why = CheckName(w->service_account()); !why.empty()) {
+    r.Fail(spec["serviceAccount"], "'spec.serviceAccount': " + why);
+  }
+  if (auto node = r.Str(spec, "node", "spec", true)) {
+    if (node->empty() || node->size() > 253) r.Fail(spec["node"], "'spec.node' must be a node name");
+    w->set_node(*node);
+  }
+  if (auto ip = r.Str(spec, "ip", "spec", true)) {
+    if (std::string why = CheckIpv4(*ip); !why.empty()) r.Fail(spec["ip"], "'spec.ip': " + why);
+    w->set_ip(*ip);
+  }
+  // Declaring a workload in the mesh means it is enrolled unless it opts out.
+  w->set_enrolled(r.Bool(spec, "enrolled", "spec").value_or(true));
+  w->set_mode(ParseMode(r, spec, "mode", "spec").value_or(v1::MODE_UNSPECIFIED));
+}
+
+void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Service* s) {
+  if (!r.CheckMap(spec, "spec", {"vip", "ports", "selector", "endpoints"})) return;
+  s->set_name(m.name);
+  s->set_namespace_(m.ns);
+  if (auto vip = r.Str(spec, "vip", "spec", false)) {
+    if (std::string why = CheckIpv4(*vip); !why.empty()) r.Fail(spec["vip"], "'spec.vip': " + why);
+    s->set_vip(*vip);
+  }
+  YAML::Node ports = spec["ports"];
+  if (!ports || ports.IsNull()) {
+    r.Fail(spec, "missing required field 'spec.ports'");
+  } else if (!ports.IsSequence() || ports.size() == 0) {
+    r.Fail(ports, "'spec.ports' must be a non-empty list");
+  } else {
+    std::set<uint32_t> seen;
+    for (size_t i = 0; i < ports.size(); i++) {
+      YAML::Node p = ports[i];
+      std::string path = "spec.ports[" + std::to_string(i) + "]";
+      if (!r.CheckMap(p, path, {"name", "port", "targetPort", "protocol"})) continue;
+      auto* sp = s->add_ports();
+      sp->set_name(r.Str(p, "name", path, false).value_or(""));
+      auto port = r.Int(p, "port", path, 1, 65535);
+      if (!port && !p["port"]) r.Fail(p, "missing required field '" + path + ".port'");
+      sp->set_port(static_cast<uint32_t>(port.value_or(0)));
+      sp->set_target_port(static_cast<uint32_t>(r.Int(p, "targetPort", path, 1, 65535).value_or(sp->port())));
+      std::string proto = r.Str(p, "protocol", path, false).value_or("TCP");
+      if (proto != "TCP") r.Fail(p["protocol"], "'" + path + ".protocol': only TCP is supported");
+      sp->set_protocol(proto);
+      if (port && !seen.insert(sp->port()).second) r.Fail(p, "duplicate port " + std::to_string(sp->port()));
+    }
+  }
+  for (auto& [k, v] : r.Labels(spec, "selector", "spec")) (*s->mutable_selector())[k] = v;
+  for (auto& ip : r.StrList(spec, "endpoints", "spec", CheckIpv4)) s->add_endpoints()->set_ip(ip);
+}
+
+void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::TrafficPermission* p) {
+  if (!r.CheckMap(spec, "spec", {"action", "sources", "destination"})) return;
+  p->set_name(m.name);
+  p->set_namespace_(m.ns);
+  p->set_action(ParseAction(r, spec, "action", "spec", true).value_or(v1::ACTION_UNSPECIFIED));
+  YAML::Node src = spec["sources"];
+  if (!src || src.IsNull()) {
+    r.Fail(spec, "missing required field 'spec.sources'");
+  } else if (r.CheckMap(src, "spec.sources", {"identities", "namespaces", "workloadSelectors", "ipBlocks"})) {
+    auto* out = p->mutable_sources();
+    for (auto& id : r.StrList(src, "identities", "spec.sources", CheckSpiffe)) out->add_identities(id);
+    for (auto& ns : r.StrList(src, "namespaces", "spec.sources", CheckName)) out->add_namespaces(ns);
+    for (auto& c : r.StrList(src, "ipBlocks", "spec.sources", CheckCidr)) out->add_ip_blocks(c);
+    YAML::Node sels = src["workloadSelectors"];
+    if (sels && !sels.IsNull()) {
+      if (!sels.IsSequence()) {
+        r.Fail(sels, "'spec.sources.workloadSelectors' must be a list");
+      } else {
+        for (size_t i = 0; i < sels.size(); i++) {
+          DecodeSelector(r, sels[i], "spec.sources.workloadSelectors[" + std::to_string(i) + "]", true,
+                         out->add_workload_selectors());
+        }
+      }
+    }
+    if (out->identities_size() + out->namespaces_size() + out->ip_blocks_size() + out->workload_selectors_size() == 0) {
+      r.Fail(src, "'spec.sources' lists no source (identities, namespaces, workloadSelectors or ipBlocks)");
+    }
+  }
+  YAML::Node dst = spec["destination"];
+  if (dst && !dst.IsNull() && r.CheckMap(dst, "spec.destination", {"selector", "ports"})) {
+    auto* out = p->mutable_destination();
+    if (YAML::Node sel = dst["selector"]; sel && !sel.IsNull()) {
+      DecodeSelector(r, sel, "spec.destination.selector", false, out->mutable_selector());
+    }
+    YAML::Node ports = dst["ports"];
+    if (ports && !ports.IsNull()) {
+      if (!ports.IsSequence()) {
+        r.Fail(ports, "'spec.destination.ports' must be a list of port numbers");
+      } else {
+        for (size_t i = 0; i < ports.size(); i++) {
+          if (auto v = r.IntNode(ports[i], "spec.destination.ports[" + std::to_string(i) + "]", 1, 65535)) {
+            out->add_ports(static_cast<uint32_t>(*v));
+          }
+        }
+      }
+    }
+  }
+}
+
+void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limits, v1::MeshConfig* c) {
+  if (!spec || spec.IsNull()) return;  // all defaults
+  if (!r.CheckMap(spec, "spec", {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs"})) return;
+  if (auto td = r.Str(spec, "trustDomain", "spec", false)) {
+    if (!ca::ValidTrustDomain(*td)) {
+      r.Fail(spec["trustDomain"], "'spec.trustDomain': '" + *td + "' is not a valid trust domain (lowercase)");
+    }
+    c->set_trust_domain(*td);
+  }
+  if (auto mode = ParseMode(r, spec, "defaultMode", "spec")) c->set_default_mode(*mode);
+  if (auto a = ParseAction(r, spec, "defaultPolicy", "spec", false)) c->set_default_policy(*a);
+  if (auto ttl = r.Str(spec, "certTTL", "spec", false)) {
+    auto secs = ParseDuration(*ttl);
+    if (!secs || *secs < 60) {
+      r.Fail(spec["certTTL"], "'spec.certTTL': '" + *ttl + "' is not a duration of at least 1m (e.g. 24h, 90m)");
+    } else if (*secs > limits.max_cert_ttl_seconds) {
+      r.Fail(spec["certTTL"], "'spec.certTTL': " + *ttl + " exceeds the controller maximum of " +
+                                  std::to_string(limits.max_cert_ttl_seconds) + "s");
+    } else {
+      c->set_cert_ttl_seconds(static_cast<uint32_t>(*secs));
+    }
+  }
+  for (auto& cidr : r.StrList(spec, "excludeCidrs", "spec", CheckCidr)) c->add_exclude_cidrs(cidr);
+}
+
+void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, const std::string& file, Result* out) {
+  if (!doc || doc.IsNull()) return;  // empty document (e.g. trailing ---)
+  size_t errors_before = r.error_count();
+  if (!r.CheckMap(doc, "", {"apiVersion", "kind", "metadata", "spec"})) return;
+  auto api = r.Str(doc, "apiVersion", "", true);
+  auto kind = r.Str(doc, "kind", "", true);
+  if (api && *api != kApiVersion) {
+    r.Fail(doc["apiVersion"], "unsupported apiVersion '" + *api + "' (expected " + kApiVersion + ")");
+  }
+  if (!kind) return;
+  bool cluster_scoped = *kind == "MeshConfig";
+  if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && !cluster_scoped) {
+    r.Fail(doc["kind"], "unknown kind '" + *kind + "' (expected Workload, Service, TrafficPermission or MeshConfig)");
+    return;
+  }
+  Meta m;
+  YAML::Node meta = doc["metadata"];
+  if (!meta) {
+    r.Fail(doc, "missing required field 'metadata'");
+    return;
+  }
+  if (!r.CheckMap(meta, "metadata", {"name", "namespace", "labels", "annotations"})) return;
+  if (auto name = r.Str(meta, "name", "metadata", true)) {
+    if (std::string why = CheckName(*name); !why.empty()) r.Fail(meta["name"], "'metadata.name': " + why);
+    m.name = *name;
+  }
+  if (auto ns = r.Str(meta, "namespace", "metadata", false)) {
+    if (cluster_scoped) r.Fail(meta["namespace"], "MeshConfig is cluster-scoped: remove 'metadata.namespace'");
+    if (std::string why = CheckName(*ns); !why.empty()) r.Fail(meta["namespace"], "'metadata.namespace': " + why);
+    m.ns = *ns;
+  } else if (!cluster_scoped) {
+    m.ns = "default";
+  }
+  m.labels = r.Labels(meta, "labels", "metadata");
+  r.Labels(meta, "annotations", "metadata");  // validated, otherwise unused
+
+  YAML::Node spec = doc["spec"];
+  if (!cluster_scoped && (!spec || spec.IsNull())) {
+    r.Fail(doc, "missing required field 'spec'");
+    return;
+  }
+  Located loc;
+  loc.file = file;
+  loc.line = YamlReader::Line(doc);
+  if (*kind == "Workload") {
+    DecodeWorkload(r, m, spec, loc.resource.mutable_workload());
+  } else if (*kind == "Service") {
+    DecodeService(r, m, spec, loc.resource.mutable_service());
+  } else if (*kind == "TrafficPermission") {
+    DecodePermission(r, m, spec, loc.resource.mutable_traffic_permission());
+  } else {
+    loc.resource.mutable_mesh_config()->set_name(m.name);
+    DecodeMeshConfig(r, spec, limits, loc.resource.mutable_mesh_config());
+  }
+  if (r.error_count() == errors_before) out->resources.push_back(std::move(loc));
+}
+
+}  // namespace
+
+void DecodeText(const std::string& text, const std::string& file, const Limits& limits, Result* out) {
+  YamlReader r(file, &out->errors);
+  if (int line = UnsafeYamlLine(text); line > 0) {
+    out->errors.push_back(Error{file, line, "bad YAML: a document cannot start with ','"});
+    return;
+  }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    out->errors.push_back(Error{file, e.mark.is_null() ? 0 : e.mark.line + 1, "bad YAML: " + e.msg});
+    return;
+  }
+  for (const auto& doc : docs) {
+    try {
+      DecodeDocument(r, doc, limits, file, out);
+    } catch (const YAML::Exception& e) {  // a shape we did not anticipate; never fatal
+      out->errors.push_back(
+          Error{file, e.mark.is_null() ? YamlReader::Line(doc) : e.mark.line + 1, "invalid document: " + e.msg});
+    }
+  }
+}
+
+}  // namespace zm::manifest

@@ -1,0 +1,108 @@
+// Reading a manifest directory and the checks that span documents and files.
+#include <dirent.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "controller/fs_util.h"
+#include "controller/manifest/manifest.h"
+
+namespace zm::manifest {
+
+std::string KindName(const zeromesh::v1::Resource& r) {
+  switch (r.kind_case()) {
+    case zeromesh::v1::Resource::kWorkload:
+      return "Workload";
+    case zeromesh::v1::Resource::kService:
+      return "Service";
+    case zeromesh::v1::Resource::kTrafficPermission:
+      return "TrafficPermission";
+    case zeromesh::v1::Resource::kMeshConfig:
+      return "MeshConfig";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string KeyOf(const zeromesh::v1::Resource& r) {
+  switch (r.kind_case()) {
+    case zeromesh::v1::Resource::kWorkload:
+      return "Workload/" + r.workload().namespace_() + "/" + r.workload().name();
+    case zeromesh::v1::Resource::kService:
+      return "Service/" + r.service().namespace_() + "/" + r.service().name();
+    case zeromesh::v1::Resource::kTrafficPermission:
+      return "TrafficPermission/" + r.traffic_permission().namespace_() + "/" + r.traffic_permission().name();
+    case zeromesh::v1::Resource::kMeshConfig:
+      return "MeshConfig//" + r.mesh_config().name();
+    default:
+      return "Unknown//";
+  }
+}
+
+void CheckSet(Result* r) {
+  std::map<std::string, const Located*> by_key, by_ip, by_vip;
+  const Located* mesh_config = nullptr;
+  auto where = [](const Located* l) { return l->file + ":" + std::to_string(l->line); };
+  for (const auto& l : r->resources) {
+    std::string key = KeyOf(l.resource);
+    if (auto [it, fresh] = by_key.emplace(key, &l); !fresh) {
+      r->errors.push_back({l.file, l.line, "duplicate name: " + key + " is already defined at " + where(it->second)});
+    }
+    if (l.resource.has_workload()) {
+      if (auto [it, fresh] = by_ip.emplace(l.resource.workload().ip(), &l); !fresh) {
+        r->errors.push_back(
+            {l.file, l.line,
+             "duplicate workload IP " + l.resource.workload().ip() + " (also used at " + where(it->second) + ")"});
+      }
+    } else if (l.resource.has_service() && !l.resource.service().vip().empty()) {
+      if (auto [it, fresh] = by_vip.emplace(l.resource.service().vip(), &l); !fresh) {
+        r->errors.push_back(
+            {l.file, l.line,
+             "duplicate service VIP " + l.resource.service().vip() + " (also used at " + where(it->second) + ")"});
+      }
+    } else if (l.resource.has_mesh_config()) {
+      if (mesh_config != nullptr) {
+        r->errors.push_back({l.file, l.line, "only one MeshConfig is allowed (another at " + where(mesh_config) + ")"});
+      }
+      mesh_config = &l;
+    }
+  }
+}
+
+Result LoadDir(const std::string& dir, const Limits& limits) {
+  Result out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    out.errors.push_back({dir, 0, std::string("cannot open manifest directory: ") + std::strerror(errno)});
+    return out;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.empty() || n[0] == '.') continue;  // hidden files, editor swap files, ConfigMap ..data
+    auto ends = [&](const char* suf) {
+      size_t l = std::strlen(suf);
+      return n.size() > l && n.compare(n.size() - l, l, suf) == 0;
+    };
+    if (ends(".yaml") || ends(".yml")) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());  // deterministic error order
+  for (const auto& n : names) {
+    std::string path = dir + "/" + n;
+    std::string err;
+    auto text = zm::ctrl::ReadFile(path, &err, 4 << 20);
+    if (!text) {
+      // A file deleted between readdir and open is simply gone.
+      if (errno != ENOENT) out.errors.push_back({path, 0, err});
+      continue;
+    }
+    DecodeText(*text, path, limits, &out);
+  }
+  CheckSet(&out);
+  return out;
+}
+
+}  // namespace zm::manifest

@@ -1,0 +1,98 @@
+#include "controller/manifest/watcher.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace zm::manifest {
+
+DirWatcher::DirWatcher(std::string dir, Callback on_change, std::chrono::milliseconds debounce,
+                       std::chrono::milliseconds rescan)
+    : dir_(std::move(dir)), on_change_(std::move(on_change)), debounce_(debounce), rescan_(rescan) {}
+
+DirWatcher::~DirWatcher() {
+  Stop();
+}
+
+bool DirWatcher::AddWatch() {
+  constexpr uint32_t kMask = IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY |
+                             IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
+  wd_ = inotify_add_watch(inotify_fd_, dir_.c_str(), kMask);
+  return wd_ >= 0;
+}
+
+bool DirWatcher::Start(std::string* error) {
+  inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (inotify_fd_ < 0 || stop_fd_ < 0) {
+    *error = std::string("inotify: ") + std::strerror(errno);
+    return false;
+  }
+  if (!AddWatch()) {
+    // Not fatal: the directory may appear later; Run() retries.
+    log::Warn("cannot watch manifest directory yet", {{"dir", dir_}, {"error", std::strerror(errno)}});
+  }
+  running_ = true;
+  thread_ = std::thread([this] { Run(); });
+  return true;
+}
+
+void DirWatcher::Stop() {
+  if (running_.exchange(false)) {
+    uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof(one));
+    thread_.join();
+  }
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  inotify_fd_ = stop_fd_ = -1;
+}
+
+void DirWatcher::Run() {
+  using Clock = std::chrono::steady_clock;
+  bool pending = false;
+  auto last_event = Clock::now();
+  auto last_scan = Clock::now();
+  alignas(inotify_event) char buf[8192];
+  while (running_) {
+    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    int timeout_ms = pending ? static_cast<int>(debounce_.count()) : 1000;
+    int n = ::poll(fds, 2, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[1].revents) break;
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      ssize_t len;
+      while ((len = ::read(inotify_fd_, buf, sizeof(buf))) > 0) {
+        for (char* p = buf; p < buf + len;) {
+          auto* ev = reinterpret_cast<inotify_event*>(p);
+          if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) wd_ = -1;  // dir gone: re-add below
+          p += sizeof(inotify_event) + ev->len;
+        }
+      }
+      pending = true;
+      last_event = Clock::now();
+      continue;
+    }
+    auto now = Clock::now();
+    if (wd_ < 0 && AddWatch()) {
+      pending = true;  // directory (re)appeared
+      last_event = now - debounce_;
+    }
+    if (pending && now - last_event >= debounce_) {
+      pending = false;
+      last_scan = now;
+      on_change_();
+    } else if (!pending && now - last_scan >= rescan_) {
+      last_scan = now;
+      on_change_();
+    }
+  }
+}
+
+}  // namespace zm::manifest

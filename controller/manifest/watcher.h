@@ -1,0 +1,40 @@
+// Watches a manifest directory with inotify and calls back once per burst of changes (debounced).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace zm::manifest {
+
+class DirWatcher {
+ public:
+  using Callback = std::function<void()>;
+  DirWatcher(std::string dir, Callback on_change, std::chrono::milliseconds debounce = std::chrono::milliseconds(100),
+             std::chrono::milliseconds rescan = std::chrono::seconds(10));
+  ~DirWatcher();
+  DirWatcher(const DirWatcher&) = delete;
+  DirWatcher& operator=(const DirWatcher&) = delete;
+
+  // Starts the watch thread. The caller does the initial load itself.
+  bool Start(std::string* error);
+  void Stop();
+
+ private:
+  void Run();
+  bool AddWatch();
+
+  const std::string dir_;
+  const Callback on_change_;
+  const std::chrono::milliseconds debounce_;
+  const std::chrono::milliseconds rescan_;  // safety net for missed events (dir replaced, NFS, ...)
+  int inotify_fd_ = -1;
+  int stop_fd_ = -1;
+  int wd_ = -1;
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+};
+
+}  // namespace zm::manifest

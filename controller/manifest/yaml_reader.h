@@ -1,0 +1,54 @@
+// Field-level helpers for decoding YAML with precise errors (file:line, field path) and no exceptions escaping.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/manifest/manifest.h"
+
+namespace zm::manifest {
+
+class YamlReader {
+ public:
+  YamlReader(std::string file, std::vector<Error>* errors) : file_(std::move(file)), errors_(errors) {}
+
+  void Fail(const YAML::Node& at, const std::string& reason);
+  size_t error_count() const { return errors_->size(); }
+
+  // `node` must be a map whose keys are all in `allowed` (and not repeated).
+  bool CheckMap(const YAML::Node& node, const std::string& path, std::initializer_list<std::string_view> allowed);
+
+  // Getters: nullopt when absent (a "required" field that is absent is reported) or malformed (reported).
+  std::optional<std::string> Str(const YAML::Node& map, const char* key, const std::string& path, bool required);
+  std::optional<bool> Bool(const YAML::Node& map, const char* key, const std::string& path);
+  std::optional<int64_t> Int(const YAML::Node& map, const char* key, const std::string& path, int64_t lo, int64_t hi);
+  std::optional<int64_t> IntNode(const YAML::Node& v, const std::string& path, int64_t lo, int64_t hi);
+  // A list of scalars; each element goes through `check` (returns an error reason or "").
+  std::vector<std::string> StrList(const YAML::Node& map, const char* key, const std::string& path,
+                                   std::string (*check)(const std::string&));
+  // map<string,string> with label-key/value validation.
+  std::map<std::string, std::string> Labels(const YAML::Node& map, const char* key, const std::string& path);
+
+  static int Line(const YAML::Node& n) { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
+
+ private:
+  std::string file_;
+  std::vector<Error>* errors_;
+};
+
+// Field value checks: "" when fine, else the reason.
+std::string CheckIpv4(const std::string& s);
+std::string CheckCidr(const std::string& s);
+std::string CheckName(const std::string& s);
+std::string CheckSpiffe(const std::string& s);
+// "24h", "90m", "3600s", "1h30m" or a bare number of seconds; nullopt if malformed.
+std::optional<int64_t> ParseDuration(const std::string& s);
+
+}  // namespace zm::manifest

@@ -1,0 +1,69 @@
+#include "controller/service/config_service.h"
+
+#include <atomic>
+#include <thread>
+
+#include "common/log.h"
+
+namespace zm::ctrl {
+namespace v1 = zeromesh::v1;
+
+grpc::Status ConfigService::Stream(grpc::ServerContext* context,
+                                   grpc::ServerReaderWriter<v1::ConfigPush, v1::AgentMessage>* stream) {
+  std::string node;
+  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) {
+    log::Warn("config: unauthenticated", {{"peer", context->peer()}, {"error", st.error_message()}});
+    return st;
+  }
+  v1::AgentMessage first;
+  if (!stream->Read(&first)) return {grpc::StatusCode::CANCELLED, "stream closed before hello"};
+  if (!first.has_hello()) return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"};
+  const auto& hello = first.hello();
+  if (!hello.node().empty() && hello.node() != node) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "hello names node '" + hello.node() + "' but the join token belongs to '" + node + "'"};
+  }
+
+  std::shared_ptr<const Snapshot> base;  // what this agent holds, as far as we know
+  if (hello.last_version() > 0 && hello.last_epoch() == ctx_->store->epoch()) {
+    base = ctx_->store->AtVersion(hello.last_version());
+  }
+  log::Info("config: agent connected",
+            {{"node", node}, {"agent_version", hello.agent_version()}, {"resume_from", base ? base->version : 0}});
+  ctx_->agents->StreamOpened(node);
+
+  // Acks arrive on their own thread: the sync API allows one reader and one writer at a time.
+  std::atomic<bool> reader_done{false};
+  std::thread reader([&] {
+    v1::AgentMessage msg;
+    while (stream->Read(&msg)) {
+      if (msg.has_ack()) {
+        ctx_->agents->Acked(node, msg.ack().version());
+      } else if (msg.has_nack()) {
+        ctx_->agents->Nacked(node, msg.nack().version(), msg.nack().error().substr(0, 4096));
+        log::Warn("config: agent rejected config",
+                  {{"node", node}, {"version", msg.nack().version()}, {"error", msg.nack().error().substr(0, 4096)}});
+      }
+    }
+    reader_done = true;
+  });
+
+  grpc::Status result = grpc::Status::OK;
+  while (!ctx_->stopping && !reader_done && !context->IsCancelled()) {
+    auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
+    if (!snap || (base && snap->version == base->version)) continue;
+    v1::ConfigPush push = base ? MakeDeltaPush(*base, *snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem())
+                               : MakeFullPush(*snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem());
+    if (!stream->Write(push)) break;
+    ctx_->agents->Sent(node, snap->version);
+    base = snap;
+  }
+  if (ctx_->stopping) result = {grpc::StatusCode::UNAVAILABLE, "controller shutting down"};
+  context->TryCancel();  // unblocks the reader
+  reader.join();
+  ctx_->agents->StreamClosed(node);
+  log::Info("config: agent disconnected", {{"node", node}});
+  return result;
+}
+
+}  // namespace zm::ctrl

@@ -1,0 +1,38 @@
+#include "controller/service/status_service.h"
+
+namespace zm::ctrl {
+
+grpc::Status StatusService::Report(grpc::ServerContext* context, const zeromesh::v1::AgentStatus* req,
+                                   zeromesh::v1::ReportAck*) {
+  std::string node;
+  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  ctx_->agents->Reported(node, *req);
+  return grpc::Status::OK;
+}
+
+grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1::GetStatusRequest*,
+                                zeromesh::v1::MeshStatus* resp) {
+  std::string node;
+  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  auto* info = resp->mutable_controller();
+  info->set_version(kControllerVersion);
+  info->set_epoch(ctx_->store->epoch());
+  info->set_ca_not_after_unix(ctx_->ca->not_after_unix());
+  info->set_manifests_dir(ctx_->manifests_dir);
+  info->set_started_unix(ctx_->started_unix);
+  if (auto snap = ctx_->store->Current()) {
+    info->set_config_version(snap->version);
+    info->set_trust_domain(snap->mesh.trust_domain());
+    info->set_last_good_config_unix(snap->created_unix);
+  }
+  for (auto& a : ctx_->agents->List()) *resp->add_agents() = std::move(a);
+  for (const auto& e : ctx_->store->errors()) {
+    auto* me = resp->add_manifest_errors();
+    me->set_file(e.file);
+    me->set_line(static_cast<uint32_t>(e.line));
+    me->set_reason(e.reason);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace zm::ctrl
