@@ -1,6 +1,9 @@
 // mesh-agent: the per-node zeromesh agent. Runs in the node's network namespace (hostNetwork in Kubernetes).
-//   mesh-agent --node NAME --config FILE [--agent-id ID] [--uplink IF] [--workers N] [--log-level L]
-// SIGHUP reloads the config file (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
+//   mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IF] [--workers N] [--log-level
+//   L]
+//              [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off] [--access-log on|off] [--access-log-sample R]
+// --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
+// SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
 // pinned BPF objects in place so enrolled pods fail closed until the next agent starts.
 #include <poll.h>
 #include <signal.h>
@@ -12,18 +15,27 @@
 #include <map>
 #include <string>
 
+#include "agent/admin/http_server.h"
+#include "agent/node/config_source.h"
 #include "agent/node/node_agent.h"
-#include "agent/state/local_config.h"
+#include "agent/node/observability.h"
+#include "agent/policy/policy_holder.h"
 #include "common/log.h"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: mesh-agent --node NAME --config FILE [--agent-id ID] [--uplink IFNAME] [--workers N] "
-    "[--log-level debug|info|warn|error]\n";
+    "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
+    "[--log-level debug|info|warn|error]\n"
+    "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
+    "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
+    "/debug/certs)\n"
+    "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
-  static const char* kKnown[] = {"--node", "--config", "--agent-id", "--uplink", "--workers", "--log-level"};
+  static const char* kKnown[] = {"--bootstrap",  "--node",       "--config",           "--agent-id",
+                                 "--uplink",     "--workers",    "--log-level",        "--metrics-addr",
+                                 "--admin-addr", "--access-log", "--access-log-sample"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -44,11 +56,46 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
     }
     (*out)[flag] = value;
   }
-  for (const char* required : {"--node", "--config"}) {
-    if (!out->count(required)) {
-      *error = std::string("missing ") + required;
+  if (!out->count("--node")) {
+    *error = "missing --node";
+    return false;
+  }
+  if (out->count("--config") == out->count("--bootstrap")) {
+    *error = "give exactly one of --bootstrap (controller) or --config (local file)";
+    return false;
+  }
+  return true;
+}
+
+// --metrics-addr / --admin-addr ("off" disables), --access-log on|off, --access-log-sample 0..1.
+bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agent::ObservabilityOptions* out,
+                             std::string* error) {
+  for (auto [flag, addr] :
+       {std::pair{"--metrics-addr", &out->admin.metrics_addr}, std::pair{"--admin-addr", &out->admin.admin_addr}}) {
+    if (!flags.count(flag)) continue;
+    *addr = flags[flag] == "off" ? "" : flags[flag];
+    if (!addr->empty() && !zm::admin::ValidListenAddr(*addr, error)) {
+      *error = std::string(flag) + ": " + *error;
       return false;
     }
+  }
+  if (flags.count("--access-log")) {
+    const std::string& v = flags["--access-log"];
+    if (v != "on" && v != "off") {
+      *error = "--access-log must be on or off, got " + v;
+      return false;
+    }
+    out->telemetry.access_log.enabled = v == "on";
+  }
+  if (flags.count("--access-log-sample")) {
+    const std::string& v = flags["--access-log-sample"];
+    char* end = nullptr;
+    double rate = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(rate >= 0.0 && rate <= 1.0)) {
+      *error = "--access-log-sample must be a number in [0, 1], got " + v;
+      return false;
+    }
+    out->telemetry.access_log.sample_rate = rate;
   }
   return true;
 }
@@ -82,6 +129,12 @@ int main(int argc, char** argv) {
     }
   }
 
+  zm::agent::ObservabilityOptions obs_opts;
+  if (!ParseObservabilityFlags(flags, &obs_opts, &error)) {
+    std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
+    return 2;
+  }
+
   // Signals are handled synchronously through a signalfd in the main loop.
   sigset_t mask;
   sigemptyset(&mask);
@@ -93,21 +146,30 @@ int main(int argc, char** argv) {
 
   zm::agent::SnapshotHolder snapshots;
   zm::agent::InMemoryCertStore certs;
-  zm::agent::LocalConfigSource config(flags["--config"], &snapshots, &certs);
-  if (!config.Reload(&error)) {
+  zm::agent::policy::PolicyHolder policies;
+  std::unique_ptr<zm::agent::ConfigSource> config =
+      flags.count("--bootstrap")
+          ? zm::agent::MakeControllerSource(flags["--bootstrap"], opts.node, snapshots, certs, policies)
+          : zm::agent::MakeFileSource(flags["--config"], opts.node, snapshots, certs);
+  if (flags.count("--bootstrap")) opts.authorize = policies.MakeAuthorizer();
+  if (!config->Start(&error)) {
     zm::log::Error("invalid config", {{"error", error}});
     return 1;
   }
-  if (snapshots.Get()->node() != opts.node) {
-    zm::log::Error("config is for another node", {{"config_node", snapshots.Get()->node()}, {"node", opts.node}});
-    return 1;
-  }
 
+  if (config->AppliedVersion()) {  // controller mode: the version and stream state are the controller's
+    obs_opts.config_version = [&config] { return config->AppliedVersion().value_or(0); };
+    obs_opts.controller_connected = [&config] { return config->Connected().value_or(false); };
+  }
+  zm::agent::Observability obs(obs_opts);  // before the agent: its telemetry outlives the proxy
+  opts.observer = obs.observer();
   zm::agent::NodeAgent agent(opts, snapshots, certs);
   if (!agent.Start(&error)) {
     zm::log::Error("agent failed to start", {{"error", error}});
     return 1;
   }
+  obs.Start(agent, snapshots, certs);
+  config->SetAgent(&agent);
 
   bool announced = false;
   for (;;) {
@@ -117,26 +179,29 @@ int main(int argc, char** argv) {
       break;
     }
     if (fds[0].revents & POLLIN) agent.OnLinkEvents();
-    if (!announced && agent.links_synced()) {
+    // Ready once every existing interface is attached and a first configuration is applied.
+    if (!announced && agent.links_synced() && config->HasConfig()) {
       announced = true;
-      zm::log::Info("agent ready",
-                    {{"node", opts.node}, {"agent_id", opts.agent_id}, {"reused_pins", agent.reused_pins()}});
+      obs.SetLinksSynced();
+      zm::log::Info("agent ready", {{"node", opts.node},
+                                    {"agent_id", opts.agent_id},
+                                    {"reused_pins", agent.reused_pins()},
+                                    {"config_source", config->Describe()}});
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si{};
       if (read(sfd, &si, sizeof(si)) != sizeof(si)) continue;
       if (si.ssi_signo == SIGHUP) {
-        if (config.Reload(&error)) {
-          zm::log::Info("config reloaded");
-        } else {
-          zm::log::Error("config reload rejected, keeping the last good config", {{"error", error}});
-        }
+        config->OnReloadSignal();
         continue;
       }
       zm::log::Info("stopping", {{"signal", strsignal(static_cast<int>(si.ssi_signo))}});
       break;
     }
   }
+  obs.Stop();  // the admin endpoints read the agent: stop them first
+  config->SetAgent(nullptr);
+  config->Stop();
   agent.Stop();
   return 0;
 }

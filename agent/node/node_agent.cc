@@ -48,6 +48,8 @@ bool NodeAgent::Start(std::string* error) {
 
   proxy::ProxyOptions popts;
   popts.workers = opts_.workers;
+  popts.authorize = opts_.authorize;
+  popts.observer = opts_.observer;
   proxy_ = std::make_unique<proxy::NodeProxy>(popts, snapshots_, certs_);
   if (!proxy_->Start(error)) {
     *error = "starting the node proxy: " + *error;
@@ -116,6 +118,7 @@ void NodeAgent::ApplySnapshot() {
   }
   // STRICT mesh: a pod the agent does not know yet is captured and held, never let out in plaintext.
   (void)bpf_.SetCaptureUnknown(snap->default_mode() == MeshMode::kStrict);
+  snapshots_applied_.fetch_add(1, std::memory_order_relaxed);
   log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}});
 }
 

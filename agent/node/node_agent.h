@@ -5,6 +5,7 @@
 // The snapshot and certificates come from a config source (the local file today, the controller later).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,8 @@ struct NodeAgentOptions {
   std::string agent_id;  // pins live in /sys/fs/bpf/zeromesh/<agent_id>
   std::string uplink = "eth0";
   int workers = 0;
+  proxy::Authorizer authorize;                    // L4 policy (empty: allow all, as with a local config file)
+  std::shared_ptr<proxy::ConnObserver> observer;  // per-connection metrics + access log (optional)
 };
 
 class NodeAgent {
@@ -40,6 +43,11 @@ class NodeAgent {
 
   bool reused_pins() const { return reused_pins_; }
 
+  // For the admin endpoints and metrics (any thread).
+  const bpf::BpfManager& bpf() const { return bpf_; }
+  const proxy::ProxyStats* proxy_stats() const { return proxy_ ? &proxy_->stats() : nullptr; }
+  uint64_t snapshots_applied() const { return snapshots_applied_.load(std::memory_order_relaxed); }
+
  private:
   void OnLink(const bpf::LinkEvent& ev);
   void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot
@@ -52,6 +60,7 @@ class NodeAgent {
   std::unique_ptr<proxy::NodeProxy> proxy_;
   int subscription_ = 0;
   bool reused_pins_ = false;
+  std::atomic<uint64_t> snapshots_applied_{0};
 };
 
 }  // namespace zm::agent

@@ -30,10 +30,11 @@ bool HboneClient::CanTake() const {
   return stream_count() < limit;
 }
 
-void HboneClient::AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target) {
+void HboneClient::AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec) {
   HboneStream* s = NewStream();
   s->client = client;
   s->target = target;
+  s->track.Open(ctx_.observer(), std::move(rec));
   AddStreamFd(s, downstream);
   ++accepted_;
   if (state_ == State::kReady) {
@@ -77,6 +78,7 @@ void HboneClient::OnRequestOrResponse(HboneStream* s) {
   }
   if (s->status == 401 || s->status == 403) ProxyStats::Add(ctx_.stats.denials);
   log::Info("hbone: CONNECT refused", {{"peer", peer_}, {"authority", AddrToString(s->target)}, {"status", s->status}});
+  s->track.SetError("CONNECT refused by the destination: HTTP " + std::to_string(s->status));
   s->tcp_error = true;  // reset the downstream connection and cancel the stream
   Touch(s);
 }
@@ -94,12 +96,13 @@ void HboneClient::OnSessionClosed(bool /*was_established*/) {
 // ---------------------------------------------------------------- pool
 
 void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_in& target,
-                     const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, const std::string& dst_node) {
+                     const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, const std::string& dst_node,
+                     ConnRecord rec) {
   std::string key = src.id.ToString() + "|" + dst_id.ToString() + "|" + dst_node;
   auto& list = by_key_[key];
   for (HboneClient* c : list) {
     if (c->CanTake()) {
-      c->AddStream(downstream, client, target);
+      c->AddStream(downstream, client, target, std::move(rec));
       return;
     }
   }
@@ -113,12 +116,16 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
     if (fd >= 0) close(fd);
     ResetAndClose(downstream);
     ProxyStats::Add(ctx_.stats.connections_closed);
+    ConnTracker track;
+    track.Open(ctx_.observer(), std::move(rec));
+    track.SetError("cannot open HBONE connection to " + AddrToString(dial) + ": " + error);
+    track.Close();
     return;
   }
   tls::SetExpectedPeer(ssl.get(), dst_id);
   auto* c = new HboneClient(ctx_, this, key, fd, std::move(ssl), AddrToString(dial));
   list.push_back(c);
-  c->AddStream(downstream, client, target);
+  c->AddStream(downstream, client, target, std::move(rec));
 }
 
 void HbonePool::Remove(HboneClient* c) {

@@ -18,7 +18,7 @@ class HboneClient : public HboneSession {
   HboneClient(WorkerContext& ctx, HbonePool* pool, std::string key, int fd, bssl::UniquePtr<SSL> ssl, std::string peer);
   bool CanTake() const;
   // Takes ownership of |downstream|; the CONNECT is sent as soon as the session is ready.
-  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target);
+  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec);
   const std::string& key() const { return key_; }
 
  protected:
@@ -41,9 +41,9 @@ class HbonePool {
  public:
   explicit HbonePool(WorkerContext& ctx) : ctx_(ctx) {}
   // Relays |downstream| (from |client|, originally to |target|) over HBONE to |target|'s node, presenting |src|'s
-  // certificate and requiring |dst_id| from the server.
+  // certificate and requiring |dst_id| from the server. |rec| describes the connection for the observer.
   void Open(int downstream, const sockaddr_in& client, const sockaddr_in& target, const agent::WorkloadTls& src,
-            const tls::SpiffeId& dst_id, const std::string& dst_node);
+            const tls::SpiffeId& dst_id, const std::string& dst_node, ConnRecord rec = {});
   void Remove(HboneClient* c);
   size_t size() const;
 

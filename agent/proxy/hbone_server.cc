@@ -74,6 +74,7 @@ void HboneServer::OnEstablished() {
   std::string why;
   if (!tls::PeerIdentity(ssl_.get(), &peer_id_, &why)) {
     ProxyStats::Add(ctx_.stats.tls_failures);
+    ctx_.ReportTlsFailure(TlsFailure::kPeerIdentity);
     Close("client identity: " + why);
   }
 }
@@ -105,40 +106,63 @@ void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
   nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
 }
 
+ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip) const {
+  ConnRecord r;
+  r.flow = "hbone-inbound";
+  r.reporter = Reporter::kDestination;
+  // The source port is not carried over HBONE: 0 (the access log then prints the IP alone).
+  r.source = MakePeer(snap, MakeAddr(src_ip, 0), peer_id_.ToString());
+  r.destination = MakePeer(snap, s->target, local_id_.ToString());
+  return r;
+}
+
+void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip,
+                                const std::string& why, const std::string* policy) {
+  ConnObserver* obs = ctx_.observer();
+  if (!obs) return;
+  ConnRecord r = Record(snap, s, src_ip);
+  r.start = std::chrono::steady_clock::now();
+  r.error = why;
+  if (policy) {
+    r.decision = Decision::kDeny;
+    r.policy = *policy;
+  }
+  obs->OnClose(r);
+}
+
 void HboneServer::OnRequestOrResponse(HboneStream* s) {
-  if (s->method != "CONNECT") {
+  auto snap = ctx_.snapshots.Get();
+  in_addr_t src_ip = peer_addr_.sin_addr.s_addr;
+  auto bad_request = [&](const std::string& why) {
     ProxyStats::Add(ctx_.stats.bad_requests);
-    Respond(s, 400, "method must be CONNECT");
+    ReportRefused(snap.get(), s, src_ip, why);
+    Respond(s, 400, why);
+  };
+  if (s->method != "CONNECT") {
+    bad_request("method must be CONNECT");
     return;
   }
   if (!ParseAuthority(s->authority, &s->target)) {
-    ProxyStats::Add(ctx_.stats.bad_requests);
-    Respond(s, 400, "bad :authority (want IPv4:port)");
+    bad_request("bad :authority (want IPv4:port)");
     return;
   }
-  auto snap = ctx_.snapshots.Get();
   const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
   if (dst == nullptr || !snap->IsLocal(*dst) || !dst->enrolled) {
-    ProxyStats::Add(ctx_.stats.bad_requests);
-    Respond(s, 400, "target is not an enrolled workload on this node");
+    bad_request("target is not an enrolled workload on this node");
     return;
   }
   // The client verified the certificate we presented: the target must be that identity.
   if (!(snap->IdentityOf(*dst) == local_id_)) {
-    ProxyStats::Add(ctx_.stats.bad_requests);
-    Respond(
-        s, 400,
-        "target identity " + snap->IdentityOf(*dst).ToString() + " differs from the presented " + local_id_.ToString());
+    bad_request("target identity " + snap->IdentityOf(*dst).ToString() + " differs from the presented " +
+                local_id_.ToString());
     return;
   }
-  in_addr_t src_ip = peer_addr_.sin_addr.s_addr;
   in_addr_t fwd_ip;
   if (!s->forwarded.empty() && ParseForwardedFor(s->forwarded, &fwd_ip)) {
     // A client may only speak for its own pods: a known workload IP must belong to the verified identity.
     const agent::Workload* claimed = snap->Find(fwd_ip);
     if (claimed != nullptr && !(snap->IdentityOf(*claimed) == peer_id_)) {
-      ProxyStats::Add(ctx_.stats.bad_requests);
-      Respond(s, 400, "forwarded source " + IpToString(fwd_ip) + " is not " + peer_id_.ToString());
+      bad_request("forwarded source " + IpToString(fwd_ip) + " is not " + peer_id_.ToString());
       return;
     }
     src_ip = fwd_ip;
@@ -148,6 +172,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     AuthzDecision d = ctx_.opts.authorize(req);
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
+      ReportRefused(snap.get(), s, src_ip, "denied by policy: " + d.reason, &d.policy);
       Respond(s, 401, "denied by policy: " + d.reason);
       return;
     }
@@ -156,9 +181,11 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
   int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, &error);
   if (fd < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
+    ReportRefused(snap.get(), s, src_ip, "upstream: " + error);
     Respond(s, 503, error);
     return;
   }
+  if (ctx_.observer()) s->track.Open(ctx_.observer(), Record(snap.get(), s, src_ip));
   s->client = MakeAddr(src_ip, 0);
   s->connecting = true;
   AddStreamFd(s, fd);
@@ -174,6 +201,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
 void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
   if (err != 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
+    s->track.SetError(std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
     ctx_.loop.Remove(s->fd);
     close(s->fd);
     s->fd = -1;

@@ -23,6 +23,10 @@ class HboneServer : public HboneSession {
 
  private:
   void Respond(HboneStream* s, int status, const std::string& why);
+  // Tells the observer about a stream refused before relaying (|policy| set for a policy denial).
+  void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip, const std::string& why,
+                     const std::string* policy = nullptr);
+  ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip) const;
 
   tls::SpiffeId local_id_;
   tls::SpiffeId peer_id_;

@@ -61,6 +61,7 @@ HboneSession::HboneSession(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl,
   handshake_timer_ = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this] {
     handshake_timer_ = 0;
     if (client_) ProxyStats::Add(ctx_.stats.upstream_failures);
+    if (state_ == State::kHandshaking) ctx_.ReportTlsFailure(TlsFailure::kTimeout);
     Close("connect/handshake timed out");
   });
   last_read_ = EventLoop::Clock::now();
@@ -117,6 +118,9 @@ void HboneSession::Handshake() {
     }
     ProxyStats::Add(ctx_.stats.tls_failures);
     std::string reason = tls::VerifyFailureReason(ssl_.get());
+    ctx_.ReportTlsFailure(!reason.empty()        ? TlsFailure::kPeerVerification
+                          : err == SSL_ERROR_SSL ? TlsFailure::kProtocol
+                                                 : TlsFailure::kConnectionClosed);
     if (reason.empty()) reason = err == SSL_ERROR_SSL ? tls::DrainErrors() : "connection closed during handshake";
     ERR_clear_error();
     log::Warn("hbone handshake failed", {{"peer", peer_}, {"role", client_ ? "client" : "server"}, {"reason", reason}});
@@ -125,6 +129,7 @@ void HboneSession::Handshake() {
   }
   if (!tls::NegotiatedH2(ssl_.get())) {
     ProxyStats::Add(ctx_.stats.tls_failures);
+    ctx_.ReportTlsFailure(TlsFailure::kNoAlpnH2);
     Close("peer did not negotiate ALPN h2");
     return;
   }
@@ -301,7 +306,10 @@ void HboneSession::Close(const std::string& why) {
     h2_ = nullptr;
   }
   std::vector<HboneStream*> all(streams_.begin(), streams_.end());
-  for (HboneStream* s : all) DestroyStream(s, true);
+  for (HboneStream* s : all) {
+    s->track.SetError("HBONE connection closed: " + why);
+    DestroyStream(s, true);
+  }
   touched_.clear();
   ctx_.loop.Remove(fd_);
   close(fd_);
@@ -328,6 +336,12 @@ void HboneSession::AddStreamFd(HboneStream* s, int fd) {
 
 void HboneSession::DestroyStream(HboneStream* s, bool reset_tcp) {
   if (!streams_.erase(s)) return;
+  // The most specific reason first: the tracker keeps the first error it is given.
+  if (s->h2_error != NGHTTP2_NO_ERROR) {
+    s->track.SetError(std::string("stream reset: ") + nghttp2_http2_strerror(s->h2_error));
+  }
+  if (!s->established) s->track.SetError("not established");
+  if (reset_tcp) s->track.SetError("reset");
   if (s->fd >= 0) {
     ctx_.loop.Remove(s->fd);
     if (reset_tcp) {
@@ -342,6 +356,7 @@ void HboneSession::DestroyStream(HboneStream* s, bool reset_tcp) {
   s->to_h2.Clear();
   s->to_tcp.Clear();
   ProxyStats::Add(ctx_.stats.connections_closed);
+  s->track.Close();
   OnStreamDone(s);
   ctx_.loop.DeleteLater(s);
   if (state_ == State::kReady) ArmIdle();
@@ -443,6 +458,11 @@ void HboneSession::ReadTcp(HboneStream* s) {
     if (n > 0) {
       s->to_h2.Commit(static_cast<size_t>(n));
       ProxyStats::Add(client_ ? ctx_.stats.bytes_out : ctx_.stats.bytes_in, static_cast<uint64_t>(n));
+      if (client_) {
+        s->track.AddSent(static_cast<uint64_t>(n));
+      } else {
+        s->track.AddReceived(static_cast<uint64_t>(n));
+      }
       got = true;
     } else if (n == 0) {
       s->tcp_eof = true;
@@ -591,6 +611,11 @@ int HboneSession::DataChunkCb(nghttp2_session* h2, uint8_t, int32_t id, const ui
     return 0;
   }
   ProxyStats::Add(self->client_ ? self->ctx_.stats.bytes_in : self->ctx_.stats.bytes_out, len);
+  if (self->client_) {
+    s->track.AddReceived(len);
+  } else {
+    s->track.AddSent(len);
+  }
   // Straight to the socket when nothing is queued ahead; only the remainder is copied.
   if (s->to_tcp.empty() && s->tcp_writable && !s->connecting) {
     ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);

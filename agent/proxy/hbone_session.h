@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/proxy/conn_observer.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -54,6 +55,7 @@ class HboneStream : public IoHandler {
   int status = 0;
   sockaddr_in client{};  // client side: the downstream peer (source pod)
   sockaddr_in target{};  // the original destination
+  ConnTracker track;     // telemetry of the proxied connection (opened once relaying was decided)
 };
 
 class HboneSession : public IoHandler, public Closable {

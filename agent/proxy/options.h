@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "agent/proxy/conn_observer.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/state/mesh_snapshot.h"
 #include "common/tls/spiffe.h"
@@ -25,6 +27,7 @@ struct AuthzRequest {
 struct AuthzDecision {
   bool allow = true;
   std::string reason;
+  std::string policy = {};  // name of the deciding policy (metrics label, access log); optional
 };
 
 // Called on worker threads for every new connection; must be thread-safe and quick.
@@ -78,8 +81,9 @@ struct ProxyOptions {
   size_t stream_read_buffer = 256 * 1024;  // tcp -> h2 per stream, beyond this reading stops
   size_t pipe_size = 256 * 1024;           // splice pipes of plain relays
 
-  Authorizer authorize;      // empty: allow all (until the controller's policy lands)
-  OriginalDst original_dst;  // empty: getsockname()
+  Authorizer authorize;                    // empty: allow all (until the controller's policy lands)
+  OriginalDst original_dst;                // empty: getsockname()
+  std::shared_ptr<ConnObserver> observer;  // empty: no per-connection telemetry
 };
 
 }  // namespace zm::proxy

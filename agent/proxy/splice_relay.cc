@@ -16,13 +16,14 @@ constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kRoundsPerTurn = 16;  // then yield to other connections of this worker
 }  // namespace
 
-void SpliceRelay::Start(WorkerContext& ctx, int downstream, int upstream, std::string what) {
-  new SpliceRelay(ctx, downstream, upstream, std::move(what));
+void SpliceRelay::Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec) {
+  new SpliceRelay(ctx, downstream, upstream, std::move(what), std::move(rec));
 }
 
-SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what)
+SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec)
     : ctx_(ctx), fd_{down, up}, what_(std::move(what)) {
   ctx_.live.insert(this);
+  track_.Open(ctx_.observer(), std::move(rec));
   for (int i = 0; i < 2; ++i) {
     end_[i].relay = this;
     end_[i].idx = i;
@@ -103,6 +104,11 @@ bool SpliceRelay::PumpDir(int from, bool* progress) {
     if (n > 0) {
       d.in_pipe += static_cast<size_t>(n);
       ProxyStats::Add(from == 0 ? ctx_.stats.bytes_out : ctx_.stats.bytes_in, static_cast<uint64_t>(n));
+      if (from == 0) {
+        track_.AddSent(static_cast<uint64_t>(n));
+      } else {
+        track_.AddReceived(static_cast<uint64_t>(n));
+      }
       *progress = true;
     } else if (n == 0) {
       d.eof = true;
@@ -140,6 +146,7 @@ void SpliceRelay::Fail(int err, const char* why) {
   if (done_) return;
   done_ = true;
   log::Debug("relay reset", {{"flow", what_}, {"reason", why}, {"errno", err ? std::strerror(err) : ""}});
+  track_.SetError(err ? std::string(why) + ": " + std::strerror(err) : std::string(why));
   ProxyStats::Add(ctx_.stats.resets);
   Finish();
 }
@@ -162,6 +169,7 @@ void SpliceRelay::Finish() {
     dir_[i].pipe_r = dir_[i].pipe_w = -1;
   }
   ProxyStats::Add(ctx_.stats.connections_closed);
+  track_.Close();
   ctx_.loop.DeleteLater(this);
 }
 

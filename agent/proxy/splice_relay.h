@@ -6,14 +6,16 @@
 #include <cstdint>
 #include <string>
 
+#include "agent/proxy/conn_observer.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
 
 class SpliceRelay : public Closable {
  public:
-  // Takes ownership of both fds; |upstream| may still be connecting. Deletes itself when done.
-  static void Start(WorkerContext& ctx, int downstream, int upstream, std::string what);
+  // Takes ownership of both fds; |upstream| may still be connecting. Deletes itself when done. |rec| describes the
+  // connection for the observer (downstream is the source side).
+  static void Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec = {});
   void ForceClose() override;
   ~SpliceRelay() override;  // via EventLoop::DeleteLater only
 
@@ -31,7 +33,7 @@ class SpliceRelay : public Closable {
     bool shut = false;  // FIN forwarded
   };
 
-  SpliceRelay(WorkerContext& ctx, int down, int up, std::string what);
+  SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec);
   void OnEvent(int idx, uint32_t ev);
   void OnConnected();
   void Pump();
@@ -51,6 +53,7 @@ class SpliceRelay : public Closable {
   size_t pipe_cap_ = 0;
   uint64_t timer_ = 0;
   std::string what_;
+  ConnTracker track_;
 };
 
 }  // namespace zm::proxy

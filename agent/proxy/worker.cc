@@ -13,6 +13,9 @@ namespace zm::proxy {
 namespace {
 
 constexpr int kAcceptBatch = 64;
+// Built-in denials get these names as their "policy" (metrics label, access log).
+constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
+constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
 constexpr auto kHeldPoll = std::chrono::milliseconds(100);
 
 bool GetSockName(int fd, sockaddr_in* out) {
@@ -99,14 +102,40 @@ void Worker::Accept(Listener& l) {
   }
 }
 
-void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why) {
+ConnRecord Worker::Record(const agent::MeshSnapshot* snap, const char* flow, const sockaddr_in& src,
+                          const sockaddr_in& dst) const {
+  ConnRecord r;
+  r.flow = flow;
+  // The HBONE and plaintext listeners accept for a local destination: that side reports. Plaintext carries no identity.
+  std::string_view f(flow);
+  bool inbound = f == "hbone" || f.starts_with("plaintext");
+  r.reporter = inbound ? Reporter::kDestination : Reporter::kSource;
+  r.source = MakePeer(snap, src, inbound ? std::string() : PrincipalOf(snap, src.sin_addr.s_addr));
+  r.destination = MakePeer(snap, dst, PrincipalOf(snap, dst.sin_addr.s_addr));
+  return r;
+}
+
+void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why,
+                    std::optional<std::string> denied_by) {
   log::Info("connection refused",
             {{"flow", what}, {"src", AddrToString(src)}, {"dst", AddrToString(dst)}, {"reason", why}});
   ResetAndClose(fd);
   ProxyStats::Add(ctx_.stats.connections_closed);
+  if (ConnObserver* obs = ctx_.observer()) {
+    auto snap = ctx_.snapshots.Get();
+    ConnRecord r = Record(snap.get(), what, src, dst);
+    r.start = std::chrono::steady_clock::now();
+    r.error = why;
+    if (denied_by) {
+      r.decision = Decision::kDeny;
+      r.policy = std::move(*denied_by);
+    }
+    obs->OnClose(r);
+  }
 }
 
-void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what) {
+void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
+                   const agent::MeshSnapshot* snap, bool same_node) {
   std::string error;
   int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, &error);
   if (up < 0) {
@@ -114,7 +143,13 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
     Refuse(downstream, what, src, dst, error);
     return;
   }
-  SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + AddrToString(src) + "->" + AddrToString(dst));
+  ConnRecord rec;
+  if (ctx_.observer()) {
+    rec = Record(snap, what, src, dst);
+    rec.same_node = same_node;
+  }
+  SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + AddrToString(src) + "->" + AddrToString(dst),
+                     std::move(rec));
 }
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
@@ -135,22 +170,23 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     }
     if (snap && snap->default_mode() == agent::MeshMode::kPermissive) {
       ProxyStats::Add(ctx_.stats.passthrough);
-      Relay(fd, src, dst, "outbound-unknown-permissive");
+      Relay(fd, src, dst, "outbound-unknown-permissive", snap.get());
       return;
     }
     ProxyStats::Add(ctx_.stats.denials);
-    Refuse(fd, "outbound", src, dst, "source is not a known workload of this node (STRICT: fail closed)");
+    Refuse(fd, "outbound", src, dst, "source is not a known workload of this node (STRICT: fail closed)",
+           std::string(kPolicyFailClosed));
     return;
   }
   if (!from->enrolled) {
     ProxyStats::Add(ctx_.stats.passthrough);
-    Relay(fd, src, dst, "outbound-unenrolled-source");
+    Relay(fd, src, dst, "outbound-unenrolled-source", snap.get());
     return;
   }
   const agent::Workload* to = snap->Find(dst.sin_addr.s_addr);
   if (to == nullptr || !to->enrolled) {
     ProxyStats::Add(ctx_.stats.passthrough);
-    Relay(fd, src, dst, "passthrough");
+    Relay(fd, src, dst, "passthrough", snap.get());
     return;
   }
   tls::SpiffeId src_id = snap->IdentityOf(*from);
@@ -160,22 +196,25 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
       AuthzDecision d = ctx_.opts.authorize({&src_id, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
       if (!d.allow) {
         ProxyStats::Add(ctx_.stats.denials);
-        Refuse(fd, "same-node", src, dst, "denied by policy: " + d.reason);
+        Refuse(fd, "same-node", src, dst, "denied by policy: " + d.reason, d.policy);
         return;
       }
     }
     ProxyStats::Add(ctx_.stats.same_node);
-    Relay(fd, src, dst, "same-node");
+    Relay(fd, src, dst, "same-node", snap.get(), /*same_node=*/true);
     return;
   }
   auto src_tls = ctx_.certs.Get(src_id);
   if (!src_tls) {
     ProxyStats::Add(ctx_.stats.tls_failures);
+    ctx_.ReportTlsFailure(TlsFailure::kNoCertificate);
     Refuse(fd, "outbound", src, dst, "no certificate for " + src_id.ToString());
     return;
   }
   TuneStream(fd);
-  pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), to->node);
+  ConnRecord rec;
+  if (ctx_.observer()) rec = Record(snap.get(), "hbone-outbound", src, dst);
+  pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), to->node, std::move(rec));
 }
 
 void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
@@ -189,6 +228,7 @@ void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
   auto tls = ctx_.certs.Get(id);
   if (!tls) {
     ProxyStats::Add(ctx_.stats.tls_failures);
+    ctx_.ReportTlsFailure(TlsFailure::kNoCertificate);
     Refuse(fd, "hbone", src, dst, "no certificate for " + id.ToString());
     return;
   }
@@ -209,18 +249,18 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
   }
   if (to->mode == agent::MeshMode::kStrict) {
     ProxyStats::Add(ctx_.stats.denials);
-    Refuse(fd, "plaintext", src, dst, "destination is STRICT: plaintext refused");
+    Refuse(fd, "plaintext", src, dst, "destination is STRICT: plaintext refused", std::string(kPolicyStrictMode));
     return;
   }
   if (ctx_.opts.authorize) {
     AuthzDecision d = ctx_.opts.authorize({nullptr, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
-      Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason);
+      Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason, d.policy);
       return;
     }
   }
-  Relay(fd, src, dst, "plaintext-permissive");
+  Relay(fd, src, dst, "plaintext-permissive", snap.get());
 }
 
 void Worker::RecheckHeld(bool timer) {

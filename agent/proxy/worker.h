@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,8 +42,14 @@ class Worker {
   void Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired);
   void Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst);
-  void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what);
-  void Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why);
+  void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
+             const agent::MeshSnapshot* snap, bool same_node = false);
+  // |denied_by| set: a policy denial (the policy's name), otherwise an error.
+  void Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why,
+              std::optional<std::string> denied_by = std::nullopt);
+  // What the observer is told about a connection (addresses, workloads and the identities each side carries).
+  ConnRecord Record(const agent::MeshSnapshot* snap, const char* flow, const sockaddr_in& src,
+                    const sockaddr_in& dst) const;
   void RecheckHeld(bool timer);
   void Shutdown();
 

@@ -33,6 +33,10 @@ struct WorkerContext {
   agent::SnapshotHolder& snapshots;
   agent::CertStore& certs;
   HbonePool* pool = nullptr;
+  ConnObserver* observer() const { return opts.observer.get(); }
+  void ReportTlsFailure(TlsFailure why) const {
+    if (opts.observer) opts.observer->OnTlsFailure(why);
+  }
   std::vector<uint8_t> scratch;  // TLS read buffer, used synchronously
   std::unordered_set<Closable*> live;
 };

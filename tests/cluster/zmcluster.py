@@ -104,6 +104,7 @@ class Cluster:
         self.prefix = prefix or "zm" + secrets.token_hex(2)
         self.keep = keep
         self.nodes = []
+        self.hosts = []
         self.pods = []
         self._procs = []
         self._up = False
@@ -174,6 +175,7 @@ class Cluster:
             "prefix": self.prefix,
             "owner_pid": os.getpid(),
             "nodes": [n.__dict__ for n in self.nodes],
+            "hosts": [h.__dict__ for h in self.hosts],
             "pods": [{**{k: v for k, v in p.__dict__.items() if k != "node"}, "node": p.node.name} for p in self.pods],
         }
         tmp = STATE_DIR / f".{self.prefix}.json.tmp"
@@ -201,6 +203,23 @@ class Cluster:
         self.nodes.append(node)
         self._save_state()
         return node
+
+    def add_host(self, name: str) -> Node:
+        """A plain host on the node network with no agent and no pods (e.g. the control plane): 10.99.0.<200+k>."""
+        k = len(self.hosts) + 1
+        host = Node(index=200 + k, name=name, netns=f"{self.prefix}-{name}", ip=f"{FABRIC_PREFIX}.{200 + k}",
+                    pod_cidr="", gateway="")
+        fabric = f"{self.prefix}-fabric"
+        self.hosts.append(host)
+        self._save_state()
+        self._netns_add(host.netns)
+        sh(["ip", "-n", fabric, "link", "add", f"h{k}", "type", "veth", "peer", "name", "eth0", "netns", host.netns])
+        sh(["ip", "-n", fabric, "link", "set", f"h{k}", "master", "br0", "up"])
+        sh(["ip", "-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0"])
+        sh(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+        for node in self.nodes:  # pods are reachable from hosts, as from any machine on the node network
+            sh(["ip", "-n", host.netns, "route", "add", node.pod_cidr, "via", node.ip])
+        return host
 
     def node_sysctl(self, node: Node, key: str, val: str) -> None:
         sh(["nsenter", f"--net={node.netns_path}", "sysctl", "-qw", f"{key}={val}"])
@@ -260,7 +279,7 @@ class Cluster:
     def target(self, t: Node | Pod | str) -> Node | Pod:
         if isinstance(t, (Node, Pod)):
             return t
-        for n in self.nodes:
+        for n in self.nodes + self.hosts:
             if n.name == t:
                 return n
         return self.pod(t)
@@ -452,6 +471,7 @@ def load(prefix: str) -> Cluster:
     state = json.loads(path.read_text())
     c = Cluster(prefix=prefix, keep=True)
     c.nodes = [Node(**n) for n in state["nodes"]]
+    c.hosts = [Node(**h) for h in state.get("hosts", [])]
     for p in state["pods"]:
         node = c.node(p.pop("node"))
         c.pods.append(Pod(node=node, **p))

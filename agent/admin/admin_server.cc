@@ -1,0 +1,69 @@
+#include "agent/admin/admin_server.h"
+
+namespace zm::admin {
+namespace {
+
+HttpResponse Json(const nlohmann::json& j) {
+  return {200, "application/json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+}
+
+}  // namespace
+
+AdminServer::AdminServer(AdminOptions opts, AdminSources sources) : opts_(std::move(opts)), src_(std::move(sources)) {}
+
+AdminServer::~AdminServer() {
+  Stop();
+}
+
+std::map<std::string, HttpHandler> AdminServer::PublicRoutes() const {
+  return {
+      {"/metrics",
+       [this] {
+         return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", src_.metrics()};
+       }},
+      {"/healthz",
+       [] {
+         return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+       }},
+      {"/readyz",
+       [this] {
+         Readiness r = src_.readiness();
+         if (r.ready()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+         std::string body = "not ready:\n";
+         for (const auto& m : r.missing()) body += "- " + m + "\n";
+         return HttpResponse{503, "text/plain; charset=utf-8", body};
+       }},
+  };
+}
+
+bool AdminServer::Start(std::string* error) {
+  std::string errors;
+  if (!opts_.metrics_addr.empty()) {
+    metrics_ = std::make_unique<HttpServer>("metrics", opts_.metrics_addr, PublicRoutes());
+    std::string e;
+    if (!metrics_->Start(&e)) {
+      errors += "metrics: " + e;
+      metrics_.reset();
+    }
+  }
+  if (!opts_.admin_addr.empty()) {
+    auto routes = PublicRoutes();
+    routes["/debug/config_dump"] = [this] { return Json(src_.config_dump()); };
+    routes["/debug/certs"] = [this] { return Json(src_.certs()); };
+    admin_ = std::make_unique<HttpServer>("admin", opts_.admin_addr, std::move(routes));
+    std::string e;
+    if (!admin_->Start(&e)) {
+      errors += (errors.empty() ? "" : "; ") + std::string("admin: ") + e;
+      admin_.reset();
+    }
+  }
+  if (!errors.empty()) *error = errors;
+  return errors.empty();
+}
+
+void AdminServer::Stop() {
+  if (metrics_) metrics_->Stop();
+  if (admin_) admin_->Stop();
+}
+
+}  // namespace zm::admin

@@ -1,0 +1,50 @@
+// The agent's admin endpoints, on two listeners:
+//   metrics_addr (default 0.0.0.0:15020, reachable by Prometheus and kubelet probes): /metrics /healthz /readyz
+//   admin_addr   (default 127.0.0.1:15000, node-local only, pods cannot reach it):   the same + /debug/config_dump
+//                                                                                     /debug/certs
+// The server only formats; what it reports comes from the callbacks (wired in agent/node).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "agent/admin/http_server.h"
+#include "agent/admin/readiness.h"
+
+namespace zm::admin {
+
+struct AdminOptions {
+  std::string metrics_addr = "0.0.0.0:15020";  // "" disables
+  std::string admin_addr = "127.0.0.1:15000";  // "" disables
+};
+
+struct AdminSources {
+  std::function<std::string()> metrics;  // Prometheus text format
+  std::function<Readiness()> readiness;
+  std::function<nlohmann::json()> config_dump;
+  std::function<nlohmann::json()> certs;
+};
+
+class AdminServer {
+ public:
+  AdminServer(AdminOptions opts, AdminSources sources);
+  ~AdminServer();
+
+  // Starts what it can; false (with every failure in *error) when a listener could not start.
+  bool Start(std::string* error);
+  void Stop();
+  uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+
+ private:
+  std::map<std::string, HttpHandler> PublicRoutes() const;
+
+  AdminOptions opts_;
+  AdminSources src_;
+  std::unique_ptr<HttpServer> metrics_;
+  std::unique_ptr<HttpServer> admin_;
+};
+
+}  // namespace zm::admin

@@ -1,0 +1,108 @@
+#include "agent/metrics/agent_health.h"
+
+#include "agent/metrics/metrics_hub.h"
+
+namespace zm::metrics {
+namespace {
+
+using Families = std::vector<prometheus::MetricFamily>;
+
+void Gauge(Families* out, const char* name, const char* help, double v) {
+  auto f = GaugeFamily(name, help);
+  AddSample(&f, v);
+  out->push_back(std::move(f));
+}
+
+void Counter(Families* out, const char* name, const char* help, uint64_t v) {
+  auto f = CounterFamily(name, help);
+  AddSample(&f, static_cast<double>(v));
+  out->push_back(std::move(f));
+}
+
+uint64_t Load(const std::atomic<uint64_t>& a) {
+  return a.load(std::memory_order_relaxed);
+}
+
+void CaptureFamilies(Families* out, const agent::bpf::CaptureStats& c) {
+  auto captured = CounterFamily("zeromesh_bpf_captured_total",
+                                "New connections the tc program steered into a proxy listener, by listener.");
+  AddSample(&captured, static_cast<double>(c.captured_outbound), {{"listener", "outbound"}});
+  AddSample(&captured, static_cast<double>(c.captured_hbone), {{"listener", "hbone"}});
+  AddSample(&captured, static_cast<double>(c.captured_plaintext), {{"listener", "plaintext"}});
+  out->push_back(std::move(captured));
+  auto dropped = CounterFamily("zeromesh_bpf_dropped_total", "Packets the tc program dropped, by reason.");
+  AddSample(&dropped, static_cast<double>(c.dropped_fail_closed), {{"reason", "fail_closed"}});
+  AddSample(&dropped, static_cast<double>(c.dropped_orphan), {{"reason", "orphan"}});
+  out->push_back(std::move(dropped));
+  Counter(out, "zeromesh_bpf_assigned_established_total",
+          "Packets assigned to an existing proxy socket by 4-tuple lookup.", c.assigned_established);
+  Counter(out, "zeromesh_bpf_assign_errors_total", "bpf_sk_assign failures.", c.assign_errors);
+  Counter(out, "zeromesh_bpf_passed_fail_open_total",
+          "SYNs of PERMISSIVE pods let through because no proxy listener was present.", c.passed_fail_open);
+}
+
+void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
+  auto accepted =
+      CounterFamily("zeromesh_proxy_accepted_total", "Connections accepted by the node proxy, by listener.");
+  AddSample(&accepted, static_cast<double>(Load(s.outbound_accepted)), {{"listener", "outbound"}});
+  AddSample(&accepted, static_cast<double>(Load(s.hbone_accepted)), {{"listener", "hbone"}});
+  AddSample(&accepted, static_cast<double>(Load(s.plaintext_accepted)), {{"listener", "plaintext"}});
+  out->push_back(std::move(accepted));
+  auto bytes = CounterFamily("zeromesh_proxy_bytes_total", "Bytes relayed by the node proxy, by direction.");
+  AddSample(&bytes, static_cast<double>(Load(s.bytes_out)), {{"direction", "client_to_server"}});
+  AddSample(&bytes, static_cast<double>(Load(s.bytes_in)), {{"direction", "server_to_client"}});
+  out->push_back(std::move(bytes));
+  const struct {
+    const char* name;
+    const char* help;
+    const std::atomic<uint64_t>& v;
+  } counters[] = {
+      {"zeromesh_proxy_hbone_sessions_opened_total", "Outgoing pooled HBONE (TLS) connections opened.",
+       s.hbone_sessions_opened},
+      {"zeromesh_proxy_hbone_streams_opened_total", "HBONE CONNECT streams sent.", s.hbone_streams_opened},
+      {"zeromesh_proxy_hbone_streams_accepted_total", "HBONE CONNECT streams answered 200.", s.hbone_streams_accepted},
+      {"zeromesh_proxy_passthrough_total", "Connections relayed in plaintext outside the mesh.", s.passthrough},
+      {"zeromesh_proxy_same_node_total", "Connections between two workloads of this node.", s.same_node},
+      {"zeromesh_proxy_connections_closed_total", "Connections the node proxy closed.", s.connections_closed},
+      {"zeromesh_proxy_denials_total", "Connections denied (policy, STRICT, unknown source).", s.denials},
+      {"zeromesh_proxy_tls_failures_total", "TLS failures (handshake, certificates).", s.tls_failures},
+      {"zeromesh_proxy_upstream_failures_total", "Upstream connects that failed or timed out.", s.upstream_failures},
+      {"zeromesh_proxy_bad_requests_total", "HBONE requests answered 400.", s.bad_requests},
+      {"zeromesh_proxy_held_unknown_source_total", "Connections held because their source pod was not known yet.",
+       s.held_unknown_source},
+      {"zeromesh_proxy_resets_total", "Connections torn down with RST.", s.resets},
+  };
+  for (const auto& c : counters) Counter(out, c.name, c.help, Load(c.v));
+}
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> HealthFamilies(const AgentHealth& h) {
+  Families out;
+  Gauge(&out, "zeromesh_agent_ready",
+        "1 when the agent serves traffic: BPF attached, listeners in place, config applied.", h.ready ? 1 : 0);
+  auto programs = GaugeFamily("zeromesh_bpf_programs_attached", "tcx capture program attachments, by interface role.");
+  AddSample(&programs, static_cast<double>(h.uplink_programs), {{"role", "uplink"}});
+  AddSample(&programs, static_cast<double>(h.pod_veth_programs), {{"role", "pod"}});
+  out.push_back(std::move(programs));
+  Gauge(&out, "zeromesh_pod_veths_attached", "Pod veths with the capture program attached.",
+        static_cast<double>(h.pod_veth_programs));
+  Gauge(&out, "zeromesh_local_pods", "Pods of this node in the applied config.", static_cast<double>(h.local_pods));
+  Gauge(&out, "zeromesh_bpf_listeners_in_sockmap", "Proxy listeners present in the BPF SOCKMAP (of 3).",
+        static_cast<double>(h.listeners_in_sockmap));
+  Gauge(&out, "zeromesh_config_version", "Version of the config applied (local config: applied snapshots).",
+        static_cast<double>(h.config_version));
+  if (h.soonest_cert_expiry_seconds) {
+    Gauge(&out, "zeromesh_certificate_expiry_seconds", "Seconds until the soonest local workload certificate expires.",
+          *h.soonest_cert_expiry_seconds);
+  }
+  if (h.controller_connected) {
+    Gauge(&out, "zeromesh_controller_connected", "1 while the config stream to the controller is up.",
+          *h.controller_connected ? 1 : 0);
+  }
+  if (h.capture) CaptureFamilies(&out, *h.capture);
+  if (h.proxy) ProxyFamilies(&out, *h.proxy);
+  return out;
+}
+
+}  // namespace zm::metrics

@@ -1,0 +1,35 @@
+// The node proxy's ConnObserver: per-connection metrics and the access log.
+#pragma once
+
+#include <memory>
+
+#include "agent/metrics/access_log.h"
+#include "agent/metrics/connection_metrics.h"
+#include "agent/metrics/metrics_hub.h"
+#include "agent/proxy/conn_observer.h"
+
+namespace zm::metrics {
+
+struct TelemetryOptions {
+  size_t max_series = ConnectionMetrics::kDefaultMaxSeries;
+  AccessLogOptions access_log;
+};
+
+class Telemetry : public proxy::ConnObserver {
+ public:
+  // Registers its metrics in |hub|, which must outlive this object.
+  Telemetry(MetricsHub& hub, TelemetryOptions opts);
+
+  void OnOpen(proxy::ConnRecord& r) override { metrics_.Open(r); }
+  void OnProgress(proxy::ConnRecord& r) override { metrics_.Progress(r); }
+  void OnClose(proxy::ConnRecord& r) override;
+  void OnTlsFailure(proxy::TlsFailure why) override { metrics_.TlsFailure(why); }
+
+  AccessLog& access_log() { return *access_log_; }
+
+ private:
+  ConnectionMetrics metrics_;
+  std::shared_ptr<AccessLog> access_log_;
+};
+
+}  // namespace zm::metrics

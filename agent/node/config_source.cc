@@ -1,0 +1,142 @@
+#include "agent/node/config_source.h"
+
+#include <atomic>
+
+#include "agent/bpf/bpf_manager.h"
+#include "agent/control/bootstrap.h"
+#include "agent/control/control_plane.h"
+#include "agent/node/node_agent.h"
+#include "agent/policy/policy_holder.h"
+#include "agent/state/local_config.h"
+#include "common/log.h"
+
+namespace zm::agent {
+namespace {
+
+class FileSource : public ConfigSource {
+ public:
+  FileSource(std::string path, std::string node, SnapshotHolder& snapshots, InMemoryCertStore& certs)
+      : path_(std::move(path)), node_(std::move(node)), snapshots_(snapshots), source_(path_, &snapshots, &certs) {}
+
+  bool Start(std::string* error) override {
+    if (!source_.Reload(error)) return false;
+    if (snapshots_.Get()->node() != node_) {
+      *error = path_ + ": node: the file is for node '" + snapshots_.Get()->node() + "', this agent is '" + node_ + "'";
+      return false;
+    }
+    return true;
+  }
+  void OnReloadSignal() override {
+    std::string error;
+    if (source_.Reload(&error)) {
+      log::Info("config reloaded", {{"source", Describe()}});
+    } else {
+      log::Error("config reload rejected, keeping the last good config", {{"error", error}});
+    }
+  }
+  bool HasConfig() const override { return snapshots_.Get() != nullptr; }
+  void Stop() override {}
+  std::string Describe() const override { return "file:" + path_; }
+
+ private:
+  std::string path_;
+  std::string node_;
+  SnapshotHolder& snapshots_;
+  LocalConfigSource source_;
+};
+
+class ControllerSource : public ConfigSource {
+ public:
+  ControllerSource(std::string bootstrap_path, std::string node, SnapshotHolder& snapshots, InMemoryCertStore& certs,
+                   policy::PolicyHolder& policies)
+      : path_(std::move(bootstrap_path)),
+        node_(std::move(node)),
+        snapshots_(snapshots),
+        certs_(certs),
+        policies_(policies) {}
+  ~ControllerSource() override { Stop(); }
+
+  bool Start(std::string* error) override {
+    control::Bootstrap bootstrap;
+    if (!control::LoadBootstrap(path_, &bootstrap, error)) return false;
+    if (bootstrap.node != node_) {
+      *error = path_ + ": node: the bootstrap is for node '" + bootstrap.node + "', this agent is '" + node_ + "'";
+      return false;
+    }
+    controller_ = bootstrap.controller;
+    control::ControlPlane::Options opts;
+    // Policies are not part of MeshSnapshot: compile them here. A config whose policies do not compile is NACKed
+    // and the last good one stays in force.
+    opts.extra_apply = [this](const control::ConfigState& state) {
+      std::string err;
+      return policies_.Update(state, &err) ? std::string() : "TrafficPermission: " + err;
+    };
+    opts.status_hook = [this](zeromesh::v1::AgentStatus* st) { FillStatus(st); };
+    plane_ = std::make_unique<control::ControlPlane>(std::move(bootstrap), &snapshots_, &certs_, std::move(opts));
+    plane_->Start();
+    return true;
+  }
+  void OnReloadSignal() override { log::Info("SIGHUP ignored: configuration comes from the controller"); }
+  bool HasConfig() const override { return plane_ && plane_->config() != nullptr && snapshots_.Get() != nullptr; }
+  void Stop() override {
+    if (plane_) plane_->Stop();
+  }
+  std::string Describe() const override { return "controller:" + controller_; }
+  std::optional<uint64_t> AppliedVersion() const override {
+    return plane_ ? std::optional<uint64_t>(plane_->applied_version()) : std::nullopt;
+  }
+  std::optional<bool> Connected() const override {
+    return plane_ ? std::optional<bool>(plane_->connected()) : std::nullopt;
+  }
+  void SetAgent(const NodeAgent* agent) override { agent_.store(agent); }
+
+ private:
+  void FillStatus(zeromesh::v1::AgentStatus* st) const {
+    const NodeAgent* agent = agent_.load();
+    if (!agent) {
+      st->set_health(zeromesh::v1::UNHEALTHY);
+      st->add_errors("agent not started yet");
+      return;
+    }
+    bool uplink = false;
+    for (const auto& a : agent->bpf().Attachments()) {
+      auto* out = st->add_attachments();
+      out->set_ifname(a.ifname);
+      out->set_ifindex(a.ifindex);
+      out->set_attached(a.link_id != 0);
+      uplink = uplink || a.role == bpf::IfaceRole::kUplink;
+    }
+    if (auto snap = snapshots_.Get()) {
+      for (const auto& [ip, w] : snap->workloads()) {
+        if (snap->IsLocal(w) && w.enrolled) st->add_enrolled_pods(w.ns + "/" + w.name);
+      }
+      st->set_fail_mode(snap->default_mode() == MeshMode::kStrict ? "closed" : "open");
+    }
+    if (!uplink) st->add_errors("the uplink has no capture program attached");
+    st->set_health(uplink ? zeromesh::v1::HEALTHY : zeromesh::v1::DEGRADED);
+  }
+
+  std::string path_;
+  std::string node_;
+  std::string controller_;
+  SnapshotHolder& snapshots_;
+  InMemoryCertStore& certs_;
+  policy::PolicyHolder& policies_;
+  std::unique_ptr<control::ControlPlane> plane_;
+  std::atomic<const NodeAgent*> agent_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<ConfigSource> MakeFileSource(std::string path, std::string node, SnapshotHolder& snapshots,
+                                             InMemoryCertStore& certs) {
+  return std::make_unique<FileSource>(std::move(path), std::move(node), snapshots, certs);
+}
+
+std::unique_ptr<ConfigSource> MakeControllerSource(std::string bootstrap_path, std::string node,
+                                                   SnapshotHolder& snapshots, InMemoryCertStore& certs,
+                                                   policy::PolicyHolder& policies) {
+  return std::make_unique<ControllerSource>(std::move(bootstrap_path), std::move(node), snapshots, certs, policies);
+}
+
+}  // namespace zm::agent

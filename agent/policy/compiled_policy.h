@@ -1,0 +1,46 @@
+// One TrafficPermission resolved against the workloads of a config: everything Evaluate() needs is precomputed, so
+// matching a connection only compares integers and existing strings (no allocation).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/policy/ipv4_block.h"
+#include "agent/proxy/options.h"
+#include "common/tls/spiffe.h"
+
+namespace zm::agent::policy {
+
+// A mesh workload picked by one of the policy's source workload selectors, with the identity it must present.
+struct SelectedSource {
+  in_addr_t ip = 0;  // network byte order
+  std::string ns;
+  std::string service_account;
+
+  struct ByIp {  // ordering for sort / equal_range by IP
+    bool operator()(const SelectedSource& a, const SelectedSource& b) const { return a.ip < b.ip; }
+    bool operator()(const SelectedSource& a, in_addr_t ip) const { return a.ip < ip; }
+    bool operator()(in_addr_t ip, const SelectedSource& b) const { return ip < b.ip; }
+  };
+};
+
+struct CompiledPolicy {
+  std::string id;  // "<namespace>/<name>": the decision's policy label
+  bool deny = false;
+  bool any_source = false;  // the policy lists no source at all
+  std::vector<tls::SpiffeId> identities;
+  std::vector<std::string> namespaces;
+  std::vector<SelectedSource> selected;  // sorted by ip; an IP may repeat (host-network pods share one)
+  std::vector<Ipv4Block> ip_blocks;
+  std::vector<uint16_t> ports;  // empty: every port
+
+  bool MatchesPort(uint16_t port) const;
+  // `trust_domain` is the mesh's: a workload selector only vouches for identities of mesh workloads.
+  bool MatchesSource(const proxy::AuthzRequest& req, std::string_view trust_domain) const;
+};
+
+}  // namespace zm::agent::policy

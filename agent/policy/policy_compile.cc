@@ -1,0 +1,152 @@
+// PolicySet::Compile: resolves each TrafficPermission's selectors against the config's workloads once, so that
+// evaluating a connection is lookups and comparisons only.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <tuple>
+
+#include "agent/policy/policy_set.h"
+
+namespace zm::agent::policy {
+namespace v1 = zeromesh::v1;
+namespace {
+
+struct ConfigWorkload {
+  const v1::Workload* w;
+  in_addr_t ip;
+};
+
+bool LabelsMatch(const v1::WorkloadSelector& sel, const v1::Workload& w) {
+  for (const auto& [k, v] : sel.match_labels()) {
+    auto it = w.labels().find(k);
+    if (it == w.labels().end() || it->second != v) return false;
+  }
+  return true;
+}
+
+bool CompileSources(const v1::TrafficPermission& tp, const std::vector<ConfigWorkload>& workloads, CompiledPolicy* p,
+                    std::string* error) {
+  const auto& src = tp.sources();
+  for (const auto& s : src.identities()) {
+    tls::SpiffeId id;
+    std::string why;
+    if (!tls::ParseSpiffeId(s, &id, &why)) {
+      *error = "identity '" + s + "': " + why;
+      return false;
+    }
+    p->identities.push_back(std::move(id));
+  }
+  p->namespaces.assign(src.namespaces().begin(), src.namespaces().end());
+  for (const auto& cidr : src.ip_blocks()) {
+    Ipv4Block b;
+    if (!ParseIpv4Block(cidr, &b, error)) return false;
+    p->ip_blocks.push_back(b);
+  }
+  for (const auto& sel : src.workload_selectors()) {
+    const std::string& ns = sel.namespace_().empty() ? tp.namespace_() : sel.namespace_();
+    for (const auto& cw : workloads) {
+      if (cw.w->namespace_() == ns && LabelsMatch(sel, *cw.w)) {
+        p->selected.push_back({cw.ip, cw.w->namespace_(), cw.w->service_account()});
+      }
+    }
+  }
+  // Overlapping selectors pick a workload twice; keep one entry per (ip, identity).
+  std::sort(p->selected.begin(), p->selected.end(), [](const SelectedSource& a, const SelectedSource& b) {
+    return std::tie(a.ip, a.ns, a.service_account) < std::tie(b.ip, b.ns, b.service_account);
+  });
+  p->selected.erase(std::unique(p->selected.begin(), p->selected.end(),
+                                [](const SelectedSource& a, const SelectedSource& b) {
+                                  return a.ip == b.ip && a.ns == b.ns && a.service_account == b.service_account;
+                                }),
+                    p->selected.end());
+  p->any_source = src.identities().empty() && src.namespaces().empty() && src.ip_blocks().empty() &&
+                  src.workload_selectors().empty();
+  return true;
+}
+
+bool CompilePolicy(const v1::TrafficPermission& tp, const std::vector<ConfigWorkload>& workloads, CompiledPolicy* p,
+                   std::string* error) {
+  if (tp.namespace_().empty() || tp.name().empty()) {
+    *error = "TrafficPermission '" + tp.namespace_() + "/" + tp.name() + "': needs a namespace and a name";
+    return false;
+  }
+  p->id = tp.namespace_() + "/" + tp.name();
+  // Unspecified means ALLOW, as an Istio AuthorizationPolicy without an action.
+  p->deny = tp.action() == v1::DENY;
+  const auto& dst = tp.destination();
+  if (!dst.selector().namespace_().empty() && dst.selector().namespace_() != tp.namespace_()) {
+    *error = p->id + ": destination selector names namespace '" + dst.selector().namespace_() +
+             "' (a TrafficPermission only protects workloads of its own namespace)";
+    return false;
+  }
+  for (uint32_t port : dst.ports()) {
+    if (port == 0 || port > 65535) {
+      *error = p->id + ": destination port " + std::to_string(port) + " out of range 1..65535";
+      return false;
+    }
+    auto port16 = static_cast<uint16_t>(port);
+    if (std::find(p->ports.begin(), p->ports.end(), port16) == p->ports.end()) p->ports.push_back(port16);
+  }
+  std::string why;
+  if (!CompileSources(tp, workloads, p, &why)) {
+    *error = p->id + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& state, std::string* error) {
+  const v1::MeshConfig* mesh = state.mesh();
+  if (mesh == nullptr) {
+    *error = "config has no MeshConfig";
+    return nullptr;
+  }
+  std::string why;
+  if (!tls::ValidTrustDomain(mesh->trust_domain(), &why)) {
+    *error = "MeshConfig trust domain: " + why;
+    return nullptr;
+  }
+  std::shared_ptr<PolicySet> set(new PolicySet());
+  set->trust_domain_ = mesh->trust_domain();
+  set->default_allow_ = mesh->default_policy() != v1::DENY;
+
+  std::vector<ConfigWorkload> workloads;
+  for (const auto& [key, r] : state.resources) {
+    if (!r.has_workload()) continue;
+    ConfigWorkload cw{&r.workload(), 0};
+    if (inet_pton(AF_INET, cw.w->ip().c_str(), &cw.ip) != 1) {
+      *error = "workload " + cw.w->namespace_() + "/" + cw.w->name() + ": bad IP '" + cw.w->ip() + "'";
+      return nullptr;
+    }
+    workloads.push_back(cw);
+  }
+
+  std::vector<const v1::TrafficPermission*> tps;
+  for (const auto& [key, r] : state.resources) {
+    if (r.has_traffic_permission()) tps.push_back(&r.traffic_permission());
+  }
+  set->policies_.resize(tps.size());
+  for (size_t i = 0; i < tps.size(); i++) {
+    if (!CompilePolicy(*tps[i], workloads, &set->policies_[i], error)) return nullptr;
+  }
+
+  // Index by destination: the workloads of the policy's namespace its selector picks.
+  for (size_t i = 0; i < tps.size(); i++) {
+    const CompiledPolicy* p = &set->policies_[i];
+    const auto& sel = tps[i]->destination().selector();
+    for (const auto& cw : workloads) {
+      if (cw.w->namespace_() != tps[i]->namespace_() || !LabelsMatch(sel, *cw.w)) continue;
+      auto& list = set->by_ip_[cw.ip];
+      auto it = std::find_if(list.begin(), list.end(), [&](const Protected& pr) {
+        return pr.ns == cw.w->namespace_() && pr.name == cw.w->name();
+      });
+      if (it == list.end()) it = list.insert(list.end(), Protected{cw.w->namespace_(), cw.w->name(), {}, {}});
+      (p->deny ? it->deny : it->allow).push_back(p);
+    }
+  }
+  return set;
+}
+
+}  // namespace zm::agent::policy

@@ -1,0 +1,57 @@
+// The compiled L4 authorization of one config: every TrafficPermission resolved to the workloads it protects, indexed
+// by destination IP. Immutable once built, so any number of worker threads may Evaluate() at the same time.
+//
+// Order (Istio AuthorizationPolicy semantics): a matching DENY denies; else a matching ALLOW allows; else, if an ALLOW
+// policy selects the destination and port, the connection is denied (an ALLOW policy turns its workloads into
+// allow-lists); else the MeshConfig default_policy decides (ALLOW when unspecified).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/control/config_state.h"
+#include "agent/policy/compiled_policy.h"
+#include "agent/proxy/options.h"
+
+namespace zm::agent::policy {
+
+// Labels of the decisions no TrafficPermission made.
+inline constexpr char kImplicitDenyPolicy[] = "default-deny-by-allow-policies";
+inline constexpr char kMeshDefaultPolicy[] = "mesh-default";
+
+class PolicySet {
+ public:
+  // nullptr and *error when the config is unusable (no MeshConfig, a bad CIDR / SPIFFE ID / port / workload IP):
+  // a half-understood policy could open what it was meant to close.
+  static std::shared_ptr<const PolicySet> Compile(const control::ConfigState& state, std::string* error);
+
+  // Allocates only the returned strings.
+  proxy::AuthzDecision Evaluate(const proxy::AuthzRequest& req) const;
+
+  bool default_allow() const { return default_allow_; }
+  size_t policy_count() const { return policies_.size(); }
+
+ private:
+  // The policies protecting one workload. Several workloads may share an IP (host-network pods), so an IP maps to a
+  // list and the request's workload is picked by namespace/name.
+  struct Protected {
+    std::string ns;
+    std::string name;
+    std::vector<const CompiledPolicy*> deny;
+    std::vector<const CompiledPolicy*> allow;
+  };
+
+  PolicySet() = default;
+  const Protected* Find(const Workload* destination) const;
+
+  std::string trust_domain_;
+  bool default_allow_ = true;
+  std::vector<CompiledPolicy> policies_;  // never resized after Compile: Protected points into it
+  std::unordered_map<in_addr_t, std::vector<Protected>> by_ip_;
+};
+
+}  // namespace zm::agent::policy

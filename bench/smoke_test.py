@@ -1,0 +1,55 @@
+"""ctest bench_smoke: runs the data-plane benchmark in its tiny mode (1 round, 1 s per measurement) and checks that the
+JSON has every key bench/run.sh promises, with positive figures, so the script keeps working."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PATHS = ("direct", "zeromesh", "haproxy")
+METRICS = ("throughput_1_gbps", "throughput_8_gbps", "rr1_p50_us", "rr1_p99_us", "rr1_p999_us",
+           "rr1k_p50_us", "rr1k_p99_us", "rr1k_p999_us", "conn_per_s")
+POSITIVE_RATIOS = ("throughput_vs_direct", "throughput_vs_haproxy", "connrate_vs_direct", "connrate_vs_haproxy",
+                   "agent_rss_mb", "agent_cpu_core_s_per_gb")
+# Differences of two latencies: may be negative on a noisy machine, but must be numbers.
+ADDED = ("rr_p50_added_us", "rr_p99_added_us", "haproxy_rr_p50_added_us", "haproxy_rr_p99_added_us")
+
+
+class BenchSmoke(unittest.TestCase):
+    def test_tiny_run(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (simulated cluster)")
+        with tempfile.TemporaryDirectory(prefix="zm-bench-smoke-") as tmp:
+            out = Path(tmp) / "bench.json"
+            res = subprocess.run([sys.executable, str(HERE / "dataplane.py"), "--tiny", "--json", str(out)],
+                                 capture_output=True, text=True, timeout=280)
+            self.assertEqual(res.returncode, 0, res.stderr[-3000:] + res.stdout[-2000:])
+            report = json.loads(out.read_text())
+        for key in ("date", "machine", "config", "raw", "median", "min", "max", "memory", "ratios", "goals"):
+            self.assertIn(key, report)
+        for path in PATHS:
+            for m in METRICS:
+                for section in ("median", "min", "max"):
+                    v = report[section][path][m]
+                    self.assertGreater(v, 0, f"{section}.{path}.{m}")
+                self.assertEqual(len(report["raw"][path][m]), 1)
+        for path in ("zeromesh", "haproxy"):
+            self.assertGreater(report["median"][path]["proxy_cpu_core_s_per_gb"], 0)
+            mem = report["memory"][path]
+            self.assertTrue(all(v > 0 for v in mem["rss_1000_mb"] + mem["peak_hwm_mb"]), mem)
+            self.assertEqual(mem["hold"]["open"], report["config"]["hold"], mem)
+        r = report["ratios"]
+        for k in POSITIVE_RATIOS:
+            self.assertGreater(r[k], 0, k)
+        for k in ADDED:
+            self.assertTrue(math.isfinite(r[k]), k)
+        self.assertEqual(len(report["goals"]), 7)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,223 @@
+"""The controller end to end (universal mode): agents start with only a bootstrap file; identities, workloads and
+policies come from the manifest directory through the real mesh-controller.
+
+Pods: frontend (node1, ns shop, sa frontend), backend (node2, ns shop, sa backend), late (node1, no manifest at
+first). Every pod runs podtool's server on 8080.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
+PORT = 8080
+OUTAGE_S = float(os.environ.get("ZM_CONTROLLER_OUTAGE_S", "60"))
+
+# Keeps one connection open and echoes a line every 100 ms through it; prints failures and round trips at the end.
+LONG_CONN = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.sendall(b"ECHO\\n")
+ok = bad = 0
+end = time.time() + float(sys.argv[3])
+while time.time() < end:
+    msg = b"ping %d\\n" % ok
+    try:
+        c.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            d = c.recv(len(msg) - len(got))
+            if not d:
+                raise OSError("closed")
+            got += d
+        ok += got == msg
+        bad += got != msg
+    except OSError as e:
+        bad += 1
+        print("error", e, flush=True)
+        break
+    time.sleep(0.1)
+print("result", ok, bad, flush=True)
+"""
+
+
+class ControllerE2ETest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-ctrl-e2e-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.frontend = c.add_pod("node1", "frontend")
+            cls.backend = c.add_pod("node2", "backend")
+            cls.late = c.add_pod("node1", "late")
+            cls.cp = ControlPlane(c, Path(cls.tmp.name))
+            cls.cp.workload(cls.frontend, ns="shop", sa="frontend", labels={"app": "frontend"})
+            cls.cp.workload(cls.backend, ns="shop", sa="backend", labels={"app": "backend"})
+            for pod in c.pods:
+                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+            cls.cp.start()
+            for pod in c.pods:
+                c.wait_tcp(pod.node.name, pod.ip, PORT)
+        except BaseException:
+            cls.cluster.down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    def tearDown(self):
+        for f in self.cp.manifests.glob("permission-*.yaml"):
+            f.unlink()
+        for f in self.cp.manifests.glob("bad-*.yaml"):
+            f.unlink()
+
+    def attempt(self, src, dst, timeout=1.0):
+        res = self.cluster.run(src, [sys.executable, PODTOOL, "try", dst.ip, str(PORT), str(timeout)], text=True,
+                               timeout=30)
+        return json.loads(res.stdout)
+
+    def wait_for(self, src, dst, want_ok: bool, limit: float, attempt_timeout=0.5) -> float:
+        """Polls connections src -> dst until the outcome is want_ok; returns the seconds it took."""
+        t0 = time.monotonic()
+        while True:
+            out = self.attempt(src, dst, attempt_timeout)
+            if out["ok"] == want_ok:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > limit:
+                self.fail(f"{src.name} -> {dst.name} still ok={out['ok']} after {limit}s: {out}\n"
+                          f"agent node1: {self.cp.log('agent-node1')[-1500:]}\n"
+                          f"controller: {self.cp.log('controller')[-1500:]}")
+            time.sleep(0.02)
+
+    # Acceptance 1: agents start with a bootstrap only; certificates and rules come from the controller.
+    def test_agents_get_identity_and_config_from_the_controller(self):
+        out = self.attempt(self.frontend, self.backend, 3)
+        self.assertTrue(out["ok"], out)
+        self.assertIn(f"peer={self.frontend.ip}:", out["reply"])
+        for node in ("node1", "node2"):
+            log = self.cp.log(f"agent-{node}")
+            self.assertIn('"config_source":"controller:', log)
+            self.assertIn('"msg":"cert: issued"', log)
+        ctrl = self.cp.log("controller")
+        self.assertIn(self.cp.spiffe_id("shop", "frontend"), ctrl)
+        self.assertIn(self.cp.spiffe_id("shop", "backend"), ctrl)
+
+    # Acceptance 2: a workload manifest enrolls within 1 s; removing it un-enrolls.
+    def test_workload_manifest_enrolls_and_unenrolls_within_a_second(self):
+        # Not in any manifest: in a STRICT mesh its traffic is held (never plaintext), so it cannot reach backend.
+        self.assertFalse(self.attempt(self.late, self.backend, 1)["ok"])
+        t0 = time.monotonic()
+        self.cp.workload(self.late, ns="shop", sa="late", labels={"app": "late"})
+        self.wait_for(self.late, self.backend, True, 10)
+        enrolled = time.monotonic() - t0
+        print(f"enrolled {enrolled:.3f}s after the manifest was written", file=sys.stderr)
+        self.assertLess(enrolled, 1.0)
+        t0 = time.monotonic()
+        self.cp.remove("workload-shop-late.yaml")
+        self.wait_for(self.late, self.backend, False, 10)
+        unenrolled = time.monotonic() - t0
+        print(f"un-enrolled {unenrolled:.3f}s after the manifest was removed", file=sys.stderr)
+        self.assertLess(unenrolled, 1.5)  # includes one attempt's timeout (0.5 s)
+
+    # Acceptance 2: a TrafficPermission from allow to deny blocks new connections within 1 s, and back.
+    def test_permission_allow_deny_allow(self):
+        src = {"identities": [self.cp.spiffe_id("shop", "frontend")]}
+        self.cp.permission("frontend-to-backend", "shop", "ALLOW", {"app": "backend"}, src)
+        self.wait_for(self.frontend, self.backend, True, 5)
+        t0 = time.monotonic()
+        self.cp.permission("frontend-to-backend", "shop", "DENY", {"app": "backend"}, src)
+        self.wait_for(self.frontend, self.backend, False, 10)
+        blocked = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.cp.permission("frontend-to-backend", "shop", "ALLOW", {"app": "backend"}, src)
+        self.wait_for(self.frontend, self.backend, True, 10)
+        restored = time.monotonic() - t0
+        print(f"deny effective after {blocked:.3f}s, allow again after {restored:.3f}s", file=sys.stderr)
+        self.assertLess(blocked, 1.5)  # includes one attempt's timeout (0.5 s)
+        self.assertLess(restored, 1.0)
+        # The denial is logged by the destination with the policy that decided it.
+        self.assertIn("shop/frontend-to-backend", self.cp.log("agent-node2") + self.cp.log("agent-node1"))
+
+    # Acceptance 7 (end to end): a malformed manifest changes nothing.
+    def test_malformed_manifest_keeps_the_last_good_config(self):
+        self.cp.write("bad-deny.yaml", """apiVersion: zeromesh.io/v1alpha1
+kind: TrafficPermission
+metadata:
+  name: deny-all
+  namespace: shop
+spec:
+  action: DENY
+  colour: red
+  destination: {selector: {matchLabels: {app: backend}}}
+""")
+        deadline = time.time() + 5
+        while "bad-deny.yaml" not in self.cp.log("controller") and time.time() < deadline:
+            time.sleep(0.05)
+        log = self.cp.log("controller")
+        self.assertIn("bad-deny.yaml", log)
+        self.assertIn("colour", log)
+        time.sleep(0.5)
+        self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"], "a rejected manifest took effect")
+
+    # Acceptance 5: a restarted agent resyncs and serves within 1 s.
+    def test_agent_restart_serves_within_a_second(self):
+        node1 = self.cluster.node("node1")
+        self.cp.kill_agent(node1)
+        self.assertFalse(self.attempt(self.frontend, self.backend, 0.5)["ok"])  # fails closed meanwhile
+        t0 = time.monotonic()
+        self.cp.start_agent(node1, wait=False)
+        self.wait_for(self.frontend, self.backend, True, 10, attempt_timeout=2)
+        took = time.monotonic() - t0
+        print(f"restarted agent served {took:.3f}s after it was started", file=sys.stderr)
+        self.assertLess(took, 1.0)
+        self.cp.wait_agent_ready(node1)
+
+    # Acceptance 4: the controller away for a minute changes nothing for known workloads; agents then resync.
+    def test_zz_controller_outage(self):
+        long_conn = self.cluster.popen(self.frontend, [sys.executable, "-c", LONG_CONN, self.backend.ip, str(PORT),
+                                                       str(OUTAGE_S + 10)], stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        pids = {n: p.pid for n, p in self.cp.agents.items()}
+        connects_before = self.cp.log("controller").count('"msg":"config: agent connected"')
+        self.cp.stop_controller()
+        t_end = time.monotonic() + OUTAGE_S
+        attempts = failures = 0
+        while time.monotonic() < t_end:
+            attempts += 1
+            if not self.attempt(self.frontend, self.backend, 2)["ok"]:
+                failures += 1
+            time.sleep(1)
+        self.assertEqual(failures, 0, f"{failures}/{attempts} new connections failed while the controller was away")
+        self.cp.start_controller()
+        out, _ = long_conn.communicate(timeout=60)
+        self.assertIn("result", out)
+        ok, bad = map(int, out.split("result")[1].split())
+        self.assertEqual(bad, 0, out)
+        self.assertGreater(ok, OUTAGE_S * 5)
+        # Agents reconnect by themselves (same processes) and the controller sees both again.
+        deadline = time.time() + 15
+        want = connects_before + 2
+        while time.time() < deadline and self.cp.log("controller").count('"msg":"config: agent connected"') < want:
+            time.sleep(0.2)
+        self.assertGreaterEqual(self.cp.log("controller").count('"msg":"config: agent connected"'), want,
+                                self.cp.log("controller"))
+        self.assertEqual({n: p.pid for n, p in self.cp.agents.items()}, pids)
+        self.assertTrue(all(p.poll() is None for p in self.cp.agents.values()))
+        self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,100 @@
+#include "config_builder.h"
+
+#include <arpa/inet.h>
+
+#include <cstdlib>
+
+namespace zm::agent::policy::testing {
+
+v1::Resource Mesh(v1::Action default_policy) {
+  v1::Resource r;
+  auto* m = r.mutable_mesh_config();
+  m->set_name("default");
+  m->set_trust_domain(kTrustDomain);
+  m->set_default_policy(default_policy);
+  return r;
+}
+
+v1::Resource MeshWorkload(const std::string& ns, const std::string& name, const std::string& sa, const std::string& ip,
+                          const Labels& labels) {
+  v1::Resource r;
+  auto* w = r.mutable_workload();
+  w->set_namespace_(ns);
+  w->set_name(name);
+  w->set_service_account(sa);
+  w->set_ip(ip);
+  w->set_node("node1");
+  w->set_enrolled(true);
+  for (const auto& [k, v] : labels) (*w->mutable_labels())[k] = v;
+  return r;
+}
+
+Perm::Perm(const std::string& ns, const std::string& name, v1::Action action) {
+  tp()->set_namespace_(ns);
+  tp()->set_name(name);
+  tp()->set_action(action);
+}
+
+Perm& Perm::Identity(const std::string& spiffe_id) {
+  tp()->mutable_sources()->add_identities(spiffe_id);
+  return *this;
+}
+
+Perm& Perm::Namespace(const std::string& ns) {
+  tp()->mutable_sources()->add_namespaces(ns);
+  return *this;
+}
+
+Perm& Perm::IpBlock(const std::string& cidr) {
+  tp()->mutable_sources()->add_ip_blocks(cidr);
+  return *this;
+}
+
+Perm& Perm::FromSelector(const Labels& labels, const std::string& ns) {
+  auto* sel = tp()->mutable_sources()->add_workload_selectors();
+  sel->set_namespace_(ns);
+  for (const auto& [k, v] : labels) (*sel->mutable_match_labels())[k] = v;
+  return *this;
+}
+
+Perm& Perm::To(const Labels& labels) {
+  auto* sel = tp()->mutable_destination()->mutable_selector();
+  for (const auto& [k, v] : labels) (*sel->mutable_match_labels())[k] = v;
+  return *this;
+}
+
+Perm& Perm::Port(uint32_t port) {
+  tp()->mutable_destination()->add_ports(port);
+  return *this;
+}
+
+control::ConfigState StateOf(std::initializer_list<v1::Resource> resources) {
+  control::ConfigState s;
+  s.version = 1;
+  s.epoch = "test";
+  for (const auto& r : resources) s.resources[control::ResourceKeyString(r)] = r;
+  return s;
+}
+
+in_addr_t Ip(const char* dotted) {
+  in_addr a{};
+  if (inet_pton(AF_INET, dotted, &a) != 1) std::abort();  // a typo in a test, not a case under test
+  return a.s_addr;
+}
+
+tls::SpiffeId Id(const std::string& ns, const std::string& sa, const std::string& td) {
+  return {td, ns, sa};
+}
+
+Workload Dest(const std::string& ns, const std::string& name, const char* ip) {
+  Workload w;
+  w.ns = ns;
+  w.name = name;
+  w.service_account = name;
+  w.node = "node1";
+  w.ip = Ip(ip);
+  w.enrolled = true;
+  return w;
+}
+
+}  // namespace zm::agent::policy::testing
