@@ -1,5 +1,27 @@
 #!/usr/bin/env bash
-# The local demo (a two-node mesh from network namespaces). Not implemented yet: see the demo issue.
+# The zeromesh local demo: a two-node mesh built from network namespaces, with the real controller and agents.
+#   sudo tools/demo.sh [up]            install what is missing, build, start (safe to run twice)
+#   sudo tools/demo.sh verify          scripted proof: split, wire, STRICT, policy, meshctl status
+#   sudo tools/demo.sh status          meshctl status
+#   sudo tools/demo.sh exec POD|NODE -- CMD...
+#   sudo tools/demo.sh down            remove everything (no-op when nothing runs)
 set -euo pipefail
-. "$(dirname "$0")/lib/common.sh"
-die "the demo is not implemented yet; run 'sudo tools/test.sh' to build and test what exists"
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/tools/lib/common.sh"
+require_root
+cmd=${1:-up}
+[ $# -gt 0 ] && shift
+
+if [ "$cmd" = up ]; then
+  log "installing what is missing (first run: a few minutes)"
+  bash "$here/tools/deps.sh" >/dev/null
+  bash "$here/tools/lib/host-prereqs.sh"
+  log "building (incremental)"
+  cmake --preset default >/dev/null
+  if ! out=$(cmake --build --preset default -j"$(nproc)" 2>&1); then
+    printf '%s\n' "$out" | tail -30 >&2
+    die "the build failed (output above)"
+  fi
+fi
+export ZM_BUILD_DIR="$here/build/default"
+exec python3 "$here/tools/demo/demo.py" "$cmd" "$@"

@@ -41,6 +41,31 @@ class ControlPlane:
         self.agents: dict[str, subprocess.Popen] = {}
         self.mesh_config(trust_domain=trust_domain, mode=mode, default_policy=default_policy, cert_ttl=cert_ttl)
 
+    def save(self) -> None:
+        """Records what another process needs to use this control plane (see attach)."""
+        (self.workdir / "controlplane.json").write_text(json.dumps(
+            {"host": self.host.name, "address": self.address, "tokens": self.tokens,
+             "trust_domain": self.trust_domain, "max_cert_ttl": self.max_cert_ttl}, indent=2))
+        (self.workdir / "controlplane.json").chmod(0o600)
+
+    @classmethod
+    def attach(cls, cluster: zmcluster.Cluster, workdir: Path) -> "ControlPlane":
+        """A handle on a control plane that another process started and saved (manifests, meshctl)."""
+        state = json.loads((Path(workdir) / "controlplane.json").read_text())
+        cp = cls.__new__(cls)
+        cp.cluster = cluster
+        cp.workdir = Path(workdir)
+        cp.manifests = cp.workdir / "manifests"
+        cp.ca_dir = cp.workdir / "ca"
+        cp.max_cert_ttl = state["max_cert_ttl"]
+        cp.host = cluster.target(state["host"])
+        cp.address = state["address"]
+        cp.tokens = state["tokens"]
+        cp.trust_domain = state["trust_domain"]
+        cp.controller = None
+        cp.agents = {}
+        return cp
+
     # ---- manifests -------------------------------------------------------------------------------------------------
     def write(self, filename: str, text: str) -> Path:
         """Writes a manifest file atomically (the controller watches the directory)."""

@@ -1,0 +1,271 @@
+"""The zeromesh local demo: a two-node mesh made of network namespaces, a real controller and real agents.
+
+    demo.py up | verify | status | exec TARGET -- CMD... | down      (run through tools/demo.sh, as root)
+
+Everything lives in namespaces named <prefix>-* (prefix "zmdemo", or $ZM_DEMO_PREFIX) and in /run/zeromesh/<prefix>;
+nothing in the root network namespace is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+PREFIX = os.environ.get("ZM_DEMO_PREFIX", "zmdemo")
+WORKDIR = Path(os.environ.get("ZM_DEMO_DIR", f"/run/zeromesh/{PREFIX}"))
+APP = str(ROOT / "tools" / "demo" / "app.py")
+PYTHON = sys.executable
+BACKEND_VIP = "10.96.0.10"
+BACKEND_PORT = 80
+APP_PORT = 8080
+VERBOSE = os.environ.get("ZM_DEMO_QUIET") != "1"
+
+
+def say(msg: str) -> None:
+    if VERBOSE:
+        print(f"\033[1m[demo]\033[0m {msg}", flush=True)
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+# ---- preflight ---------------------------------------------------------------------------------------------------
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise DemoError("the demo needs root (eBPF, network namespaces): run it with sudo")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        raise DemoError("this kernel has no BTF (/sys/kernel/btf/vmlinux): zeromesh needs CONFIG_DEBUG_INFO_BTF=y")
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) < (6, 6):
+        raise DemoError(f"kernel {os.uname().release} has no tcx (needs 6.6 or newer)")
+    others = [n for n in zmcluster.sh(["ip", "netns", "list"], check=False).stdout.split()
+              if n.startswith(PREFIX + "-")]
+    if others and not (zmcluster.STATE_DIR / f"{PREFIX}.json").exists():
+        raise DemoError(f"network namespaces named {PREFIX}-* exist but are not the demo's ({', '.join(others[:3])}"
+                        f"...): remove them or set ZM_DEMO_PREFIX to another name")
+
+
+def running() -> bool:
+    """True when a demo cluster exists and its controller and agents are alive."""
+    if not (zmcluster.STATE_DIR / f"{PREFIX}.json").exists() or not (WORKDIR / "demo.json").exists():
+        return False
+    state = json.loads((WORKDIR / "demo.json").read_text())
+    return all(Path(f"/proc/{pid}").exists() for pid in state["pids"].values())
+
+
+# ---- manifests ---------------------------------------------------------------------------------------------------
+def write_manifests(cp: ControlPlane, pods: dict) -> None:
+    cp.workload(pods["frontend"], ns="shop", sa="frontend", labels={"app": "frontend"})
+    cp.workload(pods["backend-v1"], ns="shop", sa="backend", labels={"app": "backend", "version": "v1"})
+    cp.workload(pods["backend-v2"], ns="shop", sa="backend", labels={"app": "backend", "version": "v2"})
+    cp.workload(pods["legacy-client"], ns="legacy", sa="legacy-client", enrolled=False,
+                labels={"app": "legacy-client"})
+    for name, vip, selector in (("backend", BACKEND_VIP, "{app: backend}"),
+                                ("backend-v1", "10.96.0.11", "{app: backend, version: v1}"),
+                                ("backend-v2", "10.96.0.12", "{app: backend, version: v2}")):
+        cp.write(f"service-shop-{name}.yaml", f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata:
+  name: {name}
+  namespace: shop
+spec:
+  vip: {vip}
+  ports:
+  - name: http
+    port: {BACKEND_PORT}
+    targetPort: {APP_PORT}
+  selector: {selector}
+""")
+    write_split(cp, 90, 10)
+
+
+def write_split(cp: ControlPlane, v1: int, v2: int) -> None:
+    cp.write("route-shop-backend.yaml", f"""# Canary: 90% of new connections to backend go to v1, 10% to v2 (Gateway API mesh form, GAMMA).
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata:
+  name: backend-split
+  namespace: shop
+spec:
+  parentRefs:
+  - kind: Service
+    name: backend
+    port: {BACKEND_PORT}
+  rules:
+  - backendRefs:
+    - name: backend-v1
+      port: {BACKEND_PORT}
+      weight: {v1}
+    - name: backend-v2
+      port: {BACKEND_PORT}
+      weight: {v2}
+""")
+
+
+# ---- commands ----------------------------------------------------------------------------------------------------
+def up() -> int:
+    preflight()
+    if running():
+        say("the demo is already running")
+        print_summary()
+        return 0
+    if (zmcluster.STATE_DIR / f"{PREFIX}.json").exists() or WORKDIR.exists():
+        say("removing a previous demo that is no longer healthy")
+        down()
+    t0 = time.time()
+    say("creating nodes node1 and node2 (network namespaces joined by a bridge)")
+    cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, prefix=PREFIX, keep=True)
+    cluster.up()
+    import atexit
+    atexit.unregister(cluster.down)  # the demo outlives this command
+    try:
+        pods = {name: cluster.add_pod(node, name) for name, node in
+                (("frontend", "node1"), ("backend-v2", "node1"), ("backend-v1", "node2"),
+                 ("legacy-client", "node2"))}
+        WORKDIR.mkdir(parents=True, exist_ok=True)
+        cp = ControlPlane(cluster, WORKDIR)
+        write_manifests(cp, pods)
+        say(f"starting mesh-controller (universal mode, manifests in {cp.manifests})")
+        cp.start_controller()
+        say("starting mesh-agent on node1 and node2")
+        for node in cluster.nodes:
+            cp.start_agent(node, wait=False)
+        for node in cluster.nodes:
+            cp.wait_agent_ready(node)
+        say("starting the applications: backend-v1, backend-v2 (HTTP), frontend calling http://backend")
+        pids = {"controller": cp.controller.pid, **{f"agent-{n}": p.pid for n, p in cp.agents.items()}}
+        for name in ("backend-v1", "backend-v2"):
+            p = cluster.popen(pods[name], [PYTHON, APP, "serve", name, str(APP_PORT)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pids[name] = p.pid
+        for name in ("backend-v1", "backend-v2"):
+            cluster.wait_tcp(pods[name].node.name, pods[name].ip, APP_PORT)
+        p = cluster.popen(pods["frontend"], [PYTHON, APP, "loop", f"http://{BACKEND_VIP}:{BACKEND_PORT}/",
+                                             str(WORKDIR / "frontend.log"), "1"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pids["frontend"] = p.pid
+        cp.save()
+        (WORKDIR / "demo.json").write_text(json.dumps({"prefix": PREFIX, "pids": pids}, indent=2))
+    except BaseException:
+        down()
+        raise
+    say(f"up in {time.time() - t0:.1f}s")
+    print_summary()
+    return 0
+
+
+def print_summary() -> None:
+    cp = attach()
+    me = "sudo tools/demo.sh"
+    print(f"""
+zeromesh demo is running.
+
+  nodes        node1, node2  (agents: mesh-agent, logs in {WORKDIR}/agent-node*.log)
+  controller   {cp.address} on host "cp" (log: {WORKDIR}/controller.log)
+  namespace    shop (enrolled, STRICT): frontend@node1, backend-v1@node2, backend-v2@node1
+               Service backend {BACKEND_VIP}:{BACKEND_PORT} -> 90% backend-v1, 10% backend-v2
+  namespace    legacy (not enrolled): legacy-client@node2
+  manifests    {cp.manifests}   (edit them: the controller applies changes within a second)
+  frontend     calls http://{BACKEND_VIP}/ every second: tail -f {WORKDIR}/frontend.log
+
+Try next:
+  {me} status          # meshctl status: the mesh's health
+  {me} verify          # the scripted proof (split, wire, STRICT, policy)
+  {me} exec frontend -- curl -s http://{BACKEND_VIP}/
+  {me} exec legacy-client -- curl -sm2 http://{BACKEND_VIP}/     # refused: not in the mesh
+  {me} exec node1 -- tcpdump -ni eth0 -c 20 'tcp and not port 15012'  # the wire: TLS to 15008 only
+  deny frontend -> backend:
+    cat > {cp.manifests}/deny.yaml <<'EOF'
+apiVersion: zeromesh.io/v1alpha1
+kind: TrafficPermission
+metadata: {{name: deny-frontend, namespace: shop}}
+spec:
+  action: DENY
+  sources: {{identities: ["spiffe://cluster.local/ns/shop/sa/frontend"]}}
+  destination: {{selector: {{matchLabels: {{app: backend}}}}}}
+EOF
+  {me} down            # remove everything
+""")
+
+
+def attach() -> ControlPlane:
+    if not (WORKDIR / "demo.json").exists():
+        raise DemoError("the demo is not running: start it with 'sudo tools/demo.sh'")
+    cluster = zmcluster.load(PREFIX)
+    return ControlPlane.attach(cluster, WORKDIR)
+
+
+def status(args: list[str]) -> int:
+    cp = attach()
+    res = cp.meshctl("status", *args)
+    sys.stdout.write(res.stdout)
+    sys.stderr.write(res.stderr)
+    return res.returncode
+
+
+def exec_(args: list[str]) -> int:
+    if not args:
+        raise DemoError("usage: tools/demo.sh exec POD|NODE -- CMD...")
+    target, cmd = args[0], args[1:]
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    if not cmd:
+        cmd = ["bash"]
+    cluster = zmcluster.load(PREFIX)
+    try:
+        cluster.target(target)
+    except zmcluster.ClusterError:
+        names = [n.name for n in cluster.nodes + cluster.hosts] + [p.name for p in cluster.pods]
+        raise DemoError(f"no pod or node '{target}' (there are: {', '.join(names)})")
+    return subprocess.call(cluster.wrap(target, cmd))
+
+
+def down() -> int:
+    if not (zmcluster.STATE_DIR / f"{PREFIX}.json").exists() and not WORKDIR.exists():
+        names = [n for n in zmcluster.sh(["ip", "netns", "list"], check=False).stdout.split()
+                 if n.startswith(PREFIX + "-")]
+        if not names:
+            say("nothing to remove")
+            return 0
+    zmcluster.destroy_prefix(PREFIX)
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    say("demo removed")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "up"
+    try:
+        if cmd == "up":
+            return up()
+        if cmd == "verify":
+            from verify import verify
+            return verify(attach())
+        if cmd == "status":
+            return status(argv[1:])
+        if cmd == "exec":
+            return exec_(argv[1:])
+        if cmd == "down":
+            return down()
+        if cmd in ("-h", "--help", "help"):
+            print(__doc__)
+            return 0
+        raise DemoError(f"unknown command '{cmd}' (use up, verify, status, exec, down)")
+    except (DemoError, zmcluster.ClusterError) as e:
+        print(f"\033[31m[demo] error:\033[0m {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
