@@ -1,6 +1,6 @@
 #include "agent/metrics/agent_health.h"
 
-#include "common/metrics/metrics_hub.h"
+#include "agent/metrics/metrics_hub.h"
 
 namespace zm::metrics {
 namespace {

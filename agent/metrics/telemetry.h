@@ -5,7 +5,7 @@
 
 #include "agent/metrics/access_log.h"
 #include "agent/metrics/connection_metrics.h"
-#include "common/metrics/metrics_hub.h"
+#include "agent/metrics/metrics_hub.h"
 #include "agent/proxy/conn_observer.h"
 
 namespace zm::metrics {

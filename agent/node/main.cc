@@ -15,7 +15,7 @@
 #include <map>
 #include <string>
 
-#include "common/http/http_server.h"
+#include "agent/admin/http_server.h"
 #include "agent/node/config_source.h"
 #include "agent/node/node_agent.h"
 #include "agent/node/observability.h"
@@ -74,7 +74,7 @@ bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agen
        {std::pair{"--metrics-addr", &out->admin.metrics_addr}, std::pair{"--admin-addr", &out->admin.admin_addr}}) {
     if (!flags.count(flag)) continue;
     *addr = flags[flag] == "off" ? "" : flags[flag];
-    if (!addr->empty() && !zm::http::ValidListenAddr(*addr, error)) {
+    if (!addr->empty() && !zm::admin::ValidListenAddr(*addr, error)) {
       *error = std::string(flag) + ": " + *error;
       return false;
     }

@@ -10,7 +10,7 @@
 
 #include "agent/admin/admin_server.h"
 #include "agent/metrics/agent_health.h"
-#include "common/metrics/metrics_hub.h"
+#include "agent/metrics/metrics_hub.h"
 #include "agent/metrics/telemetry.h"
 #include "agent/node/node_agent.h"
 

@@ -10,7 +10,7 @@
 
 #include "agent/metrics/agent_health.h"
 #include "agent/metrics/connection_metrics.h"
-#include "common/metrics/metrics_hub.h"
+#include "agent/metrics/metrics_hub.h"
 #include "agent/metrics/telemetry.h"
 
 namespace zm::metrics {

@@ -1,0 +1,113 @@
+#include "agent/admin/http_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "common/log.h"
+
+namespace zm::admin {
+namespace {
+
+const char* Reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+  }
+  return "Status";
+}
+
+int LogMessage(const mg_connection*, const char* message) {
+  log::Warn("admin http", {{"error", message}});
+  return 1;  // handled: civetweb prints nothing itself
+}
+
+}  // namespace
+
+bool ValidListenAddr(const std::string& addr, std::string* error) {
+  size_t colon = addr.rfind(':');
+  in_addr ip{};
+  std::string host = colon == std::string::npos ? "" : addr.substr(0, colon);
+  std::string port = colon == std::string::npos ? "" : addr.substr(colon + 1);
+  bool ok = !host.empty() && inet_pton(AF_INET, host.c_str(), &ip) == 1 && !port.empty() && port.size() <= 5 &&
+            port.find_first_not_of("0123456789") == std::string::npos && std::stoul(port) <= 65535;
+  if (!ok) *error = "want IPv4:port, got \"" + addr + "\"";
+  return ok;
+}
+
+HttpServer::HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes)
+    : name_(std::move(name)), addr_(std::move(addr)), routes_(std::move(routes)) {}
+
+HttpServer::~HttpServer() {
+  Stop();
+}
+
+bool HttpServer::Start(std::string* error) {
+  static std::once_flag library;
+  std::call_once(library, [] { mg_init_library(0); });
+  if (!ValidListenAddr(addr_, error)) return false;
+  const char* options[] = {"listening_ports", addr_.c_str(),       "num_threads", "2",    "request_timeout_ms",
+                           "10000",           "enable_keep_alive", "no",          nullptr};
+  mg_callbacks callbacks{};
+  callbacks.log_message = LogMessage;
+  mg_init_data init{&callbacks, this, options};
+  char text[256] = "";
+  unsigned code = 0;
+  mg_error_data err{&code, text, sizeof(text)};
+  ctx_ = mg_start2(&init, &err);
+  if (ctx_ == nullptr) {
+    *error = std::string("cannot serve on ") + addr_ + ": " + (text[0] ? text : "civetweb failed to start");
+    return false;
+  }
+  mg_set_request_handler(ctx_, "/", &HttpServer::OnRequest, this);
+  mg_server_port ports[1]{};
+  if (mg_get_server_ports(ctx_, 1, ports) >= 1) port_ = static_cast<uint16_t>(ports[0].port);
+  return true;
+}
+
+void HttpServer::Stop() {
+  if (ctx_) mg_stop(ctx_);
+  ctx_ = nullptr;
+}
+
+int HttpServer::OnRequest(mg_connection* conn, void* self) {
+  return static_cast<HttpServer*>(self)->Handle(conn);
+}
+
+int HttpServer::Handle(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  HttpResponse resp;
+  bool head = std::strcmp(ri->request_method, "HEAD") == 0;
+  auto it = routes_.find(ri->local_uri ? ri->local_uri : "");
+  if (!head && std::strcmp(ri->request_method, "GET") != 0) {
+    resp = {405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+  } else if (it == routes_.end()) {
+    std::string list;
+    for (const auto& [path, h] : routes_) list += path + "\n";
+    resp = {404, "text/plain; charset=utf-8", "not found; endpoints:\n" + list};
+  } else {
+    try {
+      resp = it->second();
+    } catch (const std::exception& e) {  // a bad dump must never take the agent down
+      resp = {500, "text/plain; charset=utf-8", std::string("internal error: ") + e.what() + "\n"};
+    }
+  }
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n",
+            resp.status, Reason(resp.status), resp.content_type.c_str(), resp.body.size());
+  if (!head) mg_write(conn, resp.body.data(), resp.body.size());
+  return resp.status;  // civetweb: a status code means "handled"
+}
+
+}  // namespace zm::admin

@@ -1,0 +1,52 @@
+// A small HTTP/1.1 server for the agent's admin endpoints, on civetweb. Why civetweb and not an epoll loop of our own:
+// it is already on every machine that has prometheus-cpp (its Exposer runs on it), it parses HTTP properly (partial
+// reads, pipelining, timeouts, slow clients), and its own small thread pool keeps scrapes and debug dumps off the
+// proxy's event loops. Exact-path routes, GET and HEAD only; nothing is served from disk.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+struct mg_context;
+struct mg_connection;
+
+namespace zm::admin {
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+using HttpHandler = std::function<HttpResponse()>;
+
+class HttpServer {
+ public:
+  // |addr| is "ip:port" (port 0: any free port, see port()). Handlers run on civetweb's threads.
+  HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  bool Start(std::string* error);
+  void Stop();
+  uint16_t port() const { return port_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  static int OnRequest(mg_connection* conn, void* self);
+  int Handle(mg_connection* conn);
+
+  std::string name_;
+  std::string addr_;
+  std::map<std::string, HttpHandler> routes_;
+  mg_context* ctx_ = nullptr;
+  uint16_t port_ = 0;
+};
+
+// "ip:port" -> civetweb's listening_ports syntax; false for anything else (no host names, port 0..65535).
+bool ValidListenAddr(const std::string& addr, std::string* error);
+
+}  // namespace zm::admin
