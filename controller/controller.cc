@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "controller/admin/config_dump.h"
 #include "controller/ca/x509_util.h"
 #include "controller/service/config_service.h"
 #include "controller/service/identity_service.h"
@@ -32,9 +33,15 @@ std::string RandomEpoch() {
 std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string* error) {
   std::unique_ptr<Controller> c(new Controller());
   c->opts_ = opts;
-  if (opts.manifests_dir.empty()) {
-    *error = "--manifests DIR is required";
+  if (opts.manifests_dir.empty() == !opts.kubernetes) {
+    *error = opts.kubernetes ? "--manifests and --kubernetes/--kubeconfig exclude each other"
+                             : "a config source is required: --manifests DIR, --kubernetes or --kubeconfig FILE";
     return nullptr;
+  }
+  if (opts.kubernetes) {
+    c->kube_config_ =
+        opts.kubeconfig.empty() ? k8s::InClusterConfig(error) : k8s::LoadKubeconfig(opts.kubeconfig, error);
+    if (!c->kube_config_) return nullptr;
   }
   if (opts.join_tokens.empty()) {
     *error = "--join-tokens FILE is required (agents authenticate with per-node join tokens)";
@@ -60,10 +67,47 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   c->ctx_.ca = c->ca_.get();
   c->ctx_.tokens = &*c->tokens_;
   c->ctx_.agents = &c->agents_;
+  c->ctx_.metrics = &c->metrics_;
   c->ctx_.max_cert_ttl_seconds = opts.max_cert_ttl_seconds;
-  c->ctx_.manifests_dir = opts.manifests_dir;
+  c->ctx_.manifests_dir = c->kube_config_ ? "kubernetes " + c->kube_config_->server : opts.manifests_dir;
   c->ctx_.started_unix = std::time(nullptr);
+  c->AddStateCollectors();
   return c;
+}
+
+void Controller::AddStateCollectors() {
+  metrics_.AddCollector(std::make_shared<metrics::CallbackCollector>([this] {
+    auto connected =
+        metrics::GaugeFamily("zeromesh_controller_connected_agents", "Agents with an open configuration stream.");
+    auto known = metrics::GaugeFamily("zeromesh_controller_known_agents", "Agents that ever connected or reported.");
+    auto synced = metrics::GaugeFamily("zeromesh_controller_synced_agents",
+                                       "Connected agents that ACKed the current configuration version.");
+    auto version = metrics::GaugeFamily("zeromesh_controller_config_version",
+                                        "Version of the configuration in force (0: none valid yet).");
+    auto errors = metrics::GaugeFamily("zeromesh_controller_manifest_errors",
+                                       "Errors of the last manifest load (0: it was valid).");
+    auto snap = store_->Current();
+    uint64_t current = snap ? snap->version : 0;
+    double n_connected = 0, n_synced = 0;
+    auto list = agents_.List();
+    for (const auto& a : list) {
+      n_connected += a.connected();
+      n_synced += a.connected() && current > 0 && a.acked_version() == current;
+    }
+    metrics::AddSample(&connected, n_connected);
+    metrics::AddSample(&known, static_cast<double>(list.size()));
+    metrics::AddSample(&synced, n_synced);
+    metrics::AddSample(&version, static_cast<double>(current));
+    metrics::AddSample(&errors, static_cast<double>(store_->errors().size()));
+    return std::vector<prometheus::MetricFamily>{connected, known, synced, version, errors};
+  }));
+}
+
+std::vector<std::string> Controller::NotReady() const {
+  std::vector<std::string> missing;
+  if (!serving_) missing.push_back("the gRPC server is not serving");
+  if (!store_->Current()) missing.push_back("no valid mesh configuration loaded (see the manifest errors)");
+  return missing;
 }
 
 Controller::~Controller() {
@@ -87,18 +131,41 @@ bool Controller::ReloadManifests() {
       last_errors_logged_ = sig;
     }
     store_->SetErrors(std::move(result.errors));
+    metrics_.ManifestRejected();
     return false;
   }
   last_errors_logged_.clear();
   store_->SetErrors({});
+  PublishResources(result.resources);
+  return true;
+}
+
+void Controller::PublishResources(const std::vector<manifest::Located>& resources) {
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
-  auto snap = Compile(result.resources, defaults);
+  auto snap = Compile(resources, defaults);
   size_t n = snap->resources.size();
+  // Recorded before Publish wakes the streams: Publish assigns current + 1 (this is the only publisher).
+  auto current = store_->Current();
+  metrics_.Published(current ? current->version + 1 : 1);
   if (store_->Publish(snap)) {
     log::Info("configuration published", {{"version", snap->version}, {"resources", n}});
   }
-  return true;
+}
+
+void Controller::PublishKubernetes(const k8s::Translation& t) {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  // Invalid CRD objects are left out (their status says why); everything valid still applies.
+  store_->SetErrors(t.errors);
+  auto before = store_->Current();
+  PublishResources(t.resources);
+  if (store_->Current() != before) {
+    log::Info("kubernetes configuration applied", {{"workloads", t.workloads},
+                                                   {"enrolled", t.enrolled},
+                                                   {"services", t.services},
+                                                   {"permissions", t.permissions},
+                                                   {"invalid", t.errors.size()}});
+  }
 }
 
 bool Controller::MakeServingCert(std::string* cert_pem, std::string* key_pem, std::string* error) {
@@ -124,9 +191,18 @@ bool Controller::MakeServingCert(std::string* cert_pem, std::string* key_pem, st
 }
 
 bool Controller::Start(std::string* error) {
-  ReloadManifests();  // an invalid first load is reported; streams wait for a good config
+  if (!kube_config_) ReloadManifests();  // an invalid first load is reported; streams wait for a good config
   std::string cert, key;
   if (!MakeServingCert(&cert, &key, error)) return false;
+  // Admin endpoints first: /readyz says "not serving" until the gRPC server is up.
+  if (!opts_.admin_addr.empty() || !opts_.metrics_addr.empty()) {
+    AdminSources src;
+    src.metrics = [this] { return metrics_.Render(); };
+    src.not_ready = [this] { return NotReady(); };
+    src.config_dump = [this] { return ControllerConfigDump(*store_, agents_); };
+    admin_ = std::make_unique<AdminEndpoints>(opts_.metrics_addr, opts_.admin_addr, std::move(src));
+    if (!admin_->Start(error)) return false;
+  }
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back({key, cert});
 
@@ -145,13 +221,26 @@ bool Controller::Start(std::string* error) {
     server_.reset();
     return false;
   }
-  if (opts_.watch) {
+  serving_ = true;
+  if (kube_config_) {
+    manifest::Limits limits{opts_.max_cert_ttl_seconds};
+    kube_ = std::make_unique<k8s::Source>(*kube_config_, limits,
+                                          [this](const k8s::Translation& t) { PublishKubernetes(t); });
+    if (!kube_->Start(error)) return false;
+  } else if (opts_.watch) {
     watcher_ = std::make_unique<manifest::DirWatcher>(opts_.manifests_dir, [this] { ReloadManifests(); });
+    watcher_->OnRestart([this] {
+      log::Warn("manifest directory watch re-established", {{"dir", opts_.manifests_dir}});
+      metrics_.WatchRestarted("manifests");
+    });
     if (!watcher_->Start(error)) return false;
   }
-  log::Info(
-      "mesh-controller listening",
-      {{"listen", opts_.listen}, {"port", port_}, {"manifests", opts_.manifests_dir}, {"epoch", store_->epoch()}});
+  log::Info("mesh-controller listening", {{"listen", opts_.listen},
+                                          {"port", port_},
+                                          {"manifests", ctx_.manifests_dir},
+                                          {"epoch", store_->epoch()},
+                                          {"admin_port", admin_ ? admin_->admin_port() : 0},
+                                          {"metrics_port", admin_ ? admin_->metrics_port() : 0}});
   return true;
 }
 
@@ -159,12 +248,16 @@ void Controller::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (watcher_) watcher_->Stop();
+  if (kube_) kube_->Stop();
   ctx_.stopping = true;
   if (store_) store_->Stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
   }
+  // Last: stopping civetweb takes about a second per listener, and agents whose streams ended late in a slow
+  // shutdown were seen not to reconnect to the next controller (see the e2e outage test).
+  if (admin_) admin_->Stop();
 }
 
 void Controller::Wait() {

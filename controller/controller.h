@@ -1,19 +1,24 @@
-// mesh-controller as a library: CA + manifest source + gRPC services (Identity, Config, Status) over TLS.
+// mesh-controller as a library: CA + config source (manifests or Kubernetes) + gRPC services (Identity, Config,
+// Status) over TLS.
 #pragma once
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "controller/admin/admin_endpoints.h"
 #include "controller/agent_registry.h"
 #include "controller/auth/join_tokens.h"
 #include "controller/ca/authority.h"
 #include "controller/config/store.h"
+#include "controller/k8s/source.h"
 #include "controller/manifest/watcher.h"
+#include "controller/metrics/controller_metrics.h"
 #include "controller/service/context.h"
 
 namespace zm::ctrl {
@@ -31,6 +36,12 @@ struct Options {
   uint32_t max_cert_ttl_seconds = 86400;
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
   bool watch = true;
+  // Kubernetes mode (instead of manifests_dir): in-cluster config, or this kubeconfig file when set.
+  bool kubernetes = false;
+  std::string kubeconfig;
+  // Admin HTTP: "" disables (the library default; mesh-controller's flags default to 127.0.0.1:15014 / 0.0.0.0:15015).
+  std::string admin_addr;    // /metrics /healthz /readyz /debug/config_dump
+  std::string metrics_addr;  // /metrics /healthz /readyz
 };
 
 class Controller {
@@ -48,20 +59,32 @@ class Controller {
   ConfigStore& store() { return *store_; }
   const ca::Authority& authority() const { return *ca_; }
   AgentRegistry& agents() { return agents_; }
+  ControllerMetrics& metrics() { return metrics_; }
+  const AdminEndpoints* admin() const { return admin_.get(); }
+  // What keeps the controller from being ready (empty = ready): for /readyz.
+  std::vector<std::string> NotReady() const;
 
  private:
   Controller() = default;
   bool MakeServingCert(std::string* cert_pem, std::string* key_pem, std::string* error);
+  void AddStateCollectors();
+  void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
+  void PublishKubernetes(const k8s::Translation& t);
 
   Options opts_;
   std::unique_ptr<ca::Authority> ca_;
   std::optional<JoinTokens> tokens_;
   std::unique_ptr<ConfigStore> store_;
   AgentRegistry agents_;
+  ControllerMetrics metrics_;
   ServiceContext ctx_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<manifest::DirWatcher> watcher_;
+  std::optional<k8s::ClientConfig> kube_config_;
+  std::unique_ptr<k8s::Source> kube_;
+  std::unique_ptr<AdminEndpoints> admin_;
+  std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   std::string last_errors_logged_;
   int port_ = 0;

@@ -61,4 +61,12 @@ SRC
   rm -rf "$work"
   trap - EXIT
 fi
+# Kubernetes test tools (kube-apiserver, etcd, helm; label k8s): built once from source with Go, then cached.
+if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
+  # Not fatal: without them only the k8s tests fail (and say why); everything else still builds and runs.
+  PATH="$PATH:/usr/local/go/bin" bash "$here/tests/k8s/tools.sh" >/dev/null ||
+    log "warning: building the Kubernetes test tools failed (see above): the k8s tests will fail"
+else
+  log "warning: Go is not installed: the k8s tests cannot build kube-apiserver, etcd and helm and will fail"
+fi
 log "dependencies ready"

@@ -10,10 +10,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "agent/admin/http_server.h"
 #include "agent/admin/readiness.h"
+#include "common/http/http_server.h"
 
 namespace zm::admin {
+
+using http::HttpHandler;
+using http::HttpResponse;
+using http::HttpServer;
+using http::ValidListenAddr;
 
 struct AdminOptions {
   std::string metrics_addr = "0.0.0.0:15020";  // "" disables

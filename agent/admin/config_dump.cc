@@ -42,7 +42,8 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
     out["snapshot"] = {{"node", s.node()},
                        {"trust_domain", s.trust_domain()},
                        {"default_mode", agent::MeshModeName(s.default_mode())},
-                       {"workloads", std::move(workloads)}};
+                       {"workloads", std::move(workloads)},
+                       {"services", in.services}};
   } else {
     out["snapshot"] = nullptr;
   }

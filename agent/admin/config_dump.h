@@ -21,6 +21,7 @@ struct ConfigDumpInput {
   bool listeners[3] = {false, false, false};  // outbound, hbone, plaintext slots of the SOCKMAP
   std::string pin_dir;
   bool ready = false;
+  nlohmann::json services = nlohmann::json::array();  // agent/traffic/dump.h
 };
 
 nlohmann::json ConfigDump(const ConfigDumpInput& in);

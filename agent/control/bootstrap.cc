@@ -91,7 +91,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // gRPC also uses this as the minimum time a connection attempt (TCP + TLS handshake) may take: at 100 ms a busy
+  // node abandons handshakes forever ("tcp handshaker shutdown"). The retry delay is the initial backoff above.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   return grpc::CreateCustomChannel(b.controller, grpc::SslCredentials(ssl), args);
 }

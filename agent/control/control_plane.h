@@ -33,6 +33,7 @@ class ControlPlane {
 
   void Start();
   void Stop();
+  void ReportNow() { reporter_.ReportNow(); }  // e.g. once the agent's parts are up and the status hook can see them
 
   uint64_t applied_version() const { return config_.applied_version(); }
   bool connected() const { return config_.connected(); }

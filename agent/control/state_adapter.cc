@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include "agent/control/service_adapter.h"
+
 #include "common/tls/pem.h"
 #include "common/tls/spiffe.h"
 
@@ -40,7 +42,10 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
                                                 : MeshMode::kStrict;
     workloads.push_back(std::move(out));
   }
-  return std::make_shared<const MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads));
+  std::vector<Service> services;
+  if (!ToServices(state, &services, error)) return nullptr;
+  return std::make_shared<const MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads),
+                                              std::move(services));
 }
 
 std::set<std::string> LocalIdentities(const ConfigState& state, const std::string& node) {

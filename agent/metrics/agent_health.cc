@@ -1,6 +1,6 @@
 #include "agent/metrics/agent_health.h"
 
-#include "agent/metrics/metrics_hub.h"
+#include "common/metrics/metrics_hub.h"
 
 namespace zm::metrics {
 namespace {
@@ -71,6 +71,15 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
       {"zeromesh_proxy_held_unknown_source_total", "Connections held because their source pod was not known yet.",
        s.held_unknown_source},
       {"zeromesh_proxy_resets_total", "Connections torn down with RST.", s.resets},
+      {"zeromesh_service_connections_total", "Connections to a Service VIP routed to an endpoint.",
+       s.service_connections},
+      {"zeromesh_service_no_endpoint_total", "Connections to a Service refused: no usable endpoint or port.",
+       s.service_no_endpoint},
+      {"zeromesh_circuit_breaker_rejections_total", "Connections refused by a Service's circuit breaker.",
+       s.circuit_breaker_rejections},
+      {"zeromesh_connect_retries_total", "Upstream connects retried on another endpoint.", s.connect_retries},
+      {"zeromesh_ratelimit_rejections_total", "New connections refused by a destination Service's rate limit.",
+       s.ratelimit_rejections},
   };
   for (const auto& c : counters) Counter(out, c.name, c.help, Load(c.v));
 }

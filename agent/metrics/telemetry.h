@@ -5,8 +5,8 @@
 
 #include "agent/metrics/access_log.h"
 #include "agent/metrics/connection_metrics.h"
-#include "agent/metrics/metrics_hub.h"
 #include "agent/proxy/conn_observer.h"
+#include "common/metrics/metrics_hub.h"
 
 namespace zm::metrics {
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "agent/bpf/attach_check.h"
 #include "agent/bpf/bpf_manager.h"
 #include "agent/control/bootstrap.h"
 #include "agent/control/control_plane.h"
@@ -88,32 +89,42 @@ class ControllerSource : public ConfigSource {
   std::optional<bool> Connected() const override {
     return plane_ ? std::optional<bool>(plane_->connected()) : std::nullopt;
   }
-  void SetAgent(const NodeAgent* agent) override { agent_.store(agent); }
+  void SetAgent(const NodeAgent* agent) override {
+    agent_.store(agent);
+    if (plane_ && agent) plane_->ReportNow();  // the first report went out before the agent was up
+  }
 
  private:
   void FillStatus(zeromesh::v1::AgentStatus* st) const {
     const NodeAgent* agent = agent_.load();
     if (!agent) {
       st->set_health(zeromesh::v1::UNHEALTHY);
-      st->add_errors("agent not started yet");
+      st->add_errors("agent not ready yet (attaching interfaces, waiting for a first configuration)");
       return;
     }
+    // Ask the kernel, not the manager's bookkeeping: a link detached by hand still looks fine from here.
+    std::vector<bpf::LinkEvent> links;
+    if (auto s = bpf::ListLinks(&links); !s.ok()) st->add_errors("cannot list interfaces: " + s.message());
     bool uplink = false;
-    for (const auto& a : agent->bpf().Attachments()) {
+    int broken = 0;
+    for (const auto& a : bpf::CheckAttachments(agent->bpf().Attachments(), links)) {
       auto* out = st->add_attachments();
       out->set_ifname(a.ifname);
       out->set_ifindex(a.ifindex);
-      out->set_attached(a.link_id != 0);
-      uplink = uplink || a.role == bpf::IfaceRole::kUplink;
+      out->set_attached(a.attached);
+      out->set_error(a.error);
+      uplink = uplink || (a.role == bpf::IfaceRole::kUplink && a.attached);
+      broken += !a.attached;
     }
     if (auto snap = snapshots_.Get()) {
+      st->clear_enrolled_pods();  // the control plane listed them from its config; the applied snapshot decides
       for (const auto& [ip, w] : snap->workloads()) {
         if (snap->IsLocal(w) && w.enrolled) st->add_enrolled_pods(w.ns + "/" + w.name);
       }
       st->set_fail_mode(snap->default_mode() == MeshMode::kStrict ? "closed" : "open");
     }
     if (!uplink) st->add_errors("the uplink has no capture program attached");
-    st->set_health(uplink ? zeromesh::v1::HEALTHY : zeromesh::v1::DEGRADED);
+    st->set_health(uplink && broken == 0 && st->errors_size() == 0 ? zeromesh::v1::HEALTHY : zeromesh::v1::DEGRADED);
   }
 
   std::string path_;

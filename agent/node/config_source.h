@@ -33,7 +33,7 @@ class ConfigSource {
   // The controller's config version last applied and whether the stream is up; nullopt for a local file.
   virtual std::optional<uint64_t> AppliedVersion() const { return std::nullopt; }
   virtual std::optional<bool> Connected() const { return std::nullopt; }
-  // Lets the source report what the agent sees (attachments, health) upstream. Called after the agent started.
+  // Lets the source report what the agent sees (attachments, health) upstream. Called once the agent is ready.
   virtual void SetAgent(const NodeAgent* /*agent*/) {}
 };
 

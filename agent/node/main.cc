@@ -15,11 +15,11 @@
 #include <map>
 #include <string>
 
-#include "agent/admin/http_server.h"
 #include "agent/node/config_source.h"
 #include "agent/node/node_agent.h"
 #include "agent/node/observability.h"
 #include "agent/policy/policy_holder.h"
+#include "common/http/http_server.h"
 #include "common/log.h"
 
 namespace {
@@ -74,7 +74,7 @@ bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agen
        {std::pair{"--metrics-addr", &out->admin.metrics_addr}, std::pair{"--admin-addr", &out->admin.admin_addr}}) {
     if (!flags.count(flag)) continue;
     *addr = flags[flag] == "off" ? "" : flags[flag];
-    if (!addr->empty() && !zm::admin::ValidListenAddr(*addr, error)) {
+    if (!addr->empty() && !zm::http::ValidListenAddr(*addr, error)) {
       *error = std::string(flag) + ": " + *error;
       return false;
     }
@@ -169,7 +169,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   obs.Start(agent, snapshots, certs);
-  config->SetAgent(&agent);
 
   bool announced = false;
   for (;;) {
@@ -183,6 +182,7 @@ int main(int argc, char** argv) {
     if (!announced && agent.links_synced() && config->HasConfig()) {
       announced = true;
       obs.SetLinksSynced();
+      config->SetAgent(&agent);  // status reports describe the agent from now on (and one goes out at once)
       zm::log::Info("agent ready", {{"node", opts.node},
                                     {"agent_id", opts.agent_id},
                                     {"reused_pins", agent.reused_pins()},

@@ -46,6 +46,8 @@ class NodeAgent {
   // For the admin endpoints and metrics (any thread).
   const bpf::BpfManager& bpf() const { return bpf_; }
   const proxy::ProxyStats* proxy_stats() const { return proxy_ ? &proxy_->stats() : nullptr; }
+  traffic::Balancer* balancer() const { return proxy_ ? &proxy_->balancer() : nullptr; }
+  const traffic::RateLimiter* limiter() const { return proxy_ ? &proxy_->limiter() : nullptr; }
   uint64_t snapshots_applied() const { return snapshots_applied_.load(std::memory_order_relaxed); }
 
  private:

@@ -4,6 +4,7 @@
 
 #include "agent/admin/cert_info.h"
 #include "agent/admin/config_dump.h"
+#include "agent/traffic/dump.h"
 #include "common/log.h"
 
 namespace zm::agent {
@@ -46,6 +47,7 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
     for (int i = 0; i < 3; ++i) in.listeners[i] = agent_->bpf().HasListener(kSlots[i]);
     in.pin_dir = agent_->bpf().PinDir();
     in.ready = Readiness().ready();
+    if (snap) in.services = traffic::ServicesJson(*snap, agent_->balancer(), agent_->limiter());
     return admin::ConfigDump(in);
   };
   admin_ = std::make_unique<admin::AdminServer>(opts_.admin, std::move(src));

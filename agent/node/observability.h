@@ -10,9 +10,9 @@
 
 #include "agent/admin/admin_server.h"
 #include "agent/metrics/agent_health.h"
-#include "agent/metrics/metrics_hub.h"
 #include "agent/metrics/telemetry.h"
 #include "agent/node/node_agent.h"
+#include "common/metrics/metrics_hub.h"
 
 namespace zm::agent {
 

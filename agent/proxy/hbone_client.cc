@@ -30,12 +30,21 @@ bool HboneClient::CanTake() const {
   return stream_count() < limit;
 }
 
-void HboneClient::AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec) {
+void HboneClient::AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec,
+                            ServiceConn svc) {
   HboneStream* s = NewStream();
   s->client = client;
   s->target = target;
   s->track.Open(ctx_.observer(), std::move(rec));
+  s->svc = std::move(svc);
   AddStreamFd(s, downstream);
+  if (s->svc.connect_timeout.count() > 0) {
+    // The service's connect timeout covers the whole CONNECT (the remote proxy's connect included).
+    s->timer = ctx_.loop.AddTimer(s->svc.connect_timeout, [this, s] {
+      s->timer = 0;
+      ConnectTimedOut(s);
+    });
+  }
   ++accepted_;
   if (state_ == State::kReady) {
     Submit(s);
@@ -69,14 +78,64 @@ void HboneClient::OnEstablished() {
   }
 }
 
+void HboneClient::ConnectTimedOut(HboneStream* s) {
+  if (!streams_.count(s) || s->established) return;
+  ProxyStats::Add(ctx_.stats.upstream_failures);
+  s->svc.lease.Failed();
+  HandBack(s);
+  s->track.SetError("CONNECT to " + AddrToString(s->target) + " timed out");
+  s->tcp_error = true;  // cancel the stream; the downstream is reset unless it was handed back
+  Touch(s);
+  if (state_ == State::kReady) {
+    SettleAll();
+    Flush();
+  } else {
+    pending_.erase(std::remove(pending_.begin(), pending_.end(), s), pending_.end());
+    DestroyStream(s, true);
+  }
+}
+
+void HboneClient::ArmIdle(HboneStream* s) {
+  s->timer = ctx_.loop.AddTimer(s->svc.idle_timeout / kIdleChecks, [this, s] {
+    s->timer = 0;
+    if (!streams_.count(s)) return;
+    if (s->active) {
+      s->active = false;
+      s->quiet_checks = 0;
+    } else if (++s->quiet_checks >= kIdleChecks) {
+      s->track.SetError("idle timeout");
+      s->tcp_error = true;  // reset the downstream, cancel the stream
+      Touch(s);
+      if (state_ == State::kReady) {
+        SettleAll();
+        Flush();
+      }
+      return;
+    }
+    ArmIdle(s);
+  });
+}
+
 void HboneClient::OnRequestOrResponse(HboneStream* s) {
   if (s->status >= 100 && s->status < 200) return;  // interim
   if (s->status == 200) {
+    ctx_.loop.CancelTimer(s->timer);
+    s->timer = 0;
+    s->svc.lease.Connected();
+    s->svc.retry = nullptr;  // never after this point; also frees the snapshot the retry held
     s->established = true;
+    if (s->svc.idle_timeout.count() > 0) ArmIdle(s);
     Touch(s);  // Settle() starts reading the downstream socket
     return;
   }
   if (s->status == 401 || s->status == 403) ProxyStats::Add(ctx_.stats.denials);
+  ctx_.loop.CancelTimer(s->timer);
+  s->timer = 0;
+  if (s->status == 503) {
+    // The destination proxy could not connect to the endpoint: an endpoint failure, and retryable.
+    s->svc.lease.Failed();
+    HandBack(s);
+  }
   log::Info("hbone: CONNECT refused", {{"peer", peer_}, {"authority", AddrToString(s->target)}, {"status", s->status}});
   s->track.SetError("CONNECT refused by the destination: HTTP " + std::to_string(s->status));
   s->tcp_error = true;  // reset the downstream connection and cancel the stream
@@ -97,12 +156,12 @@ void HboneClient::OnSessionClosed(bool /*was_established*/) {
 
 void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_in& target,
                      const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, const std::string& dst_node,
-                     ConnRecord rec) {
+                     ConnRecord rec, ServiceConn svc) {
   std::string key = src.id.ToString() + "|" + dst_id.ToString() + "|" + dst_node;
   auto& list = by_key_[key];
   for (HboneClient* c : list) {
     if (c->CanTake()) {
-      c->AddStream(downstream, client, target, std::move(rec));
+      c->AddStream(downstream, client, target, std::move(rec), std::move(svc));
       return;
     }
   }
@@ -114,6 +173,11 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
     log::Warn("hbone: cannot open connection", {{"dst", AddrToString(dial)}, {"error", error}});
     ProxyStats::Add(ctx_.stats.upstream_failures);
     if (fd >= 0) close(fd);
+    svc.lease.Failed();
+    if (svc.retry && !ctx_.loop.stopping()) {
+      ctx_.loop.Post([retry = std::move(svc.retry), downstream] { retry(downstream); });
+      return;
+    }
     ResetAndClose(downstream);
     ProxyStats::Add(ctx_.stats.connections_closed);
     ConnTracker track;
@@ -125,7 +189,7 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
   tls::SetExpectedPeer(ssl.get(), dst_id);
   auto* c = new HboneClient(ctx_, this, key, fd, std::move(ssl), AddrToString(dial));
   list.push_back(c);
-  c->AddStream(downstream, client, target, std::move(rec));
+  c->AddStream(downstream, client, target, std::move(rec), std::move(svc));
 }
 
 void HbonePool::Remove(HboneClient* c) {

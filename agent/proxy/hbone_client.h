@@ -18,7 +18,8 @@ class HboneClient : public HboneSession {
   HboneClient(WorkerContext& ctx, HbonePool* pool, std::string key, int fd, bssl::UniquePtr<SSL> ssl, std::string peer);
   bool CanTake() const;
   // Takes ownership of |downstream|; the CONNECT is sent as soon as the session is ready.
-  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec);
+  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec,
+                 ServiceConn svc = {});
   const std::string& key() const { return key_; }
 
  protected:
@@ -29,6 +30,8 @@ class HboneClient : public HboneSession {
 
  private:
   void Submit(HboneStream* s);
+  void ConnectTimedOut(HboneStream* s);
+  void ArmIdle(HboneStream* s);  // svc.idle_timeout, on the stream's timer once established
 
   HbonePool* pool_;
   std::string key_;
@@ -42,8 +45,9 @@ class HbonePool {
   explicit HbonePool(WorkerContext& ctx) : ctx_(ctx) {}
   // Relays |downstream| (from |client|, originally to |target|) over HBONE to |target|'s node, presenting |src|'s
   // certificate and requiring |dst_id| from the server. |rec| describes the connection for the observer.
+  // |svc|: for Service connections (service_conn.h).
   void Open(int downstream, const sockaddr_in& client, const sockaddr_in& target, const agent::WorkloadTls& src,
-            const tls::SpiffeId& dst_id, const std::string& dst_node, ConnRecord rec = {});
+            const tls::SpiffeId& dst_id, const std::string& dst_node, ConnRecord rec = {}, ServiceConn svc = {});
   void Remove(HboneClient* c);
   size_t size() const;
 

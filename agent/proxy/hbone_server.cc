@@ -101,9 +101,10 @@ void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
     nghttp2_submit_response(h2_, s->id, nva, 1, &prd);
     return;
   }
+  // HEADERS with END_STREAM; the client cancels its half (our client resets it on any non-200). No RST_STREAM here:
+  // nghttp2 marks the stream closing at submit time and would drop the still-queued HEADERS, and the client could
+  // not tell a denial (401, 429: final) from an unreachable upstream (503: retried on another endpoint).
   nghttp2_submit_response(h2_, s->id, nva, 1, nullptr);
-  // The response is complete: ask the client to stop sending (RFC 9113 8.1), queued after the HEADERS.
-  nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
 }
 
 ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip) const {
@@ -174,6 +175,17 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
       ProxyStats::Add(ctx_.stats.denials);
       ReportRefused(snap.get(), s, src_ip, "denied by policy: " + d.reason, &d.policy);
       Respond(s, 401, "denied by policy: " + d.reason);
+      return;
+    }
+  }
+  // This node is the destination: the Service's new-connection rate limit applies here.
+  if (ctx_.limiter != nullptr) {
+    const agent::Service* svc =
+        traffic::RateLimiter::LimitedServiceOf(*snap, s->target.sin_addr.s_addr, ntohs(s->target.sin_port));
+    if (svc != nullptr && !ctx_.limiter->Allow(*svc, peer_id_.ToString())) {
+      ProxyStats::Add(ctx_.stats.ratelimit_rejections);
+      ReportRefused(snap.get(), s, src_ip, "rate limited: service " + svc->Key());
+      Respond(s, 429, "rate limited: service " + svc->Key());
       return;
     }
   }

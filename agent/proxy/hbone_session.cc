@@ -307,6 +307,10 @@ void HboneSession::Close(const std::string& why) {
   }
   std::vector<HboneStream*> all(streams_.begin(), streams_.end());
   for (HboneStream* s : all) {
+    if (!s->established && s->svc.lease) {
+      s->svc.lease.Failed();  // the destination node (or the path to it) failed this connect
+      HandBack(s);
+    }
     s->track.SetError("HBONE connection closed: " + why);
     DestroyStream(s, true);
   }
@@ -332,6 +336,18 @@ void HboneSession::AddStreamFd(HboneStream* s, int fd) {
   s->fd = fd;
   TuneStream(fd);
   s->registered = ctx_.loop.Add(fd, kEvents, s);
+}
+
+bool HboneSession::HandBack(HboneStream* s) {
+  if (s->established || !s->svc.retry || s->fd < 0 || ctx_.loop.stopping()) return false;
+  int down = s->fd;
+  ctx_.loop.Remove(down);
+  s->fd = -1;
+  auto retry = std::move(s->svc.retry);
+  s->svc.retry = nullptr;
+  s->track.SetError("connect failed (retried on another endpoint)");
+  ctx_.loop.Post([retry = std::move(retry), down] { retry(down); });
+  return true;
 }
 
 void HboneSession::DestroyStream(HboneStream* s, bool reset_tcp) {
@@ -456,6 +472,7 @@ void HboneSession::ReadTcp(HboneStream* s) {
     s->to_h2.WritableTail(&p, &len);
     ssize_t n = read(s->fd, p, len);
     if (n > 0) {
+      s->active = true;
       s->to_h2.Commit(static_cast<size_t>(n));
       ProxyStats::Add(client_ ? ctx_.stats.bytes_out : ctx_.stats.bytes_in, static_cast<uint64_t>(n));
       if (client_) {
@@ -611,6 +628,7 @@ int HboneSession::DataChunkCb(nghttp2_session* h2, uint8_t, int32_t id, const ui
     return 0;
   }
   ProxyStats::Add(self->client_ ? self->ctx_.stats.bytes_in : self->ctx_.stats.bytes_out, len);
+  s->active = true;
   if (self->client_) {
     s->track.AddReceived(len);
   } else {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/proxy/conn_observer.h"
+#include "agent/proxy/service_conn.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -56,6 +57,9 @@ class HboneStream : public IoHandler {
   sockaddr_in client{};  // client side: the downstream peer (source pod)
   sockaddr_in target{};  // the original destination
   ConnTracker track;     // telemetry of the proxied connection (opened once relaying was decided)
+  ServiceConn svc;       // client side, Service connections: lease and retry (service_conn.h)
+  bool active = false;   // bytes moved since the last idle check (client side, with svc.idle_timeout)
+  int quiet_checks = 0;
 };
 
 class HboneSession : public IoHandler, public Closable {
@@ -98,6 +102,9 @@ class HboneSession : public IoHandler, public Closable {
   HboneStream* NewStream();
   void AddStreamFd(HboneStream* s, int fd);
   void ArmIdle();
+  // A client stream that failed before it was established and may retry: gives the untouched downstream fd to
+  // s->svc.retry (posted) and detaches it from the stream. False when it cannot.
+  bool HandBack(HboneStream* s);
   static nghttp2_data_provider DataProvider(HboneStream* s);
 
   WorkerContext& ctx_;

@@ -34,7 +34,8 @@ bool NodeProxy::Start(std::string* error) {
     ports_[i] = LocalPort(fds_[i]);
   }
   int n = opts_.workers > 0 ? opts_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_));
+  for (int i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_, &balancer_, &limiter_));
   subscription_ = snapshots_.Subscribe([this] {
     for (auto& w : workers_) w->OnSnapshotChanged();
   });

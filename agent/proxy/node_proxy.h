@@ -12,6 +12,8 @@
 #include "agent/proxy/options.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
+#include "agent/traffic/balancer.h"
+#include "agent/traffic/rate_limiter.h"
 
 namespace zm::proxy {
 
@@ -35,12 +37,16 @@ class NodeProxy {
   uint16_t hbone_port() const { return ports_[1]; }
   uint16_t plaintext_port() const { return ports_[2]; }
   const ProxyStats& stats() const { return stats_; }
+  traffic::Balancer& balancer() { return balancer_; }
+  traffic::RateLimiter& limiter() { return limiter_; }
 
  private:
   ProxyOptions opts_;
   agent::SnapshotHolder& snapshots_;
   agent::CertStore& certs_;
   ProxyStats stats_;
+  traffic::Balancer balancer_;
+  traffic::RateLimiter limiter_;
   int fds_[3] = {-1, -1, -1};
   uint16_t ports_[3] = {0, 0, 0};
   int subscription_ = 0;

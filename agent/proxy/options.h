@@ -52,6 +52,11 @@ struct ProxyStats {
   std::atomic<uint64_t> bad_requests{0};
   std::atomic<uint64_t> held_unknown_source{0};
   std::atomic<uint64_t> resets{0};
+  std::atomic<uint64_t> service_connections{0};  // connections to a Service VIP routed to an endpoint
+  std::atomic<uint64_t> service_no_endpoint{0};  // refused: the Service has no (usable) endpoint or port
+  std::atomic<uint64_t> circuit_breaker_rejections{0};
+  std::atomic<uint64_t> connect_retries{0};       // connects retried on another endpoint
+  std::atomic<uint64_t> ratelimit_rejections{0};  // new connections refused by a destination rate limit
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

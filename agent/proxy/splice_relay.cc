@@ -16,12 +16,13 @@ constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kRoundsPerTurn = 16;  // then yield to other connections of this worker
 }  // namespace
 
-void SpliceRelay::Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec) {
-  new SpliceRelay(ctx, downstream, upstream, std::move(what), std::move(rec));
+void SpliceRelay::Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec,
+                        ServiceConn svc) {
+  new SpliceRelay(ctx, downstream, upstream, std::move(what), std::move(rec), std::move(svc));
 }
 
-SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec)
-    : ctx_(ctx), fd_{down, up}, what_(std::move(what)) {
+SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec, ServiceConn svc)
+    : ctx_(ctx), fd_{down, up}, what_(std::move(what)), svc_(std::move(svc)) {
   ctx_.live.insert(this);
   track_.Open(ctx_.observer(), std::move(rec));
   for (int i = 0; i < 2; ++i) {
@@ -41,15 +42,32 @@ SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what,
   TuneStream(down);
   ctx_.loop.Add(down, kEvents, &end_[0]);
   ctx_.loop.Add(up, kEvents, &end_[1]);
-  timer_ = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this] {
+  auto timeout = svc_.connect_timeout.count() > 0 ? svc_.connect_timeout : ctx_.opts.connect_timeout;
+  timer_ = ctx_.loop.AddTimer(timeout, [this] {
     timer_ = 0;
     ProxyStats::Add(ctx_.stats.upstream_failures);
-    Fail(0, "upstream connect timed out");
+    if (!ConnectFailed("upstream connect timed out")) Fail(0, "upstream connect timed out");
   });
+}
+
+bool SpliceRelay::ConnectFailed(const char* why) {
+  svc_.lease.Failed();
+  if (!svc_.retry || done_ || fd_[0] < 0) return false;
+  // Nothing was read from the downstream socket yet (Pump waits for the connect): hand it back untouched.
+  int down = fd_[0];
+  ctx_.loop.Remove(down);
+  fd_[0] = -1;
+  auto retry = std::move(svc_.retry);
+  track_.SetError(std::string(why) + " (retried on another endpoint)");
+  done_ = true;
+  Finish();  // resets the upstream attempt only
+  ctx_.loop.Post([retry = std::move(retry), down] { retry(down); });
+  return true;
 }
 
 SpliceRelay::~SpliceRelay() {
   ctx_.loop.CancelTimer(timer_);
+  ctx_.loop.CancelTimer(idle_timer_);
   ctx_.loop.Unready(&end_[0]);
   ctx_.loop.Unready(&end_[1]);
   ctx_.live.erase(this);
@@ -68,7 +86,7 @@ void SpliceRelay::OnEvent(int idx, uint32_t ev) {
     int err = ConnectResult(fd_[1]);
     if (err != 0) {
       ProxyStats::Add(ctx_.stats.upstream_failures);
-      Fail(0, std::strerror(err));
+      if (!ConnectFailed(std::strerror(err))) Fail(0, std::strerror(err));
       return;
     }
     OnConnected();
@@ -78,8 +96,26 @@ void SpliceRelay::OnEvent(int idx, uint32_t ev) {
 
 void SpliceRelay::OnConnected() {
   connected_ = true;
+  svc_.lease.Connected();
+  svc_.retry = nullptr;  // never after this point; also frees the snapshot the retry held
+  if (svc_.idle_timeout.count() > 0) ArmIdle();
   ctx_.loop.CancelTimer(timer_);
   timer_ = 0;
+}
+
+void SpliceRelay::ArmIdle() {
+  idle_timer_ = ctx_.loop.AddTimer(svc_.idle_timeout / kIdleChecks, [this] {
+    idle_timer_ = 0;
+    if (done_) return;
+    if (active_) {
+      active_ = false;
+      quiet_checks_ = 0;
+    } else if (++quiet_checks_ >= kIdleChecks) {
+      Fail(0, "idle timeout");
+      return;
+    }
+    ArmIdle();
+  });
 }
 
 void SpliceRelay::Pump() {
@@ -103,6 +139,7 @@ bool SpliceRelay::PumpDir(int from, bool* progress) {
     ssize_t n = splice(fd_[from], nullptr, d.pipe_w, nullptr, pipe_cap_ - d.in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     if (n > 0) {
       d.in_pipe += static_cast<size_t>(n);
+      active_ = true;
       ProxyStats::Add(from == 0 ? ctx_.stats.bytes_out : ctx_.stats.bytes_in, static_cast<uint64_t>(n));
       if (from == 0) {
         track_.AddSent(static_cast<uint64_t>(n));

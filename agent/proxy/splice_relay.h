@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/proxy/conn_observer.h"
+#include "agent/proxy/service_conn.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -14,8 +15,9 @@ namespace zm::proxy {
 class SpliceRelay : public Closable {
  public:
   // Takes ownership of both fds; |upstream| may still be connecting. Deletes itself when done. |rec| describes the
-  // connection for the observer (downstream is the source side).
-  static void Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec = {});
+  // connection for the observer (downstream is the source side). |svc|: see service_conn.h.
+  static void Start(WorkerContext& ctx, int downstream, int upstream, std::string what, ConnRecord rec = {},
+                    ServiceConn svc = {});
   void ForceClose() override;
   ~SpliceRelay() override;  // via EventLoop::DeleteLater only
 
@@ -33,9 +35,12 @@ class SpliceRelay : public Closable {
     bool shut = false;  // FIN forwarded
   };
 
-  SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec);
+  SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec, ServiceConn svc);
   void OnEvent(int idx, uint32_t ev);
   void OnConnected();
+  // The upstream connect failed: retry through svc_.retry when allowed (true), else the caller fails the relay.
+  bool ConnectFailed(const char* why);
+  void ArmIdle();
   void Pump();
   // Moves bytes fd[from] -> fd[1-from]; returns false when the relay was torn down.
   bool PumpDir(int from, bool* progress);
@@ -54,6 +59,10 @@ class SpliceRelay : public Closable {
   uint64_t timer_ = 0;
   std::string what_;
   ConnTracker track_;
+  ServiceConn svc_;
+  bool active_ = false;  // bytes moved since the last idle check
+  int quiet_checks_ = 0;
+  uint64_t idle_timer_ = 0;
 };
 
 }  // namespace zm::proxy

@@ -7,6 +7,7 @@
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/splice_relay.h"
+#include "agent/traffic/router.h"
 #include "common/log.h"
 
 namespace zm::proxy {
@@ -26,9 +27,11 @@ bool GetSockName(int fd, sockaddr_in* out) {
 }  // namespace
 
 Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
-               const int listener_fds[3])
+               const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter)
     : ctx_(opts, stats, snaps, certs), pool_(ctx_) {
   ctx_.pool = &pool_;
+  ctx_.balancer = balancer;
+  ctx_.limiter = limiter;
   for (int i = 0; i < 3; ++i) {
     listeners_[i].worker = this;
     listeners_[i].kind = static_cast<ListenerKind>(i);
@@ -135,11 +138,16 @@ void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sock
 }
 
 void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-                   const agent::MeshSnapshot* snap, bool same_node) {
+                   const agent::MeshSnapshot* snap, bool same_node, ServiceConn svc) {
   std::string error;
   int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, &error);
   if (up < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
+    svc.lease.Failed();
+    if (svc.retry) {
+      svc.retry(downstream);
+      return;
+    }
     Refuse(downstream, what, src, dst, error);
     return;
   }
@@ -149,7 +157,91 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
     rec.same_node = same_node;
   }
   SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + AddrToString(src) + "->" + AddrToString(dst),
-                     std::move(rec));
+                     std::move(rec), std::move(svc));
+}
+
+Worker::ServiceAttempt Worker::NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
+                                          const sockaddr_in& vip, bool source_in_mesh) {
+  ServiceAttempt a;
+  a.snap = std::move(snap);
+  a.src = src;
+  a.vip = vip;
+  a.source_in_mesh = source_in_mesh;
+  return a;
+}
+
+void Worker::ToService(int fd, ServiceAttempt a) {
+  const agent::MeshSnapshot& snap = *a.snap;
+  traffic::Route route;
+  std::string why;
+  traffic::RouteStatus st;
+  if (a.backend == nullptr) {
+    const agent::Service* svc = snap.FindService(a.vip.sin_addr.s_addr);
+    st = traffic::RouteToService(*ctx_.balancer, snap, *svc, ntohs(a.vip.sin_port), a.tried, &route, &why);
+  } else {
+    route.service = a.backend;
+    route.service_port = a.backend_port;
+    st = traffic::Reroute(*ctx_.balancer, snap, a.tried, &route, &why);
+  }
+  if (st != traffic::RouteStatus::kOk) {
+    ProxyStats::Add(st == traffic::RouteStatus::kOverflow ? ctx_.stats.circuit_breaker_rejections
+                                                          : ctx_.stats.service_no_endpoint);
+    if (!a.first && !a.tried.empty()) why += " (after " + std::to_string(a.tried.size()) + " failed attempts)";
+    Refuse(fd, "service", a.src, a.vip, why);
+    return;
+  }
+  if (a.first) ProxyStats::Add(ctx_.stats.service_connections);
+  const agent::ServiceTrafficPolicy& pol = route.service->policy;
+  ServiceConn sc;
+  sc.lease = std::move(route.lease);
+  sc.connect_timeout = pol.connect_timeout;
+  sc.idle_timeout = pol.idle_timeout;
+  if (a.first) a.retries_left = pol.retry_attempts;
+  if (a.retries_left > 0) {
+    ServiceAttempt next = a;
+    next.first = false;
+    next.backend = route.service;
+    next.backend_port = route.service_port;
+    next.tried.push_back(route.endpoint->ip);
+    --next.retries_left;
+    sc.retry = [this, next = std::move(next)](int down) {
+      ProxyStats::Add(ctx_.stats.connect_retries);
+      ToService(down, next);
+    };
+  }
+  const sockaddr_in& ep = route.addr;
+  const agent::Workload* to = snap.Find(ep.sin_addr.s_addr);
+  if (!a.source_in_mesh || to == nullptr || !to->enrolled) {
+    Relay(fd, a.src, ep, "service-direct", &snap, false, std::move(sc));
+    return;
+  }
+  const agent::Workload* from = snap.Find(a.src.sin_addr.s_addr);
+  tls::SpiffeId src_id = snap.IdentityOf(*from);
+  if (snap.IsLocal(*to)) {
+    if (ctx_.opts.authorize) {
+      AuthzDecision d = ctx_.opts.authorize({&src_id, a.src.sin_addr.s_addr, to, ntohs(ep.sin_port)});
+      if (!d.allow) {
+        ProxyStats::Add(ctx_.stats.denials);
+        Refuse(fd, "same-node", a.src, ep, "denied by policy: " + d.reason, d.policy);
+        return;
+      }
+    }
+    if (!PassRateLimit(fd, snap, a.src, ep, src_id)) return;
+    ProxyStats::Add(ctx_.stats.same_node);
+    Relay(fd, a.src, ep, "same-node", &snap, /*same_node=*/true, std::move(sc));
+    return;
+  }
+  auto src_tls = ctx_.certs.Get(src_id);
+  if (!src_tls) {
+    ProxyStats::Add(ctx_.stats.tls_failures);
+    ctx_.ReportTlsFailure(TlsFailure::kNoCertificate);
+    Refuse(fd, "outbound", a.src, ep, "no certificate for " + src_id.ToString());
+    return;
+  }
+  TuneStream(fd);
+  ConnRecord rec;
+  if (ctx_.observer()) rec = Record(&snap, "hbone-outbound", a.src, ep);
+  pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), to->node, std::move(rec), std::move(sc));
 }
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
@@ -169,6 +261,10 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
       return;
     }
     if (snap && snap->default_mode() == agent::MeshMode::kPermissive) {
+      if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
+        ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/false));
+        return;
+      }
       ProxyStats::Add(ctx_.stats.passthrough);
       Relay(fd, src, dst, "outbound-unknown-permissive", snap.get());
       return;
@@ -176,6 +272,11 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     ProxyStats::Add(ctx_.stats.denials);
     Refuse(fd, "outbound", src, dst, "source is not a known workload of this node (STRICT: fail closed)",
            std::string(kPolicyFailClosed));
+    return;
+  }
+  if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
+    // The capture hook runs before any NAT: the original destination is the VIP.
+    ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/from->enrolled));
     return;
   }
   if (!from->enrolled) {
@@ -200,6 +301,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
         return;
       }
     }
+    if (!PassRateLimit(fd, *snap, src, dst, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
     Relay(fd, src, dst, "same-node", snap.get(), /*same_node=*/true);
     return;
@@ -261,6 +363,16 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     }
   }
   Relay(fd, src, dst, "plaintext-permissive", snap.get());
+}
+
+bool Worker::PassRateLimit(int fd, const agent::MeshSnapshot& snap, const sockaddr_in& src, const sockaddr_in& dst,
+                           const tls::SpiffeId& src_id) {
+  if (ctx_.limiter == nullptr) return true;
+  const agent::Service* svc = traffic::RateLimiter::LimitedServiceOf(snap, dst.sin_addr.s_addr, ntohs(dst.sin_port));
+  if (svc == nullptr || ctx_.limiter->Allow(*svc, src_id.ToString())) return true;
+  ProxyStats::Add(ctx_.stats.ratelimit_rejections);
+  Refuse(fd, "same-node", src, dst, "rate limited: service " + svc->Key());
+  return false;
 }
 
 void Worker::RecheckHeld(bool timer) {

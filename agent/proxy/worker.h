@@ -19,7 +19,7 @@ enum class ListenerKind { kOutbound = 0, kHbone = 1, kPlaintext = 2 };
 class Worker {
  public:
   Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
-         const int listener_fds[3]);
+         const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter);
   ~Worker();
   void Start();
   void Stop();               // thread-safe; joins
@@ -43,13 +43,33 @@ class Worker {
   void Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-             const agent::MeshSnapshot* snap, bool same_node = false);
+             const agent::MeshSnapshot* snap, bool same_node = false, ServiceConn svc = {});
+  // A connection to a Service VIP (|attempt| says which Service, what was tried): picks a backend and an endpoint and
+  // relays to it the way a connection to that endpoint would go (same node, HBONE, or direct).
+  struct ServiceAttempt {
+    std::shared_ptr<const agent::MeshSnapshot> snap;
+    sockaddr_in src{};
+    sockaddr_in vip{};
+    bool source_in_mesh = false;              // enrolled local source: mesh endpoints go through HBONE/same-node
+    const agent::Service* backend = nullptr;  // set on retries: the backend the first attempt chose
+    uint16_t backend_port = 0;
+    std::vector<in_addr_t> tried;
+    uint32_t retries_left = 0;
+    bool first = true;
+  };
+  static ServiceAttempt NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
+                                   const sockaddr_in& vip, bool source_in_mesh);
+  void ToService(int fd, ServiceAttempt a);
   // |denied_by| set: a policy denial (the policy's name), otherwise an error.
   void Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why,
               std::optional<std::string> denied_by = std::nullopt);
   // What the observer is told about a connection (addresses, workloads and the identities each side carries).
   ConnRecord Record(const agent::MeshSnapshot* snap, const char* flow, const sockaddr_in& src,
                     const sockaddr_in& dst) const;
+  // Same-node delivery to |dst| counts against its Service's rate limit (this node is the destination): false when
+  // the connection was refused for it.
+  bool PassRateLimit(int fd, const agent::MeshSnapshot& snap, const sockaddr_in& src, const sockaddr_in& dst,
+                     const tls::SpiffeId& src_id);
   void RecheckHeld(bool timer);
   void Shutdown();
 

@@ -10,6 +10,8 @@
 #include "agent/proxy/options.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
+#include "agent/traffic/balancer.h"
+#include "agent/traffic/rate_limiter.h"
 
 namespace zm::proxy {
 
@@ -33,6 +35,8 @@ struct WorkerContext {
   agent::SnapshotHolder& snapshots;
   agent::CertStore& certs;
   HbonePool* pool = nullptr;
+  traffic::Balancer* balancer = nullptr;    // shared by all workers (owned by NodeProxy)
+  traffic::RateLimiter* limiter = nullptr;  // likewise
   ConnObserver* observer() const { return opts.observer.get(); }
   void ReportTlsFailure(TlsFailure why) const {
     if (opts.observer) opts.observer->OnTlsFailure(why);

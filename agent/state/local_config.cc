@@ -88,6 +88,89 @@ Workload ParseWorkload(const json& w, const std::string& where, MeshMode default
   return out;
 }
 
+uint16_t ParsePort(const json& obj, const std::string& where, const char* key, bool required) {
+  if (!obj.contains(key)) {
+    if (required) throw ConfigError{Field(where, key), "missing"};
+    return 0;
+  }
+  const json& v = obj[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 65535) {
+    throw ConfigError{Field(where, key), "must be a port number (1-65535)"};
+  }
+  return static_cast<uint16_t>(v.get<int64_t>());
+}
+
+in_addr_t ParseIp(const json& obj, const std::string& where, const char* key) {
+  std::string ip = RequireString(obj, where, key);
+  in_addr addr{};
+  if (inet_pton(AF_INET, ip.c_str(), &addr) != 1) {
+    throw ConfigError{Field(where, key), "not an IPv4 address: \"" + ip + "\""};
+  }
+  return addr.s_addr;
+}
+
+// Same shape as the controller's Service (ports with targetPort, endpoints that may name a workload), plus an
+// optional "loadBalancer" {"algorithm", "localityPreference"} as in a ServicePolicy.
+Service ParseService(const json& j, const std::string& where, const std::vector<Workload>& workloads) {
+  if (!j.is_object()) throw ConfigError{where, "must be an object"};
+  AllowOnly(j, where, {"name", "namespace", "vip", "ports", "endpoints", "loadBalancer"});
+  Service s;
+  s.name = RequireString(j, where, "name");
+  s.ns = RequireString(j, where, "namespace");
+  s.vip = ParseIp(j, where, "vip");
+  const json& ports = Require(j, where, "ports");
+  if (!ports.is_array() || ports.empty()) throw ConfigError{Field(where, "ports"), "must be a non-empty array"};
+  for (size_t i = 0; i < ports.size(); ++i) {
+    std::string pw = where + ".ports[" + std::to_string(i) + "]";
+    if (!ports[i].is_object()) throw ConfigError{pw, "must be an object"};
+    AllowOnly(ports[i], pw, {"port", "targetPort"});
+    ServicePortMap pm;
+    pm.port = ParsePort(ports[i], pw, "port", true);
+    pm.target_port = ParsePort(ports[i], pw, "targetPort", false);
+    if (pm.target_port == 0) pm.target_port = pm.port;
+    if (s.FindPort(pm.port) != nullptr) throw ConfigError{pw + ".port", "duplicate port"};
+    s.ports.push_back(pm);
+  }
+  if (j.contains("endpoints")) {
+    const json& eps = j["endpoints"];
+    if (!eps.is_array()) throw ConfigError{Field(where, "endpoints"), "must be an array"};
+    for (size_t i = 0; i < eps.size(); ++i) {
+      std::string ew = where + ".endpoints[" + std::to_string(i) + "]";
+      if (!eps[i].is_object()) throw ConfigError{ew, "must be an object"};
+      AllowOnly(eps[i], ew, {"ip", "workload", "node"});
+      ServiceEndpoint ep;
+      ep.ip = ParseIp(eps[i], ew, "ip");
+      if (eps[i].contains("node")) ep.node = RequireString(eps[i], ew, "node");
+      if (eps[i].contains("workload")) ep.workload = RequireString(eps[i], ew, "workload");
+      for (const auto& w : workloads) {
+        if (w.ip != ep.ip) continue;
+        if (ep.node.empty()) ep.node = w.node;
+        if (ep.workload.empty()) ep.workload = w.ns + "/" + w.name;
+      }
+      s.endpoints.push_back(std::move(ep));
+    }
+  }
+  if (j.contains("loadBalancer")) {
+    const json& lb = j["loadBalancer"];
+    std::string lw = Field(where, "loadBalancer");
+    if (!lb.is_object()) throw ConfigError{lw, "must be an object"};
+    AllowOnly(lb, lw, {"algorithm", "localityPreference"});
+    if (lb.contains("algorithm")) {
+      std::string a = RequireString(lb, lw, "algorithm");
+      if (!ParseLbAlgorithm(a, &s.policy.algorithm)) {
+        throw ConfigError{lw + ".algorithm",
+                          "must be RoundRobin, LeastConnections or PowerOfTwoChoices, got \"" + a + "\""};
+      }
+    }
+    if (lb.contains("localityPreference")) {
+      if (!lb["localityPreference"].is_boolean())
+        throw ConfigError{lw + ".localityPreference", "must be true or false"};
+      s.policy.locality_preference = lb["localityPreference"].get<bool>();
+    }
+  }
+  return s;
+}
+
 void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
   json doc;
   try {
@@ -96,7 +179,7 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
     throw ConfigError{"(document)", std::string("invalid JSON: ") + e.what()};
   }
   if (!doc.is_object()) throw ConfigError{"(document)", "must be a JSON object"};
-  AllowOnly(doc, "", {"node", "trustDomain", "mode", "rootCert", "workloads", "identities"});
+  AllowOnly(doc, "", {"node", "trustDomain", "mode", "rootCert", "workloads", "identities", "services"});
   std::string node = RequireString(doc, "", "node");
   std::string td = RequireString(doc, "", "trustDomain");
   std::string why;
@@ -146,7 +229,22 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
       out->identities.push_back(std::move(m));
     }
   }
-  out->snapshot = std::make_shared<MeshSnapshot>(td, node, mode, std::move(workloads));
+  std::vector<Service> services;
+  if (doc.contains("services")) {
+    const json& arr = doc["services"];
+    if (!arr.is_array()) throw ConfigError{"services", "must be an array"};
+    std::set<in_addr_t> vips;
+    std::set<std::string> keys;
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string where = "services[" + std::to_string(i) + "]";
+      Service s = ParseService(arr[i], where, workloads);
+      if (!vips.insert(s.vip).second) throw ConfigError{where + ".vip", "duplicate service VIP"};
+      if (ips.count(s.vip)) throw ConfigError{where + ".vip", "is a workload IP"};
+      if (!keys.insert(s.Key()).second) throw ConfigError{where + ".name", "duplicate service " + s.Key()};
+      services.push_back(std::move(s));
+    }
+  }
+  out->snapshot = std::make_shared<MeshSnapshot>(td, node, mode, std::move(workloads), std::move(services));
 }
 
 }  // namespace

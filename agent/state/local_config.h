@@ -3,7 +3,10 @@
 //   {"node":"node1","trustDomain":"cluster.local","mode":"STRICT","rootCert":"/path/root.pem",
 //    "workloads":[{"name":"podA","namespace":"default","serviceAccount":"sa-a","ip":"10.244.1.11","node":"node1",
 //                  "enrolled":true,"mode":"STRICT"}],
-//    "identities":[{"spiffeId":"spiffe://cluster.local/ns/default/sa/sa-a","certChain":"a.crt","key":"a.key"}]}
+//    "identities":[{"spiffeId":"spiffe://cluster.local/ns/default/sa/sa-a","certChain":"a.crt","key":"a.key"}],
+//    "services":[{"name":"web","namespace":"default","vip":"10.96.0.10","ports":[{"port":80,"targetPort":8080}],
+//                 "endpoints":[{"ip":"10.244.1.11"}],"loadBalancer":{"algorithm":"RoundRobin"}}]}
+// Service endpoints that are workload IPs take the workload's node and name unless given.
 // Relative paths are relative to the config file's directory. Workload "mode" defaults to the mesh mode.
 #pragma once
 

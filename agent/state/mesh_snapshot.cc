@@ -7,13 +7,30 @@ const char* MeshModeName(MeshMode m) {
 }
 
 MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode default_mode,
-                           std::vector<Workload> workloads)
-    : trust_domain_(std::move(trust_domain)), node_(std::move(node)), default_mode_(default_mode) {
+                           std::vector<Workload> workloads, std::vector<Service> services)
+    : trust_domain_(std::move(trust_domain)),
+      node_(std::move(node)),
+      default_mode_(default_mode),
+      services_(std::move(services)) {
   by_ip_.reserve(workloads.size());
   for (auto& w : workloads) {
     in_addr_t ip = w.ip;
     by_ip_.insert_or_assign(ip, std::move(w));
   }
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (services_[i].vip != 0) service_by_vip_.emplace(services_[i].vip, i);
+    service_by_key_.emplace(services_[i].Key(), i);
+  }
+}
+
+const Service* MeshSnapshot::FindService(in_addr_t vip) const {
+  auto it = service_by_vip_.find(vip);
+  return it == service_by_vip_.end() ? nullptr : &services_[it->second];
+}
+
+const Service* MeshSnapshot::FindService(const std::string& ns, const std::string& name) const {
+  auto it = service_by_key_.find(ns + "/" + name);
+  return it == service_by_key_.end() ? nullptr : &services_[it->second];
 }
 
 const Workload* MeshSnapshot::Find(in_addr_t ip) const {

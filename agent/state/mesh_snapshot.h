@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/state/service.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::agent {
@@ -33,7 +34,8 @@ struct Workload {
 
 class MeshSnapshot {
  public:
-  MeshSnapshot(std::string trust_domain, std::string node, MeshMode default_mode, std::vector<Workload> workloads);
+  MeshSnapshot(std::string trust_domain, std::string node, MeshMode default_mode, std::vector<Workload> workloads,
+               std::vector<Service> services = {});
 
   const std::string& trust_domain() const { return trust_domain_; }
   const std::string& node() const { return node_; }
@@ -46,11 +48,19 @@ class MeshSnapshot {
   bool IsLocal(const Workload& w) const { return w.node == node_; }
   tls::SpiffeId IdentityOf(const Workload& w) const { return {trust_domain_, w.ns, w.service_account}; }
 
+  const std::vector<Service>& services() const { return services_; }
+  // nullptr when the IP (network byte order) is not a Service VIP.
+  const Service* FindService(in_addr_t vip) const;
+  const Service* FindService(const std::string& ns, const std::string& name) const;
+
  private:
   std::string trust_domain_;
   std::string node_;
   MeshMode default_mode_;
   std::unordered_map<in_addr_t, Workload> by_ip_;
+  std::vector<Service> services_;
+  std::unordered_map<in_addr_t, size_t> service_by_vip_;
+  std::unordered_map<std::string, size_t> service_by_key_;  // "<namespace>/<name>"
 };
 
 // Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).

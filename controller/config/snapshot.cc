@@ -113,6 +113,16 @@ v1::ResourceKey KeyProto(const v1::Resource& r) {
       k.set_kind(v1::MESH_CONFIG);
       k.set_name(r.mesh_config().name());
       break;
+    case v1::Resource::kTcpRoute:
+      k.set_kind(v1::TCP_ROUTE);
+      k.set_namespace_(r.tcp_route().namespace_());
+      k.set_name(r.tcp_route().name());
+      break;
+    case v1::Resource::kServicePolicy:
+      k.set_kind(v1::SERVICE_POLICY);
+      k.set_namespace_(r.service_policy().namespace_());
+      k.set_name(r.service_policy().name());
+      break;
     default:
       break;
   }

@@ -3,6 +3,7 @@
 
 #include "controller/ca/spiffe_id.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_guard.h"
 #include "controller/manifest/yaml_reader.h"
 
@@ -186,13 +187,18 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   if (!r.CheckMap(doc, "", {"apiVersion", "kind", "metadata", "spec"})) return;
   auto api = r.Str(doc, "apiVersion", "", true);
   auto kind = r.Str(doc, "kind", "", true);
-  if (api && *api != kApiVersion) {
-    r.Fail(doc["apiVersion"], "unsupported apiVersion '" + *api + "' (expected " + kApiVersion + ")");
+  // TCPRoute is the Gateway API's own kind (mesh form); everything else is zeromesh's.
+  const char* want_api = kind && *kind == "TCPRoute" ? kGatewayApiVersion : kApiVersion;
+  if (api && *api != want_api) {
+    r.Fail(doc["apiVersion"],
+           "unsupported apiVersion '" + *api + "' for kind " + kind.value_or("?") + " (expected " + want_api + ")");
   }
   if (!kind) return;
   bool cluster_scoped = *kind == "MeshConfig";
-  if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && !cluster_scoped) {
-    r.Fail(doc["kind"], "unknown kind '" + *kind + "' (expected Workload, Service, TrafficPermission or MeshConfig)");
+  if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && *kind != "TCPRoute" &&
+      *kind != "ServicePolicy" && !cluster_scoped) {
+    r.Fail(doc["kind"], "unknown kind '" + *kind +
+                            "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute or MeshConfig)");
     return;
   }
   Meta m;
@@ -230,6 +236,10 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
     DecodeService(r, m, spec, loc.resource.mutable_service());
   } else if (*kind == "TrafficPermission") {
     DecodePermission(r, m, spec, loc.resource.mutable_traffic_permission());
+  } else if (*kind == "TCPRoute") {
+    DecodeTcpRoute(r, m.name, m.ns, spec, loc.resource.mutable_tcp_route());
+  } else if (*kind == "ServicePolicy") {
+    DecodeServicePolicy(r, m.name, m.ns, spec, loc.resource.mutable_service_policy());
   } else {
     loc.resource.mutable_mesh_config()->set_name(m.name);
     DecodeMeshConfig(r, spec, limits, loc.resource.mutable_mesh_config());

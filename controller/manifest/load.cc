@@ -8,6 +8,7 @@
 
 #include "controller/fs_util.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/traffic_decode.h"
 
 namespace zm::manifest {
 
@@ -21,6 +22,10 @@ std::string KindName(const zeromesh::v1::Resource& r) {
       return "TrafficPermission";
     case zeromesh::v1::Resource::kMeshConfig:
       return "MeshConfig";
+    case zeromesh::v1::Resource::kTcpRoute:
+      return "TCPRoute";
+    case zeromesh::v1::Resource::kServicePolicy:
+      return "ServicePolicy";
     default:
       return "Unknown";
   }
@@ -36,6 +41,10 @@ std::string KeyOf(const zeromesh::v1::Resource& r) {
       return "TrafficPermission/" + r.traffic_permission().namespace_() + "/" + r.traffic_permission().name();
     case zeromesh::v1::Resource::kMeshConfig:
       return "MeshConfig//" + r.mesh_config().name();
+    case zeromesh::v1::Resource::kTcpRoute:
+      return "TCPRoute/" + r.tcp_route().namespace_() + "/" + r.tcp_route().name();
+    case zeromesh::v1::Resource::kServicePolicy:
+      return "ServicePolicy/" + r.service_policy().namespace_() + "/" + r.service_policy().name();
     default:
       return "Unknown//";
   }
@@ -69,6 +78,7 @@ void CheckSet(Result* r) {
       mesh_config = &l;
     }
   }
+  CheckTrafficRefs(r);
 }
 
 Result LoadDir(const std::string& dir, const Limits& limits) {

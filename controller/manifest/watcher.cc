@@ -83,6 +83,7 @@ void DirWatcher::Run() {
     if (wd_ < 0 && AddWatch()) {
       pending = true;  // directory (re)appeared
       last_event = now - debounce_;
+      if (on_restart_) on_restart_();
     }
     if (pending && now - last_event >= debounce_) {
       pending = false;

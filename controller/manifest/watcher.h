@@ -18,6 +18,8 @@ class DirWatcher {
   DirWatcher(const DirWatcher&) = delete;
   DirWatcher& operator=(const DirWatcher&) = delete;
 
+  // Called (on the watch thread) each time the watch is re-established after the directory went away. Set before Start.
+  void OnRestart(Callback cb) { on_restart_ = std::move(cb); }
   // Starts the watch thread. The caller does the initial load itself.
   bool Start(std::string* error);
   void Stop();
@@ -28,6 +30,7 @@ class DirWatcher {
 
   const std::string dir_;
   const Callback on_change_;
+  Callback on_restart_;
   const std::chrono::milliseconds debounce_;
   const std::chrono::milliseconds rescan_;  // safety net for missed events (dir replaced, NFS, ...)
   int inotify_fd_ = -1;

@@ -1,6 +1,9 @@
 #include "controller/service/config_service.h"
 
+#include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/log.h"
@@ -32,14 +35,34 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
             {{"node", node}, {"agent_version", hello.agent_version()}, {"resume_from", base ? base->version : 0}});
   ctx_->agents->StreamOpened(node);
 
+  // Push latency: from the version becoming current (or this stream opening, if later) to the agent's ACK.
+  using Clock = ControllerMetrics::Clock;
+  const auto opened = Clock::now();
+  std::mutex pending_mu;
+  std::map<uint64_t, Clock::time_point> pending;  // versions written, not yet ACKed or NACKed
+  auto settle = [&](uint64_t version, bool acked) {
+    std::lock_guard<std::mutex> lock(pending_mu);
+    auto it = pending.find(version);
+    if (it != pending.end() && ctx_->metrics) {
+      if (acked) {
+        ctx_->metrics->PushAcked(std::chrono::duration<double>(Clock::now() - it->second).count());
+      } else {
+        ctx_->metrics->PushNacked();
+      }
+    }
+    pending.erase(pending.begin(), pending.upper_bound(version));  // an ACK covers every older push
+  };
+
   // Acks arrive on their own thread: the sync API allows one reader and one writer at a time.
   std::atomic<bool> reader_done{false};
   std::thread reader([&] {
     v1::AgentMessage msg;
     while (stream->Read(&msg)) {
       if (msg.has_ack()) {
+        settle(msg.ack().version(), true);
         ctx_->agents->Acked(node, msg.ack().version());
       } else if (msg.has_nack()) {
+        settle(msg.nack().version(), false);
         ctx_->agents->Nacked(node, msg.nack().version(), msg.nack().error().substr(0, 4096));
         log::Warn("config: agent rejected config",
                   {{"node", node}, {"version", msg.nack().version()}, {"error", msg.nack().error().substr(0, 4096)}});
@@ -54,7 +77,13 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
     if (!snap || (base && snap->version == base->version)) continue;
     v1::ConfigPush push = base ? MakeDeltaPush(*base, *snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem())
                                : MakeFullPush(*snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem());
+    if (ctx_->metrics) {
+      auto published = ctx_->metrics->PublishedAt(snap->version).value_or(opened);
+      std::lock_guard<std::mutex> lock(pending_mu);
+      pending[snap->version] = std::max(published, opened);
+    }
     if (!stream->Write(push)) break;
+    if (ctx_->metrics) ctx_->metrics->PushSent();
     ctx_->agents->Sent(node, snap->version);
     base = snap;
   }

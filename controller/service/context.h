@@ -9,6 +9,7 @@
 #include "controller/auth/join_tokens.h"
 #include "controller/ca/authority.h"
 #include "controller/config/store.h"
+#include "controller/metrics/controller_metrics.h"
 
 namespace zm::ctrl {
 
@@ -19,6 +20,7 @@ struct ServiceContext {
   const ca::Authority* ca = nullptr;
   const JoinTokens* tokens = nullptr;
   AgentRegistry* agents = nullptr;
+  ControllerMetrics* metrics = nullptr;
   uint32_t max_cert_ttl_seconds = 86400;
   std::string manifests_dir;
   int64_t started_unix = 0;

@@ -7,35 +7,44 @@ namespace zm::ctrl {
 
 grpc::Status IdentityService::Sign(grpc::ServerContext* context, const zeromesh::v1::SignRequest* req,
                                    zeromesh::v1::SignResponse* resp) {
+  auto count_denial = [&](CsrDenial reason) {
+    if (ctx_->metrics) ctx_->metrics->CsrDenied(reason);
+  };
   std::string node;
   if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) {
     log::Warn("sign: unauthenticated", {{"peer", context->peer()}, {"error", st.error_message()}});
+    count_denial(CsrDenial::kUnauthenticated);
     return st;
   }
-  auto deny = [&](grpc::StatusCode code, const std::string& why) {
+  auto deny = [&](CsrDenial reason, grpc::StatusCode code, const std::string& why) {
     log::Warn("sign: rejected", {{"node", node}, {"error", why}});
+    count_denial(reason);
     return grpc::Status(code, why);
   };
   auto snap = ctx_->store->Current();
-  if (!snap) return deny(grpc::StatusCode::UNAVAILABLE, "no valid mesh configuration loaded yet");
+  if (!snap) return deny(CsrDenial::kNoConfig, grpc::StatusCode::UNAVAILABLE, "no valid mesh configuration loaded yet");
 
   auto check = ca::CheckCsr(req->csr_pem(), snap->mesh.trust_domain());
   if (!check.ok) {
-    return deny(check.denied ? grpc::StatusCode::PERMISSION_DENIED : grpc::StatusCode::INVALID_ARGUMENT, check.error);
+    return check.denied ? deny(CsrDenial::kForeignIdentity, grpc::StatusCode::PERMISSION_DENIED, check.error)
+                        : deny(CsrDenial::kInvalidCsr, grpc::StatusCode::INVALID_ARGUMENT, check.error);
   }
   uint32_t ttl = req->ttl_seconds() == 0 ? snap->mesh.cert_ttl_seconds() : req->ttl_seconds();
   if (ttl > ctx_->max_cert_ttl_seconds) {
-    return deny(grpc::StatusCode::INVALID_ARGUMENT, "requested TTL " + std::to_string(ttl) + "s exceeds the maximum " +
-                                                        std::to_string(ctx_->max_cert_ttl_seconds) + "s");
+    return deny(CsrDenial::kBadTtl, grpc::StatusCode::INVALID_ARGUMENT,
+                "requested TTL " + std::to_string(ttl) + "s exceeds the maximum " +
+                    std::to_string(ctx_->max_cert_ttl_seconds) + "s");
   }
-  if (ttl < 60) return deny(grpc::StatusCode::INVALID_ARGUMENT, "requested TTL must be at least 60s");
+  if (ttl < 60)
+    return deny(CsrDenial::kBadTtl, grpc::StatusCode::INVALID_ARGUMENT, "requested TTL must be at least 60s");
 
   const std::string id = check.id.str();
   if (!snap->NodeRuns(node, check.id.ns, check.id.sa)) {
     bool anywhere = false;
     for (const auto& [n, ids] : snap->identities_by_node)
       anywhere = anywhere || ids.count(check.id.ns + "/" + check.id.sa);
-    return deny(grpc::StatusCode::PERMISSION_DENIED,
+    return deny(anywhere ? CsrDenial::kNodeNotAuthorized : CsrDenial::kUnknownIdentity,
+                grpc::StatusCode::PERMISSION_DENIED,
                 anywhere ? "no workload with identity " + id + " is scheduled on node '" + node + "'"
                          : "unknown workload identity " + id + ": no workload in the mesh uses service account " +
                                check.id.ns + "/" + check.id.sa);
@@ -48,10 +57,12 @@ grpc::Status IdentityService::Sign(grpc::ServerContext* context, const zeromesh:
   auto issued = ctx_->ca->Issue(spec, &err);
   if (!issued) {
     log::Error("sign: CA failure", {{"node", node}, {"id", id}, {"error", err}});
+    count_denial(CsrDenial::kCaError);
     return {grpc::StatusCode::INTERNAL, "signing failed"};
   }
   resp->set_cert_chain_pem(issued->chain_pem);
   resp->set_trust_bundle_pem(ctx_->ca->trust_bundle_pem());
+  if (ctx_->metrics) ctx_->metrics->CsrSigned();
   log::Info("sign: issued", {{"node", node}, {"id", id}, {"not_after", issued->not_after_unix}});
   return grpc::Status::OK;
 }

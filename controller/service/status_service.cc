@@ -35,4 +35,16 @@ grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1
   return grpc::Status::OK;
 }
 
+grpc::Status StatusService::Resources(grpc::ServerContext* context, const zeromesh::v1::GetResourcesRequest*,
+                                      zeromesh::v1::ResourceSet* resp) {
+  std::string node;
+  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  resp->set_epoch(ctx_->store->epoch());
+  auto snap = ctx_->store->Current();
+  if (!snap) return grpc::Status::OK;  // version 0: no valid configuration yet
+  resp->set_version(snap->version);
+  for (const auto& [key, r] : snap->resources) *resp->add_resources() = r;
+  return grpc::Status::OK;
+}
+
 }  // namespace zm::ctrl

@@ -1,4 +1,4 @@
-// Status.Report (agents) and Status.Get (meshctl; any valid join token).
+// Status.Report (agents), Status.Get and Status.Resources (meshctl; any valid join token).
 #pragma once
 
 #include "controller/service/context.h"
@@ -13,6 +13,8 @@ class StatusService final : public zeromesh::v1::Status::Service {
                       zeromesh::v1::ReportAck* resp) override;
   grpc::Status Get(grpc::ServerContext* context, const zeromesh::v1::GetStatusRequest* req,
                    zeromesh::v1::MeshStatus* resp) override;
+  grpc::Status Resources(grpc::ServerContext* context, const zeromesh::v1::GetResourcesRequest* req,
+                         zeromesh::v1::ResourceSet* resp) override;
 
  private:
   ServiceContext* ctx_;

@@ -10,8 +10,8 @@
 
 #include "agent/metrics/agent_health.h"
 #include "agent/metrics/connection_metrics.h"
-#include "agent/metrics/metrics_hub.h"
 #include "agent/metrics/telemetry.h"
+#include "common/metrics/metrics_hub.h"
 
 namespace zm::metrics {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/admin/http_server.h"
+#include "common/http/http_server.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 
-namespace zm::admin {
+namespace zm::http {
 namespace {
 
 const char* Reason(int status) {
@@ -110,4 +110,4 @@ int HttpServer::Handle(mg_connection* conn) {
   return resp.status;  // civetweb: a status code means "handled"
 }
 
-}  // namespace zm::admin
+}  // namespace zm::http

@@ -1,7 +1,8 @@
-// A small HTTP/1.1 server for the agent's admin endpoints, on civetweb. Why civetweb and not an epoll loop of our own:
-// it is already on every machine that has prometheus-cpp (its Exposer runs on it), it parses HTTP properly (partial
-// reads, pipelining, timeouts, slow clients), and its own small thread pool keeps scrapes and debug dumps off the
-// proxy's event loops. Exact-path routes, GET and HEAD only; nothing is served from disk.
+// A small HTTP/1.1 server for the admin endpoints of the agent and the controller, on civetweb. Why civetweb and not
+// an epoll loop of our own: it is already on every machine that has prometheus-cpp (its Exposer runs on it), it
+// parses HTTP properly (partial reads, pipelining, timeouts, slow clients), and its own small thread pool keeps
+// scrapes and debug dumps off the proxy's event loops. Exact-path routes, GET and HEAD only; nothing is served from
+// disk.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,7 @@
 struct mg_context;
 struct mg_connection;
 
-namespace zm::admin {
+namespace zm::http {
 
 struct HttpResponse {
   int status = 200;
@@ -49,4 +50,4 @@ class HttpServer {
 // "ip:port" -> civetweb's listening_ports syntax; false for anything else (no host names, port 0..65535).
 bool ValidListenAddr(const std::string& addr, std::string* error);
 
-}  // namespace zm::admin
+}  // namespace zm::http

@@ -1,4 +1,4 @@
-#include "agent/metrics/metrics_hub.h"
+#include "common/metrics/metrics_hub.h"
 
 #include <prometheus/text_serializer.h>
 

@@ -1,0 +1,30 @@
+// Verifies attachments with the kernel rather than trusting the manager's bookkeeping: each link the manager holds
+// must be listed by BPF_PROG_QUERY at tcx ingress of its interface (someone may have detached it by hand), and every
+// veth in the node netns must have an attachment (a pod veth without one is traffic that escapes capture).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/bpf/bpf_manager.h"
+#include "agent/bpf/link_watcher.h"
+
+namespace zm::agent::bpf {
+
+struct AttachmentHealth {
+  std::string ifname;
+  uint32_t ifindex = 0;
+  IfaceRole role = IfaceRole::kPodVeth;
+  bool attached = false;
+  std::string error;  // why not, for the status report
+};
+
+// Interfaces of the calling thread's netns (an RTM_GETLINK dump).
+Status ListLinks(std::vector<LinkEvent>* out);
+
+// `links`: the netns's interfaces (ListLinks). Queries the kernel for each known attachment.
+std::vector<AttachmentHealth> CheckAttachments(const std::vector<Attachment>& known,
+                                               const std::vector<LinkEvent>& links);
+
+}  // namespace zm::agent::bpf

@@ -1,0 +1,43 @@
+#include "agent/state/service.h"
+
+namespace zm::agent {
+
+const char* LbAlgorithmName(LbAlgorithm a) {
+  switch (a) {
+    case LbAlgorithm::kLeastConnections:
+      return "LeastConnections";
+    case LbAlgorithm::kPowerOfTwoChoices:
+      return "PowerOfTwoChoices";
+    case LbAlgorithm::kRoundRobin:
+      break;
+  }
+  return "RoundRobin";
+}
+
+bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out) {
+  for (LbAlgorithm a : {LbAlgorithm::kRoundRobin, LbAlgorithm::kLeastConnections, LbAlgorithm::kPowerOfTwoChoices}) {
+    if (s == LbAlgorithmName(a)) {
+      *out = a;
+      return true;
+    }
+  }
+  return false;
+}
+
+const ServicePortMap* Service::FindPort(uint16_t port) const {
+  for (const auto& p : ports) {
+    if (p.port == port) return &p;
+  }
+  return nullptr;
+}
+
+const TrafficSplit* Service::FindSplit(uint16_t port) const {
+  const TrafficSplit* any = nullptr;
+  for (const auto& s : splits) {
+    if (s.port == port) return &s;
+    if (s.port == 0) any = &s;
+  }
+  return any;
+}
+
+}  // namespace zm::agent

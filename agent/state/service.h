@@ -1,0 +1,76 @@
+// Services as the proxy sees them: a VIP with port mappings, endpoints, an optional weighted split (TCPRoute in the
+// GAMMA form: the route's parent is this Service) and the traffic policy of the Service (ServicePolicy).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zm::agent {
+
+enum class LbAlgorithm : uint8_t { kRoundRobin, kLeastConnections, kPowerOfTwoChoices };
+const char* LbAlgorithmName(LbAlgorithm a);
+// "RoundRobin", "LeastConnections", "PowerOfTwoChoices"; false for anything else.
+bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out);
+
+struct ServicePortMap {
+  uint16_t port = 0;
+  uint16_t target_port = 0;
+};
+
+struct ServiceEndpoint {
+  in_addr_t ip = 0;      // network byte order
+  std::string workload;  // "<namespace>/<name>" when a mesh workload, else ""
+  std::string node;      // "" when unknown (outside the mesh)
+};
+
+struct BackendRef {
+  std::string ns;
+  std::string name;
+  uint16_t port = 0;  // a port of the backend Service
+  uint32_t weight = 0;
+};
+
+// Connections to the parent VIP on |port| (0: every port) go to the backends by weight.
+struct TrafficSplit {
+  std::string route;  // "<namespace>/<name>" of the route, for logs and the config dump
+  uint16_t port = 0;
+  std::vector<BackendRef> backends;
+};
+
+// Per destination service; zero values mean "not set" (the proxy's defaults apply).
+struct ServiceTrafficPolicy {
+  std::string name;  // "<namespace>/<name>" of the ServicePolicy, "" when none applies
+  LbAlgorithm algorithm = LbAlgorithm::kRoundRobin;
+  bool locality_preference = false;
+  std::chrono::milliseconds connect_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+  uint32_t retry_attempts = 0;  // extra connect attempts on other endpoints
+  uint32_t max_connections = 0;
+  uint32_t max_pending_connections = 0;
+  uint32_t outlier_consecutive_failures = 0;  // 0: outlier detection off
+  std::chrono::milliseconds outlier_base_ejection{30000};
+  uint32_t outlier_max_ejection_percent = 10;
+  double rate_limit_per_second = 0;  // new connections per second (0: unlimited), enforced at the destination node
+  uint32_t rate_limit_burst = 0;
+  bool rate_limit_per_source = false;  // one bucket per source identity instead of one for the service
+};
+
+struct Service {
+  std::string name;
+  std::string ns;
+  in_addr_t vip = 0;  // network byte order; 0 = no VIP (only reachable as a split backend)
+  std::vector<ServicePortMap> ports;
+  std::vector<ServiceEndpoint> endpoints;
+  std::vector<TrafficSplit> splits;
+  ServiceTrafficPolicy policy;
+
+  std::string Key() const { return ns + "/" + name; }
+  const ServicePortMap* FindPort(uint16_t port) const;
+  const TrafficSplit* FindSplit(uint16_t port) const;  // an exact port match wins over a port-0 split
+};
+
+}  // namespace zm::agent

@@ -1,0 +1,104 @@
+// Endpoint selection for Services, shared by every proxy worker and kept across config versions: round robin counters,
+// live connection counts (least connections, power of two choices, circuit breaker), outlier ejection and the
+// weighted-split state. Keyed by "<namespace>/<name>" and endpoint address, so a new snapshot keeps the counters of
+// endpoints that did not change.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "agent/state/service.h"
+#include "agent/traffic/smooth_weighted.h"
+
+namespace zm::traffic {
+
+using Clock = std::chrono::steady_clock;
+
+struct EndpointState {
+  std::atomic<uint32_t> active{0};
+  // Outlier detection; guarded by the service's mutex.
+  uint32_t consecutive_failures = 0;
+  uint32_t ejections = 0;
+  Clock::time_point ejected_until{};
+};
+
+struct ServiceState {
+  std::mutex mu;
+  uint64_t rr = 0;
+  std::map<uint64_t, std::shared_ptr<EndpointState>> endpoints;  // (ip << 16 | target port)
+  std::map<uint16_t, SmoothWeighted> splits;                     // by parent port
+  std::minstd_rand rng{0x5eed};
+  std::atomic<uint32_t> active{0};   // connections to any endpoint (circuit breaker)
+  std::atomic<uint32_t> pending{0};  // of those, still connecting
+  std::atomic<uint64_t> overflows{0};
+  std::atomic<uint64_t> ejections_total{0};
+  size_t endpoint_count = 0;  // of the latest snapshot (the map may still hold removed ones); guarded by mu
+};
+
+// One picked endpoint for one connection: counts it as active (and pending until Connected/Failed) while it lives.
+class Lease {
+ public:
+  Lease() = default;
+  Lease(std::shared_ptr<ServiceState> svc, std::shared_ptr<EndpointState> ep, const agent::ServiceTrafficPolicy* pol);
+  Lease(Lease&& o) noexcept { *this = std::move(o); }
+  Lease& operator=(Lease&& o) noexcept;
+  ~Lease() { Release(); }
+
+  explicit operator bool() const { return ep_ != nullptr; }
+  void Connected();  // the connect (or HBONE CONNECT) succeeded
+  void Failed();     // refused or timed out: counts toward outlier ejection
+  void Release();
+
+ private:
+  std::shared_ptr<ServiceState> svc_;
+  std::shared_ptr<EndpointState> ep_;
+  bool pending_ = false;
+  // Outlier settings copied at pick time: the snapshot may be gone when the outcome arrives.
+  uint32_t consecutive_limit_ = 0;
+  std::chrono::milliseconds base_ejection_{0};
+  uint32_t max_ejection_percent_ = 0;
+};
+
+struct PickRequest {
+  const agent::Service* service = nullptr;          // where the endpoint comes from
+  uint16_t target_port = 0;                         // the endpoint port (after the targetPort mapping)
+  const std::string* local_node = nullptr;          // for locality preference
+  const std::vector<in_addr_t>* exclude = nullptr;  // endpoints already tried by this connection
+};
+
+enum class PickStatus { kOk, kNoEndpoint, kOverflow };
+
+class Balancer {
+ public:
+  // Picks an endpoint index of req.service; on kOk fills *index and *lease.
+  PickStatus Pick(const PickRequest& req, size_t* index, Lease* lease);
+  // The backend index (into split.backends) for a new connection to the parent; available[i] says whether backend i
+  // has endpoints. -1 when none can take it.
+  int PickBackend(const agent::Service& parent, const agent::TrafficSplit& split, const std::vector<bool>& available);
+
+  struct EndpointView {
+    uint32_t active = 0;
+    uint32_t ejections = 0;
+    bool ejected = false;
+  };
+  // For the config dump and tests.
+  EndpointView View(const std::string& service_key, in_addr_t ip, uint16_t port);
+  uint64_t Overflows(const std::string& service_key);
+
+ private:
+  std::shared_ptr<ServiceState> StateOf(const std::string& key);
+
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ServiceState>> services_;
+};
+
+}  // namespace zm::traffic

@@ -1,0 +1,82 @@
+#include "agent/traffic/router.h"
+
+#include <arpa/inet.h>
+
+namespace zm::traffic {
+namespace {
+
+std::string Ip(in_addr_t ip) {
+  char buf[INET_ADDRSTRLEN] = "";
+  in_addr a{};
+  a.s_addr = ip;
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
+RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& svc, uint16_t port,
+                         const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+  const agent::ServicePortMap* pm = svc.FindPort(port);
+  if (pm == nullptr) {
+    *why = "service " + svc.Key() + " has no port " + std::to_string(port);
+    return RouteStatus::kNoPort;
+  }
+  PickRequest req;
+  req.service = &svc;
+  req.target_port = pm->target_port;
+  req.local_node = &snap.node();
+  req.exclude = &tried;
+  size_t idx = 0;
+  Lease lease;
+  switch (lb.Pick(req, &idx, &lease)) {
+    case PickStatus::kOverflow:
+      *why = "service " + svc.Key() + ": circuit breaker open (too many connections)";
+      return RouteStatus::kOverflow;
+    case PickStatus::kNoEndpoint:
+      *why = "service " + svc.Key() + " has no " + (tried.empty() ? "" : "untried ") + "endpoint";
+      return RouteStatus::kNoEndpoint;
+    case PickStatus::kOk:
+      break;
+  }
+  out->service = &svc;
+  out->endpoint = &svc.endpoints[idx];
+  out->service_port = port;
+  out->addr = {};
+  out->addr.sin_family = AF_INET;
+  out->addr.sin_addr.s_addr = out->endpoint->ip;
+  out->addr.sin_port = htons(pm->target_port);
+  out->lease = std::move(lease);
+  return RouteStatus::kOk;
+}
+
+}  // namespace
+
+RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
+                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+  const agent::TrafficSplit* split = vip_service.FindSplit(port);
+  if (split == nullptr) return PickEndpoint(lb, snap, vip_service, port, tried, out, why);
+  std::vector<const agent::Service*> backends;
+  std::vector<bool> available;
+  for (const auto& b : split->backends) {
+    const agent::Service* s = snap.FindService(b.ns, b.name);
+    backends.push_back(s);
+    available.push_back(s != nullptr && s->FindPort(b.port) != nullptr && !s->endpoints.empty());
+  }
+  int i = lb.PickBackend(vip_service, *split, available);
+  if (i < 0) {
+    *why = "route " + split->route + " (parent " + vip_service.Key() + " " + Ip(vip_service.vip) + ":" +
+           std::to_string(port) + "): no backend with weight > 0 has endpoints";
+    return RouteStatus::kNoEndpoint;
+  }
+  return PickEndpoint(lb, snap, *backends[static_cast<size_t>(i)], split->backends[static_cast<size_t>(i)].port, tried,
+                      out, why);
+}
+
+RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
+                    std::string* why) {
+  const agent::Service* svc = r->service;
+  uint16_t port = r->service_port;
+  r->lease.Release();
+  return PickEndpoint(lb, snap, *svc, port, tried, r, why);
+}
+
+}  // namespace zm::traffic

@@ -1,0 +1,33 @@
+// Service resolution for a connection whose original destination is a Service VIP: the weighted split (if a route
+// has the Service as parent) picks a backend Service, the balancer picks one of its endpoints, the port mapping gives
+// the endpoint port.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <string>
+#include <vector>
+
+#include "agent/state/mesh_snapshot.h"
+#include "agent/traffic/balancer.h"
+
+namespace zm::traffic {
+
+struct Route {
+  const agent::Service* service = nullptr;  // the Service whose endpoint was picked (a split backend or the VIP's)
+  const agent::ServiceEndpoint* endpoint = nullptr;
+  uint16_t service_port = 0;  // the port on |service|
+  sockaddr_in addr{};         // endpoint IP : target port
+  Lease lease;
+};
+
+enum class RouteStatus { kOk, kNoPort, kNoEndpoint, kOverflow };
+
+// |tried| lists endpoint IPs this connection already failed on. Pointers in *out point into |snap|.
+RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
+                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why);
+// Another endpoint of r->service (a retry keeps the backend the split chose).
+RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
+                    std::string* why);
+
+}  // namespace zm::traffic

@@ -1,0 +1,196 @@
+#include "controller/k8s/http.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "controller/fs_util.h"
+
+namespace zm::k8s {
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Transfer {
+  const std::function<bool(std::string_view)>* on_line = nullptr;  // null: collect the body
+  const std::atomic<bool>* stop = nullptr;
+  std::string body;     // collected body (non-stream, or non-2xx stream)
+  std::string pending;  // partial line of a stream
+  bool streaming = false;
+  bool aborted = false;  // on_line asked to stop
+  CURL* curl = nullptr;
+};
+
+size_t OnData(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  size_t n = size * nmemb;
+  if (t->on_line == nullptr) {
+    if (t->body.size() + n > (256u << 20)) return 0;  // refuse absurd bodies
+    t->body.append(ptr, n);
+    return n;
+  }
+  long code = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  if (code < 200 || code >= 300) {  // an error Status object: keep it for the caller
+    if (t->body.size() < (1u << 20)) t->body.append(ptr, n);
+    return n;
+  }
+  t->pending.append(ptr, n);
+  size_t start = 0;
+  for (size_t nl; (nl = t->pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string_view line(t->pending.data() + start, nl - start);
+    if (!line.empty() && !(*t->on_line)(line)) {
+      t->aborted = true;
+      return 0;
+    }
+  }
+  t->pending.erase(0, start);
+  if (t->pending.size() > (64u << 20)) return 0;  // one event cannot be this large
+  return n;
+}
+
+int OnProgress(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(userdata);
+  return t->stop != nullptr && t->stop->load() ? 1 : 0;
+}
+
+std::string Token(const ClientConfig& c, std::string* error) {
+  if (!c.token_file.empty()) {
+    auto t = ctrl::ReadFile(c.token_file, error, 64 << 10);
+    if (!t) return "";
+    std::string s = *t;
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  return c.token;
+}
+
+HttpResponse Perform(const ClientConfig& cfg, const std::string& method, const std::string& path,
+                     const std::string& body, const std::string& content_type, int timeout_seconds, Transfer* t) {
+  GlobalInit();
+  HttpResponse resp;
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) {
+    resp.error = "curl_easy_init failed";
+    return resp;
+  }
+  CURL* c = curl.get();
+  t->curl = c;
+  std::string url = cfg.server + path;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(timeout_seconds));
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  // The API server sends a watch as one long HTTP/1.1 chunked response; HTTP/2 would work too but buys nothing here.
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+
+  curl_blob ca{}, cert{}, key{};
+  if (cfg.insecure) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (!cfg.ca_pem.empty()) {
+    ca.data = const_cast<char*>(cfg.ca_pem.data());
+    ca.len = cfg.ca_pem.size();
+    ca.flags = CURL_BLOB_NOCOPY;
+    curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+  }
+  if (!cfg.client_cert_pem.empty()) {
+    cert.data = const_cast<char*>(cfg.client_cert_pem.data());
+    cert.len = cfg.client_cert_pem.size();
+    cert.flags = CURL_BLOB_NOCOPY;
+    key.data = const_cast<char*>(cfg.client_key_pem.data());
+    key.len = cfg.client_key_pem.size();
+    key.flags = CURL_BLOB_NOCOPY;
+    curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+
+  curl_slist* raw = nullptr;
+  raw = curl_slist_append(raw, "Accept: application/json");
+  raw = curl_slist_append(raw, "User-Agent: mesh-controller (zeromesh)");
+  std::string token_err;
+  std::string token = Token(cfg, &token_err);
+  if (!token_err.empty()) {
+    curl_slist_free_all(raw);
+    resp.error = "token: " + token_err;
+    return resp;
+  }
+  std::string auth = "Authorization: Bearer " + token;
+  if (!token.empty()) raw = curl_slist_append(raw, auth.c_str());
+  std::string ctype = "Content-Type: " + content_type;
+  if (!content_type.empty()) raw = curl_slist_append(raw, ctype.c_str());
+  std::unique_ptr<curl_slist, SlistDeleter> headers(raw);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  if (method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  resp.body = std::move(t->body);
+  bool stopped = t->stop != nullptr && t->stop->load();
+  if (rc == CURLE_OK || t->aborted || stopped) return resp;
+  // A watch that runs into our client-side timeout ended normally as far as the caller is concerned.
+  if (rc == CURLE_OPERATION_TIMEDOUT && t->on_line != nullptr && resp.status >= 200 && resp.status < 300) return resp;
+  resp.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+  return resp;
+}
+
+}  // namespace
+
+std::string HttpResponse::Describe() const {
+  if (!error.empty()) return "transport: " + error;
+  std::string msg;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) {
+    msg = j["message"].get<std::string>();
+  } else {
+    msg = body.substr(0, 200);
+  }
+  return "HTTP " + std::to_string(status) + (msg.empty() ? "" : ": " + msg);
+}
+
+Http::Http(ClientConfig config) : config_(std::move(config)) {}
+
+HttpResponse Http::Request(const std::string& method, const std::string& path, const std::string& body,
+                           const std::string& content_type, int timeout_seconds) const {
+  Transfer t;
+  return Perform(config_, method, path, body, content_type, timeout_seconds, &t);
+}
+
+HttpResponse Http::Stream(const std::string& path, int timeout_seconds,
+                          const std::function<bool(std::string_view)>& on_line, const std::atomic<bool>* stop) const {
+  Transfer t;
+  t.on_line = &on_line;
+  t.stop = stop;
+  t.streaming = true;
+  return Perform(config_, "GET", path, "", "", timeout_seconds, &t);
+}
+
+}  // namespace zm::k8s

@@ -1,0 +1,41 @@
+// HTTP(S) to the Kubernetes API server with libcurl: plain requests and line-streamed watches. Thread-safe: every
+// call uses its own curl handle.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "controller/k8s/client_config.h"
+
+namespace zm::k8s {
+
+struct HttpResponse {
+  long status = 0;    // HTTP status; 0 = transport error (see error)
+  std::string body;   // the response body (for streams: only what was not consumed as lines, e.g. an error Status)
+  std::string error;  // transport error text, empty on a completed exchange
+  bool ok() const { return error.empty() && status >= 200 && status < 300; }
+  std::string Describe() const;  // "HTTP 403: <message>" / "transport: <error>"
+};
+
+class Http {
+ public:
+  explicit Http(ClientConfig config);
+
+  // `path` starts with '/' (query included). Body and content type only for methods that carry one.
+  HttpResponse Request(const std::string& method, const std::string& path, const std::string& body = "",
+                       const std::string& content_type = "", int timeout_seconds = 30) const;
+
+  // GET that delivers the 2xx response body line by line (watch events). Returns when the server ends the response,
+  // `timeout_seconds` pass, `on_line` returns false, or *stop becomes true (within about a second).
+  HttpResponse Stream(const std::string& path, int timeout_seconds,
+                      const std::function<bool(std::string_view line)>& on_line, const std::atomic<bool>* stop) const;
+
+  const ClientConfig& config() const { return config_; }
+
+ private:
+  ClientConfig config_;
+};
+
+}  // namespace zm::k8s

@@ -1,0 +1,52 @@
+// The Kubernetes config source of mesh-controller: list+watch of Pods, Namespaces, Services, EndpointSlices and the
+// mesh CRDs; after the first full sync of every type (and on each change, debounced) it translates them and hands the
+// result to a callback, then writes Accepted/Invalid status conditions to the CRD objects.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/k8s/http.h"
+#include "controller/k8s/reflector.h"
+#include "controller/k8s/translate.h"
+
+namespace zm::k8s {
+
+constexpr const char* kCrdGroupVersion = "/apis/zeromesh.io/v1alpha1";
+
+class Source {
+ public:
+  using Publish = std::function<void(const Translation&)>;
+
+  Source(ClientConfig config, manifest::Limits limits, Publish publish);
+  ~Source();
+
+  bool Start(std::string* error);  // checks that the API server answers, then starts the watches
+  void Stop();
+
+  const ClientConfig& config() const { return http_.config(); }
+
+ private:
+  void Changed();
+  void Loop();
+  void WriteStatuses(const std::vector<CrdStatus>& statuses);
+
+  Http http_;
+  manifest::Limits limits_;
+  Publish publish_;
+  std::vector<std::unique_ptr<Reflector>> reflectors_;  // pods, namespaces, services, slices, permissions, configs
+  std::vector<std::thread> threads_;
+  std::thread loop_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool dirty_ = false;
+};
+
+}  // namespace zm::k8s

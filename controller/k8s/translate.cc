@@ -1,0 +1,257 @@
+#include "controller/k8s/translate.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "controller/manifest/yaml_reader.h"
+
+namespace zm::k8s {
+namespace v1 = zeromesh::v1;
+using nlohmann::json;
+
+namespace {
+
+const json& Field(const json& j, std::initializer_list<const char*> path) {
+  static const json kNull;
+  const json* cur = &j;
+  for (const char* p : path) {
+    if (!cur->is_object()) return kNull;
+    auto it = cur->find(p);
+    if (it == cur->end()) return kNull;
+    cur = &*it;
+  }
+  return *cur;
+}
+
+std::string Str(const json& j, std::initializer_list<const char*> path) {
+  const json& v = Field(j, path);
+  return v.is_string() ? v.get<std::string>() : std::string();
+}
+
+std::map<std::string, std::string> StrMap(const json& j) {
+  std::map<std::string, std::string> out;
+  if (!j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+  }
+  return out;
+}
+
+bool NamespaceEnabled(const Objects& objs, const std::string& ns) {
+  auto it = objs.namespaces.find("/" + ns);
+  return it != objs.namespaces.end() && Str(it->second, {"metadata", "labels", kMeshLabel}) == kMeshEnabled;
+}
+
+void AddWorkloads(const Objects& objs, Translation* t) {
+  std::set<std::string> ips;
+  for (const auto& [key, pod] : objs.pods) {
+    std::string ns = Str(pod, {"metadata", "namespace"});
+    auto labels = StrMap(Field(pod, {"metadata", "labels"}));
+    bool ns_enabled = NamespaceEnabled(objs, ns);
+    auto own = labels.find(kMeshLabel);
+    bool enrolled = own != labels.end() ? own->second == kMeshEnabled : ns_enabled;
+    if (!enrolled && !ns_enabled) continue;  // not in the mesh at all
+    std::string node = Str(pod, {"spec", "nodeName"});
+    std::string ip = Str(pod, {"status", "podIP"});
+    if (Str(pod, {"status", "phase"}) != "Running" || node.empty() || ip.empty()) continue;
+    if (Field(pod, {"spec", "hostNetwork"}) == true) continue;  // the node's IP, not the pod's own
+    if (!manifest::CheckIpv4(ip).empty()) continue;             // IPv6-only pods are not supported yet
+    if (!ips.insert(ip).second) continue;                       // a stale pod still holding a reused IP
+    manifest::Located l;
+    l.file = "Pod" + std::string("/") + key;
+    auto* w = l.resource.mutable_workload();
+    w->set_name(Str(pod, {"metadata", "name"}));
+    w->set_namespace_(ns);
+    std::string sa = Str(pod, {"spec", "serviceAccountName"});
+    w->set_service_account(sa.empty() ? "default" : sa);
+    w->set_node(node);
+    w->set_ip(ip);
+    w->set_enrolled(enrolled);
+    for (const auto& [k, v] : labels) (*w->mutable_labels())[k] = v;
+    t->resources.push_back(std::move(l));
+    t->workloads++;
+    if (enrolled) t->enrolled++;
+  }
+}
+
+void AddServices(const Objects& objs, Translation* t) {
+  // EndpointSlices by "<namespace>/<service>".
+  std::map<std::string, std::vector<const json*>> slices;
+  for (const auto& [key, slice] : objs.endpoint_slices) {
+    if (Str(slice, {"addressType"}) != "IPv4") continue;
+    std::string svc = Str(slice, {"metadata", "labels", "kubernetes.io/service-name"});
+    if (!svc.empty()) slices[Str(slice, {"metadata", "namespace"}) + "/" + svc].push_back(&slice);
+  }
+  for (const auto& [key, svc] : objs.services) {
+    std::string vip = Str(svc, {"spec", "clusterIP"});
+    if (vip.empty() || vip == "None" || !manifest::CheckIpv4(vip).empty()) continue;
+    const auto& my_slices = slices[key];
+    manifest::Located l;
+    l.file = "Service/" + key;
+    auto* s = l.resource.mutable_service();
+    s->set_name(Str(svc, {"metadata", "name"}));
+    s->set_namespace_(Str(svc, {"metadata", "namespace"}));
+    s->set_vip(vip);
+    const json& ports = Field(svc, {"spec", "ports"});
+    if (!ports.is_array()) continue;
+    for (const auto& p : ports) {
+      std::string proto = Str(p, {"protocol"});
+      if (!proto.empty() && proto != "TCP") continue;
+      const json& port = Field(p, {"port"});
+      if (!port.is_number_integer()) continue;
+      std::string name = Str(p, {"name"});
+      uint32_t target = port.get<uint32_t>();
+      if (const json& tp = Field(p, {"targetPort"}); tp.is_number_integer()) target = tp.get<uint32_t>();
+      // A named targetPort resolves per pod; the EndpointSlice carries the resolved number under the port's name.
+      for (const json* slice : my_slices) {
+        const json& sp = Field(*slice, {"ports"});
+        if (!sp.is_array()) continue;
+        for (const auto& e : sp) {
+          if (Str(e, {"name"}) == name && Field(e, {"port"}).is_number_integer()) target = e["port"].get<uint32_t>();
+        }
+      }
+      auto* out = s->add_ports();
+      out->set_name(name);
+      out->set_port(port.get<uint32_t>());
+      out->set_target_port(target);
+      out->set_protocol("TCP");
+    }
+    if (s->ports_size() == 0) continue;  // UDP-only services are not meshed
+    std::set<std::string> seen;
+    for (const json* slice : my_slices) {
+      const json& eps = Field(*slice, {"endpoints"});
+      if (!eps.is_array()) continue;
+      for (const auto& e : eps) {
+        if (Field(e, {"conditions", "ready"}) == false) continue;
+        const json& addrs = Field(e, {"addresses"});
+        if (!addrs.is_array()) continue;
+        for (const auto& a : addrs) {
+          if (!a.is_string() || !manifest::CheckIpv4(a.get<std::string>()).empty()) continue;
+          if (!seen.insert(a.get<std::string>()).second) continue;
+          auto* ep = s->add_endpoints();
+          ep->set_ip(a.get<std::string>());
+          ep->set_node(Str(e, {"nodeName"}));
+        }
+      }
+    }
+    t->resources.push_back(std::move(l));
+    t->services++;
+  }
+}
+
+// Decodes a CRD object with the manifest decoder (JSON is YAML), so both modes accept exactly the same specs.
+bool DecodeCrd(const json& obj, const std::string& kind, const manifest::Limits& limits, manifest::Located* out,
+               std::string* reasons) {
+  json doc = {{"apiVersion", manifest::kApiVersion}, {"kind", kind}};
+  json meta = {{"name", Str(obj, {"metadata", "name"})}};
+  if (std::string ns = Str(obj, {"metadata", "namespace"}); !ns.empty()) meta["namespace"] = ns;
+  if (const json& labels = Field(obj, {"metadata", "labels"}); labels.is_object()) meta["labels"] = labels;
+  doc["metadata"] = meta;
+  if (const json& spec = Field(obj, {"spec"}); !spec.is_null()) doc["spec"] = spec;
+  manifest::Result r;
+  std::string where = kind + "/" + Reflector::KeyOf(obj);
+  manifest::DecodeText(doc.dump(2), where, limits, &r);
+  if (!r.ok() || r.resources.size() != 1) {
+    for (const auto& e : r.errors) *reasons += (reasons->empty() ? "" : "; ") + e.reason;
+    if (reasons->empty()) *reasons = "the object did not decode to one resource";
+    return false;
+  }
+  *out = std::move(r.resources[0]);
+  out->file = where;
+  out->line = 0;
+  return true;
+}
+
+CrdStatus MakeStatus(const json& obj, const char* resource) {
+  CrdStatus s;
+  s.resource = resource;
+  s.ns = Str(obj, {"metadata", "namespace"});
+  s.name = Str(obj, {"metadata", "name"});
+  const json& g = Field(obj, {"metadata", "generation"});
+  s.generation = g.is_number_integer() ? g.get<int64_t>() : 0;
+  s.current_status = Field(obj, {"status"});
+  return s;
+}
+
+void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t) {
+  auto verdict = [&](const json& obj, const char* resource, const std::string& kind, bool ok, std::string message,
+                     manifest::Located* l) {
+    CrdStatus s = MakeStatus(obj, resource);
+    s.accepted = ok;
+    s.reason = ok ? "Accepted" : "Invalid";
+    s.message = ok ? "the mesh applies this " + kind : std::move(message);
+    if (s.message.size() > 1024) s.message = s.message.substr(0, 1021) + "...";
+    if (ok) {
+      t->resources.push_back(std::move(*l));
+    } else {
+      t->errors.push_back({kind + "/" + Reflector::KeyOf(obj), 0, s.message});
+    }
+    t->statuses.push_back(std::move(s));
+  };
+  for (const auto& [key, obj] : objs.permissions) {
+    manifest::Located l;
+    std::string reasons;
+    bool ok = DecodeCrd(obj, "TrafficPermission", limits, &l, &reasons);
+    if (ok) t->permissions++;
+    verdict(obj, "trafficpermissions", "TrafficPermission", ok, reasons, &l);
+  }
+  // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
+  std::vector<const json*> configs;
+  for (const auto& [key, obj] : objs.mesh_configs) configs.push_back(&obj);
+  std::stable_sort(configs.begin(), configs.end(), [](const json* a, const json* b) {
+    return Str(*a, {"metadata", "creationTimestamp"}) < Str(*b, {"metadata", "creationTimestamp"});
+  });
+  std::string in_effect;
+  for (const json* obj : configs) {
+    manifest::Located l;
+    std::string reasons;
+    bool ok = in_effect.empty() && DecodeCrd(*obj, "MeshConfig", limits, &l, &reasons);
+    if (!in_effect.empty()) reasons = "only one MeshConfig is allowed: '" + in_effect + "' is in effect";
+    if (ok) in_effect = Str(*obj, {"metadata", "name"});
+    verdict(*obj, "meshconfigs", "MeshConfig", ok, reasons, &l);
+  }
+}
+
+const json* AcceptedCondition(const json& status) {
+  const json& conds = Field(status, {"conditions"});
+  if (!conds.is_array()) return nullptr;
+  for (const auto& c : conds) {
+    if (Str(c, {"type"}) == "Accepted") return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Translation Translate(const Objects& objs, const manifest::Limits& limits) {
+  Translation t;
+  AddWorkloads(objs, &t);
+  AddServices(objs, &t);
+  AddCrds(objs, limits, &t);
+  return t;
+}
+
+bool StatusUpToDate(const CrdStatus& s) {
+  const json* c = AcceptedCondition(s.current_status);
+  return c != nullptr && Str(*c, {"status"}) == (s.accepted ? "True" : "False") && Str(*c, {"reason"}) == s.reason &&
+         Str(*c, {"message"}) == s.message && Field(*c, {"observedGeneration"}) == s.generation &&
+         Field(s.current_status, {"observedGeneration"}) == s.generation;
+}
+
+json StatusPatch(const CrdStatus& s, const std::string& now_rfc3339) {
+  std::string status = s.accepted ? "True" : "False";
+  std::string since = now_rfc3339;
+  if (const json* c = AcceptedCondition(s.current_status); c != nullptr && Str(*c, {"status"}) == status) {
+    if (std::string t = Str(*c, {"lastTransitionTime"}); !t.empty()) since = t;
+  }
+  json cond = {{"type", "Accepted"},
+               {"status", status},
+               {"reason", s.reason},
+               {"message", s.message},
+               {"observedGeneration", s.generation},
+               {"lastTransitionTime", since}};
+  return {{"status", {{"observedGeneration", s.generation}, {"conditions", json::array({cond})}}}};
+}
+
+}  // namespace zm::k8s

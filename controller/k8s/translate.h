@@ -1,0 +1,50 @@
+// Kubernetes objects -> the same mesh resources universal-mode manifests produce.
+//   Workload: a Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork) in a namespace labelled
+//             zeromesh.io/mesh=enabled; the pod label zeromesh.io/mesh overrides the namespace either way.
+//   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
+//   TrafficPermission / MeshConfig: the CRDs, decoded and validated by the manifest decoder (same schema).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "controller/k8s/reflector.h"
+#include "controller/manifest/manifest.h"
+
+namespace zm::k8s {
+
+constexpr const char* kMeshLabel = "zeromesh.io/mesh";
+constexpr const char* kMeshEnabled = "enabled";
+
+struct Objects {
+  Reflector::Cache pods, namespaces, services, endpoint_slices, permissions, mesh_configs;
+};
+
+// The verdict on one CRD object, written to its status.
+struct CrdStatus {
+  std::string resource;  // "trafficpermissions" | "meshconfigs"
+  std::string ns;        // empty for cluster-scoped
+  std::string name;
+  int64_t generation = 0;
+  bool accepted = false;
+  std::string reason;  // "Accepted" | "Invalid"
+  std::string message;
+  nlohmann::json current_status;  // the object's status as last seen (to skip writes that change nothing)
+};
+
+struct Translation {
+  std::vector<manifest::Located> resources;  // only valid ones
+  std::vector<manifest::Error> errors;       // invalid CRD objects (file = "<Kind>/<ns>/<name>")
+  std::vector<CrdStatus> statuses;
+  size_t workloads = 0, enrolled = 0, services = 0, permissions = 0;
+};
+
+Translation Translate(const Objects& objs, const manifest::Limits& limits);
+
+// True if `current` (an object's .status) already says what `s` would write.
+bool StatusUpToDate(const CrdStatus& s);
+// The merge patch for the status subresource (conditions[type=Accepted], observedGeneration).
+nlohmann::json StatusPatch(const CrdStatus& s, const std::string& now_rfc3339);
+
+}  // namespace zm::k8s

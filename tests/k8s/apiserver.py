@@ -1,0 +1,241 @@
+"""A real Kubernetes API server for tests: etcd + kube-apiserver on 127.0.0.1 random ports, generated certificates
+(openssl CLI), a ServiceAccount issuer and signing key, RBAC authorization and an admin kubeconfig. No kubelet,
+scheduler or controller-manager run: objects are stored and validated, nothing reconciles them.
+
+    with ApiServer() as api:
+        api.request("GET", "/version")
+        api.apply_file("api/crds/x.yaml")
+        token = api.token("zeromesh-system", "zeromesh-controller")
+
+Binaries come from tests/k8s/tools.sh (built once, cached). Everything lives in a temp dir removed on exit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOOLS = HERE / "tools.sh"
+
+
+def bin_dir() -> Path:
+    """The cached tool directory; builds the tools if missing (slow only the first time)."""
+    env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/local/go/bin"}
+    out = subprocess.run(["bash", str(TOOLS), "--bindir"], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        out = subprocess.run(["bash", str(TOOLS)], capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"tests/k8s/tools.sh failed:\n{out.stderr[-4000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+class ApiServer:
+    def __init__(self, workdir: str | None = None):
+        self.bin = bin_dir()
+        self._own_dir = workdir is None
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="zm-k8s-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.etcd: subprocess.Popen | None = None
+        self.apiserver: subprocess.Popen | None = None
+        self.port = 0
+        self.server = ""
+        self.kubeconfig = self.dir / "admin.kubeconfig"
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------------
+    def __enter__(self) -> "ApiServer":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _openssl(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
+
+    def _certs(self) -> None:
+        d = self.dir
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=zeromesh-test-ca")
+        (d / "server.ext").write_text(
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n")
+        (d / "client.ext").write_text(
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
+        for name, subj, ext in (("server", "/CN=kube-apiserver", "server.ext"),
+                                ("admin", "/O=system:masters/CN=zeromesh-test-admin", "client.ext")):
+            self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                          "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj)
+            self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                          "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext)
+        self._openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key")
+        self._openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+        for f in d.glob("*.key"):
+            f.chmod(0o600)
+
+    def start(self, timeout: float = 90) -> None:
+        self._certs()
+        etcd_client, etcd_peer = free_port(), free_port()
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        with open(self.dir / "etcd.log", "wb") as log:
+            self.etcd = subprocess.Popen(
+                [str(self.bin / "etcd"), "--name", "zm", "--data-dir", str(self.dir / "etcd"),
+                 "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
+                 "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
+                 "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                 "--initial-cluster", f"zm=http://127.0.0.1:{etcd_peer}",
+                 "--unsafe-no-fsync", "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        d = self.dir
+        with open(self.dir / "apiserver.log", "wb") as log:
+            self.apiserver = subprocess.Popen(
+                [str(self.bin / "kube-apiserver"),
+                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                 "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+                 f"--tls-cert-file={d / 'server.crt'}", f"--tls-private-key-file={d / 'server.key'}",
+                 f"--client-ca-file={d / 'ca.crt'}",
+                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                 f"--service-account-key-file={d / 'sa.pub'}",
+                 f"--service-account-signing-key-file={d / 'sa.key'}",
+                 "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+                 "--allow-privileged=true", "--enable-priority-and-fairness=false",
+                 f"--cert-dir={d / 'certs'}", "--v=1"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._write_kubeconfig(self.kubeconfig, user={
+            "client-certificate": str(d / "admin.crt"), "client-key": str(d / "admin.key")})
+        deadline = time.time() + timeout
+        last = ""
+        while time.time() < deadline:
+            for name, p in (("etcd", self.etcd), ("kube-apiserver", self.apiserver)):
+                if p.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {p.returncode}:\n{self.log(name)[-4000:]}")
+            try:
+                self.request("GET", "/readyz")
+                # RBAC bootstrap roles and the default namespace are created by post-start hooks.
+                self.request("GET", "/api/v1/namespaces/default")
+                return
+            except (ApiError, OSError) as e:
+                last = str(e)
+            time.sleep(0.5)
+        raise RuntimeError(f"kube-apiserver not ready after {timeout}s ({last}):\n{self.log('kube-apiserver')[-4000:]}")
+
+    def stop(self) -> None:
+        for p in (self.apiserver, self.etcd):
+            if p is None or p.poll() is not None:
+                continue
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(timeout=5)
+                except ProcessLookupError:
+                    pass
+        self.apiserver = self.etcd = None
+        if self._own_dir and not os.environ.get("ZM_KEEP_K8S"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self, name: str) -> str:
+        f = self.dir / ("etcd.log" if name == "etcd" else "apiserver.log")
+        return f.read_text(errors="replace") if f.exists() else ""
+
+    # ---- credentials -----------------------------------------------------------------------------------------------
+    def _write_kubeconfig(self, path: Path, user: dict) -> Path:
+        ca = base64.b64encode((self.dir / "ca.crt").read_bytes()).decode()
+        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "zm",
+               "clusters": [{"name": "zm", "cluster": {"server": self.server, "certificate-authority-data": ca}}],
+               "users": [{"name": "u", "user": user}],
+               "contexts": [{"name": "zm", "context": {"cluster": "zm", "user": "u"}}]}
+        path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
+        path.chmod(0o600)
+        return path
+
+    def token(self, namespace: str, service_account: str, seconds: int = 3600) -> str:
+        """A bound token for a ServiceAccount (TokenRequest API), as a pod of that account would get."""
+        r = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "spec": {"expirationSeconds": seconds}})
+        return r["status"]["token"]
+
+    def token_kubeconfig(self, namespace: str, service_account: str, path: Path) -> Path:
+        """A kubeconfig that authenticates with nothing but the ServiceAccount's token."""
+        return self._write_kubeconfig(Path(path), user={"token": self.token(namespace, service_account)})
+
+    # ---- REST ------------------------------------------------------------------------------------------------------
+    def _ssl(self, admin: bool = True) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.dir / "ca.crt"))
+        if admin:
+            ctx.load_cert_chain(str(self.dir / "admin.crt"), str(self.dir / "admin.key"))
+        return ctx
+
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json",
+                token: str | None = None, timeout: float = 30):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, context=self._ssl(admin=token is None), timeout=timeout) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as e:
+            raise ApiError(e.code, e.read().decode(errors="replace")) from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    def create(self, path: str, obj: dict) -> dict:
+        return self.request("POST", path, obj)
+
+    def patch_status(self, path: str, status: dict) -> dict:
+        return self.request("PATCH", path + "/status", {"status": status},
+                            content_type="application/merge-patch+json")
+
+    def wait_for(self, what: str, fn, timeout: float = 30, interval: float = 0.5):
+        """Polls fn() until it returns something truthy; raises with `what` on timeout."""
+        deadline = time.time() + timeout
+        last_exc = None
+        while time.time() < deadline:
+            try:
+                v = fn()
+                if v:
+                    return v
+            except ApiError as e:
+                last_exc = e
+            time.sleep(interval)
+        raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))

@@ -1,0 +1,352 @@
+"""zeromesh on a real Kubernetes API server (etcd + kube-apiserver, no kubelet): the chart installs with helm, its
+CRDs become Established and its workloads are accepted; mesh-controller runs with nothing but the chart's
+ServiceAccount token (RBAC least privilege), turns Pods/Namespaces/Services/EndpointSlices into mesh resources, follows
+changes through its watches, and writes Accepted/Invalid status on TrafficPermissions and MeshConfigs.
+"""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from apiserver import ApiError, ApiServer, free_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "zeromesh"
+BUILD = Path(os.environ.get("ZM_BUILD_DIR", ROOT / "build" / "default"))
+CONTROLLER_BIN = BUILD / "controller" / "mesh-controller"
+NS = "zeromesh-system"
+TOKEN = "0123456789abcdef0123456789"
+TP = "/apis/zeromesh.io/v1alpha1/namespaces/{ns}/trafficpermissions"
+MC = "/apis/zeromesh.io/v1alpha1/meshconfigs"
+
+
+def pod(ns, name, sa, node, labels=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"serviceAccountName": sa, "nodeName": node,
+                     "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}
+
+
+class K8sControllerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not CONTROLLER_BIN.exists():
+            raise unittest.SkipTest(f"{CONTROLLER_BIN} is not built")
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-k8s-test-")
+        cls.work = Path(cls.tmp.name)
+        cls.api = ApiServer()
+        cls.controller = None
+        try:
+            cls.api.start()
+            cls.helm_install()
+            cls.populate()
+            cls.start_controller()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.controller is not None and cls.controller.poll() is None:
+            cls.controller.terminate()
+            try:
+                cls.controller.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                cls.controller.kill()
+                cls.controller.wait()
+        if getattr(cls, "log_file", None):
+            cls.log_file.close()
+        cls.api.stop()
+        cls.tmp.cleanup()
+
+    # ---- setup -----------------------------------------------------------------------------------------------------
+    @classmethod
+    def helm(cls, *args, check=True):
+        from apiserver import bin_dir
+        r = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(cls.api.kubeconfig), *args],
+                           capture_output=True, text=True, timeout=180,
+                           env={**os.environ, "HOME": str(cls.work), "HELM_CACHE_HOME": str(cls.work / "helm")})
+        if check and r.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    @classmethod
+    def helm_install(cls):
+        cls.install = cls.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace",
+                               "--set", f"joinTokens.nodes.node-a={TOKEN}", "--set", f"joinTokens.nodes.node-b={TOKEN}x",
+                               "--timeout", "120s")
+
+    @classmethod
+    def populate(cls):
+        a = cls.api
+        a.create("/api/v1/namespaces", {"metadata": {"name": "shop", "labels": {"zeromesh.io/mesh": "enabled"}}})
+        a.create("/api/v1/namespaces", {"metadata": {"name": "plain"}})
+        for ns, sa in (("shop", "frontend"), ("shop", "backend"), ("shop", "default"), ("plain", "default")):
+            a.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": sa}})
+        cls.pods = {
+            ("shop", "frontend-1"): ("frontend", "node-a", {"app": "frontend"}, "10.244.1.11"),
+            ("shop", "backend-1"): ("backend", "node-b", {"app": "backend"}, "10.244.2.11"),
+            ("shop", "optout"): ("default", "node-a", {"zeromesh.io/mesh": "disabled"}, "10.244.1.12"),
+            ("plain", "solo"): ("default", "node-a", {}, "10.244.1.13"),
+            ("plain", "opted-in"): ("default", "node-b", {"zeromesh.io/mesh": "enabled"}, "10.244.2.12"),
+            ("shop", "pending"): ("default", "node-b", {}, None),
+        }
+        for (ns, name), (sa, node, labels, ip) in cls.pods.items():
+            cls.make_pod(ns, name, sa, node, labels, ip)
+        svc = a.create("/api/v1/namespaces/shop/services", {
+            "metadata": {"name": "backend"},
+            "spec": {"selector": {"app": "backend"},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"},
+                               {"name": "dns", "port": 53, "protocol": "UDP"}]}})
+        cls.backend_vip = svc["spec"]["clusterIP"]
+        a.create("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices", {
+            "metadata": {"name": "backend-abc", "labels": {"kubernetes.io/service-name": "backend"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.244.2.11"], "conditions": {"ready": True}, "nodeName": "node-b"},
+                          {"addresses": ["10.244.2.99"], "conditions": {"ready": False}, "nodeName": "node-b"}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+        a.create(MC, {"apiVersion": "zeromesh.io/v1alpha1", "kind": "MeshConfig", "metadata": {"name": "mesh"},
+                      "spec": {"trustDomain": "k8s.test", "defaultMode": "STRICT", "defaultPolicy": "DENY",
+                               "certTTL": "12h"}})
+        a.create(TP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "allow-frontend"},
+            "spec": {"action": "ALLOW", "sources": {"identities": ["spiffe://k8s.test/ns/shop/sa/frontend"]},
+                     "destination": {"selector": {"matchLabels": {"app": "backend"}}, "ports": [8080]}}})
+        # Passes the schema (a CIDR-looking string) but not the controller's validation.
+        a.create(TP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "bad-cidr"},
+            "spec": {"action": "ALLOW", "sources": {"ipBlocks": ["300.0.0.0/8"]}}})
+
+    @classmethod
+    def make_pod(cls, ns, name, sa, node, labels, ip):
+        a = cls.api
+        a.create(f"/api/v1/namespaces/{ns}/pods", pod(ns, name, sa, node, labels))
+        if ip:  # what the kubelet would report
+            a.patch_status(f"/api/v1/namespaces/{ns}/pods/{name}",
+                           {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]})
+
+    @classmethod
+    def start_controller(cls):
+        a = cls.api
+        # The chart's ServiceAccount, its token and nothing else.
+        kubeconfig = a.token_kubeconfig(NS, "zeromesh-controller", cls.work / "controller.kubeconfig")
+        # The chart's CA and join tokens, as the Deployment would mount them.
+        ca = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")["data"]
+        join = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-join-tokens")["data"]
+        files = {"tls.crt": ca["tls.crt"], "tls.key": ca["tls.key"], "ca.crt": ca["ca.crt"],
+                 "tokens.yaml": join["tokens.yaml"]}
+        for name, data in files.items():
+            (cls.work / name).write_bytes(base64.b64decode(data))
+            (cls.work / name).chmod(0o600)
+        cls.admin_port = free_port()
+        cls.log_path = cls.work / "controller.log"
+        cls.log_file = open(cls.log_path, "wb")
+        cls.controller = subprocess.Popen(
+            [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{free_port()}",
+             "--ca-cert", str(cls.work / "tls.crt"), "--ca-key", str(cls.work / "tls.key"),
+             "--ca-bundle", str(cls.work / "ca.crt"), "--join-tokens", str(cls.work / "tokens.yaml"),
+             "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
+            stdout=cls.log_file, stderr=subprocess.STDOUT)
+
+    # ---- helpers ---------------------------------------------------------------------------------------------------
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def dump(self) -> dict:
+        if self.controller.poll() is not None:
+            self.fail(f"mesh-controller exited with {self.controller.returncode}:\n{self.log()[-4000:]}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/debug/config_dump", timeout=5) as r:
+            return json.loads(r.read())
+
+    def resources(self, kind: str) -> dict:
+        out = {}
+        for r in self.dump()["resources"]:
+            res = r["resource"]
+            if kind in res:
+                out[r["key"].split("/", 1)[1]] = res[kind]
+        return out
+
+    def wait(self, what, fn, timeout=30):
+        try:
+            return self.api.wait_for(what, fn, timeout=timeout)
+        except (TimeoutError, OSError) as e:
+            self.fail(f"{e}\ncontroller log:\n{self.log()[-6000:]}")
+
+    def condition(self, path):
+        obj = self.api.request("GET", path)
+        for c in obj.get("status", {}).get("conditions", []):
+            if c["type"] == "Accepted":
+                return obj, c
+        return obj, None
+
+    # ---- tests -----------------------------------------------------------------------------------------------------
+    def test_01_chart_objects_accepted(self):
+        a = self.api
+        for crd in ("trafficpermissions.zeromesh.io", "meshconfigs.zeromesh.io"):
+            obj = a.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+            conds = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+            self.assertEqual(conds.get("Established"), "True", crd)
+            self.assertEqual(conds.get("NamesAccepted"), "True", crd)
+        ds = a.request("GET", f"/apis/apps/v1/namespaces/{NS}/daemonsets/zeromesh-agent")
+        spec = ds["spec"]["template"]["spec"]
+        self.assertTrue(spec["hostNetwork"])
+        self.assertEqual(spec["priorityClassName"], "system-node-critical")
+        self.assertEqual(ds["spec"]["updateStrategy"]["type"], "RollingUpdate")
+        self.assertIn({"operator": "Exists"}, spec["tolerations"])
+        caps = spec["containers"][0]["securityContext"]["capabilities"]["add"]
+        for cap in ("BPF", "NET_ADMIN", "SYS_ADMIN"):
+            self.assertIn(cap, caps)
+        paths = {v["name"]: v.get("hostPath", {}).get("path") for v in spec["volumes"]}
+        self.assertEqual(paths["bpffs"], "/sys/fs/bpf")
+        self.assertEqual(paths["cgroup"], "/sys/fs/cgroup")
+        dep = a.request("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/zeromesh-controller")
+        self.assertEqual(dep["spec"]["replicas"], 2)
+        self.assertEqual(dep["spec"]["template"]["spec"]["serviceAccountName"], "zeromesh-controller")
+        pdb = a.request("GET", f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/zeromesh-controller")
+        self.assertEqual(pdb["spec"]["minAvailable"], 1)
+        for obj in (ds, dep, pdb):
+            labels = obj["metadata"]["labels"]
+            self.assertEqual(labels["app.kubernetes.io/name"], "zeromesh")
+            self.assertEqual(labels["app.kubernetes.io/managed-by"], "Helm")
+        self.assertEqual(self.helm("status", "zeromesh", "-n", NS, "-o", "json").returncode, 0)
+
+    def test_02_controller_has_least_privilege(self):
+        token = self.api.token(NS, "zeromesh-controller")
+        self.api.request("GET", "/api/v1/pods", token=token)  # granted
+        for method, path, body in (("GET", "/api/v1/secrets", None),
+                                   ("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", None),
+                                   ("POST", "/api/v1/namespaces/shop/pods", pod("shop", "x", "default", "node-a")),
+                                   ("DELETE", f"{TP.format(ns='shop')}/allow-frontend", None),
+                                   ("GET", "/api/v1/nodes", None)):
+            with self.assertRaises(ApiError, msg=f"{method} {path}") as ctx:
+                self.api.request(method, path, body, token=token)
+            self.assertEqual(ctx.exception.status, 403, f"{method} {path}")
+
+    def test_03_pods_become_workloads(self):
+        def ready():
+            w = self.resources("workload")
+            return w if {"shop/frontend-1", "shop/backend-1", "shop/optout", "plain/opted-in"} <= set(w) else None
+        w = self.wait("workloads from pods", ready)
+        self.assertNotIn("plain/solo", w)       # namespace not enrolled, no pod label
+        self.assertNotIn("shop/pending", w)     # not running, no IP
+        fe = w["shop/frontend-1"]
+        self.assertEqual((fe["serviceAccount"], fe["node"], fe["ip"]), ("frontend", "node-a", "10.244.1.11"))
+        self.assertTrue(fe.get("enrolled"))
+        self.assertEqual(fe["labels"]["app"], "frontend")
+        self.assertFalse(w["shop/optout"].get("enrolled", False))  # pod label overrides the namespace
+        self.assertTrue(w["plain/opted-in"].get("enrolled"))        # ... both ways
+        self.assertEqual(self.dump()["trust_domain"], "k8s.test")
+        self.assertIn("kubernetes configuration applied", self.log())
+
+    def test_04_services_from_endpointslices(self):
+        def svc():
+            return self.resources("service").get("shop/backend")
+        s = self.wait("Service shop/backend", svc)
+        self.assertEqual(s["vip"], self.backend_vip)
+        self.assertEqual([(p["port"], p["targetPort"]) for p in s["ports"]], [(80, 8080)])  # UDP port left out
+        self.assertEqual([(e["ip"], e.get("workload"), e.get("node")) for e in s["endpoints"]],
+                         [("10.244.2.11", "shop/backend-1", "node-b")])  # the not-ready address is left out
+
+    def test_05_crd_status(self):
+        path = TP.format(ns="shop") + "/allow-frontend"
+        self.wait("allow-frontend status", lambda: self.condition(path)[1])
+        obj, c = self.condition(path)
+        self.assertEqual((c["status"], c["reason"]), ("True", "Accepted"))
+        self.assertEqual(c["observedGeneration"], obj["metadata"]["generation"])
+        self.assertIn("shop/allow-frontend", self.resources("trafficPermission"))
+
+        c = self.wait("bad-cidr Invalid", lambda: self.condition(TP.format(ns="shop") + "/bad-cidr")[1])
+        self.assertEqual((c["status"], c["reason"]), ("False", "Invalid"))
+        self.assertIn("300.0.0.0/8", c["message"])
+        self.assertNotIn("shop/bad-cidr", self.resources("trafficPermission"))
+
+        c = self.wait("MeshConfig Accepted", lambda: self.condition(MC + "/mesh")[1])
+        self.assertEqual(c["status"], "True")
+
+        # Fixing the object (a new generation) flips it to Accepted.
+        self.api.request("PATCH", TP.format(ns="shop") + "/bad-cidr", {"spec": {"sources": {"ipBlocks": ["10.0.0.0/8"]}}},
+                         content_type="application/merge-patch+json")
+        self.wait("bad-cidr Accepted after the fix",
+                  lambda: (self.condition(TP.format(ns="shop") + "/bad-cidr")[1] or {}).get("status") == "True")
+        self.wait("bad-cidr in the config", lambda: "shop/bad-cidr" in self.resources("trafficPermission"))
+
+    def test_06_schema_refuses_invalid(self):
+        for spec in ({"action": "MAYBE", "sources": {"namespaces": ["shop"]}},
+                     {"action": "ALLOW"},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "destination": {"ports": [70000]}},
+                     {"action": "ALLOW", "sources": {"identities": ["not-a-spiffe-id"]}}):
+            with self.assertRaises(ApiError, msg=json.dumps(spec)) as ctx:
+                self.api.create(TP.format(ns="shop"), {"apiVersion": "zeromesh.io/v1alpha1",
+                                                       "kind": "TrafficPermission",
+                                                       "metadata": {"name": "refused"}, "spec": spec})
+            self.assertEqual(ctx.exception.status, 422, ctx.exception.body)
+        with self.assertRaises(ApiError) as ctx:
+            self.api.create(MC, {"apiVersion": "zeromesh.io/v1alpha1", "kind": "MeshConfig",
+                                 "metadata": {"name": "refused"}, "spec": {"defaultMode": "LOOSE"}})
+        self.assertEqual(ctx.exception.status, 422)
+
+    def test_07_watch_follows_changes(self):
+        self.wait("initial workloads", lambda: "shop/frontend-1" in self.resources("workload"))
+        # Enrolling a namespace enrolls its running pods.
+        self.api.request("PATCH", "/api/v1/namespaces/plain", {"metadata": {"labels": {"zeromesh.io/mesh": "enabled"}}},
+                         content_type="application/merge-patch+json")
+        self.wait("plain/solo enrolled", lambda: self.resources("workload").get("plain/solo", {}).get("enrolled"))
+        # A pod that starts running joins; a deleted pod leaves.
+        self.api.patch_status("/api/v1/namespaces/shop/pods/pending",
+                              {"phase": "Running", "podIP": "10.244.2.13", "podIPs": [{"ip": "10.244.2.13"}]})
+        self.wait("shop/pending joined", lambda: "shop/pending" in self.resources("workload"))
+        self.api.request("DELETE", "/api/v1/namespaces/shop/pods/frontend-1?gracePeriodSeconds=0")
+        self.wait("shop/frontend-1 left", lambda: "shop/frontend-1" not in self.resources("workload"))
+        # A second MeshConfig is refused: one applies.
+        self.api.create(MC, {"apiVersion": "zeromesh.io/v1alpha1", "kind": "MeshConfig",
+                             "metadata": {"name": "second"}, "spec": {"trustDomain": "other.test"}})
+        c = self.wait("second MeshConfig Invalid", lambda: self.condition(MC + "/second")[1])
+        self.assertEqual(c["reason"], "Invalid")
+        self.assertIn("'mesh' is in effect", c["message"])
+        self.assertEqual(self.dump()["trust_domain"], "k8s.test")
+
+    def test_08_upgrade_and_uninstall_keep_the_ca(self):
+        secret = f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca"
+        before = self.api.request("GET", secret)["data"]
+        self.helm("upgrade", "zeromesh", str(CHART), "--namespace", NS, "--reuse-values",
+                  "--set", "controller.replicas=3")
+        dep = self.api.request("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/zeromesh-controller")
+        self.assertEqual(dep["spec"]["replicas"], 3)
+        self.assertEqual(self.api.request("GET", secret)["data"], before)  # the mesh root survives upgrades ...
+        self.helm("uninstall", "zeromesh", "--namespace", NS)
+        self.assertEqual(self.api.request("GET", secret)["data"], before)  # ... and uninstalls
+        with self.assertRaises(ApiError) as ctx:
+            self.api.request("GET", f"/apis/apps/v1/namespaces/{NS}/daemonsets/zeromesh-agent")
+        self.assertEqual(ctx.exception.status, 404)
+
+    def test_09_client_certificate_kubeconfig(self):
+        # The admin kubeconfig authenticates with a client certificate (files) instead of a token.
+        log = self.work / "controller-cert.log"
+        with open(log, "wb") as out:
+            p = subprocess.Popen(
+                [str(CONTROLLER_BIN), "--kubeconfig", str(self.api.kubeconfig), "--listen", f"127.0.0.1:{free_port()}",
+                 "--ca-dir", str(self.work / "ca2"), "--join-tokens", str(self.work / "tokens.yaml"),
+                 "--admin-addr", "off", "--metrics-addr", "off"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while "kubernetes configuration applied" not in log.read_text() and time.time() < deadline:
+                self.assertIsNone(p.poll(), log.read_text())
+                time.sleep(0.2)
+            self.assertIn("kubernetes configuration applied", log.read_text())
+            self.assertIn("auth: client certificate", log.read_text())
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes test tools once from source with the machine's Go and caches them:
+#   $ZM_DEPS/k8s-<kubernetes version>/bin/{kube-apiserver,etcd,helm}
+# Idempotent and instant when cached. Prints the bin directory on stdout.
+#   tests/k8s/tools.sh            build what is missing
+#   tests/k8s/tools.sh --bindir   only print the bin directory (exit 1 if a tool is missing)
+# Sources: k8s.io/kubernetes (wrapper module tests/k8s/build/kubernetes pins the staging modules), etcd 3.5
+# (go.etcd.io/etcd/server/v3), helm v3 (helm.sh/helm/v3/cmd/helm). Needs Go and the Go module proxy.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../tools/lib/common.sh"
+
+K8S_VERSION=1.36.5
+ETCD_VERSION=3.5.35
+HELM_VERSION=3.21.4
+BIN="$ZM_DEPS/k8s-$K8S_VERSION/bin"
+
+# name -> "wrapper dir|package|version|extra ldflags"
+declare -A TOOLS=(
+  [etcd]="etcd|go.etcd.io/etcd/server/v3|$ETCD_VERSION|"
+  [helm]="helm|helm.sh/helm/v3/cmd/helm|$HELM_VERSION|-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION $(
+    for p in pkg/lint/rules pkg/chartutil; do  # the Kubernetes version helm assumes offline (lint, template)
+      printf -- '-X helm.sh/helm/v3/%s.k8sVersionMajor=1 -X helm.sh/helm/v3/%s.k8sVersionMinor=%s ' "$p" "$p" "$(echo "$K8S_VERSION" | cut -d. -f2)"
+    done)"
+  [kube-apiserver]="kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|$K8S_VERSION|-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
+)
+ORDER=(etcd helm kube-apiserver)
+
+is_current() {  # name stamp (version + link flags: a changed recipe rebuilds)
+  [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]
+}
+
+if [ "${1:-}" = "--bindir" ]; then
+  for name in "${ORDER[@]}"; do
+    IFS='|' read -r _ _ version ldflags <<<"${TOOLS[$name]}"
+    is_current "$name" "$version $ldflags" || exit 1
+  done
+  echo "$BIN"
+  exit 0
+fi
+
+command -v go >/dev/null || die "Go is needed to build the Kubernetes test tools (apt-get install golang, or put go on PATH)"
+mkdir -p "$BIN"
+export GOFLAGS=-mod=mod CGO_ENABLED=0
+for name in "${ORDER[@]}"; do
+  IFS='|' read -r dir pkg version ldflags <<<"${TOOLS[$name]}"
+  is_current "$name" "$version $ldflags" && continue
+  log "building $name $version from source (once; cached in $BIN)"
+  work=$(mktemp -d)
+  cp "$here/build/$dir/go.mod" "$here/build/$dir/tools.go" "$work/"
+  if ! (cd "$work" && nice go build -trimpath -ldflags "-s -w $ldflags" -o "$work/$name" "$pkg"); then
+    rm -rf "$work"
+    die "building $name failed (see the Go output above)"
+  fi
+  mv -f "$work/$name" "$BIN/$name"
+  echo "$version $ldflags" >"$BIN/.$name.version"
+  rm -rf "$work"
+done
+echo "$BIN"

@@ -1,0 +1,401 @@
+// Kubernetes source pieces without an API server: kubeconfig parsing, the object translation, and the reflector's
+// list/watch protocol (resourceVersion, bookmarks, relist on 410 Gone) against a scripted plain-HTTP fake.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "controller/k8s/client_config.h"
+#include "controller/k8s/reflector.h"
+#include "controller/k8s/translate.h"
+
+namespace zm::k8s {
+namespace {
+using nlohmann::json;
+
+// ---- kubeconfig -----------------------------------------------------------------------------------------------------
+
+// One scratch directory per test process, removed when the process exits.
+struct TempDir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() / ("zm-k8s-unit-" + std::to_string(::getpid()));
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  static TempDir dir;
+  auto path = dir.path / name;
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(Kubeconfig, TokenAndInlineCa) {
+  std::string path = WriteTemp("a.kubeconfig", R"(
+apiVersion: v1
+kind: Config
+current-context: b
+clusters:
+  - name: one
+    cluster: {server: "https://10.0.0.1:6443/", certificate-authority-data: "aGVsbG8="}
+users:
+  - name: u
+    user: {token: abc}
+contexts:
+  - name: a
+    context: {cluster: nope, user: u}
+  - name: b
+    context: {cluster: one, user: u}
+)");
+  std::string err;
+  auto c = LoadKubeconfig(path, &err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->server, "https://10.0.0.1:6443");
+  EXPECT_EQ(c->ca_pem, "hello");
+  EXPECT_EQ(c->token, "abc");
+  EXPECT_EQ(c->Describe().find("abc"), std::string::npos);  // never the secret
+}
+
+TEST(Kubeconfig, ClientCertFilesRelativeToTheConfig) {
+  WriteTemp("client.crt", "CERT");
+  WriteTemp("client.key", "KEY");
+  std::string path = WriteTemp("b.kubeconfig", R"(
+current-context: c
+clusters: [{name: k, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {client-certificate: client.crt, client-key: client.key}}]
+contexts: [{name: c, context: {cluster: k, user: u}}]
+)");
+  std::string err;
+  auto c = LoadKubeconfig(path, &err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->client_cert_pem, "CERT");
+  EXPECT_EQ(c->client_key_pem, "KEY");
+  EXPECT_TRUE(c->insecure);
+}
+
+TEST(Kubeconfig, ClearErrors) {
+  std::string err;
+  EXPECT_FALSE(LoadKubeconfig("/nonexistent/kubeconfig", &err));
+  EXPECT_NE(err.find("/nonexistent/kubeconfig"), std::string::npos) << err;
+  std::string path = WriteTemp("c.kubeconfig", R"(
+current-context: c
+clusters: [{name: k, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {exec: {command: aws}}}]
+contexts: [{name: c, context: {cluster: k, user: u}}]
+)");
+  EXPECT_FALSE(LoadKubeconfig(path, &err));
+  EXPECT_NE(err.find("exec"), std::string::npos) << err;
+  path = WriteTemp("d.kubeconfig", "current-context: x\ncontexts: []\n");
+  EXPECT_FALSE(LoadKubeconfig(path, &err));
+  EXPECT_NE(err.find("no usable context"), std::string::npos) << err;
+}
+
+TEST(InCluster, NeedsTheServiceEnvironment) {
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  std::string err;
+  EXPECT_FALSE(InClusterConfig(&err, "/nonexistent"));
+  EXPECT_NE(err.find("KUBERNETES_SERVICE_HOST"), std::string::npos) << err;
+}
+
+TEST(InCluster, ServiceAccountFiles) {
+  std::string ca = WriteTemp("sa/ca.crt", "CA PEM");
+  WriteTemp("sa/token", "tok\n");
+  std::string dir = ca.substr(0, ca.rfind('/'));
+  ::setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  std::string err;
+  auto c = InClusterConfig(&err, dir);
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->server, "https://[fd00::1]:443");
+  EXPECT_EQ(c->ca_pem, "CA PEM");
+  EXPECT_EQ(c->token_file, dir + "/token");  // re-read per request: projected tokens rotate
+  EXPECT_FALSE(InClusterConfig(&err, dir + "/missing"));
+}
+
+// ---- translation ----------------------------------------------------------------------------------------------------
+
+json Pod(const std::string& ns, const std::string& name, const std::string& ip, json labels = json::object(),
+         const std::string& phase = "Running") {
+  return {{"metadata", {{"namespace", ns}, {"name", name}, {"labels", labels}}},
+          {"spec", {{"nodeName", "n1"}, {"serviceAccountName", "sa-" + name}}},
+          {"status", {{"phase", phase}, {"podIP", ip}}}};
+}
+
+Objects Cluster() {
+  Objects o;
+  o.namespaces["/mesh"] = {{"metadata", {{"name", "mesh"}, {"labels", {{kMeshLabel, kMeshEnabled}}}}}};
+  o.namespaces["/other"] = {{"metadata", {{"name", "other"}}}};
+  o.pods["mesh/a"] = Pod("mesh", "a", "10.0.0.1", {{"app", "a"}});
+  o.pods["mesh/out"] = Pod("mesh", "out", "10.0.0.2", {{kMeshLabel, "disabled"}});
+  o.pods["mesh/done"] = Pod("mesh", "done", "10.0.0.3", json::object(), "Succeeded");
+  o.pods["other/b"] = Pod("other", "b", "10.0.0.4");
+  o.pods["other/in"] = Pod("other", "in", "10.0.0.5", {{kMeshLabel, kMeshEnabled}});
+  json host = Pod("mesh", "host", "192.168.0.1");
+  host["spec"]["hostNetwork"] = true;
+  o.pods["mesh/host"] = host;
+  return o;
+}
+
+std::map<std::string, zeromesh::v1::Resource> ByKey(const Translation& t) {
+  std::map<std::string, zeromesh::v1::Resource> out;
+  for (const auto& l : t.resources) out[manifest::KeyOf(l.resource)] = l.resource;
+  return out;
+}
+
+TEST(Translate, WorkloadsFollowNamespaceAndPodLabels) {
+  Translation t = Translate(Cluster(), {});
+  auto r = ByKey(t);
+  ASSERT_TRUE(r.count("Workload/mesh/a"));
+  const auto& a = r["Workload/mesh/a"].workload();
+  EXPECT_EQ(a.service_account(), "sa-a");
+  EXPECT_EQ(a.node(), "n1");
+  EXPECT_EQ(a.ip(), "10.0.0.1");
+  EXPECT_TRUE(a.enrolled());
+  EXPECT_EQ(a.labels().at("app"), "a");
+  ASSERT_TRUE(r.count("Workload/mesh/out"));
+  EXPECT_FALSE(r["Workload/mesh/out"].workload().enrolled());
+  ASSERT_TRUE(r.count("Workload/other/in"));
+  EXPECT_TRUE(r["Workload/other/in"].workload().enrolled());
+  EXPECT_FALSE(r.count("Workload/other/b"));
+  EXPECT_FALSE(r.count("Workload/mesh/done"));
+  EXPECT_FALSE(r.count("Workload/mesh/host"));
+  EXPECT_EQ(t.workloads, 3u);
+  EXPECT_EQ(t.enrolled, 2u);
+}
+
+TEST(Translate, ServiceEndpointsAndNamedTargetPorts) {
+  Objects o = Cluster();
+  o.services["mesh/s"] = {{"metadata", {{"namespace", "mesh"}, {"name", "s"}}},
+                          {"spec",
+                           {{"clusterIP", "10.96.0.10"},
+                            {"ports", json::array({{{"name", "web"}, {"port", 80}, {"targetPort", "http"}},
+                                                   {{"name", "u"}, {"port", 53}, {"protocol", "UDP"}}})}}}};
+  o.services["mesh/headless"] = {{"metadata", {{"namespace", "mesh"}, {"name", "headless"}}},
+                                 {"spec", {{"clusterIP", "None"}, {"ports", json::array({{{"port", 80}}})}}}};
+  o.endpoint_slices["mesh/s-1"] = {
+      {"metadata", {{"namespace", "mesh"}, {"name", "s-1"}, {"labels", {{"kubernetes.io/service-name", "s"}}}}},
+      {"addressType", "IPv4"},
+      {"endpoints", json::array({{{"addresses", {"10.0.0.1"}}, {"conditions", {{"ready", true}}}, {"nodeName", "n1"}},
+                                 {{"addresses", {"10.0.0.9"}}, {"conditions", {{"ready", false}}}}})},
+      {"ports", json::array({{{"name", "web"}, {"port", 8080}}})}};
+  auto r = ByKey(Translate(o, {}));
+  ASSERT_TRUE(r.count("Service/mesh/s"));
+  EXPECT_FALSE(r.count("Service/mesh/headless"));
+  const auto& s = r["Service/mesh/s"].service();
+  EXPECT_EQ(s.vip(), "10.96.0.10");
+  ASSERT_EQ(s.ports_size(), 1);
+  EXPECT_EQ(s.ports(0).port(), 80u);
+  EXPECT_EQ(s.ports(0).target_port(), 8080u);
+  ASSERT_EQ(s.endpoints_size(), 1);
+  EXPECT_EQ(s.endpoints(0).ip(), "10.0.0.1");
+  EXPECT_EQ(s.endpoints(0).node(), "n1");
+}
+
+TEST(Translate, CrdsAreValidatedLikeManifestsAndGetStatus) {
+  Objects o;
+  o.permissions["ns/ok"] = {{"metadata", {{"namespace", "ns"}, {"name", "ok"}, {"generation", 3}}},
+                            {"spec", {{"action", "ALLOW"}, {"sources", {{"namespaces", {"ns"}}}}}}};
+  o.permissions["ns/bad"] = {{"metadata", {{"namespace", "ns"}, {"name", "bad"}, {"generation", 1}}},
+                             {"spec", {{"action", "ALLOW"}, {"sources", {{"ipBlocks", {"300.0.0.0/8"}}}}}}};
+  o.mesh_configs["/old"] = {{"metadata", {{"name", "old"}, {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+                            {"spec", {{"trustDomain", "a.test"}}}};
+  o.mesh_configs["/new"] = {{"metadata", {{"name", "new"}, {"creationTimestamp", "2026-02-01T00:00:00Z"}}},
+                            {"spec", {{"trustDomain", "b.test"}}}};
+  Translation t = Translate(o, {});
+  auto r = ByKey(t);
+  EXPECT_TRUE(r.count("TrafficPermission/ns/ok"));
+  EXPECT_FALSE(r.count("TrafficPermission/ns/bad"));
+  ASSERT_TRUE(r.count("MeshConfig//old"));
+  EXPECT_EQ(r["MeshConfig//old"].mesh_config().trust_domain(), "a.test");
+  EXPECT_FALSE(r.count("MeshConfig//new"));
+  ASSERT_EQ(t.statuses.size(), 4u);
+  std::map<std::string, CrdStatus> st;
+  for (const auto& s : t.statuses) st[s.name] = s;
+  EXPECT_TRUE(st["ok"].accepted);
+  EXPECT_EQ(st["ok"].generation, 3);
+  EXPECT_FALSE(st["bad"].accepted);
+  EXPECT_EQ(st["bad"].reason, "Invalid");
+  EXPECT_NE(st["bad"].message.find("300.0.0.0/8"), std::string::npos) << st["bad"].message;
+  EXPECT_NE(st["new"].message.find("'old' is in effect"), std::string::npos) << st["new"].message;
+  EXPECT_EQ(t.errors.size(), 2u);
+
+  // The patch, once applied, makes the status up to date (no write loop); a new generation makes it stale.
+  CrdStatus s = st["ok"];
+  EXPECT_FALSE(StatusUpToDate(s));
+  s.current_status = StatusPatch(s, "2026-03-01T00:00:00Z")["status"];
+  EXPECT_TRUE(StatusUpToDate(s));
+  EXPECT_EQ(StatusPatch(s, "2026-04-01T00:00:00Z")["status"]["conditions"][0]["lastTransitionTime"],
+            "2026-03-01T00:00:00Z");  // unchanged status keeps its transition time
+  s.generation = 4;
+  EXPECT_FALSE(StatusUpToDate(s));
+}
+
+// ---- reflector ------------------------------------------------------------------------------------------------------
+
+// Serves one scripted response per connection, in order; records each request line. The last response repeats.
+class FakeApi {
+ public:
+  explicit FakeApi(std::vector<std::function<std::string()>> script) : script_(std::move(script)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeApi() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+  static std::string Json(int status, const json& body) {
+    std::string b = body.dump();
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(b.size()) +
+           "\r\nConnection: close\r\n\r\n" + b;
+  }
+  static std::string Events(const std::vector<json>& events) {
+    std::string b;
+    for (const auto& e : events) b += e.dump() + "\n";
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(b.size()) +
+           "\r\nConnection: close\r\n\r\n" + b;
+  }
+
+ private:
+  void Serve() {
+    size_t i = 0;
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        req.append(buf, static_cast<size_t>(n));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        requests_.push_back(req.substr(0, req.find("\r\n")));
+      }
+      std::string resp = script_[std::min(i++, script_.size() - 1)]();
+      (void)!::write(c, resp.data(), resp.size());
+      ::close(c);
+    }
+  }
+  std::vector<std::function<std::string()>> script_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+json Obj(const std::string& name, const std::string& rv) {
+  return {{"metadata", {{"namespace", "ns"}, {"name", name}, {"resourceVersion", rv}, {"managedFields", {1, 2}}}}};
+}
+
+TEST(Reflector, ListWatchBookmarkAndRelistOnGone) {
+  FakeApi api({
+      [] {
+        return FakeApi::Json(200, {{"metadata", {{"resourceVersion", "10"}}}, {"items", {Obj("a", "5")}}});
+      },
+      [] {
+        return FakeApi::Events({{{"type", "ADDED"}, {"object", Obj("b", "11")}},
+                                {{"type", "BOOKMARK"}, {"object", {{"metadata", {{"resourceVersion", "15"}}}}}}});
+      },
+      [] {
+        return FakeApi::Events({{{"type", "ERROR"}, {"object", {{"code", 410}, {"message", "too old"}}}}});
+      },
+      [] {
+        return FakeApi::Json(200, {{"metadata", {{"resourceVersion", "20"}}}, {"items", {Obj("c", "19")}}});
+      },
+      [] {
+        return FakeApi::Events({{{"type", "DELETED"}, {"object", Obj("c", "21")}}});
+      },
+      [] { return FakeApi::Events({}); },
+  });
+  ClientConfig cfg;
+  cfg.server = "http://127.0.0.1:" + std::to_string(api.port());
+  Http http(cfg);
+  std::atomic<int> changes{0};
+  Reflector r(&http, "Thing", "/api/v1/things", [&] { changes++; });
+  std::atomic<bool> stop{false};
+  std::thread t([&] { r.Run(stop); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (api.requests().size() < 6 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  t.join();
+  auto reqs = api.requests();
+  ASSERT_GE(reqs.size(), 6u);
+  EXPECT_EQ(reqs[0], "GET /api/v1/things?limit=500 HTTP/1.1");
+  EXPECT_NE(reqs[1].find("watch=1&allowWatchBookmarks=true&resourceVersion=10&"), std::string::npos) << reqs[1];
+  EXPECT_NE(reqs[2].find("resourceVersion=15&"), std::string::npos) << reqs[2];  // resumes after the bookmark
+  EXPECT_EQ(reqs[3], "GET /api/v1/things?limit=500 HTTP/1.1");                   // 410 Gone: relist
+  EXPECT_NE(reqs[4].find("resourceVersion=20&"), std::string::npos) << reqs[4];
+  EXPECT_NE(reqs[5].find("resourceVersion=21&"), std::string::npos) << reqs[5];
+  EXPECT_TRUE(r.synced());
+  EXPECT_TRUE(r.Snapshot().empty());  // the relist dropped a and b, the watch deleted c
+  EXPECT_GE(changes.load(), 4);
+}
+
+TEST(Reflector, ErrorsBackOffAndRecover) {
+  FakeApi api({
+      [] {
+        return FakeApi::Json(403, {{"kind", "Status"}, {"message", "forbidden: things"}});
+      },
+      [] {
+        return FakeApi::Json(200, {{"metadata", {{"resourceVersion", "1"}}}, {"items", {Obj("a", "1")}}});
+      },
+      [] { return FakeApi::Events({}); },
+  });
+  ClientConfig cfg;
+  cfg.server = "http://127.0.0.1:" + std::to_string(api.port());
+  Http http(cfg);
+  Reflector r(&http, "Thing", "/api/v1/things", [] {});
+  std::atomic<bool> stop{false};
+  std::thread t([&] { r.Run(stop); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!r.synced() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  t.join();
+  EXPECT_TRUE(r.synced());
+  auto snap = r.Snapshot();
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_FALSE(snap["ns/a"]["metadata"].contains("managedFields"));  // trimmed
+  EXPECT_EQ(r.last_error(), "");
+}
+
+}  // namespace
+}  // namespace zm::k8s

@@ -1,0 +1,200 @@
+// meshctl status: each seeded fault yields its own problem with a hint; a healthy mesh yields none.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "tools/meshctl/status_report.h"
+
+namespace zm::meshctl {
+namespace {
+namespace v1 = zeromesh::v1;
+
+constexpr int64_t kNow = 1'800'000'000;
+
+v1::AgentState* AddAgent(StatusInput& in, const std::string& node) {
+  auto* a = in.status.add_agents();
+  a->set_node(node);
+  a->set_connected(true);
+  a->set_sent_version(7);
+  a->set_acked_version(7);
+  a->set_last_report_unix(kNow - 3);
+  auto* r = a->mutable_last_report();
+  r->set_node(node);
+  r->set_agent_version("0.1.0");
+  r->set_health(v1::HEALTHY);
+  r->set_applied_version(7);
+  r->set_fail_mode("closed");
+  r->add_enrolled_pods("shop/" + node + "-pod");
+  for (const char* ifname : {"eth0", "zmv1p1"}) {
+    auto* at = r->add_attachments();
+    at->set_ifname(ifname);
+    at->set_ifindex(2);
+    at->set_attached(true);
+  }
+  auto* c = r->add_certs();
+  c->set_spiffe_id("spiffe://cluster.local/ns/shop/sa/" + node);
+  c->set_not_after_unix(kNow + 20 * 3600);
+  return a;
+}
+
+StatusInput Healthy() {
+  StatusInput in;
+  in.controller = "10.99.0.100:15012";
+  in.reachable = true;
+  in.now_unix = kNow;
+  auto* info = in.status.mutable_controller();
+  info->set_version("0.1.0");
+  info->set_epoch("0123456789abcdef");
+  info->set_config_version(7);
+  info->set_trust_domain("cluster.local");
+  AddAgent(in, "node1");
+  AddAgent(in, "node2");
+  in.resources.set_version(7);
+  auto* mc = in.resources.add_resources()->mutable_mesh_config();
+  mc->set_default_mode(v1::STRICT);
+  for (const char* node : {"node1", "node2"}) {
+    auto* w = in.resources.add_resources()->mutable_workload();
+    w->set_name(std::string(node) + "-pod");
+    w->set_namespace_("shop");
+    w->set_node(node);
+    w->set_enrolled(true);
+  }
+  return in;
+}
+
+size_t MaxLine(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  size_t m = 0;
+  while (std::getline(in, line)) m = std::max(m, line.size());
+  return m;
+}
+
+// The one problem of a report that mentions `needle` (fails the test if there is not exactly one).
+nlohmann::json OnlyProblem(const nlohmann::json& r, const std::string& needle) {
+  EXPECT_FALSE(r["healthy"].get<bool>());
+  EXPECT_EQ(r["problems"].size(), 1u) << r["problems"].dump(1);
+  for (const auto& p : r["problems"]) {
+    if (p["message"].get<std::string>().find(needle) != std::string::npos) {
+      EXPECT_FALSE(p["hint"].get<std::string>().empty());
+      EXPECT_LE(MaxLine(RenderStatus(r)), 100u) << RenderStatus(r);
+      return p;
+    }
+  }
+  ADD_FAILURE() << "no problem mentions '" << needle << "': " << r["problems"].dump(1);
+  return {};
+}
+
+TEST(Status, HealthyMesh) {
+  auto r = BuildStatus(Healthy());
+  EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump(1);
+  EXPECT_TRUE(r["problems"].empty());
+  EXPECT_EQ(r["agents"].size(), 2u);
+  EXPECT_TRUE(r["agents"][0]["synced"].get<bool>());
+  EXPECT_EQ(r["enrolled_pods_by_namespace"]["shop"], 2);
+  EXPECT_EQ(r["soonest_cert_expiry"]["seconds_left"], 20 * 3600);
+  EXPECT_EQ(r["mesh"]["fail_mode"], "closed");
+  std::string human = RenderStatus(r);
+  EXPECT_NE(human.find("no problems found"), std::string::npos) << human;
+  EXPECT_LE(MaxLine(human), 100u) << human;
+}
+
+TEST(Status, ControllerUnreachable) {
+  StatusInput in;
+  in.controller = "10.0.0.1:15012";
+  in.error = "controller unreachable at 10.0.0.1:15012: failed to connect";
+  auto r = BuildStatus(in);
+  auto p = OnlyProblem(r, "controller unreachable");
+  EXPECT_NE(p["hint"].get<std::string>().find("--controller"), std::string::npos);
+  EXPECT_FALSE(r["controller"]["reachable"].get<bool>());
+  EXPECT_NE(RenderStatus(r).find("UNREACHABLE"), std::string::npos);
+}
+
+TEST(Status, AgentDisconnected) {
+  auto in = Healthy();
+  in.status.mutable_agents(1)->set_connected(false);
+  in.status.mutable_agents(1)->set_last_report_unix(kNow - 120);
+  auto p = OnlyProblem(BuildStatus(in), "agent on node node2 is disconnected");
+  EXPECT_NE(p["message"].get<std::string>().find("2m ago"), std::string::npos) << p;
+  EXPECT_EQ(p["node"], "node2");
+}
+
+TEST(Status, StaleReport) {
+  auto in = Healthy();
+  in.status.mutable_agents(0)->set_last_report_unix(kNow - 300);
+  OnlyProblem(BuildStatus(in), "has not reported for 5m");
+}
+
+TEST(Status, NackedConfig) {
+  auto in = Healthy();
+  in.status.mutable_controller()->set_config_version(8);
+  for (auto& a : *in.status.mutable_agents()) a.set_acked_version(8);
+  auto* a = in.status.mutable_agents(0);
+  a->set_acked_version(7);
+  a->set_nacked_version(8);
+  a->set_nack_error("TrafficPermission: shop/x: bad identity");
+  auto p = OnlyProblem(BuildStatus(in), "node node1 rejected config version 8");
+  EXPECT_NE(p["hint"].get<std::string>().find("keeps config version 7"), std::string::npos);
+}
+
+TEST(Status, LaggingAgent) {
+  auto in = Healthy();
+  in.status.mutable_agents(1)->set_acked_version(6);
+  OnlyProblem(BuildStatus(in), "node node2 runs config version 6, the controller has 7");
+}
+
+TEST(Status, DetachedProgram) {
+  auto in = Healthy();
+  auto* at = in.status.mutable_agents(1)->mutable_last_report()->mutable_attachments(1);
+  at->set_attached(false);
+  at->set_error("capture program detached: link 9 is not at tcx ingress of ifindex 2");
+  auto r = BuildStatus(in);
+  auto p = OnlyProblem(r, "node node2: no capture program on zmv1p1");
+  EXPECT_NE(p["hint"].get<std::string>().find("restart mesh-agent on node2"), std::string::npos);
+  EXPECT_EQ(r["agents"][1]["attachments_ok"], 1);
+}
+
+TEST(Status, CertificateExpiring) {
+  auto in = Healthy();
+  in.cert_warn_seconds = 3600;
+  in.status.mutable_agents(0)->mutable_last_report()->mutable_certs(0)->set_not_after_unix(kNow + 90);
+  auto r = BuildStatus(in);
+  OnlyProblem(r, "expires in 1m30s");
+  EXPECT_EQ(r["soonest_cert_expiry"]["node"], "node1");
+  in.status.mutable_agents(0)->mutable_last_report()->mutable_certs(0)->set_not_after_unix(kNow - 60);
+  OnlyProblem(BuildStatus(in), "expired 1m ago");
+}
+
+TEST(Status, WorkloadOnANodeWithoutAgent) {
+  auto in = Healthy();
+  auto* w = in.resources.add_resources()->mutable_workload();
+  w->set_name("ghost");
+  w->set_namespace_("shop");
+  w->set_node("node9");
+  w->set_enrolled(true);
+  auto p = OnlyProblem(BuildStatus(in), "workload shop/ghost is on node node9, which has no agent");
+  EXPECT_NE(p["hint"].get<std::string>().find("start mesh-agent on node9"), std::string::npos);
+  w->set_enrolled(false);  // not enrolled: nothing to capture, nothing wrong
+  EXPECT_TRUE(BuildStatus(in)["healthy"].get<bool>());
+}
+
+TEST(Status, ManifestErrorsKeepTheLastGoodVersion) {
+  auto in = Healthy();
+  auto* e = in.status.add_manifest_errors();
+  e->set_file("bad.yaml");
+  e->set_line(3);
+  e->set_reason("unknown field 'spec.foo'");
+  auto p = OnlyProblem(BuildStatus(in), "manifest bad.yaml:3: unknown field");
+  EXPECT_NE(p["hint"].get<std::string>().find("version 7"), std::string::npos);
+}
+
+TEST(Status, LongNamesStillFit) {
+  auto in = Healthy();
+  AddAgent(in, std::string(120, 'n'))->set_connected(false);
+  auto r = BuildStatus(in);
+  EXPECT_FALSE(r["healthy"].get<bool>());
+  EXPECT_LE(MaxLine(RenderStatus(r)), 100u) << RenderStatus(r);
+}
+
+}  // namespace
+}  // namespace zm::meshctl

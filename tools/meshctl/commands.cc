@@ -1,0 +1,90 @@
+#include "tools/meshctl/commands.h"
+
+#include <ctime>
+#include <memory>
+
+#include "tools/meshctl/check.h"
+#include "tools/meshctl/client.h"
+#include "tools/meshctl/status_report.h"
+#include "tools/meshctl/views.h"
+
+namespace zm::meshctl {
+namespace {
+
+int64_t DurationFlag(const Invocation& inv, const char* name, int64_t fallback) {
+  int64_t v = fallback;
+  auto it = inv.flags.find(name);
+  if (it != inv.flags.end()) ParseDuration(it->second, &v);  // validated by ParseArgs
+  return v;
+}
+
+// Prints `j` as the chosen format, or through `human` for tables.
+void Print(const Invocation& inv, const nlohmann::json& j, std::string (*human)(const nlohmann::json&),
+           std::string* out) {
+  *out += inv.format == Format::kTable ? human(j) : Render(j, inv.format);
+}
+
+int Status(const Invocation& inv, Client* client, std::string* out) {
+  StatusInput in;
+  in.controller = inv.controller;
+  in.now_unix = std::time(nullptr);
+  in.cert_warn_seconds = DurationFlag(inv, "cert-warn", 3600);
+  in.stale_seconds = DurationFlag(inv, "stale", 45);
+  in.reachable = client->GetStatus(&in.status, &in.error) && client->GetResources(&in.resources, &in.error);
+  auto report = BuildStatus(in);
+  Print(inv, report, RenderStatus, out);
+  return report["healthy"].get<bool>() ? kExitOk : kExitProblems;
+}
+
+}  // namespace
+
+int Run(const Invocation& inv, std::string* out, std::string* err) {
+  const std::string& cmd = inv.command->name;
+  if (cmd == "check") {
+    auto j = ChecksJson(RunLocalChecks());
+    Print(inv, j, RenderChecks, out);
+    return j["healthy"].get<bool>() ? kExitOk : kExitProblems;
+  }
+  Connection conn{inv.controller, inv.token, inv.ca_cert, std::chrono::seconds(inv.timeout_seconds)};
+  std::string error;
+  auto client = Client::Create(conn, &error);
+  if (!client) {
+    *err += "meshctl: " + error + "\n";
+    return kExitUsage;
+  }
+  if (cmd == "status") return Status(inv, client.get(), out);
+
+  zeromesh::v1::ResourceSet rs;
+  zeromesh::v1::MeshStatus st;
+  bool ok = true;
+  if (cmd != "certs") ok = client->GetResources(&rs, &error);
+  if (ok && (cmd == "certs" || cmd == "config-dump")) ok = client->GetStatus(&st, &error);
+  if (!ok) {
+    *err += "meshctl: " + error + "\n";
+    return kExitProblems;
+  }
+  if (cmd == "workloads") {
+    Print(inv, WorkloadsJson(rs), RenderWorkloads, out);
+  } else if (cmd == "services") {
+    Print(inv, ServicesJson(rs), RenderServices, out);
+  } else if (cmd == "policies") {
+    Print(inv, PoliciesJson(rs), RenderPolicies, out);
+  } else if (cmd == "certs") {
+    auto j = CertsJson(st, std::time(nullptr), DurationFlag(inv, "cert-warn", 3600));
+    Print(inv, j, RenderCerts, out);
+    for (const auto& c : j) {
+      if (c["expiring"].get<bool>()) return kExitProblems;
+    }
+  } else if (cmd == "config-dump") {
+    const std::string& node = inv.flags.at("node");
+    auto j = ConfigDumpJson(rs, st, node);
+    if (j.is_null()) {
+      *err += "meshctl: the controller knows no agent or workload on node '" + node + "'\n";
+      return kExitProblems;
+    }
+    *out += Render(j, inv.format == Format::kYaml ? Format::kYaml : Format::kJson);
+  }
+  return kExitOk;
+}
+
+}  // namespace zm::meshctl
