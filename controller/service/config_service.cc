@@ -75,14 +75,13 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
   while (!ctx_->stopping && !reader_done && !context->IsCancelled()) {
     auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
     if (!snap || (base && snap->version == base->version)) continue;
-    v1::ConfigPush push = base ? MakeDeltaPush(*base, *snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem())
-                               : MakeFullPush(*snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem());
+    auto push = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem());
     if (ctx_->metrics) {
       auto published = ctx_->metrics->PublishedAt(snap->version).value_or(opened);
       std::lock_guard<std::mutex> lock(pending_mu);
       pending[snap->version] = std::max(published, opened);
     }
-    if (!stream->Write(push)) break;
+    if (!stream->Write(*push)) break;
     if (ctx_->metrics) ctx_->metrics->PushSent();
     ctx_->agents->Sent(node, snap->version);
     base = snap;

@@ -1,6 +1,7 @@
 // Config.Stream: full snapshot first, then deltas; ACK/NACK tracking; resume from a version still in history.
 #pragma once
 
+#include "controller/config/push_cache.h"
 #include "controller/service/context.h"
 #include "zeromesh/v1/config.grpc.pb.h"
 
@@ -14,6 +15,7 @@ class ConfigService final : public zeromesh::v1::Config::Service {
 
  private:
   ServiceContext* ctx_;
+  PushCache pushes_;
 };
 
 }  // namespace zm::ctrl
