@@ -70,7 +70,7 @@ for mode in $modes; do
   load_start=$(cut -d' ' -f1 /proc/loadavg)
   t0=$(date +%s.%N)
   "$ctrl_bin" --manifests "$run/manifests" --join-tokens "$work/join-tokens.yaml" --ca-dir "$run/ca" \
-    --listen 127.0.0.1:0 >"$run/controller.log" 2>&1 &
+    --listen 127.0.0.1:0 --admin-addr off --metrics-addr off >"$run/controller.log" 2>&1 &
   ctrl_pid=$!
   port=""
   for _ in $(seq 1 1200); do
