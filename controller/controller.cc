@@ -117,7 +117,7 @@ Controller::~Controller() {
 bool Controller::ReloadManifests() {
   std::lock_guard<std::mutex> lock(reload_mu_);
   manifest::Limits limits{opts_.max_cert_ttl_seconds};
-  auto result = manifest::LoadDir(opts_.manifests_dir, limits);
+  auto result = manifest::LoadDir(opts_.manifests_dir, limits, &decode_cache_);
   if (!result.ok()) {
     // Keep the last good configuration; report each problem once per distinct set.
     std::string sig;

@@ -86,6 +86,7 @@ class Controller {
   std::unique_ptr<AdminEndpoints> admin_;
   std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
+  manifest::DecodeCache decode_cache_;  // guarded by reload_mu_
   std::string last_errors_logged_;
   int port_ = 0;
   bool shut_down_ = false;

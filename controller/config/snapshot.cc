@@ -1,18 +1,38 @@
 #include "controller/config/snapshot.h"
 
-#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <algorithm>
 #include <ctime>
+#include <unordered_map>
 
 namespace zm::ctrl {
 namespace v1 = zeromesh::v1;
-using google::protobuf::util::MessageDifferencer;
+
+namespace {
+
+// Equality by deterministic serialization: several times cheaper than reflection-based MessageDifferencer, which
+// dominated the controller's CPU when computing deltas over 10,000 resources.
+bool SameBytes(const v1::Resource& a, const v1::Resource& b) {
+  auto bytes = [](const v1::Resource& m) {
+    std::string out;
+    google::protobuf::io::StringOutputStream raw(&out);
+    google::protobuf::io::CodedOutputStream coded(&raw);
+    coded.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&coded);
+    coded.Trim();
+    return out;
+  };
+  return bytes(a) == bytes(b);
+}
+
+}  // namespace
 
 bool Snapshot::SameResources(const Snapshot& other) const {
   if (resources.size() != other.resources.size()) return false;
   for (auto a = resources.begin(), b = other.resources.begin(); a != resources.end(); ++a, ++b) {
-    if (a->first != b->first || !MessageDifferencer::Equals(a->second, b->second)) return false;
+    if (a->first != b->first || !SameBytes(a->second, b->second)) return false;
   }
   return true;
 }
@@ -69,14 +89,23 @@ std::shared_ptr<Snapshot> Compile(const std::vector<manifest::Located>& resource
     by_ip[w.ip()] = &w;
     s->identities_by_node[w.node()].insert(w.namespace_() + "/" + w.service_account());
   }
+  // Workloads by "namespace/key=value" of each label: a selector only looks at the workloads carrying its first
+  // label instead of every workload (1,000 services x 10,000 workloads would be 10M label checks per change).
+  std::unordered_map<std::string, std::vector<std::pair<const std::string*, const v1::Workload*>>> by_label;
+  for (const auto& [ip, w] : by_ip) {
+    for (const auto& [k, v] : w->labels()) by_label[w->namespace_() + "/" + k + "=" + v].emplace_back(&ip, w);
+  }
   for (auto& [key, r] : s->resources) {
     if (!r.has_service()) continue;
     auto* svc = r.mutable_service();
     std::map<std::string, v1::Endpoint> eps;  // by IP: explicit and selected endpoints merge
     for (const auto& e : svc->endpoints()) eps[e.ip()] = e;
     if (!svc->selector().empty()) {
-      for (const auto& [ip, w] : by_ip) {
-        if (w->namespace_() == svc->namespace_() && Matches(svc->selector(), w->labels())) eps[ip].set_ip(ip);
+      const auto& [k0, v0] = *svc->selector().begin();
+      if (auto it = by_label.find(svc->namespace_() + "/" + k0 + "=" + v0); it != by_label.end()) {
+        for (const auto& [ip, w] : it->second) {
+          if (Matches(svc->selector(), w->labels())) eps[*ip].set_ip(*ip);
+        }
       }
     }
     svc->clear_endpoints();
@@ -149,7 +178,7 @@ v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std
   p.set_trust_bundle_pem(bundle);
   for (const auto& [key, r] : to.resources) {
     auto it = from.resources.find(key);
-    if (it == from.resources.end() || !MessageDifferencer::Equals(it->second, r)) *p.add_upserted() = r;
+    if (it == from.resources.end() || !SameBytes(it->second, r)) *p.add_upserted() = r;
   }
   for (const auto& [key, r] : from.resources) {
     if (!to.resources.count(key)) *p.add_removed() = KeyProto(r);

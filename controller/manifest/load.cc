@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "controller/fs_util.h"
 #include "controller/manifest/manifest.h"
@@ -81,7 +82,23 @@ void CheckSet(Result* r) {
   CheckTrafficRefs(r);
 }
 
-Result LoadDir(const std::string& dir, const Limits& limits) {
+const Result& DecodeCache::Decode(const std::string& file, std::string text, const Limits& limits) {
+  auto it = files_.find(file);
+  if (it != files_.end() && it->second.text == text) return it->second.decoded;
+  Entry e;
+  DecodeText(text, file, limits, &e.decoded);
+  e.text = std::move(text);
+  return (files_[file] = std::move(e)).decoded;
+}
+
+void DecodeCache::Retain(const std::vector<std::string>& present) {
+  std::set<std::string> keep(present.begin(), present.end());
+  for (auto it = files_.begin(); it != files_.end();) {
+    it = keep.count(it->first) ? std::next(it) : files_.erase(it);
+  }
+}
+
+Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache) {
   Result out;
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
@@ -100,6 +117,7 @@ Result LoadDir(const std::string& dir, const Limits& limits) {
   }
   ::closedir(d);
   std::sort(names.begin(), names.end());  // deterministic error order
+  std::vector<std::string> paths;
   for (const auto& n : names) {
     std::string path = dir + "/" + n;
     std::string err;
@@ -109,8 +127,16 @@ Result LoadDir(const std::string& dir, const Limits& limits) {
       if (errno != ENOENT) out.errors.push_back({path, 0, err});
       continue;
     }
-    DecodeText(*text, path, limits, &out);
+    if (cache) {
+      const Result& decoded = cache->Decode(path, std::move(*text), limits);
+      out.resources.insert(out.resources.end(), decoded.resources.begin(), decoded.resources.end());
+      out.errors.insert(out.errors.end(), decoded.errors.begin(), decoded.errors.end());
+      paths.push_back(path);
+    } else {
+      DecodeText(*text, path, limits, &out);
+    }
   }
+  if (cache) cache->Retain(paths);
   CheckSet(&out);
   return out;
 }

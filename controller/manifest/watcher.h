@@ -12,7 +12,7 @@ namespace zm::manifest {
 class DirWatcher {
  public:
   using Callback = std::function<void()>;
-  DirWatcher(std::string dir, Callback on_change, std::chrono::milliseconds debounce = std::chrono::milliseconds(100),
+  DirWatcher(std::string dir, Callback on_change, std::chrono::milliseconds debounce = std::chrono::milliseconds(50),
              std::chrono::milliseconds rescan = std::chrono::seconds(10));
   ~DirWatcher();
   DirWatcher(const DirWatcher&) = delete;
