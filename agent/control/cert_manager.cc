@@ -106,6 +106,7 @@ bool CertManager::Issue(const std::string& id, IssuedIdentity* out, std::string*
   grpc::ClientContext ctx;
   AddAuth(&ctx, bootstrap_);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_wait_for_ready(true);  // poll the channel while it (re)connects, up to the deadline
   v1::SignRequest req;
   req.set_csr_pem(kc.csr_pem);
   req.set_ttl_seconds(opts_.ttl_seconds);

@@ -56,6 +56,11 @@ void ConfigClient::Run() {
 bool ConfigClient::RunStream(v1::Config::Stub* stub) {
   grpc::ClientContext ctx;
   AddAuth(&ctx, bootstrap_);
+  // Wait for the channel instead of failing fast: with the sync API a connection attempt only progresses while some
+  // thread polls the channel, and a fast-failing call leaves nobody polling during the backoff, so after a long
+  // controller outage handshakes stalled until gRPC's 5 s backup poller timed them out, again and again.
+  // Stop() cancels the call, so waiting never blocks shutdown.
+  ctx.set_wait_for_ready(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return false;

@@ -41,6 +41,7 @@ void StatusReporter::Run() {
     grpc::ClientContext ctx;
     AddAuth(&ctx, bootstrap_);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ctx.set_wait_for_ready(true);  // poll the channel while it (re)connects, up to the deadline
     zeromesh::v1::ReportAck ack;
     grpc::Status st = stub_->Report(&ctx, status, &ack);
     if (st.ok()) {
