@@ -8,6 +8,7 @@ and a non-zero exit status.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -235,6 +236,44 @@ class MeshctlTest(unittest.TestCase):
         kinds = {next(iter(r["resource"])) for r in dump["resources"]}
         self.assertTrue({"workload", "meshConfig"} <= kinds, kinds)
         self.assertEqual({a["node"] for a in dump["agents"]}, {"node1", "node2"})
+
+    def test_04b_real_prometheus_scrapes_controller_and_agents(self):
+        prom = shutil.which("prometheus")
+        if not prom:
+            self.skipTest("prometheus server not installed (Debian package prometheus)")
+        self.wait_healthy()
+        work = Path(self.tmp.name) / "prometheus"
+        work.mkdir(exist_ok=True)
+        targets = [f"127.0.0.1:{METRICS_PORT}"] + [f"{n.ip}:15020" for n in self.cluster.nodes]
+        cfg = work / "prometheus.yml"
+        cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                       "scrape_configs:\n  - job_name: zeromesh\n    static_configs:\n"
+                       f"      - targets: {json.dumps(targets)}\n")
+        port = 19091
+        with open(work / "prometheus.log", "wb") as log:
+            p = self.cluster.popen(self.cp.host, [prom, f"--config.file={cfg}", f"--storage.tsdb.path={work / 'data'}",
+                                                  f"--web.listen-address=127.0.0.1:{port}"], stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            ups, agents = {}, None
+            deadline = time.time() + 60
+            while time.time() < deadline and (len(ups) < 3 or agents != 2.0):
+                time.sleep(1)
+                code, body = self.http(port, "/api/v1/query?query=up")
+                if code != 200:
+                    continue
+                ups = {r["metric"]["instance"]: r["value"][1] for r in json.loads(body)["data"]["result"]}
+                code, body = self.http(port, "/api/v1/query?query=zeromesh_controller_connected_agents")
+                result = json.loads(body)["data"]["result"] if code == 200 else []
+                agents = float(result[0]["value"][1]) if result else None
+            self.assertEqual(ups, {t: "1" for t in targets}, (work / "prometheus.log").read_text()[-2000:])
+            self.assertEqual(agents, 2.0)
+        finally:
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
     @staticmethod
     def _counter(text, name):
