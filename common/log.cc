@@ -27,10 +27,11 @@ const char* LevelName(Level level) {
   return "info";
 }
 
-std::string Timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+}  // namespace
+
+std::string FormatTimestamp(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
@@ -38,8 +39,6 @@ std::string Timestamp() {
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
   return buf;
 }
-
-}  // namespace
 
 void SetComponent(std::string_view component) {
   g_component = component;
@@ -57,7 +56,10 @@ Level ParseLevel(std::string_view name) {
 
 void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   if (level < g_min_level) return;
-  nlohmann::json line = {{"ts", Timestamp()}, {"level", LevelName(level)}, {"component", g_component}, {"msg", msg}};
+  nlohmann::json line = {{"ts", FormatTimestamp(std::chrono::system_clock::now())},
+                         {"level", LevelName(level)},
+                         {"component", g_component},
+                         {"msg", msg}};
   if (fields.is_object()) {
     for (const auto& [k, v] : fields.items()) line[k] = v;
   }

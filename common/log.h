@@ -3,7 +3,9 @@
 // Usage: zm::log::Info("attached", {{"ifname", name}, {"ifindex", idx}});
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
 namespace zm::log {
@@ -14,6 +16,9 @@ enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 void SetComponent(std::string_view component);
 void SetMinLevel(Level level);
 Level ParseLevel(std::string_view name);  // "debug"|"info"|"warn"|"error"; unknown -> kInfo
+
+// RFC 3339 UTC with milliseconds, e.g. 2026-11-26T12:00:00.123Z (the "ts" of every log line).
+std::string FormatTimestamp(std::chrono::system_clock::time_point t);
 
 void Write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
 

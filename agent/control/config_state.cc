@@ -1,5 +1,7 @@
 #include "agent/control/config_state.h"
 
+#include "api/cpp/resource_key.h"
+
 namespace zm::agent::control {
 namespace v1 = zeromesh::v1;
 
@@ -8,41 +10,7 @@ std::string ResourceKeyString(const v1::ResourceKey& k) {
 }
 
 std::string ResourceKeyString(const v1::Resource& r) {
-  v1::ResourceKey k;
-  switch (r.kind_case()) {
-    case v1::Resource::kWorkload:
-      k.set_kind(v1::WORKLOAD);
-      k.set_namespace_(r.workload().namespace_());
-      k.set_name(r.workload().name());
-      break;
-    case v1::Resource::kService:
-      k.set_kind(v1::SERVICE);
-      k.set_namespace_(r.service().namespace_());
-      k.set_name(r.service().name());
-      break;
-    case v1::Resource::kTrafficPermission:
-      k.set_kind(v1::TRAFFIC_PERMISSION);
-      k.set_namespace_(r.traffic_permission().namespace_());
-      k.set_name(r.traffic_permission().name());
-      break;
-    case v1::Resource::kMeshConfig:
-      k.set_kind(v1::MESH_CONFIG);
-      k.set_name(r.mesh_config().name());
-      break;
-    case v1::Resource::kTcpRoute:
-      k.set_kind(v1::TCP_ROUTE);
-      k.set_namespace_(r.tcp_route().namespace_());
-      k.set_name(r.tcp_route().name());
-      break;
-    case v1::Resource::kServicePolicy:
-      k.set_kind(v1::SERVICE_POLICY);
-      k.set_namespace_(r.service_policy().namespace_());
-      k.set_name(r.service_policy().name());
-      break;
-    default:
-      break;
-  }
-  return ResourceKeyString(k);
+  return ResourceKeyString(api::KeyOf(r));
 }
 
 const v1::MeshConfig* ConfigState::mesh() const {

@@ -8,6 +8,8 @@
 #include <functional>
 #include <random>
 
+#include "common/log.h"
+
 namespace zm::metrics {
 namespace {
 
@@ -58,17 +60,6 @@ void PeerFields(std::string* out, const char* side, const proxy::Peer& p) {
   if (!p.principal.empty()) Field(out, (k + ".identity").c_str(), p.principal);
 }
 
-std::string Timestamp(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
-  return buf;
-}
-
 }  // namespace
 
 std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_clock::time_point end,
@@ -76,7 +67,7 @@ std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_
   std::string out;
   out.reserve(512);
   out.append("{\"time\":\"");
-  out.append(Timestamp(end));
+  out.append(zm::log::FormatTimestamp(end));
   out.append("\",\"msg\":\"access\"");
   Field(&out, "reporter", r.reporter == proxy::Reporter::kSource ? "source" : "destination");
   Field(&out, "flow", r.flow ? r.flow : "");

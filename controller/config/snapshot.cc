@@ -1,5 +1,7 @@
 #include "controller/config/snapshot.h"
 
+#include "api/cpp/resource_key.h"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -121,41 +123,7 @@ std::shared_ptr<Snapshot> Compile(const std::vector<manifest::Located>& resource
 }
 
 v1::ResourceKey KeyProto(const v1::Resource& r) {
-  v1::ResourceKey k;
-  switch (r.kind_case()) {
-    case v1::Resource::kWorkload:
-      k.set_kind(v1::WORKLOAD);
-      k.set_namespace_(r.workload().namespace_());
-      k.set_name(r.workload().name());
-      break;
-    case v1::Resource::kService:
-      k.set_kind(v1::SERVICE);
-      k.set_namespace_(r.service().namespace_());
-      k.set_name(r.service().name());
-      break;
-    case v1::Resource::kTrafficPermission:
-      k.set_kind(v1::TRAFFIC_PERMISSION);
-      k.set_namespace_(r.traffic_permission().namespace_());
-      k.set_name(r.traffic_permission().name());
-      break;
-    case v1::Resource::kMeshConfig:
-      k.set_kind(v1::MESH_CONFIG);
-      k.set_name(r.mesh_config().name());
-      break;
-    case v1::Resource::kTcpRoute:
-      k.set_kind(v1::TCP_ROUTE);
-      k.set_namespace_(r.tcp_route().namespace_());
-      k.set_name(r.tcp_route().name());
-      break;
-    case v1::Resource::kServicePolicy:
-      k.set_kind(v1::SERVICE_POLICY);
-      k.set_namespace_(r.service_policy().namespace_());
-      k.set_name(r.service_policy().name());
-      break;
-    default:
-      break;
-  }
-  return k;
+  return api::KeyOf(r);
 }
 
 v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle) {
