@@ -1,28 +1,18 @@
 #include "agent/admin/config_dump.h"
 
-#include <arpa/inet.h>
+#include "agent/state/ipv4.h"
 
 #include <algorithm>
 
 namespace zm::admin {
-namespace {
-
-std::string Ip(in_addr_t ip) {
-  char buf[INET_ADDRSTRLEN] = "";
-  in_addr a{};
-  a.s_addr = ip;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 nlohmann::json WorkloadJson(const agent::MeshSnapshot& snap, const agent::Workload& w) {
   return {{"name", w.name},
           {"namespace", w.ns},
           {"serviceAccount", w.service_account},
           {"node", w.node},
-          {"ip", Ip(w.ip)},
+          {"ip", agent::Ipv4ToString(w.ip)},
           {"enrolled", w.enrolled},
           {"mode", agent::MeshModeName(w.mode)},
           {"local", snap.IsLocal(w)},

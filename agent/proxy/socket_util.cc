@@ -1,5 +1,7 @@
 #include "agent/proxy/socket_util.h"
 
+#include "agent/state/ipv4.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -102,10 +104,7 @@ void ResetAndClose(int fd) {
 }
 
 std::string IpToString(in_addr_t ip) {
-  char buf[INET_ADDRSTRLEN];
-  in_addr a{ip};
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
+  return agent::Ipv4ToString(ip);
 }
 
 std::string AddrToString(const sockaddr_in& a) {

@@ -1,17 +1,9 @@
 #include "agent/traffic/dump.h"
 
-#include <arpa/inet.h>
+#include "agent/state/ipv4.h"
 
 namespace zm::traffic {
 namespace {
-
-std::string Ip(in_addr_t ip) {
-  char buf[INET_ADDRSTRLEN] = "";
-  in_addr a{};
-  a.s_addr = ip;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
 
 nlohmann::json PolicyJson(const agent::ServiceTrafficPolicy& p) {
   return {
@@ -41,7 +33,7 @@ nlohmann::json ServicesJson(const agent::MeshSnapshot& snap, Balancer* lb, const
     for (const auto& p : s.ports) ports.push_back({{"port", p.port}, {"targetPort", p.target_port}});
     nlohmann::json eps = nlohmann::json::array();
     for (const auto& e : s.endpoints) {
-      nlohmann::json j = {{"ip", Ip(e.ip)}, {"workload", e.workload}, {"node", e.node}};
+      nlohmann::json j = {{"ip", agent::Ipv4ToString(e.ip)}, {"workload", e.workload}, {"node", e.node}};
       if (lb != nullptr) {
         // Live state per target port (the balancer keys endpoints by ip:targetPort).
         nlohmann::json live = nlohmann::json::object();
@@ -64,7 +56,7 @@ nlohmann::json ServicesJson(const agent::MeshSnapshot& snap, Balancer* lb, const
     }
     nlohmann::json j = {{"name", s.name},
                         {"namespace", s.ns},
-                        {"vip", s.vip ? Ip(s.vip) : ""},
+                        {"vip", s.vip ? agent::Ipv4ToString(s.vip) : ""},
                         {"ports", ports},
                         {"endpoints", std::move(eps)},
                         {"splits", std::move(splits)},

@@ -1,17 +1,9 @@
 #include "agent/traffic/router.h"
 
-#include <arpa/inet.h>
+#include "agent/state/ipv4.h"
 
 namespace zm::traffic {
 namespace {
-
-std::string Ip(in_addr_t ip) {
-  char buf[INET_ADDRSTRLEN] = "";
-  in_addr a{};
-  a.s_addr = ip;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
 
 RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& svc, uint16_t port,
                          const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
@@ -63,8 +55,8 @@ RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const 
   }
   int i = lb.PickBackend(vip_service, *split, available);
   if (i < 0) {
-    *why = "route " + split->route + " (parent " + vip_service.Key() + " " + Ip(vip_service.vip) + ":" +
-           std::to_string(port) + "): no backend with weight > 0 has endpoints";
+    *why = "route " + split->route + " (parent " + vip_service.Key() + " " + agent::Ipv4ToString(vip_service.vip) +
+           ":" + std::to_string(port) + "): no backend with weight > 0 has endpoints";
     return RouteStatus::kNoEndpoint;
   }
   return PickEndpoint(lb, snap, *backends[static_cast<size_t>(i)], split->backends[static_cast<size_t>(i)].port, tried,
