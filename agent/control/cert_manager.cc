@@ -148,7 +148,9 @@ void CertManager::Run() {
       continue;
     }
     if (next->second.due > Clock::now()) {
-      cv_.wait_until(lock, next->second.due);
+      // A copy: wait_until reads the deadline again after waking, and SetIdentities may erase the entry meanwhile.
+      const Clock::time_point due = next->second.due;
+      cv_.wait_until(lock, due);
       continue;
     }
     std::string id = next->first;
