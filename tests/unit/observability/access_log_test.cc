@@ -107,8 +107,13 @@ TEST(AccessLog, ManyThreadsEveryLineWholeAndCounted) {
   Sink sink;
   constexpr int kThreads = 6, kPerThread = 2000;
   {
-    AccessLog log(
-        {.enabled = true, .sample_rate = 1.0, .fd = sink.fd(), .flush_interval = std::chrono::milliseconds(5)});
+    // A buffer that cannot fill: this test is about whole, counted lines from many threads, not about the bound
+    // (a starved flusher on a loaded machine must not turn it into a drop test).
+    AccessLog log({.enabled = true,
+                   .sample_rate = 1.0,
+                   .fd = sink.fd(),
+                   .flush_interval = std::chrono::milliseconds(5),
+                   .max_buffered = size_t{256} << 20});
     std::vector<std::thread> ts;
     for (int t = 0; t < kThreads; ++t) {
       ts.emplace_back([&log, t] {
