@@ -12,6 +12,8 @@ Clients (print one JSON object):
   podtool.py concurrent HOST PORT N              (N connections open at the same time, each echoes a unique payload)
   podtool.py try HOST PORT [TIMEOUT]             (one connect attempt: {"ok": bool, "error": ...})
   podtool.py connrate HOST PORT SECONDS          (connect, one small request, close, as fast as possible)
+  podtool.py hold HOST PORT SECONDS              (one long-lived ECHO connection, a line every 100 ms; prints
+                                                  "result <ok> <bad>" as plain text, "error ..." on failure)
 """
 
 import hashlib
@@ -194,10 +196,38 @@ def connrate(host, port, seconds):
     return {"connections": done, "failed": failed, "seconds": round(secs, 3), "per_second": round(done / secs, 1)}
 
 
+def hold(host, port, seconds):
+    c = connect(host, port, timeout=5)
+    c.sendall(b"ECHO\n")
+    ok = bad = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        msg = b"ping %d\n" % ok
+        try:
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                d = c.recv(len(msg) - len(got))
+                if not d:
+                    raise OSError("closed")
+                got += d
+            ok += got == msg
+            bad += got != msg
+        except OSError as e:
+            bad += 1
+            print("error", e, flush=True)
+            break
+        time.sleep(0.1)
+    print("result", ok, bad, flush=True)
+
+
 def main(argv):
     cmd = argv[0]
     if cmd == "serve":
         serve(int(argv[1]))
+        return 0
+    if cmd == "hold":
+        hold(argv[1], int(argv[2]), float(argv[3]))
         return 0
     host, port = argv[1], int(argv[2])
     if cmd == "peer":

@@ -23,33 +23,6 @@ PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
 OUTAGE_S = float(os.environ.get("ZM_CONTROLLER_OUTAGE_S", "60"))
 
-# Keeps one connection open and echoes a line every 100 ms through it; prints failures and round trips at the end.
-LONG_CONN = """
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-c.sendall(b"ECHO\\n")
-ok = bad = 0
-end = time.time() + float(sys.argv[3])
-while time.time() < end:
-    msg = b"ping %d\\n" % ok
-    try:
-        c.sendall(msg)
-        got = b""
-        while len(got) < len(msg):
-            d = c.recv(len(msg) - len(got))
-            if not d:
-                raise OSError("closed")
-            got += d
-        ok += got == msg
-        bad += got != msg
-    except OSError as e:
-        bad += 1
-        print("error", e, flush=True)
-        break
-    time.sleep(0.1)
-print("result", ok, bad, flush=True)
-"""
-
 
 class ControllerE2ETest(unittest.TestCase):
     @classmethod
@@ -187,7 +160,7 @@ spec:
 
     # Acceptance 4: the controller away for a minute changes nothing for known workloads; agents then resync.
     def test_zz_controller_outage(self):
-        long_conn = self.cluster.popen(self.frontend, [sys.executable, "-c", LONG_CONN, self.backend.ip, str(PORT),
+        long_conn = self.cluster.popen(self.frontend, [sys.executable, PODTOOL, "hold", self.backend.ip, str(PORT),
                                                        str(OUTAGE_S + 10)], stdout=subprocess.PIPE, text=True)
         time.sleep(1)
         pids = {n: p.pid for n, p in self.cp.agents.items()}

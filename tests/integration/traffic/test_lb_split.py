@@ -12,7 +12,7 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traffic_env import LONG_CONN, POLLER, VIP, VIP_EXT, TrafficEnv  # noqa: E402
+from traffic_env import PODTOOL, POLLER, VIP, VIP_EXT, TrafficEnv  # noqa: E402
 
 
 class LoadBalancingAndSplitTest(unittest.TestCase):
@@ -99,7 +99,7 @@ class LoadBalancingAndSplitTest(unittest.TestCase):
         self.assertEqual(named.get("b1", 0) + named.get("b2", 0) + named.get("b3", 0), 2000, named)
 
         # An established connection (on whichever backend) keeps flowing across the change.
-        long_conn = env.cluster.popen(env.client, [sys.executable, "-c", LONG_CONN, VIP, "80", "4"],
+        long_conn = env.cluster.popen(env.client, [sys.executable, PODTOOL, "hold", VIP, "80", "4"],
                                       stdout=subprocess.PIPE, text=True)
         poller = env.cluster.popen(env.client, [sys.executable, "-c", POLLER, VIP, "80", "4"],
                                    stdout=subprocess.PIPE, text=True)

@@ -53,33 +53,6 @@ while time.time() < end:
     time.sleep(0.02)
 """
 
-# One long-lived echo connection: a line every 100 ms for SECONDS; prints "result <ok> <bad>".
-LONG_CONN = r"""
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-c.sendall(b"ECHO\n")
-ok = bad = 0
-end = time.time() + float(sys.argv[3])
-while time.time() < end:
-    msg = b"ping %d\n" % ok
-    try:
-        c.sendall(msg)
-        got = b""
-        while len(got) < len(msg):
-            d = c.recv(len(msg) - len(got))
-            if not d:
-                raise OSError("closed")
-            got += d
-        ok += got == msg
-        bad += got != msg
-    except OSError as e:
-        bad += 1
-        print("error", e, flush=True)
-        break
-    time.sleep(0.1)
-print("result", ok, bad, flush=True)
-"""
-
 CONNS = r"""
 import json, socket, sys, threading, time
 host, port, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
