@@ -43,9 +43,30 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
         opts.kubeconfig.empty() ? k8s::InClusterConfig(error) : k8s::LoadKubeconfig(opts.kubeconfig, error);
     if (!c->kube_config_) return nullptr;
   }
-  if (opts.join_tokens.empty()) {
-    *error = "--join-tokens FILE is required (agents authenticate with per-node join tokens)";
+  const bool review = c->kube_config_ && !opts.agent_service_account.empty();
+  if (opts.join_tokens.empty() && !review) {
+    *error = opts.kubernetes ? "agents cannot authenticate: give --join-tokens FILE or --agent-service-account NS/NAME"
+                             : "--join-tokens FILE is required (agents authenticate with per-node join tokens)";
     return nullptr;
+  }
+  if (review) {
+    TokenReviewOptions ro;
+    auto slash = opts.agent_service_account.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == opts.agent_service_account.size()) {
+      *error = "--agent-service-account: '" + opts.agent_service_account + "' must be NAMESPACE/NAME";
+      return nullptr;
+    }
+    ro.agent_namespace = opts.agent_service_account.substr(0, slash);
+    ro.agent_service_account = opts.agent_service_account.substr(slash + 1);
+    ro.audience = opts.token_audience;
+    c->review_http_ = std::make_unique<k8s::Http>(*c->kube_config_);
+    Controller* self = c.get();
+    c->reviewer_ = std::make_unique<TokenReviewer>(
+        c->review_http_.get(), ro,
+        [self](const std::string& ns, const std::string& name) -> std::optional<nlohmann::json> {
+          k8s::Source* src = self->kube_source_.load();
+          return src ? src->FindPod(ns, name) : std::nullopt;
+        });
   }
   if (!opts.ca_cert.empty() || !opts.ca_key.empty()) {
     if (opts.ca_cert.empty() || opts.ca_key.empty()) {
@@ -60,12 +81,15 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
     return nullptr;
   }
   if (!c->ca_) return nullptr;
-  c->tokens_ = JoinTokens::Load(opts.join_tokens, error);
-  if (!c->tokens_) return nullptr;
+  if (!opts.join_tokens.empty()) {
+    c->tokens_ = JoinTokens::Load(opts.join_tokens, error);
+    if (!c->tokens_) return nullptr;
+  }
+  c->auth_ = std::make_unique<AgentAuthenticator>(c->tokens_ ? &*c->tokens_ : nullptr, c->reviewer_.get());
   c->store_ = std::make_unique<ConfigStore>(RandomEpoch());
   c->ctx_.store = c->store_.get();
   c->ctx_.ca = c->ca_.get();
-  c->ctx_.tokens = &*c->tokens_;
+  c->ctx_.auth = c->auth_.get();
   c->ctx_.agents = &c->agents_;
   c->ctx_.metrics = &c->metrics_;
   c->ctx_.max_cert_ttl_seconds = opts.max_cert_ttl_seconds;
@@ -105,7 +129,10 @@ void Controller::AddStateCollectors() {
 
 std::vector<std::string> Controller::NotReady() const {
   std::vector<std::string> missing;
-  if (!serving_) missing.push_back("the gRPC server is not serving");
+  // A standby is ready: healthy, watching, able to take over. It is not in the agents' way: it does not bind their
+  // port, and agents dial every replica's address (headless Service) and keep the one that accepts. Were it unready,
+  // the PodDisruptionBudget could never let the leader's node drain and rollouts would stall.
+  if (!serving_ && !(elector_ && !elector_->leading())) missing.push_back("the gRPC server is not serving");
   if (!store_->Current()) missing.push_back("no valid mesh configuration loaded (see the manifest errors)");
   return missing;
 }
@@ -190,21 +217,14 @@ bool Controller::MakeServingCert(std::string* cert_pem, std::string* key_pem, st
   return true;
 }
 
-bool Controller::Start(std::string* error) {
-  if (!kube_config_) ReloadManifests();  // an invalid first load is reported; streams wait for a good config
-  std::string cert, key;
-  if (!MakeServingCert(&cert, &key, error)) return false;
-  // Admin endpoints first: /readyz says "not serving" until the gRPC server is up.
-  if (!opts_.admin_addr.empty() || !opts_.metrics_addr.empty()) {
-    AdminSources src;
-    src.metrics = [this] { return metrics_.Render(); };
-    src.not_ready = [this] { return NotReady(); };
-    src.config_dump = [this] { return ControllerConfigDump(*store_, agents_); };
-    admin_ = std::make_unique<AdminEndpoints>(opts_.metrics_addr, opts_.admin_addr, std::move(src));
-    if (!admin_->Start(error)) return false;
+bool Controller::StartServing(std::string* error) {
+  std::lock_guard<std::mutex> lock(serve_mu_);
+  if (serve_closed_) {
+    *error = "shutting down";
+    return false;
   }
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_key_cert_pairs.push_back({key, cert});
+  ssl.pem_key_cert_pairs.push_back({serving_key_pem_, serving_cert_pem_});
 
   services_.push_back(std::make_unique<IdentityService>(&ctx_));
   services_.push_back(std::make_unique<ConfigService>(&ctx_));
@@ -222,10 +242,77 @@ bool Controller::Start(std::string* error) {
     return false;
   }
   serving_ = true;
+  return true;
+}
+
+bool Controller::MakeLeaderElector(std::string* error) {
+  k8s::LeaderElectionConfig lec = opts_.leader_election;
+  if (lec.lease_namespace.empty()) lec.lease_namespace = k8s::DefaultLeaseNamespace();
+  if (lec.identity.empty()) lec.identity = k8s::DefaultLeaderIdentity();
+  if (!k8s::ValidateLeaderElection(lec, error)) return false;
+  k8s::LeaderElector::Callbacks cb;
+  cb.started_leading = [this] {
+    std::string err;
+    if (!StartServing(&err)) {
+      {
+        std::lock_guard<std::mutex> lock(serve_mu_);
+        if (serve_closed_) return;  // shutting down meanwhile
+      }
+      log::Error("cannot serve agents after becoming leader", {{"listen", opts_.listen}, {"error", err}});
+      if (on_fatal_) on_fatal_("cannot listen on " + opts_.listen + ": " + err);
+      return;
+    }
+    log::Info("serving agents as the leader", {{"listen", opts_.listen}, {"port", port_}});
+  };
+  cb.stopped_leading = [this](const std::string& reason) {
+    if (on_fatal_) on_fatal_(reason);
+  };
+  elector_ = std::make_unique<k8s::LeaderElector>(*kube_config_, std::move(lec), std::move(cb));
+  metrics_.AddCollector(std::make_shared<metrics::CallbackCollector>([this] {
+    auto leader = metrics::GaugeFamily("zeromesh_controller_leader",
+                                       "1 if this replica holds the leader-election lease (serves agents), else 0.");
+    auto transitions = metrics::CounterFamily("zeromesh_controller_leader_transitions_total",
+                                              "Times this replica acquired or lost (released) the lease.");
+    metrics::AddSample(&leader, elector_->leading() ? 1 : 0);
+    metrics::AddSample(&transitions, static_cast<double>(elector_->transitions()));
+    return std::vector<prometheus::MetricFamily>{leader, transitions};
+  }));
+  return true;
+}
+
+bool Controller::Start(std::string* error) {
+  if (!kube_config_) ReloadManifests();  // an invalid first load is reported; streams wait for a good config
+  if (!MakeServingCert(&serving_cert_pem_, &serving_key_pem_, error)) return false;
+  if (kube_config_ && opts_.leader_elect && !MakeLeaderElector(error)) return false;
+  // Admin endpoints first: /readyz says "not serving" until the gRPC server is up.
+  if (!opts_.admin_addr.empty() || !opts_.metrics_addr.empty()) {
+    AdminSources src;
+    src.metrics = [this] { return metrics_.Render(); };
+    src.not_ready = [this] { return NotReady(); };
+    src.role = [this]() -> std::string {
+      if (!elector_) return "";
+      if (elector_->leading()) return "leader: serving agents";
+      std::string holder = elector_->holder();
+      return "standby: the lease " + elector_->LeaseRef() +
+             (holder.empty() ? " is not held by this replica" : " is held by " + holder);
+    };
+    src.config_dump = [this] {
+      auto dump = ControllerConfigDump(*store_, agents_);
+      if (elector_) dump["leader_election"] = elector_->Describe();
+      return dump;
+    };
+    admin_ = std::make_unique<AdminEndpoints>(opts_.metrics_addr, opts_.admin_addr, std::move(src));
+    if (!admin_->Start(error)) return false;
+  }
+  // A standby does not bind the agents' port: agents (a list of addresses with pick_first, or a Service routing to
+  // ready pods) reach the leader only.
+  if (!elector_ && !StartServing(error)) return false;
   if (kube_config_) {
     manifest::Limits limits{opts_.max_cert_ttl_seconds};
     kube_ = std::make_unique<k8s::Source>(*kube_config_, limits,
                                           [this](const k8s::Translation& t) { PublishKubernetes(t); });
+    kube_source_ = kube_.get();
+    if (elector_) kube_->set_write_status([this] { return elector_->leading(); });
     if (!kube_->Start(error)) return false;
   } else if (opts_.watch) {
     watcher_ = std::make_unique<manifest::DirWatcher>(opts_.manifests_dir, [this] { ReloadManifests(); });
@@ -235,12 +322,14 @@ bool Controller::Start(std::string* error) {
     });
     if (!watcher_->Start(error)) return false;
   }
-  log::Info("mesh-controller listening", {{"listen", opts_.listen},
-                                          {"port", port_},
-                                          {"manifests", ctx_.manifests_dir},
-                                          {"epoch", store_->epoch()},
-                                          {"admin_port", admin_ ? admin_->admin_port() : 0},
-                                          {"metrics_port", admin_ ? admin_->metrics_port() : 0}});
+  if (elector_) elector_->Start();
+  log::Info(elector_ ? "mesh-controller started; serving agents once it leads" : "mesh-controller listening",
+            {{"listen", opts_.listen},
+             {"port", elector_ ? 0 : port_},
+             {"manifests", ctx_.manifests_dir},
+             {"epoch", store_->epoch()},
+             {"admin_port", admin_ ? admin_->admin_port() : 0},
+             {"metrics_port", admin_ ? admin_->metrics_port() : 0}});
   return true;
 }
 
@@ -251,10 +340,16 @@ void Controller::Shutdown() {
   if (kube_) kube_->Stop();
   ctx_.stopping = true;
   if (store_) store_->Stop();
+  {
+    std::lock_guard<std::mutex> lock(serve_mu_);  // after this, the elector thread starts no server
+    serve_closed_ = true;
+  }
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
   }
+  // Release the lease (if held) once this replica no longer serves: the standby takes over at its next poll.
+  if (elector_) elector_->Stop();
   // Last: stopping civetweb takes about a second per listener, and agents whose streams ended late in a slow
   // shutdown were seen not to reconnect to the next controller (see the e2e outage test).
   if (admin_) admin_->Stop();

@@ -5,6 +5,7 @@
 #include <grpcpp/server.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,9 +14,12 @@
 
 #include "controller/admin/admin_endpoints.h"
 #include "controller/agent_registry.h"
+#include "controller/auth/agent_auth.h"
 #include "controller/auth/join_tokens.h"
+#include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
 #include "controller/config/store.h"
+#include "controller/k8s/leader_election.h"
 #include "controller/k8s/source.h"
 #include "controller/manifest/watcher.h"
 #include "controller/metrics/controller_metrics.h"
@@ -32,13 +36,22 @@ struct Options {
   std::string ca_cert;  // or bring your own (intermediate) CA ...
   std::string ca_key;
   std::string ca_bundle;    // ... and the roots that trust it
-  std::string join_tokens;  // file
+  std::string join_tokens;  // file (required in universal mode, optional with Kubernetes)
+  // Kubernetes mode: agents may also authenticate with a projected token of this ServiceAccount ("ns/name"), audience
+  // `token_audience`, checked by TokenReview. Empty disables ServiceAccount-token authentication.
+  std::string agent_service_account = "zeromesh-system/zeromesh-agent";
+  std::string token_audience = "zeromesh";
   uint32_t max_cert_ttl_seconds = 86400;
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
   bool watch = true;
   // Kubernetes mode (instead of manifests_dir): in-cluster config, or this kubeconfig file when set.
   bool kubernetes = false;
   std::string kubeconfig;
+  // Kubernetes mode: leader election through a coordination.k8s.io/v1 Lease. Only the leader binds `listen` (serves
+  // agents) and writes CRD status; a standby keeps its watches and compiled config warm and reports not ready. Losing
+  // the lease is fatal (see Controller::OnFatal). Ignored in universal (manifests) mode.
+  bool leader_elect = true;
+  k8s::LeaderElectionConfig leader_election;  // empty namespace / identity: the defaults of leader_election.h
   // Admin HTTP: "" disables (the library default; mesh-controller's flags default to 127.0.0.1:15014 / 0.0.0.0:15015).
   std::string admin_addr;    // /metrics /healthz /readyz /debug/config_dump
   std::string metrics_addr;  // /metrics /healthz /readyz
@@ -63,10 +76,16 @@ class Controller {
   const AdminEndpoints* admin() const { return admin_.get(); }
   // What keeps the controller from being ready (empty = ready): for /readyz.
   std::vector<std::string> NotReady() const;
+  // Called once, from another thread, when this replica loses the lease (or cannot serve after winning it): the
+  // process should exit non-zero and be restarted, as client-go's leader election does. Set before Start.
+  void OnFatal(std::function<void(const std::string& reason)> fn) { on_fatal_ = std::move(fn); }
+  bool leading() const { return !elector_ || elector_->leading(); }  // true without leader election
 
  private:
   Controller() = default;
   bool MakeServingCert(std::string* cert_pem, std::string* key_pem, std::string* error);
+  bool StartServing(std::string* error);  // the agents' gRPC server: at Start, or on becoming the leader
+  bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
   void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
   void PublishKubernetes(const k8s::Translation& t);
@@ -74,6 +93,9 @@ class Controller {
   Options opts_;
   std::unique_ptr<ca::Authority> ca_;
   std::optional<JoinTokens> tokens_;
+  std::unique_ptr<k8s::Http> review_http_;
+  std::unique_ptr<TokenReviewer> reviewer_;
+  std::unique_ptr<AgentAuthenticator> auth_;
   std::unique_ptr<ConfigStore> store_;
   AgentRegistry agents_;
   ControllerMetrics metrics_;
@@ -83,7 +105,13 @@ class Controller {
   std::unique_ptr<manifest::DirWatcher> watcher_;
   std::optional<k8s::ClientConfig> kube_config_;
   std::unique_ptr<k8s::Source> kube_;
+  std::atomic<k8s::Source*> kube_source_{nullptr};  // kube_, for gRPC threads (TokenReviewer's pod lookups)
   std::unique_ptr<AdminEndpoints> admin_;
+  std::unique_ptr<k8s::LeaderElector> elector_;  // Kubernetes mode with leader election
+  std::function<void(const std::string&)> on_fatal_;
+  std::string serving_cert_pem_, serving_key_pem_;
+  std::mutex serve_mu_;               // server_ creation (elector thread) vs. Shutdown
+  bool serve_closed_ = false;         // guarded by serve_mu_: Shutdown began, do not start serving
   std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   manifest::DecodeCache decode_cache_;  // guarded by reload_mu_

@@ -3,9 +3,12 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "common/log.h"
 
 namespace zm::agent::control {
 namespace {
@@ -30,7 +33,7 @@ bool ParseBootstrap(const std::string& json_text, const std::string& path, Boots
     *error = path + ": not a JSON object";
     return false;
   }
-  static const char* kKnown[] = {"controller", "node", "token", "caCert", "serverName"};
+  static const char* kKnown[] = {"controller", "node", "token", "tokenFile", "caCert", "serverName"};
   for (const auto& [k, v] : j.items()) {
     bool known = false;
     for (const char* n : kKnown) known = known || k == n;
@@ -43,16 +46,21 @@ bool ParseBootstrap(const std::string& json_text, const std::string& path, Boots
       return false;
     }
   }
-  for (const char* required : {"controller", "node", "token", "caCert"}) {
+  for (const char* required : {"controller", "caCert"}) {
     if (!j.contains(required)) {
       *error = path + ": missing required field '" + required + "'";
       return false;
     }
   }
+  if (j.contains("token") == j.contains("tokenFile")) {
+    *error = path + ": give exactly one of 'token' (a join token) or 'tokenFile' (a projected ServiceAccount token)";
+    return false;
+  }
   Bootstrap b;
   b.controller = j["controller"];
-  b.node = j["node"];
-  b.token = j["token"];
+  if (j.contains("node")) b.node = j["node"];
+  if (j.contains("token")) b.token = j["token"];
+  if (j.contains("tokenFile")) b.token_file = j["tokenFile"];
   b.ca_cert_path = j["caCert"];
   if (j.contains("serverName")) b.server_name = j["serverName"];
   if (b.controller.find(':') == std::string::npos) {
@@ -98,8 +106,19 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
   return grpc::CreateCustomChannel(b.controller, grpc::SslCredentials(ssl), args);
 }
 
+std::string CurrentToken(const Bootstrap& b) {
+  if (b.token_file.empty()) return b.token;
+  std::string text, error;
+  if (!ReadAll(b.token_file, &text, &error)) {
+    log::Warn("cannot read the ServiceAccount token file; the controller will refuse this call", {{"error", error}});
+    return "";
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
 void AddAuth(grpc::ClientContext* ctx, const Bootstrap& b) {
-  ctx->AddMetadata("authorization", "Bearer " + b.token);
+  ctx->AddMetadata("authorization", "Bearer " + CurrentToken(b));
   ctx->AddMetadata("x-zeromesh-node", b.node);
 }
 

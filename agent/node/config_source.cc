@@ -60,6 +60,7 @@ class ControllerSource : public ConfigSource {
   bool Start(std::string* error) override {
     control::Bootstrap bootstrap;
     if (!control::LoadBootstrap(path_, &bootstrap, error)) return false;
+    if (bootstrap.node.empty()) bootstrap.node = node_;  // Kubernetes: one bootstrap for every node
     if (bootstrap.node != node_) {
       *error = path_ + ": node: the bootstrap is for node '" + bootstrap.node + "', this agent is '" + node_ + "'";
       return false;

@@ -25,7 +25,10 @@ std::map<std::string, http::HttpHandler> AdminEndpoints::PublicRoutes() const {
       {"/readyz",
        [this] {
          auto missing = src_.not_ready();
-         if (missing.empty()) return http::HttpResponse{200, kText, "ready\n"};
+         if (missing.empty()) {
+           std::string role = src_.role ? src_.role() : "";
+           return http::HttpResponse{200, kText, role.empty() ? "ready\n" : "ready (" + role + ")\n"};
+         }
          std::string body = "not ready:\n";
          for (const auto& m : missing) body += "- " + m + "\n";
          return http::HttpResponse{503, kText, body};

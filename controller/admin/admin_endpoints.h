@@ -16,6 +16,7 @@ namespace zm::ctrl {
 struct AdminSources {
   std::function<std::string()> metrics;                 // Prometheus text format
   std::function<std::vector<std::string>()> not_ready;  // empty = ready; else what is missing
+  std::function<std::string()> role;                    // optional: appended to "ready" (e.g. "standby: ...")
   std::function<nlohmann::json()> config_dump;
 };
 

@@ -66,27 +66,4 @@ std::optional<std::string> JoinTokens::NodeFor(std::string_view token) const {
   return found;
 }
 
-grpc::Status Authenticate(const grpc::ServerContext& ctx, const JoinTokens& tokens, std::string* node) {
-  const auto& md = ctx.client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "missing 'authorization: Bearer <join token>' metadata"};
-  }
-  std::string_view value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.substr(0, kBearer.size()) != kBearer || value.size() == kBearer.size()) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "authorization metadata must be 'Bearer <join token>'"};
-  }
-  auto owner = tokens.NodeFor(value.substr(kBearer.size()));
-  if (!owner) return {grpc::StatusCode::UNAUTHENTICATED, "unknown join token"};
-  if (auto claimed = md.find(kNodeMetadata); claimed != md.end()) {
-    std::string_view c(claimed->second.data(), claimed->second.size());
-    if (c != *owner) {
-      return {grpc::StatusCode::UNAUTHENTICATED, "join token does not belong to node '" + std::string(c) + "'"};
-    }
-  }
-  *node = *owner;
-  return grpc::Status::OK;
-}
-
 }  // namespace zm::ctrl

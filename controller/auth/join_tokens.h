@@ -1,9 +1,6 @@
 // Universal-mode agent authentication: per-node join tokens. The node is whatever the token belongs to.
 #pragma once
 
-#include <grpcpp/server_context.h>
-#include <grpcpp/support/status.h>
-
 #include <map>
 #include <optional>
 #include <string>
@@ -27,9 +24,5 @@ class JoinTokens {
  private:
   std::map<std::string, std::string> node_by_token_;
 };
-
-// Checks "authorization: Bearer <token>" (and, if sent, that x-zeromesh-node names the token's node).
-// Returns OK with *node set, or UNAUTHENTICATED with a message saying what is wrong.
-grpc::Status Authenticate(const grpc::ServerContext& ctx, const JoinTokens& tokens, std::string* node);
 
 }  // namespace zm::ctrl

@@ -54,6 +54,13 @@ Reflector::Cache Reflector::Snapshot() const {
   return cache_;
 }
 
+std::optional<nlohmann::json> Reflector::Get(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(key);
+  if (it == cache_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::string Reflector::last_error() const {
   std::lock_guard<std::mutex> lock(mu_);
   return last_error_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "controller/k8s/http.h"
@@ -25,6 +26,7 @@ class Reflector {
 
   bool synced() const { return synced_.load(); }
   Cache Snapshot() const;
+  std::optional<nlohmann::json> Get(const std::string& key) const;  // one object, without copying the cache
   const std::string& kind() const { return kind_; }
   std::string last_error() const;
 

@@ -69,6 +69,10 @@ void Source::Stop() {
   if (loop_.joinable()) loop_.join();
 }
 
+std::optional<nlohmann::json> Source::FindPod(const std::string& ns, const std::string& name) const {
+  return reflectors_[0]->Get(ns + "/" + name);
+}
+
 void Source::Changed() {
   std::lock_guard<std::mutex> lock(mu_);
   dirty_ = true;
@@ -102,9 +106,15 @@ void Source::Loop() {
       }
       continue;
     }
-    Objects objs{reflectors_[0]->Snapshot(), reflectors_[1]->Snapshot(), reflectors_[2]->Snapshot(),
-                 reflectors_[3]->Snapshot(), reflectors_[4]->Snapshot(), reflectors_[5]->Snapshot()};
+    Objects objs{reflectors_[0]->Snapshot(),
+                 reflectors_[1]->Snapshot(),
+                 reflectors_[2]->Snapshot(),
+                 reflectors_[3]->Snapshot(),
+                 reflectors_[4]->Snapshot(),
+                 reflectors_[5]->Snapshot(),
+                 &last_good_};
     Translation t = Translate(objs, limits_);
+    last_good_ = t.accepted;
     log::Debug("kubernetes objects translated", {{"workloads", t.workloads},
                                                  {"enrolled", t.enrolled},
                                                  {"services", t.services},
@@ -116,6 +126,7 @@ void Source::Loop() {
 }
 
 void Source::WriteStatuses(const std::vector<CrdStatus>& statuses) {
+  if (write_status_ && !write_status_()) return;  // a standby leaves status to the leader
   std::string now = NowRfc3339();
   for (const auto& s : statuses) {
     if (stop_.load()) return;

@@ -28,9 +28,14 @@ class Source {
   ~Source();
 
   bool Start(std::string* error);  // checks that the API server answers, then starts the watches
+  // Consulted before each round of CRD status writes (set before Start): a standby replica (leader election) writes
+  // none, the leader does. Unset = always write.
+  void set_write_status(std::function<bool()> fn) { write_status_ = std::move(fn); }
   void Stop();
 
   const ClientConfig& config() const { return http_.config(); }
+  // A pod as last seen by the watch (nullopt: unknown, or the first list has not completed). Thread-safe.
+  std::optional<nlohmann::json> FindPod(const std::string& ns, const std::string& name) const;
 
  private:
   void Changed();
@@ -40,6 +45,7 @@ class Source {
   Http http_;
   manifest::Limits limits_;
   Publish publish_;
+  std::function<bool()> write_status_;
   std::vector<std::unique_ptr<Reflector>> reflectors_;  // pods, namespaces, services, slices, permissions, configs
   std::vector<std::thread> threads_;
   std::thread loop_;
@@ -47,6 +53,7 @@ class Source {
   std::mutex mu_;
   std::condition_variable cv_;
   bool dirty_ = false;
+  LastGood last_good_;  // Loop() only
 };
 
 }  // namespace zm::k8s

@@ -51,7 +51,8 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     bool ns_enabled = NamespaceEnabled(objs, ns);
     auto own = labels.find(kMeshLabel);
     bool enrolled = own != labels.end() ? own->second == kMeshEnabled : ns_enabled;
-    if (!enrolled && !ns_enabled) continue;  // not in the mesh at all
+    // Pods outside the mesh are listed too (enrolled=false): an agent holds the traffic of a local pod it knows
+    // nothing about (fail closed while a new pod's object is on its way), so it must be told which ones go direct.
     std::string node = Str(pod, {"spec", "nodeName"});
     std::string ip = Str(pod, {"status", "podIP"});
     if (Str(pod, {"status", "phase"}) != "Running" || node.empty() || ip.empty()) continue;
@@ -174,27 +175,49 @@ CrdStatus MakeStatus(const json& obj, const char* resource) {
   return s;
 }
 
+// The previous accepted version of `obj` (same uid), decoded; false if there is none.
+bool LastGoodOf(const Objects& objs, const std::string& kind, const json& obj, const manifest::Limits& limits,
+                manifest::Located* out, json* prev) {
+  if (objs.last_good == nullptr) return false;
+  auto it = objs.last_good->find(kind + "/" + Reflector::KeyOf(obj));
+  if (it == objs.last_good->end() || Str(it->second, {"metadata", "uid"}) != Str(obj, {"metadata", "uid"}))
+    return false;
+  std::string ignored;
+  if (!DecodeCrd(it->second, kind, limits, out, &ignored)) return false;
+  *prev = it->second;
+  return true;
+}
+
 void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t) {
+  // Returns whether a resource was added (the object itself, or its last good generation).
   auto verdict = [&](const json& obj, const char* resource, const std::string& kind, bool ok, std::string message,
                      manifest::Located* l) {
     CrdStatus s = MakeStatus(obj, resource);
     s.accepted = ok;
     s.reason = ok ? "Accepted" : "Invalid";
     s.message = ok ? "the mesh applies this " + kind : std::move(message);
-    if (s.message.size() > 1024) s.message = s.message.substr(0, 1021) + "...";
-    if (ok) {
-      t->resources.push_back(std::move(*l));
-    } else {
-      t->errors.push_back({kind + "/" + Reflector::KeyOf(obj), 0, s.message});
+    const std::string key = kind + "/" + Reflector::KeyOf(obj);
+    bool added = ok;
+    json prev;
+    if (!ok && l != nullptr && LastGoodOf(objs, kind, obj, limits, l, &prev)) {
+      const json& g = Field(prev, {"metadata", "generation"});
+      s.message += "; generation " + (g.is_number_integer() ? std::to_string(g.get<int64_t>()) : std::string("?")) +
+                   " (the last accepted) stays in force";
+      t->accepted[key] = std::move(prev);
+      added = true;
     }
+    if (s.message.size() > 1024) s.message = s.message.substr(0, 1021) + "...";
+    if (ok) t->accepted[key] = obj;
+    if (added) t->resources.push_back(std::move(*l));
+    if (!ok) t->errors.push_back({key, 0, s.message});
     t->statuses.push_back(std::move(s));
+    return added;
   };
   for (const auto& [key, obj] : objs.permissions) {
     manifest::Located l;
     std::string reasons;
     bool ok = DecodeCrd(obj, "TrafficPermission", limits, &l, &reasons);
-    if (ok) t->permissions++;
-    verdict(obj, "trafficpermissions", "TrafficPermission", ok, reasons, &l);
+    if (verdict(obj, "trafficpermissions", "TrafficPermission", ok, reasons, &l)) t->permissions++;
   }
   // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
   std::vector<const json*> configs;
@@ -206,10 +229,13 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
   for (const json* obj : configs) {
     manifest::Located l;
     std::string reasons;
-    bool ok = in_effect.empty() && DecodeCrd(*obj, "MeshConfig", limits, &l, &reasons);
-    if (!in_effect.empty()) reasons = "only one MeshConfig is allowed: '" + in_effect + "' is in effect";
-    if (ok) in_effect = Str(*obj, {"metadata", "name"});
-    verdict(*obj, "meshconfigs", "MeshConfig", ok, reasons, &l);
+    if (!in_effect.empty()) {
+      reasons = "only one MeshConfig is allowed: '" + in_effect + "' is in effect";
+      verdict(*obj, "meshconfigs", "MeshConfig", false, reasons, nullptr);
+      continue;
+    }
+    bool ok = DecodeCrd(*obj, "MeshConfig", limits, &l, &reasons);
+    if (verdict(*obj, "meshconfigs", "MeshConfig", ok, reasons, &l)) in_effect = Str(*obj, {"metadata", "name"});
   }
 }
 

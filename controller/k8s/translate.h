@@ -1,11 +1,12 @@
 // Kubernetes objects -> the same mesh resources universal-mode manifests produce.
-//   Workload: a Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork) in a namespace labelled
-//             zeromesh.io/mesh=enabled; the pod label zeromesh.io/mesh overrides the namespace either way.
+//   Workload: every Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork); enrolled when its
+//             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way.
 //   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
 //   TrafficPermission / MeshConfig: the CRDs, decoded and validated by the manifest decoder (same schema).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,13 @@ namespace zm::k8s {
 constexpr const char* kMeshLabel = "zeromesh.io/mesh";
 constexpr const char* kMeshEnabled = "enabled";
 
+// The last accepted version of each CRD object ("<Kind>/<namespace>/<name>" -> object): when an update is invalid,
+// the previous generation stays in force (same uid only: a deleted and re-created object starts afresh).
+using LastGood = std::map<std::string, nlohmann::json>;
+
 struct Objects {
   Reflector::Cache pods, namespaces, services, endpoint_slices, permissions, mesh_configs;
+  const LastGood* last_good = nullptr;
 };
 
 // The verdict on one CRD object, written to its status.
@@ -37,6 +43,7 @@ struct Translation {
   std::vector<manifest::Located> resources;  // only valid ones
   std::vector<manifest::Error> errors;       // invalid CRD objects (file = "<Kind>/<ns>/<name>")
   std::vector<CrdStatus> statuses;
+  LastGood accepted;  // what is in force now, for the next pass's Objects::last_good
   size_t workloads = 0, enrolled = 0, services = 0, permissions = 0;
 };
 

@@ -14,7 +14,7 @@ namespace v1 = zeromesh::v1;
 grpc::Status ConfigService::Stream(grpc::ServerContext* context,
                                    grpc::ServerReaderWriter<v1::ConfigPush, v1::AgentMessage>* stream) {
   std::string node;
-  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) {
+  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) {
     log::Warn("config: unauthenticated", {{"peer", context->peer()}, {"error", st.error_message()}});
     return st;
   }
@@ -24,7 +24,7 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
   const auto& hello = first.hello();
   if (!hello.node().empty() && hello.node() != node) {
     return {grpc::StatusCode::UNAUTHENTICATED,
-            "hello names node '" + hello.node() + "' but the join token belongs to '" + node + "'"};
+            "hello names node '" + hello.node() + "' but the credential belongs to '" + node + "'"};
   }
 
   std::shared_ptr<const Snapshot> base;  // what this agent holds, as far as we know

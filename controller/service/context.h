@@ -6,7 +6,7 @@
 #include <string>
 
 #include "controller/agent_registry.h"
-#include "controller/auth/join_tokens.h"
+#include "controller/auth/agent_auth.h"
 #include "controller/ca/authority.h"
 #include "controller/config/store.h"
 #include "controller/metrics/controller_metrics.h"
@@ -18,7 +18,7 @@ constexpr const char* kControllerVersion = "0.1.0";
 struct ServiceContext {
   ConfigStore* store = nullptr;
   const ca::Authority* ca = nullptr;
-  const JoinTokens* tokens = nullptr;
+  const AgentAuthenticator* auth = nullptr;
   AgentRegistry* agents = nullptr;
   ControllerMetrics* metrics = nullptr;
   uint32_t max_cert_ttl_seconds = 86400;

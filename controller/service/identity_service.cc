@@ -11,7 +11,7 @@ grpc::Status IdentityService::Sign(grpc::ServerContext* context, const zeromesh:
     if (ctx_->metrics) ctx_->metrics->CsrDenied(reason);
   };
   std::string node;
-  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) {
+  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) {
     log::Warn("sign: unauthenticated", {{"peer", context->peer()}, {"error", st.error_message()}});
     count_denial(CsrDenial::kUnauthenticated);
     return st;

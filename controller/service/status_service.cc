@@ -5,7 +5,7 @@ namespace zm::ctrl {
 grpc::Status StatusService::Report(grpc::ServerContext* context, const zeromesh::v1::AgentStatus* req,
                                    zeromesh::v1::ReportAck*) {
   std::string node;
-  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
   ctx_->agents->Reported(node, *req);
   return grpc::Status::OK;
 }
@@ -13,7 +13,7 @@ grpc::Status StatusService::Report(grpc::ServerContext* context, const zeromesh:
 grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1::GetStatusRequest*,
                                 zeromesh::v1::MeshStatus* resp) {
   std::string node;
-  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
   auto* info = resp->mutable_controller();
   info->set_version(kControllerVersion);
   info->set_epoch(ctx_->store->epoch());
@@ -38,7 +38,7 @@ grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1
 grpc::Status StatusService::Resources(grpc::ServerContext* context, const zeromesh::v1::GetResourcesRequest*,
                                       zeromesh::v1::ResourceSet* resp) {
   std::string node;
-  if (auto st = Authenticate(*context, *ctx_->tokens, &node); !st.ok()) return st;
+  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
   resp->set_epoch(ctx_->store->epoch());
   auto snap = ctx_->store->Current();
   if (!snap) return grpc::Status::OK;  // version 0: no valid configuration yet

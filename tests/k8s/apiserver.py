@@ -117,11 +117,17 @@ class ApiServer:
                  "--initial-cluster", f"zm=http://127.0.0.1:{etcd_peer}",
                  "--unsafe-no-fsync", "--log-level", "warn"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.etcd_url = f"http://127.0.0.1:{etcd_client}"
+        self._write_kubeconfig(self.kubeconfig, user={
+            "client-certificate": str(self.dir / "admin.crt"), "client-key": str(self.dir / "admin.key")})
+        self._start_apiserver(timeout)
+
+    def _start_apiserver(self, timeout: float) -> None:
         d = self.dir
-        with open(self.dir / "apiserver.log", "wb") as log:
+        with open(self.dir / "apiserver.log", "ab") as log:
             self.apiserver = subprocess.Popen(
                 [str(self.bin / "kube-apiserver"),
-                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                 f"--etcd-servers={self.etcd_url}",
                  "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
                  f"--tls-cert-file={d / 'server.crt'}", f"--tls-private-key-file={d / 'server.key'}",
                  f"--client-ca-file={d / 'ca.crt'}",
@@ -132,8 +138,6 @@ class ApiServer:
                  "--allow-privileged=true", "--enable-priority-and-fairness=false",
                  f"--cert-dir={d / 'certs'}", "--v=1"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._write_kubeconfig(self.kubeconfig, user={
-            "client-certificate": str(d / "admin.crt"), "client-key": str(d / "admin.key")})
         deadline = time.time() + timeout
         last = ""
         while time.time() < deadline:
@@ -149,6 +153,35 @@ class ApiServer:
                 last = str(e)
             time.sleep(0.5)
         raise RuntimeError(f"kube-apiserver not ready after {timeout}s ({last}):\n{self.log('kube-apiserver')[-4000:]}")
+
+    def restart_apiserver(self, between=None, timeout: float = 90) -> None:
+        """Stops kube-apiserver (every watch connection ends), runs `between()` while it is down, starts it again on
+        the same port with the same etcd (a fresh watch cache)."""
+        p = self.apiserver
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=5)
+        if between:
+            between()
+        self._start_apiserver(timeout)
+
+    def _etcd(self, method: str, body: dict) -> dict:
+        req = urllib.request.Request(self.etcd_url + method, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def etcd_revision(self) -> int:
+        return int(self._etcd("/v3/kv/range", {"key": base64.b64encode(b"/registry/").decode(), "limit": 1})
+                   ["header"]["revision"])
+
+    def compact_etcd(self) -> int:
+        """Compacts etcd's history up to now (through its JSON gateway), so older resourceVersions are gone (410)."""
+        rev = self.etcd_revision()
+        self._etcd("/v3/kv/compaction", {"revision": rev, "physical": True})
+        return rev
 
     def stop(self) -> None:
         for p in (self.apiserver, self.etcd):
@@ -172,26 +205,36 @@ class ApiServer:
         return f.read_text(errors="replace") if f.exists() else ""
 
     # ---- credentials -----------------------------------------------------------------------------------------------
-    def _write_kubeconfig(self, path: Path, user: dict) -> Path:
+    def _write_kubeconfig(self, path: Path, user: dict, server: str | None = None) -> Path:
         ca = base64.b64encode((self.dir / "ca.crt").read_bytes()).decode()
         cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "zm",
-               "clusters": [{"name": "zm", "cluster": {"server": self.server, "certificate-authority-data": ca}}],
+               "clusters": [{"name": "zm", "cluster": {"server": server or self.server,
+                                                       "certificate-authority-data": ca}}],
                "users": [{"name": "u", "user": user}],
                "contexts": [{"name": "zm", "context": {"cluster": "zm", "user": "u"}}]}
         path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
         path.chmod(0o600)
         return path
 
-    def token(self, namespace: str, service_account: str, seconds: int = 3600) -> str:
-        """A bound token for a ServiceAccount (TokenRequest API), as a pod of that account would get."""
+    def token(self, namespace: str, service_account: str, seconds: int = 3600, audiences: list[str] | None = None,
+              pod: dict | None = None) -> str:
+        """A token for a ServiceAccount (TokenRequest API). With `pod` (the Pod object), it is bound to that pod the
+        way the kubelet's projected token volume binds it: valid only while the pod exists, carrying its node."""
+        spec = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = audiences
+        if pod:
+            spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1", "name": pod["metadata"]["name"],
+                                      "uid": pod["metadata"]["uid"]}
         r = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
-                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                          "spec": {"expirationSeconds": seconds}})
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
         return r["status"]["token"]
 
-    def token_kubeconfig(self, namespace: str, service_account: str, path: Path) -> Path:
-        """A kubeconfig that authenticates with nothing but the ServiceAccount's token."""
-        return self._write_kubeconfig(Path(path), user={"token": self.token(namespace, service_account)})
+    def token_kubeconfig(self, namespace: str, service_account: str, path: Path, server: str | None = None) -> Path:
+        """A kubeconfig that authenticates with nothing but the ServiceAccount's token (`server` overrides the
+        address, e.g. a forwarder into a simulated host)."""
+        return self._write_kubeconfig(Path(path), user={"token": self.token(namespace, service_account)},
+                                      server=server)
 
     # ---- REST ------------------------------------------------------------------------------------------------------
     def _ssl(self, admin: bool = True) -> ssl.SSLContext:

@@ -39,7 +39,8 @@ class ChartTest(unittest.TestCase):
 
     def test_schema_refuses_bad_values(self):
         for bad in ("controller.replicas=0", "agent.bogus=1", "controller.logLevel=loud", "agent.metricsPort=70000",
-                    f"joinTokens.nodes.node-a=short", "controller.maxCertTTL=1d"):
+                    f"joinTokens.nodes.node-a=short", "controller.maxCertTTL=1d", "agent.auth.mode=magic",
+                    "agent.auth.expirationSeconds=60"):
             r = self.template(bad)
             self.assertNotEqual(r.returncode, 0, f"{bad} was accepted")
             self.assertIn("schema", (r.stderr + r.stdout).lower(), bad)
@@ -60,8 +61,8 @@ class ChartTest(unittest.TestCase):
         kinds = sorted(line.split(":", 1)[1].strip() for d in docs for line in d.splitlines()
                        if line.startswith("kind:"))
         self.assertEqual(kinds, sorted(["ServiceAccount", "ServiceAccount", "Secret", "Secret", "ClusterRole",
-                                        "ClusterRoleBinding", "Service", "DaemonSet", "Deployment",
-                                        "PodDisruptionBudget"]))
+                                        "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Service",
+                                        "DaemonSet", "Deployment", "PodDisruptionBudget"]))
         for d in docs:
             for label in ("app.kubernetes.io/name: zeromesh", "app.kubernetes.io/instance: zeromesh",
                           "app.kubernetes.io/component:", "app.kubernetes.io/version:",
@@ -73,6 +74,27 @@ class ChartTest(unittest.TestCase):
         r = self.template()
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("join-tokens\n  namespace", r.stdout)
+
+    def test_agent_auth_modes(self):
+        # Default: every agent presents its pod's projected token (audience zeromesh); one shared bootstrap, no secret.
+        r = self.template()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("serviceAccountToken:\n                  audience: zeromesh", out)
+        self.assertIn("--bootstrap=/etc/zeromesh/bootstrap/bootstrap.json", out)
+        self.assertIn('\\"tokenFile\\":\\"/var/run/secrets/zeromesh/token\\"', out)
+        self.assertIn('\\"controller\\":\\"dns:///zeromesh-controller.zeromesh-system.svc:15012\\"', out)
+        self.assertIn("--agent-service-account=zeromesh-system/zeromesh-agent", out)
+        self.assertNotIn("--join-tokens", out)
+        self.assertIn("resources: [tokenreviews]", out)
+        self.assertIn("clusterIP: None", out)
+        # Join tokens instead: per-node bootstraps, no TokenReview.
+        r = self.template("agent.auth.mode=joinToken", f"joinTokens.nodes.node-a={TOKEN}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--bootstrap=/etc/zeromesh/join/$(NODE_NAME).json", r.stdout)
+        self.assertIn("--join-tokens=/etc/zeromesh/join-tokens/tokens.yaml", r.stdout)
+        self.assertIn("--agent-service-account=none", r.stdout)
+        self.assertNotIn("serviceAccountToken:", r.stdout)
 
 
 if __name__ == "__main__":

@@ -234,9 +234,10 @@ class K8sControllerTest(unittest.TestCase):
     def test_03_pods_become_workloads(self):
         def ready():
             w = self.resources("workload")
-            return w if {"shop/frontend-1", "shop/backend-1", "shop/optout", "plain/opted-in"} <= set(w) else None
+            return w if {"shop/frontend-1", "shop/backend-1", "shop/optout", "plain/opted-in", "plain/solo"} <= set(w) \
+                else None
         w = self.wait("workloads from pods", ready)
-        self.assertNotIn("plain/solo", w)       # namespace not enrolled, no pod label
+        self.assertFalse(w["plain/solo"].get("enrolled", False))  # namespace not enrolled, no pod label: goes direct
         self.assertNotIn("shop/pending", w)     # not running, no IP
         fe = w["shop/frontend-1"]
         self.assertEqual((fe["serviceAccount"], fe["node"], fe["ip"]), ("frontend", "node-a", "10.244.1.11"))

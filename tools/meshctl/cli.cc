@@ -48,7 +48,8 @@ std::string GlobalUsage() {
   out +=
       "\nflags (every command):\n"
       "  --controller HOST:PORT  mesh-controller address (env ZEROMESH_CONTROLLER)\n"
-      "  --token TOKEN           a join token the controller accepts (env ZEROMESH_TOKEN)\n"
+      "  --token TOKEN           a join token, or an agent's ServiceAccount token in Kubernetes\n"
+      "                          (env ZEROMESH_TOKEN)\n"
       "  --ca-cert FILE          the mesh root certificate (env ZEROMESH_CA_CERT)\n"
       "  -o, --output FORMAT     table (default), json or yaml\n"
       "  --timeout DURATION      per request (default 5s)\n"

@@ -44,7 +44,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" $repo (default .ctx.Chart.AppVersion .image.tag) -}}
 {{- end -}}
 
-{{/* The controller's in-cluster address agents dial. */}}
+{{/* The controller's in-cluster address agents dial: a gRPC DNS target resolving to every replica (headless
+Service); gRPC's pick_first keeps the first that accepts, the leader. */}}
 {{- define "zeromesh.controllerAddress" -}}
-{{ include "zeromesh.controller" . }}.{{ .Release.Namespace }}.svc:{{ .Values.controller.service.grpcPort }}
+dns:///{{ include "zeromesh.controller" . }}.{{ .Release.Namespace }}.svc:{{ .Values.controller.service.grpcPort }}
 {{- end -}}
+
+{{/* Whether a join-token Secret is there to mount (given, or rendered from joinTokens.nodes). */}}
+{{- define "zeromesh.joinEnabled" -}}
+{{- if or .Values.joinTokens.existingSecret .Values.joinTokens.nodes -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where the projected ServiceAccount token appears in the agent container. */}}
+{{- define "zeromesh.agentTokenPath" -}}/var/run/secrets/zeromesh/token{{- end -}}

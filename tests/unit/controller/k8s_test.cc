@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/auth/token_review.h"
 #include "controller/k8s/client_config.h"
 #include "controller/k8s/reflector.h"
 #include "controller/k8s/translate.h"
@@ -171,11 +172,106 @@ TEST(Translate, WorkloadsFollowNamespaceAndPodLabels) {
   EXPECT_FALSE(r["Workload/mesh/out"].workload().enrolled());
   ASSERT_TRUE(r.count("Workload/other/in"));
   EXPECT_TRUE(r["Workload/other/in"].workload().enrolled());
-  EXPECT_FALSE(r.count("Workload/other/b"));
+  // Outside the mesh but listed, so that its node's agent lets it go direct instead of holding its traffic.
+  ASSERT_TRUE(r.count("Workload/other/b"));
+  EXPECT_FALSE(r["Workload/other/b"].workload().enrolled());
   EXPECT_FALSE(r.count("Workload/mesh/done"));
   EXPECT_FALSE(r.count("Workload/mesh/host"));
-  EXPECT_EQ(t.workloads, 3u);
+  EXPECT_EQ(t.workloads, 4u);
   EXPECT_EQ(t.enrolled, 2u);
+}
+
+TEST(Translate, AnInvalidUpdateKeepsTheLastAcceptedGeneration) {
+  auto perm = [](const std::string& uid, int generation, const std::string& block) {
+    return json{{"metadata", {{"namespace", "ns"}, {"name", "p"}, {"uid", uid}, {"generation", generation}}},
+                {"spec", {{"action", "DENY"}, {"sources", {{"ipBlocks", {block}}}}}}};
+  };
+  Objects o;
+  o.permissions["ns/p"] = perm("u1", 1, "10.1.0.0/16");
+  Translation first = Translate(o, {});
+  ASSERT_EQ(first.accepted.count("TrafficPermission/ns/p"), 1u);
+
+  // Generation 2 is invalid: generation 1 stays in force, and says so.
+  o.permissions["ns/p"] = perm("u1", 2, "300.0.0.0/8");
+  o.last_good = &first.accepted;
+  Translation second = Translate(o, {});
+  auto r = ByKey(second);
+  ASSERT_TRUE(r.count("TrafficPermission/ns/p"));
+  EXPECT_EQ(r["TrafficPermission/ns/p"].traffic_permission().sources().ip_blocks(0), "10.1.0.0/16");
+  ASSERT_EQ(second.statuses.size(), 1u);
+  EXPECT_FALSE(second.statuses[0].accepted);
+  EXPECT_EQ(second.statuses[0].generation, 2);
+  EXPECT_NE(second.statuses[0].message.find("300.0.0.0/8"), std::string::npos);
+  EXPECT_NE(second.statuses[0].message.find("generation 1 (the last accepted) stays in force"), std::string::npos)
+      << second.statuses[0].message;
+  EXPECT_EQ(second.errors.size(), 1u);
+  EXPECT_EQ(second.permissions, 1u);
+  // ... and keeps doing so on the next pass.
+  ASSERT_EQ(second.accepted.count("TrafficPermission/ns/p"), 1u);
+  o.last_good = &second.accepted;
+  EXPECT_TRUE(ByKey(Translate(o, {})).count("TrafficPermission/ns/p"));
+
+  // A deleted and re-created object (new uid) does not inherit the old one's rules.
+  o.permissions["ns/p"] = perm("u2", 1, "300.0.0.0/8");
+  Translation third = Translate(o, {});
+  EXPECT_FALSE(ByKey(third).count("TrafficPermission/ns/p"));
+  EXPECT_EQ(third.statuses[0].message.find("stays in force"), std::string::npos);
+}
+
+// ---- agent tokens (TokenReview answers) -----------------------------------------------------------------------------
+
+json Review(bool ok, const std::string& user, json extra = json::object()) {
+  json status = {{"authenticated", ok}};
+  if (ok) status["user"] = {{"username", user}, {"extra", extra}};
+  if (!ok) status["error"] = "token has expired";
+  return {{"kind", "TokenReview"}, {"status", status}};
+}
+
+json AgentExtra(const std::string& node = "") {
+  json e = {{"authentication.kubernetes.io/pod-name", {"agent-x"}}, {"authentication.kubernetes.io/pod-uid", {"u1"}}};
+  if (!node.empty()) e["authentication.kubernetes.io/node-name"] = {node};
+  return e;
+}
+
+TEST(TokenReview, OnlyTheAgentAccountWithAPodBinding) {
+  ctrl::TokenReviewOptions opts;  // zeromesh-system/zeromesh-agent, audience zeromesh
+  const std::string agent = "system:serviceaccount:zeromesh-system:zeromesh-agent";
+  ctrl::ReviewedToken t;
+  auto st = ctrl::ParseTokenReview(Review(true, agent, AgentExtra("n1")), opts, &t);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(t.pod_namespace, "zeromesh-system");
+  EXPECT_EQ(t.pod_name, "agent-x");
+  EXPECT_EQ(t.pod_uid, "u1");
+  EXPECT_EQ(t.node_claim, "n1");
+
+  st = ctrl::ParseTokenReview(Review(false, ""), opts, &t);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(st.error_message().find("token has expired"), std::string::npos);
+  st = ctrl::ParseTokenReview(Review(true, "system:serviceaccount:shop:frontend", AgentExtra()), opts, &t);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("only ServiceAccount zeromesh-system/zeromesh-agent"), std::string::npos);
+  st = ctrl::ParseTokenReview(Review(true, agent), opts, &t);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("not bound to a pod"), std::string::npos);
+  st = ctrl::ParseTokenReview(json::object(), opts, &t);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST(TokenReview, TheNodeIsWhereTheBoundPodRuns) {
+  ctrl::ReviewedToken t{"zeromesh-system", "agent-x", "u1", ""};
+  json pod = {{"metadata", {{"uid", "u1"}}}, {"spec", {{"nodeName", "n1"}}}};
+  std::string node;
+  ASSERT_TRUE(ctrl::NodeOfReviewedPod(t, pod, &node).ok());
+  EXPECT_EQ(node, "n1");
+  t.node_claim = "n2";  // the token says another node than the pod: refuse
+  EXPECT_EQ(ctrl::NodeOfReviewedPod(t, pod, &node).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  t.node_claim = "n1";
+  json recreated = pod;
+  recreated["metadata"]["uid"] = "u2";  // the pod the token was bound to is gone
+  EXPECT_EQ(ctrl::NodeOfReviewedPod(t, recreated, &node).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  json unscheduled = {{"metadata", {{"uid", "u1"}}}, {"spec", json::object()}};
+  EXPECT_EQ(ctrl::NodeOfReviewedPod(t, unscheduled, &node).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ctrl::NodeOfReviewedPod(t, std::nullopt, &node).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(Translate, ServiceEndpointsAndNamedTargetPorts) {

@@ -1,0 +1,31 @@
+// Who is calling? Agents (and meshctl) send "authorization: Bearer <token>". The token is either a universal-mode join
+// token (the node is whatever the token belongs to) or, in Kubernetes mode, a projected ServiceAccount token that the
+// API server vouches for (TokenReview; the node is the one its bound pod runs on).
+#pragma once
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+
+#include <string>
+
+#include "controller/auth/join_tokens.h"
+#include "controller/auth/token_review.h"
+
+namespace zm::ctrl {
+
+class AgentAuthenticator {
+ public:
+  // Either may be null (not configured); with both, a join token is tried first (no API call needed).
+  AgentAuthenticator(const JoinTokens* join_tokens, const TokenReviewer* reviewer)
+      : join_tokens_(join_tokens), reviewer_(reviewer) {}
+
+  // OK with *node set; otherwise UNAUTHENTICATED / PERMISSION_DENIED / UNAVAILABLE with a message saying what is wrong.
+  // If the caller sends x-zeromesh-node, it must name the node the credential belongs to.
+  grpc::Status Authenticate(const grpc::ServerContext& ctx, std::string* node) const;
+
+ private:
+  const JoinTokens* join_tokens_;
+  const TokenReviewer* reviewer_;
+};
+
+}  // namespace zm::ctrl
