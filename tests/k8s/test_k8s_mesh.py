@@ -3,8 +3,9 @@
 The API objects describe the simulated cluster, the way kwok does: Node objects for the two node namespaces, Pod
 objects whose spec.nodeName and status.podIP (patched, as a kubelet would) are the simulated pods', a Service with its
 EndpointSlice, and a Namespace labelled zeromesh.io/mesh=enabled. The chart is helm-installed for its CRDs, RBAC and
-CA. mesh-controller runs on a control-plane host namespace with nothing but the chart's controller ServiceAccount
-token (the API server is reached through a forwarder, nsbridge.py). Each node's mesh-agent authenticates with a
+CA. Two mesh-controller replicas run on a control-plane host namespace with nothing but the chart's controller
+ServiceAccount token (the API server is reached through a forwarder, nsbridge.py); the Lease holder serves the agents,
+which are given both addresses. Each node's mesh-agent authenticates with a
 projected-style ServiceAccount token bound to an agent Pod object on that node (TokenRequest with boundObjectRef, what
 the kubelet mounts), checked by the controller with a TokenReview.
 
@@ -40,6 +41,7 @@ NS = "zeromesh-system"
 PORT = 8080
 TD = "k8s.test"
 TP = "/apis/zeromesh.io/v1alpha1/namespaces/shop/trafficpermissions"
+LEASE = "4s"  # short, for the failover test
 
 
 def merge_patch(api, path, body):
@@ -157,15 +159,28 @@ class K8sMeshTest(unittest.TestCase):
         for name in ("tls.crt", "tls.key", "ca.crt"):
             (cls.work / name).write_bytes(base64.b64decode(ca[name]))
             (cls.work / name).chmod(0o600)
-        cls.address = f"{cls.cp.ip}:15012"
-        with open(cls.work / "controller.log", "wb") as log:
-            cls.controller = c.popen(cls.cp, [
-                str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", cls.address,
+        cls.kubeconfig = kubeconfig
+        # Two replicas (the chart's default); only the Lease holder binds its port. Agents get both addresses, as the
+        # chart's headless Service gives them, and gRPC's pick_first keeps the one that accepts.
+        cls.address = f"ipv4:{cls.cp.ip}:15012,{cls.cp.ip}:15013"
+        cls.controllers = {}
+        cls.start_replica("a", 15012, 15014)
+        time.sleep(0.5)  # "a" normally leads; the tests do not depend on it
+        cls.start_replica("b", 15013, 15016)
+
+    @classmethod
+    def start_replica(cls, name, port, admin_port):
+        with open(cls.work / f"controller-{name}.log", "ab") as log:
+            p = cls.cluster.popen(cls.cp, [
+                str(CONTROLLER_BIN), "--kubeconfig", str(cls.kubeconfig), "--listen", f"{cls.cp.ip}:{port}",
                 "--ca-cert", str(cls.work / "tls.crt"), "--ca-key", str(cls.work / "tls.key"),
                 "--ca-bundle", str(cls.work / "ca.crt"), "--agent-service-account", f"{NS}/zeromesh-agent",
-                "--admin-addr", "127.0.0.1:15014", "--metrics-addr", "off", "--log-level", "debug"],
+                "--leader-elect-identity", f"controller-{name}", "--leader-elect-lease-duration", LEASE,
+                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
+                "--admin-addr", f"127.0.0.1:{admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
                 stdout=log, stderr=subprocess.STDOUT)
-        cls.procs.append(cls.controller)
+        cls.procs.append(p)
+        cls.controllers[name] = (p, admin_port)
 
     @classmethod
     def start_agent(cls, node):
@@ -188,10 +203,24 @@ class K8sMeshTest(unittest.TestCase):
 
     # ---- helpers ---------------------------------------------------------------------------------------------------
     def log(self, name):
-        return (self.work / f"{name}.log").read_text(errors="replace")
+        if name == "controller":  # every replica's
+            return "\n".join(self.log(f"controller-{n}") for n in sorted(self.controllers))
+        path = self.work / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def logs(self):
-        return "\n".join(f"--- {n}:\n{self.log(n)[-3000:]}" for n in ("controller", "agent-node1", "agent-node2"))
+        names = [f"controller-{n}" for n in sorted(self.controllers)] + ["agent-node1", "agent-node2"]
+        return "\n".join(f"--- {n}:\n{self.log(n)[-3000:]}" for n in names)
+
+    def lease(self):
+        return self.api.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/zeromesh-controller")
+
+    def leader(self):
+        """(name, process, admin port) of the replica holding the Lease."""
+        holder = self.wait("a leader", lambda: self.lease()["spec"].get("holderIdentity"), timeout=30)
+        name = holder.removeprefix("controller-")
+        p, port = self.controllers[name]
+        return name, p, port
 
     def attempt(self, src, ip, port=PORT, timeout=0.5):
         r = self.cluster.run(src, [sys.executable, PODTOOL, "try", ip, str(port), str(timeout)], text=True, timeout=30)
@@ -214,7 +243,8 @@ class K8sMeshTest(unittest.TestCase):
             self.fail(f"{e}\n{self.logs()}")
 
     def controller_dump(self):
-        r = self.cluster.run(self.cp, ["curl", "-sf", "http://127.0.0.1:15014/debug/config_dump"], text=True)
+        _, _, port = self.leader()
+        r = self.cluster.run(self.cp, ["curl", "-sf", f"http://127.0.0.1:{port}/debug/config_dump"], text=True)
         return json.loads(r.stdout) if r.returncode == 0 else {}
 
     def enrolled(self):
@@ -297,7 +327,8 @@ class K8sMeshTest(unittest.TestCase):
 
     def test_3_namespace_label_enrolls_and_unenrolls_without_restarts(self):
         self.wait_conn(self.frontend, self.backend.ip, True, 30)
-        pids = (self.controller.pid, self.agent_node1.pid, self.agent_node2.pid)
+        procs = [p for p, _ in self.controllers.values()] + [self.agent_node1, self.agent_node2]
+        pids = [p.pid for p in procs]
         merge_patch(self.api, "/api/v1/namespaces/shop", {"metadata": {"labels": {"zeromesh.io/mesh": None}}})
         self.wait("un-enrolled", lambda: not ({"shop/frontend", "shop/backend"} & self.enrolled()))
 
@@ -312,8 +343,8 @@ class K8sMeshTest(unittest.TestCase):
             ok, seen, packets = self.echo_on_wire("ZM-K8S-MARKER-AGAIN")
             return ok and not seen and packets and all(".15008" in p for p in packets)
         self.wait("traffic through the mesh again", tunnelled, timeout=15)
-        self.assertEqual(pids, (self.controller.pid, self.agent_node1.pid, self.agent_node2.pid))
-        self.assertTrue(all(p.poll() is None for p in (self.controller, self.agent_node1, self.agent_node2)))
+        self.assertEqual(pids, [p.pid for p in procs])
+        self.assertTrue(all(p.poll() is None for p in procs))
 
     def test_4_permission_through_the_api_denies_within_a_second(self):
         self.wait_conn(self.frontend, self.backend.ip, True, 30)
@@ -346,6 +377,46 @@ class K8sMeshTest(unittest.TestCase):
         self.assertFalse(self.attempt(self.frontend, self.backend.ip, timeout=1)["ok"], "the old DENY was dropped")
         # Deleting it restores traffic.
         self.api.request("DELETE", f"{TP}/deny-frontend")
+        self.wait_conn(self.frontend, self.backend.ip, True, 10)
+
+    def test_5_leader_failover(self):
+        """Acceptance 6 with real agents: only the leader serves them; kill it and the standby takes over within the
+        lease duration, the agents follow it, and its pushes take effect."""
+        self.wait_conn(self.frontend, self.backend.ip, True, 30)
+        name, proc, _ = self.leader()
+        standby = next(n for n in self.controllers if n != name)
+        # Only the leader ever had agents connected.
+        self.assertNotIn('"msg":"config: agent connected"', self.log(f"controller-{standby}"))
+        connected = lambda n: self.log(f"controller-{n}").count('"msg":"config: agent connected"')  # noqa: E731
+        self.assertGreaterEqual(connected(name), 2)
+        # A connection held across the failover keeps working: the data plane does not need the controller.
+        hold = self.cluster.popen(self.frontend, [sys.executable, PODTOOL, "hold", self.backend.ip, str(PORT), "7"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.procs.append(hold)
+        time.sleep(1)
+        last_renew = self.lease()["spec"]["renewTime"]
+        proc.kill()
+        proc.wait()
+        killed = time.time()
+        self.wait("the standby takes the lease", lambda: self.lease()["spec"]["holderIdentity"] ==
+                  f"controller-{standby}", timeout=15)
+        took = time.time() - killed
+        print(f"standby leads {took:.2f}s after the kill (lease {LEASE}, last renewal {last_renew})", file=sys.stderr)
+        self.assertLess(took, float(LEASE[:-1]) + 0.5)
+        self.wait("both agents on the new leader", lambda: connected(standby) >= 2, timeout=20)
+        out, _ = hold.communicate(timeout=60)
+        ok, bad = map(int, out.split("result")[1].split())
+        self.assertEqual(bad, 0, out)
+        self.assertGreater(ok, 0, out)
+        # The new leader's pushes apply: a DENY created now blocks, deleting it restores.
+        deny = {"apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "deny-again"},
+                "spec": {"action": "DENY", "sources": {"namespaces": ["shop"]},
+                         "destination": {"selector": {"matchLabels": {"app": "backend"}}}}}
+        self.api.create(TP, deny)
+        self.wait_conn(self.frontend, self.backend.ip, False, 10)
+        c = self.wait("deny-again Accepted by the new leader", lambda: self.condition("deny-again"))
+        self.assertEqual(c["reason"], "Accepted")
+        self.api.request("DELETE", f"{TP}/deny-again")
         self.wait_conn(self.frontend, self.backend.ip, True, 10)
 
 
