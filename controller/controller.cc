@@ -183,6 +183,12 @@ void Controller::PublishResources(const std::vector<manifest::Located>& resource
 void Controller::PublishKubernetes(const k8s::Translation& t) {
   std::lock_guard<std::mutex> lock(reload_mu_);
   // Invalid CRD objects are left out (their status says why); everything valid still applies.
+  std::string sig;
+  for (const auto& e : t.errors) sig += e.file + ":" + e.reason + "\n";
+  if (sig != last_errors_logged_) {  // each distinct set once, not on every pass
+    for (const auto& e : t.errors) log::Warn("kubernetes object rejected", {{"object", e.file}, {"reason", e.reason}});
+    last_errors_logged_ = sig;
+  }
   store_->SetErrors(t.errors);
   auto before = store_->Current();
   PublishResources(t.resources);

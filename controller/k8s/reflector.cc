@@ -93,6 +93,24 @@ bool Reflector::List(const std::atomic<bool>& stop) {
     std::string path = path_ + "?limit=500" + (cont.empty() ? "" : "&continue=" + UrlEncode(cont));
     HttpResponse r = http_->Request("GET", path, "", "", 60);
     if (stop.load()) return false;
+    if (r.status == 404 && absent_recheck_seconds_ > 0) {
+      if (!absent_) {
+        log::Info("kubernetes API not installed; treated as empty",
+                  {{"kind", kind_}, {"path", path_}, {"recheck_seconds", absent_recheck_seconds_}});
+      }
+      bool had_objects;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        had_objects = !cache_.empty();
+        cache_.clear();
+        resource_version_.clear();
+        last_error_.clear();
+      }
+      absent_ = true;
+      backoff_ = 0;
+      if (!synced_.exchange(true) || had_objects) on_change_();
+      return true;
+    }
     if (!r.ok()) {
       std::string hint = r.status == 404   ? " (is the CustomResourceDefinition installed?)"
                          : r.status == 403 ? " (RBAC: the controller's ServiceAccount may not list this)"
@@ -116,6 +134,8 @@ bool Reflector::List(const std::atomic<bool>& stop) {
     cont = StrAt(j, "metadata", "continue");
   } while (!cont.empty());
   size_t count = fresh.size();
+  if (absent_) log::Info("kubernetes API now installed", {{"kind", kind_}, {"path", path_}});
+  absent_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cache_ = std::move(fresh);
@@ -200,6 +220,11 @@ void Reflector::Run(const std::atomic<bool>& stop) {
         continue;
       }
       need_list = false;
+    }
+    if (absent_) {  // nothing to watch: look again later
+      Sleep(stop, absent_recheck_seconds_);
+      need_list = true;
+      continue;
     }
     auto started = std::chrono::steady_clock::now();
     WatchEnd end = Watch(stop);

@@ -22,6 +22,10 @@ class Reflector {
   // `on_change` runs (on the reflector's thread) after every cache change once the first list completed.
   Reflector(const Http* http, std::string kind, std::string path, std::function<void()> on_change);
 
+  // For an API that may not be installed (e.g. Gateway API's TCPRoute): a 404 on the list counts as synced and empty,
+  // and the list is retried every `absent_recheck_seconds` until the API appears.
+  void set_optional(int absent_recheck_seconds) { absent_recheck_seconds_ = absent_recheck_seconds; }
+
   void Run(const std::atomic<bool>& stop);  // until stop; never throws
 
   bool synced() const { return synced_.load(); }
@@ -53,6 +57,8 @@ class Reflector {
   std::string last_error_;
   std::atomic<bool> synced_{false};
   int watch_seconds_ = 300;
+  int absent_recheck_seconds_ = 0;  // 0: required
+  bool absent_ = false;             // Run()'s thread only
   double backoff_ = 0;
 };
 

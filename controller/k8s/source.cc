@@ -30,6 +30,10 @@ Source::Source(ClientConfig config, manifest::Limits limits, Publish publish)
   add("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices");
   add("TrafficPermission", std::string(kCrdGroupVersion) + "/trafficpermissions");
   add("MeshConfig", std::string(kCrdGroupVersion) + "/meshconfigs");
+  add("ServicePolicy", std::string(kCrdGroupVersion) + "/servicepolicies");
+  // Gateway API is optional: without its TCPRoute CRD the mesh simply has no routes (looked for again every 10 s).
+  add("TCPRoute", "/apis/gateway.networking.k8s.io/v1alpha2/tcproutes");
+  reflectors_.back()->set_optional(10);
 }
 
 Source::~Source() {
@@ -106,13 +110,16 @@ void Source::Loop() {
       }
       continue;
     }
-    Objects objs{reflectors_[0]->Snapshot(),
-                 reflectors_[1]->Snapshot(),
-                 reflectors_[2]->Snapshot(),
-                 reflectors_[3]->Snapshot(),
-                 reflectors_[4]->Snapshot(),
-                 reflectors_[5]->Snapshot(),
-                 &last_good_};
+    Objects objs;
+    objs.pods = reflectors_[0]->Snapshot();
+    objs.namespaces = reflectors_[1]->Snapshot();
+    objs.services = reflectors_[2]->Snapshot();
+    objs.endpoint_slices = reflectors_[3]->Snapshot();
+    objs.permissions = reflectors_[4]->Snapshot();
+    objs.mesh_configs = reflectors_[5]->Snapshot();
+    objs.service_policies = reflectors_[6]->Snapshot();
+    objs.tcp_routes = reflectors_[7]->Snapshot();
+    objs.last_good = &last_good_;
     Translation t = Translate(objs, limits_);
     last_good_ = t.accepted;
     log::Debug("kubernetes objects translated", {{"workloads", t.workloads},

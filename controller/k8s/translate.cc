@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_reader.h"
 
 namespace zm::k8s {
@@ -144,7 +145,8 @@ void AddServices(const Objects& objs, Translation* t) {
 // Decodes a CRD object with the manifest decoder (JSON is YAML), so both modes accept exactly the same specs.
 bool DecodeCrd(const json& obj, const std::string& kind, const manifest::Limits& limits, manifest::Located* out,
                std::string* reasons) {
-  json doc = {{"apiVersion", manifest::kApiVersion}, {"kind", kind}};
+  json doc = {{"apiVersion", kind == "TCPRoute" ? manifest::kGatewayApiVersion : manifest::kApiVersion},
+              {"kind", kind}};
   json meta = {{"name", Str(obj, {"metadata", "name"})}};
   if (std::string ns = Str(obj, {"metadata", "namespace"}); !ns.empty()) meta["namespace"] = ns;
   if (const json& labels = Field(obj, {"metadata", "labels"}); labels.is_object()) meta["labels"] = labels;
@@ -192,7 +194,7 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
   // Returns whether a resource was added (the object itself, or its last good generation).
   auto verdict = [&](const json& obj, const char* resource, const std::string& kind, bool ok, std::string message,
                      manifest::Located* l) {
-    CrdStatus s = MakeStatus(obj, resource);
+    CrdStatus s = MakeStatus(obj, resource ? resource : "");
     s.accepted = ok;
     s.reason = ok ? "Accepted" : "Invalid";
     s.message = ok ? "the mesh applies this " + kind : std::move(message);
@@ -210,7 +212,7 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     if (ok) t->accepted[key] = obj;
     if (added) t->resources.push_back(std::move(*l));
     if (!ok) t->errors.push_back({key, 0, s.message});
-    t->statuses.push_back(std::move(s));
+    if (resource) t->statuses.push_back(std::move(s));  // TCPRoute: Gateway API's status model, not written (yet)
     return added;
   };
   for (const auto& [key, obj] : objs.permissions) {
@@ -218,6 +220,18 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     std::string reasons;
     bool ok = DecodeCrd(obj, "TrafficPermission", limits, &l, &reasons);
     if (verdict(obj, "trafficpermissions", "TrafficPermission", ok, reasons, &l)) t->permissions++;
+  }
+  for (const auto& [key, obj] : objs.service_policies) {
+    manifest::Located l;
+    std::string reasons;
+    bool ok = DecodeCrd(obj, "ServicePolicy", limits, &l, &reasons);
+    verdict(obj, "servicepolicies", "ServicePolicy", ok, reasons, &l);
+  }
+  for (const auto& [key, obj] : objs.tcp_routes) {
+    manifest::Located l;
+    std::string reasons;
+    bool ok = DecodeCrd(obj, "TCPRoute", limits, &l, &reasons);
+    verdict(obj, nullptr, "TCPRoute", ok, reasons, &l);
   }
   // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
   std::vector<const json*> configs;

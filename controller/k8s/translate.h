@@ -2,7 +2,8 @@
 //   Workload: every Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork); enrolled when its
 //             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way.
 //   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
-//   TrafficPermission / MeshConfig: the CRDs, decoded and validated by the manifest decoder (same schema).
+//   TrafficPermission / MeshConfig / ServicePolicy: the CRDs, decoded and validated by the manifest decoder (same
+//             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +25,13 @@ using LastGood = std::map<std::string, nlohmann::json>;
 
 struct Objects {
   Reflector::Cache pods, namespaces, services, endpoint_slices, permissions, mesh_configs;
+  Reflector::Cache service_policies, tcp_routes;
   const LastGood* last_good = nullptr;
 };
 
 // The verdict on one CRD object, written to its status.
 struct CrdStatus {
-  std::string resource;  // "trafficpermissions" | "meshconfigs"
+  std::string resource;  // "trafficpermissions" | "meshconfigs" | "servicepolicies"
   std::string ns;        // empty for cluster-scoped
   std::string name;
   int64_t generation = 0;

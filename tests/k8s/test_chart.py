@@ -49,7 +49,8 @@ class ChartTest(unittest.TestCase):
         api = sorted(p.name for p in (ROOT / "api" / "crds").glob("*.yaml"))
         chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
         self.assertEqual(api, chart)
-        self.assertEqual(api, ["meshconfigs.zeromesh.io.yaml", "trafficpermissions.zeromesh.io.yaml"])
+        self.assertEqual(api, ["meshconfigs.zeromesh.io.yaml", "servicepolicies.zeromesh.io.yaml",
+                               "trafficpermissions.zeromesh.io.yaml"])
         for name in api:
             self.assertEqual((ROOT / "api" / "crds" / name).read_text(), (CHART / "crds" / name).read_text(),
                              f"charts/zeromesh/crds/{name} differs from api/crds/{name}: copy it over")

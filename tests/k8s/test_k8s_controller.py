@@ -27,6 +27,20 @@ NS = "zeromesh-system"
 TOKEN = "0123456789abcdef0123456789"
 TP = "/apis/zeromesh.io/v1alpha1/namespaces/{ns}/trafficpermissions"
 MC = "/apis/zeromesh.io/v1alpha1/meshconfigs"
+SP = "/apis/zeromesh.io/v1alpha1/namespaces/{ns}/servicepolicies"
+ROUTES = "/apis/gateway.networking.k8s.io/v1alpha2/namespaces/{ns}/tcproutes"
+# A stand-in for Gateway API's TCPRoute CRD (its real schema is not available offline): the group, version and
+# names are Gateway API's; the spec is left to mesh-controller's validation.
+TCPROUTE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "tcproutes.gateway.networking.k8s.io",  # *.k8s.io groups need this, as Gateway API has
+                 "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/3328"}},
+    "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+             "names": {"kind": "TCPRoute", "listKind": "TCPRouteList", "plural": "tcproutes", "singular": "tcproute"},
+             "versions": [{"name": "v1alpha2", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                               "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
 
 
 def pod(ns, name, sa, node, labels=None):
@@ -191,7 +205,7 @@ class K8sControllerTest(unittest.TestCase):
     # ---- tests -----------------------------------------------------------------------------------------------------
     def test_01_chart_objects_accepted(self):
         a = self.api
-        for crd in ("trafficpermissions.zeromesh.io", "meshconfigs.zeromesh.io"):
+        for crd in ("trafficpermissions.zeromesh.io", "meshconfigs.zeromesh.io", "servicepolicies.zeromesh.io"):
             obj = a.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
             conds = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
             self.assertEqual(conds.get("Established"), "True", crd)
@@ -347,6 +361,50 @@ class K8sControllerTest(unittest.TestCase):
         finally:
             p.terminate()
             p.wait(timeout=15)
+
+    def test_07b_service_policies_and_tcp_routes(self):
+        # ServicePolicy: our CRD, validated twice (schema, then the controller), with status.
+        with self.assertRaises(ApiError) as ctx:
+            self.api.create(SP.format(ns="shop"), {
+                "apiVersion": "zeromesh.io/v1alpha1", "kind": "ServicePolicy", "metadata": {"name": "refused"},
+                "spec": {"targetRef": {"kind": "Service", "name": "backend"}, "retries": {"attempts": 99}}})
+        self.assertEqual(ctx.exception.status, 422)
+        self.api.create(SP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "ServicePolicy", "metadata": {"name": "backend"},
+            "spec": {"targetRef": {"kind": "Service", "name": "backend"},
+                     "loadBalancer": {"algorithm": "LeastConnections"}, "connectTimeout": "300ms",
+                     "retries": {"attempts": 2}, "rateLimit": {"connectionsPerSecond": 50, "burst": 10}}})
+        sp = self.wait("ServicePolicy in the config",
+                       lambda: self.resources("servicePolicy").get("shop/backend"))
+        self.assertEqual((sp["targetService"], sp["algorithm"], sp["connectTimeoutMs"], sp["retryAttempts"]),
+                         ("backend", "LEAST_CONNECTIONS", 300, 2))
+        c = self.wait("ServicePolicy Accepted", lambda: self.condition(SP.format(ns="shop") + "/backend")[1])
+        self.assertEqual((c["status"], c["reason"]), ("True", "Accepted"))
+
+        # TCPRoute: Gateway API is not installed: the controller works without it ...
+        self.assertIn("kubernetes API not installed; treated as empty", self.log())
+        # ... and picks its routes up once it is.
+        self.api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", TCPROUTE_CRD)
+        self.wait("TCPRoute CRD established", lambda: any(
+            c["type"] == "Established" and c["status"] == "True" for c in self.api.request(
+                "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tcproutes.gateway.networking.k8s.io"
+            ).get("status", {}).get("conditions", [])))
+        route = {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+                 "metadata": {"name": "backend-split"},
+                 "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "backend", "port": 80}],
+                          "rules": [{"backendRefs": [{"name": "backend", "port": 80, "weight": 90},
+                                                     {"name": "backend-canary", "port": 80, "weight": 10}]}]}}
+        self.wait("the route API is served", lambda: self.api.request("GET", ROUTES.format(ns="shop")))
+        self.api.create(ROUTES.format(ns="shop"), route)
+        r = self.wait("TCPRoute in the config", lambda: self.resources("tcpRoute").get("shop/backend-split"), timeout=40)
+        self.assertEqual([(b["name"], b["weight"]) for b in r["rules"][0]["backendRefs"]],
+                         [("backend", 90), ("backend-canary", 10)])
+        bad = dict(route, metadata={"name": "to-a-gateway"})
+        bad["spec"] = dict(route["spec"], parentRefs=[{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                                       "name": "gw"}])
+        self.api.create(ROUTES.format(ns="shop"), bad)
+        self.wait("the invalid route reported", lambda: "TCPRoute/shop/to-a-gateway" in self.log())
+        self.assertNotIn("shop/to-a-gateway", self.resources("tcpRoute"))
 
 
 if __name__ == "__main__":

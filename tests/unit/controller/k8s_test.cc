@@ -274,6 +274,37 @@ TEST(TokenReview, TheNodeIsWhereTheBoundPodRuns) {
   EXPECT_EQ(ctrl::NodeOfReviewedPod(t, std::nullopt, &node).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST(Translate, ServicePoliciesAndGatewayTcpRoutes) {
+  Objects o;
+  o.service_policies["ns/p"] = {
+      {"metadata", {{"namespace", "ns"}, {"name", "p"}, {"generation", 1}}},
+      {"spec", {{"targetRef", {{"kind", "Service"}, {"name", "s"}}}, {"retries", {{"attempts", 2}}}}}};
+  o.tcp_routes["ns/r"] = {
+      {"metadata", {{"namespace", "ns"}, {"name", "r"}}},
+      {"spec",
+       {{"parentRefs", json::array({{{"group", ""}, {"kind", "Service"}, {"name", "s"}, {"port", 80}}})},
+        {"rules", json::array({{{"backendRefs", json::array({{{"name", "s-v2"}, {"port", 80}, {"weight", 3}}})}}})}}}};
+  o.tcp_routes["ns/to-gateway"] = {
+      {"metadata", {{"namespace", "ns"}, {"name", "to-gateway"}}},
+      {"spec",
+       {{"parentRefs", json::array({{{"group", "gateway.networking.k8s.io"}, {"kind", "Gateway"}, {"name", "gw"}}})},
+        {"rules", json::array({{{"backendRefs", json::array({{{"name", "s"}, {"port", 80}}})}}})}}}};
+  Translation t = Translate(o, {});
+  auto r = ByKey(t);
+  ASSERT_TRUE(r.count("ServicePolicy/ns/p"));
+  EXPECT_EQ(r["ServicePolicy/ns/p"].service_policy().target_service(), "s");
+  EXPECT_EQ(r["ServicePolicy/ns/p"].service_policy().retry_attempts(), 2u);
+  ASSERT_TRUE(r.count("TCPRoute/ns/r")) << (t.errors.empty() ? "" : t.errors[0].reason);
+  EXPECT_EQ(r["TCPRoute/ns/r"].tcp_route().rules(0).backend_refs(0).weight(), 3u);
+  EXPECT_FALSE(r.count("TCPRoute/ns/to-gateway"));
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_EQ(t.errors[0].file, "TCPRoute/ns/to-gateway");
+  // Status is written for our CRD only (TCPRoute status follows Gateway API's parent model).
+  ASSERT_EQ(t.statuses.size(), 1u);
+  EXPECT_EQ(t.statuses[0].resource, "servicepolicies");
+  EXPECT_TRUE(t.statuses[0].accepted);
+}
+
 TEST(Translate, ServiceEndpointsAndNamedTargetPorts) {
   Objects o = Cluster();
   o.services["mesh/s"] = {{"metadata", {{"namespace", "mesh"}, {"name", "s"}}},
