@@ -269,6 +269,7 @@ bool Controller::MakeLeaderElector(std::string* error) {
       return;
     }
     log::Info("serving agents as the leader", {{"listen", opts_.listen}, {"port", port_}});
+    if (kube_) kube_->Resync();  // CRD status the previous leader left unwritten: now, not at the next periodic pass
   };
   cb.stopped_leading = [this](const std::string& reason) {
     if (on_fatal_) on_fatal_(reason);

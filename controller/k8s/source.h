@@ -32,6 +32,7 @@ class Source {
   // Consulted before each round of CRD status writes (set before Start): a standby replica (leader election) writes
   // none, the leader does. Unset = always write.
   void set_write_status(std::function<bool()> fn) { write_status_ = std::move(fn); }
+  void Resync() { Changed(); }  // translate and write status again now (e.g. on becoming leader)
   void Stop();
 
   const ClientConfig& config() const { return http_.config(); }
