@@ -388,8 +388,8 @@ class K8sMeshTest(unittest.TestCase):
         # Only the leader listens for agents.
         ports = {n: 15012 if n == "a" else 15013 for n in self.controllers}
         listening = self.cluster.run(self.cp, ["ss", "-Hltn"], text=True).stdout
-        self.assertIn(f"{self.cp.ip}:{ports[name]} ", listening)
-        self.assertNotIn(f"{self.cp.ip}:{ports[standby]} ", listening)
+        self.assertIn(f"{self.cp.ip}]:{ports[name]} ", listening)  # gRPC binds [::ffff:<ip>]
+        self.assertNotIn(f":{ports[standby]} ", listening)
         connected = lambda n: self.log(f"controller-{n}").count('"msg":"config: agent connected"')  # noqa: E731
         before = connected(standby)
         # A connection held across the failover keeps working: the data plane does not need the controller.
