@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "controller/admin/config_dump.h"
 #include "controller/ca/x509_util.h"
+#include "controller/k8s/ca_secret.h"
 #include "controller/service/config_service.h"
 #include "controller/service/identity_service.h"
 #include "controller/service/status_service.h"
@@ -68,7 +69,29 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
           return src ? src->FindPod(ns, name) : std::nullopt;
         });
   }
-  if (!opts.ca_cert.empty() || !opts.ca_key.empty()) {
+  const int ca_sources =
+      !opts.ca_secret.empty() + !opts.ca_dir.empty() + !(opts.ca_cert.empty() && opts.ca_key.empty());
+  if (ca_sources > 1) {
+    *error = "give one CA source: --ca-secret, --ca-dir or --ca-cert/--ca-key";
+    return nullptr;
+  }
+  if (!opts.ca_secret.empty()) {
+    if (!c->kube_config_) {
+      *error = "--ca-secret needs --kubernetes or --kubeconfig";
+      return nullptr;
+    }
+    auto slash = opts.ca_secret.find('/');
+    // Default: the controller's own namespace (where its Lease lives).
+    std::string own = opts.leader_election.lease_namespace.empty() ? k8s::DefaultLeaseNamespace()
+                                                                   : opts.leader_election.lease_namespace;
+    std::string ns = slash == std::string::npos ? own : opts.ca_secret.substr(0, slash);
+    std::string name = slash == std::string::npos ? opts.ca_secret : opts.ca_secret.substr(slash + 1);
+    if (ns.empty() || name.empty()) {
+      *error = "--ca-secret: '" + opts.ca_secret + "' must be NAME or NAMESPACE/NAME";
+      return nullptr;
+    }
+    c->ca_ = k8s::LoadOrCreateCaSecret(k8s::Http(*c->kube_config_), ns, name, std::chrono::seconds(60), error);
+  } else if (!opts.ca_cert.empty() || !opts.ca_key.empty()) {
     if (opts.ca_cert.empty() || opts.ca_key.empty()) {
       *error = "--ca-cert and --ca-key go together";
       return nullptr;
@@ -77,7 +100,7 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   } else if (!opts.ca_dir.empty()) {
     c->ca_ = ca::Authority::LoadOrCreate(opts.ca_dir, error);
   } else {
-    *error = "either --ca-dir DIR or --ca-cert/--ca-key is required";
+    *error = "a CA is required: --ca-secret NAME (Kubernetes), --ca-dir DIR or --ca-cert/--ca-key";
     return nullptr;
   }
   if (!c->ca_) return nullptr;

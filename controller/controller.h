@@ -36,6 +36,7 @@ struct Options {
   std::string ca_cert;  // or bring your own (intermediate) CA ...
   std::string ca_key;
   std::string ca_bundle;    // ... and the roots that trust it
+  std::string ca_secret;    // Kubernetes: "[NS/]NAME" of a kubernetes.io/tls Secret holding the CA (created if missing)
   std::string join_tokens;  // file (required in universal mode, optional with Kubernetes)
   // Kubernetes mode: agents may also authenticate with a projected token of this ServiceAccount ("ns/name"), audience
   // `token_audience`, checked by TokenReview. Empty disables ServiceAccount-token authentication.

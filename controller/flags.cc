@@ -40,7 +40,8 @@ bool ParseLeaderFlag(const std::string& name, const std::string& value, k8s::Lea
 
 const char* Usage() {
   return "usage: mesh-controller (--manifests DIR | --kubernetes | --kubeconfig FILE) [--join-tokens FILE]\n"
-         "                       (--ca-dir DIR | --ca-cert FILE --ca-key FILE [--ca-bundle FILE])\n"
+         "                       (--ca-dir DIR | --ca-cert FILE --ca-key FILE [--ca-bundle FILE] |\n"
+         "                        --ca-secret [NS/]NAME (Kubernetes: a kubernetes.io/tls Secret, created if missing))\n"
          "                       [--listen ADDR:PORT] [--max-cert-ttl 24h] [--server-name NAME]... [--no-watch]\n"
          "                       [--admin-addr IP:PORT|off] (default 127.0.0.1:15014: /metrics /healthz /readyz "
          "/debug/config_dump)\n"
@@ -71,6 +72,7 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
   std::map<std::string, std::string*> str = {{"--manifests", &o.manifests_dir},
                                              {"--listen", &o.listen},
                                              {"--ca-dir", &o.ca_dir},
+                                             {"--ca-secret", &o.ca_secret},
                                              {"--ca-cert", &o.ca_cert},
                                              {"--ca-key", &o.ca_key},
                                              {"--ca-bundle", &o.ca_bundle},

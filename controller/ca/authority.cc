@@ -90,12 +90,36 @@ std::unique_ptr<Authority> Authority::FromFiles(const std::string& cert_file, co
   if (!cert_text) return nullptr;
   auto key_text = zm::ctrl::ReadFile(key_file, error);
   if (!key_text) return nullptr;
-  auto chain = CertsFromPem(*cert_text);
+  std::optional<std::string> bundle;
+  if (!bundle_file.empty()) {
+    bundle = zm::ctrl::ReadFile(bundle_file, error);
+    if (!bundle) return nullptr;
+  }
+  return FromPem(*cert_text, *key_text, bundle, {cert_file, key_file, bundle_file}, error);
+}
+
+std::optional<Authority::RootPem> Authority::GenerateRootPem(std::string* error) {
+  auto key = GenerateP256Key();
+  auto cert = key ? MakeRoot(key.get()) : nullptr;
+  if (!cert) {
+    *error = "root CA generation failed: " + LastSslError();
+    return std::nullopt;
+  }
+  return RootPem{CertToPem(cert.get()), KeyToPem(key.get())};
+}
+
+std::unique_ptr<Authority> Authority::FromPem(const std::string& cert_text, const std::string& key_text,
+                                              const std::optional<std::string>& bundle, const PemNames& names,
+                                              std::string* error) {
+  const std::string& cert_file = names.cert;
+  const std::string& key_file = names.key;
+  const std::string& bundle_file = names.bundle;
+  auto chain = CertsFromPem(cert_text);
   if (chain.empty()) {
     *error = cert_file + ": no valid PEM certificate";
     return nullptr;
   }
-  auto key = KeyFromPem(*key_text);
+  auto key = KeyFromPem(key_text);
   if (!key) {
     *error = key_file + ": no valid PEM private key";
     ERR_clear_error();
@@ -111,9 +135,8 @@ std::unique_ptr<Authority> Authority::FromFiles(const std::string& cert_file, co
   }
   bool self_signed = IsSelfSigned(chain[0].get());
   if (self_signed) bundle_pem = CertToPem(chain[0].get()) + bundle_pem;
-  if (!bundle_file.empty()) {
-    auto b = zm::ctrl::ReadFile(bundle_file, error);
-    if (!b) return nullptr;
+  if (bundle) {
+    const auto& b = bundle;
     if (CertsFromPem(*b).empty()) {
       *error = bundle_file + ": no valid PEM certificate";
       return nullptr;

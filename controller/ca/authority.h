@@ -35,6 +35,19 @@ class Authority {
   static std::unique_ptr<Authority> FromFiles(const std::string& cert_file, const std::string& key_file,
                                               const std::string& bundle_file, std::string* error);
 
+  // The same from PEM text (e.g. a Kubernetes Secret); `names` only label error messages.
+  struct PemNames {
+    std::string cert, key, bundle;
+  };
+  static std::unique_ptr<Authority> FromPem(const std::string& cert_pem, const std::string& key_pem,
+                                            const std::optional<std::string>& bundle_pem, const PemNames& names,
+                                            std::string* error);
+  // A new self-signed root (ECDSA P-256, 10 years), for a caller that persists it elsewhere.
+  struct RootPem {
+    std::string cert_pem, key_pem;
+  };
+  static std::optional<RootPem> GenerateRootPem(std::string* error);
+
   // Issues a leaf (CA:false, digitalSignature, serverAuth+clientAuth, SAN critical, empty subject).
   std::optional<IssuedCert> Issue(const LeafSpec& spec, std::string* error) const;
 

@@ -269,6 +269,17 @@ class ApiServer:
         return self.request("PATCH", path + "/status", {"status": status},
                             content_type="application/merge-patch+json")
 
+    def secret_data(self, namespace: str, name: str, key: str, timeout: float = 60) -> bytes:
+        """One key of a Secret, decoded; waits for the Secret to appear (e.g. the CA mesh-controller creates)."""
+        def get():
+            try:
+                return self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")["data"][key]
+            except ApiError as e:
+                if e.status == 404:
+                    return None
+                raise
+        return base64.b64decode(self.wait_for(f"Secret {namespace}/{name}", get, timeout=timeout, interval=0.2))
+
     def wait_for(self, what: str, fn, timeout: float = 30, interval: float = 0.5):
         """Polls fn() until it returns something truthy; raises with `what` on timeout."""
         deadline = time.time() + timeout

@@ -153,11 +153,9 @@ class K8sControllerTest(unittest.TestCase):
         a = cls.api
         # The chart's ServiceAccount, its token and nothing else.
         kubeconfig = a.token_kubeconfig(NS, "zeromesh-controller", cls.work / "controller.kubeconfig")
-        # The chart's CA and join tokens, as the Deployment would mount them.
-        ca = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")["data"]
+        # The join tokens, as the Deployment would mount them; the CA comes from its Secret through the API.
         join = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-join-tokens")["data"]
-        files = {"tls.crt": ca["tls.crt"], "tls.key": ca["tls.key"], "ca.crt": ca["ca.crt"],
-                 "tokens.yaml": join["tokens.yaml"]}
+        files = {"tokens.yaml": join["tokens.yaml"]}
         for name, data in files.items():
             (cls.work / name).write_bytes(base64.b64decode(data))
             (cls.work / name).chmod(0o600)
@@ -166,10 +164,10 @@ class K8sControllerTest(unittest.TestCase):
         cls.log_file = open(cls.log_path, "wb")
         cls.controller = subprocess.Popen(
             [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{free_port()}",
-             "--ca-cert", str(cls.work / "tls.crt"), "--ca-key", str(cls.work / "tls.key"),
-             "--ca-bundle", str(cls.work / "ca.crt"), "--join-tokens", str(cls.work / "tokens.yaml"),
+             "--ca-secret", f"{NS}/zeromesh-ca", "--join-tokens", str(cls.work / "tokens.yaml"),
              "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
             stdout=cls.log_file, stderr=subprocess.STDOUT)
+        a.secret_data(NS, "zeromesh-ca", "ca.crt")  # created by the controller at startup
 
     # ---- helpers ---------------------------------------------------------------------------------------------------
     def log(self) -> str:
@@ -236,8 +234,11 @@ class K8sControllerTest(unittest.TestCase):
     def test_02_controller_has_least_privilege(self):
         token = self.api.token(NS, "zeromesh-controller")
         self.api.request("GET", "/api/v1/pods", token=token)  # granted
+        self.api.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", token=token)  # its own CA, only
         for method, path, body in (("GET", "/api/v1/secrets", None),
-                                   ("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", None),
+                                   ("GET", f"/api/v1/namespaces/{NS}/secrets", None),
+                                   ("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-join-tokens", None),
+                                   ("PUT", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", {}),
                                    ("POST", "/api/v1/namespaces/shop/pods", pod("shop", "x", "default", "node-a")),
                                    ("DELETE", f"{TP.format(ns='shop')}/allow-frontend", None),
                                    ("GET", "/api/v1/nodes", None)):
@@ -332,6 +333,12 @@ class K8sControllerTest(unittest.TestCase):
     def test_08_upgrade_and_uninstall_keep_the_ca(self):
         secret = f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca"
         before = self.api.request("GET", secret)["data"]
+        # The controller generated it (Helm does not render it, so no re-render can replace it).
+        obj = self.api.request("GET", secret)
+        self.assertEqual(obj["type"], "kubernetes.io/tls")
+        self.assertEqual(obj["metadata"]["labels"]["app.kubernetes.io/managed-by"], "mesh-controller")
+        self.assertIn("generated the mesh root CA and stored it", self.log())
+        self.assertEqual(before["ca.crt"], before["tls.crt"])
         self.helm("upgrade", "zeromesh", str(CHART), "--namespace", NS, "--reuse-values",
                   "--set", "controller.replicas=3")
         dep = self.api.request("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/zeromesh-controller")

@@ -53,7 +53,7 @@ class Replica:
         w = test_cls.work
         self.proc = subprocess.Popen(
             [str(CONTROLLER_BIN), "--kubeconfig", str(test_cls.kubeconfig), "--listen", f"127.0.0.1:{self.grpc_port}",
-             "--ca-cert", str(w / "tls.crt"), "--ca-key", str(w / "tls.key"), "--ca-bundle", str(w / "ca.crt"),
+             "--ca-secret", f"{NS}/zeromesh-ca",  # both replicas race to create it: one wins, the other loads it
              "--join-tokens", str(w / "tokens.yaml"),
              "--admin-addr", f"127.0.0.1:{self.admin_port}", "--metrics-addr", "off", "--log-level", "debug",
              f"--leader-elect-lease-duration={LEASE_DURATION:g}s", f"--leader-elect-renew-deadline={RENEW_DEADLINE:g}s",
@@ -149,10 +149,8 @@ class K8sLeaderTest(unittest.TestCase):
         a = cls.api
         cls.sa_token = a.token(NS, "zeromesh-controller")
         cls.kubeconfig = a.token_kubeconfig(NS, "zeromesh-controller", cls.work / "controller.kubeconfig")
-        ca = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")["data"]
         join = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-join-tokens")["data"]
-        files = {"tls.crt": ca["tls.crt"], "tls.key": ca["tls.key"], "ca.crt": ca["ca.crt"],
-                 "tokens.yaml": join["tokens.yaml"]}
+        files = {"tokens.yaml": join["tokens.yaml"]}
         for name, data in files.items():
             (cls.work / name).write_bytes(base64.b64decode(data))
             (cls.work / name).chmod(0o600)

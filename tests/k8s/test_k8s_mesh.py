@@ -12,7 +12,6 @@ the kubelet mounts), checked by the controller with a TokenReview.
 Needs root (network namespaces, eBPF). Label k8s.
 """
 
-import base64
 import json
 import os
 import signal
@@ -155,10 +154,6 @@ class K8sMeshTest(unittest.TestCase):
         assert bridge.stdout.readline().strip() == "ready"
         kubeconfig = a.token_kubeconfig(NS, "zeromesh-controller", cls.work / "controller.kubeconfig",
                                         server="https://127.0.0.1:6443")
-        ca = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")["data"]
-        for name in ("tls.crt", "tls.key", "ca.crt"):
-            (cls.work / name).write_bytes(base64.b64decode(ca[name]))
-            (cls.work / name).chmod(0o600)
         cls.kubeconfig = kubeconfig
         # Two replicas (the chart's default); only the Lease holder binds its port. Agents get both addresses, as the
         # chart's headless Service gives them, and gRPC's pick_first keeps the one that accepts.
@@ -167,14 +162,16 @@ class K8sMeshTest(unittest.TestCase):
         cls.start_replica("a", 15012, 15014)
         time.sleep(0.5)  # "a" normally leads; the tests do not depend on it
         cls.start_replica("b", 15013, 15016)
+        # The CA the controllers keep in the chart's Secret (created by the first one): the agents' trust root, as the
+        # DaemonSet mounts its ca.crt.
+        (cls.work / "ca.crt").write_bytes(a.secret_data(NS, "zeromesh-ca", "ca.crt"))
 
     @classmethod
     def start_replica(cls, name, port, admin_port):
         with open(cls.work / f"controller-{name}.log", "ab") as log:
             p = cls.cluster.popen(cls.cp, [
                 str(CONTROLLER_BIN), "--kubeconfig", str(cls.kubeconfig), "--listen", f"{cls.cp.ip}:{port}",
-                "--ca-cert", str(cls.work / "tls.crt"), "--ca-key", str(cls.work / "tls.key"),
-                "--ca-bundle", str(cls.work / "ca.crt"), "--agent-service-account", f"{NS}/zeromesh-agent",
+                "--ca-secret", f"{NS}/zeromesh-ca", "--agent-service-account", f"{NS}/zeromesh-agent",
                 "--leader-elect-identity", f"controller-{name}", "--leader-elect-lease-duration", LEASE,
                 "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
                 "--admin-addr", f"127.0.0.1:{admin_port}", "--metrics-addr", "off", "--log-level", "debug"],

@@ -6,7 +6,6 @@ The controller reaches the API server through a forwarder (nsbridge.py) that the
 to the API server directly. No root needed.
 """
 
-import base64
 import json
 import os
 import signal
@@ -85,9 +84,6 @@ class K8sRecoveryTest(unittest.TestCase):
         self.assertEqual(self.bridge.stdout.readline().strip(), "ready")
         kubeconfig = self.api.token_kubeconfig(NS, "zeromesh-controller", self.work / "kubeconfig",
                                                server=f"https://127.0.0.1:{bridge_port}")
-        ca = self.api.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")["data"]
-        for name in ("tls.crt", "tls.key", "ca.crt"):
-            (self.work / name).write_bytes(base64.b64decode(ca[name]))
         self.admin_port = free_port()
         self.log_path = self.work / "controller.log"
         self.log_file = open(self.log_path, "wb")
@@ -95,8 +91,7 @@ class K8sRecoveryTest(unittest.TestCase):
         # test_k8s_leader.py for that part).
         self.controller = subprocess.Popen(
             [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{free_port()}",
-             "--ca-cert", str(self.work / "tls.crt"), "--ca-key", str(self.work / "tls.key"),
-             "--ca-bundle", str(self.work / "ca.crt"), "--leader-elect=false",
+             "--ca-secret", f"{NS}/zeromesh-ca", "--leader-elect=false",
              "--admin-addr", f"127.0.0.1:{self.admin_port}", "--metrics-addr", "off"],
             stdout=self.log_file, stderr=subprocess.STDOUT)
         self.procs.append(self.controller)

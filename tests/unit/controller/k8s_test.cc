@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "controller/auth/token_review.h"
+#include "controller/k8s/ca_secret.h"
 #include "controller/k8s/client_config.h"
 #include "controller/k8s/reflector.h"
 #include "controller/k8s/translate.h"
@@ -216,6 +217,28 @@ TEST(Translate, AnInvalidUpdateKeepsTheLastAcceptedGeneration) {
   Translation third = Translate(o, {});
   EXPECT_FALSE(ByKey(third).count("TrafficPermission/ns/p"));
   EXPECT_EQ(third.statuses[0].message.find("stays in force"), std::string::npos);
+}
+
+// ---- the CA Secret's encoding ---------------------------------------------------------------------------------------
+
+TEST(CaSecret, Base64AndAGeneratedRootLoadsBack) {
+  for (const std::string& in : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+    std::string out;
+    ASSERT_TRUE(Base64Decode(Base64Encode(in), &out)) << in;
+    EXPECT_EQ(out, in);
+  }
+  EXPECT_EQ(Base64Encode("zeromesh"), "emVyb21lc2g=");
+  std::string out;
+  EXPECT_FALSE(Base64Decode("not base64!", &out));
+  std::string err;
+  auto root = ca::Authority::GenerateRootPem(&err);
+  ASSERT_TRUE(root) << err;
+  auto ca = ca::Authority::FromPem(root->cert_pem, root->key_pem, std::nullopt, {"c", "k", "b"}, &err);
+  ASSERT_TRUE(ca) << err;
+  EXPECT_EQ(ca->trust_bundle_pem(), root->cert_pem);
+  auto other = ca::Authority::GenerateRootPem(&err);
+  EXPECT_FALSE(ca::Authority::FromPem(root->cert_pem, other->key_pem, std::nullopt, {"c", "k", "b"}, &err));
+  EXPECT_NE(err.find("does not match"), std::string::npos) << err;
 }
 
 // ---- agent tokens (TokenReview answers) -----------------------------------------------------------------------------
