@@ -138,8 +138,8 @@ void Source::WriteStatuses(const std::vector<CrdStatus>& statuses) {
   for (const auto& s : statuses) {
     if (stop_.load()) return;
     if (StatusUpToDate(s)) continue;
-    std::string path = std::string(kCrdGroupVersion) + (s.ns.empty() ? "" : "/namespaces/" + s.ns) + "/" + s.resource +
-                       "/" + s.name + "/status";
+    std::string path = (s.api_prefix.empty() ? std::string(kCrdGroupVersion) : s.api_prefix) +
+                       (s.ns.empty() ? "" : "/namespaces/" + s.ns) + "/" + s.resource + "/" + s.name + "/status";
     HttpResponse r = http_.Request("PATCH", path, StatusPatch(s, now).dump(), "application/merge-patch+json", 15);
     if (r.ok()) {
       log::Info("status written", {{"resource", s.resource},

@@ -212,7 +212,7 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     if (ok) t->accepted[key] = obj;
     if (added) t->resources.push_back(std::move(*l));
     if (!ok) t->errors.push_back({key, 0, s.message});
-    if (resource) t->statuses.push_back(std::move(s));  // TCPRoute: Gateway API's status model, not written (yet)
+    if (resource) t->statuses.push_back(std::move(s));
     return added;
   };
   for (const auto& [key, obj] : objs.permissions) {
@@ -231,7 +231,19 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     manifest::Located l;
     std::string reasons;
     bool ok = DecodeCrd(obj, "TCPRoute", limits, &l, &reasons);
-    verdict(obj, nullptr, "TCPRoute", ok, reasons, &l);
+    // Status only for the Service parents (GAMMA); a Gateway parent's status belongs to that Gateway's controller.
+    json services = json::array();
+    if (const json& refs = Field(obj, {"spec", "parentRefs"}); refs.is_array()) {
+      for (const auto& ref : refs) {
+        std::string group = Str(ref, {"group"});
+        if (Str(ref, {"kind"}) == "Service" && (group.empty() || group == "core")) services.push_back(ref);
+      }
+    }
+    verdict(obj, services.empty() ? nullptr : "tcproutes", "TCPRoute", ok, reasons, &l);
+    if (!services.empty()) {
+      t->statuses.back().api_prefix = kGatewayApiPrefix;
+      t->statuses.back().parent_refs = std::move(services);
+    }
   }
   // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
   std::vector<const json*> configs;
@@ -262,6 +274,39 @@ const json* AcceptedCondition(const json& status) {
   return nullptr;
 }
 
+// Gateway API route status: other controllers' entries kept, ours (one per Service parent) rebuilt, each condition
+// keeping its lastTransitionTime while its status does not change.
+json RouteParents(const CrdStatus& s, const std::string& now) {
+  json parents = json::array();
+  const json& current = Field(s.current_status, {"parents"});
+  if (current.is_array()) {
+    for (const auto& p : current) {
+      if (Str(p, {"controllerName"}) != kGatewayControllerName) parents.push_back(p);
+    }
+  }
+  for (const auto& ref : s.parent_refs) {
+    std::string status = s.accepted ? "True" : "False";
+    std::string since = now;
+    if (current.is_array()) {
+      for (const auto& p : current) {
+        if (Str(p, {"controllerName"}) != kGatewayControllerName || Field(p, {"parentRef"}) != ref) continue;
+        if (const json* c = AcceptedCondition(p); c && Str(*c, {"status"}) == status) {
+          since = Str(*c, {"lastTransitionTime"});
+        }
+      }
+    }
+    json cond = {{"type", "Accepted"},
+                 {"status", status},
+                 {"reason", s.accepted ? "Accepted" : "UnsupportedValue"},
+                 {"message", s.message},
+                 {"observedGeneration", s.generation},
+                 {"lastTransitionTime", since}};
+    parents.push_back(
+        {{"parentRef", ref}, {"controllerName", kGatewayControllerName}, {"conditions", json::array({cond})}});
+  }
+  return parents;
+}
+
 }  // namespace
 
 Translation Translate(const Objects& objs, const manifest::Limits& limits) {
@@ -273,6 +318,7 @@ Translation Translate(const Objects& objs, const manifest::Limits& limits) {
 }
 
 bool StatusUpToDate(const CrdStatus& s) {
+  if (!s.parent_refs.is_null()) return RouteParents(s, "") == Field(s.current_status, {"parents"});
   const json* c = AcceptedCondition(s.current_status);
   return c != nullptr && Str(*c, {"status"}) == (s.accepted ? "True" : "False") && Str(*c, {"reason"}) == s.reason &&
          Str(*c, {"message"}) == s.message && Field(*c, {"observedGeneration"}) == s.generation &&
@@ -280,6 +326,7 @@ bool StatusUpToDate(const CrdStatus& s) {
 }
 
 json StatusPatch(const CrdStatus& s, const std::string& now_rfc3339) {
+  if (!s.parent_refs.is_null()) return {{"status", {{"parents", RouteParents(s, now_rfc3339)}}}};
   std::string status = s.accepted ? "True" : "False";
   std::string since = now_rfc3339;
   if (const json* c = AcceptedCondition(s.current_status); c != nullptr && Str(*c, {"status"}) == status) {

@@ -39,7 +39,15 @@ struct CrdStatus {
   std::string reason;  // "Accepted" | "Invalid"
   std::string message;
   nlohmann::json current_status;  // the object's status as last seen (to skip writes that change nothing)
+  // Gateway API routes: the status is per parent (status.parents[], one entry per controller and parentRef) under
+  // the route's own API group; `parent_refs` are the Service parents this controller answers for.
+  std::string api_prefix;  // "" = the zeromesh.io CRDs'
+  nlohmann::json parent_refs;
 };
+
+// controllerName in Gateway API route status entries.
+constexpr const char* kGatewayControllerName = "zeromesh.io/mesh-controller";
+constexpr const char* kGatewayApiPrefix = "/apis/gateway.networking.k8s.io/v1alpha2";
 
 struct Translation {
   std::vector<manifest::Located> resources;  // only valid ones

@@ -410,8 +410,22 @@ class K8sControllerTest(unittest.TestCase):
         bad["spec"] = dict(route["spec"], parentRefs=[{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                                        "name": "gw"}])
         self.api.create(ROUTES.format(ns="shop"), bad)
+        # Gateway API status: one entry per Service parent, under our controllerName.
+        def ours(name):
+            obj = self.api.request("GET", ROUTES.format(ns="shop") + "/" + name)
+            return [p for p in obj.get("status", {}).get("parents", [])
+                    if p.get("controllerName") == "zeromesh.io/mesh-controller"]
+        entry = self.wait("route status", lambda: ours("backend-split"))[0]
+        self.assertEqual(entry["parentRef"]["name"], "backend")
+        self.assertEqual([(c["type"], c["status"], c["reason"]) for c in entry["conditions"]],
+                         [("Accepted", "True", "Accepted")])
         self.wait("the invalid route reported", lambda: "TCPRoute/shop/to-a-gateway" in self.log())
         self.assertNotIn("shop/to-a-gateway", self.resources("tcpRoute"))
+        self.assertEqual(ours("to-a-gateway"), [])  # a Gateway parent: not ours to answer for
+        time.sleep(2)  # our own status write comes back as a watch event: it must not cause another write
+        writes = [line for line in self.log().splitlines()
+                  if '"msg":"status written"' in line and '"resource":"tcproutes"' in line]
+        self.assertEqual(len(writes), 1, writes)
 
 
 if __name__ == "__main__":

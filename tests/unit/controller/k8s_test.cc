@@ -322,10 +322,34 @@ TEST(Translate, ServicePoliciesAndGatewayTcpRoutes) {
   EXPECT_FALSE(r.count("TCPRoute/ns/to-gateway"));
   ASSERT_EQ(t.errors.size(), 1u);
   EXPECT_EQ(t.errors[0].file, "TCPRoute/ns/to-gateway");
-  // Status is written for our CRD only (TCPRoute status follows Gateway API's parent model).
-  ASSERT_EQ(t.statuses.size(), 1u);
-  EXPECT_EQ(t.statuses[0].resource, "servicepolicies");
-  EXPECT_TRUE(t.statuses[0].accepted);
+  // Our CRD gets its condition; the route gets Gateway API's per-parent status for its Service parent only (the
+  // Gateway parent's status belongs to that Gateway's controller).
+  ASSERT_EQ(t.statuses.size(), 2u);
+  std::map<std::string, CrdStatus> st;
+  for (const auto& s : t.statuses) st[s.resource] = s;
+  EXPECT_TRUE(st["servicepolicies"].accepted);
+  EXPECT_TRUE(st["servicepolicies"].parent_refs.is_null());
+  CrdStatus route = st["tcproutes"];
+  EXPECT_EQ(route.name, "r");
+  EXPECT_EQ(route.api_prefix, kGatewayApiPrefix);
+  ASSERT_EQ(route.parent_refs.size(), 1u);
+  // Another controller's entry survives our write; once written, ours is up to date (no write loop).
+  json other = {
+      {"parentRef", {{"name", "gw"}}}, {"controllerName", "example.com/gateway"}, {"conditions", json::array()}};
+  route.current_status = {{"parents", json::array({other})}};
+  EXPECT_FALSE(StatusUpToDate(route));
+  json patch = StatusPatch(route, "2026-03-01T00:00:00Z");
+  const json& parents = patch["status"]["parents"];
+  ASSERT_EQ(parents.size(), 2u);
+  EXPECT_EQ(parents[0], other);
+  EXPECT_EQ(parents[1]["controllerName"], kGatewayControllerName);
+  EXPECT_EQ(parents[1]["parentRef"]["name"], "s");
+  EXPECT_EQ(parents[1]["conditions"][0]["type"], "Accepted");
+  EXPECT_EQ(parents[1]["conditions"][0]["status"], "True");
+  route.current_status = patch["status"];
+  EXPECT_TRUE(StatusUpToDate(route));
+  EXPECT_EQ(StatusPatch(route, "2026-04-01T00:00:00Z")["status"]["parents"][1]["conditions"][0]["lastTransitionTime"],
+            "2026-03-01T00:00:00Z");
 }
 
 TEST(Translate, ServiceEndpointsAndNamedTargetPorts) {
