@@ -192,7 +192,9 @@ class K8sMeshTest(unittest.TestCase):
         boot.write_text(json.dumps({"controller": cls.address, "tokenFile": str(token),
                                     "caCert": str(cls.work / "ca.crt")}))
         with open(cls.work / f"agent-{node.name}.log", "wb") as log:
-            p = cls.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", f"zm-{node.name}",
+            # Pins live under the cluster prefix, so tearing the cluster down (or gc after a crash) removes them.
+            agent_id = f"{cls.cluster.prefix}-{node.name}"
+            p = cls.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", agent_id,
                                          "--bootstrap", str(boot), "--uplink", node.uplink],
                                   stdout=log, stderr=subprocess.STDOUT)
         cls.procs.append(p)
