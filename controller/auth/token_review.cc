@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 
 #include "common/log.h"
+#include "controller/k8s/reflector.h"
 
 namespace zm::ctrl {
 namespace {
@@ -25,11 +26,6 @@ std::string Extra(const json& user, const char* key) {
   auto it = extra->find(key);
   if (it == extra->end() || !it->is_array() || it->size() != 1 || !(*it)[0].is_string()) return "";
   return (*it)[0].get<std::string>();
-}
-
-std::string Str(const json& j, const char* a, const char* b) {
-  if (!j.is_object() || !j.contains(a) || !j[a].is_object() || !j[a].contains(b) || !j[a][b].is_string()) return "";
-  return j[a][b].get<std::string>();
 }
 
 }  // namespace
@@ -75,12 +71,12 @@ grpc::Status NodeOfReviewedPod(const ReviewedToken& t, const std::optional<json>
     // The pod watch may lag the pod's creation by a moment: the agent retries.
     return {grpc::StatusCode::UNAVAILABLE, "the token's pod " + name + " is not known (yet) to the controller"};
   }
-  std::string uid = Str(*pod, "metadata", "uid");
+  std::string uid = k8s::StrAt(*pod, "metadata", "uid");
   if (uid != t.pod_uid) {
     return {grpc::StatusCode::PERMISSION_DENIED, "the token is bound to pod " + name + " uid " + t.pod_uid +
                                                      ", which no longer exists (now uid " + uid + ")"};
   }
-  std::string bound = Str(*pod, "spec", "nodeName");
+  std::string bound = k8s::StrAt(*pod, "spec", "nodeName");
   if (bound.empty()) {
     return {grpc::StatusCode::PERMISSION_DENIED, "the token's pod " + name + " is not scheduled to a node"};
   }

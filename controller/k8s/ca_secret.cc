@@ -1,11 +1,10 @@
 #include "controller/k8s/ca_secret.h"
 
-#include <openssl/base64.h>
-
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/log.h"
+#include "controller/k8s/base64.h"
 
 namespace zm::k8s {
 namespace {
@@ -16,7 +15,9 @@ std::unique_ptr<ca::Authority> FromSecret(const json& secret, const std::string&
   const json* data = secret.is_object() && secret.contains("data") ? &secret["data"] : nullptr;
   auto field = [&](const char* key, std::string* out) {
     if (!data || !data->is_object() || !data->contains(key) || !(*data)[key].is_string()) return false;
-    return Base64Decode((*data)[key].get<std::string>(), out);
+    auto decoded = Base64Decode((*data)[key].get<std::string>());
+    if (decoded) *out = std::move(*decoded);
+    return decoded.has_value();
   };
   std::string cert, key, bundle;
   if (!field("tls.crt", &cert) || !field("tls.key", &key)) {
@@ -31,29 +32,6 @@ std::unique_ptr<ca::Authority> FromSecret(const json& secret, const std::string&
 }
 
 }  // namespace
-
-std::string Base64Encode(const std::string& in) {
-  size_t len = 0;
-  if (!EVP_EncodedLength(&len, in.size())) return "";
-  std::string out(len, '\0');
-  size_t n =
-      EVP_EncodeBlock(reinterpret_cast<uint8_t*>(out.data()), reinterpret_cast<const uint8_t*>(in.data()), in.size());
-  out.resize(n);
-  return out;
-}
-
-bool Base64Decode(const std::string& in, std::string* out) {
-  size_t len = 0;
-  if (!EVP_DecodedLength(&len, in.size())) return false;
-  out->assign(len, '\0');
-  size_t n = 0;
-  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(out->data()), &n, len, reinterpret_cast<const uint8_t*>(in.data()),
-                        in.size())) {
-    return false;
-  }
-  out->resize(n);
-  return true;
-}
 
 std::unique_ptr<ca::Authority> LoadOrCreateCaSecret(const Http& http, const std::string& ns, const std::string& name,
                                                     std::chrono::seconds wait, std::string* error) {

@@ -18,8 +18,4 @@ namespace zm::k8s {
 std::unique_ptr<ca::Authority> LoadOrCreateCaSecret(const Http& http, const std::string& ns, const std::string& name,
                                                     std::chrono::seconds wait, std::string* error);
 
-// Base64 for Secret data (standard alphabet, padded).
-std::string Base64Encode(const std::string& in);
-bool Base64Decode(const std::string& in, std::string* out);
-
 }  // namespace zm::k8s

@@ -1,30 +1,15 @@
 #include "controller/k8s/client_config.h"
 
-#include <openssl/base64.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <vector>
 
 #include "controller/fs_util.h"
+#include "controller/k8s/base64.h"
 
 namespace zm::k8s {
 namespace {
-
-std::optional<std::string> DecodeBase64(const std::string& in) {
-  std::string clean;
-  for (char c : in) {
-    if (c != '\n' && c != '\r' && c != ' ') clean += c;
-  }
-  size_t max_len = 0;
-  if (!EVP_DecodedLength(&max_len, clean.size())) return std::nullopt;
-  std::vector<uint8_t> out(max_len);
-  size_t len = 0;
-  if (!EVP_DecodeBase64(out.data(), &len, out.size(), reinterpret_cast<const uint8_t*>(clean.data()), clean.size())) {
-    return std::nullopt;
-  }
-  return std::string(reinterpret_cast<const char*>(out.data()), len);
-}
 
 std::string Str(const YAML::Node& n, const char* key) {
   YAML::Node v = n[key];
@@ -35,7 +20,7 @@ std::string Str(const YAML::Node& n, const char* key) {
 bool DataOrFile(const YAML::Node& n, const std::string& key, const std::string& base_dir, std::string* out,
                 std::string* error) {
   if (std::string data = Str(n, (key + "-data").c_str()); !data.empty()) {
-    auto decoded = DecodeBase64(data);
+    auto decoded = Base64Decode(data);
     if (!decoded) {
       *error = "kubeconfig: '" + key + "-data' is not valid base64";
       return false;

@@ -26,12 +26,12 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
+}  // namespace
+
 std::string StrAt(const nlohmann::json& j, const char* a, const char* b) {
   if (!j.is_object() || !j.contains(a) || !j[a].is_object() || !j[a].contains(b) || !j[a][b].is_string()) return "";
   return j[a][b].get<std::string>();
 }
-
-}  // namespace
 
 void TrimObject(nlohmann::json* obj) {
   if (!obj->is_object() || !obj->contains("metadata") || !(*obj)["metadata"].is_object()) return;

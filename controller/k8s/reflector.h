@@ -64,5 +64,7 @@ class Reflector {
 
 // Drops what the mesh never reads (managedFields, last-applied annotation) so caches stay small.
 void TrimObject(nlohmann::json* obj);
+// j[a][b] if it is a string, else "" (e.g. StrAt(obj, "metadata", "name")).
+std::string StrAt(const nlohmann::json& j, const char* a, const char* b);
 
 }  // namespace zm::k8s

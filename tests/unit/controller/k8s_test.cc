@@ -17,7 +17,8 @@
 #include <vector>
 
 #include "controller/auth/token_review.h"
-#include "controller/k8s/ca_secret.h"
+#include "controller/ca/authority.h"
+#include "controller/k8s/base64.h"
 #include "controller/k8s/client_config.h"
 #include "controller/k8s/reflector.h"
 #include "controller/k8s/translate.h"
@@ -223,13 +224,12 @@ TEST(Translate, AnInvalidUpdateKeepsTheLastAcceptedGeneration) {
 
 TEST(CaSecret, Base64AndAGeneratedRootLoadsBack) {
   for (const std::string& in : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
-    std::string out;
-    ASSERT_TRUE(Base64Decode(Base64Encode(in), &out)) << in;
-    EXPECT_EQ(out, in);
+    auto out = Base64Decode(Base64Encode(in));
+    ASSERT_TRUE(out) << in;
+    EXPECT_EQ(*out, in);
   }
   EXPECT_EQ(Base64Encode("zeromesh"), "emVyb21lc2g=");
-  std::string out;
-  EXPECT_FALSE(Base64Decode("not base64!", &out));
+  EXPECT_FALSE(Base64Decode("not base64!"));
   std::string err;
   auto root = ca::Authority::GenerateRootPem(&err);
   ASSERT_TRUE(root) << err;
