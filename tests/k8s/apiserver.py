@@ -47,6 +47,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(p: subprocess.Popen, timeout: float = 15) -> None:
+    """Ends a process a test started: SIGTERM, SIGKILL after `timeout`; closes its stdout pipe if it has one."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if p.stdout:
+        p.stdout.close()
+
+
 class ApiError(Exception):
     def __init__(self, status: int, body: str):
         super().__init__(f"HTTP {status}: {body[:2000]}")
@@ -203,6 +216,15 @@ class ApiServer:
     def log(self, name: str) -> str:
         f = self.dir / ("etcd.log" if name == "etcd" else "apiserver.log")
         return f.read_text(errors="replace") if f.exists() else ""
+
+    def helm(self, *args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+        """helm as the admin, with its state (HOME, cache) under `home`; raises on failure unless check=False."""
+        r = subprocess.run([str(self.bin / "helm"), "--kubeconfig", str(self.kubeconfig), *args],
+                           capture_output=True, text=True, timeout=180,
+                           env={**os.environ, "HOME": str(home), "HELM_CACHE_HOME": str(Path(home) / "helm")})
+        if check and r.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r
 
     # ---- credentials -----------------------------------------------------------------------------------------------
     def _write_kubeconfig(self, path: Path, user: dict, server: str | None = None) -> Path:

@@ -7,7 +7,6 @@ changes through its watches, and writes Accepted/Invalid status on TrafficPermis
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apiserver import ApiError, ApiServer, free_port  # noqa: E402
+from apiserver import ApiError, ApiServer, free_port, stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "zeromesh"
@@ -70,13 +69,8 @@ class K8sControllerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.controller is not None and cls.controller.poll() is None:
-            cls.controller.terminate()
-            try:
-                cls.controller.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                cls.controller.kill()
-                cls.controller.wait()
+        if cls.controller is not None:
+            stop_process(cls.controller)
         if getattr(cls, "log_file", None):
             cls.log_file.close()
         cls.api.stop()
@@ -85,13 +79,7 @@ class K8sControllerTest(unittest.TestCase):
     # ---- setup -----------------------------------------------------------------------------------------------------
     @classmethod
     def helm(cls, *args, check=True):
-        from apiserver import bin_dir
-        r = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(cls.api.kubeconfig), *args],
-                           capture_output=True, text=True, timeout=180,
-                           env={**os.environ, "HOME": str(cls.work), "HELM_CACHE_HOME": str(cls.work / "helm")})
-        if check and r.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-        return r
+        return cls.api.helm(*args, home=cls.work, check=check)
 
     @classmethod
     def helm_install(cls):

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apiserver import ApiError, ApiServer, bin_dir, free_port  # noqa: E402
+from apiserver import ApiError, ApiServer, free_port, stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "zeromesh"
@@ -99,13 +99,7 @@ class Replica:
         return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log_file.close()
 
 
@@ -136,13 +130,8 @@ class K8sLeaderTest(unittest.TestCase):
 
     @classmethod
     def helm_install(cls):
-        r = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(cls.api.kubeconfig), "install", "zeromesh",
-                            str(CHART), "--namespace", NS, "--create-namespace",
-                            "--set", f"joinTokens.nodes.node-a={TOKEN}", "--timeout", "120s"],
-                           capture_output=True, text=True, timeout=180,
-                           env={**os.environ, "HOME": str(cls.work), "HELM_CACHE_HOME": str(cls.work / "helm")})
-        if r.returncode != 0:
-            raise AssertionError(f"helm install failed:\n{r.stdout}\n{r.stderr}")
+        cls.api.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace",
+                     "--set", f"joinTokens.nodes.node-a={TOKEN}", "--timeout", "120s", home=cls.work)
 
     @classmethod
     def prepare_files(cls):

@@ -14,7 +14,6 @@ Needs root (network namespaces, eBPF). Label k8s.
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "cluster"))
 import zmcluster  # noqa: E402
-from apiserver import ApiError, ApiServer, bin_dir  # noqa: E402
+from apiserver import ApiError, ApiServer, stop_process  # noqa: E402
 
 ROOT = HERE.parents[1]
 CHART = ROOT / "charts" / "zeromesh"
@@ -62,7 +61,8 @@ class K8sMeshTest(unittest.TestCase):
         cls.procs = []
         try:
             cls.api.start()
-            cls.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace", "--timeout", "120s")
+            cls.api.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace", "--timeout", "120s",
+                         home=cls.work)
             cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
             c = cls.cluster
             cls.frontend = c.add_pod("node1", "frontend")
@@ -83,30 +83,13 @@ class K8sMeshTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         for p in reversed(cls.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            if p.stdout:
-                p.stdout.close()
+            stop_process(p)
         if cls.cluster is not None:
             cls.cluster.down()
         cls.api.stop()
         cls.tmp.cleanup()
 
     # ---- setup -----------------------------------------------------------------------------------------------------
-    @classmethod
-    def helm(cls, *args):
-        r = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(cls.api.kubeconfig), *args],
-                           capture_output=True, text=True, timeout=180,
-                           env={**os.environ, "HOME": str(cls.work), "HELM_CACHE_HOME": str(cls.work / "helm")})
-        if r.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-        return r
-
     @classmethod
     def describe_cluster(cls):
         """The API objects for the simulated cluster (what the kubelets and the scheduler would have written)."""

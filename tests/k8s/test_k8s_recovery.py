@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from apiserver import ApiServer, bin_dir, free_port  # noqa: E402
+from apiserver import ApiServer, free_port, stop_process  # noqa: E402
 
 ROOT = HERE.parents[1]
 CHART = ROOT / "charts" / "zeromesh"
@@ -46,23 +46,12 @@ class K8sRecoveryTest(unittest.TestCase):
         self.procs = []
         self.addCleanup(self.cleanup)
         self.api.start()
-        r = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(self.api.kubeconfig), "install", "zeromesh",
-                            str(CHART), "--namespace", NS, "--create-namespace", "--timeout", "120s"],
-                           capture_output=True, text=True, timeout=180,
-                           env={**os.environ, "HOME": str(self.work), "HELM_CACHE_HOME": str(self.work / "helm")})
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.api.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace", "--timeout", "120s",
+                      home=self.work)
 
     def cleanup(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            if p.stdout:
-                p.stdout.close()
+            stop_process(p)
         if getattr(self, "log_file", None):
             self.log_file.close()
         self.api.stop()
