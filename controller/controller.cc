@@ -170,23 +170,28 @@ bool Controller::ReloadManifests() {
   auto result = manifest::LoadDir(opts_.manifests_dir, limits, &decode_cache_);
   if (!result.ok()) {
     // Keep the last good configuration; report each problem once per distinct set.
-    std::string sig;
-    for (const auto& e : result.errors) sig += e.file + ":" + std::to_string(e.line) + ":" + e.reason + "\n";
-    if (sig != last_errors_logged_) {
+    if (ErrorsChanged(result.errors)) {
       for (const auto& e : result.errors) {
         log::Error("manifest rejected", {{"file", e.file}, {"line", e.line}, {"reason", e.reason}});
       }
       log::Warn("keeping the last good configuration",
                 {{"errors", result.errors.size()}, {"version", store_->Current() ? store_->Current()->version : 0}});
-      last_errors_logged_ = sig;
     }
     store_->SetErrors(std::move(result.errors));
     metrics_.ManifestRejected();
     return false;
   }
-  last_errors_logged_.clear();
+  ErrorsChanged({});
   store_->SetErrors({});
   PublishResources(result.resources);
+  return true;
+}
+
+bool Controller::ErrorsChanged(const std::vector<manifest::Error>& errors) {
+  std::string sig;
+  for (const auto& e : errors) sig += e.file + ":" + std::to_string(e.line) + ":" + e.reason + "\n";
+  if (sig == last_errors_logged_) return false;
+  last_errors_logged_ = std::move(sig);
   return true;
 }
 
@@ -206,11 +211,8 @@ void Controller::PublishResources(const std::vector<manifest::Located>& resource
 void Controller::PublishKubernetes(const k8s::Translation& t) {
   std::lock_guard<std::mutex> lock(reload_mu_);
   // Invalid CRD objects are left out (their status says why); everything valid still applies.
-  std::string sig;
-  for (const auto& e : t.errors) sig += e.file + ":" + e.reason + "\n";
-  if (sig != last_errors_logged_) {  // each distinct set once, not on every pass
+  if (ErrorsChanged(t.errors)) {  // each distinct set once, not on every pass
     for (const auto& e : t.errors) log::Warn("kubernetes object rejected", {{"object", e.file}, {"reason", e.reason}});
-    last_errors_logged_ = sig;
   }
   store_->SetErrors(t.errors);
   auto before = store_->Current();

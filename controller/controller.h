@@ -90,6 +90,8 @@ class Controller {
   void AddStateCollectors();
   void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
   void PublishKubernetes(const k8s::Translation& t);
+  // True if `errors` differ from the set last reported (and remembers them): each distinct set is logged once.
+  bool ErrorsChanged(const std::vector<manifest::Error>& errors);
 
   Options opts_;
   std::unique_ptr<ca::Authority> ca_;
@@ -116,7 +118,7 @@ class Controller {
   std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   manifest::DecodeCache decode_cache_;  // guarded by reload_mu_
-  std::string last_errors_logged_;
+  std::string last_errors_logged_;      // ErrorsChanged's memory
   int port_ = 0;
   bool shut_down_ = false;
 };
