@@ -43,6 +43,11 @@ const char* Usage() {
          "                       (--ca-dir DIR | --ca-cert FILE --ca-key FILE [--ca-bundle FILE] |\n"
          "                        --ca-secret [NS/]NAME (Kubernetes: a kubernetes.io/tls Secret, created if missing))\n"
          "                       [--listen ADDR:PORT] [--max-cert-ttl 24h] [--server-name NAME]... [--no-watch]\n"
+         "                       [--serving-cert-dir DIR] (the rotating serving certificate; default a private temp dir)\n"
+         "                       [--trust-bundle-configmap [NS/]NAME] (Kubernetes: publish the trust bundle, key\n"
+         "                       root-cert.pem, for agents; they never need the CA Secret)\n"
+         "  The CA source is re-read while running (files every second, the Secret every 10 s): add a root to the\n"
+         "  bundle, switch the signer, remove the old root - no restart (docs/design.md, CA rotation).\n"
          "                       [--admin-addr IP:PORT|off] (default 127.0.0.1:15014: /metrics /healthz /readyz "
          "/debug/config_dump)\n"
          "                       [--metrics-addr IP:PORT|off] (default 0.0.0.0:15015: /metrics /healthz /readyz)\n"
@@ -76,6 +81,8 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
                                              {"--ca-cert", &o.ca_cert},
                                              {"--ca-key", &o.ca_key},
                                              {"--ca-bundle", &o.ca_bundle},
+                                             {"--serving-cert-dir", &o.serving_cert_dir},
+                                             {"--trust-bundle-configmap", &o.trust_bundle_configmap},
                                              {"--join-tokens", &o.join_tokens},
                                              {"--log-level", &out->log_level},
                                              {"--admin-addr", &o.admin_addr},

@@ -79,6 +79,7 @@ bool ParseBootstrap(const std::string& json_text, const std::string& path, Boots
     *error = path + ": caCert: " + b.ca_cert_path + " holds no PEM certificate";
     return false;
   }
+  b.trust = std::make_shared<ControllerTrust>(b.ca_cert_path, b.ca_cert_pem);
   *out = std::move(b);
   return true;
 }
@@ -90,8 +91,7 @@ bool LoadBootstrap(const std::string& path, Bootstrap* out, std::string* error) 
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = b.ca_cert_pem;
+  auto trust = b.trust ? b.trust : std::make_shared<ControllerTrust>("", b.ca_cert_pem);
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(b.server_name);
   // Notice a dead controller within ~15 s even when no config changes flow.
@@ -103,7 +103,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
   // node abandons handshakes forever ("tcp handshaker shutdown"). The retry delay is the initial backoff above.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(b.controller, grpc::SslCredentials(ssl), args);
+  return grpc::CreateCustomChannel(b.controller, ControllerChannelCredentials(trust, b.server_name), args);
 }
 
 std::string CurrentToken(const Bootstrap& b) {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "agent/control/controller_trust.h"
+
 namespace zm::agent::control {
 
 struct Bootstrap {
@@ -22,12 +24,14 @@ struct Bootstrap {
   std::string ca_cert_path;
   std::string ca_cert_pem;  // the mesh root(s) the controller's serving cert chains to
   std::string server_name = "mesh-controller.zeromesh";
+  // Shared by every channel made from this bootstrap (and its copies): the roots follow the pushed trust bundle.
+  std::shared_ptr<ControllerTrust> trust;
 };
 
 bool ParseBootstrap(const std::string& json_text, const std::string& path, Bootstrap* out, std::string* error);
 bool LoadBootstrap(const std::string& path, Bootstrap* out, std::string* error);
 
-// TLS channel trusting only the mesh root, verifying the controller's DNS SAN `server_name`.
+// TLS channel trusting only the mesh roots (see ControllerTrust), verifying the controller's DNS SAN `server_name`.
 std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b);
 // The bearer token for one call: `token`, or the current contents of `token_file` ("" if unreadable).
 std::string CurrentToken(const Bootstrap& b);

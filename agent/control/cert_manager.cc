@@ -2,6 +2,8 @@
 
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <ctime>
 
 #include "agent/control/csr.h"
@@ -71,6 +73,23 @@ void CertManager::SetIdentities(const std::set<std::string>& ids) {
   cv_.notify_all();
 }
 
+void CertManager::SetSigner(const std::string& signer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (signer.empty() || signer == signer_) return;
+  signer_ = signer;
+  size_t n = 0;
+  for (auto& [id, e] : entries_) {
+    if (!e.current || e.current->ca_signer == signer) continue;
+    // Spread the re-issues (a node may hold many identities; the controller serves every node at once).
+    auto spread = opts_.resign_spread.count() > 0 ? std::chrono::milliseconds(std::rand() % opts_.resign_spread.count())
+                                                  : std::chrono::milliseconds(0);
+    e.due = std::min(e.due, Clock::now() + spread);
+    n++;
+  }
+  if (n > 0) log::Info("cert: the CA signer changed; re-issuing", {{"certificates", n}, {"signer", signer}});
+  cv_.notify_all();
+}
+
 std::optional<IssuedIdentity> CertManager::Get(const std::string& spiffe_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(spiffe_id);
@@ -120,6 +139,7 @@ bool CertManager::Issue(const std::string& id, IssuedIdentity* out, std::string*
   out->cert_chain_pem = resp.cert_chain_pem();
   out->key_pem = kc.key_pem;
   out->trust_bundle_pem = resp.trust_bundle_pem();
+  out->ca_signer = resp.ca_signer();
   out->not_after_unix = LeafNotAfter(resp.cert_chain_pem());
   if (out->not_after_unix <= std::time(nullptr)) {
     *error = "controller returned an unreadable or expired certificate";
@@ -171,6 +191,9 @@ void CertManager::Run() {
     }
     int64_t lifetime = issued.not_after_unix - std::time(nullptr);
     e.due = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(lifetime * 1000 * opts_.renew_fraction));
+    // Issued by a signer other than the one the config names (a rotation raced this call): again, shortly.
+    if (!signer_.empty() && issued.ca_signer != signer_)
+      e.due = Clock::now() + opts_.resign_spread + opts_.initial_retry;
     e.backoff->Reset();
     e.error.clear();
     e.current = issued;

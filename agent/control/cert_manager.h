@@ -26,6 +26,7 @@ struct IssuedIdentity {
   std::string cert_chain_pem;  // leaf first
   std::string key_pem;
   std::string trust_bundle_pem;
+  std::string ca_signer;  // which CA signer issued it (SignResponse.ca_signer)
   int64_t not_after_unix = 0;
 };
 
@@ -39,6 +40,7 @@ class CertManager {
     double renew_fraction = 0.5;  // renew after this fraction of the lifetime
     std::chrono::milliseconds initial_retry{500};
     std::chrono::milliseconds max_retry{30000};
+    std::chrono::milliseconds resign_spread{2000};
   };
 
   CertManager(Bootstrap bootstrap, Options opts, UpdateFn on_update, RemoveFn on_remove);
@@ -49,6 +51,9 @@ class CertManager {
 
   // The identities wanted now (spiffe IDs of the local enrolled workloads). Dropped ones are removed.
   void SetIdentities(const std::set<std::string>& ids);
+  // The CA's signer now (from the config push). Certificates issued by another signer are re-issued at once (spread
+  // over `opts.resign_spread`), so a rotated CA's old root can leave the bundle without a failed connection.
+  void SetSigner(const std::string& signer);
   std::optional<IssuedIdentity> Get(const std::string& spiffe_id) const;
   std::vector<IssuedIdentity> All() const;
   // Last failure per identity (empty when fine), for status reports.
@@ -76,6 +81,7 @@ class CertManager {
   std::map<std::string, Entry> entries_;
   std::vector<std::string> removed_;  // to report through on_remove_
   bool stop_ = false;
+  std::string signer_;
   uint64_t issued_ = 0;
   std::thread thread_;
 };

@@ -41,6 +41,7 @@ bool ApplyPush(const ConfigState& held, const v1::ConfigPush& push, ConfigState*
   next.version = push.version();
   next.epoch = push.epoch();
   next.trust_bundle_pem = push.trust_bundle_pem().empty() ? held.trust_bundle_pem : push.trust_bundle_pem();
+  next.ca_signer = push.ca_signer().empty() ? held.ca_signer : push.ca_signer();
   *out = std::move(next);
   return true;
 }

@@ -13,6 +13,7 @@ struct ConfigState {
   uint64_t version = 0;
   std::string epoch;
   std::string trust_bundle_pem;
+  std::string ca_signer;  // the CA's current signer: certificates from another one are re-issued
   std::map<std::string, zeromesh::v1::Resource> resources;  // ResourceKeyString -> resource
 
   const zeromesh::v1::MeshConfig* mesh() const;  // nullptr if absent

@@ -69,8 +69,10 @@ std::string ControlPlane::Apply(const ConfigState& state) {
     }
     applied_ = std::make_shared<const ConfigState>(state);
   }
+  if (bootstrap_.trust) bootstrap_.trust->SetPushedBundle(state.trust_bundle_pem);
   snapshots_->Set(snap);
   cert_manager_.SetIdentities(LocalIdentities(state, bootstrap_.node));
+  cert_manager_.SetSigner(state.ca_signer);
   reporter_.ReportNow();
   return "";
 }
@@ -115,6 +117,7 @@ v1::AgentStatus ControlPlane::Collect() {
     auto* c = s.add_certs();
     c->set_spiffe_id(issued.spiffe_id);
     c->set_not_after_unix(issued.not_after_unix);
+    c->set_ca_signer(issued.ca_signer);
   }
   for (const auto& [id, err] : cert_manager_.Errors()) s.add_errors("cert " + id + ": " + err);
   if (auto cfg = config()) {

@@ -1,5 +1,7 @@
 #include "controller/ca/authority.h"
 
+#include <openssl/bio.h>
+#include <openssl/digest.h>
 #include <openssl/err.h>
 #include <openssl/nid.h>
 #include <openssl/x509v3.h>
@@ -46,6 +48,52 @@ bssl::UniquePtr<X509> MakeRoot(EVP_PKEY* key) {
   }
   if (!X509_sign(cert.get(), key, EVP_sha256())) return nullptr;
   return cert;
+}
+
+// Verifies `cert` (with the intermediates in `chain_pem`) against `roots`, at the current time.
+bool ChainsTo(X509* cert, const std::string& chain_pem, const std::vector<bssl::UniquePtr<X509>>& roots,
+              std::string* why) {
+  // A self-signed signer that is itself in the bundle is trusted as is (roots of a rotation may share a subject name,
+  // which the store's lookup by name would confuse).
+  for (const auto& r : roots) {
+    if (X509_cmp(r.get(), cert) == 0) return true;
+  }
+  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
+  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+  if (!store || !untrusted || !ctx) return false;
+  for (const auto& r : roots) X509_STORE_add_cert(store.get(), r.get());
+  auto chain = CertsFromPem(chain_pem);
+  for (auto& c : chain) {
+    if (X509_cmp(c.get(), cert) != 0) sk_X509_push(untrusted.get(), c.get());
+  }
+  if (!X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get())) return false;
+  bool ok = X509_verify_cert(ctx.get()) == 1;
+  if (!ok) *why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+  ERR_clear_error();
+  return ok;
+}
+
+std::string SubjectText(X509* cert) {
+  bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) return "";
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  BIO_mem_contents(bio.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+std::string DerSha256Hex(X509* cert) {
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (!X509_digest(cert, EVP_sha256(), md, &len)) return "";
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; i++) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
 }
 
 }  // namespace
@@ -171,6 +219,21 @@ bool Authority::Init(bssl::UniquePtr<X509> cert, bssl::UniquePtr<EVP_PKEY> key, 
     *error = "CA certificate has expired";
     return false;
   }
+  auto roots = CertsFromPem(bundle_pem);
+  if (roots.empty()) {
+    *error = "the trust bundle holds no valid PEM certificate";
+    return false;
+  }
+  // A signer the bundle does not trust would issue certificates no peer accepts: refuse it rather than break the mesh
+  // (e.g. a rotation step done out of order: the new root goes into the bundle before it signs).
+  if (std::string why; !ChainsTo(cert.get(), chain_pem, roots, &why)) {
+    *error = "the CA certificate does not chain to a root of the trust bundle (" + why +
+             "); add its root to the bundle (ca.crt / --ca-bundle) first";
+    return false;
+  }
+  for (const auto& r : roots) roots_.push_back({SubjectText(r.get()), AsnTimeToUnix(X509_get0_notAfter(r.get()))});
+  signer_ = {SubjectText(cert.get()), not_after_};
+  signer_id_ = DerSha256Hex(cert.get());
   cert_ = std::move(cert);
   key_ = std::move(key);
   chain_pem_ = std::move(chain_pem);

@@ -53,6 +53,19 @@ class Authority {
 
   const std::string& trust_bundle_pem() const { return bundle_pem_; }
   int64_t not_after_unix() const { return not_after_; }
+  // SHA-256 (hex) of the signing certificate: names "the CA that signs now" in config pushes and agent status, so a
+  // certificate from an earlier signer is re-issued at once after a rotation.
+  const std::string& signer_id() const { return signer_id_; }
+  struct CertSummary {
+    std::string subject;
+    int64_t not_after_unix = 0;
+  };
+  const CertSummary& signer() const { return signer_; }
+  const std::vector<CertSummary>& roots() const { return roots_; }
+  // Same signer, chain and trust bundle: a reload that changed nothing.
+  bool SameAs(const Authority& other) const {
+    return signer_id_ == other.signer_id_ && chain_pem_ == other.chain_pem_ && bundle_pem_ == other.bundle_pem_;
+  }
 
  private:
   Authority() = default;
@@ -66,6 +79,9 @@ class Authority {
   std::string bundle_pem_;
   int64_t not_before_ = 0;
   int64_t not_after_ = 0;
+  std::string signer_id_;
+  CertSummary signer_;
+  std::vector<CertSummary> roots_;
 };
 
 }  // namespace zm::ca

@@ -131,7 +131,8 @@ v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const s
   p.set_version(s.version);
   p.set_epoch(epoch);
   p.set_full(true);
-  p.set_trust_bundle_pem(bundle);
+  p.set_trust_bundle_pem(bundle.empty() ? s.trust_bundle_pem : bundle);
+  p.set_ca_signer(s.ca_signer);
   for (const auto& [key, r] : s.resources) *p.add_upserted() = r;
   return p;
 }
@@ -143,7 +144,8 @@ v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std
   p.set_epoch(epoch);
   p.set_full(false);
   p.set_base_version(from.version);
-  p.set_trust_bundle_pem(bundle);
+  p.set_trust_bundle_pem(bundle.empty() ? to.trust_bundle_pem : bundle);
+  p.set_ca_signer(to.ca_signer);
   for (const auto& [key, r] : to.resources) {
     auto it = from.resources.find(key);
     if (it == from.resources.end() || !SameBytes(it->second, r)) *p.add_upserted() = r;

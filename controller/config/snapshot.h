@@ -24,6 +24,9 @@ struct Snapshot {
   zeromesh::v1::MeshConfig mesh;                                    // effective values, defaults filled in
   std::map<std::string, std::set<std::string>> identities_by_node;  // node -> {"ns/sa"} (NodeAuthorizer)
   int64_t created_unix = 0;
+  // The CA as of this version: a rotation publishes a new version with unchanged resources.
+  std::string trust_bundle_pem;
+  std::string ca_signer;  // Authority::signer_id()
 
   bool SameResources(const Snapshot& other) const;
   bool NodeRuns(const std::string& node, const std::string& ns, const std::string& sa) const;
@@ -33,6 +36,7 @@ struct Snapshot {
 std::shared_ptr<Snapshot> Compile(const std::vector<manifest::Located>& resources, const MeshDefaults& defaults);
 
 zeromesh::v1::ResourceKey KeyProto(const zeromesh::v1::Resource& r);
+// `bundle` overrides the snapshot's trust bundle when not empty (benchmarks and tests).
 zeromesh::v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle);
 zeromesh::v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std::string& epoch,
                                        const std::string& bundle);

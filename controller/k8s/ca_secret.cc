@@ -33,6 +33,17 @@ std::unique_ptr<ca::Authority> FromSecret(const json& secret, const std::string&
 
 }  // namespace
 
+std::unique_ptr<ca::Authority> LoadCaSecret(const Http& http, const std::string& ns, const std::string& name,
+                                            std::string* error) {
+  const std::string ref = ns + "/" + name;
+  HttpResponse got = http.Request("GET", "/api/v1/namespaces/" + ns + "/secrets/" + name, "", "", 10);
+  if (!got.ok()) {
+    *error = "cannot read the CA Secret " + ref + ": " + got.Describe();
+    return nullptr;
+  }
+  return FromSecret(json::parse(got.body, nullptr, false), ref, error);
+}
+
 std::unique_ptr<ca::Authority> LoadOrCreateCaSecret(const Http& http, const std::string& ns, const std::string& name,
                                                     std::chrono::seconds wait, std::string* error) {
   const std::string ref = ns + "/" + name;

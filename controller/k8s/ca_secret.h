@@ -17,5 +17,8 @@ namespace zm::k8s {
 // are not a usable CA rather than replacing it.
 std::unique_ptr<ca::Authority> LoadOrCreateCaSecret(const Http& http, const std::string& ns, const std::string& name,
                                                     std::chrono::seconds wait, std::string* error);
+// One GET of the Secret (no creation, no retry): how the controller re-reads the CA to pick up a rotation.
+std::unique_ptr<ca::Authority> LoadCaSecret(const Http& http, const std::string& ns, const std::string& name,
+                                            std::string* error);
 
 }  // namespace zm::k8s

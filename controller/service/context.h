@@ -3,21 +3,24 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <string>
 
 #include "controller/agent_registry.h"
 #include "controller/auth/agent_auth.h"
-#include "controller/ca/authority.h"
+#include "controller/ca/reloading_authority.h"
 #include "controller/config/store.h"
 #include "controller/metrics/controller_metrics.h"
 
 namespace zm::ctrl {
 
 constexpr const char* kControllerVersion = "0.1.0";
+constexpr const char* kServerName = "mesh-controller.zeromesh";  // DNS SAN agents verify (target name override)
 
 struct ServiceContext {
   ConfigStore* store = nullptr;
-  const ca::Authority* ca = nullptr;
+  const ca::ReloadingAuthority* ca = nullptr;
   const AgentAuthenticator* auth = nullptr;
   AgentRegistry* agents = nullptr;
   ControllerMetrics* metrics = nullptr;
@@ -25,6 +28,9 @@ struct ServiceContext {
   std::string manifests_dir;
   int64_t started_unix = 0;
   std::atomic<bool> stopping{false};
+  // Set by the controller: the serving certificate's expiry and the trust-chain problems it can see (meshctl status).
+  std::function<int64_t()> serving_cert_not_after;
+  std::function<std::vector<std::string>()> security_problems;
 };
 
 }  // namespace zm::ctrl

@@ -54,14 +54,16 @@ grpc::Status IdentityService::Sign(grpc::ServerContext* context, const zeromesh:
   spec.uris = {id};
   spec.ttl_seconds = ttl;
   std::string err;
-  auto issued = ctx_->ca->Issue(spec, &err);
+  auto authority = ctx_->ca->Current();  // one CA for the whole answer, even if it is rotated meanwhile
+  auto issued = authority->Issue(spec, &err);
   if (!issued) {
     log::Error("sign: CA failure", {{"node", node}, {"id", id}, {"error", err}});
     count_denial(CsrDenial::kCaError);
     return {grpc::StatusCode::INTERNAL, "signing failed"};
   }
   resp->set_cert_chain_pem(issued->chain_pem);
-  resp->set_trust_bundle_pem(ctx_->ca->trust_bundle_pem());
+  resp->set_trust_bundle_pem(authority->trust_bundle_pem());
+  resp->set_ca_signer(authority->signer_id());
   if (ctx_->metrics) ctx_->metrics->CsrSigned();
   log::Info("sign: issued", {{"node", node}, {"id", id}, {"not_after", issued->not_after_unix}});
   return grpc::Status::OK;

@@ -83,7 +83,7 @@ agent::control::Bootstrap ControllerEnv::BootstrapFor(const std::string& node, c
   b.node = node;
   b.token = token;
   b.ca_cert_path = dir + "/ca/root-cert.pem";
-  b.ca_cert_pem = controller->authority().trust_bundle_pem();
+  b.ca_cert_pem = controller->authority()->trust_bundle_pem();
   return b;
 }
 
