@@ -1,15 +1,21 @@
 #include "controller/controller.h"
 
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 #include <openssl/rand.h>
+
+#include <sys/stat.h>
 
 #include <ctime>
 
 #include "common/log.h"
 #include "controller/admin/config_dump.h"
 #include "controller/ca/x509_util.h"
+#include "controller/k8s/ca_exposure.h"
 #include "controller/k8s/ca_secret.h"
+#include "controller/k8s/trust_bundle_configmap.h"
 #include "controller/service/config_service.h"
 #include "controller/service/identity_service.h"
 #include "controller/service/status_service.h"
@@ -27,6 +33,19 @@ std::string RandomEpoch() {
     out += kHex[c & 15];
   }
   return out;
+}
+
+// "[NS/]NAME" with `own` as the default namespace; false if a part is empty.
+bool SplitRef(const std::string& ref, const std::string& own, std::string* ns, std::string* name) {
+  auto slash = ref.find('/');
+  *ns = slash == std::string::npos ? own : ref.substr(0, slash);
+  *name = slash == std::string::npos ? ref : ref.substr(slash + 1);
+  return !ns->empty() && !name->empty() && name->find('/') == std::string::npos;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 }  // namespace
@@ -67,43 +86,12 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
         [self](const std::string& ns, const std::string& name) -> std::optional<nlohmann::json> {
           k8s::Source* src = self->kube_source_.load();
           return src ? src->FindPod(ns, name) : std::nullopt;
-        });
+        },
+        TokenReviewer::Observer{
+            [self](TokenReviewer::Result r) { self->metrics_.TokenReviewed(TokenReviewer::Label(r)); },
+            [self](TokenReviewer::Throttle t) { self->metrics_.TokenReviewThrottled(TokenReviewer::Label(t)); }});
   }
-  const int ca_sources =
-      !opts.ca_secret.empty() + !opts.ca_dir.empty() + !(opts.ca_cert.empty() && opts.ca_key.empty());
-  if (ca_sources > 1) {
-    *error = "give one CA source: --ca-secret, --ca-dir or --ca-cert/--ca-key";
-    return nullptr;
-  }
-  if (!opts.ca_secret.empty()) {
-    if (!c->kube_config_) {
-      *error = "--ca-secret needs --kubernetes or --kubeconfig";
-      return nullptr;
-    }
-    auto slash = opts.ca_secret.find('/');
-    // Default: the controller's own namespace (where its Lease lives).
-    std::string own = opts.leader_election.lease_namespace.empty() ? k8s::DefaultLeaseNamespace()
-                                                                   : opts.leader_election.lease_namespace;
-    std::string ns = slash == std::string::npos ? own : opts.ca_secret.substr(0, slash);
-    std::string name = slash == std::string::npos ? opts.ca_secret : opts.ca_secret.substr(slash + 1);
-    if (ns.empty() || name.empty()) {
-      *error = "--ca-secret: '" + opts.ca_secret + "' must be NAME or NAMESPACE/NAME";
-      return nullptr;
-    }
-    c->ca_ = k8s::LoadOrCreateCaSecret(k8s::Http(*c->kube_config_), ns, name, std::chrono::seconds(60), error);
-  } else if (!opts.ca_cert.empty() || !opts.ca_key.empty()) {
-    if (opts.ca_cert.empty() || opts.ca_key.empty()) {
-      *error = "--ca-cert and --ca-key go together";
-      return nullptr;
-    }
-    c->ca_ = ca::Authority::FromFiles(opts.ca_cert, opts.ca_key, opts.ca_bundle, error);
-  } else if (!opts.ca_dir.empty()) {
-    c->ca_ = ca::Authority::LoadOrCreate(opts.ca_dir, error);
-  } else {
-    *error = "a CA is required: --ca-secret NAME (Kubernetes), --ca-dir DIR or --ca-cert/--ca-key";
-    return nullptr;
-  }
-  if (!c->ca_) return nullptr;
+  if (!c->MakeCa(error)) return nullptr;
   if (!opts.join_tokens.empty()) {
     c->tokens_ = JoinTokens::Load(opts.join_tokens, error);
     if (!c->tokens_) return nullptr;
@@ -118,8 +106,119 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   c->ctx_.max_cert_ttl_seconds = opts.max_cert_ttl_seconds;
   c->ctx_.manifests_dir = c->kube_config_ ? "kubernetes " + c->kube_config_->server : opts.manifests_dir;
   c->ctx_.started_unix = std::time(nullptr);
+  c->ctx_.serving_cert_not_after = [self = c.get()]() -> int64_t {
+    return self->serving_cert_ ? self->serving_cert_->not_after_unix() : 0;
+  };
+  c->ctx_.security_problems = [self = c.get()] { return self->SecurityProblems(); };
   c->AddStateCollectors();
   return c;
+}
+
+bool Controller::MakeCa(std::string* error) {
+  const Options& opts = opts_;
+  const int ca_sources =
+      !opts.ca_secret.empty() + !opts.ca_dir.empty() + !(opts.ca_cert.empty() && opts.ca_key.empty());
+  if (ca_sources > 1) {
+    *error = "give one CA source: --ca-secret, --ca-dir or --ca-cert/--ca-key";
+    return false;
+  }
+  ca::ReloadingAuthority::Loader loader;
+  auto interval = std::chrono::milliseconds(1000);
+  if (!opts.ca_secret.empty()) {
+    if (!kube_config_) {
+      *error = "--ca-secret needs --kubernetes or --kubeconfig";
+      return false;
+    }
+    // Default: the controller's own namespace (where its Lease lives).
+    std::string own = opts.leader_election.lease_namespace.empty() ? k8s::DefaultLeaseNamespace()
+                                                                   : opts.leader_election.lease_namespace;
+    std::string ns, name;
+    if (!SplitRef(opts.ca_secret, own, &ns, &name)) {
+      *error = "--ca-secret: '" + opts.ca_secret + "' must be NAME or NAMESPACE/NAME";
+      return false;
+    }
+    ca_secret_ns_ = ns;
+    ca_secret_name_ = name;
+    ca_http_ = std::make_unique<k8s::Http>(*kube_config_);
+    auto first = std::make_shared<bool>(true);
+    k8s::Http* http = ca_http_.get();
+    // The first load may create the Secret; later ones only read it (a deleted Secret must not mint a new root).
+    loader = [http, ns, name, first](std::string* err) -> std::unique_ptr<ca::Authority> {
+      if (*first) {
+        *first = false;
+        return k8s::LoadOrCreateCaSecret(*http, ns, name, std::chrono::seconds(60), err);
+      }
+      return k8s::LoadCaSecret(*http, ns, name, err);
+    };
+    interval = std::chrono::milliseconds(10000);
+  } else if (!opts.ca_cert.empty() || !opts.ca_key.empty()) {
+    if (opts.ca_cert.empty() || opts.ca_key.empty()) {
+      *error = "--ca-cert and --ca-key go together";
+      return false;
+    }
+    loader = [cert = opts.ca_cert, key = opts.ca_key, bundle = opts.ca_bundle](std::string* err) {
+      return ca::Authority::FromFiles(cert, key, bundle, err);
+    };
+  } else if (!opts.ca_dir.empty()) {
+    auto first = std::make_shared<bool>(true);
+    loader = [dir = opts.ca_dir, first](std::string* err) -> std::unique_ptr<ca::Authority> {
+      if (*first) {
+        *first = false;
+        return ca::Authority::LoadOrCreate(dir, err);
+      }
+      std::string bundle = dir + "/trust-bundle.pem";
+      return ca::Authority::FromFiles(dir + "/root-cert.pem", dir + "/root-key.pem", Exists(bundle) ? bundle : "", err);
+    };
+  } else {
+    *error = "a CA is required: --ca-secret NAME (Kubernetes), --ca-dir DIR or --ca-cert/--ca-key";
+    return false;
+  }
+  if (!opts.trust_bundle_configmap.empty() && !kube_config_) {
+    *error = "--trust-bundle-configmap needs --kubernetes or --kubeconfig";
+    return false;
+  }
+  ca_ = ca::ReloadingAuthority::Create(std::move(loader), error);
+  if (!ca_) return false;
+  if (opts.ca_reload_interval.count() > 0) interval = opts.ca_reload_interval;
+  ca_reload_interval_ = interval;
+  return true;
+}
+
+void Controller::OnCaChanged(const std::shared_ptr<const ca::Authority>& now) {
+  if (serving_cert_) serving_cert_->RenewNow();  // from the signer now in force (cheap, also when only roots changed)
+  {
+    // A new version carries the new bundle and signer to every agent (resources unchanged).
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    if (store_->Current()) PublishResources(last_resources_);
+  }
+  PublishTrustBundle();
+  log::Info("mesh CA change published", {{"signer_id", now->signer_id()}});
+}
+
+void Controller::PublishTrustBundle() {
+  if (opts_.trust_bundle_configmap.empty() || !ca_http_) return;
+  std::string bundle = ca_->Current()->trust_bundle_pem();
+  std::lock_guard<std::mutex> lock(bundle_mu_);
+  if (bundle == bundle_published_) return;
+  std::string ns, name, error;
+  SplitRef(opts_.trust_bundle_configmap, k8s::DefaultLeaseNamespace(), &ns, &name);
+  if (!k8s::PublishTrustBundle(*ca_http_, ns, name, bundle, &error)) {
+    log::Warn("trust bundle not published yet; retrying", {{"error", error}});
+    return;
+  }
+  bundle_published_ = bundle;
+}
+
+std::vector<std::string> Controller::SecurityProblems() const {
+  std::vector<std::string> out;
+  if (std::string e = ca_->last_error(); !e.empty()) {
+    out.push_back("the CA source cannot be re-read (" + e + "); the previously loaded CA stays in force");
+  }
+  k8s::Source* src = kube_source_.load();
+  if (src && !ca_secret_name_.empty()) {
+    for (auto& p : k8s::PodsMountingSecret(src->Pods(), ca_secret_ns_, ca_secret_name_)) out.push_back(std::move(p));
+  }
+  return out;
 }
 
 void Controller::AddStateCollectors() {
@@ -199,6 +298,10 @@ void Controller::PublishResources(const std::vector<manifest::Located>& resource
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
   auto snap = Compile(resources, defaults);
+  auto authority = ca_->Current();
+  snap->trust_bundle_pem = authority->trust_bundle_pem();
+  snap->ca_signer = authority->signer_id();
+  if (&resources != &last_resources_) last_resources_ = resources;
   size_t n = snap->resources.size();
   // Recorded before Publish wakes the streams: Publish assigns current + 1 (this is the only publisher).
   auto current = store_->Current();
@@ -226,42 +329,25 @@ void Controller::PublishKubernetes(const k8s::Translation& t) {
   }
 }
 
-bool Controller::MakeServingCert(std::string* cert_pem, std::string* key_pem, std::string* error) {
-  auto key = ca::GenerateP256Key();
-  if (!key) {
-    *error = "serving key generation failed";
-    return false;
-  }
-  auto snap = store_->Current();
-  std::string td = snap ? snap->mesh.trust_domain() : MeshDefaults().trust_domain;
-  ca::LeafSpec spec;
-  spec.public_key = key.get();
-  spec.uris = {"spiffe://" + td + "/ns/zeromesh-system/sa/mesh-controller"};
-  spec.dns = {kServerName, "localhost"};
-  for (const auto& n : opts_.extra_server_names) spec.dns.push_back(n);
-  spec.ips = {"127.0.0.1"};
-  spec.ttl_seconds = 365LL * 86400;  // the sync server cannot hot-swap its cert; restart rotates it
-  auto issued = ca_->Issue(spec, error);
-  if (!issued) return false;
-  *cert_pem = issued->chain_pem;
-  *key_pem = ca::KeyToPem(key.get());
-  return true;
-}
-
 bool Controller::StartServing(std::string* error) {
   std::lock_guard<std::mutex> lock(serve_mu_);
   if (serve_closed_) {
     *error = "shutting down";
     return false;
   }
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_key_cert_pairs.push_back({serving_key_pem_, serving_cert_pem_});
+  // The file watcher re-reads the serving certificate every second: a renewed one is used for new handshakes while
+  // established agent streams go on.
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(serving_cert_->key_path(),
+                                                                                       serving_cert_->cert_path(), 1);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
 
   services_.push_back(std::make_unique<IdentityService>(&ctx_));
   services_.push_back(std::make_unique<ConfigService>(&ctx_));
   services_.push_back(std::make_unique<StatusService>(&ctx_));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opts_.listen, grpc::SslServerCredentials(ssl), &port_);
+  builder.AddListeningPort(opts_.listen, grpc::experimental::TlsServerCredentials(tls), &port_);
   for (auto& s : services_) builder.RegisterService(s.get());
   builder.SetMaxReceiveMessageSize(1 << 20);  // CSRs and acks are small; bound what garbage can cost
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -314,7 +400,21 @@ bool Controller::MakeLeaderElector(std::string* error) {
 
 bool Controller::Start(std::string* error) {
   if (!kube_config_) ReloadManifests();  // an invalid first load is reported; streams wait for a good config
-  if (!MakeServingCert(&serving_cert_pem_, &serving_key_pem_, error)) return false;
+  {
+    ServingCert::Spec spec;
+    spec.dns = {kServerName, "localhost"};
+    for (const auto& n : opts_.extra_server_names) spec.dns.push_back(n);
+    spec.ips = {"127.0.0.1", "::1"};
+    spec.ttl_seconds = opts_.max_cert_ttl_seconds;
+    spec.dir = opts_.serving_cert_dir;
+    serving_cert_ = std::make_unique<ServingCert>(ca_.get(), std::move(spec));
+    if (!serving_cert_->Init(error)) return false;
+    serving_cert_->Start();
+  }
+  PublishTrustBundle();
+  ca_->Watch(
+      ca_reload_interval_, [this](const std::shared_ptr<const ca::Authority>& now) { OnCaChanged(now); },
+      [this] { PublishTrustBundle(); });
   if (kube_config_ && opts_.leader_elect && !MakeLeaderElector(error)) return false;
   // Admin endpoints first: /readyz says "not serving" until the gRPC server is up.
   if (!opts_.admin_addr.empty() || !opts_.metrics_addr.empty()) {
@@ -370,6 +470,7 @@ void Controller::Shutdown() {
   shut_down_ = true;
   if (watcher_) watcher_->Stop();
   if (kube_) kube_->Stop();
+  if (ca_) ca_->Stop();
   ctx_.stopping = true;
   if (store_) store_->Stop();
   {
@@ -382,6 +483,7 @@ void Controller::Shutdown() {
   }
   // Release the lease (if held) once this replica no longer serves: the standby takes over at its next poll.
   if (elector_) elector_->Stop();
+  if (serving_cert_) serving_cert_->Stop();
   // Last: stopping civetweb takes about a second per listener, and agents whose streams ended late in a slow
   // shutdown were seen not to reconnect to the next controller (see the e2e outage test).
   if (admin_) admin_->Stop();

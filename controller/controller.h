@@ -5,6 +5,7 @@
 #include <grpcpp/server.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -18,16 +19,16 @@
 #include "controller/auth/join_tokens.h"
 #include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
+#include "controller/ca/reloading_authority.h"
 #include "controller/config/store.h"
 #include "controller/k8s/leader_election.h"
 #include "controller/k8s/source.h"
 #include "controller/manifest/watcher.h"
 #include "controller/metrics/controller_metrics.h"
 #include "controller/service/context.h"
+#include "controller/serving_cert.h"
 
 namespace zm::ctrl {
-
-constexpr const char* kServerName = "mesh-controller.zeromesh";  // DNS SAN agents verify (target name override)
 
 struct Options {
   std::string manifests_dir;
@@ -44,6 +45,12 @@ struct Options {
   std::string token_audience = "zeromesh";
   uint32_t max_cert_ttl_seconds = 86400;
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
+  std::string serving_cert_dir;  // where the rotating serving certificate is written ("": a private temp dir)
+  // Kubernetes: "[NS/]NAME" of the ConfigMap the controller keeps the trust bundle in (key root-cert.pem) for agents
+  // and anyone else who must trust the mesh without reading the CA Secret. Empty: not published.
+  std::string trust_bundle_configmap;
+  // How often the CA source is re-read (rotation without restart): files every second, a Secret every 10 s.
+  std::chrono::milliseconds ca_reload_interval{0};  // 0: those defaults
   bool watch = true;
   // Kubernetes mode (instead of manifests_dir): in-cluster config, or this kubeconfig file when set.
   bool kubernetes = false;
@@ -71,7 +78,8 @@ class Controller {
   // Re-reads the manifest directory now (the watcher calls this too). Returns true if the load was valid.
   bool ReloadManifests();
   ConfigStore& store() { return *store_; }
-  const ca::Authority& authority() const { return *ca_; }
+  std::shared_ptr<const ca::Authority> authority() const { return ca_->Current(); }
+  const ServingCert* serving_cert() const { return serving_cert_.get(); }
   AgentRegistry& agents() { return agents_; }
   ControllerMetrics& metrics() { return metrics_; }
   const AdminEndpoints* admin() const { return admin_.get(); }
@@ -84,8 +92,11 @@ class Controller {
 
  private:
   Controller() = default;
-  bool MakeServingCert(std::string* cert_pem, std::string* key_pem, std::string* error);
-  bool StartServing(std::string* error);  // the agents' gRPC server: at Start, or on becoming the leader
+  bool MakeCa(std::string* error);
+  void OnCaChanged(const std::shared_ptr<const ca::Authority>& now);
+  void PublishTrustBundle();  // Kubernetes: the trust-bundle ConfigMap (retried by the CA watch until it succeeds)
+  std::vector<std::string> SecurityProblems() const;  // for meshctl status
+  bool StartServing(std::string* error);              // the agents' gRPC server: at Start, or on becoming the leader
   bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
   void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
@@ -94,7 +105,13 @@ class Controller {
   bool ErrorsChanged(const std::vector<manifest::Error>& errors);
 
   Options opts_;
-  std::unique_ptr<ca::Authority> ca_;
+  std::string ca_secret_ns_, ca_secret_name_;  // --ca-secret, resolved
+  std::unique_ptr<k8s::Http> ca_http_;         // Kubernetes: the CA Secret and the trust-bundle ConfigMap
+  std::unique_ptr<ca::ReloadingAuthority> ca_;
+  std::unique_ptr<ServingCert> serving_cert_;
+  std::chrono::milliseconds ca_reload_interval_{1000};
+  std::mutex bundle_mu_;
+  std::string bundle_published_;  // guarded by bundle_mu_: what the ConfigMap holds, as far as we know
   std::optional<JoinTokens> tokens_;
   std::unique_ptr<k8s::Http> review_http_;
   std::unique_ptr<TokenReviewer> reviewer_;
@@ -112,10 +129,10 @@ class Controller {
   std::unique_ptr<AdminEndpoints> admin_;
   std::unique_ptr<k8s::LeaderElector> elector_;  // Kubernetes mode with leader election
   std::function<void(const std::string&)> on_fatal_;
-  std::string serving_cert_pem_, serving_key_pem_;
-  std::mutex serve_mu_;               // server_ creation (elector thread) vs. Shutdown
-  bool serve_closed_ = false;         // guarded by serve_mu_: Shutdown began, do not start serving
-  std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
+  std::vector<manifest::Located> last_resources_;  // guarded by reload_mu_: re-published when the CA changes
+  std::mutex serve_mu_;                            // server_ creation (elector thread) vs. Shutdown
+  bool serve_closed_ = false;                      // guarded by serve_mu_: Shutdown began, do not start serving
+  std::atomic<bool> serving_{false};               // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   manifest::DecodeCache decode_cache_;  // guarded by reload_mu_
   std::string last_errors_logged_;      // ErrorsChanged's memory

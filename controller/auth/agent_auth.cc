@@ -22,7 +22,7 @@ grpc::Status AgentAuthenticator::Authenticate(const grpc::ServerContext& ctx, st
   const char* what = "join token";
   if (!owner && reviewer_) {
     std::string n;
-    if (auto st = reviewer_->NodeFor(std::string(token), &n); !st.ok()) {
+    if (auto st = reviewer_->NodeFor(std::string(token), PeerAddress(ctx.peer()), &n); !st.ok()) {
       return join_tokens_ && st.error_code() == grpc::StatusCode::UNAUTHENTICATED
                  ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                 "neither a known join token nor a valid ServiceAccount token: " + st.error_message())

@@ -19,8 +19,9 @@ class AgentAuthenticator {
   AgentAuthenticator(const JoinTokens* join_tokens, const TokenReviewer* reviewer)
       : join_tokens_(join_tokens), reviewer_(reviewer) {}
 
-  // OK with *node set; otherwise UNAUTHENTICATED / PERMISSION_DENIED / UNAVAILABLE with a message saying what is wrong.
-  // If the caller sends x-zeromesh-node, it must name the node the credential belongs to.
+  // OK with *node set; otherwise UNAUTHENTICATED / PERMISSION_DENIED / UNAVAILABLE with a message saying what is wrong,
+  // or RESOURCE_EXHAUSTED when the caller's address sends too many new ServiceAccount tokens (TokenReviewer). If the
+  // caller sends x-zeromesh-node, it must name the node the credential belongs to.
   grpc::Status Authenticate(const grpc::ServerContext& ctx, std::string* node) const;
 
  private:

@@ -77,6 +77,10 @@ std::optional<nlohmann::json> Source::FindPod(const std::string& ns, const std::
   return reflectors_[0]->Get(ns + "/" + name);
 }
 
+Reflector::Cache Source::Pods() const {
+  return reflectors_[0]->Snapshot();
+}
+
 void Source::Changed() {
   std::lock_guard<std::mutex> lock(mu_);
   dirty_ = true;

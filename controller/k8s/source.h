@@ -38,6 +38,7 @@ class Source {
   const ClientConfig& config() const { return http_.config(); }
   // A pod as last seen by the watch (nullopt: unknown, or the first list has not completed). Thread-safe.
   std::optional<nlohmann::json> FindPod(const std::string& ns, const std::string& name) const;
+  Reflector::Cache Pods() const;  // every pod as last seen (a copy; for occasional scans such as meshctl status)
 
  private:
   void Changed();

@@ -70,6 +70,16 @@ ControllerMetrics::ControllerMetrics() {
                        .Register(reg)
                        .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                                                         2.5, 5, 10, 30});
+  token_reviews_ = &prometheus::BuildCounter()
+                        .Name("zeromesh_token_reviews_total")
+                        .Help("TokenReviews sent to the Kubernetes API server, by result.")
+                        .Register(reg);
+  for (const char* r : {"accepted", "rejected", "error"}) token_reviews_->Add({{"result", r}});
+  token_review_throttled_ = &prometheus::BuildCounter()
+                                 .Name("zeromesh_token_review_throttled_total")
+                                 .Help("Agent tokens refused without a TokenReview, by reason.")
+                                 .Register(reg);
+  for (const char* r : {"rate_limited", "busy"}) token_review_throttled_->Add({{"reason", r}});
 }
 
 void ControllerMetrics::CsrSigned() {
@@ -112,6 +122,14 @@ void ControllerMetrics::PushAcked(double seconds) {
 
 void ControllerMetrics::PushNacked() {
   nacks_->Increment();
+}
+
+void ControllerMetrics::TokenReviewed(const char* result) {
+  token_reviews_->Add({{"result", result}}).Increment();
+}
+
+void ControllerMetrics::TokenReviewThrottled(const char* reason) {
+  token_review_throttled_->Add({{"reason", reason}}).Increment();
 }
 
 }  // namespace zm::ctrl

@@ -47,6 +47,10 @@ class ControllerMetrics {
   void PushSent();
   void PushAcked(double seconds);  // publish (or stream start, if later) -> ACK
   void PushNacked();
+  // TokenReviews sent to the API server, by verdict ("accepted", "rejected", "error"), and reviews not sent because
+  // the caller's address was over its rate ("rate_limited") or no slot freed in time ("busy").
+  void TokenReviewed(const char* result);
+  void TokenReviewThrottled(const char* reason);
 
   void AddCollector(std::shared_ptr<prometheus::Collectable> c) { hub_.Add(std::move(c)); }
   std::string Render() const { return hub_.Render(); }
@@ -60,6 +64,8 @@ class ControllerMetrics {
   prometheus::Counter* pushes_ = nullptr;
   prometheus::Counter* nacks_ = nullptr;
   prometheus::Histogram* push_latency_ = nullptr;
+  prometheus::Family<prometheus::Counter>* token_reviews_ = nullptr;
+  prometheus::Family<prometheus::Counter>* token_review_throttled_ = nullptr;
 
   mutable std::mutex mu_;
   std::map<uint64_t, Clock::time_point> published_;  // the last few versions only

@@ -75,7 +75,7 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
   while (!ctx_->stopping && !reader_done && !context->IsCancelled()) {
     auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
     if (!snap || (base && snap->version == base->version)) continue;
-    auto push = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), ctx_->ca->trust_bundle_pem());
+    auto push = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), "");
     if (ctx_->metrics) {
       auto published = ctx_->metrics->PublishedAt(snap->version).value_or(opened);
       std::lock_guard<std::mutex> lock(pending_mu);

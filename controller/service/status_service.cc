@@ -17,7 +17,21 @@ grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1
   auto* info = resp->mutable_controller();
   info->set_version(kControllerVersion);
   info->set_epoch(ctx_->store->epoch());
-  info->set_ca_not_after_unix(ctx_->ca->not_after_unix());
+  auto authority = ctx_->ca->Current();
+  info->set_ca_not_after_unix(authority->not_after_unix());
+  info->set_ca_signer(authority->signer_id());
+  auto credential = [&](const char* kind, const std::string& name, int64_t not_after) {
+    auto* c = info->add_credentials();
+    c->set_kind(kind);
+    c->set_name(name);
+    c->set_not_after_unix(not_after);
+  };
+  credential("ca", authority->signer().subject, authority->signer().not_after_unix);
+  for (const auto& r : authority->roots()) credential("trust-root", r.subject, r.not_after_unix);
+  if (ctx_->serving_cert_not_after) credential("serving-cert", kServerName, ctx_->serving_cert_not_after());
+  if (ctx_->security_problems) {
+    for (auto& p : ctx_->security_problems()) info->add_security_problems(std::move(p));
+  }
   info->set_manifests_dir(ctx_->manifests_dir);
   info->set_started_unix(ctx_->started_unix);
   if (auto snap = ctx_->store->Current()) {

@@ -291,6 +291,19 @@ class ApiServer:
         return self.request("PATCH", path + "/status", {"status": status},
                             content_type="application/merge-patch+json")
 
+    def make_pod(self, ns: str, name: str, sa: str, node: str, labels: dict | None = None, ip: str | None = None,
+                 host_network: bool = False) -> dict:
+        """A Pod scheduled to `node`; with `ip`, Running with that IP as a kubelet would report. Returns the Pod (its
+        uid is what a bound token refers to)."""
+        obj = self.create(f"/api/v1/namespaces/{ns}/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"serviceAccountName": sa, "nodeName": node, "hostNetwork": host_network,
+                     "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}})
+        if ip:
+            self.patch_status(f"/api/v1/namespaces/{ns}/pods/{name}",
+                              {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]})
+        return obj
+
     def secret_data(self, namespace: str, name: str, key: str, timeout: float = 60) -> bytes:
         """One key of a Secret, decoded; waits for the Secret to appear (e.g. the CA mesh-controller creates)."""
         def get():

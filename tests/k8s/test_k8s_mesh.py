@@ -117,13 +117,7 @@ class K8sMeshTest(unittest.TestCase):
 
     @classmethod
     def make_pod(cls, ns, name, sa, node, labels, ip, host_network=False):
-        a = cls.api
-        obj = a.create(f"/api/v1/namespaces/{ns}/pods", {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
-            "spec": {"serviceAccountName": sa, "nodeName": node, "hostNetwork": host_network,
-                     "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}})
-        a.patch_status(f"/api/v1/namespaces/{ns}/pods/{name}", {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]})
-        return obj
+        return cls.api.make_pod(ns, name, sa, node, labels, ip, host_network=host_network)
 
     @classmethod
     def start_controller(cls):

@@ -100,7 +100,10 @@ nlohmann::json AgentJson(const StatusInput& in, const v1::AgentState& a, uint64_
   }
   for (const auto& p : r.enrolled_pods()) pods_by_ns[p.substr(0, p.find('/'))]++;
   int64_t node_soonest = 0;
+  int old_signer = 0;
+  const std::string& signer_now = in.status.controller().ca_signer();
   for (const auto& c : r.certs()) {
+    old_signer += !signer_now.empty() && !c.ca_signer().empty() && c.ca_signer() != signer_now;
     int64_t left = c.not_after_unix() - in.now_unix;
     j["certs"].push_back(
         {{"spiffe_id", c.spiffe_id()}, {"not_after_unix", c.not_after_unix()}, {"seconds_left", left}});
@@ -118,8 +121,54 @@ nlohmann::json AgentJson(const StatusInput& in, const v1::AgentState& a, uint64_
               node);
     }
   }
+  if (old_signer > 0) {
+    Problem(report,
+            "node " + node + " holds " + std::to_string(old_signer) + " certificate(s) issued by a previous CA signer",
+            "agents re-issue them within seconds of the config push that names the new signer; keep the old root in "
+            "the trust bundle until this clears",
+            node);
+  }
   j["soonest_cert_expiry_unix"] = node_soonest;
   return j;
+}
+
+// The controller's own credentials (CA signer, trust roots, serving certificate, join tokens) and the trust-chain
+// problems it sees (e.g. a CA key reachable from agent pods).
+void CredentialProblems(const StatusInput& in, nlohmann::json& ctrl, nlohmann::json& report) {
+  const auto& info = in.status.controller();
+  ctrl["ca_signer"] = info.ca_signer();
+  ctrl["credentials"] = nlohmann::json::array();
+  for (const auto& c : info.credentials()) {
+    int64_t left = c.not_after_unix() > 0 ? c.not_after_unix() - in.now_unix : 0;
+    ctrl["credentials"].push_back({{"kind", c.kind()},
+                                   {"name", c.name()},
+                                   {"not_after_unix", c.not_after_unix()},
+                                   {"seconds_left", c.not_after_unix() > 0 ? nlohmann::json(left) : nullptr}});
+    if (c.not_after_unix() == 0) continue;
+    const bool serving = c.kind() == "serving-cert";
+    if (left >= (serving ? in.cert_warn_seconds : in.credential_warn_seconds)) continue;
+    std::string what = c.kind() == "ca"           ? "the CA signing certificate '" + c.name() + "'"
+                       : c.kind() == "trust-root" ? "trust root '" + c.name() + "'"
+                       : serving                  ? "the controller's serving certificate"
+                       : c.kind() == "join-token" ? "the join token of node " + c.name()
+                                                  : c.kind() + " " + c.name();
+    std::string hint =
+        serving ? "the controller renews it at half-life: look for 'serving certificate renewal failed' in its log"
+        : c.kind() == "join-token"
+            ? "create a new one (meshctl join-token create " + c.name() +
+                  ") and replace the node's entry in the join-token file: it is re-read without a restart"
+            : "rotate without downtime: add the new root to the trust bundle, switch the signer, then remove the old "
+              "root (docs/design.md, CA rotation)";
+    Problem(report,
+            what + (left <= 0 ? " expired " + HumanDuration(-left) + " ago" : " expires in " + HumanDuration(left)),
+            hint);
+  }
+  ctrl["security_problems"] = info.security_problems();
+  for (const auto& p : info.security_problems()) {
+    Problem(report, p,
+            "only mesh-controller may read the CA Secret (it holds the private key); agents trust the mesh "
+            "through the trust-bundle ConfigMap");
+  }
 }
 
 }  // namespace
@@ -156,6 +205,7 @@ nlohmann::json BuildStatus(const StatusInput& in) {
     Problem(report, "the controller has no valid configuration",
             "add a MeshConfig manifest to " + info.manifests_dir());
   }
+  CredentialProblems(in, ctrl, report);
   report["controller"] = ctrl;
 
   std::string default_mode = "STRICT";
@@ -220,6 +270,13 @@ std::string RenderStatus(const nlohmann::json& r) {
                " on " + e["node"].get<std::string>();
     }
     field("Soonest expiry", expiry);
+    for (const auto& cred : c["credentials"]) {
+      if (cred["kind"] != "ca") continue;
+      std::string left = cred["seconds_left"].is_null()
+                             ? "never expires"
+                             : "expires in " + HumanDuration(cred["seconds_left"].get<int64_t>());
+      field("CA", cred["name"].get<std::string>() + ", " + left);
+    }
     out += "\n";
     Table agents(
         {"NODE", "AGENT", "CONNECTED", "CONFIG", "NACK", "EBPF", "PODS", "CERT EXPIRY", "FAIL MODE", "REPORTED"});

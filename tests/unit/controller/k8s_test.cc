@@ -246,6 +246,7 @@ TEST(CaSecret, Base64AndAGeneratedRootLoadsBack) {
 json Review(bool ok, const std::string& user, json extra = json::object()) {
   json status = {{"authenticated", ok}};
   if (ok) status["user"] = {{"username", user}, {"extra", extra}};
+  if (ok) status["audiences"] = json::array({"zeromesh"});  // reviewed for our audience
   if (!ok) status["error"] = "token has expired";
   return {{"kind", "TokenReview"}, {"status", status}};
 }

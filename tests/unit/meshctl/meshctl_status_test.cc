@@ -188,6 +188,52 @@ TEST(Status, ManifestErrorsKeepTheLastGoodVersion) {
   EXPECT_NE(p["hint"].get<std::string>().find("version 7"), std::string::npos);
 }
 
+TEST(Status, CredentialsAboutToExpire) {
+  auto in = Healthy();
+  auto* info = in.status.mutable_controller();
+  auto add = [&](const char* kind, const char* name, int64_t not_after) {
+    auto* c = info->add_credentials();
+    c->set_kind(kind);
+    c->set_name(name);
+    c->set_not_after_unix(not_after);
+  };
+  add("ca", "CN=zeromesh root CA", kNow + 3650LL * 86400);
+  add("trust-root", "CN=zeromesh root CA", kNow + 3650LL * 86400);
+  add("serving-cert", "mesh-controller.zeromesh", kNow + 12 * 3600);
+  add("join-token", "node3", 0);  // never expires
+  EXPECT_TRUE(BuildStatus(in)["healthy"].get<bool>()) << BuildStatus(in)["problems"].dump(1);
+  EXPECT_NE(RenderStatus(BuildStatus(in)).find("CN=zeromesh root CA, expires in"), std::string::npos);
+  info->mutable_credentials(1)->set_not_after_unix(kNow + 10LL * 86400);
+  auto p = OnlyProblem(BuildStatus(in), "trust root 'CN=zeromesh root CA' expires in 10d");
+  EXPECT_NE(p["hint"].get<std::string>().find("remove the old root"), std::string::npos);
+  info->mutable_credentials(1)->set_not_after_unix(kNow + 3650LL * 86400);
+  info->mutable_credentials(3)->set_not_after_unix(kNow - 60);
+  p = OnlyProblem(BuildStatus(in), "the join token of node node3 expired 1m ago");
+  EXPECT_NE(p["hint"].get<std::string>().find("meshctl join-token create node3"), std::string::npos);
+  info->mutable_credentials(3)->set_not_after_unix(0);
+  info->mutable_credentials(2)->set_not_after_unix(kNow + 60);
+  OnlyProblem(BuildStatus(in), "the controller's serving certificate expires in 1m");
+}
+
+TEST(Status, CaKeyReachableFromAgentPods) {
+  auto in = Healthy();
+  in.status.mutable_controller()->add_security_problems(
+      "pod zeromesh-system/agent-x mounts the CA Secret zeromesh-system/zeromesh-ca (volume 'ca')");
+  auto p = OnlyProblem(BuildStatus(in), "mounts the CA Secret");
+  EXPECT_NE(p["hint"].get<std::string>().find("trust-bundle ConfigMap"), std::string::npos);
+}
+
+TEST(Status, CertificatesFromAPreviousSigner) {
+  auto in = Healthy();
+  in.status.mutable_controller()->set_ca_signer("new");
+  for (int i = 0; i < 2; i++)
+    in.status.mutable_agents(i)->mutable_last_report()->mutable_certs(0)->set_ca_signer("new");
+  EXPECT_TRUE(BuildStatus(in)["healthy"].get<bool>());
+  in.status.mutable_agents(1)->mutable_last_report()->mutable_certs(0)->set_ca_signer("old");
+  auto p = OnlyProblem(BuildStatus(in), "node node2 holds 1 certificate(s) issued by a previous CA signer");
+  EXPECT_EQ(p["node"], "node2");
+}
+
 TEST(Status, LongNamesStillFit) {
   auto in = Healthy();
   AddAgent(in, std::string(120, 'n'))->set_connected(false);
