@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 iptables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
   dpkg-dev xz-utils sockperf openssl
-  haproxy python3-matplotlib
+  haproxy python3-matplotlib python3-yaml
   prometheus libcivetweb-dev
 )
 

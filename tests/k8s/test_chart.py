@@ -7,12 +7,16 @@ import sys
 import unittest
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from apiserver import bin_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "zeromesh"
-TOKEN = "0123456789abcdef0123"
+# A join-token entry as `meshctl join-token create` prints it: the SHA-256 of the token, never the token.
+TOKEN_HASH = "ab" * 32
+NODE_A = [f"joinTokens.nodes.node-a.sha256={TOKEN_HASH}", "joinTokens.nodes.node-a.expires=2027-01-01T00:00:00Z"]
 
 
 class ChartTest(unittest.TestCase):
@@ -30,7 +34,7 @@ class ChartTest(unittest.TestCase):
         return self.run_helm(*args)
 
     def test_lint_clean(self):
-        for extra in ([], ["--set", f"joinTokens.nodes.node-a={TOKEN}"], ["--set", "agent.privileged=true"]):
+        for extra in ([], ["--set", NODE_A[0], "--set", NODE_A[1]], ["--set", "agent.privileged=true"]):
             r = self.run_helm("lint", "--strict", str(CHART), *extra)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn("0 chart(s) failed", r.stdout)
@@ -39,8 +43,9 @@ class ChartTest(unittest.TestCase):
 
     def test_schema_refuses_bad_values(self):
         for bad in ("controller.replicas=0", "agent.bogus=1", "controller.logLevel=loud", "agent.metricsPort=70000",
-                    f"joinTokens.nodes.node-a=short", "controller.maxCertTTL=1d", "agent.auth.mode=magic",
-                    "agent.auth.expirationSeconds=60"):
+                    "joinTokens.nodes.node-a.sha256=short", "joinTokens.nodes.node-a=plaintext-token-0123456789",
+                    "controller.maxCertTTL=1d", "agent.auth.mode=magic", "agent.auth.expirationSeconds=60",
+                    "agent.auth.joinTokenHostPath=relative"):
             r = self.template(bad)
             self.assertNotEqual(r.returncode, 0, f"{bad} was accepted")
             self.assertIn("schema", (r.stderr + r.stdout).lower(), bad)
@@ -56,7 +61,7 @@ class ChartTest(unittest.TestCase):
                              f"charts/zeromesh/crds/{name} differs from api/crds/{name}: copy it over")
 
     def test_render(self):
-        r = self.template(f"joinTokens.nodes.node-a={TOKEN}")
+        r = self.template(*NODE_A)
         self.assertEqual(r.returncode, 0, r.stderr)
         docs = [d for d in r.stdout.split("\n---\n") if "kind:" in d]
         kinds = sorted(line.split(":", 1)[1].strip() for d in docs for line in d.splitlines()
@@ -90,13 +95,48 @@ class ChartTest(unittest.TestCase):
         self.assertNotIn("--join-tokens", out)
         self.assertIn("resources: [tokenreviews]", out)
         self.assertIn("clusterIP: None", out)
-        # Join tokens instead: per-node bootstraps, no TokenReview.
-        r = self.template("agent.auth.mode=joinToken", f"joinTokens.nodes.node-a={TOKEN}")
+        # Join tokens instead: each node's own token from the node (hostPath), hashes for the controller, no TokenReview.
+        r = self.template("agent.auth.mode=joinToken", *NODE_A)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("--bootstrap=/etc/zeromesh/join/$(NODE_NAME).json", r.stdout)
+        self.assertIn("--bootstrap=/etc/zeromesh/bootstrap/bootstrap.json", r.stdout)
+        self.assertIn('\\"tokenFile\\":\\"/etc/zeromesh/join-token/token\\"', r.stdout)
+        self.assertIn("hostPath: {path: /etc/zeromesh/join-token, type: Directory}", r.stdout)
         self.assertIn("--join-tokens=/etc/zeromesh/join-tokens/tokens.yaml", r.stdout)
         self.assertIn("--agent-service-account=none", r.stdout)
         self.assertNotIn("serviceAccountToken:", r.stdout)
+        secret = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "Secret")
+        tokens = yaml.safe_load(secret["stringData"]["tokens.yaml"])
+        self.assertEqual(tokens, {"node-a": {"sha256": TOKEN_HASH, "expires": "2027-01-01T00:00:00Z"}})
+        self.assertEqual(list(secret["stringData"]), ["tokens.yaml"], "no per-node token may be rendered")
+
+    def test_no_agent_volume_reaches_a_private_key(self):
+        """A kubelet may read every Secret its pods mount: no agent volume may name a Secret (the CA Secret holds the
+        root's private key, the join-token Secret every node's credential). Agents trust the mesh through the
+        trust-bundle ConfigMap the controller publishes."""
+        for sets in ([], ["agent.auth.mode=joinToken", *NODE_A], ["ca.existingSecret=my-ca"],
+                     ["agent.auth.mode=joinToken", "joinTokens.existingSecret=my-tokens"], ["agent.privileged=true"]):
+            r = self.template(*sets)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+            ds = next(d for d in docs if d["kind"] == "DaemonSet")
+            pod = ds["spec"]["template"]["spec"]
+            for v in pod["volumes"]:
+                self.assertNotIn("secret", v, f"{sets}: agent volume {v['name']} mounts a Secret")
+                for src in v.get("projected", {}).get("sources", []):
+                    self.assertNotIn("secret", src, f"{sets}: agent volume {v['name']} projects a Secret")
+            trust = next(v for v in pod["volumes"] if v["name"] == "trust-bundle")
+            self.assertEqual(trust["configMap"]["name"], "zeromesh-ca-root-cert")
+            ctrl = next(d for d in docs if d["kind"] == "Deployment")
+            args = ctrl["spec"]["template"]["spec"]["containers"][0]["args"]
+            self.assertIn("--trust-bundle-configmap=zeromesh-system/zeromesh-ca-root-cert", args)
+            ca = "my-ca" if "ca.existingSecret=my-ca" in sets else "zeromesh-ca"
+            self.assertIn(f"--ca-secret=zeromesh-system/{ca}", args)
+            # Only the controller's Role names the CA Secret, and the ConfigMap by name for updates.
+            role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-ca"))
+            self.assertIn({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ca], "verbs": ["get"]},
+                          role["rules"])
+            self.assertIn({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["zeromesh-ca-root-cert"],
+                           "verbs": ["get", "update"]}, role["rules"])
 
 
 if __name__ == "__main__":

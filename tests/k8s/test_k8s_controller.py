@@ -5,6 +5,7 @@ changes through its watches, and writes Accepted/Invalid status on TrafficPermis
 """
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -22,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "zeromesh"
 BUILD = Path(os.environ.get("ZM_BUILD_DIR", ROOT / "build" / "default"))
 CONTROLLER_BIN = BUILD / "controller" / "mesh-controller"
+MESHCTL_BIN = BUILD / "tools" / "meshctl" / "meshctl"
 NS = "zeromesh-system"
 TOKEN = "0123456789abcdef0123456789"
+TRUST_BUNDLE = "zeromesh-ca-root-cert"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 TP = "/apis/zeromesh.io/v1alpha1/namespaces/{ns}/trafficpermissions"
 MC = "/apis/zeromesh.io/v1alpha1/meshconfigs"
 SP = "/apis/zeromesh.io/v1alpha1/namespaces/{ns}/servicepolicies"
@@ -84,7 +91,8 @@ class K8sControllerTest(unittest.TestCase):
     @classmethod
     def helm_install(cls):
         cls.install = cls.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace",
-                               "--set", f"joinTokens.nodes.node-a={TOKEN}", "--set", f"joinTokens.nodes.node-b={TOKEN}x",
+                               "--set", f"joinTokens.nodes.node-a.sha256={sha256(TOKEN)}",
+                               "--set", f"joinTokens.nodes.node-b.sha256={sha256(TOKEN + 'x')}",
                                "--timeout", "120s")
 
     @classmethod
@@ -148,11 +156,13 @@ class K8sControllerTest(unittest.TestCase):
             (cls.work / name).write_bytes(base64.b64decode(data))
             (cls.work / name).chmod(0o600)
         cls.admin_port = free_port()
+        cls.grpc_port = free_port()
         cls.log_path = cls.work / "controller.log"
         cls.log_file = open(cls.log_path, "wb")
         cls.controller = subprocess.Popen(
-            [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{free_port()}",
+            [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{cls.grpc_port}",
              "--ca-secret", f"{NS}/zeromesh-ca", "--join-tokens", str(cls.work / "tokens.yaml"),
+             "--trust-bundle-configmap", f"{NS}/{TRUST_BUNDLE}",
              "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
             stdout=cls.log_file, stderr=subprocess.STDOUT)
         a.secret_data(NS, "zeromesh-ca", "ca.crt")  # created by the controller at startup
@@ -233,6 +243,69 @@ class K8sControllerTest(unittest.TestCase):
             with self.assertRaises(ApiError, msg=f"{method} {path}") as ctx:
                 self.api.request(method, path, body, token=token)
             self.assertEqual(ctx.exception.status, 403, f"{method} {path}")
+
+    def trust_bundle(self) -> str:
+        cm = self.api.request("GET", f"/api/v1/namespaces/{NS}/configmaps/{TRUST_BUNDLE}")
+        return cm["data"]["root-cert.pem"]
+
+    def meshctl_status(self) -> dict:
+        ca = self.work / "trust-bundle.pem"
+        ca.write_text(self.trust_bundle())
+        r = subprocess.run([str(MESHCTL_BIN), "status", "--controller", f"127.0.0.1:{self.grpc_port}", "--token", TOKEN,
+                            "--ca-cert", str(ca), "-o", "json"], capture_output=True, text=True, timeout=60)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        return json.loads(r.stdout)
+
+    def test_02b_trust_bundle_published_for_agents(self):
+        a = self.api
+        ca_crt = a.secret_data(NS, "zeromesh-ca", "ca.crt").decode()
+        # The roots, never the key, in the ConfigMap the agents mount; the installed DaemonSet mounts no Secret.
+        self.wait("the trust-bundle ConfigMap", lambda: self.trust_bundle() == ca_crt)
+        self.assertNotIn("PRIVATE KEY", self.trust_bundle())
+        ds = a.request("GET", f"/apis/apps/v1/namespaces/{NS}/daemonsets/zeromesh-agent")
+        volumes = ds["spec"]["template"]["spec"]["volumes"]
+        self.assertEqual([v for v in volumes if "secret" in v], [])
+        self.assertIn({"name": "trust-bundle", "configMap": {"name": TRUST_BUNDLE, "defaultMode": 420,
+                                                            "items": [{"key": "root-cert.pem",
+                                                                       "path": "root-cert.pem"}]}}, volumes)
+        # The controller may update that ConfigMap and no other.
+        token = a.token(NS, "zeromesh-controller")
+        a.create(f"/api/v1/namespaces/{NS}/configmaps", {"metadata": {"name": "unrelated"}, "data": {"a": "b"}})
+        with self.assertRaises(ApiError) as ctx:
+            a.request("PUT", f"/api/v1/namespaces/{NS}/configmaps/unrelated",
+                      {"metadata": {"name": "unrelated"}, "data": {"a": "c"}}, token=token)
+        self.assertEqual(ctx.exception.status, 403)
+        # Bring-your-own rotation, step 1: a second root joins ca.crt; the controller re-reads the Secret (every
+        # 10 s) and publishes both roots; meshctl status lists both. Then back to one root.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", str(self.work / "root2.key"), "-out", str(self.work / "root2.crt"), "-days", "30",
+                        "-subj", "/O=zeromesh/CN=zeromesh root CA 2"], check=True, capture_output=True)
+        both = ca_crt + (self.work / "root2.crt").read_text()
+        secret = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")
+        secret["data"]["ca.crt"] = base64.b64encode(both.encode()).decode()
+        a.request("PUT", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", secret)
+        self.wait("both roots in the trust-bundle ConfigMap", lambda: self.trust_bundle() == both, timeout=40)
+        creds = self.meshctl_status()["controller"]["credentials"]
+        self.assertEqual(sorted(c["name"] for c in creds if c["kind"] == "trust-root"),
+                         ["CN=zeromesh root CA 2,O=zeromesh", "CN=zeromesh root CA,O=zeromesh"])
+        secret = a.request("GET", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca")
+        secret["data"]["ca.crt"] = base64.b64encode(ca_crt.encode()).decode()
+        a.request("PUT", f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca", secret)
+        self.wait("one root again", lambda: self.trust_bundle() == ca_crt, timeout=40)
+
+    def test_02c_ca_secret_mounted_by_a_pod_is_reported(self):
+        bad = pod(NS, "leaky", "default", "node-a")
+        bad["spec"]["volumes"] = [{"name": "ca", "secret": {"secretName": "zeromesh-ca"}}]
+        self.api.create(f"/api/v1/namespaces/{NS}/pods", bad)
+        try:
+            def reported():
+                problems = self.meshctl_status()["problems"]
+                return [p for p in problems if "mounts the CA Secret" in p["message"]]
+            found = self.wait("the CA exposure in meshctl status", reported)
+            self.assertIn(f"pod {NS}/leaky", found[0]["message"])
+            self.assertIn("node 'node-a'", found[0]["message"])
+        finally:
+            self.api.request("DELETE", f"/api/v1/namespaces/{NS}/pods/leaky")
 
     def test_03_pods_become_workloads(self):
         def ready():

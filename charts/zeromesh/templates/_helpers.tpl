@@ -20,6 +20,9 @@
 {{- define "zeromesh.controller" -}}{{ include "zeromesh.fullname" . }}-controller{{- end -}}
 {{- define "zeromesh.agent" -}}{{ include "zeromesh.fullname" . }}-agent{{- end -}}
 {{- define "zeromesh.caSecret" -}}{{ default (printf "%s-ca" (include "zeromesh.fullname" .)) .Values.ca.existingSecret }}{{- end -}}
+{{/* The trust bundle (root certificates only, key root-cert.pem) the controller publishes for agents: the way istiod
+publishes istio-ca-root-cert. Agents mount this, never the CA Secret. */}}
+{{- define "zeromesh.trustBundle" -}}{{ include "zeromesh.fullname" . }}-ca-root-cert{{- end -}}
 {{- define "zeromesh.joinSecret" -}}{{ default (printf "%s-join-tokens" (include "zeromesh.fullname" .)) .Values.joinTokens.existingSecret }}{{- end -}}
 
 {{/* Labels on every object; pass a dict with "ctx" (the root context) and "component". */}}
