@@ -315,6 +315,17 @@ class ApiServer:
                 raise
         return base64.b64decode(self.wait_for(f"Secret {namespace}/{name}", get, timeout=timeout, interval=0.2))
 
+    def configmap_data(self, namespace: str, name: str, key: str, timeout: float = 60) -> str:
+        """One key of a ConfigMap; waits for it to appear (e.g. the trust bundle mesh-controller publishes)."""
+        def get():
+            try:
+                return self.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")["data"][key]
+            except ApiError as e:
+                if e.status == 404:
+                    return None
+                raise
+        return self.wait_for(f"ConfigMap {namespace}/{name}", get, timeout=timeout, interval=0.2)
+
     def wait_for(self, what: str, fn, timeout: float = 30, interval: float = 0.5):
         """Polls fn() until it returns something truthy; raises with `what` on timeout."""
         deadline = time.time() + timeout

@@ -8,6 +8,9 @@
 //   zm_auth_probe flood --bootstrap FILE --count N --seconds S --threads T
 //     N calls of Status.Get, each with a different bogus bearer token, spread evenly over S seconds by T threads.
 //     Prints one JSON line: {"sent":N,"elapsed":s,"max_latency":s,"codes":{"<grpc code>":count,...}}.
+//   zm_auth_probe sign --bootstrap FILE --id SPIFFE_ID
+//     One Identity.Sign for SPIFFE_ID with a key made here, as the agent's cert manager would ask; prints
+//     "<grpc code> <message>" (0 = issued) and exits 0 when the call completed either way.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -24,6 +27,8 @@
 
 #include "agent/control/bootstrap.h"
 #include "agent/control/config_client.h"
+#include "agent/control/csr.h"
+#include "zeromesh/v1/identity.grpc.pb.h"
 #include "zeromesh/v1/status.grpc.pb.h"
 
 namespace {
@@ -102,11 +107,30 @@ int Flood(control::Bootstrap b, int count, double seconds, int threads) {
   return 0;
 }
 
+int Sign(const control::Bootstrap& b, const std::string& id) {
+  control::KeyAndCsr kc;
+  std::string error;
+  if (!control::GenerateKeyAndCsr(id, &kc, &error)) {
+    std::cerr << "zm_auth_probe: " << error << "\n";
+    return 2;
+  }
+  auto stub = zeromesh::v1::Identity::NewStub(control::MakeChannel(b));
+  grpc::ClientContext ctx;
+  control::AddAuth(&ctx, b);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  zeromesh::v1::SignRequest req;
+  req.set_csr_pem(kc.csr_pem);
+  zeromesh::v1::SignResponse resp;
+  grpc::Status st = stub->Sign(&ctx, req, &resp);
+  std::printf("%d %s\n", st.error_code(), st.error_message().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: zm_auth_probe agent|flood --bootstrap FILE ...\n";
+    std::cerr << "usage: zm_auth_probe agent|flood|sign --bootstrap FILE ...\n";
     return 2;
   }
   const std::string mode = argv[1];
@@ -117,10 +141,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (mode == "agent") return Agent(std::move(b), Flag(argc, argv, "--node"));
+  if (mode == "sign") return Sign(b, Flag(argc, argv, "--id"));
   if (mode == "flood") {
     return Flood(std::move(b), std::stoi(Flag(argc, argv, "--count")), std::stod(Flag(argc, argv, "--seconds")),
                  std::stoi(Flag(argc, argv, "--threads", "20")));
   }
-  std::cerr << "zm_auth_probe: unknown mode '" << mode << "' (agent or flood)\n";
+  std::cerr << "zm_auth_probe: unknown mode '" << mode << "' (agent, flood or sign)\n";
   return 2;
 }

@@ -130,10 +130,11 @@ class K8sAuthFloodTest(unittest.TestCase):
         cls.controller = subprocess.Popen(
             [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{cls.grpc_port}",
              "--ca-secret", f"{NS}/zeromesh-ca", "--agent-service-account", f"{NS}/zeromesh-agent",
+             "--trust-bundle-configmap", f"{NS}/zeromesh-ca-root-cert",
              "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "info"],
             stdout=cls.log_file, stderr=subprocess.STDOUT)
-        # The agents' trust root, as the DaemonSet mounts it.
-        (cls.work / "ca.crt").write_bytes(a.secret_data(NS, "zeromesh-ca", "ca.crt"))
+        # The agents' trust: the bundle the controller publishes, as the DaemonSet mounts it.
+        (cls.work / "ca.crt").write_text(a.configmap_data(NS, "zeromesh-ca-root-cert", "root-cert.pem"))
 
     @classmethod
     def start_agent(cls):

@@ -33,6 +33,7 @@ BUILD = Path(os.environ.get("ZM_BUILD_DIR", ROOT / "build" / "default"))
 CONTROLLER_BIN = BUILD / "controller" / "mesh-controller"
 AGENT_BIN = BUILD / "agent" / "mesh-agent"
 MESHCTL_BIN = BUILD / "tools" / "meshctl" / "meshctl"
+PROBE_BIN = BUILD / "tests" / "k8s" / "zm_auth_probe"
 PODTOOL = str(HERE.parent / "cluster" / "podtool.py")
 NSBRIDGE = str(HERE.parent / "cluster" / "nsbridge.py")
 NS = "zeromesh-system"
@@ -139,9 +140,9 @@ class K8sMeshTest(unittest.TestCase):
         cls.start_replica("a", 15012, 15014)
         time.sleep(0.5)  # "a" normally leads; the tests do not depend on it
         cls.start_replica("b", 15013, 15016)
-        # The CA the controllers keep in the chart's Secret (created by the first one): the agents' trust root, as the
-        # DaemonSet mounts its ca.crt.
-        (cls.work / "ca.crt").write_bytes(a.secret_data(NS, "zeromesh-ca", "ca.crt"))
+        # The trust bundle the controllers publish (roots only): the agents' trust, as the DaemonSet mounts it. The CA
+        # Secret itself (with the private key) is read by the controllers alone.
+        (cls.work / "ca.crt").write_text(a.configmap_data(NS, "zeromesh-ca-root-cert", "root-cert.pem"))
 
     @classmethod
     def start_replica(cls, name, port, admin_port):
@@ -149,6 +150,7 @@ class K8sMeshTest(unittest.TestCase):
             p = cls.cluster.popen(cls.cp, [
                 str(CONTROLLER_BIN), "--kubeconfig", str(cls.kubeconfig), "--listen", f"{cls.cp.ip}:{port}",
                 "--ca-secret", f"{NS}/zeromesh-ca", "--agent-service-account", f"{NS}/zeromesh-agent",
+                "--trust-bundle-configmap", f"{NS}/zeromesh-ca-root-cert",
                 "--leader-elect-identity", f"controller-{name}", "--leader-elect-lease-duration", LEASE,
                 "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
                 "--admin-addr", f"127.0.0.1:{admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
@@ -300,6 +302,32 @@ class K8sMeshTest(unittest.TestCase):
             r = meshctl(token)
             self.assertNotEqual(r.returncode, 0, why)
             self.assertIn(why, r.stdout + r.stderr, why)
+
+    def test_2b_a_node_credential_cannot_obtain_another_nodes_identity(self):
+        """node1's agent token gets node1's identities and nothing else: not the backend's (on node2), not one nobody
+        uses, whatever node it claims."""
+        self.wait("controller serving", lambda: '"msg":"config: agent connected"' in self.log("controller"), 60)
+
+        def sign(spiffe_id, node="node1"):
+            boot = self.work / f"probe-{node}.json"
+            boot.write_text(json.dumps({"controller": self.address, "node": node,
+                                        "tokenFile": str(self.work / "token-node1"),
+                                        "caCert": str(self.work / "ca.crt")}))
+            r = self.cluster.run(self.cp, [str(PROBE_BIN), "sign", "--bootstrap", str(boot), "--id", spiffe_id],
+                                 text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            code, _, message = r.stdout.strip().partition(" ")
+            return int(code), message
+
+        self.assertEqual(sign(f"spiffe://{TD}/ns/shop/sa/frontend")[0], 0)  # its own node's workload
+        code, message = sign(f"spiffe://{TD}/ns/shop/sa/backend")
+        self.assertEqual(code, 7, message)  # PERMISSION_DENIED
+        self.assertIn("scheduled on node 'node1'", message)
+        code, message = sign(f"spiffe://{TD}/ns/shop/sa/nobody")
+        self.assertEqual(code, 7, message)
+        code, message = sign(f"spiffe://{TD}/ns/shop/sa/backend", node="node2")  # claiming node2 does not help
+        self.assertEqual(code, 16, message)  # UNAUTHENTICATED: the token belongs to node1
+        self.assertIn("node1", message)
 
     def test_3_namespace_label_enrolls_and_unenrolls_without_restarts(self):
         self.wait_conn(self.frontend, self.backend.ip, True, 30)
