@@ -1,5 +1,6 @@
 #include "agent/control/controller_trust.h"
 
+#include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/err.h>
@@ -102,7 +103,11 @@ std::string ControllerTrust::Verify(const std::string& chain_pem, const std::str
 std::shared_ptr<grpc::ChannelCredentials> ControllerChannelCredentials(std::shared_ptr<ControllerTrust> trust,
                                                                        std::string server_name) {
   grpc::experimental::TlsChannelCredentialsOptions opts;
-  // gRPC's own check would pin the roots at channel creation; ControllerVerifier checks chain and name instead.
+  // Roots handed to gRPC only so that it never looks for a system bundle (a minimal image has none); they are not
+  // what decides: gRPC's own check would pin them at channel creation, so ControllerVerifier checks chain and name.
+  opts.set_certificate_provider(
+      std::make_shared<grpc::experimental::StaticDataCertificateProvider>(trust->RootsPem()));
+  opts.watch_root_certs();
   opts.set_verify_server_certs(false);
   opts.set_check_call_host(false);
   opts.set_certificate_verifier(grpc::experimental::ExternalCertificateVerifier::Create<ControllerVerifier>(
