@@ -80,15 +80,15 @@ CsrCheck CheckCsr(std::string_view csr_pem, std::string_view trust_domain) {
   if (uri.empty()) return Fail("CSR has no URI SAN: one spiffe:// URI SAN is required");
 
   std::string why;
-  auto id = ParseSpiffeId(uri, &why);
-  if (!id) return Fail("bad SPIFFE ID '" + uri + "': " + why);
-  if (id->trust_domain != trust_domain) {
+  tls::SpiffeId id;
+  if (!tls::ParseSpiffeId(uri, &id, &why)) return Fail("bad SPIFFE ID '" + uri + "': " + why);
+  if (id.trust_domain != trust_domain) {
     return Fail("SPIFFE ID '" + uri + "' is not in trust domain '" + std::string(trust_domain) + "'", true);
   }
   CsrCheck ok;
   ok.ok = true;
   ok.public_key = std::move(key);
-  ok.id = std::move(*id);
+  ok.id = std::move(id);
   return ok;
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "controller/ca/spiffe_id.h"
+#include "common/tls/spiffe.h"
 
 namespace zm::ca {
 
@@ -16,13 +16,14 @@ struct CsrCheck {
   bool denied = false;
   std::string error;
   bssl::UniquePtr<EVP_PKEY> public_key;
-  SpiffeId id;
+  tls::SpiffeId id;
 };
 
 constexpr size_t kMaxCsrBytes = 16 * 1024;
 
 // Accepts only: a valid self-signature, an ECDSA P-256 key, exactly one URI SAN that is a SPIFFE ID in
-// `trust_domain`, no other SAN and no CA basic constraint.
+// `trust_domain` (tls::ParseSpiffeId: the data plane's rule, so nothing is signed that agents would refuse), no other
+// SAN and no CA basic constraint.
 CsrCheck CheckCsr(std::string_view csr_pem, std::string_view trust_domain);
 
 }  // namespace zm::ca

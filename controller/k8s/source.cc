@@ -34,6 +34,9 @@ Source::Source(ClientConfig config, manifest::Limits limits, Publish publish)
   // Gateway API is optional: without its TCPRoute CRD the mesh simply has no routes (looked for again every 10 s).
   add("TCPRoute", "/apis/gateway.networking.k8s.io/v1alpha2/tcproutes");
   reflectors_.back()->set_optional(10);
+  // Optional the same way: without it no cross-namespace backendRef is permitted.
+  add("ReferenceGrant", "/apis/gateway.networking.k8s.io/v1beta1/referencegrants");
+  reflectors_.back()->set_optional(10);
 }
 
 Source::~Source() {
@@ -123,6 +126,7 @@ void Source::Loop() {
     objs.mesh_configs = reflectors_[5]->Snapshot();
     objs.service_policies = reflectors_[6]->Snapshot();
     objs.tcp_routes = reflectors_[7]->Snapshot();
+    objs.reference_grants = reflectors_[8]->Snapshot();
     objs.last_good = &last_good_;
     Translation t = Translate(objs, limits_);
     last_good_ = t.accepted;

@@ -1,7 +1,7 @@
 // The Kubernetes config source of mesh-controller: list+watch of Pods, Namespaces, Services, EndpointSlices, the
-// mesh CRDs and Gateway API TCPRoutes (if installed); after the first full sync of every type (and on each change,
-// debounced) it translates them and hands the result to a callback, then writes Accepted/Invalid status conditions
-// to the mesh's CRD objects.
+// mesh CRDs and Gateway API TCPRoutes and ReferenceGrants (if installed); after the first full sync of every type (and
+// on each change, debounced) it translates them and hands the result to a callback, then writes Accepted/Invalid status
+// conditions to the mesh's CRD objects.
 #pragma once
 
 #include <atomic>
@@ -49,7 +49,8 @@ class Source {
   manifest::Limits limits_;
   Publish publish_;
   std::function<bool()> write_status_;
-  // pods, namespaces, services, slices, permissions, configs, service policies, TCP routes (in that order)
+  // pods, namespaces, services, slices, permissions, configs, service policies, TCP routes, reference grants (in
+  // that order)
   std::vector<std::unique_ptr<Reflector>> reflectors_;
   std::vector<std::thread> threads_;
   std::thread loop_;

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_reader.h"
 
@@ -143,20 +144,30 @@ void AddServices(const Objects& objs, Translation* t) {
 }
 
 // Decodes a CRD object with the manifest decoder (JSON is YAML), so both modes accept exactly the same specs.
-bool DecodeCrd(const json& obj, const std::string& kind, const manifest::Limits& limits, manifest::Located* out,
-               std::string* reasons) {
-  json doc = {{"apiVersion", kind == "TCPRoute" ? manifest::kGatewayApiVersion : manifest::kApiVersion},
-              {"kind", kind}};
+// "" when it decoded without error, else the reasons.
+std::string DecodeObject(const json& obj, const std::string& kind, const manifest::Limits& limits,
+                         manifest::Result* r) {
+  const char* api = kind == "TCPRoute"         ? manifest::kGatewayApiVersion
+                    : kind == "ReferenceGrant" ? manifest::kReferenceGrantApiVersion
+                                               : manifest::kApiVersion;
+  json doc = {{"apiVersion", api}, {"kind", kind}};
   json meta = {{"name", Str(obj, {"metadata", "name"})}};
   if (std::string ns = Str(obj, {"metadata", "namespace"}); !ns.empty()) meta["namespace"] = ns;
   if (const json& labels = Field(obj, {"metadata", "labels"}); labels.is_object()) meta["labels"] = labels;
   doc["metadata"] = meta;
   if (const json& spec = Field(obj, {"spec"}); !spec.is_null()) doc["spec"] = spec;
+  manifest::DecodeText(doc.dump(2), kind + "/" + Reflector::KeyOf(obj), limits, r);
+  std::string reasons;
+  for (const auto& e : r->errors) reasons += (reasons.empty() ? "" : "; ") + e.reason;
+  return reasons;
+}
+
+bool DecodeCrd(const json& obj, const std::string& kind, const manifest::Limits& limits, manifest::Located* out,
+               std::string* reasons) {
   manifest::Result r;
   std::string where = kind + "/" + Reflector::KeyOf(obj);
-  manifest::DecodeText(doc.dump(2), where, limits, &r);
+  *reasons = DecodeObject(obj, kind, limits, &r);
   if (!r.ok() || r.resources.size() != 1) {
-    for (const auto& e : r.errors) *reasons += (reasons->empty() ? "" : "; ") + e.reason;
     if (reasons->empty()) *reasons = "the object did not decode to one resource";
     return false;
   }
@@ -227,6 +238,17 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     bool ok = DecodeCrd(obj, "ServicePolicy", limits, &l, &reasons);
     verdict(obj, "servicepolicies", "ServicePolicy", ok, reasons, &l);
   }
+  // ReferenceGrants have no status; an invalid one grants nothing (fail closed) and is reported.
+  std::vector<manifest::ReferenceGrant> grants;
+  for (const auto& [key, obj] : objs.reference_grants) {
+    manifest::Result r;
+    std::string reasons = DecodeObject(obj, "ReferenceGrant", limits, &r);
+    if (r.ok() && r.grants.size() == 1) {
+      grants.push_back(std::move(r.grants[0]));
+    } else {
+      t->errors.push_back({"ReferenceGrant/" + key, 0, reasons.empty() ? "not a ReferenceGrant" : reasons});
+    }
+  }
   for (const auto& [key, obj] : objs.tcp_routes) {
     manifest::Located l;
     std::string reasons;
@@ -239,10 +261,14 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
         if (Str(ref, {"kind"}) == "Service" && (group.empty() || group == "core")) services.push_back(ref);
       }
     }
-    verdict(obj, services.empty() ? nullptr : "tcproutes", "TCPRoute", ok, reasons, &l);
+    bool added = verdict(obj, services.empty() ? nullptr : "tcproutes", "TCPRoute", ok, reasons, &l);
+    // Whatever generation is in force loses the backendRefs no grant permits (a removed grant revokes at once).
+    std::vector<std::string> dropped;
+    if (added) dropped = manifest::DropUnpermittedBackends(grants, t->resources.back().resource.mutable_tcp_route());
     if (!services.empty()) {
       t->statuses.back().api_prefix = kGatewayApiPrefix;
       t->statuses.back().parent_refs = std::move(services);
+      if (ok) t->statuses.back().refs_not_permitted = std::move(dropped);
     }
   }
   // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
@@ -265,13 +291,17 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
   }
 }
 
-const json* AcceptedCondition(const json& status) {
+const json* FindCondition(const json& status, const char* type) {
   const json& conds = Field(status, {"conditions"});
   if (!conds.is_array()) return nullptr;
   for (const auto& c : conds) {
-    if (Str(c, {"type"}) == "Accepted") return &c;
+    if (Str(c, {"type"}) == type) return &c;
   }
   return nullptr;
+}
+
+const json* AcceptedCondition(const json& status) {
+  return FindCondition(status, "Accepted");
 }
 
 // Gateway API route status: other controllers' entries kept, ours (one per Service parent) rebuilt, each condition
@@ -285,24 +315,33 @@ json RouteParents(const CrdStatus& s, const std::string& now) {
     }
   }
   for (const auto& ref : s.parent_refs) {
-    std::string status = s.accepted ? "True" : "False";
-    std::string since = now;
-    if (current.is_array()) {
-      for (const auto& p : current) {
-        if (Str(p, {"controllerName"}) != kGatewayControllerName || Field(p, {"parentRef"}) != ref) continue;
-        if (const json* c = AcceptedCondition(p); c && Str(*c, {"status"}) == status) {
-          since = Str(*c, {"lastTransitionTime"});
+    // Each condition keeps its lastTransitionTime from our entry for this parent while its status holds.
+    auto make = [&](const char* type, bool ok, const std::string& reason, const std::string& message) {
+      std::string status = ok ? "True" : "False";
+      std::string since = now;
+      if (current.is_array()) {
+        for (const auto& p : current) {
+          if (Str(p, {"controllerName"}) != kGatewayControllerName || Field(p, {"parentRef"}) != ref) continue;
+          if (const json* c = FindCondition(p, type); c && Str(*c, {"status"}) == status) {
+            since = Str(*c, {"lastTransitionTime"});
+          }
         }
       }
+      return json{{"type", type},
+                  {"status", status},
+                  {"reason", reason},
+                  {"message", message},
+                  {"observedGeneration", s.generation},
+                  {"lastTransitionTime", since}};
+    };
+    json conds = json::array({make("Accepted", s.accepted, s.accepted ? "Accepted" : "UnsupportedValue", s.message)});
+    if (s.accepted) {
+      bool resolved = s.refs_not_permitted.empty();
+      conds.push_back(
+          make("ResolvedRefs", resolved, resolved ? "ResolvedRefs" : "RefNotPermitted",
+               resolved ? "every backendRef is permitted" : manifest::NotPermittedMessage(s.ns, s.refs_not_permitted)));
     }
-    json cond = {{"type", "Accepted"},
-                 {"status", status},
-                 {"reason", s.accepted ? "Accepted" : "UnsupportedValue"},
-                 {"message", s.message},
-                 {"observedGeneration", s.generation},
-                 {"lastTransitionTime", since}};
-    parents.push_back(
-        {{"parentRef", ref}, {"controllerName", kGatewayControllerName}, {"conditions", json::array({cond})}});
+    parents.push_back({{"parentRef", ref}, {"controllerName", kGatewayControllerName}, {"conditions", conds}});
   }
   return parents;
 }

@@ -3,7 +3,8 @@
 //             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way.
 //   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
 //   TrafficPermission / MeshConfig / ServicePolicy: the CRDs, decoded and validated by the manifest decoder (same
-//             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed.
+//             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed;
+//             its backendRefs into other namespaces only where a ReferenceGrant (v1beta1) there permits them.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +26,7 @@ using LastGood = std::map<std::string, nlohmann::json>;
 
 struct Objects {
   Reflector::Cache pods, namespaces, services, endpoint_slices, permissions, mesh_configs;
-  Reflector::Cache service_policies, tcp_routes;
+  Reflector::Cache service_policies, tcp_routes, reference_grants;
   const LastGood* last_good = nullptr;
 };
 
@@ -43,6 +44,8 @@ struct CrdStatus {
   // the route's own API group; `parent_refs` are the Service parents this controller answers for.
   std::string api_prefix;  // "" = the zeromesh.io CRDs'
   nlohmann::json parent_refs;
+  // Accepted routes also get ResolvedRefs: True, or False/RefNotPermitted naming these backendRefs ("ns/name:port").
+  std::vector<std::string> refs_not_permitted;
 };
 
 // controllerName in Gateway API route status entries.
@@ -61,7 +64,8 @@ Translation Translate(const Objects& objs, const manifest::Limits& limits);
 
 // True if `current` (an object's .status) already says what `s` would write.
 bool StatusUpToDate(const CrdStatus& s);
-// The merge patch for the status subresource (conditions[type=Accepted], observedGeneration).
+// The merge patch for the status subresource (conditions[type=Accepted], observedGeneration; for routes
+// status.parents[] with Accepted and ResolvedRefs).
 nlohmann::json StatusPatch(const CrdStatus& s, const std::string& now_rfc3339);
 
 }  // namespace zm::k8s

@@ -1,8 +1,9 @@
 // YAML document -> zeromesh.v1.Resource, one function per kind.
 #include <set>
 
-#include "controller/ca/spiffe_id.h"
+#include "common/tls/spiffe.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_guard.h"
 #include "controller/manifest/yaml_reader.h"
@@ -43,7 +44,7 @@ void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path,
   for (auto& [k, v] : r.Labels(n, "matchLabels", path)) (*out->mutable_match_labels())[k] = v;
   if (allow_ns) {
     if (auto ns = r.Str(n, "namespace", path, false)) {
-      std::string why = CheckName(*ns);
+      std::string why = CheckNamespace(*ns);
       if (!why.empty()) r.Fail(n["namespace"], "'" + path + ".namespace': " + why);
       out->set_namespace_(*ns);
     }
@@ -56,7 +57,7 @@ void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Wo
   w->set_namespace_(m.ns);
   for (auto& [k, v] : m.labels) (*w->mutable_labels())[k] = v;
   w->set_service_account(r.Str(spec, "serviceAccount", "spec", false).value_or("default"));
-  if (std::string why = CheckName(w->service_account()); !why.empty()) {
+  if (std::string why = CheckServiceAccount(w->service_account()); !why.empty()) {
     r.Fail(spec["serviceAccount"], "'spec.serviceAccount': " + why);
   }
   if (auto node = r.Str(spec, "node", "spec", true)) {
@@ -118,7 +119,7 @@ void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::
   } else if (r.CheckMap(src, "spec.sources", {"identities", "namespaces", "workloadSelectors", "ipBlocks"})) {
     auto* out = p->mutable_sources();
     for (auto& id : r.StrList(src, "identities", "spec.sources", CheckSpiffe)) out->add_identities(id);
-    for (auto& ns : r.StrList(src, "namespaces", "spec.sources", CheckName)) out->add_namespaces(ns);
+    for (auto& ns : r.StrList(src, "namespaces", "spec.sources", CheckNamespace)) out->add_namespaces(ns);
     for (auto& c : r.StrList(src, "ipBlocks", "spec.sources", CheckCidr)) out->add_ip_blocks(c);
     YAML::Node sels = src["workloadSelectors"];
     if (sels && !sels.IsNull()) {
@@ -160,9 +161,7 @@ void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limit
   if (!spec || spec.IsNull()) return;  // all defaults
   if (!r.CheckMap(spec, "spec", {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs"})) return;
   if (auto td = r.Str(spec, "trustDomain", "spec", false)) {
-    if (!ca::ValidTrustDomain(*td)) {
-      r.Fail(spec["trustDomain"], "'spec.trustDomain': '" + *td + "' is not a valid trust domain (lowercase)");
-    }
+    if (std::string why; !tls::ValidTrustDomain(*td, &why)) r.Fail(spec["trustDomain"], "'spec.trustDomain': " + why);
     c->set_trust_domain(*td);
   }
   if (auto mode = ParseMode(r, spec, "defaultMode", "spec")) c->set_default_mode(*mode);
@@ -187,8 +186,10 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   if (!r.CheckMap(doc, "", {"apiVersion", "kind", "metadata", "spec"})) return;
   auto api = r.Str(doc, "apiVersion", "", true);
   auto kind = r.Str(doc, "kind", "", true);
-  // TCPRoute is the Gateway API's own kind (mesh form); everything else is zeromesh's.
-  const char* want_api = kind && *kind == "TCPRoute" ? kGatewayApiVersion : kApiVersion;
+  // TCPRoute and ReferenceGrant are the Gateway API's own kinds; everything else is zeromesh's.
+  const char* want_api = kind && *kind == "TCPRoute"         ? kGatewayApiVersion
+                         : kind && *kind == "ReferenceGrant" ? kReferenceGrantApiVersion
+                                                             : kApiVersion;
   if (api && *api != want_api) {
     r.Fail(doc["apiVersion"],
            "unsupported apiVersion '" + *api + "' for kind " + kind.value_or("?") + " (expected " + want_api + ")");
@@ -196,9 +197,10 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   if (!kind) return;
   bool cluster_scoped = *kind == "MeshConfig";
   if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && *kind != "TCPRoute" &&
-      *kind != "ServicePolicy" && !cluster_scoped) {
+      *kind != "ServicePolicy" && *kind != "ReferenceGrant" && !cluster_scoped) {
     r.Fail(doc["kind"], "unknown kind '" + *kind +
-                            "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute or MeshConfig)");
+                            "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute, "
+                            "ReferenceGrant or MeshConfig)");
     return;
   }
   Meta m;
@@ -214,7 +216,7 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   }
   if (auto ns = r.Str(meta, "namespace", "metadata", false)) {
     if (cluster_scoped) r.Fail(meta["namespace"], "MeshConfig is cluster-scoped: remove 'metadata.namespace'");
-    if (std::string why = CheckName(*ns); !why.empty()) r.Fail(meta["namespace"], "'metadata.namespace': " + why);
+    if (std::string why = CheckNamespace(*ns); !why.empty()) r.Fail(meta["namespace"], "'metadata.namespace': " + why);
     m.ns = *ns;
   } else if (!cluster_scoped) {
     m.ns = "default";
@@ -225,6 +227,14 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   YAML::Node spec = doc["spec"];
   if (!cluster_scoped && (!spec || spec.IsNull())) {
     r.Fail(doc, "missing required field 'spec'");
+    return;
+  }
+  if (*kind == "ReferenceGrant") {  // not a mesh resource: it only gates TCPRoute backendRefs (CheckSet)
+    ReferenceGrant g;
+    DecodeReferenceGrant(r, m.name, m.ns, spec, &g);
+    g.file = file;
+    g.line = YamlReader::Line(doc);
+    if (r.error_count() == errors_before) out->grants.push_back(std::move(g));
     return;
   }
   Located loc;

@@ -7,8 +7,10 @@
 #include <map>
 #include <set>
 
+#include "common/log.h"
 #include "controller/fs_util.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 
 namespace zm::manifest {
@@ -80,6 +82,7 @@ void CheckSet(Result* r) {
     }
   }
   CheckTrafficRefs(r);
+  ApplyReferenceGrants(r);
 }
 
 const Result& DecodeCache::Decode(const std::string& file, std::string text, const Limits& limits) {
@@ -89,6 +92,14 @@ const Result& DecodeCache::Decode(const std::string& file, std::string text, con
   DecodeText(text, file, limits, &e.decoded);
   e.text = std::move(text);
   return (files_[file] = std::move(e)).decoded;
+}
+
+bool DecodeCache::NoticesChanged(const std::vector<Error>& notices) {
+  std::string sig;
+  for (const auto& n : notices) sig += n.file + ":" + std::to_string(n.line) + ":" + n.reason + "\n";
+  if (sig == notices_) return false;
+  notices_ = std::move(sig);
+  return true;
 }
 
 void DecodeCache::Retain(const std::vector<std::string>& present) {
@@ -130,6 +141,7 @@ Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache)
     if (cache) {
       const Result& decoded = cache->Decode(path, std::move(*text), limits);
       out.resources.insert(out.resources.end(), decoded.resources.begin(), decoded.resources.end());
+      out.grants.insert(out.grants.end(), decoded.grants.begin(), decoded.grants.end());
       out.errors.insert(out.errors.end(), decoded.errors.begin(), decoded.errors.end());
       paths.push_back(path);
     } else {
@@ -138,6 +150,10 @@ Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache)
   }
   if (cache) cache->Retain(paths);
   CheckSet(&out);
+  if (cache == nullptr || cache->NoticesChanged(out.notices)) {
+    for (const auto& n : out.notices)
+      log::Warn("manifest notice", {{"file", n.file}, {"line", n.line}, {"reason", n.reason}});
+  }
   return out;
 }
 

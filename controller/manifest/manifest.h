@@ -24,9 +24,29 @@ struct Located {
   int line = 0;
 };
 
+// Gateway API ReferenceGrant (gateway.networking.k8s.io/v1beta1) in namespace `ns`: lets the `from` kinds of other
+// namespaces refer to the `to` objects of this one. Not a mesh resource: it only decides which cross-namespace
+// backendRefs of TCPRoutes are used (reference_grant.h).
+struct ReferenceGrant {
+  struct From {
+    std::string group, kind, ns;
+  };
+  struct To {
+    std::string group, kind, name;  // empty name: every object of the kind
+  };
+  std::string name, ns, file;
+  int line = 0;
+  std::vector<From> from;
+  std::vector<To> to;
+};
+
 struct Result {
   std::vector<Located> resources;
+  std::vector<ReferenceGrant> grants;
   std::vector<Error> errors;
+  // Problems that leave the set valid: a backendRef that no ReferenceGrant permits is left out of its route (so
+  // removing a grant revokes at once instead of rejecting the set and keeping the old one in force).
+  std::vector<Error> notices;
   bool ok() const { return errors.empty(); }
 };
 
@@ -46,6 +66,8 @@ class DecodeCache {
   const Result& Decode(const std::string& file, std::string text, const Limits& limits);
   // Forgets files not in `present` (deleted ones).
   void Retain(const std::vector<std::string>& present);
+  // True when `notices` differ from the last set seen (each distinct set is logged once, not on every rescan).
+  bool NoticesChanged(const std::vector<Error>& notices);
 
  private:
   struct Entry {
@@ -53,9 +75,11 @@ class DecodeCache {
     Result decoded;
   };
   std::map<std::string, Entry> files_;
+  std::string notices_;
 };
 
-// Reads every *.yaml / *.yml file directly in `dir` (hidden files skipped), decodes and checks the set.
+// Reads every *.yaml / *.yml file directly in `dir` (hidden files skipped), decodes and checks the set; notices are
+// logged (once per distinct set with a cache).
 Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache = nullptr);
 
 // "<Kind>/<namespace>/<name>": unique resource key.

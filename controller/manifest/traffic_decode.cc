@@ -126,6 +126,10 @@ void DecodeTcpRoute(YamlReader& r, const std::string& name, const std::string& n
       ref->set_name(*n);
     }
     ref->set_namespace_(r.Str(b, "namespace", path, false).value_or(ns));
+    if (std::string why = CheckNamespace(ref->namespace_()); !why.empty()) {
+      r.Fail(b["namespace"], "'" + path + ".namespace': " + why);
+    }
+    // Another namespace's Service is used only if a ReferenceGrant there permits it (reference_grant.h).
     auto port = r.Int(b, "port", path, 1, 65535);
     if (!port && !b["port"]) r.Fail(b, "missing required field '" + path + ".port' (the backend Service's port)");
     ref->set_port(static_cast<uint32_t>(port.value_or(0)));

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "controller/ca/spiffe_id.h"
+#include "common/tls/spiffe.h"
 
 namespace zm::manifest {
 
@@ -179,12 +179,24 @@ std::string CheckCidr(const std::string& s) {
 }
 
 std::string CheckName(const std::string& s) {
-  return ca::ValidK8sName(s) ? "" : "'" + s + "' is not a valid name (lowercase alphanumerics, '-', '.')";
+  std::string why;
+  return tls::ValidDnsSubdomain(s, "name", &why) ? "" : why;
+}
+
+std::string CheckNamespace(const std::string& s) {
+  std::string why;
+  return tls::ValidNamespace(s, &why) ? "" : why;
+}
+
+std::string CheckServiceAccount(const std::string& s) {
+  std::string why;
+  return tls::ValidServiceAccount(s, &why) ? "" : why;
 }
 
 std::string CheckSpiffe(const std::string& s) {
   std::string why;
-  return ca::ParseSpiffeId(s, &why) ? "" : "'" + s + "' is not a SPIFFE ID: " + why;
+  tls::SpiffeId id;
+  return tls::ParseSpiffeId(s, &id, &why) ? "" : "'" + s + "' is not a SPIFFE ID: " + why;
 }
 
 std::optional<int64_t> ParseDuration(const std::string& s) {

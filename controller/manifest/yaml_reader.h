@@ -46,7 +46,10 @@ class YamlReader {
 // Field value checks: "" when fine, else the reason.
 std::string CheckIpv4(const std::string& s);
 std::string CheckCidr(const std::string& s);
-std::string CheckName(const std::string& s);
+// Names, namespaces and service accounts follow common/tls/spiffe.h: what decodes here can become a SPIFFE ID.
+std::string CheckName(const std::string& s);       // DNS-1123 subdomain
+std::string CheckNamespace(const std::string& s);  // DNS-1123 label
+std::string CheckServiceAccount(const std::string& s);
 std::string CheckSpiffe(const std::string& s);
 // "24h", "90m", "3600s", "1h30m" or a bare number of seconds; nullopt if malformed.
 std::optional<int64_t> ParseDuration(const std::string& s);

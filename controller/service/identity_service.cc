@@ -38,7 +38,7 @@ grpc::Status IdentityService::Sign(grpc::ServerContext* context, const zeromesh:
   if (ttl < 60)
     return deny(CsrDenial::kBadTtl, grpc::StatusCode::INVALID_ARGUMENT, "requested TTL must be at least 60s");
 
-  const std::string id = check.id.str();
+  const std::string id = check.id.ToString();
   if (!snap->NodeRuns(node, check.id.ns, check.id.sa)) {
     bool anywhere = false;
     for (const auto& [n, ids] : snap->identities_by_node)

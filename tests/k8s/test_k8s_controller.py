@@ -48,6 +48,19 @@ TCPROUTE_CRD = {
                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
 
+GRANTS = "/apis/gateway.networking.k8s.io/v1beta1/namespaces/{ns}/referencegrants"
+# The same kind of stand-in for Gateway API's ReferenceGrant CRD (v1beta1; it has no status).
+REFERENCEGRANT_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "referencegrants.gateway.networking.k8s.io",
+                 "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/3328"}},
+    "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+             "names": {"kind": "ReferenceGrant", "listKind": "ReferenceGrantList", "plural": "referencegrants",
+                       "singular": "referencegrant"},
+             "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
+
 
 def pod(ns, name, sa, node, labels=None):
     return {"apiVersion": "v1", "kind": "Pod",
@@ -479,7 +492,7 @@ class K8sControllerTest(unittest.TestCase):
         entry = self.wait("route status", lambda: ours("backend-split"))[0]
         self.assertEqual(entry["parentRef"]["name"], "backend")
         self.assertEqual([(c["type"], c["status"], c["reason"]) for c in entry["conditions"]],
-                         [("Accepted", "True", "Accepted")])
+                         [("Accepted", "True", "Accepted"), ("ResolvedRefs", "True", "ResolvedRefs")])
         self.wait("the invalid route reported", lambda: "TCPRoute/shop/to-a-gateway" in self.log())
         self.assertNotIn("shop/to-a-gateway", self.resources("tcpRoute"))
         self.assertEqual(ours("to-a-gateway"), [])  # a Gateway parent: not ours to answer for
@@ -487,6 +500,63 @@ class K8sControllerTest(unittest.TestCase):
         writes = [line for line in self.log().splitlines()
                   if '"msg":"status written"' in line and '"resource":"tcproutes"' in line]
         self.assertEqual(len(writes), 1, writes)
+
+
+    def route_conditions(self, name):
+        obj = self.api.request("GET", ROUTES.format(ns="shop") + "/" + name)
+        for p in obj.get("status", {}).get("parents", []):
+            if p.get("controllerName") == "zeromesh.io/mesh-controller":
+                return {c["type"]: c for c in p["conditions"]}
+        return {}
+
+    def route_backends(self, name):
+        r = self.resources("tcpRoute").get(f"shop/{name}")
+        return None if r is None else [(b["namespace"], b["name"]) for b in r["rules"][0]["backendRefs"]]
+
+    def test_07c_reference_grant_for_cross_namespace_backends(self):
+        a = self.api
+        a.create("/api/v1/namespaces", {"metadata": {"name": "data"}})
+        a.create("/api/v1/namespaces/data/services", {"metadata": {"name": "db"},
+                                                       "spec": {"ports": [{"name": "tcp", "port": 80}]}})
+        a.create("/api/v1/namespaces/shop/services", {"metadata": {"name": "front"},
+                                                       "spec": {"ports": [{"name": "tcp", "port": 80}]}})
+        # Needs the TCPRoute CRD of test_07b; ReferenceGrant is optional too and picked up once installed.
+        self.wait("TCPRoute API served", lambda: a.request("GET", ROUTES.format(ns="shop")))
+        a.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", REFERENCEGRANT_CRD)
+        self.wait("the ReferenceGrant API is served", lambda: a.request("GET", GRANTS.format(ns="data")))
+        a.create(ROUTES.format(ns="shop"), {
+            "apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute", "metadata": {"name": "cross"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "front", "port": 80}],
+                     "rules": [{"backendRefs": [{"name": "backend", "port": 80, "weight": 1},
+                                                {"name": "db", "namespace": "data", "port": 80, "weight": 1}]}]}})
+        # No grant: the route applies without the other namespace's backend, and says why.
+        resolved = self.wait("ResolvedRefs False", lambda: (
+            self.route_conditions("cross").get("ResolvedRefs", {}).get("status") == "False"
+            and self.route_conditions("cross")["ResolvedRefs"]), timeout=40)
+        self.assertEqual(resolved["reason"], "RefNotPermitted")
+        self.assertIn("data/db:80", resolved["message"])
+        self.assertEqual(self.route_conditions("cross")["Accepted"]["status"], "True")
+        self.assertEqual(self.route_backends("cross"), [("shop", "backend")])
+
+        # The grant in the backend's namespace (the ReferenceGrant watch may still be waiting for its 10 s recheck
+        # of the newly installed API).
+        a.create(GRANTS.format(ns="data"), {
+            "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+            "metadata": {"name": "shop-routes"},
+            "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "TCPRoute", "namespace": "shop"}],
+                     "to": [{"group": "", "kind": "Service", "name": "db"}]}})
+        self.wait("the granted backend in the split",
+                  lambda: self.route_backends("cross") == [("shop", "backend"), ("data", "db")], timeout=40)
+        resolved = self.wait("ResolvedRefs True", lambda: (
+            self.route_conditions("cross").get("ResolvedRefs", {}).get("status") == "True"
+            and self.route_conditions("cross")["ResolvedRefs"]))
+        self.assertEqual(resolved["reason"], "ResolvedRefs")
+
+        # Deleting the grant revokes at once.
+        a.request("DELETE", GRANTS.format(ns="data") + "/shop-routes")
+        self.wait("the backend revoked", lambda: self.route_backends("cross") == [("shop", "backend")])
+        self.wait("RefNotPermitted again", lambda: (
+            self.route_conditions("cross").get("ResolvedRefs", {}).get("reason") == "RefNotPermitted"))
 
 
 if __name__ == "__main__":

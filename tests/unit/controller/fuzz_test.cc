@@ -64,7 +64,7 @@ TEST(Fuzz, CsrCheckNeverCrashes) {
     auto c = ca::CheckCsr(input, "cluster.local");
     if (c.ok) {
       accepted++;
-      EXPECT_EQ(c.id.str(), kWebId);  // whatever got through still says exactly what was checked
+      EXPECT_EQ(c.id.ToString(), kWebId);  // whatever got through still says exactly what was checked
     } else {
       EXPECT_FALSE(c.error.empty());
     }

@@ -81,7 +81,7 @@ TEST(ManifestDecode, Errors) {
               "unsupported apiVersion");
   ExpectError(
       Decode(std::string(kHead) + "kind: Workload\nmetadata: {name: Bad_Name}\nspec: {node: n, ip: 10.0.0.1}\n"), 3,
-      "not a valid name");
+      "invalid name 'Bad_Name'");
   ExpectError(Decode(std::string(kHead) + "kind: TrafficPermission\nmetadata: {name: p}\nspec:\n  action: MAYBE\n"
                                           "  sources: {namespaces: [a]}\n"),
               5, "ALLOW or DENY");

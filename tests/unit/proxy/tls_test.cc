@@ -9,6 +9,7 @@
 #include "common/tls/context.h"
 #include "common/tls/spiffe.h"
 #include "tests/unit/proxy/test_certs.h"
+#include "tests/unit/spiffe_cases.h"
 
 namespace zm {
 namespace {
@@ -57,6 +58,25 @@ TEST(SpiffeId, RejectsMalformed) {
     EXPECT_FALSE(tls::ParseSpiffeId(s, &id, &err)) << s;
     EXPECT_FALSE(err.empty()) << s;
   }
+}
+
+// The shared table: the CA runs the same rows through its CSR check (tests/unit/controller/spiffe_rule_test.cc).
+TEST(SpiffeId, OneRuleTable) {
+  for (const auto& c : test::SpiffeCases()) {
+    tls::SpiffeId id;
+    std::string err;
+    bool ok = tls::ParseSpiffeId(c.id, &id, &err);
+    if (c.error.empty()) {
+      EXPECT_TRUE(ok) << c.id << ": " << err;
+      EXPECT_EQ(id.ToString(), c.id);
+    } else {
+      EXPECT_FALSE(ok) << c.id;
+      EXPECT_NE(err.find(c.error), std::string::npos) << c.id << "\n got: " << err << "\nwant: " << c.error;
+    }
+  }
+  std::string err;
+  EXPECT_FALSE(tls::ValidNamespace("kube.system", &err));
+  EXPECT_TRUE(tls::ValidServiceAccount("kube.system", &err)) << err;
 }
 
 struct HandshakeResult {
