@@ -93,10 +93,10 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   }
   if (!c->MakeCa(error)) return nullptr;
   if (!opts.join_tokens.empty()) {
-    c->tokens_ = JoinTokens::Load(opts.join_tokens, error);
+    c->tokens_ = JoinTokenFile::Open(opts.join_tokens, error);
     if (!c->tokens_) return nullptr;
   }
-  c->auth_ = std::make_unique<AgentAuthenticator>(c->tokens_ ? &*c->tokens_ : nullptr, c->reviewer_.get());
+  c->auth_ = std::make_unique<AgentAuthenticator>(c->tokens_.get(), c->reviewer_.get());
   c->store_ = std::make_unique<ConfigStore>(RandomEpoch());
   c->ctx_.store = c->store_.get();
   c->ctx_.ca = c->ca_.get();
@@ -411,6 +411,7 @@ bool Controller::Start(std::string* error) {
     if (!serving_cert_->Init(error)) return false;
     serving_cert_->Start();
   }
+  if (tokens_) tokens_->Watch();  // polled every 500 ms: a revoked token is refused within a second
   PublishTrustBundle();
   ca_->Watch(
       ca_reload_interval_, [this](const std::shared_ptr<const ca::Authority>& now) { OnCaChanged(now); },
@@ -471,6 +472,7 @@ void Controller::Shutdown() {
   if (watcher_) watcher_->Stop();
   if (kube_) kube_->Stop();
   if (ca_) ca_->Stop();
+  if (tokens_) tokens_->Stop();
   ctx_.stopping = true;
   if (store_) store_->Stop();
   {

@@ -16,7 +16,7 @@
 #include "controller/admin/admin_endpoints.h"
 #include "controller/agent_registry.h"
 #include "controller/auth/agent_auth.h"
-#include "controller/auth/join_tokens.h"
+#include "controller/auth/join_token_file.h"
 #include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
 #include "controller/ca/reloading_authority.h"
@@ -112,7 +112,7 @@ class Controller {
   std::chrono::milliseconds ca_reload_interval_{1000};
   std::mutex bundle_mu_;
   std::string bundle_published_;  // guarded by bundle_mu_: what the ConfigMap holds, as far as we know
-  std::optional<JoinTokens> tokens_;
+  std::unique_ptr<JoinTokenFile> tokens_;
   std::unique_ptr<k8s::Http> review_http_;
   std::unique_ptr<TokenReviewer> reviewer_;
   std::unique_ptr<AgentAuthenticator> auth_;

@@ -18,7 +18,13 @@ grpc::Status AgentAuthenticator::Authenticate(const grpc::ServerContext& ctx, st
     return {grpc::StatusCode::UNAUTHENTICATED, std::string("authorization metadata must be 'Bearer <") + kind + ">'"};
   }
   std::string_view token = value.substr(kBearer.size());
-  std::optional<std::string> owner = join_tokens_ ? join_tokens_->NodeFor(token) : std::nullopt;
+  JoinTokenMatch join = join_tokens_ ? join_tokens_->Match(token) : JoinTokenMatch{};
+  if (join.result == JoinTokenMatch::Result::kExpired) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "join token of node '" + join.node + "' expired at " + FormatRfc3339Utc(join.expires_unix)};
+  }
+  std::optional<std::string> owner;
+  if (join.result == JoinTokenMatch::Result::kValid) owner = join.node;
   const char* what = "join token";
   if (!owner && reviewer_) {
     std::string n;

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "controller/auth/join_tokens.h"
+#include "controller/auth/join_token_file.h"
 #include "controller/auth/token_review.h"
 
 namespace zm::ctrl {
@@ -16,16 +16,18 @@ namespace zm::ctrl {
 class AgentAuthenticator {
  public:
   // Either may be null (not configured); with both, a join token is tried first (no API call needed).
-  AgentAuthenticator(const JoinTokens* join_tokens, const TokenReviewer* reviewer)
+  AgentAuthenticator(const JoinTokenFile* join_tokens, const TokenReviewer* reviewer)
       : join_tokens_(join_tokens), reviewer_(reviewer) {}
 
   // OK with *node set; otherwise UNAUTHENTICATED / PERMISSION_DENIED / UNAVAILABLE with a message saying what is wrong,
   // or RESOURCE_EXHAUSTED when the caller's address sends too many new ServiceAccount tokens (TokenReviewer). If the
   // caller sends x-zeromesh-node, it must name the node the credential belongs to.
+  // Cheap for join tokens (a hash and a scan), so open streams call it again to notice revocation.
   grpc::Status Authenticate(const grpc::ServerContext& ctx, std::string* node) const;
+  const JoinTokenFile* join_tokens() const { return join_tokens_; }  // null: not configured
 
  private:
-  const JoinTokens* join_tokens_;
+  const JoinTokenFile* join_tokens_;
   const TokenReviewer* reviewer_;
 };
 

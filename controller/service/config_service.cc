@@ -11,6 +11,8 @@
 namespace zm::ctrl {
 namespace v1 = zeromesh::v1;
 
+constexpr auto kCredentialRecheck = std::chrono::milliseconds(500);
+
 grpc::Status ConfigService::Stream(grpc::ServerContext* context,
                                    grpc::ServerReaderWriter<v1::ConfigPush, v1::AgentMessage>* stream) {
   std::string node;
@@ -72,7 +74,25 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
   });
 
   grpc::Status result = grpc::Status::OK;
+  // The credential is checked again while the stream is open: a revoked or expired join token (or a ServiceAccount
+  // token whose pod is gone) ends it. Every 500 ms, with the token file polled as often, keeps that under 2 s. The
+  // agent sees CANCELLED (unblocking the reader below cancels the call); its reconnect is refused with the reason.
+  auto recheck_at = Clock::now() + kCredentialRecheck;
   while (!ctx_->stopping && !reader_done && !context->IsCancelled()) {
+    if (Clock::now() >= recheck_at) {
+      recheck_at = Clock::now() + kCredentialRecheck;
+      std::string owner;
+      auto st = ctx_->auth->Authenticate(*context, &owner);
+      // Only a verdict on the credential ends the stream; an unreachable API server or throttling does not.
+      bool refused = st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                     st.error_code() == grpc::StatusCode::PERMISSION_DENIED || (st.ok() && owner != node);
+      if (refused) {
+        std::string why = st.ok() ? "the credential now belongs to node '" + owner + "'" : st.error_message();
+        log::Warn("config: credential no longer valid; closing the stream", {{"node", node}, {"error", why}});
+        result = {grpc::StatusCode::UNAUTHENTICATED, "credential no longer valid: " + why};
+        break;
+      }
+    }
     auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
     if (!snap || (base && snap->version == base->version)) continue;
     auto push = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), "");

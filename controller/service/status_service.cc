@@ -29,6 +29,9 @@ grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1
   credential("ca", authority->signer().subject, authority->signer().not_after_unix);
   for (const auto& r : authority->roots()) credential("trust-root", r.subject, r.not_after_unix);
   if (ctx_->serving_cert_not_after) credential("serving-cert", kServerName, ctx_->serving_cert_not_after());
+  if (const JoinTokenFile* tokens = ctx_->auth->join_tokens()) {
+    for (const auto& t : tokens->Describe()) credential("join-token", t.node, t.expires_unix);
+  }
   if (ctx_->security_problems) {
     for (auto& p : ctx_->security_problems()) info->add_security_problems(std::move(p));
   }

@@ -9,6 +9,8 @@ mesh-controller on a control-plane host, agents that start with nothing but a bo
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import secrets
 import subprocess
@@ -145,9 +147,7 @@ spec:
     def start_controller(self) -> subprocess.Popen:
         if not CONTROLLER_BIN.exists():
             raise zmcluster.ClusterError(f"{CONTROLLER_BIN} not built")
-        tokens = self.workdir / "join-tokens.yaml"
-        tokens.write_text("".join(f"{n}: {t}\n" for n, t in self.tokens.items()))
-        tokens.chmod(0o600)
+        tokens = self.write_join_tokens()
         with open(self.workdir / "controller.log", "ab") as log:
             self.controller = self.cluster.popen(self.host, [
                 str(CONTROLLER_BIN), "--manifests", str(self.manifests), "--join-tokens", str(tokens),
@@ -161,6 +161,30 @@ spec:
                 raise zmcluster.ClusterError(f"controller not up: {self.log('controller', 4000)}")
             time.sleep(0.05)
         return self.controller
+
+    @property
+    def join_tokens_file(self) -> Path:
+        return self.workdir / "join-tokens.yaml"
+
+    def write_join_tokens(self, exclude: tuple[str, ...] = (), expires: dict[str, str] | None = None) -> Path:
+        """Writes the controller's join-token file atomically (it is re-read while running): hashed entries with an
+        expiry, as `meshctl join-token create` prints them. The default expiry, 90 days, stays outside meshctl status's
+        30-day warning window (tests expect a healthy mesh). `exclude` leaves nodes out (revoked), `expires` sets a
+        node's RFC 3339 expiry."""
+        default = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=90)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        lines = []
+        for node, token in self.tokens.items():
+            if node in exclude:
+                continue
+            when = (expires or {}).get(node, default)
+            lines.append(f'{node}: {{sha256: {hashlib.sha256(token.encode()).hexdigest()}, expires: "{when}"}}\n')
+        path = self.join_tokens_file
+        tmp = self.workdir / ".join-tokens.yaml.tmp"
+        tmp.write_text("".join(lines))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return path
 
     def _listening(self) -> bool:
         res = self.cluster.run(self.host, ["ss", "-Hltn", f"sport = :{CONTROLLER_PORT}"], text=True)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tools/meshctl/join_token.h"
 #include "tools/meshctl/output.h"
 
 namespace zm::meshctl {
@@ -32,6 +33,16 @@ const std::vector<Command>& Commands() {
        "  --node NAME            the node (required)\n"
        "Prints JSON unless -o yaml.\n",
        {"node"}},
+      {"join-token",
+       "create a node's join token (universal mode) and its hashed entry for the controller",
+       "  --ttl DURATION         the token expires this long from now (default 2160h = 90d), or\n"
+       "                         'never'; meshctl status warns 30 days before expiry\n"
+       "Prints the token (for that node's agent bootstrap only) and the line to add to the controller's\n"
+       "join-token file, which keeps only its SHA-256; -o json|yaml print {node, token, sha256, expires}.\n"
+       "Offline: the controller re-reads its file, so a new or removed entry applies within a second.\n",
+       {"ttl"},
+       false,
+       "create NODE"},
   };
   return kCommands;
 }
@@ -59,12 +70,36 @@ std::string GlobalUsage() {
 }
 
 std::string CommandUsage(const Command& c) {
-  std::string out =
-      Wrap("meshctl " + c.name + ": " + c.summary, kMaxWidth, 2) + "\n\nusage: meshctl " + c.name + " [flags]\n";
+  std::string out = Wrap("meshctl " + c.name + ": " + c.summary, kMaxWidth, 2) + "\n\nusage: meshctl " + c.name +
+                    (c.args.empty() ? "" : " " + c.args) + " [flags]\n";
   if (!c.usage.empty()) out += "\n" + c.usage;
   out += "\nglobal flags: --controller, --token, --ca-cert, -o/--output, --timeout (see meshctl --help)\n";
   return out;
 }
+
+namespace {
+
+bool CheckJoinTokenArgs(const Invocation& inv, std::string* error) {
+  if (inv.args.empty() || inv.args[0] != "create") {
+    *error = inv.args.empty() ? "join-token needs a subcommand: meshctl join-token create NODE"
+                              : "join-token: unknown subcommand '" + inv.args[0] + "' (expected create)";
+    return false;
+  }
+  if (inv.args.size() != 2) {
+    *error = "join-token create takes exactly one NODE";
+    return false;
+  }
+  if (!ValidNodeName(inv.args[1], error)) return false;
+  int64_t ttl = 0;
+  if (auto it = inv.flags.find("ttl");
+      it != inv.flags.end() && it->second != "never" && (!ParseDuration(it->second, &ttl) || ttl <= 0)) {
+    *error = "--ttl: '" + it->second + "' is not a positive duration (e.g. 720h, 90d) or 'never'";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 bool ParseArgs(const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv,
                Invocation* out, std::string* error) {
@@ -94,6 +129,10 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
       if (a.rfind("-", 0) == 0) {
         *error = "unknown flag '" + a + "'";
         return false;
+      }
+      if (out->command && !out->command->args.empty()) {
+        out->args.push_back(a);
+        continue;
       }
       if (out->command) {
         *error = "unexpected argument '" + a + "'";
@@ -169,6 +208,7 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
     *error = "config-dump needs --node NAME";
     return false;
   }
+  if (out->command->name == "join-token") return CheckJoinTokenArgs(*out, error);
   return true;
 }
 

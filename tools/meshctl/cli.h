@@ -19,6 +19,7 @@ struct Command {
   std::string usage;               // the command's own flags and what it prints
   std::vector<std::string> flags;  // command flags that take a value
   bool needs_controller = true;
+  std::string args = "";  // positional arguments after the command, for its usage line ("create NODE"); "": none
 };
 
 const std::vector<Command>& Commands();
@@ -32,6 +33,7 @@ struct Invocation {
   std::string controller, token, ca_cert;
   int64_t timeout_seconds = 5;
   std::map<std::string, std::string> flags;  // command flags, without the dashes
+  std::vector<std::string> args;             // positional arguments (commands with Command::args only)
 };
 
 // false with *error set on a usage error (exit 2). `getenv` is injectable for tests.

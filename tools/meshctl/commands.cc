@@ -5,6 +5,7 @@
 
 #include "tools/meshctl/check.h"
 #include "tools/meshctl/client.h"
+#include "tools/meshctl/join_token.h"
 #include "tools/meshctl/status_report.h"
 #include "tools/meshctl/views.h"
 
@@ -36,6 +37,15 @@ int Status(const Invocation& inv, Client* client, std::string* out) {
   return report["healthy"].get<bool>() ? kExitOk : kExitProblems;
 }
 
+int JoinTokenCreate(const Invocation& inv, std::string* out) {
+  int64_t ttl = kDefaultJoinTokenTtl;
+  auto it = inv.flags.find("ttl");
+  if (it != inv.flags.end()) ttl = it->second == "never" ? 0 : DurationFlag(inv, "ttl", ttl);  // validated
+  auto j = CreateJoinToken(inv.args.at(1), ttl, std::time(nullptr));
+  *out += inv.format == Format::kTable ? RenderJoinToken(j) : Render(j, inv.format);
+  return kExitOk;
+}
+
 }  // namespace
 
 int Run(const Invocation& inv, std::string* out, std::string* err) {
@@ -45,6 +55,7 @@ int Run(const Invocation& inv, std::string* out, std::string* err) {
     Print(inv, j, RenderChecks, out);
     return j["healthy"].get<bool>() ? kExitOk : kExitProblems;
   }
+  if (cmd == "join-token") return JoinTokenCreate(inv, out);
   Connection conn{inv.controller, inv.token, inv.ca_cert, std::chrono::seconds(inv.timeout_seconds)};
   std::string error;
   auto client = Client::Create(conn, &error);
