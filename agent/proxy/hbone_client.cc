@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "agent/proxy/forwarded.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
@@ -56,7 +57,8 @@ void HboneClient::AddStream(int downstream, const sockaddr_in& client, const soc
 
 void HboneClient::Submit(HboneStream* s) {
   std::string authority = AddrToString(s->target);
-  std::string forwarded = "for=\"" + IpToString(s->client.sin_addr.s_addr) + "\"";
+  // Like ztunnel: the source pod's address and port, quoted (RFC 7239 requires quotes around "IP:port").
+  std::string forwarded = FormatForwardedFor(s->client.sin_addr.s_addr, ntohs(s->client.sin_port));
   nghttp2_nv nva[] = {Nv(":method", "CONNECT"), Nv(":authority", authority), Nv("forwarded", forwarded)};
   nghttp2_data_provider prd = DataProvider(s);
   int32_t id = nghttp2_submit_request(h2_, nullptr, nva, 3, &prd, s);
@@ -154,20 +156,38 @@ void HboneClient::OnSessionClosed(bool /*was_established*/) {
 
 // ---------------------------------------------------------------- pool
 
+std::string HbonePool::Key(const tls::SpiffeId& src, const tls::SpiffeId& dst, const sockaddr_in& dial,
+                           in_addr_t source_ip) {
+  return src.ToString() + "|" + dst.ToString() + "|" + AddrToString(dial) + "|" +
+         (source_ip != 0 ? IpToString(source_ip) : "");
+}
+
 void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_in& target,
-                     const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, const std::string& dst_node,
-                     ConnRecord rec, ServiceConn svc) {
-  std::string key = src.id.ToString() + "|" + dst_id.ToString() + "|" + dst_node;
+                     const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, ConnRecord rec, ServiceConn svc) {
+  sockaddr_in dial = MakeAddr(target.sin_addr.s_addr, ctx_.opts.hbone_dial_port);
+  bool bind = ctx_.opts.hbone_bind_source && ctx_.opts.source_bind != SourceBind::kNone;
+  in_addr_t source_ip = bind ? client.sin_addr.s_addr : 0;
+  std::string key = Key(src.id, dst_id, dial, source_ip);
   auto& list = by_key_[key];
+  HboneClient* least = nullptr;
   for (HboneClient* c : list) {
     if (c->CanTake()) {
       c->AddStream(downstream, client, target, std::move(rec), std::move(svc));
       return;
     }
+    if (c->Usable() && (least == nullptr || c->stream_count() < least->stream_count())) least = c;
   }
-  sockaddr_in dial = MakeAddr(target.sin_addr.s_addr, ctx_.opts.hbone_dial_port);
+  size_t max_conns = ctx_.opts.max_connections_per_pool;
+  if (least != nullptr && max_conns > 0 && list.size() >= max_conns) {
+    // Every connection of the pool is full: the stream waits in nghttp2's queue until one of them frees a slot
+    // (its HEADERS are held back while the peer's MAX_CONCURRENT_STREAMS is reached).
+    ProxyStats::Add(ctx_.stats.hbone_streams_queued);
+    log::Debug("hbone: pool full, stream queued", {{"pool", key}, {"connections", list.size()}});
+    least->AddStream(downstream, client, target, std::move(rec), std::move(svc));
+    return;
+  }
   std::string error;
-  int fd = StartConnect(dial, 0, SourceBind::kNone, &error);
+  int fd = StartConnect(dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone, &error);
   bssl::UniquePtr<SSL> ssl(fd >= 0 ? SSL_new(src.client_ctx.get()) : nullptr);
   if (!ssl) {
     log::Warn("hbone: cannot open connection", {{"dst", AddrToString(dial)}, {"error", error}});

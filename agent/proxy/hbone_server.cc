@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/proxy/forwarded.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
@@ -46,29 +47,12 @@ bool ParseAuthority(std::string_view authority, sockaddr_in* out) {
   return true;
 }
 
-bool ParseForwardedFor(std::string_view fwd, in_addr_t* out) {
-  fwd = fwd.substr(0, fwd.find(','));  // first hop only
-  while (!fwd.empty()) {
-    size_t semi = fwd.find(';');
-    std::string_view pair = fwd.substr(0, semi);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    if (pair.size() > 4 && (pair.substr(0, 4) == "for=" || pair.substr(0, 4) == "For=")) {
-      std::string_view v = pair.substr(4);
-      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-      return ParseIpv4(v, out);
-    }
-    if (semi == std::string_view::npos) break;
-    fwd.remove_prefix(semi + 1);
-  }
-  return false;
-}
-
 HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-                         const sockaddr_in& peer_addr)
+                         const sockaddr_in& peer_addr, const sockaddr_in& local_addr)
     : HboneSession(ctx, fd, std::move(ssl), /*client=*/false, AddrToString(peer_addr)),
       local_id_(local_id),
-      peer_addr_(peer_addr) {}
+      peer_addr_(peer_addr),
+      local_addr_(local_addr) {}
 
 void HboneServer::OnEstablished() {
   std::string why;
@@ -107,21 +91,21 @@ void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
   nghttp2_submit_response(h2_, s->id, nva, 1, nullptr);
 }
 
-ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip) const {
+ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src) const {
   ConnRecord r;
   r.flow = "hbone-inbound";
   r.reporter = Reporter::kDestination;
-  // The source port is not carried over HBONE: 0 (the access log then prints the IP alone).
-  r.source = MakePeer(snap, MakeAddr(src_ip, 0), peer_id_.ToString());
+  // The source port comes from forwarded: for="IP:port"; without it 0 (the access log then prints the IP alone).
+  r.source = MakePeer(snap, src, peer_id_.ToString());
   r.destination = MakePeer(snap, s->target, local_id_.ToString());
   return r;
 }
 
-void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip,
+void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src,
                                 const std::string& why, const std::string* policy) {
   ConnObserver* obs = ctx_.observer();
   if (!obs) return;
-  ConnRecord r = Record(snap, s, src_ip);
+  ConnRecord r = Record(snap, s, src);
   r.start = std::chrono::steady_clock::now();
   r.error = why;
   if (policy) {
@@ -131,12 +115,43 @@ void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStre
   obs->OnClose(r);
 }
 
+bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, sockaddr_in* src,
+                                std::string* why) const {
+  // A client may only speak for its own pods: a known workload address must belong to the verified identity.
+  auto speaks_for_own = [&](in_addr_t ip, const char* what) {
+    const agent::Workload* w = snap.Find(ip);
+    if (w != nullptr && !(snap.IdentityOf(*w) == peer_id_)) {
+      *why = std::string(what) + " " + IpToString(ip) + " is " + snap.IdentityOf(*w).ToString() + ", not " +
+             peer_id_.ToString();
+      return false;
+    }
+    return true;
+  };
+  // A client that binds its pod's address (as ztunnel and our own client do) is checked by that address too.
+  if (!speaks_for_own(peer_addr_.sin_addr.s_addr, "connection source")) return false;
+  *src = MakeAddr(peer_addr_.sin_addr.s_addr, 0);
+  if (s->forwarded.empty() || !ctx_.opts.hbone_trust_forwarded) return true;
+  std::vector<ForwardedNode> fors;
+  std::string error;
+  if (!ParseForwarded(s->forwarded, &fors, &error)) {
+    *why = "bad forwarded header: " + error;
+    return false;
+  }
+  // The first element is the original client. unknown, obfuscated, IPv6 (this mesh is IPv4) or no for=: the TCP
+  // peer stays the source.
+  const ForwardedNode& first = fors.front();
+  if (first.kind != ForwardedNode::Kind::kIpv4) return true;
+  if (!speaks_for_own(first.ipv4, "forwarded source")) return false;
+  *src = MakeAddr(first.ipv4, first.has_port ? first.port : 0);
+  return true;
+}
+
 void HboneServer::OnRequestOrResponse(HboneStream* s) {
   auto snap = ctx_.snapshots.Get();
-  in_addr_t src_ip = peer_addr_.sin_addr.s_addr;
+  sockaddr_in src = MakeAddr(peer_addr_.sin_addr.s_addr, 0);
   auto bad_request = [&](const std::string& why) {
     ProxyStats::Add(ctx_.stats.bad_requests);
-    ReportRefused(snap.get(), s, src_ip, why);
+    ReportRefused(snap.get(), s, src, why);
     Respond(s, 400, why);
   };
   if (s->method != "CONNECT") {
@@ -145,6 +160,13 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
   }
   if (!ParseAuthority(s->authority, &s->target)) {
     bad_request("bad :authority (want IPv4:port)");
+    return;
+  }
+  // ztunnel's rule (and the certificate we presented was chosen by the dialled address): one connection, one
+  // destination workload.
+  if (s->target.sin_addr.s_addr != local_addr_.sin_addr.s_addr) {
+    bad_request(":authority " + s->authority + " is not the address this connection was dialled to (" +
+                IpToString(local_addr_.sin_addr.s_addr) + ")");
     return;
   }
   const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
@@ -158,22 +180,18 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
                 local_id_.ToString());
     return;
   }
-  in_addr_t fwd_ip;
-  if (!s->forwarded.empty() && ParseForwardedFor(s->forwarded, &fwd_ip)) {
-    // A client may only speak for its own pods: a known workload IP must belong to the verified identity.
-    const agent::Workload* claimed = snap->Find(fwd_ip);
-    if (claimed != nullptr && !(snap->IdentityOf(*claimed) == peer_id_)) {
-      bad_request("forwarded source " + IpToString(fwd_ip) + " is not " + peer_id_.ToString());
-      return;
-    }
-    src_ip = fwd_ip;
+  std::string why;
+  if (!ResolveSource(*snap, s, &src, &why)) {
+    bad_request(why);
+    return;
   }
+  in_addr_t src_ip = src.sin_addr.s_addr;
   if (ctx_.opts.authorize) {
     AuthzRequest req{&peer_id_, src_ip, dst, ntohs(s->target.sin_port)};
     AuthzDecision d = ctx_.opts.authorize(req);
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
-      ReportRefused(snap.get(), s, src_ip, "denied by policy: " + d.reason, &d.policy);
+      ReportRefused(snap.get(), s, src, "denied by policy: " + d.reason, &d.policy);
       Respond(s, 401, "denied by policy: " + d.reason);
       return;
     }
@@ -184,7 +202,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
         traffic::RateLimiter::LimitedServiceOf(*snap, s->target.sin_addr.s_addr, ntohs(s->target.sin_port));
     if (svc != nullptr && !ctx_.limiter->Allow(*svc, peer_id_.ToString())) {
       ProxyStats::Add(ctx_.stats.ratelimit_rejections);
-      ReportRefused(snap.get(), s, src_ip, "rate limited: service " + svc->Key());
+      ReportRefused(snap.get(), s, src, "rate limited: service " + svc->Key());
       Respond(s, 429, "rate limited: service " + svc->Key());
       return;
     }
@@ -193,12 +211,12 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
   int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, &error);
   if (fd < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
-    ReportRefused(snap.get(), s, src_ip, "upstream: " + error);
+    ReportRefused(snap.get(), s, src, "upstream: " + error);
     Respond(s, 503, error);
     return;
   }
-  if (ctx_.observer()) s->track.Open(ctx_.observer(), Record(snap.get(), s, src_ip));
-  s->client = MakeAddr(src_ip, 0);
+  if (ctx_.observer()) s->track.Open(ctx_.observer(), Record(snap.get(), s, src));
+  s->client = src;
   s->connecting = true;
   AddStreamFd(s, fd);
   s->timer = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this, s] {

@@ -1,6 +1,7 @@
 // Inbound HBONE (port 15008): TLS server presenting the certificate of the workload the client dialed, then one
 // CONNECT stream per tunnelled connection: validate, authorize, connect to the pod with the client's IP as source,
 // answer 200 only once that connect succeeded (400 bad request, 401 denied, 503 upstream unreachable).
+// As ztunnel does, a CONNECT's :authority IP must be the address the TLS connection was dialled to (400 otherwise).
 #pragma once
 
 #include <string>
@@ -11,9 +12,10 @@ namespace zm::proxy {
 
 class HboneServer : public HboneSession {
  public:
-  // |local_id|: the identity whose certificate this connection presents; |peer_addr|: the TCP peer.
+  // |local_id|: the identity whose certificate this connection presents; |peer_addr|: the TCP peer;
+  // |local_addr|: the address the client dialled (the workload whose certificate we present).
   HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-              const sockaddr_in& peer_addr);
+              const sockaddr_in& peer_addr, const sockaddr_in& local_addr);
 
  protected:
   void OnEstablished() override;
@@ -24,18 +26,21 @@ class HboneServer : public HboneSession {
  private:
   void Respond(HboneStream* s, int status, const std::string& why);
   // Tells the observer about a stream refused before relaying (|policy| set for a policy denial).
-  void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip, const std::string& why,
-                     const std::string* policy = nullptr);
-  ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, in_addr_t src_ip) const;
+  void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src,
+                     const std::string& why, const std::string* policy = nullptr);
+  ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src) const;
+  // The stream's source: the first `forwarded` element's for= when it is an IPv4 address (and hbone_trust_forwarded),
+  // else the TCP peer. The TCP peer and that for=, when they are known workloads, must have the verified client
+  // identity. False: |why| says what was refused (answered 400).
+  bool ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, sockaddr_in* src, std::string* why) const;
 
   tls::SpiffeId local_id_;
   tls::SpiffeId peer_id_;
   sockaddr_in peer_addr_;
+  sockaddr_in local_addr_;
 };
 
 // Parses "a.b.c.d:port" (port 1-65535). Exposed for tests.
 bool ParseAuthority(std::string_view authority, sockaddr_in* out);
-// First for= of a Forwarded header (RFC 7239), quoted or not, IPv4 only.
-bool ParseForwardedFor(std::string_view forwarded, in_addr_t* out);
 
 }  // namespace zm::proxy

@@ -677,7 +677,9 @@ int HboneSession::HeaderCb(nghttp2_session* h2, const nghttp2_frame* frame, cons
   } else if (n == ":authority") {
     s->authority.assign(v);
   } else if (n == "forwarded") {
-    s->forwarded.assign(v);
+    // Several header lines form one list (RFC 9110 section 5.3): none may be dropped, the first element counts.
+    if (!s->forwarded.empty()) s->forwarded += ", ";
+    s->forwarded.append(v);
   } else if (n == ":status") {
     int st = 0;
     for (char c : v) st = (c >= '0' && c <= '9' && st < 1000) ? st * 10 + (c - '0') : 1000;

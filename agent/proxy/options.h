@@ -41,6 +41,7 @@ struct ProxyStats {
   std::atomic<uint64_t> hbone_sessions_opened{0};   // outgoing pooled TLS connections
   std::atomic<uint64_t> hbone_streams_opened{0};    // CONNECT streams sent
   std::atomic<uint64_t> hbone_streams_accepted{0};  // CONNECT streams answered 200
+  std::atomic<uint64_t> hbone_streams_queued{0};    // outbound streams that waited: their pool was at its limits
   std::atomic<uint64_t> passthrough{0};
   std::atomic<uint64_t> same_node{0};
   std::atomic<uint64_t> connections_closed{0};
@@ -79,7 +80,14 @@ struct ProxyOptions {
   std::chrono::milliseconds unknown_source_hold{5000};
   std::chrono::milliseconds ping_interval{10000};
   std::chrono::milliseconds idle_timeout{300000};
-  uint32_t max_streams_per_connection = 100;
+  uint32_t max_streams_per_connection = 100;  // HBONE, both roles (ztunnel's default)
+  uint32_t max_connections_per_pool = 16;     // outbound HBONE, per worker and pool key; 0: no limit
+  // Outbound HBONE connections leave from the source pod's address (bound with |source_bind|), so the destination
+  // sees the pod as ztunnel does; pools are then per source address too. false: the node's address.
+  bool hbone_bind_source = true;
+  // Inbound HBONE: take the source from `forwarded: for=` (checked against the client identity). false: only the
+  // connection's source address counts, as ztunnel does.
+  bool hbone_trust_forwarded = true;
   uint32_t stream_window = 4 << 20;
   uint32_t connection_window = 16 << 20;
   uint32_t max_frame_size = 1 << 20;

@@ -241,7 +241,7 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   TuneStream(fd);
   ConnRecord rec;
   if (ctx_.observer()) rec = Record(&snap, "hbone-outbound", a.src, ep);
-  pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), to->node, std::move(rec), std::move(sc));
+  pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), std::move(rec), std::move(sc));
 }
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
@@ -316,7 +316,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
   TuneStream(fd);
   ConnRecord rec;
   if (ctx_.observer()) rec = Record(snap.get(), "hbone-outbound", src, dst);
-  pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), to->node, std::move(rec));
+  pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), std::move(rec));
 }
 
 void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
@@ -339,7 +339,7 @@ void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     Refuse(fd, "hbone", src, dst, "SSL_new failed");
     return;
   }
-  new HboneServer(ctx_, fd, std::move(ssl), id, src);
+  new HboneServer(ctx_, fd, std::move(ssl), id, src, dst);
 }
 
 void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {

@@ -5,16 +5,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <barrier>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "agent/proxy/hbone_client.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/node_proxy.h"
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/loopback.h"
+#include "tests/unit/proxy/raw_hbone.h"
 #include "tests/unit/proxy/test_certs.h"
 
 namespace zm::proxy {
@@ -54,9 +58,11 @@ Workload W(const char* name, const char* sa, const char* ip, const char* node, b
 }
 
 std::vector<Workload> Pods(const char* pod_b_sa = "sa-b") {
+  // podE: a second pod of podB's identity on the same node (ztunnel's "one connection, one destination pod").
   return {W("podA", "sa-a", "127.0.0.11", "node1"), W("podD", "sa-d", "127.0.0.12", "node1"),
           W("podB", pod_b_sa, "127.0.0.22", "node2"),
-          W("podC", "sa-c", "127.0.0.23", "node2", true, MeshMode::kPermissive)};
+          W("podC", "sa-c", "127.0.0.23", "node2", true, MeshMode::kPermissive),
+          W("podE", pod_b_sa, "127.0.0.24", "node2")};
 }
 
 std::string Id(const std::string& td, const std::string& sa) {
@@ -116,12 +122,14 @@ class ProxyTest : public ::testing::Test {
     LoadCerts(node2_, node2_ca ? *node2_ca : ca_, node2_td, {node2_pod_b_sa, "sa-c"});
     ProxyOptions o2 = BaseOptions(node2_);
     o2.authorize = std::move(node2_authz);
+    if (tweak_node2_) tweak_node2_(o2);
     StartNode(node2_, std::move(o2));
 
     node1_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node1", MeshMode::kStrict, Pods()));
     LoadCerts(node1_, ca_, kTd, {"sa-a", "sa-d"});
     ProxyOptions o1 = BaseOptions(node1_);
     o1.hbone_dial_port = node2_.proxy->hbone_port();
+    if (tweak_node1_) tweak_node1_(o1);
     StartNode(node1_, std::move(o1));
   }
 
@@ -136,6 +144,8 @@ class ProxyTest : public ::testing::Test {
     if (node2_.proxy) node2_.proxy->Stop();
   }
 
+  std::function<void(ProxyOptions&)> tweak_node1_;  // applied last to node1's options
+  std::function<void(ProxyOptions&)> tweak_node2_;
   testing::TestCa ca_ = testing::MakeCa("mesh root");
   Node node1_;
   Node node2_;
@@ -350,7 +360,197 @@ TEST_F(ProxyTest, UnknownSourceFailsClosedInStrict) {
   EXPECT_EQ(echo.accepted(), 0);
 }
 
-TEST(HboneParse, AuthorityAndForwarded) {
+// A hand-made client with sa-a's certificate (podA's identity) talking to node2's HBONE listener directly.
+class HboneServerTest : public ProxyTest {
+ protected:
+  std::unique_ptr<testing::RawHbone> Dial(const char* src, const char* dst, const char* sa = "sa-a") {
+    tls::Credentials creds = testing::MakeLeaf(ca_, {Id(kTd, sa)});
+    std::string err;
+    auto c = testing::RawHbone::Dial(src, dst, node2_.proxy->hbone_port(), creds, testing::Roots(ca_), kTd, &err);
+    EXPECT_TRUE(c) << err;
+    return c;
+  }
+  int Connect(testing::RawHbone& c, const std::string& authority, std::vector<std::string> fwd) {
+    std::string err;
+    int st = c.Connect(authority, fwd, &err);
+    EXPECT_NE(st, 0) << err;
+    return st;
+  }
+};
+
+// A client may only speak for its own pods, whatever form its forwarded header takes (acceptance: the IP:port form
+// cannot bypass the spoofing check). podD (127.0.0.12) is sa-d's; the client is sa-a.
+TEST_F(HboneServerTest, ForwardedSpoofingIsRefusedInEveryForm) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  std::string authority = "127.0.0.22:" + std::to_string(echo.port());
+  auto c = Dial("127.0.0.1", "127.0.0.22");  // from the node's address, as before source binding
+  ASSERT_TRUE(c);
+  struct Case {
+    std::vector<std::string> fwd;
+    int want;
+  } cases[] = {
+      {{"for=127.0.0.11"}, 200},
+      {{"for=\"127.0.0.11:41234\""}, 200},
+      {{"for=\"127.0.0.11:41234\";proto=http, for=127.0.0.12"}, 200},  // first element: the original client
+      {{"for=unknown"}, 200},                                          // no address: the TCP peer is the source
+      {{}, 200},
+      {{"for=127.0.0.12"}, 400},
+      {{"for=\"127.0.0.12\""}, 400},
+      {{"for=\"127.0.0.12:41234\""}, 400},
+      {{"FOR=\"127.0.0.12:41234\""}, 400},
+      {{"for=127.0.0.12:41234"}, 400},                    // unquoted (not RFC 7239, accepted, checked)
+      {{"proto=http;for=\"127.0.0.\\12:1\""}, 400},       // quoted-pair escape
+      {{"for=\"127.0.0.12:1\"", "for=127.0.0.11"}, 400},  // two header lines: the first element counts
+      {{"for=\"127.0.0.12:\""}, 400},                     // malformed: refused, never ignored
+      {{"for=127.0.0.11;for=127.0.0.12"}, 400},           // duplicate parameter
+      {{"for=\"127.0.0.11:1\" junk"}, 400},
+  };
+  int want_ok = 0;
+  for (const auto& tc : cases) {
+    std::string what = tc.fwd.empty() ? "(none)" : tc.fwd[0] + (tc.fwd.size() > 1 ? " + " + tc.fwd[1] : "");
+    EXPECT_EQ(Connect(*c, authority, tc.fwd), tc.want) << what;
+    want_ok += tc.want == 200;
+  }
+  // The accepted streams reached the pod from podA's address (from the forwarded for=) or the TCP peer.
+  for (int i = 0; i < 100 && echo.accepted() < want_ok; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto peers = echo.peers();
+  ASSERT_EQ(peers.size(), static_cast<size_t>(want_ok));
+  EXPECT_EQ(std::count(peers.begin(), peers.end(), "127.0.0.11"), 3);
+  EXPECT_EQ(std::count(peers.begin(), peers.end(), "127.0.0.12"), 0);
+}
+
+// A connection bound to another identity's pod address is refused even without a forwarded header.
+TEST_F(HboneServerTest, SourceAddressOfAnotherIdentityIsRefused) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  std::string authority = "127.0.0.22:" + std::to_string(echo.port());
+  auto own = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(own);
+  EXPECT_EQ(Connect(*own, authority, {}), 200);
+  auto spoofed = Dial("127.0.0.12", "127.0.0.22");
+  ASSERT_TRUE(spoofed);
+  EXPECT_EQ(Connect(*spoofed, authority, {}), 400);
+  EXPECT_EQ(Connect(*spoofed, authority, {"for=\"127.0.0.11:1\""}), 400);
+}
+
+// ztunnel's rule: the CONNECT's :authority IP is the address the connection was dialled to, even for another pod of
+// the very identity the server presented.
+TEST_F(HboneServerTest, AuthorityMustBeTheDialledAddress) {
+  StartMesh();
+  testing::EchoServer echo_b("127.0.0.22");
+  testing::EchoServer echo_e("127.0.0.24");
+  auto to_b = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(to_b);
+  EXPECT_EQ(Connect(*to_b, "127.0.0.22:" + std::to_string(echo_b.port()), {}), 200);
+  EXPECT_EQ(Connect(*to_b, "127.0.0.24:" + std::to_string(echo_e.port()), {}), 400);
+  auto to_e = Dial("127.0.0.11", "127.0.0.24");
+  ASSERT_TRUE(to_e);
+  EXPECT_EQ(Connect(*to_e, "127.0.0.24:" + std::to_string(echo_e.port()), {}), 200);
+}
+
+// Two pods of one identity on one node, many connections to each through the pool: none refused, because each pool
+// connection carries streams for the one address it was dialled to.
+TEST_F(ProxyTest, TwoPodsOfOneIdentityOnOneNodeAreBothReachable) {
+  StartMesh();
+  testing::EchoServer echo_b("127.0.0.22");
+  testing::EchoServer echo_e("127.0.0.24");
+  constexpr int kThreads = 8, kPerThread = 25;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::pair<int, uint32_t>> fds;
+      for (int i = 0; i < kPerThread; ++i) {
+        bool to_b = (t + i) % 2 == 0;
+        int fd = to_b ? Outbound("127.0.0.11", "127.0.0.22", echo_b.port())
+                      : Outbound("127.0.0.11", "127.0.0.24", echo_e.port());
+        fds.emplace_back(fd, static_cast<uint32_t>(t * 1000 + i));
+      }
+      for (auto [fd, seed] : fds) {
+        if (fd < 0) continue;
+        std::string data = testing::RandomBytes(4096, seed);
+        if (testing::Exchange(fd, data) == data) ++ok;
+        close(fd);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(echo_b.accepted() + echo_e.accepted(), kThreads * kPerThread);
+  EXPECT_EQ(node2_.proxy->stats().bad_requests.load(), 0u);
+}
+
+// Per-pool limits: 2 streams per connection, 2 connections per pool (per worker): 8 slots for 12 connections open at
+// once. The streams beyond the limits wait for a free slot instead of failing or opening more connections.
+TEST_F(ProxyTest, PoolLimitsQueueStreamsBeyondThem) {
+  tweak_node1_ = [](ProxyOptions& o) {
+    o.max_streams_per_connection = 2;
+    o.max_connections_per_pool = 2;
+  };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  constexpr int kConns = 12;
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) fds.push_back(Outbound("127.0.0.11", "127.0.0.22", echo.port()));
+  // Served in opening order: a queued stream only needs earlier ones (which hold its slots) to finish first.
+  int ok = 0;
+  for (int i = 0; i < kConns; ++i) {
+    ASSERT_GE(fds[i], 0);
+    std::string data = testing::RandomBytes(64 * 1024, static_cast<uint32_t>(i));
+    if (testing::Exchange(fds[i], data) == data) ++ok;
+    close(fds[i]);
+  }
+  EXPECT_EQ(ok, kConns);
+  EXPECT_LE(node1_.proxy->stats().hbone_sessions_opened.load(), 4u);  // 2 workers x 2 connections
+  EXPECT_GT(node1_.proxy->stats().hbone_streams_queued.load(), 0u);
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), static_cast<uint64_t>(kConns));
+}
+
+TEST(HbonePoolKey, IsIdentitiesAndTheDialledAddress) {
+  tls::SpiffeId a, b;
+  std::string err;
+  ASSERT_TRUE(tls::ParseSpiffeId(Id(kTd, "sa-a"), &a, &err)) << err;
+  ASSERT_TRUE(tls::ParseSpiffeId(Id(kTd, "sa-b"), &b, &err)) << err;
+  sockaddr_in dial = MakeAddr(Ip("10.244.2.11"), 15008);
+  EXPECT_EQ(HbonePool::Key(a, b, dial, Ip("10.244.1.11")),
+            Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|10.244.2.11:15008|10.244.1.11");
+  EXPECT_EQ(HbonePool::Key(a, b, dial, 0), Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|10.244.2.11:15008|");
+  EXPECT_NE(HbonePool::Key(a, b, dial, 0), HbonePool::Key(a, b, MakeAddr(Ip("10.244.2.12"), 15008), 0));
+  EXPECT_NE(HbonePool::Key(a, b, dial, Ip("10.244.1.11")), HbonePool::Key(a, b, dial, Ip("10.244.1.12")));
+}
+
+// The destination ignores `forwarded` (as ztunnel does): the app still sees podA, because node1 binds the HBONE
+// connection to podA's address, and each source pod gets its own pool connection.
+TEST_F(ProxyTest, DestinationSeesThePodWithForwardedOff) {
+  tweak_node2_ = [](ProxyOptions& o) { o.hbone_trust_forwarded = false; };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  for (const char* src : {"127.0.0.11", "127.0.0.12", "127.0.0.11"}) {
+    int fd = Outbound(src, "127.0.0.22", echo.port());
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(testing::Exchange(fd, "hello"), "hello");
+    close(fd);
+  }
+  EXPECT_EQ(echo.peers(), (std::vector<std::string>{"127.0.0.11", "127.0.0.12", "127.0.0.11"}));
+  EXPECT_GE(node1_.proxy->stats().hbone_sessions_opened.load(), 2u);  // one per source address (and worker)
+}
+
+// Control for the test above: without the source bind and without `forwarded`, the destination only knows the node.
+TEST_F(ProxyTest, WithoutSourceBindTheDestinationSeesTheNode) {
+  tweak_node1_ = [](ProxyOptions& o) { o.hbone_bind_source = false; };
+  tweak_node2_ = [](ProxyOptions& o) { o.hbone_trust_forwarded = false; };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, "hello"), "hello");
+  close(fd);
+  ASSERT_EQ(echo.peers().size(), 1u);
+  EXPECT_NE(echo.peers()[0], "127.0.0.11");
+}
+
+TEST(HboneParse, Authority) {
   sockaddr_in a{};
   EXPECT_TRUE(ParseAuthority("10.244.1.11:8080", &a));
   EXPECT_EQ(ntohs(a.sin_port), 8080);
@@ -359,13 +559,6 @@ TEST(HboneParse, AuthorityAndForwarded) {
                           "10.244.1:80", "[::1]:80", "10.244.1.11:8o", "10.244.1.11:123456"}) {
     EXPECT_FALSE(ParseAuthority(bad, &a)) << bad;
   }
-  in_addr_t ip;
-  EXPECT_TRUE(ParseForwardedFor("for=\"10.0.0.1\"", &ip));
-  EXPECT_EQ(ip, Ip("10.0.0.1"));
-  EXPECT_TRUE(ParseForwardedFor("proto=http; for=10.0.0.2, for=10.0.0.3", &ip));
-  EXPECT_EQ(ip, Ip("10.0.0.2"));
-  EXPECT_FALSE(ParseForwardedFor("for=\"[2001:db8::1]\"", &ip));
-  EXPECT_FALSE(ParseForwardedFor("by=10.0.0.1", &ip));
 }
 
 }  // namespace
