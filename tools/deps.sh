@@ -17,6 +17,7 @@ APT_PACKAGES=(
   dpkg-dev xz-utils sockperf openssl
   haproxy python3-matplotlib python3-yaml
   prometheus libcivetweb-dev
+  ca-certificates containerd
 )
 
 missing=()
