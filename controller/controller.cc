@@ -214,6 +214,17 @@ std::vector<std::string> Controller::SecurityProblems() const {
   if (std::string e = ca_->last_error(); !e.empty()) {
     out.push_back("the CA source cannot be re-read (" + e + "); the previously loaded CA stays in force");
   }
+  if (tokens_) {
+    std::string plain;
+    for (const auto& t : tokens_->Describe()) {
+      if (t.plaintext) plain += (plain.empty() ? "" : ", ") + t.node;
+    }
+    if (!plain.empty()) {
+      out.push_back("the join-token file " + opts_.join_tokens + " holds plaintext tokens (" + plain +
+                    "): anyone who reads it can act as those nodes; replace each entry by the sha256 line that "
+                    "`meshctl join-token create NODE` prints");
+    }
+  }
   k8s::Source* src = kube_source_.load();
   if (src && !ca_secret_name_.empty()) {
     for (auto& p : k8s::PodsMountingSecret(src->Pods(), ca_secret_ns_, ca_secret_name_)) out.push_back(std::move(p));

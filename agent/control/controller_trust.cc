@@ -105,8 +105,7 @@ std::shared_ptr<grpc::ChannelCredentials> ControllerChannelCredentials(std::shar
   grpc::experimental::TlsChannelCredentialsOptions opts;
   // Roots handed to gRPC only so that it never looks for a system bundle (a minimal image has none); they are not
   // what decides: gRPC's own check would pin them at channel creation, so ControllerVerifier checks chain and name.
-  opts.set_certificate_provider(
-      std::make_shared<grpc::experimental::StaticDataCertificateProvider>(trust->RootsPem()));
+  opts.set_certificate_provider(std::make_shared<grpc::experimental::StaticDataCertificateProvider>(trust->RootsPem()));
   opts.watch_root_certs();
   opts.set_verify_server_certs(false);
   opts.set_check_call_host(false);

@@ -5,7 +5,8 @@ namespace zm::ctrl {
 bool ConfigStore::Publish(std::shared_ptr<Snapshot> next) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!snapshots_.empty() && snapshots_.back()->SameResources(*next) &&
-      snapshots_.back()->trust_bundle_pem == next->trust_bundle_pem && snapshots_.back()->ca_signer == next->ca_signer) {
+      snapshots_.back()->trust_bundle_pem == next->trust_bundle_pem &&
+      snapshots_.back()->ca_signer == next->ca_signer) {
     return false;
   }
   next->version = snapshots_.empty() ? 1 : snapshots_.back()->version + 1;

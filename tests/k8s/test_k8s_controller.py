@@ -307,7 +307,7 @@ class K8sControllerTest(unittest.TestCase):
         self.wait("one root again", lambda: self.trust_bundle() == ca_crt, timeout=40)
 
     def test_02c_ca_secret_mounted_by_a_pod_is_reported(self):
-        bad = pod(NS, "leaky", "default", "node-a")
+        bad = pod(NS, "leaky", "zeromesh-agent", "node-a")  # as the chart's agents did before
         bad["spec"]["volumes"] = [{"name": "ca", "secret": {"secretName": "zeromesh-ca"}}]
         self.api.create(f"/api/v1/namespaces/{NS}/pods", bad)
         try:

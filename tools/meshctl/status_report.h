@@ -20,7 +20,7 @@ struct StatusInput {
   int64_t cert_warn_seconds = 3600;  // certificates expiring sooner are problems
   // The CA, trust roots and join tokens: long-lived, replaced by hand, so warned about well ahead.
   int64_t credential_warn_seconds = 30LL * 86400;
-  int64_t stale_seconds = 45;        // agents report every 10 s; silence this long means the agent is gone
+  int64_t stale_seconds = 45;  // agents report every 10 s; silence this long means the agent is gone
 };
 
 // {healthy, problems: [{message, hint, node?}], controller: {...}, mesh: {...}, agents: [...],
