@@ -82,6 +82,8 @@ std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_
   Field(&out, "decision", r.decision == proxy::Decision::kDeny ? "deny" : "allow");
   if (r.decision == proxy::Decision::kDeny) Field(&out, "policy", r.policy);
   if (!r.error.empty()) Field(&out, "error", r.error);
+  if (!r.traceparent.empty()) Field(&out, "traceparent", r.traceparent);
+  if (!r.baggage.empty()) Field(&out, "baggage", r.baggage);
   out.append("}\n");
   return out;
 }

@@ -50,6 +50,7 @@ struct ConnRecord {
   Decision decision = Decision::kAllow;
   std::string policy;                  // the policy that decided a denial
   std::string error;                   // why the connection failed; "" for a clean close
+  std::string traceparent, baggage;    // W3C trace context the HBONE peer sent (checked), "" when none
   bool opened = false;                 // OnOpen ran (the connection was relayed, not refused)
   void* sink[2] = {nullptr, nullptr};  // the observer's per-label-set handles (two when same_node), set in OnOpen
 };

@@ -98,6 +98,8 @@ ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStrea
   // The source port comes from forwarded: for="IP:port"; without it 0 (the access log then prints the IP alone).
   r.source = MakePeer(snap, src, peer_id_.ToString());
   r.destination = MakePeer(snap, s->target, local_id_.ToString());
+  r.traceparent = s->traceparent;
+  r.baggage = s->baggage;
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "agent/proxy/socket_util.h"
+#include "agent/proxy/trace_context.h"
 #include "common/log.h"
 #include "common/tls/context.h"
 #include "common/tls/pem.h"
@@ -680,6 +681,11 @@ int HboneSession::HeaderCb(nghttp2_session* h2, const nghttp2_frame* frame, cons
     // Several header lines form one list (RFC 9110 section 5.3): none may be dropped, the first element counts.
     if (!s->forwarded.empty()) s->forwarded += ", ";
     s->forwarded.append(v);
+  } else if (n == "traceparent") {
+    // One valid value or none: a repeated or malformed traceparent is dropped, as the spec says to restart the trace.
+    s->traceparent = s->traceparent.empty() && ValidTraceparent(v) ? std::string(v) : std::string();
+  } else if (n == "baggage") {
+    AppendBaggage(&s->baggage, v);
   } else if (n == ":status") {
     int st = 0;
     for (char c : v) st = (c >= '0' && c <= '9' && st < 1000) ? st * 10 + (c - '0') : 1000;

@@ -53,6 +53,7 @@ class HboneStream : public IoHandler {
   uint64_t timer = 0;
   // Request/response metadata.
   std::string method, authority, forwarded;
+  std::string traceparent, baggage;  // W3C trace context from the peer, checked (trace_context.h), for telemetry
   int status = 0;
   sockaddr_in client{};  // client side: the downstream peer (source pod)
   sockaddr_in target{};  // the original destination

@@ -103,6 +103,17 @@ TEST(AccessLogFormat, DenialsErrorsAndUnknownPeersStayValidJson) {
   EXPECT_EQ(j["error"], "bad \\ bytes: \n\t\x01\u00ff\u00c3(");
 }
 
+TEST(AccessLogFormat, TraceContextFromTheHbonePeer) {
+  proxy::ConnRecord r = Rec();
+  EXPECT_FALSE(
+      nlohmann::json::parse(FormatAccessLogLine(r, std::chrono::system_clock::now(), {})).contains("traceparent"));
+  r.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  r.baggage = "userId=alice,isProduction=false";
+  auto j = nlohmann::json::parse(FormatAccessLogLine(r, std::chrono::system_clock::now(), {}));
+  EXPECT_EQ(j["traceparent"], r.traceparent);
+  EXPECT_EQ(j["baggage"], r.baggage);
+}
+
 TEST(AccessLog, ManyThreadsEveryLineWholeAndCounted) {
   Sink sink;
   constexpr int kThreads = 6, kPerThread = 2000;
