@@ -9,6 +9,7 @@ Timings (short, for the test): lease duration 4 s, renew deadline 3 s, retry per
 """
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -131,7 +132,8 @@ class K8sLeaderTest(unittest.TestCase):
     @classmethod
     def helm_install(cls):
         cls.api.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace",
-                     "--set", f"joinTokens.nodes.node-a={TOKEN}", "--timeout", "120s", home=cls.work)
+                     "--set", f"joinTokens.nodes.node-a.sha256={hashlib.sha256(TOKEN.encode()).hexdigest()}",
+                     "--timeout", "120s", home=cls.work)
 
     @classmethod
     def prepare_files(cls):
