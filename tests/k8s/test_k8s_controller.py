@@ -206,7 +206,7 @@ class K8sControllerTest(unittest.TestCase):
 
     def condition(self, path):
         obj = self.api.request("GET", path)
-        for c in obj.get("status", {}).get("conditions", []):
+        for c in obj.get("status", {}).get("conditions") or []:
             if c["type"] == "Accepted":
                 return obj, c
         return obj, None
@@ -469,7 +469,7 @@ class K8sControllerTest(unittest.TestCase):
         self.wait("TCPRoute CRD established", lambda: any(
             c["type"] == "Established" and c["status"] == "True" for c in self.api.request(
                 "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tcproutes.gateway.networking.k8s.io"
-            ).get("status", {}).get("conditions", [])))
+            ).get("status", {}).get("conditions") or []))
         route = {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
                  "metadata": {"name": "backend-split"},
                  "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "backend", "port": 80}],

@@ -242,7 +242,7 @@ class K8sMeshTest(unittest.TestCase):
 
     def condition(self, name):
         obj = self.api.request("GET", f"{TP}/{name}")
-        for c in obj.get("status", {}).get("conditions", []):
+        for c in obj.get("status", {}).get("conditions") or []:
             if c["type"] == "Accepted" and c.get("observedGeneration") == obj["metadata"]["generation"]:
                 return c
         return None

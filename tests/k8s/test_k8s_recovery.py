@@ -157,7 +157,7 @@ class K8sRecoveryTest(unittest.TestCase):
         # Status writes work again too.
         self.api.wait_for("allow-c Accepted", lambda: any(
             c["type"] == "Accepted" and c["status"] == "True"
-            for c in self.api.request("GET", f"{TP}/allow-c").get("status", {}).get("conditions", [])), timeout=30)
+            for c in self.api.request("GET", f"{TP}/allow-c").get("status", {}).get("conditions") or []), timeout=30)
         # And it keeps following changes after the relist.
         a.request("DELETE", "/api/v1/namespaces/shop/pods/p2?gracePeriodSeconds=0")
         self.wait_state("after a later delete", ({"shop/p3": {"app": "p3"}},
