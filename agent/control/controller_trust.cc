@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/log.h"
+#include "common/tls/chain.h"
 #include "common/tls/pem.h"
 
 namespace zm::agent::control {
@@ -65,32 +66,24 @@ std::string ControllerTrust::RootsPem() {
 }
 
 std::string ControllerTrust::Verify(const std::string& chain_pem, const std::string& host) {
-  std::string roots_pem = RootsPem();
+  std::string file_pem, pushed_pem;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RefreshFileLocked();
+    file_pem = file_pem_;
+    pushed_pem = pushed_pem_;
+  }
   tls::CertList chain, roots;
   std::string error;
   if (!tls::ParsePemCerts(chain_pem, &chain, &error)) return "unreadable certificate chain: " + error;
-  tls::CertList file_roots;
-  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
-  bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!store || !untrusted || !ctx) return "out of memory";
-  // Each PEM block on its own: one bad block (e.g. a half-written file) must not hide the others.
-  size_t pos = 0;
-  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
-  while ((pos = roots_pem.find(kBegin, pos)) != std::string::npos) {
-    size_t end = roots_pem.find(kBegin, pos + kBegin.size());
-    tls::CertList one;
-    if (tls::ParsePemCerts(std::string_view(roots_pem).substr(pos, end == std::string::npos ? end : end - pos), &one,
-                           &error)) {
-      for (auto& c : one) X509_STORE_add_cert(store.get(), c.get());
+  // Each source on its own: one that does not parse (an empty push, a bad bootstrap file) must not hide the other.
+  for (const std::string* pem : {&file_pem, &pushed_pem}) {
+    tls::CertList some;
+    if (tls::ParsePemCerts(*pem, &some, &error)) {
+      for (auto& c : some) roots.push_back(std::move(c));
     }
-    pos = end;
   }
-  for (size_t i = 1; i < chain.size(); i++) sk_X509_push(untrusted.get(), chain[i].get());
-  if (!X509_STORE_CTX_init(ctx.get(), store.get(), chain[0].get(), untrusted.get())) return "verifier setup failed";
-  if (X509_verify_cert(ctx.get()) != 1) {
-    std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-    ERR_clear_error();
+  if (std::string why; !tls::VerifyChain(chain, roots, &why)) {
     return "does not chain to a trusted mesh root (" + why + ")";
   }
   if (X509_check_host(chain[0].get(), host.data(), host.size(), 0, nullptr) != 1) {

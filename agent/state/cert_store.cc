@@ -1,35 +1,10 @@
 #include "agent/state/cert_store.h"
 
-#include <openssl/x509.h>
-
 #include <mutex>
 
+#include "common/tls/chain.h"
+
 namespace zm::agent {
-namespace {
-
-// The leaf (with the chain's intermediates) must verify against the bundle: catches a stale key/cert pair early.
-bool VerifyChain(const tls::Credentials& creds, const tls::CertList& roots, std::string* error) {
-  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
-  for (const auto& r : roots) X509_STORE_add_cert(store.get(), r.get());
-  bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  for (size_t i = 1; i < creds.chain.size(); ++i) {
-    X509_up_ref(creds.chain[i].get());
-    sk_X509_push(untrusted.get(), creds.chain[i].get());
-  }
-  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!X509_STORE_CTX_init(ctx.get(), store.get(), creds.chain[0].get(), untrusted.get())) {
-    *error = "cannot initialise chain verification";
-    return false;
-  }
-  if (X509_verify_cert(ctx.get()) != 1) {
-    *error = std::string("certificate does not chain to the trust bundle: ") +
-             X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-    return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::shared_ptr<const WorkloadTls> InMemoryCertStore::Get(const tls::SpiffeId& id) const {
   std::shared_lock l(mu_);
@@ -58,8 +33,9 @@ std::shared_ptr<const WorkloadTls> InMemoryCertStore::Build(const std::string& t
     *error = prefix + "certificate is for " + leaf_id.ToString();
     return nullptr;
   }
-  if (!VerifyChain(m.creds, roots, &why)) {
-    *error = prefix + why;
+  // The leaf must verify against the bundle: catches a stale key/cert pair early.
+  if (!tls::VerifyChain(m.creds.chain, roots, &why)) {
+    *error = prefix + "certificate does not chain to the trust bundle: " + why;
     return nullptr;
   }
   auto out = std::make_shared<WorkloadTls>();

@@ -13,6 +13,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "common/tls/chain.h"
 #include "controller/ca/x509_util.h"
 #include "controller/fs_util.h"
 
@@ -58,20 +59,13 @@ bool ChainsTo(X509* cert, const std::string& chain_pem, const std::vector<bssl::
   for (const auto& r : roots) {
     if (X509_cmp(r.get(), cert) == 0) return true;
   }
-  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
-  bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!store || !untrusted || !ctx) return false;
-  for (const auto& r : roots) X509_STORE_add_cert(store.get(), r.get());
-  auto chain = CertsFromPem(chain_pem);
-  for (auto& c : chain) {
-    if (X509_cmp(c.get(), cert) != 0) sk_X509_push(untrusted.get(), c.get());
+  std::vector<bssl::UniquePtr<X509>> chain;
+  X509_up_ref(cert);
+  chain.emplace_back(cert);
+  for (auto& c : CertsFromPem(chain_pem)) {
+    if (X509_cmp(c.get(), cert) != 0) chain.push_back(std::move(c));
   }
-  if (!X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get())) return false;
-  bool ok = X509_verify_cert(ctx.get()) == 1;
-  if (!ok) *why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-  ERR_clear_error();
-  return ok;
+  return tls::VerifyChain(chain, roots, why);
 }
 
 std::string SubjectText(X509* cert) {

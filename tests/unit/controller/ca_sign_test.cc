@@ -6,6 +6,7 @@
 
 #include <ctime>
 
+#include "agent/control/controller_trust.h"
 #include "agent/control/csr.h"
 #include "controller/ca/authority.h"
 #include "controller/ca/x509_util.h"
@@ -228,6 +229,18 @@ TEST(CaStore, BringYourOwnIntermediate) {
   bssl::UniquePtr<X509_STORE_CTX> vctx(X509_STORE_CTX_new());
   ASSERT_TRUE(X509_STORE_CTX_init(vctx.get(), store.get(), chain[0].get(), untrusted.get()));
   EXPECT_EQ(X509_verify_cert(vctx.get()), 1);
+  // An agent verifies a controller certificate issued by the intermediate (leaf + intermediate on the wire) against
+  // the root alone; and a chain that skips the intermediate does not verify.
+  ca::LeafSpec serving;
+  serving.public_key = leaf_key.get();
+  serving.dns = {"mesh-controller.zeromesh"};
+  auto served = ica->Issue(serving, &err);
+  ASSERT_TRUE(served) << err;
+  agent::control::ControllerTrust trust("", root->trust_bundle_pem());
+  EXPECT_EQ(trust.Verify(served->chain_pem, "mesh-controller.zeromesh"), "");
+  EXPECT_NE(trust.Verify(served->chain_pem.substr(0, served->chain_pem.find("-----END CERTIFICATE-----") + 26),
+                         "mesh-controller.zeromesh"),
+            "");
   RemoveTree(root_dir);
 }
 
