@@ -8,12 +8,12 @@
 #include <ctime>
 #include <set>
 
+#include "common/tls/digest.h"
 #include "controller/fs_util.h"
 
 namespace zm::ctrl {
 namespace {
 
-constexpr const char* kHex = "0123456789abcdef";
 constexpr const char* kExampleTime = "2027-01-03T00:00:00Z";
 
 TokenDigest Digest(std::string_view token) {
@@ -179,12 +179,7 @@ size_t JoinTokens::plaintext_count() const {
 }
 
 std::string JoinTokenSha256Hex(std::string_view token) {
-  std::string out;
-  for (uint8_t b : Digest(token)) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return tls::Sha256Hex(token);
 }
 
 bool ParseRfc3339Utc(const std::string& s, int64_t* unix_seconds, std::string* error) {

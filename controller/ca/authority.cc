@@ -1,8 +1,8 @@
 #include "controller/ca/authority.h"
 
 #include <openssl/bio.h>
-#include <openssl/digest.h>
 #include <openssl/err.h>
+#include <openssl/mem.h>
 #include <openssl/nid.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/tls/chain.h"
+#include "common/tls/digest.h"
 #include "controller/ca/x509_util.h"
 #include "controller/fs_util.h"
 
@@ -78,16 +79,12 @@ std::string SubjectText(X509* cert) {
 }
 
 std::string DerSha256Hex(X509* cert) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (!X509_digest(cert, EVP_sha256(), md, &len)) return "";
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; i++) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  uint8_t* der = nullptr;
+  int len = i2d_X509(cert, &der);
+  if (len <= 0) return "";
+  std::string hex = tls::Sha256Hex(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
+  OPENSSL_free(der);
+  return hex;
 }
 
 }  // namespace

@@ -3,10 +3,11 @@
 #include <openssl/base64.h>
 #include <openssl/mem.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <ctime>
 #include <stdexcept>
+
+#include "common/tls/digest.h"
 
 namespace zm::meshctl {
 namespace {
@@ -17,18 +18,6 @@ std::string Base64Url(const uint8_t* data, size_t n) {
   out.resize(len);
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (auto& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return out;
-}
-
-std::string Sha256Hex(const std::string& s) {
-  static const char* kHex = "0123456789abcdef";
-  uint8_t d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(s.data()), s.size(), d);
-  std::string out;
-  for (uint8_t b : d) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
   return out;
 }
 
@@ -58,7 +47,7 @@ nlohmann::json CreateJoinToken(const std::string& node, int64_t ttl_seconds, int
   if (RAND_bytes(raw, sizeof(raw)) != 1) throw std::runtime_error("no randomness available");
   std::string token = Base64Url(raw, sizeof(raw));
   OPENSSL_cleanse(raw, sizeof(raw));
-  nlohmann::json j = {{"node", node}, {"token", token}, {"sha256", Sha256Hex(token)}, {"expires", nullptr}};
+  nlohmann::json j = {{"node", node}, {"token", token}, {"sha256", tls::Sha256Hex(token)}, {"expires", nullptr}};
   if (ttl_seconds > 0) j["expires"] = Rfc3339(now_unix + ttl_seconds);
   return j;
 }
