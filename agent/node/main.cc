@@ -4,7 +4,9 @@
 //              [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off] [--access-log on|off] [--access-log-sample R]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
 // SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
-// pinned BPF objects in place so enrolled pods fail closed until the next agent starts.
+// pinned BPF objects in place so enrolled pods fail closed until the next agent starts, unless
+// --uninstall-check NAMESPACE/DAEMONSET finds the agent's DaemonSet gone (agent/node/uninstall_check.h): then the
+// program, pins and routing are removed so every pod talks plainly again.
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -13,11 +15,13 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "agent/node/config_source.h"
 #include "agent/node/node_agent.h"
 #include "agent/node/observability.h"
+#include "agent/node/uninstall_check.h"
 #include "agent/policy/policy_holder.h"
 #include "common/http/http_server.h"
 #include "common/log.h"
@@ -28,14 +32,26 @@ constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
     "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
+    "                  [--uninstall-check NAMESPACE/DAEMONSET] [--api-credentials DIR] (default "
+    "/var/run/secrets/zeromesh/api: token + ca.crt)\n"
     "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
     "/debug/certs)\n"
     "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
-  static const char* kKnown[] = {"--bootstrap",  "--node",       "--config",           "--agent-id",
-                                 "--uplink",     "--workers",    "--log-level",        "--metrics-addr",
-                                 "--admin-addr", "--access-log", "--access-log-sample"};
+  static const char* kKnown[] = {"--bootstrap",
+                                 "--node",
+                                 "--config",
+                                 "--agent-id",
+                                 "--uplink",
+                                 "--workers",
+                                 "--log-level",
+                                 "--metrics-addr",
+                                 "--admin-addr",
+                                 "--access-log",
+                                 "--access-log-sample",
+                                 "--uninstall-check",
+                                 "--api-credentials"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -129,6 +145,18 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::optional<zm::agent::UninstallCheck> uninstall_check;
+  if (flags.count("--uninstall-check")) {
+    zm::agent::UninstallCheck check;
+    const std::string creds =
+        flags.count("--api-credentials") ? flags["--api-credentials"] : "/var/run/secrets/zeromesh/api";
+    if (!zm::agent::ParseUninstallCheck(flags["--uninstall-check"], creds, &check, &error)) {
+      std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
+      return 2;
+    }
+    uninstall_check = check;
+  }
+
   zm::agent::ObservabilityOptions obs_opts;
   if (!ParseObservabilityFlags(flags, &obs_opts, &error)) {
     std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
@@ -203,5 +231,16 @@ int main(int argc, char** argv) {
   config->SetAgent(nullptr);
   config->Stop();
   agent.Stop();
+  if (uninstall_check) {
+    std::string reason;
+    if (zm::agent::IsUninstalling(*uninstall_check, &reason)) {
+      std::string problem;
+      bool clean = agent.Uninstall(&problem);
+      zm::log::Info("uninstalled: the mesh's program, pins and routing are removed from this node",
+                    {{"reason", reason}, {"clean", clean}, {"problem", problem}});
+    } else {
+      zm::log::Info("restart: the data path stays for the next agent", {{"reason", reason}});
+    }
+  }
   return 0;
 }

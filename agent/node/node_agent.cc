@@ -122,6 +122,16 @@ void NodeAgent::ApplySnapshot() {
   log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}});
 }
 
+bool NodeAgent::Uninstall(std::string* error) {
+  std::string problems;
+  if (links_) links_.reset();  // no re-attach from a late link event
+  if (auto st = bpf_.Destroy(); !st.ok()) problems += "bpf: " + st.message() + "; ";
+  if (auto st = bpf::PolicyRouting::Remove(); !st.ok()) problems += "policy routing: " + st.message() + "; ";
+  if (problems.empty()) return true;
+  *error = problems.substr(0, problems.size() - 2);
+  return false;
+}
+
 void NodeAgent::Stop() {
   if (subscription_) {
     snapshots_.Unsubscribe(subscription_);

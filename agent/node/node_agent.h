@@ -40,6 +40,9 @@ class NodeAgent {
   bool links_synced() const { return links_ && links_->dump_done(); }
   // Stops the proxy. The pinned program and maps stay: enrolled pods keep failing closed until an agent returns.
   void Stop();
+  // After Stop(), for an uninstall: detaches the program from every interface, removes the pins and the policy
+  // routing, so nothing of the mesh stays on the node and every pod's traffic flows as without it.
+  bool Uninstall(std::string* error);
 
   bool reused_pins() const { return reused_pins_; }
 

@@ -69,7 +69,7 @@ class ChartTest(unittest.TestCase):
         # No CA Secret: the controller creates and keeps it (a Helm-rendered one would change on every re-render).
         self.assertEqual(kinds, sorted(["ServiceAccount", "ServiceAccount", "Secret", "ClusterRole",
                                         "ClusterRoleBinding", "Role", "RoleBinding", "Role", "RoleBinding",
-                                        "ConfigMap", "Service", "DaemonSet", "Deployment", "PodDisruptionBudget"]))
+                                        "Role", "RoleBinding", "ConfigMap", "Service", "DaemonSet", "Deployment", "PodDisruptionBudget"]))
         for d in docs:
             for label in ("app.kubernetes.io/name: zeromesh", "app.kubernetes.io/instance: zeromesh",
                           "app.kubernetes.io/component:", "app.kubernetes.io/version:",
@@ -103,7 +103,14 @@ class ChartTest(unittest.TestCase):
         self.assertIn("hostPath: {path: /etc/zeromesh/join-token, type: Directory}", r.stdout)
         self.assertIn("--join-tokens=/etc/zeromesh/join-tokens/tokens.yaml", r.stdout)
         self.assertIn("--agent-service-account=none", r.stdout)
-        self.assertNotIn("serviceAccountToken:", r.stdout)
+        # The one API token left: the uninstall check's, allowed to read the agent's own DaemonSet and nothing else.
+        self.assertNotIn("audience: zeromesh", r.stdout)
+        self.assertEqual(r.stdout.count("serviceAccountToken:"), 1)
+        self.assertIn("- serviceAccountToken: {path: token, expirationSeconds: 3600}", r.stdout)
+        agent_role = next(d for d in yaml.safe_load_all(r.stdout)
+                          if d and d["kind"] == "Role" and d["metadata"]["name"] == "zeromesh-agent")
+        self.assertEqual(agent_role["rules"], [{"apiGroups": ["apps"], "resources": ["daemonsets"],
+                                                "resourceNames": ["zeromesh-agent"], "verbs": ["get"]}])
         secret = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "Secret")
         tokens = yaml.safe_load(secret["stringData"]["tokens.yaml"])
         self.assertEqual(tokens, {"node-a": {"sha256": TOKEN_HASH, "expires": "2027-01-01T00:00:00Z"}})
