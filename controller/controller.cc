@@ -346,11 +346,7 @@ bool Controller::StartServing(std::string* error) {
     *error = "shutting down";
     return false;
   }
-  // The file watcher re-reads the serving certificate every second: a renewed one is used for new handshakes while
-  // established agent streams go on.
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(serving_cert_->key_path(),
-                                                                                       serving_cert_->cert_path(), 1);
-  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  grpc::experimental::TlsServerCredentialsOptions tls(ServingCertProvider());
   tls.watch_identity_key_cert_pairs();
   tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
 
@@ -370,6 +366,32 @@ bool Controller::StartServing(std::string* error) {
     return false;
   }
   serving_ = true;
+  return true;
+}
+
+std::shared_ptr<grpc::experimental::CertificateProviderInterface> Controller::ServingCertProvider() const {
+  // The file watcher re-reads the serving certificate every second: a renewed one is used for new handshakes while
+  // established streams go on.
+  return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(serving_cert_->key_path(),
+                                                                              serving_cert_->cert_path(), 1);
+}
+
+bool Controller::StartOperatorPort(std::string* error) {
+  if (opts_.operator_addr.empty()) return true;
+  grpc::experimental::TlsServerCredentialsOptions tls(ServingCertProvider());
+  tls.watch_identity_key_cert_pairs();
+  tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  operator_service_ = std::make_unique<StatusService>(&ctx_, StatusService::Role::kOperator);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(opts_.operator_addr, grpc::experimental::TlsServerCredentials(tls), &operator_port_);
+  builder.RegisterService(operator_service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 10);  // requests are empty messages
+  operator_server_ = builder.BuildAndStart();
+  if (!operator_server_ || operator_port_ == 0) {
+    *error = "--operator-addr: cannot listen on " + opts_.operator_addr;
+    operator_server_.reset();
+    return false;
+  }
   return true;
 }
 
@@ -428,6 +450,13 @@ bool Controller::Start(std::string* error) {
       ca_reload_interval_, [this](const std::shared_ptr<const ca::Authority>& now) { OnCaChanged(now); },
       [this] { PublishTrustBundle(); });
   if (kube_config_ && opts_.leader_elect && !MakeLeaderElector(error)) return false;
+  ctx_.standby = [this]() -> std::string {
+    if (!elector_ || elector_->leading()) return "";
+    std::string holder = elector_->holder();
+    return "standby: the lease " + elector_->LeaseRef() +
+           (holder.empty() ? " is not held by this replica" : " is held by " + holder);
+  };
+  if (!StartOperatorPort(error)) return false;
   // Admin endpoints first: /readyz says "not serving" until the gRPC server is up.
   if (!opts_.admin_addr.empty() || !opts_.metrics_addr.empty()) {
     AdminSources src;
@@ -435,10 +464,7 @@ bool Controller::Start(std::string* error) {
     src.not_ready = [this] { return NotReady(); };
     src.role = [this]() -> std::string {
       if (!elector_) return "";
-      if (elector_->leading()) return "leader: serving agents";
-      std::string holder = elector_->holder();
-      return "standby: the lease " + elector_->LeaseRef() +
-             (holder.empty() ? " is not held by this replica" : " is held by " + holder);
+      return elector_->leading() ? "leader: serving agents" : ctx_.standby();
     };
     src.config_dump = [this] {
       auto dump = ControllerConfigDump(*store_, agents_);
@@ -473,6 +499,7 @@ bool Controller::Start(std::string* error) {
              {"manifests", ctx_.manifests_dir},
              {"epoch", store_->epoch()},
              {"admin_port", admin_ ? admin_->admin_port() : 0},
+             {"operator_port", operator_port_},
              {"metrics_port", admin_ ? admin_->metrics_port() : 0}});
   return true;
 }
@@ -493,6 +520,10 @@ void Controller::Shutdown() {
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
+  }
+  if (operator_server_) {
+    operator_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    operator_server_->Wait();
   }
   // Release the lease (if held) once this replica no longer serves: the standby takes over at its next poll.
   if (elector_) elector_->Stop();

@@ -2,6 +2,7 @@
 // Status) over TLS.
 #pragma once
 
+#include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/server.h>
 
 #include <atomic>
@@ -63,6 +64,10 @@ struct Options {
   // Admin HTTP: "" disables (the library default; mesh-controller's flags default to 127.0.0.1:15014 / 0.0.0.0:15015).
   std::string admin_addr;    // /metrics /healthz /readyz /debug/config_dump
   std::string metrics_addr;  // /metrics /healthz /readyz
+  // Operators' gRPC port ("": off; the chart sets 127.0.0.1:15016): Status.Get/Resources over TLS with no client
+  // credential, on loopback only, so only a process in this pod can reach it, i.e. `meshctl` through a
+  // pods/portforward that the API server authenticated and authorized (docs/design.md, "meshctl from a kubeconfig").
+  std::string operator_addr;
 };
 
 class Controller {
@@ -75,6 +80,7 @@ class Controller {
   void Wait();
 
   int port() const { return port_; }
+  int operator_port() const { return operator_port_; }  // 0 when off
   // Re-reads the manifest directory now (the watcher calls this too). Returns true if the load was valid.
   bool ReloadManifests();
   ConfigStore& store() { return *store_; }
@@ -97,6 +103,8 @@ class Controller {
   void PublishTrustBundle();  // Kubernetes: the trust-bundle ConfigMap (retried by the CA watch until it succeeds)
   std::vector<std::string> SecurityProblems() const;  // for meshctl status
   bool StartServing(std::string* error);              // the agents' gRPC server: at Start, or on becoming the leader
+  bool StartOperatorPort(std::string* error);         // every replica, at Start (a standby says it is one)
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> ServingCertProvider() const;
   bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
   void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
@@ -122,6 +130,9 @@ class Controller {
   ServiceContext ctx_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Service> operator_service_;
+  std::unique_ptr<grpc::Server> operator_server_;
+  int operator_port_ = 0;
   std::unique_ptr<manifest::DirWatcher> watcher_;
   std::optional<k8s::ClientConfig> kube_config_;
   std::unique_ptr<k8s::Source> kube_;

@@ -50,6 +50,9 @@ const char* Usage() {
          "                       [--admin-addr IP:PORT|off] (default 127.0.0.1:15014: /metrics /healthz /readyz "
          "/debug/config_dump)\n"
          "                       [--metrics-addr IP:PORT|off] (default 0.0.0.0:15015: /metrics /healthz /readyz)\n"
+         "                       [--operator-addr 127.x.x.x:PORT|off] (default off; the chart: 127.0.0.1:15016):\n"
+         "                       Status for meshctl over TLS with no credential, loopback only: reached through\n"
+         "                       a pods/portforward that the API server authorized\n"
          "                       [--log-level debug|info|warn|error]\n"
          "  --join-tokens FILE: \"node: {sha256: HEX, expires: RFC3339}\" entries (meshctl join-token create), "
          "re-read\n"
@@ -91,6 +94,7 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
                                              {"--log-level", &out->log_level},
                                              {"--admin-addr", &o.admin_addr},
                                              {"--metrics-addr", &o.metrics_addr},
+                                             {"--operator-addr", &o.operator_addr},
                                              {"--kubeconfig", &o.kubeconfig},
                                              {"--agent-service-account", &o.agent_service_account},
                                              {"--token-audience", &o.token_audience}};
@@ -156,6 +160,15 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
         return false;
       }
       *str[name] = value == "off" ? "" : value;
+    } else if (name == "--operator-addr") {
+      // No credential is asked there: only a loopback address keeps it to processes in the pod (port-forwards).
+      std::string why;
+      if (value != "off" && (!http::ValidListenAddr(value, &why) || value.rfind("127.", 0) != 0)) {
+        *error =
+            "--operator-addr: want a loopback 127.x.x.x:PORT (it asks for no credential) or off, got \"" + value + "\"";
+        return false;
+      }
+      o.operator_addr = value == "off" ? "" : value;
     } else if (name == "--agent-service-account") {
       o.agent_service_account = value == "none" ? "" : value;
     } else if (IsLeaderFlag(name)) {

@@ -87,7 +87,7 @@ std::optional<ClientConfig> InClusterConfig(std::string* error, const std::strin
   return c;
 }
 
-std::optional<ClientConfig> LoadKubeconfig(const std::string& path, std::string* error) {
+std::optional<ClientConfig> LoadKubeconfig(const std::string& path, std::string* error, const std::string& context) {
   std::string err;
   auto text = ctrl::ReadFile(path, &err, 4 << 20);
   if (!text) {
@@ -102,9 +102,20 @@ std::optional<ClientConfig> LoadKubeconfig(const std::string& path, std::string*
       *error = "kubeconfig " + path + ": not a YAML mapping";
       return std::nullopt;
     }
-    std::string ctx_name = Str(root, "current-context");
+    std::string ctx_name = context.empty() ? Str(root, "current-context") : context;
     YAML::Node ctx;
-    if (ctx_name.empty()) {
+    if (!context.empty()) {
+      ctx = FindNamed(root["contexts"], context, "context");
+      if (!ctx.IsMap()) {
+        std::string names;
+        if (root["contexts"] && root["contexts"].IsSequence()) {
+          for (const auto& item : root["contexts"]) names += (names.empty() ? "" : ", ") + Str(item, "name");
+        }
+        *error = "kubeconfig " + path + ": no context named '" + context +
+                 "' (contexts: " + (names.empty() ? "none" : names) + ")";
+        return std::nullopt;
+      }
+    } else if (ctx_name.empty()) {
       YAML::Node contexts = root["contexts"];
       if (contexts && contexts.IsSequence() && contexts.size() == 1 && contexts[0]["context"]) {
         ctx = contexts[0]["context"];

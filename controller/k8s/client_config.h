@@ -22,8 +22,10 @@ struct ClientConfig {
 // directory (tests).
 std::optional<ClientConfig> InClusterConfig(
     std::string* error, const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
-// current-context of a kubeconfig: server, certificate-authority(-data), insecure-skip-tls-verify,
-// client-certificate(-data) + client-key(-data), token, tokenFile. Relative file paths resolve against the file's dir.
-std::optional<ClientConfig> LoadKubeconfig(const std::string& path, std::string* error);
+// current-context of a kubeconfig (or `context` when not empty): server, certificate-authority(-data),
+// insecure-skip-tls-verify, client-certificate(-data) + client-key(-data), token, tokenFile. Relative file paths
+// resolve against the file's dir.
+std::optional<ClientConfig> LoadKubeconfig(const std::string& path, std::string* error,
+                                           const std::string& context = "");
 
 }  // namespace zm::k8s

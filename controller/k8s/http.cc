@@ -77,6 +77,27 @@ std::string Token(const ClientConfig& c, std::string* error) {
   return c.token;
 }
 
+// Trust and client certificate of `cfg` (curl copies the blobs, so the handle may outlive `cfg`).
+void ApplyTls(CURL* c, const ClientConfig& cfg) {
+  auto blob = [](const std::string& pem) {
+    return curl_blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
+  };
+  if (cfg.insecure) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (!cfg.ca_pem.empty()) {
+    curl_blob ca = blob(cfg.ca_pem);
+    curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+  }
+  if (!cfg.client_cert_pem.empty()) {
+    curl_blob cert = blob(cfg.client_cert_pem), key = blob(cfg.client_key_pem);
+    curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+}
+
 HttpResponse Perform(const ClientConfig& cfg, const std::string& method, const std::string& path,
                      const std::string& body, const std::string& content_type, int timeout_seconds, Transfer* t) {
   GlobalInit();
@@ -104,28 +125,7 @@ HttpResponse Perform(const ClientConfig& cfg, const std::string& method, const s
   // The API server sends a watch as one long HTTP/1.1 chunked response; HTTP/2 would work too but buys nothing here.
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 
-  curl_blob ca{}, cert{}, key{};
-  if (cfg.insecure) {
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (!cfg.ca_pem.empty()) {
-    ca.data = const_cast<char*>(cfg.ca_pem.data());
-    ca.len = cfg.ca_pem.size();
-    ca.flags = CURL_BLOB_NOCOPY;
-    curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
-  }
-  if (!cfg.client_cert_pem.empty()) {
-    cert.data = const_cast<char*>(cfg.client_cert_pem.data());
-    cert.len = cfg.client_cert_pem.size();
-    cert.flags = CURL_BLOB_NOCOPY;
-    key.data = const_cast<char*>(cfg.client_key_pem.data());
-    key.len = cfg.client_key_pem.size();
-    key.flags = CURL_BLOB_NOCOPY;
-    curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
-    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
-    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
-  }
+  ApplyTls(c, cfg);
 
   curl_slist* raw = nullptr;
   raw = curl_slist_append(raw, "Accept: application/json");
@@ -177,6 +177,44 @@ std::string HttpResponse::Describe() const {
 }
 
 Http::Http(ClientConfig config) : config_(std::move(config)) {}
+
+void CurlEasyDeleter::operator()(CURL* c) const {
+  curl_easy_cleanup(c);
+}
+
+RawConnection Http::ConnectRaw(int timeout_seconds, std::string* error) const {
+  GlobalInit();
+  RawConnection curl(curl_easy_init());
+  if (!curl) {
+    *error = "curl_easy_init failed";
+    return nullptr;
+  }
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, config_.server.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(timeout_seconds));
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);  // ALPN http/1.1: upgrades are HTTP/1.1
+  ApplyTls(c, config_);
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+  if (rc != CURLE_OK) {
+    *error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+    return nullptr;
+  }
+  return curl;
+}
+
+bool Http::BearerToken(std::string* token, std::string* error) const {
+  std::string err;
+  *token = Token(config_, &err);
+  if (!err.empty()) *error = "token: " + err;
+  return err.empty();
+}
 
 HttpResponse Http::Request(const std::string& method, const std::string& path, const std::string& body,
                            const std::string& content_type, int timeout_seconds) const {

@@ -2,8 +2,11 @@
 // call uses its own curl handle.
 #pragma once
 
+#include <curl/curl.h>
+
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,6 +22,11 @@ struct HttpResponse {
   std::string Describe() const;  // "HTTP 403: <message>" / "transport: <error>"
 };
 
+struct CurlEasyDeleter {
+  void operator()(CURL* c) const;
+};
+using RawConnection = std::unique_ptr<CURL, CurlEasyDeleter>;
+
 class Http {
  public:
   explicit Http(ClientConfig config);
@@ -31,6 +39,13 @@ class Http {
   // `timeout_seconds` pass, `on_line` returns false, or *stop becomes true (within about a second).
   HttpResponse Stream(const std::string& path, int timeout_seconds,
                       const std::function<bool(std::string_view line)>& on_line, const std::atomic<bool>* stop) const;
+
+  // TCP (+ TLS with this config's trust and client certificate) to the API server, nothing sent
+  // (CURLOPT_CONNECT_ONLY): for a protocol libcurl does not speak, a WebSocket upgrade, over curl_easy_send/recv.
+  // nullptr with *error when the connection or handshake fails.
+  RawConnection ConnectRaw(int timeout_seconds, std::string* error) const;
+  // The bearer token to send ("" when the config has none; the token file is re-read). false with *error.
+  bool BearerToken(std::string* token, std::string* error) const;
 
   const ClientConfig& config() const { return config_; }
 

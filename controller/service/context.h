@@ -31,6 +31,9 @@ struct ServiceContext {
   // Set by the controller: the serving certificate's expiry and the trust-chain problems it can see (meshctl status).
   std::function<int64_t()> serving_cert_not_after;
   std::function<std::vector<std::string>()> security_problems;
+  // "" while this replica serves agents (the leader, or no leader election); else why not ("standby: the lease ... is
+  // held by ..."). A standby knows no agent, so its operator port refuses Get/Resources with this text.
+  std::function<std::string()> standby;
 };
 
 }  // namespace zm::ctrl

@@ -2,8 +2,24 @@
 
 namespace zm::ctrl {
 
+grpc::Status StatusService::Admit(const grpc::ServerContext& context) const {
+  if (role_ == Role::kAgents) {
+    std::string node;
+    return ctx_->auth->Authenticate(context, &node);
+  }
+  // The operator port: the API server already authenticated and authorized the port-forward that reached it.
+  if (std::string why = ctx_->standby ? ctx_->standby() : ""; !why.empty()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this controller replica is a " + why);
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status StatusService::Report(grpc::ServerContext* context, const zeromesh::v1::AgentStatus* req,
                                    zeromesh::v1::ReportAck*) {
+  if (role_ == Role::kOperator) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "agents report on the agents' port, not the operator port");
+  }
   std::string node;
   if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
   ctx_->agents->Reported(node, *req);
@@ -12,8 +28,7 @@ grpc::Status StatusService::Report(grpc::ServerContext* context, const zeromesh:
 
 grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1::GetStatusRequest*,
                                 zeromesh::v1::MeshStatus* resp) {
-  std::string node;
-  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
+  if (auto st = Admit(*context); !st.ok()) return st;
   auto* info = resp->mutable_controller();
   info->set_version(kControllerVersion);
   info->set_epoch(ctx_->store->epoch());
@@ -54,8 +69,7 @@ grpc::Status StatusService::Get(grpc::ServerContext* context, const zeromesh::v1
 
 grpc::Status StatusService::Resources(grpc::ServerContext* context, const zeromesh::v1::GetResourcesRequest*,
                                       zeromesh::v1::ResourceSet* resp) {
-  std::string node;
-  if (auto st = ctx_->auth->Authenticate(*context, &node); !st.ok()) return st;
+  if (auto st = Admit(*context); !st.ok()) return st;
   resp->set_epoch(ctx_->store->epoch());
   auto snap = ctx_->store->Current();
   if (!snap) return grpc::Status::OK;  // version 0: no valid configuration yet

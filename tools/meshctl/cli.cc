@@ -58,10 +58,18 @@ std::string GlobalUsage() {
   }
   out +=
       "\nflags (every command):\n"
+      "Kubernetes (the default: no controller address given): meshctl asks the API server of your\n"
+      "kubeconfig where the controller runs and reaches it with a port-forward, as you (RBAC in its\n"
+      "namespace: list pods, get leases and configmaps, get+create pods/portforward); no token or CA file.\n"
+      "  --kubeconfig FILE       default: $KUBECONFIG (its first file), then ~/.kube/config\n"
+      "  --context NAME          a kubeconfig context other than the current one\n"
+      "  -n, --namespace NS      where the chart is installed (default zeromesh-system)\n"
+      "Universal mode (or any controller you can reach directly):\n"
       "  --controller HOST:PORT  mesh-controller address (env ZEROMESH_CONTROLLER)\n"
-      "  --token TOKEN           a join token, or an agent's ServiceAccount token in Kubernetes\n"
-      "                          (env ZEROMESH_TOKEN)\n"
-      "  --ca-cert FILE          the mesh root certificate (env ZEROMESH_CA_CERT)\n"
+      "  --token TOKEN           a join token (env ZEROMESH_TOKEN)\n"
+      "  --ca-cert FILE          the mesh root certificate (env ZEROMESH_CA_CERT; in Kubernetes mode it\n"
+      "                          replaces the trust-bundle ConfigMap)\n"
+      "Output:\n"
       "  -o, --output FORMAT     table (default), json or yaml\n"
       "  --timeout DURATION      per request (default 5s)\n"
       "  -h, --help              help; 'meshctl COMMAND --help' for a command\n"
@@ -73,7 +81,9 @@ std::string CommandUsage(const Command& c) {
   std::string out = Wrap("meshctl " + c.name + ": " + c.summary, kMaxWidth, 2) + "\n\nusage: meshctl " + c.name +
                     (c.args.empty() ? "" : " " + c.args) + " [flags]\n";
   if (!c.usage.empty()) out += "\n" + c.usage;
-  out += "\nglobal flags: --controller, --token, --ca-cert, -o/--output, --timeout (see meshctl --help)\n";
+  out +=
+      "\nglobal flags: --controller, --token, --ca-cert (universal); --kubeconfig, --context, -n/--namespace\n"
+      "(Kubernetes); -o/--output, --timeout (see meshctl --help)\n";
   return out;
 }
 
@@ -114,6 +124,9 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
   std::map<std::string, std::string*> global = {{"controller", &out->controller},
                                                 {"token", &out->token},
                                                 {"ca-cert", &out->ca_cert},
+                                                {"kubeconfig", &out->kubeconfig},
+                                                {"context", &out->context},
+                                                {"namespace", &out->kube_namespace},
                                                 {"output", &output},
                                                 {"timeout", &timeout}};
   std::vector<std::pair<std::string, std::string>> cmd_flags;
@@ -124,6 +137,7 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
       continue;
     }
     if (a == "-o") a = "--output";
+    if (a == "-n") a = "--namespace";
     if (a.rfind("-o", 0) == 0 && a.size() > 2 && a[2] != '-') a = "--output=" + a.substr(2);  // -ojson
     if (a.rfind("--", 0) != 0) {
       if (a.rfind("-", 0) == 0) {
@@ -214,9 +228,8 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
 
 bool CheckConnection(const Invocation& inv, std::string* error) {
   if (inv.controller.empty()) {
-    *error =
-        "no controller address: give --controller HOST:PORT or set ZEROMESH_CONTROLLER (finding the controller "
-        "through a kubeconfig is not supported yet in universal mode)";
+    if (!inv.kube_namespace.empty()) return true;  // Kubernetes mode: the kubeconfig says where the controller is
+    *error = "-n/--namespace needs a non-empty value";
   } else if (inv.token.empty()) {
     *error = "no token: give --token or set ZEROMESH_TOKEN (an entry of the controller's join-token file)";
   } else if (inv.ca_cert.empty()) {

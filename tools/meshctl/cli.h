@@ -1,6 +1,7 @@
 // meshctl's command line: `meshctl [global flags] COMMAND [flags]`, flags anywhere, "--flag value" or "--flag=value".
 // Global: --controller ADDR (env ZEROMESH_CONTROLLER), --token T (env ZEROMESH_TOKEN), --ca-cert FILE (env
-// ZEROMESH_CA_CERT), -o/--output table|json|yaml, --timeout 5s, -h/--help.
+// ZEROMESH_CA_CERT), -o/--output table|json|yaml, --timeout 5s, -h/--help. Without a controller address, Kubernetes
+// mode: --kubeconfig FILE, --context NAME, -n/--namespace NS (default zeromesh-system).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,7 @@ struct Invocation {
   bool help = false;
   Format format = Format::kTable;
   std::string controller, token, ca_cert;
+  std::string kubeconfig, context, kube_namespace = "zeromesh-system";  // Kubernetes mode (no controller address)
   int64_t timeout_seconds = 5;
   std::map<std::string, std::string> flags;  // command flags, without the dashes
   std::vector<std::string> args;             // positional arguments (commands with Command::args only)
@@ -39,7 +41,8 @@ struct Invocation {
 // false with *error set on a usage error (exit 2). `getenv` is injectable for tests.
 bool ParseArgs(const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv,
                Invocation* out, std::string* error);
-// The controller connection flags once a command needs them; false with *error naming what is missing.
+// The controller connection flags once a command needs them; false with *error naming what is missing. No controller
+// address at all is Kubernetes mode (checked when it runs).
 bool CheckConnection(const Invocation& inv, std::string* error);
 
 }  // namespace zm::meshctl

@@ -14,15 +14,18 @@ constexpr const char* kServerName = "mesh-controller.zeromesh";  // the DNS SAN 
 }  // namespace
 
 std::unique_ptr<Client> Client::Create(const Connection& conn, std::string* error) {
-  std::ifstream f(conn.ca_cert);
-  std::stringstream pem;
-  pem << f.rdbuf();
-  if (!f || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    *error = "--ca-cert " + conn.ca_cert + ": cannot read a PEM certificate";
-    return nullptr;
-  }
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = pem.str();
+  ssl.pem_root_certs = conn.ca_pem;
+  if (ssl.pem_root_certs.empty()) {
+    std::ifstream f(conn.ca_cert);
+    std::stringstream pem;
+    pem << f.rdbuf();
+    if (!f || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      *error = "--ca-cert " + conn.ca_cert + ": cannot read a PEM certificate";
+      return nullptr;
+    }
+    ssl.pem_root_certs = pem.str();
+  }
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(kServerName);
   std::unique_ptr<Client> c(new Client(conn));
@@ -31,15 +34,22 @@ std::unique_ptr<Client> Client::Create(const Connection& conn, std::string* erro
 }
 
 void Client::Prepare(grpc::ClientContext* ctx) const {
-  ctx->AddMetadata("authorization", "Bearer " + conn_.token);
+  if (!conn_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + conn_.token);
   ctx->set_deadline(std::chrono::system_clock::now() + conn_.timeout);
 }
 
 std::string Client::Explain(const grpc::Status& st) const {
+  const std::string& where = conn_.description.empty() ? conn_.controller : conn_.description;
   switch (st.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "controller unreachable at " + conn_.controller + ": " + st.error_message();
+      if (std::string why = conn_.transport_error ? conn_.transport_error() : ""; !why.empty()) {
+        return "controller unreachable at " + where + ": " + why;
+      }
+      return "controller unreachable at " + where + ": " + st.error_message();
+    case grpc::StatusCode::FAILED_PRECONDITION:  // the operator port of a standby replica
+      return "the controller at " + where + " cannot answer: " + st.error_message() +
+             " (the leader changed meanwhile: run meshctl again)";
     case grpc::StatusCode::UNAUTHENTICATED:
       return "the controller rejected the token: " + st.error_message();
     default:

@@ -1,8 +1,10 @@
 // meshctl's connection to mesh-controller: gRPC over TLS verified with the mesh root (--ca-cert), the join token as
-// a bearer credential (any valid token may read status; an "admin: <token>" entry is meant for meshctl).
+// a bearer credential (any valid token may read status; an "admin: <token>" entry is meant for meshctl). In
+// Kubernetes mode the address is meshctl's local port-forward bridge (kube/session.h) and there is no token.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,6 +17,9 @@ struct Connection {
   std::string token;
   std::string ca_cert;  // PEM file of the mesh root
   std::chrono::milliseconds timeout{5000};
+  std::string ca_pem;                            // the mesh root itself (Kubernetes mode), instead of ca_cert
+  std::string description;                       // how the controller is reached, for messages ("": the address)
+  std::function<std::string()> transport_error;  // why the last port-forward failed, if any
 };
 
 class Client {

@@ -1,11 +1,13 @@
 #include "tools/meshctl/commands.h"
 
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 
 #include "tools/meshctl/check.h"
 #include "tools/meshctl/client.h"
 #include "tools/meshctl/join_token.h"
+#include "tools/meshctl/kube/session.h"
 #include "tools/meshctl/status_report.h"
 #include "tools/meshctl/views.h"
 
@@ -25,9 +27,13 @@ void Print(const Invocation& inv, const nlohmann::json& j, std::string (*human)(
   *out += inv.format == Format::kTable ? human(j) : Render(j, inv.format);
 }
 
-int Status(const Invocation& inv, Client* client, std::string* out) {
+int Status(const Invocation& inv, const Connection& conn, Client* client, std::string* out) {
   StatusInput in;
-  in.controller = inv.controller;
+  in.controller = conn.description.empty() ? inv.controller : conn.description;
+  if (inv.controller.empty()) {
+    in.unreachable_hint = "check the controller pods (kubectl -n " + inv.kube_namespace +
+                          " get pods -l app.kubernetes.io/component=controller) and their logs";
+  }
   in.now_unix = std::time(nullptr);
   in.cert_warn_seconds = DurationFlag(inv, "cert-warn", 3600);
   in.stale_seconds = DurationFlag(inv, "stale", 45);
@@ -56,14 +62,35 @@ int Run(const Invocation& inv, std::string* out, std::string* err) {
     return j["healthy"].get<bool>() ? kExitOk : kExitProblems;
   }
   if (cmd == "join-token") return JoinTokenCreate(inv, out);
-  Connection conn{inv.controller, inv.token, inv.ca_cert, std::chrono::seconds(inv.timeout_seconds)};
+  Connection conn;
+  conn.controller = inv.controller;
+  conn.token = inv.token;
+  conn.ca_cert = inv.ca_cert;
+  conn.timeout = std::chrono::seconds(inv.timeout_seconds);
   std::string error;
+  std::unique_ptr<kube::KubeSession> kube;  // Kubernetes mode: outlives the client (it relays its connections)
+  if (inv.controller.empty()) {
+    kube::KubeOptions ko{inv.kubeconfig, inv.context, inv.kube_namespace, inv.ca_cert,
+                         static_cast<int>(inv.timeout_seconds)};
+    bool usage = false;
+    kube = kube::KubeSession::Open(
+        ko, [](const char* n) { return std::getenv(n); }, &error, &usage);
+    if (!kube) {
+      *err += "meshctl: " + error + "\n";
+      return usage ? kExitUsage : kExitProblems;
+    }
+    conn.controller = kube->address();
+    conn.token.clear();  // the API server authorized the port-forward; the operator port asks for nothing else
+    conn.ca_pem = kube->root_pem();
+    conn.description = kube->Describe();
+    conn.transport_error = [k = kube.get()] { return k->last_tunnel_error(); };
+  }
   auto client = Client::Create(conn, &error);
   if (!client) {
     *err += "meshctl: " + error + "\n";
     return kExitUsage;
   }
-  if (cmd == "status") return Status(inv, client.get(), out);
+  if (cmd == "status") return Status(inv, conn, client.get(), out);
 
   zeromesh::v1::ResourceSet rs;
   zeromesh::v1::MeshStatus st;

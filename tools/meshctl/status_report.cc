@@ -180,11 +180,12 @@ nlohmann::json BuildStatus(const StatusInput& in) {
     ctrl["error"] = in.error;
     report["controller"] = ctrl;
     bool token = in.error.find("token") != std::string::npos;
-    Problem(report, in.error,
-            token ? "use a token from the controller's join-token file (its admin: entry) with --token or "
-                    "ZEROMESH_TOKEN"
-                  : "check that mesh-controller runs and that --controller / ZEROMESH_CONTROLLER and --ca-cert "
-                    "are right");
+    Problem(
+        report, in.error,
+        !in.unreachable_hint.empty() ? in.unreachable_hint
+        : token
+            ? "use a token from the controller's join-token file (its admin: entry) with --token or ZEROMESH_TOKEN"
+            : "check that mesh-controller runs and that --controller / ZEROMESH_CONTROLLER and --ca-cert are right");
     return report;
   }
   const auto& info = in.status.controller();

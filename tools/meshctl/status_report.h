@@ -11,7 +11,8 @@
 namespace zm::meshctl {
 
 struct StatusInput {
-  std::string controller;  // address, for messages
+  std::string controller;        // address, for messages
+  std::string unreachable_hint;  // the fix to suggest when the controller cannot be reached ("": check the flags)
   bool reachable = false;
   std::string error;  // why not
   zeromesh::v1::MeshStatus status;

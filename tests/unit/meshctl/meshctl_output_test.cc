@@ -130,12 +130,20 @@ TEST(Cli, HelpForEveryCommandAndMissingConnection) {
     EXPECT_LE(MaxLine(usage), 100u) << usage;
   }
   EXPECT_LE(MaxLine(GlobalUsage()), 100u);
-  auto p = Parse({"status"});
-  ASSERT_TRUE(p.ok);
+  // No controller address: Kubernetes mode (the kubeconfig is looked for when the command runs).
+  auto p = Parse({"status", "-n", "mesh", "--context", "prod", "--kubeconfig", "/kc"});
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_EQ(p.inv.kube_namespace, "mesh");
+  EXPECT_EQ(p.inv.context, "prod");
+  EXPECT_EQ(p.inv.kubeconfig, "/kc");
   std::string error;
+  EXPECT_TRUE(CheckConnection(p.inv, &error)) << error;
+  EXPECT_EQ(Parse({"status"}).inv.kube_namespace, "zeromesh-system");
+  // Universal mode still needs all three.
+  p = Parse({"status", "--controller", "1.2.3.4:15012"});
+  ASSERT_TRUE(p.ok);
   EXPECT_FALSE(CheckConnection(p.inv, &error));
-  EXPECT_NE(error.find("ZEROMESH_CONTROLLER"), std::string::npos);
-  EXPECT_NE(error.find("not supported yet in universal mode"), std::string::npos);
+  EXPECT_NE(error.find("ZEROMESH_TOKEN"), std::string::npos);
 }
 
 TEST(Check, ParsesKernelCapsAndMounts) {
