@@ -33,6 +33,9 @@ find_package(yaml-cpp REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+# nftables rules over nfnetlink (the agent's conntrack bypass for steered packets).
+pkg_check_modules(LIBNFTNL REQUIRED IMPORTED_TARGET libnftnl)
+pkg_check_modules(LIBMNL REQUIRED IMPORTED_TARGET libmnl)
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 
 find_program(CLANG clang REQUIRED)

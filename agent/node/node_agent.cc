@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "agent/bpf/conntrack_bypass.h"
 #include "agent/bpf/ipv4.h"
 #include "agent/bpf/policy_routing.h"
 #include "common/log.h"
@@ -40,6 +41,10 @@ bool NodeAgent::Start(std::string* error) {
   log::Info(reused_pins_ ? "reused pinned maps" : "created pinned maps", {{"pin_dir", bpf_.PinDir()}});
   if (auto st = bpf::PolicyRouting::Ensure(); !st.ok()) {
     *error = "policy routing for captured traffic: " + st.message();
+    return false;
+  }
+  if (auto st = bpf::ConntrackBypass::Ensure(); !st.ok()) {
+    *error = "conntrack bypass for captured traffic (nftables table zeromesh): " + st.message();
     return false;
   }
   // Pods first, listeners second: a captured SYN must never meet a listener that does not know its pod yet.
@@ -127,6 +132,7 @@ bool NodeAgent::Uninstall(std::string* error) {
   if (links_) links_.reset();  // no re-attach from a late link event
   if (auto st = bpf_.Destroy(); !st.ok()) problems += "bpf: " + st.message() + "; ";
   if (auto st = bpf::PolicyRouting::Remove(); !st.ok()) problems += "policy routing: " + st.message() + "; ";
+  if (auto st = bpf::ConntrackBypass::Remove(); !st.ok()) problems += "conntrack bypass: " + st.message() + "; ";
   if (problems.empty()) return true;
   *error = problems.substr(0, problems.size() - 2);
   return false;
