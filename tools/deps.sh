@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libnghttp2-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  iproute2 iptables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
+  iproute2 iptables nftables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
   dpkg-dev xz-utils sockperf openssl
   haproxy python3-matplotlib python3-yaml
   prometheus libcivetweb-dev

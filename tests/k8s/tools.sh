@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test tools once from source with the machine's Go and caches them:
-#   $ZM_DEPS/k8s-<kubernetes version>/bin/{kube-apiserver,etcd,helm}
+#   $ZM_DEPS/k8s-<kubernetes version>/bin/{etcd,helm,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy,
+#   kubelet} (the last four for the real-cluster harness, tests/k8s/cluster/)
 # Idempotent and instant when cached. Prints the bin directory on stdout.
 #   tests/k8s/tools.sh            build what is missing
 #   tests/k8s/tools.sh --bindir   only print the bin directory (exit 1 if a tool is missing)
@@ -15,16 +16,29 @@ ETCD_VERSION=3.5.35
 HELM_VERSION=3.21.4
 BIN="$ZM_DEPS/k8s-$K8S_VERSION/bin"
 
-# name -> "wrapper dir|package|version|extra ldflags"
+# name -> "wrapper dir|package|version|extra ldflags|build tags"
 declare -A TOOLS=(
   [etcd]="etcd|go.etcd.io/etcd/server/v3|$ETCD_VERSION|"
   [helm]="helm|helm.sh/helm/v3/cmd/helm|$HELM_VERSION|-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION $(
     for p in pkg/lint/rules pkg/chartutil; do  # the Kubernetes version helm assumes offline (lint, template)
       printf -- '-X helm.sh/helm/v3/%s.k8sVersionMajor=1 -X helm.sh/helm/v3/%s.k8sVersionMinor=%s ' "$p" "$p" "$(echo "$K8S_VERSION" | cut -d. -f2)"
     done)"
-  [kube-apiserver]="kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|$K8S_VERSION|-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
 )
-ORDER=(etcd helm kube-apiserver)
+# Kubernetes' own commands: one wrapper module, the same version stamp in each (`--version` says v$K8S_VERSION).
+K8S_LDFLAGS="-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
+  TOOLS[$cmd]="kubernetes|k8s.io/kubernetes/cmd/$cmd|$K8S_VERSION|$K8S_LDFLAGS"
+done
+# containerd 2 + its runc shim + ctr, static: the btrfs, devmapper and zfs snapshotters need cgo and are left out
+# (the harness uses overlayfs).
+CONTAINERD_VERSION=2.2.9
+for cmd in containerd containerd-shim-runc-v2 ctr; do
+  TOOLS[$cmd]="containerd|github.com/containerd/containerd/v2/cmd/$cmd|$CONTAINERD_VERSION|-X github.com/containerd/containerd/v2/version.Version=v$CONTAINERD_VERSION|no_btrfs no_devmapper no_zfs"
+done
+COREDNS_VERSION=1.14.7
+TOOLS[coredns]="coredns|github.com/coredns/coredns|$COREDNS_VERSION|"
+ORDER=(etcd helm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet containerd
+       containerd-shim-runc-v2 ctr coredns)
 
 is_current() {  # name stamp (version + link flags: a changed recipe rebuilds)
   [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]
@@ -32,8 +46,8 @@ is_current() {  # name stamp (version + link flags: a changed recipe rebuilds)
 
 if [ "${1:-}" = "--bindir" ]; then
   for name in "${ORDER[@]}"; do
-    IFS='|' read -r _ _ version ldflags <<<"${TOOLS[$name]}"
-    is_current "$name" "$version $ldflags" || exit 1
+    IFS='|' read -r _ _ version ldflags tags <<<"${TOOLS[$name]}"
+    is_current "$name" "$version $ldflags${tags:+ tags=$tags}" || exit 1
   done
   echo "$BIN"
   exit 0
@@ -43,17 +57,18 @@ command -v go >/dev/null || die "Go is needed to build the Kubernetes test tools
 mkdir -p "$BIN"
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 for name in "${ORDER[@]}"; do
-  IFS='|' read -r dir pkg version ldflags <<<"${TOOLS[$name]}"
-  is_current "$name" "$version $ldflags" && continue
+  IFS='|' read -r dir pkg version ldflags tags <<<"${TOOLS[$name]}"
+  stamp="$version $ldflags${tags:+ tags=$tags}"
+  is_current "$name" "$stamp" && continue
   log "building $name $version from source (once; cached in $BIN)"
   work=$(mktemp -d)
   cp "$here/build/$dir/go.mod" "$here/build/$dir/tools.go" "$work/"
-  if ! (cd "$work" && nice go build -trimpath -ldflags "-s -w $ldflags" -o "$work/$name" "$pkg"); then
+  if ! (cd "$work" && nice go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$work/$name" "$pkg"); then
     rm -rf "$work"
     die "building $name failed (see the Go output above)"
   fi
   mv -f "$work/$name" "$BIN/$name"
-  echo "$version $ldflags" >"$BIN/.$name.version"
+  echo "$stamp" >"$BIN/.$name.version"
   rm -rf "$work"
 done
 echo "$BIN"
