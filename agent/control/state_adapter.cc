@@ -37,6 +37,7 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
       return nullptr;
     }
     out.enrolled = w.enrolled();
+    if (auto it = w.labels().find("zeromesh.io/mesh"); it != w.labels().end()) out.mesh_label = it->second;
     out.mode = w.mode() == v1::MODE_UNSPECIFIED ? def
                : w.mode() == v1::PERMISSIVE     ? MeshMode::kPermissive
                                                 : MeshMode::kStrict;

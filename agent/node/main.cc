@@ -32,6 +32,7 @@ constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
     "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
+    "                  [--cri-socket PATH] (the node's CRI socket: new pods outside the mesh go direct at once)\n"
     "                  [--uninstall-check NAMESPACE/DAEMONSET] [--api-credentials DIR] (default "
     "/var/run/secrets/zeromesh/api: token + ca.crt)\n"
     "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
@@ -51,7 +52,8 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--access-log",
                                  "--access-log-sample",
                                  "--uninstall-check",
-                                 "--api-credentials"};
+                                 "--api-credentials",
+                                 "--cri-socket"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -136,6 +138,7 @@ int main(int argc, char** argv) {
   opts.node = flags["--node"];
   opts.agent_id = flags.count("--agent-id") ? flags["--agent-id"] : opts.node;
   if (flags.count("--uplink")) opts.uplink = flags["--uplink"];
+  if (flags.count("--cri-socket")) opts.cri_socket = flags["--cri-socket"];
   if (flags.count("--workers")) {
     try {
       opts.workers = std::stoi(flags["--workers"]);

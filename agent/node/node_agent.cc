@@ -1,7 +1,9 @@
 #include "agent/node/node_agent.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <set>
 
 #include "agent/bpf/conntrack_bypass.h"
@@ -50,6 +52,11 @@ bool NodeAgent::Start(std::string* error) {
   // Pods first, listeners second: a captured SYN must never meet a listener that does not know its pod yet.
   ApplySnapshot();
   subscription_ = snapshots_.Subscribe([this] { ApplySnapshot(); });
+  if (!opts_.cri_socket.empty()) {
+    sandboxes_watcher_ = std::make_unique<runtime::SandboxWatcher>(
+        opts_.cri_socket, [this](const std::vector<runtime::Sandbox>& s) { OnSandboxes(s); });
+    sandboxes_watcher_->Start();
+  }
 
   proxy::ProxyOptions popts;
   popts.workers = opts_.workers;
@@ -99,13 +106,28 @@ void NodeAgent::OnLink(const bpf::LinkEvent& ev) {
     return;
   }
   log::Debug("attached", {{"ifname", ev.name}, {"ifindex", ev.ifindex}, {"role", uplink ? "uplink" : "pod"}});
+  if (!uplink && sandboxes_watcher_) sandboxes_watcher_->Kick();  // a pod is starting: learn its namespace now
+}
+
+void NodeAgent::OnSandboxes(const std::vector<runtime::Sandbox>& sandboxes) {
+  {
+    std::lock_guard lock(apply_mu_);
+    sandboxes_ = sandboxes;
+  }
+  ApplySnapshot();
 }
 
 void NodeAgent::ApplySnapshot() {
   auto snap = snapshots_.Get();
   if (!snap) return;
+  std::lock_guard lock(apply_mu_);
   std::set<uint32_t> wanted;
   size_t enrolled = 0;
+  // Namespace enrollment as the controller decided it for pods without their own label.
+  std::map<std::string, bool> ns_enrolled;
+  for (const auto& [ip, w] : snap->workloads()) {
+    if (w.mesh_label.empty()) ns_enrolled[w.ns] = w.enrolled;
+  }
   for (const auto& [ip, w] : snap->workloads()) {
     if (!snap->IsLocal(w)) continue;
     wanted.insert(w.ip);
@@ -114,6 +136,28 @@ void NodeAgent::ApplySnapshot() {
       log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
     }
     enrolled += w.enrolled ? 1 : 0;
+  }
+  // Pods the runtime has and the controller has not reported yet (docs/design.md "New pods: who is held"): one
+  // outside the mesh goes direct from its first packet; an enrolled one, or one of a namespace the agent knows
+  // nothing of, stays unknown (captured and held in STRICT) until the controller reports it.
+  size_t direct = 0;
+  for (const auto& sb : sandboxes_) {
+    in_addr_t ip = 0;
+    if (sb.ip.empty() || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || snap->workloads().count(ip)) continue;
+    bool outside;
+    if (auto it = sb.labels.find("zeromesh.io/mesh"); it != sb.labels.end()) {
+      outside = it->second != "enabled";
+    } else {
+      auto ns = ns_enrolled.find(sb.namespace_name);
+      if (ns == ns_enrolled.end()) continue;
+      outside = !ns->second;
+    }
+    if (!outside) continue;
+    wanted.insert(ip);
+    if (auto st = bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, ToBpfMode(snap->default_mode())); !st.ok()) {
+      log::Error("programming pod", {{"pod", sb.namespace_name + "/" + sb.name}, {"error", st.message()}});
+    }
+    ++direct;
   }
   std::vector<bpf::PodEntry> existing;
   if (bpf_.ListPods(&existing).ok()) {
@@ -124,7 +168,7 @@ void NodeAgent::ApplySnapshot() {
   // STRICT mesh: a pod the agent does not know yet is captured and held, never let out in plaintext.
   (void)bpf_.SetCaptureUnknown(snap->default_mode() == MeshMode::kStrict);
   snapshots_applied_.fetch_add(1, std::memory_order_relaxed);
-  log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}});
+  log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}, {"runtime_direct", direct}});
 }
 
 bool NodeAgent::Uninstall(std::string* error) {
@@ -139,6 +183,7 @@ bool NodeAgent::Uninstall(std::string* error) {
 }
 
 void NodeAgent::Stop() {
+  sandboxes_watcher_.reset();
   if (subscription_) {
     snapshots_.Unsubscribe(subscription_);
     subscription_ = 0;

@@ -7,11 +7,14 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "agent/bpf/bpf_manager.h"
 #include "agent/bpf/link_watcher.h"
 #include "agent/proxy/node_proxy.h"
+#include "agent/runtime/sandbox_watcher.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
 
@@ -24,6 +27,8 @@ struct NodeAgentOptions {
   int workers = 0;
   proxy::Authorizer authorize;                    // L4 policy (empty: allow all, as with a local config file)
   std::shared_ptr<proxy::ConnObserver> observer;  // per-connection metrics + access log (optional)
+  // The node's CRI socket (e.g. /run/containerd/containerd.sock); empty: new pods are known only from the controller.
+  std::string cri_socket;
 };
 
 class NodeAgent {
@@ -55,7 +60,8 @@ class NodeAgent {
 
  private:
   void OnLink(const bpf::LinkEvent& ev);
-  void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot
+  void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot and the runtime's sandboxes
+  void OnSandboxes(const std::vector<runtime::Sandbox>& sandboxes);
 
   NodeAgentOptions opts_;
   SnapshotHolder& snapshots_;
@@ -63,6 +69,9 @@ class NodeAgent {
   bpf::BpfManager bpf_;
   std::unique_ptr<bpf::LinkWatcher> links_;
   std::unique_ptr<proxy::NodeProxy> proxy_;
+  std::unique_ptr<runtime::SandboxWatcher> sandboxes_watcher_;
+  std::mutex apply_mu_;                      // ApplySnapshot runs on the config thread and the sandbox watcher's
+  std::vector<runtime::Sandbox> sandboxes_;  // under apply_mu_
   int subscription_ = 0;
   bool reused_pins_ = false;
   std::atomic<uint64_t> snapshots_applied_{0};

@@ -30,6 +30,7 @@ struct Workload {
   in_addr_t ip = 0;  // network byte order
   bool enrolled = false;
   MeshMode mode = MeshMode::kStrict;
+  std::string mesh_label = {};  // the pod's own zeromesh.io/mesh label ("" if unset): it overrides its namespace's
 };
 
 class MeshSnapshot {

@@ -24,6 +24,7 @@ class Segment:
     flags: int
     payload: bytes  # the captured part (snaplen)
     payload_len: int
+    ts: float = 0.0  # capture time (unix seconds)
 
 
 class Capture:
@@ -39,6 +40,10 @@ class Capture:
                 raise RuntimeError(f"tcpdump exited: {self.proc.stderr.read().decode(errors='replace')}")
             time.sleep(0.05)
         time.sleep(0.3)  # tcpdump writes the file header before the socket is attached
+
+    def so_far(self) -> list[Segment]:
+        """What was captured until now (tcpdump -U writes each packet as it comes); the capture keeps running."""
+        return read_pcap(self.path)
 
     def stop(self) -> list[Segment]:
         if self.proc.poll() is None:
@@ -67,7 +72,8 @@ def read_pcap(path: Path) -> list[Segment]:
     out: list[Segment] = []
     off = 24
     while off + 16 <= len(data):
-        _, _, caplen, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        ts = sec + frac / (1e9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e6)
         pkt = data[off + 16:off + 16 + caplen]
         off += 16 + caplen
         if len(pkt) < 14 + 20 or struct.unpack("!H", pkt[12:14])[0] != 0x0800:
@@ -82,7 +88,7 @@ def read_pcap(path: Path) -> list[Segment]:
         sport, dport = struct.unpack("!HH", tcp[:4])
         out.append(Segment(src=str(ipaddress.IPv4Address(ip[12:16])), dst=str(ipaddress.IPv4Address(ip[16:20])),
                            sport=sport, dport=dport, flags=tcp[13], payload=bytes(tcp[doff:]),
-                           payload_len=max(0, total - ihl - doff)))
+                           payload_len=max(0, total - ihl - doff), ts=ts))
     return out
 
 
