@@ -18,6 +18,7 @@ APT_PACKAGES=(
   haproxy python3-matplotlib python3-yaml
   prometheus libcivetweb-dev
   ca-certificates containerd
+  runc containernetworking-plugins conntrack
 )
 
 missing=()
@@ -62,12 +63,13 @@ SRC
   rm -rf "$work"
   trap - EXIT
 fi
-# Kubernetes test tools (kube-apiserver, etcd, helm; label k8s): built once from source with Go, then cached.
+# Kubernetes test tools (etcd, helm, kube-apiserver; for the real cluster also kubelet, controller-manager, scheduler,
+# kube-proxy, kubectl, containerd 2 + shim + ctr, CoreDNS): built once from source with Go, then cached.
 if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
   # Not fatal: without them only the k8s tests fail (and say why); everything else still builds and runs.
   PATH="$PATH:/usr/local/go/bin" bash "$here/tests/k8s/tools.sh" >/dev/null ||
     log "warning: building the Kubernetes test tools failed (see above): the k8s tests will fail"
 else
-  log "warning: Go is not installed: the k8s tests cannot build kube-apiserver, etcd and helm and will fail"
+  log "warning: Go is not installed: the k8s tests cannot build their Kubernetes tools and will fail"
 fi
 log "dependencies ready"

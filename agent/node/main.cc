@@ -12,7 +12,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -32,6 +34,7 @@ constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
     "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
+    "                  [--drain-seconds N] (on SIGTERM: stop taking connections, serve the open ones N s; default 0)\n"
     "                  [--cri-socket PATH] (the node's CRI socket: new pods outside the mesh go direct at once)\n"
     "                  [--uninstall-check NAMESPACE/DAEMONSET] [--api-credentials DIR] (default "
     "/var/run/secrets/zeromesh/api: token + ca.crt)\n"
@@ -53,7 +56,8 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--access-log-sample",
                                  "--uninstall-check",
                                  "--api-credentials",
-                                 "--cri-socket"};
+                                 "--cri-socket",
+                                 "--drain-seconds"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -148,6 +152,18 @@ int main(int argc, char** argv) {
     }
   }
 
+  int drain_seconds = 0;
+  if (flags.count("--drain-seconds")) {
+    const std::string& v = flags["--drain-seconds"];
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 0 || n > 300) {
+      std::fprintf(stderr, "mesh-agent: --drain-seconds must be a whole number of seconds in [0, 300], got %s\n%s",
+                   v.c_str(), kUsage);
+      return 2;
+    }
+    drain_seconds = static_cast<int>(n);
+  }
   std::optional<zm::agent::UninstallCheck> uninstall_check;
   if (flags.count("--uninstall-check")) {
     zm::agent::UninstallCheck check;
@@ -182,7 +198,10 @@ int main(int argc, char** argv) {
       flags.count("--bootstrap")
           ? zm::agent::MakeControllerSource(flags["--bootstrap"], opts.node, snapshots, certs, policies)
           : zm::agent::MakeFileSource(flags["--config"], opts.node, snapshots, certs);
-  if (flags.count("--bootstrap")) opts.authorize = policies.MakeAuthorizer();
+  if (flags.count("--bootstrap")) {
+    opts.authorize = policies.MakeAuthorizer();
+    opts.defer_listeners = true;  // serve only once the controller's configuration and certificates are here
+  }
   if (!config->Start(&error)) {
     zm::log::Error("invalid config", {{"error", error}});
     return 1;
@@ -202,15 +221,29 @@ int main(int argc, char** argv) {
   obs.Start(agent, snapshots, certs);
 
   bool announced = false;
+  std::optional<std::chrono::steady_clock::time_point> config_since;
   for (;;) {
     pollfd fds[2] = {{agent.link_fd(), POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(fds, 2, announced ? -1 : 100) < 0 && errno != EINTR) {
+    if (poll(fds, 2, announced && agent.listeners_installed() ? -1 : 100) < 0 && errno != EINTR) {
       zm::log::Error("poll", {{"error", std::strerror(errno)}});
       break;
     }
     if (fds[0].revents & POLLIN) agent.OnLinkEvents();
+    if (!agent.listeners_installed() && config->HasConfig()) {
+      // Certificates follow the configuration within moments; after 5 s serve anyway (pods without a certificate
+      // are refused per connection, as before) rather than keep the whole node waiting.
+      if (!config_since) config_since = std::chrono::steady_clock::now();
+      if (agent.ReadyToServe() || std::chrono::steady_clock::now() - *config_since > std::chrono::seconds(5)) {
+        std::string err;
+        if (agent.InstallListeners(&err)) {
+          zm::log::Info("serving: proxy listeners installed", {{"certificates_ready", agent.ReadyToServe()}});
+        } else {
+          zm::log::Error("installing the proxy listeners", {{"error", err}});
+        }
+      }
+    }
     // Ready once every existing interface is attached and a first configuration is applied.
-    if (!announced && agent.links_synced() && config->HasConfig()) {
+    if (!announced && agent.links_synced() && config->HasConfig() && agent.listeners_installed()) {
       announced = true;
       obs.SetLinksSynced();
       config->SetAgent(&agent);  // status reports describe the agent from now on (and one goes out at once)
@@ -229,6 +262,14 @@ int main(int argc, char** argv) {
       zm::log::Info("stopping", {{"signal", strsignal(static_cast<int>(si.ssi_signo))}});
       break;
     }
+  }
+  if (drain_seconds > 0) {
+    // A rolling update: new connections go to the next agent (or wait for it: SYNs are dropped and retransmitted)
+    // while the ones already here finish. A second signal ends the drain.
+    agent.StopAccepting();
+    zm::log::Info("draining", {{"seconds", drain_seconds}});
+    pollfd pfd{sfd, POLLIN, 0};
+    (void)poll(&pfd, 1, drain_seconds * 1000);
   }
   obs.Stop();  // the admin endpoints read the agent: stop them first
   config->SetAgent(nullptr);

@@ -67,15 +67,7 @@ bool NodeAgent::Start(std::string* error) {
     *error = "starting the node proxy: " + *error;
     return false;
   }
-  const std::pair<bpf::ListenerSlot, int> slots[] = {{bpf::ListenerSlot::kOutbound, proxy_->outbound_fd()},
-                                                     {bpf::ListenerSlot::kHbone, proxy_->hbone_fd()},
-                                                     {bpf::ListenerSlot::kPlaintext, proxy_->plaintext_fd()}};
-  for (const auto& [slot, fd] : slots) {
-    if (auto st = bpf_.SetListener(slot, fd); !st.ok()) {
-      *error = "putting the proxy listener into the SOCKMAP: " + st.message();
-      return false;
-    }
-  }
+  if (!opts_.defer_listeners && !InstallListeners(error)) return false;
   links_ = std::make_unique<bpf::LinkWatcher>([this](const bpf::LinkEvent& ev) { OnLink(ev); });
   if (auto st = links_->Start(); !st.ok()) {
     *error = "watching network interfaces: " + st.message();
@@ -117,10 +109,43 @@ void NodeAgent::OnSandboxes(const std::vector<runtime::Sandbox>& sandboxes) {
   ApplySnapshot();
 }
 
+void NodeAgent::ApplyRuntimeWithoutConfig() {
+  // No configuration yet: a restarted agent whose controller is not reachable. The pinned pod map still holds what
+  // the previous agent knew, and the runtime maps those IPs to namespaces, so known pods tell their namespaces'
+  // enrollment (enrolled wins on a conflict: fail closed). New pods of a namespace known to be outside the mesh go
+  // direct; nothing pinned is removed (nothing says it is stale).
+  std::vector<bpf::PodEntry> pinned;
+  if (sandboxes_.empty() || !bpf_.ListPods(&pinned).ok()) return;
+  std::map<in_addr_t, bpf::PodState> known;
+  for (const auto& e : pinned) known[e.ip_be] = e.state;
+  std::map<std::string, bool> ns_enrolled;
+  for (const auto& sb : sandboxes_) {
+    in_addr_t ip = 0;
+    if (sb.labels.count("zeromesh.io/mesh") || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1) continue;
+    if (auto it = known.find(ip); it != known.end()) {
+      ns_enrolled[sb.namespace_name] |= it->second == bpf::PodState::kEnrolled;
+    }
+  }
+  size_t direct = 0;
+  for (const auto& sb : sandboxes_) {
+    in_addr_t ip = 0;
+    if (inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || known.count(ip)) continue;
+    auto label = sb.labels.find("zeromesh.io/mesh");
+    auto ns = ns_enrolled.find(sb.namespace_name);
+    bool outside = label != sb.labels.end() ? label->second != "enabled" : ns != ns_enrolled.end() && !ns->second;
+    if (!outside) continue;
+    if (bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, bpf::PodMode::kStrict).ok()) ++direct;
+  }
+  if (direct) log::Info("pods outside the mesh go direct (no configuration yet)", {{"runtime_direct", direct}});
+}
+
 void NodeAgent::ApplySnapshot() {
   auto snap = snapshots_.Get();
-  if (!snap) return;
   std::lock_guard lock(apply_mu_);
+  if (!snap) {
+    ApplyRuntimeWithoutConfig();
+    return;
+  }
   std::set<uint32_t> wanted;
   size_t enrolled = 0;
   // Namespace enrollment as the controller decided it for pods without their own label.
@@ -180,6 +205,35 @@ bool NodeAgent::Uninstall(std::string* error) {
   if (problems.empty()) return true;
   *error = problems.substr(0, problems.size() - 2);
   return false;
+}
+
+bool NodeAgent::ReadyToServe() const {
+  auto snap = snapshots_.Get();
+  if (!snap) return false;
+  for (const auto& [ip, w] : snap->workloads()) {
+    if (snap->IsLocal(w) && w.enrolled && !certs_.Get(snap->IdentityOf(w))) return false;
+  }
+  return true;
+}
+
+bool NodeAgent::InstallListeners(std::string* error) {
+  const std::pair<bpf::ListenerSlot, int> slots[] = {{bpf::ListenerSlot::kOutbound, proxy_->outbound_fd()},
+                                                     {bpf::ListenerSlot::kHbone, proxy_->hbone_fd()},
+                                                     {bpf::ListenerSlot::kPlaintext, proxy_->plaintext_fd()}};
+  for (const auto& [slot, fd] : slots) {
+    if (auto st = bpf_.SetListener(slot, fd); !st.ok()) {
+      *error = "putting the proxy listener into the SOCKMAP: " + st.message();
+      return false;
+    }
+  }
+  listeners_installed_ = true;
+  return true;
+}
+
+void NodeAgent::StopAccepting() {
+  for (auto slot : {bpf::ListenerSlot::kOutbound, bpf::ListenerSlot::kHbone, bpf::ListenerSlot::kPlaintext}) {
+    if (auto st = bpf_.ClearListener(slot); !st.ok()) log::Warn("clearing a listener", {{"error", st.message()}});
+  }
 }
 
 void NodeAgent::Stop() {

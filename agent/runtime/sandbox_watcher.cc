@@ -49,22 +49,27 @@ uint64_t SandboxWatcher::errors() const {
 }
 
 void SandboxWatcher::Run() {
-  static constexpr int kBurstMs[] = {0, 25, 50, 100, 200, 400, 800};
+  // After a kick: at once, then every 50 ms for 10 s. The sandbox is listed only once RunPodSandbox has finished
+  // (CNI, then the pause container), which takes from milliseconds to seconds on a loaded node; the pod's first
+  // container starts after that, so polling until then wins the race whatever the node's speed.
+  constexpr auto kFast = std::chrono::milliseconds(50);
+  constexpr auto kFastFor = std::chrono::seconds(10);
+  constexpr auto kSlow = std::chrono::seconds(2);
   std::vector<Key> last;
   bool first = true;
   auto last_warn = std::chrono::steady_clock::time_point{};
-  size_t burst = std::size(kBurstMs);  // not in a burst
+  auto fast_until = std::chrono::steady_clock::time_point{};
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      auto wait = burst < std::size(kBurstMs) ? std::chrono::milliseconds(kBurstMs[burst]) : std::chrono::seconds(2);
+      auto wait = std::chrono::steady_clock::now() < fast_until
+                      ? std::chrono::duration_cast<std::chrono::milliseconds>(kFast)
+                      : std::chrono::duration_cast<std::chrono::milliseconds>(kSlow);
       cv_.wait_for(lock, wait, [&] { return stop_ || kicked_; });
       if (stop_) return;
       if (kicked_) {
         kicked_ = false;
-        burst = 0;
-      } else if (burst < std::size(kBurstMs)) {
-        ++burst;
+        fast_until = std::chrono::steady_clock::now() + kFastFor;
       }
     }
     std::vector<Sandbox> sandboxes;

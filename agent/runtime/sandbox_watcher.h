@@ -1,6 +1,6 @@
-// Keeps the agent's view of the node's pod sandboxes current: polls the runtime every 2 s, and right after Kick()
-// (a new pod veth appeared) at 0, 25, 50, 100, 200, 400 and 800 ms, so a new pod is known before its first container
-// runs. Calls on_update(sandboxes) from its own thread after every successful poll whose result changed.
+// Keeps the agent's view of the node's pod sandboxes current: polls the runtime every 2 s, and after Kick() (a new
+// pod veth appeared) at once and then every 50 ms for 10 s, so a new pod is known before its first container runs.
+// Calls on_update(sandboxes) from its own thread after every successful poll whose result changed.
 #pragma once
 
 #include <condition_variable>

@@ -11,7 +11,8 @@ and a capture of the wire between the nodes running:
   enroll     label the namespace of a client and a server that already run: they are meshed without a restart; the
              wire shows only TLS to port 15008 for them.
   agent      delete an agent pod: the DaemonSet restarts it; 0 plaintext packets of enrolled pods meanwhile; new
-             connections work again within 5 s of the new agent starting.
+             connections work again within 5 s of the new agent starting. Then with the controller scaled to 0 and
+             an agent restarted (no configuration), a new pod outside the mesh still goes direct.
   upgrade    `helm upgrade` that rolls agents and controller: 0 plaintext packets, 0 failed new connections.
   unenroll   remove the label: the pods talk plaintext within 5 s.
   uninstall  `helm uninstall`: every pod works within 10 s; no pins, programs, routes or rules stay on the nodes; a
@@ -235,6 +236,46 @@ class E2E(unittest.TestCase):
         self.assertLessEqual(first_ok - started_ms, 5000, "new connections did not work within 5 s of the new agent")
         self.timings["agent_restart_first_ok_ms"] = first_ok - started_ms
         self.assert_plain_namespace_untouched(t0)
+
+    def test_3b_agent_restart_while_controller_down(self):
+        """With no controller and a freshly restarted agent (no configuration at all), a new pod outside the mesh still
+        goes direct: the agent rebuilds namespace enrollment from its pinned pod map and the container runtime."""
+        node = self.c.nodes[1].name
+        dep = f"/apis/apps/v1/namespaces/{RELEASE_NS}/deployments/zeromesh-controller"
+        self.c.api.request("PATCH", dep, {"spec": {"replicas": 0}}, content_type="application/merge-patch+json")
+        try:
+            self.c.api.wait_for("no controller pod", lambda: not self.c.pods(
+                RELEASE_NS, "app.kubernetes.io/component=controller"), timeout=90)
+            old = next(p for p in self.agents() if p["spec"]["nodeName"] == node)
+            self.c.api.request("DELETE", f"/api/v1/namespaces/{RELEASE_NS}/pods/{old['metadata']['name']}")
+
+            def running_new_agent():
+                for p in self.agents():
+                    if p["spec"]["nodeName"] == node and p["metadata"]["uid"] != old["metadata"]["uid"]:
+                        cs = (p.get("status") or {}).get("containerStatuses") or []
+                        if cs and "running" in cs[0]["state"]:
+                            return p
+                return None
+            agent = self.c.api.wait_for("a new agent running on " + node, running_new_agent, timeout=90)
+            time.sleep(2)  # the agent attaches and reads the runtime as it starts
+            self.c.apply(addons.client(PLAIN, self.c.images["testapp"], f"server.{PLAIN}.svc.cluster.local",
+                                       node=node, name="newcomer2"))
+            self.c.wait_deployment(PLAIN, "newcomer2", timeout=120)
+            pod = next(p for p in self.c.pods(PLAIN, "app=newcomer2") if not p["metadata"].get("deletionTimestamp"))
+            lines = self.c.api.wait_for("newcomer2's first connections", lambda: [
+                json.loads(line) for line in self.c.pod_log(PLAIN, pod["metadata"]["name"]).splitlines()
+                if line.startswith("{")][:10] or None, timeout=30)
+            self.assertTrue(all(a["ok"] for a in lines), lines)
+            log = self.c.pod_log(RELEASE_NS, agent["metadata"]["name"]).splitlines()
+            self.assertEqual([x for x in log if f'"src.addr":"{pod["status"]["podIP"]}:' in x][:3], [],
+                             "an agent without configuration proxied a pod outside the mesh")
+            self.assertTrue([x for x in log if "no configuration yet" in x], "\n".join(log[-20:]))
+        finally:
+            self.c.api.request("DELETE", f"/apis/apps/v1/namespaces/{PLAIN}/deployments/newcomer2")
+            self.c.api.request("PATCH", dep, {"spec": {"replicas": 2}}, content_type="application/merge-patch+json")
+            self.c.wait_deployment(RELEASE_NS, "zeromesh-controller", timeout=180)
+            self.wait_agents_ready(timeout=180)
+            self.wait_meshctl_healthy(timeout=120)
 
     def test_4_helm_upgrade(self):
         cap = self.c.capture()

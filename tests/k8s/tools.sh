@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test tools once from source with the machine's Go and caches them:
 #   $ZM_DEPS/k8s-<kubernetes version>/bin/{etcd,helm,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy,
-#   kubelet} (the last four for the real-cluster harness, tests/k8s/cluster/)
+#   kubelet,kubectl,containerd,containerd-shim-runc-v2,ctr,coredns} (from kube-controller-manager on: for the
+#   real-cluster harness, tests/k8s/cluster/; runc and the CNI plugins are Debian's, see tools/deps.sh)
 # Idempotent and instant when cached. Prints the bin directory on stdout.
 #   tests/k8s/tools.sh            build what is missing
 #   tests/k8s/tools.sh --bindir   only print the bin directory (exit 1 if a tool is missing)
 # Sources: k8s.io/kubernetes (wrapper module tests/k8s/build/kubernetes pins the staging modules), etcd 3.5
-# (go.etcd.io/etcd/server/v3), helm v3 (helm.sh/helm/v3/cmd/helm). Needs Go and the Go module proxy.
+# (go.etcd.io/etcd/server/v3), helm v3 (helm.sh/helm/v3/cmd/helm), containerd 2 (github.com/containerd/containerd/v2),
+# CoreDNS (github.com/coredns/coredns); one wrapper module each under tests/k8s/build/. Needs Go and the Go module proxy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../tools/lib/common.sh"
@@ -26,18 +28,19 @@ declare -A TOOLS=(
 )
 # Kubernetes' own commands: one wrapper module, the same version stamp in each (`--version` says v$K8S_VERSION).
 K8S_LDFLAGS="-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl; do
   TOOLS[$cmd]="kubernetes|k8s.io/kubernetes/cmd/$cmd|$K8S_VERSION|$K8S_LDFLAGS"
 done
 # containerd 2 + its runc shim + ctr, static: the btrfs, devmapper and zfs snapshotters need cgo and are left out
-# (the harness uses overlayfs).
+# (the harness uses overlayfs). 2.4.2 builds and runs here too; the harness's containerd.toml names this shim
+# (runtime_path), never Debian's 1.6 one on PATH, which 2.3+ cannot start.
 CONTAINERD_VERSION=2.2.9
 for cmd in containerd containerd-shim-runc-v2 ctr; do
   TOOLS[$cmd]="containerd|github.com/containerd/containerd/v2/cmd/$cmd|$CONTAINERD_VERSION|-X github.com/containerd/containerd/v2/version.Version=v$CONTAINERD_VERSION|no_btrfs no_devmapper no_zfs"
 done
-COREDNS_VERSION=1.14.7
+COREDNS_VERSION=1.15.0
 TOOLS[coredns]="coredns|github.com/coredns/coredns|$COREDNS_VERSION|"
-ORDER=(etcd helm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet containerd
+ORDER=(etcd helm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl containerd
        containerd-shim-runc-v2 ctr coredns)
 
 is_current() {  # name stamp (version + link flags: a changed recipe rebuilds)

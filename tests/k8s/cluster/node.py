@@ -157,6 +157,8 @@ state = "/run/containerd"
     conf_dir = "/etc/cni/net.d"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
+    # Our shim, not whichever containerd-shim-runc-v2 comes first on PATH (Debian's containerd 1.6 installs one).
+    runtime_path = "{c.bin / 'containerd-shim-runc-v2'}"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = "{HERE / 'runc_compat.py'}"
       SystemdCgroup = false

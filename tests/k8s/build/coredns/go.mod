@@ -3,4 +3,4 @@ module zeromesh.io/k8s-tools/coredns
 
 go 1.26.0
 
-require github.com/coredns/coredns v1.14.7
+require github.com/coredns/coredns v1.15.0

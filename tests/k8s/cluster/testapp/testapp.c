@@ -64,7 +64,9 @@ static void attempt(const char* host, const char* port) {
     return;
   }
   int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct timeval tv = {.tv_sec = 3};
+  /* 10 s to connect and to answer, as common clients allow at least (curl, Go's and Java's defaults are longer): a
+   * SYN dropped while no agent runs is retransmitted after 1 and 3 s and must still get through. */
+  struct timeval tv = {.tv_sec = 10};
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   const char* err = NULL;
