@@ -12,7 +12,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -198,10 +197,7 @@ int main(int argc, char** argv) {
       flags.count("--bootstrap")
           ? zm::agent::MakeControllerSource(flags["--bootstrap"], opts.node, snapshots, certs, policies)
           : zm::agent::MakeFileSource(flags["--config"], opts.node, snapshots, certs);
-  if (flags.count("--bootstrap")) {
-    opts.authorize = policies.MakeAuthorizer();
-    opts.defer_listeners = true;  // serve only once the controller's configuration and certificates are here
-  }
+  if (flags.count("--bootstrap")) opts.authorize = policies.MakeAuthorizer();
   if (!config->Start(&error)) {
     zm::log::Error("invalid config", {{"error", error}});
     return 1;
@@ -221,29 +217,15 @@ int main(int argc, char** argv) {
   obs.Start(agent, snapshots, certs);
 
   bool announced = false;
-  std::optional<std::chrono::steady_clock::time_point> config_since;
   for (;;) {
     pollfd fds[2] = {{agent.link_fd(), POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(fds, 2, announced && agent.listeners_installed() ? -1 : 100) < 0 && errno != EINTR) {
+    if (poll(fds, 2, announced ? -1 : 100) < 0 && errno != EINTR) {
       zm::log::Error("poll", {{"error", std::strerror(errno)}});
       break;
     }
     if (fds[0].revents & POLLIN) agent.OnLinkEvents();
-    if (!agent.listeners_installed() && config->HasConfig()) {
-      // Certificates follow the configuration within moments; after 5 s serve anyway (pods without a certificate
-      // are refused per connection, as before) rather than keep the whole node waiting.
-      if (!config_since) config_since = std::chrono::steady_clock::now();
-      if (agent.ReadyToServe() || std::chrono::steady_clock::now() - *config_since > std::chrono::seconds(5)) {
-        std::string err;
-        if (agent.InstallListeners(&err)) {
-          zm::log::Info("serving: proxy listeners installed", {{"certificates_ready", agent.ReadyToServe()}});
-        } else {
-          zm::log::Error("installing the proxy listeners", {{"error", err}});
-        }
-      }
-    }
     // Ready once every existing interface is attached and a first configuration is applied.
-    if (!announced && agent.links_synced() && config->HasConfig() && agent.listeners_installed()) {
+    if (!announced && agent.links_synced() && config->HasConfig()) {
       announced = true;
       obs.SetLinksSynced();
       config->SetAgent(&agent);  // status reports describe the agent from now on (and one goes out at once)

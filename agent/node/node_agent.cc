@@ -67,7 +67,7 @@ bool NodeAgent::Start(std::string* error) {
     *error = "starting the node proxy: " + *error;
     return false;
   }
-  if (!opts_.defer_listeners && !InstallListeners(error)) return false;
+  if (!InstallListeners(error)) return false;
   links_ = std::make_unique<bpf::LinkWatcher>([this](const bpf::LinkEvent& ev) { OnLink(ev); });
   if (auto st = links_->Start(); !st.ok()) {
     *error = "watching network interfaces: " + st.message();
@@ -207,15 +207,6 @@ bool NodeAgent::Uninstall(std::string* error) {
   return false;
 }
 
-bool NodeAgent::ReadyToServe() const {
-  auto snap = snapshots_.Get();
-  if (!snap) return false;
-  for (const auto& [ip, w] : snap->workloads()) {
-    if (snap->IsLocal(w) && w.enrolled && !certs_.Get(snap->IdentityOf(w))) return false;
-  }
-  return true;
-}
-
 bool NodeAgent::InstallListeners(std::string* error) {
   const std::pair<bpf::ListenerSlot, int> slots[] = {{bpf::ListenerSlot::kOutbound, proxy_->outbound_fd()},
                                                      {bpf::ListenerSlot::kHbone, proxy_->hbone_fd()},
@@ -226,7 +217,6 @@ bool NodeAgent::InstallListeners(std::string* error) {
       return false;
     }
   }
-  listeners_installed_ = true;
   return true;
 }
 

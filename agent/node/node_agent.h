@@ -27,10 +27,6 @@ struct NodeAgentOptions {
   int workers = 0;
   proxy::Authorizer authorize;                    // L4 policy (empty: allow all, as with a local config file)
   std::shared_ptr<proxy::ConnObserver> observer;  // per-connection metrics + access log (optional)
-  // Put the proxy's listeners into the SOCKMAP only once InstallListeners() is called (controller mode: when the
-  // first configuration and the local pods' certificates are here). Until then STRICT drops captured SYNs and
-  // clients retransmit: a restarted agent never accepts a connection it cannot serve yet.
-  bool defer_listeners = false;
   // The node's CRI socket (e.g. /run/containerd/containerd.sock); empty: new pods are known only from the controller.
   std::string cri_socket;
 };
@@ -47,11 +43,6 @@ class NodeAgent {
   void OnLinkEvents();
   int link_fd() const { return links_ ? links_->fd() : -1; }
   bool links_synced() const { return links_ && links_->dump_done(); }
-  // True once the current snapshot exists and every local enrolled pod's certificate is in the store.
-  bool ReadyToServe() const;
-  // Puts the proxy's listeners into the SOCKMAP (idempotent).
-  bool InstallListeners(std::string* error);
-  bool listeners_installed() const { return listeners_installed_.load(); }
   // Takes this agent's listeners out of the SOCKMAP: no new connection is steered to it (in STRICT a new SYN is
   // dropped and retransmitted into the next agent), while the ones it holds keep flowing until Stop().
   void StopAccepting();
@@ -74,7 +65,8 @@ class NodeAgent {
   void OnLink(const bpf::LinkEvent& ev);
   void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot and the runtime's sandboxes
   void OnSandboxes(const std::vector<runtime::Sandbox>& sandboxes);
-  void ApplyRuntimeWithoutConfig();  // under apply_mu_
+  void ApplyRuntimeWithoutConfig();           // under apply_mu_
+  bool InstallListeners(std::string* error);  // the proxy's listeners into the SOCKMAP
 
   NodeAgentOptions opts_;
   SnapshotHolder& snapshots_;
@@ -88,7 +80,6 @@ class NodeAgent {
   int subscription_ = 0;
   bool reused_pins_ = false;
   std::atomic<uint64_t> snapshots_applied_{0};
-  std::atomic<bool> listeners_installed_{false};
 };
 
 }  // namespace zm::agent

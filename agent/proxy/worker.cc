@@ -274,6 +274,19 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
            std::string(kPolicyFailClosed));
     return;
   }
+  if (from->enrolled && !hold_expired && !ctx_.certs.Get(snap->IdentityOf(*from))) {
+    // A (re)started agent has the configuration but not yet this pod's certificate: hold the connection until the
+    // certificate is issued (moments) instead of refusing it.
+    ProxyStats::Add(ctx_.stats.held_unknown_source);
+    held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
+    if (held_timer_ == 0) {
+      held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
+        held_timer_ = 0;
+        RecheckHeld(true);
+      });
+    }
+    return;
+  }
   if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
     // The capture hook runs before any NAT: the original destination is the VIP.
     ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/from->enrolled));
@@ -383,7 +396,7 @@ void Worker::RecheckHeld(bool timer) {
   std::vector<Held> go;
   for (auto& h : held_) {
     const agent::Workload* w = snap ? snap->Find(h.src.sin_addr.s_addr) : nullptr;
-    bool known = w != nullptr && snap->IsLocal(*w);
+    bool known = w != nullptr && snap->IsLocal(*w) && (!w->enrolled || ctx_.certs.Get(snap->IdentityOf(*w)));
     if (known || h.deadline <= now) {
       go.push_back(h);
     } else {
