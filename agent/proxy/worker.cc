@@ -246,20 +246,14 @@ void Worker::ToService(int fd, ServiceAttempt a) {
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
   auto snap = ctx_.snapshots.Get();
+  if (!hold_expired && !SourceReady(snap.get(), src.sin_addr.s_addr)) {
+    // Captured before we know the pod (new pod, config in flight), or before its certificate is issued (a just
+    // restarted agent): hold it, never let it out in plaintext and never refuse what moments will fix.
+    Hold(fd, src, dst);
+    return;
+  }
   const agent::Workload* from = snap ? snap->Find(src.sin_addr.s_addr) : nullptr;
   if (from == nullptr || !snap->IsLocal(*from)) {
-    if (!hold_expired) {
-      // Captured before we know the pod (new pod, config in flight): hold it, never let it out in plaintext.
-      ProxyStats::Add(ctx_.stats.held_unknown_source);
-      held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
-      if (held_timer_ == 0) {
-        held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
-          held_timer_ = 0;
-          RecheckHeld(true);
-        });
-      }
-      return;
-    }
     if (snap && snap->default_mode() == agent::MeshMode::kPermissive) {
       if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
         ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/false));
@@ -272,19 +266,6 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     ProxyStats::Add(ctx_.stats.denials);
     Refuse(fd, "outbound", src, dst, "source is not a known workload of this node (STRICT: fail closed)",
            std::string(kPolicyFailClosed));
-    return;
-  }
-  if (from->enrolled && !hold_expired && !ctx_.certs.Get(snap->IdentityOf(*from))) {
-    // A (re)started agent has the configuration but not yet this pod's certificate: hold the connection until the
-    // certificate is issued (moments) instead of refusing it.
-    ProxyStats::Add(ctx_.stats.held_unknown_source);
-    held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
-    if (held_timer_ == 0) {
-      held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
-        held_timer_ = 0;
-        RecheckHeld(true);
-      });
-    }
     return;
   }
   if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
@@ -388,6 +369,22 @@ bool Worker::PassRateLimit(int fd, const agent::MeshSnapshot& snap, const sockad
   return false;
 }
 
+bool Worker::SourceReady(const agent::MeshSnapshot* snap, in_addr_t src) const {
+  const agent::Workload* w = snap ? snap->Find(src) : nullptr;
+  return w != nullptr && snap->IsLocal(*w) && (!w->enrolled || ctx_.certs.Get(snap->IdentityOf(*w)));
+}
+
+void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+  ProxyStats::Add(ctx_.stats.held_unknown_source);
+  held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
+  if (held_timer_ == 0) {
+    held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
+      held_timer_ = 0;
+      RecheckHeld(true);
+    });
+  }
+}
+
 void Worker::RecheckHeld(bool timer) {
   if (held_.empty()) return;
   auto now = EventLoop::Clock::now();
@@ -395,9 +392,7 @@ void Worker::RecheckHeld(bool timer) {
   std::vector<Held> still;
   std::vector<Held> go;
   for (auto& h : held_) {
-    const agent::Workload* w = snap ? snap->Find(h.src.sin_addr.s_addr) : nullptr;
-    bool known = w != nullptr && snap->IsLocal(*w) && (!w->enrolled || ctx_.certs.Get(snap->IdentityOf(*w)));
-    if (known || h.deadline <= now) {
+    if (SourceReady(snap.get(), h.src.sin_addr.s_addr) || h.deadline <= now) {
       go.push_back(h);
     } else {
       still.push_back(h);

@@ -70,6 +70,10 @@ class Worker {
   // the connection was refused for it.
   bool PassRateLimit(int fd, const agent::MeshSnapshot& snap, const sockaddr_in& src, const sockaddr_in& dst,
                      const tls::SpiffeId& src_id);
+  // The source can be served: a local workload of the snapshot and, if enrolled, with its certificate issued.
+  // Connections from other sources are held (Hold) until it can, or their deadline passes.
+  bool SourceReady(const agent::MeshSnapshot* snap, in_addr_t src) const;
+  void Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void RecheckHeld(bool timer);
   void Shutdown();
 
