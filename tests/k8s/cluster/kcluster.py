@@ -47,7 +47,7 @@ import addons  # noqa: E402
 import images  # noqa: E402
 import pki  # noqa: E402
 import wire  # noqa: E402
-from node import Node, sh  # noqa: E402
+from node import Node, rmdir_cgroup, sh  # noqa: E402
 
 STATE_DIR = Path("/run/zeromesh/kclusters")
 BPF_ROOT = Path("/sys/fs/bpf/zeromesh")
@@ -367,22 +367,7 @@ def _remove_leftovers(prefix: str, mountpoints: list[Path]) -> None:
             continue
         for h in [base] + [p for p in base.iterdir() if p.is_dir()]:
             for d in h.glob(f"{prefix}-node*"):
-                for pid_file in d.rglob("cgroup.procs"):
-                    for pid in pid_file.read_text().split():
-                        try:
-                            os.kill(int(pid), signal.SIGKILL)
-                        except (ProcessLookupError, ValueError):
-                            pass
-                time.sleep(0.2)
-                for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                    try:
-                        sub.rmdir()
-                    except OSError:
-                        pass
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+                rmdir_cgroup(d)
     if BPF_ROOT.exists():
         for d in BPF_ROOT.glob(prefix + "-*"):
             sh(["rm", "-rf", str(d)], check=False)

@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from zmcluster import _rmdir_cgroup as rmdir_cgroup  # kills what is left in a cgroup tree, removes it deepest first
+
 # Paths a node owns, bind-mounted per node.
 NODE_DIRS = ["/run/containerd", "/var/lib/containerd", "/var/lib/kubelet", "/var/lib/cni", "/etc/cni/net.d",
              "/var/log/pods", "/var/log/containers"]
@@ -284,12 +286,4 @@ conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeo
 
     def _remove_cgroups(self) -> None:
         for d in self._cgroup_dirs():
-            for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                try:
-                    sub.rmdir()
-                except OSError:
-                    pass
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+            rmdir_cgroup(d)
