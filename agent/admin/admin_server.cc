@@ -1,5 +1,7 @@
 #include "agent/admin/admin_server.h"
 
+#include <thread>
+
 namespace zm::admin {
 namespace {
 
@@ -62,8 +64,12 @@ bool AdminServer::Start(std::string* error) {
 }
 
 void AdminServer::Stop() {
-  if (metrics_) metrics_->Stop();
+  // Side by side: each civetweb server takes up to ~2 s to stop (its listener poll interval).
+  std::thread metrics([this] {
+    if (metrics_) metrics_->Stop();
+  });
   if (admin_) admin_->Stop();
+  metrics.join();
 }
 
 }  // namespace zm::admin

@@ -102,7 +102,16 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Bootstrap& b) {
   // gRPC also uses this as the minimum time a connection attempt (TCP + TLS handshake) may take: at 100 ms a busy
   // node abandons handshakes forever ("tcp handshaker shutdown"). The retry delay is the initial backoff above.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  // Retry a refusing address (a standby: only the leader listens) every second at most, so a standby that takes the
+  // lead is found within a second.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Dial every replica's address at once and use whichever accepts. pick_first tries them one after another, and an
+  // address whose pod is gone drops the SYN: each such address then cost a whole connect timeout (5 s above), so
+  // after a controller rollout agents were without a controller for 10 s and more.
+  args.SetLoadBalancingPolicyName("round_robin");
+  // A rollout replaces every replica's address behind the headless Service. gRPC re-resolves the name when no
+  // address accepts, but by default at most every 30 s.
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   return grpc::CreateCustomChannel(b.controller, ControllerChannelCredentials(trust, b.server_name), args);
 }
 

@@ -48,6 +48,7 @@ void CertManager::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    if (active_) active_->TryCancel();  // a CSR waiting for an unreachable controller must not delay shutdown
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
@@ -130,7 +131,19 @@ bool CertManager::Issue(const std::string& id, IssuedIdentity* out, std::string*
   req.set_csr_pem(kc.csr_pem);
   req.set_ttl_seconds(opts_.ttl_seconds);
   v1::SignResponse resp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) {
+      *error = "stopping";
+      return false;
+    }
+    active_ = &ctx;
+  }
   grpc::Status st = stub_->Sign(&ctx, req, &resp);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_ = nullptr;
+  }
   if (!st.ok()) {
     *error = "Identity.Sign: " + st.error_message();
     return false;

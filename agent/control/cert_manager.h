@@ -81,6 +81,7 @@ class CertManager {
   std::map<std::string, Entry> entries_;
   std::vector<std::string> removed_;  // to report through on_remove_
   bool stop_ = false;
+  grpc::ClientContext* active_ = nullptr;  // the signing call in flight; Stop() cancels it (guarded by mu_)
   std::string signer_;
   uint64_t issued_ = 0;
   std::thread thread_;

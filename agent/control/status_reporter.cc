@@ -22,6 +22,7 @@ void StatusReporter::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    if (active_) active_->TryCancel();  // a report waiting for an unreachable controller must not delay shutdown
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
@@ -43,7 +44,16 @@ void StatusReporter::Run() {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     ctx.set_wait_for_ready(true);  // poll the channel while it (re)connects, up to the deadline
     zeromesh::v1::ReportAck ack;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      active_ = &ctx;
+    }
     grpc::Status st = stub_->Report(&ctx, status, &ack);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_ = nullptr;
+    }
     if (st.ok()) {
       sent_++;
       last_error.clear();

@@ -34,6 +34,7 @@ class StatusReporter {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  grpc::ClientContext* active_ = nullptr;  // the report in flight; Stop() cancels it (guarded by mu_)
   bool now_ = false;
   std::atomic<uint64_t> sent_{0};
   std::thread thread_;

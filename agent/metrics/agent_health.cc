@@ -70,8 +70,12 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
       {"zeromesh_proxy_denials_total", "Connections denied (policy, STRICT, unknown source).", s.denials},
       {"zeromesh_proxy_tls_failures_total", "TLS failures (handshake, certificates).", s.tls_failures},
       {"zeromesh_proxy_upstream_failures_total", "Upstream connects that failed or timed out.", s.upstream_failures},
+      {"zeromesh_proxy_hbone_redials_total", "HBONE connects dialled again on a fresh socket (refused or unanswered).",
+       s.hbone_redials},
       {"zeromesh_proxy_bad_requests_total", "HBONE requests answered 400.", s.bad_requests},
-      {"zeromesh_proxy_held_unknown_source_total", "Connections held because their source pod was not known yet.",
+      {"zeromesh_proxy_held_unknown_source_total",
+       "Connections held until the agent could serve them: source or destination pod not known yet, or its certificate "
+       "not issued.",
        s.held_unknown_source},
       {"zeromesh_proxy_resets_total", "Connections torn down with RST.", s.resets},
       {"zeromesh_service_connections_total", "Connections to a Service VIP routed to an endpoint.",

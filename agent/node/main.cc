@@ -12,12 +12,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "agent/node/config_source.h"
 #include "agent/node/node_agent.h"
@@ -245,6 +247,17 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  // Each step is timed: the next agent cannot start before this one has exited, so a slow step is a longer gap.
+  auto since = std::chrono::steady_clock::now();
+  auto lap = [&since] {
+    auto now = std::chrono::steady_clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count();
+    since = now;
+    return static_cast<int64_t>(ms);
+  };
+  // The admin endpoints read the agent: they stop first. civetweb takes up to ~2 s to stop (its listener poll), so
+  // that runs during the drain rather than after it. A terminating pod's probes and scrapes need no answer.
+  std::thread admin_stop([&obs] { obs.StopEndpoints(); });
   if (drain_seconds > 0) {
     // A rolling update: new connections go to the next agent (or wait for it: SYNs are dropped and retransmitted)
     // while the ones already here finish. A second signal ends the drain.
@@ -253,10 +266,14 @@ int main(int argc, char** argv) {
     pollfd pfd{sfd, POLLIN, 0};
     (void)poll(&pfd, 1, drain_seconds * 1000);
   }
-  obs.Stop();  // the admin endpoints read the agent: stop them first
+  admin_stop.join();
+  obs.Stop();
+  int64_t admin_ms = lap();  // the drain, or the admin endpoints' stop when that took longer
   config->SetAgent(nullptr);
   config->Stop();
+  int64_t control_ms = lap();
   agent.Stop();
+  zm::log::Info("stopped", {{"admin_ms", admin_ms}, {"control_plane_ms", control_ms}, {"proxy_ms", lap()}});
   if (uninstall_check) {
     std::string reason;
     if (zm::agent::IsUninstalling(*uninstall_check, &reason)) {

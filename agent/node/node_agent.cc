@@ -224,6 +224,7 @@ void NodeAgent::StopAccepting() {
   for (auto slot : {bpf::ListenerSlot::kOutbound, bpf::ListenerSlot::kHbone, bpf::ListenerSlot::kPlaintext}) {
     if (auto st = bpf_.ClearListener(slot); !st.ok()) log::Warn("clearing a listener", {{"error", st.message()}});
   }
+  if (proxy_) proxy_->Drain();
 }
 
 void NodeAgent::Stop() {

@@ -44,7 +44,8 @@ class NodeAgent {
   int link_fd() const { return links_ ? links_->fd() : -1; }
   bool links_synced() const { return links_ && links_->dump_done(); }
   // Takes this agent's listeners out of the SOCKMAP: no new connection is steered to it (in STRICT a new SYN is
-  // dropped and retransmitted into the next agent), while the ones it holds keep flowing until Stop().
+  // dropped and retransmitted into the next agent), while the ones it holds keep flowing until Stop(); peers are told
+  // (HTTP/2 GOAWAY) to open their next HBONE streams on a new connection.
   void StopAccepting();
   // Stops the proxy. The pinned program and maps stay: enrolled pods keep failing closed until an agent returns.
   void Stop();

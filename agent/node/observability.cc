@@ -61,8 +61,12 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
                                 {"admin_port", admin_->admin_port()}});
 }
 
-void Observability::Stop() {
+void Observability::StopEndpoints() {
   if (admin_) admin_->Stop();
+}
+
+void Observability::Stop() {
+  StopEndpoints();
   telemetry_->access_log().Flush();
 }
 

@@ -33,7 +33,8 @@ class Observability {
   // Starts the admin endpoints. A listener that cannot start is logged, never fatal: the data plane matters more.
   void Start(const NodeAgent& agent, const SnapshotHolder& snapshots, const CertStore& certs);
   void SetLinksSynced() { links_synced_ = true; }
-  void Stop();
+  void StopEndpoints();  // the admin and metrics servers (thread-safe against the agent still running)
+  void Stop();           // StopEndpoints(), then flushes the access log
 
   admin::Readiness Readiness() const;
   metrics::AgentHealth Health() const;

@@ -208,6 +208,7 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
   }
   tls::SetExpectedPeer(ssl.get(), dst_id);
   auto* c = new HboneClient(ctx_, this, key, fd, std::move(ssl), AddrToString(dial));
+  c->EnableRedial({dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone});
   list.push_back(c);
   c->AddStream(downstream, client, target, std::move(rec), std::move(svc));
 }

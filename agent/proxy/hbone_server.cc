@@ -250,4 +250,12 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
   SettleAll();
 }
 
+void HboneServer::Drain() {
+  if (state_ != State::kReady) return;
+  // A graceful GOAWAY (last stream ID 2^31-1): the peer opens no new stream here but every stream it already sent is
+  // still served, so none is refused in flight. New connections go to a fresh session, i.e. the next agent.
+  nghttp2_submit_shutdown_notice(h2_);
+  Flush();
+}
+
 }  // namespace zm::proxy

@@ -19,6 +19,7 @@ class HboneServer : public HboneSession {
 
  protected:
   void OnEstablished() override;
+  void Drain() override;
   int OnBeginHeaders(int32_t stream_id) override;
   void OnRequestOrResponse(HboneStream* s) override;
   void OnUpstreamConnect(HboneStream* s, int err) override;

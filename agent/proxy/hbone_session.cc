@@ -18,8 +18,10 @@ namespace zm::proxy {
 namespace {
 
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-constexpr size_t kOutCap = 512 * 1024;   // encrypted-side queue; nghttp2 waits when it is full
-constexpr size_t kReadBudget = 1 << 20;  // TLS bytes per turn before yielding
+constexpr size_t kOutCap = 512 * 1024;                          // encrypted-side queue; nghttp2 waits when it is full
+constexpr size_t kReadBudget = 1 << 20;                         // TLS bytes per turn before yielding
+constexpr auto kConnectAttempt = std::chrono::seconds(1);       // unanswered SYN: dial afresh (the kernel's RTO)
+constexpr auto kRefusedRetry = std::chrono::milliseconds(200);  // refused connect: dial again after this
 
 }  // namespace
 
@@ -73,6 +75,7 @@ HboneSession::~HboneSession() {
   ctx_.loop.CancelTimer(handshake_timer_);
   ctx_.loop.CancelTimer(idle_timer_);
   ctx_.loop.CancelTimer(ping_timer_);
+  ctx_.loop.CancelTimer(attempt_timer_);
   ctx_.live.erase(this);
   if (h2_) nghttp2_session_del(h2_);
 }
@@ -87,14 +90,25 @@ void HboneSession::OnIo(uint32_t ev) {
 void HboneSession::Drive() {
   if (state_ == State::kClosed || in_drive_) return;
   in_drive_ = true;
-  if (state_ == State::kConnecting && writable_) {
+  if (state_ == State::kConnecting && writable_ && !redial_pending_) {
     int err = ConnectResult(fd_);
+    if (err != 0 && redial_) {
+      // Refused or unreachable: the peer's agent may be restarting. Dial again shortly, within the deadline.
+      log::Debug("hbone: connect failed, dialling again", {{"peer", peer_}, {"error", std::strerror(err)}});
+      redial_pending_ = true;
+      writable_ = false;
+      ArmConnectAttempt(kRefusedRetry);
+      in_drive_ = false;
+      return;
+    }
     if (err != 0) {
       ProxyStats::Add(ctx_.stats.upstream_failures);
       in_drive_ = false;
       Close(std::string("connect: ") + std::strerror(err));
       return;
     }
+    ctx_.loop.CancelTimer(attempt_timer_);
+    attempt_timer_ = 0;
     state_ = State::kHandshaking;
   }
   if (state_ == State::kHandshaking && (readable_ || writable_)) Handshake();
@@ -103,6 +117,40 @@ void HboneSession::Drive() {
     if (state_ == State::kReady) Flush();
   }
   in_drive_ = false;
+}
+
+void HboneSession::EnableRedial(const Dial& d) {
+  dial_ = d;
+  redial_ = true;
+  if (state_ == State::kConnecting) ArmConnectAttempt(kConnectAttempt);
+}
+
+void HboneSession::ArmConnectAttempt(std::chrono::milliseconds after) {
+  ctx_.loop.CancelTimer(attempt_timer_);
+  attempt_timer_ = ctx_.loop.AddTimer(after, [this] {
+    attempt_timer_ = 0;
+    if (state_ == State::kConnecting) Redial();
+  });
+}
+
+void HboneSession::Redial() {
+  std::string error;
+  int fd = StartConnect(dial_.addr, dial_.source_ip, dial_.bind, &error);
+  if (fd < 0) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    Close("connect: " + error);
+    return;
+  }
+  ProxyStats::Add(ctx_.stats.hbone_redials);
+  ctx_.loop.Remove(fd_);
+  close(fd_);
+  fd_ = fd;
+  SSL_set_fd(ssl_.get(), fd_);  // nothing was written on the old socket: the handshake starts on this one
+  TuneStream(fd_);
+  readable_ = writable_ = false;
+  redial_pending_ = false;
+  ctx_.loop.Add(fd_, kEvents, this);
+  ArmConnectAttempt(kConnectAttempt);
 }
 
 void HboneSession::Handshake() {
@@ -301,7 +349,12 @@ void HboneSession::Close(const std::string& why) {
   if (state_ == State::kClosed) return;
   bool established = state_ == State::kReady;
   state_ = State::kClosed;
-  log::Debug("hbone session closed", {{"peer", peer_}, {"role", client_ ? "client" : "server"}, {"reason", why}});
+  if (client_ && !established && !streams_.empty()) {
+    // Connections waited on this session and fail with it: say so where operators look.
+    log::Info("hbone connection failed", {{"peer", peer_}, {"streams", streams_.size()}, {"reason", why}});
+  } else {
+    log::Debug("hbone session closed", {{"peer", peer_}, {"role", client_ ? "client" : "server"}, {"reason", why}});
+  }
   if (h2_) {
     nghttp2_session_del(h2_);  // no callbacks from here on
     h2_ = nullptr;

@@ -15,6 +15,7 @@
 
 #include "agent/proxy/conn_observer.h"
 #include "agent/proxy/service_conn.h"
+#include "agent/proxy/socket_util.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -76,6 +77,16 @@ class HboneSession : public IoHandler, public Closable {
 
   void Close(const std::string& why);
   bool closed() const { return state_ == State::kClosed; }
+
+  // Client role: how to dial the peer again. Until the connect/handshake deadline, a connect that is refused, or not
+  // answered within a second, is retried on a fresh socket. While the destination's agent restarts its SYNs are
+  // dropped, and the kernel's own retransmissions (after 1, 3, 7 s) would overshoot the deadline or come late.
+  struct Dial {
+    sockaddr_in addr{};
+    in_addr_t source_ip = 0;
+    SourceBind bind = SourceBind::kNone;
+  };
+  void EnableRedial(const Dial& d);
   size_t stream_count() const { return streams_.size(); }
 
   // Stream-side entry points (from HboneStream handlers).
@@ -125,9 +136,15 @@ class HboneSession : public IoHandler, public Closable {
   uint64_t handshake_timer_ = 0;
   uint64_t idle_timer_ = 0;
   uint64_t ping_timer_ = 0;
+  uint64_t attempt_timer_ = 0;   // client, while connecting: the next redial
+  bool redial_ = false;          // EnableRedial() was called
+  bool redial_pending_ = false;  // the last connect failed; a fresh one is due (attempt_timer_)
+  Dial dial_;
   EventLoop::Clock::time_point last_read_;
 
  private:
+  void ArmConnectAttempt(std::chrono::milliseconds after);
+  void Redial();
   void Handshake();
   void ReadTls();
   bool FlushTls();

@@ -45,6 +45,10 @@ bool NodeProxy::Start(std::string* error) {
   return true;
 }
 
+void NodeProxy::Drain() {
+  for (auto& w : workers_) w->Drain();
+}
+
 void NodeProxy::Stop() {
   if (subscription_ != 0) {
     snapshots_.Unsubscribe(subscription_);

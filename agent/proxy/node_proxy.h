@@ -28,7 +28,8 @@ class NodeProxy {
 
   // Creates the listeners and starts the workers. Also ignores SIGPIPE and raises RLIMIT_NOFILE (process-wide).
   bool Start(std::string* error);
-  void Stop();  // closes every connection and the listeners; idempotent
+  void Stop();   // closes every connection and the listeners; idempotent
+  void Drain();  // every open HBONE session from a peer is told (GOAWAY) to open no new stream here
 
   int outbound_fd() const { return fds_[0]; }
   int hbone_fd() const { return fds_[1]; }

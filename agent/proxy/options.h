@@ -50,6 +50,7 @@ struct ProxyStats {
   std::atomic<uint64_t> denials{0};
   std::atomic<uint64_t> tls_failures{0};
   std::atomic<uint64_t> upstream_failures{0};
+  std::atomic<uint64_t> hbone_redials{0};  // HBONE connects retried on a fresh socket (peer agent restarting)
   std::atomic<uint64_t> bad_requests{0};
   std::atomic<uint64_t> held_unknown_source{0};
   std::atomic<uint64_t> resets{0};

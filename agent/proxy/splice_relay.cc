@@ -182,7 +182,13 @@ bool SpliceRelay::PumpDir(int from, bool* progress) {
 void SpliceRelay::Fail(int err, const char* why) {
   if (done_) return;
   done_ = true;
-  log::Debug("relay reset", {{"flow", what_}, {"reason", why}, {"errno", err ? std::strerror(err) : ""}});
+  // A connect that failed is worth an operator's attention (the source sees a reset it cannot explain); a reset of
+  // an established flow is the peers' business.
+  if (connected_) {
+    log::Debug("relay reset", {{"flow", what_}, {"reason", why}, {"errno", err ? std::strerror(err) : ""}});
+  } else {
+    log::Info("upstream connect failed", {{"flow", what_}, {"reason", why}});
+  }
   track_.SetError(err ? std::string(why) + ": " + std::strerror(err) : std::string(why));
   ProxyStats::Add(ctx_.stats.resets);
   Finish();

@@ -18,6 +18,9 @@ constexpr int kAcceptBatch = 64;
 constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
 constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
 constexpr auto kHeldPoll = std::chrono::milliseconds(100);
+// Held connections per worker; beyond it a connection is decided at once (refused when it cannot be served), so a
+// flood while the agent starts cannot exhaust its descriptors.
+constexpr size_t kMaxHeld = 4096;
 
 bool GetSockName(int fd, sockaddr_in* out) {
   socklen_t len = sizeof(*out);
@@ -49,6 +52,15 @@ void Worker::Start() {
   thread_ = std::thread([this] {
     ctx_.loop.Run();
     Shutdown();
+  });
+}
+
+void Worker::Drain() {
+  ctx_.loop.Post([this] {
+    std::vector<Closable*> all(ctx_.live.begin(), ctx_.live.end());  // Drain() may close (and unlist) one
+    for (Closable* c : all) {
+      if (ctx_.live.count(c)) c->Drain();
+    }
   });
 }
 
@@ -95,7 +107,7 @@ void Worker::Accept(Listener& l) {
         break;
       case ListenerKind::kHbone:
         ProxyStats::Add(ctx_.stats.hbone_accepted);
-        Inbound(fd, src, dst);
+        Inbound(fd, src, dst, false);
         break;
       case ListenerKind::kPlaintext:
         ProxyStats::Add(ctx_.stats.plaintext_accepted);
@@ -249,7 +261,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
   if (!hold_expired && !SourceReady(snap.get(), src.sin_addr.s_addr)) {
     // Captured before we know the pod (new pod, config in flight), or before its certificate is issued (a just
     // restarted agent): hold it, never let it out in plaintext and never refuse what moments will fix.
-    Hold(fd, src, dst);
+    Hold(fd, src, dst, /*inbound=*/false);
     return;
   }
   const agent::Workload* from = snap ? snap->Find(src.sin_addr.s_addr) : nullptr;
@@ -313,8 +325,14 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
   pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), std::move(rec));
 }
 
-void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
   auto snap = ctx_.snapshots.Get();
+  if (!hold_expired && !DestinationReady(snap.get(), dst.sin_addr.s_addr)) {
+    // The pinned pod map steered it here for an enrolled pod, but this agent (just restarted) has no configuration
+    // or no certificate for it yet: hold the TCP connection (the peer's TLS handshake waits) rather than refuse it.
+    Hold(fd, src, dst, /*inbound=*/true);
+    return;
+  }
   const agent::Workload* to = snap ? snap->Find(dst.sin_addr.s_addr) : nullptr;
   if (to == nullptr || !snap->IsLocal(*to) || !to->enrolled) {
     Refuse(fd, "hbone", src, dst, "destination is not an enrolled workload on this node");
@@ -374,9 +392,23 @@ bool Worker::SourceReady(const agent::MeshSnapshot* snap, in_addr_t src) const {
   return w != nullptr && snap->IsLocal(*w) && (!w->enrolled || ctx_.certs.Get(snap->IdentityOf(*w)));
 }
 
-void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+bool Worker::DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) const {
+  if (snap == nullptr) return false;
+  const agent::Workload* to = snap->Find(dst);
+  return to == nullptr || !snap->IsLocal(*to) || !to->enrolled || ctx_.certs.Get(snap->IdentityOf(*to));
+}
+
+void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound) {
+  if (held_.size() >= kMaxHeld) {
+    if (inbound) {
+      Inbound(fd, src, dst, /*hold_expired=*/true);
+    } else {
+      Outbound(fd, src, dst, /*hold_expired=*/true);
+    }
+    return;
+  }
   ProxyStats::Add(ctx_.stats.held_unknown_source);
-  held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold});
+  held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold, inbound});
   if (held_timer_ == 0) {
     held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
       held_timer_ = 0;
@@ -392,14 +424,22 @@ void Worker::RecheckHeld(bool timer) {
   std::vector<Held> still;
   std::vector<Held> go;
   for (auto& h : held_) {
-    if (SourceReady(snap.get(), h.src.sin_addr.s_addr) || h.deadline <= now) {
+    bool ready = h.inbound ? DestinationReady(snap.get(), h.dst.sin_addr.s_addr)
+                           : SourceReady(snap.get(), h.src.sin_addr.s_addr);
+    if (ready || h.deadline <= now) {
       go.push_back(h);
     } else {
       still.push_back(h);
     }
   }
   held_.swap(still);
-  for (auto& h : go) Outbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
+  for (auto& h : go) {
+    if (h.inbound) {
+      Inbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
+    } else {
+      Outbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
+    }
+  }
   if (!held_.empty() && (timer || held_timer_ == 0)) {
     if (held_timer_ == 0) {
       held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {

@@ -23,6 +23,7 @@ class Worker {
   ~Worker();
   void Start();
   void Stop();               // thread-safe; joins
+  void Drain();              // thread-safe: tells every open connection the agent is draining (Closable::Drain)
   void OnSnapshotChanged();  // thread-safe
 
  private:
@@ -36,11 +37,12 @@ class Worker {
     int fd;
     sockaddr_in src, dst;
     EventLoop::Clock::time_point deadline;
+    bool inbound;  // an HBONE connection waiting for its destination, else an outbound one waiting for its source
   };
 
   void Accept(Listener& l);
   void Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired);
-  void Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst);
+  void Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired);
   void Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
              const agent::MeshSnapshot* snap, bool same_node = false, ServiceConn svc = {});
@@ -73,7 +75,10 @@ class Worker {
   // The source can be served: a local workload of the snapshot and, if enrolled, with its certificate issued.
   // Connections from other sources are held (Hold) until it can, or their deadline passes.
   bool SourceReady(const agent::MeshSnapshot* snap, in_addr_t src) const;
-  void Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst);
+  // An HBONE connection can be answered: there is a configuration, and if it names |dst| as a local enrolled workload,
+  // that workload's certificate is issued. A restarted agent holds what reaches it before both are in.
+  bool DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) const;
+  void Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound);
   void RecheckHeld(bool timer);
   void Shutdown();
 

@@ -22,6 +22,8 @@ class Closable {
  public:
   virtual ~Closable() = default;
   virtual void ForceClose() = 0;
+  // The agent is draining (a restart or upgrade): take no new work, finish what is open.
+  virtual void Drain() {}
 };
 
 struct WorkerContext {

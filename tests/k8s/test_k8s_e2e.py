@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE / "cluster"))
 
 import addons  # noqa: E402
 import wire  # noqa: E402
+from logfollow import LogFollower  # noqa: E402
 from kcluster import KCluster  # noqa: E402
 
 RELEASE_NS = "zeromesh-system"
@@ -279,23 +280,29 @@ class E2E(unittest.TestCase):
 
     def test_4_helm_upgrade(self):
         cap = self.c.capture()
-        t0 = int(time.time() * 1000)
-        old = {p["metadata"]["uid"] for p in self.agents()}
-        # A change to both pod templates rolls every agent and controller.
-        self.c.helm("upgrade", "zeromesh", str(REPO / "charts/zeromesh"), "-n", RELEASE_NS, "--reuse-values",
-                    "--set", "agent.logLevel=debug", "--set", "controller.logLevel=debug")
-        self.wait_agents_ready(timeout=180, exclude_uids=old)
-        self.c.wait_deployment(RELEASE_NS, "zeromesh-controller", timeout=180)
-        # As an operator would: every agent connected to the new leader and in sync.
-        t_roll = time.time()
-        self.wait_meshctl_healthy()
-        self.timings["upgrade_agents_synced_after_rollout_s"] = round(time.time() - t_roll, 1)
-        t1 = int(time.time() * 1000)
+        # The replaced pods take their logs with them: follow them, for the failure message.
+        follower = LogFollower(self.c, RELEASE_NS, self.c.dir / "upgrade-logs")
+        with follower:
+            t0 = int(time.time() * 1000)
+            old = {p["metadata"]["uid"] for p in self.agents()}
+            # A change to both pod templates rolls every agent and controller.
+            self.c.helm("upgrade", "zeromesh", str(REPO / "charts/zeromesh"), "-n", RELEASE_NS, "--reuse-values",
+                        "--set", "agent.logLevel=debug", "--set", "controller.logLevel=debug")
+            self.wait_agents_ready(timeout=180, exclude_uids=old)
+            self.c.wait_deployment(RELEASE_NS, "zeromesh-controller", timeout=180)
+            # As an operator would: every agent connected to the new leader and in sync.
+            t_roll = time.time()
+            self.wait_meshctl_healthy()
+            self.timings["upgrade_agents_synced_after_rollout_s"] = round(time.time() - t_roll, 1)
+            t1 = int(time.time() * 1000)
         segments = cap.stop()
         self.assert_no_plaintext(segments, MESHED)
         during = self.attempts(MESHED, t0, t1)
         failed = [a for a in during if not a["ok"]]
-        self.assertEqual(failed[:5], [], f"{len(failed)} failed new connections during the upgrade")
+        why = "\n\n".join(f"attempt {a}; the mesh's logs from then on:\n" + follower.lines_near(
+            a["t"], skip=("kubernetes objects translated", "kubernetes cache synced", "adopted pinned link"))
+            for a in failed[:2])
+        self.assertEqual(failed[:5], [], f"{len(failed)} failed new connections during the upgrade\n{why}")
         # Reported, not asserted (timing): the slowest connection while agents were replaced.
         self.timings["upgrade_connections"] = len(during)
         self.timings["upgrade_slowest_connection_ms"] = max((a["ms"] for a in during), default=0)

@@ -350,6 +350,49 @@ TEST_F(ProxyTest, UnknownSourceIsHeldUntilKnown) {
   EXPECT_EQ(node1_.proxy->stats().held_unknown_source.load(), 1u);
 }
 
+// A restarted destination agent: the pinned pod map steers HBONE to it before its configuration arrives. The
+// connection is held (the peer's TLS handshake waits), not refused, and served once the configuration is in.
+TEST_F(ProxyTest, HboneReachingAnAgentWithoutConfigurationIsHeldUntilConfigured) {
+  StartMesh();
+  auto configured = node2_.snaps.Get();
+  node2_.snaps.Set(nullptr);
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(send(fd, "early", 5, 0), 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(echo.accepted(), 0);
+  EXPECT_EQ(node2_.proxy->stats().held_unknown_source.load(), 1u);
+  node2_.snaps.Set(configured);
+  shutdown(fd, SHUT_WR);
+  char buf[16];
+  std::string got;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(got, "early");
+  close(fd);
+  EXPECT_EQ(echo.accepted(), 1);
+}
+
+// The destination's agent restarts: its HBONE port refuses (here) or drops SYNs (on a node, fail closed) for a
+// moment. The source dials again on a fresh socket within the connect deadline instead of failing the connection.
+TEST_F(ProxyTest, HboneDialRetriesWhileThePeerAgentRestarts) {
+  StartMesh();
+  uint16_t port = node2_.proxy->hbone_port();
+  node2_.proxy->Stop();
+  node2_.proxy.reset();
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // refused, dialled again, refused again
+  ProxyOptions o2 = BaseOptions(node2_);
+  o2.hbone_port = port;
+  StartNode(node2_, std::move(o2));
+  EXPECT_EQ(testing::Exchange(fd, "after the restart"), "after the restart");
+  close(fd);
+  EXPECT_GE(node1_.proxy->stats().hbone_redials.load(), 2u);
+}
+
 TEST_F(ProxyTest, UnknownSourceFailsClosedInStrict) {
   StartMesh();
   testing::EchoServer echo("127.0.0.22");

@@ -84,7 +84,7 @@ static void attempt(const char* host, const char* port) {
   close(s);
   freeaddrinfo(res);
   if (err)
-    printf("{\"t\":%lld,\"ok\":false,\"error\":\"%s\"}\n", t0, err);
+    printf("{\"t\":%lld,\"ok\":false,\"ms\":%lld,\"error\":\"%s\"}\n", t0, now_ms() - t0, err);
   else
     printf("{\"t\":%lld,\"ok\":true,\"ms\":%lld,\"from\":\"%s\"}\n", t0, now_ms() - t0, buf);
 }
