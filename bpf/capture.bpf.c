@@ -157,8 +157,7 @@ int zm_capture(struct __sk_buff* skb) {
       bpf_sk_release(sk);
       if (err) {
         /* The socket is going away (-ENOENT): drop, TCP retransmits. Let through, the segment would reach the wire
-         * in plaintext, or enter conntrack unmarked: kube-proxy then DNATs a client's ACK to a Service endpoint, and
-         * that entry clashes with the proxy's replies on the flow, which conntrack drops for the flow's lifetime. */
+         * in plaintext, or enter conntrack unmarked, where kube-proxy DNATs it to a Service endpoint. */
         count(ZM_STAT_ASSIGN_ERRORS);
         return TC_ACT_SHOT;
       }

@@ -60,6 +60,9 @@ struct zm_cfg {
 /* Mark set on every assigned packet; the node netns routes it locally (rule fwmark 0x200/0xf00 lookup 100). */
 #define ZM_MARK_VALUE 0x200
 #define ZM_MARK_MASK 0xf00
+/* SO_MARK of the proxy's own sockets (listeners and what they accept, upstream and HBONE sockets): their packets skip
+ * conntrack too (agent/bpf/conntrack_bypass.h). Routed normally: only ZM_MARK_VALUE selects the local table. */
+#define ZM_MARK_PROXY 0x300
 
 /* Size limits of the hash maps. */
 #define ZM_MAX_IFACES 4096

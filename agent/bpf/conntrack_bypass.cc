@@ -20,6 +20,7 @@ namespace zm::agent::bpf {
 namespace {
 
 constexpr const char* kChain = "prerouting";
+constexpr const char* kOutputChain = "output";
 constexpr int kRawPriority = -300;  // NF_IP_PRI_RAW: before conntrack (-200) and every NAT hook
 
 struct TableDeleter {
@@ -110,28 +111,22 @@ nftnl_expr* U32Compare(uint32_t value) {
   return e;
 }
 
-}  // namespace
-
-Status ConntrackBypass::Ensure(uint32_t mark, uint32_t mask) {
-  Batch b;
-  // "add table; delete table; add table": ours is fresh whether or not it existed, in one transaction.
-  AddTable(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-  AddTable(b, NFT_MSG_DELTABLE, 0);
-  AddTable(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-
+// A base chain of our table on |hook| (raw priority, policy accept) with one rule: meta mark & |mask| == |mark|
+// notrack.
+void AddNotrackChain(Batch& b, const char* chain, uint32_t hook, uint32_t mark, uint32_t mask) {
   std::unique_ptr<nftnl_chain, ChainDeleter> c(nftnl_chain_alloc());
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, kTable);
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, kChain);
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, ConntrackBypass::kTable);
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain);
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
   nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, kRawPriority);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
   nftnl_chain_nlmsg_build_payload(b.Header(NFT_MSG_NEWCHAIN, NLM_F_CREATE), c.get());
   b.Next();
 
   std::unique_ptr<nftnl_rule, RuleDeleter> r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, kTable);
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, kChain);
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, ConntrackBypass::kTable);
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
   nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
   nftnl_expr* meta = nftnl_expr_alloc("meta");  // the rule owns its expressions once added
   nftnl_expr_set_u32(meta, NFTNL_EXPR_META_KEY, NFT_META_MARK);
@@ -149,6 +144,18 @@ Status ConntrackBypass::Ensure(uint32_t mark, uint32_t mask) {
   nftnl_rule_add_expr(r.get(), nftnl_expr_alloc("notrack"));
   nftnl_rule_nlmsg_build_payload(b.Header(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND), r.get());
   b.Next();
+}
+
+}  // namespace
+
+Status ConntrackBypass::Ensure(uint32_t mark, uint32_t proxy_mark, uint32_t mask) {
+  Batch b;
+  // "add table; delete table; add table": ours is fresh whether or not it existed, in one transaction.
+  AddTable(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+  AddTable(b, NFT_MSG_DELTABLE, 0);
+  AddTable(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+  AddNotrackChain(b, kChain, NF_INET_PRE_ROUTING, mark, mask);
+  AddNotrackChain(b, kOutputChain, NF_INET_LOCAL_OUT, proxy_mark, mask);
   return b.Send();
 }
 

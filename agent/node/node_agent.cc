@@ -62,6 +62,7 @@ bool NodeAgent::Start(std::string* error) {
   popts.workers = opts_.workers;
   popts.authorize = opts_.authorize;
   popts.observer = opts_.observer;
+  popts.socket_mark = ZM_MARK_PROXY;
   proxy_ = std::make_unique<proxy::NodeProxy>(popts, snapshots_, certs_);
   if (!proxy_->Start(error)) {
     *error = "starting the node proxy: " + *error;

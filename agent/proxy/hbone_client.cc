@@ -187,7 +187,8 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
     return;
   }
   std::string error;
-  int fd = StartConnect(dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone, &error);
+  int fd =
+      StartConnect(dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone, ctx_.opts.socket_mark, &error);
   bssl::UniquePtr<SSL> ssl(fd >= 0 ? SSL_new(src.client_ctx.get()) : nullptr);
   if (!ssl) {
     log::Warn("hbone: cannot open connection", {{"dst", AddrToString(dial)}, {"error", error}});

@@ -210,7 +210,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     }
   }
   std::string error;
-  int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, &error);
+  int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (fd < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     ReportRefused(snap.get(), s, src, "upstream: " + error);

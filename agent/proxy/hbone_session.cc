@@ -135,7 +135,7 @@ void HboneSession::ArmConnectAttempt(std::chrono::milliseconds after) {
 
 void HboneSession::Redial() {
   std::string error;
-  int fd = StartConnect(dial_.addr, dial_.source_ip, dial_.bind, &error);
+  int fd = StartConnect(dial_.addr, dial_.source_ip, dial_.bind, ctx_.opts.socket_mark, &error);
   if (fd < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     Close("connect: " + error);

@@ -25,7 +25,7 @@ bool NodeProxy::Start(std::string* error) {
   const char* names[3] = {"outbound", "hbone", "plaintext"};
   for (int i = 0; i < 3; ++i) {
     std::string why;
-    fds_[i] = MakeListener(opts_.listen_addr, ports[i], opts_.transparent_listeners, &why);
+    fds_[i] = MakeListener(opts_.listen_addr, ports[i], opts_.transparent_listeners, opts_.socket_mark, &why);
     if (fds_[i] < 0) {
       *error = std::string(names[i]) + " listener: " + why;
       Stop();

@@ -78,6 +78,9 @@ struct ProxyOptions {
   SourceBind source_bind = SourceBind::kTransparent;
 
   std::chrono::milliseconds connect_timeout{5000};
+  // SO_MARK of every socket the proxy opens or accepts (0: none). The agent sets ZM_MARK_PROXY: the node's conntrack
+  // then skips the proxy's packets, which otherwise clash with entries left by the pods' direct (pre-mesh) flows.
+  uint32_t socket_mark = 0;
   std::chrono::milliseconds unknown_source_hold{5000};
   std::chrono::milliseconds ping_interval{10000};
   std::chrono::milliseconds idle_timeout{300000};

@@ -17,14 +17,23 @@ namespace {
 std::string Errno(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
+// Closes |fd| on failure.
+bool SetMark(int fd, uint32_t mark, std::string* error) {
+  if (mark == 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) return true;
+  *error = Errno("setsockopt(SO_MARK)");
+  close(fd);
+  return false;
+}
+
 }  // namespace
 
-int MakeListener(in_addr_t addr, uint16_t port, bool transparent, std::string* error) {
+int MakeListener(in_addr_t addr, uint16_t port, bool transparent, uint32_t mark, std::string* error) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = Errno("socket");
     return -1;
   }
+  if (!SetMark(fd, mark, error)) return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) {
@@ -53,12 +62,13 @@ uint16_t LocalPort(int fd) {
   return ntohs(sa.sin_port);
 }
 
-int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind_mode, std::string* error) {
+int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind_mode, uint32_t mark, std::string* error) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = Errno("socket");
     return -1;
   }
+  if (!SetMark(fd, mark, error)) return -1;
   int one = 1;
   if (bind_mode != SourceBind::kNone) {
     if (bind_mode == SourceBind::kTransparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) {

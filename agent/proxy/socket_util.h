@@ -15,12 +15,14 @@ enum class SourceBind {
 };
 
 // A non-blocking listening socket with SO_REUSEADDR (and IP_TRANSPARENT if asked). Returns -1 and sets *error.
-int MakeListener(in_addr_t addr, uint16_t port, bool transparent, std::string* error);
+// |mark|: SO_MARK for the socket (0: none; needs CAP_NET_ADMIN). A listener's mark carries to its SYN-ACKs and the
+// sockets it accepts.
+int MakeListener(in_addr_t addr, uint16_t port, bool transparent, uint32_t mark, std::string* error);
 uint16_t LocalPort(int fd);
 
 // Starts a non-blocking connect to |dst| from |src_ip| (network order; ignored for kNone). Returns the fd (connect in
 // progress or done) or -1 with *error set.
-int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind, std::string* error);
+int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind, uint32_t mark, std::string* error);
 // After EPOLLOUT on a connecting socket: 0 when connected, else the errno.
 int ConnectResult(int fd);
 

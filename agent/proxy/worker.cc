@@ -152,7 +152,7 @@ void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sock
 void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
                    const agent::MeshSnapshot* snap, bool same_node, ServiceConn svc) {
   std::string error;
-  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, &error);
+  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     svc.lease.Failed();

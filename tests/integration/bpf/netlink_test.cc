@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "agent/bpf/conntrack_bypass.h"
 #include "agent/bpf/link_watcher.h"
 #include "agent/bpf/policy_routing.h"
 #include "tests/integration/bpf/topology.h"
@@ -26,6 +27,9 @@ class NetlinkTest : public ::testing::Test {
   void TearDown() override { in_ns_.reset(); }
   int Ip(const std::string& args) { return testing::Sh("ip -n " + ns_->name() + " " + args); }
   std::string IpOut(const std::string& args) { return testing::ShOutput("ip -n " + ns_->name() + " " + args); }
+  std::string Nft(const std::string& args) {
+    return testing::ShOutput("ip netns exec " + ns_->name() + " nft " + args + " 2>&1");
+  }
 
   std::unique_ptr<Netns> ns_;
   std::optional<ScopedNetns> in_ns_;
@@ -95,6 +99,25 @@ TEST_F(NetlinkTest, PolicyRoutingIsIdempotentAndRemovable) {
   EXPECT_EQ(IpOut("rule show").find("fwmark 0x200"), std::string::npos);
   EXPECT_EQ(IpOut("route show table 100").find("local"), std::string::npos);
   EXPECT_TRUE(PolicyRouting::Remove().ok());
+}
+
+// Captured packets (0x200) skip conntrack on the way in, the proxy's own (0x300, its sockets' SO_MARK) on the way out.
+TEST_F(NetlinkTest, ConntrackBypassHasBothDirectionsAndIsRemovable) {
+  for (int i = 0; i < 2; ++i) {
+    Status s = ConntrackBypass::Ensure();
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  std::string table = Nft("list table inet zeromesh");
+  EXPECT_NE(table.find("hook prerouting priority raw"), std::string::npos) << table;
+  EXPECT_NE(table.find("meta mark & 0x00000f00 == 0x00000200 notrack"), std::string::npos) << table;
+  EXPECT_NE(table.find("hook output priority raw"), std::string::npos) << table;
+  EXPECT_NE(table.find("meta mark & 0x00000f00 == 0x00000300 notrack"), std::string::npos) << table;
+  auto first = table.find("notrack");
+  EXPECT_EQ(table.find("notrack", table.find("notrack", first + 1) + 1), std::string::npos) << "rules doubled:\n"
+                                                                                            << table;
+  ASSERT_TRUE(ConntrackBypass::Remove().ok());
+  EXPECT_NE(Nft("list table inet zeromesh").find("No such file"), std::string::npos);
+  EXPECT_TRUE(ConntrackBypass::Remove().ok());
 }
 
 }  // namespace
