@@ -144,6 +144,18 @@ bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStre
   const ForwardedNode& first = fors.front();
   if (first.kind != ForwardedNode::Kind::kIpv4) return true;
   if (!speaks_for_own(first.ipv4, "forwarded source")) return false;
+  // Only an address the verified identity owns may be claimed: one of its pods on another node (a pod of this node
+  // never arrives through a peer), and on the node the connection comes from when that is known (the client bound its
+  // pod's address). Anything else (a node's address, an unused pod IP, an outside address, 0.0.0.0) is not believed:
+  // the TCP peer stays the source, i.e. the peer's pod (checked above) or its node, and ipBlocks see that address.
+  const agent::Workload* claimed = snap.Find(first.ipv4);
+  const agent::Workload* tcp_peer = snap.Find(peer_addr_.sin_addr.s_addr);
+  bool owned = claimed != nullptr && !snap.IsLocal(*claimed) && (tcp_peer == nullptr || tcp_peer->node == claimed->node);
+  if (!owned) {
+    log::Debug("hbone: forwarded source not owned by the peer, using the connection's source",
+               {{"forwarded", IpToString(first.ipv4)}, {"peer", peer_id_.ToString()}, {"source", AddrToString(*src)}});
+    return true;
+  }
   *src = MakeAddr(first.ipv4, first.has_port ? first.port : 0);
   return true;
 }

@@ -463,6 +463,46 @@ TEST_F(HboneServerTest, ForwardedSpoofingIsRefusedInEveryForm) {
   EXPECT_EQ(std::count(peers.begin(), peers.end(), "127.0.0.12"), 0);
 }
 
+// A forwarded address the verified identity does not own never becomes the source (nor what ipBlocks match): a node's
+// address, an unused pod IP, an outside address, 0.0.0.0. The TCP peer stays the source. From a peer bound to its pod's
+// address, only that node's pods of the identity may be claimed.
+TEST_F(HboneServerTest, ForwardedAddressesTheIdentityDoesNotOwnNeverBecomeTheSource) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  std::string authority = "127.0.0.22:" + std::to_string(echo.port());
+  auto from_node = Dial("127.0.0.1", "127.0.0.22");  // a peer that does not bind its pod's address
+  ASSERT_TRUE(from_node);
+  auto from_pod = Dial("127.0.0.11", "127.0.0.22");  // one that does (podA, sa-a, node1)
+  ASSERT_TRUE(from_pod);
+  struct Case {
+    testing::RawHbone* conn;
+    std::string fwd;
+    const char* want_source;
+  } cases[] = {
+      {from_node.get(), "for=127.0.0.11", "127.0.0.11"},         // sa-a's own pod on another node: believed
+      {from_node.get(), "for=127.0.0.2", "127.0.0.1"},           // another node's address
+      {from_node.get(), "for=\"127.0.0.99:1234\"", "127.0.0.1"}, // a pod IP nobody uses
+      {from_node.get(), "for=10.11.12.13", "127.0.0.1"},         // an address outside the cluster
+      {from_node.get(), "for=0.0.0.0", "127.0.0.1"},
+      {from_pod.get(), "for=127.0.0.99", "127.0.0.11"},          // the bound pod stays the source
+      {from_pod.get(), "for=127.0.0.1", "127.0.0.11"},
+  };
+  std::vector<std::string> want;
+  for (const auto& tc : cases) {
+    EXPECT_EQ(Connect(*tc.conn, authority, {tc.fwd}), 200) << tc.fwd;
+    want.push_back(tc.want_source);
+  }
+  for (int i = 0; i < 100 && echo.accepted() < static_cast<int>(want.size()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto peers = echo.peers();
+  std::sort(peers.begin(), peers.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(peers, want);
+  // Another identity's pod is an outright lie of an authenticated peer: refused, as before.
+  EXPECT_EQ(Connect(*from_node, authority, {"for=127.0.0.24"}), 400);
+}
+
 // A connection bound to another identity's pod address is refused even without a forwarded header.
 TEST_F(HboneServerTest, SourceAddressOfAnotherIdentityIsRefused) {
   StartMesh();
