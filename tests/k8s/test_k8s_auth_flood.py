@@ -24,6 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from apiserver import ApiServer, free_port, stop_process  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import needs  # noqa: E402
 
 ROOT = HERE.parents[1]
 CHART = ROOT / "charts" / "zeromesh"
@@ -85,7 +87,7 @@ class K8sAuthFloodTest(unittest.TestCase):
     def setUpClass(cls):
         for b in (CONTROLLER_BIN, PROBE_BIN):
             if not b.exists():
-                raise unittest.SkipTest(f"{b} is not built")
+                needs.missing(f"{b} is not built")
         cls.tmp = tempfile.TemporaryDirectory(prefix="zm-k8s-flood-")
         cls.work = Path(cls.tmp.name)
         cls.api = ApiServer()

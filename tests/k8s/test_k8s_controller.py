@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from apiserver import ApiError, ApiServer, free_port, stop_process  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import needs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "zeromesh"
@@ -73,7 +75,7 @@ class K8sControllerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not CONTROLLER_BIN.exists():
-            raise unittest.SkipTest(f"{CONTROLLER_BIN} is not built")
+            needs.missing(f"{CONTROLLER_BIN} is not built")
         cls.tmp = tempfile.TemporaryDirectory(prefix="zm-k8s-test-")
         cls.work = Path(cls.tmp.name)
         cls.api = ApiServer()

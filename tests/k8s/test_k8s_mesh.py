@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "cluster"))
 import zmcluster  # noqa: E402
 from apiserver import ApiError, ApiServer, stop_process  # noqa: E402
+import needs  # noqa: E402
 
 ROOT = HERE.parents[1]
 CHART = ROOT / "charts" / "zeromesh"
@@ -52,9 +53,9 @@ class K8sMeshTest(unittest.TestCase):
     def setUpClass(cls):
         for b in (CONTROLLER_BIN, AGENT_BIN, MESHCTL_BIN):
             if not b.exists():
-                raise unittest.SkipTest(f"{b} is not built")
+                needs.missing(f"{b} is not built")
         if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root (network namespaces, eBPF)")
+            needs.missing("needs root (network namespaces, eBPF)")
         cls.tmp = tempfile.TemporaryDirectory(prefix="zm-k8s-mesh-")
         cls.work = Path(cls.tmp.name)
         cls.api = ApiServer()

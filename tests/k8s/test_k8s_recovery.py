@@ -20,6 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from apiserver import ApiServer, free_port, stop_process  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import needs  # noqa: E402
 
 ROOT = HERE.parents[1]
 CHART = ROOT / "charts" / "zeromesh"
@@ -39,7 +41,7 @@ def permission(name, port):
 class K8sRecoveryTest(unittest.TestCase):
     def setUp(self):
         if not CONTROLLER_BIN.exists():
-            self.skipTest(f"{CONTROLLER_BIN} is not built")
+            needs.missing(f"{CONTROLLER_BIN} is not built")
         self.tmp = tempfile.TemporaryDirectory(prefix="zm-k8s-recovery-")
         self.work = Path(self.tmp.name)
         self.api = ApiServer()

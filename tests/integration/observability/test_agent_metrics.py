@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import zmcluster  # noqa: E402
 from mesh import Mesh  # noqa: E402
+import needs  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
@@ -165,7 +166,7 @@ class AgentMetricsTest(unittest.TestCase):
     def test_promtool_accepts_the_exposition(self):
         promtool = shutil.which("promtool")
         if not promtool:
-            self.skipTest("promtool not installed (Debian package prometheus)")
+            needs.missing("promtool not installed (Debian package prometheus)")
         for node in (self.node1, self.node2):
             text = self.scrape(node)
             res = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
@@ -252,7 +253,7 @@ class AgentMetricsTest(unittest.TestCase):
     def test_real_prometheus_scrapes_both_agents(self):
         prom = shutil.which("prometheus")
         if not prom:
-            self.skipTest("prometheus server not installed (Debian package prometheus)")
+            needs.missing("prometheus server not installed (Debian package prometheus)")
         self.wait_closed(self.node1, "source")
         self.wait_closed(self.node2, "destination")
         work = Path(self.tmp.name) / "prometheus"

@@ -21,6 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
+import needs  # noqa: E402
 
 METRICS_PORT = 15015
 ADMIN_PORT = 15014
@@ -240,7 +241,7 @@ class MeshctlTest(unittest.TestCase):
     def test_04b_real_prometheus_scrapes_controller_and_agents(self):
         prom = shutil.which("prometheus")
         if not prom:
-            self.skipTest("prometheus server not installed (Debian package prometheus)")
+            needs.missing("prometheus server not installed (Debian package prometheus)")
         self.wait_healthy()
         work = Path(self.tmp.name) / "prometheus"
         work.mkdir(exist_ok=True)
