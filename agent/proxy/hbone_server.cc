@@ -150,7 +150,8 @@ bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStre
   // the TCP peer stays the source, i.e. the peer's pod (checked above) or its node, and ipBlocks see that address.
   const agent::Workload* claimed = snap.Find(first.ipv4);
   const agent::Workload* tcp_peer = snap.Find(peer_addr_.sin_addr.s_addr);
-  bool owned = claimed != nullptr && !snap.IsLocal(*claimed) && (tcp_peer == nullptr || tcp_peer->node == claimed->node);
+  bool owned =
+      claimed != nullptr && !snap.IsLocal(*claimed) && (tcp_peer == nullptr || tcp_peer->node == claimed->node);
   if (!owned) {
     log::Debug("hbone: forwarded source not owned by the peer, using the connection's source",
                {{"forwarded", IpToString(first.ipv4)}, {"peer", peer_id_.ToString()}, {"source", AddrToString(*src)}});

@@ -479,12 +479,12 @@ TEST_F(HboneServerTest, ForwardedAddressesTheIdentityDoesNotOwnNeverBecomeTheSou
     std::string fwd;
     const char* want_source;
   } cases[] = {
-      {from_node.get(), "for=127.0.0.11", "127.0.0.11"},         // sa-a's own pod on another node: believed
-      {from_node.get(), "for=127.0.0.2", "127.0.0.1"},           // another node's address
-      {from_node.get(), "for=\"127.0.0.99:1234\"", "127.0.0.1"}, // a pod IP nobody uses
-      {from_node.get(), "for=10.11.12.13", "127.0.0.1"},         // an address outside the cluster
+      {from_node.get(), "for=127.0.0.11", "127.0.0.11"},          // sa-a's own pod on another node: believed
+      {from_node.get(), "for=127.0.0.2", "127.0.0.1"},            // another node's address
+      {from_node.get(), "for=\"127.0.0.99:1234\"", "127.0.0.1"},  // a pod IP nobody uses
+      {from_node.get(), "for=10.11.12.13", "127.0.0.1"},          // an address outside the cluster
       {from_node.get(), "for=0.0.0.0", "127.0.0.1"},
-      {from_pod.get(), "for=127.0.0.99", "127.0.0.11"},          // the bound pod stays the source
+      {from_pod.get(), "for=127.0.0.99", "127.0.0.11"},  // the bound pod stays the source
       {from_pod.get(), "for=127.0.0.1", "127.0.0.11"},
   };
   std::vector<std::string> want;
