@@ -1,7 +1,8 @@
 // mesh-agent: the per-node zeromesh agent. Runs in the node's network namespace (hostNetwork in Kubernetes).
 //   mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IF] [--workers N] [--log-level
 //   L]
-//              [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off] [--access-log on|off] [--access-log-sample R]
+//              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
+//              [--access-log on|off] [--access-log-sample R]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
 // SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
 // pinned BPF objects in place so enrolled pods fail closed until the next agent starts, unless
@@ -34,6 +35,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
+    "                  [--health-addr IP:PORT|off] (default 0.0.0.0:15021: /healthz /readyz, for the kubelet's "
+    "probes)\n"
     "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
     "                  [--drain-seconds N] (on SIGTERM: stop taking connections, serve the open ones N s; default 0)\n"
     "                  [--cri-socket PATH] (the node's CRI socket: new pods outside the mesh go direct at once)\n"
@@ -44,21 +47,14 @@ constexpr const char* kUsage =
     "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
-  static const char* kKnown[] = {"--bootstrap",
-                                 "--node",
-                                 "--config",
-                                 "--agent-id",
-                                 "--uplink",
-                                 "--workers",
-                                 "--log-level",
-                                 "--metrics-addr",
-                                 "--admin-addr",
-                                 "--access-log",
-                                 "--access-log-sample",
-                                 "--uninstall-check",
-                                 "--api-credentials",
-                                 "--cri-socket",
-                                 "--drain-seconds"};
+  static const char* kKnown[] = {"--bootstrap",       "--node",
+                                 "--config",          "--agent-id",
+                                 "--uplink",          "--workers",
+                                 "--log-level",       "--health-addr",
+                                 "--metrics-addr",    "--admin-addr",
+                                 "--access-log",      "--access-log-sample",
+                                 "--uninstall-check", "--api-credentials",
+                                 "--cri-socket",      "--drain-seconds"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -90,11 +86,12 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
   return true;
 }
 
-// --metrics-addr / --admin-addr ("off" disables), --access-log on|off, --access-log-sample 0..1.
+// --health-addr / --metrics-addr / --admin-addr ("off" disables), --access-log on|off, --access-log-sample 0..1.
 bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agent::ObservabilityOptions* out,
                              std::string* error) {
   for (auto [flag, addr] :
-       {std::pair{"--metrics-addr", &out->admin.metrics_addr}, std::pair{"--admin-addr", &out->admin.admin_addr}}) {
+       {std::pair{"--health-addr", &out->admin.health_addr}, std::pair{"--metrics-addr", &out->admin.metrics_addr},
+        std::pair{"--admin-addr", &out->admin.admin_addr}}) {
     if (!flags.count(flag)) continue;
     *addr = flags[flag] == "off" ? "" : flags[flag];
     if (!addr->empty() && !zm::http::ValidListenAddr(*addr, error)) {
@@ -178,6 +175,7 @@ int main(int argc, char** argv) {
   }
 
   zm::agent::ObservabilityOptions obs_opts;
+  obs_opts.admin.health_addr = zm::admin::kDefaultHealthAddr;
   if (!ParseObservabilityFlags(flags, &obs_opts, &error)) {
     std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
     return 2;

@@ -63,6 +63,9 @@ bool NodeAgent::Start(std::string* error) {
   popts.authorize = opts_.authorize;
   popts.observer = opts_.observer;
   popts.socket_mark = ZM_MARK_PROXY;
+  // bpf_sk_assign delivers captured SYNs to a listener whatever address it is bound to: bound to loopback, the proxy
+  // ports answer nothing that was not captured (a pod or another host dialling the node's address gets a reset).
+  popts.listen_addr = htonl(INADDR_LOOPBACK);
   proxy_ = std::make_unique<proxy::NodeProxy>(popts, snapshots_, certs_);
   if (!proxy_->Start(error)) {
     *error = "starting the node proxy: " + *error;

@@ -55,7 +55,9 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
   if (!admin_->Start(&error)) {
     log::Error("admin endpoints unavailable", {{"error", error}});
   }
-  log::Info("admin endpoints", {{"metrics_addr", opts_.admin.metrics_addr},
+  log::Info("admin endpoints", {{"health_addr", opts_.admin.health_addr},
+                                {"health_port", admin_->health_port()},
+                                {"metrics_addr", opts_.admin.metrics_addr},
                                 {"metrics_port", admin_->metrics_port()},
                                 {"admin_addr", opts_.admin.admin_addr},
                                 {"admin_port", admin_->admin_port()}});

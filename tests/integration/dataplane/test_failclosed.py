@@ -64,6 +64,22 @@ class FailClosedTest(unittest.TestCase):
         return json.loads(res.stdout)["ingress"]
 
     # Acceptance 6.
+    def test_proxy_ports_answer_only_captured_traffic(self):
+        """The listeners are bound to loopback: only what the capture program assigns reaches them. Dialled directly
+        at the node's address (from another node here), every proxy port refuses the handshake."""
+        probe = ("import socket, sys\n"
+                 "try:\n"
+                 "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close(); print('accepted')\n"
+                 "except ConnectionRefusedError:\n"
+                 "    print('refused')\n"
+                 "except OSError as e:\n"
+                 "    print('error', e)\n")
+        node1 = self.cluster.node("node1")
+        for port in (15001, 15006, 15008):
+            res = self.cluster.run("node2", [sys.executable, "-c", probe, node1.ip, str(port)], text=True, timeout=30)
+            self.assertEqual(res.stdout.strip(), "refused", f"{node1.ip}:{port}: {res.stdout}{res.stderr}")
+        self.assertTrue(self.try_connect()["ok"], "the mesh itself still works")
+
     def test_sigkill_fails_closed_and_restart_reuses_pins(self):
         node1 = self.cluster.node("node1")
         self.assertTrue(self.try_connect()["ok"])

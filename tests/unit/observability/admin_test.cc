@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <vector>
 
 #include "agent/admin/admin_server.h"
 #include "agent/admin/cert_info.h"
@@ -49,7 +50,7 @@ TEST(AdminServer, RoutesReadinessAndMethods) {
   };
   src.config_dump = [] { return nlohmann::json{{"snapshot", nullptr}}; };
   src.certs = [] { return nlohmann::json{{"certificates", nlohmann::json::array()}}; };
-  AdminServer server({"127.0.0.1:0", "127.0.0.1:0"}, src);
+  AdminServer server({"127.0.0.1:0", "127.0.0.1:0", ""}, src);
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   uint16_t pub = server.metrics_port(), dbg = server.admin_port();
@@ -75,11 +76,42 @@ TEST(AdminServer, RoutesReadinessAndMethods) {
   EXPECT_EQ(Get(pub, "GET", "/healthz").first, 0);
 }
 
+// The kubelet's probes have their own listener: scrapes that stall every metrics thread leave them answering.
+TEST(AdminServer, StalledMetricsScrapesDoNotStarveTheProbes) {
+  AdminSources src;
+  src.metrics = [] { return std::string("zeromesh_agent_ready 1\n"); };
+  src.readiness = [] {
+    Readiness r;
+    r.uplink_attached = r.config_applied = r.links_synced = r.listeners_in_sockmap = true;
+    return r;
+  };
+  AdminServer server({"127.0.0.1:0", "", "127.0.0.1:0"}, src);
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  ASSERT_NE(server.health_port(), 0);
+  // More half-sent requests than the metrics server has threads: each holds one until its request timeout.
+  std::vector<int> stalled;
+  for (int i = 0; i < 4; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(server.metrics_port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_GT(write(fd, "GET /metrics HTTP/1.1\r\n", 23), 0);
+    stalled.push_back(fd);
+  }
+  EXPECT_EQ(Get(server.health_port(), "GET", "/readyz"), std::make_pair(200, std::string("ready\n")));
+  EXPECT_EQ(Get(server.health_port(), "GET", "/healthz").first, 200);
+  EXPECT_EQ(Get(server.health_port(), "GET", "/metrics").first, 404);  // probes only
+  for (int fd : stalled) close(fd);
+}
+
 TEST(AdminServer, ABusyPortIsAnErrorNotACrash) {
-  AdminServer first({"127.0.0.1:0", ""}, {});
+  AdminServer first({"127.0.0.1:0", "", ""}, {});
   std::string error;
   ASSERT_TRUE(first.Start(&error)) << error;
-  AdminServer second({"127.0.0.1:" + std::to_string(first.metrics_port()), ""}, {});
+  AdminServer second({"127.0.0.1:" + std::to_string(first.metrics_port()), "", ""}, {});
   EXPECT_FALSE(second.Start(&error));
   EXPECT_NE(error.find("metrics"), std::string::npos) << error;
   EXPECT_EQ(second.metrics_port(), 0);
