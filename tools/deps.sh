@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 require_root
 
 APT_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git clang llvm clang-format clang-tidy
+  build-essential cmake ninja-build pkg-config git clang llvm clang-format clang-tidy libclang-rt-14-dev
   libbpf-dev bpftool libelf-dev zlib1g-dev libnftnl-dev libmnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libnghttp2-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole zeromesh test suite through ctest.
-#   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under asan and tsan
+#   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under asan and tsan,
+#                                      then each fuzz target for ZM_FUZZ_SECONDS (default 30)
 #   sudo tools/test.sh -L unit         pass ctest arguments for the default preset only (skips the sanitizer runs)
 # Exits non-zero on any failure; ends with ctest's summary.
 set -euo pipefail
@@ -35,6 +36,11 @@ if [ $# -eq 0 ]; then
     build "$preset"
     log "ctest ($preset preset: unit tests)"
     ctest --preset "$preset" -j2 || status=1
+  done
+  # The short fuzzing pass: each libFuzzer target (ASan + UBSan) from its seeds; a crash, leak or hang fails.
+  for target in $(bash tools/fuzz.sh --list); do
+    log "fuzz $target (${ZM_FUZZ_SECONDS:-30} s)"
+    bash tools/fuzz.sh "$target" "${ZM_FUZZ_SECONDS:-30}" || status=1
   done
 fi
 log "tools/test.sh finished in $(( $(date +%s) - start ))s, status $status"

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/proxy/authority.h"
 #include "agent/proxy/forwarded.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -13,39 +14,12 @@
 namespace zm::proxy {
 namespace {
 
-bool ParseIpv4(std::string_view s, in_addr_t* out) {
-  if (s.empty() || s.size() > 15) return false;
-  char buf[16];
-  std::memcpy(buf, s.data(), s.size());
-  buf[s.size()] = '\0';
-  in_addr a{};
-  if (inet_pton(AF_INET, buf, &a) != 1) return false;
-  *out = a.s_addr;
-  return true;
-}
-
 nghttp2_nv Nv(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 }  // namespace
-
-bool ParseAuthority(std::string_view authority, sockaddr_in* out) {
-  size_t colon = authority.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view port_s = authority.substr(colon + 1);
-  if (port_s.empty() || port_s.size() > 5) return false;
-  uint32_t port = 0;
-  for (char c : port_s) {
-    if (c < '0' || c > '9') return false;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  in_addr_t ip;
-  if (port == 0 || port > 65535 || !ParseIpv4(authority.substr(0, colon), &ip)) return false;
-  *out = MakeAddr(ip, static_cast<uint16_t>(port));
-  return true;
-}
 
 HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
                          const sockaddr_in& peer_addr, const sockaddr_in& local_addr)

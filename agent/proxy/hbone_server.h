@@ -41,7 +41,4 @@ class HboneServer : public HboneSession {
   sockaddr_in local_addr_;
 };
 
-// Parses "a.b.c.d:port" (port 1-65535). Exposed for tests.
-bool ParseAuthority(std::string_view authority, sockaddr_in* out);
-
 }  // namespace zm::proxy

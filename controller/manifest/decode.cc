@@ -262,7 +262,7 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
 void DecodeText(const std::string& text, const std::string& file, const Limits& limits, Result* out) {
   YamlReader r(file, &out->errors);
   if (int line = UnsafeYamlLine(text); line > 0) {
-    out->errors.push_back(Error{file, line, "bad YAML: a document cannot start with ','"});
+    out->errors.push_back(Error{file, line, "bad YAML: a control character, or a document that starts with ','"});
     return;
   }
   std::vector<YAML::Node> docs;

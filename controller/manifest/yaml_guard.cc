@@ -10,10 +10,11 @@ std::string_view TrimLeft(std::string_view s) {
   return i == std::string_view::npos ? std::string_view() : s.substr(i);
 }
 
-// Skips node properties (!tag, &anchor) at the start of `s`.
+// Skips node properties (!tag, &anchor) at the start of `s`. A property ends at white space or at a flow indicator
+// (neither anchor nor tag characters include ",[]{}"): "&a,b" is the anchor "a" on a node that starts with ','.
 std::string_view SkipProperties(std::string_view s) {
   while (!s.empty() && (s[0] == '!' || s[0] == '&')) {
-    size_t end = s.find_first_of(" \t\r");
+    size_t end = s.find_first_of(" \t\r,[]{}");
     s = end == std::string_view::npos ? std::string_view() : TrimLeft(s.substr(end));
   }
   return s;
@@ -28,9 +29,11 @@ bool IsMarker(std::string_view line, std::string_view marker) {
 struct Lexer {
   int flow_depth = 0;
   char quote = 0;
+  bool stray_comma = false;  // a ',' in block context where a token starts: yaml-cpp hangs on it (invalid YAML)
 
   void Scan(std::string_view line) {
-    bool node_start = true;  // block context: a flow collection can only open where a node starts
+    bool node_start = true;   // block context: a flow collection can only open where a node starts
+    bool after_node = false;  // block context, right after a quoted scalar or a flow collection closed
     for (size_t i = 0; i < line.size(); i++) {
       char c = line[i];
       char prev = i == 0 ? ' ' : line[i - 1];
@@ -40,6 +43,7 @@ struct Lexer {
           i++;
         } else if (c == '"') {
           quote = 0;
+          after_node = flow_depth == 0;
         }
         continue;
       }
@@ -48,11 +52,17 @@ struct Lexer {
           i++;
         } else if (c == '\'') {
           quote = 0;
+          after_node = flow_depth == 0;
         }
         continue;
       }
       if (c == ' ' || c == '\t') continue;
       if (c == '#' && (prev == ' ' || prev == '\t' || i == 0)) return;
+      if (c == ',' && flow_depth == 0 && (node_start || after_node)) {
+        stray_comma = true;
+        return;
+      }
+      after_node = false;
       bool start = flow_depth > 0
                        ? (prev == ' ' || prev == '\t' || prev == '[' || prev == '{' || prev == ',' || prev == ':')
                        : node_start;
@@ -66,6 +76,7 @@ struct Lexer {
       }
       if ((c == ']' || c == '}') && flow_depth > 0) {
         flow_depth--;
+        after_node = flow_depth == 0;
         continue;
       }
       // ": ", "- ", "? " (block indicators) leave us at a node start; anything else is content.
@@ -78,6 +89,13 @@ struct Lexer {
 }  // namespace
 
 int UnsafeYamlLine(const std::string& text) {
+  // YAML allows no C0 control but tab, LF and CR, and no DEL (c-printable); yaml-cpp reads past a NUL as if it were
+  // not there ("\0,\0" hangs like ","). Refused before anything else.
+  int control_line = 1;
+  for (unsigned char c : text) {
+    if (c == '\n') ++control_line;
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return control_line;
+  }
   bool at_root = true;  // looking for the first node of the current document
   size_t root_indent = 0;
   Lexer lex;
@@ -94,7 +112,12 @@ int UnsafeYamlLine(const std::string& text) {
       at_root = true;
       lex = Lexer();
       rest = line.substr(3);
-    } else if (IsMarker(line, "...") || line.substr(0, 1) == "%") {
+    } else if (IsMarker(line, "...")) {
+      // The end of a document; whatever follows on the line starts the next one (yaml-cpp reads it so).
+      at_root = true;
+      lex = Lexer();
+      rest = line.substr(3);
+    } else if (line.substr(0, 1) == "%") {
       // yaml-cpp takes '%' as a directive even mid-document: a new root follows.
       at_root = true;
       lex = Lexer();
@@ -113,6 +136,7 @@ int UnsafeYamlLine(const std::string& text) {
       return line_no;  // a ',' that would start a sibling of the root node
     }
     lex.Scan(rest);
+    if (lex.stray_comma) return line_no;
   }
   return 0;
 }

@@ -102,8 +102,17 @@ TEST(ManifestDecode, YamlCppHangGuard) {
   EXPECT_EQ(manifest::UnsafeYamlLine("a: b\n---\n# c\n!tag ,"), 4);
   EXPECT_EQ(manifest::UnsafeYamlLine(" a: b\n,c: d\n"), 2);
   EXPECT_EQ(manifest::UnsafeYamlLine("a: b\n%x\n  c: d\n,e\n"), 4);
+  EXPECT_EQ(manifest::UnsafeYamlLine("&Viar,"), 1);  // found by fuzz_manifest: the anchor ends at ','
+  EXPECT_EQ(manifest::UnsafeYamlLine(std::string("a: b\n\0,\0", 8)), 2);  // found by fuzz_manifest: NUL
+  EXPECT_EQ(manifest::UnsafeYamlLine("a: \x7f"), 1);
+  EXPECT_EQ(manifest::UnsafeYamlLine("a: b\n'''',''91\n"), 2);  // found by fuzz_manifest: ',' after a quoted root
+  EXPECT_EQ(manifest::UnsafeYamlLine("a: [1, 2], b\n"), 1);
+  EXPECT_EQ(manifest::UnsafeYamlLine("api\n...  ,ngr2\n"), 2);  // found by fuzz_manifest: after a document end
+  EXPECT_EQ(manifest::UnsafeYamlLine("a: b,c\nd: 'e, f'\ng: [h, 'i', {j: k}]\n"), 0);  // commas inside scalars
+  EXPECT_EQ(manifest::UnsafeYamlLine("!t&a,b"), 1);                                    // the tag "!t&a" ends at ',' too
+  EXPECT_EQ(manifest::UnsafeYamlLine("&a [1, 2]"), 0);
   EXPECT_EQ(manifest::UnsafeYamlLine("ports: [80\n, 443]\nname: 'x\n,y'\n"), 0);  // valid YAML stays accepted
-  ExpectError(Decode("--- ,\n"), 1, "cannot start with ','");
+  ExpectError(Decode("--- ,\n"), 1, "starts with ','");
 }
 
 TEST(ManifestDecode, DurationsAndCidrs) {

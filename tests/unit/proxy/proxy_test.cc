@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/proxy/authority.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/node_proxy.h"
