@@ -132,8 +132,8 @@ int UnsafeYamlLine(const std::string& text) {
       if (body[0] == ',') return line_no;
       at_root = false;
       root_indent = indent;
-    } else if (std::string_view node = SkipProperties(body); plain && !node.empty() && node[0] == ',' &&
-                                                               indent <= root_indent) {
+    } else if (std::string_view node = SkipProperties(body);
+               plain && !node.empty() && node[0] == ',' && indent <= root_indent) {
       return line_no;  // a ',' that would start a sibling of the root node (after its anchor or tag, if any)
     }
     lex.Scan(rest);

@@ -108,7 +108,7 @@ TEST(ManifestDecode, YamlCppHangGuard) {
   EXPECT_EQ(manifest::UnsafeYamlLine("a: b\n'''',''91\n"), 2);  // found by fuzz_manifest: ',' after a quoted root
   EXPECT_EQ(manifest::UnsafeYamlLine("a: [1, 2], b\n"), 1);
   EXPECT_EQ(manifest::UnsafeYamlLine("api\n...  ,ngr2\n"), 2);  // found by fuzz_manifest: after a document end
-  EXPECT_EQ(manifest::UnsafeYamlLine("&a b|c\n&a:$i,n\n"), 2);   // found by fuzz_manifest: a sibling's anchor
+  EXPECT_EQ(manifest::UnsafeYamlLine("&a b|c\n&a:$i,n\n"), 2);  // found by fuzz_manifest: a sibling's anchor
   EXPECT_EQ(manifest::UnsafeYamlLine("a: b,c\nd: 'e, f'\ng: [h, 'i', {j: k}]\n"), 0);  // commas inside scalars
   EXPECT_EQ(manifest::UnsafeYamlLine("!t&a,b"), 1);                                    // the tag "!t&a" ends at ',' too
   EXPECT_EQ(manifest::UnsafeYamlLine("&a [1, 2]"), 0);
