@@ -32,8 +32,10 @@ struct Lexer {
   bool stray_comma = false;  // a ',' in block context where a token starts: yaml-cpp hangs on it (invalid YAML)
 
   void Scan(std::string_view line) {
-    bool node_start = true;   // block context: a flow collection can only open where a node starts
-    bool after_node = false;  // block context, right after a quoted scalar or a flow collection closed
+    bool node_start = true;  // block context: a flow collection can only open where a node starts
+    // Block context, after a quoted scalar or a flow collection closed and before the next indicator: only ':' (a
+    // key) may follow in valid YAML, and yaml-cpp hangs on a ',' there.
+    bool after_node = false;
     for (size_t i = 0; i < line.size(); i++) {
       char c = line[i];
       char prev = i == 0 ? ' ' : line[i - 1];
@@ -62,7 +64,6 @@ struct Lexer {
         stray_comma = true;
         return;
       }
-      after_node = false;
       bool start = flow_depth > 0
                        ? (prev == ' ' || prev == '\t' || prev == '[' || prev == '{' || prev == ',' || prev == ':')
                        : node_start;
@@ -81,7 +82,10 @@ struct Lexer {
       }
       // ": ", "- ", "? " (block indicators) leave us at a node start; anything else is content.
       bool indicator = (c == ':' || c == '-' || c == '?') && (next == ' ' || next == '\t' || i + 1 == line.size());
-      if (flow_depth == 0) node_start = indicator;
+      if (flow_depth == 0) {
+        node_start = indicator;
+        if (indicator) after_node = false;
+      }
     }
   }
 };
@@ -91,10 +95,13 @@ struct Lexer {
 int UnsafeYamlLine(const std::string& text) {
   // YAML allows no C0 control but tab, LF and CR, and no DEL (c-printable); yaml-cpp reads past a NUL as if it were
   // not there ("\0,\0" hangs like ","). Refused before anything else.
+  // A CR that does not end a line (CRLF) is refused too: yaml-cpp mis-reads it inside anchors ("&\rx,y" hangs).
   int control_line = 1;
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
     if (c == '\n') ++control_line;
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return control_line;
+    bool lone_cr = c == '\r' && (i + 1 == text.size() || text[i + 1] != '\n');
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f || lone_cr) return control_line;
   }
   bool at_root = true;  // looking for the first node of the current document
   size_t root_indent = 0;

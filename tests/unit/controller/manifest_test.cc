@@ -109,6 +109,9 @@ TEST(ManifestDecode, YamlCppHangGuard) {
   EXPECT_EQ(manifest::UnsafeYamlLine("a: [1, 2], b\n"), 1);
   EXPECT_EQ(manifest::UnsafeYamlLine("api\n...  ,ngr2\n"), 2);  // found by fuzz_manifest: after a document end
   EXPECT_EQ(manifest::UnsafeYamlLine("&a b|c\n&a:$i,n\n"), 2);  // found by fuzz_manifest: a sibling's anchor
+  EXPECT_EQ(manifest::UnsafeYamlLine("''6,''a:)b\n"), 1);       // found by fuzz_manifest: ',' later after a quote
+  EXPECT_EQ(manifest::UnsafeYamlLine("&\rrWor,kloadp+"), 1);    // found by fuzz_manifest: a lone CR
+  EXPECT_EQ(manifest::UnsafeYamlLine("'k': a, b\r\n- [x]: y, z\n"), 0);
   EXPECT_EQ(manifest::UnsafeYamlLine("a: b,c\nd: 'e, f'\ng: [h, 'i', {j: k}]\n"), 0);  // commas inside scalars
   EXPECT_EQ(manifest::UnsafeYamlLine("!t&a,b"), 1);                                    // the tag "!t&a" ends at ',' too
   EXPECT_EQ(manifest::UnsafeYamlLine("&a [1, 2]"), 0);
