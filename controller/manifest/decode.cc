@@ -7,9 +7,12 @@
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_guard.h"
 #include "controller/manifest/yaml_reader.h"
+#include "controller/manifest/yaml_sandbox.h"
 
 namespace zm::manifest {
 namespace v1 = zeromesh::v1;
+
+constexpr unsigned kYamlParseSeconds = 2;  // a 16 MB manifest parses in well under a second
 namespace {
 
 struct Meta {
@@ -263,6 +266,10 @@ void DecodeText(const std::string& text, const std::string& file, const Limits& 
   YamlReader r(file, &out->errors);
   if (int line = UnsafeYamlLine(text); line > 0) {
     out->errors.push_back(Error{file, line, "bad YAML: a control character, or a document that starts with ','"});
+    return;
+  }
+  if (std::string why; !YamlParsesInTime(text, kYamlParseSeconds, &why)) {
+    out->errors.push_back(Error{file, 0, "bad YAML: " + why});
     return;
   }
   std::vector<YAML::Node> docs;
