@@ -71,7 +71,7 @@ void Worker::Stop() {
 }
 
 void Worker::OnSnapshotChanged() {
-  ctx_.loop.Post([this] { RecheckHeld(false); });
+  ctx_.loop.Post([this] { RecheckHeld(); });
 }
 
 void Worker::Shutdown() {
@@ -399,25 +399,33 @@ bool Worker::DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) co
 }
 
 void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound) {
+  Held h{fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold, inbound};
   if (held_.size() >= kMaxHeld) {
-    if (inbound) {
-      Inbound(fd, src, dst, /*hold_expired=*/true);
-    } else {
-      Outbound(fd, src, dst, /*hold_expired=*/true);
-    }
+    Release(h);
     return;
   }
   ProxyStats::Add(ctx_.stats.held_unknown_source);
-  held_.push_back({fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold, inbound});
-  if (held_timer_ == 0) {
-    held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
-      held_timer_ = 0;
-      RecheckHeld(true);
-    });
+  held_.push_back(h);
+  ArmHeldTimer();
+}
+
+void Worker::Release(const Held& h) {
+  if (h.inbound) {
+    Inbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
+  } else {
+    Outbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
   }
 }
 
-void Worker::RecheckHeld(bool timer) {
+void Worker::ArmHeldTimer() {
+  if (held_timer_ != 0) return;
+  held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
+    held_timer_ = 0;
+    RecheckHeld();
+  });
+}
+
+void Worker::RecheckHeld() {
   if (held_.empty()) return;
   auto now = EventLoop::Clock::now();
   auto snap = ctx_.snapshots.Get();
@@ -433,21 +441,8 @@ void Worker::RecheckHeld(bool timer) {
     }
   }
   held_.swap(still);
-  for (auto& h : go) {
-    if (h.inbound) {
-      Inbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
-    } else {
-      Outbound(h.fd, h.src, h.dst, /*hold_expired=*/true);
-    }
-  }
-  if (!held_.empty() && (timer || held_timer_ == 0)) {
-    if (held_timer_ == 0) {
-      held_timer_ = ctx_.loop.AddTimer(kHeldPoll, [this] {
-        held_timer_ = 0;
-        RecheckHeld(true);
-      });
-    }
-  }
+  for (auto& h : go) Release(h);
+  if (!held_.empty()) ArmHeldTimer();
 }
 
 }  // namespace zm::proxy

@@ -79,7 +79,9 @@ class Worker {
   // that workload's certificate is issued. A restarted agent holds what reaches it before both are in.
   bool DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) const;
   void Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound);
-  void RecheckHeld(bool timer);
+  void Release(const Held& h);  // decides a held connection now (served, or refused if it still cannot be)
+  void ArmHeldTimer();          // the periodic recheck, unless it is already pending
+  void RecheckHeld();
   void Shutdown();
 
   WorkerContext ctx_;
