@@ -1,7 +1,5 @@
 #include "agent/admin/admin_server.h"
 
-#include <thread>
-
 namespace zm::admin {
 namespace {
 
@@ -42,37 +40,18 @@ std::map<std::string, HttpHandler> AdminServer::PublicRoutes() const {
 
 bool AdminServer::Start(std::string* error) {
   std::string errors;
-  auto start = [&errors](std::unique_ptr<HttpServer>& server, const char* name, const std::string& addr,
-                         std::map<std::string, HttpHandler> routes) {
-    if (addr.empty()) return;
-    server = std::make_unique<HttpServer>(name, addr, std::move(routes));
-    std::string e;
-    if (!server->Start(&e)) {
-      errors += (errors.empty() ? "" : "; ") + std::string(name) + ": " + e;
-      server.reset();
-    }
-  };
-  start(health_, "health", opts_.health_addr, ProbeRoutes());
-  start(metrics_, "metrics", opts_.metrics_addr, PublicRoutes());
+  http::StartOptional(health_, "health", opts_.health_addr, ProbeRoutes(), &errors);
+  http::StartOptional(metrics_, "metrics", opts_.metrics_addr, PublicRoutes(), &errors);
   auto routes = PublicRoutes();
   routes["/debug/config_dump"] = [this] { return Json(src_.config_dump()); };
   routes["/debug/certs"] = [this] { return Json(src_.certs()); };
-  start(admin_, "admin", opts_.admin_addr, std::move(routes));
+  http::StartOptional(admin_, "admin", opts_.admin_addr, std::move(routes), &errors);
   if (!errors.empty()) *error = errors;
   return errors.empty();
 }
 
 void AdminServer::Stop() {
-  // Side by side: each civetweb server takes up to ~2 s to stop (its listener poll interval).
-  std::thread health([this] {
-    if (health_) health_->Stop();
-  });
-  std::thread metrics([this] {
-    if (metrics_) metrics_->Stop();
-  });
-  if (admin_) admin_->Stop();
-  metrics.join();
-  health.join();
+  http::StopTogether({health_.get(), metrics_.get(), admin_.get()});
 }
 
 }  // namespace zm::admin

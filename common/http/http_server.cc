@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "common/log.h"
 
@@ -108,6 +110,25 @@ int HttpServer::Handle(mg_connection* conn) {
             resp.status, Reason(resp.status), resp.content_type.c_str(), resp.body.size());
   if (!head) mg_write(conn, resp.body.data(), resp.body.size());
   return resp.status;  // civetweb: a status code means "handled"
+}
+
+void StartOptional(std::unique_ptr<HttpServer>& server, const char* name, const std::string& addr,
+                   std::map<std::string, HttpHandler> routes, std::string* errors) {
+  if (addr.empty()) return;
+  server = std::make_unique<HttpServer>(name, addr, std::move(routes));
+  std::string e;
+  if (!server->Start(&e)) {
+    *errors += (errors->empty() ? "" : "; ") + std::string(name) + ": " + e;
+    server.reset();
+  }
+}
+
+void StopTogether(std::initializer_list<HttpServer*> servers) {
+  std::vector<std::thread> stopping;
+  for (HttpServer* s : servers) {
+    if (s != nullptr) stopping.emplace_back([s] { s->Stop(); });
+  }
+  for (auto& t : stopping) t.join();
 }
 
 }  // namespace zm::http

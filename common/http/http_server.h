@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 
 struct mg_context;
@@ -46,6 +48,15 @@ class HttpServer {
   mg_context* ctx_ = nullptr;
   uint16_t port_ = 0;
 };
+
+// Starts |server| on |addr| unless |addr| is empty (that listener is off). A failure is appended to |errors|
+// ("name: why", "; "-separated) and leaves |server| empty.
+void StartOptional(std::unique_ptr<HttpServer>& server, const char* name, const std::string& addr,
+                   std::map<std::string, HttpHandler> routes, std::string* errors);
+
+// Stops the servers given (null ones are skipped) side by side: civetweb takes up to ~2 s to stop each (its listener
+// poll interval), so one after the other would add up.
+void StopTogether(std::initializer_list<HttpServer*> servers);
 
 // "ip:port" -> civetweb's listening_ports syntax; false for anything else (no host names, port 0..65535).
 bool ValidListenAddr(const std::string& addr, std::string* error);

@@ -1,7 +1,5 @@
 #include "controller/admin/admin_endpoints.h"
 
-#include <thread>
-
 namespace zm::ctrl {
 
 AdminEndpoints::AdminEndpoints(std::string metrics_addr, std::string admin_addr, AdminSources sources)
@@ -38,34 +36,20 @@ std::map<std::string, http::HttpHandler> AdminEndpoints::PublicRoutes() const {
 
 bool AdminEndpoints::Start(std::string* error) {
   std::string errors;
-  auto start = [&](std::unique_ptr<http::HttpServer>& server, const char* name, const std::string& addr,
-                   std::map<std::string, http::HttpHandler> routes) {
-    if (addr.empty()) return;
-    server = std::make_unique<http::HttpServer>(name, addr, std::move(routes));
-    std::string e;
-    if (!server->Start(&e)) {
-      errors += (errors.empty() ? "" : "; ") + std::string(name) + ": " + e;
-      server.reset();
-    }
-  };
-  start(metrics_, "metrics", metrics_addr_, PublicRoutes());
+  http::StartOptional(metrics_, "metrics", metrics_addr_, PublicRoutes(), &errors);
   auto routes = PublicRoutes();
   routes["/debug/config_dump"] = [this] {
     return http::HttpResponse{200, "application/json",
                               src_.config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
   };
-  start(admin_, "admin", admin_addr_, std::move(routes));
+  http::StartOptional(admin_, "admin", admin_addr_, std::move(routes), &errors);
   if (!errors.empty()) *error = errors;
   return errors.empty();
 }
 
 void AdminEndpoints::Stop() {
   // civetweb takes a second or more to stop a listener: stop both at once so that the controller exits promptly.
-  std::thread metrics([this] {
-    if (metrics_) metrics_->Stop();
-  });
-  if (admin_) admin_->Stop();
-  metrics.join();
+  http::StopTogether({metrics_.get(), admin_.get()});
 }
 
 }  // namespace zm::ctrl
