@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /* Design T data path: one tcx ingress program on every pod veth (host side) and on the node uplink.
  * It steers IPv4 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
- * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo"). Everything else passes untouched.
- * Layouts and constants are shared with the agent through capture_abi.h. */
+ * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo"). What the proxy cannot mesh is dropped for STRICT
+ * pods (TCP fragments, IPv6 TCP, UDP other than DNS); everything else passes untouched.
+ * A second program at tcx egress of every pod veth guards what reaches a STRICT pod without having been captured:
+ * the node's own netns (kubelet, hostNetwork pods) may open connections to its declared probe ports only.
+ * Layouts and constants are shared with the agent through capture_abi.h; docs/security.md has the threat model. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -13,8 +16,12 @@
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define IP_MF 0x2000
 #define IP_OFFSET_MASK 0x1fff
+#define DNS_PORT 53
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
@@ -75,6 +82,86 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } zm_stats SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_PROBE_PORTS);
+  __type(key, struct zm_probe_key);
+  __type(value, __u8);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_probe_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_IFACES);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_veth_pods SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ZM_GUARD_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_guard_stats SEC(".maps");
+
+static __always_inline int guard_drop(__u32 idx) {
+  __u64* v = bpf_map_lookup_elem(&zm_guard_stats, &idx);
+  if (v) *v += 1;
+  return TC_ACT_SHOT;
+}
+
+static __always_inline int guard_pass(__u32 idx) {
+  __u64* v = bpf_map_lookup_elem(&zm_guard_stats, &idx);
+  if (v) *v += 1;
+  return TC_ACT_OK;
+}
+
+static __always_inline int is_strict(__u32 addr) {
+  struct zm_pod* p = bpf_map_lookup_elem(&zm_pods, &addr);
+  return p && p->state == ZM_POD_ENROLLED && p->mode == ZM_MODE_STRICT;
+}
+
+static __always_inline __u32 cfg_flags(void) {
+  __u32 zero = 0;
+  struct zm_cfg* cfg = bpf_map_lookup_elem(&zm_cfg, &zero);
+  return cfg ? cfg->flags : 0;
+}
+
+/* UDP of a STRICT pod: DNS (either port 53, so a STRICT DNS server answers too) unless the mesh allows all UDP. */
+static __always_inline int udp_allowed(__u16 sport, __u16 dport) {
+  return sport == DNS_PORT || dport == DNS_PORT || (cfg_flags() & ZM_CFG_STRICT_UDP_ALLOW);
+}
+
+/* Remembers which pod a veth leads to, for its IPv6 packets. Only written when it changes. */
+static __always_inline void learn_veth(__u32 ifindex, __u32 addr) {
+  __u32* cur = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
+  if (!cur || *cur != addr) bpf_map_update_elem(&zm_veth_pods, &ifindex, &addr, BPF_ANY);
+}
+
+/* IPv6 on a pod veth (either direction): the proxy meshes IPv4 only, so a STRICT pod's IPv6 TCP, and UDP other than
+ * DNS, are dropped. Extension headers before the transport header could hide TCP: dropped too. ICMPv6 (neighbour
+ * discovery) and other protocols pass, as their IPv4 forms do. */
+static __always_inline int ipv6_on_veth(struct __sk_buff* skb, __u32 ifindex) {
+  __u32* pod = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
+  if (!pod || !is_strict(*pod)) return TC_ACT_OK;
+  __u8 nexthdr;
+  if (bpf_skb_load_bytes_relative(skb, 6, &nexthdr, 1, BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
+  if (nexthdr == 58 /* ICMPv6 */) return TC_ACT_OK;
+  if (nexthdr == IPPROTO_UDP_) {
+    __u16 ports[2];
+    if (bpf_skb_load_bytes_relative(skb, 40, ports, sizeof(ports), BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
+    if (udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1]))) return TC_ACT_OK;
+    return guard_drop(ZM_GUARD_IPV6);
+  }
+  if (nexthdr == IPPROTO_TCP_ || nexthdr == 0 || nexthdr == 43 || nexthdr == 44 || nexthdr == 60) {
+    return guard_drop(ZM_GUARD_IPV6);
+  }
+  return TC_ACT_OK;
+}
+
 static __always_inline void count(__u32 idx) {
   __u64* v = bpf_map_lookup_elem(&zm_stats, &idx);
   if (v) *v += 1; /* per-CPU slot: no atomics needed */
@@ -115,20 +202,42 @@ static __always_inline int dest_excluded(__u32 daddr, __u16 dport) {
 }
 
 static __always_inline int capture_unknown_enabled(void) {
-  __u32 zero = 0;
-  struct zm_cfg* cfg = bpf_map_lookup_elem(&zm_cfg, &zero);
-  return cfg && (cfg->flags & ZM_CFG_CAPTURE_UNKNOWN);
+  return (cfg_flags() & ZM_CFG_CAPTURE_UNKNOWN) != 0;
+}
+
+static __always_inline __u32 iface_role(__u32 ifindex) {
+  __u32* role = bpf_map_lookup_elem(&zm_ifaces, &ifindex);
+  return role ? *role : 0;
 }
 
 SEC("tc")
 int zm_capture(struct __sk_buff* skb) {
+  __u32 ifindex = skb->ingress_ifindex;
+  if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    return iface_role(ifindex) == ZM_ROLE_POD_VETH ? ipv6_on_veth(skb, ifindex) : TC_ACT_OK;
+  }
   if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
 
   /* Relative to the network header, so L3-only uplinks (no Ethernet header) work too. */
   struct iphdr iph;
   if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return TC_ACT_OK;
-  if (iph.version != 4 || iph.protocol != IPPROTO_TCP_ || iph.ihl < 5) return TC_ACT_OK;
-  if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* non-first fragment: no TCP header */
+  if (iph.version != 4 || iph.ihl < 5) return TC_ACT_OK;
+  if (iph.protocol == IPPROTO_UDP_) {
+    /* A STRICT pod's own UDP (on its veth): DNS only, unless the mesh allows UDP. Inbound UDP is the egress guard's. */
+    if (iface_role(ifindex) != ZM_ROLE_POD_VETH || !is_strict(iph.saddr)) return TC_ACT_OK;
+    learn_veth(ifindex, iph.saddr);
+    __u16 ports[2];
+    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* the first fragment decided */
+    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return TC_ACT_OK;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? TC_ACT_OK : guard_drop(ZM_GUARD_UDP);
+  }
+  if (iph.protocol != IPPROTO_TCP_) return TC_ACT_OK;
+  /* TCP sets DF, so a TCP fragment is crafted: its first part could be captured while the rest passes in plaintext,
+   * or a later fragment carry the payload past the proxy. None for STRICT pods, either way. */
+  if (bpf_ntohs(iph.frag_off) & (IP_MF | IP_OFFSET_MASK)) {
+    if (is_strict(iph.daddr) || is_strict(iph.saddr)) return guard_drop(ZM_GUARD_FRAGMENT);
+    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* non-first fragment: no TCP header */
+  }
 
   /* Ports (4 bytes) and the flags byte (offset 13) of the TCP header. */
   __u8 tcp[14];
@@ -168,9 +277,7 @@ int zm_capture(struct __sk_buff* skb) {
     bpf_sk_release(sk);
   }
 
-  __u32 ifindex = skb->ingress_ifindex;
-  __u32* role = bpf_map_lookup_elem(&zm_ifaces, &ifindex);
-  __u32 r = role ? *role : 0;
+  __u32 r = iface_role(ifindex);
   __u16 dport = bpf_ntohs(dport_n);
 
   /* b) Outbound: SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. */
@@ -182,6 +289,7 @@ int zm_capture(struct __sk_buff* skb) {
       mode = src->mode;
     else if (!src && capture_unknown_enabled())
       mode = ZM_MODE_STRICT; /* config not here yet: hold it in the proxy, never let it out in plaintext */
+    if (src_enrolled && bare_syn) learn_veth(ifindex, iph.saddr);
     if (mode && !dest_excluded(iph.daddr, dport)) {
       if (bare_syn) return capture(skb, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
       /* A segment of a captured flow whose proxy socket is gone (agent died or restarted), or of a direct flow
@@ -201,6 +309,45 @@ int zm_capture(struct __sk_buff* skb) {
   if (dport == ZM_HBONE_PORT) return capture(skb, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
   /* An enrolled source reaching here did not come from its own veth (rule b took those): treat it as foreign. */
   return capture(skb, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+}
+
+/* tcx egress of a pod veth: what is about to enter the pod. Captured connections never pass here as bare SYNs (their
+ * SYN was assigned to the proxy at ingress and the proxy's own sockets carry ZM_MARK_PROXY), so a bare SYN to a STRICT
+ * pod without that mark came from the node's own netns, or from a path the ingress program does not hook. The node's
+ * netns (locally generated: no ingress interface) may reach the pod's probe ports, as the kubelet must; nothing else.
+ */
+SEC("tc")
+int zm_guard_egress(struct __sk_buff* skb) {
+  __u32 ifindex = skb->ifindex;
+  if (skb->protocol == bpf_htons(ETH_P_IPV6)) return ipv6_on_veth(skb, ifindex);
+  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  struct iphdr iph;
+  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return TC_ACT_OK;
+  if (iph.version != 4 || iph.ihl < 5) return TC_ACT_OK;
+  __u16 frag = bpf_ntohs(iph.frag_off);
+  if (iph.protocol == IPPROTO_UDP_) {
+    if (!is_strict(iph.daddr)) return TC_ACT_OK;
+    learn_veth(ifindex, iph.daddr);
+    if (frag & IP_OFFSET_MASK) return TC_ACT_OK; /* the first fragment decided */
+    __u16 ports[2];
+    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return TC_ACT_OK;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? TC_ACT_OK : guard_drop(ZM_GUARD_UDP);
+  }
+  if (iph.protocol != IPPROTO_TCP_) return TC_ACT_OK;
+  /* Most packets stop at the flags check: the pod lookup is for fragments and new connections only. */
+  if (frag & (IP_MF | IP_OFFSET_MASK)) return is_strict(iph.daddr) ? guard_drop(ZM_GUARD_FRAGMENT) : TC_ACT_OK;
+  __u8 tcp[14];
+  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return TC_ACT_OK;
+  __u8 flags = tcp[13];
+  if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK)) return TC_ACT_OK; /* only new connections are decided */
+  if (!is_strict(iph.daddr)) return TC_ACT_OK;
+  learn_veth(ifindex, iph.daddr);
+  if ((skb->mark & ZM_MARK_MASK) == ZM_MARK_PROXY) return TC_ACT_OK;
+  if (skb->ingress_ifindex == 0) { /* generated in the node's own netns */
+    struct zm_probe_key key = {.addr = iph.daddr, .port = ((__u16)tcp[2] << 8) | tcp[3], .pad = 0};
+    if (bpf_map_lookup_elem(&zm_probe_ports, &key)) return guard_pass(ZM_GUARD_PROBE_PASSED);
+  }
+  return guard_drop(ZM_GUARD_NODE_PLAINTEXT);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -42,6 +42,7 @@ struct zm_lpm_v4 {
 
 /* zm_cfg: array[1] of struct zm_cfg. */
 #define ZM_CFG_CAPTURE_UNKNOWN (1u << 0)
+#define ZM_CFG_STRICT_UDP_ALLOW (1u << 1) /* STRICT pods may send any UDP (default: DNS, port 53, only) */
 struct zm_cfg {
   __u32 flags;
 };
@@ -57,6 +58,28 @@ struct zm_cfg {
 #define ZM_STAT_DROPPED_ORPHAN 7 /* non-SYN of a STRICT pod with no owning socket */
 #define ZM_STAT_COUNT 8
 
+/* zm_guard_stats: per-CPU array of u64 counters of what STRICT's guards dropped or let through. A map of its own
+ * (not more zm_stats slots) so that the pinned zm_stats of an older agent stays compatible across an upgrade. */
+#define ZM_GUARD_NODE_PLAINTEXT                                                                                    \
+  0                             /* SYN from the node's own netns (or uncaptured) to a STRICT pod, not a probe port \
+                                 */
+#define ZM_GUARD_PROBE_PASSED 1 /* SYN from the node's own netns to a STRICT pod's declared probe port */
+#define ZM_GUARD_FRAGMENT 2     /* TCP fragment from or to a STRICT pod */
+#define ZM_GUARD_IPV6 3         /* IPv6 TCP or UDP of a STRICT pod (not meshed: IPv4 only) */
+#define ZM_GUARD_UDP 4          /* UDP of a STRICT pod to a port other than 53 */
+#define ZM_GUARD_COUNT 16       /* room for more reasons without changing the pinned map */
+
+/* zm_probe_ports: struct zm_probe_key -> u8 (1). The kubelet's probe ports of local STRICT pods. */
+struct zm_probe_key {
+  __u32 addr; /* pod IPv4, network byte order */
+  __u16 port; /* host byte order */
+  __u16 pad;  /* zero */
+};
+
+/* zm_veth_pods: pod veth ifindex (u32) -> the IPv4 (network order) of the pod behind it, so that the pod's IPv6
+ * packets (which name no IPv4) find its mode. Written by the agent from the node's routes, and learned by the program
+ * from the pod's own IPv4 packets (bridge CNIs, where the route names the bridge). */
+
 /* Mark set on every assigned packet; the node netns routes it locally (rule fwmark 0x200/0xf00 lookup 100). */
 #define ZM_MARK_VALUE 0x200
 #define ZM_MARK_MASK 0xf00
@@ -69,5 +92,6 @@ struct zm_cfg {
 #define ZM_MAX_PODS 16384
 #define ZM_MAX_EXCL_PORTS 256
 #define ZM_MAX_EXCL_CIDRS 256
+#define ZM_MAX_PROBE_PORTS 65536
 
 #endif /* ZEROMESH_BPF_CAPTURE_ABI_H_ */

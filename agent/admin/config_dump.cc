@@ -56,11 +56,19 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
       {"listeners", {{"outbound", in.listeners[0]}, {"hbone", in.listeners[1]}, {"plaintext", in.listeners[2]}}}};
   if (in.capture) {
     const auto& c = *in.capture;
-    out["bpf"]["stats"] = {
-        {"captured_outbound", c.captured_outbound},     {"captured_hbone", c.captured_hbone},
-        {"captured_plaintext", c.captured_plaintext},   {"assigned_established", c.assigned_established},
-        {"dropped_fail_closed", c.dropped_fail_closed}, {"assign_errors", c.assign_errors},
-        {"passed_fail_open", c.passed_fail_open},       {"dropped_orphan", c.dropped_orphan}};
+    out["bpf"]["stats"] = {{"captured_outbound", c.captured_outbound},
+                           {"captured_hbone", c.captured_hbone},
+                           {"captured_plaintext", c.captured_plaintext},
+                           {"assigned_established", c.assigned_established},
+                           {"dropped_fail_closed", c.dropped_fail_closed},
+                           {"assign_errors", c.assign_errors},
+                           {"passed_fail_open", c.passed_fail_open},
+                           {"dropped_orphan", c.dropped_orphan},
+                           {"dropped_node_plaintext", c.dropped_node_plaintext},
+                           {"passed_probe", c.passed_probe},
+                           {"dropped_fragment", c.dropped_fragment},
+                           {"dropped_ipv6", c.dropped_ipv6},
+                           {"dropped_udp", c.dropped_udp}};
   }
   return out;
 }

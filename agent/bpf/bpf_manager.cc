@@ -60,7 +60,10 @@ BpfManager::BpfManager() = default;
 
 BpfManager::~BpfManager() {
   std::lock_guard lock(mu_);
-  for (auto& [name, link] : links_) close(link.fd);  // pinned: stays attached
+  for (auto& [name, link] : links_) {  // pinned: stays attached
+    close(link.fd);
+    if (link.egress_fd >= 0) close(link.egress_fd);
+  }
   links_.clear();
   if (skel_) capture_bpf__destroy(skel_);
   skel_ = nullptr;
@@ -68,6 +71,10 @@ BpfManager::~BpfManager() {
 
 std::string BpfManager::LinkPin(std::string_view ifname) const {
   return dir_ + "/links/" + std::string(ifname);
+}
+
+std::string BpfManager::EgressPin(std::string_view ifname) const {
+  return dir_ + "/links-egress/" + std::string(ifname);
 }
 
 Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
@@ -79,6 +86,7 @@ Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
 
   dir_ = std::string(pin_root) + "/" + std::string(agent_id);
   if (Status s = EnsureBpffsDir(dir_ + "/links"); !s.ok()) return s;
+  if (Status s = EnsureBpffsDir(dir_ + "/links-egress"); !s.ok()) return s;
 
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir_.c_str());
   capture_bpf* skel = capture_bpf__open_opts(&opts);
@@ -96,6 +104,7 @@ Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
   skel_ = skel;
   // Adoption problems are logged per link and never make Init fail: affected pins are gone, Attach re-creates them.
   (void)AdoptPinnedLinks();
+  PruneEgressPins();
   PruneIfaceRoles();
   zm::log::Info("bpf program loaded",
                 {{"pin_dir", dir_}, {"prog_id", prog_id_}, {"adopted_links", static_cast<int>(links_.size())}});
@@ -165,9 +174,79 @@ Status BpfManager::AdoptOne(const std::string& pin_name) {
     }
     unlink(path.c_str());
   }
-  links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role)};
+  Link& link = links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role)};
   zm::log::Info("adopted pinned link", {{"ifname", ifname}, {"ifindex", info.ifindex}, {"link_id", info.id}});
+  if (link.role != IfaceRole::kPodVeth) return Status::Ok();
+  // An agent from before the egress guard has none: it is attached here, so an upgrade gains it with no restart.
+  return EnsureEgress(ifname, pin_name, link);
+}
+
+Status BpfManager::EnsureEgress(const std::string& ifname, const std::string& old_pin_name, Link& link) {
+  const int prog_fd = bpf_program__fd(skel_->progs.zm_guard_egress);
+  if (link.egress_fd < 0) {
+    const std::string old_pin = EgressPin(old_pin_name);
+    int fd = bpf_obj_get(old_pin.c_str());
+    LinkInfo info;
+    if (fd >= 0 && GetLinkInfo(fd, &info).ok() && info.type == kLinkTypeTcx && info.ifindex == link.ifindex &&
+        info.attach_type == static_cast<uint32_t>(kAttachTcxEgress) && bpf_link_update(fd, prog_fd, nullptr) == 0) {
+      link.egress_fd = fd;
+      if (old_pin_name != ifname) {
+        unlink(EgressPin(ifname).c_str());
+        if (bpf_obj_pin(fd, EgressPin(ifname).c_str()) == 0) unlink(old_pin.c_str());
+      }
+      return Status::Ok();
+    }
+    if (fd >= 0) {  // defunct, another interface's, or not updatable: never leave it beside a new one
+      bpf_link_detach(fd);
+      close(fd);
+    }
+    unlink(old_pin.c_str());
+    if (Status s = AttachTcxEgress(prog_fd, link.ifindex, &link.egress_fd); !s.ok()) {
+      return Status::Error("attaching the egress guard to " + ifname + ": " + s.message());
+    }
+  }
+  const std::string pin = EgressPin(ifname);
+  if (bpf_obj_pin(link.egress_fd, pin.c_str()) != 0 &&
+      (errno != EEXIST || unlink(pin.c_str()) != 0 || bpf_obj_pin(link.egress_fd, pin.c_str()) != 0)) {
+    int err = errno;
+    DropEgress(ifname, link);
+    return Status::Errno("pinning link " + pin, err);
+  }
   return Status::Ok();
+}
+
+void BpfManager::DropEgress(const std::string& ifname, Link& link) {
+  if (link.egress_fd < 0) return;
+  if (bpf_link_detach(link.egress_fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
+    zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"direction", "egress"}, {"errno", errno}});
+  }
+  close(link.egress_fd);
+  link.egress_fd = -1;
+  unlink(EgressPin(ifname).c_str());
+}
+
+// Egress pins without an ingress link (its interface is gone, or it was adopted under another name): detached.
+void BpfManager::PruneEgressPins() {
+  const std::string dir = dir_ + "/links-egress";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    auto it = links_.find(n);
+    if (it == links_.end() || it->second.egress_fd < 0) stale.push_back(n);
+  }
+  closedir(d);
+  for (const auto& n : stale) {
+    const std::string path = dir + "/" + n;
+    if (int fd = bpf_obj_get(path.c_str()); fd >= 0) {
+      bpf_link_detach(fd);
+      close(fd);
+    }
+    unlink(path.c_str());
+    zm::log::Info("unpinned stale egress link", {{"pin", path}});
+  }
 }
 
 void BpfManager::PruneIfaceRoles() {
@@ -186,6 +265,8 @@ void BpfManager::PruneIfaceRoles() {
 }
 
 void BpfManager::DropLink(const std::string& ifname, Link& link) {
+  DropEgress(ifname, link);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_veth_pods), &link.ifindex);
   if (bpf_link_detach(link.fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
     zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"errno", errno}});
   }
@@ -212,7 +293,11 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
   if (auto it = links_.find(name); it != links_.end()) {
     if (it->second.ifindex == ifindex) {
       it->second.role = role;
-      return Status::Ok();
+      if (role != IfaceRole::kPodVeth) {
+        DropEgress(name, it->second);
+        return Status::Ok();
+      }
+      return EnsureEgress(name, name, it->second);
     }
     zm::log::Info("interface recreated, replacing link", {{"ifname", name}, {"old_ifindex", it->second.ifindex}});
     DropLink(name, it->second);
@@ -226,10 +311,21 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     unlink(LinkPin(name).c_str());
     if (bpf_obj_pin(link.fd, LinkPin(name).c_str()) != 0) return Status::Errno("re-pinning link for " + name, errno);
     unlink(LinkPin(old_name).c_str());
+    if (link.egress_fd >= 0) {
+      unlink(EgressPin(name).c_str());
+      if (bpf_obj_pin(link.egress_fd, EgressPin(name).c_str()) != 0) {
+        return Status::Errno("re-pinning egress link for " + name, errno);
+      }
+      unlink(EgressPin(old_name).c_str());
+    }
     links_.erase(it);
     link.role = role;
-    links_[name] = link;
-    return Status::Ok();
+    Link& moved = links_[name] = link;
+    if (role != IfaceRole::kPodVeth) {
+      DropEgress(name, moved);
+      return Status::Ok();
+    }
+    return EnsureEgress(name, name, moved);
   }
 
   int fd = -1;
@@ -246,8 +342,16 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     bpf_map_delete_elem(roles_fd, &ifindex);
     return Status::Errno("pinning link " + pin, err);
   }
-  links_[name] = Link{fd, ifindex, role};
+  Link& link = links_[name] = Link{fd, ifindex, role};
   zm::log::Info("attached tcx ingress", {{"ifname", name}, {"ifindex", ifindex}, {"role", role_v}});
+  if (role != IfaceRole::kPodVeth) return Status::Ok();
+  if (Status s = EnsureEgress(name, name, link); !s.ok()) {
+    // Half a veth's programs is not a state to leave: the caller retries the whole attach.
+    DropLink(name, link);
+    links_.erase(name);
+    return s;
+  }
+  zm::log::Info("attached tcx egress guard", {{"ifname", name}, {"ifindex", ifindex}});
   return Status::Ok();
 }
 
@@ -378,15 +482,45 @@ Status BpfManager::SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs) {
   return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_cidrs), keys, sizeof(zm_lpm_v4), 1, "zm_excl_cidrs");
 }
 
-Status BpfManager::SetCaptureUnknown(bool on) {
-  std::lock_guard lock(mu_);
-  if (!Ready()) return kNotReady;
+Status BpfManager::SetCfgFlag(uint32_t flag, bool on) {
   const uint32_t key = 0;
   zm_cfg cfg{};
   const int fd = bpf_map__fd(skel_->maps.zm_cfg);
   if (bpf_map_lookup_elem(fd, &key, &cfg) != 0) return Status::Errno("zm_cfg lookup", errno);
-  cfg.flags = on ? (cfg.flags | ZM_CFG_CAPTURE_UNKNOWN) : (cfg.flags & ~ZM_CFG_CAPTURE_UNKNOWN);
+  cfg.flags = on ? (cfg.flags | flag) : (cfg.flags & ~flag);
   return Update(fd, &key, cfg, "zm_cfg update");
+}
+
+Status BpfManager::SetCaptureUnknown(bool on) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  return SetCfgFlag(ZM_CFG_CAPTURE_UNKNOWN, on);
+}
+
+Status BpfManager::SetStrictUdpAllowed(bool on) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  return SetCfgFlag(ZM_CFG_STRICT_UDP_ALLOW, on);
+}
+
+Status BpfManager::SetProbePorts(std::span<const ProbePort> ports) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  std::vector<std::vector<uint8_t>> keys;
+  for (const auto& p : ports) {
+    zm_probe_key k{p.ip_be, p.port, 0};
+    const auto* b = reinterpret_cast<const uint8_t*>(&k);
+    keys.emplace_back(b, b + sizeof(k));
+  }
+  return ReplaceSet(bpf_map__fd(skel_->maps.zm_probe_ports), keys, sizeof(zm_probe_key), 1, "zm_probe_ports");
+}
+
+Status BpfManager::SetVethPod(uint32_t ifindex, uint32_t ip_be) {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return kNotReady;
+  // Written whether or not the veth is attached yet (the first snapshot comes before the link dump): only the
+  // programs of pod veths read it, and DropLink forgets the entry with the link.
+  return Update(bpf_map__fd(skel_->maps.zm_veth_pods), &ifindex, ip_be, "zm_veth_pods update");
 }
 
 Status BpfManager::Stats(CaptureStats* out) const {
@@ -409,6 +543,17 @@ Status BpfManager::Stats(CaptureStats* out) const {
   out->assign_errors = sums[ZM_STAT_ASSIGN_ERRORS];
   out->passed_fail_open = sums[ZM_STAT_PASSED_FAIL_OPEN];
   out->dropped_orphan = sums[ZM_STAT_DROPPED_ORPHAN];
+  uint64_t guards[ZM_GUARD_COUNT] = {};
+  const int gfd = bpf_map__fd(skel_->maps.zm_guard_stats);
+  for (uint32_t i = 0; i < ZM_GUARD_COUNT; ++i) {
+    if (bpf_map_lookup_elem(gfd, &i, per_cpu.data()) != 0) return Status::Errno("zm_guard_stats lookup", errno);
+    for (uint64_t v : per_cpu) guards[i] += v;
+  }
+  out->dropped_node_plaintext = guards[ZM_GUARD_NODE_PLAINTEXT];
+  out->passed_probe = guards[ZM_GUARD_PROBE_PASSED];
+  out->dropped_fragment = guards[ZM_GUARD_FRAGMENT];
+  out->dropped_ipv6 = guards[ZM_GUARD_IPV6];
+  out->dropped_udp = guards[ZM_GUARD_UDP];
   return Status::Ok();
 }
 

@@ -2,8 +2,10 @@
 // <pin_root>/<agent_id>/ so they outlive the agent, and exposes the map operations the agent needs.
 //
 // Restart semantics: Init() reuses the pinned maps (pods, listeners, exclusions survive) and re-points every pinned
-// link to the newly loaded program with bpf_link_update (no detach gap, never a second attachment). Pinned links whose
-// interface is gone are unpinned. The destructor only closes fds: pins stay. Destroy() removes everything.
+// link to the newly loaded program with bpf_link_update (no detach gap, never a second attachment). Pod veths carry
+// two links: the capture program at tcx ingress (links/<ifname>) and the guard at tcx egress (links-egress/<ifname>).
+// Pinned links whose interface is gone are unpinned. The destructor only closes fds: pins stay. Destroy() removes
+// everything.
 //
 // Interface indexes and names refer to the network namespace of the thread calling Init/Attach (the node netns).
 // Thread-safe: every method takes an internal mutex. Nothing throws; failures come back as Status.
@@ -44,6 +46,18 @@ struct CaptureStats {  // sums over CPUs since the maps were first created (they
   uint64_t assign_errors = 0;
   uint64_t passed_fail_open = 0;
   uint64_t dropped_orphan = 0;  // STRICT pod segments with no owning socket (proxy gone, pre-enrollment flows)
+  // STRICT's guards (zm_guard_stats): what could not be meshed and was dropped, and the probes let through.
+  uint64_t dropped_node_plaintext = 0;  // connections from the node's netns to a STRICT pod, not to a probe port
+  uint64_t passed_probe = 0;            // connections from the node's netns to a declared probe port
+  uint64_t dropped_fragment = 0;        // TCP fragments from or to STRICT pods
+  uint64_t dropped_ipv6 = 0;            // IPv6 TCP / non-DNS UDP of STRICT pods
+  uint64_t dropped_udp = 0;             // IPv4 UDP of STRICT pods other than DNS
+};
+
+struct ProbePort {  // a port the node's own netns may reach on a STRICT pod
+  uint32_t ip_be = 0;
+  uint16_t port = 0;
+  auto operator<=>(const ProbePort&) const = default;
 };
 
 struct Attachment {
@@ -86,6 +100,10 @@ class BpfManager {
   Status SetExcludedPorts(std::span<const uint16_t> ports);
   Status SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs);
   Status SetCaptureUnknown(bool on);
+  Status SetStrictUdpAllowed(bool on);  // false: STRICT pods send and receive DNS only over UDP
+  Status SetProbePorts(std::span<const ProbePort> ports);
+  // Which pod a veth leads to (for its IPv6); the program also learns this from the pod's IPv4 traffic.
+  Status SetVethPod(uint32_t ifindex, uint32_t ip_be);
 
   Status Stats(CaptureStats* out) const;
   std::vector<Attachment> Attachments() const;
@@ -102,15 +120,21 @@ class BpfManager {
     int fd = -1;
     uint32_t ifindex = 0;
     IfaceRole role = IfaceRole::kPodVeth;
+    int egress_fd = -1;  // pod veths: the guard at tcx egress
   };
 
   Status AdoptPinnedLinks();
+  Status EnsureEgress(const std::string& ifname, const std::string& old_pin_name, Link& link);
+  void DropEgress(const std::string& ifname, Link& link);
+  void PruneEgressPins();
+  std::string EgressPin(std::string_view ifname) const;
   Status AdoptOne(const std::string& pin_name);
   void PruneIfaceRoles();
   void DropLink(const std::string& ifname, Link& link);  // detach + unpin + close + forget role
   std::string LinkPin(std::string_view ifname) const;
   Status ReplaceSet(int map_fd, const std::vector<std::vector<uint8_t>>& keys, size_t key_size, uint8_t value,
                     const char* what);
+  Status SetCfgFlag(uint32_t flag, bool on);
   bool Ready() const { return skel_ != nullptr; }
 
   mutable std::mutex mu_;

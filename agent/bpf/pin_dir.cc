@@ -69,20 +69,22 @@ Status PurgePinDir(const std::string& dir) {
     if (!s.ok() && first_error.empty()) first_error = s.message();
   };
   int err = 0;
-  const std::string links = dir + "/links";
-  for (const auto& name : ListDir(links, &err)) {
-    std::string path = links + "/" + name;
-    int fd = bpf_obj_get(path.c_str());
-    if (fd >= 0) {
-      // A link of a deleted interface is already defunct; detaching it then fails harmlessly.
-      if (bpf_link_detach(fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
-        zm::log::Warn("bpf link detach failed", {{"pin", path}, {"errno", errno}});
+  for (const char* sub : {"/links", "/links-egress"}) {
+    const std::string links = dir + sub;
+    for (const auto& name : ListDir(links, &err)) {
+      std::string path = links + "/" + name;
+      int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) {
+        // A link of a deleted interface is already defunct; detaching it then fails harmlessly.
+        if (bpf_link_detach(fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
+          zm::log::Warn("bpf link detach failed", {{"pin", path}, {"errno", errno}});
+        }
+        close(fd);
       }
-      close(fd);
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) note(Status::Errno("unlink " + path, errno));
     }
-    if (unlink(path.c_str()) != 0 && errno != ENOENT) note(Status::Errno("unlink " + path, errno));
+    if (rmdir(links.c_str()) != 0 && errno != ENOENT) note(Status::Errno("rmdir " + links, errno));
   }
-  if (rmdir(links.c_str()) != 0 && errno != ENOENT) note(Status::Errno("rmdir " + links, errno));
   auto entries = ListDir(dir, &err);
   if (err == ENOENT) return first_error.empty() ? Status::Ok() : Status::Error(first_error);
   for (const auto& name : entries) {

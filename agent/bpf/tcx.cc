@@ -41,13 +41,23 @@ static_assert(sizeof(ProgQueryAttr) == 64);
 
 }  // namespace
 
-Status AttachTcxIngress(int prog_fd, uint32_t ifindex, int* link_fd) {
+namespace {
+Status AttachTcx(int prog_fd, uint32_t ifindex, int attach_type, const char* what, int* link_fd) {
   // libbpf 1.1 forwards unknown attach types unchanged; zero opts = append after existing programs.
-  int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex), static_cast<enum bpf_attach_type>(kAttachTcxIngress),
-                           nullptr);
-  if (fd < 0) return Status::Errno("bpf_link_create(tcx ingress, ifindex " + std::to_string(ifindex) + ")", fd);
+  int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex), static_cast<enum bpf_attach_type>(attach_type), nullptr);
+  if (fd < 0)
+    return Status::Errno(std::string("bpf_link_create(") + what + ", ifindex " + std::to_string(ifindex) + ")", fd);
   *link_fd = fd;
   return Status::Ok();
+}
+}  // namespace
+
+Status AttachTcxIngress(int prog_fd, uint32_t ifindex, int* link_fd) {
+  return AttachTcx(prog_fd, ifindex, kAttachTcxIngress, "tcx ingress", link_fd);
+}
+
+Status AttachTcxEgress(int prog_fd, uint32_t ifindex, int* link_fd) {
+  return AttachTcx(prog_fd, ifindex, kAttachTcxEgress, "tcx egress", link_fd);
 }
 
 Status GetLinkInfo(int link_fd, LinkInfo* out) {

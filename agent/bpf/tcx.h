@@ -10,6 +10,7 @@
 namespace zm::agent::bpf {
 
 inline constexpr int kAttachTcxIngress = 46;  // enum bpf_attach_type BPF_TCX_INGRESS
+inline constexpr int kAttachTcxEgress = 47;   // enum bpf_attach_type BPF_TCX_EGRESS
 inline constexpr uint32_t kLinkTypeTcx = 11;  // enum bpf_link_type BPF_LINK_TYPE_TCX
 
 struct LinkInfo {
@@ -20,8 +21,9 @@ struct LinkInfo {
   uint32_t attach_type = 0;
 };
 
-// Attaches prog_fd at tcx ingress of ifindex (in the caller's netns). Returns the link fd in *link_fd.
+// Attaches prog_fd at tcx ingress (or egress) of ifindex (in the caller's netns). Returns the link fd in *link_fd.
 Status AttachTcxIngress(int prog_fd, uint32_t ifindex, int* link_fd);
+Status AttachTcxEgress(int prog_fd, uint32_t ifindex, int* link_fd);
 Status GetLinkInfo(int link_fd, LinkInfo* out);
 Status GetProgId(int prog_fd, uint32_t* id);
 

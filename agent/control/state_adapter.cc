@@ -37,6 +37,13 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
       return nullptr;
     }
     out.enrolled = w.enrolled();
+    for (uint32_t p : w.probe_ports()) {
+      if (p < 1 || p > 65535) {
+        *error = "workload " + w.namespace_() + "/" + w.name() + ": bad probe port " + std::to_string(p);
+        return nullptr;
+      }
+      out.probe_ports.push_back(static_cast<uint16_t>(p));
+    }
     if (auto it = w.labels().find("zeromesh.io/mesh"); it != w.labels().end()) out.mesh_label = it->second;
     out.mode = w.mode() == v1::MODE_UNSPECIFIED ? def
                : w.mode() == v1::PERMISSIVE     ? MeshMode::kPermissive
@@ -45,8 +52,10 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
   }
   std::vector<Service> services;
   if (!ToServices(state, &services, error)) return nullptr;
-  return std::make_shared<const MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads),
-                                              std::move(services));
+  auto snap =
+      std::make_shared<MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads), std::move(services));
+  snap->set_strict_udp_allowed(mesh->strict_udp_allowed());
+  return snap;
 }
 
 std::set<std::string> LocalIdentities(const ConfigState& state, const std::string& node) {

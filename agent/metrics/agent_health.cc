@@ -33,7 +33,13 @@ void CaptureFamilies(Families* out, const agent::bpf::CaptureStats& c) {
   auto dropped = CounterFamily("zeromesh_bpf_dropped_total", "Packets the tc program dropped, by reason.");
   AddSample(&dropped, static_cast<double>(c.dropped_fail_closed), {{"reason", "fail_closed"}});
   AddSample(&dropped, static_cast<double>(c.dropped_orphan), {{"reason", "orphan"}});
+  AddSample(&dropped, static_cast<double>(c.dropped_node_plaintext), {{"reason", "node_plaintext"}});
+  AddSample(&dropped, static_cast<double>(c.dropped_fragment), {{"reason", "fragment"}});
+  AddSample(&dropped, static_cast<double>(c.dropped_ipv6), {{"reason", "ipv6"}});
+  AddSample(&dropped, static_cast<double>(c.dropped_udp), {{"reason", "udp"}});
   out->push_back(std::move(dropped));
+  Counter(out, "zeromesh_bpf_probes_passed_total",
+          "Connections from the node's own network namespace to a STRICT pod's declared probe port.", c.passed_probe);
   Counter(out, "zeromesh_bpf_assigned_established_total",
           "Packets assigned to an existing proxy socket by 4-tuple lookup.", c.assigned_established);
   Counter(out, "zeromesh_bpf_assign_errors_total", "bpf_sk_assign failures.", c.assign_errors);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "agent/bpf/conntrack_bypass.h"
+#include "agent/bpf/host_routes.h"
 #include "agent/bpf/ipv4.h"
 #include "agent/bpf/policy_routing.h"
 #include "common/log.h"
@@ -151,6 +152,7 @@ void NodeAgent::ApplySnapshot() {
     return;
   }
   std::set<uint32_t> wanted;
+  std::vector<bpf::ProbePort> probes;
   size_t enrolled = 0;
   // Namespace enrollment as the controller decided it for pods without their own label.
   std::map<std::string, bool> ns_enrolled;
@@ -165,7 +167,19 @@ void NodeAgent::ApplySnapshot() {
       log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
     }
     enrolled += w.enrolled ? 1 : 0;
+    if (w.enrolled && w.mode == MeshMode::kStrict) {
+      for (uint16_t p : w.probe_ports) probes.push_back({w.ip, p});
+    }
   }
+  // The kubelet's probe ports: the only way in from the node's own netns to a STRICT pod (capture.bpf.c egress guard).
+  if (auto st = bpf_.SetProbePorts(probes); !st.ok()) log::Error("programming probe ports", {{"error", st.message()}});
+  // Which veth leads to which local pod, so that a STRICT pod's IPv6 is refused from its first packet.
+  const auto routes = bpf::HostRouteInterfaces();
+  for (const auto& [ip, w] : snap->workloads()) {
+    auto r = routes.find(ip);
+    if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
+  }
+  (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());
   // Pods the runtime has and the controller has not reported yet (docs/design.md "New pods: who is held"): one
   // outside the mesh goes direct from its first packet; an enrolled one, or one of a namespace the agent knows
   // nothing of, stays unknown (captured and held in STRICT) until the controller reports it.

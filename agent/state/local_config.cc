@@ -65,7 +65,7 @@ std::string ReadOrThrow(const std::string& path, const std::string& field) {
 
 Workload ParseWorkload(const json& w, const std::string& where, MeshMode default_mode) {
   if (!w.is_object()) throw ConfigError{where, "must be an object"};
-  AllowOnly(w, where, {"name", "namespace", "serviceAccount", "ip", "node", "enrolled", "mode"});
+  AllowOnly(w, where, {"name", "namespace", "serviceAccount", "ip", "node", "enrolled", "mode", "probePorts"});
   Workload out;
   out.name = RequireString(w, where, "name");
   out.ns = RequireString(w, where, "namespace");
@@ -85,6 +85,18 @@ Workload ParseWorkload(const json& w, const std::string& where, MeshMode default
   out.enrolled = enrolled.get<bool>();
   out.mode = default_mode;
   if (w.contains("mode")) out.mode = ParseMode(RequireString(w, where, "mode"), Field(where, "mode"));
+  if (w.contains("probePorts")) {
+    const json& ports = w["probePorts"];
+    if (!ports.is_array()) throw ConfigError{Field(where, "probePorts"), "must be a list of port numbers"};
+    for (size_t i = 0; i < ports.size(); ++i) {
+      const json& p = ports[i];
+      if (!p.is_number_integer() || p.get<int64_t>() < 1 || p.get<int64_t>() > 65535) {
+        throw ConfigError{Field(where, "probePorts") + "[" + std::to_string(i) + "]",
+                          "must be a port number (1-65535)"};
+      }
+      out.probe_ports.push_back(static_cast<uint16_t>(p.get<int64_t>()));
+    }
+  }
   return out;
 }
 

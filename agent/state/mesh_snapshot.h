@@ -30,6 +30,7 @@ struct Workload {
   in_addr_t ip = 0;  // network byte order
   bool enrolled = false;
   MeshMode mode = MeshMode::kStrict;
+  std::vector<uint16_t> probe_ports = {};  // the only ports the node's own netns may reach in plaintext (STRICT)
   std::string mesh_label = {};  // the pod's own zeromesh.io/mesh label ("" if unset): it overrides its namespace's
 };
 
@@ -41,6 +42,9 @@ class MeshSnapshot {
   const std::string& trust_domain() const { return trust_domain_; }
   const std::string& node() const { return node_; }
   MeshMode default_mode() const { return default_mode_; }
+  // MeshConfig strictUdp: Allow. False: STRICT pods get DNS only over UDP (the capture program drops the rest).
+  bool strict_udp_allowed() const { return strict_udp_allowed_; }
+  void set_strict_udp_allowed(bool on) { strict_udp_allowed_ = on; }
   size_t size() const { return by_ip_.size(); }
   const std::unordered_map<in_addr_t, Workload>& workloads() const { return by_ip_; }
 
@@ -58,6 +62,7 @@ class MeshSnapshot {
   std::string trust_domain_;
   std::string node_;
   MeshMode default_mode_;
+  bool strict_udp_allowed_ = false;
   std::unordered_map<in_addr_t, Workload> by_ip_;
   std::vector<Service> services_;
   std::unordered_map<in_addr_t, size_t> service_by_vip_;

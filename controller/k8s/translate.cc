@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "controller/k8s/probe_ports.h"
 #include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_reader.h"
@@ -71,6 +72,7 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     w->set_node(node);
     w->set_ip(ip);
     w->set_enrolled(enrolled);
+    for (uint32_t p : ProbePorts(pod)) w->add_probe_ports(p);
     for (const auto& [k, v] : labels) (*w->mutable_labels())[k] = v;
     t->resources.push_back(std::move(l));
     t->workloads++;

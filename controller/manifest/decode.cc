@@ -55,7 +55,7 @@ void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path,
 }
 
 void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Workload* w) {
-  if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "enrolled", "mode"})) return;
+  if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "enrolled", "mode", "probePorts"})) return;
   w->set_name(m.name);
   w->set_namespace_(m.ns);
   for (auto& [k, v] : m.labels) (*w->mutable_labels())[k] = v;
@@ -74,6 +74,18 @@ void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Wo
   // Declaring a workload in the mesh means it is enrolled unless it opts out.
   w->set_enrolled(r.Bool(spec, "enrolled", "spec").value_or(true));
   w->set_mode(ParseMode(r, spec, "mode", "spec").value_or(v1::MODE_UNSPECIFIED));
+  // The ports the node itself health-checks the workload on (universal mode's kubelet probes).
+  if (YAML::Node ports = spec["probePorts"]; ports && !ports.IsNull()) {
+    if (!ports.IsSequence()) {
+      r.Fail(ports, "'spec.probePorts' must be a list of port numbers");
+    } else {
+      for (size_t i = 0; i < ports.size(); i++) {
+        if (auto v = r.IntNode(ports[i], "spec.probePorts[" + std::to_string(i) + "]", 1, 65535)) {
+          w->add_probe_ports(static_cast<uint32_t>(*v));
+        }
+      }
+    }
+  }
 }
 
 void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Service* s) {
@@ -162,7 +174,10 @@ void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::
 
 void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limits, v1::MeshConfig* c) {
   if (!spec || spec.IsNull()) return;  // all defaults
-  if (!r.CheckMap(spec, "spec", {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs"})) return;
+  if (!r.CheckMap(spec, "spec",
+                  {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs", "strictUdp"})) {
+    return;
+  }
   if (auto td = r.Str(spec, "trustDomain", "spec", false)) {
     if (std::string why; !tls::ValidTrustDomain(*td, &why)) r.Fail(spec["trustDomain"], "'spec.trustDomain': " + why);
     c->set_trust_domain(*td);
@@ -181,6 +196,13 @@ void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limit
     }
   }
   for (auto& cidr : r.StrList(spec, "excludeCidrs", "spec", CheckCidr)) c->add_exclude_cidrs(cidr);
+  if (auto udp = r.Str(spec, "strictUdp", "spec", false)) {
+    if (*udp == "Allow") {
+      c->set_strict_udp_allowed(true);
+    } else if (*udp != "DNSOnly") {
+      r.Fail(spec["strictUdp"], "'spec.strictUdp' must be DNSOnly or Allow, not '" + *udp + "'");
+    }
+  }
 }
 
 void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, const std::string& file, Result* out) {

@@ -67,10 +67,14 @@ class Workload:
     service_account: str
     enrolled: bool
     mode: str
+    probe_ports: tuple = ()  # what the node's own netns may reach in STRICT (the kubelet's probes)
 
     def to_json(self) -> dict:
-        return {"name": self.pod.name, "namespace": self.namespace, "serviceAccount": self.service_account,
-                "ip": self.pod.ip, "node": self.pod.node.name, "enrolled": self.enrolled, "mode": self.mode}
+        out = {"name": self.pod.name, "namespace": self.namespace, "serviceAccount": self.service_account,
+               "ip": self.pod.ip, "node": self.pod.node.name, "enrolled": self.enrolled, "mode": self.mode}
+        if self.probe_ports:
+            out["probePorts"] = list(self.probe_ports)
+        return out
 
 
 class Mesh:
@@ -92,8 +96,8 @@ class Mesh:
         return f"{self.cluster.prefix}-{node.name}"
 
     def add_workload(self, pod: zmcluster.Pod, ns: str = "default", sa: str | None = None, enrolled: bool = True,
-                     mode: str | None = None) -> Workload:
-        w = Workload(pod, ns, sa or pod.name, enrolled, mode or self.mode)
+                     mode: str | None = None, probe_ports: tuple = ()) -> Workload:
+        w = Workload(pod, ns, sa or pod.name, enrolled, mode or self.mode, tuple(probe_ports))
         self.workloads.append(w)
         if enrolled:
             uri = self.ca.spiffe_id(ns, w.service_account)

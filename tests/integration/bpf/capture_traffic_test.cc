@@ -66,6 +66,9 @@ class CaptureTrafficTest : public ::testing::Test {
     Fd fd = TcpSocket();
     int one = 1;
     if (setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) return Fd();
+    // As the proxy's upstream sockets: the egress guard of a STRICT pod's veth admits only the proxy's SYNs.
+    uint32_t mark = ZM_MARK_PROXY;
+    if (setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) return Fd();
     sockaddr_in src{};
     src.sin_family = AF_INET;
     src.sin_addr.s_addr = *ParseIpv4(ip);

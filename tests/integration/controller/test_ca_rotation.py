@@ -120,7 +120,7 @@ class CaRotationTest(unittest.TestCase):
                 cp.workload(p, sa=p.name)
             c.popen(server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cp.start()
-            c.wait_tcp("node2", server.ip, PORT)
+            c.wait_tcp(server, server.ip, PORT)
             r1 = cp.root_cert.read_text()
             stop = work / "stop"
             streams = [c.popen(p, [sys.executable, "-c", STREAM, server.ip, str(PORT), str(stop)],

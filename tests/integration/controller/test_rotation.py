@@ -54,7 +54,7 @@ class RotationTest(unittest.TestCase):
             cp.workload(server, sa="server")
             c.popen(server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cp.start()
-            c.wait_tcp("node2", server.ip, PORT)
+            c.wait_tcp(server, server.ip, PORT)
             stream = c.popen(client, [sys.executable, "-c", STREAM, server.ip, str(PORT), str(DURATION_S)],
                              stdout=subprocess.PIPE, text=True)
             out, _ = stream.communicate(timeout=DURATION_S + 60)

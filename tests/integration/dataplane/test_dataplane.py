@@ -47,7 +47,7 @@ class DataPlaneTest(unittest.TestCase):
                 c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cls.mesh.start_agents()
             for pod in c.pods:
-                c.wait_tcp(pod.node.name, pod.ip, PORT)  # from the node itself: not captured
+                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
         except BaseException:
             cls.cluster.down()
             raise
@@ -80,8 +80,8 @@ class DataPlaneTest(unittest.TestCase):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         iperf = c.popen(self.server, ["iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL)
         try:
-            c.wait_tcp("node2", self.server.ip, 8081)
-            c.wait_tcp("node2", self.server.ip, 5201)
+            c.wait_tcp(self.server, self.server.ip, 8081)
+            c.wait_tcp(self.server, self.server.ip, 5201)
             res = c.run(self.client, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}",
                                       f"http://{self.server.ip}:8081/"], text=True, timeout=30)
             self.assertEqual(res.stdout.strip(), f"200 {self.server.ip}", res.stderr)

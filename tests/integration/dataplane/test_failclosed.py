@@ -52,7 +52,7 @@ class FailClosedTest(unittest.TestCase):
         self.mesh.add_workload(self.server, sa="server")
         c.popen(self.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
         self.mesh.start_agents()
-        c.wait_tcp("node2", self.server.ip, PORT)
+        c.wait_tcp(self.server, self.server.ip, PORT)
 
     def try_connect(self, timeout=2):
         res = self.cluster.run(self.client, [sys.executable, PODTOOL, "try", self.server.ip, str(PORT), str(timeout)],

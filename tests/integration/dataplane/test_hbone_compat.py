@@ -44,7 +44,7 @@ class HboneCompatTest(unittest.TestCase):
                 c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cls.mesh.start_agents()
             for pod in (cls.srv1, cls.srv2, cls.srv3):
-                c.wait_tcp(pod.node.name, pod.ip, PORT)  # from the node itself: not captured
+                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
         except BaseException:
             cls.cluster.down()
             raise

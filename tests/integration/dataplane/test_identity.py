@@ -46,7 +46,7 @@ class IdentityTest(unittest.TestCase):
             m.config_hooks["node2"] = node2_view
             c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             m.start_agents()
-            c.wait_tcp("node2", cls.server.ip, PORT)
+            c.wait_tcp(cls.server, cls.server.ip, PORT)
             ca, td = m.ca, m.trust_domain
             cls.other_ca = TestCA(Path(cls.tmp.name) / "other-ca", td, name="other-root")
             cls.certs = {

@@ -69,7 +69,7 @@ class AgentMetricsTest(unittest.TestCase):
             cls.mesh.add_workload(cls.bulks, sa="bulks")
             c.popen(cls.bulks, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
             cls.mesh.start_agents()
-            c.wait_tcp("node2", cls.bulks.ip, PORT)  # from the node itself: not captured
+            c.wait_tcp(cls.bulks, cls.bulks.ip, PORT)  # from the pod itself (loopback): not captured
             res = c.run(cls.bulkc, [sys.executable, PODTOOL, "bulk", cls.bulks.ip, str(PORT), str(BULK)], text=True,
                         timeout=120)
             cls.bulk_result = json.loads(res.stdout) if res.returncode == 0 else {"error": res.stderr}

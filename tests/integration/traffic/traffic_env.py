@@ -131,7 +131,7 @@ class TrafficEnv:
                                                              stdout=subprocess.DEVNULL)
             self.cp.start()
             for pod in (self.b1, self.b2, self.b3, self.ext):
-                c.wait_tcp(pod.node.name, pod.ip, 8080)
+                c.wait_tcp(pod, pod.ip, 8080)
             for pod in self.holes:  # blackholed: SYNs vanish, nothing answers
                 c.run(pod, ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"], check=True)
         except BaseException:
@@ -196,7 +196,7 @@ spec: {body}
     def start_server(self, pod, port: int):
         self.servers[(pod.name, port)] = self.cluster.popen(pod, [sys.executable, PODTOOL, "serve", str(port)],
                                                             stdout=subprocess.DEVNULL)
-        self.cluster.wait_tcp(pod.node.name, pod.ip, port)
+        self.cluster.wait_tcp(pod, pod.ip, port)
 
     def metric(self, node, name: str) -> float:
         res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,

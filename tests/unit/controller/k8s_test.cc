@@ -183,6 +183,29 @@ TEST(Translate, WorkloadsFollowNamespaceAndPodLabels) {
   EXPECT_EQ(t.enrolled, 2u);
 }
 
+TEST(Translate, ProbePortsOfContainersAndSidecarsResolvedLikeTheKubelet) {
+  Objects o = Cluster();
+  json app = {{"name", "app"},
+              {"ports", {{{"name", "http"}, {"containerPort", 8080}}, {{"name", "admin"}, {"containerPort", 9901}}}},
+              {"livenessProbe", {{"httpGet", {{"path", "/healthz"}, {"port", "http"}}}}},
+              {"readinessProbe", {{"tcpSocket", {{"port", 8081}}}}},
+              {"startupProbe", {{"grpc", {{"port", 9090}}}}}};
+  json elsewhere = {{"name", "elsewhere"},
+                    {"livenessProbe", {{"httpGet", {{"host", "10.9.9.9"}, {"port", 7000}}}}},
+                    {"readinessProbe", {{"tcpSocket", {{"port", "no-such-name"}}}}},
+                    {"startupProbe", {{"tcpSocket", {{"port", 70000}}}}}};
+  json sidecar = {
+      {"name", "sidecar"}, {"restartPolicy", "Always"}, {"readinessProbe", {{"tcpSocket", {{"port", 15000}}}}}};
+  json init = {{"name", "init"},
+               {"readinessProbe", {{"tcpSocket", {{"port", 16000}}}}}};  // runs to completion: never probed
+  o.pods["mesh/a"]["spec"]["containers"] = {app, elsewhere};
+  o.pods["mesh/a"]["spec"]["initContainers"] = {sidecar, init};
+  auto r = ByKey(Translate(o, {}));
+  const auto& ports = r["Workload/mesh/a"].workload().probe_ports();
+  EXPECT_EQ(std::vector<uint32_t>(ports.begin(), ports.end()), (std::vector<uint32_t>{8080, 8081, 9090, 15000}));
+  EXPECT_EQ(r["Workload/other/b"].workload().probe_ports_size(), 0);
+}
+
 TEST(Translate, AnInvalidUpdateKeepsTheLastAcceptedGeneration) {
   auto perm = [](const std::string& uid, int generation, const std::string& block) {
     return json{{"metadata", {{"namespace", "ns"}, {"name", "p"}, {"uid", uid}, {"generation", generation}}},

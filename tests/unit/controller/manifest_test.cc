@@ -78,6 +78,18 @@ TEST(ManifestDecode, Errors) {
       "host bits set");
   ExpectError(Decode(std::string(kHead) + "kind: Workload\nmetadata: {name: a}\nspec:\n  ip: 10.0.0.1\n"), 5,
               "missing required field 'spec.node'");
+  ExpectError(Decode(std::string(kHead) + "kind: Workload\nmetadata: {name: a}\nspec:\n  node: n1\n  ip: 10.0.0.1\n"
+                                          "  probePorts: [8080, 0]\n"),
+              7, "spec.probePorts[1]");
+  {
+    auto ok = Decode(std::string(kHead) +
+                     "kind: Workload\nmetadata: {name: a}\nspec:\n  node: n1\n  ip: 10.0.0.1\n"
+                     "  probePorts: [8080, 15021]\n");
+    ASSERT_TRUE(ok.errors.empty()) << ok.errors[0].reason;
+    ASSERT_EQ(ok.resources.size(), 1u);
+    EXPECT_EQ(ok.resources[0].resource.workload().probe_ports_size(), 2);
+    EXPECT_EQ(ok.resources[0].resource.workload().probe_ports(1), 15021u);
+  }
   ExpectError(Decode(std::string(kHead) + "kind: Widget\nmetadata: {name: a}\nspec: {}\n"), 2, "unknown kind");
   ExpectError(Decode("apiVersion: v1\nkind: Workload\nmetadata: {name: a}\nspec: {node: n, ip: 10.0.0.1}\n"), 1,
               "unsupported apiVersion");

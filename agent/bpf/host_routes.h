@@ -1,0 +1,18 @@
+// The interface each host route (/32) of the node's main routing table leads to: with a point-to-point CNI (ptp,
+// Calico, Cilium's veth mode) a pod's IPv4 route names its veth. Tells the capture program which pod is behind a veth
+// before the pod has sent any IPv4 (its IPv6 names no IPv4 address); bridge CNIs route via the bridge, and the
+// program learns those from the pod's first IPv4 packets instead.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string_view>
+
+namespace zm::agent::bpf {
+
+// IPv4 (network byte order) -> ifindex, for the /32 routes of /proc/net/route (the main table) in the caller's netns.
+std::map<uint32_t, uint32_t> HostRouteInterfaces();
+// The same from the text of /proc/net/route (tests); names are resolved with if_nametoindex.
+std::map<uint32_t, uint32_t> ParseHostRoutes(std::string_view proc_net_route);
+
+}  // namespace zm::agent::bpf
