@@ -83,6 +83,18 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
        "Connections held until the agent could serve them: source or destination pod not known yet, or its certificate "
        "not issued.",
        s.held_unknown_source},
+      {"zeromesh_proxy_held_refused_total",
+       "Connections refused instead of held: the proxy worker already held max_held_connections.", s.held_refused},
+      {"zeromesh_proxy_hbone_handshake_timeouts_total",
+       "Inbound HBONE connections closed because the TLS handshake did not complete within the handshake timeout.",
+       s.hbone_handshake_timeouts},
+      {"zeromesh_proxy_hbone_header_timeouts_total",
+       "Inbound HBONE connections closed because no CONNECT request arrived within the header timeout after the "
+       "handshake.",
+       s.hbone_header_timeouts},
+      {"zeromesh_proxy_hbone_peer_limit_refused_total",
+       "Inbound HBONE connections refused: their source address already had max_connections_per_peer connections.",
+       s.hbone_peer_limit_refused},
       {"zeromesh_proxy_resets_total", "Connections torn down with RST.", s.resets},
       {"zeromesh_service_connections_total", "Connections to a Service VIP routed to an endpoint.",
        s.service_connections},

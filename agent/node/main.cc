@@ -3,6 +3,8 @@
 //   L]
 //              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
 //              [--access-log on|off] [--access-log-sample R]
+//              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
+//              [--max-held-connections N]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
 // SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
 // pinned BPF objects in place so enrolled pods fail closed until the next agent starts, unless
@@ -13,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,17 +47,36 @@ constexpr const char* kUsage =
     "/var/run/secrets/zeromesh/api: token + ca.crt)\n"
     "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
     "/debug/certs)\n"
-    "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n";
+    "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n"
+    "                  [--hbone-handshake-timeout-ms N] (inbound HBONE: TLS handshake deadline; default 5000)\n"
+    "                  [--hbone-header-timeout-ms N] (inbound HBONE: first CONNECT after the handshake; default "
+    "10000)\n"
+    "                  [--hbone-max-connections-per-peer N] (inbound HBONE connections per source address; default "
+    "512, 0: no limit)\n"
+    "                  [--max-held-connections N] (per proxy worker: connections held until their pod is known or "
+    "its certificate issued; default 4096, 0: no limit)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
-  static const char* kKnown[] = {"--bootstrap",       "--node",
-                                 "--config",          "--agent-id",
-                                 "--uplink",          "--workers",
-                                 "--log-level",       "--health-addr",
-                                 "--metrics-addr",    "--admin-addr",
-                                 "--access-log",      "--access-log-sample",
-                                 "--uninstall-check", "--api-credentials",
-                                 "--cri-socket",      "--drain-seconds"};
+  static const char* kKnown[] = {"--bootstrap",
+                                 "--node",
+                                 "--config",
+                                 "--agent-id",
+                                 "--uplink",
+                                 "--workers",
+                                 "--log-level",
+                                 "--health-addr",
+                                 "--metrics-addr",
+                                 "--admin-addr",
+                                 "--access-log",
+                                 "--access-log-sample",
+                                 "--uninstall-check",
+                                 "--api-credentials",
+                                 "--cri-socket",
+                                 "--drain-seconds",
+                                 "--hbone-handshake-timeout-ms",
+                                 "--hbone-header-timeout-ms",
+                                 "--hbone-max-connections-per-peer",
+                                 "--max-held-connections"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -120,6 +142,33 @@ bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agen
   return true;
 }
 
+// The proxy's bounds: --hbone-handshake-timeout-ms, --hbone-header-timeout-ms, --hbone-max-connections-per-peer,
+// --max-held-connections (whole numbers; timeouts in [1, 600000] ms, limits in [0, 10000000], 0: no limit).
+bool ParseProxyFlags(std::map<std::string, std::string>& flags, zm::proxy::ProxyOptions* out, std::string* error) {
+  auto number = [&](const char* flag, unsigned long long lo, unsigned long long hi, auto set) {
+    if (!flags.count(flag)) return true;
+    const std::string& v = flags[flag];
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n < lo || n > hi) {
+      *error = std::string(flag) + " must be a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+               "], got " + v;
+      return false;
+    }
+    set(n);
+    return true;
+  };
+  return number("--hbone-handshake-timeout-ms", 1, 600000,
+                [&](unsigned long long n) { out->handshake_timeout = std::chrono::milliseconds(n); }) &&
+         number("--hbone-header-timeout-ms", 1, 600000,
+                [&](unsigned long long n) { out->header_timeout = std::chrono::milliseconds(n); }) &&
+         number("--hbone-max-connections-per-peer", 0, 10000000,
+                [&](unsigned long long n) { out->max_connections_per_peer = static_cast<uint32_t>(n); }) &&
+         number("--max-held-connections", 0, 10000000,
+                [&](unsigned long long n) { out->max_held_connections = static_cast<size_t>(n); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,6 +197,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mesh-agent: --workers must be a number, got %s\n", flags["--workers"].c_str());
       return 2;
     }
+  }
+
+  if (!ParseProxyFlags(flags, &opts.proxy, &error)) {
+    std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
+    return 2;
   }
 
   int drain_seconds = 0;

@@ -59,7 +59,7 @@ bool NodeAgent::Start(std::string* error) {
     sandboxes_watcher_->Start();
   }
 
-  proxy::ProxyOptions popts;
+  proxy::ProxyOptions popts = opts_.proxy;
   popts.workers = opts_.workers;
   popts.authorize = opts_.authorize;
   popts.observer = opts_.observer;

@@ -25,6 +25,9 @@ struct NodeAgentOptions {
   std::string agent_id;  // pins live in /sys/fs/bpf/zeromesh/<agent_id>
   std::string uplink = "eth0";
   int workers = 0;
+  // The proxy's bounds and timeouts (ProxyOptions' defaults unless flags change them); the agent sets the listeners,
+  // workers, policy and observer itself.
+  proxy::ProxyOptions proxy;
   proxy::Authorizer authorize;                    // L4 policy (empty: allow all, as with a local config file)
   std::shared_ptr<proxy::ConnObserver> observer;  // per-connection metrics + access log (optional)
   // The node's CRI socket (e.g. /run/containerd/containerd.sock); empty: new pods are known only from the controller.

@@ -22,11 +22,12 @@ nghttp2_nv Nv(std::string_view name, std::string_view value) {
 }  // namespace
 
 HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-                         const sockaddr_in& peer_addr, const sockaddr_in& local_addr)
+                         const sockaddr_in& peer_addr, const sockaddr_in& local_addr, PeerSlot slot)
     : HboneSession(ctx, fd, std::move(ssl), /*client=*/false, AddrToString(peer_addr)),
       local_id_(local_id),
       peer_addr_(peer_addr),
-      local_addr_(local_addr) {}
+      local_addr_(local_addr),
+      slot_(std::move(slot)) {}
 
 void HboneServer::OnEstablished() {
   std::string why;
@@ -34,7 +35,19 @@ void HboneServer::OnEstablished() {
     ProxyStats::Add(ctx_.stats.tls_failures);
     ctx_.ReportTlsFailure(TlsFailure::kPeerIdentity);
     Close("client identity: " + why);
+    return;
   }
+  // A verified peer that opens no stream would still hold the connection (and its descriptor) until the idle timeout.
+  header_timer_ = ctx_.loop.AddTimer(ctx_.opts.header_timeout, [this] {
+    header_timer_ = 0;
+    if (closed()) return;
+    ProxyStats::Add(ctx_.stats.hbone_header_timeouts);
+    Close("no CONNECT request within the header timeout");
+  });
+}
+
+void HboneServer::OnSessionClosed(bool) {
+  slot_.Reset();
 }
 
 int HboneServer::OnBeginHeaders(int32_t stream_id) {
@@ -136,6 +149,8 @@ bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStre
 }
 
 void HboneServer::OnRequestOrResponse(HboneStream* s) {
+  ctx_.loop.CancelTimer(header_timer_);  // the first complete request arrived
+  header_timer_ = 0;
   auto snap = ctx_.snapshots.Get();
   sockaddr_in src = MakeAddr(peer_addr_.sin_addr.s_addr, 0);
   auto bad_request = [&](const std::string& why) {

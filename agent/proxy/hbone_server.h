@@ -7,15 +7,18 @@
 #include <string>
 
 #include "agent/proxy/hbone_session.h"
+#include "agent/proxy/peer_limit.h"
 
 namespace zm::proxy {
 
 class HboneServer : public HboneSession {
  public:
   // |local_id|: the identity whose certificate this connection presents; |peer_addr|: the TCP peer;
-  // |local_addr|: the address the client dialled (the workload whose certificate we present).
+  // |local_addr|: the address the client dialled (the workload whose certificate we present); |slot|: the peer's
+  // connection slot (ProxyOptions::max_connections_per_peer), given back when the connection closes.
+  // The TLS handshake must complete within handshake_timeout, the first CONNECT arrive within header_timeout after it.
   HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-              const sockaddr_in& peer_addr, const sockaddr_in& local_addr);
+              const sockaddr_in& peer_addr, const sockaddr_in& local_addr, PeerSlot slot = {});
 
  protected:
   void OnEstablished() override;
@@ -23,6 +26,7 @@ class HboneServer : public HboneSession {
   int OnBeginHeaders(int32_t stream_id) override;
   void OnRequestOrResponse(HboneStream* s) override;
   void OnUpstreamConnect(HboneStream* s, int err) override;
+  void OnSessionClosed(bool was_established) override;
 
  private:
   void Respond(HboneStream* s, int status, const std::string& why);
@@ -39,6 +43,7 @@ class HboneServer : public HboneSession {
   tls::SpiffeId peer_id_;
   sockaddr_in peer_addr_;
   sockaddr_in local_addr_;
+  PeerSlot slot_;
 };
 
 }  // namespace zm::proxy

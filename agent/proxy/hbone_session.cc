@@ -61,9 +61,12 @@ HboneSession::HboneSession(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl,
   }
   TuneStream(fd_);
   ctx_.loop.Add(fd_, kEvents, this);
-  handshake_timer_ = ctx_.loop.AddTimer(ctx_.opts.connect_timeout, [this] {
+  // Client: connect and handshake within connect_timeout. Server: the handshake within handshake_timeout, so a peer
+  // that connects and sends nothing (or trickles a ClientHello) does not hold the descriptor.
+  handshake_timer_ = ctx_.loop.AddTimer(client_ ? ctx_.opts.connect_timeout : ctx_.opts.handshake_timeout, [this] {
     handshake_timer_ = 0;
-    if (client_) ProxyStats::Add(ctx_.stats.upstream_failures);
+    if (state_ == State::kClosed) return;
+    ProxyStats::Add(client_ ? ctx_.stats.upstream_failures : ctx_.stats.hbone_handshake_timeouts);
     if (state_ == State::kHandshaking) ctx_.ReportTlsFailure(TlsFailure::kTimeout);
     Close("connect/handshake timed out");
   });
@@ -73,6 +76,7 @@ HboneSession::HboneSession(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl,
 HboneSession::~HboneSession() {
   ctx_.loop.Unready(this);
   ctx_.loop.CancelTimer(handshake_timer_);
+  ctx_.loop.CancelTimer(header_timer_);
   ctx_.loop.CancelTimer(idle_timer_);
   ctx_.loop.CancelTimer(ping_timer_);
   ctx_.loop.CancelTimer(attempt_timer_);

@@ -134,6 +134,7 @@ class HboneSession : public IoHandler, public Closable {
   std::unordered_set<HboneStream*> streams_;
   std::vector<HboneStream*> touched_;
   uint64_t handshake_timer_ = 0;
+  uint64_t header_timer_ = 0;  // server: from the handshake until the first complete request
   uint64_t idle_timer_ = 0;
   uint64_t ping_timer_ = 0;
   uint64_t attempt_timer_ = 0;   // client, while connecting: the next redial

@@ -1,6 +1,7 @@
 #include "agent/proxy/node_proxy.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <thread>
@@ -12,7 +13,7 @@
 namespace zm::proxy {
 
 NodeProxy::NodeProxy(ProxyOptions opts, agent::SnapshotHolder& snapshots, agent::CertStore& certs)
-    : opts_(std::move(opts)), snapshots_(snapshots), certs_(certs) {}
+    : opts_(std::move(opts)), snapshots_(snapshots), certs_(certs), peers_(opts_.max_connections_per_peer) {}
 
 NodeProxy::~NodeProxy() {
   Stop();
@@ -35,13 +36,19 @@ bool NodeProxy::Start(std::string* error) {
   }
   int n = opts_.workers > 0 ? opts_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i)
-    workers_.push_back(std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_, &balancer_, &limiter_));
+    workers_.push_back(
+        std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_, &balancer_, &limiter_, &peers_));
   subscription_ = snapshots_.Subscribe([this] {
     for (auto& w : workers_) w->OnSnapshotChanged();
   });
   for (auto& w : workers_) w->Start();
-  log::Info("node proxy started",
-            {{"workers", n}, {"outbound_port", ports_[0]}, {"hbone_port", ports_[1]}, {"plaintext_port", ports_[2]}});
+  rlimit fds{};
+  getrlimit(RLIMIT_NOFILE, &fds);
+  log::Info("node proxy started", {{"workers", n},
+                                   {"outbound_port", ports_[0]},
+                                   {"hbone_port", ports_[1]},
+                                   {"plaintext_port", ports_[2]},
+                                   {"fd_limit", static_cast<uint64_t>(fds.rlim_cur)}});
   return true;
 }
 

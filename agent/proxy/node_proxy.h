@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/proxy/options.h"
+#include "agent/proxy/peer_limit.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/balancer.h"
@@ -48,6 +49,7 @@ class NodeProxy {
   ProxyStats stats_;
   traffic::Balancer balancer_;
   traffic::RateLimiter limiter_;
+  PeerLimit peers_;
   int fds_[3] = {-1, -1, -1};
   uint16_t ports_[3] = {0, 0, 0};
   int subscription_ = 0;

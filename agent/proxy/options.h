@@ -53,6 +53,11 @@ struct ProxyStats {
   std::atomic<uint64_t> hbone_redials{0};  // HBONE connects retried on a fresh socket (peer agent restarting)
   std::atomic<uint64_t> bad_requests{0};
   std::atomic<uint64_t> held_unknown_source{0};
+  std::atomic<uint64_t> held_refused{0};  // refused instead of held: the worker held max_held_connections already
+  // Inbound HBONE bounds (ProxyOptions::handshake_timeout, header_timeout, max_connections_per_peer).
+  std::atomic<uint64_t> hbone_handshake_timeouts{0};
+  std::atomic<uint64_t> hbone_header_timeouts{0};
+  std::atomic<uint64_t> hbone_peer_limit_refused{0};
   std::atomic<uint64_t> resets{0};
   std::atomic<uint64_t> service_connections{0};  // connections to a Service VIP routed to an endpoint
   std::atomic<uint64_t> service_no_endpoint{0};  // refused: the Service has no (usable) endpoint or port
@@ -82,6 +87,16 @@ struct ProxyOptions {
   // then skips the proxy's packets, which otherwise clash with entries left by the pods' direct (pre-mesh) flows.
   uint32_t socket_mark = 0;
   std::chrono::milliseconds unknown_source_hold{5000};
+  // Connections held per worker (unknown source, destination or certificate not ready; see Worker::Hold); beyond it
+  // a connection that would be held is refused (RST). 0: no limit.
+  size_t max_held_connections = 4096;
+  // Inbound HBONE (a hostile or broken peer must not pin descriptors): a connection must complete its TLS handshake
+  // within handshake_timeout and then send its first CONNECT within header_timeout, else it is closed. At most
+  // max_connections_per_peer HBONE connections per TCP source address (all workers together; the identity is not
+  // known before TLS); beyond it a new one is refused (RST). 0: no limit. Outbound handshakes use connect_timeout.
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds header_timeout{10000};
+  uint32_t max_connections_per_peer = 512;
   std::chrono::milliseconds ping_interval{10000};
   std::chrono::milliseconds idle_timeout{300000};
   uint32_t max_streams_per_connection = 100;  // HBONE, both roles (ztunnel's default)

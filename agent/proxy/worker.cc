@@ -18,9 +18,7 @@ constexpr int kAcceptBatch = 64;
 constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
 constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
 constexpr auto kHeldPoll = std::chrono::milliseconds(100);
-// Held connections per worker; beyond it a connection is decided at once (refused when it cannot be served), so a
-// flood while the agent starts cannot exhaust its descriptors.
-constexpr size_t kMaxHeld = 4096;
+constexpr auto kShedLogInterval = std::chrono::seconds(5);
 
 bool GetSockName(int fd, sockaddr_in* out) {
   socklen_t len = sizeof(*out);
@@ -30,11 +28,12 @@ bool GetSockName(int fd, sockaddr_in* out) {
 }  // namespace
 
 Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
-               const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter)
+               const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter, PeerLimit* peers)
     : ctx_(opts, stats, snaps, certs), pool_(ctx_) {
   ctx_.pool = &pool_;
   ctx_.balancer = balancer;
   ctx_.limiter = limiter;
+  ctx_.peers = peers;
   for (int i = 0; i < 3; ++i) {
     listeners_[i].worker = this;
     listeners_[i].kind = static_cast<ListenerKind>(i);
@@ -346,12 +345,21 @@ void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, boo
     Refuse(fd, "hbone", src, dst, "no certificate for " + id.ToString());
     return;
   }
+  PeerSlot slot;
+  if (ctx_.peers != nullptr) {
+    if (!ctx_.peers->Acquire(src.sin_addr.s_addr)) {
+      Shed(fd, "hbone", src, dst, "too many HBONE connections from this peer address (max_connections_per_peer)",
+           ctx_.stats.hbone_peer_limit_refused);
+      return;
+    }
+    slot = PeerSlot(ctx_.peers, src.sin_addr.s_addr);
+  }
   bssl::UniquePtr<SSL> ssl(SSL_new(tls->server_ctx.get()));
   if (!ssl) {
     Refuse(fd, "hbone", src, dst, "SSL_new failed");
     return;
   }
-  new HboneServer(ctx_, fd, std::move(ssl), id, src, dst);
+  new HboneServer(ctx_, fd, std::move(ssl), id, src, dst, std::move(slot));
 }
 
 void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
@@ -399,14 +407,34 @@ bool Worker::DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) co
 }
 
 void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound) {
-  Held h{fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold, inbound};
-  if (held_.size() >= kMaxHeld) {
-    Release(h);
+  if (ctx_.opts.max_held_connections != 0 && held_.size() >= ctx_.opts.max_held_connections) {
+    // A flood of connections nobody can serve yet (e.g. from a pod the agent does not know) must not exhaust the
+    // agent's descriptors; a refused client retries, as it would after any reset.
+    Shed(fd, inbound ? "hbone" : "outbound", src, dst, "too many connections held (max_held_connections)",
+         ctx_.stats.held_refused);
     return;
   }
+  Held h{fd, src, dst, EventLoop::Clock::now() + ctx_.opts.unknown_source_hold, inbound};
   ProxyStats::Add(ctx_.stats.held_unknown_source);
   held_.push_back(h);
   ArmHeldTimer();
+}
+
+void Worker::Shed(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const char* why,
+                  std::atomic<uint64_t>& counter) {
+  ProxyStats::Add(counter);  // before the reset: whoever sees the refusal sees it counted
+  ProxyStats::Add(ctx_.stats.connections_closed);
+  ResetAndClose(fd);
+  ++shed_since_log_;
+  auto now = EventLoop::Clock::now();
+  if (now - last_shed_log_ < kShedLogInterval) return;
+  log::Warn("connections refused: over a proxy limit", {{"flow", what},
+                                                        {"src", AddrToString(src)},
+                                                        {"dst", AddrToString(dst)},
+                                                        {"reason", why},
+                                                        {"refused_since_last_log", shed_since_log_}});
+  last_shed_log_ = now;
+  shed_since_log_ = 0;
 }
 
 void Worker::Release(const Held& h) {

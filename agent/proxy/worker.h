@@ -19,7 +19,8 @@ enum class ListenerKind { kOutbound = 0, kHbone = 1, kPlaintext = 2 };
 class Worker {
  public:
   Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
-         const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter);
+         const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter,
+         PeerLimit* peers = nullptr);
   ~Worker();
   void Start();
   void Stop();               // thread-safe; joins
@@ -79,6 +80,10 @@ class Worker {
   // that workload's certificate is issued. A restarted agent holds what reaches it before both are in.
   bool DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) const;
   void Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound);
+  // Refuses a connection over one of the proxy's bounds (RST), counted in |counter|; logged at most every few
+  // seconds per worker, with how many were shed since, so a flood does not become a flood of log lines.
+  void Shed(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const char* why,
+            std::atomic<uint64_t>& counter);
   void Release(const Held& h);  // decides a held connection now (served, or refused if it still cannot be)
   void ArmHeldTimer();          // the periodic recheck, unless it is already pending
   void RecheckHeld();
@@ -89,6 +94,8 @@ class Worker {
   Listener listeners_[3];
   std::vector<Held> held_;
   uint64_t held_timer_ = 0;
+  EventLoop::Clock::time_point last_shed_log_{};
+  uint64_t shed_since_log_ = 0;
   std::thread thread_;
 };
 

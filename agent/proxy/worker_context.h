@@ -8,6 +8,7 @@
 #include "agent/proxy/byte_queue.h"
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/options.h"
+#include "agent/proxy/peer_limit.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/balancer.h"
@@ -39,6 +40,7 @@ struct WorkerContext {
   HbonePool* pool = nullptr;
   traffic::Balancer* balancer = nullptr;    // shared by all workers (owned by NodeProxy)
   traffic::RateLimiter* limiter = nullptr;  // likewise
+  PeerLimit* peers = nullptr;               // likewise; nullptr: no per-peer limit
   ConnObserver* observer() const { return opts.observer.get(); }
   void ReportTlsFailure(TlsFailure why) const {
     if (opts.observer) opts.observer->OnTlsFailure(why);

@@ -91,6 +91,8 @@ class Mesh:
         self.agents: dict[str, subprocess.Popen] = {}
         # node name -> function(config dict) -> config dict: lets a test give one node a different view.
         self.config_hooks: dict = {}
+        # node name -> extra mesh-agent flags (e.g. ["--hbone-handshake-timeout-ms", "20000"]).
+        self.agent_args: dict[str, list[str]] = {}
 
     def agent_id(self, node: zmcluster.Node) -> str:
         return f"{self.cluster.prefix}-{node.name}"
@@ -137,7 +139,8 @@ class Mesh:
         self.write_configs()
         with open(self.workdir / f"agent-{node.name}.log", "ab") as log:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
-                                          "--config", str(self.config_path(node)), "--uplink", node.uplink],
+                                          "--config", str(self.config_path(node)), "--uplink", node.uplink,
+                                          *self.agent_args.get(node.name, [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p
         if wait:

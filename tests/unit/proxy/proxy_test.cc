@@ -2,6 +2,7 @@
 // addresses. A test hook plays the BPF redirect: connecting to <pod ip>:<listener port> means "<pod ip>:<echo port>".
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -622,6 +623,177 @@ TEST_F(ProxyTest, WithoutSourceBindTheDestinationSeesTheNode) {
   close(fd);
   ASSERT_EQ(echo.peers().size(), 1u);
   EXPECT_NE(echo.peers()[0], "127.0.0.11");
+}
+
+// ---------------------------------------------------------------- bounds against a hostile peer or pod (issue 15)
+
+bool WaitFor(const std::function<bool()>& done, int timeout_ms = 10000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// Nothing to read and no hangup: the proxy still holds the connection open.
+bool StillOpen(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  return poll(&p, 1, 0) == 0;
+}
+
+// A listener that completes TCP connections (the kernel's backlog) and never accepts: CONNECTs to it get their 200.
+struct Backlog {
+  explicit Backlog(const char* ip) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = MakeAddr(Ip(ip), 0);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(listen(fd, 256), 0);
+    port = LocalPort(fd);
+  }
+  ~Backlog() { close(fd); }
+  int fd;
+  uint16_t port;
+};
+
+// Connections from a source the agent does not know are held, at most max_held_connections per worker: the next one
+// is refused at once (not after the hold), and the held ones are intact and served once their pod is known.
+TEST_F(ProxyTest, HeldConnectionsBeyondTheCapAreRefused) {
+  tweak_node1_ = [](ProxyOptions& o) {
+    o.workers = 1;  // the cap is per worker
+    o.max_held_connections = 3;
+    o.unknown_source_hold = std::chrono::seconds(60);
+  };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  const ProxyStats& st = node1_.proxy->stats();
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(Outbound("127.0.0.13", "127.0.0.22", echo.port()));
+    ASSERT_GE(held.back(), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return st.held_unknown_source.load() == 3; }));
+  int extra = Outbound("127.0.0.13", "127.0.0.22", echo.port());
+  ASSERT_GE(extra, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(extra, 10000));  // long before the 60 s hold ends
+  close(extra);
+  EXPECT_TRUE(WaitFor([&] { return st.held_refused.load() == 1; }));
+  EXPECT_EQ(st.held_unknown_source.load(), 3u);
+  for (int fd : held) EXPECT_TRUE(StillOpen(fd));
+  auto pods = Pods();
+  pods.push_back(W("podF", "sa-a", "127.0.0.13", "node1"));
+  node1_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node1", MeshMode::kStrict, pods));
+  for (int fd : held) {
+    EXPECT_EQ(testing::Exchange(fd, "held"), "held");
+    close(fd);
+  }
+  EXPECT_EQ(echo.accepted(), 3);
+}
+
+// A TCP connection to the HBONE listener that never completes a TLS handshake is closed after handshake_timeout (not
+// after connect_timeout, which used to be the only bound), whether it sends nothing or half a ClientHello.
+TEST_F(HboneServerTest, HandshakeTimeoutClosesIdleConnections) {
+  tweak_node2_ = [](ProxyOptions& o) {
+    o.connect_timeout = std::chrono::seconds(60);
+    o.handshake_timeout = std::chrono::milliseconds(300);
+  };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  const ProxyStats& st = node2_.proxy->stats();
+  auto start = std::chrono::steady_clock::now();
+  int silent = testing::ConnectFrom("127.0.0.11", "127.0.0.22", node2_.proxy->hbone_port());
+  int partial = testing::ConnectFrom("127.0.0.11", "127.0.0.22", node2_.proxy->hbone_port());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(partial, 0);
+  ASSERT_EQ(send(partial, "\x16\x03\x01\x02\x00\x01", 6, MSG_NOSIGNAL), 6);  // a record header and one byte of it
+  EXPECT_TRUE(testing::ClosedWithoutData(silent, 10000));
+  EXPECT_TRUE(testing::ClosedWithoutData(partial, 10000));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));  // the timeout, not a refusal
+  close(silent);
+  close(partial);
+  EXPECT_TRUE(WaitFor([&] { return st.hbone_handshake_timeouts.load() == 2; }));
+  auto ok = Dial("127.0.0.11", "127.0.0.22");  // the listener still serves a real client
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(Connect(*ok, "127.0.0.22:" + std::to_string(echo.port()), {}), 200);
+}
+
+// A verified client that opens no stream is closed after header_timeout; one whose first CONNECT came in time keeps
+// its connection beyond it (the timer covers the first request only).
+TEST_F(HboneServerTest, HeaderTimeoutClosesAVerifiedClientThatSendsNoRequest) {
+  tweak_node2_ = [](ProxyOptions& o) { o.header_timeout = std::chrono::milliseconds(300); };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  const std::string authority = "127.0.0.22:" + std::to_string(echo.port());
+  const ProxyStats& st = node2_.proxy->stats();
+  auto idle = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(idle);
+  std::string err;
+  ASSERT_TRUE(idle->SendPreface(&err)) << err;  // HTTP/2 is up: preface and SETTINGS, no HEADERS
+  EXPECT_TRUE(idle->WaitClosed(10000));         // ping_interval (10 s) and idle_timeout (300 s) are not what closes it
+  EXPECT_TRUE(WaitFor([&] { return st.hbone_header_timeouts.load() == 1; }));
+  auto busy = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(Connect(*busy, authority, {}), 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(Connect(*busy, authority, {}), 200);
+  EXPECT_EQ(st.hbone_header_timeouts.load(), 1u);
+}
+
+// max_connections_per_peer counts HBONE connections by TCP source address over all workers: the extra connection is
+// refused at once while another address is served, the peer's open connections keep working, and a slot comes back
+// when one of them closes.
+TEST_F(HboneServerTest, PerPeerCapRefusesTheExtraConnectionWhileAnotherPeerIsServed) {
+  tweak_node2_ = [](ProxyOptions& o) { o.max_connections_per_peer = 2; };
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  const std::string authority = "127.0.0.22:" + std::to_string(echo.port());
+  const ProxyStats& st = node2_.proxy->stats();
+  auto a1 = Dial("127.0.0.11", "127.0.0.22");
+  auto a2 = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(a1 && a2);
+  EXPECT_EQ(Connect(*a1, authority, {}), 200);
+  EXPECT_EQ(Connect(*a2, authority, {}), 200);
+  int extra = testing::ConnectFrom("127.0.0.11", "127.0.0.22", node2_.proxy->hbone_port());
+  ASSERT_GE(extra, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(extra, 10000));
+  close(extra);
+  EXPECT_TRUE(WaitFor([&] { return st.hbone_peer_limit_refused.load() == 1; }));
+  auto other = Dial("127.0.0.13", "127.0.0.22");  // another address, same identity
+  ASSERT_TRUE(other);
+  EXPECT_EQ(Connect(*other, authority, {}), 200);
+  EXPECT_EQ(Connect(*a1, authority, {}), 200);
+  a2.reset();
+  tls::Credentials creds = testing::MakeLeaf(ca_, {Id(kTd, "sa-a")});
+  std::unique_ptr<testing::RawHbone> again;
+  EXPECT_TRUE(WaitFor([&] {
+    std::string err;
+    again = testing::RawHbone::Dial("127.0.0.11", "127.0.0.22", node2_.proxy->hbone_port(), creds, testing::Roots(ca_),
+                                    kTd, &err);
+    return again && again->Connect(authority, {}, &err) == 200;  // refused again until node2 saw a2 close
+  }));
+}
+
+// The server advertises SETTINGS_MAX_CONCURRENT_STREAMS = max_streams_per_connection, and streams beyond it are
+// refused with RST_STREAM(REFUSED_STREAM), never relayed, even from a client that sent them all before it could know
+// the limit. (A client that knows the limit and exceeds it anyway gets nghttp2's GOAWAY PROTOCOL_ERROR.)
+TEST_F(HboneServerTest, StreamsBeyondMaxConcurrentStreamsAreRefused) {
+  tweak_node2_ = [](ProxyOptions& o) { o.max_streams_per_connection = 4; };
+  StartMesh();
+  Backlog upstream("127.0.0.22");
+  auto c = Dial("127.0.0.11", "127.0.0.22");
+  ASSERT_TRUE(c);
+  std::vector<int32_t> ids;
+  std::string err;
+  ASSERT_TRUE(c->OpenStreams("127.0.0.22:" + std::to_string(upstream.port), 5, &ids, &err)) << err;
+  EXPECT_EQ(c->peer_max_concurrent_streams(), 4u);
+  int ok = 0, refused = 0;
+  for (int32_t id : ids) {
+    if (c->status(id) == 200 && !c->closed(id)) ++ok;
+    if (c->status(id) == 0 && c->closed(id) && c->close_code(id) == NGHTTP2_REFUSED_STREAM) ++refused;
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), 4u);
 }
 
 TEST(HboneParse, Authority) {

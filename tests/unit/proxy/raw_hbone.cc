@@ -1,8 +1,11 @@
 #include "tests/unit/proxy/raw_hbone.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "tests/unit/proxy/loopback.h"
 
@@ -47,6 +50,7 @@ std::unique_ptr<RawHbone> RawHbone::Dial(const char* src, const char* dst, uint1
   nghttp2_session_callbacks_set_send_callback(cbs, Send);
   nghttp2_session_callbacks_set_on_header_callback(cbs, OnHeader);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, OnClose);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, OnFrame);
   nghttp2_session_client_new(&c->h2_, cbs, c.get());
   nghttp2_session_callbacks_del(cbs);
   nghttp2_submit_settings(c->h2_, NGHTTP2_FLAG_NONE, nullptr, 0);
@@ -75,6 +79,56 @@ int RawHbone::Connect(const std::string& authority, const std::vector<std::strin
     out_.clear();
   }
   return st;
+}
+
+bool RawHbone::SendPreface(std::string* error) {
+  if (nghttp2_session_send(h2_) != 0) {
+    *error = "nghttp2 send";
+    return false;
+  }
+  if (!out_.empty() && SSL_write(ssl_.get(), out_.data(), static_cast<int>(out_.size())) <= 0) {
+    *error = "TLS write failed";
+    return false;
+  }
+  out_.clear();
+  return true;
+}
+
+bool RawHbone::OpenStreams(const std::string& authority, int n, std::vector<int32_t>* ids, std::string* error) {
+  const std::string method = ":method", connect = "CONNECT", auth = ":authority";
+  nghttp2_nv nva[] = {Nv(method, connect), Nv(auth, authority)};
+  for (int i = 0; i < n; ++i) {
+    int32_t id = nghttp2_submit_request(h2_, nullptr, nva, 2, nullptr, nullptr);
+    if (id < 0) {
+      *error = nghttp2_strerror(id);
+      return false;
+    }
+    ids->push_back(id);
+  }
+  if (!SendPreface(error)) return false;  // everything submitted goes out in one write
+  for (int32_t id : *ids) {
+    if (!Pump(id, error)) return false;
+  }
+  return true;
+}
+
+bool RawHbone::WaitClosed(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  uint8_t buf[16384];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    int r = SSL_read(ssl_.get(), buf, sizeof(buf));
+    if (r > 0) {
+      nghttp2_session_mem_recv(h2_, buf, static_cast<size_t>(r));
+      continue;
+    }
+    int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ) continue;
+    return true;  // EOF, reset or a TLS error: the server closed
+  }
 }
 
 bool RawHbone::Pump(int32_t stream, std::string* error) {
@@ -117,8 +171,19 @@ int RawHbone::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8
   return 0;
 }
 
-int RawHbone::OnClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
+int RawHbone::OnClose(nghttp2_session*, int32_t id, uint32_t code, void* user) {
   static_cast<RawHbone*>(user)->closed_[id] = true;
+  static_cast<RawHbone*>(user)->close_code_[id] = code;
+  return 0;
+}
+
+int RawHbone::OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  if (frame->hd.type != NGHTTP2_SETTINGS || (frame->hd.flags & NGHTTP2_FLAG_ACK)) return 0;
+  for (size_t i = 0; i < frame->settings.niv; ++i) {
+    if (frame->settings.iv[i].settings_id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+      static_cast<RawHbone*>(user)->peer_max_streams_ = frame->settings.iv[i].value;
+    }
+  }
   return 0;
 }
 
