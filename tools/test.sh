@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole zeromesh test suite through ctest.
-#   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under asan and tsan,
-#                                      then each fuzz target for ZM_FUZZ_SECONDS (default 30)
+#   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under tsan, unit
+#                                      tests and the data-plane and controller cluster tests (label sanitize) under
+#                                      asan, then each fuzz target for ZM_FUZZ_SECONDS (default 30)
 #   sudo tools/test.sh -L unit         pass ctest arguments for the default preset only (skips the sanitizer runs)
 # Exits non-zero on any failure; ends with ctest's summary.
 set -euo pipefail
@@ -34,7 +35,7 @@ ctest --preset default -j2 "$@" || status=1
 if [ $# -eq 0 ]; then
   for preset in tsan asan; do
     build "$preset"
-    log "ctest ($preset preset: unit tests)"
+    log "ctest ($preset preset: unit tests$([ "$preset" = asan ] && echo ', cluster tests labelled sanitize'))"
     ctest --preset "$preset" -j2 || status=1
   done
   # The short fuzzing pass: each libFuzzer target (ASan + UBSan) from its seeds; a crash, leak or hang fails.

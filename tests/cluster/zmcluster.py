@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sanitizers
+
 STATE_DIR = Path(os.environ.get("ZM_CLUSTER_STATE_DIR", "/run/zeromesh/clusters"))
 FABRIC_PREFIX = "10.99.0"
 BPF_ROOT = Path("/sys/fs/bpf/zeromesh")
@@ -109,6 +111,7 @@ class Cluster:
         self._procs = []
         self._up = False
         self.cgroup_root = _cgroup2_root() / "zeromesh" / self.prefix
+        self.sanitizer_reports = sanitizers.arm()  # None unless the asan preset runs this test
 
     # ---- lifecycle -------------------------------------------------------------------------------------------------
     def __enter__(self) -> "Cluster":
@@ -165,6 +168,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 pass
         destroy_prefix(self.prefix)
+        sanitizers.check(self.sanitizer_reports)  # a memory error or UB in a daemon fails the test
 
     def _on_signal(self, signum, _frame) -> None:
         self.down()

@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import sanitizers  # noqa: E402
 import zmcluster  # noqa: E402
 
 ECHO_SERVER = textwrap.dedent("""
@@ -116,6 +118,29 @@ class ClusterSelfTest(unittest.TestCase):
         self.assertTrue(leftovers(prefix))
         self.assertIn(prefix, zmcluster.gc())
         self.assertEqual(leftovers(prefix), [])
+
+    def test_a_sanitizer_report_of_a_daemon_fails_the_run(self):
+        # What the asan preset relies on: an ASan error in a process the cluster started fails down().
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "overflow.c"
+            src.write_text("#include <stdlib.h>\nint main(void) { volatile char *p = malloc(4); p[4] = 1; "
+                           "free((void *)p); return 0; }\n")
+            subprocess.run(["clang", "-fsanitize=address", "-g", str(src), "-o", f"{tmp}/overflow"], check=True)
+            saved = {k: os.environ.get(k) for k in ("ZM_SANITIZER_REPORTS", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+            os.environ["ZM_SANITIZER_REPORTS"] = f"{tmp}/reports"
+            try:
+                c = zmcluster.Cluster(nodes=1, pods_per_node=1).up()
+                prefix = c.prefix
+                c.popen(c.nodes[0], [f"{tmp}/overflow"]).wait(timeout=30)
+                with self.assertRaisesRegex(sanitizers.SanitizerError, "heap-buffer-overflow"):
+                    c.down()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            self.assertEqual(leftovers(prefix), [])
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ class IdentityTest(unittest.TestCase):
             res = self.cluster.run(self.client, [sys.executable, PODTOOL, "echo", self.rogue.ip, str(PORT), marker],
                                    text=True, timeout=30)
             time.sleep(0.3)
-            seen = json.loads(outfile.read_text()) if outfile.exists() else {"handshakes": 0, "bytes": 0, "data": ""}
+            seen = json.loads(outfile.read_text()) if outfile.exists() else {"connections": 0, "handshakes": 0,
+                                                                              "bytes": 0, "data": ""}
             return res, seen, marker
         finally:
             p.kill()
@@ -117,6 +118,9 @@ class IdentityTest(unittest.TestCase):
                 res, seen, marker = self.rogue_server_run(name)
                 out = json.loads(res.stdout) if res.returncode == 0 else {"ok": False}
                 self.assertFalse(out.get("ok"), out)
+                # The rogue was dialled (else this would pass with no check made) and got no byte after TLS.
+                self.assertGreaterEqual(seen.get("connections", 0), 1, seen)
+                self.assertEqual(seen["handshakes"], 0, seen)
                 self.assertEqual(seen["bytes"], 0, seen)
                 self.assertNotIn(marker, seen["data"])
 
