@@ -116,6 +116,29 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(tokens, {"node-a": {"sha256": TOKEN_HASH, "expires": "2027-01-01T00:00:00Z"}})
         self.assertEqual(list(secret["stringData"]), ["tokens.yaml"], "no per-node token may be rendered")
 
+    def test_agent_metrics_address(self):
+        def agent_container(*sets):
+            r = self.template(*sets)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ds = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "DaemonSet")
+            return ds["spec"]["template"]["spec"]["containers"][0]
+
+        want = {"all": "--metrics-addr=0.0.0.0:15020", "node": "--metrics-addr=$(NODE_IP):15020",
+                "loopback": "--metrics-addr=127.0.0.1:15020", "off": "--metrics-addr=off"}
+        for value, arg in want.items():
+            with self.subTest(metricsAddress=value):
+                c = agent_container(f"agent.metricsAddress={value}")
+                self.assertIn(arg, c["args"])
+                self.assertIn("--health-addr=0.0.0.0:15021", c["args"])  # the kubelet's probes, whatever this says
+                env = {e["name"]: e.get("valueFrom") for e in c["env"]}
+                self.assertEqual("NODE_IP" in env, value == "node")
+                if value == "node":
+                    self.assertEqual(env["NODE_IP"], {"fieldRef": {"fieldPath": "status.hostIP"}})
+                ports = [p["name"] for p in c["ports"]]
+                self.assertEqual("metrics" in ports, value != "off")
+        self.assertIn("--metrics-addr=0.0.0.0:15020", agent_container()["args"])  # the default: all
+        self.assertNotEqual(self.template("agent.metricsAddress=everywhere").returncode, 0)
+
     def test_no_agent_volume_reaches_a_private_key(self):
         """A kubelet may read every Secret its pods mount: no agent volume may name a Secret (the CA Secret holds the
         root's private key, the join-token Secret every node's credential). Agents trust the mesh through the
