@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "agent/control/service_adapter.h"
+#include "agent/state/ipv4.h"
 
 #include "common/tls/pem.h"
 #include "common/tls/spiffe.h"
@@ -55,6 +56,13 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
   auto snap =
       std::make_shared<MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads), std::move(services));
   snap->set_strict_udp_allowed(mesh->strict_udp_allowed());
+  for (const auto& cidr : mesh->exclude_cidrs()) {
+    if (!ValidIpv4Cidr(cidr)) {
+      *error = "MeshConfig excludeCidrs: not an IPv4 CIDR: \"" + cidr + "\"";
+      return nullptr;
+    }
+  }
+  snap->set_exclude_cidrs({mesh->exclude_cidrs().begin(), mesh->exclude_cidrs().end()});
   return snap;
 }
 

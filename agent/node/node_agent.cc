@@ -180,6 +180,13 @@ void NodeAgent::ApplySnapshot() {
     if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
   }
   (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());
+  std::vector<bpf::Ipv4Cidr> excluded;
+  for (const auto& text : snap->exclude_cidrs()) {
+    if (auto c = bpf::ParseCidr(text)) excluded.push_back(*c);
+  }
+  if (auto st = bpf_.SetExcludedCidrs(excluded); !st.ok()) {
+    log::Error("programming excluded CIDRs", {{"error", st.message()}});
+  }
   // Pods the runtime has and the controller has not reported yet (docs/design.md "New pods: who is held"): one
   // outside the mesh goes direct from its first packet; an enrolled one, or one of a namespace the agent knows
   // nothing of, stays unknown (captured and held in STRICT) until the controller reports it.

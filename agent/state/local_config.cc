@@ -1,5 +1,7 @@
 #include "agent/state/local_config.h"
 
+#include "agent/state/ipv4.h"
+
 #include <arpa/inet.h>
 
 #include <nlohmann/json.hpp>
@@ -191,7 +193,9 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
     throw ConfigError{"(document)", std::string("invalid JSON: ") + e.what()};
   }
   if (!doc.is_object()) throw ConfigError{"(document)", "must be a JSON object"};
-  AllowOnly(doc, "", {"node", "trustDomain", "mode", "rootCert", "workloads", "identities", "services"});
+  AllowOnly(
+      doc, "",
+      {"node", "trustDomain", "mode", "rootCert", "workloads", "identities", "services", "excludeCidrs", "strictUdp"});
   std::string node = RequireString(doc, "", "node");
   std::string td = RequireString(doc, "", "trustDomain");
   std::string why;
@@ -256,7 +260,27 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
       services.push_back(std::move(s));
     }
   }
-  out->snapshot = std::make_shared<MeshSnapshot>(td, node, mode, std::move(workloads), std::move(services));
+  auto snapshot = std::make_shared<MeshSnapshot>(td, node, mode, std::move(workloads), std::move(services));
+  // As MeshConfig's: destinations never captured, and whether STRICT pods may send UDP other than DNS.
+  if (doc.contains("excludeCidrs")) {
+    const json& arr = doc["excludeCidrs"];
+    if (!arr.is_array()) throw ConfigError{"excludeCidrs", "must be an array of IPv4 CIDRs"};
+    std::vector<std::string> cidrs;
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string where = "excludeCidrs[" + std::to_string(i) + "]";
+      if (!arr[i].is_string() || !ValidIpv4Cidr(arr[i].get<std::string>())) {
+        throw ConfigError{where, "not an IPv4 CIDR (\"10.0.0.0/8\")"};
+      }
+      cidrs.push_back(arr[i].get<std::string>());
+    }
+    snapshot->set_exclude_cidrs(std::move(cidrs));
+  }
+  if (doc.contains("strictUdp")) {
+    std::string udp = RequireString(doc, "", "strictUdp");
+    if (udp != "DNSOnly" && udp != "Allow") throw ConfigError{"strictUdp", "must be \"DNSOnly\" or \"Allow\""};
+    snapshot->set_strict_udp_allowed(udp == "Allow");
+  }
+  out->snapshot = std::move(snapshot);
 }
 
 }  // namespace

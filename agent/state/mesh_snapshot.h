@@ -45,6 +45,9 @@ class MeshSnapshot {
   // MeshConfig strictUdp: Allow. False: STRICT pods get DNS only over UDP (the capture program drops the rest).
   bool strict_udp_allowed() const { return strict_udp_allowed_; }
   void set_strict_udp_allowed(bool on) { strict_udp_allowed_ = on; }
+  // MeshConfig excludeCidrs ("10.0.0.0/8", validated): destinations pods reach directly, never captured.
+  const std::vector<std::string>& exclude_cidrs() const { return exclude_cidrs_; }
+  void set_exclude_cidrs(std::vector<std::string> cidrs) { exclude_cidrs_ = std::move(cidrs); }
   size_t size() const { return by_ip_.size(); }
   const std::unordered_map<in_addr_t, Workload>& workloads() const { return by_ip_; }
 
@@ -63,6 +66,7 @@ class MeshSnapshot {
   std::string node_;
   MeshMode default_mode_;
   bool strict_udp_allowed_ = false;
+  std::vector<std::string> exclude_cidrs_;
   std::unordered_map<in_addr_t, Workload> by_ip_;
   std::vector<Service> services_;
   std::unordered_map<in_addr_t, size_t> service_by_vip_;

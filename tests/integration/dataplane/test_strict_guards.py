@@ -184,6 +184,50 @@ class StrictGuardsTest(unittest.TestCase):
         self.assertFalse(sent(self.client, 9999), f"the STRICT pod's UDP reached the wire: {seen}")
         self.assertGreater(self.metrics(node1, "udp"), dropped0)
 
+    def set_node1_config(self, **top_level):
+        """Sets top-level keys of node1's agent config (as MeshConfig would) and waits until the agent applied them."""
+        log = self.mesh.workdir / "agent-node1.log"
+        before = log.read_text(errors="replace").count("config applied") if log.exists() else 0
+        self.mesh.config_hooks["node1"] = lambda cfg: {**cfg, **top_level}
+        self.mesh.reload()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if log.read_text(errors="replace").count("config applied") > before:
+                return
+            time.sleep(0.1)
+        self.fail(f"node1's agent did not apply {top_level}: {self.mesh.agent_log(self.cluster.node('node1'))}")
+
+    def test_strict_udp_allow_lets_other_udp_out(self):
+        c = self.cluster
+        node1, node2 = c.node("node1"), c.node("node2")
+        self.addCleanup(self.set_node1_config)  # back to the default: DNS only
+        self.set_node1_config(strictUdp="Allow")
+        cap = c.capture(node1, node1.uplink, "udp")
+        self.addCleanup(cap.cleanup)
+        c.run(self.client, [sys.executable, "-c", UDP_SEND, node2.ip, "9999"], check=True, timeout=30)
+        time.sleep(0.5)
+        seen = cap.summary()
+        self.assertTrue(any(f"{self.client.ip}." in p and f"{node2.ip}.9999" in p for p in seen), seen)
+
+    def test_excluded_cidrs_go_direct(self):
+        # MeshConfig excludeCidrs (here in the agent's local config): a STRICT pod reaches an excluded destination
+        # directly, as Istio's excludeOutboundIPRanges; every other destination stays meshed.
+        c = self.cluster
+        node1 = c.node("node1")
+        self.addCleanup(self.set_node1_config)
+        cap = c.capture(node1, node1.uplink, f"tcp port {PORT}")
+        self.addCleanup(cap.cleanup)
+        self.assertEqual(self.connect(self.client, self.server.ip, PORT), "echoed")
+        self.assertEqual(cap.summary(), [], "meshed traffic left in plaintext")
+        self.set_node1_config(excludeCidrs=[f"{self.server.ip}/32"])
+        cap2 = c.capture(node1, node1.uplink, f"tcp port {PORT}")
+        self.addCleanup(cap2.cleanup)
+        # The server is STRICT too: its node refuses the plaintext SYN, which is what "not captured" looks like here.
+        self.assertNotEqual(self.connect(self.client, self.server.ip, PORT), "echoed")
+        seen = cap2.summary()
+        self.assertTrue(any(f"{self.client.ip}." in p and f"{self.server.ip}.{PORT}" in p for p in seen),
+                        f"the excluded destination was not dialled directly: {seen}")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -79,6 +79,16 @@ TEST_F(StateTest, LoadsGoodConfig) {
   EXPECT_EQ(b->mode, MeshMode::kPermissive);
   EXPECT_EQ(s.Find(Ip("10.244.9.9")), nullptr);
   EXPECT_EQ(cfg.identities.size(), 1u);
+  EXPECT_TRUE(s.exclude_cidrs().empty());
+  EXPECT_FALSE(s.strict_udp_allowed());
+
+  ASSERT_TRUE(LoadLocalConfig(
+      Write(Replace(Good(), R"("mode":"STRICT",)",
+                    R"("mode":"STRICT","excludeCidrs":["10.0.0.0/8","192.168.1.1"],"strictUdp":"Allow",)")),
+      &cfg, &err))
+      << err;
+  EXPECT_EQ(cfg.snapshot->exclude_cidrs(), (std::vector<std::string>{"10.0.0.0/8", "192.168.1.1"}));
+  EXPECT_TRUE(cfg.snapshot->strict_udp_allowed());
 }
 
 TEST_F(StateTest, SpecificErrors) {
@@ -105,6 +115,12 @@ TEST_F(StateTest, SpecificErrors) {
       {Replace(g, kA, "spiffe://cluster.local/ns/default"), "identities[0].spiffeId: SPIFFE ID path must be"},
       {Replace(g, "a.key", "a.crt"), "identities[0].key: " + dir_ + "/a.crt: invalid PEM private key"},
       {Replace(g, R"("certChain":"a.crt",)", ""), "identities[0].certChain: missing"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":["10.0.0.0/8","10.1.0.0/33"],)"),
+       "excludeCidrs[1]: not an IPv4 CIDR"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":"10.0.0.0/8",)"),
+       "excludeCidrs: must be an array"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","strictUdp":"Some",)"),
+       "strictUdp: must be \"DNSOnly\" or \"Allow\""},
   };
   for (const auto& c : cases) {
     std::string err = ErrorFor(c.text);
