@@ -2,7 +2,8 @@
 /* Design T data path: one tcx ingress program on every pod veth (host side) and on the node uplink.
  * It steers IPv4 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
  * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo"). What the proxy cannot mesh is dropped for STRICT
- * pods (TCP fragments, IPv6 TCP, UDP other than DNS); everything else passes untouched.
+ * pods (TCP fragments, IPv6 TCP, UDP other than DNS); everything else continues untouched to the next program of the
+ * tcx chain (TCX_NEXT).
  * A second program at tcx egress of every pod veth guards what reaches a STRICT pod without having been captured:
  * the node's own netns (kubelet, hostNetwork pods) may open connections to its declared probe ports only.
  * Layouts and constants are shared with the agent through capture_abi.h; docs/security.md has the threat model. */
@@ -13,8 +14,16 @@
 
 #include "capture_abi.h"
 
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
+/* Verdicts. tcx runs the programs of a hook in order until one returns something other than TCX_NEXT; TCX_PASS and
+ * TCX_DROP end the chain. We are one program among others (a CNI's, a firewall's): what we neither steer nor drop
+ * continues to the next program (TCX_NEXT, which is also TC_ACT_UNSPEC, "continue" under clsact). Only a packet we
+ * steered with bpf_sk_assign ends the chain with TCX_PASS: it is now bound to a proxy socket and marked for local
+ * delivery. A later program could undo that: a CNI's Service DNAT or its bpf_redirect to the destination's device
+ * (a redirect scrubs the assigned socket) or a rewritten mark would send the SYN on past the proxy, in plaintext for
+ * a STRICT pod. The connection's policy is the proxy's; docs/design.md ("tcx chain") says what other programs see. */
+#define ZM_NEXT (-1)  /* TCX_NEXT == TC_ACT_UNSPEC: not ours, the next program decides */
+#define ZM_STEERED 0  /* TCX_PASS == TC_ACT_OK: assigned to a proxy socket, ends the chain */
+#define TC_ACT_SHOT 2 /* TCX_DROP */
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP_ 6
@@ -116,7 +125,7 @@ static __always_inline int guard_drop(__u32 idx) {
 static __always_inline int guard_pass(__u32 idx) {
   __u64* v = bpf_map_lookup_elem(&zm_guard_stats, &idx);
   if (v) *v += 1;
-  return TC_ACT_OK;
+  return ZM_NEXT;
 }
 
 static __always_inline int is_strict(__u32 addr) {
@@ -146,20 +155,20 @@ static __always_inline void learn_veth(__u32 ifindex, __u32 addr) {
  * discovery) and other protocols pass, as their IPv4 forms do. */
 static __always_inline int ipv6_on_veth(struct __sk_buff* skb, __u32 ifindex) {
   __u32* pod = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
-  if (!pod || !is_strict(*pod)) return TC_ACT_OK;
+  if (!pod || !is_strict(*pod)) return ZM_NEXT;
   __u8 nexthdr;
   if (bpf_skb_load_bytes_relative(skb, 6, &nexthdr, 1, BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
-  if (nexthdr == 58 /* ICMPv6 */) return TC_ACT_OK;
+  if (nexthdr == 58 /* ICMPv6 */) return ZM_NEXT;
   if (nexthdr == IPPROTO_UDP_) {
     __u16 ports[2];
     if (bpf_skb_load_bytes_relative(skb, 40, ports, sizeof(ports), BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
-    if (udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1]))) return TC_ACT_OK;
+    if (udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1]))) return ZM_NEXT;
     return guard_drop(ZM_GUARD_IPV6);
   }
   if (nexthdr == IPPROTO_TCP_ || nexthdr == 0 || nexthdr == 43 || nexthdr == 44 || nexthdr == 60) {
     return guard_drop(ZM_GUARD_IPV6);
   }
-  return TC_ACT_OK;
+  return ZM_NEXT;
 }
 
 static __always_inline void count(__u32 idx) {
@@ -177,7 +186,7 @@ static __always_inline int capture(struct __sk_buff* skb, __u32 slot, __u8 mode,
   if (!sk) {
     if (mode == ZM_MODE_PERMISSIVE) {
       count(ZM_STAT_PASSED_FAIL_OPEN);
-      return TC_ACT_OK;
+      return ZM_NEXT;
     }
     count(ZM_STAT_DROPPED_FAIL_CLOSED);
     return TC_ACT_SHOT;
@@ -187,11 +196,11 @@ static __always_inline int capture(struct __sk_buff* skb, __u32 slot, __u8 mode,
   if (err) {
     /* A captured SYN must never leak past the proxy in STRICT mode. */
     count(ZM_STAT_ASSIGN_ERRORS);
-    return mode == ZM_MODE_PERMISSIVE ? TC_ACT_OK : TC_ACT_SHOT;
+    return mode == ZM_MODE_PERMISSIVE ? ZM_NEXT : TC_ACT_SHOT;
   }
   mark_local(skb);
   count(stat);
-  return TC_ACT_OK;
+  return ZM_STEERED;
 }
 
 static __always_inline int dest_excluded(__u32 daddr, __u16 dport) {
@@ -210,38 +219,37 @@ static __always_inline __u32 iface_role(__u32 ifindex) {
   return role ? *role : 0;
 }
 
-SEC("tc")
-int zm_capture(struct __sk_buff* skb) {
+static __always_inline int capture_ingress(struct __sk_buff* skb) {
   __u32 ifindex = skb->ingress_ifindex;
   if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-    return iface_role(ifindex) == ZM_ROLE_POD_VETH ? ipv6_on_veth(skb, ifindex) : TC_ACT_OK;
+    return iface_role(ifindex) == ZM_ROLE_POD_VETH ? ipv6_on_veth(skb, ifindex) : ZM_NEXT;
   }
-  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  if (skb->protocol != bpf_htons(ETH_P_IP)) return ZM_NEXT;
 
   /* Relative to the network header, so L3-only uplinks (no Ethernet header) work too. */
   struct iphdr iph;
-  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return TC_ACT_OK;
-  if (iph.version != 4 || iph.ihl < 5) return TC_ACT_OK;
+  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return ZM_NEXT;
+  if (iph.version != 4 || iph.ihl < 5) return ZM_NEXT;
   if (iph.protocol == IPPROTO_UDP_) {
     /* A STRICT pod's own UDP (on its veth): DNS only, unless the mesh allows UDP. Inbound UDP is the egress guard's. */
-    if (iface_role(ifindex) != ZM_ROLE_POD_VETH || !is_strict(iph.saddr)) return TC_ACT_OK;
+    if (iface_role(ifindex) != ZM_ROLE_POD_VETH || !is_strict(iph.saddr)) return ZM_NEXT;
     learn_veth(ifindex, iph.saddr);
     __u16 ports[2];
-    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* the first fragment decided */
-    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return TC_ACT_OK;
-    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? TC_ACT_OK : guard_drop(ZM_GUARD_UDP);
+    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return ZM_NEXT; /* the first fragment decided */
+    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
   }
-  if (iph.protocol != IPPROTO_TCP_) return TC_ACT_OK;
+  if (iph.protocol != IPPROTO_TCP_) return ZM_NEXT;
   /* TCP sets DF, so a TCP fragment is crafted: its first part could be captured while the rest passes in plaintext,
    * or a later fragment carry the payload past the proxy. None for STRICT pods, either way. */
   if (bpf_ntohs(iph.frag_off) & (IP_MF | IP_OFFSET_MASK)) {
     if (is_strict(iph.daddr) || is_strict(iph.saddr)) return guard_drop(ZM_GUARD_FRAGMENT);
-    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return TC_ACT_OK; /* non-first fragment: no TCP header */
+    if (bpf_ntohs(iph.frag_off) & IP_OFFSET_MASK) return ZM_NEXT; /* non-first fragment: no TCP header */
   }
 
   /* Ports (4 bytes) and the flags byte (offset 13) of the TCP header. */
   __u8 tcp[14];
-  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return TC_ACT_OK;
+  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return ZM_NEXT;
   __u16 sport_n = (__u16)tcp[0] | ((__u16)tcp[1] << 8); /* network order, as the wire has it */
   __u16 dport_n = (__u16)tcp[2] | ((__u16)tcp[3] << 8);
   __u8 flags = tcp[13];
@@ -272,7 +280,7 @@ int zm_capture(struct __sk_buff* skb) {
       }
       mark_local(skb);
       count(ZM_STAT_ASSIGNED_ESTABLISHED);
-      return TC_ACT_OK;
+      return ZM_STEERED;
     }
     bpf_sk_release(sk);
   }
@@ -298,14 +306,14 @@ int zm_capture(struct __sk_buff* skb) {
         count(ZM_STAT_DROPPED_ORPHAN);
         return TC_ACT_SHOT;
       }
-      return TC_ACT_OK;
+      return ZM_NEXT;
     }
   }
-  if (!bare_syn) return TC_ACT_OK;
+  if (!bare_syn) return ZM_NEXT;
 
   /* c, d) Inbound to an enrolled local pod. */
   struct zm_pod* dst = bpf_map_lookup_elem(&zm_pods, &iph.daddr);
-  if (!dst || dst->state != ZM_POD_ENROLLED) return TC_ACT_OK;
+  if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
   if (dport == ZM_HBONE_PORT) return capture(skb, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
   /* An enrolled source reaching here did not come from its own veth (rule b took those): treat it as foreign. */
   return capture(skb, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
@@ -316,38 +324,60 @@ int zm_capture(struct __sk_buff* skb) {
  * pod without that mark came from the node's own netns, or from a path the ingress program does not hook. The node's
  * netns (locally generated: no ingress interface) may reach the pod's probe ports, as the kubelet must; nothing else.
  */
-SEC("tc")
-int zm_guard_egress(struct __sk_buff* skb) {
+static __always_inline int guard_egress(struct __sk_buff* skb) {
   __u32 ifindex = skb->ifindex;
   if (skb->protocol == bpf_htons(ETH_P_IPV6)) return ipv6_on_veth(skb, ifindex);
-  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  if (skb->protocol != bpf_htons(ETH_P_IP)) return ZM_NEXT;
   struct iphdr iph;
-  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return TC_ACT_OK;
-  if (iph.version != 4 || iph.ihl < 5) return TC_ACT_OK;
+  if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return ZM_NEXT;
+  if (iph.version != 4 || iph.ihl < 5) return ZM_NEXT;
   __u16 frag = bpf_ntohs(iph.frag_off);
   if (iph.protocol == IPPROTO_UDP_) {
-    if (!is_strict(iph.daddr)) return TC_ACT_OK;
+    if (!is_strict(iph.daddr)) return ZM_NEXT;
     learn_veth(ifindex, iph.daddr);
-    if (frag & IP_OFFSET_MASK) return TC_ACT_OK; /* the first fragment decided */
+    if (frag & IP_OFFSET_MASK) return ZM_NEXT; /* the first fragment decided */
     __u16 ports[2];
-    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return TC_ACT_OK;
-    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? TC_ACT_OK : guard_drop(ZM_GUARD_UDP);
+    if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
   }
-  if (iph.protocol != IPPROTO_TCP_) return TC_ACT_OK;
+  if (iph.protocol != IPPROTO_TCP_) return ZM_NEXT;
   /* Most packets stop at the flags check: the pod lookup is for fragments and new connections only. */
-  if (frag & (IP_MF | IP_OFFSET_MASK)) return is_strict(iph.daddr) ? guard_drop(ZM_GUARD_FRAGMENT) : TC_ACT_OK;
+  if (frag & (IP_MF | IP_OFFSET_MASK)) return is_strict(iph.daddr) ? guard_drop(ZM_GUARD_FRAGMENT) : ZM_NEXT;
   __u8 tcp[14];
-  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return TC_ACT_OK;
+  if (bpf_skb_load_bytes_relative(skb, iph.ihl * 4, tcp, sizeof(tcp), BPF_HDR_START_NET)) return ZM_NEXT;
   __u8 flags = tcp[13];
-  if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK)) return TC_ACT_OK; /* only new connections are decided */
-  if (!is_strict(iph.daddr)) return TC_ACT_OK;
+  if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK)) return ZM_NEXT; /* only new connections are decided */
+  if (!is_strict(iph.daddr)) return ZM_NEXT;
   learn_veth(ifindex, iph.daddr);
-  if ((skb->mark & ZM_MARK_MASK) == ZM_MARK_PROXY) return TC_ACT_OK;
+  if ((skb->mark & ZM_MARK_MASK) == ZM_MARK_PROXY) return ZM_NEXT;
   if (skb->ingress_ifindex == 0) { /* generated in the node's own netns */
     struct zm_probe_key key = {.addr = iph.daddr, .port = ((__u16)tcp[2] << 8) | tcp[3], .pad = 0};
     if (bpf_map_lookup_elem(&zm_probe_ports, &key)) return guard_pass(ZM_GUARD_PROBE_PASSED);
   }
   return guard_drop(ZM_GUARD_NODE_PLAINTEXT);
+}
+
+SEC("tc")
+int zm_capture(struct __sk_buff* skb) {
+  return capture_ingress(skb);
+}
+
+SEC("tc")
+int zm_guard_egress(struct __sk_buff* skb) {
+  return guard_egress(skb);
+}
+
+/* The same two programs under other names. tcx refuses a program twice on one hook, so the agent moving a displaced
+ * link of ours back to the front (BpfManager::RepairPosition) first switches the old link to the twin, attaches the
+ * original first, then detaches the old link: our logic runs on the device at every instant. Never left attached. */
+SEC("tc")
+int zm_capture_twin(struct __sk_buff* skb) {
+  return capture_ingress(skb);
+}
+
+SEC("tc")
+int zm_guard_egress_twin(struct __sk_buff* skb) {
+  return guard_egress(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

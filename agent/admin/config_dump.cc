@@ -68,7 +68,8 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
                            {"passed_probe", c.passed_probe},
                            {"dropped_fragment", c.dropped_fragment},
                            {"dropped_ipv6", c.dropped_ipv6},
-                           {"dropped_udp", c.dropped_udp}};
+                           {"dropped_udp", c.dropped_udp},
+                           {"attach_repairs", c.attach_repairs}};
   }
   return out;
 }

@@ -106,6 +106,7 @@ Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
   (void)AdoptPinnedLinks();
   PruneEgressPins();
   PruneIfaceRoles();
+  RepairTcxPositionsLocked();  // bpf_link_update kept each adopted link where it was, maybe behind another program
   zm::log::Info("bpf program loaded",
                 {{"pin_dir", dir_}, {"prog_id", prog_id_}, {"adopted_links", static_cast<int>(links_.size())}});
   return Status::Ok();
@@ -523,6 +524,92 @@ Status BpfManager::SetVethPod(uint32_t ifindex, uint32_t ip_be) {
   return Update(bpf_map__fd(skel_->maps.zm_veth_pods), &ifindex, ip_be, "zm_veth_pods update");
 }
 
+int BpfManager::RepairTcxPositions() {
+  std::lock_guard lock(mu_);
+  if (!Ready()) return 0;
+  return RepairTcxPositionsLocked();
+}
+
+int BpfManager::RepairTcxPositionsLocked() {
+  int repaired = 0;
+  const int capture_fd = bpf_program__fd(skel_->progs.zm_capture);
+  const int capture_twin_fd = bpf_program__fd(skel_->progs.zm_capture_twin);
+  const int guard_fd = bpf_program__fd(skel_->progs.zm_guard_egress);
+  const int guard_twin_fd = bpf_program__fd(skel_->progs.zm_guard_egress_twin);
+  for (auto& [name, link] : links_) {
+    repaired +=
+        RepairPosition(name, link.ifindex, kAttachTcxIngress, capture_fd, capture_twin_fd, LinkPin(name), &link.fd);
+    if (link.egress_fd >= 0) {
+      repaired += RepairPosition(name, link.ifindex, kAttachTcxEgress, guard_fd, guard_twin_fd, EgressPin(name),
+                                 &link.egress_fd);
+    }
+  }
+  attach_repairs_ += static_cast<uint64_t>(repaired);
+  return repaired;
+}
+
+// One link: fine if the kernel lists it first at its hook. Otherwise a new link is created first and the old one
+// detached. BPF_LINK_UPDATE alone is no repair for a displaced link: it swaps the program and keeps the position. The
+// new link comes before the old one goes, so there is no instant without our program on the device (a STRICT pod's
+// traffic would leave uncaptured); as tcx refuses one program twice on a hook (EEXIST), the old link first switches to
+// the program's twin (same code, same maps). Meanwhile a packet may meet our logic twice, which is harmless: a packet
+// it acts on ends the chain, the others only go on (TCX_NEXT).
+bool BpfManager::RepairPosition(const std::string& ifname, uint32_t ifindex, int attach_type, int prog_fd, int twin_fd,
+                                const std::string& pin, int* fd) {
+  LinkInfo info;
+  if (Status s = GetLinkInfo(*fd, &info); !s.ok()) {
+    zm::log::Warn("cannot read link info", {{"ifname", ifname}, {"error", s.message()}});
+    return false;
+  }
+  TcxQueryResult q;
+  if (Status s = QueryTcx(ifindex, attach_type, &q); !s.ok()) {
+    return false;  // interface gone: the link watcher's event detaches it
+  }
+  if (!q.link_ids.empty() && q.link_ids.front() == info.id && info.ifindex == ifindex) return false;
+  bool detached = true;
+  std::string ahead;  // the programs that run before ours now
+  for (size_t i = 0; i < q.link_ids.size(); ++i) {
+    if (q.link_ids[i] == info.id) {
+      detached = false;
+      break;
+    }
+    ahead += (ahead.empty() ? "" : ",") + std::to_string(q.prog_ids[i]);
+  }
+  const char* direction = attach_type == kAttachTcxEgress ? "egress" : "ingress";
+  auto fail = [&](const std::string& what, const Status& s) {
+    zm::log::Error(
+        "cannot repair tcx position",
+        {{"ifname", ifname}, {"direction", direction}, {"other_prog_ids", ahead}, {"error", what + s.message()}});
+    return false;
+  };
+  if (!detached && bpf_link_update(*fd, twin_fd, nullptr) != 0) {
+    return fail("switching the old link to the twin program: ", Status::Errno("bpf_link_update", errno));
+  }
+  int nfd = -1;
+  if (Status s = AttachTcx(prog_fd, ifindex, attach_type, kTcxBefore, &nfd); !s.ok()) {
+    if (!detached) (void)bpf_link_update(*fd, prog_fd, nullptr);  // the old link keeps running, where it is
+    return fail("", s);
+  }
+  unlink(pin.c_str());
+  if (bpf_obj_pin(nfd, pin.c_str()) != 0) {  // attached while this agent runs; a restart attaches it again
+    zm::log::Warn("cannot pin repaired link", {{"pin", pin}, {"errno", errno}});
+  }
+  if (!detached && bpf_link_detach(*fd) != 0) {
+    zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"direction", direction}, {"errno", errno}});
+  }
+  close(*fd);
+  *fd = nfd;
+  LinkInfo now;
+  (void)GetLinkInfo(nfd, &now);
+  zm::log::Warn("tcx position repaired", {{"ifname", ifname},
+                                          {"direction", direction},
+                                          {"reason", detached ? "detached" : "displaced"},
+                                          {"other_prog_ids", ahead},
+                                          {"old_link_id", info.id},
+                                          {"link_id", now.id}});
+  return true;
+}
+
 Status BpfManager::Stats(CaptureStats* out) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
@@ -554,6 +641,7 @@ Status BpfManager::Stats(CaptureStats* out) const {
   out->dropped_fragment = guards[ZM_GUARD_FRAGMENT];
   out->dropped_ipv6 = guards[ZM_GUARD_IPV6];
   out->dropped_udp = guards[ZM_GUARD_UDP];
+  out->attach_repairs = attach_repairs_;
   return Status::Ok();
 }
 

@@ -7,6 +7,9 @@
 // Pinned links whose interface is gone are unpinned. The destructor only closes fds: pins stay. Destroy() removes
 // everything.
 //
+// Position in the tcx chain: every link is created first (BPF_F_BEFORE) and kept first by RepairTcxPositions, which
+// the agent runs periodically (docs/design.md, "tcx chain").
+//
 // Interface indexes and names refer to the network namespace of the thread calling Init/Attach (the node netns).
 // Thread-safe: every method takes an internal mutex. Nothing throws; failures come back as Status.
 #pragma once
@@ -52,6 +55,8 @@ struct CaptureStats {  // sums over CPUs since the maps were first created (they
   uint64_t dropped_fragment = 0;        // TCP fragments from or to STRICT pods
   uint64_t dropped_ipv6 = 0;            // IPv6 TCP / non-DNS UDP of STRICT pods
   uint64_t dropped_udp = 0;             // IPv4 UDP of STRICT pods other than DNS
+  // Not from a map: links of ours this manager re-attached first in their tcx chain (RepairTcxPositions).
+  uint64_t attach_repairs = 0;
 };
 
 struct ProbePort {  // a port the node's own netns may reach on a STRICT pod
@@ -105,6 +110,12 @@ class BpfManager {
   // Which pod a veth leads to (for its IPv6); the program also learns this from the pod's IPv4 traffic.
   Status SetVethPod(uint32_t ifindex, uint32_t ip_be);
 
+  // Keeps every link of ours first in its tcx chain (ingress, and the egress guard of pod veths): a link another
+  // program was attached ahead of (BPF_F_BEFORE), or that someone detached, is re-created first. Logged ("tcx position
+  // repaired") and counted (CaptureStats::attach_repairs). Returns how many links were repaired. Also run by Init for
+  // adopted links, which keep the position they had.
+  int RepairTcxPositions();
+
   Status Stats(CaptureStats* out) const;
   std::vector<Attachment> Attachments() const;
   uint32_t ProgramId() const;
@@ -135,12 +146,16 @@ class BpfManager {
   Status ReplaceSet(int map_fd, const std::vector<std::vector<uint8_t>>& keys, size_t key_size, uint8_t value,
                     const char* what);
   Status SetCfgFlag(uint32_t flag, bool on);
+  int RepairTcxPositionsLocked();
+  bool RepairPosition(const std::string& ifname, uint32_t ifindex, int attach_type, int prog_fd, int twin_fd,
+                      const std::string& pin, int* fd);
   bool Ready() const { return skel_ != nullptr; }
 
   mutable std::mutex mu_;
   capture_bpf* skel_ = nullptr;
   std::string dir_;
   uint32_t prog_id_ = 0;
+  uint64_t attach_repairs_ = 0;
   std::map<std::string, Link, std::less<>> links_;  // by ifname
 };
 

@@ -39,25 +39,47 @@ struct ProgQueryAttr {
 };
 static_assert(sizeof(ProgQueryAttr) == 64);
 
+// The BPF_LINK_CREATE member of union bpf_attr as of Linux 6.6, with its tcx union member (at offset 16).
+struct LinkCreateTcxAttr {
+  uint32_t prog_fd;
+  uint32_t target_ifindex;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint32_t relative_fd_or_id;  // 0: no relative object (BPF_F_BEFORE alone = first, BPF_F_AFTER alone = last)
+  uint32_t pad;
+  uint64_t expected_revision;  // 0: no check
+};
+static_assert(offsetof(LinkCreateTcxAttr, relative_fd_or_id) == 16);
+static_assert(sizeof(LinkCreateTcxAttr) == 32);
+
+const char* TcxName(int attach_type) {
+  return attach_type == kAttachTcxEgress ? "tcx egress" : "tcx ingress";
+}
+
 }  // namespace
 
-namespace {
-Status AttachTcx(int prog_fd, uint32_t ifindex, int attach_type, const char* what, int* link_fd) {
-  // libbpf 1.1 forwards unknown attach types unchanged; zero opts = append after existing programs.
-  int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex), static_cast<enum bpf_attach_type>(attach_type), nullptr);
-  if (fd < 0)
-    return Status::Errno(std::string("bpf_link_create(") + what + ", ifindex " + std::to_string(ifindex) + ")", fd);
-  *link_fd = fd;
+Status AttachTcx(int prog_fd, uint32_t ifindex, int attach_type, uint32_t flags, int* link_fd) {
+  LinkCreateTcxAttr attr{};
+  attr.prog_fd = static_cast<uint32_t>(prog_fd);
+  attr.target_ifindex = ifindex;
+  attr.attach_type = static_cast<uint32_t>(attach_type);
+  attr.flags = flags;
+  long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+  if (fd < 0) {
+    return Status::Errno(std::string("BPF_LINK_CREATE(") + TcxName(attach_type) + ", ifindex " +
+                             std::to_string(ifindex) + ", flags " + std::to_string(flags) + ")",
+                         errno);
+  }
+  *link_fd = static_cast<int>(fd);
   return Status::Ok();
 }
-}  // namespace
 
 Status AttachTcxIngress(int prog_fd, uint32_t ifindex, int* link_fd) {
-  return AttachTcx(prog_fd, ifindex, kAttachTcxIngress, "tcx ingress", link_fd);
+  return AttachTcx(prog_fd, ifindex, kAttachTcxIngress, kTcxBefore, link_fd);
 }
 
 Status AttachTcxEgress(int prog_fd, uint32_t ifindex, int* link_fd) {
-  return AttachTcx(prog_fd, ifindex, kAttachTcxEgress, "tcx egress", link_fd);
+  return AttachTcx(prog_fd, ifindex, kAttachTcxEgress, kTcxBefore, link_fd);
 }
 
 Status GetLinkInfo(int link_fd, LinkInfo* out) {
@@ -81,17 +103,26 @@ Status GetProgId(int prog_fd, uint32_t* id) {
 }
 
 Status QueryTcxIngress(uint32_t ifindex, TcxQueryResult* out) {
+  return QueryTcx(ifindex, kAttachTcxIngress, out);
+}
+
+Status QueryTcxEgress(uint32_t ifindex, TcxQueryResult* out) {
+  return QueryTcx(ifindex, kAttachTcxEgress, out);
+}
+
+Status QueryTcx(uint32_t ifindex, int attach_type, TcxQueryResult* out) {
   constexpr uint32_t kMax = 64;
   uint32_t prog_ids[kMax] = {};
   uint32_t link_ids[kMax] = {};
   ProgQueryAttr attr{};
   attr.target_ifindex = ifindex;
-  attr.attach_type = kAttachTcxIngress;
+  attr.attach_type = static_cast<uint32_t>(attach_type);
   attr.prog_ids = reinterpret_cast<uintptr_t>(prog_ids);
   attr.link_ids = reinterpret_cast<uintptr_t>(link_ids);
   attr.count = kMax;
   if (syscall(__NR_bpf, BPF_PROG_QUERY, &attr, sizeof(attr)) != 0) {
-    return Status::Errno("BPF_PROG_QUERY(tcx ingress, ifindex " + std::to_string(ifindex) + ")", errno);
+    return Status::Errno(
+        std::string("BPF_PROG_QUERY(") + TcxName(attach_type) + ", ifindex " + std::to_string(ifindex) + ")", errno);
   }
   uint32_t n = attr.count < kMax ? attr.count : kMax;
   out->prog_ids.assign(prog_ids, prog_ids + n);

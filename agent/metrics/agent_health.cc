@@ -45,6 +45,10 @@ void CaptureFamilies(Families* out, const agent::bpf::CaptureStats& c) {
   Counter(out, "zeromesh_bpf_assign_errors_total", "bpf_sk_assign failures.", c.assign_errors);
   Counter(out, "zeromesh_bpf_passed_fail_open_total",
           "SYNs of PERMISSIVE pods let through because no proxy listener was present.", c.passed_fail_open);
+  Counter(out, "zeromesh_bpf_attach_repairs_total",
+          "tcx links of ours re-attached first in their chain after another program got ahead or someone detached "
+          "them.",
+          c.attach_repairs);
 }
 
 void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {

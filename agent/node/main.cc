@@ -271,13 +271,19 @@ int main(int argc, char** argv) {
   obs.Start(agent, snapshots, certs);
 
   bool announced = false;
+  auto next_tcx_check = std::chrono::steady_clock::now();
   for (;;) {
     pollfd fds[2] = {{agent.link_fd(), POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(fds, 2, announced ? -1 : 100) < 0 && errno != EINTR) {
+    if (poll(fds, 2, announced ? zm::agent::NodeAgent::kTcxCheckMs : 100) < 0 && errno != EINTR) {
       zm::log::Error("poll", {{"error", std::strerror(errno)}});
       break;
     }
     if (fds[0].revents & POLLIN) agent.OnLinkEvents();
+    // Other programs come and go in the tcx chains we hook without any event: our position is checked on a timer.
+    if (auto now = std::chrono::steady_clock::now(); now >= next_tcx_check) {
+      agent.CheckTcxChain();
+      next_tcx_check = now + std::chrono::milliseconds(zm::agent::NodeAgent::kTcxCheckMs);
+    }
     // Ready once every existing interface is attached and a first configuration is applied.
     if (!announced && agent.links_synced() && config->HasConfig()) {
       announced = true;

@@ -86,6 +86,10 @@ void NodeAgent::OnLinkEvents() {
   if (auto st = links_->ProcessPending(); !st.ok()) log::Warn("link watcher", {{"error", st.message()}});
 }
 
+void NodeAgent::CheckTcxChain() {
+  (void)bpf_.RepairTcxPositions();  // each repair is logged ("tcx position repaired") and counted
+}
+
 void NodeAgent::OnLink(const bpf::LinkEvent& ev) {
   const bool uplink = ev.name == opts_.uplink;
   if (!uplink && ev.kind != "veth") return;  // pod veths and the uplink only; never lo, bridges, tunnels

@@ -46,6 +46,10 @@ class NodeAgent {
   void OnLinkEvents();
   int link_fd() const { return links_ ? links_->fd() : -1; }
   bool links_synced() const { return links_ && links_->dump_done(); }
+  // Puts our tcx links back first where another program got ahead of them or someone detached them (no event says
+  // so: call it periodically, every kTcxCheckMs).
+  void CheckTcxChain();
+  static constexpr int kTcxCheckMs = 2000;
   // Takes this agent's listeners out of the SOCKMAP: no new connection is steered to it (in STRICT a new SYN is
   // dropped and retransmitted into the next agent), while the ones it holds keep flowing until Stop(); peers are told
   // (HTTP/2 GOAWAY) to open their next HBONE streams on a new connection.
