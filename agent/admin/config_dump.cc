@@ -48,7 +48,10 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
                    {"ifindex", a.ifindex},
                    {"role", a.role == agent::bpf::IfaceRole::kUplink ? "uplink" : "pod"},
                    {"link_id", a.link_id},
-                   {"prog_id", a.prog_id}});
+                   {"prog_id", a.prog_id},
+                   {"repairs", a.repairs},
+                   {"last_repair_unix", a.last_repair_unix},
+                   {"last_repair", a.last_repair}});
   }
   out["bpf"] = {
       {"pin_dir", in.pin_dir},

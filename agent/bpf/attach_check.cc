@@ -22,22 +22,29 @@ std::vector<AttachmentHealth> CheckAttachments(const std::vector<Attachment>& kn
                                                const std::vector<LinkEvent>& links) {
   std::vector<AttachmentHealth> out;
   for (const auto& a : known) {
-    AttachmentHealth h{a.ifname, a.ifindex, a.role, false, ""};
+    AttachmentHealth h{a.ifname, a.ifindex, a.role, false, "", -1, a.repairs, a.last_repair_unix, a.last_repair};
     TcxQueryResult q;
     if (Status s = QueryTcxIngress(a.ifindex, &q); !s.ok()) {
       h.error = "cannot query tcx ingress: " + s.message();
-    } else if (std::find(q.link_ids.begin(), q.link_ids.end(), a.link_id) == q.link_ids.end()) {
+    } else if (auto it = std::find(q.link_ids.begin(), q.link_ids.end(), a.link_id); it == q.link_ids.end()) {
       h.error = "capture program detached: link " + std::to_string(a.link_id) + " is not at tcx ingress of ifindex " +
                 std::to_string(a.ifindex);
     } else {
       h.attached = true;
+      h.position = static_cast<int>(it - q.link_ids.begin());
     }
     out.push_back(std::move(h));
   }
   for (const auto& l : links) {
     if (l.kind != "veth") continue;
     bool found = std::any_of(known.begin(), known.end(), [&](const Attachment& a) { return a.ifname == l.name; });
-    if (!found) out.push_back({l.name, l.ifindex, IfaceRole::kPodVeth, false, "veth has no capture program"});
+    if (!found) {
+      AttachmentHealth h;
+      h.ifname = l.name;
+      h.ifindex = l.ifindex;
+      h.error = "veth has no capture program";
+      out.push_back(std::move(h));
+    }
   }
   return out;
 }

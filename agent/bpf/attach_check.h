@@ -18,6 +18,10 @@ struct AttachmentHealth {
   IfaceRole role = IfaceRole::kPodVeth;
   bool attached = false;
   std::string error;  // why not, for the status report
+  int position = -1;  // index of our link at tcx ingress (0: first, as attached); -1 when not listed
+  uint32_t repairs = 0;
+  int64_t last_repair_unix = 0;
+  std::string last_repair;
 };
 
 // Interfaces of the calling thread's netns (an RTM_GETLINK dump).

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 #include <set>
 
@@ -175,7 +176,7 @@ Status BpfManager::AdoptOne(const std::string& pin_name) {
     }
     unlink(path.c_str());
   }
-  Link& link = links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role)};
+  Link& link = links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role), -1, 0, 0, {}};
   zm::log::Info("adopted pinned link", {{"ifname", ifname}, {"ifindex", info.ifindex}, {"link_id", info.id}});
   if (link.role != IfaceRole::kPodVeth) return Status::Ok();
   // An agent from before the egress guard has none: it is attached here, so an upgrade gains it with no restart.
@@ -343,7 +344,7 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     bpf_map_delete_elem(roles_fd, &ifindex);
     return Status::Errno("pinning link " + pin, err);
   }
-  Link& link = links_[name] = Link{fd, ifindex, role};
+  Link& link = links_[name] = Link{fd, ifindex, role, -1, 0, 0, {}};
   zm::log::Info("attached tcx ingress", {{"ifname", name}, {"ifindex", ifindex}, {"role", role_v}});
   if (role != IfaceRole::kPodVeth) return Status::Ok();
   if (Status s = EnsureEgress(name, name, link); !s.ok()) {
@@ -537,11 +538,18 @@ int BpfManager::RepairTcxPositionsLocked() {
   const int guard_fd = bpf_program__fd(skel_->progs.zm_guard_egress);
   const int guard_twin_fd = bpf_program__fd(skel_->progs.zm_guard_egress_twin);
   for (auto& [name, link] : links_) {
-    repaired +=
-        RepairPosition(name, link.ifindex, kAttachTcxIngress, capture_fd, capture_twin_fd, LinkPin(name), &link.fd);
+    std::string what;
+    int fixed = RepairPosition(name, link.ifindex, kAttachTcxIngress, capture_fd, capture_twin_fd, LinkPin(name),
+                               &link.fd, &what);
     if (link.egress_fd >= 0) {
-      repaired += RepairPosition(name, link.ifindex, kAttachTcxEgress, guard_fd, guard_twin_fd, EgressPin(name),
-                                 &link.egress_fd);
+      fixed += RepairPosition(name, link.ifindex, kAttachTcxEgress, guard_fd, guard_twin_fd, EgressPin(name),
+                              &link.egress_fd, &what);
+    }
+    if (fixed > 0) {
+      repaired += fixed;
+      link.repairs += static_cast<uint32_t>(fixed);
+      link.last_repair_unix = time(nullptr);
+      link.last_repair = what;
     }
   }
   attach_repairs_ += static_cast<uint64_t>(repaired);
@@ -555,7 +563,7 @@ int BpfManager::RepairTcxPositionsLocked() {
 // the program's twin (same code, same maps). Meanwhile a packet may meet our logic twice, which is harmless: a packet
 // it acts on ends the chain, the others only go on (TCX_NEXT).
 bool BpfManager::RepairPosition(const std::string& ifname, uint32_t ifindex, int attach_type, int prog_fd, int twin_fd,
-                                const std::string& pin, int* fd) {
+                                const std::string& pin, int* fd, std::string* what) {
   LinkInfo info;
   if (Status s = GetLinkInfo(*fd, &info); !s.ok()) {
     zm::log::Warn("cannot read link info", {{"ifname", ifname}, {"error", s.message()}});
@@ -599,6 +607,8 @@ bool BpfManager::RepairPosition(const std::string& ifname, uint32_t ifindex, int
   }
   close(*fd);
   *fd = nfd;
+  *what += (what->empty() ? "" : ", ") + std::string(direction) +
+           (detached ? " detached" : " displaced behind prog " + ahead);
   LinkInfo now;
   (void)GetLinkInfo(nfd, &now);
   zm::log::Warn("tcx position repaired", {{"ifname", ifname},
@@ -649,7 +659,7 @@ std::vector<Attachment> BpfManager::Attachments() const {
   std::lock_guard lock(mu_);
   std::vector<Attachment> out;
   for (const auto& [name, link] : links_) {
-    Attachment a{name, link.ifindex, link.role, 0, 0};
+    Attachment a{name, link.ifindex, link.role, 0, 0, link.repairs, link.last_repair_unix, link.last_repair};
     LinkInfo info;
     if (GetLinkInfo(link.fd, &info).ok()) {
       a.link_id = info.id;

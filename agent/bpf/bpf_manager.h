@@ -71,6 +71,10 @@ struct Attachment {
   IfaceRole role = IfaceRole::kPodVeth;
   uint32_t link_id = 0;
   uint32_t prog_id = 0;  // program the link runs now
+  // Repairs of this interface's links by RepairTcxPositions (someone else detached or displaced them).
+  uint32_t repairs = 0;
+  int64_t last_repair_unix = 0;
+  std::string last_repair;  // e.g. "ingress detached", "egress displaced behind prog 42"
 };
 
 inline constexpr std::string_view kDefaultPinRoot = "/sys/fs/bpf/zeromesh";
@@ -132,6 +136,9 @@ class BpfManager {
     uint32_t ifindex = 0;
     IfaceRole role = IfaceRole::kPodVeth;
     int egress_fd = -1;  // pod veths: the guard at tcx egress
+    uint32_t repairs = 0;
+    int64_t last_repair_unix = 0;
+    std::string last_repair;
   };
 
   Status AdoptPinnedLinks();
@@ -148,7 +155,7 @@ class BpfManager {
   Status SetCfgFlag(uint32_t flag, bool on);
   int RepairTcxPositionsLocked();
   bool RepairPosition(const std::string& ifname, uint32_t ifindex, int attach_type, int prog_fd, int twin_fd,
-                      const std::string& pin, int* fd);
+                      const std::string& pin, int* fd, std::string* what);
   bool Ready() const { return skel_ != nullptr; }
 
   mutable std::mutex mu_;

@@ -114,6 +114,10 @@ class ControllerSource : public ConfigSource {
       out->set_ifindex(a.ifindex);
       out->set_attached(a.attached);
       out->set_error(a.error);
+      out->set_position(a.position);
+      out->set_repairs(a.repairs);
+      out->set_last_repair_unix(a.last_repair_unix);
+      out->set_last_repair(a.last_repair);
       uplink = uplink || (a.role == bpf::IfaceRole::kUplink && a.attached);
       broken += !a.attached;
     }

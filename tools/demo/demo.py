@@ -149,8 +149,8 @@ def up() -> int:
             p = cluster.popen(pods[name], [PYTHON, APP, "serve", name, str(APP_PORT)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             pids[name] = p.pid
-        for name in ("backend-v1", "backend-v2"):
-            cluster.wait_tcp(pods[name].node.name, pods[name].ip, APP_PORT)
+        for name in ("backend-v1", "backend-v2"):  # from the pod itself: STRICT pods refuse the node's plaintext
+            cluster.wait_tcp(pods[name], pods[name].ip, APP_PORT)
         p = cluster.popen(pods["frontend"], [PYTHON, APP, "loop", f"http://{BACKEND_VIP}:{BACKEND_PORT}/",
                                              str(WORKDIR / "frontend.log"), "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

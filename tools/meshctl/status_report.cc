@@ -9,12 +9,25 @@ namespace zm::meshctl {
 namespace v1 = zeromesh::v1;
 namespace {
 
-void Problem(nlohmann::json& report, const std::string& message, const std::string& hint,
-             const std::string& node = "") {
+void Finding(nlohmann::json& report, const char* list, const std::string& message, const std::string& hint,
+             const std::string& node) {
   nlohmann::json p = {{"message", message}, {"hint", hint}};
   if (!node.empty()) p["node"] = node;
-  report["problems"].push_back(std::move(p));
+  report[list].push_back(std::move(p));
 }
+
+// Problems make the mesh unhealthy (exit code 1); warnings are things that healed or degrade nothing yet.
+void Problem(nlohmann::json& report, const std::string& message, const std::string& hint,
+             const std::string& node = "") {
+  Finding(report, "problems", message, hint, node);
+}
+
+void Warning(nlohmann::json& report, const std::string& message, const std::string& hint, const std::string& node) {
+  Finding(report, "warnings", message, hint, node);
+}
+
+// How long a repaired tcx attachment stays a warning: long enough for an operator to notice a fight over the chain.
+constexpr int64_t kRepairWarnSeconds = 15 * 60;
 
 const char* HealthName(v1::Health h) {
   switch (h) {
@@ -77,15 +90,43 @@ nlohmann::json AgentJson(const StatusInput& in, const v1::AgentState& a, uint64_
   int attached = 0;
   bool uplink_seen = false;
   for (const auto& at : r.attachments()) {
-    j["attachments"].push_back(
-        {{"ifname", at.ifname()}, {"ifindex", at.ifindex()}, {"attached", at.attached()}, {"error", at.error()}});
+    j["attachments"].push_back({{"ifname", at.ifname()},
+                                {"ifindex", at.ifindex()},
+                                {"attached", at.attached()},
+                                {"error", at.error()},
+                                {"position", at.position()},
+                                {"repairs", at.repairs()},
+                                {"last_repair_unix", at.last_repair_unix()},
+                                {"last_repair", at.last_repair()}});
     attached += at.attached();
     uplink_seen = true;
     if (!at.attached() && a.connected()) {
       Problem(report,
               "node " + node + ": no capture program on " + at.ifname() +
                   (at.error().empty() ? "" : " (" + at.error() + ")"),
-              "restart mesh-agent on " + node + " to re-attach; traffic on " + at.ifname() + " bypasses the mesh",
+              "the agent re-attaches a removed program within seconds; if this persists, see the mesh-agent log on " +
+                  node + " ('cannot repair tcx position') and restart mesh-agent on " + node + "; traffic on " +
+                  at.ifname() + " bypasses the mesh until then",
+              node);
+    } else if (a.connected() && at.position() > 0) {
+      Warning(report,
+              "node " + node + ": the capture program on " + at.ifname() + " runs behind " +
+                  std::to_string(at.position()) + " other tcx program(s)",
+              "the agent moves it back to first within seconds; if this persists, another program is re-attached "
+              "first in a loop (bpftool net show dev " +
+                  at.ifname() + ")",
+              node);
+    }
+    const int64_t since = in.now_unix - at.last_repair_unix();
+    if (at.repairs() > 0 && since < kRepairWarnSeconds && a.connected()) {
+      Warning(report,
+              "node " + node + ": the agent re-attached its programs on " + at.ifname() + " first " +
+                  HumanDuration(since < 0 ? 0 : since) + " ago (" + at.last_repair() +
+                  "; repairs since the agent started: " + std::to_string(at.repairs()) + ")",
+              "something on " + node +
+                  " removes or reorders tcx programs (another CNI, agent or a person with bpftool): "
+                  "bpftool net show dev " +
+                  at.ifname() + " lists the chain; docs/compatibility.md",
               node);
     }
   }
@@ -174,7 +215,8 @@ void CredentialProblems(const StatusInput& in, nlohmann::json& ctrl, nlohmann::j
 }  // namespace
 
 nlohmann::json BuildStatus(const StatusInput& in) {
-  nlohmann::json report = {{"healthy", false}, {"problems", nlohmann::json::array()}};
+  nlohmann::json report = {
+      {"healthy", false}, {"problems", nlohmann::json::array()}, {"warnings", nlohmann::json::array()}};
   nlohmann::json ctrl = {{"address", in.controller}, {"reachable", in.reachable}};
   if (!in.reachable) {
     ctrl["error"] = in.error;
@@ -315,6 +357,13 @@ std::string RenderStatus(const nlohmann::json& r) {
     for (const auto& p : problems) {
       out += "- " + Wrap(p["message"].get<std::string>(), kMaxWidth, 2) + "\n";
       out += "  fix: " + Wrap(p["hint"].get<std::string>(), kMaxWidth, 7) + "\n";
+    }
+  }
+  if (r.contains("warnings") && !r["warnings"].empty()) {
+    out += "\nWARNINGS (" + std::to_string(r["warnings"].size()) + ")\n";
+    for (const auto& w : r["warnings"]) {
+      out += "- " + Wrap(w["message"].get<std::string>(), kMaxWidth, 2) + "\n";
+      out += "  see: " + Wrap(w["hint"].get<std::string>(), kMaxWidth, 7) + "\n";
     }
   }
   return out;

@@ -89,6 +89,7 @@ TEST(Status, HealthyMesh) {
   auto r = BuildStatus(Healthy());
   EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump(1);
   EXPECT_TRUE(r["problems"].empty());
+  EXPECT_TRUE(r["warnings"].empty());
   EXPECT_EQ(r["agents"].size(), 2u);
   EXPECT_TRUE(r["agents"][0]["synced"].get<bool>());
   EXPECT_EQ(r["enrolled_pods_by_namespace"]["shop"], 2);
@@ -151,7 +152,48 @@ TEST(Status, DetachedProgram) {
   auto r = BuildStatus(in);
   auto p = OnlyProblem(r, "node node2: no capture program on zmv1p1");
   EXPECT_NE(p["hint"].get<std::string>().find("restart mesh-agent on node2"), std::string::npos);
+  EXPECT_NE(p["hint"].get<std::string>().find("re-attaches a removed program within seconds"), std::string::npos);
   EXPECT_EQ(r["agents"][1]["attachments_ok"], 1);
+}
+
+// A program someone detached or displaced and the agent put back first: healthy, but said (for 15 minutes).
+TEST(Status, RepairedProgramIsAWarningNotAProblem) {
+  auto in = Healthy();
+  auto* at = in.status.mutable_agents(1)->mutable_last_report()->mutable_attachments(1);
+  at->set_repairs(2);
+  at->set_last_repair_unix(kNow - 40);
+  at->set_last_repair("ingress detached");
+  auto r = BuildStatus(in);
+  EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump(1);
+  ASSERT_EQ(r["warnings"].size(), 1u) << r["warnings"].dump(1);
+  const std::string msg = r["warnings"][0]["message"];
+  EXPECT_NE(msg.find("node node2: the agent re-attached its programs on zmv1p1 first 40s ago (ingress detached; "
+                     "repairs since the agent started: 2)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(r["warnings"][0]["hint"].get<std::string>().find("bpftool net show dev zmv1p1"), std::string::npos);
+  EXPECT_EQ(r["agents"][1]["attachments"][1]["repairs"], 2);
+  std::string human = RenderStatus(r);
+  EXPECT_NE(human.find("WARNINGS (1)"), std::string::npos) << human;
+  EXPECT_NE(human.find("no problems found"), std::string::npos) << human;
+  EXPECT_LE(MaxLine(human), 100u) << human;
+
+  at->set_last_repair_unix(kNow - 16 * 60);  // an old repair is history: in the JSON, not a warning
+  r = BuildStatus(in);
+  EXPECT_TRUE(r["warnings"].empty()) << r["warnings"].dump(1);
+  EXPECT_EQ(r["agents"][1]["attachments"][1]["repairs"], 2);
+}
+
+TEST(Status, ProgramBehindOthersIsAWarning) {
+  auto in = Healthy();
+  in.status.mutable_agents(0)->mutable_last_report()->mutable_attachments(0)->set_position(2);
+  auto r = BuildStatus(in);
+  EXPECT_TRUE(r["healthy"].get<bool>());
+  ASSERT_EQ(r["warnings"].size(), 1u);
+  EXPECT_NE(r["warnings"][0]["message"].get<std::string>().find("on eth0 runs behind 2 other tcx program(s)"),
+            std::string::npos)
+      << r["warnings"].dump(1);
+  EXPECT_EQ(r["warnings"][0]["node"], "node1");
 }
 
 TEST(Status, CertificateExpiring) {

@@ -163,11 +163,12 @@ TEST(CertInfo, LocalIdentitiesWithSerialAndExpiry) {
   ConfigDumpInput in;
   in.snapshot = &snap;
   in.identities = list;
-  in.attachments = {{"eth0", 2, agent::bpf::IfaceRole::kUplink, 7, 9}};
+  in.attachments = {{"eth0", 2, agent::bpf::IfaceRole::kUplink, 7, 9, 1, 1700000000, "ingress detached"}};
   auto dump = ConfigDump(in);
   EXPECT_EQ(dump["snapshot"]["workloads"].size(), 5u);
   EXPECT_EQ(dump["snapshot"]["workloads"][0]["name"], "pa");
   EXPECT_EQ(dump["bpf"]["attachments"][0]["role"], "uplink");
+  EXPECT_EQ(dump["bpf"]["attachments"][0]["last_repair"], "ingress detached");
   EXPECT_EQ(dump["local_identities"][1]["certificate_loaded"], false);
 }
 
