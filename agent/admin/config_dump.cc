@@ -51,7 +51,8 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
                    {"prog_id", a.prog_id},
                    {"repairs", a.repairs},
                    {"last_repair_unix", a.last_repair_unix},
-                   {"last_repair", a.last_repair}});
+                   {"last_repair", a.last_repair},
+                   {"hook", a.tc ? "tc" : "tcx"}});
   }
   out["bpf"] = {
       {"pin_dir", in.pin_dir},

@@ -22,7 +22,14 @@ std::vector<AttachmentHealth> CheckAttachments(const std::vector<Attachment>& kn
                                                const std::vector<LinkEvent>& links) {
   std::vector<AttachmentHealth> out;
   for (const auto& a : known) {
-    AttachmentHealth h{a.ifname, a.ifindex, a.role, false, "", -1, a.repairs, a.last_repair_unix, a.last_repair};
+    AttachmentHealth h{a.ifname, a.ifindex, a.role, false, "", -1, a.repairs, a.last_repair_unix, a.last_repair, a.tc};
+    if (a.tc) {  // tc mode: Attachments() asked the kernel for the program our filter runs
+      h.attached = a.prog_id != 0;
+      h.position = h.attached ? 0 : -1;
+      if (!h.attached) h.error = "capture filter removed from tc ingress of ifindex " + std::to_string(a.ifindex);
+      out.push_back(std::move(h));
+      continue;
+    }
     TcxQueryResult q;
     if (Status s = QueryTcxIngress(a.ifindex, &q); !s.ok()) {
       h.error = "cannot query tcx ingress: " + s.message();

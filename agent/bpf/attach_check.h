@@ -1,5 +1,6 @@
 // Verifies attachments with the kernel rather than trusting the manager's bookkeeping: each link the manager holds
-// must be listed by BPF_PROG_QUERY at tcx ingress of its interface (someone may have detached it by hand), and every
+// must be listed by BPF_PROG_QUERY at tcx ingress of its interface (someone may have detached it by hand), in tc mode
+// our filter must be there (Attachments() asked the kernel), and every
 // veth in the node netns must have an attachment (a pod veth without one is traffic that escapes capture).
 #pragma once
 
@@ -22,6 +23,7 @@ struct AttachmentHealth {
   uint32_t repairs = 0;
   int64_t last_repair_unix = 0;
   std::string last_repair;
+  bool tc = false;  // a tc filter, not a tcx link
 };
 
 // Interfaces of the calling thread's netns (an RTM_GETLINK dump).

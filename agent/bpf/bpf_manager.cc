@@ -61,8 +61,8 @@ BpfManager::BpfManager() = default;
 
 BpfManager::~BpfManager() {
   std::lock_guard lock(mu_);
-  for (auto& [name, link] : links_) {  // pinned: stays attached
-    close(link.fd);
+  for (auto& [name, link] : links_) {  // pinned links (and tc filters): stay attached
+    if (link.fd >= 0) close(link.fd);
     if (link.egress_fd >= 0) close(link.egress_fd);
   }
   links_.clear();
@@ -78,7 +78,7 @@ std::string BpfManager::EgressPin(std::string_view ifname) const {
   return dir_ + "/links-egress/" + std::string(ifname);
 }
 
-Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
+Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root, AttachMode mode, uint32_t tc_priority) {
   std::lock_guard lock(mu_);
   if (skel_) return Status::Error("BPF manager already initialized");
   if (!ValidAgentId(agent_id)) return Status::Error("invalid agent id '" + std::string(agent_id) + "'");
@@ -102,14 +102,29 @@ Status BpfManager::Init(std::string_view agent_id, std::string_view pin_root) {
     capture_bpf__destroy(skel);
     return s;
   }
+  if (Status s = GetProgId(bpf_program__fd(skel->progs.zm_guard_egress), &guard_prog_id_); !s.ok()) {
+    capture_bpf__destroy(skel);
+    return s;
+  }
   skel_ = skel;
-  // Adoption problems are logged per link and never make Init fail: affected pins are gone, Attach re-creates them.
-  (void)AdoptPinnedLinks();
+  std::string why;
+  mode_ = ResolveAttachMode(mode, &why);
+  tc_priority_ = tc_priority;
+  if (mode_ == AttachMode::kTc) {
+    MigrateTcxPinsToTc();  // an agent in tcx mode ran here before: its interfaces get filters, then lose the links
+    AdoptTcFilters();
+  } else {
+    // Adoption problems are logged per link and never make Init fail: affected pins are gone, Attach re-creates them.
+    (void)AdoptPinnedLinks();
+  }
   PruneEgressPins();
   PruneIfaceRoles();
   RepairTcxPositionsLocked();  // bpf_link_update kept each adopted link where it was, maybe behind another program
-  zm::log::Info("bpf program loaded",
-                {{"pin_dir", dir_}, {"prog_id", prog_id_}, {"adopted_links", static_cast<int>(links_.size())}});
+  zm::log::Info("bpf program loaded", {{"pin_dir", dir_},
+                                       {"prog_id", prog_id_},
+                                       {"attach_mode", AttachModeName(mode_)},
+                                       {"attach_mode_reason", why},
+                                       {"adopted", static_cast<int>(links_.size())}});
   return Status::Ok();
 }
 
@@ -176,7 +191,7 @@ Status BpfManager::AdoptOne(const std::string& pin_name) {
     }
     unlink(path.c_str());
   }
-  Link& link = links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role), -1, 0, 0, {}};
+  Link& link = links_[ifname] = Link{fd, info.ifindex, static_cast<IfaceRole>(role), -1, false, 0, 0, {}};
   zm::log::Info("adopted pinned link", {{"ifname", ifname}, {"ifindex", info.ifindex}, {"link_id", info.id}});
   if (link.role != IfaceRole::kPodVeth) return Status::Ok();
   // An agent from before the egress guard has none: it is attached here, so an upgrade gains it with no restart.
@@ -185,6 +200,14 @@ Status BpfManager::AdoptOne(const std::string& pin_name) {
 
 Status BpfManager::EnsureEgress(const std::string& ifname, const std::string& old_pin_name, Link& link) {
   const int prog_fd = bpf_program__fd(skel_->progs.zm_guard_egress);
+  if (mode_ == AttachMode::kTc) {
+    if (link.tc_egress) return Status::Ok();
+    if (Status s = AttachClsact(prog_fd, link.ifindex, TcDirection::kEgress, tc_priority_); !s.ok()) {
+      return Status::Error("attaching the egress guard to " + ifname + ": " + s.message());
+    }
+    link.tc_egress = true;
+    return Status::Ok();
+  }
   if (link.egress_fd < 0) {
     const std::string old_pin = EgressPin(old_pin_name);
     int fd = bpf_obj_get(old_pin.c_str());
@@ -218,6 +241,14 @@ Status BpfManager::EnsureEgress(const std::string& ifname, const std::string& ol
 }
 
 void BpfManager::DropEgress(const std::string& ifname, Link& link) {
+  if (mode_ == AttachMode::kTc) {
+    if (!link.tc_egress) return;
+    if (Status s = DetachClsact(link.ifindex, TcDirection::kEgress, tc_priority_); !s.ok()) {
+      zm::log::Warn("tc filter removal failed", {{"ifname", ifname}, {"error", s.message()}});
+    }
+    link.tc_egress = false;
+    return;
+  }
   if (link.egress_fd < 0) return;
   if (bpf_link_detach(link.egress_fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
     zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"direction", "egress"}, {"errno", errno}});
@@ -237,7 +268,7 @@ void BpfManager::PruneEgressPins() {
     std::string n = e->d_name;
     if (n == "." || n == "..") continue;
     auto it = links_.find(n);
-    if (it == links_.end() || it->second.egress_fd < 0) stale.push_back(n);
+    if (it == links_.end() || it->second.egress_fd < 0) stale.push_back(n);  // tc mode: every pin is stale
   }
   closedir(d);
   for (const auto& n : stale) {
@@ -269,12 +300,18 @@ void BpfManager::PruneIfaceRoles() {
 void BpfManager::DropLink(const std::string& ifname, Link& link) {
   DropEgress(ifname, link);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_veth_pods), &link.ifindex);
-  if (bpf_link_detach(link.fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
-    zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"errno", errno}});
+  if (mode_ == AttachMode::kTc) {
+    if (Status s = DetachClsact(link.ifindex, TcDirection::kIngress, tc_priority_); !s.ok()) {
+      zm::log::Warn("tc filter removal failed", {{"ifname", ifname}, {"error", s.message()}});
+    }
+  } else {
+    if (bpf_link_detach(link.fd) != 0 && errno != ENOLINK && errno != EINVAL && errno != ENODEV) {
+      zm::log::Warn("bpf link detach failed", {{"ifname", ifname}, {"errno", errno}});
+    }
+    close(link.fd);
+    link.fd = -1;
+    unlink(LinkPin(ifname).c_str());
   }
-  close(link.fd);
-  link.fd = -1;
-  unlink(LinkPin(ifname).c_str());
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_ifaces), &link.ifindex);
 }
 
@@ -310,9 +347,11 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     // Same interface under an old name (renamed): move the pin instead of attaching twice.
     Link link = it->second;
     const std::string old_name = it->first;
-    unlink(LinkPin(name).c_str());
-    if (bpf_obj_pin(link.fd, LinkPin(name).c_str()) != 0) return Status::Errno("re-pinning link for " + name, errno);
-    unlink(LinkPin(old_name).c_str());
+    if (mode_ != AttachMode::kTc) {  // tc filters have no pins to rename
+      unlink(LinkPin(name).c_str());
+      if (bpf_obj_pin(link.fd, LinkPin(name).c_str()) != 0) return Status::Errno("re-pinning link for " + name, errno);
+      unlink(LinkPin(old_name).c_str());
+    }
     if (link.egress_fd >= 0) {
       unlink(EgressPin(name).c_str());
       if (bpf_obj_pin(link.egress_fd, EgressPin(name).c_str()) != 0) {
@@ -330,6 +369,22 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     return EnsureEgress(name, name, moved);
   }
 
+  if (mode_ == AttachMode::kTc) {
+    if (Status s = AttachTcIngress(name, ifindex); !s.ok()) {
+      bpf_map_delete_elem(roles_fd, &ifindex);
+      return s;
+    }
+    Link& link = links_[name] = Link{-1, ifindex, role, -1, false, 0, 0, {}};
+    zm::log::Info("attached tc ingress", {{"ifname", name}, {"ifindex", ifindex}, {"role", role_v}});
+    if (role != IfaceRole::kPodVeth) return Status::Ok();
+    if (Status s = EnsureEgress(name, name, link); !s.ok()) {
+      DropLink(name, link);
+      links_.erase(name);
+      return s;
+    }
+    zm::log::Info("attached tc egress guard", {{"ifname", name}, {"ifindex", ifindex}});
+    return Status::Ok();
+  }
   int fd = -1;
   if (Status s = AttachTcxIngress(bpf_program__fd(skel_->progs.zm_capture), ifindex, &fd); !s.ok()) {
     bpf_map_delete_elem(roles_fd, &ifindex);
@@ -344,16 +399,23 @@ Status BpfManager::Attach(uint32_t ifindex, std::string_view ifname, IfaceRole r
     bpf_map_delete_elem(roles_fd, &ifindex);
     return Status::Errno("pinning link " + pin, err);
   }
-  Link& link = links_[name] = Link{fd, ifindex, role, -1, 0, 0, {}};
+  Link& link = links_[name] = Link{fd, ifindex, role, -1, false, 0, 0, {}};
   zm::log::Info("attached tcx ingress", {{"ifname", name}, {"ifindex", ifindex}, {"role", role_v}});
-  if (role != IfaceRole::kPodVeth) return Status::Ok();
-  if (Status s = EnsureEgress(name, name, link); !s.ok()) {
-    // Half a veth's programs is not a state to leave: the caller retries the whole attach.
-    DropLink(name, link);
-    links_.erase(name);
-    return s;
+  if (role == IfaceRole::kPodVeth) {
+    if (Status s = EnsureEgress(name, name, link); !s.ok()) {
+      // Half a veth's programs is not a state to leave: the caller retries the whole attach.
+      DropLink(name, link);
+      links_.erase(name);
+      return s;
+    }
+    zm::log::Info("attached tcx egress guard", {{"ifname", name}, {"ifindex", ifindex}});
   }
-  zm::log::Info("attached tcx egress guard", {{"ifname", name}, {"ifindex", ifindex}});
+  // An agent in tc mode ran here before (forced, or before a kernel upgrade): its filters go now the links are on.
+  for (TcDirection dir : {TcDirection::kIngress, TcDirection::kEgress}) {
+    if (Status s = DetachClsact(ifindex, dir, tc_priority_); !s.ok()) {
+      zm::log::Warn("removing a tc-mode filter left on the interface", {{"ifname", name}, {"error", s.message()}});
+    }
+  }
   return Status::Ok();
 }
 
@@ -539,6 +601,15 @@ int BpfManager::RepairTcxPositionsLocked() {
   const int guard_twin_fd = bpf_program__fd(skel_->progs.zm_guard_egress_twin);
   for (auto& [name, link] : links_) {
     std::string what;
+    if (mode_ == AttachMode::kTc) {
+      if (int fixed = RepairTcFilters(name, link, &what); fixed > 0) {
+        repaired += fixed;
+        link.repairs += static_cast<uint32_t>(fixed);
+        link.last_repair_unix = time(nullptr);
+        link.last_repair = what;
+      }
+      continue;
+    }
     int fixed = RepairPosition(name, link.ifindex, kAttachTcxIngress, capture_fd, capture_twin_fd, LinkPin(name),
                                &link.fd, &what);
     if (link.egress_fd >= 0) {
@@ -620,6 +691,119 @@ bool BpfManager::RepairPosition(const std::string& ifname, uint32_t ifindex, int
   return true;
 }
 
+Status BpfManager::AttachTcIngress(const std::string& ifname, uint32_t ifindex) {
+  Status s = AttachClsact(bpf_program__fd(skel_->progs.zm_capture), ifindex, TcDirection::kIngress, tc_priority_);
+  return s.ok() ? s : Status::Error("attaching to " + ifname + ": " + s.message());
+}
+
+// tc mode, at Init: every interface of the pinned roles map that still carries our filter gets the new program in
+// place (same handle and priority: the kernel swaps it, no packet goes unfiltered) and is managed again.
+void BpfManager::AdoptTcFilters() {
+  const int fd = bpf_map__fd(skel_->maps.zm_ifaces);
+  std::vector<std::pair<uint32_t, uint32_t>> roles;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    uint32_t role = 0;
+    if (bpf_map_lookup_elem(fd, &next, &role) == 0) roles.emplace_back(next, role);
+    key = next;
+    prev = &key;
+  }
+  for (auto [ifindex, role] : roles) {
+    const std::string name = CurrentIfName(ifindex);
+    uint32_t prog = 0;
+    if (name.empty() || links_.count(name) || !QueryClsact(ifindex, TcDirection::kIngress, tc_priority_, &prog).ok() ||
+        prog == 0) {
+      continue;  // gone, or not ours any more: PruneIfaceRoles forgets it, the link watcher's Attach re-adds it
+    }
+    if (Status s = AttachTcIngress(name, ifindex); !s.ok()) {
+      zm::log::Error("cannot adopt tc filter", {{"ifname", name}, {"error", s.message()}});
+      continue;
+    }
+    Link& link = links_[name] = Link{-1, ifindex, static_cast<IfaceRole>(role), -1, false, 0, 0, {}};
+    if (link.role == IfaceRole::kPodVeth) {
+      if (Status s = EnsureEgress(name, name, link); !s.ok()) {
+        zm::log::Error("cannot adopt the egress guard", {{"ifname", name}, {"error", s.message()}});
+      }
+    }
+    zm::log::Info("adopted tc filter", {{"ifname", name}, {"ifindex", ifindex}, {"old_prog_id", prog}});
+  }
+}
+
+// tc mode, at Init, after an agent in tcx mode: each pinned tcx link's interface gets our filters first, then the
+// link is detached and unpinned (for a moment both run: harmless, as when a tcx link is repaired).
+void BpfManager::MigrateTcxPinsToTc() {
+  const std::string links_dir = dir_ + "/links";
+  std::vector<std::string> names;
+  if (DIR* d = opendir(links_dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    closedir(d);
+  }
+  for (const auto& pin_name : names) {
+    const std::string pin = LinkPin(pin_name), egress_pin = EgressPin(pin_name);
+    int fd = bpf_obj_get(pin.c_str());
+    LinkInfo info;
+    bool live = fd >= 0 && GetLinkInfo(fd, &info).ok() && info.type == kLinkTypeTcx && info.ifindex != 0 &&
+                !CurrentIfName(info.ifindex).empty();
+    bool moved = !live;  // a defunct link only needs its pin gone
+    if (live) {
+      uint32_t role = ZM_ROLE_POD_VETH;
+      (void)bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_ifaces), &info.ifindex, &role);
+      Status s =
+          AttachClsact(bpf_program__fd(skel_->progs.zm_capture), info.ifindex, TcDirection::kIngress, tc_priority_);
+      if (s.ok() && role == ZM_ROLE_POD_VETH) {
+        s = AttachClsact(bpf_program__fd(skel_->progs.zm_guard_egress), info.ifindex, TcDirection::kEgress,
+                         tc_priority_);
+      }
+      if (s.ok()) {
+        moved = true;
+      } else {
+        zm::log::Error("cannot move a tcx link to tc; it stays", {{"ifname", pin_name}, {"error", s.message()}});
+      }
+    }
+    if (moved) {
+      if (fd >= 0) bpf_link_detach(fd);
+      if (int efd = bpf_obj_get(egress_pin.c_str()); efd >= 0) {
+        bpf_link_detach(efd);
+        close(efd);
+      }
+      unlink(pin.c_str());
+      unlink(egress_pin.c_str());
+      if (live) zm::log::Info("moved tcx link to tc", {{"ifname", pin_name}, {"ifindex", info.ifindex}});
+    }
+    if (fd >= 0) close(fd);
+  }
+}
+
+// tc mode: a filter of ours someone removed (tc filter del, the clsact qdisc deleted and re-created by another
+// tool) or replaced at our handle is put back. Returns how many of the interface's two filters were.
+int BpfManager::RepairTcFilters(const std::string& ifname, Link& link, std::string* what) {
+  if (CurrentIfName(link.ifindex) != ifname) return 0;  // interface going away: the link watcher's event handles it
+  int fixed = 0;
+  auto check = [&](TcDirection dir, int prog_fd, uint32_t want) {
+    uint32_t now = 0;
+    if (!QueryClsact(link.ifindex, dir, tc_priority_, &now).ok() || now == want) return;
+    if (Status s = AttachClsact(prog_fd, link.ifindex, dir, tc_priority_); !s.ok()) {
+      zm::log::Error("cannot repair tc filter",
+                     {{"ifname", ifname}, {"direction", TcDirectionName(dir)}, {"error", s.message()}});
+      return;
+    }
+    ++fixed;
+    const std::string found = now == 0 ? " removed" : " replaced by prog " + std::to_string(now);
+    *what += (what->empty() ? "" : ", ") + std::string(TcDirectionName(dir)) + found;
+    zm::log::Warn("tc filter repaired", {{"ifname", ifname},
+                                         {"direction", TcDirectionName(dir)},
+                                         {"reason", now == 0 ? "removed" : "replaced"},
+                                         {"other_prog_id", now}});
+  };
+  check(TcDirection::kIngress, bpf_program__fd(skel_->progs.zm_capture), prog_id_);
+  if (link.tc_egress) check(TcDirection::kEgress, bpf_program__fd(skel_->progs.zm_guard_egress), guard_prog_id_);
+  return fixed;
+}
+
 Status BpfManager::Stats(CaptureStats* out) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
@@ -659,7 +843,13 @@ std::vector<Attachment> BpfManager::Attachments() const {
   std::lock_guard lock(mu_);
   std::vector<Attachment> out;
   for (const auto& [name, link] : links_) {
-    Attachment a{name, link.ifindex, link.role, 0, 0, link.repairs, link.last_repair_unix, link.last_repair};
+    Attachment a{name,         link.ifindex,          link.role,       0, 0, mode_ == AttachMode::kTc,
+                 link.repairs, link.last_repair_unix, link.last_repair};
+    if (a.tc) {
+      (void)QueryClsact(link.ifindex, TcDirection::kIngress, tc_priority_, &a.prog_id);
+      out.push_back(std::move(a));
+      continue;
+    }
     LinkInfo info;
     if (GetLinkInfo(link.fd, &info).ok()) {
       a.link_id = info.id;
@@ -668,6 +858,11 @@ std::vector<Attachment> BpfManager::Attachments() const {
     out.push_back(std::move(a));
   }
   return out;
+}
+
+AttachMode BpfManager::Mode() const {
+  std::lock_guard lock(mu_);
+  return mode_;
 }
 
 uint32_t BpfManager::ProgramId() const {
@@ -693,9 +888,21 @@ Status BpfManager::Destroy() {
   return s;
 }
 
-Status BpfManager::Purge(std::string_view agent_id, std::string_view pin_root) {
+Status BpfManager::Purge(std::string_view agent_id, std::string_view pin_root, uint32_t tc_priority) {
   if (!ValidAgentId(agent_id)) return Status::Error("invalid agent id '" + std::string(agent_id) + "'");
-  return PurgePinDir(std::string(pin_root) + "/" + std::string(agent_id));
+  const std::string dir = std::string(pin_root) + "/" + std::string(agent_id);
+  // tc filters are not pinned: the interfaces come from the pinned roles map (absent filters are fine).
+  if (int fd = bpf_obj_get((dir + "/zm_ifaces").c_str()); fd >= 0) {
+    uint32_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) (void)DetachClsact(next, d, tc_priority);
+      key = next;
+      prev = &key;
+    }
+    close(fd);
+  }
+  return PurgePinDir(dir);
 }
 
 }  // namespace zm::agent::bpf

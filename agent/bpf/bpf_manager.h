@@ -10,6 +10,12 @@
 // Position in the tcx chain: every link is created first (BPF_F_BEFORE) and kept first by RepairTcxPositions, which
 // the agent runs periodically (docs/design.md, "tcx chain").
 //
+// Kernels without tcx (AttachMode::kTc, chosen by Init's `auto` or forced): the same programs run as cls_bpf
+// direct-action filters on clsact (tc_clsact.h). Filters belong to the kernel, so they survive a restart as pinned
+// links do; Init finds them from the pinned zm_ifaces map and swaps in the new program in place (BPF_TC_F_REPLACE: no
+// gap), migrates the tcx links an agent of the other mode left (the filter is added before the link goes), and
+// RepairTcxPositions re-adds a filter someone removed. An agent in tcx mode removes our filters once its link is on.
+//
 // Interface indexes and names refer to the network namespace of the thread calling Init/Attach (the node netns).
 // Thread-safe: every method takes an internal mutex. Nothing throws; failures come back as Status.
 #pragma once
@@ -22,8 +28,10 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/bpf/attach_mode.h"
 #include "agent/bpf/ipv4.h"
 #include "agent/bpf/status.h"
+#include "agent/bpf/tc_clsact.h"
 
 struct capture_bpf;  // bpftool skeleton (capture.skel.h)
 
@@ -69,8 +77,9 @@ struct Attachment {
   std::string ifname;
   uint32_t ifindex = 0;
   IfaceRole role = IfaceRole::kPodVeth;
-  uint32_t link_id = 0;
-  uint32_t prog_id = 0;  // program the link runs now
+  uint32_t link_id = 0;  // tcx; 0 in tc mode
+  uint32_t prog_id = 0;  // program the link (or our tc filter) runs now, asked from the kernel; 0: none
+  bool tc = false;       // a cls_bpf filter on clsact (tc mode), not a tcx link
   // Repairs of this interface's links by RepairTcxPositions (someone else detached or displaced them).
   uint32_t repairs = 0;
   int64_t last_repair_unix = 0;
@@ -89,7 +98,10 @@ class BpfManager {
   // agent_id: [A-Za-z0-9._-]{1,64}. pin_root must be on a bpffs mount. An error means nothing is loaded (bad id,
   // no bpffs, verifier rejection, pinned maps of an incompatible build: Purge resets those). Pinned links that
   // cannot be adopted are logged and removed, not fatal: Attach re-creates them.
-  Status Init(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot);
+  // mode: kAuto picks tcx where the kernel has it, else tc; tc_priority: our filters' tc priority in tc mode.
+  Status Init(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot,
+              AttachMode mode = AttachMode::kAuto, uint32_t tc_priority = kTcDefaultPriority);
+  AttachMode Mode() const;  // resolved: kTcx or kTc once Init succeeded
 
   // Idempotent: same name + ifindex already attached -> only the role is (re)written. Same name, other ifindex (the
   // interface was recreated) -> the old link is replaced. The role is in zm_ifaces before the program runs.
@@ -127,21 +139,31 @@ class BpfManager {
 
   // Detaches every link, unpins maps and links, removes <pin_root>/<agent_id>. The manager is unusable afterwards.
   Status Destroy();
-  // Same cleanup without loading anything (uninstall, tests). Missing dir -> Ok.
-  static Status Purge(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot);
+  // Same cleanup without loading anything (uninstall, tests): also removes the tc filters (at tc_priority) of the
+  // interfaces the pinned zm_ifaces map lists. Missing dir -> Ok.
+  static Status Purge(std::string_view agent_id, std::string_view pin_root = kDefaultPinRoot,
+                      uint32_t tc_priority = kTcDefaultPriority);
 
  private:
   struct Link {
     int fd = -1;
     uint32_t ifindex = 0;
     IfaceRole role = IfaceRole::kPodVeth;
-    int egress_fd = -1;  // pod veths: the guard at tcx egress
+    int egress_fd = -1;      // pod veths: the guard at tcx egress
+    bool tc_egress = false;  // tc mode: the guard's filter is on (tc mode has no fds)
     uint32_t repairs = 0;
     int64_t last_repair_unix = 0;
     std::string last_repair;
   };
 
+  bool HasEgress(const Link& l) const { return mode_ == AttachMode::kTc ? l.tc_egress : l.egress_fd >= 0; }
   Status AdoptPinnedLinks();
+  // tc mode: Init's adoption (filters found through zm_ifaces) and migration from tcx pins; Attach's and
+  // RepairTcxPositions' attach.
+  void AdoptTcFilters();
+  void MigrateTcxPinsToTc();
+  Status AttachTcIngress(const std::string& ifname, uint32_t ifindex);
+  int RepairTcFilters(const std::string& ifname, Link& link, std::string* what);
   Status EnsureEgress(const std::string& ifname, const std::string& old_pin_name, Link& link);
   void DropEgress(const std::string& ifname, Link& link);
   void PruneEgressPins();
@@ -162,7 +184,10 @@ class BpfManager {
   capture_bpf* skel_ = nullptr;
   std::string dir_;
   uint32_t prog_id_ = 0;
+  uint32_t guard_prog_id_ = 0;
   uint64_t attach_repairs_ = 0;
+  AttachMode mode_ = AttachMode::kTcx;
+  uint32_t tc_priority_ = kTcDefaultPriority;
   std::map<std::string, Link, std::less<>> links_;  // by ifname
 };
 

@@ -118,6 +118,7 @@ class ControllerSource : public ConfigSource {
       out->set_repairs(a.repairs);
       out->set_last_repair_unix(a.last_repair_unix);
       out->set_last_repair(a.last_repair);
+      out->set_hook(a.tc ? "tc" : "tcx");
       uplink = uplink || (a.role == bpf::IfaceRole::kUplink && a.attached);
       broken += !a.attached;
     }

@@ -4,7 +4,7 @@
 //              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
 //              [--access-log on|off] [--access-log-sample R]
 //              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
-//              [--max-held-connections N]
+//              [--max-held-connections N] [--attach-mode auto|tcx|tc] [--tc-priority N]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
 // SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
 // pinned BPF objects in place so enrolled pods fail closed until the next agent starts, unless
@@ -54,7 +54,10 @@ constexpr const char* kUsage =
     "                  [--hbone-max-connections-per-peer N] (inbound HBONE connections per source address; default "
     "512, 0: no limit)\n"
     "                  [--max-held-connections N] (per proxy worker: connections held until their pod is known or "
-    "its certificate issued; default 4096, 0: no limit)\n";
+    "its certificate issued; default 4096, 0: no limit)\n"
+    "                  [--attach-mode auto|tcx|tc] (tcx links, or tc filters on clsact for kernels before 6.6; "
+    "default auto: tcx where the kernel has it)\n"
+    "                  [--tc-priority N] (tc mode: our filters' priority, 1..65535; default 1 = before others)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
   static const char* kKnown[] = {"--bootstrap",
@@ -76,7 +79,9 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--hbone-handshake-timeout-ms",
                                  "--hbone-header-timeout-ms",
                                  "--hbone-max-connections-per-peer",
-                                 "--max-held-connections"};
+                                 "--max-held-connections",
+                                 "--attach-mode",
+                                 "--tc-priority"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -199,6 +204,26 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (flags.count("--attach-mode")) {
+    auto mode = zm::agent::bpf::ParseAttachMode(flags["--attach-mode"]);
+    if (!mode) {
+      std::fprintf(stderr, "mesh-agent: --attach-mode must be auto, tcx or tc, got %s\n%s",
+                   flags["--attach-mode"].c_str(), kUsage);
+      return 2;
+    }
+    opts.attach_mode = *mode;
+  }
+  if (flags.count("--tc-priority")) {
+    const std::string& v = flags["--tc-priority"];
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > 65535) {
+      std::fprintf(stderr, "mesh-agent: --tc-priority must be a whole number in [1, 65535], got %s\n%s", v.c_str(),
+                   kUsage);
+      return 2;
+    }
+    opts.tc_priority = static_cast<uint32_t>(n);
+  }
   if (!ParseProxyFlags(flags, &opts.proxy, &error)) {
     std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
     return 2;

@@ -37,7 +37,7 @@ NodeAgent::~NodeAgent() {
 bool NodeAgent::Start(std::string* error) {
   reused_pins_ = DirExists(std::string(bpf::kDefaultPinRoot) + "/" + opts_.agent_id + "/maps") ||
                  DirExists(std::string(bpf::kDefaultPinRoot) + "/" + opts_.agent_id);
-  if (auto st = bpf_.Init(opts_.agent_id); !st.ok()) {
+  if (auto st = bpf_.Init(opts_.agent_id, bpf::kDefaultPinRoot, opts_.attach_mode, opts_.tc_priority); !st.ok()) {
     *error = "loading the BPF capture program: " + st.message();
     return false;
   }

@@ -32,6 +32,9 @@ struct NodeAgentOptions {
   std::shared_ptr<proxy::ConnObserver> observer;  // per-connection metrics + access log (optional)
   // The node's CRI socket (e.g. /run/containerd/containerd.sock); empty: new pods are known only from the controller.
   std::string cri_socket;
+  // tcx links, or cls_bpf filters on clsact for kernels without tcx; kAuto asks the kernel (agent/bpf/attach_mode.h).
+  bpf::AttachMode attach_mode = bpf::AttachMode::kAuto;
+  uint32_t tc_priority = bpf::kTcDefaultPriority;  // our filters' tc priority in tc mode
 };
 
 class NodeAgent {

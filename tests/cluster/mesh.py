@@ -23,6 +23,12 @@ BUILD_DIR = Path(os.environ.get("ZM_BUILD_DIR", Path(__file__).resolve().parents
 AGENT_BIN = BUILD_DIR / "agent" / "mesh-agent"
 
 
+def attach_mode_args() -> list[str]:
+    """ZM_ATTACH_MODE=tc|tcx|auto runs every agent of a test in that mode (ctest's *_tc variants force tc)."""
+    mode = os.environ.get("ZM_ATTACH_MODE")
+    return ["--attach-mode", mode] if mode else []
+
+
 def openssl(*args: str, cwd: Path) -> None:
     zmcluster.sh(["openssl", *args], cwd=cwd)
 
@@ -140,7 +146,7 @@ class Mesh:
         with open(self.workdir / f"agent-{node.name}.log", "ab") as log:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
                                           "--config", str(self.config_path(node)), "--uplink", node.uplink,
-                                          *self.agent_args.get(node.name, [])],
+                                          *attach_mode_args(), *self.agent_args.get(node.name, [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p
         if wait:

@@ -139,6 +139,23 @@ class ChartTest(unittest.TestCase):
         self.assertIn("--metrics-addr=0.0.0.0:15020", agent_container()["args"])  # the default: all
         self.assertNotEqual(self.template("agent.metricsAddress=everywhere").returncode, 0)
 
+    def test_agent_attach_mode(self):
+        """agent.bpf: auto by default (tcx where the kernel has it, else tc); tc and a tc priority can be forced;
+        anything else is refused by the schema."""
+        def args(*sets):
+            r = self.template(*sets)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ds = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "DaemonSet")
+            return ds["spec"]["template"]["spec"]["containers"][0]["args"]
+
+        self.assertIn("--attach-mode=auto", args())
+        self.assertIn("--tc-priority=1", args())
+        forced = args("agent.bpf.attachMode=tc", "agent.bpf.tcPriority=7")
+        self.assertIn("--attach-mode=tc", forced)
+        self.assertIn("--tc-priority=7", forced)
+        for bad in ("agent.bpf.attachMode=xdp", "agent.bpf.tcPriority=0", "agent.bpf.tcPriority=70000"):
+            self.assertNotEqual(self.template(bad).returncode, 0, bad)
+
     def test_no_agent_volume_reaches_a_private_key(self):
         """A kubelet may read every Secret its pods mount: no agent volume may name a Secret (the CA Secret holds the
         root's private key, the join-token Secret every node's credential). Agents trust the mesh through the

@@ -8,9 +8,11 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "agent/bpf/attach_check.h"
+#include "agent/bpf/tc_clsact.h"
 #include "agent/bpf/tcx.h"
 #include "tools/meshctl/output.h"
 
@@ -42,40 +44,22 @@ std::string ProgName(uint32_t id) {
   return name;
 }
 
-// Legacy tc filters (clsact) on ifname, through the tc tool: nothing to say if it is missing.
-std::string TcFilters(const std::string& ifname) {
-  std::string out;
-  for (const char* dir : {"ingress", "egress"}) {
-    std::string cmd = "tc filter show dev '" + ifname + "' " + dir + " 2>/dev/null";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return "";
-    char buf[256];
-    std::string text;
-    while (fgets(buf, sizeof(buf), p)) text += buf;
-    pclose(p);
-    if (!text.empty()) out += std::string(out.empty() ? "" : ", ") + "tc " + dir + " filters";
-  }
-  return out;
-}
-
 CheckResult KernelCheck() {
   utsname u{};
   uname(&u);
-  auto v = ParseKernelRelease(u.release);
-  bool ok = v && (v->first > 6 || (v->first == 6 && v->second >= 6));
-  return {"kernel", ok, std::string("Linux ") + u.release,
-          "zeromesh attaches with tcx (BPF_TCX_INGRESS), which needs Linux 6.6 or newer: upgrade the kernel"};
+  return KernelVerdict(u.release);
 }
 
-CheckResult TcxCheck() {
-  // A query on lo is harmless and tells whether the kernel knows tcx at all.
+// Does the kernel have tcx? A query on lo is harmless and says. Either way the agent has a hook: tcx or tc.
+CheckResult TcxCheck(bool* tcx) {
   agent::bpf::TcxQueryResult q;
   auto st = agent::bpf::QueryTcxIngress(1, &q);
-  if (st.ok()) return {"tcx", true, "BPF_PROG_QUERY at tcx ingress works", ""};
+  *tcx = st.ok();
+  if (st.ok()) return {"tcx", true, "tcx links (Linux 6.6+): the agent attaches with tcx", ""};
   bool perm = st.error_code() == EPERM || st.error_code() == EACCES;
-  return {"tcx", false, st.message(),
-          perm ? "run meshctl check as root (mesh-agent runs privileged)"
-               : "this kernel cannot attach tcx programs: Linux 6.6+ with CONFIG_NET_XGRESS is needed"};
+  if (perm) return {"tcx", false, st.message(), "run meshctl check as root (mesh-agent runs privileged)"};
+  return {"tcx", true,
+          "no tcx on this kernel (" + st.message() + "): the agent uses cls_bpf filters on clsact (tc priority 1)", ""};
 }
 
 CheckResult CapsCheck() {
@@ -91,12 +75,12 @@ CheckResult CapsCheck() {
           "run as root, or grant the mesh-agent container CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (privileged)"};
 }
 
-CheckResult ConflictsCheck() {
+CheckResult ConflictsCheck(bool tcx) {
   std::vector<agent::bpf::LinkEvent> links;
   if (auto st = agent::bpf::ListLinks(&links); !st.ok()) {
     return {"conflicting programs", false, "cannot list interfaces: " + st.message(), "run as root on the node"};
   }
-  std::string found;
+  std::vector<ForeignProgram> found;
   int veths = 0;
   for (const auto& l : links) {
     if (l.kind != "veth") continue;
@@ -105,15 +89,25 @@ CheckResult ConflictsCheck() {
     if (agent::bpf::QueryTcxIngress(l.ifindex, &q).ok()) {
       for (uint32_t id : q.prog_ids) {
         std::string name = ProgName(id);
-        if (name != kOurProgram) found += (found.empty() ? "" : "; ") + l.name + ": tcx program " + name;
+        if (name != kOurProgram && name != "zm_capture_twin") found.push_back({l.name, "tcx program " + name, 0});
       }
     }
-    if (auto tc = TcFilters(l.name); !tc.empty()) found += (found.empty() ? "" : "; ") + l.name + ": " + tc;
+    for (const char* dir : {"ingress", "egress"}) {
+      std::string cmd = "tc filter show dev '" + l.name + "' " + dir + " 2>/dev/null";
+      FILE* p = popen(cmd.c_str(), "r");
+      if (!p) continue;
+      char buf[512];
+      std::string text;
+      while (fgets(buf, sizeof(buf), p)) text += buf;
+      pclose(p);
+      for (auto& f : ParseTcFilters(text)) {
+        f.ifname = l.name;
+        f.what = std::string("tc ") + dir + " " + f.what;
+        found.push_back(std::move(f));
+      }
+    }
   }
-  if (found.empty())
-    return {"conflicting programs", true, std::to_string(veths) + " veth(s), no foreign tc/tcx programs", ""};
-  return {"conflicting programs", false, found,
-          "another CNI plugin or mesh hooks these veths: remove its programs or exclude the node from zeromesh"};
+  return ConflictVerdict(tcx, veths, found);
 }
 
 }  // namespace
@@ -139,6 +133,86 @@ std::optional<uint64_t> EffectiveCaps(const std::string& proc_status) {
   return std::nullopt;
 }
 
+CheckResult KernelVerdict(const std::string& release) {
+  auto v = ParseKernelRelease(release);
+  const std::string name = "Linux " + release;
+  if (!v) return {"kernel", false, name + ": unrecognised release", "run on Linux 5.10 or newer"};
+  auto [major, minor] = *v;
+  if (major < 5 || (major == 5 && minor < 10)) {
+    return {"kernel", false, name + " is older than 5.10, the oldest kernel zeromesh supports",
+            "use a node image with Linux 5.10 or newer (the capture program needs bpf_sk_assign from tc, BTF and "
+            "the verifier of 5.10)"};
+  }
+  if (major < 6 || (major == 6 && minor < 6)) {
+    return {"kernel", true, name + ": supported with tc (clsact) filters; tcx needs 6.6", ""};
+  }
+  return {"kernel", true, name + ": tcx", ""};
+}
+
+// `tc filter show` text, grouped by priority: each "filter protocol P pref N KIND ..." line belongs to the filter
+// instance at N; an instance whose only entry is ours (handle 0x7a6d) is left out. A priority blocks ours (tc mode)
+// unless its filters are bpf for every protocol, as ours: the kernel keeps one kind and protocol per priority.
+std::vector<ForeignProgram> ParseTcFilters(const std::string& text) {
+  struct Group {
+    std::string kind, protocol;
+    bool foreign = false, seen_ours = false;
+  };
+  std::map<uint32_t, Group> groups;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("filter ", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w, kind, protocol, handle;
+    uint32_t pref = 0;
+    while (words >> w) {
+      if (w == "protocol") {
+        words >> protocol;
+      } else if (w == "pref" && words >> w) {
+        pref = static_cast<uint32_t>(std::strtoul(w.c_str(), nullptr, 10));
+        words >> kind;
+      } else if (w == "handle" || w == "fh") {
+        words >> handle;
+      }
+    }
+    if (pref == 0) continue;
+    Group& g = groups[pref];
+    g.kind = kind;
+    g.protocol = protocol;
+    if (handle == "0x7a6d") {
+      g.seen_ours = true;
+    } else if (!handle.empty() || kind != "bpf") {
+      g.foreign = true;  // an entry of another filter (u32 and others print their header without a handle too)
+    }
+  }
+  std::vector<ForeignProgram> out;
+  for (const auto& [pref, g] : groups) {
+    if (!g.foreign && g.seen_ours) continue;
+    if (!g.foreign && g.kind == "bpf") continue;  // only a header line
+    out.push_back({"", g.kind + " filter (pref " + std::to_string(pref) + ", protocol " + g.protocol + ")",
+                   g.kind == "bpf" && g.protocol == "all" ? 0u : pref});
+  }
+  return out;
+}
+
+CheckResult ConflictVerdict(bool tcx, int veths, const std::vector<ForeignProgram>& found) {
+  const std::string name = "conflicting programs";
+  if (found.empty()) return {name, true, std::to_string(veths) + " veth(s), no foreign tc/tcx programs", ""};
+  std::string list, taken;
+  for (const auto& f : found) {
+    list += (list.empty() ? "" : "; ") + f.ifname + ": " + f.what;
+    if (f.blocked_pref == agent::bpf::kTcDefaultPriority) taken += (taken.empty() ? "" : ", ") + f.ifname;
+  }
+  // Without tcx our filters need tc priority 1 on every veth: another filter there can refuse ours (other kind).
+  if (!tcx && !taken.empty()) {
+    return {name, false, list + " (tc priority 1 taken on " + taken + ")",
+            "the agent's filters use tc priority 1 on kernels without tcx: move the other filters, or set the agent's "
+            "--tc-priority (chart: agent.bpf.tcPriority) to a free priority lower than theirs"};
+  }
+  return {name, true,
+          list + " - coexisting: ours runs first and passes on what it does not act on (docs/compatibility.md)", ""};
+}
+
 std::string Cgroup2Mount(const std::string& mounts) {
   std::istringstream in(mounts);
   std::string dev, dir, type, rest, found;
@@ -162,9 +236,10 @@ std::vector<CheckResult> RunLocalChecks() {
   bool bpffs = FsIs("/sys/fs/bpf", BPF_FS_MAGIC);
   out.push_back({"bpffs", bpffs, bpffs ? "/sys/fs/bpf is bpffs" : "/sys/fs/bpf is not a bpffs mount",
                  "mount -t bpf bpf /sys/fs/bpf (and mount it into the mesh-agent pod)"});
-  out.push_back(TcxCheck());
+  bool tcx = false;
+  out.push_back(TcxCheck(&tcx));
   out.push_back(CapsCheck());
-  out.push_back(ConflictsCheck());
+  out.push_back(ConflictsCheck(tcx));
   return out;
 }
 

@@ -97,7 +97,8 @@ nlohmann::json AgentJson(const StatusInput& in, const v1::AgentState& a, uint64_
                                 {"position", at.position()},
                                 {"repairs", at.repairs()},
                                 {"last_repair_unix", at.last_repair_unix()},
-                                {"last_repair", at.last_repair()}});
+                                {"last_repair", at.last_repair()},
+                                {"hook", at.hook()}});
     attached += at.attached();
     uplink_seen = true;
     if (!at.attached() && a.connected()) {

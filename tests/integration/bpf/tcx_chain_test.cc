@@ -1,171 +1,14 @@
 // Cooperation in the tcx chain, with real programs beside ours (foreign.bpf.c): ours is attached first, returns
 // TCX_NEXT for what it neither steers nor drops (the programs after it still see and decide that traffic), and the
 // manager puts its links back first when another program is attached ahead of them or someone detaches them.
-#include <bpf/bpf.h>
-#include <gtest/gtest.h>
-#include <net/if.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <map>
-#include <optional>
-#include <vector>
-
-#include "agent/bpf/bpf_manager.h"
-#include "agent/bpf/policy_routing.h"
-#include "agent/bpf/tcx.h"
-#include "foreign.skel.h"
-#include "tests/integration/bpf/sock_util.h"
-#include "tests/integration/bpf/topology.h"
+#include "tests/integration/bpf/chain_fixture.h"
 
 namespace zm::agent::bpf {
 namespace {
 
 using namespace testing;  // NOLINT: test helpers
 
-constexpr int kConnectMs = 2000;
-constexpr int kNoSynAckMs = 1500;
-constexpr uint16_t kCapturedPort = 8080;  // enrolled traffic: captured by ours
-constexpr uint16_t kDirectPort = 8081;    // excluded from capture: ours lets it go on
-constexpr uint16_t kDroppedPort = 9090;   // excluded from capture, dropped by fx_drop (the marked flow)
-
-// One loaded instance of foreign.bpf.c; its links are closed (detached) with it.
-class Foreign {
- public:
-  Foreign(uint16_t drop_port, uint16_t watch_port) {
-    skel_ = foreign_bpf__open();
-    if (!skel_) return;
-    skel_->rodata->drop_port = drop_port;
-    skel_->rodata->watch_port = watch_port;
-    if (foreign_bpf__load(skel_) != 0) {
-      foreign_bpf__destroy(skel_);
-      skel_ = nullptr;
-    }
-  }
-  ~Foreign() {
-    for (int fd : links_) close(fd);
-    if (skel_) foreign_bpf__destroy(skel_);
-  }
-  bool ok() const { return skel_ != nullptr; }
-  int drop_fd() const { return bpf_program__fd(skel_->progs.fx_drop); }
-  int pass_fd() const { return bpf_program__fd(skel_->progs.fx_pass); }
-  static uint32_t Id(int prog_fd) {
-    uint32_t id = 0;
-    EXPECT_TRUE(GetProgId(prog_fd, &id).ok());
-    return id;
-  }
-  // flags: 0 = appended (after ours), kTcxBefore = ahead of everything.
-  void Attach(int prog_fd, uint32_t ifindex, int attach_type, uint32_t flags) {
-    int fd = -1;
-    Status s = AttachTcx(prog_fd, ifindex, attach_type, flags, &fd);
-    ASSERT_TRUE(s.ok()) << s.message();
-    links_.push_back(fd);
-  }
-  uint64_t drop_seen() const { return Read(skel_->bss->drop_seen); }
-  uint64_t drop_other() const { return Read(skel_->bss->drop_other); }
-  uint64_t pass_seen() const { return Read(skel_->bss->pass_seen); }
-  uint64_t pass_watch() const { return Read(skel_->bss->pass_watch); }
-
- private:
-  static uint64_t Read(const uint64_t& v) { return *static_cast<const volatile uint64_t*>(&v); }
-  foreign_bpf* skel_ = nullptr;
-  std::vector<int> links_;
-};
-
-class TcxChainTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_EQ(topo_.Create(/*with_ext=*/true), "");
-    in_node_.emplace(*topo_.node);
-    ASSERT_TRUE(in_node_->ok());
-    Status s = PolicyRouting::Ensure();
-    ASSERT_TRUE(s.ok()) << s.message();
-    s = mgr_.Init(topo_.prefix);
-    ASSERT_TRUE(s.ok()) << s.message();
-    veth_ = if_nametoindex(kPodVeth);
-    uplink_ = if_nametoindex(kUplink);
-    ASSERT_NE(veth_, 0u);
-    ASSERT_NE(uplink_, 0u);
-    pod_ip_ = *ParseIpv4(kPodIp);
-    outbound_ = Listen("0.0.0.0", 15001, /*transparent=*/true);
-    ASSERT_TRUE(outbound_.valid());
-    ASSERT_TRUE(RunInNetns(*topo_.ext, [&] {
-      for (uint16_t p : {kCapturedPort, kDirectPort, kDroppedPort}) ext_[p] = Listen("0.0.0.0", p, false);
-    }));
-    ASSERT_TRUE(RunInNetns(*topo_.pod, [&] { pod_server_ = Listen("0.0.0.0", 80, false); }));
-    for (uint16_t p : {kCapturedPort, kDirectPort, kDroppedPort}) ASSERT_TRUE(ext_[p].valid());
-    ASSERT_TRUE(pod_server_.valid());
-  }
-
-  void TearDown() override {
-    Status s = mgr_.Destroy();
-    EXPECT_TRUE(s.ok()) << s.message();
-    EXPECT_TRUE(BpfManager::Purge(topo_.prefix).ok());
-    in_node_.reset();
-  }
-
-  void AttachOurs() {
-    Status s = mgr_.Attach(veth_, kPodVeth, IfaceRole::kPodVeth);
-    ASSERT_TRUE(s.ok()) << s.message();
-    s = mgr_.Attach(uplink_, kUplink, IfaceRole::kUplink);
-    ASSERT_TRUE(s.ok()) << s.message();
-  }
-
-  // Enrolled STRICT pod with an outbound listener; kDirectPort and kDroppedPort are excluded from capture.
-  void MeshThePod() {
-    ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kEnrolled, PodMode::kStrict).ok());
-    ASSERT_TRUE(mgr_.SetListener(ListenerSlot::kOutbound, outbound_.get()).ok());
-    const uint16_t excluded[] = {kDirectPort, kDroppedPort};
-    ASSERT_TRUE(mgr_.SetExcludedPorts(excluded).ok());
-  }
-
-  static std::vector<uint32_t> Progs(uint32_t ifindex, int attach_type) {
-    TcxQueryResult q;
-    Status s = QueryTcx(ifindex, attach_type, &q);
-    EXPECT_TRUE(s.ok()) << s.message();
-    return q.prog_ids;
-  }
-
-  Fd PodSocket() {
-    Fd fd;
-    RunInNetns(*topo_.pod, [&] { fd = TcpSocket(); });
-    return fd;
-  }
-
-  // pod -> ext:kCapturedPort reaches the outbound listener (never the server) and the program counted it.
-  void ExpectCaptured() {
-    const uint64_t before = Stats().captured_outbound;
-    Fd c = PodSocket();
-    ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, kCapturedPort}, kConnectMs), 0);
-    Fd a = AcceptTimeout(outbound_.get(), kConnectMs);
-    ASSERT_TRUE(a.valid()) << "outbound listener got nothing: the capture program did not run";
-    EXPECT_EQ(LocalAddr(a.get()), (Endpoint{kExtIp, kCapturedPort}));
-    EXPECT_FALSE(AcceptTimeout(ext_[kCapturedPort].get(), 0).valid()) << "the SYN leaked to the destination";
-    EXPECT_EQ(Stats().captured_outbound, before + 1);
-  }
-
-  // pod -> ext:port arrives at the real server.
-  void ExpectDirect(uint16_t port) {
-    Fd c = PodSocket();
-    ASSERT_EQ(ConnectTimeout(c.get(), {kExtIp, port}, kConnectMs), 0);
-    Fd a = AcceptTimeout(ext_[port].get(), kConnectMs);
-    ASSERT_TRUE(a.valid()) << "ext server on " << port << " did not see the connection";
-    EXPECT_FALSE(AcceptTimeout(outbound_.get(), 0).valid());
-  }
-
-  CaptureStats Stats() {
-    CaptureStats st;
-    EXPECT_TRUE(mgr_.Stats(&st).ok());
-    return st;
-  }
-
-  Topology topo_;
-  std::optional<ScopedNetns> in_node_;
-  BpfManager mgr_;
-  uint32_t veth_ = 0, uplink_ = 0, pod_ip_ = 0;
-  Fd outbound_, pod_server_;
-  std::map<uint16_t, Fd> ext_;
-};
+using TcxChainTest = ChainFixture;
 
 // (a) Programs appended after ours: one drops a marked flow, one passes everything. Enrolled traffic is captured, and
 // what ours does not steer reaches them: the dropper still drops its flow, the other still sees the rest.
@@ -285,6 +128,29 @@ TEST_F(TcxChainTest, DisplacedOrDetachedLinksArePutBackFirst) {
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(Progs(veth_, kAttachTcxIngress), (std::vector<uint32_t>{restarted.ProgramId(), fx_id}));
   EXPECT_EQ(Progs(veth_, kAttachTcxEgress).size(), 2u);
+}
+
+// A legacy tc program on the same device (a cls_bpf filter on clsact, as older CNIs attach): tcx runs first, so ours
+// steers enrolled traffic, and what ours lets go on (TCX_NEXT) reaches the filters, which still drop their flow.
+TEST_F(TcxChainTest, LegacyClsactProgramsOnTheSameDeviceCoexist) {
+  Foreign fx(kDroppedPort, kDirectPort);
+  ASSERT_TRUE(fx.ok());
+  fx.AttachTc(fx.drop_fd(), veth_, /*egress=*/false, /*prio=*/1, /*handle=*/1);
+  fx.AttachTc(fx.pass_fd(), veth_, /*egress=*/false, /*prio=*/2, /*handle=*/1);
+  AttachOurs();
+  MeshThePod();
+  EXPECT_EQ(Progs(veth_, kAttachTcxIngress), (std::vector<uint32_t>{mgr_.ProgramId()}));
+
+  ExpectCaptured();
+  EXPECT_EQ(fx.pass_watch(), 0u);
+  ExpectDirect(kDirectPort);
+  EXPECT_GE(fx.drop_other(), 1u);
+  EXPECT_GE(fx.pass_watch(), 1u) << "the legacy filter behind ours no longer sees the traffic ours does not act on";
+  Fd c = PodSocket();
+  EXPECT_NE(ConnectTimeout(c.get(), {kExtIp, kDroppedPort}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(ext_[kDroppedPort].get(), 0).valid()) << "the legacy filter's flow was not dropped";
+  EXPECT_GE(fx.drop_seen(), 1u);
+  EXPECT_EQ(Stats().captured_outbound, 1u);
 }
 
 }  // namespace

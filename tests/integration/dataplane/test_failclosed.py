@@ -2,6 +2,7 @@
 pod that sends the instant its network appears."""
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -60,8 +61,13 @@ class FailClosedTest(unittest.TestCase):
         return json.loads(res.stdout)
 
     def attached(self, node, ifname):
+        """Programs at the interface's ingress: tcx links, or clsact filters when the agents run in tc mode (and
+        then no tcx link of ours: the mode really is the one forced)."""
         res = self.cluster.run(node, [sys.executable, BPFQUERY, ifname], text=True, check=True)
-        return json.loads(res.stdout)["ingress"]
+        out = json.loads(res.stdout)
+        tc = os.environ.get("ZM_ATTACH_MODE") == "tc"
+        self.assertEqual(out["ingress" if tc else "tc_ingress"], [], f"{ifname}: a program on the other hook: {out}")
+        return out["tc_ingress" if tc else "ingress"]
 
     # Acceptance 6.
     def test_proxy_ports_answer_only_captured_traffic(self):
@@ -95,7 +101,7 @@ class FailClosedTest(unittest.TestCase):
             self.assertFalse(out["ok"], f"connection succeeded with no agent: {out}")
         direct = [p for p in cap.summary() if f".{PORT}" in p]
         self.assertEqual(direct, [], "a connection went direct while the agent was down")
-        # The programs stay attached (pinned links) while no agent runs: that is what keeps it closed.
+        # The programs stay attached (pinned links, or tc filters) while no agent runs: that keeps it closed.
         self.assertEqual(len(self.attached(node1, self.client.host_veth)), 1)
 
         t0 = time.monotonic()

@@ -170,3 +170,59 @@ TEST(Check, FailedChecksBecomeProblems) {
 
 }  // namespace
 }  // namespace zm::meshctl
+
+namespace zm::meshctl {
+namespace {
+
+TEST(Check, KernelVerdictNamesTheHookAndTheMinimum) {
+  auto old = KernelVerdict("5.4.0-150-generic");
+  EXPECT_FALSE(old.ok);
+  EXPECT_NE(old.detail.find("older than 5.10"), std::string::npos) << old.detail;
+  EXPECT_NE(old.hint.find("5.10 or newer"), std::string::npos);
+  auto ubuntu = KernelVerdict("5.15.0-91-generic");
+  EXPECT_TRUE(ubuntu.ok);
+  EXPECT_NE(ubuntu.detail.find("tc (clsact)"), std::string::npos) << ubuntu.detail;
+  EXPECT_TRUE(KernelVerdict("6.1.0-13-amd64").ok);
+  EXPECT_NE(KernelVerdict("6.6.8").detail.find("tcx"), std::string::npos);
+  EXPECT_FALSE(KernelVerdict("garbage").ok);
+}
+
+// Real `tc filter show` output: ours (handle 0x7a6d) is not foreign; a u32 filter at priority 1 blocks our priority
+// in tc mode, another bpf filter there (protocol all) does not.
+TEST(Check, ForeignTcFiltersAndTheirPriorities) {
+  const std::string ours =
+      "filter protocol all pref 1 bpf chain 0 \n"
+      "filter protocol all pref 1 bpf chain 0 handle 0x7a6d zm_capture direct-action not_in_hw id 42 tag "
+      "0123456789abcdef jited \n";
+  EXPECT_TRUE(ParseTcFilters(ours).empty());
+  const std::string u32 =
+      "filter protocol ip pref 1 u32 chain 0 \n"
+      "filter protocol ip pref 1 u32 chain 0 fh 801: ht divisor 1 \n"
+      "filter protocol ip pref 1 u32 chain 0 fh 801::800 order 2048 key ht 801 bkt 0 not_in_hw \n"
+      "  match 00000000/00000000 at 0\n"
+      "filter protocol all pref 49152 u32 chain 0 \n"
+      "filter protocol all pref 49152 u32 chain 0 fh 800: ht divisor 1 \n";
+  auto f = ParseTcFilters(u32);
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].what, "u32 filter (pref 1, protocol ip)");
+  EXPECT_EQ(f[0].blocked_pref, 1u);
+  EXPECT_EQ(f[1].blocked_pref, 49152u);
+  const std::string cni = ours + "filter protocol all pref 1 bpf chain 0 handle 0x1 cil_from_container direct-action\n";
+  f = ParseTcFilters(cni);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].blocked_pref, 0u) << "a bpf filter for every protocol shares our priority";
+
+  auto blocked = ParseTcFilters(u32);
+  for (auto& b : blocked) b.ifname = "zmv1p1";
+  auto no_tcx = ConflictVerdict(/*tcx=*/false, 3, blocked);
+  EXPECT_FALSE(no_tcx.ok);
+  EXPECT_NE(no_tcx.detail.find("tc priority 1 taken on zmv1p1"), std::string::npos) << no_tcx.detail;
+  EXPECT_NE(no_tcx.hint.find("--tc-priority"), std::string::npos);
+  auto with_tcx = ConflictVerdict(/*tcx=*/true, 3, blocked);
+  EXPECT_TRUE(with_tcx.ok) << "with tcx, tc filters run after ours whatever their priority";
+  EXPECT_NE(with_tcx.detail.find("coexisting"), std::string::npos);
+  EXPECT_TRUE(ConflictVerdict(false, 3, {}).ok);
+}
+
+}  // namespace
+}  // namespace zm::meshctl

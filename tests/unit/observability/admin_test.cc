@@ -163,7 +163,7 @@ TEST(CertInfo, LocalIdentitiesWithSerialAndExpiry) {
   ConfigDumpInput in;
   in.snapshot = &snap;
   in.identities = list;
-  in.attachments = {{"eth0", 2, agent::bpf::IfaceRole::kUplink, 7, 9, 1, 1700000000, "ingress detached"}};
+  in.attachments = {{"eth0", 2, agent::bpf::IfaceRole::kUplink, 7, 9, false, 1, 1700000000, "ingress detached"}};
   auto dump = ConfigDump(in);
   EXPECT_EQ(dump["snapshot"]["workloads"].size(), 5u);
   EXPECT_EQ(dump["snapshot"]["workloads"][0]["name"], "pa");
