@@ -28,4 +28,9 @@ Status QueryClsact(uint32_t ifindex, TcDirection dir, uint32_t priority, uint32_
 
 const char* TcDirectionName(TcDirection dir);
 
+// True while this thread runs one of the calls above: libbpf then reports the kernel's extack text for expected
+// outcomes ("Parent Qdisc doesn't exists" for a device without clsact, "Exclusivity flag on" for one with it), which
+// the agent's libbpf log callback leaves out.
+bool InExpectedTcError();
+
 }  // namespace zm::agent::bpf

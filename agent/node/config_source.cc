@@ -129,7 +129,12 @@ class ControllerSource : public ConfigSource {
       }
       st->set_fail_mode(snap->default_mode() == MeshMode::kStrict ? "closed" : "open");
     }
-    if (!uplink) st->add_errors("the uplink has no capture program attached");
+    if (!uplink) {
+      st->add_errors(agent->uplinks().empty()
+                         ? "no uplink found: no route to another node's pods and no default route (name it with "
+                           "--uplink, chart agent.uplink)"
+                         : "the uplink has no capture program attached");
+    }
     st->set_health(uplink && broken == 0 && st->errors_size() == 0 ? zeromesh::v1::HEALTHY : zeromesh::v1::DEGRADED);
   }
 

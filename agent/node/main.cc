@@ -38,6 +38,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
+    "                  (--uplink: default none, the uplinks are found from the routing table)\n"
     "                  [--health-addr IP:PORT|off] (default 0.0.0.0:15021: /healthz /readyz, for the kubelet's "
     "probes)\n"
     "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"

@@ -1,6 +1,7 @@
 #include "agent/node/node_agent.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <sys/stat.h>
 
 #include <map>
@@ -10,6 +11,7 @@
 #include "agent/bpf/host_routes.h"
 #include "agent/bpf/ipv4.h"
 #include "agent/bpf/policy_routing.h"
+#include "agent/bpf/uplinks.h"
 #include "common/log.h"
 
 namespace zm::agent {
@@ -52,7 +54,11 @@ bool NodeAgent::Start(std::string* error) {
   }
   // Pods first, listeners second: a captured SYN must never meet a listener that does not know its pod yet.
   ApplySnapshot();
-  subscription_ = snapshots_.Subscribe([this] { ApplySnapshot(); });
+  subscription_ = snapshots_.Subscribe([this] {
+    ApplySnapshot();
+    RefreshUplinks();  // remote workloads tell which routes lead to other nodes' pods
+  });
+  RefreshUplinks();
   if (!opts_.cri_socket.empty()) {
     sandboxes_watcher_ = std::make_unique<runtime::SandboxWatcher>(
         opts_.cri_socket, [this](const std::vector<runtime::Sandbox>& s) { OnSandboxes(s); });
@@ -88,11 +94,65 @@ void NodeAgent::OnLinkEvents() {
 
 void NodeAgent::CheckTcxChain() {
   (void)bpf_.RepairTcxPositions();  // each repair is logged ("tcx position repaired") and counted
+  RefreshUplinks();
+}
+
+std::set<std::string> NodeAgent::uplinks() const {
+  std::lock_guard lock(uplink_mu_);
+  return uplinks_;
+}
+
+bool NodeAgent::IsUplink(const std::string& ifname) const {
+  std::lock_guard lock(uplink_mu_);
+  return uplinks_.count(ifname) > 0;
+}
+
+void NodeAgent::RefreshUplinks() {
+  std::lock_guard lock(uplink_mu_);
+  std::set<std::string> want;
+  if (!opts_.uplink.empty()) {
+    want = {opts_.uplink};
+  } else {
+    std::string routes = bpf::ReadProcNetRoute();
+    auto snap = snapshots_.Get();
+    if (routes == uplink_routes_ && snap == uplink_snapshot_ && !uplinks_.empty()) return;
+    uplink_routes_ = std::move(routes);
+    uplink_snapshot_ = snap;
+    std::vector<uint32_t> remote;
+    if (snap) {
+      for (const auto& [ip, w] : snap->workloads()) {
+        if (!snap->IsLocal(w)) remote.push_back(w.ip);
+      }
+    }
+    want = bpf::FindUplinks(bpf::ParseIpv4Routes(uplink_routes_), remote);
+    // An uplink stays one while its interface exists: hooking one that no longer carries pods costs nothing (the
+    // program acts on traffic to local pods only), and a veth uplink dropped here would come back as a pod veth.
+    for (const auto& name : uplinks_) {
+      if (if_nametoindex(name.c_str()) != 0) want.insert(name);
+    }
+  }
+  if (want == uplinks_) return;
+  for (const auto& name : want) {
+    if (uplinks_.count(name)) continue;
+    const unsigned ifindex = if_nametoindex(name.c_str());
+    if (ifindex == 0) continue;  // not there yet: its link event attaches it (IsUplink)
+    if (auto st = bpf_.Attach(ifindex, name, bpf::IfaceRole::kUplink); !st.ok()) {
+      log::Error("attach failed", {{"ifname", name}, {"ifindex", ifindex}, {"error", st.message()}});
+      continue;
+    }
+    log::Info("uplink attached", {{"ifname", name}, {"ifindex", ifindex}, {"found", opts_.uplink.empty()}});
+  }
+  uplinks_ = std::move(want);
 }
 
 void NodeAgent::OnLink(const bpf::LinkEvent& ev) {
-  const bool uplink = ev.name == opts_.uplink;
-  if (!uplink && ev.kind != "veth") return;  // pod veths and the uplink only; never lo, bridges, tunnels
+  const bool uplink = IsUplink(ev.name);
+  if (!uplink && ev.kind != "veth") return;  // pod veths and the uplinks only; never lo, bridges, other tunnels
+  // A veth with a subnet route is a wire of the node (not an uplink: it carries no other node's pods), not a pod's.
+  if (!uplink && ev.type == bpf::LinkEvent::Type::kAdded &&
+      bpf::NetworkInterfaces(bpf::ParseIpv4Routes(bpf::ReadProcNetRoute())).count(ev.name)) {
+    return;
+  }
   if (ev.type == bpf::LinkEvent::Type::kRemoved) {
     if (auto st = bpf_.Detach(ev.name); !st.ok()) {
       log::Warn("detach failed", {{"ifname", ev.name}, {"error", st.message()}});

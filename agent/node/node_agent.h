@@ -1,6 +1,7 @@
 // NodeAgent ties the agent's parts together inside the node's network namespace:
 //   BPF manager (pinned capture program + maps)  <- programmed from the current MeshSnapshot
-//   link watcher (rtnetlink)                     -> attaches the program to every pod veth and the uplink
+//   link watcher (rtnetlink)                     -> attaches the program to every pod veth and the uplinks
+//   routing table + remote workloads             -> which interfaces are uplinks (agent/bpf/uplinks.h)
 //   node proxy                                   -> its listeners go into the BPF SOCKMAP
 // The snapshot and certificates come from a config source (the local file today, the controller later).
 #pragma once
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@ namespace zm::agent {
 struct NodeAgentOptions {
   std::string node;
   std::string agent_id;  // pins live in /sys/fs/bpf/zeromesh/<agent_id>
-  std::string uplink = "eth0";
+  std::string uplink;    // empty: found from the routing table (agent/bpf/uplinks.h); a name: that interface only
   int workers = 0;
   // The proxy's bounds and timeouts (ProxyOptions' defaults unless flags change them); the agent sets the listeners,
   // workers, policy and observer itself.
@@ -49,9 +51,10 @@ class NodeAgent {
   void OnLinkEvents();
   int link_fd() const { return links_ ? links_->fd() : -1; }
   bool links_synced() const { return links_ && links_->dump_done(); }
-  // Puts our tcx links back first where another program got ahead of them or someone detached them (no event says
-  // so: call it periodically, every kTcxCheckMs).
+  // Puts our tcx links back first where another program got ahead of them or someone detached them, and re-evaluates
+  // the uplinks (routes change without a link event): call it periodically, every kTcxCheckMs.
   void CheckTcxChain();
+  std::set<std::string> uplinks() const;
   static constexpr int kTcxCheckMs = 2000;
   // Takes this agent's listeners out of the SOCKMAP: no new connection is steered to it (in STRICT a new SYN is
   // dropped and retransmitted into the next agent), while the ones it holds keep flowing until Stop(); peers are told
@@ -74,6 +77,9 @@ class NodeAgent {
 
  private:
   void OnLink(const bpf::LinkEvent& ev);
+  bool IsUplink(const std::string& ifname) const;
+  // Attaches newly found uplinks, detaches those that are no more. Any thread; cheap when nothing changed.
+  void RefreshUplinks();
   void ApplySnapshot();  // BPF pod map + capture-unknown flag from the current snapshot and the runtime's sandboxes
   void OnSandboxes(const std::vector<runtime::Sandbox>& sandboxes);
   void ApplyRuntimeWithoutConfig();           // under apply_mu_
@@ -91,6 +97,10 @@ class NodeAgent {
   int subscription_ = 0;
   bool reused_pins_ = false;
   std::atomic<uint64_t> snapshots_applied_{0};
+  mutable std::mutex uplink_mu_;
+  std::set<std::string> uplinks_;                        // under uplink_mu_
+  std::string uplink_routes_;                            // under uplink_mu_: /proc/net/route when last evaluated
+  std::shared_ptr<const MeshSnapshot> uplink_snapshot_;  // under uplink_mu_: the snapshot then
 };
 
 }  // namespace zm::agent

@@ -97,6 +97,8 @@ class Mesh:
         self.agents: dict[str, subprocess.Popen] = {}
         # node name -> function(config dict) -> config dict: lets a test give one node a different view.
         self.config_hooks: dict = {}
+        # True: agents find their uplinks from the routing table (no --uplink), as with the chart's default.
+        self.auto_uplink = False
         # node name -> extra mesh-agent flags (e.g. ["--hbone-handshake-timeout-ms", "20000"]).
         self.agent_args: dict[str, list[str]] = {}
 
@@ -145,7 +147,8 @@ class Mesh:
         self.write_configs()
         with open(self.workdir / f"agent-{node.name}.log", "ab") as log:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
-                                          "--config", str(self.config_path(node)), "--uplink", node.uplink,
+                                          "--config", str(self.config_path(node)),
+                                          *([] if self.auto_uplink else ["--uplink", node.uplink]),
                                           *attach_mode_args(), *self.agent_args.get(node.name, [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p

@@ -34,6 +34,8 @@ import sanitizers
 
 STATE_DIR = Path(os.environ.get("ZM_CLUSTER_STATE_DIR", "/run/zeromesh/clusters"))
 FABRIC_PREFIX = "10.99.0"
+OVERLAY_PREFIX = "10.245.0"  # overlay="vxlan": the VXLAN devices' subnet
+VXLAN_DEV = "flannel.1"
 BPF_ROOT = Path("/sys/fs/bpf/zeromesh")
 
 
@@ -100,7 +102,13 @@ class Cluster:
     _procs: list[subprocess.Popen] = field(default_factory=list)
     _up: bool = False
 
-    def __init__(self, nodes: int = 2, pods_per_node: int = 2, prefix: str = "", keep: bool = False):
+    def __init__(self, nodes: int = 2, pods_per_node: int = 2, prefix: str = "", keep: bool = False,
+                 underlay: str = "eth0", overlay: str | None = None):
+        """underlay: the name of each node's wire to the fabric. overlay="vxlan": other nodes' pod CIDRs are routed
+        through a VXLAN device "flannel.1" (10.245.0.<i>/24, UDP 4789 over the underlay), as flannel's vxlan backend
+        does, instead of directly over the underlay."""
+        self.underlay = underlay
+        self.overlay = overlay
         self.nodes_count = nodes
         self.pods_per_node = pods_per_node
         self.prefix = prefix or "zm" + secrets.token_hex(2)
@@ -141,8 +149,17 @@ class Cluster:
             for i in range(1, self.nodes_count + 1):
                 self._add_node(i)
             for node in self.nodes:
+                if self.overlay == "vxlan":
+                    self._add_vxlan(node)
                 for other in self.nodes:
-                    if other is not node:
+                    if other is node:
+                        continue
+                    if self.overlay == "vxlan":
+                        sh(["bridge", "-n", node.netns, "fdb", "append", "00:00:00:00:00:00", "dev", VXLAN_DEV,
+                            "dst", other.ip])
+                        sh(["ip", "-n", node.netns, "route", "add", other.pod_cidr, "via",
+                            f"{OVERLAY_PREFIX}.{other.index}", "dev", VXLAN_DEV, "onlink"])
+                    else:
                         sh(["ip", "-n", node.netns, "route", "add", other.pod_cidr, "via", other.ip])
                 for j in range(1, self.pods_per_node + 1):
                     self.add_pod(node, f"n{node.index}p{j}")
@@ -193,20 +210,28 @@ class Cluster:
 
     def _add_node(self, i: int) -> Node:
         node = Node(index=i, name=f"node{i}", netns=f"{self.prefix}-node{i}", ip=f"{FABRIC_PREFIX}.{i}",
-                    pod_cidr=f"10.244.{i}.0/24", gateway=f"10.244.{i}.1")
+                    pod_cidr=f"10.244.{i}.0/24", gateway=f"10.244.{i}.1", uplink=self.underlay)
         fabric = f"{self.prefix}-fabric"
         self._netns_add(node.netns)
-        # The wire: one end in the fabric (on the bridge), the other is the node's uplink eth0.
-        sh(["ip", "-n", fabric, "link", "add", f"up{i}", "type", "veth", "peer", "name", "eth0", "netns", node.netns])
+        # The wire: one end in the fabric (on the bridge), the other is the node's uplink (eth0 unless named).
+        sh(["ip", "-n", fabric, "link", "add", f"up{i}", "type", "veth", "peer", "name", node.uplink, "netns",
+            node.netns])
         sh(["ip", "-n", fabric, "link", "set", f"up{i}", "master", "br0", "up"])
-        sh(["ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", "eth0"])
-        sh(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
+        sh(["ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", node.uplink])
+        sh(["ip", "-n", node.netns, "link", "set", node.uplink, "up"])
         for key, val in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
                          ("net.ipv4.conf.default.rp_filter", "0")):
             self.node_sysctl(node, key, val)
         self.nodes.append(node)
         self._save_state()
         return node
+
+    def _add_vxlan(self, node: Node) -> None:
+        """The node's VXLAN device: its BUM traffic goes to every other node (fdb entries added by up())."""
+        sh(["ip", "-n", node.netns, "link", "add", VXLAN_DEV, "type", "vxlan", "id", "1", "dstport", "4789",
+            "local", node.ip, "dev", node.uplink, "nolearning"])
+        sh(["ip", "-n", node.netns, "addr", "add", f"{OVERLAY_PREFIX}.{node.index}/24", "dev", VXLAN_DEV])
+        sh(["ip", "-n", node.netns, "link", "set", VXLAN_DEV, "up"])
 
     def add_host(self, name: str) -> Node:
         """A plain host on the node network with no agent and no pods (e.g. the control plane): 10.99.0.<200+k>."""

@@ -149,6 +149,9 @@ class ChartTest(unittest.TestCase):
             return ds["spec"]["template"]["spec"]["containers"][0]["args"]
 
         self.assertIn("--attach-mode=auto", args())
+        self.assertFalse([a for a in args() if a.startswith("--uplink")], "uplinks are found, not named, by default")
+        self.assertIn("--uplink=ens5", args("agent.uplink=ens5"))
+        self.assertNotEqual(self.template("agent.uplink=a/b").returncode, 0)
         self.assertIn("--tc-priority=1", args())
         forced = args("agent.bpf.attachMode=tc", "agent.bpf.tcPriority=7")
         self.assertIn("--attach-mode=tc", forced)
