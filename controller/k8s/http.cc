@@ -2,9 +2,11 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "controller/fs_util.h"
 
@@ -98,16 +100,13 @@ void ApplyTls(CURL* c, const ClientConfig& cfg) {
   }
 }
 
-HttpResponse Perform(const ClientConfig& cfg, const std::string& method, const std::string& path,
-                     const std::string& body, const std::string& content_type, int timeout_seconds, Transfer* t) {
-  GlobalInit();
+// One exchange on handle `c` (reset here: options go, its cached connections stay). *retry_after: the response's
+// Retry-After in seconds (0 when absent).
+HttpResponse Perform(CURL* c, const ClientConfig& cfg, const std::string& method, const std::string& path,
+                     const std::string& body, const std::string& content_type, int timeout_seconds, Transfer* t,
+                     long* retry_after = nullptr) {
   HttpResponse resp;
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) {
-    resp.error = "curl_easy_init failed";
-    return resp;
-  }
-  CURL* c = curl.get();
+  curl_easy_reset(c);
   t->curl = c;
   std::string url = cfg.server + path;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -152,7 +151,13 @@ HttpResponse Perform(const ClientConfig& cfg, const std::string& method, const s
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);  // errbuf and headers die with this frame; the handle lives on
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  if (retry_after != nullptr) {
+    curl_off_t after = 0;
+    *retry_after = curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &after) == CURLE_OK ? static_cast<long>(after) : 0;
+  }
   resp.body = std::move(t->body);
   bool stopped = t->stop != nullptr && t->stop->load();
   if (rc == CURLE_OK || t->aborted || stopped) return resp;
@@ -216,19 +221,59 @@ bool Http::BearerToken(std::string* token, std::string* error) const {
   return err.empty();
 }
 
+Http::HandlePool::~HandlePool() {
+  for (CURL* c : idle) curl_easy_cleanup(c);
+}
+
 HttpResponse Http::Request(const std::string& method, const std::string& path, const std::string& body,
                            const std::string& content_type, int timeout_seconds) const {
-  Transfer t;
-  return Perform(config_, method, path, body, content_type, timeout_seconds, &t);
+  GlobalInit();
+  CURL* c = nullptr;
+  {
+    std::lock_guard lock(pool_->mu);
+    if (!pool_->idle.empty()) {
+      c = pool_->idle.back();
+      pool_->idle.pop_back();
+    }
+  }
+  if (c == nullptr && (c = curl_easy_init()) == nullptr) {
+    HttpResponse resp;
+    resp.error = "curl_easy_init failed";
+    return resp;
+  }
+  HttpResponse resp;
+  for (int attempt = 0;; ++attempt) {
+    Transfer t;
+    long retry_after = 0;
+    resp = Perform(c, config_, method, path, body, content_type, timeout_seconds, &t, &retry_after);
+    // 429: the API server sheds load (API Priority and Fairness) and says when to come back. Wait that long (a
+    // second when it does not say) if it is short; a longer wait is left to the caller's own backoff.
+    if (resp.status != 429 || attempt >= kMaxRetriesOn429 || retry_after > kMaxRetryAfterSeconds) break;
+    std::this_thread::sleep_for(std::chrono::seconds(retry_after > 0 ? retry_after : 1));
+  }
+  std::lock_guard lock(pool_->mu);
+  if (pool_->idle.size() < kMaxIdleHandles) {
+    pool_->idle.push_back(c);
+  } else {
+    curl_easy_cleanup(c);
+  }
+  return resp;
 }
 
 HttpResponse Http::Stream(const std::string& path, int timeout_seconds,
                           const std::function<bool(std::string_view)>& on_line, const std::atomic<bool>* stop) const {
+  GlobalInit();
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());  // a watch holds its connection: not pooled
+  if (!curl) {
+    HttpResponse resp;
+    resp.error = "curl_easy_init failed";
+    return resp;
+  }
   Transfer t;
   t.on_line = &on_line;
   t.stop = stop;
   t.streaming = true;
-  return Perform(config_, "GET", path, "", "", timeout_seconds, &t);
+  return Perform(curl.get(), config_, "GET", path, "", "", timeout_seconds, &t);
 }
 
 }  // namespace zm::k8s

@@ -1,5 +1,7 @@
-// HTTP(S) to the Kubernetes API server with libcurl: plain requests and line-streamed watches. Thread-safe: every
-// call uses its own curl handle.
+// HTTP(S) to the Kubernetes API server with libcurl: plain requests and line-streamed watches. Thread-safe: a call
+// uses a curl handle no other call uses meanwhile. Requests reuse idle handles (a small pool shared by copies of this
+// object), so their keep-alive connections (and TLS sessions) are reused instead of a new TLS handshake per request;
+// a 429 (API Priority and Fairness) is retried after its Retry-After, twice at most.
 #pragma once
 
 #include <curl/curl.h>
@@ -7,8 +9,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "controller/k8s/client_config.h"
 
@@ -49,8 +53,19 @@ class Http {
 
   const ClientConfig& config() const { return config_; }
 
+  static constexpr int kMaxRetriesOn429 = 2;
+  static constexpr int kMaxRetryAfterSeconds = 10;  // a longer Retry-After is the caller's to wait (its backoff)
+
  private:
+  struct HandlePool {  // idle easy handles: each keeps its connection cache
+    std::mutex mu;
+    std::vector<CURL*> idle;
+    ~HandlePool();
+  };
+  static constexpr size_t kMaxIdleHandles = 4;
+
   ClientConfig config_;
+  std::shared_ptr<HandlePool> pool_ = std::make_shared<HandlePool>();
 };
 
 }  // namespace zm::k8s

@@ -90,7 +90,11 @@ bool Reflector::List(const std::atomic<bool>& stop) {
   Cache fresh;
   std::string cont, rv;
   do {
-    std::string path = path_ + "?limit=500" + (cont.empty() ? "" : "&continue=" + UrlEncode(cont));
+    // The first list may come from the API server's watch cache (resourceVersion=0: no etcd read, as client-go's
+    // informers start); the watch from its resourceVersion catches up. A relist (410 Gone, errors) reads the latest.
+    const bool from_cache = !synced_.load() && cont.empty();
+    std::string path = path_ + "?limit=500" + (from_cache ? "&resourceVersion=0" : "") +
+                       (cont.empty() ? "" : "&continue=" + UrlEncode(cont));
     HttpResponse r = http_->Request("GET", path, "", "", 60);
     if (stop.load()) return false;
     if (r.status == 404 && absent_recheck_seconds_ > 0) {

@@ -555,7 +555,7 @@ TEST(Reflector, ListWatchBookmarkAndRelistOnGone) {
   t.join();
   auto reqs = api.requests();
   ASSERT_GE(reqs.size(), 6u);
-  EXPECT_EQ(reqs[0], "GET /api/v1/things?limit=500 HTTP/1.1");
+  EXPECT_EQ(reqs[0], "GET /api/v1/things?limit=500&resourceVersion=0 HTTP/1.1");  // first list: the watch cache
   EXPECT_NE(reqs[1].find("watch=1&allowWatchBookmarks=true&resourceVersion=10&"), std::string::npos) << reqs[1];
   EXPECT_NE(reqs[2].find("resourceVersion=15&"), std::string::npos) << reqs[2];  // resumes after the bookmark
   EXPECT_EQ(reqs[3], "GET /api/v1/things?limit=500 HTTP/1.1");                   // 410 Gone: relist
