@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controller/k8s/pod_fields.h"
 
 namespace zm::k8s {
 namespace {
@@ -130,6 +131,7 @@ bool Reflector::List(const std::atomic<bool>& stop) {
     if (j["items"].is_array()) {
       for (auto& item : j["items"]) {
         TrimObject(&item);
+        if (kind_ == "Pod") TrimPod(&item);
         std::string key = KeyOf(item);  // before the move: json::operator= takes its argument by value
         fresh[key] = std::move(item);
       }
@@ -182,6 +184,7 @@ bool Reflector::HandleEvent(std::string_view line, WatchEnd* end) {
     if (!rv.empty()) resource_version_ = rv;
     if (type == "ADDED" || type == "MODIFIED") {
       TrimObject(&obj);
+      if (kind_ == "Pod") TrimPod(&obj);
       std::string key = KeyOf(obj);  // before the move: json::operator= takes its argument by value
       cache_[key] = std::move(obj);
       changed = true;

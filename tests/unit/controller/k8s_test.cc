@@ -19,7 +19,9 @@
 #include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
 #include "controller/k8s/base64.h"
+#include "controller/k8s/ca_exposure.h"
 #include "controller/k8s/client_config.h"
+#include "controller/k8s/pod_fields.h"
 #include "controller/k8s/reflector.h"
 #include "controller/k8s/translate.h"
 
@@ -204,6 +206,61 @@ TEST(Translate, ProbePortsOfContainersAndSidecarsResolvedLikeTheKubelet) {
   const auto& ports = r["Workload/mesh/a"].workload().probe_ports();
   EXPECT_EQ(std::vector<uint32_t>(ports.begin(), ports.end()), (std::vector<uint32_t>{8080, 8081, 9090, 15000}));
   EXPECT_EQ(r["Workload/other/b"].workload().probe_ports_size(), 0);
+}
+
+// The pod cache keeps only what the controller reads: a pod as the API server returns it translates (workload,
+// identity, probe ports) and is judged for CA exposure exactly as its trimmed copy.
+TEST(PodFields, TrimmingChangesNothingTheControllerReads) {
+  json full = json::parse(R"({
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "a", "namespace": "mesh", "uid": "u-1", "resourceVersion": "42",
+                 "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": "a"},
+                 "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+                 "ownerReferences": [{"kind": "ReplicaSet", "name": "a-1", "uid": "rs"}],
+                 "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}]},
+    "spec": {"nodeName": "n1", "serviceAccountName": "sa-a", "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+             "containers": [{"name": "app", "image": "example/app:1", "command": ["/app"], "args": ["--x"],
+                             "env": [{"name": "A", "value": "1"}], "resources": {"limits": {"cpu": "1"}},
+                             "volumeMounts": [{"name": "ca", "mountPath": "/ca"}],
+                             "ports": [{"name": "http", "containerPort": 8080}],
+                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                             "readinessProbe": {"tcpSocket": {"port": 8081}}}],
+             "initContainers": [{"name": "sidecar", "image": "example/s:1", "restartPolicy": "Always",
+                                 "startupProbe": {"grpc": {"port": 9090}}}],
+             "volumes": [{"name": "data", "emptyDir": {}},
+                         {"name": "ca", "secret": {"secretName": "zeromesh-ca"}},
+                         {"name": "proj", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}},
+                                                                   {"secret": {"name": "other"}}]}}]},
+    "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}], "hostIP": "10.99.0.1",
+               "conditions": [{"type": "Ready", "status": "True"}],
+               "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "example/app:1",
+                                      "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
+  })");
+  json trimmed = full;
+  TrimPod(&trimmed);
+  EXPECT_LT(trimmed.dump().size(), full.dump().size()) << trimmed.dump();
+  EXPECT_FALSE(trimmed["metadata"].contains("managedFields"));
+  EXPECT_FALSE(trimmed["metadata"].contains("annotations"));
+  EXPECT_FALSE(trimmed["spec"]["containers"][0].contains("env"));
+  EXPECT_FALSE(trimmed["status"].contains("containerStatuses"));
+  EXPECT_EQ(trimmed["spec"]["volumes"].size(), 2u);  // the secret and the projected one naming a secret
+
+  Objects a = Cluster(), b = Cluster();
+  a.pods["mesh/a"] = full;
+  b.pods["mesh/a"] = trimmed;
+  auto ra = ByKey(Translate(a, {})), rb = ByKey(Translate(b, {}));
+  ASSERT_EQ(ra.size(), rb.size());
+  for (const auto& [key, res] : ra) {
+    ASSERT_TRUE(rb.count(key)) << key;
+    EXPECT_EQ(res.SerializeAsString(), rb[key].SerializeAsString()) << key;
+  }
+  EXPECT_EQ(ra["Workload/mesh/a"].workload().probe_ports_size(), 3);
+  for (const char* secret : {"zeromesh-ca", "other"}) {
+    EXPECT_EQ(PodsMountingSecret(a.pods, "mesh", secret), PodsMountingSecret(b.pods, "mesh", secret)) << secret;
+    EXPECT_EQ(PodsMountingSecret(b.pods, "mesh", secret).size(), 1u) << secret;
+  }
+  EXPECT_EQ(trimmed["metadata"]["uid"], "u-1");  // the token reviewer's pod binding
+  EXPECT_EQ(trimmed["spec"]["nodeName"], "n1");
 }
 
 TEST(Translate, AnInvalidUpdateKeepsTheLastAcceptedGeneration) {
