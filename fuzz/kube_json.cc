@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "controller/config/snapshot.h"
+#include "controller/k8s/pod_fields.h"
 #include "controller/k8s/reflector.h"
 #include "controller/k8s/translate.h"
 #include "controller/manifest/yaml_reader.h"
@@ -101,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     json obj = json::parse(line.substr(1), nullptr, /*allow_exceptions=*/false);
     if (!obj.is_object()) continue;  // the reflector takes objects only
     zm::k8s::TrimObject(&obj);
+    if (kind == 'p' || kind == 'P') zm::k8s::TrimPod(&obj);  // as the pod reflector stores it
     std::string key = zm::k8s::Reflector::KeyOf(obj);
     (*cache)[key] = std::move(obj);
     have_prev = have_prev || previous;

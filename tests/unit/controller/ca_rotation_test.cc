@@ -108,8 +108,11 @@ TEST(CaRotation, RootAddedSignerSwitchedOldRootRemovedWithoutRestart) {
   ASSERT_TRUE(WaitFor([&] { return env.controller->authority()->signer_id() != s1; }, 5000));
   const std::string s2 = env.controller->authority()->signer_id();
   ASSERT_TRUE(WaitFor([&] { return env.controller->store().Current()->ca_signer == s2; }, 5000));
+  // The bundle change of step 1 also renews the serving certificate (under r1), possibly after `renewals` was read:
+  // wait for the renewal that chains to r2, not just for any renewal.
   ASSERT_TRUE(WaitFor([&] { return env.controller->serving_cert()->renewals() > renewals; }, 5000));
-  ASSERT_TRUE(ChainsTo(ReadFileForTest(env.controller->serving_cert()->cert_path()), r2->cert_pem));
+  ASSERT_TRUE(WaitFor(
+      [&] { return ChainsTo(ReadFileForTest(env.controller->serving_cert()->cert_path()), r2->cert_pem); }, 5000));
   ASSERT_TRUE(Sign(stub.get(), &resp).ok());
   EXPECT_EQ(resp.ca_signer(), s2);
   EXPECT_TRUE(ChainsTo(resp.cert_chain_pem(), r2->cert_pem));
