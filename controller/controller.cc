@@ -189,7 +189,14 @@ void Controller::OnCaChanged(const std::shared_ptr<const ca::Authority>& now) {
   {
     // A new version carries the new bundle and signer to every agent (resources unchanged).
     std::lock_guard<std::mutex> lock(reload_mu_);
-    if (store_->Current()) PublishResources(last_resources_);
+    if (auto current = store_->Current()) {
+      auto next = std::make_shared<Snapshot>(*current);  // the same resources (and digests), the CA as of now
+      next->trust_bundle_pem = now->trust_bundle_pem();
+      next->ca_signer = now->signer_id();
+      next->created_unix = std::time(nullptr);
+      metrics_.Published(current->version + 1);
+      if (store_->Publish(next)) log::Info("configuration published", {{"version", next->version}, {"ca", true}});
+    }
   }
   PublishTrustBundle();
   log::Info("mesh CA change published", {{"signer_id", now->signer_id()}});
@@ -293,7 +300,7 @@ bool Controller::ReloadManifests() {
   }
   ErrorsChanged({});
   store_->SetErrors({});
-  PublishResources(result.resources);
+  PublishResources(std::move(result.resources));
   return true;
 }
 
@@ -305,14 +312,13 @@ bool Controller::ErrorsChanged(const std::vector<manifest::Error>& errors) {
   return true;
 }
 
-void Controller::PublishResources(const std::vector<manifest::Located>& resources) {
+void Controller::PublishResources(std::vector<manifest::Located> resources) {
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
-  auto snap = Compile(resources, defaults);
+  auto snap = Compile(std::move(resources), defaults);
   auto authority = ca_->Current();
   snap->trust_bundle_pem = authority->trust_bundle_pem();
   snap->ca_signer = authority->signer_id();
-  if (&resources != &last_resources_) last_resources_ = resources;
   size_t n = snap->resources.size();
   // Recorded before Publish wakes the streams: Publish assigns current + 1 (this is the only publisher).
   auto current = store_->Current();

@@ -107,7 +107,7 @@ class Controller {
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> ServingCertProvider() const;
   bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
-  void PublishResources(const std::vector<manifest::Located>& resources);  // compile + publish (reload_mu_ held)
+  void PublishResources(std::vector<manifest::Located> resources);  // compile + publish (reload_mu_ held)
   void PublishKubernetes(const k8s::Translation& t);
   // True if `errors` differ from the set last reported (and remembers them): each distinct set is logged once.
   bool ErrorsChanged(const std::vector<manifest::Error>& errors);
@@ -140,10 +140,9 @@ class Controller {
   std::unique_ptr<AdminEndpoints> admin_;
   std::unique_ptr<k8s::LeaderElector> elector_;  // Kubernetes mode with leader election
   std::function<void(const std::string&)> on_fatal_;
-  std::vector<manifest::Located> last_resources_;  // guarded by reload_mu_: re-published when the CA changes
-  std::mutex serve_mu_;                            // server_ creation (elector thread) vs. Shutdown
-  bool serve_closed_ = false;                      // guarded by serve_mu_: Shutdown began, do not start serving
-  std::atomic<bool> serving_{false};               // read by /readyz on civetweb's threads
+  std::mutex serve_mu_;               // server_ creation (elector thread) vs. Shutdown
+  bool serve_closed_ = false;         // guarded by serve_mu_: Shutdown began, do not start serving
+  std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   manifest::DecodeCache decode_cache_;  // guarded by reload_mu_
   std::string last_errors_logged_;      // ErrorsChanged's memory

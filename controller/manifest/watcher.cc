@@ -5,12 +5,22 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
+#include <string>
 
 #include "common/log.h"
 
 namespace zm::manifest {
+
+namespace {
+// After the last write of a burst is closed: long enough to coalesce a rename-into-place or a ConfigMap's symlink
+// swap (a few events within microseconds), short enough not to delay a policy change.
+constexpr std::chrono::milliseconds kSettle{5};
+constexpr size_t kMaxTracked = 4096;  // names with an open write; beyond that, the full debounce applies anyway
+}  // namespace
 
 DirWatcher::DirWatcher(std::string dir, Callback on_change, std::chrono::milliseconds debounce,
                        std::chrono::milliseconds rescan)
@@ -57,12 +67,16 @@ void DirWatcher::Stop() {
 void DirWatcher::Run() {
   using Clock = std::chrono::steady_clock;
   bool pending = false;
+  // Files with a write under way (created or modified, not yet closed): while there are any, a burst is only over
+  // after the full debounce; once every write is closed (or renamed into place, deleted) a short settle suffices.
+  std::set<std::string> writing;
   auto last_event = Clock::now();
   auto last_scan = Clock::now();
   alignas(inotify_event) char buf[8192];
   while (running_) {
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    int timeout_ms = pending ? static_cast<int>(debounce_.count()) : 1000;
+    const auto settle = writing.empty() ? std::min(debounce_, kSettle) : debounce_;
+    int timeout_ms = pending ? static_cast<int>(settle.count()) : 1000;
     int n = ::poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
@@ -72,6 +86,14 @@ void DirWatcher::Run() {
         for (char* p = buf; p < buf + len;) {
           auto* ev = reinterpret_cast<inotify_event*>(p);
           if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) wd_ = -1;  // dir gone: re-add below
+          if (ev->len > 0 && !(ev->mask & IN_ISDIR)) {
+            std::string name(ev->name);
+            if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
+              writing.erase(name);
+            } else if ((ev->mask & (IN_CREATE | IN_MODIFY)) && writing.size() < kMaxTracked) {
+              writing.insert(std::move(name));
+            }
+          }
           p += sizeof(inotify_event) + ev->len;
         }
       }
@@ -85,8 +107,10 @@ void DirWatcher::Run() {
       last_event = now - debounce_;
       if (on_restart_) on_restart_();
     }
-    if (pending && now - last_event >= debounce_) {
+    if (wd_ < 0) writing.clear();
+    if (pending && now - last_event >= (writing.empty() ? std::min(debounce_, kSettle) : debounce_)) {
       pending = false;
+      writing.clear();  // a writer that keeps its file open past the debounce is read as it is (as before)
       last_scan = now;
       on_change_();
     } else if (!pending && now - last_scan >= rescan_) {

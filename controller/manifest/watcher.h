@@ -1,4 +1,5 @@
-// Watches a manifest directory with inotify and calls back once per burst of changes (debounced).
+// Watches a manifest directory with inotify and calls back once per burst of changes: `debounce` after the last
+// event while a file is still being written, a few milliseconds once every write is closed.
 #pragma once
 
 #include <atomic>

@@ -1,0 +1,106 @@
+// Snapshot comparison by digest (Snapshot::Seal) must give exactly what comparing the encodings gives: the same
+// "anything new?" verdict and the same delta pushes. Unsealed copies take the encoding path.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/config/snapshot.h"
+
+namespace zm::ctrl {
+namespace {
+
+namespace v1 = zeromesh::v1;
+
+manifest::Located Workload(const std::string& name, const std::string& ip, const std::string& app) {
+  manifest::Located l;
+  auto* w = l.resource.mutable_workload();
+  w->set_name(name);
+  w->set_namespace_("shop");
+  w->set_ip(ip);
+  w->set_node("node1");
+  w->set_service_account("default");
+  (*w->mutable_labels())["app"] = app;
+  return l;
+}
+
+manifest::Located Service(const std::string& name, const std::string& vip, const std::string& app) {
+  manifest::Located l;
+  auto* s = l.resource.mutable_service();
+  s->set_name(name);
+  s->set_namespace_("shop");
+  s->set_vip(vip);
+  (*s->mutable_selector())["app"] = app;
+  return l;
+}
+
+std::set<std::string> Keys(const google::protobuf::RepeatedPtrField<v1::Resource>& rs) {
+  std::set<std::string> out;
+  for (const auto& r : rs) out.insert(manifest::KeyOf(r));
+  return out;
+}
+
+std::set<std::string> Removed(const v1::ConfigPush& p) {
+  std::set<std::string> out;
+  for (const auto& k : p.removed()) out.insert(k.ShortDebugString());
+  return out;
+}
+
+std::shared_ptr<Snapshot> Unsealed(const Snapshot& s) {
+  auto copy = std::make_shared<Snapshot>(s);
+  copy->digests.clear();
+  return copy;
+}
+
+TEST(SnapshotDelta, DigestsAgreeWithEncodings) {
+  std::vector<manifest::Located> a = {Workload("web-1", "10.0.0.1", "web"), Workload("web-2", "10.0.0.2", "web"),
+                                      Workload("db-1", "10.0.0.3", "db"), Service("web", "10.96.0.1", "web")};
+  // b: web-2 gone (the Service's endpoints change with it), db-1 relabelled, cache-1 new, web-1 unchanged.
+  std::vector<manifest::Located> b = {Workload("web-1", "10.0.0.1", "web"), Workload("db-1", "10.0.0.3", "db2"),
+                                      Workload("cache-1", "10.0.0.4", "cache"), Service("web", "10.96.0.1", "web")};
+  auto before = Compile(a, MeshDefaults{});
+  auto after = Compile(b, MeshDefaults{});
+  ASSERT_TRUE(before->Sealed());
+  ASSERT_TRUE(after->Sealed());
+  EXPECT_FALSE(Unsealed(*before)->Sealed());
+
+  auto sealed = MakeDeltaPush(*before, *after, "e", "");
+  auto plain = MakeDeltaPush(*Unsealed(*before), *Unsealed(*after), "e", "");
+  auto mixed = MakeDeltaPush(*before, *Unsealed(*after), "e", "");
+  const std::set<std::string> upserted = {"Workload/shop/db-1", "Workload/shop/cache-1", "Service/shop/web"};
+  EXPECT_EQ(Keys(sealed.upserted()), upserted);
+  EXPECT_EQ(Keys(plain.upserted()), upserted);
+  EXPECT_EQ(Keys(mixed.upserted()), upserted);
+  ASSERT_EQ(sealed.removed_size(), 1);
+  EXPECT_EQ(sealed.removed(0).name(), "web-2");
+  EXPECT_EQ(Removed(sealed), Removed(plain));
+  EXPECT_EQ(Removed(sealed), Removed(mixed));
+
+  // Nothing new: the same input compiles to equal snapshots, by digest and by encoding; one field differs: not.
+  auto again = Compile(b, MeshDefaults{});
+  EXPECT_TRUE(after->SameResources(*again));
+  EXPECT_TRUE(Unsealed(*after)->SameResources(*again));
+  EXPECT_EQ(MakeDeltaPush(*after, *again, "e", "").upserted_size(), 0);
+  EXPECT_EQ(MakeDeltaPush(*after, *again, "e", "").removed_size(), 0);
+  b[0].resource.mutable_workload()->set_node("node2");
+  auto moved = Compile(b, MeshDefaults{});
+  EXPECT_FALSE(after->SameResources(*moved));
+  EXPECT_FALSE(Unsealed(*after)->SameResources(*Unsealed(*moved)));
+  // The Service's endpoint names the workload's node: it changes too.
+  EXPECT_EQ(Keys(MakeDeltaPush(*after, *moved, "e", "").upserted()),
+            (std::set<std::string>{"Workload/shop/web-1", "Service/shop/web"}));
+}
+
+TEST(SnapshotDelta, FromAndToEmpty) {
+  auto empty = Compile({}, MeshDefaults{});  // the default MeshConfig only
+  auto full = Compile({Workload("web-1", "10.0.0.1", "web"), Service("web", "10.96.0.1", "web")}, MeshDefaults{});
+  EXPECT_EQ(Keys(MakeDeltaPush(*empty, *full, "e", "").upserted()),
+            (std::set<std::string>{"Workload/shop/web-1", "Service/shop/web"}));
+  auto back = MakeDeltaPush(*full, *empty, "e", "");
+  EXPECT_EQ(back.upserted_size(), 0);
+  EXPECT_EQ(back.removed_size(), 2);
+}
+
+}  // namespace
+}  // namespace zm::ctrl
