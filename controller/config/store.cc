@@ -10,8 +10,13 @@ bool ConfigStore::Publish(std::shared_ptr<Snapshot> next) {
     return false;
   }
   next->version = snapshots_.empty() ? 1 : snapshots_.back()->version + 1;
+  retained_ += next->resources.size();
   snapshots_.push_back(std::move(next));
-  while (snapshots_.size() > history_) snapshots_.pop_front();
+  // The current version and the one before it always stay (a delta for agents one change behind).
+  while (snapshots_.size() > history_ || (snapshots_.size() > 2 && retained_ > max_retained_)) {
+    retained_ -= snapshots_.front()->resources.size();
+    snapshots_.pop_front();
+  }
   cv_.notify_all();
   return true;
 }

@@ -16,7 +16,10 @@ namespace zm::ctrl {
 
 class ConfigStore {
  public:
-  explicit ConfigStore(std::string epoch, size_t history = 64) : epoch_(std::move(epoch)), history_(history) {}
+  // Keeps up to `history` versions, and fewer when they would hold more than `max_retained` resources together: at
+  // 100,000 workloads 64 full copies would be gigabytes. An agent whose version has left the history gets a full push.
+  explicit ConfigStore(std::string epoch, size_t history = 64, size_t max_retained = 1'000'000)
+      : epoch_(std::move(epoch)), history_(history), max_retained_(max_retained) {}
 
   // Makes `next` current with version+1 unless its resources equal the current ones. Returns true if published.
   bool Publish(std::shared_ptr<Snapshot> next);
@@ -35,6 +38,8 @@ class ConfigStore {
  private:
   const std::string epoch_;
   const size_t history_;
+  const size_t max_retained_;
+  size_t retained_ = 0;  // resources of the snapshots held
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::deque<std::shared_ptr<const Snapshot>> snapshots_;  // oldest first; back() is current

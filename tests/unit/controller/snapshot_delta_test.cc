@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "controller/config/snapshot.h"
+#include "controller/config/store.h"
 
 namespace zm::ctrl {
 namespace {
@@ -100,6 +101,26 @@ TEST(SnapshotDelta, FromAndToEmpty) {
   auto back = MakeDeltaPush(*full, *empty, "e", "");
   EXPECT_EQ(back.upserted_size(), 0);
   EXPECT_EQ(back.removed_size(), 2);
+}
+
+TEST(ConfigStoreHistory, BoundedByVersionsAndByRetainedResources) {
+  // Each snapshot: 2 workloads + the default MeshConfig = 3 resources. At most 7 retained: 2 versions, but never
+  // fewer than the current one and the one before it.
+  ConfigStore store("e", /*history=*/4, /*max_retained=*/7);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(store.Publish(Compile({Workload("a", "10.0.0.1", std::to_string(i)), Workload("b", "10.0.0.2", "b")},
+                                      MeshDefaults{})));
+  }
+  EXPECT_EQ(store.Current()->version, 6u);
+  EXPECT_NE(store.AtVersion(5), nullptr);
+  EXPECT_EQ(store.AtVersion(4), nullptr);
+  // Small snapshots: the version count bounds the history.
+  ConfigStore roomy("e", /*history=*/4);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(roomy.Publish(Compile({Workload("a", "10.0.0.1", std::to_string(i))}, MeshDefaults{})));
+  }
+  EXPECT_NE(roomy.AtVersion(3), nullptr);
+  EXPECT_EQ(roomy.AtVersion(2), nullptr);
 }
 
 }  // namespace
