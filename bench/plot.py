@@ -22,9 +22,9 @@ def bars(ax, report, metrics, labels, ylabel, title):
     paths = report["paths"]
     width = 0.8 / len(paths)
     for i, p in enumerate(paths):
-        med = [report["median"][p][m] for m in metrics]
-        lo = [med[j] - report["min"][p][m] for j, m in enumerate(metrics)]
-        hi = [report["max"][p][m] - med[j] for j, m in enumerate(metrics)]
+        med = [report["median"][p].get(m, 0) for m in metrics]  # no proxy figures for "direct"
+        lo = [med[j] - report["min"][p].get(m, 0) for j, m in enumerate(metrics)]
+        hi = [report["max"][p].get(m, 0) - med[j] for j, m in enumerate(metrics)]
         xs = [j + (i - (len(paths) - 1) / 2) * width for j in range(len(metrics))]
         rects = ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=p, color=COLORS.get(p))
         ax.bar_label(rects, fmt="%.3g", fontsize=7, padding=2)
@@ -39,7 +39,9 @@ ROWS = [("throughput_1_gbps", "throughput, 1 stream (Gbit/s)"), ("throughput_8_g
         ("rr1_p50_us", "RR 1 B p50 (µs)"), ("rr1_p99_us", "RR 1 B p99 (µs)"), ("rr1_p999_us", "RR 1 B p99.9 (µs)"),
         ("rr1k_p50_us", "RR 1 KiB p50 (µs)"), ("rr1k_p99_us", "RR 1 KiB p99 (µs)"),
         ("rr1k_p999_us", "RR 1 KiB p99.9 (µs)"), ("conn_per_s", "new connections/s"),
-        ("proxy_cpu_core_s_per_gb", "proxy CPU (core-s per GB)")]
+        ("proxy_cpu_core_s_per_gb", "proxy CPU (core-s per GB)"),
+        ("steady_rate", "steady load: requests/s answered"), ("steady_p50_us", "steady load: p50 (µs)"),
+        ("steady_p99_us", "steady load: p99 (µs)"), ("steady_proxy_vcpu", "steady load: proxies' CPU (vCPU)")]
 
 
 def table(report) -> str:
@@ -75,8 +77,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     m = report["machine"]
     cfg = report["config"]
+    load = cfg.get("loadavg_start")
     foot = (f"{report['date'][:10]}, {m['nproc']} cores {m['cpu']}, kernel {m['kernel']}; "
-            f"{cfg['rounds']} rounds x {cfg['seconds']:g} s, median (bars) and min..max")
+            f"{cfg['rounds']} rounds x {cfg['seconds']:g} s, median (bars) and min..max"
+            + (f"; load {load[0]:.2f} at start, {cfg.get('agent_workers', '?')} proxy threads" if load else ""))
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     bars(ax, report, ["throughput_1_gbps", "throughput_8_gbps"], ["1 stream", "8 streams"], "Gbit/s",
@@ -105,7 +109,16 @@ def main():
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(out / "bench-connrate.png", dpi=110)
     plt.close(fig)
-    print(f"wrote {out}/bench-throughput.png, bench-latency.png, bench-connrate.png")
+    if "steady_proxy_vcpu" in report["median"]["zeromesh"]:
+        st = cfg["steady"]
+        fig, ax = plt.subplots(figsize=(5, 4.2))
+        bars(ax, report, ["steady_proxy_vcpu"], [f"{st['rate']} req/s x {st['size']} B over {st['conns']} connections"],
+             "vCPU (both proxies)", "Proxy CPU at a steady request rate")
+        fig.text(0.01, 0.01, foot, fontsize=5)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(out / "bench-steady-cpu.png", dpi=110)
+        plt.close(fig)
+    print(f"wrote {out}/bench-throughput.png, bench-latency.png, bench-connrate.png, bench-steady-cpu.png")
     if args.table:
         print(table(report))
         print()

@@ -13,9 +13,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PATHS = ("direct", "zeromesh", "haproxy")
 METRICS = ("throughput_1_gbps", "throughput_8_gbps", "rr1_p50_us", "rr1_p99_us", "rr1_p999_us",
-           "rr1k_p50_us", "rr1k_p99_us", "rr1k_p999_us", "conn_per_s")
+           "rr1k_p50_us", "rr1k_p99_us", "rr1k_p999_us", "conn_per_s", "steady_rate", "steady_p50_us",
+           "steady_p99_us")
 POSITIVE_RATIOS = ("throughput_vs_direct", "throughput_vs_haproxy", "connrate_vs_direct", "connrate_vs_haproxy",
-                   "agent_rss_mb", "agent_cpu_core_s_per_gb")
+                   "agent_rss_mb", "agent_cpu_core_s_per_gb", "agent_vcpu_1000rps", "haproxy_vcpu_1000rps")
 # Differences of two latencies: may be negative on a noisy machine, but must be numbers.
 ADDED = ("rr_p50_added_us", "rr_p99_added_us", "haproxy_rr_p50_added_us", "haproxy_rr_p99_added_us")
 
@@ -48,7 +49,15 @@ class BenchSmoke(unittest.TestCase):
             self.assertGreater(r[k], 0, k)
         for k in ADDED:
             self.assertTrue(math.isfinite(r[k]), k)
-        self.assertEqual(len(report["goals"]), 7)
+        self.assertEqual(len(report["goals"]), 14)  # issue 19's data-plane goals, each with its value
+        for g in report["goals"].values():
+            self.assertIsInstance(g["met"], bool)
+        cfg = report["config"]
+        self.assertEqual(cfg["agent_workers"], cfg["haproxy_nbthread"])
+        self.assertEqual(len(cfg["loadavg_start"]), 3)
+        # The steady load really ran at its rate through every path (zm-steady fails when an answer is missing).
+        for path in PATHS:
+            self.assertGreater(report["median"][path]["steady_rate"], 0.9 * cfg["steady"]["rate"], path)
 
 
 if __name__ == "__main__":
