@@ -104,6 +104,7 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   c->ctx_.agents = &c->agents_;
   c->ctx_.metrics = &c->metrics_;
   c->ctx_.max_cert_ttl_seconds = opts.max_cert_ttl_seconds;
+  c->ctx_.push_part_bytes = opts.push_part_bytes;
   c->ctx_.manifests_dir = c->kube_config_ ? "kubernetes " + c->kube_config_->server : opts.manifests_dir;
   c->ctx_.started_unix = std::time(nullptr);
   c->ctx_.serving_cert_not_after = [self = c.get()]() -> int64_t {

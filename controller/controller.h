@@ -45,6 +45,7 @@ struct Options {
   std::string agent_service_account = "zeromesh-system/zeromesh-agent";
   std::string token_audience = "zeromesh";
   uint32_t max_cert_ttl_seconds = 86400;
+  size_t push_part_bytes = 1 << 20;  // pushes larger than this go out in parts (push_parts.h; tests make it small)
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
   std::string serving_cert_dir;  // where the rotating serving certificate is written ("": a private temp dir)
   // Kubernetes: "[NS/]NAME" of the ConfigMap the controller keeps the trust bundle in (key root-cert.pem) for agents

@@ -1,4 +1,5 @@
 #include "agent/control/config_client.h"
+#include "agent/control/push_assembly.h"
 
 #include "common/log.h"
 
@@ -73,19 +74,24 @@ bool ConfigClient::RunStream(v1::Config::Stub* stub) {
   hello.mutable_hello()->set_agent_version(opts_.agent_version);
   hello.mutable_hello()->set_last_version(held_.version);
   hello.mutable_hello()->set_last_epoch(held_.epoch);
+  hello.mutable_hello()->set_accepts_parts(true);
   if (stream->Write(hello)) {
     connected_ = true;
-    v1::ConfigPush push;
-    while (stream->Read(&push)) {
+    v1::ConfigPush part, push;
+    PushAssembly assembly;
+    while (stream->Read(&part)) {
       got_push = true;
       ConfigState next;
       std::string error;
       v1::AgentMessage reply;
-      if (!ApplyPush(held_, push, &next, &error)) {
+      const uint64_t part_version = part.version();
+      PushAssembly::Step step = assembly.Add(std::move(part), &push, &error);
+      if (step == PushAssembly::Step::kMore) continue;
+      if (step == PushAssembly::Step::kBad || !ApplyPush(held_, push, &next, &error)) {
         // We cannot follow this delta: forget what we hold so the next hello asks for a full snapshot.
-        log::Warn("config: cannot apply delta, resyncing", {{"error", error}});
+        log::Warn("config: cannot apply the push, resyncing", {{"error", error}});
         held_ = ConfigState();
-        reply.mutable_nack()->set_version(push.version());
+        reply.mutable_nack()->set_version(step == PushAssembly::Step::kBad ? part_version : push.version());
         reply.mutable_nack()->set_error(error);
         stream->Write(reply);
         ctx.TryCancel();

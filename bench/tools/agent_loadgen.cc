@@ -302,16 +302,23 @@ void RawLoop(SimAgent* ag, ctl::Bootstrap b, long namespaces) {
     v1::AgentMessage hello;
     hello.mutable_hello()->set_node(b.node);
     hello.mutable_hello()->set_agent_version("zm-agent-loadgen-raw");
+    hello.mutable_hello()->set_accepts_parts(true);
     if (stream->Write(hello)) {
       v1::ConfigPush push;
+      bool has = false;
+      size_t upserted = 0;
       while (stream->Read(&push)) {
+        // A push in parts (ConfigPush.more): look at each part, ACK once after the last.
         int pending = g_pending_change.load();
-        bool has = false;
         if (pending >= 0) {
           std::string want = ChangeKey(pending, namespaces);
           for (const auto& r : push.upserted()) has = has || ctl::ResourceKeyString(r) == want;
         }
-        Record(ag, push.version(), static_cast<size_t>(push.upserted_size()), has);
+        upserted += static_cast<size_t>(push.upserted_size());
+        if (push.more()) continue;
+        Record(ag, push.version(), upserted, has);
+        has = false;
+        upserted = 0;
         v1::AgentMessage ack;
         ack.mutable_ack()->set_version(push.version());
         if (!stream->Write(ack)) break;

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   rtt_us.reserve(static_cast<size_t>(rate * seconds) + 16);
   const auto interval = std::chrono::duration_cast<zmbench::Clock::duration>(std::chrono::duration<double>(1.0 / rate));
   const auto start = zmbench::Clock::now();
-  const auto until = start + std::chrono::duration_cast<zmbench::Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto until =
+      start + std::chrono::duration_cast<zmbench::Clock::duration>(std::chrono::duration<double>(seconds));
   auto next = start;
   size_t sent = 0, answered = 0, skipped = 0, rr = 0;
   epoll_event events[256];

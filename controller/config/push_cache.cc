@@ -2,8 +2,8 @@
 
 namespace zm::ctrl {
 
-std::shared_ptr<const zeromesh::v1::ConfigPush> PushCache::Get(const Snapshot* base, const Snapshot& to,
-                                                               const std::string& epoch, const std::string& bundle) {
+std::shared_ptr<const PushCache::Parts> PushCache::Get(const Snapshot* base, const Snapshot& to,
+                                                       const std::string& epoch, const std::string& bundle) {
   Key key{base ? base->version : 0, to.version};
   std::shared_ptr<Entry> entry;
   {
@@ -26,10 +26,10 @@ std::shared_ptr<const zeromesh::v1::ConfigPush> PushCache::Get(const Snapshot* b
     }
   }
   std::call_once(entry->built, [&] {
-    entry->push = std::make_shared<const zeromesh::v1::ConfigPush>(base ? MakeDeltaPush(*base, to, epoch, bundle)
-                                                                        : MakeFullPush(to, epoch, bundle));
+    entry->parts = std::make_shared<const Parts>(
+        SplitPush(base ? MakeDeltaPush(*base, to, epoch, bundle) : MakeFullPush(to, epoch, bundle), part_bytes_));
   });
-  return entry->push;
+  return entry->parts;
 }
 
 }  // namespace zm::ctrl

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "controller/config/push_parts.h"
 #include "controller/config/snapshot.h"
 #include "zeromesh/v1/config.pb.h"
 
@@ -16,19 +17,24 @@ namespace zm::ctrl {
 
 class PushCache {
  public:
-  // The push taking an agent from `base` (nullptr: nothing held, a full push) to `to`. Thread-safe; concurrent
-  // callers for the same pair wait for one build instead of building it each.
-  std::shared_ptr<const zeromesh::v1::ConfigPush> Get(const Snapshot* base, const Snapshot& to,
-                                                      const std::string& epoch, const std::string& bundle);
+  using Parts = std::vector<zeromesh::v1::ConfigPush>;
+  explicit PushCache(size_t part_bytes = kPushPartBytes) : part_bytes_(part_bytes) {}
+
+  // The push taking an agent from `base` (nullptr: nothing held, a full push) to `to`, in parts of at most
+  // `part_bytes` (SplitPush). Thread-safe; concurrent callers for the same pair wait for one build instead of
+  // building it each.
+  std::shared_ptr<const Parts> Get(const Snapshot* base, const Snapshot& to, const std::string& epoch,
+                                   const std::string& bundle);
 
  private:
   using Key = std::pair<uint64_t, uint64_t>;  // {base version (0 = full), target version}
   struct Entry {
     std::once_flag built;
-    std::shared_ptr<const zeromesh::v1::ConfigPush> push;
+    std::shared_ptr<const Parts> parts;
   };
   static constexpr size_t kMaxEntries = 16;  // the newest target versions are what streams ask for
 
+  const size_t part_bytes_;
   std::mutex mu_;
   std::string epoch_;
   std::map<Key, std::shared_ptr<Entry>> entries_;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controller/config/push_parts.h"
 
 namespace zm::ctrl {
 namespace v1 = zeromesh::v1;
@@ -95,13 +96,21 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
     }
     auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
     if (!snap || (base && snap->version == base->version)) continue;
-    auto push = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), "");
+    auto parts = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), "");
     if (ctx_->metrics) {
       auto published = ctx_->metrics->PublishedAt(snap->version).value_or(opened);
       std::lock_guard<std::mutex> lock(pending_mu);
       pending[snap->version] = std::max(published, opened);
     }
-    if (!stream->Write(*push)) break;
+    bool written = true;
+    if (hello.accepts_parts() || parts->size() == 1) {
+      for (const auto& part : *parts) {
+        if (!(written = stream->Write(part))) break;
+      }
+    } else {
+      written = stream->Write(JoinParts(*parts));  // an agent from before parts: one message, as it always got
+    }
+    if (!written) break;
     if (ctx_->metrics) ctx_->metrics->PushSent();
     ctx_->agents->Sent(node, snap->version);
     base = snap;

@@ -9,7 +9,7 @@ namespace zm::ctrl {
 
 class ConfigService final : public zeromesh::v1::Config::Service {
  public:
-  explicit ConfigService(ServiceContext* ctx) : ctx_(ctx) {}
+  explicit ConfigService(ServiceContext* ctx) : ctx_(ctx), pushes_(ctx->push_part_bytes) {}
   grpc::Status Stream(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<zeromesh::v1::ConfigPush, zeromesh::v1::AgentMessage>* stream) override;
 

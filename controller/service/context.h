@@ -25,6 +25,7 @@ struct ServiceContext {
   AgentRegistry* agents = nullptr;
   ControllerMetrics* metrics = nullptr;
   uint32_t max_cert_ttl_seconds = 86400;
+  size_t push_part_bytes = 1 << 20;  // ConfigPush parts (push_parts.h)
   std::string manifests_dir;
   int64_t started_unix = 0;
   std::atomic<bool> stopping{false};

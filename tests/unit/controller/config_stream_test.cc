@@ -193,6 +193,80 @@ TEST_F(ConfigStreamTest, ClientAppliesNacksAndKeepsLastGood) {
   client.Stop();
 }
 
+// Pushes larger than the part budget travel in parts (a full snapshot of a large mesh exceeds gRPC's 4 MiB limit):
+// the agent's client assembles them, applies and ACKs each version once; an agent that does not announce parts gets
+// every push whole.
+TEST(ConfigParts, LargePushesArriveInPartsAndApplyWhole) {
+  ControllerEnv env = NewEnv();
+  std::string yaml;
+  for (int i = 0; i < 40; ++i) {
+    yaml += (i ? "---\n" : "") + WorkloadYaml("web-" + std::to_string(i), "shop", "web", "node1",
+                                              "10.244.1." + std::to_string(10 + i), "web");
+  }
+  WriteFile(env.manifests + "/a.yaml", yaml);
+  env.push_part_bytes = 1024;  // a few workloads per part
+  env.Start(/*watch=*/true);
+
+  std::atomic<int> applies{0}, workloads{0};
+  agent::control::ConfigClient client(env.BootstrapFor("node1", kTokenNode1),
+                                      [&](const agent::control::ConfigState& s) -> std::string {
+                                        int n = 0;
+                                        for (const auto& [k, r] : s.resources) n += r.has_workload();
+                                        workloads = n;
+                                        ++applies;
+                                        return "";
+                                      });
+  client.Start();
+  ASSERT_TRUE(WaitFor([&] { return client.applied_version() == 1; }, 5000));
+  EXPECT_EQ(workloads, 40);
+  EXPECT_EQ(applies, 1);  // one apply for the whole snapshot, not one per part
+  ASSERT_TRUE(WaitFor([&] { return env.controller->agents().Get("node1").acked_version() == 1; }, 2000));
+
+  // A delta in parts too: 20 more workloads in one change.
+  std::string more;
+  for (int i = 40; i < 60; ++i) {
+    more += (i > 40 ? "---\n" : "") + WorkloadYaml("web-" + std::to_string(i), "shop", "web", "node1",
+                                                   "10.244.1." + std::to_string(10 + i), "web");
+  }
+  WriteFile(env.manifests + "/b.yaml", more);
+  ASSERT_TRUE(WaitFor([&] { return client.applied_version() == 2; }, 5000));
+  EXPECT_EQ(workloads, 60);
+  EXPECT_EQ(applies, 2);
+  ASSERT_TRUE(WaitFor([&] { return env.controller->agents().Get("node1").acked_version() == 2; }, 2000));
+  client.Stop();
+
+  // Raw streams: one that accepts parts reads several messages for version 2, the last with more = false; one that
+  // does not gets a single message holding all of it.
+  auto stub = v1::Config::NewStub(env.Channel());
+  for (bool parts : {true, false}) {
+    auto s = std::make_unique<RawStream>();
+    Auth(&s->ctx, kTokenNode1);
+    s->stream = stub->Stream(&s->ctx);
+    v1::AgentMessage hello;
+    hello.mutable_hello()->set_node("node1");
+    hello.mutable_hello()->set_accepts_parts(parts);
+    s->stream->Write(hello);
+    int messages = 0, upserted = 0;
+    v1::ConfigPush push;
+    do {
+      ASSERT_TRUE(ReadPush(s.get(), &push, 3000));
+      EXPECT_EQ(push.version(), 2u);
+      EXPECT_TRUE(push.full());
+      ++messages;
+      upserted += push.upserted_size();
+    } while (push.more());
+    EXPECT_EQ(upserted, 61);  // 60 workloads and the MeshConfig
+    if (parts) {
+      EXPECT_GT(messages, 5);
+    } else {
+      EXPECT_EQ(messages, 1);
+    }
+    Close(s.get());
+  }
+  env.Stop();
+  RemoveTree(env.dir);
+}
+
 TEST_F(ConfigStreamTest, ControlPlaneFeedsAgentStateAndRotatesCerts) {
   agent::SnapshotHolder snapshots;
   agent::InMemoryCertStore certs;

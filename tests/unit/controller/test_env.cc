@@ -67,6 +67,7 @@ void ControllerEnv::Start(bool watch, uint32_t max_ttl) {
   o.join_tokens = dir + "/tokens.yaml";
   o.watch = watch;
   o.max_cert_ttl_seconds = max_ttl;
+  if (push_part_bytes > 0) o.push_part_bytes = push_part_bytes;
   std::string error;
   controller = ctrl::Controller::Create(o, &error);
   if (!controller || !controller->Start(&error)) throw std::runtime_error("controller start: " + error);

@@ -1,0 +1,21 @@
+// A push in parts: gRPC refuses messages over 4 MiB by default, and a full snapshot of 100,000 workloads is about
+// 13 MB. Parts stay below a byte budget and are assembled by the agent (ConfigPush.more, agent/control/push_assembly).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "zeromesh/v1/config.pb.h"
+
+namespace zm::ctrl {
+
+constexpr size_t kPushPartBytes = 1 << 20;
+
+// Splits `push` into parts of at most `max_bytes` of resources each (a single larger resource gets a part of its
+// own); every part but the last has more = true. A push within the budget comes back as one part.
+std::vector<zeromesh::v1::ConfigPush> SplitPush(zeromesh::v1::ConfigPush push, size_t max_bytes = kPushPartBytes);
+
+// The parts as one message again, for an agent that does not assemble parts.
+zeromesh::v1::ConfigPush JoinParts(const std::vector<zeromesh::v1::ConfigPush>& parts);
+
+}  // namespace zm::ctrl
