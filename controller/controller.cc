@@ -316,7 +316,8 @@ bool Controller::ErrorsChanged(const std::vector<manifest::Error>& errors) {
 void Controller::PublishResources(std::vector<manifest::Located> resources) {
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
-  auto snap = Compile(std::move(resources), defaults);
+  auto previous = store_->Current();  // unchanged resources are shared with it
+  auto snap = Compile(std::move(resources), defaults, previous.get());
   auto authority = ca_->Current();
   snap->trust_bundle_pem = authority->trust_bundle_pem();
   snap->ca_signer = authority->signer_id();

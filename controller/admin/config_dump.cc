@@ -23,7 +23,8 @@ nlohmann::json ControllerConfigDump(const ConfigStore& store, const AgentRegistr
   out["trust_domain"] = snap ? snap->mesh.trust_domain() : "";
   out["resources"] = nlohmann::json::array();
   if (snap) {
-    for (const auto& [key, r] : snap->resources) out["resources"].push_back({{"key", key}, {"resource", ProtoJson(r)}});
+    for (const auto& [key, r] : snap->resources)
+      out["resources"].push_back({{"key", key}, {"resource", ProtoJson(*r)}});
   }
   out["manifest_errors"] = nlohmann::json::array();
   for (const auto& e : store.errors()) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 #include <unordered_map>
 
 namespace zm::ctrl {
@@ -15,27 +16,12 @@ namespace v1 = zeromesh::v1;
 
 namespace {
 
-std::string DeterministicBytes(const v1::Resource& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream raw(&out);
-  google::protobuf::io::CodedOutputStream coded(&raw);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
-
-// Equality by deterministic serialization (reflection-based MessageDifferencer is several times slower); for
-// snapshots that were not sealed.
-bool SameBytes(const v1::Resource& a, const v1::Resource& b) {
-  return DeterministicBytes(a) == DeterministicBytes(b);
-}
-
-// Same content: by digest when both sides are sealed (index i of each), else by encoding.
+// Same content: by digest when both sides are sealed (index i of each), else by encoding (for snapshots built by
+// hand and not sealed).
 bool SameContent(const Snapshot& a, size_t ia, const v1::Resource& ra, const Snapshot& b, size_t ib,
                  const v1::Resource& rb) {
   if (a.Sealed() && b.Sealed()) return a.digests[ia] == b.digests[ib];
-  return SameBytes(ra, rb);
+  return manifest::ResourceDigest(ra) == manifest::ResourceDigest(rb);
 }
 
 }  // namespace
@@ -43,20 +29,15 @@ bool SameContent(const Snapshot& a, size_t ia, const v1::Resource& ra, const Sna
 void Snapshot::Seal() {
   digests.clear();
   digests.reserve(resources.size());
-  std::string bytes;
-  for (const auto& [key, r] : resources) {
-    bytes = DeterministicBytes(r);
-    Digest d;
-    SHA256(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), d.data());
-    digests.push_back(d);
-  }
+  for (const auto& [key, r] : resources) digests.push_back(manifest::ResourceDigest(*r));
 }
 
 bool Snapshot::SameResources(const Snapshot& other) const {
   if (resources.size() != other.resources.size()) return false;
   size_t i = 0;
   for (auto a = resources.begin(), b = other.resources.begin(); a != resources.end(); ++a, ++b, ++i) {
-    if (a->first != b->first || !SameContent(*this, i, a->second, other, i, b->second)) return false;
+    if (a->first != b->first) return false;
+    if (a->second != b->second && !SameContent(*this, i, *a->second, other, i, *b->second)) return false;
   }
   return true;
 }
@@ -87,31 +68,53 @@ void FillMeshDefaults(const MeshDefaults& d, v1::MeshConfig* c) {
 
 }  // namespace
 
-std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, const MeshDefaults& defaults) {
+std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, const MeshDefaults& defaults,
+                                  const Snapshot* previous) {
   auto s = std::make_shared<Snapshot>();
   s->created_unix = std::time(nullptr);
-  std::map<std::string, const v1::Workload*> by_ip;
+  // Built here, frozen (shared or moved into the snapshot) at the end. A known digest stays valid only for what this
+  // function does not change: workloads.
+  struct Work {
+    v1::Resource r;
+    std::optional<manifest::Digest> digest;
+  };
+  // A sorted vector, not a map: 100,000 map insertions were a third of a change's work at that scale.
+  std::vector<std::pair<std::string, Work>> work;
+  work.reserve(resources.size() + 1);
+  std::unordered_map<std::string, const v1::Workload*> by_ip;
   bool have_mesh = false;
   for (auto& l : resources) {
-    v1::Resource r = std::move(l.resource);
-    if (r.has_mesh_config()) {
-      FillMeshDefaults(defaults, r.mutable_mesh_config());
-      s->mesh = r.mesh_config();
+    Work w{std::move(l.resource), l.digest};
+    if (w.r.has_mesh_config()) {
+      FillMeshDefaults(defaults, w.r.mutable_mesh_config());
+      s->mesh = w.r.mesh_config();
       have_mesh = true;
     }
-    s->resources[manifest::KeyOf(r)] = std::move(r);
+    if (!w.r.has_workload()) w.digest.reset();
+    std::string key = manifest::KeyOf(w.r);
+    work.emplace_back(std::move(key), std::move(w));
   }
   if (!have_mesh) {
     v1::Resource r;
     FillMeshDefaults(defaults, r.mutable_mesh_config());
     s->mesh = r.mesh_config();
-    s->resources[manifest::KeyOf(r)] = std::move(r);
+    std::string key = manifest::KeyOf(r);
+    work.emplace_back(std::move(key), Work{std::move(r), std::nullopt});
   }
-  for (const auto& [key, r] : s->resources) {
-    if (!r.has_workload()) continue;
-    const auto& w = r.workload();
-    by_ip[w.ip()] = &w;
-    s->identities_by_node[w.node()].insert(w.namespace_() + "/" + w.service_account());
+  std::stable_sort(work.begin(), work.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // One resource per key, the last given (as the manifest checks already require).
+  size_t kept = 0;
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (i + 1 < work.size() && work[i + 1].first == work[i].first) continue;
+    if (kept != i) work[kept] = std::move(work[i]);
+    ++kept;
+  }
+  work.erase(work.begin() + static_cast<std::ptrdiff_t>(kept), work.end());
+  for (const auto& [key, w] : work) {
+    if (!w.r.has_workload()) continue;
+    const auto& wl = w.r.workload();
+    by_ip[wl.ip()] = &wl;
+    s->identities_by_node[wl.node()].insert(wl.namespace_() + "/" + wl.service_account());
   }
   // Workloads by "namespace/key=value" of each label: a selector only looks at the workloads carrying its first
   // label instead of every workload (1,000 services x 10,000 workloads would be 10M label checks per change).
@@ -119,16 +122,16 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   for (const auto& [ip, w] : by_ip) {
     for (const auto& [k, v] : w->labels()) by_label[w->namespace_() + "/" + k + "=" + v].emplace_back(&ip, w);
   }
-  for (auto& [key, r] : s->resources) {
-    if (!r.has_service()) continue;
-    auto* svc = r.mutable_service();
+  for (auto& [key, w] : work) {
+    if (!w.r.has_service()) continue;
+    auto* svc = w.r.mutable_service();
     std::map<std::string, v1::Endpoint> eps;  // by IP: explicit and selected endpoints merge
     for (const auto& e : svc->endpoints()) eps[e.ip()] = e;
     if (!svc->selector().empty()) {
       const auto& [k0, v0] = *svc->selector().begin();
       if (auto it = by_label.find(svc->namespace_() + "/" + k0 + "=" + v0); it != by_label.end()) {
-        for (const auto& [ip, w] : it->second) {
-          if (Matches(svc->selector(), w->labels())) eps[*ip].set_ip(*ip);
+        for (const auto& [ip, wl] : it->second) {
+          if (Matches(svc->selector(), wl->labels())) eps[*ip].set_ip(*ip);
         }
       }
     }
@@ -141,7 +144,25 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
       *svc->add_endpoints() = e;
     }
   }
-  s->Seal();
+  // Seal, sharing what the previous version already holds (both maps are ordered by key: one merge walk).
+  s->digests.reserve(work.size());
+  const bool share = previous != nullptr && previous->Sealed();
+  size_t pi = 0;
+  auto pit = share ? previous->resources.cbegin() : decltype(previous->resources.cbegin()){};
+  for (auto& [key, w] : work) {
+    manifest::Digest d = w.digest ? *w.digest : manifest::ResourceDigest(w.r);
+    Snapshot::ResourcePtr shared;
+    if (share) {
+      while (pit != previous->resources.cend() && pit->first < key) {
+        ++pit;
+        ++pi;
+      }
+      if (pit != previous->resources.cend() && pit->first == key && previous->digests[pi] == d) shared = pit->second;
+    }
+    s->resources.emplace_hint(s->resources.end(), key,
+                              shared ? std::move(shared) : std::make_shared<const v1::Resource>(std::move(w.r)));
+    s->digests.push_back(d);
+  }
   return s;
 }
 
@@ -156,7 +177,7 @@ v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const s
   p.set_full(true);
   p.set_trust_bundle_pem(bundle.empty() ? s.trust_bundle_pem : bundle);
   p.set_ca_signer(s.ca_signer);
-  for (const auto& [key, r] : s.resources) *p.add_upserted() = r;
+  for (const auto& [key, r] : s.resources) *p.add_upserted() = *r;
   return p;
 }
 
@@ -173,16 +194,18 @@ v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std
   auto f = from.resources.begin();
   size_t fi = 0, ti = 0;
   for (auto t = to.resources.begin(); t != to.resources.end(); ++t, ++ti) {
-    for (; f != from.resources.end() && f->first < t->first; ++f, ++fi) *p.add_removed() = KeyProto(f->second);
+    for (; f != from.resources.end() && f->first < t->first; ++f, ++fi) *p.add_removed() = KeyProto(*f->second);
     if (f != from.resources.end() && f->first == t->first) {
-      if (!SameContent(from, fi, f->second, to, ti, t->second)) *p.add_upserted() = t->second;
+      if (f->second != t->second && !SameContent(from, fi, *f->second, to, ti, *t->second)) {
+        *p.add_upserted() = *t->second;
+      }
       ++f;
       ++fi;
     } else {
-      *p.add_upserted() = t->second;
+      *p.add_upserted() = *t->second;
     }
   }
-  for (; f != from.resources.end(); ++f) *p.add_removed() = KeyProto(f->second);
+  for (; f != from.resources.end(); ++f) *p.add_removed() = KeyProto(*f->second);
   return p;
 }
 

@@ -20,9 +20,12 @@ struct MeshDefaults {
 };
 
 struct Snapshot {
-  using Digest = std::array<uint8_t, 32>;
-  uint64_t version = 0;                                     // set by ConfigStore::Publish
-  std::map<std::string, zeromesh::v1::Resource> resources;  // manifest::KeyOf -> resource
+  using Digest = manifest::Digest;
+  using ResourcePtr = std::shared_ptr<const zeromesh::v1::Resource>;
+  uint64_t version = 0;  // set by ConfigStore::Publish
+  // manifest::KeyOf -> resource. Immutable once published, so a resource unchanged since the previous version is
+  // the previous version's object: the history holds one copy of the mesh plus what changed, not one per version.
+  std::map<std::string, ResourcePtr> resources;
   // SHA-256 of each resource's deterministic encoding, in the order of `resources` (Seal). Comparing two versions
   // (is anything new? what goes into a delta?) then encodes nothing: it used to encode both sides of every resource,
   // twice per change, which was most of the controller's work per policy change at 10,000 workloads.
@@ -34,7 +37,7 @@ struct Snapshot {
   std::string trust_bundle_pem;
   std::string ca_signer;  // Authority::signer_id()
 
-  // Computes `digests`; Compile calls it. A snapshot whose resources change afterwards must be sealed again.
+  // Computes `digests` for snapshots built by hand (Compile seals its own). Resources changed afterwards need it again.
   void Seal();
   bool Sealed() const { return digests.size() == resources.size(); }
   bool SameResources(const Snapshot& other) const;
@@ -42,8 +45,9 @@ struct Snapshot {
 };
 
 // Fills defaults, resolves Service endpoints from selectors, indexes identities per node, seals. The resources are
-// moved into the snapshot (pass a copy to keep them).
-std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, const MeshDefaults& defaults);
+// moved into the snapshot (pass a copy to keep them). With `previous`, every resource equal to one of it is shared.
+std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, const MeshDefaults& defaults,
+                                  const Snapshot* previous = nullptr);
 
 zeromesh::v1::ResourceKey KeyProto(const zeromesh::v1::Resource& r);
 // `bundle` overrides the snapshot's trust bundle when not empty (benchmarks and tests).

@@ -90,6 +90,9 @@ const Result& DecodeCache::Decode(const std::string& file, std::string text, con
   if (it != files_.end() && it->second.text == text) return it->second.decoded;
   Entry e;
   DecodeText(text, file, limits, &e.decoded);
+  for (auto& l : e.decoded.resources) {
+    if (l.resource.has_workload()) l.digest = ResourceDigest(l.resource);
+  }
   e.text = std::move(text);
   return (files_[file] = std::move(e)).decoded;
 }

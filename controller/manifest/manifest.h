@@ -3,9 +3,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "controller/manifest/resource_digest.h"
 #include "zeromesh/v1/resources.pb.h"
 
 namespace zm::manifest {
@@ -22,6 +24,9 @@ struct Located {
   zeromesh::v1::Resource resource;
   std::string file;
   int line = 0;
+  // ResourceDigest(resource) when known (the decode cache sets it for workloads, which nothing changes after
+  // decoding); Compile computes it otherwise. Whoever changes `resource` must reset it.
+  std::optional<Digest> digest;
 };
 
 // Gateway API ReferenceGrant (gateway.networking.k8s.io/v1beta1) in namespace `ns`: lets the `from` kinds of other

@@ -74,7 +74,7 @@ grpc::Status StatusService::Resources(grpc::ServerContext* context, const zerome
   auto snap = ctx_->store->Current();
   if (!snap) return grpc::Status::OK;  // version 0: no valid configuration yet
   resp->set_version(snap->version);
-  for (const auto& [key, r] : snap->resources) *resp->add_resources() = r;
+  for (const auto& [key, r] : snap->resources) *resp->add_resources() = *r;
   return grpc::Status::OK;
 }
 

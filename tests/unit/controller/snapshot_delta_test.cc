@@ -2,6 +2,10 @@
 // "anything new?" verdict and the same delta pushes. Unsealed copies take the encoding path.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -93,6 +97,44 @@ TEST(SnapshotDelta, DigestsAgreeWithEncodings) {
             (std::set<std::string>{"Workload/shop/web-1", "Service/shop/web"}));
 }
 
+// Versions share what did not change: the history holds one copy of the mesh plus the changes.
+TEST(SnapshotDelta, UnchangedResourcesAreSharedWithThePreviousVersion) {
+  std::vector<manifest::Located> a = {Workload("web-1", "10.0.0.1", "web"), Workload("db-1", "10.0.0.3", "db"),
+                                      Service("web", "10.96.0.1", "web")};
+  auto v1s = Compile(a, MeshDefaults{});
+  auto b = a;
+  b[1].resource.mutable_workload()->set_service_account("db");
+  auto v2s = Compile(b, MeshDefaults{}, v1s.get());
+  EXPECT_EQ(v2s->resources.at("Workload/shop/web-1"), v1s->resources.at("Workload/shop/web-1"));  // same object
+  EXPECT_EQ(v2s->resources.at("Service/shop/web"), v1s->resources.at("Service/shop/web"));
+  EXPECT_NE(v2s->resources.at("Workload/shop/db-1"), v1s->resources.at("Workload/shop/db-1"));
+  EXPECT_EQ(v2s->resources.at("Workload/shop/db-1")->workload().service_account(), "db");
+  EXPECT_EQ(Keys(MakeDeltaPush(*v1s, *v2s, "e", "").upserted()), std::set<std::string>{"Workload/shop/db-1"});
+  // Sharing never hides a change, also when the previous version was built by hand and not sealed.
+  auto v3s = Compile(a, MeshDefaults{}, Unsealed(*v2s).get());
+  EXPECT_EQ(v3s->resources.at("Workload/shop/db-1")->workload().service_account(), "default");
+}
+
+// The decode cache records each workload's digest once; it must be the digest of what Compile publishes.
+TEST(SnapshotDelta, DecodedWorkloadDigestsMatchTheirResources) {
+  std::string dir = ::testing::TempDir() + "/zm-digest-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/a.yaml") << "apiVersion: zeromesh.io/v1alpha1\nkind: Workload\nmetadata:\n  name: web-1\n"
+                                    "  namespace: shop\n  labels:\n    app: web\nspec:\n  ip: 10.244.1.11\n"
+                                    "  node: node1\n  serviceAccount: web\n";
+  manifest::DecodeCache cache;
+  auto result = manifest::LoadDir(dir, manifest::Limits{}, &cache);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].reason);
+  ASSERT_EQ(result.resources.size(), 1u);
+  ASSERT_TRUE(result.resources[0].digest.has_value());
+  EXPECT_EQ(*result.resources[0].digest, manifest::ResourceDigest(result.resources[0].resource));
+  auto snap = Compile(result.resources, MeshDefaults{});
+  auto plain = Unsealed(*snap);
+  plain->Seal();
+  EXPECT_EQ(snap->digests, plain->digests);
+}
+
 TEST(SnapshotDelta, FromAndToEmpty) {
   auto empty = Compile({}, MeshDefaults{});  // the default MeshConfig only
   auto full = Compile({Workload("web-1", "10.0.0.1", "web"), Service("web", "10.96.0.1", "web")}, MeshDefaults{});
@@ -108,8 +150,8 @@ TEST(ConfigStoreHistory, BoundedByVersionsAndByRetainedResources) {
   // fewer than the current one and the one before it.
   ConfigStore store("e", /*history=*/4, /*max_retained=*/7);
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(store.Publish(Compile({Workload("a", "10.0.0.1", std::to_string(i)), Workload("b", "10.0.0.2", "b")},
-                                      MeshDefaults{})));
+    ASSERT_TRUE(store.Publish(
+        Compile({Workload("a", "10.0.0.1", std::to_string(i)), Workload("b", "10.0.0.2", "b")}, MeshDefaults{})));
   }
   EXPECT_EQ(store.Current()->version, 6u);
   EXPECT_NE(store.AtVersion(5), nullptr);

@@ -141,7 +141,7 @@ TEST(TrafficManifest, AgentGetsSplitAndPolicy) {
   ASSERT_TRUE(r.ok()) << Errors(r);
   auto snap = ctrl::Compile(r.resources, ctrl::MeshDefaults{});
   agent::control::ConfigState state;
-  for (const auto& [k, res] : snap->resources) state.resources[agent::control::ResourceKeyString(res)] = res;
+  for (const auto& [k, res] : snap->resources) state.resources[agent::control::ResourceKeyString(*res)] = *res;
   std::vector<agent::Service> services;
   std::string error;
   ASSERT_TRUE(agent::control::ToServices(state, &services, &error)) << error;
