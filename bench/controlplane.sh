@@ -73,14 +73,14 @@ for mode in $modes; do
     --listen 127.0.0.1:0 --admin-addr off --metrics-addr off >"$run/controller.log" 2>&1 &
   ctrl_pid=$!
   port=""
-  for _ in $(seq 1 1200); do
+  for _ in $(seq 1 12000); do  # 10 min: 100,000 workloads in YAML take a while to decode (each file also parsed in the sandbox)
     port=$(grep -o '"msg":"mesh-controller listening".*"port":[0-9]*' "$run/controller.log" 2>/dev/null |
       grep -o '"port":[0-9]*' | cut -d: -f2 || true)
     [ -n "$port" ] && break
     kill -0 "$ctrl_pid" 2>/dev/null || die "controller exited: $(tail -c 2000 "$run/controller.log")"
     sleep 0.05
   done
-  [ -n "$port" ] || die "controller not listening after 60 s: $(tail -c 2000 "$run/controller.log")"
+  [ -n "$port" ] || die "controller not listening after 600 s: $(tail -c 2000 "$run/controller.log")"
   startup=$(awk "BEGIN{printf \"%.3f\", $(date +%s.%N) - $t0}")
   log "[$mode] controller pid $ctrl_pid on 127.0.0.1:$port (up after ${startup}s); running $agents agents"
   "$gen_bin" run --controller "127.0.0.1:$port" --ca "$run/ca/root-cert.pem" --tokens "$work/join-tokens.yaml" \

@@ -175,9 +175,14 @@ class Mesh:
             time.sleep(0.05)
         raise zmcluster.ClusterError(f"agent on {node.name} not ready in {timeout}s: {self.agent_log(node)}")
 
-    def agent_log(self, node: zmcluster.Node) -> str:
+    def agent_log(self, node: zmcluster.Node, tail: int | None = 4000) -> str:
+        """The agent's log: its last |tail| characters (for failure messages), or all of it (tail=None) for tests that
+        search or count lines in it, which a window sliding with new lines would make flaky."""
         log = self.workdir / f"agent-{node.name}.log"
-        return log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+        if not log.exists():
+            return "(no log)"
+        text = log.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def kill_agent(self, node: zmcluster.Node) -> None:
         p = self.agents.pop(node.name)

@@ -65,7 +65,7 @@ class OverlayTest(unittest.TestCase):
 
     def test_the_agents_find_the_tunnel_device(self):
         for node in self.cluster.nodes:
-            log = self.mesh.agent_log(node)
+            log = self.mesh.agent_log(node, tail=None)
             self.assertIn('"uplink attached"', log.replace("'", '"'))
             self.assertIn("flannel.1", log)
             self.assertEqual(len(self.programs(node, "flannel.1")), 1, f"{node.name}: flannel.1 not hooked")

@@ -242,7 +242,7 @@ class TlsRefusalsTest(unittest.TestCase):
     def handshake_failures(self, node: str, role: str) -> list[str]:
         """The reasons of the agent's "hbone handshake failed" log lines for |role| (client/server), in order."""
         out = []
-        for line in self.mesh.agent_log(self.cluster.node(node)).splitlines():
+        for line in self.mesh.agent_log(self.cluster.node(node), tail=None).splitlines():
             if '"msg":"hbone handshake failed"' in line and f'"role":"{role}"' in line:
                 try:
                     out.append(json.loads(line)["reason"])
