@@ -51,7 +51,8 @@ def table(report) -> str:
         cells = []
         for p in paths:
             if key in report["median"][p]:
-                f = "%.1f" if report["median"][p][key] < 100 else "%.0f"
+                v = report["median"][p][key]
+                f = "%.3f" if v < 1 else "%.1f" if v < 100 else "%.0f"
                 cells.append(f"{f % report['median'][p][key]} ({f % report['min'][p][key]}–{f % report['max'][p][key]})")
             else:
                 cells.append("–")
