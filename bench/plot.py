@@ -103,22 +103,20 @@ def main():
     fig.savefig(out / "bench-latency.png", dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    bars(ax, report, ["conn_per_s"], [f"connect + 16 B echo + close, {cfg['connrate_parallel']} parallel"],
-         "connections/s", "New connections per second")
-    fig.text(0.01, 0.01, foot, fontsize=5)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(out / "bench-connrate.png", dpi=110)
-    plt.close(fig)
-    if "steady_proxy_vcpu" in report["median"]["zeromesh"]:
-        st = cfg["steady"]
+    def single(metric, label, ylabel, title, name):
         fig, ax = plt.subplots(figsize=(5, 4.2))
-        bars(ax, report, ["steady_proxy_vcpu"], [f"{st['rate']} req/s x {st['size']} B over {st['conns']} connections"],
-             "vCPU (both proxies)", "Proxy CPU at a steady request rate")
+        bars(ax, report, [metric], [label], ylabel, title)
         fig.text(0.01, 0.01, foot, fontsize=5)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
-        fig.savefig(out / "bench-steady-cpu.png", dpi=110)
+        fig.savefig(out / name, dpi=110)
         plt.close(fig)
+
+    single("conn_per_s", f"connect + 16 B echo + close, {cfg['connrate_parallel']} parallel", "connections/s",
+           "New connections per second", "bench-connrate.png")
+    if "steady_proxy_vcpu" in report["median"]["zeromesh"]:
+        st = cfg["steady"]
+        single("steady_proxy_vcpu", f"{st['rate']} req/s x {st['size']} B over {st['conns']} connections",
+               "vCPU (both proxies)", "Proxy CPU at a steady request rate", "bench-steady-cpu.png")
     print(f"wrote {out}/bench-throughput.png, bench-latency.png, bench-connrate.png, bench-steady-cpu.png")
     if args.table:
         print(table(report))

@@ -195,8 +195,7 @@ void Controller::OnCaChanged(const std::shared_ptr<const ca::Authority>& now) {
       next->trust_bundle_pem = now->trust_bundle_pem();
       next->ca_signer = now->signer_id();
       next->created_unix = std::time(nullptr);
-      metrics_.Published(current->version + 1);
-      if (store_->Publish(next)) log::Info("configuration published", {{"version", next->version}, {"ca", true}});
+      PublishSnapshot(std::move(next), current.get());
     }
   }
   PublishTrustBundle();
@@ -316,14 +315,17 @@ bool Controller::ErrorsChanged(const std::vector<manifest::Error>& errors) {
 void Controller::PublishResources(std::vector<manifest::Located> resources) {
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
-  auto previous = store_->Current();  // unchanged resources are shared with it
-  auto snap = Compile(std::move(resources), defaults, previous.get());
+  auto current = store_->Current();  // unchanged resources are shared with it
+  auto snap = Compile(std::move(resources), defaults, current.get());
   auto authority = ca_->Current();
   snap->trust_bundle_pem = authority->trust_bundle_pem();
   snap->ca_signer = authority->signer_id();
+  PublishSnapshot(std::move(snap), current.get());
+}
+
+void Controller::PublishSnapshot(std::shared_ptr<Snapshot> snap, const Snapshot* current) {
   size_t n = snap->resources.size();
   // Recorded before Publish wakes the streams: Publish assigns current + 1 (this is the only publisher).
-  auto current = store_->Current();
   metrics_.Published(current ? current->version + 1 : 1);
   if (store_->Publish(snap)) {
     log::Info("configuration published", {{"version", snap->version}, {"resources", n}});

@@ -21,6 +21,7 @@
 #include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
 #include "controller/ca/reloading_authority.h"
+#include "controller/config/push_parts.h"
 #include "controller/config/store.h"
 #include "controller/k8s/leader_election.h"
 #include "controller/k8s/source.h"
@@ -45,7 +46,8 @@ struct Options {
   std::string agent_service_account = "zeromesh-system/zeromesh-agent";
   std::string token_audience = "zeromesh";
   uint32_t max_cert_ttl_seconds = 86400;
-  size_t push_part_bytes = 1 << 20;  // pushes larger than this go out in parts (push_parts.h; tests make it small)
+  size_t push_part_bytes =
+      kPushPartBytes;  // pushes larger than this go out in parts (push_parts.h; tests make it small)
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
   std::string serving_cert_dir;  // where the rotating serving certificate is written ("": a private temp dir)
   // Kubernetes: "[NS/]NAME" of the ConfigMap the controller keeps the trust bundle in (key root-cert.pem) for agents
@@ -109,6 +111,8 @@ class Controller {
   bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
   void PublishResources(std::vector<manifest::Located> resources);  // compile + publish (reload_mu_ held)
+  // Makes `snap` the next version after `current` (the store's current one), with the push-latency clock started.
+  void PublishSnapshot(std::shared_ptr<Snapshot> snap, const Snapshot* current);
   void PublishKubernetes(const k8s::Translation& t);
   // True if `errors` differ from the set last reported (and remembers them): each distinct set is logged once.
   bool ErrorsChanged(const std::vector<manifest::Error>& errors);

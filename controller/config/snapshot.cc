@@ -2,10 +2,6 @@
 
 #include "api/cpp/resource_key.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <ctime>
 #include <optional>

@@ -70,13 +70,13 @@ void DirWatcher::Run() {
   // Files with a write under way (created or modified, not yet closed): while there are any, a burst is only over
   // after the full debounce; once every write is closed (or renamed into place, deleted) a short settle suffices.
   std::set<std::string> writing;
+  auto settle = [&] { return writing.empty() ? std::min(debounce_, kSettle) : debounce_; };
   auto last_event = Clock::now();
   auto last_scan = Clock::now();
   alignas(inotify_event) char buf[8192];
   while (running_) {
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    const auto settle = writing.empty() ? std::min(debounce_, kSettle) : debounce_;
-    int timeout_ms = pending ? static_cast<int>(settle.count()) : 1000;
+    int timeout_ms = pending ? static_cast<int>(settle().count()) : 1000;
     int n = ::poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
@@ -108,7 +108,7 @@ void DirWatcher::Run() {
       if (on_restart_) on_restart_();
     }
     if (wd_ < 0) writing.clear();
-    if (pending && now - last_event >= (writing.empty() ? std::min(debounce_, kSettle) : debounce_)) {
+    if (pending && now - last_event >= settle()) {
       pending = false;
       writing.clear();  // a writer that keeps its file open past the debounce is read as it is (as before)
       last_scan = now;

@@ -10,6 +10,7 @@
 #include "controller/agent_registry.h"
 #include "controller/auth/agent_auth.h"
 #include "controller/ca/reloading_authority.h"
+#include "controller/config/push_parts.h"
 #include "controller/config/store.h"
 #include "controller/metrics/controller_metrics.h"
 
@@ -25,7 +26,7 @@ struct ServiceContext {
   AgentRegistry* agents = nullptr;
   ControllerMetrics* metrics = nullptr;
   uint32_t max_cert_ttl_seconds = 86400;
-  size_t push_part_bytes = 1 << 20;  // ConfigPush parts (push_parts.h)
+  size_t push_part_bytes = kPushPartBytes;  // ConfigPush parts
   std::string manifests_dir;
   int64_t started_unix = 0;
   std::atomic<bool> stopping{false};

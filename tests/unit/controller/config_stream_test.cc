@@ -22,7 +22,7 @@ struct RawStream {
 };
 
 std::unique_ptr<RawStream> Open(v1::Config::Stub* stub, uint64_t last_version = 0, const std::string& epoch = "",
-                                const std::string& token = kTokenNode1) {
+                                const std::string& token = kTokenNode1, bool accepts_parts = false) {
   auto s = std::make_unique<RawStream>();
   Auth(&s->ctx, token);
   s->stream = stub->Stream(&s->ctx);
@@ -30,6 +30,7 @@ std::unique_ptr<RawStream> Open(v1::Config::Stub* stub, uint64_t last_version = 
   hello.mutable_hello()->set_node("node1");
   hello.mutable_hello()->set_last_version(last_version);
   hello.mutable_hello()->set_last_epoch(epoch);
+  hello.mutable_hello()->set_accepts_parts(accepts_parts);
   s->stream->Write(hello);
   return s;
 }
@@ -239,13 +240,7 @@ TEST(ConfigParts, LargePushesArriveInPartsAndApplyWhole) {
   // does not gets a single message holding all of it.
   auto stub = v1::Config::NewStub(env.Channel());
   for (bool parts : {true, false}) {
-    auto s = std::make_unique<RawStream>();
-    Auth(&s->ctx, kTokenNode1);
-    s->stream = stub->Stream(&s->ctx);
-    v1::AgentMessage hello;
-    hello.mutable_hello()->set_node("node1");
-    hello.mutable_hello()->set_accepts_parts(parts);
-    s->stream->Write(hello);
+    auto s = Open(stub.get(), 0, "", kTokenNode1, /*accepts_parts=*/parts);
     int messages = 0, upserted = 0;
     v1::ConfigPush push;
     do {
