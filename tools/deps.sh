@@ -19,6 +19,7 @@ APT_PACKAGES=(
   prometheus libcivetweb-dev
   ca-certificates containerd
   runc containernetworking-plugins conntrack
+  chromium fonts-dejavu-core
 )
 
 missing=()
@@ -31,6 +32,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The console front end (ui/) is built with Node.js 20+ and npm (esbuild, tsc and Playwright come from
+# ui/package-lock.json through npm ci in the build). Debian 12's own nodejs is 18: take it only when none is installed,
+# and say so when what is there is too old.
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  log "installing nodejs and npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] ||
+  log "warning: Node.js $(node --version 2>/dev/null) is older than 20: the console (ui/) will not build; install Node.js 20+"
 
 # BoringSSL: static, hidden symbols, from Debian's source package. Cached under $ZM_DEPS.
 BSSL_VERSION=13.0.0+r24
