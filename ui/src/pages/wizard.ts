@@ -22,7 +22,7 @@ interface StepDef<R extends WizardResult> {
   route: string; // /api/wizard/<route>
   inputs: HTMLElement[];
   body: () => Record<string, unknown> | string; // a string is a validation error
-  details: (r: R, rerun: () => void) => HTMLElement | HTMLElement[];
+  details: (r: R, rerun: () => Promise<void>) => HTMLElement | HTMLElement[];
   live: (r: R, out: HTMLElement, signal: AbortSignal) => void;
   // Step 3 changes the request from its own preview (allow/deny choices): those are merged into the body.
   extra?: () => Record<string, unknown>;
@@ -212,7 +212,11 @@ function step3(ctx: PageCtx, nss: Namespace[]): HTMLElement {
             const name = `decide-${s.identity}`;
             const radio = (v: "allow" | "deny") => h("label", { class: "inline" },
               h("input", { type: "radio", name, value: v, "data-testid": `decide-${v}`, checked: choice.get(s.identity) === v,
-                onchange: () => { choice.set(s.identity, v); rerun(); } }), v === "allow" ? " Allow" : " Deny");
+                onchange: () => {
+                  choice.set(s.identity, v);
+                  // The preview is redrawn with the new choice: give the keyboard focus back to the same radio.
+                  void rerun().then(() => document.querySelector<HTMLInputElement>(`input[name="${CSS.escape(name)}"][value="${v}"]`)?.focus());
+                } }), v === "allow" ? " Allow" : " Deny");
             return row([s.workload || "-", h("code", {}, s.identity || "(plaintext)"), String(s.connections), s.destinations.join(", "),
               h("fieldset", { class: "decision" }, h("legend", { class: "sr-only" }, `Decision for ${s.workload || s.identity}`), radio("allow"), radio("deny"))],
               { "data-testid": "observed-source", "data-workload": s.workload, "data-identity": s.identity });
