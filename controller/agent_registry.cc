@@ -1,5 +1,6 @@
 #include "controller/agent_registry.h"
 
+#include <chrono>
 #include <ctime>
 
 namespace zm::ctrl {
@@ -39,6 +40,7 @@ void AgentRegistry::Nacked(const std::string& node, uint64_t version, const std:
 }
 
 void AgentRegistry::Reported(const std::string& node, const zeromesh::v1::AgentStatus& status) {
+  traffic_.Record(node, status, std::chrono::steady_clock::now());
   std::lock_guard<std::mutex> lock(mu_);
   auto& s = agents_[node].state;
   s.set_node(node);

@@ -1,4 +1,5 @@
-// What the controller knows about each agent: config stream state and the last status report.
+// What the controller knows about each agent: config stream state and the last status report, and from the reports
+// the traffic between workload pairs (controller/traffic/traffic_store.h, for the console).
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/traffic/traffic_store.h"
 #include "zeromesh/v1/status.pb.h"
 
 namespace zm::ctrl {
@@ -22,6 +24,7 @@ class AgentRegistry {
 
   std::vector<zeromesh::v1::AgentState> List() const;
   zeromesh::v1::AgentState Get(const std::string& node) const;
+  const TrafficStore& traffic() const { return traffic_; }
 
  private:
   struct Entry {
@@ -30,6 +33,7 @@ class AgentRegistry {
   };
   mutable std::mutex mu_;
   std::map<std::string, Entry> agents_;
+  TrafficStore traffic_;  // thread-safe on its own
 };
 
 }  // namespace zm::ctrl

@@ -90,6 +90,7 @@ class Controller {
   std::shared_ptr<const ca::Authority> authority() const { return ca_->Current(); }
   const ServingCert* serving_cert() const { return serving_cert_.get(); }
   AgentRegistry& agents() { return agents_; }
+  const TrafficStore& traffic() const { return agents_.traffic(); }  // workload pairs, from the agents' reports
   ControllerMetrics& metrics() { return metrics_; }
   const AdminEndpoints* admin() const { return admin_.get(); }
   // What keeps the controller from being ready (empty = ready): for /readyz.

@@ -58,8 +58,8 @@ ConnectionMetrics::ConnectionMetrics(prometheus::Registry& registry, size_t max_
 
 ConnectionMetrics::Series* ConnectionMetrics::Make(const ConnLabels& labels) {
   auto l = labels.ToPrometheus();
-  return new Series{&opened_.Add(l), &closed_.Add(l), &sent_.Add(l), &received_.Add(l),
-                    &duration_.Add(l, kDurationBuckets)};
+  return new Series{labels,        &opened_.Add(l),   &closed_.Add(l),
+                    &sent_.Add(l), &received_.Add(l), &duration_.Add(l, kDurationBuckets)};
 }
 
 ConnectionMetrics::Series* ConnectionMetrics::Resolve(const ConnLabels& labels, proxy::Reporter reporter) {
@@ -120,6 +120,7 @@ void ConnectionMetrics::Close(proxy::ConnRecord& r) {
         }
       }
       c = it->second;
+      CountDenial(r);
     }
     c->Increment();
   }
@@ -137,6 +138,44 @@ void ConnectionMetrics::Close(proxy::ConnRecord& r) {
 void ConnectionMetrics::TlsFailure(proxy::TlsFailure why) {
   size_t i = static_cast<size_t>(why);
   if (i < tls_by_reason_.size() && tls_by_reason_[i]) tls_by_reason_[i]->Increment();
+}
+
+void ConnectionMetrics::CountDenial(const proxy::ConnRecord& r) {
+  ConnLabels labels = ConnLabels::From(r, r.reporter);
+  std::string key = labels.Key();
+  auto it = denials_by_pair_.find(key);
+  if (it == denials_by_pair_.end() && denials_by_pair_.size() >= max_series_) {
+    labels = ConnLabels::Overflow(r.reporter);
+    key = labels.Key();
+    it = denials_by_pair_.find(key);
+  }
+  if (it == denials_by_pair_.end()) it = denials_by_pair_.emplace(std::move(key), Denied{std::move(labels), 0}).first;
+  it->second.count++;
+}
+
+std::vector<ConnectionMetrics::PairTotals> ConnectionMetrics::Snapshot(size_t limit) const {
+  auto count = [](const prometheus::Counter* c) { return static_cast<uint64_t>(c->Value()); };
+  std::vector<PairTotals> out;
+  std::lock_guard l(mu_);
+  std::unordered_set<std::string> merged;  // denial keys already counted with a relayed set
+  auto add = [&](const std::string& key, const Series& s) {
+    if (out.size() >= limit) return;
+    PairTotals p{s.labels, count(s.opened), count(s.closed), count(s.sent), count(s.received), 0};
+    if (auto d = denials_by_pair_.find(key); d != denials_by_pair_.end()) {
+      p.denials = d->second.count;
+      merged.insert(key);
+    }
+    out.push_back(std::move(p));
+  };
+  for (const auto& [key, s] : by_key_) add(key, *s);
+  for (const auto& o : overflow_) {
+    if (o) add(o->labels.Key(), *o);
+  }
+  for (const auto& [key, d] : denials_by_pair_) {
+    if (out.size() >= limit) break;
+    if (!merged.count(key)) out.push_back(PairTotals{d.labels, 0, 0, 0, 0, d.count});
+  }
+  return out;
 }
 
 size_t ConnectionMetrics::series() const {

@@ -2,6 +2,7 @@
 // failures. Cost model: one short mutex-protected lookup when a connection opens (its series are resolved once and
 // kept in the ConnRecord); bytes go to the counters at most every ConnTracker::kProgressBytes and at close, with
 // lock-free adds. Cardinality is bounded: at most |max_series| label sets, later ones share an "other" series.
+// Snapshot() reads the same counters for the agent's status report (the controller's traffic graph).
 #pragma once
 
 #include <prometheus/counter.h>
@@ -14,6 +15,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "agent/metrics/conn_labels.h"
 #include "agent/proxy/conn_observer.h"
@@ -34,8 +37,19 @@ class ConnectionMetrics {
 
   size_t series() const;  // distinct label sets admitted (overflow buckets excluded)
 
+  // One label set's cumulative counts since the agent started.
+  struct PairTotals {
+    ConnLabels labels;
+    uint64_t opened = 0, closed = 0, sent = 0, received = 0;
+    uint64_t denials = 0;  // refused by a policy (never opened, so counted apart from the relayed series)
+  };
+  // Every label set with relayed or denied connections, at most |limit| (relayed ones first, the "other" overflow
+  // sets included). One pass under the lock that Open takes: call it every few seconds, not per connection.
+  std::vector<PairTotals> Snapshot(size_t limit) const;
+
  private:
   struct Series {
+    ConnLabels labels;
     prometheus::Counter* opened;
     prometheus::Counter* closed;
     prometheus::Counter* sent;
@@ -44,6 +58,7 @@ class ConnectionMetrics {
   };
   Series* Resolve(const ConnLabels& labels, proxy::Reporter reporter);  // mu_ held
   Series* Make(const ConnLabels& labels);                               // mu_ held
+  void CountDenial(const proxy::ConnRecord& r);                         // mu_ held
   static void FlushBytes(proxy::ConnRecord& r);
 
   const size_t max_series_;
@@ -61,6 +76,13 @@ class ConnectionMetrics {
   std::unordered_map<std::string, std::unique_ptr<Series>> by_key_;
   std::unique_ptr<Series> overflow_[2];  // by reporter, made when first needed
   std::unordered_map<std::string, prometheus::Counter*> denials_by_policy_;
+  // Denials by label set, for Snapshot only: the exported denials family is by policy, and a denied connection must
+  // not create (zero) relayed series. Same cap: later label sets count under the overflow set of their reporter.
+  struct Denied {
+    ConnLabels labels;
+    uint64_t count = 0;
+  };
+  std::unordered_map<std::string, Denied> denials_by_pair_;
 };
 
 }  // namespace zm::metrics

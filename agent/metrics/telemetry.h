@@ -26,6 +26,7 @@ class Telemetry : public proxy::ConnObserver {
   void OnTlsFailure(proxy::TlsFailure why) override { metrics_.TlsFailure(why); }
 
   AccessLog& access_log() { return *access_log_; }
+  const ConnectionMetrics& metrics() const { return metrics_; }
 
  private:
   ConnectionMetrics metrics_;

@@ -6,6 +6,7 @@
 #include "agent/bpf/bpf_manager.h"
 #include "agent/control/bootstrap.h"
 #include "agent/control/control_plane.h"
+#include "agent/metrics/connection_metrics.h"
 #include "agent/node/node_agent.h"
 #include "agent/policy/policy_holder.h"
 #include "agent/state/local_config.h"
@@ -13,6 +14,27 @@
 
 namespace zm::agent {
 namespace {
+
+// status.proto: AgentStatus.traffic holds at most this many pairs (the metrics' own label-set cap).
+constexpr size_t kMaxTrafficPairs = 1000;
+
+void FillTraffic(const metrics::ConnectionMetrics& m, zeromesh::v1::AgentStatus* st) {
+  for (const auto& p : m.Snapshot(kMaxTrafficPairs)) {
+    auto* t = st->add_traffic();
+    t->set_reporter(p.labels.reporter);
+    t->set_source_workload(p.labels.source_workload);
+    t->set_source_namespace(p.labels.source_namespace);
+    t->set_source_principal(p.labels.source_principal);
+    t->set_destination_workload(p.labels.destination_workload);
+    t->set_destination_namespace(p.labels.destination_namespace);
+    t->set_destination_principal(p.labels.destination_principal);
+    t->set_connections_opened(p.opened);
+    t->set_connections_closed(p.closed);
+    t->set_bytes_sent(p.sent);
+    t->set_bytes_received(p.received);
+    t->set_denials(p.denials);
+  }
+}
 
 class FileSource : public ConfigSource {
  public:
@@ -49,12 +71,13 @@ class FileSource : public ConfigSource {
 class ControllerSource : public ConfigSource {
  public:
   ControllerSource(std::string bootstrap_path, std::string node, SnapshotHolder& snapshots, InMemoryCertStore& certs,
-                   policy::PolicyHolder& policies)
+                   policy::PolicyHolder& policies, std::chrono::milliseconds status_interval)
       : path_(std::move(bootstrap_path)),
         node_(std::move(node)),
         snapshots_(snapshots),
         certs_(certs),
-        policies_(policies) {}
+        policies_(policies),
+        status_interval_(status_interval) {}
   ~ControllerSource() override { Stop(); }
 
   bool Start(std::string* error) override {
@@ -67,6 +90,7 @@ class ControllerSource : public ConfigSource {
     }
     controller_ = bootstrap.controller;
     control::ControlPlane::Options opts;
+    opts.status_interval = status_interval_;
     // Policies are not part of MeshSnapshot: compile them here. A config whose policies do not compile is NACKed
     // and the last good one stays in force.
     opts.extra_apply = [this](const control::ConfigState& state) {
@@ -90,6 +114,7 @@ class ControllerSource : public ConfigSource {
   std::optional<bool> Connected() const override {
     return plane_ ? std::optional<bool>(plane_->connected()) : std::nullopt;
   }
+  void SetTraffic(const metrics::ConnectionMetrics* traffic) override { traffic_.store(traffic); }
   void SetAgent(const NodeAgent* agent) override {
     agent_.store(agent);
     if (plane_ && agent) plane_->ReportNow();  // the first report went out before the agent was up
@@ -97,6 +122,7 @@ class ControllerSource : public ConfigSource {
 
  private:
   void FillStatus(zeromesh::v1::AgentStatus* st) const {
+    if (const metrics::ConnectionMetrics* traffic = traffic_.load()) FillTraffic(*traffic, st);
     const NodeAgent* agent = agent_.load();
     if (!agent) {
       st->set_health(zeromesh::v1::UNHEALTHY);
@@ -144,8 +170,10 @@ class ControllerSource : public ConfigSource {
   SnapshotHolder& snapshots_;
   InMemoryCertStore& certs_;
   policy::PolicyHolder& policies_;
+  const std::chrono::milliseconds status_interval_;
   std::unique_ptr<control::ControlPlane> plane_;
   std::atomic<const NodeAgent*> agent_{nullptr};
+  std::atomic<const metrics::ConnectionMetrics*> traffic_{nullptr};
 };
 
 }  // namespace
@@ -157,8 +185,10 @@ std::unique_ptr<ConfigSource> MakeFileSource(std::string path, std::string node,
 
 std::unique_ptr<ConfigSource> MakeControllerSource(std::string bootstrap_path, std::string node,
                                                    SnapshotHolder& snapshots, InMemoryCertStore& certs,
-                                                   policy::PolicyHolder& policies) {
-  return std::make_unique<ControllerSource>(std::move(bootstrap_path), std::move(node), snapshots, certs, policies);
+                                                   policy::PolicyHolder& policies,
+                                                   std::chrono::milliseconds status_interval) {
+  return std::make_unique<ControllerSource>(std::move(bootstrap_path), std::move(node), snapshots, certs, policies,
+                                            status_interval);
 }
 
 }  // namespace zm::agent

@@ -4,6 +4,7 @@
 //   controller:  the bootstrap file names the controller; config streams in, certificates are signed on CSRs
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -14,6 +15,9 @@
 
 namespace zm::agent::policy {
 class PolicyHolder;
+}
+namespace zm::metrics {
+class ConnectionMetrics;
 }
 
 namespace zm::agent {
@@ -35,12 +39,16 @@ class ConfigSource {
   virtual std::optional<bool> Connected() const { return std::nullopt; }
   // Lets the source report what the agent sees (attachments, health) upstream. Called once the agent is ready.
   virtual void SetAgent(const NodeAgent* /*agent*/) {}
+  // The proxy's per workload pair counters, sent upstream with each status report (must outlive Stop()).
+  virtual void SetTraffic(const metrics::ConnectionMetrics* /*traffic*/) {}
 };
 
 std::unique_ptr<ConfigSource> MakeFileSource(std::string path, std::string node, SnapshotHolder& snapshots,
                                              InMemoryCertStore& certs);
+// |status_interval|: how often the agent reports its status (and traffic counters) to the controller.
 std::unique_ptr<ConfigSource> MakeControllerSource(std::string bootstrap_path, std::string node,
                                                    SnapshotHolder& snapshots, InMemoryCertStore& certs,
-                                                   policy::PolicyHolder& policies);
+                                                   policy::PolicyHolder& policies,
+                                                   std::chrono::milliseconds status_interval);
 
 }  // namespace zm::agent

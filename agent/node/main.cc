@@ -4,7 +4,7 @@
 //              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
 //              [--access-log on|off] [--access-log-sample R]
 //              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
-//              [--max-held-connections N] [--attach-mode auto|tcx|tc] [--tc-priority N]
+//              [--max-held-connections N] [--attach-mode auto|tcx|tc] [--tc-priority N] [--status-interval-ms N]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
 // SIGHUP reloads (a bad file keeps the last good config); SIGTERM/SIGINT stop the agent, leaving the
 // pinned BPF objects in place so enrolled pods fail closed until the next agent starts, unless
@@ -58,7 +58,9 @@ constexpr const char* kUsage =
     "its certificate issued; default 4096, 0: no limit)\n"
     "                  [--attach-mode auto|tcx|tc] (tcx links, or tc filters on clsact for kernels before 6.6; "
     "default auto: tcx where the kernel has it)\n"
-    "                  [--tc-priority N] (tc mode: our filters' priority, 1..65535; default 1 = before others)\n";
+    "                  [--tc-priority N] (tc mode: our filters' priority, 1..65535; default 1 = before others)\n"
+    "                  [--status-interval-ms N] (--bootstrap: status and traffic reports to the controller every N ms, "
+    "100..600000; default 10000)\n";
 
 bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, std::string* error) {
   static const char* kKnown[] = {"--bootstrap",
@@ -82,7 +84,8 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--hbone-max-connections-per-peer",
                                  "--max-held-connections",
                                  "--attach-mode",
-                                 "--tc-priority"};
+                                 "--tc-priority",
+                                 "--status-interval-ms"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -230,6 +233,20 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::chrono::milliseconds status_interval{10000};
+  if (flags.count("--status-interval-ms")) {
+    const std::string& v = flags["--status-interval-ms"];
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno != 0 || n < 100 || n > 600000) {
+      std::fprintf(stderr, "mesh-agent: --status-interval-ms must be a whole number in [100, 600000], got %s\n%s",
+                   v.c_str(), kUsage);
+      return 2;
+    }
+    status_interval = std::chrono::milliseconds(n);
+  }
+
   int drain_seconds = 0;
   if (flags.count("--drain-seconds")) {
     const std::string& v = flags["--drain-seconds"];
@@ -274,9 +291,9 @@ int main(int argc, char** argv) {
   zm::agent::InMemoryCertStore certs;
   zm::agent::policy::PolicyHolder policies;
   std::unique_ptr<zm::agent::ConfigSource> config =
-      flags.count("--bootstrap")
-          ? zm::agent::MakeControllerSource(flags["--bootstrap"], opts.node, snapshots, certs, policies)
-          : zm::agent::MakeFileSource(flags["--config"], opts.node, snapshots, certs);
+      flags.count("--bootstrap") ? zm::agent::MakeControllerSource(flags["--bootstrap"], opts.node, snapshots, certs,
+                                                                   policies, status_interval)
+                                 : zm::agent::MakeFileSource(flags["--config"], opts.node, snapshots, certs);
   if (flags.count("--bootstrap")) opts.authorize = policies.MakeAuthorizer();
   if (!config->Start(&error)) {
     zm::log::Error("invalid config", {{"error", error}});
@@ -314,6 +331,7 @@ int main(int argc, char** argv) {
     if (!announced && agent.links_synced() && config->HasConfig()) {
       announced = true;
       obs.SetLinksSynced();
+      config->SetTraffic(&obs.connections());  // obs outlives config->Stop() below
       config->SetAgent(&agent);  // status reports describe the agent from now on (and one goes out at once)
       zm::log::Info("agent ready", {{"node", opts.node},
                                     {"agent_id", opts.agent_id},
@@ -354,6 +372,7 @@ int main(int argc, char** argv) {
   obs.Stop();
   int64_t admin_ms = lap();  // the drain, or the admin endpoints' stop when that took longer
   config->SetAgent(nullptr);
+  config->SetTraffic(nullptr);
   config->Stop();
   int64_t control_ms = lap();
   agent.Stop();

@@ -39,6 +39,7 @@ class Observability {
   admin::Readiness Readiness() const;
   metrics::AgentHealth Health() const;
   const metrics::MetricsHub& hub() const { return hub_; }
+  const metrics::ConnectionMetrics& connections() const { return telemetry_->metrics(); }  // lives as long as this
 
  private:
   ObservabilityOptions opts_;

@@ -22,6 +22,7 @@ from controlplane import ControlPlane  # noqa: E402
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
 OUTAGE_S = float(os.environ.get("ZM_CONTROLLER_OUTAGE_S", "60"))
+AGENT_ARGS = ["--status-interval-ms", "1000"]  # traffic reaches the controller within a second or so
 
 
 class ControllerE2ETest(unittest.TestCase):
@@ -39,7 +40,11 @@ class ControllerE2ETest(unittest.TestCase):
             cls.cp.workload(cls.backend, ns="shop", sa="backend", labels={"app": "backend"})
             for pod in c.pods:
                 c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.cp.start()
+            cls.cp.start_controller()
+            for node in c.nodes:
+                cls.cp.start_agent(node, wait=False, extra_args=AGENT_ARGS)
+            for node in c.nodes:
+                cls.cp.wait_agent_ready(node)
             for pod in c.pods:
                 c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
         except BaseException:
@@ -124,6 +129,59 @@ class ControllerE2ETest(unittest.TestCase):
         # The denial is logged by the destination with the policy that decided it.
         self.assertIn("shop/frontend-to-backend", self.cp.log("agent-node2") + self.cp.log("agent-node1"))
 
+    def last_traffic(self, node):
+        """AgentStatus.traffic of the node's last report, as Status.Get returns it (meshctl config-dump)."""
+        res = self.cp.meshctl("config-dump", "--node", node)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        return json.loads(res.stdout).get("last_report", {}).get("traffic", [])
+
+    def wait_pair(self, node, pred, what, limit=15.0):
+        deadline = time.monotonic() + limit
+        while True:
+            for t in self.last_traffic(node):
+                if pred(t):
+                    return t
+            if time.monotonic() > deadline:
+                self.fail(f"{node}'s status reports never carried {what} in {limit}s: {self.last_traffic(node)}")
+            time.sleep(0.3)
+
+    # The console's traffic graph: every agent's status report carries its per workload pair counters, the source's
+    # proxy as reporter=source and the destination's as reporter=destination, denials per pair included.
+    def test_traffic_pairs_reach_the_controller(self):
+        def pair(t, reporter):
+            return (t.get("reporter") == reporter and t.get("sourceWorkload") == "frontend"
+                    and t.get("sourceNamespace") == "shop" and t.get("destinationWorkload") == "backend"
+                    and t.get("destinationNamespace") == "shop")
+
+        def opened(t):
+            return int(t.get("connectionsOpened", "0"))  # uint64: a JSON string, absent when 0
+
+        before = {n: max([opened(t) for t in self.last_traffic(n) if pair(t, r)], default=0)
+                  for n, r in (("node1", "source"), ("node2", "destination"))}
+        for _ in range(3):
+            self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"])
+        src = self.wait_pair("node1", lambda t: pair(t, "source") and opened(t) >= before["node1"] + 3,
+                             "frontend -> backend (reporter=source) with 3 more connections")
+        self.assertEqual(src["sourcePrincipal"], self.cp.spiffe_id("shop", "frontend"))
+        self.assertEqual(src["destinationPrincipal"], self.cp.spiffe_id("shop", "backend"))
+        self.assertGreater(int(src.get("bytesSent", "0")), 0)
+        self.assertGreater(int(src.get("bytesReceived", "0")), 0)
+        self.wait_pair("node2", lambda t: pair(t, "destination") and opened(t) >= before["node2"] + 3,
+                       "frontend -> backend (reporter=destination) with 3 more connections")
+
+        # A denial is counted for its pair by the proxy that refused it.
+        sources = {"identities": [self.cp.spiffe_id("shop", "frontend")]}
+        self.cp.permission("traffic-deny", "shop", "DENY", {"app": "backend"}, sources)
+        self.wait_for(self.frontend, self.backend, False, 10)
+        deadline = time.monotonic() + 15
+        while not any(pair(t, r) and int(t.get("denials", "0")) > 0
+                      for n, r in (("node1", "source"), ("node2", "destination")) for t in self.last_traffic(n)):
+            self.assertLess(time.monotonic(), deadline, f"no report counted a denial of frontend -> backend: "
+                            f"{self.last_traffic('node1')} {self.last_traffic('node2')}")
+            time.sleep(0.3)
+        self.cp.remove("permission-shop-traffic-deny.yaml")
+        self.wait_for(self.frontend, self.backend, True, 10)
+
     # Acceptance 7 (end to end): a malformed manifest changes nothing.
     def test_malformed_manifest_keeps_the_last_good_config(self):
         self.cp.write("bad-deny.yaml", """apiVersion: zeromesh.io/v1alpha1
@@ -151,7 +209,7 @@ spec:
         self.cp.kill_agent(node1)
         self.assertFalse(self.attempt(self.frontend, self.backend, 0.5)["ok"])  # fails closed meanwhile
         t0 = time.monotonic()
-        self.cp.start_agent(node1, wait=False)
+        self.cp.start_agent(node1, wait=False, extra_args=AGENT_ARGS)
         # Short attempts: a SYN sent before the new agent's listeners exist is dropped (fail closed) and the kernel
         # would retransmit it only after 1 s, which measures the client's backoff, not when the agent serves. An
         # attempt caught by the agent while it waits for its certificates is held, not failed.

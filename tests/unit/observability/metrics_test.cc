@@ -159,6 +159,62 @@ TEST(ConnectionMetrics, DenialsByPolicyAndTlsFailuresByReason) {
   EXPECT_GT(Value(hub, "zeromesh_policy_denials_total", {{"policy", "other"}}), 0);
 }
 
+// What the agent sends the controller in its status reports: the same counters, and denials per label set.
+TEST(ConnectionMetrics, SnapshotHasEveryPairsCountsAndDenials) {
+  MetricsHub hub;
+  ConnectionMetrics m(hub.registry(), /*max_series=*/3);
+  for (int i = 0; i < 2; ++i) {
+    proxy::ConnRecord r = Rec("client", "server");
+    r.opened = true;
+    r.start = std::chrono::steady_clock::now();
+    m.Open(r);
+    r.sent = 100;
+    r.received = 2000;
+    m.Close(r);
+  }
+  proxy::ConnRecord denied = Rec("client", "server");
+  denied.decision = proxy::Decision::kDeny;
+  denied.policy = "p";
+  m.Close(denied);  // the relayed pair's label set: merged
+  proxy::ConnRecord other = Rec("intruder", "server", proxy::Reporter::kDestination);
+  other.decision = proxy::Decision::kDeny;
+  m.Close(other);  // never relayed: a pair of its own
+  m.Close(other);
+
+  auto snap = m.Snapshot(100);
+  ASSERT_EQ(snap.size(), 2u);
+  const auto& relayed = snap[0].labels.source_workload == "client" ? snap[0] : snap[1];
+  const auto& refused = snap[0].labels.source_workload == "client" ? snap[1] : snap[0];
+  EXPECT_EQ(relayed.labels.reporter, "source");
+  EXPECT_EQ(relayed.labels.destination_workload, "server");
+  EXPECT_EQ(relayed.opened, 2u);
+  EXPECT_EQ(relayed.closed, 2u);
+  EXPECT_EQ(relayed.sent, 200u);
+  EXPECT_EQ(relayed.received, 4000u);
+  EXPECT_EQ(relayed.denials, 1u);
+  EXPECT_EQ(refused.labels.reporter, "destination");
+  EXPECT_EQ(refused.opened, 0u);
+  EXPECT_EQ(refused.denials, 2u);
+  // Denials create no relayed series in /metrics.
+  EXPECT_EQ(SampleCount(hub, "zeromesh_tcp_connections_opened_total"), 1u);
+  EXPECT_EQ(m.Snapshot(1).size(), 1u);  // bounded by the caller
+
+  // Past the cap, denied label sets count under the overflow ("other") set of their reporter.
+  for (int i = 0; i < 5; ++i) {
+    proxy::ConnRecord r = Rec("x" + std::to_string(i), "server", proxy::Reporter::kDestination);
+    r.decision = proxy::Decision::kDeny;
+    m.Close(r);
+  }
+  uint64_t denials = 0, others = 0;
+  for (const auto& p : m.Snapshot(100)) {
+    denials += p.denials;
+    others += p.labels.source_workload == "other";
+  }
+  EXPECT_EQ(denials, 1u + 2 + 5);
+  EXPECT_EQ(others, 1u);
+  EXPECT_LE(m.Snapshot(100).size(), 3u + 1);
+}
+
 // Every family the agent exports: zeromesh_ prefix, valid names, counters end in _total, base units.
 TEST(MetricNames, FollowPrometheusConventions) {
   MetricsHub hub;
