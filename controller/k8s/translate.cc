@@ -41,19 +41,51 @@ std::map<std::string, std::string> StrMap(const json& j) {
   return out;
 }
 
-bool NamespaceEnabled(const Objects& objs, const std::string& ns) {
-  auto it = objs.namespaces.find("/" + ns);
-  return it != objs.namespaces.end() && Str(it->second, {"metadata", "labels", kMeshLabel}) == kMeshEnabled;
+// The record of the mode label a Namespace was last accepted with (same uid), its mode in *mode; null if none.
+const json* LastGoodMode(const Objects& objs, const std::string& key, const json& obj, v1::Mode* mode) {
+  if (objs.last_good == nullptr) return nullptr;
+  auto it = objs.last_good->find(key);
+  if (it == objs.last_good->end() || Str(it->second, {"metadata", "uid"}) != Str(obj, {"metadata", "uid"})) {
+    return nullptr;
+  }
+  return manifest::ParseModeLabel(Str(it->second, {"metadata", "labels", kModeLabel}), mode).empty() ? &it->second
+                                                                                                     : nullptr;
+}
+
+// What each Namespace decides for its pods (controller/manifest/namespaces.h), by name. zeromesh.io/mesh enrolls when
+// it says enabled (any other value: not enrolled, as before). A zeromesh.io/mode that is neither STRICT nor PERMISSIVE
+// is reported and the mode the namespace was last accepted with (same uid) stays, as for an invalid CRD update.
+std::map<std::string, manifest::Namespace> NamespaceSettings(const Objects& objs, Translation* t) {
+  std::map<std::string, manifest::Namespace> out;
+  for (const auto& [key, obj] : objs.namespaces) {
+    manifest::Namespace ns;
+    ns.name = Str(obj, {"metadata", "name"});
+    ns.file = std::string(manifest::kNamespaceKind) + "/" + key;
+    const json& labels = Field(obj, {"metadata", "labels"});
+    if (const json& mesh = Field(labels, {kMeshLabel}); mesh.is_string()) ns.enrolled = mesh == kMeshEnabled;
+    if (const json& mode = Field(labels, {kModeLabel}); mode.is_string()) {
+      std::string why = manifest::ParseModeLabel(mode.get<std::string>(), &ns.mode);
+      if (why.empty()) {
+        t->accepted[ns.file] = {
+            {"metadata", {{"uid", Field(obj, {"metadata", "uid"})}, {"labels", {{kModeLabel, mode}}}}}};
+      } else if (const json* prev = LastGoodMode(objs, ns.file, obj, &ns.mode)) {
+        t->accepted[ns.file] = *prev;
+        t->errors.push_back({ns.file, 0, why + "; the last accepted mode (" + v1::Mode_Name(ns.mode) + ") stays"});
+      } else {
+        t->errors.push_back({ns.file, 0, why + "; the label is ignored"});
+      }
+    }
+    out[ns.name] = std::move(ns);
+  }
+  return out;
 }
 
 void AddWorkloads(const Objects& objs, Translation* t) {
   std::set<std::string> ips;
+  const auto namespaces = NamespaceSettings(objs, t);
   for (const auto& [key, pod] : objs.pods) {
     std::string ns = Str(pod, {"metadata", "namespace"});
     auto labels = StrMap(Field(pod, {"metadata", "labels"}));
-    bool ns_enabled = NamespaceEnabled(objs, ns);
-    auto own = labels.find(kMeshLabel);
-    bool enrolled = own != labels.end() ? own->second == kMeshEnabled : ns_enabled;
     // Pods outside the mesh are listed too (enrolled=false): an agent holds the traffic of a local pod it knows
     // nothing about (fail closed while a new pod's object is on its way), so it must be told which ones go direct.
     std::string node = Str(pod, {"spec", "nodeName"});
@@ -71,7 +103,21 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     w->set_service_account(sa.empty() ? "default" : sa);
     w->set_node(node);
     w->set_ip(ip);
-    w->set_enrolled(enrolled);
+    // The pod's own labels win over its namespace's, as in universal mode a workload's spec does.
+    auto own = labels.find(kMeshLabel);
+    w->set_enrolled(own != labels.end() && own->second == kMeshEnabled);
+    bool own_mode = false;
+    if (auto m = labels.find(kModeLabel); m != labels.end()) {
+      v1::Mode mode = v1::MODE_UNSPECIFIED;
+      std::string why = manifest::ParseModeLabel(m->second, &mode);
+      own_mode = why.empty();
+      w->set_mode(mode);
+      if (!own_mode) t->errors.push_back({"Pod/" + key, 0, why + "; the namespace's mode applies"});
+    }
+    auto in = namespaces.find(ns);
+    manifest::ResolveWorkload(own == labels.end(), !own_mode, in == namespaces.end() ? nullptr : &in->second,
+                              /*enrolled_default=*/false, w);
+    bool enrolled = w->enrolled();
     for (uint32_t p : ProbePorts(pod)) w->add_probe_ports(p);
     for (const auto& [k, v] : labels) (*w->mutable_labels())[k] = v;
     t->resources.push_back(std::move(l));

@@ -1,6 +1,7 @@
 // Kubernetes objects -> the same mesh resources universal-mode manifests produce.
 //   Workload: every Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork); enrolled when its
-//             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way.
+//             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way;
+//             its mode from the pod label zeromesh.io/mode, else the namespace's (controller/manifest/namespaces.h).
 //   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
 //   TrafficPermission / MeshConfig / ServicePolicy: the CRDs, decoded and validated by the manifest decoder (same
 //             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed;
@@ -14,11 +15,13 @@
 
 #include "controller/k8s/reflector.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/namespaces.h"
 
 namespace zm::k8s {
 
-constexpr const char* kMeshLabel = "zeromesh.io/mesh";
-constexpr const char* kMeshEnabled = "enabled";
+constexpr const char* kMeshLabel = manifest::kMeshLabel;
+constexpr const char* kModeLabel = manifest::kModeLabel;
+constexpr const char* kMeshEnabled = manifest::kMeshEnabled;
 
 // The last accepted version of each CRD object ("<Kind>/<namespace>/<name>" -> object): when an update is invalid,
 // the previous generation stays in force (same uid only: a deleted and re-created object starts afresh).
@@ -54,7 +57,9 @@ constexpr const char* kGatewayApiPrefix = "/apis/gateway.networking.k8s.io/v1alp
 
 struct Translation {
   std::vector<manifest::Located> resources;  // only valid ones
-  std::vector<manifest::Error> errors;       // invalid CRD objects (file = "<Kind>/<ns>/<name>")
+  // Invalid CRD objects (file = "<Kind>/<ns>/<name>"), and Namespaces and Pods whose zeromesh.io/mode label is
+  // neither STRICT nor PERMISSIVE (the label is ignored; a Namespace keeps its last accepted mode).
+  std::vector<manifest::Error> errors;
   std::vector<CrdStatus> statuses;
   LastGood accepted;  // what is in force now, for the next pass's Objects::last_good
   size_t workloads = 0, enrolled = 0, services = 0, permissions = 0;

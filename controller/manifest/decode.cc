@@ -3,6 +3,7 @@
 
 #include "common/tls/spiffe.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_guard.h"
@@ -54,8 +55,9 @@ void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path,
   }
 }
 
-void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Workload* w) {
+void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, Located* l) {
   if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "enrolled", "mode", "probePorts"})) return;
+  v1::Workload* w = l->resource.mutable_workload();
   w->set_name(m.name);
   w->set_namespace_(m.ns);
   for (auto& [k, v] : m.labels) (*w->mutable_labels())[k] = v;
@@ -71,9 +73,14 @@ void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Wo
     if (std::string why = CheckIpv4(*ip); !why.empty()) r.Fail(spec["ip"], "'spec.ip': " + why);
     w->set_ip(*ip);
   }
-  // Declaring a workload in the mesh means it is enrolled unless it opts out.
-  w->set_enrolled(r.Bool(spec, "enrolled", "spec").value_or(true));
-  w->set_mode(ParseMode(r, spec, "mode", "spec").value_or(v1::MODE_UNSPECIFIED));
+  // Declaring a workload in the mesh means it is enrolled unless it or its Namespace opts out (what it leaves out,
+  // its Namespace decides: ApplyNamespaces, once every file is read).
+  auto enrolled = r.Bool(spec, "enrolled", "spec");
+  l->inherit_enrolled = !enrolled;
+  w->set_enrolled(enrolled.value_or(true));
+  auto mode = ParseMode(r, spec, "mode", "spec");
+  l->inherit_mode = !mode;
+  w->set_mode(mode.value_or(v1::MODE_UNSPECIFIED));
   // The ports the node itself health-checks the workload on (universal mode's kubelet probes).
   if (YAML::Node ports = spec["probePorts"]; ports && !ports.IsNull()) {
     if (!ports.IsSequence()) {
@@ -205,27 +212,70 @@ void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limit
   }
 }
 
+// Kubernetes' own Namespace (apiVersion v1): metadata.name and metadata.labels, nothing else. The labels
+// zeromesh.io/mesh and zeromesh.io/mode must have values the mesh understands; any other label is the user's.
+void DecodeNamespace(YamlReader& r, const YAML::Node& doc, const std::string& file, Result* out) {
+  size_t errors_before = r.error_count();
+  YAML::Node meta = doc["metadata"];
+  if (!meta) {
+    r.Fail(doc, "missing required field 'metadata'");
+    return;
+  }
+  if (!r.CheckMap(meta, "metadata", {"name", "labels"})) return;
+  Namespace ns;
+  ns.file = file;
+  ns.line = YamlReader::Line(doc);
+  if (auto name = r.Str(meta, "name", "metadata", true)) {
+    if (std::string why = CheckNamespace(*name); !why.empty()) r.Fail(meta["name"], "'metadata.name': " + why);
+    ns.name = *name;
+  }
+  auto labels = r.Labels(meta, "labels", "metadata");
+  if (auto it = labels.find(kMeshLabel); it != labels.end()) {
+    if (it->second == kMeshEnabled || it->second == kMeshDisabled) {
+      ns.enrolled = it->second == kMeshEnabled;
+    } else {
+      r.Fail(meta["labels"][kMeshLabel], std::string("label '") + kMeshLabel + "' must be " + kMeshEnabled + " or " +
+                                             kMeshDisabled + ", not '" + it->second + "'");
+    }
+  }
+  if (auto it = labels.find(kModeLabel); it != labels.end()) {
+    if (std::string why = ParseModeLabel(it->second, &ns.mode); !why.empty()) r.Fail(meta["labels"][kModeLabel], why);
+  }
+  if (r.error_count() == errors_before) out->namespaces.push_back(std::move(ns));
+}
+
 void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, const std::string& file, Result* out) {
   if (!doc || doc.IsNull()) return;  // empty document (e.g. trailing ---)
   size_t errors_before = r.error_count();
-  if (!r.CheckMap(doc, "", {"apiVersion", "kind", "metadata", "spec"})) return;
+  // A Namespace has no spec (Kubernetes' has one for finalizers, which mean nothing here).
+  const bool is_namespace =
+      doc.IsMap() && doc["kind"] && doc["kind"].IsScalar() && doc["kind"].Scalar() == kNamespaceKind;
+  if (is_namespace ? !r.CheckMap(doc, "", {"apiVersion", "kind", "metadata"})
+                   : !r.CheckMap(doc, "", {"apiVersion", "kind", "metadata", "spec"})) {
+    return;
+  }
   auto api = r.Str(doc, "apiVersion", "", true);
   auto kind = r.Str(doc, "kind", "", true);
-  // TCPRoute and ReferenceGrant are the Gateway API's own kinds; everything else is zeromesh's.
+  // TCPRoute and ReferenceGrant are the Gateway API's own kinds, Namespace is Kubernetes'; the rest is zeromesh's.
   const char* want_api = kind && *kind == "TCPRoute"         ? kGatewayApiVersion
                          : kind && *kind == "ReferenceGrant" ? kReferenceGrantApiVersion
+                         : is_namespace                      ? kNamespaceApiVersion
                                                              : kApiVersion;
   if (api && *api != want_api) {
     r.Fail(doc["apiVersion"],
            "unsupported apiVersion '" + *api + "' for kind " + kind.value_or("?") + " (expected " + want_api + ")");
   }
   if (!kind) return;
+  if (is_namespace) {
+    if (r.error_count() == errors_before) DecodeNamespace(r, doc, file, out);
+    return;
+  }
   bool cluster_scoped = *kind == "MeshConfig";
   if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && *kind != "TCPRoute" &&
       *kind != "ServicePolicy" && *kind != "ReferenceGrant" && !cluster_scoped) {
     r.Fail(doc["kind"], "unknown kind '" + *kind +
                             "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute, "
-                            "ReferenceGrant or MeshConfig)");
+                            "ReferenceGrant, Namespace or MeshConfig)");
     return;
   }
   Meta m;
@@ -266,7 +316,7 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   loc.file = file;
   loc.line = YamlReader::Line(doc);
   if (*kind == "Workload") {
-    DecodeWorkload(r, m, spec, loc.resource.mutable_workload());
+    DecodeWorkload(r, m, spec, &loc);
   } else if (*kind == "Service") {
     DecodeService(r, m, spec, loc.resource.mutable_service());
   } else if (*kind == "TrafficPermission") {

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "controller/fs_util.h"
 #include "controller/manifest/manifest.h"
+#include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 
@@ -81,6 +82,14 @@ void CheckSet(Result* r) {
       mesh_config = &l;
     }
   }
+  std::map<std::string, const Namespace*> namespaces;
+  for (const auto& ns : r->namespaces) {
+    if (auto [it, fresh] = namespaces.emplace(ns.name, &ns); !fresh) {
+      r->errors.push_back({ns.file, ns.line,
+                           "duplicate name: Namespace//" + ns.name + " is already defined at " + it->second->file +
+                               ":" + std::to_string(it->second->line)});
+    }
+  }
   CheckTrafficRefs(r);
   ApplyReferenceGrants(r);
 }
@@ -93,8 +102,28 @@ const Result& DecodeCache::Decode(const std::string& file, std::string text, con
   for (auto& l : e.decoded.resources) {
     if (l.resource.has_workload()) l.digest = ResourceDigest(l.resource);
   }
+  e.resolved.resize(e.decoded.resources.size());
   e.text = std::move(text);
   return (files_[file] = std::move(e)).decoded;
+}
+
+void DecodeCache::AppendResolved(const std::string& file, const std::map<std::string, const Namespace*>& namespaces,
+                                 std::vector<Located>* out) {
+  Entry& e = files_.at(file);
+  for (size_t i = 0; i < e.decoded.resources.size(); ++i) {
+    Located& l = out->emplace_back(e.decoded.resources[i]);
+    if (!l.resource.has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
+    auto* w = l.resource.mutable_workload();
+    auto it = namespaces.find(w->namespace_());
+    if (!ResolveWorkload(l.inherit_enrolled, l.inherit_mode, it == namespaces.end() ? nullptr : it->second, true, w)) {
+      continue;  // as decoded: the decoded digest holds
+    }
+    auto& memo = e.resolved[i];
+    if (!memo || memo->enrolled != w->enrolled() || memo->mode != w->mode()) {
+      memo = Resolved{w->enrolled(), w->mode(), ResourceDigest(l.resource)};
+    }
+    l.digest = memo->digest;
+  }
 }
 
 bool DecodeCache::NoticesChanged(const std::vector<Error>& notices) {
@@ -143,15 +172,22 @@ Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache)
     }
     if (cache) {
       const Result& decoded = cache->Decode(path, std::move(*text), limits);
-      out.resources.insert(out.resources.end(), decoded.resources.begin(), decoded.resources.end());
       out.grants.insert(out.grants.end(), decoded.grants.begin(), decoded.grants.end());
+      out.namespaces.insert(out.namespaces.end(), decoded.namespaces.begin(), decoded.namespaces.end());
       out.errors.insert(out.errors.end(), decoded.errors.begin(), decoded.errors.end());
       paths.push_back(path);
     } else {
       DecodeText(*text, path, limits, &out);
     }
   }
-  if (cache) cache->Retain(paths);
+  // Workloads are resolved once every Namespace is known: one in a later file decides for workloads read before it.
+  if (cache) {
+    cache->Retain(paths);
+    auto namespaces = IndexNamespaces(out.namespaces);
+    for (const auto& path : paths) cache->AppendResolved(path, namespaces, &out.resources);
+  } else {
+    ApplyNamespaces(&out);
+  }
   CheckSet(&out);
   if (cache == nullptr || cache->NoticesChanged(out.notices)) {
     for (const auto& n : out.notices)

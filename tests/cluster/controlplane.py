@@ -93,11 +93,13 @@ spec:
   certTTL: {cert_ttl}
 """)
 
-    def workload(self, pod: zmcluster.Pod, ns: str = "default", sa: str | None = None, enrolled: bool = True,
+    def workload(self, pod: zmcluster.Pod, ns: str = "default", sa: str | None = None, enrolled: bool | None = True,
                  labels: dict | None = None, mode: str | None = None) -> Path:
+        """enrolled=None (and mode=None) leave spec.enrolled (spec.mode) out: the Namespace's labels decide."""
         labels = labels or {"app": pod.name}
         label_yaml = "".join(f"\n    {k}: {v}" for k, v in labels.items())
-        extra = f"\n  mode: {mode}" if mode else ""
+        extra = "" if enrolled is None else f"\n  enrolled: {'true' if enrolled else 'false'}"
+        extra += f"\n  mode: {mode}" if mode else ""
         return self.write(f"workload-{ns}-{pod.name}.yaml", f"""apiVersion: zeromesh.io/v1alpha1
 kind: Workload
 metadata:
@@ -107,8 +109,18 @@ metadata:
 spec:
   serviceAccount: {sa or pod.name}
   node: {pod.node.name}
-  ip: {pod.ip}
-  enrolled: {"true" if enrolled else "false"}{extra}
+  ip: {pod.ip}{extra}
+""")
+
+    def namespace(self, name: str, labels: dict | None = None) -> Path:
+        """A Namespace manifest (apiVersion v1, as Kubernetes has it): labels zeromesh.io/mesh (enabled|disabled) and
+        zeromesh.io/mode (STRICT|PERMISSIVE) decide for its workloads where they leave spec.enrolled / spec.mode out."""
+        label_yaml = "\n  labels:" + "".join(f"\n    {k}: {json.dumps(str(v))}" for k, v in labels.items()) \
+            if labels else ""
+        return self.write(f"namespace-{name}.yaml", f"""apiVersion: v1
+kind: Namespace
+metadata:
+  name: {name}{label_yaml}
 """)
 
     def permission(self, name: str, ns: str, action: str, dest_labels: dict, sources: dict | None = None,
