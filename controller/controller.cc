@@ -484,6 +484,7 @@ bool Controller::Start(std::string* error) {
     admin_ = std::make_unique<AdminEndpoints>(opts_.metrics_addr, opts_.admin_addr, std::move(src));
     if (!admin_->Start(error)) return false;
   }
+  if (!StartConsole(error)) return false;
   // A standby does not bind the agents' port: agents (a list of addresses with pick_first, or a Service routing to
   // ready pods) reach the leader only.
   if (!elector_ && !StartServing(error)) return false;
@@ -514,6 +515,51 @@ bool Controller::Start(std::string* error) {
   return true;
 }
 
+bool Controller::StartConsole(std::string* error) {
+  if (opts_.console_addr.empty()) return true;
+  if (kube_config_) {  // the user's own Kubernetes token, whatever the agents authenticate with
+    console_http_ = std::make_unique<k8s::Http>(*kube_config_);
+    console_auth_ = std::make_unique<console::KubernetesAuth>(console_http_.get());
+  } else {
+    console_auth_ = std::make_unique<console::JoinTokenAuth>(tokens_.get());
+  }
+  console::ConsoleBackend backend;
+  backend.auth = console_auth_.get();
+  backend.inputs = [this] {
+    console::MeshInputs in;
+    DescribeMesh(ctx_, &in.status);
+    DescribeResources(ctx_, &in.resources);
+    for (auto& p : traffic().Pairs(TrafficStore::Clock::now())) {
+      in.traffic.push_back({std::move(p.source), std::move(p.destination), std::move(p.source_principal), p.mtls,
+                            p.connections_per_second, p.bytes_per_second, p.errors_per_second, p.connections_total,
+                            p.bytes_total, p.denials_total});
+    }
+    in.now_unix = time(nullptr);
+    return in;
+  };
+  if (!kube_config_) {  // universal mode: the wizard writes into the manifest directory
+    backend.sink.dir = opts_.manifests_dir;
+    backend.sink.reload = [this] { ReloadManifests(); };
+    backend.sink.errors_in = [this](const std::string& file) {
+      std::vector<std::string> out;
+      for (const auto& e : store_->errors()) {
+        const bool ours = e.file == file || (e.file.size() > file.size() &&
+                                             e.file.compare(e.file.size() - file.size() - 1, std::string::npos,
+                                                            "/" + file) == 0);
+        if (ours) out.push_back(file + (e.line ? ":" + std::to_string(e.line) : "") + ": " + e.reason);
+      }
+      return out;
+    };
+  }
+  console_ = std::make_unique<console::ConsoleServer>(opts_.console_addr, std::move(backend));
+  if (!console_->Start(error)) {
+    *error = "console: " + *error;
+    return false;
+  }
+  log::Info("console listening", {{"addr", opts_.console_addr}, {"port", console_->port()}});
+  return true;
+}
+
 void Controller::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
@@ -540,6 +586,7 @@ void Controller::Shutdown() {
   if (serving_cert_) serving_cert_->Stop();
   // Last: stopping civetweb takes about a second per listener, and agents whose streams ended late in a slow
   // shutdown were seen not to reconnect to the next controller (see the e2e outage test).
+  if (console_) console_->Stop();
   if (admin_) admin_->Stop();
 }
 

@@ -23,6 +23,7 @@
 #include "controller/ca/reloading_authority.h"
 #include "controller/config/push_parts.h"
 #include "controller/config/store.h"
+#include "controller/console/console_server.h"
 #include "controller/k8s/leader_election.h"
 #include "controller/k8s/source.h"
 #include "controller/manifest/watcher.h"
@@ -71,6 +72,8 @@ struct Options {
   // credential, on loopback only, so only a process in this pod can reach it, i.e. `meshctl` through a
   // pods/portforward that the API server authenticated and authorized (docs/design.md, "meshctl from a kubeconfig").
   std::string operator_addr;
+  // The web console (controller/console, docs/ui.md): "" = off (the default; the chart's console.enabled sets it).
+  std::string console_addr;
 };
 
 class Controller {
@@ -93,6 +96,7 @@ class Controller {
   const TrafficStore& traffic() const { return agents_.traffic(); }  // workload pairs, from the agents' reports
   ControllerMetrics& metrics() { return metrics_; }
   const AdminEndpoints* admin() const { return admin_.get(); }
+  uint16_t console_port() const { return console_ ? console_->port() : 0; }  // 0 when off
   // What keeps the controller from being ready (empty = ready): for /readyz.
   std::vector<std::string> NotReady() const;
   // Called once, from another thread, when this replica loses the lease (or cannot serve after winning it): the
@@ -108,6 +112,7 @@ class Controller {
   std::vector<std::string> SecurityProblems() const;  // for meshctl status
   bool StartServing(std::string* error);              // the agents' gRPC server: at Start, or on becoming the leader
   bool StartOperatorPort(std::string* error);         // every replica, at Start (a standby says it is one)
+  bool StartConsole(std::string* error);              // when console_addr is set
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> ServingCertProvider() const;
   bool MakeLeaderElector(std::string* error);
   void AddStateCollectors();
@@ -144,6 +149,9 @@ class Controller {
   std::unique_ptr<k8s::Source> kube_;
   std::atomic<k8s::Source*> kube_source_{nullptr};  // kube_, for gRPC threads (TokenReviewer's pod lookups)
   std::unique_ptr<AdminEndpoints> admin_;
+  std::unique_ptr<k8s::Http> console_http_;  // Kubernetes: TokenReview / SubjectAccessReview of console users
+  std::unique_ptr<console::ConsoleAuth> console_auth_;
+  std::unique_ptr<console::ConsoleServer> console_;
   std::unique_ptr<k8s::LeaderElector> elector_;  // Kubernetes mode with leader election
   std::function<void(const std::string&)> on_fatal_;
   std::mutex serve_mu_;               // server_ creation (elector thread) vs. Shutdown

@@ -50,6 +50,7 @@ const char* Usage() {
          "                       [--admin-addr IP:PORT|off] (default 127.0.0.1:15014: /metrics /healthz /readyz "
          "/debug/config_dump)\n"
          "                       [--metrics-addr IP:PORT|off] (default 0.0.0.0:15015: /metrics /healthz /readyz)\n"
+         "                       [--console-addr IP:PORT|off] (default off): the web console (docs/ui.md)\n"
          "                       [--operator-addr 127.x.x.x:PORT|off] (default off; the chart: 127.0.0.1:15016):\n"
          "                       Status for meshctl over TLS with no credential, loopback only: reached through\n"
          "                       a pods/portforward that the API server authorized\n"
@@ -94,6 +95,7 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
                                              {"--log-level", &out->log_level},
                                              {"--admin-addr", &o.admin_addr},
                                              {"--metrics-addr", &o.metrics_addr},
+                                             {"--console-addr", &o.console_addr},
                                              {"--operator-addr", &o.operator_addr},
                                              {"--kubeconfig", &o.kubeconfig},
                                              {"--agent-service-account", &o.agent_service_account},
@@ -153,7 +155,7 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
         return false;
       }
       o.max_cert_ttl_seconds = static_cast<uint32_t>(*secs);
-    } else if (name == "--admin-addr" || name == "--metrics-addr") {
+    } else if (name == "--admin-addr" || name == "--metrics-addr" || name == "--console-addr") {
       std::string why;
       if (value != "off" && !http::ValidListenAddr(value, &why)) {
         *error = name + ": " + why;

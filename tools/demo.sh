@@ -4,6 +4,8 @@
 #   sudo tools/demo.sh verify          scripted proof: split, wire, STRICT, policy, meshctl status
 #   sudo tools/demo.sh status          meshctl status
 #   sudo tools/demo.sh exec POD|NODE -- CMD...
+#   sudo tools/demo.sh console         the web console's address and sign-in tokens (docs/ui.md)
+#   sudo tools/demo.sh agent stop|start NODE   stop / restart one node's mesh-agent
 #   sudo tools/demo.sh down            remove everything (no-op when nothing runs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

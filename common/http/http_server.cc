@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <civetweb.h>
 
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -17,10 +18,26 @@ const char* Reason(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
     case 500:
       return "Internal Server Error";
     case 503:
@@ -34,7 +51,23 @@ int LogMessage(const mg_connection*, const char* message) {
   return 1;  // handled: civetweb prints nothing itself
 }
 
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+std::string HttpRequest::Header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? "" : it->second;
+}
+
+std::string HttpRequest::QueryParam(const std::string& name) const {
+  std::vector<char> out(query.size() + 1);
+  int n = mg_get_var(query.data(), query.size(), name.c_str(), out.data(), out.size());
+  return n < 0 ? "" : std::string(out.data(), static_cast<size_t>(n));
+}
 
 bool ValidListenAddr(const std::string& addr, std::string* error) {
   size_t colon = addr.rfind(':');
@@ -49,6 +82,9 @@ bool ValidListenAddr(const std::string& addr, std::string* error) {
 
 HttpServer::HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes)
     : name_(std::move(name)), addr_(std::move(addr)), routes_(std::move(routes)) {}
+
+HttpServer::HttpServer(std::string name, std::string addr, RequestHandler handler, size_t max_body)
+    : name_(std::move(name)), addr_(std::move(addr)), handler_(std::move(handler)), max_body_(max_body) {}
 
 HttpServer::~HttpServer() {
   Stop();
@@ -86,12 +122,40 @@ int HttpServer::OnRequest(mg_connection* conn, void* self) {
   return static_cast<HttpServer*>(self)->Handle(conn);
 }
 
+HttpResponse HttpServer::HandleRequest(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  HttpRequest req;
+  req.method = ri->request_method;
+  req.path = ri->local_uri ? ri->local_uri : "";
+  req.query = ri->query_string ? ri->query_string : "";
+  req.remote_addr = ri->remote_addr;
+  for (int i = 0; i < ri->num_headers; ++i) req.headers[Lower(ri->http_headers[i].name)] = ri->http_headers[i].value;
+  if (ri->content_length > static_cast<long long>(max_body_)) {
+    return {413, "application/json", "{\"error\":\"request body over " + std::to_string(max_body_) + " bytes\"}\n"};
+  }
+  char buf[4096];
+  for (int n; (n = mg_read(conn, buf, sizeof(buf))) > 0;) {
+    if (req.body.size() + static_cast<size_t>(n) > max_body_) {
+      return {413, "application/json", "{\"error\":\"request body over " + std::to_string(max_body_) + " bytes\"}\n"};
+    }
+    req.body.append(buf, static_cast<size_t>(n));
+  }
+  try {
+    return handler_(req);
+  } catch (const std::exception& e) {  // a bad request must never take the controller down
+    log::Warn("http handler failed", {{"server", name_}, {"path", req.path}, {"error", e.what()}});
+    return {500, "application/json", "{\"error\":\"internal error\"}\n"};
+  }
+}
+
 int HttpServer::Handle(mg_connection* conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
   HttpResponse resp;
   bool head = std::strcmp(ri->request_method, "HEAD") == 0;
   auto it = routes_.find(ri->local_uri ? ri->local_uri : "");
-  if (!head && std::strcmp(ri->request_method, "GET") != 0) {
+  if (handler_) {
+    resp = HandleRequest(conn);
+  } else if (!head && std::strcmp(ri->request_method, "GET") != 0) {
     resp = {405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
   } else if (it == routes_.end()) {
     std::string list;
@@ -109,7 +173,9 @@ int HttpServer::Handle(mg_connection* conn) {
   std::string headers = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) +
                         "\r\nContent-Type: " + resp.content_type +
                         "\r\nContent-Length: " + std::to_string(resp.body.size()) +
-                        "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+                        "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+  for (const auto& [name, value] : resp.headers) headers += name + ": " + value + "\r\n";
+  headers += "\r\n";
   mg_write(conn, headers.data(), headers.size());
   if (!head) mg_write(conn, resp.body.data(), resp.body.size());
   return resp.status;  // civetweb: a status code means "handled"

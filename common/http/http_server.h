@@ -1,8 +1,9 @@
-// A small HTTP/1.1 server for the admin endpoints of the agent and the controller, on civetweb. Why civetweb and not
-// an epoll loop of our own: it is already on every machine that has prometheus-cpp (its Exposer runs on it), it
-// parses HTTP properly (partial reads, pipelining, timeouts, slow clients), and its own small thread pool keeps
-// scrapes and debug dumps off the proxy's event loops. Exact-path routes, GET and HEAD only; nothing is served from
-// disk.
+// A small HTTP/1.1 server for the admin endpoints of the agent and the controller, and for the controller's console,
+// on civetweb. Why civetweb and not an epoll loop of our own: it is already on every machine that has prometheus-cpp
+// (its Exposer runs on it), it parses HTTP properly (partial reads, pipelining, timeouts, slow clients), and its own
+// small thread pool keeps scrapes and debug dumps off the proxy's event loops. Admin form: exact-path routes, GET and
+// HEAD only. Request form (the console): one handler sees every method, header and a bounded body. Nothing is served
+// from disk.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 struct mg_context;
 struct mg_connection;
@@ -21,14 +24,30 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // extra response headers
+};
+
+struct HttpRequest {
+  std::string method;
+  std::string path;   // decoded path, without the query
+  std::string query;  // raw, without '?'
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string remote_addr;
+
+  std::string Header(const std::string& lower_name) const;  // "" when absent
+  std::string QueryParam(const std::string& name) const;     // URL-decoded; "" when absent
 };
 
 using HttpHandler = std::function<HttpResponse()>;
+using RequestHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 class HttpServer {
  public:
   // |addr| is "ip:port" (port 0: any free port, see port()). Handlers run on civetweb's threads.
   HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes);
+  // Request form: |handler| gets every request; bodies over |max_body| bytes are refused with 413.
+  HttpServer(std::string name, std::string addr, RequestHandler handler, size_t max_body);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -41,10 +60,13 @@ class HttpServer {
  private:
   static int OnRequest(mg_connection* conn, void* self);
   int Handle(mg_connection* conn);
+  HttpResponse HandleRequest(mg_connection* conn);
 
   std::string name_;
   std::string addr_;
   std::map<std::string, HttpHandler> routes_;
+  RequestHandler handler_;
+  size_t max_body_ = 0;
   mg_context* ctx_ = nullptr;
   uint16_t port_ = 0;
 };

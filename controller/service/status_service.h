@@ -9,6 +9,10 @@
 
 namespace zm::ctrl {
 
+// What Get and Resources answer, for anyone else who shows the same (the console).
+void DescribeMesh(const ServiceContext& ctx, zeromesh::v1::MeshStatus* out);
+void DescribeResources(const ServiceContext& ctx, zeromesh::v1::ResourceSet* out);
+
 class StatusService final : public zeromesh::v1::Status::Service {
  public:
   enum class Role { kAgents, kOperator };

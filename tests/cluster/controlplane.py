@@ -40,6 +40,7 @@ class ControlPlane:
         self.tokens = {n.name: secrets.token_hex(16) for n in cluster.nodes}
         self.tokens["admin"] = secrets.token_hex(16)  # meshctl's credential
         self.controller: subprocess.Popen | None = None
+        self.controller_args: list[str] = []  # more mesh-controller flags (e.g. --console-addr)
         self.agents: dict[str, subprocess.Popen] = {}
         self.mesh_config(trust_domain=trust_domain, mode=mode, default_policy=default_policy, cert_ttl=cert_ttl)
 
@@ -65,6 +66,7 @@ class ControlPlane:
         cp.tokens = state["tokens"]
         cp.trust_domain = state["trust_domain"]
         cp.controller = None
+        cp.controller_args = []
         cp.agents = {}
         return cp
 
@@ -163,7 +165,8 @@ spec:
         with open(self.workdir / "controller.log", "ab") as log:
             self.controller = self.cluster.popen(self.host, [
                 str(CONTROLLER_BIN), "--manifests", str(self.manifests), "--join-tokens", str(tokens),
-                "--ca-dir", str(self.ca_dir), "--listen", self.address, "--max-cert-ttl", self.max_cert_ttl],
+                "--ca-dir", str(self.ca_dir), "--listen", self.address, "--max-cert-ttl", self.max_cert_ttl,
+                *self.controller_args],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while not self.root_cert.exists() or not self._listening():

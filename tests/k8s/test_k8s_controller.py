@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -108,6 +109,7 @@ class K8sControllerTest(unittest.TestCase):
         cls.install = cls.helm("install", "zeromesh", str(CHART), "--namespace", NS, "--create-namespace",
                                "--set", f"joinTokens.nodes.node-a.sha256={sha256(TOKEN)}",
                                "--set", f"joinTokens.nodes.node-b.sha256={sha256(TOKEN + 'x')}",
+                               "--set", "controller.console.enabled=true",
                                "--timeout", "120s")
 
     @classmethod
@@ -172,13 +174,15 @@ class K8sControllerTest(unittest.TestCase):
             (cls.work / name).chmod(0o600)
         cls.admin_port = free_port()
         cls.grpc_port = free_port()
+        cls.console_port = free_port()
         cls.log_path = cls.work / "controller.log"
         cls.log_file = open(cls.log_path, "wb")
         cls.controller = subprocess.Popen(
             [str(CONTROLLER_BIN), "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{cls.grpc_port}",
              "--ca-secret", f"{NS}/zeromesh-ca", "--join-tokens", str(cls.work / "tokens.yaml"),
              "--trust-bundle-configmap", f"{NS}/{TRUST_BUNDLE}",
-             "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "debug"],
+             "--admin-addr", f"127.0.0.1:{cls.admin_port}", "--metrics-addr", "off", "--log-level", "debug",
+             "--console-addr", f"127.0.0.1:{cls.console_port}"],
             stdout=cls.log_file, stderr=subprocess.STDOUT)
         a.secret_data(NS, "zeromesh-ca", "ca.crt")  # created by the controller at startup
 
@@ -405,6 +409,72 @@ class K8sControllerTest(unittest.TestCase):
         self.assertEqual(c["reason"], "Invalid")
         self.assertIn("'mesh' is in effect", c["message"])
         self.assertEqual(self.dump()["trust_domain"], "k8s.test")
+
+    def console(self, path: str, token: str | None, body: dict | None = None, origin: str | None = None):
+        """(status, JSON) of a console API call with a user's bearer token."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.console_port}{path}",
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw or b"{}")
+        except ValueError:
+            return status, raw.decode(errors="replace")  # the page itself
+
+    def test_07d_console_users_are_kubernetes_users(self):
+        a = self.api
+        # Three users: one who may read mesh policy, one who may also write it, one with no rights at all.
+        a.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+            "metadata": {"name": "mesh-viewer"},
+            "rules": [{"apiGroups": ["zeromesh.io"], "resources": ["trafficpermissions"], "verbs": ["get", "list"]}]})
+        a.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+            "metadata": {"name": "mesh-editor"},
+            "rules": [{"apiGroups": ["zeromesh.io"], "resources": ["trafficpermissions"],
+                       "verbs": ["get", "list", "create"]}]})
+        for user, role in (("viewer", "mesh-viewer"), ("editor", "mesh-editor"), ("nobody", None)):
+            a.create("/api/v1/namespaces/shop/serviceaccounts", {"metadata": {"name": user}})
+            if role:
+                a.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+                    "metadata": {"name": f"console-{user}"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                    "subjects": [{"kind": "ServiceAccount", "name": user, "namespace": "shop"}]})
+        viewer, editor, nobody = (a.token("shop", u) for u in ("viewer", "editor", "nobody"))
+        status, page = self.console("/", None)  # the page itself is public; it holds no data
+        self.assertEqual(status, 200)
+        self.assertIn("<html", page.lower())
+        for path in ("/api/session", "/api/workloads", "/api/overview", "/api/traffic"):
+            self.assertEqual(self.console(path, None)[0], 401, path)
+            self.assertEqual(self.console(path, "not-a-token")[0], 401, path)
+            self.assertEqual(self.console(path, nobody)[0], 403, path)
+        status, s = self.wait("the console accepts the viewer", lambda: (lambda r: r if r[0] == 200 else None)(
+            self.console("/api/session", viewer)))
+        self.assertEqual(s["user"], "system:serviceaccount:shop:viewer")
+        self.assertEqual(s["mode"], "kubernetes")
+        self.assertFalse(s["may_write"])
+        status, s = self.console("/api/session", editor)
+        self.assertEqual(status, 200, s)
+        self.assertTrue(s["may_write"])
+        status, w = self.console("/api/workloads", viewer)
+        self.assertEqual(status, 200, w)
+        self.assertIn("shop/backend-1", {f"{x['namespace']}/{x['name']}" for x in w["workloads"]})
+        # The wizard previews for a reader, refuses a reader's apply, and in Kubernetes mode hands the writer the
+        # command to run with their own credentials.
+        status, p = self.console("/api/wizard/enroll", viewer, {"namespace": "plain"})
+        self.assertEqual(status, 200, p)
+        self.assertIn("kubectl label namespace plain zeromesh.io/mesh=enabled", p["kubectl"])
+        self.assertEqual(self.console("/api/wizard/enroll", viewer, {"namespace": "plain", "apply": True})[0], 403)
+        status, p = self.console("/api/wizard/enroll", editor, {"namespace": "plain", "apply": True})
+        self.assertEqual(status, 409, p)
+        self.assertFalse(p["applied"])
+        self.assertIn("kubectl", p["error"])
 
     def test_08_upgrade_and_uninstall_keep_the_ca(self):
         secret = f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca"

@@ -1,6 +1,9 @@
 """The zeromesh local demo: a two-node mesh made of network namespaces, a real controller and real agents.
 
     demo.py up | verify | status | exec TARGET -- CMD... | down      (run through tools/demo.sh, as root)
+    demo.py console        the web console's address and sign-in token
+    demo.py console-env    the same as shell lines (ZM_CONSOLE_URL=..., for the browser tests)
+    demo.py agent stop|start NODE    stop or restart one node's mesh-agent (the console tests' fault)
 
 Everything lives in namespaces named <prefix>-* (prefix "zmdemo", or $ZM_DEMO_PREFIX) and in /run/zeromesh/<prefix>;
 nothing in the root network namespace is touched.
@@ -10,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
+import socket
 import shutil
 import subprocess
 import sys
@@ -28,6 +34,9 @@ PYTHON = sys.executable
 BACKEND_VIP = "10.96.0.10"
 BACKEND_PORT = 80
 APP_PORT = 8080
+CONSOLE_PORT = 15080  # on the control-plane host; bridged to 127.0.0.1:<free port> in the root namespace
+STATUS_INTERVAL_MS = 2000  # agents report traffic every 2 s: the console's graph moves while you watch
+NSBRIDGE = str(ROOT / "tests" / "cluster" / "nsbridge.py")
 VERBOSE = os.environ.get("ZM_DEMO_QUIET") != "1"
 
 
@@ -69,7 +78,10 @@ def write_manifests(cp: ControlPlane, pods: dict) -> None:
     cp.workload(pods["frontend"], ns="shop", sa="frontend", labels={"app": "frontend"})
     cp.workload(pods["backend-v1"], ns="shop", sa="backend", labels={"app": "backend", "version": "v1"})
     cp.workload(pods["backend-v2"], ns="shop", sa="backend", labels={"app": "backend", "version": "v2"})
-    cp.workload(pods["legacy-client"], ns="legacy", sa="legacy-client", enrolled=False,
+    # legacy stays out of the mesh by its Namespace's label (as `kubectl label namespace` does it in Kubernetes), so the
+    # console's wizard can enroll the whole namespace by changing that one label.
+    cp.namespace("legacy", {"zeromesh.io/mesh": "disabled"})
+    cp.workload(pods["legacy-client"], ns="legacy", sa="legacy-client", enrolled=None,
                 labels={"app": "legacy-client"})
     for name, vip, selector in (("backend", BACKEND_VIP, "{app: backend}"),
                                 ("backend-v1", "10.96.0.11", "{app: backend, version: v1}"),
@@ -91,7 +103,8 @@ spec:
 
 
 def write_split(cp: ControlPlane, v1: int, v2: int) -> None:
-    cp.write("route-shop-backend.yaml", f"""# Canary: 90% of new connections to backend go to v1, 10% to v2 (Gateway API mesh form, GAMMA).
+    # The file name the console's wizard uses for this route (tcproute-<ns>-<name>.yaml), so its canary step edits it.
+    cp.write("tcproute-shop-backend-split.yaml", f"""# Canary: 90% of new connections to backend go to v1, 10% to v2 (Gateway API mesh form, GAMMA).
 apiVersion: gateway.networking.k8s.io/v1alpha2
 kind: TCPRoute
 metadata:
@@ -135,16 +148,20 @@ def up() -> int:
                  ("legacy-client", "node2"))}
         WORKDIR.mkdir(parents=True, exist_ok=True)
         cp = ControlPlane(cluster, WORKDIR)
+        cp.tokens["viewer"] = secrets.token_hex(16)  # the console's read-only sign-in
+        cp.controller_args = ["--console-addr", f"{cp.host.ip}:{CONSOLE_PORT}"]
         write_manifests(cp, pods)
-        say(f"starting mesh-controller (universal mode, manifests in {cp.manifests})")
+        say(f"starting mesh-controller (universal mode, manifests in {cp.manifests}, console on)")
         cp.start_controller()
+        console_url, bridge = start_console_bridge(cluster, cp)
         say("starting mesh-agent on node1 and node2")
         for node in cluster.nodes:
-            cp.start_agent(node, wait=False)
+            cp.start_agent(node, wait=False, extra_args=["--status-interval-ms", str(STATUS_INTERVAL_MS)])
         for node in cluster.nodes:
             cp.wait_agent_ready(node)
         say("starting the applications: backend-v1, backend-v2 (HTTP), frontend calling http://backend")
-        pids = {"controller": cp.controller.pid, **{f"agent-{n}": p.pid for n, p in cp.agents.items()}}
+        pids = {"controller": cp.controller.pid, "console-bridge": bridge.pid,
+                **{f"agent-{n}": p.pid for n, p in cp.agents.items()}}
         for name in ("backend-v1", "backend-v2"):
             p = cluster.popen(pods[name], [PYTHON, APP, "serve", name, str(APP_PORT)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,12 +173,93 @@ def up() -> int:
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids["frontend"] = p.pid
         cp.save()
-        (WORKDIR / "demo.json").write_text(json.dumps({"prefix": PREFIX, "pids": pids}, indent=2))
+        (WORKDIR / "demo.json").write_text(json.dumps({"prefix": PREFIX, "pids": pids, "console": console_url},
+                                                      indent=2))
     except BaseException:
         down()
         raise
     say(f"up in {time.time() - t0:.1f}s")
     print_summary()
+    return 0
+
+
+def start_console_bridge(cluster: zmcluster.Cluster, cp: ControlPlane) -> tuple[str, subprocess.Popen]:
+    """The console listens on the control-plane host (a network namespace); a browser on this machine reaches it
+    through a forwarder listening on 127.0.0.1 in the root namespace (never on another address)."""
+    with socket.socket() as s:  # a free loopback port in the root namespace
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = WORKDIR / "console-bridge.log"
+    # This process's own network namespace (the root one), handed to the forwarder as an open descriptor.
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        with open(log, "wb") as out:  # a file, not a pipe: the forwarder outlives this command
+            bridge = cluster.popen(cp.host, [PYTHON, NSBRIDGE, "--listen-netns", f"/proc/self/fd/{home}",
+                                             "--listen", f"127.0.0.1:{port}", "--connect",
+                                             f"{cp.host.ip}:{CONSOLE_PORT}"], stdout=out, stderr=subprocess.STDOUT,
+                                   pass_fds=(home,))
+    finally:
+        os.close(home)
+    deadline = time.time() + 10
+    while "ready" not in log.read_text(errors="replace"):
+        if bridge.poll() is not None or time.time() > deadline:
+            raise DemoError(f"the console forwarder did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}/", bridge
+
+
+def demo_state() -> dict:
+    if not (WORKDIR / "demo.json").exists():
+        raise DemoError("the demo is not running: start it with 'sudo tools/demo.sh'")
+    return json.loads((WORKDIR / "demo.json").read_text())
+
+
+def console(args: list[str]) -> int:
+    state, cp = demo_state(), attach()
+    if args == ["--env"]:
+        print(f"ZM_CONSOLE_URL={state['console'].rstrip('/')}")
+        print(f"ZM_CONSOLE_TOKEN={cp.tokens['admin']}")
+        print(f"ZM_CONSOLE_VIEWER_TOKEN={cp.tokens['viewer']}")
+        return 0
+    print(f"""zeromesh console: {state['console']}
+  sign in with the admin token (may write):    {cp.tokens['admin']}
+  or the read-only one:                        {cp.tokens['viewer']}
+(the tokens are join-token entries "admin" and "viewer" in {cp.join_tokens_file})""")
+    return 0
+
+
+def agent(args: list[str]) -> int:
+    """stop NODE: kills that node's mesh-agent (the mesh fails closed for its STRICT pods); start NODE: starts it
+    again and waits until it is ready."""
+    if len(args) != 2 or args[0] not in ("stop", "start"):
+        raise DemoError("usage: tools/demo.sh agent stop|start NODE")
+    action, node_name = args
+    state, cp = demo_state(), attach()
+    node = next((n for n in cp.cluster.nodes if n.name == node_name), None)
+    if node is None:
+        raise DemoError(f"no node '{node_name}' (there are: {', '.join(n.name for n in cp.cluster.nodes)})")
+    key = f"agent-{node_name}"
+    pid = state["pids"].get(key)
+    alive = pid is not None and Path(f"/proc/{pid}").exists()
+    if action == "stop":
+        if alive:
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+        say(f"mesh-agent on {node_name} stopped")
+    else:
+        if alive:
+            say(f"mesh-agent on {node_name} already runs")
+            return 0
+        log = WORKDIR / f"agent-{node_name}.log"
+        cp._ready_seen[node_name] = (log.read_text(errors="replace").count('"msg":"agent ready"')
+                                     if log.exists() else 0)
+        p = cp.start_agent(node, wait=True, extra_args=["--status-interval-ms", str(STATUS_INTERVAL_MS)])
+        state["pids"][key] = p.pid
+        say(f"mesh-agent on {node_name} started")
+    (WORKDIR / "demo.json").write_text(json.dumps(state, indent=2))
     return 0
 
 
@@ -177,9 +275,11 @@ zeromesh demo is running.
                Service backend {BACKEND_VIP}:{BACKEND_PORT} -> 90% backend-v1, 10% backend-v2
   namespace    legacy (not enrolled): legacy-client@node2
   manifests    {cp.manifests}   (edit them: the controller applies changes within a second)
+  console      {demo_state().get('console', '-')}   ({me} console: the address and the sign-in tokens)
   frontend     calls http://{BACKEND_VIP}/ every second: tail -f {WORKDIR}/frontend.log
 
 Try next:
+  {me} console         # the web console: overview, traffic graph, the onboarding wizard
   {me} status          # meshctl status: the mesh's health
   {me} verify          # the scripted proof (split, wire, STRICT, policy)
   {me} exec frontend -- curl -s http://{BACKEND_VIP}/
@@ -258,6 +358,12 @@ def main(argv: list[str]) -> int:
             return exec_(argv[1:])
         if cmd == "down":
             return down()
+        if cmd == "console":
+            return console(argv[1:])
+        if cmd == "console-env":
+            return console(["--env"])
+        if cmd == "agent":
+            return agent(argv[1:])
         if cmd in ("-h", "--help", "help"):
             print(__doc__)
             return 0

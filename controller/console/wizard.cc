@@ -1,0 +1,262 @@
+#include "controller/console/wizard.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <set>
+
+#include "common/tls/spiffe.h"
+
+namespace zm::ctrl::console {
+
+namespace v1 = zeromesh::v1;
+using nlohmann::json;
+
+namespace {
+
+constexpr char kMeshLabel[] = "zeromesh.io/mesh";
+constexpr char kModeLabel[] = "zeromesh.io/mode";
+
+StepResult Bad(const std::string& why) {
+  return {400, {{"error", why}}};
+}
+
+std::string Kubectl(const std::string& manifest) {
+  return "kubectl apply -f - <<'EOF'\n" + manifest + "EOF\n";
+}
+
+bool InNamespace(const std::string& key, const std::string& ns) {
+  return key.compare(0, ns.size() + 1, ns + "/") == 0;
+}
+
+std::string YamlList(const std::vector<std::string>& items, const std::string& indent) {
+  std::string out;
+  for (const auto& i : items) out += indent + "- \"" + i + "\"\n";
+  return out;
+}
+
+}  // namespace
+
+bool ValidNamespaceParam(const json& req, std::string* ns, std::string* error) {
+  if (!req.is_object() || !req.contains("namespace") || !req["namespace"].is_string()) {
+    *error = "the body needs \"namespace\": a string";
+    return false;
+  }
+  *ns = req["namespace"].get<std::string>();
+  if (!tls::ValidNamespace(*ns, error)) {
+    *error = "\"namespace\": " + *error;
+    return false;
+  }
+  return true;
+}
+
+std::string Wizard::NamespaceManifest(const std::string& ns, const std::string& label,
+                                      const std::string& value) const {
+  std::map<std::string, std::string> labels;
+  if (!sink_.dir.empty()) {
+    try {  // what the wizard (or the demo) wrote before: keep its other labels
+      YAML::Node doc = YAML::Load(ReadManifest(sink_, NamespaceFile(ns)));
+      if (doc["metadata"] && doc["metadata"]["labels"] && doc["metadata"]["labels"].IsMap()) {
+        for (const auto& kv : doc["metadata"]["labels"]) {
+          labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+        }
+      }
+    } catch (const YAML::Exception&) {
+      // not ours to repair: the controller reports that file's errors
+    }
+  }
+  labels[label] = value;
+  std::string out = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n";
+  for (const auto& [k, v] : labels) out += "    " + k + ": \"" + v + "\"\n";
+  return out;
+}
+
+StepResult Wizard::Finish(const json& req, json body, const std::string& file, const std::string& manifest,
+                          const std::string& kubectl) const {
+  body["manifest"] = manifest;
+  body["kubectl"] = kubectl;
+  body["applied"] = false;
+  body["written"] = json::array();
+  body["file"] = file;
+  if (!req.value("apply", false)) return {200, body};
+  if (sink_.dir.empty()) {
+    body["error"] = "Kubernetes mode: the console does not write with your credentials yet; run the kubectl command";
+    return {409, body};
+  }
+  WriteResult w = WriteManifest(sink_, file, manifest);
+  if (!w.ok) {
+    body["error"] = "the controller refused " + file + " (nothing changed): " +
+                    (w.errors.empty() ? std::string("unknown error") : w.errors.front());
+    body["errors"] = w.errors;
+    return {409, body};
+  }
+  body["applied"] = true;
+  body["written"].push_back(w.path);
+  return {200, body};
+}
+
+StepResult Wizard::Enroll(const json& req) const {
+  std::string ns, error;
+  if (!ValidNamespaceParam(req, &ns, &error)) return Bad(error);
+  json workloads = json::array();
+  int total = 0, enrolled = 0;
+  for (const auto& r : in_.resources.resources()) {
+    if (!r.has_workload() || r.workload().namespace_() != ns) continue;
+    const auto& w = r.workload();
+    total++;
+    enrolled += w.enrolled();
+    workloads.push_back({{"name", w.name()}, {"node", w.node()}, {"ip", w.ip()}, {"enrolled_now", w.enrolled()}});
+  }
+  json changes = json::array();
+  changes.push_back("label namespace " + ns + " " + kMeshLabel + "=enabled");
+  changes.push_back(std::to_string(total - enrolled) + " of " + std::to_string(total) +
+                    " workload(s) join the mesh: their node's agent captures their traffic with eBPF on the pod's "
+                    "interface. No pod restarts, no sidecar, no init container.");
+  changes.push_back("new connections to and from them go through the node proxies over mTLS with their "
+                    "ServiceAccount's SPIFFE identity; connections already open finish as they are");
+  changes.push_back("a workload whose own manifest (or pod label) says zeromesh.io/mesh keeps its own setting");
+  json body = {{"namespace", ns},
+               {"already_enrolled", total > 0 && enrolled == total},
+               {"workloads", workloads},
+               {"changes", changes},
+               {"restarts", 0}};
+  return Finish(req, body, NamespaceFile(ns), NamespaceManifest(ns, kMeshLabel, "enabled"),
+                "kubectl label namespace " + ns + " " + kMeshLabel + "=enabled --overwrite\n");
+}
+
+StepResult Wizard::Mode(const json& req) const {
+  std::string ns, error;
+  if (!ValidNamespaceParam(req, &ns, &error)) return Bad(error);
+  const std::string mode = req.value("mode", "");
+  if (mode != "STRICT" && mode != "PERMISSIVE") return Bad("\"mode\" must be STRICT or PERMISSIVE");
+  // Preflight: clients seen talking to this namespace's workloads without an identity lose access under STRICT.
+  json breaking = json::array();
+  for (const auto& p : in_.traffic) {
+    if (p.mtls || !InNamespace(p.destination, ns) || p.connections_total == 0) continue;
+    breaking.push_back({{"source", p.source}, {"destination", p.destination}, {"connections", p.connections_total}});
+  }
+  json body = {{"namespace", ns}, {"mode", mode}, {"breaking_clients", mode == "STRICT" ? breaking : json::array()}};
+  return Finish(req, body, NamespaceFile(ns), NamespaceManifest(ns, kModeLabel, mode),
+                "kubectl label namespace " + ns + " " + kModeLabel + "=" + mode + " --overwrite\n");
+}
+
+StepResult Wizard::Policy(const json& req) const {
+  std::string ns, error;
+  if (!ValidNamespaceParam(req, &ns, &error)) return Bad(error);
+  struct Seen {
+    std::string workload;
+    uint64_t connections = 0;
+    std::set<std::string> destinations;
+  };
+  std::map<std::string, Seen> observed;  // by identity
+  for (const auto& p : in_.traffic) {
+    if (!p.mtls || p.source_principal.empty() || !InNamespace(p.destination, ns)) continue;
+    Seen& s = observed[p.source_principal];
+    s.workload = p.source;
+    s.connections += p.connections_total;
+    s.destinations.insert(p.destination);
+  }
+  json sources = json::array();
+  for (const auto& [id, s] : observed) {
+    sources.push_back({{"identity", id},
+                       {"workload", s.workload},
+                       {"connections", s.connections},
+                       {"destinations", json(s.destinations)}});
+  }
+  auto identities = [&](const char* key, std::vector<std::string>* out) -> bool {
+    if (!req.contains(key)) return true;
+    if (!req[key].is_array()) return false;
+    for (const auto& v : req[key]) {
+      tls::SpiffeId id;
+      std::string why;
+      if (!v.is_string() || !tls::ParseSpiffeId(v.get<std::string>(), &id, &why)) {
+        error = std::string("\"") + key + "\": " + (v.is_string() ? v.get<std::string>() + ": " + why : "not a string");
+        return false;
+      }
+      out->push_back(v.get<std::string>());
+    }
+    return true;
+  };
+  std::vector<std::string> allow, deny;
+  if (!identities("allow", &allow) || !identities("deny", &deny)) {
+    return Bad(error.empty() ? "\"allow\" and \"deny\" must be lists of SPIFFE IDs" : error);
+  }
+  if (!req.contains("allow") && !req.contains("deny")) {
+    for (const auto& [id, s] : observed) allow.push_back(id);  // the suggestion: what already talks keeps talking
+  }
+  if (allow.empty() && deny.empty()) {
+    return Bad("nothing to allow or deny: no identified client has been seen talking to " + ns +
+               " yet (send some traffic, or name identities in \"allow\"/\"deny\")");
+  }
+  std::string manifest;
+  if (!deny.empty()) {
+    manifest += "# Written by the zeromesh console: these clients may not reach any workload in " + ns +
+                ".\napiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-deny\n"
+                "  namespace: " + ns + "\nspec:\n  action: DENY\n  sources:\n    identities:\n" +
+                YamlList(deny, "    ") + "  destination:\n    selector:\n      matchLabels: {}\n";
+  }
+  if (!allow.empty()) {
+    manifest += std::string(manifest.empty() ? "" : "---\n") +
+                "# Written by the zeromesh console: default deny for " + ns +
+                " (an ALLOW policy turns the workloads it selects into allow-lists), allowing the clients seen.\n"
+                "apiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-allow-observed\n"
+                "  namespace: " + ns + "\nspec:\n  action: ALLOW\n  sources:\n    identities:\n" +
+                YamlList(allow, "    ") + "  destination:\n    selector:\n      matchLabels: {}\n";
+  }
+  json body = {{"namespace", ns}, {"observed_sources", sources}, {"allow", allow}, {"deny", deny}};
+  return Finish(req, body, "trafficpermission-" + ns + "-console.yaml", manifest, Kubectl(manifest));
+}
+
+StepResult Wizard::Canary(const json& req) const {
+  std::string ns, error;
+  if (!ValidNamespaceParam(req, &ns, &error)) return Bad(error);
+  std::map<std::string, const v1::Service*> services;
+  json candidates = json::array();
+  for (const auto& r : in_.resources.resources()) {
+    if (!r.has_service() || r.service().namespace_() != ns) continue;
+    services[r.service().name()] = &r.service();
+    json ports = json::array();
+    for (const auto& p : r.service().ports()) ports.push_back(p.port());
+    candidates.push_back({{"name", r.service().name()}, {"vip", r.service().vip()}, {"ports", ports}});
+  }
+  json body = {{"namespace", ns}, {"candidates", candidates}};
+  const std::string service = req.value("service", "");
+  if (service.empty()) return {200, body};  // first call: only the candidates
+  auto parent = services.find(service);
+  if (parent == services.end()) return Bad("no Service " + ns + "/" + service);
+  uint32_t port = req.value("port", 0u);
+  if (port == 0 && !parent->second->ports().empty()) port = parent->second->ports(0).port();
+  if (!req.contains("backends") || !req["backends"].is_array() || req["backends"].empty()) {
+    return Bad("\"backends\": a list of {name, weight} (Services of " + ns + ")");
+  }
+  std::string backends;
+  uint64_t total = 0;
+  for (const auto& b : req["backends"]) {
+    if (!b.is_object() || !b.contains("name") || !b["name"].is_string() || !b.contains("weight") ||
+        !b["weight"].is_number_integer() || b["weight"].get<int64_t>() < 0 || b["weight"].get<int64_t>() > 1000000) {
+      return Bad("each backend needs \"name\" (a Service) and \"weight\" (0..1000000)");
+    }
+    const std::string name = b["name"].get<std::string>();
+    if (!services.count(name)) return Bad("no Service " + ns + "/" + name + " to send traffic to");
+    total += b["weight"].get<uint64_t>();
+    backends += "    - name: " + name + "\n      port: " + std::to_string(port) +
+                "\n      weight: " + std::to_string(b["weight"].get<uint64_t>()) + "\n";
+  }
+  if (total == 0) return Bad("the weights add up to 0: every connection would be refused");
+  // One route per parent: reuse the name of a route already attached to this Service, so the wizard edits it.
+  std::string route_name = service + "-canary";
+  for (const auto& r : in_.resources.resources()) {
+    if (!r.has_tcp_route() || r.tcp_route().namespace_() != ns) continue;
+    for (const auto& p : r.tcp_route().parent_refs()) {
+      if (p.name() == service && (p.namespace_().empty() || p.namespace_() == ns)) route_name = r.tcp_route().name();
+    }
+  }
+  const std::string manifest = "# Written by the zeromesh console: a canary split of new connections to " + service +
+                               ".\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: " +
+                               route_name + "\n  namespace: " + ns + "\nspec:\n  parentRefs:\n  - kind: Service\n    name: " +
+                               service + "\n    port: " + std::to_string(port) + "\n  rules:\n  - backendRefs:\n" + backends;
+  body["service"] = service;
+  return Finish(req, body, "tcproute-" + ns + "-" + route_name + ".yaml", manifest, Kubectl(manifest));
+}
+
+}  // namespace zm::ctrl::console
