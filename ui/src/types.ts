@@ -89,7 +89,7 @@ export interface Namespace {
   name: string;
   workloads: number;
   enrolled: number;
-  mode: Mode | "mixed";
+  mode: Mode | "mixed" | ""; // "" while no workload of it is enrolled
   namespace_enrolled: boolean;
 }
 

@@ -31,13 +31,14 @@ test("enroll legacy, make it STRICT, deny legacy-client in shop: traffic is refu
   // Step 1: enroll legacy. The preview says what changes and that no pod restarts.
   await preview(page, "legacy");
   await expect(page.getByTestId("restarts")).toHaveText("0 pod restarts");
-  await expect(page.locator('[data-testid=enroll-workload]', { hasText: "legacy-client" })).toBeVisible();
+  await expect(page.locator('[data-testid=enroll-workload]', { hasText: "legacy-client" })).toHaveAttribute("data-joins", "true");
   await expect(page.getByTestId("kubectl")).toContainText("kubectl");
   await shot(page, "wizard-1-enroll");
   await apply(page);
   const live = page.locator('[data-testid=live-workloads] [data-testid=workload-row][data-workload="legacy/legacy-client"]');
   await expect(live).toHaveAttribute("data-enrolled", "true", { timeout: 20_000 });
   await expect(live.getByTestId("enrolled")).toHaveText("enrolled");
+  await page.getByTestId("live").scrollIntoViewIfNeeded();
   await shot(page, "wizard-1-applied");
   // legacy-client now reaches the STRICT backend (mTLS with its own identity) once its agent has the config.
   await expect.poll(() => curlFrom("legacy-client"), { timeout: 30_000, intervals: [1000] }).toBe("200");
@@ -50,8 +51,14 @@ test("enroll legacy, make it STRICT, deny legacy-client in shop: traffic is refu
   await page.getByTestId("mode-STRICT").check();
   await preview(page, "legacy");
   expect(await apply(page)).toContain("STRICT");
-  await expect(page.getByTestId("live")).toContainText("legacy");
+  // Live: legacy-client's connections (made after step 1) show as mutual TLS.
+  await expect(page.locator('[data-testid=live] [data-testid=traffic-pair][data-source="legacy/legacy-client"][data-mtls="true"]').first())
+    .toBeVisible({ timeout: 20_000 });
+  await page.getByTestId("live").scrollIntoViewIfNeeded();
   await shot(page, "wizard-2-mode");
+  // STRICT changes what legacy's pods accept, not their membership: legacy-client still reaches shop over mTLS (so
+  // the refusal after step 3 is the DENY's doing).
+  await expect.poll(() => curlMany("legacy-client", 3).join(" "), { timeout: 20_000, intervals: [1000] }).toBe("200 200 200");
 
   // Step 3: a first policy for shop from the observed sources: keep frontend, deny legacy-client.
   await page.getByTestId("wizard-step-3").click();
@@ -73,6 +80,7 @@ test("enroll legacy, make it STRICT, deny legacy-client in shop: traffic is refu
   expect(written).toContain(LEGACY_ID);
   const effective = page.locator('[data-testid=live] [data-testid=effective-denied][data-source="legacy/legacy-client"]').first();
   await expect(effective).toBeVisible({ timeout: 20_000 });
+  await page.getByTestId("live").scrollIntoViewIfNeeded();
   await shot(page, "wizard-3-applied");
 
   // Measurably refused now, while frontend still gets through.
@@ -84,7 +92,19 @@ test("enroll legacy, make it STRICT, deny legacy-client in shop: traffic is refu
   console.log(`frontend -> backend after the DENY: ${frontend.join(" ")}`);
   expect(frontend).toEqual(["200", "200", "200"]);
 
+  // The policy engine names the console's DENY as the reason.
+  await page.getByTestId("nav-policies").click();
+  await page.getByTestId("reach-from").fill("legacy/legacy-client");
+  await page.getByTestId("reach-to").fill("shop/backend-v1");
+  await page.getByTestId("reach-port").fill("8080");
+  await page.getByTestId("reach-submit").click();
+  await expect(page.getByTestId("reach-verdict")).toHaveAttribute("data-allow", "false");
+  await expect(page.getByTestId("reach-result")).toContainText(/deny/i);
+  console.log(`reach legacy-client -> backend-v1: ${await page.getByTestId("reach-result").innerText()}`);
+  await shot(page, "policies-deny");
+
   // Step 4 (optional in the wizard): preview a canary split without applying it.
+  await page.getByTestId("nav-wizard").click();
   await page.getByTestId("wizard-step-4").click();
   await page.getByLabel(/^Namespace/).selectOption("shop");
   await page.getByLabel("Service", { exact: true }).selectOption("backend");

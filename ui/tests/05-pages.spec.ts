@@ -93,3 +93,25 @@ test("keyboard: the skip link goes to the content; nav links work with Enter and
   await page.waitForTimeout(3500);
   await expect(page.getByLabel("Filter")).toBeFocused();
 });
+
+test("loading and error states: a slow answer shows Loading, a failed one the controller's error", async ({ page }) => {
+  // Hold the first /api/services answer back, then fail it: the page must say so instead of staying blank.
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  await page.route("**/api/services", async (route) => {
+    await held;
+    await route.fulfill({ status: 500, contentType: "application/json", body: JSON.stringify({ error: "store unavailable" }) });
+  });
+  await page.getByTestId("nav-services").click();
+  await expect(page.getByTestId("loading")).toBeVisible();
+  release();
+  await expect(page.getByTestId("error")).toContainText("store unavailable");
+  await expect(page.getByTestId("error")).toContainText("500");
+  // When the controller answers again, the next refresh replaces the error with the data.
+  await page.unroute("**/api/services");
+  await expect(page.locator('[data-testid=service][data-service="shop/backend"]')).toBeVisible({ timeout: 10_000 });
+  // A refresh that fails after data was shown keeps the data and marks the page stale.
+  await page.route("**/api/services", (route) => route.abort());
+  await expect(page.getByTestId("updated")).toContainText("Update failed", { timeout: 10_000 });
+  await expect(page.locator('[data-testid=service][data-service="shop/backend"]')).toBeVisible();
+});

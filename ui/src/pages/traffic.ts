@@ -6,21 +6,24 @@ import { badge, h, rate, row, s, table } from "../dom";
 import { livePage, type PageCtx } from "../page";
 import type { Traffic, TrafficPair } from "../types";
 
-const W = 900;
-const H = 470;
+const W = 1000;
+const H = 420;
 
 function edgeLabel(p: TrafficPair): string {
   const err = p.errors_per_second > 0 ? ` · ${rate(p.errors_per_second, "err/s")}` : "";
-  return `${rate(p.connections_per_second, "conn/s")} · ${rate(p.bytes_per_second, "B/s")}${err}`;
+  const denied = p.denials_total > 0 ? ` · ${p.denials_total} denied` : "";
+  return `${rate(p.connections_per_second, "conn/s")} · ${rate(p.bytes_per_second, "B/s")}${err}${denied}`;
 }
 
 export function trafficGraph(pairs: TrafficPair[]): SVGElement {
   const names = [...new Set(pairs.flatMap((p) => [p.source, p.destination]))].sort();
-  const r = Math.min(W, H) / 2 - 70;
+  // An ellipse as wide as the labels allow: the graph fits a 1280x800 screen under the page header.
+  const rx = W / 2 - 200;
+  const ry = H / 2 - 60;
   const pos = new Map<string, { x: number; y: number }>();
   names.forEach((n, i) => {
     const a = (2 * Math.PI * i) / Math.max(names.length, 1) - Math.PI / 2;
-    pos.set(n, names.length === 1 ? { x: W / 2, y: H / 2 } : { x: W / 2 + r * Math.cos(a), y: H / 2 + r * Math.sin(a) });
+    pos.set(n, names.length === 1 ? { x: W / 2, y: H / 2 } : { x: W / 2 + rx * Math.cos(a), y: H / 2 + ry * Math.sin(a) });
   });
   const marker = (id: string, cls: string) =>
     s("marker", { id, viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
@@ -40,6 +43,11 @@ export function trafficGraph(pairs: TrafficPair[]): SVGElement {
     const ey = b.y - uy * 26;
     const cx = (sx + ex) / 2 - uy * 40;
     const cy = (sy + ey) / 2 + ux * 40;
+    // The label sits on the curve a little before its middle (t = 0.4), so edges crossing at the centre of the
+    // circle keep their labels apart.
+    const t = 0.4;
+    const lx = (1 - t) ** 2 * sx + 2 * (1 - t) * t * cx + t ** 2 * ex;
+    const ly = (1 - t) ** 2 * sy + 2 * (1 - t) * t * cy + t ** 2 * ey - 6;
     const cls = p.mtls ? "edge edge-mtls" : "edge edge-plain";
     const label = edgeLabel(p);
     return s(
@@ -47,7 +55,7 @@ export function trafficGraph(pairs: TrafficPair[]): SVGElement {
       { class: cls, "data-testid": "traffic-edge", "data-source": p.source, "data-destination": p.destination, "data-mtls": String(p.mtls) },
       s("title", {}, `${p.source} → ${p.destination}: ${p.mtls ? "mutual TLS" : "PLAINTEXT"}, ${label}, ${p.connections_total} connections, ${p.denials_total} denied`),
       s("path", { d: `M ${sx} ${sy} Q ${cx} ${cy} ${ex} ${ey}`, "marker-end": p.mtls ? "url(#arrow-mtls)" : "url(#arrow-plain)" }),
-      s("text", { x: (sx + ex) / 2 - uy * 22, y: (sy + ey) / 2 + ux * 22, "text-anchor": "middle", class: "edge-label" }, label),
+      s("text", { x: lx, y: ly, "text-anchor": "middle", class: "edge-label" }, label),
     );
   });
   const nodes = names.map((n) => {

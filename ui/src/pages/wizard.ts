@@ -83,7 +83,7 @@ function stepShell<R extends WizardResult>(ctx: PageCtx, def: StepDef<R>): HTMLE
             applyResult,
             h("p", { class: "ok-text", "data-testid": "applied", role: "status" },
               done.applied ? `Applied: wrote ${done.written.join(", ") || "nothing new"}.` : "Nothing was applied."),
-            copyable("Manifest written", done.manifest, "applied-manifest"),
+            h("details", {}, h("summary", {}, "The manifest written"), copyable("Manifest written", done.manifest, "applied-manifest")),
           );
           stopLive();
           live = new AbortController();
@@ -128,7 +128,7 @@ function select(id: string, label: string, options: [string, string][], value: s
 }
 
 function nsOptions(nss: Namespace[]): [string, string][] {
-  return nss.map((n) => [n.name, `${n.name} — ${n.enrolled}/${n.workloads} enrolled, ${n.mode}`]);
+  return nss.map((n) => [n.name, `${n.name} — ${n.enrolled}/${n.workloads} enrolled${n.mode ? `, ${n.mode}` : ""}`]);
 }
 
 function inNamespace(ns: string, workload: string): boolean {
@@ -148,8 +148,10 @@ function step1(ctx: PageCtx, nss: Namespace[]): HTMLElement {
         r.restarts === 0 ? " — running pods join the mesh in place." : ""),
       h("h3", {}, "What changes"),
       h("ul", { "data-testid": "changes" }, r.changes.map((c) => h("li", {}, c))),
-      table("Workloads in the namespace", ["Workload", "Node", "IP", "Joins now"],
-        r.workloads.map((w) => row([w.name, w.node, w.ip, badge(w.enrolled_now ? "joins" : "already in", w.enrolled_now ? "warn" : "ok")], { "data-testid": "enroll-workload" }))),
+      // enrolled_now is the workload's state today: those not enrolled yet are the ones that join.
+      table("Workloads in the namespace", ["Workload", "Node", "IP", "Today", "After applying"],
+        r.workloads.map((w) => row([w.name, w.node, w.ip, badge(w.enrolled_now ? "enrolled" : "not enrolled", w.enrolled_now ? "ok" : "neutral"),
+          w.enrolled_now ? "stays enrolled" : badge("joins the mesh (no restart)", "ok")], { "data-testid": "enroll-workload", "data-joins": String(!w.enrolled_now) }))),
     ],
     live: (r, out, signal) => {
       out.append(h("p", { class: "muted" }, `Workloads of ${r.namespace} as the controller sees them now:`));
