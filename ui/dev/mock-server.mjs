@@ -51,7 +51,7 @@ const wizard = (path, body) => {
     kubectl: `kubectl apply -f - <<'EOF'\n${manifest(kind, body.namespace)}EOF`, applied: !!body.apply, written: body.apply ? [`console-${kind.toLowerCase()}-${body.namespace}.yaml`] : [] });
   if (path === "enroll") {
     if (body.apply) state.legacyEnrolled = true;
-    return { namespace: body.namespace, already_enrolled: false, workloads: [{ name: "legacy-client", node: "node2", ip: "10.1.2.3", enrolled_now: true }], changes: ["label namespace legacy zeromesh.io/mesh=enabled", "legacy-client joins the mesh (identity spiffe://cluster.local/ns/legacy/sa/legacy-client)"], restarts: 0, ...common("Namespace") };
+    return { namespace: body.namespace, already_enrolled: false, workloads: [{ name: "legacy-client", node: "node2", ip: "10.1.2.3", enrolled_now: state.legacyEnrolled }], changes: ["label namespace legacy zeromesh.io/mesh=enabled", "legacy-client joins the mesh (identity spiffe://cluster.local/ns/legacy/sa/legacy-client)"], restarts: 0, ...common("Namespace") };
   }
   if (path === "mode") { if (body.apply) state.legacyStrict = true; return { breaking_clients: [{ source: "10.1.9.9", destination: "legacy/legacy-client", connections: 3 }], ...common("MeshConfig") }; }
   if (path === "policy") { if (body.apply) state.deny = true; return { observed_sources: [
@@ -66,7 +66,7 @@ const routes = {
   "/api/overview": overview,
   "/api/workloads": () => ({ workloads: workloads() }),
   "/api/namespaces": () => ({ namespaces: [
-    { name: "legacy", workloads: 1, enrolled: state.legacyEnrolled ? 1 : 0, mode: "PERMISSIVE", namespace_enrolled: state.legacyEnrolled },
+    { name: "legacy", workloads: 1, enrolled: state.legacyEnrolled ? 1 : 0, mode: state.legacyEnrolled ? (state.legacyStrict ? "STRICT" : "PERMISSIVE") : "", namespace_enrolled: state.legacyEnrolled },
     { name: "shop", workloads: 3, enrolled: 3, mode: "STRICT", namespace_enrolled: true }] }),
   "/api/services": () => ({ services: [{ namespace: "shop", name: "backend", vip: "10.96.0.10", ports: [{ name: "http", port: 80, target_port: 8080 }],
     endpoints: [{ ip: "10.1.2.2", workload: "shop/backend-v1", node: "node2" }, { ip: "10.1.1.3", workload: "shop/backend-v2", node: "node1" }],
