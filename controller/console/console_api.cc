@@ -47,8 +47,8 @@ bool SameOrigin(const http::HttpRequest& req) {
 }  // namespace
 
 ConsoleApi::ConsoleApi(ConsoleBackend backend) : b_(std::move(backend)) {
-  auto get = [this](Handler h) { return Route{"GET", std::move(h)}; };
-  auto post = [this](Handler h) { return Route{"POST", std::move(h)}; };
+  auto get = [](Handler h) { return Route{"GET", std::move(h)}; };
+  auto post = [](Handler h) { return Route{"POST", std::move(h)}; };
   routes_["/api/session"] = get([this](const Call& c) {
     MeshInputs in = b_.inputs();
     return JsonResponse(200, {{"user", c.user.name},
