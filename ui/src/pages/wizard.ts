@@ -237,8 +237,9 @@ function step4(ctx: PageCtx, nss: Namespace[], services: Service[]): HTMLElement
   if (!chosen.namespace) chosen.namespace = nss[0]?.name ?? "";
   const rows = h("div", { class: "backends", "data-testid": "canary-backends" });
   const svcSelect = h("div");
+  let nextRow = 0; // ids stay unique when rows are removed and added again
   const addRow = (name = "", weight = 0) => {
-    const i = rows.children.length;
+    const i = nextRow++;
     rows.append(h("div", { class: "backend-row", "data-testid": "canary-backend" },
       h("div", { class: "field" }, h("label", { for: `backend-name-${i}` }, "Backend service"),
         h("input", { id: `backend-name-${i}`, class: "backend-name", value: name, list: "canary-candidates", required: true })),
