@@ -50,8 +50,9 @@ bool ValidNamespaceParam(const json& req, std::string* ns, std::string* error) {
   return true;
 }
 
-std::string Wizard::NamespaceManifest(const std::string& ns, const std::string& label,
-                                      const std::string& value) const {
+std::string Wizard::NamespaceManifest(const std::string& ns, const std::map<std::string, std::string>& set,
+                                      const std::map<std::string, std::string>& defaults,
+                                      std::map<std::string, std::string>* had) const {
   std::map<std::string, std::string> labels;
   if (!sink_.dir.empty()) {
     try {  // what the wizard (or the demo) wrote before: keep its other labels
@@ -65,7 +66,9 @@ std::string Wizard::NamespaceManifest(const std::string& ns, const std::string& 
       // not ours to repair: the controller reports that file's errors
     }
   }
-  labels[label] = value;
+  if (had != nullptr) *had = labels;
+  for (const auto& [k, v] : defaults) labels.emplace(k, v);
+  for (const auto& [k, v] : set) labels[k] = v;
   std::string out = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n";
   for (const auto& [k, v] : labels) out += "    " + k + ": \"" + v + "\"\n";
   return out;
@@ -107,8 +110,19 @@ StepResult Wizard::Enroll(const json& req) const {
     enrolled += w.enrolled();
     workloads.push_back({{"name", w.name()}, {"node", w.node()}, {"ip", w.ip()}, {"enrolled_now", w.enrolled()}});
   }
+  // Enrolling starts PERMISSIVE (unless the namespace already chose a mode): clients outside the mesh keep working
+  // while the agents watch who they are, and step 2 turns STRICT on once its preflight shows nobody would break.
+  std::map<std::string, std::string> had;
+  const std::string manifest =
+      NamespaceManifest(ns, {{kMeshLabel, "enabled"}}, {{kModeLabel, "PERMISSIVE"}}, &had);
+  const bool mode_chosen = had.count(kModeLabel) > 0;
   json changes = json::array();
-  changes.push_back("label namespace " + ns + " " + kMeshLabel + "=enabled");
+  changes.push_back("label namespace " + ns + " " + kMeshLabel + "=enabled" +
+                    (mode_chosen ? "" : std::string(" and ") + kModeLabel + "=PERMISSIVE"));
+  if (!mode_chosen) {
+    changes.push_back("PERMISSIVE first: plaintext clients outside the mesh keep working while the agents record "
+                      "them; step 2 shows who they are before STRICT refuses them");
+  }
   changes.push_back(std::to_string(total - enrolled) + " of " + std::to_string(total) +
                     " workload(s) join the mesh: their node's agent captures their traffic with eBPF on the pod's "
                     "interface. No pod restarts, no sidecar, no init container.");
@@ -120,8 +134,9 @@ StepResult Wizard::Enroll(const json& req) const {
                {"workloads", workloads},
                {"changes", changes},
                {"restarts", 0}};
-  return Finish(req, body, NamespaceFile(ns), NamespaceManifest(ns, kMeshLabel, "enabled"),
-                "kubectl label namespace " + ns + " " + kMeshLabel + "=enabled --overwrite\n");
+  return Finish(req, body, NamespaceFile(ns), manifest,
+                "kubectl label namespace " + ns + " " + kMeshLabel + "=enabled" +
+                    (mode_chosen ? "" : std::string(" ") + kModeLabel + "=PERMISSIVE") + " --overwrite\n");
 }
 
 StepResult Wizard::Mode(const json& req) const {
@@ -136,7 +151,7 @@ StepResult Wizard::Mode(const json& req) const {
     breaking.push_back({{"source", p.source}, {"destination", p.destination}, {"connections", p.connections_total}});
   }
   json body = {{"namespace", ns}, {"mode", mode}, {"breaking_clients", mode == "STRICT" ? breaking : json::array()}};
-  return Finish(req, body, NamespaceFile(ns), NamespaceManifest(ns, kModeLabel, mode),
+  return Finish(req, body, NamespaceFile(ns), NamespaceManifest(ns, {{kModeLabel, mode}}),
                 "kubectl label namespace " + ns + " " + kModeLabel + "=" + mode + " --overwrite\n");
 }
 

@@ -5,6 +5,7 @@
 // credentials yet, so the step answers with the command to run.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -31,8 +32,11 @@ class Wizard {
   static std::string NamespaceFile(const std::string& ns) { return "namespace-" + ns + ".yaml"; }
 
  private:
-  // The Namespace manifest with |label| set to |value| on top of what the wizard wrote for it before.
-  std::string NamespaceManifest(const std::string& ns, const std::string& label, const std::string& value) const;
+  // The Namespace manifest with |set| applied on top of the labels its file has now, and |defaults| for labels it
+  // does not have. *had (optional): the labels it had.
+  std::string NamespaceManifest(const std::string& ns, const std::map<std::string, std::string>& set,
+                                const std::map<std::string, std::string>& defaults = {},
+                                std::map<std::string, std::string>* had = nullptr) const;
   // Writes when req.apply; fills manifest/kubectl/applied/written (and the errors and status on a refusal).
   StepResult Finish(const nlohmann::json& req, nlohmann::json body, const std::string& file,
                     const std::string& manifest, const std::string& kubectl) const;

@@ -4,7 +4,8 @@
 export interface Session {
   user: string;
   mode: "universal" | "kubernetes";
-  can_write: boolean;
+  can_write: boolean; // the console applies for this user (universal mode, a writer)
+  may_write?: boolean; // the user's own rights (Kubernetes: create trafficpermissions)
   trust_domain: string;
 }
 

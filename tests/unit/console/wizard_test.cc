@@ -47,8 +47,10 @@ TEST_F(WizardTest, EnrollPreviewsWithoutWriting) {
   EXPECT_EQ(r.body["restarts"], 0);
   EXPECT_EQ(r.body["workloads"][0]["name"], "legacy-client");
   EXPECT_NE(r.body["manifest"].get<std::string>().find("zeromesh.io/mesh: \"enabled\""), std::string::npos);
-  EXPECT_NE(r.body["kubectl"].get<std::string>().find("kubectl label namespace legacy zeromesh.io/mesh=enabled"),
+  EXPECT_NE(r.body["kubectl"].get<std::string>().find(
+                "kubectl label namespace legacy zeromesh.io/mesh=enabled zeromesh.io/mode=PERMISSIVE"),
             std::string::npos);
+  EXPECT_NE(r.body["manifest"].get<std::string>().find("zeromesh.io/mode: \"PERMISSIVE\""), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_ + "/namespace-legacy.yaml"));
   EXPECT_EQ(reloads_, 0);
 }
@@ -56,14 +58,18 @@ TEST_F(WizardTest, EnrollPreviewsWithoutWriting) {
 TEST_F(WizardTest, EnrollThenModeKeepBothLabelsInOneNamespaceFile) {
   Wizard w(in_, sink_);
   ASSERT_EQ(w.Enroll({{"namespace", "legacy"}, {"apply", true}}).status, 200);
-  auto r = w.Mode({{"namespace", "legacy"}, {"mode", "PERMISSIVE"}, {"apply", true}});
+  auto r = w.Mode({{"namespace", "legacy"}, {"mode", "STRICT"}, {"apply", true}});
   ASSERT_EQ(r.status, 200) << r.body.dump();
   EXPECT_TRUE(r.body["applied"].get<bool>());
   std::string text = Read("namespace-legacy.yaml");
   EXPECT_NE(text.find("kind: Namespace"), std::string::npos);
   EXPECT_NE(text.find("zeromesh.io/mesh: \"enabled\""), std::string::npos) << text;
-  EXPECT_NE(text.find("zeromesh.io/mode: \"PERMISSIVE\""), std::string::npos) << text;
+  EXPECT_NE(text.find("zeromesh.io/mode: \"STRICT\""), std::string::npos) << text;
   EXPECT_EQ(reloads_, 2);
+  // Enrolling again keeps the mode the namespace chose.
+  auto again = w.Enroll({{"namespace", "legacy"}});
+  EXPECT_NE(again.body["manifest"].get<std::string>().find("zeromesh.io/mode: \"STRICT\""), std::string::npos);
+  EXPECT_EQ(again.body["kubectl"].get<std::string>().find("PERMISSIVE"), std::string::npos);
 }
 
 TEST_F(WizardTest, ARefusedManifestIsRolledBack) {
