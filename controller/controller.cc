@@ -543,9 +543,9 @@ bool Controller::StartConsole(std::string* error) {
     backend.sink.errors_in = [this](const std::string& file) {
       std::vector<std::string> out;
       for (const auto& e : store_->errors()) {
-        const bool ours = e.file == file || (e.file.size() > file.size() &&
-                                             e.file.compare(e.file.size() - file.size() - 1, std::string::npos,
-                                                            "/" + file) == 0);
+        const bool ours =
+            e.file == file || (e.file.size() > file.size() &&
+                               e.file.compare(e.file.size() - file.size() - 1, std::string::npos, "/" + file) == 0);
         if (ours) out.push_back(file + (e.line ? ":" + std::to_string(e.line) : "") + ": " + e.reason);
       }
       return out;

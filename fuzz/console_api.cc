@@ -18,9 +18,7 @@ using namespace zm::ctrl::console;
 
 class AnyUser : public ConsoleAuth {
  public:
-  AuthResult Authenticate(const std::string& token) const override {
-    return {0, "", {"fuzz", token == "writer"}};
-  }
+  AuthResult Authenticate(const std::string& token) const override { return {0, "", {"fuzz", token == "writer"}}; }
   const char* mode() const override { return "universal"; }
 };
 

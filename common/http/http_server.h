@@ -29,14 +29,14 @@ struct HttpResponse {
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // decoded path, without the query
-  std::string query;  // raw, without '?'
+  std::string path;                            // decoded path, without the query
+  std::string query;                           // raw, without '?'
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string remote_addr;
 
   std::string Header(const std::string& lower_name) const;  // "" when absent
-  std::string QueryParam(const std::string& name) const;     // URL-decoded; "" when absent
+  std::string QueryParam(const std::string& name) const;    // URL-decoded; "" when absent
 };
 
 using HttpHandler = std::function<HttpResponse()>;

@@ -112,8 +112,9 @@ ConsoleApi::ConsoleApi(ConsoleBackend backend) : b_(std::move(backend)) {
   auto step = [this](StepResult (Wizard::*fn)(const json&) const) {
     return [this, fn](const Call& c) {
       if (c.body.value("apply", false) && !c.user.can_write) {
-        return JsonError(403, c.user.name + " may read but not write: ask for a token that may (universal mode: "
-                                            "the \"admin\" join token; Kubernetes: create trafficpermissions)");
+        return JsonError(403, c.user.name +
+                                  " may read but not write: ask for a token that may (universal mode: "
+                                  "the \"admin\" join token; Kubernetes: create trafficpermissions)");
       }
       MeshInputs in = b_.inputs();
       Wizard w(in, b_.sink);

@@ -40,8 +40,8 @@ AuthResult KubernetesAuth::Authenticate(const std::string& token) const {
 
 AuthResult KubernetesAuth::Review(const std::string& token) const {
   json review = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", {{"token", token}}}};
-  auto resp = http_->Request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", review.dump(), "application/json",
-                             10);
+  auto resp =
+      http_->Request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", review.dump(), "application/json", 10);
   if (!resp.ok()) return {503, "cannot review the token with the Kubernetes API server: " + resp.Describe(), {}};
   json j = json::parse(resp.body, nullptr, false);
   const json* status = j.is_object() && j.contains("status") ? &j["status"] : nullptr;
@@ -65,16 +65,16 @@ AuthResult KubernetesAuth::Review(const std::string& token) const {
 
 bool KubernetesAuth::Allowed(const std::string& user, const json& groups, const std::string& uid, const char* verb,
                              bool* allowed, std::string* error) const {
-  json sar = {{"apiVersion", "authorization.k8s.io/v1"},
-              {"kind", "SubjectAccessReview"},
-              {"spec",
-               {{"user", user},
-                {"groups", groups},
-                {"uid", uid},
-                {"resourceAttributes",
-                 {{"group", "zeromesh.io"}, {"resource", "trafficpermissions"}, {"verb", verb}}}}}};
-  auto resp = http_->Request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", sar.dump(),
-                             "application/json", 10);
+  json sar = {
+      {"apiVersion", "authorization.k8s.io/v1"},
+      {"kind", "SubjectAccessReview"},
+      {"spec",
+       {{"user", user},
+        {"groups", groups},
+        {"uid", uid},
+        {"resourceAttributes", {{"group", "zeromesh.io"}, {"resource", "trafficpermissions"}, {"verb", verb}}}}}};
+  auto resp =
+      http_->Request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", sar.dump(), "application/json", 10);
   if (!resp.ok()) {
     *error = "cannot check the user's rights with the Kubernetes API server: " + resp.Describe();
     return false;

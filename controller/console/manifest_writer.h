@@ -11,8 +11,8 @@
 namespace zm::ctrl::console {
 
 struct ManifestSink {
-  std::string dir;                                                  // "" in Kubernetes mode: nothing is written
-  std::function<void()> reload;                                     // re-read the directory now
+  std::string dir;                                                        // "" in Kubernetes mode: nothing is written
+  std::function<void()> reload;                                           // re-read the directory now
   std::function<std::vector<std::string>(const std::string&)> errors_in;  // the controller's errors about a file name
 };
 

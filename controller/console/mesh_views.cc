@@ -125,7 +125,8 @@ json ServicesView(const MeshInputs& in) {
   for (const auto& [key, s] : services) {
     json ports = json::array(), endpoints = json::array();
     for (const auto& p : s->ports()) {
-      ports.push_back({{"name", p.name()}, {"port", p.port()}, {"target_port", p.target_port() ? p.target_port() : p.port()}});
+      ports.push_back(
+          {{"name", p.name()}, {"port", p.port()}, {"target_port", p.target_port() ? p.target_port() : p.port()}});
     }
     for (const auto& e : s->endpoints()) {
       endpoints.push_back({{"ip", e.ip()}, {"workload", e.workload()}, {"node", e.node()}});

@@ -62,7 +62,9 @@ json PolicyQueries::Decide(const agent::Workload* source, in_addr_t source_ip, c
                                         : "a client outside the mesh connects in plaintext, with no identity");
     if (to.mode == agent::MeshMode::kStrict) {
       explain.push_back(to_key + " is STRICT: the destination node refuses plaintext before any policy is read");
-      out.update({{"allow", false}, {"reason", "STRICT mode refuses plaintext"}, {"policy", "strict-mode"},
+      out.update({{"allow", false},
+                  {"reason", "STRICT mode refuses plaintext"},
+                  {"policy", "strict-mode"},
                   {"explain", explain}});
       return out;
     }

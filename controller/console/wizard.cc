@@ -88,8 +88,8 @@ StepResult Wizard::Finish(const json& req, json body, const std::string& file, c
   }
   WriteResult w = WriteManifest(sink_, file, manifest);
   if (!w.ok) {
-    body["error"] = "the controller refused " + file + " (nothing changed): " +
-                    (w.errors.empty() ? std::string("unknown error") : w.errors.front());
+    body["error"] = "the controller refused " + file +
+                    " (nothing changed): " + (w.errors.empty() ? std::string("unknown error") : w.errors.front());
     body["errors"] = w.errors;
     return {409, body};
   }
@@ -113,21 +113,22 @@ StepResult Wizard::Enroll(const json& req) const {
   // Enrolling starts PERMISSIVE (unless the namespace already chose a mode): clients outside the mesh keep working
   // while the agents watch who they are, and step 2 turns STRICT on once its preflight shows nobody would break.
   std::map<std::string, std::string> had;
-  const std::string manifest =
-      NamespaceManifest(ns, {{kMeshLabel, "enabled"}}, {{kModeLabel, "PERMISSIVE"}}, &had);
+  const std::string manifest = NamespaceManifest(ns, {{kMeshLabel, "enabled"}}, {{kModeLabel, "PERMISSIVE"}}, &had);
   const bool mode_chosen = had.count(kModeLabel) > 0;
   json changes = json::array();
   changes.push_back("label namespace " + ns + " " + kMeshLabel + "=enabled" +
                     (mode_chosen ? "" : std::string(" and ") + kModeLabel + "=PERMISSIVE"));
   if (!mode_chosen) {
-    changes.push_back("PERMISSIVE first: plaintext clients outside the mesh keep working while the agents record "
-                      "them; step 2 shows who they are before STRICT refuses them");
+    changes.push_back(
+        "PERMISSIVE first: plaintext clients outside the mesh keep working while the agents record "
+        "them; step 2 shows who they are before STRICT refuses them");
   }
   changes.push_back(std::to_string(total - enrolled) + " of " + std::to_string(total) +
                     " workload(s) join the mesh: their node's agent captures their traffic with eBPF on the pod's "
                     "interface. No pod restarts, no sidecar, no init container.");
-  changes.push_back("new connections to and from them go through the node proxies over mTLS with their "
-                    "ServiceAccount's SPIFFE identity; connections already open finish as they are");
+  changes.push_back(
+      "new connections to and from them go through the node proxies over mTLS with their "
+      "ServiceAccount's SPIFFE identity; connections already open finish as they are");
   changes.push_back("a workload whose own manifest (or pod label) says zeromesh.io/mesh keeps its own setting");
   json body = {{"namespace", ns},
                {"already_enrolled", total > 0 && enrolled == total},
@@ -207,16 +208,18 @@ StepResult Wizard::Policy(const json& req) const {
   if (!deny.empty()) {
     manifest += "# Written by the zeromesh console: these clients may not reach any workload in " + ns +
                 ".\napiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-deny\n"
-                "  namespace: " + ns + "\nspec:\n  action: DENY\n  sources:\n    identities:\n" +
-                YamlList(deny, "    ") + "  destination:\n    selector:\n      matchLabels: {}\n";
+                "  namespace: " +
+                ns + "\nspec:\n  action: DENY\n  sources:\n    identities:\n" + YamlList(deny, "    ") +
+                "  destination:\n    selector:\n      matchLabels: {}\n";
   }
   if (!allow.empty()) {
-    manifest += std::string(manifest.empty() ? "" : "---\n") +
-                "# Written by the zeromesh console: default deny for " + ns +
+    manifest += std::string(manifest.empty() ? "" : "---\n") + "# Written by the zeromesh console: default deny for " +
+                ns +
                 " (an ALLOW policy turns the workloads it selects into allow-lists), allowing the clients seen.\n"
                 "apiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-allow-observed\n"
-                "  namespace: " + ns + "\nspec:\n  action: ALLOW\n  sources:\n    identities:\n" +
-                YamlList(allow, "    ") + "  destination:\n    selector:\n      matchLabels: {}\n";
+                "  namespace: " +
+                ns + "\nspec:\n  action: ALLOW\n  sources:\n    identities:\n" + YamlList(allow, "    ") +
+                "  destination:\n    selector:\n      matchLabels: {}\n";
   }
   json body = {{"namespace", ns}, {"observed_sources", sources}, {"allow", allow}, {"deny", deny}};
   return Finish(req, body, "trafficpermission-" + ns + "-console.yaml", manifest, Kubectl(manifest));
@@ -266,10 +269,11 @@ StepResult Wizard::Canary(const json& req) const {
       if (p.name() == service && (p.namespace_().empty() || p.namespace_() == ns)) route_name = r.tcp_route().name();
     }
   }
-  const std::string manifest = "# Written by the zeromesh console: a canary split of new connections to " + service +
-                               ".\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: " +
-                               route_name + "\n  namespace: " + ns + "\nspec:\n  parentRefs:\n  - kind: Service\n    name: " +
-                               service + "\n    port: " + std::to_string(port) + "\n  rules:\n  - backendRefs:\n" + backends;
+  const std::string manifest =
+      "# Written by the zeromesh console: a canary split of new connections to " + service +
+      ".\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: " + route_name +
+      "\n  namespace: " + ns + "\nspec:\n  parentRefs:\n  - kind: Service\n    name: " + service +
+      "\n    port: " + std::to_string(port) + "\n  rules:\n  - backendRefs:\n" + backends;
   body["service"] = service;
   return Finish(req, body, "tcproute-" + ns + "-" + route_name + ".yaml", manifest, Kubectl(manifest));
 }

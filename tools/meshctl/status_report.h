@@ -1,5 +1,6 @@
 // `meshctl status` and the console overview: turn what the controller knows (MeshStatus + its resources) into one
-// report with a list of problems, each with a one-line fix hint. Pure functions of their input (and `now`), so tests can seed faults.
+// report with a list of problems, each with a one-line fix hint. Pure functions of their input (and `now`), so tests
+// can seed faults.
 #pragma once
 
 #include <cstdint>

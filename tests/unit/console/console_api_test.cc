@@ -76,9 +76,9 @@ TEST_F(ConsoleApiTest, ReadersReadAndOnlyWritersApply) {
   ASSERT_EQ(s.status, 200);
   EXPECT_FALSE(json::parse(s.body)["can_write"].get<bool>());
   EXPECT_TRUE(json::parse(Call("GET", "/api/session", "admin-token").body)["can_write"].get<bool>());
-  for (const char* path : {"/api/overview", "/api/workloads", "/api/namespaces", "/api/services", "/api/traffic",
-                           "/api/policies", "/api/policies/who?to=shop/backend-v1",
-                           "/api/policies/reach?from=shop/frontend&to=shop/backend-v1"}) {
+  for (const char* path :
+       {"/api/overview", "/api/workloads", "/api/namespaces", "/api/services", "/api/traffic", "/api/policies",
+        "/api/policies/who?to=shop/backend-v1", "/api/policies/reach?from=shop/frontend&to=shop/backend-v1"}) {
     EXPECT_EQ(Call("GET", path, "viewer-token").status, 200) << path;
   }
   const std::string enroll = R"({"namespace":"legacy","apply":true})";
