@@ -525,6 +525,10 @@ bool Controller::StartConsole(std::string* error) {
   }
   console::ConsoleBackend backend;
   backend.auth = console_auth_.get();
+  if (kube_config_) {
+    console_kube_ = std::make_unique<console::KubeApplier>(*kube_config_);
+    backend.kube = console_kube_.get();
+  }
   backend.inputs = [this] {
     console::MeshInputs in;
     DescribeMesh(ctx_, &in.status);

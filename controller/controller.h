@@ -151,6 +151,7 @@ class Controller {
   std::unique_ptr<AdminEndpoints> admin_;
   std::unique_ptr<k8s::Http> console_http_;  // Kubernetes: TokenReview / SubjectAccessReview of console users
   std::unique_ptr<console::ConsoleAuth> console_auth_;
+  std::unique_ptr<console::KubeApplier> console_kube_;  // Kubernetes: the wizard applies as the signed-in user
   std::unique_ptr<console::ConsoleServer> console_;
   std::unique_ptr<k8s::LeaderElector> elector_;  // Kubernetes mode with leader election
   std::function<void(const std::string&)> on_fatal_;

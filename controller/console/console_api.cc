@@ -56,7 +56,7 @@ ConsoleApi::ConsoleApi(ConsoleBackend backend) : b_(std::move(backend)) {
                               // may_write: the user's rights; can_write: what the console will apply for them
                               // (Kubernetes mode: nothing yet, the wizard hands out kubectl commands).
                               {"may_write", c.user.can_write},
-                              {"can_write", c.user.can_write && !b_.sink.dir.empty()},
+                              {"can_write", c.user.can_write && (!b_.sink.dir.empty() || b_.kube != nullptr)},
                               {"trust_domain", DefaultsOf(in.resources).trust_domain}});
   });
   routes_["/api/overview"] = get([this](const Call&) {
@@ -117,7 +117,14 @@ ConsoleApi::ConsoleApi(ConsoleBackend backend) : b_(std::move(backend)) {
                                   "the \"admin\" join token; Kubernetes: create trafficpermissions)");
       }
       MeshInputs in = b_.inputs();
-      Wizard w(in, b_.sink);
+      ManifestSink sink = b_.sink;
+      if (sink.dir.empty() && b_.kube != nullptr) {
+        const KubeApplier* kube = b_.kube;
+        const std::string token = c.token;
+        sink.kube_apply = [kube, token](const std::string& manifest) { return kube->Apply(token, manifest); };
+        sink.namespace_labels = [kube, token](const std::string& ns) { return kube->NamespaceLabels(token, ns); };
+      }
+      Wizard w(in, sink);
       StepResult r = (w.*fn)(c.body);
       return JsonResponse(r.status, r.body);
     };
@@ -163,7 +170,7 @@ http::HttpResponse ConsoleApi::Handle(const http::HttpRequest& req) const {
     body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return JsonError(400, "the body is not a JSON object");
   }
-  return it->second.handler(Call{req, auth.user, std::move(body)});
+  return it->second.handler(Call{req, auth.user, token, std::move(body)});
 }
 
 }  // namespace zm::ctrl::console

@@ -20,6 +20,7 @@ struct ConsoleBackend {
   std::function<MeshInputs()> inputs;  // one consistent read per request
   ManifestSink sink;
   const ConsoleAuth* auth = nullptr;
+  const KubeApplier* kube = nullptr;  // Kubernetes mode: applies as the signed-in user
 };
 
 class ConsoleApi {
@@ -34,7 +35,8 @@ class ConsoleApi {
   struct Call {
     const http::HttpRequest& req;
     const ConsoleUser& user;
-    nlohmann::json body;  // parsed POST body (null for GET)
+    const std::string& token;  // the caller's bearer token: Kubernetes-mode applies are made with it
+    nlohmann::json body;       // parsed POST body (null for GET)
   };
   using Handler = std::function<http::HttpResponse(const Call&)>;
   struct Route {

@@ -5,8 +5,11 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "controller/console/kube_apply.h"
 
 namespace zm::ctrl::console {
 
@@ -14,6 +17,9 @@ struct ManifestSink {
   std::string dir;                                                        // "" in Kubernetes mode: nothing is written
   std::function<void()> reload;                                           // re-read the directory now
   std::function<std::vector<std::string>(const std::string&)> errors_in;  // the controller's errors about a file name
+  // Kubernetes mode (dir empty): set per request by the API, bound to the signed-in user's token.
+  std::function<KubeApplyResult(const std::string& manifest)> kube_apply;
+  std::function<std::map<std::string, std::string>(const std::string& ns)> namespace_labels;
 };
 
 struct WriteResult {

@@ -53,21 +53,28 @@ bool ValidNamespaceParam(const json& req, std::string* ns, std::string* error) {
 std::string Wizard::NamespaceManifest(const std::string& ns, const std::map<std::string, std::string>& set,
                                       const std::map<std::string, std::string>& defaults,
                                       std::map<std::string, std::string>* had) const {
-  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> current;
   if (!sink_.dir.empty()) {
     try {  // what the wizard (or the demo) wrote before: keep its other labels
       YAML::Node doc = YAML::Load(ReadManifest(sink_, NamespaceFile(ns)));
       if (doc["metadata"] && doc["metadata"]["labels"] && doc["metadata"]["labels"].IsMap()) {
         for (const auto& kv : doc["metadata"]["labels"]) {
-          labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+          current[kv.first.as<std::string>()] = kv.second.as<std::string>();
         }
       }
     } catch (const YAML::Exception&) {
       // not ours to repair: the controller reports that file's errors
     }
+  } else if (sink_.namespace_labels) {
+    current = sink_.namespace_labels(ns);
   }
-  if (had != nullptr) *had = labels;
-  for (const auto& [k, v] : defaults) labels.emplace(k, v);
+  if (had != nullptr) *had = current;
+  // Universal mode: the file is the whole object, so it keeps every label. Kubernetes: a server-side apply holds
+  // only the fields the console owns; other labels stay with whoever set them.
+  std::map<std::string, std::string> labels = sink_.dir.empty() ? std::map<std::string, std::string>{} : current;
+  for (const auto& [k, v] : defaults) {
+    if (!current.count(k)) labels[k] = v;
+  }
   for (const auto& [k, v] : set) labels[k] = v;
   std::string out = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n";
   for (const auto& [k, v] : labels) out += "    " + k + ": \"" + v + "\"\n";
@@ -83,8 +90,20 @@ StepResult Wizard::Finish(const json& req, json body, const std::string& file, c
   body["file"] = file;
   if (!req.value("apply", false)) return {200, body};
   if (sink_.dir.empty()) {
-    body["error"] = "Kubernetes mode: the console does not write with your credentials yet; run the kubectl command";
-    return {409, body};
+    if (!sink_.kube_apply) {
+      body["error"] = "this controller cannot apply for you: run the kubectl command";
+      return {409, body};
+    }
+    KubeApplyResult k = sink_.kube_apply(manifest);  // as the signed-in user: their RBAC decides
+    body["written"] = k.applied;
+    if (!k.ok) {
+      body["error"] = "the Kubernetes API server refused it: " +
+                      (k.errors.empty() ? std::string("unknown error") : k.errors.front());
+      body["errors"] = k.errors;
+      return {k.status == 403 ? 403 : 409, body};
+    }
+    body["applied"] = true;
+    return {200, body};
   }
   WriteResult w = WriteManifest(sink_, file, manifest);
   if (!w.ok) {

@@ -438,7 +438,8 @@ class K8sControllerTest(unittest.TestCase):
         a.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
             "metadata": {"name": "mesh-editor"},
             "rules": [{"apiGroups": ["zeromesh.io"], "resources": ["trafficpermissions"],
-                       "verbs": ["get", "list", "create"]}]})
+                       "verbs": ["get", "list", "create", "patch"]},
+                      {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]}]})
         for user, role in (("viewer", "mesh-viewer"), ("editor", "mesh-editor"), ("nobody", None)):
             a.create("/api/v1/namespaces/shop/serviceaccounts", {"metadata": {"name": user}})
             if role:
@@ -465,16 +466,49 @@ class K8sControllerTest(unittest.TestCase):
         status, w = self.console("/api/workloads", viewer)
         self.assertEqual(status, 200, w)
         self.assertIn("shop/backend-1", {f"{x['namespace']}/{x['name']}" for x in w["workloads"]})
-        # The wizard previews for a reader, refuses a reader's apply, and in Kubernetes mode hands the writer the
-        # command to run with their own credentials.
+        # The wizard previews for a reader and refuses a reader's apply; a writer's apply is a server-side apply made
+        # with the writer's own token, so the API server's RBAC decides and the controller then sees the change.
         status, p = self.console("/api/wizard/enroll", viewer, {"namespace": "plain"})
         self.assertEqual(status, 200, p)
         self.assertIn("kubectl label namespace plain zeromesh.io/mesh=enabled", p["kubectl"])
         self.assertEqual(self.console("/api/wizard/enroll", viewer, {"namespace": "plain", "apply": True})[0], 403)
+        self.assertTrue(self.console("/api/session", editor)[1]["can_write"])
         status, p = self.console("/api/wizard/enroll", editor, {"namespace": "plain", "apply": True})
-        self.assertEqual(status, 409, p)
-        self.assertFalse(p["applied"])
-        self.assertIn("kubectl", p["error"])
+        self.assertEqual(status, 200, p)
+        self.assertTrue(p["applied"])
+        labels = a.request("GET", "/api/v1/namespaces/plain")["metadata"]["labels"]
+        self.assertEqual(labels.get("zeromesh.io/mesh"), "enabled")
+        self.assertEqual(labels.get("zeromesh.io/mode"), "PERMISSIVE")
+
+        def solo_enrolled():
+            st, w = self.console("/api/workloads", editor)
+            return any(x["name"] == "solo" and x["enrolled"] for x in w.get("workloads", []))
+        self.wait("plain/solo enrolled through the console", solo_enrolled)
+        frontend = "spiffe://k8s.test/ns/shop/sa/frontend"
+        status, p = self.console("/api/wizard/policy", editor, {"namespace": "plain", "allow": [frontend],
+                                                                "apply": True})
+        self.assertEqual(status, 200, p)
+        tp = a.request("GET", TP.format(ns="plain") + "/console-allow-observed")
+        self.assertEqual(tp["spec"]["sources"]["identities"], [frontend])
+        self.assertEqual(tp["metadata"]["managedFields"][0]["manager"], "zeromesh-console")
+        # A writer of policies who may not touch Namespaces: the API server's refusal comes back as is.
+        a.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+            "metadata": {"name": "mesh-policy-only"},
+            "rules": [{"apiGroups": ["zeromesh.io"], "resources": ["trafficpermissions"],
+                       "verbs": ["get", "list", "create", "patch"]}]})
+        a.create("/api/v1/namespaces/shop/serviceaccounts", {"metadata": {"name": "policy-only"}})
+        a.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+            "metadata": {"name": "console-policy-only"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mesh-policy-only"},
+            "subjects": [{"kind": "ServiceAccount", "name": "policy-only", "namespace": "shop"}]})
+        policy_only = a.token("shop", "policy-only")
+        status, p = self.wait("the policy-only user is known", lambda: (lambda r: r if r[0] != 403 or
+                              "may not list" not in r[1].get("error", "") else None)(
+            self.console("/api/wizard/mode", policy_only, {"namespace": "plain", "mode": "STRICT", "apply": True})))
+        self.assertEqual(status, 403, p)
+        self.assertIn("forbidden", p["error"])
+        self.assertEqual(a.request("GET", "/api/v1/namespaces/plain")["metadata"]["labels"]["zeromesh.io/mode"],
+                         "PERMISSIVE")
 
     def test_08_upgrade_and_uninstall_keep_the_ca(self):
         secret = f"/api/v1/namespaces/{NS}/secrets/zeromesh-ca"

@@ -137,6 +137,34 @@ TEST_F(WizardTest, BadNamespacesAreRefused) {
   EXPECT_EQ(w.Enroll(json::object()).status, 400);
 }
 
+TEST_F(WizardTest, KubernetesModeAppliesAsTheUserOnlyTheLabelsItOwns) {
+  ManifestSink kube;
+  std::vector<std::string> sent;
+  kube.namespace_labels = [](const std::string&) {
+    return std::map<std::string, std::string>{{"kubernetes.io/metadata.name", "legacy"}, {"team", "a"}};
+  };
+  kube.kube_apply = [&sent](const std::string& manifest) {
+    sent.push_back(manifest);
+    return KubeApplyResult{true, 200, {}, {"Namespace legacy"}};
+  };
+  Wizard w(in_, kube);
+  auto r = w.Enroll({{"namespace", "legacy"}, {"apply", true}});
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_TRUE(r.body["applied"].get<bool>());
+  EXPECT_EQ(r.body["written"][0], "Namespace legacy");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_NE(sent[0].find("zeromesh.io/mesh: \"enabled\""), std::string::npos);
+  EXPECT_NE(sent[0].find("zeromesh.io/mode: \"PERMISSIVE\""), std::string::npos);
+  EXPECT_EQ(sent[0].find("team"), std::string::npos) << "a server-side apply must not take over others' labels";
+  kube.kube_apply = [](const std::string&) {
+    return KubeApplyResult{false, 403, {"Namespace legacy: namespaces \"legacy\" is forbidden"}, {}};
+  };
+  Wizard refused(in_, kube);
+  auto f = refused.Mode({{"namespace", "legacy"}, {"mode", "STRICT"}, {"apply", true}});
+  EXPECT_EQ(f.status, 403);
+  EXPECT_NE(f.body["error"].get<std::string>().find("forbidden"), std::string::npos);
+}
+
 TEST_F(WizardTest, KubernetesModeOffersTheCommandInstead) {
   ManifestSink none;
   Wizard w(in_, none);

@@ -34,10 +34,10 @@ function applyBlock(ctx: PageCtx, onApply: () => void): HTMLElement {
     "p",
     { id: "apply-reason", class: "muted", "data-testid": "apply-reason" },
     can
-      ? "Applying writes the manifest above into the controller's manifest directory; the controller re-reads it at once and the change is rolled back if it refuses it."
-      : ctx.session.mode === "kubernetes" && ctx.session.may_write
-        ? `Kubernetes mode (${ctx.session.user}): the console does not apply changes itself; run the kubectl command with your own credentials.`
-        : `Read-only session (${ctx.session.user}): your token may not write${ctx.session.mode === "universal" ? " (use the join-token file's admin: entry)" : " (your Kubernetes user lacks create on trafficpermissions.zeromesh.io)"}. Copy the kubectl command instead.`,
+      ? ctx.session.mode === "kubernetes"
+        ? `Applying makes a server-side apply of the manifest above with your own Kubernetes credentials (${ctx.session.user}); the API server's RBAC decides.`
+        : "Applying writes the manifest above into the controller's manifest directory; the controller re-reads it at once and the change is rolled back if it refuses it."
+      : `Read-only session (${ctx.session.user}): your token may not write${ctx.session.mode === "universal" ? " (use the join-token file's admin: entry)" : " (your Kubernetes user lacks create on trafficpermissions.zeromesh.io)"}. Copy the kubectl command instead.`,
   );
   const button = h("button", { type: "button", "data-testid": "apply", disabled: !can, "aria-describedby": "apply-reason", onclick: onApply }, "Apply");
   return h("div", { class: "apply" }, button, reason);
