@@ -10,8 +10,9 @@
 // within 1024 bytes, and every push parses on the agent's side.
 // Input: lines, each one object: a kind letter, then the object's JSON as the API server sends it (parsed, trimmed
 // and keyed as the reflector does). p Pod, n Namespace, s Service, e EndpointSlice, t TrafficPermission, m MeshConfig,
-// y ServicePolicy, r TCPRoute, g ReferenceGrant. An upper-case letter puts the object into the previous pass instead:
-// its accepted CRDs become the current pass's "last good" generations, and its config the base of the delta push.
+// y ServicePolicy, r TCPRoute, g ReferenceGrant, h HTTPRoute, c GRPCRoute. An upper-case letter puts the object into
+// the previous pass instead: its accepted CRDs become the current pass's "last good" generations, and its config the
+// base of the delta push.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -49,6 +50,10 @@ zm::k8s::Reflector::Cache* CacheFor(Objects* o, char kind) {
       return &o->tcp_routes;
     case 'g':
       return &o->reference_grants;
+    case 'h':
+      return &o->http_routes;
+    case 'c':
+      return &o->grpc_routes;
     default:
       return nullptr;
   }

@@ -29,6 +29,12 @@ v1::ResourceKey KeyOf(const v1::Resource& r) {
     case v1::Resource::kServicePolicy:
       set(v1::SERVICE_POLICY, r.service_policy().namespace_(), r.service_policy().name());
       break;
+    case v1::Resource::kHttpRoute:
+      set(v1::HTTP_ROUTE, r.http_route().namespace_(), r.http_route().name());
+      break;
+    case v1::Resource::kGrpcRoute:
+      set(v1::GRPC_ROUTE, r.grpc_route().namespace_(), r.grpc_route().name());
+      break;
     default:
       break;
   }

@@ -37,6 +37,11 @@ Source::Source(ClientConfig config, manifest::Limits limits, Publish publish)
   // Optional the same way: without it no cross-namespace backendRef is permitted.
   add("ReferenceGrant", "/apis/gateway.networking.k8s.io/v1beta1/referencegrants");
   reflectors_.back()->set_optional(10);
+  // HTTPRoute and GRPCRoute (standard channel, v1): optional too; the node proxy does not act on them yet (issue 17).
+  add("HTTPRoute", std::string(kGatewayV1Prefix) + "/httproutes");
+  reflectors_.back()->set_optional(10);
+  add("GRPCRoute", std::string(kGatewayV1Prefix) + "/grpcroutes");
+  reflectors_.back()->set_optional(10);
 }
 
 Source::~Source() {
@@ -127,6 +132,8 @@ void Source::Loop() {
     objs.service_policies = reflectors_[6]->Snapshot();
     objs.tcp_routes = reflectors_[7]->Snapshot();
     objs.reference_grants = reflectors_[8]->Snapshot();
+    objs.http_routes = reflectors_[9]->Snapshot();
+    objs.grpc_routes = reflectors_[10]->Snapshot();
     objs.last_good = &last_good_;
     Translation t = Translate(objs, limits_);
     last_good_ = t.accepted;

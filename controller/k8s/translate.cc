@@ -5,6 +5,7 @@
 #include <set>
 
 #include "controller/k8s/probe_ports.h"
+#include "controller/manifest/app_protocol.h"
 #include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_reader.h"
@@ -167,6 +168,11 @@ void AddServices(const Objects& objs, Translation* t) {
       out->set_port(port.get<uint32_t>());
       out->set_target_port(target);
       out->set_protocol("TCP");
+      // An appProtocol the API server accepted but the mesh would not is dropped (the port stays L4).
+      if (std::string app = Str(p, {"appProtocol"}); manifest::CheckAppProtocol(app).empty()) {
+        out->set_app_protocol(app);
+      }
+      out->set_resolved_protocol(manifest::ResolveAppProtocol(out->app_protocol(), name));
     }
     if (s->ports_size() == 0) continue;  // UDP-only services are not meshed
     std::set<std::string> seen;
@@ -195,9 +201,10 @@ void AddServices(const Objects& objs, Translation* t) {
 // "" when it decoded without error, else the reasons.
 std::string DecodeObject(const json& obj, const std::string& kind, const manifest::Limits& limits,
                          manifest::Result* r) {
-  const char* api = kind == "TCPRoute"         ? manifest::kGatewayApiVersion
-                    : kind == "ReferenceGrant" ? manifest::kReferenceGrantApiVersion
-                                               : manifest::kApiVersion;
+  const char* api = kind == "TCPRoute"                           ? manifest::kGatewayApiVersion
+                    : kind == "HTTPRoute" || kind == "GRPCRoute" ? manifest::kGatewayV1ApiVersion
+                    : kind == "ReferenceGrant"                   ? manifest::kReferenceGrantApiVersion
+                                                                 : manifest::kApiVersion;
   json doc = {{"apiVersion", api}, {"kind", kind}};
   json meta = {{"name", Str(obj, {"metadata", "name"})}};
   if (std::string ns = Str(obj, {"metadata", "namespace"}); !ns.empty()) meta["namespace"] = ns;
@@ -297,28 +304,39 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
       t->errors.push_back({"ReferenceGrant/" + key, 0, reasons.empty() ? "not a ReferenceGrant" : reasons});
     }
   }
-  for (const auto& [key, obj] : objs.tcp_routes) {
-    manifest::Located l;
-    std::string reasons;
-    bool ok = DecodeCrd(obj, "TCPRoute", limits, &l, &reasons);
-    // Status only for the Service parents (GAMMA); a Gateway parent's status belongs to that Gateway's controller.
-    json services = json::array();
-    if (const json& refs = Field(obj, {"spec", "parentRefs"}); refs.is_array()) {
-      for (const auto& ref : refs) {
-        std::string group = Str(ref, {"group"});
-        if (Str(ref, {"kind"}) == "Service" && (group.empty() || group == "core")) services.push_back(ref);
+  // Gateway API routes: status only for the Service parents (GAMMA); a Gateway parent's status belongs to that
+  // Gateway's controller. Whatever generation is in force loses the backendRefs no grant permits (a removed grant
+  // revokes at once).
+  auto routes = [&](const Reflector::Cache& cache, const std::string& kind, const char* resource, const char* prefix,
+                    auto drop) {
+    for (const auto& [key, obj] : cache) {
+      manifest::Located l;
+      std::string reasons;
+      bool ok = DecodeCrd(obj, kind, limits, &l, &reasons);
+      json services = json::array();
+      if (const json& refs = Field(obj, {"spec", "parentRefs"}); refs.is_array()) {
+        for (const auto& ref : refs) {
+          std::string group = Str(ref, {"group"});
+          if (Str(ref, {"kind"}) == "Service" && (group.empty() || group == "core")) services.push_back(ref);
+        }
+      }
+      bool added = verdict(obj, services.empty() ? nullptr : resource, kind, ok, reasons, &l);
+      std::vector<std::string> dropped;
+      if (added) dropped = drop(&t->resources.back().resource);
+      if (!services.empty()) {
+        t->statuses.back().api_prefix = prefix;
+        t->statuses.back().parent_refs = std::move(services);
+        t->statuses.back().route_kind = kind;
+        if (ok) t->statuses.back().refs_not_permitted = std::move(dropped);
       }
     }
-    bool added = verdict(obj, services.empty() ? nullptr : "tcproutes", "TCPRoute", ok, reasons, &l);
-    // Whatever generation is in force loses the backendRefs no grant permits (a removed grant revokes at once).
-    std::vector<std::string> dropped;
-    if (added) dropped = manifest::DropUnpermittedBackends(grants, t->resources.back().resource.mutable_tcp_route());
-    if (!services.empty()) {
-      t->statuses.back().api_prefix = kGatewayApiPrefix;
-      t->statuses.back().parent_refs = std::move(services);
-      if (ok) t->statuses.back().refs_not_permitted = std::move(dropped);
-    }
-  }
+  };
+  routes(objs.tcp_routes, "TCPRoute", "tcproutes", kGatewayApiPrefix,
+         [&](v1::Resource* r) { return manifest::DropUnpermittedBackends(grants, r->mutable_tcp_route()); });
+  routes(objs.http_routes, "HTTPRoute", "httproutes", kGatewayV1Prefix,
+         [&](v1::Resource* r) { return manifest::DropUnpermittedBackends(grants, r->mutable_http_route()); });
+  routes(objs.grpc_routes, "GRPCRoute", "grpcroutes", kGatewayV1Prefix,
+         [&](v1::Resource* r) { return manifest::DropUnpermittedBackends(grants, r->mutable_grpc_route()); });
   // One MeshConfig applies: the oldest (then by name); any other is refused with a pointer to it.
   std::vector<const json*> configs;
   for (const auto& [key, obj] : objs.mesh_configs) configs.push_back(&obj);
@@ -385,9 +403,9 @@ json RouteParents(const CrdStatus& s, const std::string& now) {
     json conds = json::array({make("Accepted", s.accepted, s.accepted ? "Accepted" : "UnsupportedValue", s.message)});
     if (s.accepted) {
       bool resolved = s.refs_not_permitted.empty();
-      conds.push_back(
-          make("ResolvedRefs", resolved, resolved ? "ResolvedRefs" : "RefNotPermitted",
-               resolved ? "every backendRef is permitted" : manifest::NotPermittedMessage(s.ns, s.refs_not_permitted)));
+      conds.push_back(make("ResolvedRefs", resolved, resolved ? "ResolvedRefs" : "RefNotPermitted",
+                           resolved ? "every backendRef is permitted"
+                                    : manifest::NotPermittedMessage(s.ns, s.refs_not_permitted, s.route_kind)));
     }
     parents.push_back({{"parentRef", ref}, {"controllerName", kGatewayControllerName}, {"conditions", conds}});
   }

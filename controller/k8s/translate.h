@@ -5,7 +5,8 @@
 //   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
 //   TrafficPermission / MeshConfig / ServicePolicy: the CRDs, decoded and validated by the manifest decoder (same
 //             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed;
-//             its backendRefs into other namespaces only where a ReferenceGrant (v1beta1) there permits them.
+//             its backendRefs into other namespaces only where a ReferenceGrant (v1beta1) there permits them;
+//             HTTPRoute / GRPCRoute (gateway.networking.k8s.io/v1) the same way (config only: issue 17).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,7 @@ using LastGood = std::map<std::string, nlohmann::json>;
 
 struct Objects {
   Reflector::Cache pods, namespaces, services, endpoint_slices, permissions, mesh_configs;
-  Reflector::Cache service_policies, tcp_routes, reference_grants;
+  Reflector::Cache service_policies, tcp_routes, reference_grants, http_routes, grpc_routes;
   const LastGood* last_good = nullptr;
 };
 
@@ -49,11 +50,13 @@ struct CrdStatus {
   nlohmann::json parent_refs;
   // Accepted routes also get ResolvedRefs: True, or False/RefNotPermitted naming these backendRefs ("ns/name:port").
   std::vector<std::string> refs_not_permitted;
+  std::string route_kind = "TCPRoute";  // for the RefNotPermitted message
 };
 
 // controllerName in Gateway API route status entries.
 constexpr const char* kGatewayControllerName = "zeromesh.io/mesh-controller";
 constexpr const char* kGatewayApiPrefix = "/apis/gateway.networking.k8s.io/v1alpha2";
+constexpr const char* kGatewayV1Prefix = "/apis/gateway.networking.k8s.io/v1";  // HTTPRoute, GRPCRoute
 
 struct Translation {
   std::vector<manifest::Located> resources;  // only valid ones

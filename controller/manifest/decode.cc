@@ -2,6 +2,8 @@
 #include <set>
 
 #include "common/tls/spiffe.h"
+#include "controller/manifest/app_protocol.h"
+#include "controller/manifest/l7_route_decode.h"
 #include "controller/manifest/manifest.h"
 #include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
@@ -113,7 +115,7 @@ void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Ser
     for (size_t i = 0; i < ports.size(); i++) {
       YAML::Node p = ports[i];
       std::string path = "spec.ports[" + std::to_string(i) + "]";
-      if (!r.CheckMap(p, path, {"name", "port", "targetPort", "protocol"})) continue;
+      if (!r.CheckMap(p, path, {"name", "port", "targetPort", "protocol", "appProtocol"})) continue;
       auto* sp = s->add_ports();
       sp->set_name(r.Str(p, "name", path, false).value_or(""));
       auto port = r.Int(p, "port", path, 1, 65535);
@@ -123,6 +125,13 @@ void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Ser
       std::string proto = r.Str(p, "protocol", path, false).value_or("TCP");
       if (proto != "TCP") r.Fail(p["protocol"], "'" + path + ".protocol': only TCP is supported");
       sp->set_protocol(proto);
+      if (auto app = r.Str(p, "appProtocol", path, false)) {
+        if (std::string why = CheckAppProtocol(*app); !why.empty()) {
+          r.Fail(p["appProtocol"], "'" + path + ".appProtocol': " + why);
+        }
+        sp->set_app_protocol(*app);
+      }
+      sp->set_resolved_protocol(ResolveAppProtocol(sp->app_protocol(), sp->name()));
       if (port && !seen.insert(sp->port()).second) r.Fail(p, "duplicate port " + std::to_string(sp->port()));
     }
   }
@@ -256,8 +265,11 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   }
   auto api = r.Str(doc, "apiVersion", "", true);
   auto kind = r.Str(doc, "kind", "", true);
-  // TCPRoute and ReferenceGrant are the Gateway API's own kinds, Namespace is Kubernetes'; the rest is zeromesh's.
+  // TCPRoute, HTTPRoute, GRPCRoute and ReferenceGrant are the Gateway API's own kinds, Namespace is Kubernetes'; the
+  // rest is zeromesh's.
+  const bool l7_route = kind && (*kind == "HTTPRoute" || *kind == "GRPCRoute");
   const char* want_api = kind && *kind == "TCPRoute"         ? kGatewayApiVersion
+                         : l7_route                          ? kGatewayV1ApiVersion
                          : kind && *kind == "ReferenceGrant" ? kReferenceGrantApiVersion
                          : is_namespace                      ? kNamespaceApiVersion
                                                              : kApiVersion;
@@ -272,10 +284,10 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   }
   bool cluster_scoped = *kind == "MeshConfig";
   if (*kind != "Workload" && *kind != "Service" && *kind != "TrafficPermission" && *kind != "TCPRoute" &&
-      *kind != "ServicePolicy" && *kind != "ReferenceGrant" && !cluster_scoped) {
+      *kind != "ServicePolicy" && *kind != "ReferenceGrant" && !l7_route && !cluster_scoped) {
     r.Fail(doc["kind"], "unknown kind '" + *kind +
-                            "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute, "
-                            "ReferenceGrant, Namespace or MeshConfig)");
+                            "' (expected Workload, Service, TrafficPermission, ServicePolicy, TCPRoute, HTTPRoute, "
+                            "GRPCRoute, ReferenceGrant, Namespace or MeshConfig)");
     return;
   }
   Meta m;
@@ -323,6 +335,10 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
     DecodePermission(r, m, spec, loc.resource.mutable_traffic_permission());
   } else if (*kind == "TCPRoute") {
     DecodeTcpRoute(r, m.name, m.ns, spec, loc.resource.mutable_tcp_route());
+  } else if (*kind == "HTTPRoute") {
+    DecodeHttpRoute(r, m.name, m.ns, spec, loc.resource.mutable_http_route());
+  } else if (*kind == "GRPCRoute") {
+    DecodeGrpcRoute(r, m.name, m.ns, spec, loc.resource.mutable_grpc_route());
   } else if (*kind == "ServicePolicy") {
     DecodeServicePolicy(r, m.name, m.ns, spec, loc.resource.mutable_service_policy());
   } else {

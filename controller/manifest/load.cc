@@ -30,6 +30,10 @@ std::string KindName(const zeromesh::v1::Resource& r) {
       return "TCPRoute";
     case zeromesh::v1::Resource::kServicePolicy:
       return "ServicePolicy";
+    case zeromesh::v1::Resource::kHttpRoute:
+      return "HTTPRoute";
+    case zeromesh::v1::Resource::kGrpcRoute:
+      return "GRPCRoute";
     default:
       return "Unknown";
   }
@@ -49,6 +53,10 @@ std::string KeyOf(const zeromesh::v1::Resource& r) {
       return "TCPRoute/" + r.tcp_route().namespace_() + "/" + r.tcp_route().name();
     case zeromesh::v1::Resource::kServicePolicy:
       return "ServicePolicy/" + r.service_policy().namespace_() + "/" + r.service_policy().name();
+    case zeromesh::v1::Resource::kHttpRoute:
+      return "HTTPRoute/" + r.http_route().namespace_() + "/" + r.http_route().name();
+    case zeromesh::v1::Resource::kGrpcRoute:
+      return "GRPCRoute/" + r.grpc_route().namespace_() + "/" + r.grpc_route().name();
     default:
       return "Unknown//";
   }

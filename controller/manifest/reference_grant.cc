@@ -69,12 +69,13 @@ void DecodeReferenceGrant(YamlReader& r, const std::string& name, const std::str
 }
 
 bool BackendRefPermitted(const std::vector<ReferenceGrant>& grants, const std::string& route_ns,
-                         const std::string& backend_ns, const std::string& backend_name) {
+                         const std::string& backend_ns, const std::string& backend_name,
+                         const std::string& route_kind) {
   if (backend_ns.empty() || backend_ns == route_ns) return true;
   for (const auto& g : grants) {
     if (g.ns != backend_ns) continue;  // only the referent's namespace can consent
     bool from = false, to = false;
-    for (const auto& f : g.from) from = from || (f.group == kGatewayGroup && f.kind == "TCPRoute" && f.ns == route_ns);
+    for (const auto& f : g.from) from = from || (f.group == kGatewayGroup && f.kind == route_kind && f.ns == route_ns);
     for (const auto& t : g.to) {
       to = to || (IsCore(t.group) && t.kind == "Service" && (t.name.empty() || t.name == backend_name));
     }
@@ -83,28 +84,74 @@ bool BackendRefPermitted(const std::vector<ReferenceGrant>& grants, const std::s
   return false;
 }
 
-std::vector<std::string> DropUnpermittedBackends(const std::vector<ReferenceGrant>& grants, v1::TcpRoute* route) {
+namespace {
+
+std::string RefString(const v1::BackendRef& b) {
+  return b.namespace_() + "/" + b.name() + ":" + std::to_string(b.port());
+}
+
+// Removes the not-permitted entries of `refs`, appending them to *dropped.
+void DropRefs(const std::vector<ReferenceGrant>& grants, const std::string& route_ns, const std::string& kind,
+              google::protobuf::RepeatedPtrField<v1::BackendRef>* refs, std::vector<std::string>* dropped) {
+  for (int i = 0; i < refs->size();) {
+    const auto& b = refs->Get(i);
+    if (BackendRefPermitted(grants, route_ns, b.namespace_(), b.name(), kind)) {
+      ++i;
+      continue;
+    }
+    dropped->push_back(RefString(b));
+    refs->DeleteSubrange(i, 1);
+  }
+}
+
+void DropMirrors(const std::vector<ReferenceGrant>& grants, const std::string& route_ns, const std::string& kind,
+                 google::protobuf::RepeatedPtrField<v1::HttpRouteFilter>* filters, std::vector<std::string>* dropped) {
+  for (int i = 0; i < filters->size();) {
+    const auto& f = filters->Get(i);
+    if (!f.has_request_mirror() || BackendRefPermitted(grants, route_ns, f.request_mirror().backend().namespace_(),
+                                                       f.request_mirror().backend().name(), kind)) {
+      ++i;
+      continue;
+    }
+    dropped->push_back(RefString(f.request_mirror().backend()));
+    filters->DeleteSubrange(i, 1);
+  }
+}
+
+template <typename Route>
+std::vector<std::string> DropL7(const std::vector<ReferenceGrant>& grants, const std::string& kind, Route* route) {
   std::vector<std::string> dropped;
   for (auto& rule : *route->mutable_rules()) {
-    auto* refs = rule.mutable_backend_refs();
-    for (int i = 0; i < refs->size();) {
-      const auto& b = refs->Get(i);
-      if (BackendRefPermitted(grants, route->namespace_(), b.namespace_(), b.name())) {
-        ++i;
-        continue;
-      }
-      dropped.push_back(b.namespace_() + "/" + b.name() + ":" + std::to_string(b.port()));
-      refs->DeleteSubrange(i, 1);
-    }
+    DropRefs(grants, route->namespace_(), kind, rule.mutable_backend_refs(), &dropped);
+    DropMirrors(grants, route->namespace_(), kind, rule.mutable_filters(), &dropped);
   }
   return dropped;
 }
 
-std::string NotPermittedMessage(const std::string& route_ns, const std::vector<std::string>& refs) {
+}  // namespace
+
+std::vector<std::string> DropUnpermittedBackends(const std::vector<ReferenceGrant>& grants, v1::TcpRoute* route) {
+  std::vector<std::string> dropped;
+  for (auto& rule : *route->mutable_rules()) {
+    DropRefs(grants, route->namespace_(), "TCPRoute", rule.mutable_backend_refs(), &dropped);
+  }
+  return dropped;
+}
+
+std::vector<std::string> DropUnpermittedBackends(const std::vector<ReferenceGrant>& grants, v1::HttpRoute* route) {
+  return DropL7(grants, "HTTPRoute", route);
+}
+
+std::vector<std::string> DropUnpermittedBackends(const std::vector<ReferenceGrant>& grants, v1::GrpcRoute* route) {
+  return DropL7(grants, "GRPCRoute", route);
+}
+
+std::string NotPermittedMessage(const std::string& route_ns, const std::vector<std::string>& refs,
+                                const std::string& route_kind) {
   std::string list;
   for (const auto& r : refs) list += (list.empty() ? "" : ", ") + r;
-  return "backendRef " + list + ": not permitted (no ReferenceGrant in the backend's namespace lets TCPRoutes from " +
-         "namespace " + route_ns + " refer to that Service); left out of the route's backends";
+  return "backendRef " + list + ": not permitted (no ReferenceGrant in the backend's namespace lets " + route_kind +
+         "s from " + "namespace " + route_ns + " refer to that Service); left out of the route's backends";
 }
 
 void ApplyReferenceGrants(Result* r) {
@@ -117,13 +164,25 @@ void ApplyReferenceGrants(Result* r) {
     }
   }
   for (auto& l : r->resources) {
-    if (!l.resource.has_tcp_route()) continue;
-    auto* route = l.resource.mutable_tcp_route();
-    auto dropped = DropUnpermittedBackends(r->grants, route);
+    std::vector<std::string> dropped;
+    std::string kind, self, ns;
+    if (l.resource.has_tcp_route()) {
+      auto* route = l.resource.mutable_tcp_route();
+      dropped = DropUnpermittedBackends(r->grants, route);
+      kind = "TCPRoute", ns = route->namespace_(), self = route->name();
+    } else if (l.resource.has_http_route()) {
+      auto* route = l.resource.mutable_http_route();
+      dropped = DropUnpermittedBackends(r->grants, route);
+      kind = "HTTPRoute", ns = route->namespace_(), self = route->name();
+    } else if (l.resource.has_grpc_route()) {
+      auto* route = l.resource.mutable_grpc_route();
+      dropped = DropUnpermittedBackends(r->grants, route);
+      kind = "GRPCRoute", ns = route->namespace_(), self = route->name();
+    }
     if (dropped.empty()) continue;
-    r->notices.push_back({l.file, l.line,
-                          "TCPRoute " + route->namespace_() + "/" + route->name() + ": " +
-                              NotPermittedMessage(route->namespace_(), dropped)});
+    l.digest.reset();  // the resource changed
+    r->notices.push_back(
+        {l.file, l.line, kind + " " + ns + "/" + self + ": " + NotPermittedMessage(ns, dropped, kind)});
   }
 }
 

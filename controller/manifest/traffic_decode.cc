@@ -9,6 +9,8 @@ namespace {
 
 constexpr int64_t kMaxTimeoutMs = 3600 * 1000;
 
+}  // namespace
+
 std::string Idx(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
@@ -36,7 +38,86 @@ std::optional<uint32_t> DurationMs(YamlReader& r, const YAML::Node& map, const c
   return static_cast<uint32_t>(*ms);
 }
 
-}  // namespace
+void DecodeParentRefs(YamlReader& r, const YAML::Node& spec, const std::string& ns,
+                      google::protobuf::RepeatedPtrField<v1::ParentRef>* out) {
+  YAML::Node parents = spec["parentRefs"];
+  if (!parents || parents.IsNull()) {
+    r.Fail(spec, "missing required field 'spec.parentRefs'");
+  } else if (!parents.IsSequence() || parents.size() == 0) {
+    r.Fail(parents, "'spec.parentRefs' must be a non-empty list");
+  } else if (parents.size() > kMaxParentRefs) {
+    r.Fail(parents, "'spec.parentRefs' has " + std::to_string(parents.size()) + " entries; at most " +
+                        std::to_string(kMaxParentRefs) + " are allowed");
+  } else {
+    for (size_t i = 0; i < parents.size(); ++i) {
+      std::string path = Idx("spec.parentRefs", i);
+      YAML::Node p = parents[i];
+      if (!r.CheckMap(p, path, {"group", "kind", "name", "namespace", "port"})) continue;
+      CheckServiceKind(r, p, path, true);
+      auto* ref = out->Add();
+      ref->set_kind("Service");
+      if (auto n = r.Str(p, "name", path, true)) {
+        if (std::string why = CheckName(*n); !why.empty()) r.Fail(p["name"], "'" + path + ".name': " + why);
+        ref->set_name(*n);
+      }
+      ref->set_namespace_(r.Str(p, "namespace", path, false).value_or(ns));
+      if (ref->namespace_() != ns) {
+        r.Fail(p["namespace"], "'" + path + ".namespace': a mesh route must be in its parent Service's namespace");
+      }
+      ref->set_port(static_cast<uint32_t>(r.Int(p, "port", path, 1, 65535).value_or(0)));
+    }
+  }
+}
+
+bool DecodeBackendRef(YamlReader& r, const YAML::Node& b, const std::string& path, const std::string& ns,
+                      std::initializer_list<std::string_view> allowed, v1::BackendRef* ref) {
+  if (!r.CheckMap(b, path, allowed)) return false;
+  CheckServiceKind(r, b, path, false);
+  if (auto n = r.Str(b, "name", path, true)) {
+    if (std::string why = CheckName(*n); !why.empty()) r.Fail(b["name"], "'" + path + ".name': " + why);
+    ref->set_name(*n);
+  }
+  ref->set_namespace_(r.Str(b, "namespace", path, false).value_or(ns));
+  if (std::string why = CheckNamespace(ref->namespace_()); !why.empty()) {
+    r.Fail(b["namespace"], "'" + path + ".namespace': " + why);
+  }
+  // Another namespace's Service is used only if a ReferenceGrant there permits it (reference_grant.h).
+  auto port = r.Int(b, "port", path, 1, 65535);
+  if (!port && !b["port"]) r.Fail(b, "missing required field '" + path + ".port' (the backend Service's port)");
+  ref->set_port(static_cast<uint32_t>(port.value_or(0)));
+  return true;
+}
+
+void DecodeBackendRefs(YamlReader& r, const YAML::Node& rule, const std::string& rule_path, const std::string& ns,
+                       google::protobuf::RepeatedPtrField<v1::BackendRef>* out) {
+  const std::string list = rule_path + ".backendRefs";
+  YAML::Node backends = rule["backendRefs"];
+  if (!backends || !backends.IsSequence() || backends.size() == 0) {
+    r.Fail(backends ? backends : rule, "'" + list + "' must be a non-empty list");
+    return;
+  }
+  if (backends.size() > kMaxBackendRefs) {
+    r.Fail(backends, "'" + list + "' has " + std::to_string(backends.size()) + " entries; at most " +
+                         std::to_string(kMaxBackendRefs) + " are allowed");
+    return;
+  }
+  uint64_t total = 0;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    std::string path = Idx(list, i);
+    YAML::Node b = backends[i];
+    v1::BackendRef* ref = out->Add();
+    if (!DecodeBackendRef(r, b, path, ns, {"group", "kind", "name", "namespace", "port", "weight"}, ref)) {
+      out->RemoveLast();
+      continue;
+    }
+    ref->set_weight(static_cast<uint32_t>(r.Int(b, "weight", path, 0, 1'000'000).value_or(1)));
+    total += ref->weight();
+    std::string key = ref->namespace_() + "/" + ref->name() + ":" + std::to_string(ref->port());
+    if (!seen.insert(key).second) r.Fail(b, "'" + path + "': backend " + key + " is listed twice");
+  }
+  if (total == 0) r.Fail(backends, "'" + list + "': at least one backend needs a weight above 0");
+}
 
 std::optional<int64_t> ParseDurationMs(const std::string& s) {
   if (s.empty()) return std::nullopt;
@@ -72,30 +153,7 @@ void DecodeTcpRoute(YamlReader& r, const std::string& name, const std::string& n
   out->set_name(name);
   out->set_namespace_(ns);
   if (!r.CheckMap(spec, "spec", {"parentRefs", "rules"})) return;
-  YAML::Node parents = spec["parentRefs"];
-  if (!parents || parents.IsNull()) {
-    r.Fail(spec, "missing required field 'spec.parentRefs'");
-  } else if (!parents.IsSequence() || parents.size() == 0) {
-    r.Fail(parents, "'spec.parentRefs' must be a non-empty list");
-  } else {
-    for (size_t i = 0; i < parents.size(); ++i) {
-      std::string path = Idx("spec.parentRefs", i);
-      YAML::Node p = parents[i];
-      if (!r.CheckMap(p, path, {"group", "kind", "name", "namespace", "port"})) continue;
-      CheckServiceKind(r, p, path, true);
-      auto* ref = out->add_parent_refs();
-      ref->set_kind("Service");
-      if (auto n = r.Str(p, "name", path, true)) {
-        if (std::string why = CheckName(*n); !why.empty()) r.Fail(p["name"], "'" + path + ".name': " + why);
-        ref->set_name(*n);
-      }
-      ref->set_namespace_(r.Str(p, "namespace", path, false).value_or(ns));
-      if (ref->namespace_() != ns) {
-        r.Fail(p["namespace"], "'" + path + ".namespace': a mesh route must be in its parent Service's namespace");
-      }
-      ref->set_port(static_cast<uint32_t>(r.Int(p, "port", path, 1, 65535).value_or(0)));
-    }
-  }
+  DecodeParentRefs(r, spec, ns, out->mutable_parent_refs());
   YAML::Node rules = spec["rules"];
   if (!rules || rules.IsNull()) {
     r.Fail(spec, "missing required field 'spec.rules'");
@@ -108,37 +166,7 @@ void DecodeTcpRoute(YamlReader& r, const std::string& name, const std::string& n
   YAML::Node rule = rules[0];
   if (!r.CheckMap(rule, "spec.rules[0]", {"backendRefs"})) return;
   auto* out_rule = out->add_rules();
-  YAML::Node backends = rule["backendRefs"];
-  if (!backends || !backends.IsSequence() || backends.size() == 0) {
-    r.Fail(backends ? backends : rule, "'spec.rules[0].backendRefs' must be a non-empty list");
-    return;
-  }
-  uint64_t total = 0;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < backends.size(); ++i) {
-    std::string path = Idx("spec.rules[0].backendRefs", i);
-    YAML::Node b = backends[i];
-    if (!r.CheckMap(b, path, {"group", "kind", "name", "namespace", "port", "weight"})) continue;
-    CheckServiceKind(r, b, path, false);
-    auto* ref = out_rule->add_backend_refs();
-    if (auto n = r.Str(b, "name", path, true)) {
-      if (std::string why = CheckName(*n); !why.empty()) r.Fail(b["name"], "'" + path + ".name': " + why);
-      ref->set_name(*n);
-    }
-    ref->set_namespace_(r.Str(b, "namespace", path, false).value_or(ns));
-    if (std::string why = CheckNamespace(ref->namespace_()); !why.empty()) {
-      r.Fail(b["namespace"], "'" + path + ".namespace': " + why);
-    }
-    // Another namespace's Service is used only if a ReferenceGrant there permits it (reference_grant.h).
-    auto port = r.Int(b, "port", path, 1, 65535);
-    if (!port && !b["port"]) r.Fail(b, "missing required field '" + path + ".port' (the backend Service's port)");
-    ref->set_port(static_cast<uint32_t>(port.value_or(0)));
-    ref->set_weight(static_cast<uint32_t>(r.Int(b, "weight", path, 0, 1'000'000).value_or(1)));
-    total += ref->weight();
-    std::string key = ref->namespace_() + "/" + ref->name() + ":" + std::to_string(ref->port());
-    if (!seen.insert(key).second) r.Fail(b, "'" + path + "': backend " + key + " is listed twice");
-  }
-  if (total == 0) r.Fail(backends, "'spec.rules[0].backendRefs': at least one backend needs a weight above 0");
+  DecodeBackendRefs(r, rule, "spec.rules[0]", ns, out_rule->mutable_backend_refs());
 }
 
 void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::string& ns, const YAML::Node& spec,
@@ -261,6 +289,44 @@ void CheckTrafficRefs(Result* r) {
                 {l.file, l.line, self + ": backendRef port " + std::to_string(b.port()) + " is not a port of " + key});
           }
         }
+      }
+    } else if (l.resource.has_http_route() || l.resource.has_grpc_route()) {
+      // Several HTTPRoutes / GRPCRoutes may share a parent (their rules merge, Gateway API); only references count.
+      const bool http = l.resource.has_http_route();
+      const auto& parents = http ? l.resource.http_route().parent_refs() : l.resource.grpc_route().parent_refs();
+      std::string self =
+          http ? "HTTPRoute " + l.resource.http_route().namespace_() + "/" + l.resource.http_route().name()
+               : "GRPCRoute " + l.resource.grpc_route().namespace_() + "/" + l.resource.grpc_route().name();
+      for (const auto& p : parents) {
+        std::string key = p.namespace_() + "/" + p.name();
+        auto it = services.find(key);
+        if (it == services.end()) {
+          r->errors.push_back({l.file, l.line, self + ": parentRef names no Service " + key});
+        } else if (p.port() != 0 && !has_port(it->second, p.port())) {
+          r->errors.push_back(
+              {l.file, l.line, self + ": parentRef port " + std::to_string(p.port()) + " is not a port of " + key});
+        }
+      }
+      auto check_backend = [&](const v1::BackendRef& b, const char* what) {
+        std::string key = b.namespace_() + "/" + b.name();
+        auto it = services.find(key);
+        if (it == services.end()) {
+          r->errors.push_back({l.file, l.line, self + ": " + what + " names no Service " + key});
+        } else if (!has_port(it->second, b.port())) {
+          r->errors.push_back(
+              {l.file, l.line, self + ": " + what + " port " + std::to_string(b.port()) + " is not a port of " + key});
+        }
+      };
+      auto check_rule = [&](const auto& rule) {
+        for (const auto& b : rule.backend_refs()) check_backend(b, "backendRef");
+        for (const auto& f : rule.filters()) {
+          if (f.has_request_mirror()) check_backend(f.request_mirror().backend(), "RequestMirror backendRef");
+        }
+      };
+      if (http) {
+        for (const auto& rule : l.resource.http_route().rules()) check_rule(rule);
+      } else {
+        for (const auto& rule : l.resource.grpc_route().rules()) check_rule(rule);
       }
     } else if (l.resource.has_service_policy()) {
       const auto& sp = l.resource.service_policy();

@@ -203,6 +203,64 @@ spec:
         time.sleep(0.5)
         self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"], "a rejected manifest took effect")
 
+    # Issue 17, config half: an HTTPRoute and a GRPCRoute (with a Service whose ports resolve to HTTP and gRPC) reach
+    # every agent, which ACKs the version carrying them (it holds them; its proxy does not act on them yet).
+    def test_l7_routes_are_acked_by_agents(self):
+        def status():
+            res = self.cp.meshctl("status", "-o", "json")
+            try:
+                return json.loads(res.stdout)
+            except json.JSONDecodeError:
+                self.fail(f"status -o json is not JSON (rc {res.returncode}): {res.stdout!r} {res.stderr!r}")
+
+        before = status()["controller"]["config_version"]
+        self.cp.write("l7-routes.yaml", """apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {name: backend, namespace: shop}
+spec:
+  vip: 10.96.7.10
+  selector: {app: backend}
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: api, port: 9000, targetPort: 8080, appProtocol: grpc}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: canary, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: backend, port: 80}]
+  rules:
+  - matches: [{headers: [{name: x-canary, value: "1"}], path: {type: PathPrefix, value: /api}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-route, value: canary}]}}]
+    backendRefs: [{name: backend, port: 80}]
+    timeouts: {request: 5s}
+    retry: {attempts: 2, codes: [503]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: rpc, namespace: shop}
+spec:
+  parentRefs: [{kind: Service, name: backend, port: 9000}]
+  rules:
+  - matches: [{method: {service: shop.v1.Cart}}]
+    backendRefs: [{name: backend, port: 9000}]
+""")
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                rep = status()
+                latest = rep["controller"]["config_version"]
+                agents = rep["agents"]
+                self.assertFalse([p for p in rep.get("problems", []) if "l7-routes.yaml" in json.dumps(p)], rep)
+                self.assertFalse([a for a in agents if a.get("nacked_version")], agents)
+                if latest > before and len(agents) == 2 and all(a["config_version_applied"] == latest for a in agents):
+                    break
+                self.assertLess(time.monotonic(), deadline, f"agents never applied the routes' version: {rep}\n"
+                                f"controller: {self.cp.log('controller')[-1500:]}")
+                time.sleep(0.2)
+            # Plain L4 traffic is unaffected.
+            self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"])
+        finally:
+            self.cp.remove("l7-routes.yaml")
+
     # Acceptance 5: a restarted agent resyncs and serves within 1 s.
     def test_agent_restart_serves_within_a_second(self):
         node1 = self.cluster.node("node1")
