@@ -130,14 +130,14 @@ HttpResponse HttpServer::HandleRequest(mg_connection* conn) {
   req.query = ri->query_string ? ri->query_string : "";
   req.remote_addr = ri->remote_addr;
   for (int i = 0; i < ri->num_headers; ++i) req.headers[Lower(ri->http_headers[i].name)] = ri->http_headers[i].value;
-  if (ri->content_length > static_cast<long long>(max_body_)) {
-    return {413, "application/json", "{\"error\":\"request body over " + std::to_string(max_body_) + " bytes\"}\n"};
-  }
+  auto too_large = [this] {
+    return HttpResponse{413, "application/json",
+                        "{\"error\":\"request body over " + std::to_string(max_body_) + " bytes\"}\n"};
+  };
+  if (ri->content_length > static_cast<long long>(max_body_)) return too_large();
   char buf[4096];
   for (int n; (n = mg_read(conn, buf, sizeof(buf))) > 0;) {
-    if (req.body.size() + static_cast<size_t>(n) > max_body_) {
-      return {413, "application/json", "{\"error\":\"request body over " + std::to_string(max_body_) + " bytes\"}\n"};
-    }
+    if (req.body.size() + static_cast<size_t>(n) > max_body_) return too_large();
     req.body.append(buf, static_cast<size_t>(n));
   }
   try {

@@ -29,10 +29,14 @@ bool InNamespace(const std::string& key, const std::string& ns) {
   return key.compare(0, ns.size() + 1, ns + "/") == 0;
 }
 
-std::string YamlList(const std::vector<std::string>& items, const std::string& indent) {
-  std::string out;
-  for (const auto& i : items) out += indent + "- \"" + i + "\"\n";
-  return out;
+// A TrafficPermission over every workload of |ns| for the given source identities, after a "# " comment line.
+std::string PermissionDoc(const std::string& comment, const std::string& name, const std::string& ns,
+                          const char* action, const std::vector<std::string>& identities) {
+  std::string out = "# " + comment +
+                    "\napiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: " + name +
+                    "\n  namespace: " + ns + "\nspec:\n  action: " + action + "\n  sources:\n    identities:\n";
+  for (const auto& id : identities) out += "    - \"" + id + "\"\n";
+  return out + "  destination:\n    selector:\n      matchLabels: {}\n";
 }
 
 }  // namespace
@@ -225,20 +229,16 @@ StepResult Wizard::Policy(const json& req) const {
   }
   std::string manifest;
   if (!deny.empty()) {
-    manifest += "# Written by the zeromesh console: these clients may not reach any workload in " + ns +
-                ".\napiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-deny\n"
-                "  namespace: " +
-                ns + "\nspec:\n  action: DENY\n  sources:\n    identities:\n" + YamlList(deny, "    ") +
-                "  destination:\n    selector:\n      matchLabels: {}\n";
+    manifest +=
+        PermissionDoc("Written by the zeromesh console: these clients may not reach any workload in " + ns + ".",
+                      "console-deny", ns, "DENY", deny);
   }
   if (!allow.empty()) {
-    manifest += std::string(manifest.empty() ? "" : "---\n") + "# Written by the zeromesh console: default deny for " +
-                ns +
-                " (an ALLOW policy turns the workloads it selects into allow-lists), allowing the clients seen.\n"
-                "apiVersion: zeromesh.io/v1alpha1\nkind: TrafficPermission\nmetadata:\n  name: console-allow-observed\n"
-                "  namespace: " +
-                ns + "\nspec:\n  action: ALLOW\n  sources:\n    identities:\n" + YamlList(allow, "    ") +
-                "  destination:\n    selector:\n      matchLabels: {}\n";
+    manifest += std::string(manifest.empty() ? "" : "---\n") +
+                PermissionDoc("Written by the zeromesh console: default deny for " + ns +
+                                  " (an ALLOW policy turns the workloads it selects into allow-lists), allowing the "
+                                  "clients seen.",
+                              "console-allow-observed", ns, "ALLOW", allow);
   }
   json body = {{"namespace", ns}, {"observed_sources", sources}, {"allow", allow}, {"deny", deny}};
   return Finish(req, body, "trafficpermission-" + ns + "-console.yaml", manifest, Kubectl(manifest));
