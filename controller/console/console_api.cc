@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "controller/console/body_fields.h"
 #include "controller/console/mesh_views.h"
 #include "controller/console/policy_queries.h"
 #include "controller/console/wizard.h"
@@ -111,7 +112,10 @@ ConsoleApi::ConsoleApi(ConsoleBackend backend) : b_(std::move(backend)) {
   routes_["/api/policies/who"] = get(query(false));
   auto step = [this](StepResult (Wizard::*fn)(const json&) const) {
     return [this, fn](const Call& c) {
-      if (c.body.value("apply", false) && !c.user.can_write) {
+      bool apply = false;
+      std::string error;
+      if (!OptionalBool(c.body, "apply", &apply, &error)) return JsonError(400, error);
+      if (apply && !c.user.can_write) {
         return JsonError(403, c.user.name +
                                   " may read but not write: ask for a token that may (universal mode: "
                                   "the \"admin\" join token; Kubernetes: create trafficpermissions)");

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/tls/spiffe.h"
+#include "controller/console/body_fields.h"
 
 namespace zm::ctrl::console {
 
@@ -92,7 +93,10 @@ StepResult Wizard::Finish(const json& req, json body, const std::string& file, c
   body["applied"] = false;
   body["written"] = json::array();
   body["file"] = file;
-  if (!req.value("apply", false)) return {200, body};
+  bool apply = false;
+  std::string error;
+  if (!OptionalBool(req, "apply", &apply, &error)) return Bad(error);
+  if (!apply) return {200, body};
   if (sink_.dir.empty()) {
     if (!sink_.kube_apply) {
       body["error"] = "this controller cannot apply for you: run the kubectl command";
@@ -166,7 +170,8 @@ StepResult Wizard::Enroll(const json& req) const {
 StepResult Wizard::Mode(const json& req) const {
   std::string ns, error;
   if (!ValidNamespaceParam(req, &ns, &error)) return Bad(error);
-  const std::string mode = req.value("mode", "");
+  std::string mode;
+  if (!OptionalString(req, "mode", &mode, &error)) return Bad(error);
   if (mode != "STRICT" && mode != "PERMISSIVE") return Bad("\"mode\" must be STRICT or PERMISSIVE");
   // Preflight: clients seen talking to this namespace's workloads without an identity lose access under STRICT.
   json breaking = json::array();
@@ -257,11 +262,13 @@ StepResult Wizard::Canary(const json& req) const {
     candidates.push_back({{"name", r.service().name()}, {"vip", r.service().vip()}, {"ports", ports}});
   }
   json body = {{"namespace", ns}, {"candidates", candidates}};
-  const std::string service = req.value("service", "");
+  std::string service;
+  if (!OptionalString(req, "service", &service, &error)) return Bad(error);
   if (service.empty()) return {200, body};  // first call: only the candidates
   auto parent = services.find(service);
   if (parent == services.end()) return Bad("no Service " + ns + "/" + service);
-  uint32_t port = req.value("port", 0u);
+  uint32_t port = 0;
+  if (!OptionalPort(req, "port", &port, &error)) return Bad(error);
   if (port == 0 && !parent->second->ports().empty()) port = parent->second->ports(0).port();
   if (!req.contains("backends") || !req["backends"].is_array() || req["backends"].empty()) {
     return Bad("\"backends\": a list of {name, weight} (Services of " + ns + ")");
