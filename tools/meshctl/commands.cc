@@ -8,6 +8,7 @@
 #include "tools/meshctl/client.h"
 #include "tools/meshctl/join_token.h"
 #include "tools/meshctl/kube/session.h"
+#include "tools/meshctl/route_views.h"
 #include "tools/meshctl/status_report.h"
 #include "tools/meshctl/views.h"
 
@@ -105,6 +106,8 @@ int Run(const Invocation& inv, std::string* out, std::string* err) {
     Print(inv, WorkloadsJson(rs), RenderWorkloads, out);
   } else if (cmd == "services") {
     Print(inv, ServicesJson(rs), RenderServices, out);
+  } else if (cmd == "routes") {
+    Print(inv, RoutesJson(rs), RenderRoutes, out);
   } else if (cmd == "policies") {
     Print(inv, PoliciesJson(rs), RenderPolicies, out);
   } else if (cmd == "certs") {

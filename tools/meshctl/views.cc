@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "tools/meshctl/output.h"
+#include "tools/meshctl/route_views.h"
 
 namespace zm::meshctl {
 namespace v1 = zeromesh::v1;
@@ -83,31 +84,45 @@ std::string RenderWorkloads(const nlohmann::json& j) {
 }
 
 nlohmann::json ServicesJson(const v1::ResourceSet& rs) {
+  const auto routes = RoutesByParent(rs);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rs.resources()) {
     if (!r.has_service()) continue;
     const auto& s = r.service();
     nlohmann::json ports = nlohmann::json::array(), eps = nlohmann::json::array();
-    for (const auto& p : s.ports())
-      ports.push_back({{"name", p.name()}, {"port", p.port()}, {"target_port", p.target_port()}});
+    for (const auto& p : s.ports()) {
+      ports.push_back({{"name", p.name()},
+                       {"port", p.port()},
+                       {"target_port", p.target_port()},
+                       {"app_protocol", p.app_protocol()},
+                       {"protocol", ProtocolName(p.resolved_protocol())}});
+    }
     for (const auto& e : s.endpoints()) eps.push_back({{"ip", e.ip()}, {"workload", e.workload()}, {"node", e.node()}});
-    out.push_back(
-        {{"namespace", s.namespace_()}, {"name", s.name()}, {"vip", s.vip()}, {"ports", ports}, {"endpoints", eps}});
+    auto attached = routes.find(s.namespace_() + "/" + s.name());
+    out.push_back({{"namespace", s.namespace_()},
+                   {"name", s.name()},
+                   {"vip", s.vip()},
+                   {"ports", ports},
+                   {"endpoints", eps},
+                   {"routes", attached == routes.end() ? std::vector<std::string>{} : attached->second}});
   }
   return out;
 }
 
 std::string RenderServices(const nlohmann::json& j) {
   if (j.empty()) return "no services\n";
-  Table t({"NAMESPACE", "NAME", "VIP", "PORTS", "ENDPOINTS"});
+  Table t({"NAMESPACE", "NAME", "VIP", "PORTS", "ENDPOINTS", "ROUTES"});
   for (const auto& s : j) {
     std::vector<std::string> ports, eps;
     for (const auto& p : s["ports"]) {
+      const std::string proto = p.value("protocol", "TCP");
       ports.push_back(std::to_string(p["port"].get<uint32_t>()) + "->" +
-                      std::to_string(p["target_port"].get<uint32_t>()));
+                      std::to_string(p["target_port"].get<uint32_t>()) + (proto == "TCP" ? "" : "/" + proto));
     }
     for (const auto& e : s["endpoints"]) eps.push_back(e["ip"].get<std::string>());
-    t.Add({s["namespace"], s["name"], s["vip"], Join(ports, ","), eps.empty() ? "<none>" : Join(eps, ",")});
+    const auto routes = s.value("routes", std::vector<std::string>{});
+    t.Add({s["namespace"], s["name"], s["vip"], Join(ports, ","), eps.empty() ? "<none>" : Join(eps, ","),
+           routes.empty() ? "-" : Join(routes, ",")});
   }
   return t.Render();
 }

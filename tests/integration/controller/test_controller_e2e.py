@@ -258,6 +258,23 @@ spec:
                 time.sleep(0.2)
             # Plain L4 traffic is unaffected.
             self.assertTrue(self.attempt(self.frontend, self.backend, 2)["ok"])
+            # meshctl shows what was accepted: each port's protocol, the routes per Service, each rule's matches.
+            res = self.cp.meshctl("services", "-o", "json")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            svc = next(s for s in json.loads(res.stdout) if s["namespace"] == "shop" and s["name"] == "backend")
+            self.assertEqual({p["port"]: p["protocol"] for p in svc["ports"]}, {80: "HTTP", 9000: "GRPC"})
+            self.assertEqual(sorted(svc["routes"]), ["GRPCRoute/rpc", "HTTPRoute/canary"])
+            res = self.cp.meshctl("routes", "-o", "json")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            routes = {(r["kind"], r["name"]): r for r in json.loads(res.stdout)}
+            canary = routes[("HTTPRoute", "canary")]["rules"][0]
+            self.assertEqual(canary["matches"], ["/api* x-canary=1"])
+            self.assertEqual(canary["retry"]["attempts"], 2)
+            self.assertEqual(canary["request_timeout_ms"], 5000)
+            self.assertEqual(routes[("GRPCRoute", "rpc")]["rules"][0]["matches"], ["shop.v1.Cart/*"])
+            table = self.cp.meshctl("routes")
+            self.assertEqual(table.returncode, 0, table.stderr)
+            self.assertIn("HTTPRoute/canary", table.stdout)
         finally:
             self.cp.remove("l7-routes.yaml")
 

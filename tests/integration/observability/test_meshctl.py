@@ -190,7 +190,7 @@ class MeshctlTest(unittest.TestCase):
             res = self.meshctl(*args)
             self.assertEqual(res.returncode, 2, f"{args}: {res.stdout} {res.stderr}")
             self.assertIn("meshctl:", res.stderr)
-        for cmd in ("status", "check", "workloads", "services", "policies", "certs", "config-dump"):
+        for cmd in ("status", "check", "workloads", "services", "routes", "policies", "certs", "config-dump"):
             res = self.meshctl(cmd, "--help")
             self.assertEqual(res.returncode, 0, cmd)
             self.assertIn(f"meshctl {cmd}", res.stdout)
