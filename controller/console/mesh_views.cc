@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "tools/meshctl/route_views.h"
+
 namespace zm::ctrl::console {
 
 namespace v1 = zeromesh::v1;
@@ -121,23 +123,36 @@ json ServicesView(const MeshInputs& in) {
           {{"name", route.name()}, {"namespace", route.namespace_()}, {"port", parent.port()}, {"backends", backends}});
     }
   }
+  // HTTPRoutes and GRPCRoutes, as `meshctl routes` shows them (rules with matches and weighted backends); the
+  // measured split above is per connection, so it is drawn for TCPRoutes only.
+  std::map<std::string, json> l7_by_service;
+  for (const auto& route : meshctl::RoutesJson(in.resources)) {
+    if (route["kind"] == "TCPRoute") continue;
+    std::set<std::string> parents;
+    for (const auto& p : route["parents"]) parents.insert(p["service"].get<std::string>());
+    for (const auto& parent : parents) l7_by_service[parent].push_back(route);
+  }
   json list = json::array();
   for (const auto& [key, s] : services) {
     json ports = json::array(), endpoints = json::array();
     for (const auto& p : s->ports()) {
-      ports.push_back(
-          {{"name", p.name()}, {"port", p.port()}, {"target_port", p.target_port() ? p.target_port() : p.port()}});
+      ports.push_back({{"name", p.name()},
+                       {"port", p.port()},
+                       {"target_port", p.target_port() ? p.target_port() : p.port()},
+                       {"protocol", meshctl::ProtocolName(p.resolved_protocol())}});
     }
     for (const auto& e : s->endpoints()) {
       endpoints.push_back({{"ip", e.ip()}, {"workload", e.workload()}, {"node", e.node()}});
     }
     auto routes = routes_by_service.find(key);
+    auto l7 = l7_by_service.find(key);
     list.push_back({{"namespace", s->namespace_()},
                     {"name", s->name()},
                     {"vip", s->vip()},
                     {"ports", ports},
                     {"endpoints", endpoints},
-                    {"routes", routes == routes_by_service.end() ? json::array() : routes->second}});
+                    {"routes", routes == routes_by_service.end() ? json::array() : routes->second},
+                    {"l7_routes", l7 == l7_by_service.end() ? json::array() : l7->second}});
   }
   return {{"services", list}};
 }

@@ -111,13 +111,28 @@ export interface Route {
   backends: RouteBackend[];
 }
 
+// An HTTPRoute or GRPCRoute, as `meshctl routes -o json` gives it: one entry per rule.
+export interface L7Route {
+  kind: "HTTPRoute" | "GRPCRoute";
+  namespace: string;
+  name: string;
+  parents: { service: string; port: number }[];
+  rules: {
+    name?: string;
+    matches: string[];
+    filters?: { type: string }[];
+    backends: { service: string; port: number; weight: number; share_percent: number }[];
+  }[];
+}
+
 export interface Service {
   namespace: string;
   name: string;
   vip: string;
-  ports: { name: string; port: number; target_port: number }[];
+  ports: { name: string; port: number; target_port: number; protocol?: string }[];
   endpoints: { ip: string; workload: string; node: string }[];
   routes: Route[];
+  l7_routes?: L7Route[];
 }
 
 export interface Permission {

@@ -103,6 +103,36 @@ TEST(MeshViews, ServicesShowConfiguredAndMeasuredSplit) {
   EXPECT_NEAR(b[0]["measured_percent"].get<double>(), 100.0 * 95 / 104, 1e-9);
 }
 
+// HTTPRoutes attached to a Service are listed beside its TCPRoute split, rule by rule, and its ports say their
+// protocol; the wizard's canary step keeps reading "routes" (TCPRoutes) only.
+TEST(MeshViews, ServicesListTheirHttpRoutes) {
+  MeshInputs in = SmallMesh();
+  auto* route = in.resources.add_resources()->mutable_http_route();
+  route->set_name("canary");
+  route->set_namespace_("shop");
+  route->add_parent_refs()->set_name("backend");
+  auto* rule = route->add_rules();
+  auto* h = rule->add_matches()->add_headers();
+  h->set_name("x-canary");
+  h->set_value("1");
+  auto* b = rule->add_backend_refs();
+  b->set_name("backend-v2");
+  b->set_weight(1);
+  auto j = ServicesView(in);
+  for (const auto& s : j["services"]) {
+    if (s["name"] != "backend") {
+      EXPECT_TRUE(s["l7_routes"].empty()) << s.dump();
+      continue;
+    }
+    EXPECT_EQ(s["routes"].size(), 1u);
+    ASSERT_EQ(s["l7_routes"].size(), 1u);
+    EXPECT_EQ(s["l7_routes"][0]["kind"], "HTTPRoute");
+    EXPECT_EQ(s["l7_routes"][0]["rules"][0]["matches"][0], "x-canary=1");
+    EXPECT_EQ(s["l7_routes"][0]["rules"][0]["backends"][0]["service"], "shop/backend-v2");
+    EXPECT_EQ(s["ports"][0]["protocol"], "TCP");
+  }
+}
+
 TEST(MeshViews, NamespacesCountEnrollment) {
   auto j = NamespacesView(SmallMesh());
   ASSERT_EQ(j["namespaces"].size(), 2u);

@@ -2,7 +2,7 @@
 import { get } from "../api";
 import { h, row, table } from "../dom";
 import { livePage, type PageCtx } from "../page";
-import type { Route, Service } from "../types";
+import type { L7Route, Route, Service } from "../types";
 
 function bar(percent: number, kind: "configured" | "measured"): HTMLElement {
   const p = Math.max(0, Math.min(100, percent));
@@ -47,16 +47,37 @@ export function routeSplit(r: Route): HTMLElement {
   );
 }
 
+// Request-level routes: each rule's matches and its backends' configured shares (requests are not measured yet).
+function l7Route(r: L7Route): HTMLElement {
+  return h(
+    "div",
+    { class: "route", "data-testid": "l7-route", "data-route": `${r.namespace}/${r.name}` },
+    h("h4", {}, `${r.kind} ${r.namespace}/${r.name}`),
+    table(
+      `Rules of ${r.kind} ${r.namespace}/${r.name}`,
+      ["Match", "Filters", "Backends"],
+      r.rules.map((rule) =>
+        row([
+          rule.matches.length ? rule.matches.join(" or ") : "every request",
+          (rule.filters ?? []).map((f) => f.type).join(", ") || "-",
+          rule.backends.map((b) => `${b.service}:${b.port} ${b.share_percent.toFixed(0)}%`).join(", ") || "none",
+        ]),
+      ),
+    ),
+  );
+}
+
 function serviceCard(svc: Service): HTMLElement {
   const id = `svc-${svc.namespace}-${svc.name}`;
   return h(
     "section",
     { class: "card", "data-testid": "service", "data-service": `${svc.namespace}/${svc.name}`, "aria-labelledby": id },
     h("h2", { id }, `${svc.namespace}/${svc.name}`, h("span", { class: "muted" }, ` VIP ${svc.vip || "none"}`)),
-    h("p", {}, "Ports: ", svc.ports.map((p) => `${p.name || "-"} ${p.port}→${p.target_port}`).join(", ") || "none"),
+    h("p", {}, "Ports: ", svc.ports.map((p) => `${p.name || "-"} ${p.port}→${p.target_port}${p.protocol && p.protocol !== "TCP" ? ` (${p.protocol})` : ""}`).join(", ") || "none"),
     h("h3", {}, "Endpoints"),
     table(`Endpoints of ${svc.namespace}/${svc.name}`, ["IP", "Workload", "Node"], svc.endpoints.map((e) => row([e.ip, e.workload, e.node]))),
     svc.routes.length ? [h("h3", {}, "Routes"), svc.routes.map(routeSplit)] : h("p", { class: "muted" }, "No route: connections go to the endpoints directly."),
+    svc.l7_routes?.length ? [h("h3", {}, "HTTP and gRPC routes"), svc.l7_routes.map(l7Route)] : [],
   );
 }
 
