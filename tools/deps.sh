@@ -11,7 +11,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git clang llvm clang-format clang-tidy libclang-rt-14-dev
   libbpf-dev bpftool libelf-dev zlib1g-dev libnftnl-dev libmnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libnghttp2-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
+  libnghttp2-dev node-llhttp libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 iptables nftables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
   dpkg-dev xz-utils sockperf openssl

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
 #include <map>
+#include <memory>
 
 namespace zm::agent::control {
 namespace v1 = zeromesh::v1;
@@ -17,6 +19,84 @@ LbAlgorithm ToAlgorithm(v1::LoadBalancerAlgorithm a) {
     default:
       return LbAlgorithm::kRoundRobin;
   }
+}
+
+PortProtocol ToProtocol(v1::AppProtocol p) {
+  switch (p) {
+    case v1::APP_HTTP:
+      return PortProtocol::kHttp;
+    case v1::APP_HTTP2:
+      return PortProtocol::kHttp2;
+    case v1::APP_GRPC:
+      return PortProtocol::kGrpc;
+    default:
+      return PortProtocol::kTcp;
+  }
+}
+
+// The controller validated the regexes with RE2 already; one that still fails to compile (a newer controller's
+// syntax) makes the match impossible rather than matching everything.
+HttpStringMatch ToStringMatch(const v1::StringMatch& m, bool lower_name) {
+  HttpStringMatch out;
+  out.type = m.type() == v1::MATCH_PREFIX  ? HttpMatchType::kPrefix
+             : m.type() == v1::MATCH_REGEX ? HttpMatchType::kRegex
+                                           : HttpMatchType::kExact;
+  out.name = m.name();
+  if (lower_name) {
+    for (char& c : out.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  out.value = m.value();
+  if (out.type == HttpMatchType::kRegex) out.regex = std::make_shared<const re2::RE2>(m.value(), re2::RE2::Quiet);
+  return out;
+}
+
+HttpHeaderModifier ToHeaderModifier(const v1::HeaderModifier& m) {
+  HttpHeaderModifier out;
+  for (const auto& h : m.set()) out.set.emplace_back(h.name(), h.value());
+  for (const auto& h : m.add()) out.add.emplace_back(h.name(), h.value());
+  for (const auto& n : m.remove()) out.remove.push_back(n);
+  return out;
+}
+
+HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
+  HttpRouteRule rule;
+  const auto& r = rt.rules(index);
+  rule.key = rt.namespace_() + "/" + rt.name() + "#" + std::to_string(index);
+  for (const auto& m : r.matches()) {
+    HttpRouteMatch hm;
+    if (m.has_path()) {
+      hm.has_path = true;
+      hm.path = ToStringMatch(m.path(), false);
+    }
+    for (const auto& h : m.headers()) hm.headers.push_back(ToStringMatch(h, true));
+    for (const auto& q : m.query_params()) hm.query_params.push_back(ToStringMatch(q, false));
+    hm.method = m.method();
+    rule.matches.push_back(std::move(hm));
+  }
+  for (const auto& b : r.backend_refs()) {
+    if (b.port() > 65535) continue;
+    rule.backends.push_back({b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(),
+                             static_cast<uint16_t>(b.port()), b.weight()});
+  }
+  for (const auto& f : r.filters()) {
+    if (f.has_request_header_modifier()) rule.request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
+    if (f.has_url_rewrite()) {
+      rule.has_rewrite = true;
+      rule.rewrite.hostname = f.url_rewrite().hostname();
+      rule.rewrite.path = f.url_rewrite().path();
+      switch (f.url_rewrite().path_type()) {
+        case v1::UrlRewrite::REPLACE_FULL_PATH:
+          rule.rewrite.path_type = HttpUrlRewrite::Path::kReplaceFull;
+          break;
+        case v1::UrlRewrite::REPLACE_PREFIX_MATCH:
+          rule.rewrite.path_type = HttpUrlRewrite::Path::kReplacePrefix;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return rule;
 }
 
 ServiceTrafficPolicy ToPolicy(const v1::ServicePolicy& p) {
@@ -60,8 +140,9 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
         *error = where + ": bad port " + std::to_string(p.port()) + " -> " + std::to_string(p.target_port());
         return false;
       }
-      svc.ports.push_back(
-          {static_cast<uint16_t>(p.port()), static_cast<uint16_t>(p.target_port() != 0 ? p.target_port() : p.port())});
+      svc.ports.push_back({static_cast<uint16_t>(p.port()),
+                           static_cast<uint16_t>(p.target_port() != 0 ? p.target_port() : p.port()),
+                           ToProtocol(p.resolved_protocol())});
     }
     for (const auto& e : s.endpoints()) {
       ServiceEndpoint ep;
@@ -97,6 +178,18 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
                                     static_cast<uint16_t>(b.port()), b.weight()});
         }
         services[it->second].splits.push_back(std::move(split));
+      }
+    } else if (r.has_http_route()) {
+      // Several HTTPRoutes may share a parent: their rules are merged (the matcher orders them by precedence).
+      const auto& rt = r.http_route();
+      for (const auto& parent : rt.parent_refs()) {
+        std::string pns = parent.namespace_().empty() ? rt.namespace_() : parent.namespace_();
+        auto it = by_key.find(pns + "/" + parent.name());
+        if (it == by_key.end() || parent.port() > 65535) continue;
+        HttpRouting routing;
+        routing.port = static_cast<uint16_t>(parent.port());
+        for (int i = 0; i < rt.rules_size(); ++i) routing.rules.push_back(ToHttpRule(rt, i));
+        services[it->second].http_routes.push_back(std::move(routing));
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "agent/proxy/hbone_server.h"
+#include "agent/proxy/http1_conn.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/splice_relay.h"
 #include "agent/traffic/router.h"
@@ -188,6 +189,12 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   traffic::RouteStatus st;
   if (a.backend == nullptr) {
     const agent::Service* svc = snap.FindService(a.vip.sin_addr.s_addr);
+    // The one branch between the L4 and L7 paths, at connection setup: HTTP/1.1 ports are routed per request.
+    const agent::ServicePortMap* pm = svc->FindPort(ntohs(a.vip.sin_port));
+    if (pm != nullptr && pm->protocol == agent::PortProtocol::kHttp) {
+      ToHttpService(fd, std::move(a), svc);
+      return;
+    }
     st = traffic::RouteToService(*ctx_.balancer, snap, *svc, ntohs(a.vip.sin_port), a.tried, &route, &why);
   } else {
     route.service = a.backend;
@@ -220,7 +227,11 @@ void Worker::ToService(int fd, ServiceAttempt a) {
       ToService(down, next);
     };
   }
-  const sockaddr_in& ep = route.addr;
+  Deliver(fd, a, route.addr, std::move(sc));
+}
+
+void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, ServiceConn sc) {
+  const agent::MeshSnapshot& snap = *a.snap;
   const agent::Workload* to = snap.Find(ep.sin_addr.s_addr);
   if (!a.source_in_mesh || to == nullptr || !to->enrolled) {
     Relay(fd, a.src, ep, "service-direct", &snap, false, std::move(sc));
@@ -253,6 +264,30 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   ConnRecord rec;
   if (ctx_.observer()) rec = Record(&snap, "hbone-outbound", a.src, ep);
   pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), std::move(rec), std::move(sc));
+}
+
+void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc) {
+  ProxyStats::Add(ctx_.stats.service_connections);
+  uint16_t port = ntohs(a.vip.sin_port);
+  std::string what = "http " + AddrToString(a.src) + "->" + AddrToString(a.vip);
+  auto attempt = std::make_shared<const ServiceAttempt>(std::move(a));
+  auto open = [this, attempt](traffic::Route route, std::string* why) -> int {
+    // Our end speaks HTTP; the other end goes where an L4 connection to the endpoint would (the tunnel, identity
+    // and policy are the L4 path's).
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+      *why = "socketpair failed";
+      return -1;
+    }
+    const agent::ServiceTrafficPolicy& pol = route.service->policy;
+    ServiceConn sc;
+    sc.lease = std::move(route.lease);
+    sc.connect_timeout = pol.connect_timeout;
+    sc.idle_timeout = pol.idle_timeout;
+    Deliver(sp[1], *attempt, route.addr, std::move(sc));
+    return sp[0];
+  };
+  Http1Conn::Start(ctx_, fd, attempt->snap, svc, port, std::move(open), std::move(what));
 }
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {

@@ -63,6 +63,11 @@ class Worker {
   static ServiceAttempt NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
                                    const sockaddr_in& vip, bool source_in_mesh);
   void ToService(int fd, ServiceAttempt a);
+  // A connection to an HTTP/1.1 port of |svc|: routed per request by an Http1Conn.
+  void ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc);
+  // Sends |fd| to the picked endpoint |ep| as a connection to it would go: same-node relay (after policy and rate
+  // limit), HBONE to its node with the source's identity, or direct when either side is outside the mesh.
+  void Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, ServiceConn sc);
   // |denied_by| set: a policy denial (the policy's name), otherwise an error.
   void Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why,
               std::optional<std::string> denied_by = std::nullopt);

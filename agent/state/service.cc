@@ -40,4 +40,15 @@ const TrafficSplit* Service::FindSplit(uint16_t port) const {
   return any;
 }
 
+std::vector<const HttpRouteRule*> Service::HttpRulesFor(uint16_t port) const {
+  std::vector<const HttpRouteRule*> out;
+  for (bool exact : {true, false}) {
+    for (const auto& r : http_routes) {
+      if (exact ? r.port != port : r.port != 0) continue;
+      for (const auto& rule : r.rules) out.push_back(&rule);
+    }
+  }
+  return out;
+}
+
 }  // namespace zm::agent

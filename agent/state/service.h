@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/state/http_route.h"
+
 namespace zm::agent {
 
 enum class LbAlgorithm : uint8_t { kRoundRobin, kLeastConnections, kPowerOfTwoChoices };
@@ -16,9 +18,13 @@ const char* LbAlgorithmName(LbAlgorithm a);
 // "RoundRobin", "LeastConnections", "PowerOfTwoChoices"; false for anything else.
 bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out);
 
+// What a port speaks, as the controller resolved it (appProtocol or port name): HTTP/1.1 ports take the L7 path.
+enum class PortProtocol : uint8_t { kTcp, kHttp, kHttp2, kGrpc };
+
 struct ServicePortMap {
   uint16_t port = 0;
   uint16_t target_port = 0;
+  PortProtocol protocol = PortProtocol::kTcp;
 };
 
 struct ServiceEndpoint {
@@ -66,11 +72,14 @@ struct Service {
   std::vector<ServicePortMap> ports;
   std::vector<ServiceEndpoint> endpoints;
   std::vector<TrafficSplit> splits;
+  std::vector<HttpRouting> http_routes;  // HTTPRoutes whose parent is this Service
   ServiceTrafficPolicy policy;
 
   std::string Key() const { return ns + "/" + name; }
   const ServicePortMap* FindPort(uint16_t port) const;
   const TrafficSplit* FindSplit(uint16_t port) const;  // an exact port match wins over a port-0 split
+  // The HTTP rules for |port|: its own routes' rules, then those of routes attached to every port; nullptr when none.
+  std::vector<const HttpRouteRule*> HttpRulesFor(uint16_t port) const;
 };
 
 }  // namespace zm::agent

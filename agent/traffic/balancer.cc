@@ -175,6 +175,18 @@ int Balancer::PickBackend(const agent::Service& parent, const agent::TrafficSpli
   return sw.Pick(available);
 }
 
+int Balancer::PickHttpBackend(const agent::Service& parent, const agent::HttpRouteRule& rule,
+                              const std::vector<bool>& available) {
+  auto st = StateOf(parent.Key());
+  std::lock_guard<std::mutex> l(st->mu);
+  std::vector<uint32_t> weights;
+  weights.reserve(rule.backends.size());
+  for (const auto& b : rule.backends) weights.push_back(b.weight);
+  SmoothWeighted& sw = st->http_rule_splits[rule.key];
+  sw.SetWeights(weights);
+  return sw.Pick(available);
+}
+
 Balancer::EndpointView Balancer::View(const std::string& service_key, in_addr_t ip, uint16_t port) {
   auto st = StateOf(service_key);
   std::lock_guard<std::mutex> l(st->mu);

@@ -36,6 +36,7 @@ struct ServiceState {
   uint64_t rr = 0;
   std::map<uint64_t, std::shared_ptr<EndpointState>> endpoints;  // (ip << 16 | target port)
   std::map<uint16_t, SmoothWeighted> splits;                     // by parent port
+  std::map<std::string, SmoothWeighted> http_rule_splits;        // by HttpRouteRule::key
   std::minstd_rand rng{0x5eed};
   std::atomic<uint32_t> active{0};   // connections to any endpoint (circuit breaker)
   std::atomic<uint32_t> pending{0};  // of those, still connecting
@@ -84,6 +85,9 @@ class Balancer {
   // The backend index (into split.backends) for a new connection to the parent; available[i] says whether backend i
   // has endpoints. -1 when none can take it.
   int PickBackend(const agent::Service& parent, const agent::TrafficSplit& split, const std::vector<bool>& available);
+  // The same for one request matched to an HTTPRoute rule (smooth weighted round robin per rule, shared by workers).
+  int PickHttpBackend(const agent::Service& parent, const agent::HttpRouteRule& rule,
+                      const std::vector<bool>& available);
 
   struct EndpointView {
     uint32_t active = 0;

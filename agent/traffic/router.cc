@@ -63,6 +63,26 @@ RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const 
                       out, why);
 }
 
+RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
+                             uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why) {
+  static const std::vector<in_addr_t> kNoneTried;
+  if (rule == nullptr || rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why);
+  std::vector<const agent::Service*> backends;
+  std::vector<bool> available;
+  for (const auto& b : rule->backends) {
+    const agent::Service* s = snap.FindService(b.ns, b.name);
+    backends.push_back(s);
+    available.push_back(s != nullptr && s->FindPort(b.port) != nullptr && !s->endpoints.empty());
+  }
+  int i = lb.PickHttpBackend(vip_service, *rule, available);
+  if (i < 0) {
+    *why = "route rule " + rule->key + ": no backend with weight > 0 has endpoints";
+    return RouteStatus::kNoEndpoint;
+  }
+  auto idx = static_cast<size_t>(i);
+  return PickEndpoint(lb, snap, *backends[idx], rule->backends[idx].port, kNoneTried, out, why);
+}
+
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
                     std::string* why) {
   const agent::Service* svc = r->service;

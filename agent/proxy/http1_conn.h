@@ -1,0 +1,97 @@
+// A client connection to an HTTP/1.1 Service port, handled per request on the source node (issue 17's L7 path, no
+// extra hop): each request is parsed (llhttp), matched against the HTTPRoutes of the Service, sent to a backend by
+// weight and an endpoint of it, and its response is framed and relayed back; keep-alive continues. An Upgrade or
+// CONNECT request pins the connection to its upstream, which then passes bytes both ways.
+//
+// Upstreams are pooled per client connection (one per endpoint, reused by later requests of this connection; not
+// shared between client connections yet). Each is a socketpair whose other end the worker hands to the same delivery
+// the L4 path uses (HBONE with the source workload's identity, same-node relay, or direct), so identity, policy and
+// the tunnel are exactly the L4 path's. One request is in flight at a time (pipelined requests wait their turn).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/worker_context.h"
+#include "agent/traffic/router.h"
+
+namespace zm::proxy {
+
+class Http1Conn : public Closable {
+ public:
+  // Opens a stream to route.addr (the worker's L4 delivery); returns our end of it, or -1 with *why.
+  using UpstreamOpener = std::function<int(traffic::Route route, std::string* why)>;
+
+  // Takes ownership of |client|; deletes itself when done. |service| and |port|: the VIP's Service and port.
+  static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
+                    const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what);
+  void ForceClose() override;
+  void Drain() override;
+  ~Http1Conn() override;  // via EventLoop::DeleteLater only
+
+ private:
+  struct Upstream : IoHandler {
+    Http1Conn* conn = nullptr;
+    int fd = -1;
+    uint64_t key = 0;
+    std::string out;  // bytes not yet written to fd
+    void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
+  };
+  struct ClientEnd : IoHandler {
+    Http1Conn* conn = nullptr;
+    void OnIo(uint32_t ev) override { conn->OnClient(ev); }
+  };
+
+  Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
+            const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what);
+  void OnClient(uint32_t ev);
+  void OnUpstream(Upstream* u, uint32_t ev);
+  void ReadClient();
+  void Process();       // parses buffered request bytes as far as the in-flight exchange allows
+  bool StartRequest();  // routes the parsed head and queues it upstream; false when the connection was failed
+  void OnResponseBytes(Upstream* u, const char* data, size_t len);
+  void ResponseDone(Upstream* u);
+  void UpstreamClosed(Upstream* u);
+  Upstream* UpstreamFor(traffic::Route route, std::string* why);  // pooled, else newly opened
+  bool Alive(uint64_t key, const Upstream* u) const;              // |u| was not dropped (nor the connection)
+  void DropUpstream(Upstream* u);
+  void FlushClient();
+  void FlushUpstream(Upstream* u);
+  // Answers |status| (when nothing of a response went out yet) and closes after it; otherwise resets the client.
+  void FailRequest(int status, const char* reason, const std::string& why);
+  void CloseWhenFlushed();
+  void Finish(bool reset);
+
+  WorkerContext& ctx_;
+  int client_ = -1;
+  ClientEnd client_end_;
+  std::shared_ptr<const agent::MeshSnapshot> snap_;
+  const agent::Service* service_;
+  uint16_t port_;
+  UpstreamOpener open_;
+  std::string what_;
+
+  std::string in_;   // client bytes not parsed yet
+  std::string out_;  // bytes for the client not written yet
+  Http1RequestParser parser_;
+  Http1ResponseFramer framer_;
+  std::map<uint64_t, std::unique_ptr<Upstream>> upstreams_;  // by endpoint ip:port
+  Upstream* current_ = nullptr;                              // the upstream of the in-flight request
+  bool chunked_ = false;                                     // the in-flight request's body is re-chunked upstream
+  bool request_done_ = true;                                 // no request body still to come
+  bool awaiting_response_ = false;
+  bool response_started_ = false;  // bytes of the in-flight response went to the client
+  bool keep_alive_ = true;         // the client's last request allows another
+  bool tunnel_ = false;            // Upgrade / CONNECT: bytes pass through to current_
+  bool client_eof_ = false;
+  bool client_readable_ = false;
+  bool client_writable_ = false;
+  bool close_when_flushed_ = false;
+  bool draining_ = false;
+  bool done_ = false;
+};
+
+}  // namespace zm::proxy

@@ -1,0 +1,67 @@
+// HTTPRoutes (Gateway API, GAMMA form) as the proxy matches them: the rules of every route whose parent is a Service,
+// with regexes compiled once per config version (RE2: linear time, no backtracking on request data).
+#pragma once
+
+#include <re2/re2.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zm::agent {
+
+enum class HttpMatchType : uint8_t { kExact, kPrefix, kRegex };
+
+struct HttpStringMatch {
+  HttpMatchType type = HttpMatchType::kExact;
+  std::string name;  // header (lower case) or query parameter name; empty for paths
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;  // set for kRegex
+};
+
+// Every condition must hold; an empty one holds for every request.
+struct HttpRouteMatch {
+  bool has_path = false;
+  HttpStringMatch path;
+  std::vector<HttpStringMatch> headers;
+  std::vector<HttpStringMatch> query_params;
+  std::string method;  // empty: every method
+};
+
+struct HttpHeaderModifier {
+  std::vector<std::pair<std::string, std::string>> set;
+  std::vector<std::pair<std::string, std::string>> add;
+  std::vector<std::string> remove;
+};
+
+struct HttpUrlRewrite {
+  enum class Path : uint8_t { kUnchanged, kReplaceFull, kReplacePrefix };
+  std::string hostname;  // empty: unchanged
+  Path path_type = Path::kUnchanged;
+  std::string path;
+};
+
+struct HttpBackend {
+  std::string ns;
+  std::string name;
+  uint16_t port = 0;
+  uint32_t weight = 0;
+};
+
+struct HttpRouteRule {
+  std::string key;                      // "<namespace>/<route>#<index>": the balancer's weighted-choice state per rule
+  std::vector<HttpRouteMatch> matches;  // none: every request
+  std::vector<HttpBackend> backends;    // none: the parent Service itself
+  std::vector<HttpHeaderModifier> request_headers;
+  bool has_rewrite = false;
+  HttpUrlRewrite rewrite;
+};
+
+// The rules of the routes attached to one parent port (0: every port), in Gateway API precedence order.
+struct HttpRouting {
+  uint16_t port = 0;
+  std::vector<HttpRouteRule> rules;
+};
+
+}  // namespace zm::agent

@@ -1,0 +1,238 @@
+// HTTP/1.1 framing of the L7 path: requests parsed one at a time in any split, bodies (Content-Length and chunked,
+// re-chunked upstream), upgrades, malformed and oversized heads; the response framer's ends (Content-Length, chunked,
+// close-delimited, HEAD, 1xx, 101); the request filters.
+#include <gtest/gtest.h>
+
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/http_filters.h"
+
+namespace zm::proxy {
+namespace {
+
+using Ev = Http1RequestParser::Event;
+
+struct Parsed {
+  std::vector<HttpRequestHead> heads;
+  std::vector<std::string> bodies;
+  Ev last = Ev::kNeedMore;
+  std::string rest;  // bytes after an upgrade
+};
+
+// Feeds |wire| in pieces of |step| bytes, as the connection does (unconsumed bytes are fed again).
+Parsed ParseAll(const std::string& wire, size_t step, HttpLimits limits = {}) {
+  Http1RequestParser p(limits);
+  Parsed out;
+  std::string buf;
+  size_t off = 0;
+  while (true) {
+    if (off < wire.size()) {
+      size_t n = std::min(step, wire.size() - off);
+      buf.append(wire, off, n);
+      off += n;
+    }
+    while (!buf.empty()) {
+      size_t used = 0;
+      Ev ev = p.Feed(buf.data(), buf.size(), &used);
+      buf.erase(0, used);
+      if (p.head_ready()) {
+        out.heads.push_back(p.head());
+        out.bodies.emplace_back();
+      }
+      if (!p.body().empty()) out.bodies.back() += p.body();
+      out.last = ev;
+      if (ev == Ev::kError || ev == Ev::kHeadTooLarge) return out;
+      if (ev == Ev::kUpgrade) {
+        out.rest = buf + wire.substr(off);
+        return out;
+      }
+      if (ev == Ev::kNeedMore) break;
+    }
+    if (off >= wire.size()) return out;
+  }
+}
+
+TEST(Http1Request, KeepAliveRequestsInAnySplit) {
+  std::string wire =
+      "GET /a?x=1 HTTP/1.1\r\nHost: web\r\nX-Canary: 1\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\nhello"
+      "PUT /c HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+  for (size_t step : {size_t{1}, size_t{7}, wire.size()}) {
+    Parsed p = ParseAll(wire, step);
+    ASSERT_EQ(p.heads.size(), 3u) << "step " << step;
+    EXPECT_EQ(p.heads[0].method, "GET");
+    EXPECT_EQ(p.heads[0].Path(), "/a");
+    EXPECT_EQ(p.heads[0].Query(), "x=1");
+    ASSERT_NE(p.heads[0].Header("x-canary"), nullptr);  // names lower case
+    EXPECT_EQ(*p.heads[0].Header("x-canary"), "1");
+    EXPECT_EQ(p.bodies[1], "hello");
+    EXPECT_FALSE(p.heads[1].chunked);
+    EXPECT_TRUE(p.heads[2].chunked);
+    EXPECT_EQ(p.bodies[2], "abcde");  // decoded
+    EXPECT_TRUE(p.heads[2].keep_alive);
+    EXPECT_EQ(p.last, Ev::kEnd);
+  }
+}
+
+TEST(Http1Request, UpgradeAndConnectLeaveTheRestAsTunnelBytes) {
+  Parsed ws = ParseAll("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nRAWBYTES", 5);
+  ASSERT_EQ(ws.heads.size(), 1u);
+  EXPECT_TRUE(ws.heads[0].upgrade);
+  EXPECT_EQ(ws.last, Ev::kUpgrade);
+  EXPECT_EQ(ws.rest, "RAWBYTES");
+  Parsed c = ParseAll("CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n\x01\x02", 100);
+  ASSERT_EQ(c.heads.size(), 1u);
+  EXPECT_TRUE(c.heads[0].upgrade);
+  EXPECT_EQ(c.last, Ev::kUpgrade);
+  EXPECT_EQ(c.rest, "\x01\x02");
+}
+
+TEST(Http1Request, MalformedAndSmugglingAttemptsAreErrors) {
+  EXPECT_EQ(ParseAll("GARBAGE\r\n\r\n", 100).last, Ev::kError);
+  EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 100).last, Ev::kError);
+  EXPECT_EQ(ParseAll("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 100).last,
+            Ev::kError);
+  EXPECT_EQ(ParseAll("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 100).last, Ev::kError);
+}
+
+TEST(Http1Request, OversizedHeadIs431) {
+  HttpLimits small;
+  small.max_head_bytes = 256;
+  EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nX: " + std::string(300, 'a') + "\r\n\r\n", 64, small).last, Ev::kHeadTooLarge);
+  small.max_head_bytes = 64 * 1024;
+  small.max_headers = 3;
+  EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 64, small).last, Ev::kHeadTooLarge);
+  EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 64, small).last, Ev::kEnd);
+}
+
+TEST(Http1Request, SerializedHeadParsesBackTheSame) {
+  Parsed p = ParseAll("GET /x?y HTTP/1.1\r\nHost: web\r\nAccept: */*\r\n\r\n", 100);
+  ASSERT_EQ(p.heads.size(), 1u);
+  std::string wire = SerializeRequestHead(p.heads[0]);
+  EXPECT_EQ(wire, "GET /x?y HTTP/1.1\r\nhost: web\r\naccept: */*\r\n\r\n");
+  std::string chunked;
+  AppendChunk("hello world!!!!!!", &chunked);
+  AppendChunk("", &chunked);
+  EXPECT_EQ(chunked, "11\r\nhello world!!!!!!\r\n");
+}
+
+// Feeds a response in one-byte pieces; returns how many bytes the framer said belong to it.
+size_t FrameResponse(Http1ResponseFramer& f, const std::string& wire, Http1ResponseFramer::Result* r) {
+  size_t total = 0;
+  *r = Http1ResponseFramer::Result::kNeedMore;
+  for (size_t i = 0; i < wire.size(); ++i) {
+    size_t used = 0;
+    *r = f.Feed(wire.data() + i, 1, &used);
+    total += used;
+    if (*r != Http1ResponseFramer::Result::kNeedMore) break;
+  }
+  return total;
+}
+
+TEST(Http1Response, EndsAtContentLengthChunkedAndForHead) {
+  Http1ResponseFramer f;
+  Http1ResponseFramer::Result r;
+  std::string a = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+  f.Start(false);
+  EXPECT_EQ(FrameResponse(f, a + "NEXT", &r), a.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+  EXPECT_TRUE(f.keep_alive());
+  std::string b = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+  f.Start(false);
+  EXPECT_EQ(FrameResponse(f, b + "X", &r), b.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+  f.Start(true);
+  EXPECT_EQ(FrameResponse(f, head, &r), head.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+  std::string nc = "HTTP/1.1 204 No Content\r\n\r\n";
+  f.Start(false);
+  EXPECT_EQ(FrameResponse(f, nc, &r), nc.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+}
+
+TEST(Http1Response, InterimResponsesAreNotTheEndButSwitchingProtocolsIs) {
+  Http1ResponseFramer f;
+  Http1ResponseFramer::Result r;
+  std::string c = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+  f.Start(false);
+  EXPECT_EQ(FrameResponse(f, c, &r), c.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+  EXPECT_EQ(f.status(), 201);
+  std::string up = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  f.Start(false);
+  EXPECT_EQ(FrameResponse(f, up + "frames", &r), up.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
+  EXPECT_EQ(f.status(), 101);
+  EXPECT_FALSE(f.keep_alive());
+}
+
+TEST(Http1Response, CloseDelimitedEndsAtEofAndCutResponsesAreErrors) {
+  Http1ResponseFramer f;
+  Http1ResponseFramer::Result r;
+  f.Start(false);
+  std::string cd = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil eof";
+  EXPECT_EQ(FrameResponse(f, cd, &r), cd.size());
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kNeedMore);
+  EXPECT_EQ(f.Finish(), Http1ResponseFramer::Result::kComplete);
+  EXPECT_FALSE(f.keep_alive());
+  f.Start(false);
+  FrameResponse(f, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", &r);
+  EXPECT_EQ(f.Finish(), Http1ResponseFramer::Result::kError);
+  f.Start(false);
+  EXPECT_EQ(f.Finish(), Http1ResponseFramer::Result::kError);  // nothing at all
+  f.Start(false);
+  FrameResponse(f, "NOT HTTP\r\n\r\n", &r);
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kError);
+}
+
+HttpRequestHead Head(std::string target, std::vector<std::pair<std::string, std::string>> headers) {
+  HttpRequestHead h;
+  h.method = "GET";
+  h.target = std::move(target);
+  h.headers = std::move(headers);
+  return h;
+}
+
+TEST(HttpFilters, HeaderModifierSetsAddsRemoves) {
+  agent::HttpRouteRule rule;
+  agent::HttpHeaderModifier m;
+  m.set = {{"X-Env", "canary"}};
+  m.add = {{"x-extra", "1"}};
+  m.remove = {"X-Drop"};
+  rule.request_headers.push_back(m);
+  HttpRequestHead h = Head("/", {{"host", "web"}, {"x-env", "prod"}, {"x-drop", "y"}, {"x-extra", "0"}});
+  ApplyRequestFilters(rule, nullptr, &h);
+  EXPECT_EQ(SerializeRequestHead(h),
+            "GET / HTTP/1.1\r\nhost: web\r\nx-extra: 0\r\nx-env: canary\r\nx-extra: 1\r\n\r\n");
+}
+
+TEST(HttpFilters, UrlRewriteReplacesPrefixFullPathAndHost) {
+  agent::HttpRouteMatch match;
+  match.has_path = true;
+  match.path.type = agent::HttpMatchType::kPrefix;
+  match.path.value = "/shop";
+  agent::HttpRouteRule rule;
+  rule.has_rewrite = true;
+  rule.rewrite.path_type = agent::HttpUrlRewrite::Path::kReplacePrefix;
+  rule.rewrite.path = "/store/v2";
+  rule.rewrite.hostname = "store.internal";
+  HttpRequestHead h = Head("/shop/cart?id=3", {{"host", "web"}});
+  ApplyRequestFilters(rule, &match, &h);
+  EXPECT_EQ(h.target, "/store/v2/cart?id=3");
+  EXPECT_EQ(*h.Header("host"), "store.internal");
+  HttpRequestHead exact = Head("/shop", {});
+  ApplyRequestFilters(rule, &match, &exact);
+  EXPECT_EQ(exact.target, "/store/v2");
+  rule.rewrite.path = "/";
+  HttpRequestHead root = Head("/shop/cart", {});
+  ApplyRequestFilters(rule, &match, &root);
+  EXPECT_EQ(root.target, "/cart");
+  rule.rewrite.path_type = agent::HttpUrlRewrite::Path::kReplaceFull;
+  rule.rewrite.path = "/fixed";
+  HttpRequestHead full = Head("/shop/a/b?q", {});
+  ApplyRequestFilters(rule, &match, &full);
+  EXPECT_EQ(full.target, "/fixed?q");
+}
+
+}  // namespace
+}  // namespace zm::proxy
