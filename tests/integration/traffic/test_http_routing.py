@@ -1,0 +1,181 @@
+"""Issue 17, first data-plane slice, on the simulated cluster with the real controller and agents: HTTP/1.1 requests
+to a Service port with appProtocol http are routed per request by the source node proxy.
+
+Pods: client (node1), a1 (node1, v1), a2 (node2, v1), c1 (node2, v2); each serves tests/.../http_tool.py on 9080 and
+answers with its own name. Services (namespace shop): web 10.96.0.30 (v1: a1, a2), web-v2 10.96.0.31 (v2: c1), both
+80 -> 9080 appProtocol http. One HTTPRoute on web: x-canary: 1 -> web-v2 (with a RequestHeaderModifier), PathPrefix
+/v2 -> web-v2, PathPrefix /split -> web 50 / web-v2 50; anything else goes to web itself.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
+NS = "shop"
+VIP, VIP_V2 = "10.96.0.30", "10.96.0.31"
+
+MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  vip: {VIP}
+  selector: {{version: v1}}
+  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: web-v2, namespace: {NS}}}
+spec:
+  vip: {VIP_V2}
+  selector: {{version: v2}}
+  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  parentRefs: [{{kind: Service, name: web, port: 80}}]
+  rules:
+  - matches: [{{headers: [{{name: x-canary, value: "1"}}]}}]
+    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: x-routed, value: canary}}]}}}}]
+    backendRefs: [{{name: web-v2, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /v2}}}}]
+    backendRefs: [{{name: web-v2, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /split}}}}]
+    backendRefs: [{{name: web, port: 80, weight: 50}}, {{name: web-v2, port: 80, weight: 50}}]
+"""
+
+
+class HttpRoutingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.client = c.add_pod("node1", "client")
+            backends = [(c.add_pod("node1", "a1"), "v1"), (c.add_pod("node2", "a2"), "v1"),
+                        (c.add_pod("node2", "c1"), "v2")]
+            cls.cp = ControlPlane(c, Path(cls.tmp.name))
+            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+            for pod, version in backends:
+                cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
+                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", pod.name], stdout=subprocess.DEVNULL)
+            cls.cp.write("web.yaml", MANIFESTS)
+            cls.cp.start()
+            for pod, _ in backends:
+                c.wait_tcp(pod, pod.ip, 9080)
+            cls.wait_routed()
+        except BaseException:
+            cls.cluster.down()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    @classmethod
+    def run_plan(cls, plan, host=VIP) -> dict:
+        res = cls.cluster.run(cls.client, [sys.executable, HTTP_TOOL, "run", host, "80"], input=json.dumps(plan),
+                              text=True, timeout=120)
+        if res.returncode != 0:
+            raise AssertionError(f"client failed: {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
+        return json.loads(res.stdout)
+
+    @classmethod
+    def wait_routed(cls, timeout=20.0):
+        """Until the agent on node1 has the route (a canary request reaches c1): setup, not an assertion."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = cls.run_plan([{"path": "/", "headers": {"x-canary": "1"}}])
+                if last["bodies"][0].startswith("200 c1 "):
+                    return
+            except AssertionError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise AssertionError(f"the route never took effect: {last}\ncontroller: {cls.cp.log('controller', 3000)}")
+
+    @staticmethod
+    def servers(out) -> Counter:
+        return Counter(b.split()[1] for b in out["bodies"])
+
+    def test_keep_alive_requests_on_one_connection_spread_over_both_endpoints(self):
+        out = self.run_plan([{"path": "/", "count": 1000}])
+        self.assertEqual(out["sockets"], 1, "the client had to reconnect")
+        self.assertEqual(len(out["bodies"]), 1000)
+        self.assertTrue(all(b.startswith("200 ") for b in out["bodies"]), Counter(out["bodies"]))
+        by = self.servers(out)
+        print(f"1000 requests on one connection: {dict(by)}", file=sys.stderr)
+        # L4 balancing would give one endpoint all 1,000; per-request round robin gives each about half.
+        self.assertEqual(set(by), {"a1", "a2"}, by)
+        self.assertGreaterEqual(min(by.values()), 400, by)
+
+    def test_header_and_path_prefix_matches_pick_their_backend(self):
+        out = self.run_plan([
+            {"path": "/", "headers": {"x-canary": "1"}, "count": 20},
+            {"path": "/v2/items", "count": 20},
+            {"path": "/v2", "count": 5},
+            {"path": "/v2x", "count": 20},  # PathPrefix is element-wise: not /v2
+            {"path": "/other", "headers": {"x-canary": "0"}, "count": 20},
+        ])
+        self.assertEqual(out["sockets"], 1)
+        b = out["bodies"]
+        self.assertEqual({x.split()[1] for x in b[:20]}, {"c1"}, b[:20])
+        self.assertTrue(all(x.endswith(" canary") for x in b[:20]), b[:20])  # the server saw the header set
+        self.assertEqual({x.split()[1] for x in b[20:45]}, {"c1"}, b[20:45])
+        self.assertTrue(all(x.endswith(" -") for x in b[20:45]), b[20:45])
+        self.assertEqual({x.split()[1] for x in b[45:85]}, {"a1", "a2"}, b[45:85])
+
+    def test_weighted_split_per_request(self):
+        out = self.run_plan([{"path": "/split/x", "count": 400}])
+        self.assertEqual(out["sockets"], 1)
+        by = Counter("v2" if s == "c1" else "v1" for s in self.servers(out).elements())
+        print(f"50/50 split over 400 requests: {dict(by)}", file=sys.stderr)
+        self.assertEqual(sum(by.values()), 400)
+        self.assertGreaterEqual(by["v2"], 140, by)  # 50 % within a generous band (35-65 %)
+        self.assertLessEqual(by["v2"], 260, by)
+
+    def test_bodies_chunked_responses_and_posts(self):
+        out = self.run_plan([
+            {"path": "/v2/chunked", "count": 3},
+            {"path": "/upload", "method": "POST", "body": "x" * 100000, "count": 3},
+            {"path": "/after", "count": 2},
+        ])
+        self.assertEqual(out["sockets"], 1)
+        b = out["bodies"]
+        self.assertEqual(b[:3], ["200 c1 /v2/chunked -"] * 3)
+        self.assertEqual([x.split()[2:] for x in b[3:6]], [["/upload", "len=100000"]] * 3, b[3:6])
+        self.assertEqual([x.split()[2] for x in b[6:]], ["/after"] * 2)
+
+    def test_malformed_request_gets_400_and_the_connection_closes(self):
+        script = (
+            "import socket, sys\n"
+            "c = socket.create_connection((sys.argv[1], 80), timeout=10)\n"
+            "c.sendall(b'NOT HTTP AT ALL\\r\\n\\r\\n')\n"
+            "buf = b''\n"
+            "while True:\n"
+            "    d = c.recv(4096)\n"
+            "    if not d: break\n"
+            "    buf += d\n"
+            "print(buf.decode(errors='replace').splitlines()[0] if buf else 'EMPTY')\n")
+        res = self.cluster.run(self.client, [sys.executable, "-c", script, VIP], text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.strip(), "HTTP/1.1 400 Bad Request")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
