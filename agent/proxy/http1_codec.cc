@@ -91,6 +91,9 @@ int Http1RequestParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
 
 int Http1RequestParser::OnHeadersComplete(llhttp_t* p) {
   auto* self = static_cast<Http1RequestParser*>(p->data);
+  // HTTP/1.0 and 1.1 only: llhttp also takes a version-less (0.9-style) request line, which we would forward as
+  // something else (found by fuzz_http_framing).
+  if (llhttp_get_http_major(p) != 1) return -1;
   HttpRequestHead& h = self->head_;
   h.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(p)));
   h.version_minor = llhttp_get_http_minor(p);

@@ -88,6 +88,7 @@ TEST(Http1Request, UpgradeAndConnectLeaveTheRestAsTunnelBytes) {
 
 TEST(Http1Request, MalformedAndSmugglingAttemptsAreErrors) {
   EXPECT_EQ(ParseAll("GARBAGE\r\n\r\n", 100).last, Ev::kError);
+  EXPECT_EQ(ParseAll("CONNECT \n\n\n\n\n1\nb:", 100).last, Ev::kError);  // no version: not forwarded as 1.x
   EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 100).last, Ev::kError);
   EXPECT_EQ(ParseAll("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 100).last,
             Ev::kError);
