@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
 from mesh import Mesh, BUILD_DIR  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import l7  # noqa: E402
 
 TOOLS = BUILD_DIR / "bench"
 PATHS = ("direct", "zeromesh", "haproxy")
@@ -333,6 +335,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=4, help="parallel connections of the connection-rate test")
     ap.add_argument("--hold", type=int, default=1000, help="connections held open for the RSS measurement")
     ap.add_argument("--json", default="")
+    ap.add_argument("--no-l7", action="store_true", help="skip the L7 (HTTP/1.1) part: bench/l7.py")
     ap.add_argument("--perf", default="", help="also profile the proxies (perf record cpu-clock + syscall counts) during an extra "
                     "iperf3 run per proxied path; writes the text report to this file")
     args = ap.parse_args()
@@ -419,6 +422,11 @@ def main() -> int:
             if p.poll() is not None:
                 raise zmcluster.ClusterError(f"agent on {node} died: {mesh.agent_log(c.node(node))}")
 
+    l7_report = None
+    if not args.no_l7:  # the L7 part: its own cluster with the controller (appProtocol needs manifests), same run
+        l7_report = l7.run(rounds, seconds, PROXY_THREADS, CIPHER, cpu_ticks, CLK_TCK, log,
+                           latency=not args.tiny)
+
     med, lo, hi = summarize(raw)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -439,7 +447,11 @@ def main() -> int:
     report["goals"] = goals(report["ratios"])
     if profile:
         report["profile"] = profile
+    if l7_report:
+        report["l7"] = l7_report
     print_table(report)
+    if l7_report:
+        l7.print_summary(l7_report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         log(f"wrote {args.json}")

@@ -19,6 +19,10 @@ POSITIVE_RATIOS = ("throughput_vs_direct", "throughput_vs_haproxy", "connrate_vs
                    "agent_rss_mb", "agent_cpu_core_s_per_gb", "agent_vcpu_1000rps", "haproxy_vcpu_1000rps")
 # Differences of two latencies: may be negative on a noisy machine, but must be numbers.
 ADDED = ("rr_p50_added_us", "rr_p99_added_us", "haproxy_rr_p50_added_us", "haproxy_rr_p99_added_us")
+# L7 (bench/l7.py, wrk over keep-alive): tiny mode runs the rate run only. wrk with zero requests or any error (socket
+# error, non-2xx/3xx) already fails the run; these check the JSON carries the figures.
+L7_METRICS = ("http_rps", "http_rate_p50_us", "http_rate_p99_us", "http_requests")
+L7_RATIOS = ("http_rps_vs_direct", "http_rps_vs_haproxy", "agent_http_req_per_core_s", "haproxy_http_req_per_core_s")
 
 
 class BenchSmoke(unittest.TestCase):
@@ -55,6 +59,17 @@ class BenchSmoke(unittest.TestCase):
         cfg = report["config"]
         self.assertEqual(cfg["agent_workers"], cfg["haproxy_nbthread"])
         self.assertEqual(len(cfg["loadavg_start"]), 3)
+        # L7: HTTP/1.1 through the three paths in the same run, the mesh leg's path recorded from the probe.
+        l7 = report["l7"]
+        self.assertIn(l7["mesh_path"], ("l7", "l4"))
+        self.assertEqual(l7["config"]["agent_workers"], l7["config"]["haproxy_nbthread"])
+        for path in PATHS:
+            for m in L7_METRICS:
+                self.assertGreater(l7["median"][path][m], 0, f"l7.median.{path}.{m}")
+        for path in ("zeromesh", "haproxy"):
+            self.assertGreater(l7["median"][path]["proxy_cpu_s"], 0, f"l7 {path} proxy CPU")
+        for k in L7_RATIOS:
+            self.assertGreater(l7["ratios"][k], 0, f"l7.ratios.{k}")
         # The steady load really ran at its rate through every path (zm-steady fails when an answer is missing).
         for path in PATHS:
             self.assertGreater(report["median"][path]["steady_rate"], 0.9 * cfg["steady"]["rate"], path)

@@ -1,0 +1,354 @@
+"""L7 part of the data-plane benchmark (issue 17): HTTP/1.1 over keep-alive connections, direct vs zeromesh vs HAProxy
+in HTTP mode, interleaved rounds, called by bench/dataplane.py after its L4 rounds (same run, same JSON).
+
+Its own simulated cluster, because a Service port is only marked HTTP (appProtocol: http) through the controller's
+universal-mode manifests (the agents' local JSON config has no appProtocol): a real mesh-controller plus one agent per
+node started from a bootstrap file (tests/cluster/controlplane.py), the agents with --workers = HAProxy's nbthread.
+
+  direct    lclient -> lpserver:8080                       no mesh (workloads not enrolled)
+  zeromesh  lmclient -> Service web 10.96.0.80:80          enrolled, STRICT; the port has appProtocol: http, so the
+            (appProtocol http, endpoint lmserver:8080)     source agent takes its L7 path when the agent has one
+  haproxy   lhclient -> HAProxy node1 (mode http)          HTTP mode with keep-alive on both sides; mutual TLS 1.3
+            -> HAProxy node2 (mode http) -> lhserver:8080  between the two instances, as the L4 comparison
+
+Server: Debian's nginx (nginx-light), one worker, answering `return 200` with a 2-byte body, access log off.
+Load: wrk (Debian) on persistent connections: a rate run (WRK_CONNS connections, 1 thread) with the proxies' CPU
+(utime+stime over the run), and a latency run on one connection (p50/p99 of one request at a time).
+
+Which path the mesh took is recorded, not assumed: an HTTPRoute on the Service (one rule, PathPrefix /, back to the
+Service itself) sets the request header x-zm-bench-route: l7; nginx echoes that request header in its response. Only a
+proxy that parsed the request and applied the route can have added it, so `l7.mesh_path` is "l7" when the probe's
+response carries it and "l4" when it does not.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+from mesh import TestCA  # noqa: E402
+
+PATHS = ("direct", "zeromesh", "haproxy")
+HTTP_PORT = 8080
+VIP, VIP_PORT = "10.96.0.80", 80
+HAP_N1_PORT, HAP_N2_PORT = 28080, 38080
+NS = "bench"
+WRK_CONNS = 8
+ROUTE_HEADER = "x-zm-bench-route"
+METRICS = ("http_rps", "http_rate_p50_us", "http_rate_p99_us", "http_p50_us", "http_p99_us")
+
+
+def nginx_config(work: Path, name: str, ip: str) -> Path:
+    d = work / f"nginx-{name}"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    cfg = d / "nginx.conf"
+    cfg.write_text(f"""worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp;
+    proxy_temp_path {d}/tmp;
+    fastcgi_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp;
+    scgi_temp_path {d}/tmp;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    server {{
+        listen {ip}:{HTTP_PORT} reuseport;
+        location / {{
+            add_header {ROUTE_HEADER} $http_{ROUTE_HEADER.replace('-', '_')} always;
+            return 200 "ok";
+        }}
+    }}
+}}
+""")
+    return cfg
+
+
+def haproxy_http_configs(work: Path, ca: TestCA, node1, node2, server_ip: str, cipher: str,
+                         threads: int) -> tuple[Path, Path]:
+    pems = {}
+    for role in ("client", "server"):
+        crt, key = ca.issue(ca.spiffe_id("haproxy", f"l7-{role}"), f"haproxy-l7-{role}")
+        pem = work / f"haproxy-l7-{role}.pem"
+        pem.write_text(crt.read_text() + key.read_text())
+        pems[role] = pem
+    glob = f"""global
+    nbthread {threads}
+    maxconn 8000
+    ssl-default-bind-ciphersuites {cipher}
+    ssl-default-server-ciphersuites {cipher}
+    ssl-default-bind-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
+    ssl-default-server-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
+    ssl-server-verify required
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse safe
+    maxconn 8000
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+"""
+    n1 = glob + f"""
+listen web
+    bind {node1.gateway}:{HAP_N1_PORT}
+    server node2 {node2.ip}:{HAP_N2_PORT} ssl crt {pems['client']} ca-file {ca.cert} verify required
+"""
+    n2 = glob + f"""
+listen web
+    bind {node2.ip}:{HAP_N2_PORT} ssl crt {pems['server']} ca-file {ca.cert} verify required
+    server pod {server_ip}:{HTTP_PORT}
+"""
+    c1, c2 = work / "haproxy-l7-node1.cfg", work / "haproxy-l7-node2.cfg"
+    c1.write_text(n1)
+    c2.write_text(n2)
+    for cfg in (c1, c2):
+        zmcluster.sh(["haproxy", "-c", "-q", "-f", str(cfg)])
+    return c1, c2
+
+
+def manifests() -> str:
+    return f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  vip: {VIP}
+  selector: {{app: lmserver}}
+  ports: [{{name: web, port: {VIP_PORT}, targetPort: {HTTP_PORT}, appProtocol: http}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  parentRefs: [{{kind: Service, name: web, port: {VIP_PORT}}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: {ROUTE_HEADER}, value: l7}}]}}}}]
+    backendRefs: [{{name: web, port: {VIP_PORT}}}]
+"""
+
+
+_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def _dur_us(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"unparsable wrk duration {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict:
+    """wrk --latency's text output -> requests, rate, p50/p99 (us), errors (socket errors + non-2xx/3xx)."""
+    m = re.search(r"^\s*(\d+) requests in ", out, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    if not m or not rps:
+        raise ValueError(f"unexpected wrk output: {out[-1500:]}")
+    pct = {p: _dur_us(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    errors = 0
+    se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if se:
+        errors += sum(int(x) for x in se.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    if "50" not in pct or "99" not in pct:
+        raise ValueError(f"wrk printed no latency distribution: {out[-1500:]}")
+    return {"requests": int(m.group(1)), "rps": float(rps.group(1)), "p50_us": pct["50"], "p99_us": pct["99"],
+            "errors": errors}
+
+
+class L7Bench:
+    def __init__(self, c, targets: dict, proxies: dict, seconds: float, cpu_ticks, clk_tck: int, latency: bool):
+        self.c, self.targets, self.proxies, self.seconds, self.latency = c, targets, proxies, seconds, latency
+        self.cpu_ticks, self.clk_tck = cpu_ticks, clk_tck
+
+    def wrk(self, path: str, conns: int) -> tuple[dict, float]:
+        pod, url = self.targets[path]
+        pids = self.proxies.get(path, [])
+        before = self.cpu_ticks(pids)
+        secs = max(1, round(self.seconds))
+        res = self.c.run(pod, ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", url], text=True,
+                         timeout=secs + 30)
+        after = self.cpu_ticks(pids)
+        if res.returncode != 0:
+            raise zmcluster.ClusterError(f"wrk failed in {pod.name} ({res.returncode}): {res.stderr[-500:]}")
+        out = parse_wrk(res.stdout)
+        if out["requests"] <= 0 or out["errors"]:
+            raise zmcluster.ClusterError(f"wrk through {path}: {out['requests']} requests, {out['errors']} errors:\n"
+                                         f"{res.stdout[-1500:]}")
+        return out, (after[0] - before[0] + after[1] - before[1]) / self.clk_tck
+
+    def round(self, path: str) -> dict:
+        rate, cpu = self.wrk(path, WRK_CONNS)
+        fig = {"http_rps": rate["rps"], "http_rate_p50_us": rate["p50_us"], "http_rate_p99_us": rate["p99_us"],
+               "http_requests": rate["requests"]}
+        if self.latency:  # one request at a time: the added latency without queueing
+            lat, _ = self.wrk(path, 1)
+            fig.update({"http_p50_us": lat["p50_us"], "http_p99_us": lat["p99_us"]})
+        if self.proxies.get(path):
+            fig["proxy_cpu_s"] = cpu
+            fig["http_req_per_proxy_core_s"] = rate["requests"] / cpu if cpu > 0 else 0.0
+        return fig
+
+
+def probe_path(c, pod, url: str) -> tuple[str, str]:
+    """One request through the mesh leg: ("l7" | "l4", the response head) from whether the route's header came back."""
+    res = c.run(pod, ["curl", "-sS", "-D", "-", "-o", "/dev/null", "--max-time", "5", url], text=True, timeout=15)
+    if res.returncode != 0:
+        raise zmcluster.ClusterError(f"probe {url} failed: {res.stderr.strip()}")
+    head = res.stdout
+    seen = re.search(rf"^{ROUTE_HEADER}:\s*(\S+)", head, re.M | re.I)
+    return ("l7" if seen and seen.group(1) == "l7" else "l4"), head.strip()
+
+
+def wait_probe(c, pod, url: str, timeout: float) -> tuple[str, str]:
+    """Until the Service answers (config streamed to the agents); then a few more tries for the route to show up."""
+    deadline = time.monotonic() + timeout
+    last: tuple[str, str] | str = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            last = probe_path(c, pod, url)
+            if last[0] == "l7":
+                return last
+        except zmcluster.ClusterError as e:
+            last = str(e)
+        time.sleep(0.2)
+    if isinstance(last, tuple):
+        return last  # answered, but never through a route: the agent relayed the port at L4
+    raise zmcluster.ClusterError(f"the mesh Service never answered: {last}")
+
+
+def run(rounds: int, seconds: float, threads: int, cipher: str, cpu_ticks, clk_tck: int, log,
+        latency: bool = True) -> dict:
+    """latency=False (the smoke test's tiny mode) skips the one-connection latency run."""
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="zm-bench-l7-") as tmp, zmcluster.Cluster(nodes=2, pods_per_node=0) as c:
+        work = Path(tmp)
+        n1, n2 = c.node("node1"), c.node("node2")
+        pods = {name: c.add_pod(node, name) for name, node in
+                (("lpclient", n1), ("lmclient", n1), ("lhclient", n1),
+                 ("lpserver", n2), ("lmserver", n2), ("lhserver", n2))}
+        cp = ControlPlane(c, work / "cp")
+        cp.workload(pods["lmclient"], ns=NS, sa="client", labels={"app": "lmclient"})
+        cp.workload(pods["lmserver"], ns=NS, sa="web", labels={"app": "lmserver"})
+        for name in ("lpclient", "lpserver", "lhclient", "lhserver"):
+            cp.workload(pods[name], ns=NS, enrolled=False, labels={"app": name})
+        cp.write("web.yaml", manifests())
+        for name in ("lpserver", "lmserver", "lhserver"):
+            cfg = nginx_config(work, name, pods[name].ip)
+            c.popen(pods[name], ["nginx", "-c", str(cfg), "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                    stderr=open(work / f"nginx-{name}.log", "wb"))
+        ca = TestCA(work / "hap-ca")
+        cfg1, cfg2 = haproxy_http_configs(work, ca, n1, n2, pods["lhserver"].ip, cipher, threads)
+        cp.start_controller()
+        for node in (n1, n2):
+            cp.start_agent(node, wait=False, extra_args=["--workers", str(threads)])
+        for node in (n1, n2):
+            cp.wait_agent_ready(node)
+        hap = [c.popen(node, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                       stderr=open(work / f"haproxy-l7-{node.name}.log", "wb")) for node, cfg in ((n1, cfg1), (n2, cfg2))]
+        for name in ("lpserver", "lmserver", "lhserver"):
+            c.wait_tcp(pods[name], pods[name].ip, HTTP_PORT, timeout=15)
+        c.wait_tcp(pods["lhclient"], n1.gateway, HAP_N1_PORT, timeout=15)
+        targets = {
+            "direct": (pods["lpclient"], f"http://{pods['lpserver'].ip}:{HTTP_PORT}/"),
+            "zeromesh": (pods["lmclient"], f"http://{VIP}:{VIP_PORT}/"),
+            "haproxy": (pods["lhclient"], f"http://{n1.gateway}:{HAP_N1_PORT}/"),
+        }
+        mesh_path, probe_head = wait_probe(c, pods["lmclient"], targets["zeromesh"][1], timeout=20)
+        log(f"L7: the mesh leg goes through the agent's {mesh_path.upper()} path "
+            f"(route header {'seen' if mesh_path == 'l7' else 'absent'} in the response)")
+        for pid, want in [(p.pid, "mesh-agent") for p in cp.agents.values()] + [(p.pid, "haproxy") for p in hap]:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            if comm != want:
+                raise zmcluster.ClusterError(f"pid {pid} is {comm}, expected {want}")
+        proxies = {"zeromesh": [p.pid for p in cp.agents.values()], "haproxy": [p.pid for p in hap]}
+        bench = L7Bench(c, targets, proxies, seconds, cpu_ticks, clk_tck, latency)
+        raw = {p: {} for p in PATHS}
+        for r in range(rounds):
+            for path in PATHS:
+                fig = bench.round(path)
+                for k, v in fig.items():
+                    raw[path].setdefault(k, []).append(round(v, 3))
+                log(f"L7 round {r + 1}/{rounds} {path}: " + ", ".join(f"{k}={v:.1f}" for k, v in fig.items()))
+        for node, p in cp.agents.items():
+            if p.poll() is not None:
+                raise zmcluster.ClusterError(f"agent on {node} died: {cp.log('agent-' + node, 3000)}")
+        # The path once more at the end: the figures are from it.
+        mesh_path_end, _ = probe_path(c, pods["lmclient"], targets["zeromesh"][1])
+        cp.stop_controller()
+
+    med = {p: {k: statistics.median(v) for k, v in m.items()} for p, m in raw.items()}
+    lo = {p: {k: min(v) for k, v in m.items()} for p, m in raw.items()}
+    hi = {p: {k: max(v) for k, v in m.items()} for p, m in raw.items()}
+    d, z, h = med["direct"], med["zeromesh"], med["haproxy"]
+    ratios = {
+        "http_rps_vs_direct": z["http_rps"] / d["http_rps"],
+        "http_rps_vs_haproxy": z["http_rps"] / h["http_rps"],
+        "haproxy_http_rps_vs_direct": h["http_rps"] / d["http_rps"],
+        "agent_http_req_per_core_s": z["http_req_per_proxy_core_s"],
+        "haproxy_http_req_per_core_s": h["http_req_per_proxy_core_s"],
+        "http_req_per_core_vs_haproxy": (z["http_req_per_proxy_core_s"] / h["http_req_per_proxy_core_s"]
+                                         if h["http_req_per_proxy_core_s"] else 0.0),
+    }
+    if latency:
+        ratios.update({"http_p50_added_us": z["http_p50_us"] - d["http_p50_us"],
+                       "http_p99_added_us": z["http_p99_us"] - d["http_p99_us"],
+                       "haproxy_http_p50_added_us": h["http_p50_us"] - d["http_p50_us"],
+                       "haproxy_http_p99_added_us": h["http_p99_us"] - d["http_p99_us"]})
+    return {
+        "config": {"latency_run": latency, "server": "nginx (Debian nginx-light), 1 worker, 200 with a 2-byte body",
+                   "load": f"wrk -t1 -c{WRK_CONNS} (rate) and -c1 (latency), keep-alive, --latency",
+                   "wrk_conns": WRK_CONNS, "haproxy_mode": "http, option http-keep-alive, http-reuse safe",
+                   "haproxy_nbthread": threads, "agent_workers": threads, "service_app_protocol": "http",
+                   "elapsed_s": round(time.time() - t0, 1)},
+        "mesh_path": mesh_path, "mesh_path_end": mesh_path_end, "mesh_probe_response": probe_head,
+        "grpc": "not measured",
+        "paths": list(PATHS), "raw": raw, "median": med, "min": lo, "max": hi,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+    }
+
+
+def print_summary(l7: dict) -> None:
+    med, lo, hi = l7["median"], l7["min"], l7["max"]
+    print(f"L7 HTTP/1.1 keep-alive (mesh leg through the agent's {l7['mesh_path'].upper()} path)")
+    print(f"{'metric (median [min..max])':<30}" + "".join(f"{p:>30}" for p in PATHS))
+    for k in METRICS + ("http_req_per_proxy_core_s",):
+        if not any(k in med[p] for p in PATHS):
+            continue
+        cells = [f"{med[p][k]:.1f} [{lo[p][k]:.1f}..{hi[p][k]:.1f}]" if k in med[p] else "-" for p in PATHS]
+        print(f"{k:<30}" + "".join(f"{c:>30}" for c in cells))
+    print("L7 ratios: " + __import__("json").dumps(l7["ratios"]))
+
+
+if __name__ == "__main__":  # the L7 part alone (bench/dataplane.py runs it after the L4 rounds): for iterating on it
+    import argparse
+    import json
+    import os
+
+    import dataplane
+    ap = argparse.ArgumentParser(description="L7 part of bench/dataplane.py alone")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=1)
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    rep = run(a.rounds, a.seconds, dataplane.PROXY_THREADS, dataplane.CIPHER, dataplane.cpu_ticks,
+              os.sysconf("SC_CLK_TCK"), dataplane.log)
+    print_summary(rep)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rep, indent=2) + "\n")
