@@ -3,6 +3,7 @@
   http_tool.py serve PORT NAME    keep-alive server; every response body is "NAME <path> <x-routed header>", with
                                   Content-Length, except paths ending in /chunked (chunked, two chunks) and POSTs
                                   (the body's length is echoed: "NAME <path> len=<n>")
+                                  A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
   http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body"}]
                                   on stdin, sends them all on ONE keep-alive connection (it fails rather than
                                   reconnect), prints {"bodies": [...], "sockets": distinct sockets used}
@@ -41,6 +42,20 @@ def serve(port: int, name: str):
             self.wfile.write(data)
 
         def do_GET(self):
+            if self.headers.get("Upgrade") == "zm-echo":
+                # An upgraded connection: our name, then every byte echoed until the client closes.
+                self.send_response(101)
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "zm-echo")
+                self.end_headers()
+                self.wfile.write(f"{name}\n".encode())
+                while True:
+                    data = self.connection.recv(65536)
+                    if not data:
+                        break
+                    self.connection.sendall(data)
+                self.close_connection = True
+                return
             self.reply(f"{name} {self.path} {self.headers.get('x-routed', '-')}")
 
         def do_POST(self):

@@ -161,6 +161,30 @@ class HttpRoutingTest(unittest.TestCase):
         self.assertEqual([x.split()[2:] for x in b[3:6]], [["/upload", "len=100000"]] * 3, b[3:6])
         self.assertEqual([x.split()[2] for x in b[6:]], ["/after"] * 2)
 
+    def test_upgrade_pins_the_connection_and_passes_bytes_through(self):
+        script = (
+            "import socket, sys, hashlib\n"
+            "c = socket.create_connection((sys.argv[1], 80), timeout=10)\n"
+            "c.sendall(b'GET /v2/ws HTTP/1.1\\r\\nHost: web\\r\\nConnection: Upgrade\\r\\nUpgrade: zm-echo\\r\\n\\r\\n')\n"
+            "buf = b''\n"
+            "while b'\\r\\n\\r\\n' not in buf or not buf.split(b'\\r\\n\\r\\n', 1)[1].endswith(b'\\n'):\n"
+            "    d = c.recv(4096)\n"
+            "    if not d: break\n"
+            "    buf += d\n"
+            "head, rest = buf.split(b'\\r\\n\\r\\n', 1)\n"
+            "payload = bytes(range(256)) * 400\n"
+            "c.sendall(payload)\n"
+            "got = b''\n"
+            "while len(got) < len(payload):\n"
+            "    d = c.recv(65536)\n"
+            "    if not d: break\n"
+            "    got += d\n"
+            "print(head.split(b'\\r\\n')[0].decode(), rest.decode().strip(), got == payload, len(got))\n")
+        res = self.cluster.run(self.client, [sys.executable, "-c", script, VIP], text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        # Routed by its path to web-v2 (c1, another node: through HBONE), then 100 kB echoed through the tunnel.
+        self.assertEqual(res.stdout.strip(), "HTTP/1.1 101 Switching Protocols c1 True 102400")
+
     def test_malformed_request_gets_400_and_the_connection_closes(self):
         script = (
             "import socket, sys\n"
