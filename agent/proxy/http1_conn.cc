@@ -331,7 +331,10 @@ void Http1Conn::DropUpstream(Upstream* u) {
   if (u == current_) current_ = nullptr;
   ctx_.loop.Remove(u->fd);
   close(u->fd);
-  upstreams_.erase(u->key);  // deletes u; the loop dispatches no more to it (removed above)
+  auto it = upstreams_.find(u->key);
+  // Deleted after this round: its events may already be in the loop's current batch.
+  ctx_.loop.DeleteLater(it->second.release());
+  upstreams_.erase(it);
 }
 
 void Http1Conn::FlushUpstream(Upstream* u) {
@@ -388,6 +391,7 @@ void Http1Conn::Finish(bool reset) {
   for (auto& [key, u] : upstreams_) {
     ctx_.loop.Remove(u->fd);
     close(u->fd);
+    ctx_.loop.DeleteLater(u.release());  // as in DropUpstream
   }
   upstreams_.clear();
   current_ = nullptr;
