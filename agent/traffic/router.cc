@@ -66,7 +66,10 @@ RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const 
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                              uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why) {
   static const std::vector<in_addr_t> kNoneTried;
-  if (rule == nullptr || rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why);
+  // A request no HTTPRoute rule claims goes where a connection to this port would go: the TCPRoute split attached
+  // to it (the demo's and the console wizard's canary), else the Service's own endpoints -- now per request.
+  if (rule == nullptr) return RouteToService(lb, snap, vip_service, port, kNoneTried, out, why);
+  if (rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why);
   std::vector<const agent::Service*> backends;
   std::vector<bool> available;
   for (const auto& b : rule->backends) {

@@ -26,8 +26,9 @@ enum class RouteStatus { kOk, kNoPort, kNoEndpoint, kOverflow };
 // |tried| lists endpoint IPs this connection already failed on. Pointers in *out point into |snap|.
 RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                            uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why);
-// One HTTP request to |vip_service|:|port| that matched |rule| (nullptr: no route, the Service itself is the
-// backend): a backend by the rule's weights, then an endpoint of it.
+// One HTTP request to |vip_service|:|port| that matched |rule|: a backend by the rule's weights, then an endpoint of
+// it. |rule| nullptr (no HTTPRoute rule matched, or none exists): routed as RouteToService routes a connection (a
+// TCPRoute split on the port, else the Service's endpoints), request by request.
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                              uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why);
 // Another endpoint of r->service (a retry keeps the backend the split chose).

@@ -192,6 +192,28 @@ TEST(HttpRouting, NoRuleMeansTheServiceItselfAndUnavailableBackendsAreSkipped) {
   EXPECT_EQ(RouteHttpRequest(lb, *snap, *vip, 80, &only_gone, &r, &why), RouteStatus::kNoEndpoint);
 }
 
+// A request no HTTPRoute rule matches follows the TCPRoute split on the port, request by request (the demo's 90/10
+// canary beside its x-canary HTTPRoute).
+TEST(HttpRouting, UnmatchedRequestsFollowTheTcpRouteSplit) {
+  agent::Service parent = Svc("web", "10.96.0.10", {"10.0.0.1"});
+  parent.splits.push_back({"shop/split", 80, {{"shop", "v1", 80, 9}, {"shop", "v2", 80, 1}}});
+  auto snap = std::make_shared<const agent::MeshSnapshot>(
+      "cluster.local", "n1", agent::MeshMode::kStrict, std::vector<agent::Workload>{},
+      std::vector<agent::Service>{parent, Svc("v1", nullptr, {"10.0.1.1"}), Svc("v2", nullptr, {"10.0.2.1"})});
+  Balancer lb;
+  const agent::Service* vip = snap->FindService(Ip("10.96.0.10"));
+  std::map<std::string, int> backends;
+  for (int i = 0; i < 100; ++i) {
+    Route r;
+    std::string why;
+    ASSERT_EQ(RouteHttpRequest(lb, *snap, *vip, 80, nullptr, &r, &why), RouteStatus::kOk) << why;
+    ++backends[r.service->name];
+  }
+  EXPECT_EQ(backends["v1"], 90);
+  EXPECT_EQ(backends["v2"], 10);
+  EXPECT_EQ(backends.count("web"), 0u);  // the parent's own endpoint only serves when no split exists
+}
+
 TEST(HttpRouting, ResourcesBecomeServiceRoutesAndPortProtocols) {
   namespace v1 = zeromesh::v1;
   agent::control::ConfigState state;
