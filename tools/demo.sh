@@ -3,6 +3,7 @@
 #   sudo tools/demo.sh [up]            install what is missing, build, start (safe to run twice)
 #   sudo tools/demo.sh verify          scripted proof: split, wire, STRICT, policy, meshctl status
 #   sudo tools/demo.sh status          meshctl status
+#   sudo tools/demo.sh meshctl CMD...  any meshctl command, e.g. routes, services, policies
 #   sudo tools/demo.sh exec POD|NODE -- CMD...
 #   sudo tools/demo.sh console         the web console's address and sign-in tokens (docs/ui.md)
 #   sudo tools/demo.sh agent stop|start NODE   stop / restart one node's mesh-agent

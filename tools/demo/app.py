@@ -2,7 +2,8 @@
 
   app.py serve NAME PORT                 HTTP server: every GET answers "NAME\\n"
   app.py loop URL LOGFILE [INTERVAL]     keeps calling URL, appends one line per call to LOGFILE: "<unix ts> <answer>"
-  app.py sample URL N                    calls URL N times (new connection each), prints JSON counts per answer
+  app.py sample URL N [NAME:VALUE]       calls URL N times (new connection each, optionally with that request
+                                         header), prints JSON counts per answer
 """
 
 import collections
@@ -35,9 +36,9 @@ def serve(name: str, port: int) -> None:
     Server(("0.0.0.0", port), Handler).serve_forever()
 
 
-def call(url: str, timeout: float = 2.0) -> str:
+def call(url: str, timeout: float = 2.0, headers: dict | None = None) -> str:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
             return r.read().decode().strip()
     except Exception as e:  # the demo shows failures as they are
         return f"error:{type(e).__name__}"
@@ -50,8 +51,9 @@ def loop(url: str, logfile: str, interval: float) -> None:
             time.sleep(interval)
 
 
-def sample(url: str, n: int) -> None:
-    counts = collections.Counter(call(url) for _ in range(n))
+def sample(url: str, n: int, header: str | None = None) -> None:
+    headers = dict([header.split(":", 1)]) if header else {}
+    counts = collections.Counter(call(url, headers=headers) for _ in range(n))
     print(json.dumps(dict(counts)))
 
 
@@ -62,7 +64,7 @@ if __name__ == "__main__":
     elif cmd == "loop":
         loop(sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 1.0)
     elif cmd == "sample":
-        sample(sys.argv[2], int(sys.argv[3]))
+        sample(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

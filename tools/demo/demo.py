@@ -1,6 +1,6 @@
 """The zeromesh local demo: a two-node mesh made of network namespaces, a real controller and real agents.
 
-    demo.py up | verify | status | exec TARGET -- CMD... | down      (run through tools/demo.sh, as root)
+    demo.py up | verify | status | meshctl CMD... | exec TARGET -- CMD... | down   (via tools/demo.sh, as root)
     demo.py console        the web console's address and sign-in token
     demo.py console-env    the same as shell lines (ZM_CONSOLE_URL=..., for the browser tests)
     demo.py agent stop|start NODE    stop or restart one node's mesh-agent (the console tests' fault)
@@ -97,9 +97,32 @@ spec:
   - name: http
     port: {BACKEND_PORT}
     targetPort: {APP_PORT}
+    appProtocol: http
   selector: {selector}
 """)
     write_split(cp, 90, 10)
+    # Per request (the port speaks HTTP, so the node proxy routes each request): x-canary: 1 always reaches v2; other
+    # requests match no rule and follow the TCPRoute's 90/10 split.
+    cp.write("httproute-shop-backend-canary.yaml", f"""# Header canary: requests carrying x-canary: 1 go to backend-v2.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: backend-canary
+  namespace: shop
+spec:
+  parentRefs:
+  - kind: Service
+    name: backend
+    port: {BACKEND_PORT}
+  rules:
+  - matches:
+    - headers:
+      - name: x-canary
+        value: "1"
+    backendRefs:
+    - name: backend-v2
+      port: {BACKEND_PORT}
+""")
 
 
 def write_split(cp: ControlPlane, v1: int, v2: int) -> None:
@@ -272,7 +295,8 @@ zeromesh demo is running.
   nodes        node1, node2  (agents: mesh-agent, logs in {WORKDIR}/agent-node*.log)
   controller   {cp.address} on host "cp" (log: {WORKDIR}/controller.log)
   namespace    shop (enrolled, STRICT): frontend@node1, backend-v1@node2, backend-v2@node1
-               Service backend {BACKEND_VIP}:{BACKEND_PORT} -> 90% backend-v1, 10% backend-v2
+               Service backend {BACKEND_VIP}:{BACKEND_PORT} (HTTP) -> 90% backend-v1, 10% backend-v2;
+               requests with x-canary: 1 -> backend-v2 (HTTPRoute, routed per request)
   namespace    legacy (not enrolled): legacy-client@node2
   manifests    {cp.manifests}   (edit them: the controller applies changes within a second)
   console      {demo_state().get('console', '-')}   ({me} console: the address and the sign-in tokens)
@@ -283,6 +307,8 @@ Try next:
   {me} status          # meshctl status: the mesh's health
   {me} verify          # the scripted proof (split, wire, STRICT, policy)
   {me} exec frontend -- curl -s http://{BACKEND_VIP}/
+  {me} exec frontend -- curl -s -H 'x-canary: 1' http://{BACKEND_VIP}/   # always backend-v2
+  {me} meshctl routes  # the TCPRoute split and the HTTPRoute canary (any meshctl command works)
   {me} exec legacy-client -- curl -sm2 http://{BACKEND_VIP}/     # refused: not in the mesh
   {me} exec node1 -- tcpdump -ni eth0 -c 20 'tcp and not port 15012'  # the wire: TLS to 15008 only
   deny frontend -> backend:
@@ -309,6 +335,16 @@ def attach() -> ControlPlane:
 def status(args: list[str]) -> int:
     cp = attach()
     res = cp.meshctl("status", *args)
+    sys.stdout.write(res.stdout)
+    sys.stderr.write(res.stderr)
+    return res.returncode
+
+
+def meshctl(args: list[str]) -> int:
+    """Any meshctl command against the demo's controller, e.g. `routes`, `services -o yaml`, `policies`."""
+    if not args:
+        raise DemoError("usage: tools/demo.sh meshctl COMMAND [flags]   (e.g. routes, services, policies)")
+    res = attach().meshctl(*args)
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr)
     return res.returncode
@@ -354,6 +390,8 @@ def main(argv: list[str]) -> int:
             return verify(attach())
         if cmd == "status":
             return status(argv[1:])
+        if cmd == "meshctl":
+            return meshctl(argv[1:])
         if cmd == "exec":
             return exec_(argv[1:])
         if cmd == "down":
@@ -367,7 +405,7 @@ def main(argv: list[str]) -> int:
         if cmd in ("-h", "--help", "help"):
             print(__doc__)
             return 0
-        raise DemoError(f"unknown command '{cmd}' (use up, verify, status, exec, down)")
+        raise DemoError(f"unknown command '{cmd}' (use up, verify, status, meshctl, exec, console, agent, down)")
     except (DemoError, zmcluster.ClusterError) as e:
         print(f"\033[31m[demo] error:\033[0m {e}", file=sys.stderr)
         return 1

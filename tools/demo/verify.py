@@ -39,8 +39,9 @@ class Checks:
         return ok
 
 
-def sample(cluster: zmcluster.Cluster, pod: str, n: int, url: str = VIP_URL) -> dict:
-    res = cluster.run(pod, [PYTHON, APP, "sample", url, str(n)], text=True, timeout=120)
+def sample(cluster: zmcluster.Cluster, pod: str, n: int, url: str = VIP_URL, header: str | None = None) -> dict:
+    res = cluster.run(pod, [PYTHON, APP, "sample", url, str(n)] + ([header] if header else []), text=True,
+                      timeout=120)
     if res.returncode != 0:
         return {"error:" + res.stderr.strip()[-200:]: n}
     return json.loads(res.stdout)
@@ -84,6 +85,10 @@ def verify(cp: ControlPlane) -> int:
     share = v2 / max(1, v1 + v2)
     checks.report(0.05 <= share <= 0.16, "responses split roughly 90/10 between backend-v1 and backend-v2",
                   f"v1={v1} v2={v2}")
+
+    canary = sample(c, "frontend", 50, header="x-canary:1")
+    checks.report(canary == {"backend-v2": 50}, "requests with x-canary: 1 all reach backend-v2 (HTTPRoute, per request)",
+                  json.dumps(canary))
 
     caps = [c.capture(node, "eth0", "tcp and not port 15012") for node in ("node1", "node2")]
     try:
