@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "agent/proxy/trace_context.h"
 #include "common/log.h"
 
 namespace zm::metrics {
@@ -88,6 +89,34 @@ std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_
   return out;
 }
 
+std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::system_clock::time_point end) {
+  constexpr size_t kMaxPath = 1024;
+  std::string out;
+  out.reserve(640);
+  out.append("{\"time\":\"");
+  out.append(zm::log::FormatTimestamp(end));
+  out.append("\",\"msg\":\"request\"");
+  Field(&out, "reporter", r.reporter == proxy::Reporter::kSource ? "source" : "destination");
+  PeerFields(&out, "src", r.source);
+  PeerFields(&out, "dst", r.destination);
+  if (!r.destination_service.empty()) Field(&out, "dst.service", r.destination_service);
+  if (!r.route.empty()) Field(&out, "route", r.route);
+  Field(&out, "method", r.method);
+  Field(&out, "path", std::string_view(r.path).substr(0, kMaxPath));
+  Number(&out, "status", static_cast<uint64_t>(r.status));
+  char ms[32];
+  std::snprintf(ms, sizeof(ms), "%.3f", std::chrono::duration<double, std::milli>(r.duration).count());
+  out.append(",\"duration_ms\":");
+  out.append(ms);
+  Number(&out, "request_bytes", r.request_bytes);
+  Number(&out, "response_bytes", r.response_bytes);
+  if (r.destination.addr.sin_family == AF_INET) Field(&out, "upstream", Addr(r.destination.addr));
+  if (proxy::ValidTraceparent(r.traceparent)) Field(&out, "trace_id", std::string_view(r.traceparent).substr(3, 32));
+  if (!r.error.empty()) Field(&out, "error", r.error);
+  out.append("}\n");
+  return out;
+}
+
 AccessLog::AccessLog(AccessLogOptions opts) : opts_(std::move(opts)) {
   if (opts_.enabled) flusher_ = std::thread([this] { Run(); });
 }
@@ -118,7 +147,20 @@ void AccessLog::Record(const proxy::ConnRecord& r) {
   }
   auto duration = r.start.time_since_epoch().count() ? std::chrono::steady_clock::now() - r.start
                                                      : std::chrono::steady_clock::duration::zero();
-  std::string line = FormatAccessLogLine(r, std::chrono::system_clock::now(), duration);
+  Append(FormatAccessLogLine(r, std::chrono::system_clock::now(), duration));
+}
+
+void AccessLog::RecordRequest(const proxy::RequestRecord& r) {
+  if (!opts_.enabled) return;
+  const bool always = r.status == 0 || r.status >= 500 || !r.error.empty();
+  if (!always && !Sampled()) {
+    sampled_out_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Append(FormatRequestLogLine(r, std::chrono::system_clock::now()));
+}
+
+void AccessLog::Append(const std::string& line) {
   thread_local size_t shard_index = std::hash<std::thread::id>{}(std::this_thread::get_id()) % kShards;
   Shard& s = shards_[shard_index];
   std::lock_guard l(s.mu);

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "agent/proxy/conn_observer.h"
+#include "agent/proxy/request_record.h"
 
 namespace zm::metrics {
 
@@ -33,6 +34,13 @@ struct AccessLogOptions {
 // One line, newline-terminated. |end| is the wall-clock time the connection ended.
 std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_clock::time_point end,
                                 std::chrono::steady_clock::duration duration);
+// One line per HTTP request of the L7 path, e.g.
+//   {"time":"...","msg":"request","reporter":"source","src.addr":"10.244.1.11:40312","src.workload":"client",...,
+//    "dst.addr":"10.244.2.11:8080","dst.workload":"web-v2",...,"dst.service":"shop/web-v2","route":"shop/canary#0",
+//    "method":"GET","path":"/api/items?x=1","status":200,"duration_ms":1.25,"request_bytes":78,
+//    "response_bytes":112,"upstream":"10.244.2.11:8080","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
+// The path is cut at 1024 bytes; trace_id is the traceparent's when the request carried a valid one.
+std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::system_clock::time_point end);
 
 class AccessLog {
  public:
@@ -42,7 +50,9 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   void Record(const proxy::ConnRecord& r);  // any thread
-  void Flush();                             // writes everything buffered so far
+  // Failed requests (no response, 5xx) are always logged; the others are sampled at |sample_rate|.
+  void RecordRequest(const proxy::RequestRecord& r);
+  void Flush();  // writes everything buffered so far
 
   uint64_t written() const { return written_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -56,6 +66,7 @@ class AccessLog {
     uint64_t lines = 0;
   };
   bool Sampled();
+  void Append(const std::string& line);
   void Run();
   void WriteOut(const std::string& data, uint64_t lines);  // write_mu_ held
 

@@ -3,7 +3,9 @@
 namespace zm::metrics {
 
 Telemetry::Telemetry(MetricsHub& hub, TelemetryOptions opts)
-    : metrics_(hub.registry(), opts.max_series), access_log_(std::make_shared<AccessLog>(opts.access_log)) {
+    : metrics_(hub.registry(), opts.max_series),
+      requests_(hub.registry(), opts.max_request_series),
+      access_log_(std::make_shared<AccessLog>(opts.access_log)) {
   // The collector keeps the log alive: a scrape never reads a destroyed object.
   hub.Add(std::make_shared<CallbackCollector>([log = access_log_] {
     auto f = CounterFamily("zeromesh_access_log_lines_total", "Access log lines, by outcome.");
@@ -12,6 +14,11 @@ Telemetry::Telemetry(MetricsHub& hub, TelemetryOptions opts)
     AddSample(&f, static_cast<double>(log->sampled_out()), {{"outcome", "sampled_out"}});
     return std::vector<prometheus::MetricFamily>{std::move(f)};
   }));
+}
+
+void Telemetry::OnRequest(const proxy::RequestRecord& r) {
+  requests_.Record(r);
+  access_log_->RecordRequest(r);
 }
 
 void Telemetry::OnClose(proxy::ConnRecord& r) {

@@ -5,6 +5,7 @@
 
 #include "agent/metrics/access_log.h"
 #include "agent/metrics/connection_metrics.h"
+#include "agent/metrics/request_metrics.h"
 #include "agent/proxy/conn_observer.h"
 #include "common/metrics/metrics_hub.h"
 
@@ -12,6 +13,7 @@ namespace zm::metrics {
 
 struct TelemetryOptions {
   size_t max_series = ConnectionMetrics::kDefaultMaxSeries;
+  size_t max_request_series = RequestMetrics::kDefaultMaxSeries;
   AccessLogOptions access_log;
 };
 
@@ -24,12 +26,15 @@ class Telemetry : public proxy::ConnObserver {
   void OnProgress(proxy::ConnRecord& r) override { metrics_.Progress(r); }
   void OnClose(proxy::ConnRecord& r) override;
   void OnTlsFailure(proxy::TlsFailure why) override { metrics_.TlsFailure(why); }
+  void OnRequest(const proxy::RequestRecord& r) override;
 
   AccessLog& access_log() { return *access_log_; }
   const ConnectionMetrics& metrics() const { return metrics_; }
+  const RequestMetrics& request_metrics() const { return requests_; }
 
  private:
   ConnectionMetrics metrics_;
+  RequestMetrics requests_;
   std::shared_ptr<AccessLog> access_log_;
 };
 

@@ -60,6 +60,8 @@ Peer MakePeer(const agent::MeshSnapshot* snap, const sockaddr_in& addr, std::str
 // The SPIFFE ID of the workload at |ip| when it is enrolled, else "".
 std::string PrincipalOf(const agent::MeshSnapshot* snap, in_addr_t ip);
 
+struct RequestRecord;  // agent/proxy/request_record.h
+
 class ConnObserver {
  public:
   virtual ~ConnObserver() = default;
@@ -70,6 +72,8 @@ class ConnObserver {
   // The connection ended: closed, reset, refused or denied (r.opened is false for the last two).
   virtual void OnClose(ConnRecord& r) = 0;
   virtual void OnTlsFailure(TlsFailure why) = 0;
+  // One HTTP request of the L7 path ended (response relayed, or failed). Worker thread.
+  virtual void OnRequest(const RequestRecord& r) { (void)r; }
 };
 
 // The per-connection handle the relays hold: a no-op without an observer.

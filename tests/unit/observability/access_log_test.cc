@@ -114,6 +114,64 @@ TEST(AccessLogFormat, TraceContextFromTheHbonePeer) {
   EXPECT_EQ(j["baggage"], r.baggage);
 }
 
+// The L7 path's per-request line: method, path, status, duration, upstream, route and the trace id.
+TEST(AccessLogFormat, OneLinePerRequest) {
+  proxy::RequestRecord r;
+  r.source = {"client", "shop", "spiffe://cluster.local/ns/shop/sa/client", Addr("10.244.1.11", 40312)};
+  r.destination = {"web-v2", "shop", "", Addr("10.244.2.11", 8080)};
+  r.destination_service = "shop/web-v2";
+  r.route = "shop/canary#0";
+  r.method = "GET";
+  r.path = "/api/items?q=\"x\"";
+  r.status = 200;
+  r.request_bytes = 78;
+  r.response_bytes = 112;
+  r.duration = std::chrono::microseconds(1250);
+  r.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto j = nlohmann::json::parse(FormatRequestLogLine(r, std::chrono::system_clock::now()));
+  EXPECT_EQ(j["msg"], "request");
+  EXPECT_EQ(j["reporter"], "source");
+  EXPECT_EQ(j["src.workload"], "client");
+  EXPECT_EQ(j["dst.service"], "shop/web-v2");
+  EXPECT_EQ(j["route"], "shop/canary#0");
+  EXPECT_EQ(j["method"], "GET");
+  EXPECT_EQ(j["path"], "/api/items?q=\"x\"");
+  EXPECT_EQ(j["status"], 200);
+  EXPECT_DOUBLE_EQ(j["duration_ms"].get<double>(), 1.25);
+  EXPECT_EQ(j["upstream"], "10.244.2.11:8080");
+  EXPECT_EQ(j["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_FALSE(j.contains("error"));
+
+  r.traceparent = "00-zzzz-bad";  // a client's malformed header is not quoted as a trace id
+  r.status = 0;
+  r.error = "upstream connect failed";
+  r.path = std::string(5000, 'a');
+  j = nlohmann::json::parse(FormatRequestLogLine(r, std::chrono::system_clock::now()));
+  EXPECT_FALSE(j.contains("trace_id"));
+  EXPECT_EQ(j["error"], "upstream connect failed");
+  EXPECT_EQ(j["path"].get<std::string>().size(), 1024u);
+}
+
+// Sampling keeps every failed request (no response or 5xx) and drops only clean ones.
+TEST(AccessLog, RequestSamplingKeepsFailures) {
+  Sink sink;
+  {
+    AccessLog log({.enabled = true, .sample_rate = 0.0, .fd = sink.fd()});
+    proxy::RequestRecord ok, failed, no_response;
+    ok.status = 200;
+    failed.status = 503;
+    no_response.error = "reset";
+    log.RecordRequest(ok);
+    log.RecordRequest(failed);
+    log.RecordRequest(no_response);
+    EXPECT_EQ(log.sampled_out(), 1u);
+  }
+  auto lines = sink.Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["status"], 503);
+  EXPECT_EQ(lines[1]["error"], "reset");
+}
+
 TEST(AccessLog, ManyThreadsEveryLineWholeAndCounted) {
   Sink sink;
   constexpr int kThreads = 6, kPerThread = 2000;

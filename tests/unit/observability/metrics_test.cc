@@ -11,7 +11,9 @@
 
 #include "agent/metrics/agent_health.h"
 #include "agent/metrics/connection_metrics.h"
+#include "agent/metrics/request_metrics.h"
 #include "agent/metrics/telemetry.h"
+#include "agent/proxy/request_record.h"
 #include "common/metrics/metrics_hub.h"
 
 namespace zm::metrics {
@@ -215,6 +217,68 @@ TEST(ConnectionMetrics, SnapshotHasEveryPairsCountsAndDenials) {
   EXPECT_LE(m.Snapshot(100).size(), 3u + 1);
 }
 
+proxy::RequestRecord Req(const std::string& src, const std::string& dst, int status,
+                         const std::string& method = "GET") {
+  proxy::RequestRecord r;
+  r.source = {src, "shop", "spiffe://cluster.local/ns/shop/sa/" + src, {}};
+  r.destination = {dst, "shop", "spiffe://cluster.local/ns/shop/sa/" + dst, {}};
+  r.destination_service = "shop/" + dst;
+  r.route = "shop/canary#0";
+  r.method = method;
+  r.path = "/items/42";  // never a label
+  r.status = status;
+  r.request_bytes = 120;
+  r.response_bytes = 4000;
+  r.duration = std::chrono::milliseconds(3);
+  return r;
+}
+
+// Golden request metrics: counted by code, route and Service; sizes and durations observed; bounded labels.
+TEST(RequestMetrics, ByResponseCodeWithDurationsAndSizes) {
+  MetricsHub hub;
+  RequestMetrics m(hub.registry());
+  for (int i = 0; i < 3; ++i) m.Record(Req("web", "api-v1", 200));
+  m.Record(Req("web", "api-v1", 503));
+  m.Record(Req("web", "api-v1", 0));            // no response at all
+  m.Record(Req("web", "api-v1", 200, "BREW"));  // a made-up method is "other"
+  const std::map<std::string, std::string> base = {{"reporter", "source"},
+                                                   {"source_workload", "web"},
+                                                   {"destination_workload", "api-v1"},
+                                                   {"destination_service", "shop/api-v1"},
+                                                   {"route", "shop/canary#0"}};
+  auto with = [&](std::map<std::string, std::string> more) {
+    more.insert(base.begin(), base.end());
+    return more;
+  };
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total", with({{"response_code", "200"}, {"request_method", "GET"}})), 3);
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total", with({{"response_code", "503"}})), 1);
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total", with({{"response_code", "0"}})), 1);
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total", with({{"request_method", "other"}})), 1);
+  EXPECT_EQ(
+      Value(hub, "zeromesh_request_duration_seconds", with({{"response_code", "200"}, {"request_method", "GET"}})),
+      3);  // histogram sample count
+  EXPECT_EQ(Value(hub, "zeromesh_response_bytes", with({{"response_code", "503"}})), 1);
+  for (const auto& f : hub.Collect()) {
+    for (const auto& metric : f.metric) {
+      for (const auto& l : metric.label) EXPECT_NE(l.value, "/items/42") << f.name << " has the path as a label";
+    }
+  }
+}
+
+TEST(RequestMetrics, LabelSetsAreCappedButCodesStayVisible) {
+  MetricsHub hub;
+  RequestMetrics m(hub.registry(), 2);
+  m.Record(Req("a", "b", 200));
+  m.Record(Req("c", "d", 200));
+  m.Record(Req("e", "f", 500));  // third label set: "other", keeping reporter and code
+  m.Record(Req("g", "h", 500));
+  EXPECT_EQ(m.series(), 2u);
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total",
+                  {{"source_workload", "other"}, {"response_code", "500"}, {"reporter", "source"}}),
+            2);
+  EXPECT_EQ(Value(hub, "zeromesh_request_metrics_label_overflow_total", {}), 2);
+}
+
 // Every family the agent exports: zeromesh_ prefix, valid names, counters end in _total, base units.
 TEST(MetricNames, FollowPrometheusConventions) {
   MetricsHub hub;
@@ -226,6 +290,10 @@ TEST(MetricNames, FollowPrometheusConventions) {
   proxy::ConnTracker track;
   track.Open(&t, Rec("a", "b"));
   track.Close();
+  proxy::RequestRecord req;
+  req.method = "GET";
+  req.status = 200;
+  t.OnRequest(req);
   proxy::ProxyStats stats;
   AgentHealth h;
   h.capture = agent::bpf::CaptureStats{};
@@ -249,13 +317,14 @@ TEST(MetricNames, FollowPrometheusConventions) {
       for (const auto& l : m.label) EXPECT_TRUE(prometheus::CheckLabelName(l.name)) << l.name;
     }
   }
-  for (const char* want :
-       {"zeromesh_tcp_connections_opened_total", "zeromesh_tcp_connections_closed_total",
-        "zeromesh_tcp_sent_bytes_total", "zeromesh_tcp_received_bytes_total",
-        "zeromesh_tcp_connection_duration_seconds", "zeromesh_policy_denials_total",
-        "zeromesh_tls_handshake_failures_total", "zeromesh_bpf_programs_attached", "zeromesh_pod_veths_attached",
-        "zeromesh_local_pods", "zeromesh_config_version", "zeromesh_certificate_expiry_seconds",
-        "zeromesh_controller_connected", "zeromesh_bpf_captured_total", "zeromesh_proxy_accepted_total"}) {
+  for (const char* want : {"zeromesh_tcp_connections_opened_total", "zeromesh_tcp_connections_closed_total",
+                           "zeromesh_tcp_sent_bytes_total", "zeromesh_tcp_received_bytes_total",
+                           "zeromesh_tcp_connection_duration_seconds", "zeromesh_policy_denials_total",
+                           "zeromesh_tls_handshake_failures_total", "zeromesh_bpf_programs_attached",
+                           "zeromesh_pod_veths_attached", "zeromesh_local_pods", "zeromesh_config_version",
+                           "zeromesh_certificate_expiry_seconds", "zeromesh_controller_connected",
+                           "zeromesh_bpf_captured_total", "zeromesh_proxy_accepted_total", "zeromesh_requests_total",
+                           "zeromesh_request_duration_seconds", "zeromesh_request_bytes", "zeromesh_response_bytes"}) {
     EXPECT_TRUE(seen.count(want)) << want;
   }
   // Prometheus' own linter, when installed (Debian package prometheus).

@@ -1,0 +1,125 @@
+#include "agent/metrics/request_metrics.h"
+
+#include "agent/metrics/conn_labels.h"
+
+namespace zm::metrics {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildHistogram;
+
+// Seconds: sub-millisecond in-cluster calls up to long polls.
+const prometheus::Histogram::BucketBoundaries kDurationBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                  0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+// Bytes: 1 B .. 100 MB, by decades (Istio's size buckets).
+const prometheus::Histogram::BucketBoundaries kSizeBuckets = {1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8};
+
+std::string OrUnknown(const std::string& v) {
+  return v.empty() ? kUnknown : v;
+}
+
+const char* Method(const std::string& m) {
+  static const char* const kStandard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                          "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  for (const char* s : kStandard) {
+    if (m == s) return s;
+  }
+  return kOther;
+}
+
+std::string Code(int status) {
+  return status == 0 ? "0" : (status >= 100 && status <= 599 ? std::to_string(status) : kOther);
+}
+
+std::string Key(const prometheus::Labels& labels) {
+  std::string k;
+  for (const auto& [name, value] : labels) {
+    k += value;
+    k.push_back('\0');
+  }
+  return k;
+}
+
+}  // namespace
+
+RequestMetrics::RequestMetrics(prometheus::Registry& registry, size_t max_series)
+    : max_series_(max_series),
+      requests_(BuildCounter()
+                    .Name("zeromesh_requests_total")
+                    .Help("HTTP requests the node proxy routed, by response code (0: no response), source and "
+                          "destination workload, destination Service and route.")
+                    .Register(registry)),
+      duration_(BuildHistogram()
+                    .Name("zeromesh_request_duration_seconds")
+                    .Help("Time from a request's head to the end of its response, as the reporting proxy saw it.")
+                    .Register(registry)),
+      request_bytes_(BuildHistogram()
+                         .Name("zeromesh_request_bytes")
+                         .Help("HTTP request sizes (head and body) as received from the client.")
+                         .Register(registry)),
+      response_bytes_(BuildHistogram()
+                          .Name("zeromesh_response_bytes")
+                          .Help("HTTP response sizes (head and body) as relayed back to the client.")
+                          .Register(registry)),
+      overflowed_(BuildCounter()
+                      .Name("zeromesh_request_metrics_label_overflow_total")
+                      .Help("Requests counted in an \"other\" series because the label-set cap was reached.")
+                      .Register(registry)
+                      .Add({})) {}
+
+prometheus::Labels RequestMetrics::LabelsOf(const proxy::RequestRecord& r) {
+  return {{"reporter", ReporterName(r.reporter)},
+          {"source_workload", OrUnknown(r.source.workload)},
+          {"source_namespace", OrUnknown(r.source.ns)},
+          {"source_principal", OrUnknown(r.source.principal)},
+          {"destination_workload", OrUnknown(r.destination.workload)},
+          {"destination_namespace", OrUnknown(r.destination.ns)},
+          {"destination_service", OrUnknown(r.destination_service)},
+          {"route", r.route.empty() ? "none" : r.route},
+          {"request_method", Method(r.method)},
+          {"response_code", Code(r.status)}};
+}
+
+RequestMetrics::Series* RequestMetrics::Resolve(const prometheus::Labels& labels, bool* overflowed) {
+  const std::string key = Key(labels);
+  auto it = by_key_.find(key);
+  if (it != by_key_.end()) return it->second.get();
+  auto make = [this](const prometheus::Labels& l) {
+    return std::make_unique<Series>(Series{&requests_.Add(l), &duration_.Add(l, kDurationBuckets),
+                                           &request_bytes_.Add(l, kSizeBuckets),
+                                           &response_bytes_.Add(l, kSizeBuckets)});
+  };
+  if (by_key_.size() < max_series_) return by_key_.emplace(key, make(labels)).first->second.get();
+  // Past the cap: only the reporter and the response code survive, so error rates stay visible.
+  *overflowed = true;
+  prometheus::Labels other = labels;
+  for (auto& [name, value] : other) {
+    if (name != "reporter" && name != "response_code") value = kOther;
+  }
+  const std::string okey = Key(other);
+  auto& slot = overflow_[okey];
+  if (!slot) slot = make(other);
+  return slot.get();
+}
+
+void RequestMetrics::Record(const proxy::RequestRecord& r) {
+  const prometheus::Labels labels = LabelsOf(r);
+  bool overflowed = false;
+  Series* s;
+  {
+    std::lock_guard l(mu_);
+    s = Resolve(labels, &overflowed);
+  }
+  if (overflowed) overflowed_.Increment();
+  s->requests->Increment();
+  s->duration->Observe(std::chrono::duration<double>(r.duration).count());
+  s->request_bytes->Observe(static_cast<double>(r.request_bytes));
+  s->response_bytes->Observe(static_cast<double>(r.response_bytes));
+}
+
+size_t RequestMetrics::series() const {
+  std::lock_guard l(mu_);
+  return by_key_.size();
+}
+
+}  // namespace zm::metrics

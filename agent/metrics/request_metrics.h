@@ -1,0 +1,57 @@
+// Golden per-request metrics of the L7 path (Istio's standard HTTP metrics, zeromesh_ prefix): requests by response
+// code, duration, request and response sizes, per source and destination workload, destination Service and route,
+// with `reporter` telling which proxy counted them. Cardinality is bounded like the TCP metrics: at most |max_series|
+// label sets, later ones share an "other" set; method and response code are bounded (standard methods and 100-599,
+// else "other"), and the path is never a label.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "agent/proxy/request_record.h"
+
+namespace zm::metrics {
+
+class RequestMetrics {
+ public:
+  static constexpr size_t kDefaultMaxSeries = 2000;
+
+  RequestMetrics(prometheus::Registry& registry, size_t max_series = kDefaultMaxSeries);
+
+  // One short lookup under a lock per request (a hash of the label set), then lock-free adds.
+  void Record(const proxy::RequestRecord& r);
+
+  size_t series() const;
+
+  // The label set a request is counted under (before the cap).
+  static prometheus::Labels LabelsOf(const proxy::RequestRecord& r);
+
+ private:
+  struct Series {
+    prometheus::Counter* requests;
+    prometheus::Histogram* duration;
+    prometheus::Histogram* request_bytes;
+    prometheus::Histogram* response_bytes;
+  };
+  Series* Resolve(const prometheus::Labels& labels, bool* overflowed);  // mu_ held
+
+  const size_t max_series_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Histogram>& request_bytes_;
+  prometheus::Family<prometheus::Histogram>& response_bytes_;
+  prometheus::Counter& overflowed_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Series>> by_key_;
+  std::unordered_map<std::string, std::unique_ptr<Series>> overflow_;  // by reporter and response code
+};
+
+}  // namespace zm::metrics

@@ -1,0 +1,30 @@
+// One HTTP request the node proxy routed (the L7 path, agent/proxy/http1_conn): what the golden request metrics and
+// the per-request access log line are made of. Filled on the worker thread when the response ends (or the request
+// fails) and handed to ConnObserver::OnRequest; the proxy knows nothing about Prometheus or log formats.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "agent/proxy/conn_observer.h"
+
+namespace zm::proxy {
+
+struct RequestRecord {
+  Reporter reporter = Reporter::kSource;
+  Peer source;                      // the client workload
+  Peer destination;                 // the endpoint the request was sent to ("" workload when none was chosen)
+  std::string destination_service;  // "ns/name" of the Service the request was routed to (a route's backend)
+  std::string route;                // the HTTPRoute rule that matched, "ns/name#index"; "" when none did
+  std::string method;               // as sent by the client (a label only when one of the standard methods)
+  std::string path;                 // the request target before rewrites: access log only, never a label
+  int status = 0;                   // the response status; 0 when no response came (upstream failure)
+  uint64_t request_bytes = 0;       // head + body as received from the client
+  uint64_t response_bytes = 0;      // head + body as relayed back
+  std::chrono::steady_clock::duration duration{};  // request head received -> response end
+  std::string traceparent;                         // W3C trace context of the request, "" when none
+  std::string error;                               // why it failed ("" for a response, whatever its status)
+};
+
+}  // namespace zm::proxy
