@@ -89,12 +89,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   Http1ResponseFramer f;
-  f.Start(data[0] & 0x80);
+  bool capture = data[0] & 0x40;  // ResponseHeaderModifier: each head captured, rewritten, serialized
+  f.Start(data[0] & 0x80, capture);
   size_t off = 0;
   while (off < wire.size()) {
     size_t n = std::min(step, wire.size() - off);
     size_t used = 0;
     auto r = f.Feed(wire.data() + off, n, &used);
+    while (r == Http1ResponseFramer::Result::kHead) {
+      if (!capture || used > n) std::abort();
+      f.headers().emplace_back("x-mesh", "1");
+      std::string head = zm::proxy::SerializeResponseHead(f.version_minor(), f.status(), f.reason(), f.headers());
+      Http1ResponseFramer check;  // what goes to the client parses as a response head with the same status
+      check.Start(true, false);
+      size_t check_used = 0;
+      if (check.Feed(head.data(), head.size(), &check_used) == Http1ResponseFramer::Result::kError ||
+          check.status() != f.status()) {
+        std::abort();
+      }
+      off += used;
+      n -= used;
+      r = f.Feed(wire.data() + off, n, &used);
+    }
     if (used > n) std::abort();
     off += used;
     if (r != Http1ResponseFramer::Result::kNeedMore) break;

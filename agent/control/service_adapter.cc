@@ -80,6 +80,9 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
   }
   for (const auto& f : r.filters()) {
     if (f.has_request_header_modifier()) rule.request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
+    if (f.has_response_header_modifier()) {
+      rule.response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
+    }
     if (f.has_url_rewrite()) {
       rule.has_rewrite = true;
       rule.rewrite.hostname = f.url_rewrite().hostname();

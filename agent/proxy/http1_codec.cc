@@ -152,6 +152,16 @@ std::string SerializeRequestHead(const HttpRequestHead& head) {
   return out;
 }
 
+std::string SerializeResponseHead(int version_minor, int status, const std::string& reason,
+                                  const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string out = "HTTP/1.";
+  out.push_back(version_minor == 0 ? '0' : '1');
+  out.append(" ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  for (const auto& [n, v] : headers) out.append(n).append(": ").append(v).append("\r\n");
+  out.append("\r\n");
+  return out;
+}
+
 void AppendChunk(std::string_view data, std::string* out) {
   if (data.empty()) return;  // an empty chunk would be the last one
   char size[20];
@@ -162,16 +172,22 @@ void AppendChunk(std::string_view data, std::string* out) {
 Http1ResponseFramer::Http1ResponseFramer() {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = OnMessageBegin;
+  settings_.on_status = OnStatus;
+  settings_.on_header_field = OnHeaderField;
+  settings_.on_header_value = OnHeaderValue;
   settings_.on_headers_complete = OnHeadersComplete;
   settings_.on_message_complete = OnMessageComplete;
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
   parser_.data = this;
 }
 
-void Http1ResponseFramer::Start(bool head_request) {
+void Http1ResponseFramer::Start(bool head_request, bool capture_head) {
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);  // a fresh parser: nothing of the last exchange carries over
   parser_.data = this;
   head_request_ = head_request;
+  capture_ = capture_head;
+  in_head_ = false;
+  head_paused_ = false;
   complete_ = false;
   started_ = false;
   keep_alive_ = true;
@@ -179,15 +195,53 @@ void Http1ResponseFramer::Start(bool head_request) {
 }
 
 int Http1ResponseFramer::OnMessageBegin(llhttp_t* p) {
-  static_cast<Http1ResponseFramer*>(p->data)->started_ = true;
+  auto* self = static_cast<Http1ResponseFramer*>(p->data);
+  self->started_ = true;
+  self->in_head_ = self->capture_;
+  self->in_value_ = false;
+  self->reason_.clear();
+  self->headers_.clear();
+  return 0;
+}
+
+int Http1ResponseFramer::OnStatus(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1ResponseFramer*>(p->data);
+  if (self->capture_) self->reason_.append(at, len);
+  return 0;
+}
+
+int Http1ResponseFramer::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1ResponseFramer*>(p->data);
+  if (!self->capture_) return 0;
+  if (self->in_value_ || self->headers_.empty()) {
+    self->headers_.emplace_back();
+    self->in_value_ = false;
+  }
+  self->headers_.back().first.append(at, len);
+  return 0;
+}
+
+int Http1ResponseFramer::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1ResponseFramer*>(p->data);
+  if (!self->capture_) return 0;
+  self->in_value_ = true;
+  self->headers_.back().second.append(at, len);
   return 0;
 }
 
 int Http1ResponseFramer::OnHeadersComplete(llhttp_t* p) {
   auto* self = static_cast<Http1ResponseFramer*>(p->data);
   self->status_ = llhttp_get_status_code(p);
-  // A response to HEAD has no body whatever its Content-Length says (1: "no body").
-  return self->head_request_ && self->status_ >= 200 ? 1 : 0;
+  // A response to HEAD has no body whatever its Content-Length says ("no body").
+  bool no_body = self->head_request_ && self->status_ >= 200;
+  if (!self->capture_) return no_body ? 1 : 0;
+  self->version_minor_ = llhttp_get_http_minor(p);
+  for (auto& kv : self->headers_) Lower(&kv.first);
+  self->in_head_ = false;
+  self->head_paused_ = true;
+  // Pausing here skips the return value that says "no body": the flag it would set is set directly.
+  if (no_body) p->flags |= F_SKIPBODY;
+  return HPE_PAUSED;
 }
 
 int Http1ResponseFramer::OnMessageComplete(llhttp_t* p) {
@@ -202,6 +256,8 @@ int Http1ResponseFramer::OnMessageComplete(llhttp_t* p) {
 Http1ResponseFramer::Result Http1ResponseFramer::Feed(const char* data, size_t len, size_t* consumed) {
   *consumed = 0;
   if (complete_) return Result::kComplete;
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);  // after a kHead
+  head_paused_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     *consumed = len;
@@ -210,12 +266,14 @@ Http1ResponseFramer::Result Http1ResponseFramer::Feed(const char* data, size_t l
   const char* pos = llhttp_get_error_pos(&parser_);
   *consumed = pos != nullptr && pos >= data && pos <= data + len ? static_cast<size_t>(pos - data) : len;
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && complete_) return Result::kComplete;
+  if (err == HPE_PAUSED && head_paused_) return Result::kHead;
   return Result::kError;
 }
 
 Http1ResponseFramer::Result Http1ResponseFramer::Finish() {
   if (complete_) return Result::kComplete;
   if (!started_) return Result::kError;
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);  // EOF right after a captured head
   llhttp_errno_t err = llhttp_finish(&parser_);
   if ((err == HPE_OK || err == HPE_PAUSED) && complete_) {
     keep_alive_ = false;

@@ -82,6 +82,9 @@ class Http1RequestParser {
 
 // The head as it goes upstream: request line, the headers in order (HTTP/1.1 names are case-insensitive).
 std::string SerializeRequestHead(const HttpRequestHead& head);
+// A response head: status line and headers (names lower case).
+std::string SerializeResponseHead(int version_minor, int status, const std::string& reason,
+                                  const std::vector<std::pair<std::string, std::string>>& headers);
 // One chunk of a chunked body (empty data: nothing), and the last chunk.
 void AppendChunk(std::string_view data, std::string* out);
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
@@ -94,8 +97,10 @@ class Http1ResponseFramer {
   Http1ResponseFramer(const Http1ResponseFramer&) = delete;
   Http1ResponseFramer& operator=(const Http1ResponseFramer&) = delete;
 
-  void Start(bool head_request);  // before each response
-  enum class Result { kNeedMore, kComplete, kError };
+  // Before each response. |capture_head|: stop after each response head (kHead) so it can be rewritten
+  // (ResponseHeaderModifier); the head's bytes are then not the caller's to forward (in_head(), kHead).
+  void Start(bool head_request, bool capture_head = false);
+  enum class Result { kNeedMore, kHead, kComplete, kError };
   // *consumed: bytes that belong to this response (all of |len| unless it completed or failed).
   Result Feed(const char* data, size_t len, size_t* consumed);
   // The upstream closed: kComplete when that ended a close-delimited response, kError when the response is cut.
@@ -103,8 +108,16 @@ class Http1ResponseFramer {
   int status() const { return status_; }
   bool keep_alive() const { return keep_alive_; }  // the upstream connection may carry another request
   bool started() const { return started_; }
+  // Capture mode: inside a head (bytes consumed now belong to it), and the last head parsed.
+  bool in_head() const { return in_head_; }
+  int version_minor() const { return version_minor_; }
+  const std::string& reason() const { return reason_; }
+  std::vector<std::pair<std::string, std::string>>& headers() { return headers_; }
 
  private:
+  static int OnStatus(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
   static int OnHeadersComplete(llhttp_t* p);
   static int OnMessageBegin(llhttp_t* p);
   static int OnMessageComplete(llhttp_t* p);
@@ -112,6 +125,13 @@ class Http1ResponseFramer {
   llhttp_settings_t settings_;
   llhttp_t parser_;
   bool head_request_ = false;
+  bool capture_ = false;
+  bool in_head_ = false;
+  bool head_paused_ = false;
+  bool in_value_ = false;
+  int version_minor_ = 1;
+  std::string reason_;
+  std::vector<std::pair<std::string, std::string>> headers_;
   bool complete_ = false;
   bool started_ = false;
   bool keep_alive_ = true;

@@ -200,7 +200,8 @@ bool Http1Conn::StartRequest() {
   response_started_ = false;
   keep_alive_ = head.keep_alive;
   // No body follows a response to HEAD, nor a CONNECT's 2xx (the tunnel does).
-  framer_.Start(head.method == "HEAD" || head.method == "CONNECT");
+  response_mods_ = rule != nullptr && !rule->response_headers.empty() ? &rule->response_headers : nullptr;
+  framer_.Start(head.method == "HEAD" || head.method == "CONNECT", response_mods_ != nullptr);
   u->out.append(SerializeRequestHead(head));
   return true;
 }
@@ -265,13 +266,25 @@ void Http1Conn::OnResponseBytes(Upstream* u, const char* data, size_t len) {
   }
   size_t used = 0;
   auto r = framer_.Feed(data, len, &used);
+  while (r == Http1ResponseFramer::Result::kHead) {
+    // A head to rewrite (ResponseHeaderModifier): its bytes were captured, the rewritten head goes out instead.
+    for (const auto& m : *response_mods_) ApplyHeaderModifier(m, &framer_.headers());
+    out_.append(SerializeResponseHead(framer_.version_minor(), framer_.status(), framer_.reason(), framer_.headers()));
+    response_started_ = true;
+    data += used;
+    len -= used;
+    r = framer_.Feed(data, len, &used);
+  }
   if (r == Http1ResponseFramer::Result::kError) {
     log::Info("bad response from upstream", {{"conn", what_}});
     FailRequest(502, "Bad Gateway", "malformed response from upstream");
     return;
   }
-  out_.append(data, used);
-  response_started_ = response_started_ || used > 0;
+  // In a head being captured, the bytes are the framer's until it is complete.
+  if (!(r == Http1ResponseFramer::Result::kNeedMore && framer_.in_head())) {
+    out_.append(data, used);
+    response_started_ = response_started_ || used > 0;
+  }
   if (r == Http1ResponseFramer::Result::kComplete) {
     ResponseDone(u);
     if (done_) return;

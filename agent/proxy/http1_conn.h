@@ -80,8 +80,10 @@ class Http1Conn : public Closable {
   Http1ResponseFramer framer_;
   std::map<uint64_t, std::unique_ptr<Upstream>> upstreams_;  // by endpoint ip:port
   Upstream* current_ = nullptr;                              // the upstream of the in-flight request
-  bool chunked_ = false;                                     // the in-flight request's body is re-chunked upstream
-  bool request_done_ = true;                                 // no request body still to come
+  // The matched rule's ResponseHeaderModifiers (they point into snap_), nullptr when none: heads are rewritten.
+  const std::vector<agent::HttpHeaderModifier>* response_mods_ = nullptr;
+  bool chunked_ = false;      // the in-flight request's body is re-chunked upstream
+  bool request_done_ = true;  // no request body still to come
   bool awaiting_response_ = false;
   bool response_started_ = false;  // bytes of the in-flight response went to the client
   bool keep_alive_ = true;         // the client's last request allows another

@@ -11,19 +11,14 @@ std::string Lower(std::string s) {
   return s;
 }
 
-void Remove(HttpRequestHead* head, const std::string& lower) {
-  auto& h = head->headers;
-  h.erase(std::remove_if(h.begin(), h.end(), [&](const auto& kv) { return kv.first == lower; }), h.end());
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+void Remove(Headers* h, const std::string& lower) {
+  h->erase(std::remove_if(h->begin(), h->end(), [&](const auto& kv) { return kv.first == lower; }), h->end());
 }
 
-void ApplyHeaders(const agent::HttpHeaderModifier& m, HttpRequestHead* head) {
-  for (const auto& [name, value] : m.set) {
-    std::string n = Lower(name);
-    Remove(head, n);
-    head->headers.emplace_back(n, value);
-  }
-  for (const auto& [name, value] : m.add) head->headers.emplace_back(Lower(name), value);
-  for (const auto& name : m.remove) Remove(head, Lower(name));
+void Remove(HttpRequestHead* head, const std::string& lower) {
+  Remove(&head->headers, lower);
 }
 
 // ReplacePrefixMatch: "/foo" matched "/foo/bar" -> "<replacement>/bar", one slash at the seam.
@@ -41,9 +36,19 @@ std::string ReplacePrefix(std::string_view path, std::string_view prefix, std::s
 
 }  // namespace
 
+void ApplyHeaderModifier(const agent::HttpHeaderModifier& m, Headers* headers) {
+  for (const auto& [name, value] : m.set) {
+    std::string n = Lower(name);
+    Remove(headers, n);
+    headers->emplace_back(n, value);
+  }
+  for (const auto& [name, value] : m.add) headers->emplace_back(Lower(name), value);
+  for (const auto& name : m.remove) Remove(headers, Lower(name));
+}
+
 void ApplyRequestFilters(const agent::HttpRouteRule& rule, const agent::HttpRouteMatch* matched,
                          HttpRequestHead* head) {
-  for (const auto& m : rule.request_headers) ApplyHeaders(m, head);
+  for (const auto& m : rule.request_headers) ApplyHeaderModifier(m, &head->headers);
   if (!rule.has_rewrite) return;
   const agent::HttpUrlRewrite& rw = rule.rewrite;
   if (!rw.hostname.empty()) {

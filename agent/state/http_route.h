@@ -54,6 +54,7 @@ struct HttpRouteRule {
   std::vector<HttpRouteMatch> matches;  // none: every request
   std::vector<HttpBackend> backends;    // none: the parent Service itself
   std::vector<HttpHeaderModifier> request_headers;
+  std::vector<HttpHeaderModifier> response_headers;
   bool has_rewrite = false;
   HttpUrlRewrite rewrite;
 };

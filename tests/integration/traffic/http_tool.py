@@ -6,7 +6,8 @@
                                   A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
   http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body"}]
                                   on stdin, sends them all on ONE keep-alive connection (it fails rather than
-                                  reconnect), prints {"bodies": [...], "sockets": distinct sockets used}
+                                  reconnect), prints {"bodies": [...], "marks": ["<x-mesh-route header> <has a server header>"...],
+                                  "sockets": distinct sockets used}
 """
 
 import http.client
@@ -74,7 +75,7 @@ def run(host: str, port: int):
     conn.auto_open = 0  # one connection: a close by the proxy must fail the run, not open another
     conn.connect()
     sockets = {id(conn.sock)}
-    bodies = []
+    bodies, marks = [], []
     for req in plan:
         for _ in range(req.get("count", 1)):
             body = req.get("body")
@@ -82,9 +83,10 @@ def run(host: str, port: int):
                          headers=req.get("headers", {}))
             resp = conn.getresponse()
             bodies.append(f"{resp.status} {resp.read().decode()}")
+            marks.append(f"{resp.getheader('x-mesh-route', '-')} {resp.getheader('server', '-') != '-'}")
             sockets.add(id(conn.sock))
     conn.close()
-    print(json.dumps({"bodies": bodies, "sockets": len(sockets)}))
+    print(json.dumps({"bodies": bodies, "marks": marks, "sockets": len(sockets)}))
 
 
 if __name__ == "__main__":

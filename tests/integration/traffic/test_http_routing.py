@@ -3,7 +3,8 @@ to a Service port with appProtocol http are routed per request by the source nod
 
 Pods: client (node1), a1 (node1, v1), a2 (node2, v1), c1 (node2, v2); each serves tests/.../http_tool.py on 9080 and
 answers with its own name. Services (namespace shop): web 10.96.0.30 (v1: a1, a2), web-v2 10.96.0.31 (v2: c1), both
-80 -> 9080 appProtocol http. One HTTPRoute on web: x-canary: 1 -> web-v2 (with a RequestHeaderModifier), PathPrefix
+80 -> 9080 appProtocol http. One HTTPRoute on web: x-canary: 1 -> web-v2 (with request and response header
+modifiers), PathPrefix
 /v2 -> web-v2, PathPrefix /split -> web 50 / web-v2 50; anything else goes to web itself.
 """
 
@@ -47,7 +48,9 @@ spec:
   parentRefs: [{{kind: Service, name: web, port: 80}}]
   rules:
   - matches: [{{headers: [{{name: x-canary, value: "1"}}]}}]
-    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: x-routed, value: canary}}]}}}}]
+    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: x-routed, value: canary}}]}}}},
+              {{type: ResponseHeaderModifier,
+                responseHeaderModifier: {{set: [{{name: x-mesh-route, value: canary}}], remove: [Server]}}}}]
     backendRefs: [{{name: web-v2, port: 80}}]
   - matches: [{{path: {{type: PathPrefix, value: /v2}}}}]
     backendRefs: [{{name: web-v2, port: 80}}]
@@ -136,6 +139,9 @@ class HttpRoutingTest(unittest.TestCase):
         b = out["bodies"]
         self.assertEqual({x.split()[1] for x in b[:20]}, {"c1"}, b[:20])
         self.assertTrue(all(x.endswith(" canary") for x in b[:20]), b[:20])  # the server saw the header set
+        # The response header modifier: the client sees the header set and the server's own "Server" removed.
+        self.assertEqual(set(out["marks"][:20]), {"canary False"}, out["marks"][:20])
+        self.assertEqual(set(out["marks"][20:]), {"- True"}, out["marks"][20:])
         self.assertEqual({x.split()[1] for x in b[20:45]}, {"c1"}, b[20:45])
         self.assertTrue(all(x.endswith(" -") for x in b[20:45]), b[20:45])
         self.assertEqual({x.split()[1] for x in b[45:85]}, {"a1", "a2"}, b[45:85])

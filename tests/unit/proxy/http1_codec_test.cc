@@ -3,6 +3,8 @@
 // close-delimited, HEAD, 1xx, 101); the request filters.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
 
@@ -184,6 +186,56 @@ TEST(Http1Response, CloseDelimitedEndsAtEofAndCutResponsesAreErrors) {
   f.Start(false);
   FrameResponse(f, "NOT HTTP\r\n\r\n", &r);
   EXPECT_EQ(r, Http1ResponseFramer::Result::kError);
+}
+
+// Capture mode in pieces of |step|: what goes to the client when every head gets "x-mesh: 1" and loses "server".
+std::string RewriteResponse(const std::string& wire, size_t step, bool head_request, Http1ResponseFramer::Result* r) {
+  Http1ResponseFramer f;
+  f.Start(head_request, /*capture_head=*/true);
+  std::string out;
+  *r = Http1ResponseFramer::Result::kNeedMore;
+  for (size_t off = 0; off < wire.size() && *r != Http1ResponseFramer::Result::kComplete;) {
+    size_t n = std::min(step, wire.size() - off);
+    const char* data = wire.data() + off;
+    size_t used = 0;
+    *r = f.Feed(data, n, &used);
+    while (*r == Http1ResponseFramer::Result::kHead) {
+      f.headers().erase(
+          std::remove_if(f.headers().begin(), f.headers().end(), [](const auto& kv) { return kv.first == "server"; }),
+          f.headers().end());
+      f.headers().emplace_back("x-mesh", "1");
+      out += SerializeResponseHead(f.version_minor(), f.status(), f.reason(), f.headers());
+      data += used;
+      n -= used;
+      off += used;
+      *r = f.Feed(data, n, &used);
+    }
+    if (*r == Http1ResponseFramer::Result::kError) return out;
+    if (!(*r == Http1ResponseFramer::Result::kNeedMore && f.in_head())) out.append(data, used);
+    off += used;
+  }
+  return out;
+}
+
+TEST(Http1Response, CapturedHeadsAreRewrittenAndBodiesPassUntouched) {
+  Http1ResponseFramer::Result r;
+  std::string wire = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 3\r\n\r\nabc";
+  for (size_t step : {size_t{1}, size_t{5}, wire.size()}) {
+    EXPECT_EQ(RewriteResponse(wire + "EXTRA", step, false, &r),
+              "HTTP/1.1 100 Continue\r\nx-mesh: 1\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-mesh: 1\r\n\r\nabc")
+        << step;
+    EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete) << step;
+  }
+  EXPECT_EQ(RewriteResponse("HTTP/1.1 204 No Content\r\n\r\n", 100, false, &r),
+            "HTTP/1.1 204 No Content\r\nx-mesh: 1\r\n\r\n");
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);  // no byte after the head needed to end it
+  EXPECT_EQ(RewriteResponse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 100, true, &r),
+            "HTTP/1.1 200 OK\r\ncontent-length: 9\r\nx-mesh: 1\r\n\r\n");
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);  // HEAD: no body
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+  EXPECT_EQ(RewriteResponse(chunked, 3, false, &r),
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-mesh: 1\r\n\r\n2\r\nhi\r\n0\r\n\r\n");
+  EXPECT_EQ(r, Http1ResponseFramer::Result::kComplete);
 }
 
 HttpRequestHead Head(std::string target, std::vector<std::pair<std::string, std::string>> headers) {

@@ -245,6 +245,7 @@ TEST(HttpRouting, ResourcesBecomeServiceRoutesAndPortProtocols) {
   auto* f = rule->add_filters()->mutable_request_header_modifier()->add_set();
   f->set_name("x-routed");
   f->set_value("canary");
+  rule->add_filters()->mutable_response_header_modifier()->add_remove("server");
   state.resources["rt"] = rt;
   std::vector<agent::Service> out;
   std::string error;
@@ -258,6 +259,8 @@ TEST(HttpRouting, ResourcesBecomeServiceRoutesAndPortProtocols) {
   ASSERT_EQ(rules[0]->matches.size(), 1u);
   EXPECT_EQ(rules[0]->matches[0].headers[0].name, "x-canary");  // header names are matched lower case
   ASSERT_EQ(rules[0]->request_headers.size(), 1u);
+  ASSERT_EQ(rules[0]->response_headers.size(), 1u);
+  EXPECT_EQ(rules[0]->response_headers[0].remove, std::vector<std::string>{"server"});
   EXPECT_EQ(out[0].HttpRulesFor(5432).size(), 1u);  // a parentRef without a port covers every port
 }
 
