@@ -31,15 +31,6 @@ std::string Code(int status) {
   return status == 0 ? "0" : (status >= 100 && status <= 599 ? std::to_string(status) : kOther);
 }
 
-std::string Key(const prometheus::Labels& labels) {
-  std::string k;
-  for (const auto& [name, value] : labels) {
-    k += value;
-    k.push_back('\0');
-  }
-  return k;
-}
-
 }  // namespace
 
 RequestMetrics::RequestMetrics(prometheus::Registry& registry, size_t max_series)
@@ -80,35 +71,43 @@ prometheus::Labels RequestMetrics::LabelsOf(const proxy::RequestRecord& r) {
           {"response_code", Code(r.status)}};
 }
 
-RequestMetrics::Series* RequestMetrics::Resolve(const prometheus::Labels& labels, bool* overflowed) {
-  const std::string key = Key(labels);
-  auto it = by_key_.find(key);
-  if (it != by_key_.end()) return it->second.get();
+RequestMetrics::Series* RequestMetrics::Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed) {
   auto make = [this](const prometheus::Labels& l) {
     return std::make_unique<Series>(Series{&requests_.Add(l), &duration_.Add(l, kDurationBuckets),
                                            &request_bytes_.Add(l, kSizeBuckets),
                                            &response_bytes_.Add(l, kSizeBuckets)});
   };
-  if (by_key_.size() < max_series_) return by_key_.emplace(key, make(labels)).first->second.get();
+  if (by_key_.size() < max_series_) return by_key_.emplace(std::move(key), make(labels)).first->second.get();
   // Past the cap: only the reporter and the response code survive, so error rates stay visible.
   *overflowed = true;
   prometheus::Labels other = labels;
   for (auto& [name, value] : other) {
     if (name != "reporter" && name != "response_code") value = kOther;
   }
-  const std::string okey = Key(other);
-  auto& slot = overflow_[okey];
+  auto& slot = overflow_[other.at("reporter") + "/" + other.at("response_code")];
   if (!slot) slot = make(other);
   return slot.get();
 }
 
 void RequestMetrics::Record(const proxy::RequestRecord& r) {
-  const prometheus::Labels labels = LabelsOf(r);
+  // The lookup key is built from the label values directly (one string); the label map only for a new series.
+  std::string key;
+  key.reserve(256);
+  for (const std::string_view v :
+       {std::string_view(ReporterName(r.reporter)), std::string_view(r.source.workload), std::string_view(r.source.ns),
+        std::string_view(r.source.principal), std::string_view(r.destination.workload),
+        std::string_view(r.destination.ns), std::string_view(r.destination_service), std::string_view(r.route),
+        std::string_view(Method(r.method))}) {
+    key.append(v);
+    key.push_back('\0');
+  }
+  key.append(std::to_string(r.status));
   bool overflowed = false;
   Series* s;
   {
     std::lock_guard l(mu_);
-    s = Resolve(labels, &overflowed);
+    auto it = by_key_.find(key);
+    s = it != by_key_.end() ? it->second.get() : Resolve(std::move(key), LabelsOf(r), &overflowed);
   }
   if (overflowed) overflowed_.Increment();
   s->requests->Increment();

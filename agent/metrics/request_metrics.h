@@ -40,7 +40,8 @@ class RequestMetrics {
     prometheus::Histogram* request_bytes;
     prometheus::Histogram* response_bytes;
   };
-  Series* Resolve(const prometheus::Labels& labels, bool* overflowed);  // mu_ held
+  // A new series for |key| (or the overflow set past the cap). mu_ held.
+  Series* Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed);
 
   const size_t max_series_;
   prometheus::Family<prometheus::Counter>& requests_;

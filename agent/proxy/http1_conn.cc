@@ -32,19 +32,22 @@ std::string ErrorResponse(int status, const char* reason) {
 }  // namespace
 
 void Http1Conn::Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                      const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what) {
-  new Http1Conn(ctx, client, std::move(snap), service, port, std::move(open), std::move(what));
+                      const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                      std::string what) {
+  new Http1Conn(ctx, client, std::move(snap), service, port, src, std::move(open), std::move(what));
 }
 
 Http1Conn::Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                     const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what)
+                     const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                     std::string what)
     : ctx_(ctx),
       client_(client),
       snap_(std::move(snap)),
       service_(service),
       port_(port),
       open_(std::move(open)),
-      what_(std::move(what)) {
+      what_(std::move(what)),
+      src_(src) {
   ctx_.live.insert(this);
   client_end_.conn = this;
   TuneStream(client_);
@@ -135,6 +138,7 @@ void Http1Conn::Process() {
     size_t used = 0;
     auto ev = parser_.Feed(in_.data(), in_.size(), &used);
     in_.erase(0, used);
+    request_bytes_ += used;
     if (parser_.head_ready() && ev != Http1RequestParser::Event::kError &&
         ev != Http1RequestParser::Event::kHeadTooLarge && !StartRequest()) {
       return;
@@ -178,6 +182,8 @@ bool Http1Conn::StartRequest() {
   view.headers = &head.headers;
   const agent::HttpRouteMatch* matched = nullptr;
   const agent::HttpRouteRule* rule = traffic::MatchHttpRule(service_->HttpRulesFor(port_), view, &matched);
+  OpenRequestRecord();
+  if (rule != nullptr) req_.route = rule->key;
   traffic::Route route;
   std::string why;
   auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
@@ -186,6 +192,10 @@ bool Http1Conn::StartRequest() {
                                                           : ctx_.stats.service_no_endpoint);
     FailRequest(503, "Service Unavailable", why);
     return false;
+  }
+  if (ctx_.observer() != nullptr) {
+    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    req_.destination_service = route.service->Key();
   }
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
@@ -264,6 +274,11 @@ void Http1Conn::OnResponseBytes(Upstream* u, const char* data, size_t len) {
     FlushClient();
     return;
   }
+  size_t mark = out_.size();  // what this call adds to out_ is the response's
+  auto count = [&] {
+    req_.response_bytes += out_.size() - mark;
+    mark = out_.size();
+  };
   size_t used = 0;
   auto r = framer_.Feed(data, len, &used);
   while (r == Http1ResponseFramer::Result::kHead) {
@@ -285,7 +300,9 @@ void Http1Conn::OnResponseBytes(Upstream* u, const char* data, size_t len) {
     out_.append(data, used);
     response_started_ = response_started_ || used > 0;
   }
+  count();
   if (r == Http1ResponseFramer::Result::kComplete) {
+    ReportRequest(framer_.status(), "");
     ResponseDone(u);
     if (done_) return;
     if (used < len) {
@@ -329,6 +346,7 @@ void Http1Conn::UpstreamClosed(Upstream* u) {
   }
   if (u == current_ && awaiting_response_) {
     if (framer_.Finish() == Http1ResponseFramer::Result::kComplete) {  // a close-delimited response ended
+      ReportRequest(framer_.status(), "");
       DropUpstream(u);
       awaiting_response_ = false;
       CloseWhenFlushed();
@@ -385,6 +403,8 @@ void Http1Conn::FlushClient() {
 
 void Http1Conn::FailRequest(int status, const char* reason, const std::string& why) {
   log::Info("http request failed", {{"conn", what_}, {"status", status}, {"reason", why}});
+  if (!req_open_) OpenRequestRecord();  // refused before routing: a malformed or oversized head
+  ReportRequest(response_started_ ? 0 : status, why);
   if (response_started_) {
     Finish(/*reset=*/true);  // part of a response went out: a reset is the only honest ending
     return;
@@ -400,6 +420,8 @@ void Http1Conn::CloseWhenFlushed() {
 
 void Http1Conn::Finish(bool reset) {
   if (done_) return;
+  ReportRequest(0,
+                reset ? "connection reset before the response ended" : "connection closed before the response ended");
   done_ = true;
   for (auto& [key, u] : upstreams_) {
     ctx_.loop.Remove(u->fd);
@@ -417,6 +439,38 @@ void Http1Conn::Finish(bool reset) {
   client_ = -1;
   ProxyStats::Add(ctx_.stats.connections_closed);
   ctx_.loop.DeleteLater(this);
+}
+
+void Http1Conn::OpenRequestRecord() {
+  ReportRequest(0, "superseded");  // never expected: one exchange at a time
+  if (ctx_.observer() == nullptr) return;
+  req_ = RequestRecord{};
+  req_open_ = true;
+  req_start_ = std::chrono::steady_clock::now();
+  if (src_peer_.addr.sin_family == 0) {  // once per connection: the client does not change
+    src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.sin_addr.s_addr));
+    src_peer_.addr.sin_family = AF_INET;
+  }
+  req_.source = src_peer_;
+  if (parser_.head_ready()) {
+    const HttpRequestHead& head = parser_.head();
+    req_.method = head.method;
+    req_.path = head.target;  // before any URLRewrite: what the client asked for
+    if (const std::string* tp = head.Header("traceparent")) req_.traceparent = *tp;
+  }
+}
+
+void Http1Conn::ReportRequest(int status, std::string error) {
+  if (!req_open_) return;
+  req_open_ = false;
+  ConnObserver* obs = ctx_.observer();
+  if (obs == nullptr) return;
+  req_.status = status;
+  req_.error = std::move(error);
+  req_.request_bytes = request_bytes_;
+  req_.duration = std::chrono::steady_clock::now() - req_start_;
+  request_bytes_ = 0;
+  obs->OnRequest(req_);
 }
 
 }  // namespace zm::proxy

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "agent/proxy/http1_codec.h"
+#include "agent/proxy/request_record.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
 
@@ -26,8 +27,10 @@ class Http1Conn : public Closable {
   using UpstreamOpener = std::function<int(traffic::Route route, std::string* why)>;
 
   // Takes ownership of |client|; deletes itself when done. |service| and |port|: the VIP's Service and port.
+  // |src|: the client's address (the request metrics' source workload).
   static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                    const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what);
+                    const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                    std::string what);
   void ForceClose() override;
   void Drain() override;
   ~Http1Conn() override;  // via EventLoop::DeleteLater only
@@ -46,7 +49,8 @@ class Http1Conn : public Closable {
   };
 
   Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-            const agent::Service* service, uint16_t port, UpstreamOpener open, std::string what);
+            const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+            std::string what);
   void OnClient(uint32_t ev);
   void OnUpstream(Upstream* u, uint32_t ev);
   void ReadClient();
@@ -64,6 +68,10 @@ class Http1Conn : public Closable {
   void FailRequest(int status, const char* reason, const std::string& why);
   void CloseWhenFlushed();
   void Finish(bool reset);
+  // Golden request telemetry (ConnObserver::OnRequest): a record opens when a request head arrives and is reported
+  // once, when its response ended or the request failed.
+  void OpenRequestRecord();
+  void ReportRequest(int status, std::string error);
 
   WorkerContext& ctx_;
   int client_ = -1;
@@ -94,6 +102,13 @@ class Http1Conn : public Closable {
   bool close_when_flushed_ = false;
   bool draining_ = false;
   bool done_ = false;
+
+  sockaddr_in src_{};
+  Peer src_peer_;  // made on the first request
+  RequestRecord req_;
+  bool req_open_ = false;
+  std::chrono::steady_clock::time_point req_start_{};
+  uint64_t request_bytes_ = 0;  // client bytes the parser consumed for the request in flight
 };
 
 }  // namespace zm::proxy

@@ -287,7 +287,7 @@ void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc) 
     Deliver(sp[1], *attempt, route.addr, std::move(sc));
     return sp[0];
   };
-  Http1Conn::Start(ctx_, fd, attempt->snap, svc, port, std::move(open), std::move(what));
+  Http1Conn::Start(ctx_, fd, attempt->snap, svc, port, attempt->src, std::move(open), std::move(what));
 }
 
 void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {

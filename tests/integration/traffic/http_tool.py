@@ -2,7 +2,8 @@
 
   http_tool.py serve PORT NAME    keep-alive server; every response body is "NAME <path> <x-routed header>", with
                                   Content-Length, except paths ending in /chunked (chunked, two chunks) and POSTs
-                                  (the body's length is echoed: "NAME <path> len=<n>")
+                                  (the body's length is echoed: "NAME <path> len=<n>"); a path ending in /status/NNN
+                                  is answered with status NNN
                                   A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
   http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body"}]
                                   on stdin, sends them all on ONE keep-alive connection (it fails rather than
@@ -37,7 +38,9 @@ def serve(port: int, name: str):
                 self.wfile.write(b"0\r\n\r\n")
                 return
             data = text.encode()
-            self.send_response(200)
+            # ".../status/NNN" answers with that status (the request metrics' response codes).
+            code = int(path.rsplit("/", 1)[1]) if "/status/" in path and path.rsplit("/", 1)[1].isdigit() else 200
+            self.send_response(code)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

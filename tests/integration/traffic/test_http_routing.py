@@ -9,6 +9,7 @@ modifiers), PathPrefix
 """
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,60 @@ class HttpRoutingTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         # Routed by its path to web-v2 (c1, another node: through HBONE), then 100 kB echoed through the tunnel.
         self.assertEqual(res.stdout.strip(), "HTTP/1.1 101 Switching Protocols c1 True 102400")
+
+    def requests_total(self, node_name: str, **labels) -> float:
+        """Sum of zeromesh_requests_total on that node's agent over the series carrying all |labels|."""
+        node = self.cluster.node(node_name)
+        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
+                               timeout=15)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        total = 0.0
+        for line in res.stdout.splitlines():
+            m = re.match(r"zeromesh_requests_total\{(.*)\} (\S+)$", line)
+            if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
+                total += float(m.group(2))
+        return total
+
+    # Golden metrics and the per-request access log, from the source proxy (reporter=source).
+    def test_request_metrics_and_access_log(self):
+        failed = dict(reporter="source", source_workload="client", destination_workload="c1",
+                      destination_service="shop/web-v2", response_code="503", request_method="GET")
+        ok = dict(failed, destination_workload="a1", destination_service="shop/web", route="none",
+                  response_code="200")
+        ok_a2 = dict(ok, destination_workload="a2")
+        before = (self.requests_total("node1", **failed),
+                  self.requests_total("node1", **ok) + self.requests_total("node1", **ok_a2))
+        trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        out = self.run_plan([{"path": "/v2/status/503", "headers": {"traceparent": trace}, "count": 30},
+                             {"path": "/plain", "count": 20}])
+        self.assertEqual(out["sockets"], 1)  # a 503 from the server keeps the connection
+        deadline = time.monotonic() + 5  # counted when each response ends: already there, but scrape may race
+        while True:
+            after = (self.requests_total("node1", **failed),
+                     self.requests_total("node1", **ok) + self.requests_total("node1", **ok_a2))
+            if after[0] - before[0] >= 30 and after[1] - before[1] >= 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(after[0] - before[0], 30, "503s counted by code, workload, Service")
+        self.assertEqual(after[1] - before[1], 20, "200s of unrouted requests counted under route=none")
+        self.assertGreaterEqual(self.requests_total("node1", **dict(failed, route="shop/web#1")), 30,
+                                "the matching rule is the route label")
+        # Every failed request (5xx) is in the access log, with its trace id; nothing claims a path label.
+        deadline = time.monotonic() + 5  # the access log is flushed every 200 ms
+        while True:
+            lines = [json.loads(l) for l in self.cp.log("agent-node1").splitlines()
+                     if l.startswith("{") and '"msg":"request"' in l]
+            failed_lines = [l for l in lines if l.get("status") == 503 and l.get("path") == "/v2/status/503"]
+            if len(failed_lines) >= 30 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertGreaterEqual(len(failed_lines), 30, lines[-3:])
+        last = failed_lines[-1]
+        self.assertEqual(last["trace_id"], "0af7651916cd43dd8448eb211c80319c")
+        self.assertEqual(last["dst.workload"], "c1")
+        self.assertEqual(last["src.workload"], "client")
+        self.assertEqual(last["route"], "shop/web#1")
+        self.assertTrue(last["upstream"].endswith(":9080"), last)
 
     def test_malformed_request_gets_400_and_the_connection_closes(self):
         script = (
