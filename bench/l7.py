@@ -182,8 +182,12 @@ class L7Bench:
         pids = self.proxies.get(path, [])
         before = self.cpu_ticks(pids)
         secs = max(1, round(self.seconds))
-        res = self.c.run(pod, ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", url], text=True,
-                         timeout=secs + 30)
+        try:
+            res = self.c.run(pod, ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--timeout", "2s", "--latency", url],
+                             text=True, timeout=secs + 30)
+        except subprocess.TimeoutExpired:
+            raise zmcluster.ClusterError(f"wrk -c{conns} through {path} did not finish within {secs + 30} s "
+                                         "(a request that never got its answer?)") from None
         after = self.cpu_ticks(pids)
         if res.returncode != 0:
             raise zmcluster.ClusterError(f"wrk failed in {pod.name} ({res.returncode}): {res.stderr[-500:]}")
@@ -346,9 +350,10 @@ if __name__ == "__main__":  # the L7 part alone (bench/dataplane.py runs it afte
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=1)
     ap.add_argument("--json", default="")
+    ap.add_argument("--tiny", action="store_true", help="as bench_smoke runs it: no one-connection latency run")
     a = ap.parse_args()
     rep = run(a.rounds, a.seconds, dataplane.PROXY_THREADS, dataplane.CIPHER, dataplane.cpu_ticks,
-              os.sysconf("SC_CLK_TCK"), dataplane.log)
+              os.sysconf("SC_CLK_TCK"), dataplane.log, latency=not a.tiny)
     print_summary(rep)
     if a.json:
         Path(a.json).write_text(json.dumps(rep, indent=2) + "\n")
