@@ -30,7 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing apt packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # haproxy and nginx are tools the benchmarks start inside their own namespaces: their packages must not start
+  # a host-wide service on this machine's port 80. policy-rc.d refuses service starts during the install.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # The console front end (ui/) is built with Node.js 20+ and npm (esbuild, tsc and Playwright come from
