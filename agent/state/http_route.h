@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/state/backend_ref.h"
+
 namespace zm::agent {
 
 enum class HttpMatchType : uint8_t { kExact, kPrefix, kRegex };
@@ -42,17 +44,10 @@ struct HttpUrlRewrite {
   std::string path;
 };
 
-struct HttpBackend {
-  std::string ns;
-  std::string name;
-  uint16_t port = 0;
-  uint32_t weight = 0;
-};
-
 struct HttpRouteRule {
   std::string key;                      // "<namespace>/<route>#<index>": the balancer's weighted-choice state per rule
   std::vector<HttpRouteMatch> matches;  // none: every request
-  std::vector<HttpBackend> backends;    // none: the parent Service itself
+  std::vector<BackendRef> backends;     // none: the parent Service itself
   std::vector<HttpHeaderModifier> request_headers;
   std::vector<HttpHeaderModifier> response_headers;
   bool has_rewrite = false;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/state/backend_ref.h"
 #include "agent/state/http_route.h"
 
 namespace zm::agent {
@@ -31,13 +32,6 @@ struct ServiceEndpoint {
   in_addr_t ip = 0;      // network byte order
   std::string workload;  // "<namespace>/<name>" when a mesh workload, else ""
   std::string node;      // "" when unknown (outside the mesh)
-};
-
-struct BackendRef {
-  std::string ns;
-  std::string name;
-  uint16_t port = 0;  // a port of the backend Service
-  uint32_t weight = 0;
 };
 
 // Connections to the parent VIP on |port| (0: every port) go to the backends by weight.

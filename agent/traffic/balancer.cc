@@ -163,28 +163,27 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   return PickStatus::kOk;
 }
 
+int Balancer::PickWeighted(SmoothWeighted& sw, const std::vector<agent::BackendRef>& backends,
+                           const std::vector<bool>& available) {
+  std::vector<uint32_t> weights;
+  weights.reserve(backends.size());
+  for (const auto& b : backends) weights.push_back(b.weight);
+  sw.SetWeights(weights);
+  return sw.Pick(available);
+}
+
 int Balancer::PickBackend(const agent::Service& parent, const agent::TrafficSplit& split,
                           const std::vector<bool>& available) {
   auto st = StateOf(parent.Key());
   std::lock_guard<std::mutex> l(st->mu);
-  std::vector<uint32_t> weights;
-  weights.reserve(split.backends.size());
-  for (const auto& b : split.backends) weights.push_back(b.weight);
-  SmoothWeighted& sw = st->splits[split.port];
-  sw.SetWeights(weights);
-  return sw.Pick(available);
+  return PickWeighted(st->splits[split.port], split.backends, available);
 }
 
 int Balancer::PickHttpBackend(const agent::Service& parent, const agent::HttpRouteRule& rule,
                               const std::vector<bool>& available) {
   auto st = StateOf(parent.Key());
   std::lock_guard<std::mutex> l(st->mu);
-  std::vector<uint32_t> weights;
-  weights.reserve(rule.backends.size());
-  for (const auto& b : rule.backends) weights.push_back(b.weight);
-  SmoothWeighted& sw = st->http_rule_splits[rule.key];
-  sw.SetWeights(weights);
-  return sw.Pick(available);
+  return PickWeighted(st->http_rule_splits[rule.key], rule.backends, available);
 }
 
 Balancer::EndpointView Balancer::View(const std::string& service_key, in_addr_t ip, uint16_t port) {

@@ -99,6 +99,9 @@ class Balancer {
   uint64_t Overflows(const std::string& service_key);
 
  private:
+  // |sw| set to the weights of |backends|, then a pick among the available ones. The state's mutex held.
+  static int PickWeighted(SmoothWeighted& sw, const std::vector<agent::BackendRef>& backends,
+                          const std::vector<bool>& available);
   std::shared_ptr<ServiceState> StateOf(const std::string& key);
 
   std::mutex mu_;

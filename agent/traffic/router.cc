@@ -40,19 +40,29 @@ RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const ag
   return RouteStatus::kOk;
 }
 
+// The Service of each backend ref (nullptr when unknown) and, in *available, whether it can take a connection now:
+// it exists, has the referenced port and has endpoints.
+std::vector<const agent::Service*> ResolveBackends(const agent::MeshSnapshot& snap,
+                                                   const std::vector<agent::BackendRef>& refs,
+                                                   std::vector<bool>* available) {
+  std::vector<const agent::Service*> out;
+  out.reserve(refs.size());
+  for (const auto& b : refs) {
+    const agent::Service* s = snap.FindService(b.ns, b.name);
+    out.push_back(s);
+    available->push_back(s != nullptr && s->FindPort(b.port) != nullptr && !s->endpoints.empty());
+  }
+  return out;
+}
+
 }  // namespace
 
 RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                            uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
   const agent::TrafficSplit* split = vip_service.FindSplit(port);
   if (split == nullptr) return PickEndpoint(lb, snap, vip_service, port, tried, out, why);
-  std::vector<const agent::Service*> backends;
   std::vector<bool> available;
-  for (const auto& b : split->backends) {
-    const agent::Service* s = snap.FindService(b.ns, b.name);
-    backends.push_back(s);
-    available.push_back(s != nullptr && s->FindPort(b.port) != nullptr && !s->endpoints.empty());
-  }
+  auto backends = ResolveBackends(snap, split->backends, &available);
   int i = lb.PickBackend(vip_service, *split, available);
   if (i < 0) {
     *why = "route " + split->route + " (parent " + vip_service.Key() + " " + agent::Ipv4ToString(vip_service.vip) +
@@ -70,13 +80,8 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
   // to it (the demo's and the console wizard's canary), else the Service's own endpoints -- now per request.
   if (rule == nullptr) return RouteToService(lb, snap, vip_service, port, kNoneTried, out, why);
   if (rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why);
-  std::vector<const agent::Service*> backends;
   std::vector<bool> available;
-  for (const auto& b : rule->backends) {
-    const agent::Service* s = snap.FindService(b.ns, b.name);
-    backends.push_back(s);
-    available.push_back(s != nullptr && s->FindPort(b.port) != nullptr && !s->endpoints.empty());
-  }
+  auto backends = ResolveBackends(snap, rule->backends, &available);
   int i = lb.PickHttpBackend(vip_service, *rule, available);
   if (i < 0) {
     *why = "route rule " + rule->key + ": no backend with weight > 0 has endpoints";
