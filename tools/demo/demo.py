@@ -333,11 +333,7 @@ def attach() -> ControlPlane:
 
 
 def status(args: list[str]) -> int:
-    cp = attach()
-    res = cp.meshctl("status", *args)
-    sys.stdout.write(res.stdout)
-    sys.stderr.write(res.stderr)
-    return res.returncode
+    return meshctl(["status", *args])
 
 
 def meshctl(args: list[str]) -> int:
