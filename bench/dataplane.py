@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
 from mesh import Mesh, BUILD_DIR  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import haproxy_pair  # noqa: E402
 import l7  # noqa: E402
 
 TOOLS = BUILD_DIR / "bench"
@@ -113,21 +114,8 @@ def machine() -> dict:
 # ---- HAProxy peer ------------------------------------------------------------------------------------------------
 def haproxy_configs(work: Path, mesh: Mesh, node1, node2, server_ip: str) -> tuple[Path, Path]:
     ca = mesh.ca
-    pems = {}
-    for role in ("client", "server"):
-        crt, key = ca.issue(ca.spiffe_id("haproxy", role), f"haproxy-{role}")
-        pem = work / f"haproxy-{role}.pem"
-        pem.write_text(crt.read_text() + key.read_text())
-        pems[role] = pem
-    glob = f"""global
-    nbthread {PROXY_THREADS}
-    maxconn 8000
-    ssl-default-bind-ciphersuites {CIPHER}
-    ssl-default-server-ciphersuites {CIPHER}
-    ssl-default-bind-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
-    ssl-default-server-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
-    ssl-server-verify required
-
+    pems = haproxy_pair.pems(work, ca)
+    glob = haproxy_pair.global_section(PROXY_THREADS, CIPHER) + """
 defaults
     mode tcp
     maxconn 8000
@@ -147,12 +135,7 @@ listen p{port}
     bind {node2.ip}:{HAP_N2[port]} ssl crt {pems['server']} ca-file {ca.cert} verify required
     server pod {server_ip}:{port}
 """
-    c1, c2 = work / "haproxy-node1.cfg", work / "haproxy-node2.cfg"
-    c1.write_text(n1)
-    c2.write_text(n2)
-    for cfg in (c1, c2):
-        zmcluster.sh(["haproxy", "-c", "-q", "-f", str(cfg)])
-    return c1, c2
+    return haproxy_pair.write_checked(work, "", n1, n2)
 
 
 # ---- measurements ------------------------------------------------------------------------------------------------

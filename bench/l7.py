@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 from mesh import TestCA  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import haproxy_pair  # noqa: E402
 
 PATHS = ("direct", "zeromesh", "haproxy")
 HTTP_PORT = 8080
@@ -78,21 +80,8 @@ http {{
 
 def haproxy_http_configs(work: Path, ca: TestCA, node1, node2, server_ip: str, cipher: str,
                          threads: int) -> tuple[Path, Path]:
-    pems = {}
-    for role in ("client", "server"):
-        crt, key = ca.issue(ca.spiffe_id("haproxy", f"l7-{role}"), f"haproxy-l7-{role}")
-        pem = work / f"haproxy-l7-{role}.pem"
-        pem.write_text(crt.read_text() + key.read_text())
-        pems[role] = pem
-    glob = f"""global
-    nbthread {threads}
-    maxconn 8000
-    ssl-default-bind-ciphersuites {cipher}
-    ssl-default-server-ciphersuites {cipher}
-    ssl-default-bind-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
-    ssl-default-server-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3
-    ssl-server-verify required
-
+    pems = haproxy_pair.pems(work, ca, "l7-")
+    glob = haproxy_pair.global_section(threads, cipher) + """
 defaults
     mode http
     option http-keep-alive
@@ -113,12 +102,7 @@ listen web
     bind {node2.ip}:{HAP_N2_PORT} ssl crt {pems['server']} ca-file {ca.cert} verify required
     server pod {server_ip}:{HTTP_PORT}
 """
-    c1, c2 = work / "haproxy-l7-node1.cfg", work / "haproxy-l7-node2.cfg"
-    c1.write_text(n1)
-    c2.write_text(n2)
-    for cfg in (c1, c2):
-        zmcluster.sh(["haproxy", "-c", "-q", "-f", str(cfg)])
-    return c1, c2
+    return haproxy_pair.write_checked(work, "l7-", n1, n2)
 
 
 def manifests() -> str:
