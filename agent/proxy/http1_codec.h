@@ -76,7 +76,12 @@ class Http1RequestParser {
   bool in_value_ = false;
   bool head_ready_ = false;
   bool too_large_ = false;
+  bool obs_fold_ = false;
   size_t head_bytes_ = 0;
+  // Where the bytes given to llhttp_execute start, and the last byte llhttp consumed before them: what precedes a
+  // header value span, to recognise obsolete line folding.
+  const char* feed_start_ = nullptr;
+  char prev_byte_ = 0;
   std::string error_;
 };
 

@@ -14,11 +14,12 @@ const GETS = [
   "/api/policies/who?to=shop/backend-v1&port=8080",
   "/api/traffic",
 ];
-// Valid bodies (apply: true), so a refusal is about the caller and not the request.
+// Valid bodies (apply: true), so a refusal is about the caller and not the request. The policy step names its
+// identity: without one it suggests the clients seen so far, and these tests may run before any traffic was seen.
 const POSTS: [string, object][] = [
   ["/api/wizard/enroll", { namespace: "legacy", apply: true }],
   ["/api/wizard/mode", { namespace: "legacy", mode: "STRICT", apply: true }],
-  ["/api/wizard/policy", { namespace: "shop", apply: true }],
+  ["/api/wizard/policy", { namespace: "shop", allow: ["spiffe://cluster.local/ns/shop/sa/frontend"], apply: true }],
   ["/api/wizard/canary", { namespace: "shop", service: "backend", backends: [{ name: "backend-v1", weight: 50 }, { name: "backend-v2", weight: 50 }], apply: true }],
 ];
 

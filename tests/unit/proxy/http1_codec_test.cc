@@ -97,6 +97,27 @@ TEST(Http1Request, MalformedAndSmugglingAttemptsAreErrors) {
   EXPECT_EQ(ParseAll("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 100).last, Ev::kError);
 }
 
+TEST(Http1Request, ObsoleteLineFoldingIsRefusedInAnySplit) {
+  // Forwarded as one line, "Connection: Upgrade" + a folded continuation would no longer be an upgrade upstream,
+  // while the proxy would treat what follows as tunnel bytes (found by fuzz_http_framing).
+  std::string folded = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n pgrade: x\r\nUpgrade: websocket\r\n\r\n";
+  for (size_t step : {size_t{1}, size_t{2}, size_t{17}, folded.size()}) {
+    EXPECT_EQ(ParseAll(folded, step).last, Ev::kError) << "step " << step;
+  }
+  EXPECT_EQ(ParseAll("GET / HTTP/1.1\r\nX-A: 1\r\n\tmore\r\n\r\n", 3).last, Ev::kError);
+  Http1RequestParser p;
+  size_t used = 0;
+  EXPECT_EQ(p.Feed(folded.data(), folded.size(), &used), Ev::kError);
+  EXPECT_NE(std::string(p.error()).find("obsolete line folding"), std::string::npos) << p.error();
+  // Spaces inside and around values and empty values, split anywhere, are not folding.
+  std::string spaced = "GET / HTTP/1.1\r\nX-A:  a b  \r\nX-E: \r\nX-B:\tc\r\n\r\n";
+  for (size_t step = 1; step <= spaced.size(); ++step) {
+    Parsed ok = ParseAll(spaced, step);
+    ASSERT_EQ(ok.last, Ev::kEnd) << "step " << step;
+    EXPECT_EQ(*ok.heads[0].Header("x-b"), "c");
+  }
+}
+
 TEST(Http1Request, OversizedHeadIs431) {
   HttpLimits small;
   small.max_head_bytes = 256;
