@@ -113,6 +113,10 @@ std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::sys
   if (r.destination.addr.sin_family == AF_INET) Field(&out, "upstream", Addr(r.destination.addr));
   if (proxy::ValidTraceparent(r.traceparent)) Field(&out, "trace_id", std::string_view(r.traceparent).substr(3, 32));
   if (!r.error.empty()) Field(&out, "error", r.error);
+  if (!r.policy.empty()) {
+    Field(&out, "decision", "deny");
+    Field(&out, "policy", r.policy);
+  }
   out.append("}\n");
   return out;
 }
@@ -152,7 +156,7 @@ void AccessLog::Record(const proxy::ConnRecord& r) {
 
 void AccessLog::RecordRequest(const proxy::RequestRecord& r) {
   if (!opts_.enabled) return;
-  const bool always = r.status == 0 || r.status >= 500 || !r.error.empty();
+  const bool always = r.status == 0 || r.status >= 500 || !r.error.empty() || !r.policy.empty();
   if (!always && !Sampled()) {
     sampled_out_.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -50,7 +50,7 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   void Record(const proxy::ConnRecord& r);  // any thread
-  // Failed requests (no response, 5xx) are always logged; the others are sampled at |sample_rate|.
+  // Failed requests (no response, 5xx) and denied ones are always logged; the others are sampled at |sample_rate|.
   void RecordRequest(const proxy::RequestRecord& r);
   void Flush();  // writes everything buffered so far
 

@@ -8,6 +8,10 @@ bool CompiledPolicy::MatchesPort(uint16_t port) const {
   return ports.empty() || std::find(ports.begin(), ports.end(), port) != ports.end();
 }
 
+bool CompiledPolicy::MatchesRequest(const proxy::HttpRequestAttrs& req) const {
+  return std::any_of(http.begin(), http.end(), [&](const HttpRule& r) { return r.Matches(req); });
+}
+
 bool CompiledPolicy::MatchesSource(const proxy::AuthzRequest& req, std::string_view trust_domain) const {
   if (any_source) return true;
   for (const auto& b : ip_blocks) {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/policy/http_rules.h"
 #include "agent/policy/ipv4_block.h"
 #include "agent/proxy/options.h"
 #include "common/tls/spiffe.h"
@@ -37,8 +38,11 @@ struct CompiledPolicy {
   std::vector<SelectedSource> selected;  // sorted by ip; an IP may repeat (host-network pods share one)
   std::vector<Ipv4Block> ip_blocks;
   std::vector<uint16_t> ports;  // empty: every port
+  std::vector<HttpRule> http;   // empty: an L4 permission (every request of a matching connection)
 
+  bool has_http() const { return !http.empty(); }
   bool MatchesPort(uint16_t port) const;
+  bool MatchesRequest(const proxy::HttpRequestAttrs& req) const;  // one of the http rules holds
   // `trust_domain` is the mesh's: a workload selector only vouches for identities of mesh workloads.
   bool MatchesSource(const proxy::AuthzRequest& req, std::string_view trust_domain) const;
 };

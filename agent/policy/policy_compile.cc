@@ -88,11 +88,39 @@ bool CompilePolicy(const v1::TrafficPermission& tp, const std::vector<ConfigWork
     if (std::find(p->ports.begin(), p->ports.end(), port16) == p->ports.end()) p->ports.push_back(port16);
   }
   std::string why;
-  if (!CompileSources(tp, workloads, p, &why)) {
+  if (!CompileSources(tp, workloads, p, &why) || !CompileHttpRules(tp, &p->http, &why)) {
     *error = p->id + ": " + why;
     return false;
   }
   return true;
+}
+
+// The target ports of |pr|'s workload that speak HTTP/1.1: every Service port mapping to it says so (a port one
+// Service calls TCP is not parsed, so no permission's http rules can open or close more than written there).
+void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std::string& workload_key,
+                      std::vector<uint16_t>* http_ports) {
+  std::vector<uint16_t> other;
+  for (const auto& [key, r] : state.resources) {
+    if (!r.has_service()) continue;
+    bool selects = false;
+    for (const auto& e : r.service().endpoints()) {
+      in_addr_t eip = 0;
+      bool same = !e.workload().empty() ? e.workload() == workload_key
+                                        : inet_pton(AF_INET, e.ip().c_str(), &eip) == 1 && eip == ip;
+      if (same) {
+        selects = true;
+        break;
+      }
+    }
+    if (!selects) continue;
+    for (const auto& sp : r.service().ports()) {
+      auto target = static_cast<uint16_t>(sp.target_port() != 0 ? sp.target_port() : sp.port());
+      (sp.resolved_protocol() == v1::APP_HTTP ? *http_ports : other).push_back(target);
+    }
+  }
+  std::sort(http_ports->begin(), http_ports->end());
+  http_ports->erase(std::unique(http_ports->begin(), http_ports->end()), http_ports->end());
+  std::erase_if(*http_ports, [&](uint16_t p) { return std::find(other.begin(), other.end(), p) != other.end(); });
 }
 
 }  // namespace
@@ -144,6 +172,10 @@ std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& 
       });
       if (it == list.end()) it = list.insert(list.end(), Protected{cw.w->namespace_(), cw.w->name(), {}, {}});
       (p->deny ? it->deny : it->allow).push_back(p);
+      if (p->has_http() && !it->has_http) {
+        it->has_http = true;
+        ResolveHttpPorts(state, cw.ip, cw.w->namespace_() + "/" + cw.w->name(), &it->http_ports);
+      }
     }
   }
   return set;

@@ -4,6 +4,12 @@
 // Order (Istio AuthorizationPolicy semantics): a matching DENY denies; else a matching ALLOW allows; else, if an ALLOW
 // policy selects the destination and port, the connection is denied (an ALLOW policy turns its workloads into
 // allow-lists); else the MeshConfig default_policy decides (ALLOW when unspecified).
+//
+// Permissions with http rules match requests, not connections. On a port every Service selecting the workload
+// resolves to HTTP/1.1, a connection that only such permissions could decide is let through with
+// AuthzDecision::per_request, and each of its requests is evaluated (AuthzRequest::http) in the same order. On any
+// other port their rules cannot be checked, so they never open more than written: an ALLOW with http allows nothing
+// (but still makes the workload an allow-list) and a DENY with http denies the whole connection.
 #pragma once
 
 #include <netinet/in.h>
@@ -43,6 +49,10 @@ class PolicySet {
     std::string name;
     std::vector<const CompiledPolicy*> deny;
     std::vector<const CompiledPolicy*> allow;
+    bool has_http = false;             // one of the policies has http rules
+    std::vector<uint16_t> http_ports;  // sorted; computed only when has_http
+
+    bool IsHttpPort(uint16_t port) const;
   };
 
   PolicySet() = default;

@@ -1,6 +1,7 @@
 #include "agent/proxy/hbone_server.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 
 #include "agent/proxy/authority.h"
 #include "agent/proxy/forwarded.h"
+#include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
@@ -199,6 +201,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
       Respond(s, 401, "denied by policy: " + d.reason);
       return;
     }
+    s->per_request = d.per_request;
   }
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
@@ -242,6 +245,15 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
     Respond(s, 503, std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
     return;
   }
+  if (s->per_request && !InsertInboundHttp(s)) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    s->track.SetError("socketpair failed");
+    ctx_.loop.Remove(s->fd);
+    close(s->fd);
+    s->fd = -1;
+    Respond(s, 503, "socketpair failed");
+    return;
+  }
   ProxyStats::Add(ctx_.stats.hbone_streams_accepted);
   s->established = true;
   s->tcp_writable = true;
@@ -250,6 +262,33 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
   ReadTcp(s);
   Touch(s);
   SettleAll();
+}
+
+bool HboneServer::InsertInboundHttp(HboneStream* s) {
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) return false;
+  auto snap = ctx_.snapshots.Get();
+  const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
+  if (dst == nullptr) {  // the pod left the configuration while connecting
+    close(sp[0]);
+    close(sp[1]);
+    return false;
+  }
+  // The stream relays into our end of the pair; the other end and the pod connection go to the per-request check.
+  int pod = s->fd;
+  ctx_.loop.Remove(pod);
+  InboundHttp::Params p;
+  p.snap = snap;
+  p.destination = dst;
+  p.has_source_id = true;
+  p.source_id = peer_id_;
+  p.src = s->client;
+  p.dst = s->target;
+  p.what = "hbone-http " + AddrToString(s->client) + "->" + AddrToString(s->target);
+  InboundHttp::Start(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
+  s->fd = -1;
+  AddStreamFd(s, sp[0]);
+  return true;
 }
 
 void HboneServer::Drain() {

@@ -34,6 +34,9 @@ class HboneServer : public HboneSession {
   void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src,
                      const std::string& why, const std::string* policy = nullptr);
   ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src) const;
+  // TrafficPermission http rules apply (AuthzDecision::per_request): the connected pod socket goes to an InboundHttp
+  // and the stream relays into a socketpair to it instead. False when that could not be set up.
+  bool InsertInboundHttp(HboneStream* s);
   // The stream's source: the first `forwarded` element's for= when it is an IPv4 address (and hbone_trust_forwarded),
   // else the TCP peer. The TCP peer and that for=, when they are known workloads, must have the verified client
   // identity. False: |why| says what was refused (answered 400).

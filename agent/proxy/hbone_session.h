@@ -61,6 +61,8 @@ class HboneStream : public IoHandler {
   ConnTracker track;     // telemetry of the proxied connection (opened once relaying was decided)
   ServiceConn svc;       // client side, Service connections: lease and retry (service_conn.h)
   bool active = false;   // bytes moved since the last idle check (client side, with svc.idle_timeout)
+  // Server: TrafficPermission http rules decide each request (an InboundHttp between the stream and the pod).
+  bool per_request = false;
   int quiet_checks = 0;
 };
 

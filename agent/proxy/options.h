@@ -9,6 +9,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "agent/proxy/conn_observer.h"
 #include "agent/proxy/socket_util.h"
@@ -17,20 +20,32 @@
 
 namespace zm::proxy {
 
+// One HTTP request at the destination (TrafficPermission http rules): views into the parsed head.
+struct HttpRequestAttrs {
+  std::string_view method;
+  std::string_view path;  // normalized (NormalizePolicyPath), without the query
+  const std::vector<std::pair<std::string, std::string>>* headers = nullptr;  // names lower case
+};
+
 struct AuthzRequest {
   const tls::SpiffeId* source = nullptr;  // verified client identity (nullptr: plaintext, no identity)
   in_addr_t source_ip = 0;
   const agent::Workload* destination = nullptr;
   uint16_t port = 0;
+  const HttpRequestAttrs* http = nullptr;  // set: decide this request; nullptr: decide the connection
 };
 
 struct AuthzDecision {
   bool allow = true;
   std::string reason;
   std::string policy = {};  // name of the deciding policy (metrics label, access log); optional
+  // A connection decision (AuthzRequest::http unset) that HTTP rules refine: the connection may proceed, but each of
+  // its requests must be decided again with its attributes (the destination proxy parses them).
+  bool per_request = false;
 };
 
-// Called on worker threads for every new connection; must be thread-safe and quick.
+// Called on worker threads for every new connection (and, when a decision says per_request, for every request of
+// it); must be thread-safe and quick.
 using Authorizer = std::function<AuthzDecision(const AuthzRequest&)>;
 
 // Counters only (relaxed atomics); metrics exporters read them.

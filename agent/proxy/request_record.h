@@ -1,6 +1,7 @@
-// One HTTP request the node proxy routed (the L7 path, agent/proxy/http1_conn): what the golden request metrics and
-// the per-request access log line are made of. Filled on the worker thread when the response ends (or the request
-// fails) and handed to ConnObserver::OnRequest; the proxy knows nothing about Prometheus or log formats.
+// One HTTP request the node proxy routed (the L7 path, agent/proxy/http1_conn) or checked at the destination
+// (agent/proxy/inbound_http): what the golden request metrics and the per-request access log line are made of.
+// Filled on the worker thread when the response ends (or the request fails) and handed to ConnObserver::OnRequest;
+// the proxy knows nothing about Prometheus or log formats.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,8 @@ struct RequestRecord {
   std::chrono::steady_clock::duration duration{};  // request head received -> response end
   std::string traceparent;                         // W3C trace context of the request, "" when none
   std::string error;                               // why it failed ("" for a response, whatever its status)
+  // The policy that denied the request (destination side, answered 403); "" otherwise.
+  std::string policy;
 };
 
 }  // namespace zm::proxy

@@ -6,6 +6,7 @@
 
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/http1_conn.h"
+#include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/splice_relay.h"
 #include "agent/traffic/router.h"
@@ -172,6 +173,30 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
                      std::move(rec), std::move(svc));
 }
 
+void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
+                       std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id) {
+  std::string error;
+  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
+  if (up < 0) {
+    ProxyStats::Add(ctx_.stats.upstream_failures);
+    Refuse(downstream, what, src, dst, error);
+    return;
+  }
+  InboundHttp::Params p;
+  if (ctx_.observer()) {
+    p.conn = Record(snap.get(), what, src, dst);
+    p.conn.same_node = src_id != nullptr;
+  }
+  p.destination = snap->Find(dst.sin_addr.s_addr);
+  p.snap = std::move(snap);
+  p.has_source_id = src_id != nullptr;
+  if (src_id != nullptr) p.source_id = *src_id;
+  p.src = src;
+  p.dst = dst;
+  p.what = std::string(what) + "-http " + AddrToString(src) + "->" + AddrToString(dst);
+  InboundHttp::Start(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
+}
+
 Worker::ServiceAttempt Worker::NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
                                           const sockaddr_in& vip, bool source_in_mesh) {
   ServiceAttempt a;
@@ -240,6 +265,7 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
   const agent::Workload* from = snap.Find(a.src.sin_addr.s_addr);
   tls::SpiffeId src_id = snap.IdentityOf(*from);
   if (snap.IsLocal(*to)) {
+    bool per_request = false;
     if (ctx_.opts.authorize) {
       AuthzDecision d = ctx_.opts.authorize({&src_id, a.src.sin_addr.s_addr, to, ntohs(ep.sin_port)});
       if (!d.allow) {
@@ -247,9 +273,14 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
         Refuse(fd, "same-node", a.src, ep, "denied by policy: " + d.reason, d.policy);
         return;
       }
+      per_request = d.per_request;
     }
     if (!PassRateLimit(fd, snap, a.src, ep, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
+    if (per_request) {
+      RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id);
+      return;
+    }
     Relay(fd, a.src, ep, "same-node", &snap, /*same_node=*/true, std::move(sc));
     return;
   }
@@ -333,6 +364,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
   tls::SpiffeId src_id = snap->IdentityOf(*from);
   if (snap->IsLocal(*to)) {
     // Same node: no wire, same policy.
+    bool per_request = false;
     if (ctx_.opts.authorize) {
       AuthzDecision d = ctx_.opts.authorize({&src_id, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
       if (!d.allow) {
@@ -340,9 +372,14 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
         Refuse(fd, "same-node", src, dst, "denied by policy: " + d.reason, d.policy);
         return;
       }
+      per_request = d.per_request;
     }
     if (!PassRateLimit(fd, *snap, src, dst, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
+    if (per_request) {
+      RelayHttp(fd, src, dst, "same-node", snap, &src_id);
+      return;
+    }
     Relay(fd, src, dst, "same-node", snap.get(), /*same_node=*/true);
     return;
   }
@@ -414,6 +451,10 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
       Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason, d.policy);
+      return;
+    }
+    if (d.per_request) {
+      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
       return;
     }
   }

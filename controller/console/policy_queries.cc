@@ -77,7 +77,16 @@ json PolicyQueries::Decide(const agent::Workload* source, in_addr_t source_ip, c
   req.port = port;
   proxy::AuthzDecision d = policy_->Evaluate(req);
   explain.push_back(d.reason);
-  out.update({{"allow", d.allow}, {"reason", d.reason}, {"policy", d.policy}, {"explain", explain}});
+  if (d.per_request) {
+    explain.push_back(
+        "HTTP rules apply: the destination node proxy decides each request by its method, path and "
+        "headers, and answers 403 to the ones not allowed");
+  }
+  out.update({{"allow", d.allow},
+              {"reason", d.reason},
+              {"policy", d.policy},
+              {"http_rules", d.per_request},
+              {"explain", explain}});
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "controller/manifest/l7_route_decode.h"
 #include "controller/manifest/manifest.h"
 #include "controller/manifest/namespaces.h"
+#include "controller/manifest/permission_http_decode.h"
 #include "controller/manifest/reference_grant.h"
 #include "controller/manifest/traffic_decode.h"
 #include "controller/manifest/yaml_guard.h"
@@ -140,7 +141,7 @@ void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Ser
 }
 
 void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::TrafficPermission* p) {
-  if (!r.CheckMap(spec, "spec", {"action", "sources", "destination"})) return;
+  if (!r.CheckMap(spec, "spec", {"action", "sources", "destination", "http"})) return;
   p->set_name(m.name);
   p->set_namespace_(m.ns);
   p->set_action(ParseAction(r, spec, "action", "spec", true).value_or(v1::ACTION_UNSPECIFIED));
@@ -186,6 +187,7 @@ void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::
       }
     }
   }
+  DecodePermissionHttp(r, spec, p);
 }
 
 void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limits, v1::MeshConfig* c) {

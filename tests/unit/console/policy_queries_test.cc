@@ -45,6 +45,33 @@ TEST(PolicyQueries, ADenyPolicyIsNamedWithItsReason) {
   EXPECT_TRUE(q->Reach("shop/backend-v1", "shop/frontend", 0, &error)["allow"].get<bool>());
 }
 
+// A permission with http rules allows some requests only: the answer must not be a plain allow.
+TEST(PolicyQueries, HttpRulesAreNamedNotPassedOffAsAPlainAllow) {
+  MeshInputs in = SmallMesh();
+  for (auto& r : *in.resources.mutable_resources()) {
+    if (!r.has_service()) continue;
+    for (auto& p : *r.mutable_service()->mutable_ports()) p.set_resolved_protocol(zeromesh::v1::APP_HTTP);
+  }
+  auto* p = in.resources.add_resources()->mutable_traffic_permission();
+  p->set_namespace_("shop");
+  p->set_name("frontend-get");
+  p->set_action(zeromesh::v1::ALLOW);
+  p->mutable_sources()->add_identities("spiffe://cluster.local/ns/shop/sa/frontend");
+  (*p->mutable_destination()->mutable_selector()->mutable_match_labels())["app"] = "backend";
+  p->add_http()->add_methods("GET");
+  std::string error;
+  auto q = PolicyQueries::Build(in.resources, &error);
+  ASSERT_TRUE(q) << error;
+  auto r = q->Reach("shop/frontend", "shop/backend-v1", 0, &error);
+  ASSERT_FALSE(r.is_null()) << error;
+  EXPECT_TRUE(r["http_rules"].get<bool>()) << r.dump();
+  EXPECT_NE(r["reason"].get<std::string>().find("HTTP rules apply"), std::string::npos) << r.dump();
+  EXPECT_NE(r["reason"].get<std::string>().find("shop/frontend-get"), std::string::npos) << r.dump();
+  // Any other port of the workload is not HTTP: the permission allows nothing there.
+  auto tcp = q->Reach("shop/frontend", "shop/backend-v1", 9999, &error);
+  EXPECT_FALSE(tcp["allow"].get<bool>()) << tcp.dump();
+}
+
 TEST(PolicyQueries, PlaintextToStrictIsRefusedBeforeAnyPolicy) {
   std::string error;
   auto q = PolicyQueries::Build(SmallMesh().resources, &error);

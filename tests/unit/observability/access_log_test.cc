@@ -152,6 +152,28 @@ TEST(AccessLogFormat, OneLinePerRequest) {
   EXPECT_EQ(j["path"].get<std::string>().size(), 1024u);
 }
 
+// A request the destination proxy denied (TrafficPermission http rules): always logged, with the policy.
+TEST(AccessLog, DeniedRequestIsAlwaysLoggedWithItsPolicy) {
+  Sink sink;
+  {
+    AccessLog log({.enabled = true, .sample_rate = 0.0, .fd = sink.fd()});
+    proxy::RequestRecord denied;
+    denied.reporter = proxy::Reporter::kDestination;
+    denied.status = 403;
+    denied.method = "POST";
+    denied.path = "/public/x";
+    denied.policy = "shop/no-debug";
+    log.RecordRequest(denied);
+    EXPECT_EQ(log.sampled_out(), 0u);
+  }
+  auto lines = sink.Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["reporter"], "destination");
+  EXPECT_EQ(lines[0]["status"], 403);
+  EXPECT_EQ(lines[0]["decision"], "deny");
+  EXPECT_EQ(lines[0]["policy"], "shop/no-debug");
+}
+
 // Sampling keeps every failed request (no response or 5xx) and drops only clean ones.
 TEST(AccessLog, RequestSamplingKeepsFailures) {
   Sink sink;

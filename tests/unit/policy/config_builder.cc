@@ -68,6 +68,43 @@ Perm& Perm::Port(uint32_t port) {
   return *this;
 }
 
+Perm& Perm::Http(std::initializer_list<std::string> methods, std::initializer_list<std::string> paths,
+                 std::initializer_list<std::pair<std::string, std::string>> headers) {
+  auto* m = tp()->add_http();
+  for (const auto& x : methods) m->add_methods(x);
+  for (const auto& x : paths) m->add_paths(x);
+  for (const auto& [name, value] : headers) {
+    auto* h = m->add_headers();
+    if (!name.empty() && name.back() == '^') {
+      h->set_type(v1::MATCH_PREFIX);
+      h->set_name(name.substr(0, name.size() - 1));
+    } else {
+      h->set_name(name);
+    }
+    h->set_value(value);
+  }
+  return *this;
+}
+
+v1::Resource ServiceOf(const std::string& ns, const std::string& name,
+                       std::initializer_list<std::pair<std::string, std::string>> endpoints, uint32_t port,
+                       uint32_t target, v1::AppProtocol protocol) {
+  v1::Resource r;
+  auto* s = r.mutable_service();
+  s->set_namespace_(ns);
+  s->set_name(name);
+  auto* p = s->add_ports();
+  p->set_port(port);
+  p->set_target_port(target);
+  p->set_resolved_protocol(protocol);
+  for (const auto& [workload, ip] : endpoints) {
+    auto* e = s->add_endpoints();
+    e->set_workload(workload);
+    e->set_ip(ip);
+  }
+  return r;
+}
+
 control::ConfigState StateOf(std::initializer_list<v1::Resource> resources) {
   control::ConfigState s;
   s.version = 1;

@@ -32,12 +32,21 @@ class Perm {
   Perm& FromSelector(const Labels& labels, const std::string& ns = "");
   Perm& To(const Labels& labels);
   Perm& Port(uint32_t port);
+  // One spec.http entry; headers as {name, value} exact matches, or {"name^", prefix} for a prefix match.
+  Perm& Http(std::initializer_list<std::string> methods, std::initializer_list<std::string> paths,
+             std::initializer_list<std::pair<std::string, std::string>> headers = {});
   operator v1::Resource() const { return r_; }
 
  private:
   v1::TrafficPermission* tp() { return r_.mutable_traffic_permission(); }
   v1::Resource r_;
 };
+
+// A Service in |ns| whose endpoints are the workloads |endpoints| ("ns/name" at ip), with one port
+// port -> target resolved to |protocol|.
+v1::Resource ServiceOf(const std::string& ns, const std::string& name,
+                       std::initializer_list<std::pair<std::string, std::string>> endpoints, uint32_t port,
+                       uint32_t target, v1::AppProtocol protocol);
 
 control::ConfigState StateOf(std::initializer_list<v1::Resource> resources);
 

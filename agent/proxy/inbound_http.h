@@ -1,0 +1,106 @@
+// The destination side of an HTTP/1.1 connection whose TrafficPermissions have http rules (AuthzDecision::
+// per_request): every request is parsed (llhttp, Http1RequestParser), decided with the verified source identity and
+// its method, normalized path and headers, then either forwarded to the local pod or answered 403 Forbidden with the
+// reason (body) and the deciding policy (x-zeromesh-denied), keep-alive preserved either way. An Upgrade or CONNECT
+// request is decided on its head; once allowed the connection becomes a byte stream both ways.
+//
+// Only such connections come here: every other port keeps its byte relay (SpliceRelay, HboneStream). |down| is the
+// client side (a socketpair end the HBONE stream relays into, or the captured same-node / plaintext connection), |up|
+// the pod. One exchange at a time (a pipelined request waits for the previous response). Each request is reported to
+// the ConnObserver with reporter=destination.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/request_record.h"
+#include "agent/proxy/worker_context.h"
+
+namespace zm::proxy {
+
+class InboundHttp : public Closable {
+ public:
+  struct Params {
+    std::shared_ptr<const agent::MeshSnapshot> snap;
+    const agent::Workload* destination = nullptr;  // the local pod (in snap)
+    bool has_source_id = false;                    // false: a plaintext client (PERMISSIVE), judged by address
+    tls::SpiffeId source_id;
+    sockaddr_in src{};  // the client (policy source, metrics)
+    sockaddr_in dst{};  // the pod's address and port
+    std::string what;   // for logs
+    // Set when this object owns the connection's telemetry (same-node, plaintext); empty flow: the caller tracks it
+    // (the HBONE stream does).
+    ConnRecord conn;
+  };
+
+  // Takes both descriptors; |up_connecting|: the connect to the pod is still in progress. Deletes itself when done.
+  static void Start(WorkerContext& ctx, int down, int up, bool up_connecting, Params p);
+  void ForceClose() override;
+  void Drain() override;
+  ~InboundHttp() override;  // via EventLoop::DeleteLater only
+
+ private:
+  struct End : IoHandler {
+    InboundHttp* conn = nullptr;
+    bool up = false;
+    void OnIo(uint32_t ev) override { up ? conn->OnUp(ev) : conn->OnDown(ev); }
+  };
+
+  InboundHttp(WorkerContext& ctx, int down, int up, bool up_connecting, Params p);
+  void OnDown(uint32_t ev);
+  void OnUp(uint32_t ev);
+  void ReadDown();
+  void ReadUp();
+  void Process();
+  bool StartRequest();  // decides the parsed head; false when the connection was failed
+  void Deny(const AuthzDecision& d);
+  void RequestEnded();  // the request's last byte was parsed
+  void OnResponseBytes(const char* data, size_t len);
+  void ResponseDone();
+  void UpClosed();
+  void FlushDown();
+  void FlushUp();
+  void Fail(int status, const char* reason, const std::string& why);
+  void CloseWhenFlushed();
+  void Finish(bool reset);
+  void OpenRecord();
+  void Report(int status, std::string error, std::string policy = {});
+
+  WorkerContext& ctx_;
+  Params p_;
+  int down_ = -1;
+  int up_ = -1;
+  End down_end_, up_end_;
+  ConnTracker track_;
+  std::string destination_service_;  // the Service this pod port serves over HTTP ("" if none)
+
+  std::string in_;      // client bytes not parsed yet
+  std::string out_;     // bytes for the client not written yet
+  std::string up_out_;  // bytes for the pod not written yet
+  Http1RequestParser parser_;
+  Http1ResponseFramer framer_;
+  bool up_connecting_ = false;
+  bool up_writable_ = false;
+  bool down_readable_ = false;
+  bool down_writable_ = false;
+  bool chunked_ = false;      // the allowed request's body is re-chunked to the pod
+  bool denied_ = false;       // the request in progress was refused: its body is read and dropped
+  bool request_done_ = true;  // no request body still to come
+  bool awaiting_response_ = false;
+  bool response_started_ = false;
+  bool keep_alive_ = true;
+  bool tunnel_ = false;
+  bool down_eof_ = false;
+  bool close_when_flushed_ = false;
+  bool draining_ = false;
+  bool done_ = false;
+
+  Peer src_peer_, dst_peer_;
+  RequestRecord req_;
+  bool req_open_ = false;
+  std::chrono::steady_clock::time_point req_start_{};
+  uint64_t request_bytes_ = 0;
+};
+
+}  // namespace zm::proxy
