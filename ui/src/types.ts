@@ -162,6 +162,7 @@ export interface Reach {
   reason: string;
   source_identity: string;
   mtls: boolean;
+  http_rules?: boolean; // TrafficPermission http rules decide each request: only some are allowed
   explain: string[];
 }
 

@@ -91,7 +91,7 @@ function reachForm(): HTMLElement {
       "div",
       {},
       h("p", { class: `verdict-line ${r.allow ? "ok" : "bad"}`, "data-testid": "reach-verdict", "data-allow": String(r.allow) },
-        r.allow ? "Allowed" : "Refused", r.mtls ? " (mutual TLS)" : " (plaintext)"),
+        r.allow ? (r.http_rules ? "Allowed for some requests (HTTP rules)" : "Allowed") : "Refused", r.mtls ? " (mutual TLS)" : " (plaintext)"),
       h("dl", { class: "facts" },
         h("dt", {}, "Decided by"), h("dd", {}, r.policy || "-"),
         h("dt", {}, "Reason"), h("dd", {}, r.reason || "-"),
