@@ -807,5 +807,156 @@ TEST(HboneParse, Authority) {
   }
 }
 
+// ---------------------------------------------------------------- per-request policy at the destination (InboundHttp)
+
+// A keep-alive HTTP/1.1 server for GETs: every response's body is the request's target. Counts connections/requests.
+class TinyHttpServer {
+ public:
+  explicit TinyHttpServer(const char* ip) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = Ip(ip);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] {
+      while (true) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        ++accepted_;
+        std::lock_guard<std::mutex> l(mu_);
+        fds_.push_back(c);
+        conns_.emplace_back([this, c] { Serve(c); });
+      }
+    });
+  }
+  ~TinyHttpServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+    for (int c : fds_) shutdown(c, SHUT_RDWR);  // a connection the proxy still holds must not block the join
+    for (auto& t : conns_) t.join();
+    for (int c : fds_) close(c);
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve(int c) {
+    std::string in;
+    char buf[4096];
+    while (true) {
+      size_t end = in.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        ssize_t n = read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      std::string head = in.substr(0, end);
+      in.erase(0, end + 4);
+      size_t sp = head.find(' ');
+      std::string target = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
+      ++requests_;
+      std::string resp = "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(target.size()) + "\r\n\r\n" + target;
+      if (write(c, resp.data(), resp.size()) < 0) break;
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0}, requests_{0};
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+};
+
+// Sends one GET and reads one response (content-length framed); "" when the connection ended first.
+std::string Get(int fd, const std::string& path) {
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: pod\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return "";
+  std::string in;
+  char buf[4096];
+  while (true) {
+    size_t end = in.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      size_t cl = in.find("content-length: ");
+      size_t len = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
+      if (in.size() >= end + 4 + len) return in.substr(0, end + 4 + len);
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) return "";
+    in.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Allows the connection per request; a request for /private* is denied by "test/no-private".
+AuthzDecision PrivateDenied(const AuthzRequest& r) {
+  AuthzDecision d;
+  if (r.http == nullptr) {
+    d.per_request = true;
+    return d;
+  }
+  if (r.http->path.starts_with("/private"))
+    return {false, "denied by TrafficPermission test/no-private", "test/no-private"};
+  return d;
+}
+
+void ExpectPerRequestDecisions(int fd) {
+  std::string ok = Get(fd, "/public");
+  EXPECT_EQ(ok.substr(0, 15), "HTTP/1.1 200 OK") << ok;
+  EXPECT_TRUE(ok.ends_with("\r\n\r\n/public")) << ok;
+  std::string denied = Get(fd, "/private/x");
+  EXPECT_EQ(denied.substr(0, 22), "HTTP/1.1 403 Forbidden") << denied;
+  EXPECT_NE(denied.find("x-zeromesh-denied: test/no-private\r\n"), std::string::npos) << denied;
+  EXPECT_TRUE(denied.ends_with("denied by TrafficPermission test/no-private\n")) << denied;
+  // Dot segments are resolved before the decision, and the pod gets the normalized path.
+  EXPECT_EQ(Get(fd, "/public/../private").substr(0, 12), "HTTP/1.1 403");
+  std::string again = Get(fd, "/public/./again");
+  EXPECT_TRUE(again.ends_with("\r\n\r\n/public/again")) << again;  // same connection: keep-alive survived the 403s
+}
+
+TEST_F(ProxyTest, HttpRulesAreDecidedPerRequestAtTheHboneDestination) {
+  StartMesh(nullptr, kTd, "sa-b", PrivateDenied);
+  TinyHttpServer pod("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", pod.port());
+  ASSERT_GE(fd, 0);
+  ExpectPerRequestDecisions(fd);
+  close(fd);
+  EXPECT_EQ(pod.accepted(), 1);
+  EXPECT_EQ(pod.requests(), 2);  // the denied requests never reached the pod
+  EXPECT_EQ(node2_.proxy->stats().denials.load(), 2u);
+}
+
+TEST_F(ProxyTest, HttpRulesAreDecidedPerRequestOnTheSameNode) {
+  tweak_node1_ = [](ProxyOptions& o) { o.authorize = PrivateDenied; };
+  StartMesh();
+  TinyHttpServer pod("127.0.0.12");
+  int fd = Outbound("127.0.0.11", "127.0.0.12", pod.port());
+  ASSERT_GE(fd, 0);
+  ExpectPerRequestDecisions(fd);
+  close(fd);
+  EXPECT_EQ(pod.requests(), 2);
+  EXPECT_EQ(node1_.proxy->stats().same_node.load(), 1u);
+  EXPECT_EQ(node1_.proxy->stats().denials.load(), 2u);
+}
+
+TEST_F(ProxyTest, PortsWithoutHttpRulesKeepTheByteRelay) {
+  // The same authorizer minus per_request: bytes pass untouched, even ones that are not HTTP.
+  StartMesh(nullptr, kTd, "sa-b", [](const AuthzRequest&) { return AuthzDecision{}; });
+  testing::EchoServer echo("127.0.0.22");
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, "GET /private HTTP/1.1\r\n\r\nnot http at all"),
+            "GET /private HTTP/1.1\r\n\r\nnot http at all");
+  close(fd);
+  EXPECT_EQ(node2_.proxy->stats().denials.load(), 0u);
+}
+
 }  // namespace
 }  // namespace zm::proxy
