@@ -946,6 +946,22 @@ TEST_F(ProxyTest, HttpRulesAreDecidedPerRequestOnTheSameNode) {
   EXPECT_EQ(node1_.proxy->stats().denials.load(), 2u);
 }
 
+TEST_F(ProxyTest, HttpRulesAreDecidedPerRequestForPermissivePlaintext) {
+  std::atomic<bool> saw_identity{false};
+  StartMesh(nullptr, kTd, "sa-b", [&](const AuthzRequest& r) {
+    if (r.source != nullptr) saw_identity = true;  // a plaintext client has none, per request too
+    return PrivateDenied(r);
+  });
+  TinyHttpServer pod("127.0.0.23");
+  node2_.Redirect("127.0.0.23", pod.port());
+  int fd = testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port());
+  ASSERT_GE(fd, 0);
+  ExpectPerRequestDecisions(fd);
+  close(fd);
+  EXPECT_EQ(pod.requests(), 2);
+  EXPECT_FALSE(saw_identity.load());
+}
+
 TEST_F(ProxyTest, PortsWithoutHttpRulesKeepTheByteRelay) {
   // The same authorizer minus per_request: bytes pass untouched, even ones that are not HTTP.
   StartMesh(nullptr, kTd, "sa-b", [](const AuthzRequest&) { return AuthzDecision{}; });
