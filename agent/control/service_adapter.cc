@@ -102,6 +102,42 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
   return rule;
 }
 
+// A GRPCRoute rule as the proxy applies it: the HTTPRoute rule shape with gRPC method matches.
+HttpRouteRule ToGrpcRule(const v1::GrpcRoute& rt, int index) {
+  HttpRouteRule rule;
+  const auto& r = rt.rules(index);
+  rule.key = rt.namespace_() + "/" + rt.name() + "#" + std::to_string(index);
+  for (const auto& m : r.matches()) {
+    HttpRouteMatch hm;
+    if (m.has_method()) {
+      const auto& gm = m.method();
+      hm.has_grpc_method = true;
+      GrpcMethodMatch& out = hm.grpc_method;
+      out.type = gm.type() == v1::MATCH_REGEX ? HttpMatchType::kRegex : HttpMatchType::kExact;
+      out.service = gm.service();
+      out.method = gm.method();
+      if (out.type == HttpMatchType::kRegex) {
+        if (!out.service.empty()) out.service_regex = std::make_shared<const re2::RE2>(out.service, re2::RE2::Quiet);
+        if (!out.method.empty()) out.method_regex = std::make_shared<const re2::RE2>(out.method, re2::RE2::Quiet);
+      }
+    }
+    for (const auto& h : m.headers()) hm.headers.push_back(ToStringMatch(h, true));
+    rule.matches.push_back(std::move(hm));
+  }
+  for (const auto& b : r.backend_refs()) {
+    if (b.port() > 65535) continue;
+    rule.backends.push_back({b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(),
+                             static_cast<uint16_t>(b.port()), b.weight()});
+  }
+  for (const auto& f : r.filters()) {  // GRPCRoute: header modifiers (no URL rewrite; RequestMirror not applied)
+    if (f.has_request_header_modifier()) rule.request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
+    if (f.has_response_header_modifier()) {
+      rule.response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
+    }
+  }
+  return rule;
+}
+
 ServiceTrafficPolicy ToPolicy(const v1::ServicePolicy& p) {
   using std::chrono::milliseconds;
   ServiceTrafficPolicy out;
@@ -193,6 +229,17 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
         routing.port = static_cast<uint16_t>(parent.port());
         for (int i = 0; i < rt.rules_size(); ++i) routing.rules.push_back(ToHttpRule(rt, i));
         services[it->second].http_routes.push_back(std::move(routing));
+      }
+    } else if (r.has_grpc_route()) {
+      const auto& rt = r.grpc_route();
+      for (const auto& parent : rt.parent_refs()) {
+        std::string pns = parent.namespace_().empty() ? rt.namespace_() : parent.namespace_();
+        auto it = by_key.find(pns + "/" + parent.name());
+        if (it == by_key.end() || parent.port() > 65535) continue;
+        HttpRouting routing;
+        routing.port = static_cast<uint16_t>(parent.port());
+        for (int i = 0; i < rt.rules_size(); ++i) routing.rules.push_back(ToGrpcRule(rt, i));
+        services[it->second].grpc_routes.push_back(std::move(routing));
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/proxy/h2_conn.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/http1_conn.h"
 #include "agent/proxy/inbound_http.h"
@@ -214,10 +215,11 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   traffic::RouteStatus st;
   if (a.backend == nullptr) {
     const agent::Service* svc = snap.FindService(a.vip.sin_addr.s_addr);
-    // The one branch between the L4 and L7 paths, at connection setup: HTTP/1.1 ports are routed per request.
+    // The one branch between the L4 and L7 paths, at connection setup: HTTP ports (HTTP/1.1, h2c, gRPC) are routed
+    // per request.
     const agent::ServicePortMap* pm = svc->FindPort(ntohs(a.vip.sin_port));
-    if (pm != nullptr && pm->protocol == agent::PortProtocol::kHttp) {
-      ToHttpService(fd, std::move(a), svc);
+    if (pm != nullptr && pm->protocol != agent::PortProtocol::kTcp) {
+      ToHttpService(fd, std::move(a), svc, pm->protocol != agent::PortProtocol::kHttp);
       return;
     }
     st = traffic::RouteToService(*ctx_.balancer, snap, *svc, ntohs(a.vip.sin_port), a.tried, &route, &why);
@@ -297,10 +299,10 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
   pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), std::move(rec), std::move(sc));
 }
 
-void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc) {
+void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc, bool h2) {
   ProxyStats::Add(ctx_.stats.service_connections);
   uint16_t port = ntohs(a.vip.sin_port);
-  std::string what = "http " + AddrToString(a.src) + "->" + AddrToString(a.vip);
+  std::string what = (h2 ? "h2 " : "http ") + AddrToString(a.src) + "->" + AddrToString(a.vip);
   auto attempt = std::make_shared<const ServiceAttempt>(std::move(a));
   auto open = [this, attempt](traffic::Route route, std::string* why) -> int {
     // Our end speaks HTTP; the other end goes where an L4 connection to the endpoint would (the tunnel, identity
@@ -318,6 +320,10 @@ void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc) 
     Deliver(sp[1], *attempt, route.addr, std::move(sc));
     return sp[0];
   };
+  if (h2) {
+    H2Conn::Start(ctx_, fd, attempt->snap, svc, port, attempt->src, std::move(open), std::move(what));
+    return;
+  }
   Http1Conn::Start(ctx_, fd, attempt->snap, svc, port, attempt->src, std::move(open), std::move(what));
 }
 

@@ -67,8 +67,9 @@ class Worker {
   static ServiceAttempt NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
                                    const sockaddr_in& vip, bool source_in_mesh);
   void ToService(int fd, ServiceAttempt a);
-  // A connection to an HTTP/1.1 port of |svc|: routed per request by an Http1Conn.
-  void ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc);
+  // A connection to an HTTP port of |svc|: routed per request by an Http1Conn, or per stream by an H2Conn (|h2|: an
+  // h2c or gRPC port).
+  void ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc, bool h2);
   // Sends |fd| to the picked endpoint |ep| as a connection to it would go: same-node relay (after policy and rate
   // limit), HBONE to its node with the source's identity, or direct when either side is outside the mesh.
   void Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, ServiceConn sc);

@@ -1,5 +1,6 @@
-// HTTPRoutes (Gateway API, GAMMA form) as the proxy matches them: the rules of every route whose parent is a Service,
-// with regexes compiled once per config version (RE2: linear time, no backtracking on request data).
+// HTTPRoutes and GRPCRoutes (Gateway API, GAMMA form) as the proxy matches them: the rules of every route whose parent
+// is a Service, with regexes compiled once per config version (RE2: linear time, no backtracking on request data). A
+// GRPCRoute rule is an HttpRouteRule whose matches carry a gRPC method match (backends and filters are the same).
 #pragma once
 
 #include <re2/re2.h>
@@ -22,6 +23,14 @@ struct HttpStringMatch {
   std::shared_ptr<const re2::RE2> regex;  // set for kRegex
 };
 
+// A GRPCRoute method match on the request path "/<service>/<method>" (kExact or kRegex, regexes full matches).
+struct GrpcMethodMatch {
+  HttpMatchType type = HttpMatchType::kExact;
+  std::string service;                                          // empty: every service
+  std::string method;                                           // empty: every method
+  std::shared_ptr<const re2::RE2> service_regex, method_regex;  // kRegex, for the fields that are set
+};
+
 // Every condition must hold; an empty one holds for every request.
 struct HttpRouteMatch {
   bool has_path = false;
@@ -29,6 +38,9 @@ struct HttpRouteMatch {
   std::vector<HttpStringMatch> headers;
   std::vector<HttpStringMatch> query_params;
   std::string method;  // empty: every method
+  // GRPCRoute rules (Service::grpc_routes) only: their method match; their other conditions are |headers|.
+  bool has_grpc_method = false;
+  GrpcMethodMatch grpc_method;
 };
 
 struct HttpHeaderModifier {

@@ -40,15 +40,27 @@ const TrafficSplit* Service::FindSplit(uint16_t port) const {
   return any;
 }
 
-std::vector<const HttpRouteRule*> Service::HttpRulesFor(uint16_t port) const {
+namespace {
+
+std::vector<const HttpRouteRule*> RulesFor(const std::vector<HttpRouting>& routes, uint16_t port) {
   std::vector<const HttpRouteRule*> out;
   for (bool exact : {true, false}) {
-    for (const auto& r : http_routes) {
+    for (const auto& r : routes) {
       if (exact ? r.port != port : r.port != 0) continue;
       for (const auto& rule : r.rules) out.push_back(&rule);
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<const HttpRouteRule*> Service::HttpRulesFor(uint16_t port) const {
+  return RulesFor(http_routes, port);
+}
+
+std::vector<const HttpRouteRule*> Service::GrpcRulesFor(uint16_t port) const {
+  return RulesFor(grpc_routes, port);
 }
 
 }  // namespace zm::agent

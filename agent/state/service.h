@@ -19,7 +19,8 @@ const char* LbAlgorithmName(LbAlgorithm a);
 // "RoundRobin", "LeastConnections", "PowerOfTwoChoices"; false for anything else.
 bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out);
 
-// What a port speaks, as the controller resolved it (appProtocol or port name): HTTP/1.1 ports take the L7 path.
+// What a port speaks, as the controller resolved it (appProtocol or port name): HTTP/1.1, HTTP/2 cleartext (h2c) and
+// gRPC ports take the L7 path; TCP ports stay L4.
 enum class PortProtocol : uint8_t { kTcp, kHttp, kHttp2, kGrpc };
 
 struct ServicePortMap {
@@ -67,6 +68,7 @@ struct Service {
   std::vector<ServiceEndpoint> endpoints;
   std::vector<TrafficSplit> splits;
   std::vector<HttpRouting> http_routes;  // HTTPRoutes whose parent is this Service
+  std::vector<HttpRouting> grpc_routes;  // GRPCRoutes whose parent is this Service (HTTP/2 and gRPC ports)
   ServiceTrafficPolicy policy;
 
   std::string Key() const { return ns + "/" + name; }
@@ -74,6 +76,7 @@ struct Service {
   const TrafficSplit* FindSplit(uint16_t port) const;  // an exact port match wins over a port-0 split
   // The HTTP rules for |port|: its own routes' rules, then those of routes attached to every port; nullptr when none.
   std::vector<const HttpRouteRule*> HttpRulesFor(uint16_t port) const;
+  std::vector<const HttpRouteRule*> GrpcRulesFor(uint16_t port) const;  // likewise, of the GRPCRoutes
 };
 
 }  // namespace zm::agent

@@ -42,11 +42,7 @@ bool QueryMatches(const agent::HttpStringMatch& m, std::string_view query) {
 bool Matches(const agent::HttpRouteMatch& m, const HttpRequestView& req) {
   if (m.has_path && !ValueMatches(m.path, req.path)) return false;
   if (!m.method.empty() && m.method != req.method) return false;
-  static const std::vector<std::pair<std::string, std::string>> kNone;
-  const auto& headers = req.headers != nullptr ? *req.headers : kNone;
-  for (const auto& h : m.headers) {
-    if (!HeaderMatches(h, headers)) return false;
-  }
+  if (!HeadersMatch(m.headers, req.headers)) return false;
   for (const auto& q : m.query_params) {
     if (!QueryMatches(q, req.query)) return false;
   }
@@ -67,6 +63,15 @@ Specificity SpecificityOf(const agent::HttpRouteMatch& m) {
 }
 
 }  // namespace
+
+bool HeadersMatch(const std::vector<agent::HttpStringMatch>& matches,
+                  const std::vector<std::pair<std::string, std::string>>* headers) {
+  static const std::vector<std::pair<std::string, std::string>> kNone;
+  for (const auto& h : matches) {
+    if (!HeaderMatches(h, headers != nullptr ? *headers : kNone)) return false;
+  }
+  return true;
+}
 
 bool PathPrefixMatches(std::string_view prefix, std::string_view path) {
   while (prefix.size() > 1 && prefix.back() == '/') prefix.remove_suffix(1);

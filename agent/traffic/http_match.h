@@ -24,6 +24,10 @@ struct HttpRequestView {
 const agent::HttpRouteRule* MatchHttpRule(const std::vector<const agent::HttpRouteRule*>& rules,
                                           const HttpRequestView& req, const agent::HttpRouteMatch** matched = nullptr);
 
+// Every header match holds for |headers| (names lower case; a repeated header matches when one of its values does).
+bool HeadersMatch(const std::vector<agent::HttpStringMatch>& matches,
+                  const std::vector<std::pair<std::string, std::string>>* headers);
+
 // Gateway API PathPrefix: element-wise ("/foo" matches "/foo", "/foo/" and "/foo/bar", not "/foobar").
 bool PathPrefixMatches(std::string_view prefix, std::string_view path);
 

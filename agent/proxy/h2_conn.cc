@@ -1,0 +1,690 @@
+#include "agent/proxy/h2_conn.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/http_filters.h"
+#include "agent/proxy/socket_util.h"
+#include "agent/traffic/grpc_match.h"
+#include "agent/traffic/http_match.h"
+#include "common/log.h"
+
+namespace zm::proxy {
+namespace {
+
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// Per stream and per session: what one side may send before the other side took it (the buffering bound).
+constexpr int32_t kStreamWindow = 1 << 20;
+constexpr int32_t kConnectionWindow = 4 << 20;
+constexpr uint32_t kMaxStreams = 256;
+constexpr char kGrpcUnavailable[] = "14";
+
+uint64_t EndpointKey(const sockaddr_in& a) {
+  return (static_cast<uint64_t>(a.sin_addr.s_addr) << 16) | a.sin_port;
+}
+
+nghttp2_nv Nv(const std::string& name, const std::string& value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+std::vector<nghttp2_nv> Nvs(const std::vector<std::pair<std::string, std::string>>& h) {
+  std::vector<nghttp2_nv> out;
+  out.reserve(h.size());
+  for (const auto& [n, v] : h) out.push_back(Nv(n, v));
+  return out;
+}
+
+const std::string* Find(const std::vector<std::pair<std::string, std::string>>& h, std::string_view name) {
+  for (const auto& [n, v] : h) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
+bool Settings(nghttp2_session* h2, bool server) {
+  nghttp2_settings_entry s[] = {
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxStreams},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  return nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, s, server ? 2 : 3) == 0 &&
+         nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, kConnectionWindow) == 0;
+}
+
+nghttp2_option* NewOptions() {
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // credit is given back as the other side takes the bytes
+  nghttp2_option_set_peer_max_concurrent_streams(opt, kMaxStreams);
+  return opt;
+}
+
+}  // namespace
+
+void H2Conn::Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
+                   const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                   std::string what) {
+  new H2Conn(ctx, client, std::move(snap), service, port, src, std::move(open), std::move(what));
+}
+
+H2Conn::H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
+               const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+               std::string what)
+    : ctx_(ctx),
+      snap_(std::move(snap)),
+      service_(service),
+      port_(port),
+      open_(std::move(open)),
+      what_(std::move(what)),
+      src_(src) {
+  ctx_.live.insert(this);
+  client_end_.conn = this;
+  client_.fd = client;
+  TuneStream(client);
+  std::string why;
+  if (!CreateServer(&why)) {
+    log::Warn("h2c connection not served", {{"conn", what_}, {"reason", why}});
+    Finish(/*reset=*/true);
+    return;
+  }
+  ctx_.loop.Add(client, kEvents, &client_end_);
+}
+
+H2Conn::~H2Conn() {
+  ctx_.live.erase(this);
+}
+
+bool H2Conn::CreateServer(std::string* why) {
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, OnClientBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, OnClientHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, OnClientFrame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, OnClientData);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, OnClientStreamClose);
+  nghttp2_option* opt = NewOptions();
+  int rv = nghttp2_session_server_new2(&client_.h2, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0 || !Settings(client_.h2, /*server=*/true)) {
+    *why = std::string("nghttp2 server session: ") + nghttp2_strerror(rv);
+    return false;
+  }
+  return true;
+}
+
+void H2Conn::ForceClose() {
+  Finish(/*reset=*/true);
+}
+
+void H2Conn::Drain() {
+  if (done_ || client_.h2 == nullptr) return;
+  nghttp2_submit_goaway(client_.h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(client_.h2),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  Settle();
+}
+
+void H2Conn::OnClient(uint32_t ev) {
+  if (done_) return;
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.readable = true;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_.writable = true;
+  std::string why;
+  if (!client_.Read(&why)) {
+    log::Info("h2c client connection failed", {{"conn", what_}, {"reason", why}});
+    Finish(/*reset=*/true);
+    return;
+  }
+  if (client_.eof) {
+    // The client can send nothing more: streams still waiting for request bytes will not get them.
+    std::vector<Stream*> open;
+    for (auto& [id, s] : streams_) {
+      if (!s->req_eof) open.push_back(s.get());
+    }
+    for (Stream* s : open) nghttp2_submit_rst_stream(client_.h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+  }
+  Settle();
+}
+
+void H2Conn::OnUpstream(Upstream* u, uint32_t ev) {
+  if (done_) return;
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) u->wire.readable = true;
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) u->wire.writable = true;
+  std::string why;
+  if (!u->wire.Read(&why)) {
+    u->failed = why;
+  } else if (u->wire.eof) {
+    u->failed = "upstream closed";
+  }
+  Settle();
+}
+
+void H2Conn::Settle() {
+  if (done_ || in_settle_) return;
+  in_settle_ = true;
+  std::string why;
+  for (int round = 0; round < 8 && !done_; ++round) {
+    for (auto& u : upstreams_) {
+      if (u->failed.empty() && !u->wire.Write(&why)) u->failed = why;
+    }
+    // Upstreams that failed: their streams end toward the client (an error response where none went out yet).
+    for (size_t i = 0; i < upstreams_.size();) {
+      Upstream* u = upstreams_[i].get();
+      bool idle_done = u->goaway && u->wire.Done();
+      if (u->failed.empty() && !idle_done) {
+        ++i;
+        continue;
+      }
+      DropUpstream(u);
+    }
+    if (!client_.Write(&why)) {
+      log::Info("h2c client connection failed", {{"conn", what_}, {"reason", why}});
+      in_settle_ = false;
+      Finish(/*reset=*/true);
+      return;
+    }
+    bool more = false;
+    for (auto& u : upstreams_) more = more || nghttp2_session_want_write(u->wire.h2);
+    if (!more) break;
+  }
+  in_settle_ = false;
+  if (client_.Done() || (client_.eof && streams_.empty())) Finish(/*reset=*/false);
+}
+
+// ---------------------------------------------------------------- routing
+
+void H2Conn::RouteStream(Stream* s) {
+  s->start = std::chrono::steady_clock::now();
+  if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
+  // The head as the HTTP/1.1 path sees it (":authority" is "host"), so filters and matches are the same code.
+  HttpRequestHead head;
+  head.method = s->method;
+  head.target = s->path;
+  head.headers.reserve(s->headers.size() + 1);
+  if (!s->authority.empty()) head.headers.emplace_back("host", s->authority);
+  for (const auto& h : s->headers) {
+    if (h.first != "host" || s->authority.empty()) head.headers.push_back(h);
+  }
+  if (ctx_.observer() != nullptr) {
+    if (src_peer_.addr.sin_family == 0) {
+      src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.sin_addr.s_addr));
+      src_peer_.addr.sin_family = AF_INET;
+    }
+    s->rec.source = src_peer_;
+    s->rec.method = s->method;
+    s->rec.path = s->path;
+    if (const std::string* tp = head.Header("traceparent")) s->rec.traceparent = *tp;
+  }
+  // GRPCRoutes first (gRPC service and method), then HTTPRoutes; none: the Service (or its TCPRoute split).
+  const agent::HttpRouteMatch* matched = nullptr;
+  const agent::HttpRouteRule* rule =
+      traffic::MatchGrpcRule(service_->GrpcRulesFor(port_), head.Path(), &head.headers, &matched);
+  if (rule == nullptr) {
+    traffic::HttpRequestView view;
+    view.method = head.method;
+    view.path = head.Path();
+    view.query = head.Query();
+    view.headers = &head.headers;
+    rule = traffic::MatchHttpRule(service_->HttpRulesFor(port_), view, &matched);
+  }
+  if (rule != nullptr) s->rec.route = rule->key;
+  traffic::Route route;
+  std::string why;
+  auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
+  if (st != traffic::RouteStatus::kOk) {
+    ProxyStats::Add(st == traffic::RouteStatus::kOverflow ? ctx_.stats.circuit_breaker_rejections
+                                                          : ctx_.stats.service_no_endpoint);
+    FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  if (ctx_.observer() != nullptr) {
+    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    s->rec.destination_service = route.service->Key();
+  }
+  Upstream* u = UpstreamFor(std::move(route), &why);
+  if (u == nullptr) {
+    FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  if (rule != nullptr) {
+    ApplyRequestFilters(*rule, matched, &head);
+    if (!rule->response_headers.empty()) s->response_mods = &rule->response_headers;
+  }
+  if (!SubmitUpstream(s, u, head, &why)) FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+}
+
+bool H2Conn::SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head, std::string* why) {
+  std::string authority = s->authority;
+  Headers regular;
+  regular.reserve(head.headers.size());
+  bool host_seen = false;
+  for (const auto& h : head.headers) {
+    if (h.first == "host") {  // back to ":authority" (a URLRewrite hostname lands here)
+      if (!host_seen) authority = h.second;
+      host_seen = true;
+      continue;
+    }
+    regular.push_back(h);
+  }
+  static const std::string kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority", kPath = ":path";
+  std::string scheme = s->scheme.empty() ? "http" : s->scheme;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(regular.size() + 4);
+  nva.push_back(Nv(kMethod, s->method));
+  nva.push_back(Nv(kScheme, scheme));
+  if (!authority.empty()) nva.push_back(Nv(kAuthority, authority));
+  nva.push_back(Nv(kPath, head.target));  // a URLRewrite may have changed it
+  for (const auto& h : regular) nva.push_back(Nv(h.first, h.second));
+  nghttp2_data_provider prd{};
+  prd.read_callback = ReadRequestBody;
+  bool body = !(s->req_eof && s->to_up.empty() && s->req_trailers.empty());
+  int32_t id = nghttp2_submit_request(u->wire.h2, nullptr, nva.data(), nva.size(), body ? &prd : nullptr, s);
+  if (id < 0) {
+    *why = std::string("upstream stream: ") + nghttp2_strerror(id);
+    if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) u->goaway = true;
+    pool_.erase(u->key);
+    return false;
+  }
+  s->up = u;
+  s->up_id = id;
+  s->up_closed = false;
+  return true;
+}
+
+H2Conn::Upstream* H2Conn::UpstreamFor(traffic::Route route, std::string* why) {
+  uint64_t key = EndpointKey(route.addr);
+  auto it = pool_.find(key);
+  if (it != pool_.end() && !it->second->goaway && it->second->failed.empty()) return it->second;
+  int fd = open_(std::move(route), why);
+  if (fd < 0) return nullptr;
+  auto u = std::make_unique<Upstream>();
+  u->conn = this;
+  u->key = key;
+  u->wire.fd = fd;
+  u->wire.writable = true;  // a fresh socketpair end
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, OnUpstreamHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, OnUpstreamFrame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, OnUpstreamData);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, OnUpstreamStreamClose);
+  nghttp2_option* opt = NewOptions();
+  int rv = nghttp2_session_client_new2(&u->wire.h2, cbs, u.get(), opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0 || !Settings(u->wire.h2, /*server=*/false)) {
+    *why = "nghttp2 client session failed";
+    close(fd);
+    return nullptr;
+  }
+  Upstream* raw = u.get();
+  upstreams_.push_back(std::move(u));
+  pool_[key] = raw;
+  ctx_.loop.Add(fd, kEvents, raw);
+  return raw;
+}
+
+// ---------------------------------------------------------------- responses and failures
+
+void H2Conn::SubmitResponse(Stream* s, bool end_stream) {
+  if (s->response_mods != nullptr) {
+    for (const auto& m : *s->response_mods) ApplyHeaderModifier(m, &s->resp_headers);
+  }
+  std::string status = std::to_string(s->status);
+  static const std::string kStatus = ":status";
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(s->resp_headers.size() + 1);
+  nva.push_back(Nv(kStatus, status));
+  for (const auto& h : s->resp_headers) nva.push_back(Nv(h.first, h.second));
+  s->resp_submitted = true;
+  if (end_stream) {
+    if (const std::string* g = Find(s->resp_headers, "grpc-status")) s->grpc_status = *g;
+    Report(s, "");
+    nghttp2_submit_response(client_.h2, s->id, nva.data(), nva.size(), nullptr);
+    return;
+  }
+  // The body is attached when its first bytes (or its end) arrive: a response that ends with trailers and no DATA
+  // (a gRPC stream of no messages) is relayed as such, without an empty DATA frame in between.
+  nghttp2_submit_headers(client_.h2, NGHTTP2_FLAG_NONE, s->id, nullptr, nva.data(), nva.size(), nullptr);
+  Resume(s);
+}
+
+void H2Conn::FailStream(Stream* s, int http_status, const std::string& why, uint32_t code) {
+  log::Info("h2 stream failed", {{"conn", what_}, {"path", s->path}, {"reason", why}});
+  DetachUpstream(s, /*cancel=*/true);
+  if (s->resp_submitted) {
+    Report(s, why);
+    nghttp2_submit_rst_stream(client_.h2, NGHTTP2_FLAG_NONE, s->id, code);
+    return;
+  }
+  s->response_mods = nullptr;
+  s->resp_trailers.clear();
+  s->to_client.clear();
+  s->resp_eof = true;
+  s->rec.error = why;
+  if (s->grpc) {
+    // Trailers-only: UNAVAILABLE, which gRPC clients may retry.
+    s->status = 200;
+    s->resp_headers = {{"content-type", "application/grpc"},
+                       {"grpc-status", kGrpcUnavailable},
+                       {"grpc-message", "zeromesh: no healthy upstream"}};
+    SubmitResponse(s, /*end_stream=*/true);
+  } else {
+    s->status = http_status;
+    s->resp_headers = {{"content-type", "text/plain"}};
+    s->to_client = http_status == 503 ? "Service Unavailable\n" : "Bad Gateway\n";
+    SubmitResponse(s, /*end_stream=*/false);
+  }
+  // Request bytes still coming are credited back and dropped (OnClientData): the stream ends with the request.
+}
+
+void H2Conn::DetachUpstream(Stream* s, bool cancel) {
+  if (s->up == nullptr) return;
+  nghttp2_session* h2 = s->up->wire.h2;
+  if (!s->up_closed) {
+    if (cancel) nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
+    nghttp2_session_set_stream_user_data(h2, s->up_id, nullptr);
+  }
+  // Response bytes still held count against the upstream connection's window: give them back.
+  if (!s->to_client.empty()) nghttp2_session_consume_connection(h2, s->to_client.size());
+  s->to_client.clear();
+  s->up = nullptr;
+  s->up_closed = true;
+}
+
+void H2Conn::DropUpstream(Upstream* u) {
+  if (pool_.count(u->key) && pool_[u->key] == u) pool_.erase(u->key);
+  std::vector<Stream*> hit;
+  for (auto& [id, s] : streams_) {
+    if (s->up == u) hit.push_back(s.get());
+  }
+  for (Stream* s : hit) {
+    bool complete = s->resp_eof;
+    s->up = nullptr;  // the session goes away with its streams: nothing to cancel or credit
+    s->up_closed = true;
+    if (!complete) FailStream(s, 503, "upstream connection failed: " + u->failed, NGHTTP2_INTERNAL_ERROR);
+  }
+  ctx_.loop.Remove(u->wire.fd);
+  close(u->wire.fd);
+  auto it = std::find_if(upstreams_.begin(), upstreams_.end(), [u](const auto& p) { return p.get() == u; });
+  ctx_.loop.DeleteLater(it->release());  // its events may be in the loop's current batch
+  upstreams_.erase(it);
+}
+
+void H2Conn::Resume(Stream* s) {
+  if (s->resp_submitted && !s->body_attached && (!s->to_client.empty() || s->resp_eof)) {
+    s->body_attached = true;
+    if (s->to_client.empty() && !s->resp_trailers.empty()) {
+      if (const std::string* g = Find(s->resp_trailers, "grpc-status")) s->grpc_status = *g;
+      auto nva = Nvs(s->resp_trailers);
+      nghttp2_submit_trailer(client_.h2, s->id, nva.data(), nva.size());
+      Report(s, "");
+    } else {
+      nghttp2_data_provider prd{};
+      prd.read_callback = ReadResponseBody;
+      nghttp2_submit_data(client_.h2, NGHTTP2_FLAG_END_STREAM, s->id, &prd);
+    }
+  }
+  if (s->client_deferred && (!s->to_client.empty() || s->resp_eof)) {
+    s->client_deferred = false;
+    nghttp2_session_resume_data(client_.h2, s->id);
+  }
+  if (s->up_deferred && s->up != nullptr && !s->up_closed && (!s->to_up.empty() || s->req_eof)) {
+    s->up_deferred = false;
+    nghttp2_session_resume_data(s->up->wire.h2, s->up_id);
+  }
+}
+
+void H2Conn::Report(Stream* s, const std::string& error) {
+  ConnObserver* obs = ctx_.observer();
+  if (obs == nullptr || s->rec.source.addr.sin_family == 0) return;
+  s->rec.status = s->status;
+  if (s->rec.error.empty()) s->rec.error = error;
+  s->rec.duration = std::chrono::steady_clock::now() - s->start;
+  obs->OnRequest(s->rec);
+  s->rec.source.addr.sin_family = 0;  // reported: once
+}
+
+void H2Conn::Finish(bool reset) {
+  if (done_) return;
+  done_ = true;
+  for (auto& [id, s] : streams_) {
+    Report(s.get(), reset ? "connection reset" : "connection closed");
+  }
+  streams_.clear();
+  for (auto& u : upstreams_) {
+    ctx_.loop.Remove(u->wire.fd);
+    close(u->wire.fd);
+    ctx_.loop.DeleteLater(u.release());
+  }
+  upstreams_.clear();
+  pool_.clear();
+  if (client_.fd >= 0) {
+    ctx_.loop.Remove(client_.fd);
+    if (reset) {
+      ResetAndClose(client_.fd);
+    } else {
+      close(client_.fd);
+    }
+    client_.fd = -1;
+  }
+  ProxyStats::Add(ctx_.stats.connections_closed);
+  ctx_.loop.DeleteLater(this);
+}
+
+// ---------------------------------------------------------------- client session callbacks
+
+int H2Conn::OnClientBeginHeaders(nghttp2_session* h2, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<H2Conn*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto s = std::make_unique<Stream>();
+  s->id = frame->hd.stream_id;
+  s->up_closed = true;
+  nghttp2_session_set_stream_user_data(h2, s->id, s.get());
+  self->streams_[s->id] = std::move(s);
+  return 0;
+}
+
+int H2Conn::OnClientHeader(nghttp2_session* h2, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                           const uint8_t* value, size_t valuelen, uint8_t, void*) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
+  if (s == nullptr) return 0;
+  std::string n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    s->req_trailers.emplace_back(std::move(n), std::move(v));
+  } else if (n == ":method") {
+    s->method = std::move(v);
+  } else if (n == ":scheme") {
+    s->scheme = std::move(v);
+  } else if (n == ":authority") {
+    s->authority = std::move(v);
+  } else if (n == ":path") {
+    s->path = std::move(v);
+  } else if (n.empty() || n[0] != ':') {
+    s->headers.emplace_back(std::move(n), std::move(v));
+  }
+  return 0;
+}
+
+int H2Conn::OnClientFrame(nghttp2_session* h2, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<H2Conn*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
+  if (s == nullptr) return 0;
+  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->req_eof = true;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    self->RouteStream(s);
+    return 0;
+  }
+  self->Resume(s);
+  return 0;
+}
+
+int H2Conn::OnClientData(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr || s->up == nullptr || s->up_closed) {
+    nghttp2_session_consume(h2, id, len);  // nobody will take it: credit it back now
+    return 0;
+  }
+  s->to_up.append(reinterpret_cast<const char*>(data), len);
+  s->rec.request_bytes += len;
+  static_cast<H2Conn*>(user)->Resume(s);
+  return 0;
+}
+
+int H2Conn::OnClientStreamClose(nghttp2_session* h2, int32_t id, uint32_t code, void* user) {
+  auto* self = static_cast<H2Conn*>(user);
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr) return 0;
+  if (code != NGHTTP2_NO_ERROR) {
+    self->Report(s, std::string("stream reset by the client: ") + nghttp2_http2_strerror(code));
+  } else {
+    self->Report(s, s->resp_eof ? "" : "stream closed before the response ended");
+  }
+  // RST_STREAM the other way; credit what the upstream sent and nobody will read.
+  self->DetachUpstream(s, /*cancel=*/true);
+  if (!s->to_up.empty()) nghttp2_session_consume_connection(h2, s->to_up.size());
+  self->streams_.erase(id);
+  return 0;
+}
+
+ssize_t H2Conn::ReadResponseBody(nghttp2_session* h2, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                                 nghttp2_data_source*, void* user) {
+  auto* self = static_cast<H2Conn*>(user);
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = std::min(len, s->to_client.size());
+  if (n > 0) {
+    std::memcpy(buf, s->to_client.data(), n);
+    s->to_client.erase(0, n);
+    s->rec.response_bytes += n;
+    // The client session took them: the upstream may send as much again.
+    if (s->up != nullptr) nghttp2_session_consume(s->up->wire.h2, s->up_id, n);
+  }
+  if (!s->to_client.empty()) return static_cast<ssize_t>(n);
+  if (s->resp_eof) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s->resp_trailers.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      if (const std::string* g = Find(s->resp_trailers, "grpc-status")) s->grpc_status = *g;
+      auto nva = Nvs(s->resp_trailers);
+      nghttp2_submit_trailer(h2, id, nva.data(), nva.size());
+    }
+    self->Report(s, "");
+    return static_cast<ssize_t>(n);
+  }
+  if (n > 0) return static_cast<ssize_t>(n);
+  s->client_deferred = true;
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+// ---------------------------------------------------------------- upstream session callbacks
+
+int H2Conn::OnUpstreamHeader(nghttp2_session* h2, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                             const uint8_t* value, size_t valuelen, uint8_t, void*) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
+  if (s == nullptr) return 0;
+  std::string n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  // After an interim 1xx (status reset to 0 in OnUpstreamFrame), the next HEADERS is the response again.
+  bool head = frame->headers.cat == NGHTTP2_HCAT_RESPONSE || (!s->resp_submitted && s->status == 0);
+  if (!head) {
+    s->resp_trailers.emplace_back(std::move(n), std::move(v));
+  } else if (n == ":status") {
+    int st = 0;
+    for (char c : v) st = (c >= '0' && c <= '9' && st < 1000) ? st * 10 + (c - '0') : 1000;
+    s->status = st;
+  } else if (n.empty() || n[0] != ':') {
+    s->resp_headers.emplace_back(std::move(n), std::move(v));
+  }
+  return 0;
+}
+
+int H2Conn::OnUpstreamFrame(nghttp2_session* h2, const nghttp2_frame* frame, void* user) {
+  auto* u = static_cast<Upstream*>(user);
+  H2Conn* self = u->conn;
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    u->goaway = true;  // streams open go on; new ones open another session
+    if (self->pool_.count(u->key) && self->pool_[u->key] == u) self->pool_.erase(u->key);
+    return 0;
+  }
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
+  if (s == nullptr) return 0;
+  bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  if (end) s->resp_eof = true;
+  if (frame->hd.type == NGHTTP2_HEADERS && !s->resp_submitted) {
+    if (s->status < 200) {  // interim (100 Continue): not relayed, the final response follows
+      s->status = 0;
+      s->resp_headers.clear();
+      return 0;
+    }
+    self->SubmitResponse(s, end);
+    return 0;
+  }
+  self->Resume(s);
+  return 0;
+}
+
+int H2Conn::OnUpstreamData(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+  auto* u = static_cast<Upstream*>(user);
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr || !s->resp_submitted) {
+    nghttp2_session_consume(h2, id, len);
+    return 0;
+  }
+  s->to_client.append(reinterpret_cast<const char*>(data), len);
+  u->conn->Resume(s);
+  return 0;
+}
+
+int H2Conn::OnUpstreamStreamClose(nghttp2_session* h2, int32_t id, uint32_t code, void* user) {
+  auto* u = static_cast<Upstream*>(user);
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr) return 0;
+  s->up_closed = true;
+  if (!s->to_up.empty()) {  // request bytes the upstream will never take: the client may send again
+    nghttp2_session_consume(u->conn->client_.h2, s->id, s->to_up.size());
+    s->to_up.clear();
+  }
+  if (code != NGHTTP2_NO_ERROR || !s->resp_eof) {
+    u->conn->FailStream(s, 502, std::string("upstream stream reset: ") + nghttp2_http2_strerror(code),
+                        code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
+  }
+  return 0;
+}
+
+ssize_t H2Conn::ReadRequestBody(nghttp2_session* h2, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                                nghttp2_data_source*, void* user) {
+  auto* u = static_cast<Upstream*>(user);
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
+  if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = std::min(len, s->to_up.size());
+  if (n > 0) {
+    std::memcpy(buf, s->to_up.data(), n);
+    s->to_up.erase(0, n);
+    nghttp2_session_consume(u->conn->client_.h2, s->id, n);
+  }
+  if (!s->to_up.empty()) return static_cast<ssize_t>(n);
+  if (s->req_eof) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s->req_trailers.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      auto nva = Nvs(s->req_trailers);
+      nghttp2_submit_trailer(h2, id, nva.data(), nva.size());
+    }
+    return static_cast<ssize_t>(n);
+  }
+  if (n > 0) return static_cast<ssize_t>(n);
+  s->up_deferred = true;
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+}  // namespace zm::proxy

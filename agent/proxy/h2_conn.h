@@ -1,0 +1,140 @@
+// A client connection to an HTTP/2 cleartext (h2c, prior knowledge) or gRPC Service port, handled per stream on the
+// source node (issue 17's L7 path, no extra hop): every stream is routed on its own -- GRPCRoute rules (gRPC service
+// and method, headers), then HTTPRoute rules -- to a backend by weight and an endpoint of it, so the calls of one
+// long-lived gRPC connection are balanced across endpoints.
+//
+// Upstreams are HTTP/2 client sessions, one per endpoint, pooled per client connection and multiplexed (many streams
+// on one). Each runs on a socketpair whose other end the worker hands to the L4 delivery (HBONE with the source
+// workload's identity, same-node relay, or direct), as Http1Conn's do. Headers, DATA and trailers are relayed both
+// ways; flow control is end to end: bytes received on one side are credited back (WINDOW_UPDATE) only once the other
+// side's session took them, so at most a window per stream is buffered. RST_STREAM is passed on both ways; a stream
+// that cannot be routed (or whose upstream fails before it answered) gets 503, or for gRPC UNAVAILABLE (14)
+// trailers-only, on that stream alone.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/proxy/h2_wire.h"
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/request_record.h"
+#include "agent/proxy/worker_context.h"
+#include "agent/traffic/router.h"
+
+namespace zm::proxy {
+
+class H2Conn : public Closable {
+ public:
+  // Opens a stream to route.addr (the worker's L4 delivery); returns our end of it, or -1 with *why.
+  using UpstreamOpener = std::function<int(traffic::Route route, std::string* why)>;
+
+  // Takes ownership of |client|; deletes itself when done. |service| and |port|: the VIP's Service and port.
+  static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
+                    const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                    std::string what);
+  void ForceClose() override;
+  void Drain() override;  // GOAWAY: the streams open go on, no new ones; closes when they are done
+  ~H2Conn() override;     // via EventLoop::DeleteLater only
+
+ private:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  struct Upstream;
+  struct Stream {
+    int32_t id = 0;  // on the client session
+    Upstream* up = nullptr;
+    int32_t up_id = -1;
+    bool grpc = false;  // content-type application/grpc*: errors are gRPC statuses
+    // Request, as the client sent it.
+    std::string method, scheme, authority, path;
+    Headers headers, req_trailers;
+    std::string to_up;  // request DATA not taken by the upstream session yet
+    bool req_eof = false;
+    bool up_deferred = false;
+    // Response.
+    int status = 0;
+    Headers resp_headers, resp_trailers;
+    std::string to_client;  // response DATA not taken by the client session yet
+    bool resp_submitted = false;
+    bool body_attached = false;  // the response's DATA provider (or its trailers) went to the client session
+    bool resp_eof = false;
+    bool client_deferred = false;
+    bool up_closed = false;  // the upstream stream ended (or never opened)
+    const std::vector<agent::HttpHeaderModifier>* response_mods = nullptr;
+    RequestRecord rec;
+    std::chrono::steady_clock::time_point start;
+    std::string grpc_status;
+  };
+  struct Upstream : IoHandler {
+    H2Conn* conn = nullptr;
+    uint64_t key = 0;
+    H2Wire wire;
+    bool goaway = false;  // takes no new streams
+    std::string failed;   // why it failed ("" while healthy); torn down in Settle
+    void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
+  };
+  struct ClientEnd : IoHandler {
+    H2Conn* conn = nullptr;
+    void OnIo(uint32_t ev) override { conn->OnClient(ev); }
+  };
+
+  H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap, const agent::Service* service,
+         uint16_t port, const sockaddr_in& src, UpstreamOpener open, std::string what);
+  bool CreateServer(std::string* why);
+  void OnClient(uint32_t ev);
+  void OnUpstream(Upstream* u, uint32_t ev);
+  // After any event: lets every session write, tears down failed upstreams, closes when nothing is left.
+  void Settle();
+
+  void RouteStream(Stream* s);
+  Upstream* UpstreamFor(traffic::Route route, std::string* why);
+  bool SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head, std::string* why);
+  void SubmitResponse(Stream* s, bool end_stream);
+  // Ends |s| toward the client: an error response when none went out yet, else RST_STREAM (|code|).
+  void FailStream(Stream* s, int http_status, const std::string& why, uint32_t code);
+  void DetachUpstream(Stream* s, bool cancel);  // the upstream stream is no longer this stream's
+  void DropUpstream(Upstream* u);
+  void Resume(Stream* s);  // new bytes or an end for a deferred data provider
+  void Report(Stream* s, const std::string& error);
+  void Finish(bool reset);
+
+  // Client session callbacks (server role).
+  static int OnClientBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnClientHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                            const uint8_t* value, size_t valuelen, uint8_t flags, void* user);
+  static int OnClientFrame(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnClientData(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data, size_t len, void* user);
+  static int OnClientStreamClose(nghttp2_session*, int32_t id, uint32_t code, void* user);
+  static ssize_t ReadResponseBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                                  nghttp2_data_source*, void* user);
+  // Upstream session callbacks (client role); |user| is the Upstream.
+  static int OnUpstreamHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                              const uint8_t* value, size_t valuelen, uint8_t flags, void* user);
+  static int OnUpstreamFrame(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnUpstreamData(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data, size_t len, void* user);
+  static int OnUpstreamStreamClose(nghttp2_session*, int32_t id, uint32_t code, void* user);
+  static ssize_t ReadRequestBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                                 nghttp2_data_source*, void* user);
+
+  WorkerContext& ctx_;
+  ClientEnd client_end_;
+  H2Wire client_;
+  std::shared_ptr<const agent::MeshSnapshot> snap_;
+  const agent::Service* service_;
+  uint16_t port_;
+  UpstreamOpener open_;
+  std::string what_;
+  sockaddr_in src_{};
+  Peer src_peer_;
+  std::map<int32_t, std::unique_ptr<Stream>> streams_;  // by client stream id
+  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::map<uint64_t, Upstream*> pool_;  // the upstream new streams to an endpoint (ip:port) go on
+  bool in_settle_ = false;
+  bool done_ = false;
+};
+
+}  // namespace zm::proxy

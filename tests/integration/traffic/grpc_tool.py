@@ -1,0 +1,72 @@
+"""gRPC stand-ins for the L7 routing test: Debian's python3-grpcio, generic handlers and raw bytes (no codegen).
+
+  grpc_tool.py serve PORT NAME     server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>") and
+                                   zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>")
+  grpc_tool.py run TARGET          reads a JSON plan [{"method", "count"}] on stdin and makes every call on ONE
+                                   channel (one HTTP/2 connection); prints {"replies": [...], "codes": [...]}
+"""
+
+import json
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def ident(b):
+    return b
+
+
+def serve(port: int, name: str):
+    def unary(method):
+        return grpc.unary_unary_rpc_method_handler(lambda req, ctx: f"{name} {method}".encode(),
+                                                   request_deserializer=ident, response_serializer=ident)
+
+    def stream(req, ctx):
+        for i in range(int(req.decode() or "0")):
+            yield f"{name} {i}".encode()
+
+    handler = grpc.method_handlers_generic_handler("zm.Echo", {
+        "Who": unary("Who"),
+        "Canary": unary("Canary"),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream, request_deserializer=ident, response_serializer=ident),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"0.0.0.0:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
+def run(target: str):
+    plan = json.load(sys.stdin)
+    # One subchannel, one connection: no load balancing in the client (pick_first is the default).
+    with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+        replies, codes = [], []
+        for step in plan:
+            method = step["method"]
+            if method == "Stream":
+                call = ch.unary_stream(f"/zm.Echo/{method}", request_serializer=ident, response_deserializer=ident)
+                try:
+                    replies.append([r.decode() for r in call(str(step.get("n", 3)).encode(), timeout=10)])
+                    codes.append("OK")
+                except grpc.RpcError as e:
+                    replies.append(None)
+                    codes.append(e.code().name)
+                continue
+            call = ch.unary_unary(f"/zm.Echo/{method}", request_serializer=ident, response_deserializer=ident)
+            for _ in range(step.get("count", 1)):
+                try:
+                    replies.append(call(b"", timeout=10).decode())
+                    codes.append("OK")
+                except grpc.RpcError as e:
+                    replies.append(None)
+                    codes.append(e.code().name)
+    print(json.dumps({"replies": replies, "codes": codes}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3])
+    else:
+        run(sys.argv[2])

@@ -1,0 +1,155 @@
+"""Issue 17, HTTP/2 slice, on the simulated cluster with the real controller and agents: gRPC calls to a Service port
+with appProtocol grpc are routed per stream by the source node proxy, so the calls of ONE HTTP/2 connection are
+balanced across endpoints (L4 would pin them all to one) and a GRPCRoute picks a backend per gRPC method.
+
+Pods: client (node1), g1 (node1, v1), g2 (node2, v1), g3 (node2, v2); each serves grpc_tool.py on 50051 and answers
+with its own name. Services (namespace rpc): echo 10.96.0.40 (v1: g1, g2), echo-v2 10.96.0.41 (v2: g3), echo-none
+10.96.0.42 (no endpoints), all 80 -> 50051 appProtocol grpc. One GRPCRoute on echo: zm.Echo/Canary -> echo-v2,
+method Nowhere -> echo-none; anything else goes to echo itself.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import needs  # noqa: E402
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
+# Debian's python3-grpcio (tools/deps.sh) is for the system interpreter.
+PY = "/usr/bin/python3"
+NS = "rpc"
+VIP = "10.96.0.40"
+
+MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: echo, namespace: {NS}}}
+spec:
+  vip: {VIP}
+  selector: {{version: v1}}
+  ports: [{{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: echo-v2, namespace: {NS}}}
+spec:
+  vip: 10.96.0.41
+  selector: {{version: v2}}
+  ports: [{{name: grpc-echo, port: 80, targetPort: 50051}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: echo-none, namespace: {NS}}}
+spec:
+  vip: 10.96.0.42
+  selector: {{version: v9}}
+  ports: [{{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: echo, namespace: {NS}}}
+spec:
+  parentRefs: [{{kind: Service, name: echo, port: 80}}]
+  rules:
+  - matches: [{{method: {{service: zm.Echo, method: Canary}}}}]
+    backendRefs: [{{name: echo-v2, port: 80}}]
+  - matches: [{{method: {{type: RegularExpression, method: "Nowh.*"}}}}]
+    backendRefs: [{{name: echo-none, port: 80}}]
+"""
+
+
+class GrpcRoutingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if subprocess.run([PY, "-c", "import grpc"], capture_output=True).returncode != 0:
+            needs.missing("python3-grpcio (Debian) is not installed")
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-grpc-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.client = c.add_pod("node1", "client")
+            backends = [(c.add_pod("node1", "g1"), "v1"), (c.add_pod("node2", "g2"), "v1"),
+                        (c.add_pod("node2", "g3"), "v2")]
+            cls.cp = ControlPlane(c, Path(cls.tmp.name))
+            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+            env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0")
+            for pod, version in backends:
+                cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
+                c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=env)
+            cls.cp.write("echo.yaml", MANIFESTS)
+            cls.cp.start()
+            for pod, _ in backends:
+                c.wait_tcp(pod, pod.ip, 50051)
+            cls.wait_routed()
+        except BaseException:
+            cls.cluster.down()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    @classmethod
+    def run_plan(cls, plan) -> dict:
+        res = cls.cluster.run(cls.client, [PY, GRPC_TOOL, "run", f"{VIP}:80"], input=json.dumps(plan), text=True,
+                              timeout=60)
+        if res.returncode != 0:
+            raise AssertionError(f"client failed ({res.returncode}): {res.stdout[-500:]} {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
+        return json.loads(res.stdout)
+
+    @classmethod
+    def wait_routed(cls, timeout=20.0):
+        """Until the agent on node1 has the route (a Canary call reaches g3): setup, not an assertion."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = cls.run_plan([{"method": "Canary"}])
+                if last["replies"][0] == "g3 Canary":
+                    return
+            except AssertionError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise AssertionError(f"the route never took effect: {last}\ncontroller: {cls.cp.log('controller', 3000)}")
+
+    def test_unary_calls_on_one_connection_spread_over_both_endpoints(self):
+        out = self.run_plan([{"method": "Who", "count": 1000}])
+        self.assertEqual(Counter(out["codes"]), {"OK": 1000})
+        by = Counter(r.split()[0] for r in out["replies"])
+        print(f"1000 gRPC calls on one channel: {dict(by)}", file=sys.stderr)
+        # L4 balancing would give one endpoint all 1,000 (one HTTP/2 connection); per stream each gets about half.
+        self.assertEqual(set(by), {"g1", "g2"}, by)
+        self.assertGreaterEqual(min(by.values()), 400, by)
+
+    def test_grpcroute_method_match_picks_its_backend(self):
+        out = self.run_plan([{"method": "Canary", "count": 30}, {"method": "Who", "count": 30}])
+        self.assertEqual(Counter(out["codes"]), {"OK": 60})
+        self.assertEqual(set(out["replies"][:30]), {"g3 Canary"})
+        self.assertEqual({r.split()[0] for r in out["replies"][30:]}, {"g1", "g2"})
+
+    def test_server_streaming_and_trailers_relay(self):
+        out = self.run_plan([{"method": "Stream", "n": 5}, {"method": "Stream", "n": 0}, {"method": "Who"}])
+        self.assertEqual(out["codes"], ["OK", "OK", "OK"])
+        first = out["replies"][0]
+        self.assertEqual(len(first), 5, first)
+        self.assertEqual([r.split()[1] for r in first], ["0", "1", "2", "3", "4"])
+        self.assertEqual(out["replies"][1], [])
+
+    def test_no_endpoint_is_unavailable_on_that_call_only(self):
+        # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
+        out = self.run_plan([{"method": "Nowhere", "count": 3}, {"method": "Who", "count": 3}])
+        self.assertEqual(out["codes"], ["UNAVAILABLE"] * 3 + ["OK"] * 3)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
