@@ -148,6 +148,15 @@ class K8sControllerTest(unittest.TestCase):
             "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "allow-frontend"},
             "spec": {"action": "ALLOW", "sources": {"identities": ["spiffe://k8s.test/ns/shop/sa/frontend"]},
                      "destination": {"selector": {"matchLabels": {"app": "backend"}}, "ports": [8080]}}})
+        # Per-request rules (issue 17), and one the schema admits but the controller refuses ('*' inside a path).
+        a.create(TP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "http-get"},
+            "spec": {"action": "ALLOW", "sources": {"namespaces": ["shop"]},
+                     "destination": {"selector": {"matchLabels": {"app": "api"}}},
+                     "http": [{"methods": ["GET"], "paths": ["/api/*"], "headers": [{"name": "x-a", "present": True}]}]}})
+        a.create(TP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "bad-http"},
+            "spec": {"action": "DENY", "sources": {"namespaces": ["shop"]}, "http": [{"paths": ["/a*b"]}]}})
         # Passes the schema (a CIDR-looking string) but not the controller's validation.
         a.create(TP.format(ns="shop"), {
             "apiVersion": "zeromesh.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "bad-cidr"},
@@ -365,6 +374,14 @@ class K8sControllerTest(unittest.TestCase):
         self.assertIn("300.0.0.0/8", c["message"])
         self.assertNotIn("shop/bad-cidr", self.resources("trafficPermission"))
 
+        c = self.wait("http-get status", lambda: self.condition(TP.format(ns="shop") + "/http-get")[1])
+        self.assertEqual((c["status"], c["reason"]), ("True", "Accepted"))
+        self.assertIn("shop/http-get", self.resources("trafficPermission"))
+        c = self.wait("bad-http Invalid", lambda: self.condition(TP.format(ns="shop") + "/bad-http")[1])
+        self.assertEqual((c["status"], c["reason"]), ("False", "Invalid"))
+        self.assertIn("'*' may only stand at the start", c["message"])
+        self.assertNotIn("shop/bad-http", self.resources("trafficPermission"))
+
         c = self.wait("MeshConfig Accepted", lambda: self.condition(MC + "/mesh")[1])
         self.assertEqual(c["status"], "True")
 
@@ -379,7 +396,13 @@ class K8sControllerTest(unittest.TestCase):
         for spec in ({"action": "MAYBE", "sources": {"namespaces": ["shop"]}},
                      {"action": "ALLOW"},
                      {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "destination": {"ports": [70000]}},
-                     {"action": "ALLOW", "sources": {"identities": ["not-a-spiffe-id"]}}):
+                     {"action": "ALLOW", "sources": {"identities": ["not-a-spiffe-id"]}},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "http": []},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "http": [{}]},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "http": [{"methods": ["get"]}]},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]}, "http": [{"paths": [""]}]},
+                     {"action": "ALLOW", "sources": {"namespaces": ["shop"]},
+                      "http": [{"headers": [{"name": "x-a", "present": False}]}]}):
             with self.assertRaises(ApiError, msg=json.dumps(spec)) as ctx:
                 self.api.create(TP.format(ns="shop"), {"apiVersion": "zeromesh.io/v1alpha1",
                                                        "kind": "TrafficPermission",
