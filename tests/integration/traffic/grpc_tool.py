@@ -1,13 +1,16 @@
 """gRPC stand-ins for the L7 routing test: Debian's python3-grpcio, generic handlers and raw bytes (no codegen).
 
-  grpc_tool.py serve PORT NAME     server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>") and
-                                   zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>")
-  grpc_tool.py run TARGET          reads a JSON plan [{"method", "count"}] on stdin and makes every call on ONE
+  grpc_tool.py serve PORT NAME     server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>"),
+                                   zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>"),
+                                   zm.Echo/Size (answers "NAME <request length>") and zm.Echo/Blob (answers as many
+                                   bytes as the request's decimal number); zm.Echo/Slow answers after 2 s
+  grpc_tool.py run TARGET          reads a JSON plan [{"method", "count", "n", "bytes"}] on stdin and makes every call on ONE
                                    channel (one HTTP/2 connection); prints {"replies": [...], "codes": [...]}
 """
 
 import json
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -29,6 +32,12 @@ def serve(port: int, name: str):
     handler = grpc.method_handlers_generic_handler("zm.Echo", {
         "Who": unary("Who"),
         "Canary": unary("Canary"),
+        "Slow": grpc.unary_unary_rpc_method_handler(lambda req, ctx: time.sleep(2) or b"slow",
+                                                    request_deserializer=ident, response_serializer=ident),
+        "Size": grpc.unary_unary_rpc_method_handler(lambda req, ctx: f"{name} {len(req)}".encode(),
+                                                    request_deserializer=ident, response_serializer=ident),
+        "Blob": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"z" * int(req.decode()),
+                                                    request_deserializer=ident, response_serializer=ident),
         "Stream": grpc.unary_stream_rpc_method_handler(stream, request_deserializer=ident, response_serializer=ident),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -55,9 +64,12 @@ def run(target: str):
                     codes.append(e.code().name)
                 continue
             call = ch.unary_unary(f"/zm.Echo/{method}", request_serializer=ident, response_deserializer=ident)
+            # Size sends "bytes" bytes; Blob asks for "bytes" bytes back (the reply is then its length).
+            req = b"y" * step.get("bytes", 0) if method == "Size" else str(step.get("bytes", 0)).encode()
             for _ in range(step.get("count", 1)):
                 try:
-                    replies.append(call(b"", timeout=10).decode())
+                    rep = call(req if method in ("Size", "Blob") else b"", timeout=step.get("timeout", 20))
+                    replies.append(f"len={len(rep)}" if method == "Blob" else rep.decode())
                     codes.append("OK")
                 except grpc.RpcError as e:
                     replies.append(None)

@@ -145,6 +145,20 @@ class GrpcRoutingTest(unittest.TestCase):
         self.assertEqual([r.split()[1] for r in first], ["0", "1", "2", "3", "4"])
         self.assertEqual(out["replies"][1], [])
 
+    def test_large_messages_both_ways_past_the_flow_control_windows(self):
+        # 3 MB each way, three times: past the proxy's 1 MiB stream and 4 MiB connection windows, so the calls only
+        # finish when credit is given back as the other side takes the bytes.
+        mb3 = 3 * 1024 * 1024
+        out = self.run_plan([{"method": "Size", "bytes": mb3, "count": 3}, {"method": "Blob", "bytes": mb3, "count": 3}])
+        self.assertEqual(out["codes"], ["OK"] * 6)
+        self.assertEqual([r.split()[1] for r in out["replies"][:3]], [str(mb3)] * 3)
+        self.assertEqual(out["replies"][3:], [f"len={mb3}"] * 3)
+
+    def test_cancelled_calls_reset_their_stream_only(self):
+        # The client gives up (RST_STREAM CANCEL); the proxy cancels the upstream stream and the channel carries on.
+        out = self.run_plan([{"method": "Slow", "timeout": 0.2, "count": 4}, {"method": "Who", "count": 4}])
+        self.assertEqual(out["codes"], ["DEADLINE_EXCEEDED"] * 4 + ["OK"] * 4)
+
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
         out = self.run_plan([{"method": "Nowhere", "count": 3}, {"method": "Who", "count": 3}])
