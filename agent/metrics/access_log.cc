@@ -104,6 +104,7 @@ std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::sys
   Field(&out, "method", r.method);
   Field(&out, "path", std::string_view(r.path).substr(0, kMaxPath));
   Number(&out, "status", static_cast<uint64_t>(r.status));
+  if (!r.grpc_status.empty()) Field(&out, "grpc_status", r.grpc_status);
   char ms[32];
   std::snprintf(ms, sizeof(ms), "%.3f", std::chrono::duration<double, std::milli>(r.duration).count());
   out.append(",\"duration_ms\":");
@@ -156,7 +157,9 @@ void AccessLog::Record(const proxy::ConnRecord& r) {
 
 void AccessLog::RecordRequest(const proxy::RequestRecord& r) {
   if (!opts_.enabled) return;
-  const bool always = r.status == 0 || r.status >= 500 || !r.error.empty() || !r.policy.empty();
+  // A failed gRPC call is a failure even inside a 200.
+  const bool always = r.status == 0 || r.status >= 500 || !r.error.empty() || !r.policy.empty() ||
+                      (!r.grpc_status.empty() && r.grpc_status != "0");
   if (!always && !Sampled()) {
     sampled_out_.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -443,6 +443,7 @@ void H2Conn::Report(Stream* s, const std::string& error) {
   ConnObserver* obs = ctx_.observer();
   if (obs == nullptr || s->rec.source.addr.sin_family == 0) return;
   s->rec.status = s->status;
+  s->rec.grpc_status = s->grpc_status;
   if (s->rec.error.empty()) s->rec.error = error;
   s->rec.duration = std::chrono::steady_clock::now() - s->start;
   obs->OnRequest(s->rec);

@@ -163,6 +163,16 @@ class GrpcRoutingTest(unittest.TestCase):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
         out = self.run_plan([{"method": "Nowhere", "count": 3}, {"method": "Who", "count": 3}])
         self.assertEqual(out["codes"], ["UNAVAILABLE"] * 3 + ["OK"] * 3)
+        # Each failed call is in the source agent's access log with its grpc-status (always logged, not sampled).
+        deadline = time.monotonic() + 5  # the access log is flushed every 200 ms
+        while True:
+            lines = [json.loads(line) for line in self.cp.log("agent-node1").splitlines()
+                     if line.startswith("{") and '"msg":"request"' in line and "/zm.Echo/Nowhere" in line]
+            if len(lines) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertGreaterEqual(len(lines), 3, lines)
+        self.assertEqual({(x["status"], x.get("grpc_status"), x["route"]) for x in lines}, {(200, "14", "rpc/echo#1")})
 
 
 if __name__ == "__main__":

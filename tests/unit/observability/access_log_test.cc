@@ -287,5 +287,30 @@ TEST(AccessLog, ABoundedBufferDropsWhenTheOutputCannotKeepUp) {
   EXPECT_GT(sink.Lines().size(), 0u);
 }
 
+TEST(AccessLog, GrpcStatusIsLoggedAndAFailedCallIsNeverSampledOut) {
+  proxy::RequestRecord r;
+  r.method = "POST";
+  r.path = "/zm.Echo/Who";
+  r.status = 200;
+  r.grpc_status = "14";
+  auto j = nlohmann::json::parse(FormatRequestLogLine(r, std::chrono::system_clock::now()));
+  EXPECT_EQ(j["grpc_status"], "14");
+  r.grpc_status.clear();
+  EXPECT_FALSE(
+      nlohmann::json::parse(FormatRequestLogLine(r, std::chrono::system_clock::now())).contains("grpc_status"));
+  Sink sink;
+  {
+    AccessLog log({.enabled = true, .sample_rate = 0.0, .fd = sink.fd()});
+    r.grpc_status = "0";  // a successful call: sampled (here: never)
+    log.RecordRequest(r);
+    r.grpc_status = "14";  // UNAVAILABLE inside a 200: always
+    log.RecordRequest(r);
+    log.Flush();
+  }
+  auto lines = sink.Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["grpc_status"], "14");
+}
+
 }  // namespace
 }  // namespace zm::metrics
