@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -98,6 +99,21 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
           break;
       }
     }
+    if (f.has_request_mirror() && f.request_mirror().backend().port() <= 65535) {
+      const auto& b = f.request_mirror().backend();
+      rule.mirrors.push_back(
+          {{b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(), static_cast<uint16_t>(b.port()), 0},
+           std::min<uint32_t>(f.request_mirror().percent(), 100)});
+    }
+  }
+  rule.request_timeout = std::chrono::milliseconds(r.request_timeout_ms());
+  rule.backend_request_timeout = std::chrono::milliseconds(r.backend_request_timeout_ms());
+  if (r.has_retry()) {
+    rule.retry.attempts = r.retry().attempts();
+    for (uint32_t c : r.retry().codes()) {
+      if (c >= 100 && c <= 599) rule.retry.codes.push_back(static_cast<uint16_t>(c));
+    }
+    rule.retry.backoff = std::chrono::milliseconds(r.retry().backoff_ms());
   }
   return rule;
 }

@@ -111,6 +111,7 @@ std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::sys
   out.append(ms);
   Number(&out, "request_bytes", r.request_bytes);
   Number(&out, "response_bytes", r.response_bytes);
+  Number(&out, "attempts", r.attempts);
   if (r.destination.addr.sin_family == AF_INET) Field(&out, "upstream", Addr(r.destination.addr));
   if (proxy::ValidTraceparent(r.traceparent)) Field(&out, "trace_id", std::string_view(r.traceparent).substr(3, 32));
   if (!r.error.empty()) Field(&out, "error", r.error);

@@ -38,8 +38,9 @@ std::string FormatAccessLogLine(const proxy::ConnRecord& r, std::chrono::system_
 //   {"time":"...","msg":"request","reporter":"source","src.addr":"10.244.1.11:40312","src.workload":"client",...,
 //    "dst.addr":"10.244.2.11:8080","dst.workload":"web-v2",...,"dst.service":"shop/web-v2","route":"shop/canary#0",
 //    "method":"GET","path":"/api/items?x=1","status":200,"duration_ms":1.25,"request_bytes":78,
-//    "response_bytes":112,"upstream":"10.244.2.11:8080","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
-// The path is cut at 1024 bytes; trace_id is the traceparent's when the request carried a valid one.
+//    "response_bytes":112,"attempts":1,"upstream":"10.244.2.11:8080","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
+// The path is cut at 1024 bytes; trace_id is the traceparent's when the request carried a valid one; attempts counts
+// the tries (1 + HTTPRoute retries; "upstream" is the last try's).
 std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::system_clock::time_point end);
 
 class AccessLog {

@@ -111,6 +111,15 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
       {"zeromesh_connect_retries_total", "Upstream connects retried on another endpoint.", s.connect_retries},
       {"zeromesh_ratelimit_rejections_total", "New connections refused by a destination Service's rate limit.",
        s.ratelimit_rejections},
+      {"zeromesh_http_retry_budget_exhausted_total",
+       "HTTP retries not made because the worker's retry budget (20 % of requests in flight, at least 3) was spent.",
+       s.http_retry_budget_exhausted},
+      {"zeromesh_http_timeouts_total", "HTTP requests answered 504 (or reset) by an HTTPRoute timeout.",
+       s.http_timeouts},
+      {"zeromesh_http_mirrored_total", "Copies of HTTP requests sent to a RequestMirror backend.", s.http_mirrored},
+      {"zeromesh_http_mirror_dropped_total",
+       "RequestMirror copies not sent: body over the 64 KiB bound, no mirror endpoint, or too many in flight.",
+       s.http_mirror_dropped},
   };
   for (const auto& c : counters) Counter(out, c.name, c.help, Load(c.v));
 }

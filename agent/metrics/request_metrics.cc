@@ -52,6 +52,11 @@ RequestMetrics::RequestMetrics(prometheus::Registry& registry, size_t max_series
                           .Name("zeromesh_response_bytes")
                           .Help("HTTP response sizes (head and body) as relayed back to the client.")
                           .Register(registry)),
+      retries_(BuildCounter()
+                   .Name("zeromesh_request_retries_total")
+                   .Help("Retries of HTTP requests by an HTTPRoute retry policy (tries after the first), labelled "
+                         "like zeromesh_requests_total: the destination and response code are the final try's.")
+                   .Register(registry)),
       overflowed_(BuildCounter()
                       .Name("zeromesh_request_metrics_label_overflow_total")
                       .Help("Requests counted in an \"other\" series because the label-set cap was reached.")
@@ -74,8 +79,8 @@ prometheus::Labels RequestMetrics::LabelsOf(const proxy::RequestRecord& r) {
 RequestMetrics::Series* RequestMetrics::Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed) {
   auto make = [this](const prometheus::Labels& l) {
     return std::make_unique<Series>(Series{&requests_.Add(l), &duration_.Add(l, kDurationBuckets),
-                                           &request_bytes_.Add(l, kSizeBuckets),
-                                           &response_bytes_.Add(l, kSizeBuckets)});
+                                           &request_bytes_.Add(l, kSizeBuckets), &response_bytes_.Add(l, kSizeBuckets),
+                                           &retries_.Add(l)});
   };
   if (by_key_.size() < max_series_) return by_key_.emplace(std::move(key), make(labels)).first->second.get();
   // Past the cap: only the reporter and the response code survive, so error rates stay visible.
@@ -114,6 +119,7 @@ void RequestMetrics::Record(const proxy::RequestRecord& r) {
   s->duration->Observe(std::chrono::duration<double>(r.duration).count());
   s->request_bytes->Observe(static_cast<double>(r.request_bytes));
   s->response_bytes->Observe(static_cast<double>(r.response_bytes));
+  if (r.attempts > 1) s->retries->Increment(static_cast<double>(r.attempts - 1));
 }
 
 size_t RequestMetrics::series() const {

@@ -1,5 +1,6 @@
 // Golden per-request metrics of the L7 path (Istio's standard HTTP metrics, zeromesh_ prefix): requests by response
-// code, duration, request and response sizes, per source and destination workload, destination Service and route,
+// code, duration, request and response sizes, HTTPRoute retries (zeromesh_request_retries_total, by the request's
+// final response code), per source and destination workload, destination Service and route,
 // with `reporter` telling which proxy counted them. Cardinality is bounded like the TCP metrics: at most |max_series|
 // label sets, later ones share an "other" set; method and response code are bounded (standard methods and 100-599,
 // else "other"), and the path is never a label.
@@ -39,6 +40,7 @@ class RequestMetrics {
     prometheus::Histogram* duration;
     prometheus::Histogram* request_bytes;
     prometheus::Histogram* response_bytes;
+    prometheus::Counter* retries;
   };
   // A new series for |key| (or the overflow set past the cap). mu_ held.
   Series* Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed);
@@ -48,6 +50,7 @@ class RequestMetrics {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& request_bytes_;
   prometheus::Family<prometheus::Histogram>& response_bytes_;
+  prometheus::Family<prometheus::Counter>& retries_;
   prometheus::Counter& overflowed_;
 
   mutable std::mutex mu_;

@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "agent/proxy/http_filters.h"
+#include "agent/proxy/http_mirror.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
@@ -22,11 +24,14 @@ uint64_t EndpointKey(const sockaddr_in& a) {
   return (static_cast<uint64_t>(a.sin_addr.s_addr) << 16) | a.sin_port;
 }
 
-std::string ErrorResponse(int status, const char* reason) {
-  std::string body = std::string(reason) + "\n";
+// A mirror copy nobody waits for still has an end: the rule's request timeout, else this.
+constexpr std::chrono::milliseconds kMirrorTimeout{10000};
+
+std::string ErrorResponse(int status, const char* reason, const char* text = nullptr, bool close = true) {
+  std::string body = std::string(text != nullptr ? text : reason) + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\ncontent-type: text/plain\r\ncontent-length: " + std::to_string(body.size()) +
-         "\r\nconnection: close\r\n\r\n" + body;
+         (close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n") + body;
 }
 
 }  // namespace
@@ -55,6 +60,7 @@ Http1Conn::Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent
 }
 
 Http1Conn::~Http1Conn() {
+  EndResilience();  // already done by Finish; timers must never outlive us
   ctx_.live.erase(this);
 }
 
@@ -131,6 +137,7 @@ void Http1Conn::Process() {
     }
     // One exchange at a time: the next request's head waits for the last response.
     if (request_done_ && awaiting_response_) return;
+    if (retry_pending_) return;  // backing off: the rest of the body waits here for the next try's upstream
     if (close_when_flushed_) {
       in_.clear();
       return;
@@ -144,18 +151,24 @@ void Http1Conn::Process() {
       return;
     }
     if (!parser_.body().empty() && current_ != nullptr) {
+      size_t mark = current_->out.size();
       if (chunked_) {
         AppendChunk(parser_.body(), &current_->out);
       } else {
         current_->out.append(parser_.body());
       }
+      if (buffering_) KeepForReplay(std::string_view(current_->out).substr(mark));
     }
     switch (ev) {
       case Http1RequestParser::Event::kNeedMore:
         break;
       case Http1RequestParser::Event::kEnd:
-        if (chunked_ && current_ != nullptr) current_->out.append(kLastChunk);
+        if (chunked_ && current_ != nullptr) {
+          current_->out.append(kLastChunk);
+          if (buffering_) KeepForReplay(kLastChunk);
+        }
         request_done_ = true;
+        if (mirror_pending_) SendMirrors();
         break;
       case Http1RequestParser::Event::kUpgrade:
         request_done_ = true;
@@ -197,27 +210,58 @@ bool Http1Conn::StartRequest() {
     req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
     req_.destination_service = route.service->Key();
   }
+  rule_ = rule;
+  backend_ = route.service;
+  backend_port_ = route.service_port;
+  tried_.clear();
+  attempts_ = 0;
+  in_request_ = true;
+  ctx_.http.retry_budget.RequestStarted();
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailRequest(503, "Service Unavailable", why);
     return false;
   }
   if (rule != nullptr) ApplyRequestFilters(*rule, matched, &head);
-  current_ = u;
   chunked_ = head.chunked;
   request_done_ = false;
   awaiting_response_ = true;
   response_started_ = false;
   keep_alive_ = head.keep_alive;
-  // No body follows a response to HEAD, nor a CONNECT's 2xx (the tunnel does).
   response_mods_ = rule != nullptr && !rule->response_headers.empty() ? &rule->response_headers : nullptr;
-  framer_.Start(head.method == "HEAD" || head.method == "CONNECT", response_mods_ != nullptr);
-  u->out.append(SerializeRequestHead(head));
+  // No body follows a response to HEAD, nor a CONNECT's 2xx (the tunnel does).
+  head_request_ = head.method == "HEAD" || head.method == "CONNECT";
+  // The fast path (a rule without retry or mirror, or no rule): nothing of the request is kept.
+  const bool retries = rule != nullptr && rule->retry.attempts > 0 && !head.upgrade;
+  const bool mirrors = rule != nullptr && !rule->mirrors.empty() && !head.upgrade;
+  buffering_ = replayable_ = retries || mirrors;
+  mirror_pending_ = mirrors;
+  // Retries must see a response's status before any of it goes out.
+  capture_heads_ = response_mods_ != nullptr || retries;
+  std::string wire = SerializeRequestHead(head);
+  if (buffering_) replay_head_ = wire;
+  if (rule != nullptr && rule->request_timeout.count() > 0) {
+    request_timer_ = ctx_.loop.AddTimer(rule->request_timeout, [this] { OnRequestTimeout(); });
+  }
+  StartTry(u, wire);
   return true;
+}
+
+void Http1Conn::StartTry(Upstream* u, const std::string& head) {
+  ++attempts_;
+  tried_.push_back(u->ip);
+  current_ = u;
+  framer_.Start(head_request_, capture_heads_);
+  u->out.append(head);
+  u->out.append(replay_body_);  // a retry: the body so far (Process appends the rest as it comes)
+  if (rule_ != nullptr && rule_->backend_request_timeout.count() > 0) {
+    try_timer_ = ctx_.loop.AddTimer(rule_->backend_request_timeout, [this] { OnTryTimeout(); });
+  }
 }
 
 Http1Conn::Upstream* Http1Conn::UpstreamFor(traffic::Route route, std::string* why) {
   uint64_t key = EndpointKey(route.addr);
+  in_addr_t ip = route.addr.sin_addr.s_addr;
   auto it = upstreams_.find(key);
   if (it != upstreams_.end()) return it->second.get();  // this pick's lease ends here: the pooled stream holds one
   int fd = open_(std::move(route), why);
@@ -226,6 +270,7 @@ Http1Conn::Upstream* Http1Conn::UpstreamFor(traffic::Route route, std::string* w
   u->conn = this;
   u->fd = fd;
   u->key = key;
+  u->ip = ip;
   Upstream* raw = u.get();
   upstreams_[key] = std::move(u);
   ctx_.loop.Add(fd, kEvents, raw);
@@ -282,12 +327,26 @@ void Http1Conn::OnResponseBytes(Upstream* u, const char* data, size_t len) {
   size_t used = 0;
   auto r = framer_.Feed(data, len, &used);
   while (r == Http1ResponseFramer::Result::kHead) {
-    // A head to rewrite (ResponseHeaderModifier): its bytes were captured, the rewritten head goes out instead.
-    for (const auto& m : *response_mods_) ApplyHeaderModifier(m, &framer_.headers());
-    out_.append(SerializeResponseHead(framer_.version_minor(), framer_.status(), framer_.reason(), framer_.headers()));
-    response_started_ = true;
+    const int status = framer_.status();
     data += used;
     len -= used;
+    if (status >= 200 && CanRetry(TryOutcome::kStatus, status)) {
+      // A retryable response: none of it goes to the client. When the rest of it is already here it is read to its
+      // end and the upstream stays pooled; otherwise (more to come, or our request only half sent) it is closed.
+      size_t rest = 0;
+      bool whole = framer_.Feed(data, len, &rest) == Http1ResponseFramer::Result::kComplete && rest == len &&
+                   framer_.keep_alive() && request_done_ && u->out.empty();
+      RetryAfter(u, whole, "response " + std::to_string(status));
+      if (!out_.empty()) FlushClient();  // a 100 Continue of this try may have come first
+      return;
+    }
+    // A captured head (ResponseHeaderModifier, or a retry policy that had to see the status) goes out rewritten.
+    if (response_mods_ != nullptr) {
+      for (const auto& m : *response_mods_) ApplyHeaderModifier(m, &framer_.headers());
+    }
+    out_.append(SerializeResponseHead(framer_.version_minor(), status, framer_.reason(), framer_.headers()));
+    // A 1xx (100 Continue) is interim: the final response has not started, a retry or an error reply may follow.
+    response_started_ = response_started_ || status >= 200 || status == 101;
     r = framer_.Feed(data, len, &used);
   }
   if (r == Http1ResponseFramer::Result::kError) {
@@ -352,6 +411,10 @@ void Http1Conn::UpstreamClosed(Upstream* u) {
       CloseWhenFlushed();
       return;
     }
+    if (CanRetry(TryOutcome::kConnectFailed, 0)) {
+      RetryAfter(u, false, "upstream closed before the response");
+      return;
+    }
     FailRequest(502, "Bad Gateway", "upstream closed before the response ended");
     return;
   }
@@ -378,6 +441,10 @@ void Http1Conn::FlushUpstream(Upstream* u) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     // The stream to the endpoint failed (refused, denied, reset): the request cannot reach it.
+    if (u == current_ && awaiting_response_ && CanRetry(TryOutcome::kConnectFailed, 0)) {
+      RetryAfter(u, false, "upstream stream failed");
+      return;
+    }
     FailRequest(502, "Bad Gateway", "upstream stream failed");
     return;
   }
@@ -401,7 +468,7 @@ void Http1Conn::FlushClient() {
   if (close_when_flushed_) Finish(/*reset=*/false);
 }
 
-void Http1Conn::FailRequest(int status, const char* reason, const std::string& why) {
+void Http1Conn::FailRequest(int status, const char* reason, const std::string& why, const char* body) {
   log::Info("http request failed", {{"conn", what_}, {"status", status}, {"reason", why}});
   if (!req_open_) OpenRequestRecord();  // refused before routing: a malformed or oversized head
   ReportRequest(response_started_ ? 0 : status, why);
@@ -409,7 +476,8 @@ void Http1Conn::FailRequest(int status, const char* reason, const std::string& w
     Finish(/*reset=*/true);  // part of a response went out: a reset is the only honest ending
     return;
   }
-  out_ = ErrorResponse(status, reason);
+  // Appended: the end of an earlier response (or a 100 Continue) may still wait to be written.
+  out_.append(ErrorResponse(status, reason, body));
   CloseWhenFlushed();
 }
 
@@ -461,6 +529,8 @@ void Http1Conn::OpenRequestRecord() {
 }
 
 void Http1Conn::ReportRequest(int status, std::string error) {
+  const uint32_t attempts = std::max<uint32_t>(attempts_, 1);
+  EndResilience();  // whatever ends a request ends here (a response, a failure, the connection)
   if (!req_open_) return;
   req_open_ = false;
   ConnObserver* obs = ctx_.observer();
@@ -468,9 +538,176 @@ void Http1Conn::ReportRequest(int status, std::string error) {
   req_.status = status;
   req_.error = std::move(error);
   req_.request_bytes = request_bytes_;
+  req_.attempts = attempts;
   req_.duration = std::chrono::steady_clock::now() - req_start_;
   request_bytes_ = 0;
   obs->OnRequest(req_);
+}
+
+// --- HTTPRoute retries, timeouts and mirrors ---
+
+void Http1Conn::KeepForReplay(std::string_view wire) {
+  if (!replayable_) return;
+  if (replay_body_.size() + wire.size() > kMaxReplayBody) {
+    // Over the bound: this request can no longer be sent again whole, so it is neither retried nor mirrored (the
+    // try in flight goes on, streamed as usual). What was kept is freed at once.
+    replayable_ = false;
+    std::string().swap(replay_head_);
+    std::string().swap(replay_body_);
+    return;
+  }
+  replay_body_.append(wire);
+}
+
+bool Http1Conn::CanRetry(TryOutcome outcome, int status) {
+  if (rule_ == nullptr || !IsRetryable(rule_->retry, outcome, status)) return false;
+  // attempts_ counts the first try: retry.attempts retries make 1 + attempts tries.
+  if (attempts_ > rule_->retry.attempts || !replayable_ || response_started_ || tunnel_ || done_) return false;
+  if (!holds_budget_) {
+    if (!ctx_.http.retry_budget.TryAcquire()) {
+      ProxyStats::Add(ctx_.stats.http_retry_budget_exhausted);
+      return false;
+    }
+    holds_budget_ = true;
+  }
+  return true;
+}
+
+void Http1Conn::RetryAfter(Upstream* u, bool keep_upstream, const std::string& why) {
+  if (try_timer_ != 0) ctx_.loop.CancelTimer(try_timer_);
+  try_timer_ = 0;
+  // Nothing of this try may leak into a later exchange: only an upstream whose response was read whole stays.
+  if (!keep_upstream) DropUpstream(u);
+  current_ = nullptr;
+  retry_pending_ = true;
+  auto delay = ctx_.http.backoff.Next(attempts_, rule_->retry.backoff);
+  log::Debug("http request retried", {{"conn", what_},
+                                      {"route", rule_->key},
+                                      {"reason", why},
+                                      {"attempt", attempts_ + 1},
+                                      {"backoff_ms", delay.count()}});
+  backoff_timer_ = ctx_.loop.AddTimer(delay, [this] {
+    backoff_timer_ = 0;
+    StartRetry();
+  });
+}
+
+void Http1Conn::StartRetry() {
+  retry_pending_ = false;
+  // The backend the split chose stays; another endpoint of it when there is one, else any (the same one again).
+  traffic::Route route;
+  route.service = backend_;
+  route.service_port = backend_port_;
+  std::string why;
+  auto st = traffic::Reroute(*ctx_.balancer, *snap_, tried_, &route, &why);
+  if (st == traffic::RouteStatus::kNoEndpoint) {
+    route.service = backend_;
+    route.service_port = backend_port_;
+    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why);
+  }
+  if (st != traffic::RouteStatus::kOk) {
+    FailRequest(503, "Service Unavailable", why + " (retry)");
+    return;
+  }
+  if (ctx_.observer() != nullptr) {
+    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+  }
+  Upstream* u = UpstreamFor(std::move(route), &why);
+  if (u == nullptr) {
+    FailRequest(503, "Service Unavailable", why);
+    return;
+  }
+  StartTry(u, replay_head_);
+  FlushUpstream(u);  // may fail into another retry
+  if (done_ || retry_pending_) return;
+  Process();  // the rest of the body, if the client is still sending it
+  if (!done_ && client_readable_) ReadClient();
+}
+
+void Http1Conn::OnTryTimeout() {
+  try_timer_ = 0;
+  if (done_ || current_ == nullptr || !awaiting_response_) return;
+  if (CanRetry(TryOutcome::kTimeout, 0)) {
+    RetryAfter(current_, false, "per-try timeout");
+    return;
+  }
+  TimeoutReply("per-try timeout (timeouts.backendRequest " + std::to_string(rule_->backend_request_timeout.count()) +
+               " ms)");
+}
+
+void Http1Conn::OnRequestTimeout() {
+  request_timer_ = 0;
+  if (done_ || !awaiting_response_) return;
+  TimeoutReply("request timeout (timeouts.request " + std::to_string(rule_->request_timeout.count()) + " ms)");
+}
+
+void Http1Conn::TimeoutReply(const std::string& why) {
+  ProxyStats::Add(ctx_.stats.http_timeouts);
+  if (response_started_ || !request_done_ || !keep_alive_ || draining_ || client_eof_) {
+    // A reset when the response had started; else a 504 and a close (the rest of the request is not read).
+    FailRequest(504, "Gateway Timeout", why, "upstream request timeout");
+    return;
+  }
+  // The request was read whole: the connection can carry the next one once the late upstream is gone.
+  log::Info("http request failed", {{"conn", what_}, {"status", 504}, {"reason", why}});
+  ReportRequest(504, why);
+  if (current_ != nullptr) DropUpstream(current_);
+  awaiting_response_ = false;
+  out_.append(ErrorResponse(504, "Gateway Timeout", "upstream request timeout", /*close=*/false));
+  FlushClient();
+  if (done_) return;
+  Process();  // a pipelined request may be waiting
+  if (!done_ && client_readable_) ReadClient();
+}
+
+void Http1Conn::SendMirrors() {
+  mirror_pending_ = false;
+  for (const agent::HttpRequestMirror& m : rule_->mirrors) {
+    if (!MirrorSampled(m.percent, static_cast<uint32_t>(ctx_.http.rng()))) continue;
+    traffic::Route route;
+    std::string why;
+    int fd = -1;
+    if (replayable_ && HttpMirror::InFlight(ctx_) < HttpMirror::kMaxInFlight &&
+        traffic::RouteToBackend(*ctx_.balancer, *snap_, m.backend, &route, &why) == traffic::RouteStatus::kOk) {
+      fd = open_(std::move(route), &why);
+    }
+    if (fd < 0) {
+      ProxyStats::Add(ctx_.stats.http_mirror_dropped);
+      continue;
+    }
+    // The head as the primary got it, marked as a shadow copy, and closed by the mirror backend after its answer.
+    HttpRequestHead head = parser_.head();
+    for (auto& [name, value] : head.headers) {
+      if (name == "host") value = ShadowHost(value);
+    }
+    std::erase_if(head.headers, [](const auto& kv) { return kv.first == "connection" || kv.first == "keep-alive"; });
+    head.headers.emplace_back("connection", "close");
+    std::string copy = SerializeRequestHead(head);
+    copy.append(replay_body_);
+    auto timeout = rule_->request_timeout.count() > 0 ? rule_->request_timeout : kMirrorTimeout;
+    ProxyStats::Add(HttpMirror::Start(ctx_, fd, std::move(copy), timeout) ? ctx_.stats.http_mirrored
+                                                                          : ctx_.stats.http_mirror_dropped);
+  }
+}
+
+void Http1Conn::EndResilience() {
+  if (request_timer_ != 0) ctx_.loop.CancelTimer(request_timer_);
+  if (try_timer_ != 0) ctx_.loop.CancelTimer(try_timer_);
+  if (backoff_timer_ != 0) ctx_.loop.CancelTimer(backoff_timer_);
+  request_timer_ = try_timer_ = backoff_timer_ = 0;
+  retry_pending_ = false;
+  if (holds_budget_) ctx_.http.retry_budget.Release();
+  if (in_request_) ctx_.http.retry_budget.RequestEnded();
+  holds_budget_ = in_request_ = false;
+  if (mirror_pending_) ProxyStats::Add(ctx_.stats.http_mirror_dropped);  // the request never completed
+  mirror_pending_ = false;
+  attempts_ = 0;
+  if (buffering_) {
+    buffering_ = replayable_ = false;
+    std::string().swap(replay_head_);
+    std::string().swap(replay_body_);
+  }
+  rule_ = nullptr;
 }
 
 }  // namespace zm::proxy

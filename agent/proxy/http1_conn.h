@@ -7,15 +7,29 @@
 // shared between client connections yet). Each is a socketpair whose other end the worker hands to the same delivery
 // the L4 path uses (HBONE with the source workload's identity, same-node relay, or direct), so identity, policy and
 // the tunnel are exactly the L4 path's. One request is in flight at a time (pipelined requests wait their turn).
+//
+// Resilience per HTTPRoute rule, only when the matched rule asks for it (otherwise nothing is kept or timed):
+//  - retry: a try that answers one of the rule's codes, fails to connect, or is reset before any byte of its response
+//    reached the client is tried again (up to retry.attempts more times, jittered exponential backoff, another
+//    endpoint of the same backend when there is one, within the worker's retry budget). The request (head as sent
+//    plus body up to kMaxReplayBody) is kept for the replay; a discarded response is read to its end when it is
+//    already in, else its upstream is closed, so none of it reaches the next exchange.
+//  - timeouts.request (the whole request, retries included) and timeouts.backendRequest (each try; a retryable
+//    failure): 504 when nothing of the response went out yet, else a reset.
+//  - RequestMirror: percent% of the rule's requests are copied (head with "-shadow" Host, body up to the bound) to an
+//    endpoint of the mirror backend once the request is complete; fire-and-forget (HttpMirror).
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/request_record.h"
+#include "agent/proxy/retry_policy.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
 
@@ -40,7 +54,8 @@ class Http1Conn : public Closable {
     Http1Conn* conn = nullptr;
     int fd = -1;
     uint64_t key = 0;
-    std::string out;  // bytes not yet written to fd
+    in_addr_t ip = 0;  // the endpoint's (a retry prefers another)
+    std::string out;   // bytes not yet written to fd
     void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
   };
   struct ClientEnd : IoHandler {
@@ -65,7 +80,19 @@ class Http1Conn : public Closable {
   void FlushClient();
   void FlushUpstream(Upstream* u);
   // Answers |status| (when nothing of a response went out yet) and closes after it; otherwise resets the client.
-  void FailRequest(int status, const char* reason, const std::string& why);
+  // |body|: the error body, default |reason|.
+  void FailRequest(int status, const char* reason, const std::string& why, const char* body = nullptr);
+  // HTTPRoute retries, timeouts and mirrors (see the top of this file).
+  void StartTry(Upstream* u, const std::string& head);  // head (and the kept body, on a retry) queued to |u|
+  bool CanRetry(TryOutcome outcome, int status);        // takes a retry budget slot when it says yes
+  void RetryAfter(Upstream* u, bool keep_upstream, const std::string& why);  // the try failed: back off, then again
+  void StartRetry();
+  void KeepForReplay(std::string_view wire);  // request body bytes as they went upstream
+  void OnRequestTimeout();
+  void OnTryTimeout();
+  void TimeoutReply(const std::string& why);  // 504 (keep-alive when the request was read whole), else a reset
+  void SendMirrors();
+  void EndResilience();  // the request ended: timers, budget slot, kept bytes
   void CloseWhenFlushed();
   void Finish(bool reset);
   // Golden request telemetry (ConnObserver::OnRequest): a record opens when a request head arrives and is reported
@@ -109,6 +136,24 @@ class Http1Conn : public Closable {
   bool req_open_ = false;
   std::chrono::steady_clock::time_point req_start_{};
   uint64_t request_bytes_ = 0;  // client bytes the parser consumed for the request in flight
+
+  // Resilience state of the request in flight (idle unless its rule has a retry, a timeout or a mirror).
+  const agent::HttpRouteRule* rule_ = nullptr;  // the matched rule (points into snap_)
+  const agent::Service* backend_ = nullptr;     // the backend the first try went to: retries keep it
+  uint16_t backend_port_ = 0;
+  std::vector<in_addr_t> tried_;  // endpoints tried for this request
+  std::string replay_head_;       // the head as sent upstream (filters applied), kept for retries and mirrors
+  std::string replay_body_;       // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
+  uint32_t attempts_ = 0;         // tries started for the request in flight
+  uint64_t request_timer_ = 0, try_timer_ = 0, backoff_timer_ = 0;
+  bool head_request_ = false;    // HEAD or CONNECT: no response body
+  bool capture_heads_ = false;   // the framer stops after each response head (header modifiers or retries)
+  bool buffering_ = false;       // the request is kept (its rule retries or mirrors)
+  bool replayable_ = false;      // what is kept is the whole request so far (not over kMaxReplayBody)
+  bool mirror_pending_ = false;  // mirrors to send once the request is complete
+  bool retry_pending_ = false;   // backing off between two tries: no upstream, the client's bytes wait in in_
+  bool holds_budget_ = false;    // this request holds a slot of the worker's retry budget
+  bool in_request_ = false;      // counted among the worker's requests in flight (the budget's base)
 };
 
 }  // namespace zm::proxy

@@ -79,6 +79,12 @@ struct ProxyStats {
   std::atomic<uint64_t> circuit_breaker_rejections{0};
   std::atomic<uint64_t> connect_retries{0};       // connects retried on another endpoint
   std::atomic<uint64_t> ratelimit_rejections{0};  // new connections refused by a destination rate limit
+  // HTTP (L7) resilience, source side (the retries themselves: zeromesh_request_retries_total, per route): retries
+  // refused by the retry budget, requests answered 504 by a route timeout, RequestMirror copies sent and dropped.
+  std::atomic<uint64_t> http_retry_budget_exhausted{0};
+  std::atomic<uint64_t> http_timeouts{0};
+  std::atomic<uint64_t> http_mirrored{0};
+  std::atomic<uint64_t> http_mirror_dropped{0};
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

@@ -26,6 +26,7 @@ struct RequestRecord {
   std::chrono::steady_clock::duration duration{};  // request head received -> response end
   std::string traceparent;                         // W3C trace context of the request, "" when none
   std::string error;                               // why it failed ("" for a response, whatever its status)
+  uint32_t attempts = 1;  // tries made: 1 + the HTTPRoute retries (zeromesh_request_retries_total counts the latter)
   // A gRPC call's grpc-status (HTTP/2 path: from its trailers or a trailers-only response); "" when none came.
   std::string grpc_status;
   // The policy that denied the request (destination side, answered 403); "" otherwise.

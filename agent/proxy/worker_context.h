@@ -9,6 +9,7 @@
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/options.h"
 #include "agent/proxy/peer_limit.h"
+#include "agent/proxy/retry_policy.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/balancer.h"
@@ -46,6 +47,7 @@ struct WorkerContext {
     if (opts.observer) opts.observer->OnTlsFailure(why);
   }
   std::vector<uint8_t> scratch;  // TLS read buffer, used synchronously
+  HttpWorkerState http;          // HTTP retries (budget, backoff) and RequestMirror copies of this worker
   std::unordered_set<Closable*> live;
 };
 

@@ -5,6 +5,7 @@
 
 #include <re2/re2.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,6 +57,20 @@ struct HttpUrlRewrite {
   std::string path;
 };
 
+// Gateway API rules[].retry: a failed try (a status in |codes|, a connect failure, a reset before the response) is
+// tried again up to |attempts| times. attempts 0: no retries.
+struct HttpRetryPolicy {
+  uint32_t attempts = 0;
+  std::vector<uint16_t> codes;
+  std::chrono::milliseconds backoff{0};  // base of the jittered exponential backoff; 0: the proxy's default
+};
+
+// A RequestMirror filter: |percent| of the rule's requests are copied to an endpoint of |backend| (weight unused).
+struct HttpRequestMirror {
+  BackendRef backend;
+  uint32_t percent = 100;
+};
+
 struct HttpRouteRule {
   std::string key;                      // "<namespace>/<route>#<index>": the balancer's weighted-choice state per rule
   std::vector<HttpRouteMatch> matches;  // none: every request
@@ -64,6 +79,10 @@ struct HttpRouteRule {
   std::vector<HttpHeaderModifier> response_headers;
   bool has_rewrite = false;
   HttpUrlRewrite rewrite;
+  std::chrono::milliseconds request_timeout{0};          // timeouts.request: the whole request, retries included
+  std::chrono::milliseconds backend_request_timeout{0};  // timeouts.backendRequest: each try; 0: none
+  HttpRetryPolicy retry;
+  std::vector<HttpRequestMirror> mirrors;
 };
 
 // The rules of the routes attached to one parent port (0: every port), in Gateway API precedence order.

@@ -91,6 +91,17 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
   return PickEndpoint(lb, snap, *backends[idx], rule->backends[idx].port, kNoneTried, out, why);
 }
 
+RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
+                           std::string* why) {
+  static const std::vector<in_addr_t> kNoneTried;
+  const agent::Service* svc = snap.FindService(ref.ns, ref.name);
+  if (svc == nullptr) {
+    *why = "service " + ref.ns + "/" + ref.name + " is unknown";
+    return RouteStatus::kNoEndpoint;
+  }
+  return PickEndpoint(lb, snap, *svc, ref.port, kNoneTried, out, why);
+}
+
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
                     std::string* why) {
   const agent::Service* svc = r->service;

@@ -31,6 +31,9 @@ RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const 
 // TCPRoute split on the port, else the Service's endpoints), request by request.
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                              uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why);
+// An endpoint of |ref|'s Service and port (a RequestMirror's backend: no split, no VIP).
+RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
+                           std::string* why);
 // Another endpoint of r->service (a retry keeps the backend the split chose).
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
                     std::string* why);

@@ -4,20 +4,47 @@
                                   Content-Length, except paths ending in /chunked (chunked, two chunks) and POSTs
                                   (the body's length is echoed: "NAME <path> len=<n>"); a path ending in /status/NNN
                                   is answered with status NNN
+                                  Resilience modes (traffic_http_resilience), by path:
+                                    .../flaky/...        every other request (1st, 3rd, ...) of this server is a 503
+                                    .../delay/MS         answered after MS milliseconds
+                                    .../flakydelay/MS    every other request (1st, 3rd, ...) is answered after MS ms
+                                    /__stats             JSON counters of this server: requests, by status, requests
+                                                         whose Host ends in "-shadow" (mirrored), hosts seen
                                   A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
-  http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body"}]
+  http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body",
+                                  "chunked"}] (chunked: the body goes in two chunks)
                                   on stdin, sends them all on ONE keep-alive connection (it fails rather than
                                   reconnect), prints {"bodies": [...], "marks": ["<x-mesh-route header> <has a server header>"...],
-                                  "sockets": distinct sockets used}
+                                  "sockets": distinct sockets used, "seconds": [time of each request]}
 """
 
 import http.client
 import http.server
 import json
 import sys
+import threading
+import time
 
 
 def serve(port: int, name: str):
+    lock = threading.Lock()
+    stats = {"requests": 0, "status": {}, "shadow": 0, "hosts": {}}
+    alternate = {"flaky": 0, "flakydelay": 0}  # requests seen per alternating mode
+
+    def count(host: str, code: int):
+        with lock:
+            stats["requests"] += 1
+            stats["status"][str(code)] = stats["status"].get(str(code), 0) + 1
+            stats["shadow"] += host.endswith("-shadow") or "-shadow:" in host
+            if len(stats["hosts"]) < 20 or host in stats["hosts"]:
+                stats["hosts"][host] = stats["hosts"].get(host, 0) + 1
+
+    def odd(mode: str) -> bool:
+        """This request is the 1st, 3rd, ... of its mode on this server."""
+        with lock:
+            alternate[mode] += 1
+            return alternate[mode] % 2 == 1
+
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # head and body are separate writes: no Nagle wait for the second one
@@ -40,6 +67,15 @@ def serve(port: int, name: str):
             data = text.encode()
             # ".../status/NNN" answers with that status (the request metrics' response codes).
             code = int(path.rsplit("/", 1)[1]) if "/status/" in path and path.rsplit("/", 1)[1].isdigit() else 200
+            last = path.rsplit("/", 1)[-1]
+            if "/flaky/" in path and odd("flaky"):
+                code = 503
+            elif "/delay/" in path and last.isdigit():
+                time.sleep(int(last) / 1000)
+            elif "/flakydelay/" in path and last.isdigit() and odd("flakydelay"):
+                time.sleep(int(last) / 1000)
+            if path != "/__stats":
+                count(self.headers.get("Host", ""), code)
             self.send_response(code)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -60,14 +96,34 @@ def serve(port: int, name: str):
                     self.connection.sendall(data)
                 self.close_connection = True
                 return
+            if self.path == "/__stats":
+                with lock:
+                    self.reply(json.dumps(stats))
+                return
             self.reply(f"{name} {self.path} {self.headers.get('x-routed', '-')}")
 
         def do_POST(self):
-            n = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(n)
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                            pass
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             self.reply(f"{name} {self.path} len={len(body)}")
 
-    srv = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            # A proxy that gave up on a slow answer (a timeout) closes that stream: not worth a traceback.
+            if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                super().handle_error(request, client_address)
+
+    srv = Server(("0.0.0.0", port), Handler)
     srv.daemon_threads = True
     srv.serve_forever()
 
@@ -78,18 +134,26 @@ def run(host: str, port: int):
     conn.auto_open = 0  # one connection: a close by the proxy must fail the run, not open another
     conn.connect()
     sockets = {id(conn.sock)}
-    bodies, marks = [], []
+    bodies, marks, seconds = [], [], []
     for req in plan:
         for _ in range(req.get("count", 1)):
+            start = time.monotonic()
             body = req.get("body")
-            conn.request(req.get("method", "GET"), req["path"], body=body.encode() if body else None,
-                         headers=req.get("headers", {}))
+            if body and req.get("chunked"):  # sent in two chunks
+                half = len(body) // 2
+                conn.request(req.get("method", "GET"), req["path"], body=iter([body[:half].encode(),
+                                                                                 body[half:].encode()]),
+                             headers=req.get("headers", {}), encode_chunked=True)
+            else:
+                conn.request(req.get("method", "GET"), req["path"], body=body.encode() if body else None,
+                             headers=req.get("headers", {}))
             resp = conn.getresponse()
             bodies.append(f"{resp.status} {resp.read().decode()}")
             marks.append(f"{resp.getheader('x-mesh-route', '-')} {resp.getheader('server', '-') != '-'}")
+            seconds.append(round(time.monotonic() - start, 4))
             sockets.add(id(conn.sock))
     conn.close()
-    print(json.dumps({"bodies": bodies, "marks": marks, "sockets": len(sockets)}))
+    print(json.dumps({"bodies": bodies, "marks": marks, "sockets": len(sockets), "seconds": seconds}))
 
 
 if __name__ == "__main__":

@@ -141,7 +141,10 @@ TEST(AccessLogFormat, OneLinePerRequest) {
   EXPECT_EQ(j["upstream"], "10.244.2.11:8080");
   EXPECT_EQ(j["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_FALSE(j.contains("error"));
+  EXPECT_EQ(j["attempts"], 1);
 
+  r.attempts = 3;  // two HTTPRoute retries
+  EXPECT_EQ(nlohmann::json::parse(FormatRequestLogLine(r, std::chrono::system_clock::now()))["attempts"], 3);
   r.traceparent = "00-zzzz-bad";  // a client's malformed header is not quoted as a trace id
   r.status = 0;
   r.error = "upstream connect failed";

@@ -265,6 +265,24 @@ TEST(RequestMetrics, ByResponseCodeWithDurationsAndSizes) {
   }
 }
 
+// HTTPRoute retries: the tries after the first, counted in the request's series (same labels, same cap).
+TEST(RequestMetrics, RetriesCountTriesAfterTheFirst) {
+  MetricsHub hub;
+  RequestMetrics m(hub.registry());
+  proxy::RequestRecord once = Req("web", "api-v1", 200);
+  m.Record(once);  // attempts 1: no retry
+  proxy::RequestRecord thrice = once;
+  thrice.attempts = 3;
+  m.Record(thrice);
+  proxy::RequestRecord twice = once;
+  twice.attempts = 2;
+  m.Record(twice);
+  EXPECT_EQ(Value(hub, "zeromesh_request_retries_total",
+                  {{"source_workload", "web"}, {"route", "shop/canary#0"}, {"response_code", "200"}}),
+            3);
+  EXPECT_EQ(Value(hub, "zeromesh_requests_total", {{"source_workload", "web"}, {"response_code", "200"}}), 3);
+}
+
 TEST(RequestMetrics, LabelSetsAreCappedButCodesStayVisible) {
   MetricsHub hub;
   RequestMetrics m(hub.registry(), 2);

@@ -264,5 +264,65 @@ TEST(HttpRouting, ResourcesBecomeServiceRoutesAndPortProtocols) {
   EXPECT_EQ(out[0].HttpRulesFor(5432).size(), 1u);  // a parentRef without a port covers every port
 }
 
+// Timeouts, retry and RequestMirror filters reach the agent's rules (the proxy's resilience per request).
+TEST(HttpRouting, TimeoutsRetriesAndMirrorsBecomeRuleSettings) {
+  namespace v1 = zeromesh::v1;
+  agent::control::ConfigState state;
+  v1::Resource svc;
+  svc.mutable_service()->set_name("web");
+  svc.mutable_service()->set_namespace_("shop");
+  svc.mutable_service()->set_vip("10.96.0.10");
+  auto* p = svc.mutable_service()->add_ports();
+  p->set_port(80);
+  p->set_target_port(8080);
+  p->set_resolved_protocol(v1::APP_HTTP);
+  state.resources["svc"] = svc;
+  v1::Resource rt;
+  auto* hr = rt.mutable_http_route();
+  hr->set_name("resilient");
+  hr->set_namespace_("shop");
+  hr->add_parent_refs()->set_name("web");
+  auto* rule = hr->add_rules();
+  rule->set_request_timeout_ms(1500);
+  rule->set_backend_request_timeout_ms(300);
+  rule->mutable_retry()->set_attempts(2);
+  rule->mutable_retry()->add_codes(503);
+  rule->mutable_retry()->add_codes(502);
+  rule->mutable_retry()->set_backoff_ms(40);
+  auto* mirror = rule->add_filters()->mutable_request_mirror();
+  mirror->mutable_backend()->set_name("shadow");
+  mirror->mutable_backend()->set_port(80);
+  mirror->set_percent(25);
+  auto* other = rule->add_filters()->mutable_request_mirror();
+  other->mutable_backend()->set_name("audit");
+  other->mutable_backend()->set_namespace_("ops");
+  other->mutable_backend()->set_port(8080);
+  other->set_percent(100);
+  hr->add_rules();  // a rule with none of them
+  state.resources["rt"] = rt;
+  std::vector<agent::Service> out;
+  std::string error;
+  ASSERT_TRUE(agent::control::ToServices(state, &out, &error)) << error;
+  auto rules = out.at(0).HttpRulesFor(80);
+  ASSERT_EQ(rules.size(), 2u);
+  const agent::HttpRouteRule* r = rules[0]->key == "shop/resilient#0" ? rules[0] : rules[1];
+  EXPECT_EQ(r->request_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(r->backend_request_timeout, std::chrono::milliseconds(300));
+  EXPECT_EQ(r->retry.attempts, 2u);
+  EXPECT_EQ(r->retry.codes, (std::vector<uint16_t>{503, 502}));
+  EXPECT_EQ(r->retry.backoff, std::chrono::milliseconds(40));
+  ASSERT_EQ(r->mirrors.size(), 2u);
+  EXPECT_EQ(r->mirrors[0].backend.ns, "shop");  // the route's namespace by default
+  EXPECT_EQ(r->mirrors[0].backend.name, "shadow");
+  EXPECT_EQ(r->mirrors[0].backend.port, 80);
+  EXPECT_EQ(r->mirrors[0].percent, 25u);
+  EXPECT_EQ(r->mirrors[1].backend.ns, "ops");
+  EXPECT_EQ(r->mirrors[1].percent, 100u);
+  const agent::HttpRouteRule* plain = r == rules[0] ? rules[1] : rules[0];
+  EXPECT_EQ(plain->retry.attempts, 0u);  // no retry stanza: no retries
+  EXPECT_EQ(plain->request_timeout.count(), 0);
+  EXPECT_TRUE(plain->mirrors.empty());
+}
+
 }  // namespace
 }  // namespace zm::traffic
