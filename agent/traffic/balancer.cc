@@ -133,13 +133,18 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   }
   size_t chosen = pool[0];
   auto active = [&](size_t i) { return states[i]->active.load(std::memory_order_relaxed); };
+  // A second pick for the same connection or request (a retry, a reroute after a failed connect) takes the rotation's
+  // current place among the untried endpoints without moving it: advanced, it would shift every first pick by one,
+  // and with two endpoints a request retried off the bad one would send the next first try to the bad one again.
+  const bool repick = req.exclude != nullptr && !req.exclude->empty();
+  auto next = [&] { return repick ? st->rr : st->rr++; };
   switch (pol.algorithm) {
     case agent::LbAlgorithm::kRoundRobin:
-      chosen = pool[st->rr++ % pool.size()];
+      chosen = pool[next() % pool.size()];
       break;
     case agent::LbAlgorithm::kLeastConnections: {
       // Start the scan at a rotating offset so ties spread instead of always hitting the first endpoint.
-      size_t start = st->rr++ % pool.size();
+      size_t start = next() % pool.size();
       chosen = pool[start];
       for (size_t k = 1; k < pool.size(); ++k) {
         size_t i = pool[(start + k) % pool.size()];

@@ -100,6 +100,27 @@ TEST(Balancer, RoundRobinIsExactAcrossThreads) {
   for (auto& [ip, n] : counts) EXPECT_EQ(lb.View("shop/web", ip, 8080).active, 0u);  // every lease released
 }
 
+TEST(Balancer, RetryPicksDoNotShiftTheRotation) {
+  // Two endpoints, the first one failing every try: each request is retried on the other. The retry's pick must not
+  // advance the rotation, or every first try would land on the failing endpoint.
+  auto snap = Snap({MakeService("web", "10.96.0.10", {{"10.244.1.11", "node1"}, {"10.244.2.11", "node2"}})});
+  Balancer lb;
+  std::map<in_addr_t, int> first_tries;
+  std::vector<in_addr_t> none;
+  for (int i = 0; i < 100; ++i) {
+    Route r;
+    std::string why;
+    ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk) << why;
+    ++first_tries[r.addr.sin_addr.s_addr];
+    if (r.addr.sin_addr.s_addr != Ip("10.244.1.11")) continue;
+    std::vector<in_addr_t> tried = {r.addr.sin_addr.s_addr};
+    ASSERT_EQ(Reroute(lb, *snap, tried, &r, &why), RouteStatus::kOk) << why;
+    EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.244.2.11"));  // the untried one
+  }
+  EXPECT_EQ(first_tries[Ip("10.244.1.11")], 50);
+  EXPECT_EQ(first_tries[Ip("10.244.2.11")], 50);
+}
+
 TEST(Balancer, LocalityPreferenceAndUnknownPort) {
   auto svc = MakeService("web", "10.96.0.10", {{"10.244.1.11", "node1"}, {"10.244.2.11", "node2"}});
   svc.policy.locality_preference = true;
