@@ -159,6 +159,18 @@ class GrpcRoutingTest(unittest.TestCase):
         out = self.run_plan([{"method": "Slow", "timeout": 0.2, "count": 4}, {"method": "Who", "count": 4}])
         self.assertEqual(out["codes"], ["DEADLINE_EXCEEDED"] * 4 + ["OK"] * 4)
 
+    def test_plain_h2c_client_gets_503_and_a_non_http2_client_is_refused(self):
+        # Not gRPC: curl with HTTP/2 prior knowledge to the Service without endpoints gets a plain 503 on its stream.
+        res = self.cluster.run(self.client, ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "5", "-o",
+                                             "/dev/null", "-w", "%{http_version} %{http_code}",
+                                             "http://10.96.0.42/x"], text=True, timeout=15)
+        self.assertEqual(res.stdout.strip(), "2 503", res.stderr)
+        # HTTP/1.1 on an HTTP/2 port is not HTTP/2: the connection is reset, the agent carries on.
+        res = self.cluster.run(self.client, ["curl", "-sS", "--http1.1", "--max-time", "5", f"http://{VIP}/"],
+                               text=True, timeout=15)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertEqual(Counter(self.run_plan([{"method": "Who", "count": 4}])["codes"]), {"OK": 4})
+
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
         out = self.run_plan([{"method": "Nowhere", "count": 3}, {"method": "Who", "count": 3}])
