@@ -142,6 +142,9 @@ void Http1Conn::Process() {
       in_.clear();
       return;
     }
+    // Between exchanges: what is parsed now is the next request, nothing of its response went out (a malformed
+    // head then gets its 400 instead of a reset).
+    if (request_done_ && !awaiting_response_) response_started_ = false;
     size_t used = 0;
     auto ev = parser_.Feed(in_.data(), in_.size(), &used);
     in_.erase(0, used);

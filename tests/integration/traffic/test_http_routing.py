@@ -260,6 +260,23 @@ class HttpRoutingTest(unittest.TestCase):
         res = self.cluster.run(self.client, [sys.executable, "-c", script, VIP], text=True, timeout=30)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(res.stdout.strip(), "HTTP/1.1 400 Bad Request")
+        # The same after a whole exchange on the connection: the next head is a new request, not a cut response.
+        after = (
+            "import socket, sys\n"
+            "c = socket.create_connection((sys.argv[1], 80), timeout=10)\n"
+            "c.sendall(b'GET / HTTP/1.1\\r\\nHost: web\\r\\n\\r\\n')\n"
+            "buf = b''\n"
+            "while b'HTTP/1.1 200' not in buf: buf += c.recv(4096)\n"
+            "c.sendall(b'NOT HTTP AT ALL\\r\\n\\r\\n')\n"
+            "while True:\n"
+            "    d = c.recv(4096)\n"
+            "    if not d: break\n"
+            "    buf += d\n"
+            "import re\n"
+            "print(re.findall(r'HTTP/1.1 ([0-9]{3}) ', buf.decode(errors='replace')))\n")
+        res = self.cluster.run(self.client, [sys.executable, "-c", after, VIP], text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.strip(), "['200', '400']")
 
 
 if __name__ == "__main__":
