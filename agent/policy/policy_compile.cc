@@ -170,7 +170,8 @@ std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& 
       auto it = std::find_if(list.begin(), list.end(), [&](const Protected& pr) {
         return pr.ns == cw.w->namespace_() && pr.name == cw.w->name();
       });
-      if (it == list.end()) it = list.insert(list.end(), Protected{cw.w->namespace_(), cw.w->name(), {}, {}});
+      if (it == list.end())
+        it = list.insert(list.end(), Protected{cw.w->namespace_(), cw.w->name(), {}, {}, false, {}});
       (p->deny ? it->deny : it->allow).push_back(p);
       if (p->has_http() && !it->has_http) {
         it->has_http = true;
