@@ -2,7 +2,7 @@
 # Runs one libFuzzer target (fuzz/) for SECONDS from its seed corpus; exits non-zero on a crash, leak or timeout.
 #   tools/fuzz.sh TARGET SECONDS     e.g. tools/fuzz.sh fuzz_hbone_headers 600
 #   tools/fuzz.sh --list             the targets
-# Builds the fuzz preset (clang, ASan + UBSan) first. New inputs go to a scratch corpus, not into the repository;
+# Builds the fuzz preset (clang, ASan + UBSan) first (unless ZM_FUZZ_PREBUILT=1). New inputs go to a scratch corpus, not into the repository;
 # a crashing input is kept in build/fuzz/artifacts/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,9 @@ fi
 target=$1 seconds=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-if ! { cmake --preset fuzz && cmake --build --preset fuzz --target "$target"; } >"$scratch/build.log" 2>&1; then
+# ZM_FUZZ_PREBUILT=1: the caller built the fuzz preset already (tools/lib/fuzz-all.sh runs targets in parallel).
+if [ "${ZM_FUZZ_PREBUILT:-}" != 1 ] &&
+  ! { cmake --preset fuzz && cmake --build --preset fuzz --target "$target"; } >"$scratch/build.log" 2>&1; then
   tail -n 40 "$scratch/build.log" >&2
   echo "fuzz: building $target failed" >&2
   exit 1

@@ -2,7 +2,8 @@
 # Installs what is missing, builds, and runs the whole zeromesh test suite through ctest.
 #   sudo tools/test.sh                 everything: default preset (all labels), then unit tests under tsan, unit
 #                                      tests and the data-plane and controller cluster tests (label sanitize) under
-#                                      asan, then each fuzz target for ZM_FUZZ_SECONDS (default 30)
+#                                      asan, then each fuzz target for ZM_FUZZ_SECONDS (default 30; one per core at a
+#                                      time, tools/lib/fuzz-all.sh)
 #   sudo tools/test.sh -L unit         pass ctest arguments for the default preset only (skips the sanitizer runs)
 # Exits non-zero on any failure; ends with ctest's summary.
 set -euo pipefail
@@ -38,11 +39,9 @@ if [ $# -eq 0 ]; then
     log "ctest ($preset preset: unit tests$([ "$preset" = asan ] && echo ', cluster tests labelled sanitize'))"
     ctest --preset "$preset" -j2 || status=1
   done
-  # The short fuzzing pass: each libFuzzer target (ASan + UBSan) from its seeds; a crash, leak or hang fails.
-  for target in $(bash tools/fuzz.sh --list); do
-    log "fuzz $target (${ZM_FUZZ_SECONDS:-30} s)"
-    bash tools/fuzz.sh "$target" "${ZM_FUZZ_SECONDS:-30}" || status=1
-  done
+  # The short fuzzing pass: each libFuzzer target (ASan + UBSan) from its seeds, one per core at a time; a crash,
+  # leak or hang fails.
+  bash tools/lib/fuzz-all.sh "${ZM_FUZZ_SECONDS:-30}" || status=1
 fi
 log "tools/test.sh finished in $(( $(date +%s) - start ))s, status $status"
 exit $status
