@@ -59,6 +59,27 @@ HttpHeaderModifier ToHeaderModifier(const v1::HeaderModifier& m) {
   return out;
 }
 
+// A route's backendRef as the proxy resolves it: an empty namespace is the route's.
+BackendRef ToBackendRef(const std::string& route_ns, const v1::BackendRef& b, uint32_t weight) {
+  return {b.namespace_().empty() ? route_ns : b.namespace_(), b.name(), static_cast<uint16_t>(b.port()), weight};
+}
+
+// The backendRefs of a TCPRoute, HTTPRoute or GRPCRoute rule; refs to a port that cannot exist are left out.
+void AppendBackendRefs(const std::string& route_ns, const google::protobuf::RepeatedPtrField<v1::BackendRef>& refs,
+                       std::vector<BackendRef>* out) {
+  for (const auto& b : refs) {
+    if (b.port() <= 65535) out->push_back(ToBackendRef(route_ns, b, b.weight()));
+  }
+}
+
+// The header modifiers HTTPRoute and GRPCRoute filters share.
+void AppendHeaderModifiers(const v1::HttpRouteFilter& f, HttpRouteRule* rule) {
+  if (f.has_request_header_modifier()) rule->request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
+  if (f.has_response_header_modifier()) {
+    rule->response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
+  }
+}
+
 HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
   HttpRouteRule rule;
   const auto& r = rt.rules(index);
@@ -74,16 +95,9 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
     hm.method = m.method();
     rule.matches.push_back(std::move(hm));
   }
-  for (const auto& b : r.backend_refs()) {
-    if (b.port() > 65535) continue;
-    rule.backends.push_back({b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(),
-                             static_cast<uint16_t>(b.port()), b.weight()});
-  }
+  AppendBackendRefs(rt.namespace_(), r.backend_refs(), &rule.backends);
   for (const auto& f : r.filters()) {
-    if (f.has_request_header_modifier()) rule.request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
-    if (f.has_response_header_modifier()) {
-      rule.response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
-    }
+    AppendHeaderModifiers(f, &rule);
     if (f.has_url_rewrite()) {
       rule.has_rewrite = true;
       rule.rewrite.hostname = f.url_rewrite().hostname();
@@ -100,10 +114,8 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
       }
     }
     if (f.has_request_mirror() && f.request_mirror().backend().port() <= 65535) {
-      const auto& b = f.request_mirror().backend();
-      rule.mirrors.push_back(
-          {{b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(), static_cast<uint16_t>(b.port()), 0},
-           std::min<uint32_t>(f.request_mirror().percent(), 100)});
+      rule.mirrors.push_back({ToBackendRef(rt.namespace_(), f.request_mirror().backend(), 0),
+                              std::min<uint32_t>(f.request_mirror().percent(), 100)});
     }
   }
   rule.request_timeout = std::chrono::milliseconds(r.request_timeout_ms());
@@ -140,17 +152,9 @@ HttpRouteRule ToGrpcRule(const v1::GrpcRoute& rt, int index) {
     for (const auto& h : m.headers()) hm.headers.push_back(ToStringMatch(h, true));
     rule.matches.push_back(std::move(hm));
   }
-  for (const auto& b : r.backend_refs()) {
-    if (b.port() > 65535) continue;
-    rule.backends.push_back({b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(),
-                             static_cast<uint16_t>(b.port()), b.weight()});
-  }
-  for (const auto& f : r.filters()) {  // GRPCRoute: header modifiers (no URL rewrite; RequestMirror not applied)
-    if (f.has_request_header_modifier()) rule.request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
-    if (f.has_response_header_modifier()) {
-      rule.response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
-    }
-  }
+  AppendBackendRefs(rt.namespace_(), r.backend_refs(), &rule.backends);
+  // GRPCRoute: header modifiers only (no URL rewrite; RequestMirror not applied).
+  for (const auto& f : r.filters()) AppendHeaderModifiers(f, &rule);
   return rule;
 }
 
@@ -227,11 +231,7 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
         TrafficSplit split;
         split.route = rt.namespace_() + "/" + rt.name();
         split.port = static_cast<uint16_t>(parent.port());
-        for (const auto& b : rt.rules(0).backend_refs()) {
-          if (b.port() > 65535) continue;
-          split.backends.push_back({b.namespace_().empty() ? rt.namespace_() : b.namespace_(), b.name(),
-                                    static_cast<uint16_t>(b.port()), b.weight()});
-        }
+        AppendBackendRefs(rt.namespace_(), rt.rules(0).backend_refs(), &split.backends);
         services[it->second].splits.push_back(std::move(split));
       }
     } else if (r.has_http_route()) {
