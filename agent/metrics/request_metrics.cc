@@ -1,5 +1,8 @@
 #include "agent/metrics/request_metrics.h"
 
+#include <map>
+#include <tuple>
+
 #include "agent/metrics/conn_labels.h"
 
 namespace zm::metrics {
@@ -80,7 +83,7 @@ RequestMetrics::Series* RequestMetrics::Resolve(std::string key, const prometheu
   auto make = [this](const prometheus::Labels& l) {
     return std::make_unique<Series>(Series{&requests_.Add(l), &duration_.Add(l, kDurationBuckets),
                                            &request_bytes_.Add(l, kSizeBuckets), &response_bytes_.Add(l, kSizeBuckets),
-                                           &retries_.Add(l)});
+                                           &retries_.Add(l), l});
   };
   if (by_key_.size() < max_series_) return by_key_.emplace(std::move(key), make(labels)).first->second.get();
   // Past the cap: only the reporter and the response code survive, so error rates stay visible.
@@ -120,6 +123,45 @@ void RequestMetrics::Record(const proxy::RequestRecord& r) {
   s->request_bytes->Observe(static_cast<double>(r.request_bytes));
   s->response_bytes->Observe(static_cast<double>(r.response_bytes));
   if (r.attempts > 1) s->retries->Increment(static_cast<double>(r.attempts - 1));
+}
+
+const std::vector<double>& RequestMetrics::DurationBoundsSeconds() {
+  return kDurationBuckets;
+}
+
+std::vector<RequestMetrics::RouteTotals> RequestMetrics::Totals() const {
+  using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
+  std::map<Key, RouteTotals> by_route;
+  auto add = [&](const Series& s) {
+    const auto& l = s.labels;
+    Key key{l.at("reporter"), l.at("source_workload"), l.at("source_namespace"), l.at("destination_service"),
+            l.at("route")};
+    auto& t = by_route[key];
+    if (t.reporter.empty()) {
+      std::tie(t.reporter, t.source_workload, t.source_namespace, t.destination_service, t.route) = key;
+      t.latency_counts.assign(kDurationBuckets.size() + 1, 0);
+    }
+    auto n = static_cast<uint64_t>(s.requests->Value());
+    t.requests += n;
+    const std::string& code = l.at("response_code");
+    if (code == "0" || code.front() == '5') t.failures += n;
+    // Prometheus buckets are cumulative: each bucket's own count is the difference to the one below.
+    auto h = s.duration->Collect().histogram;
+    uint64_t below = 0;
+    for (size_t i = 0; i < h.bucket.size() && i < t.latency_counts.size(); i++) {
+      t.latency_counts[i] += h.bucket[i].cumulative_count - below;
+      below = h.bucket[i].cumulative_count;
+    }
+  };
+  {
+    std::lock_guard l(mu_);
+    for (const auto& [k, s] : by_key_) add(*s);
+    for (const auto& [k, s] : overflow_) add(*s);
+  }
+  std::vector<RouteTotals> out;
+  out.reserve(by_route.size());
+  for (auto& [k, t] : by_route) out.push_back(std::move(t));
+  return out;
 }
 
 size_t RequestMetrics::series() const {

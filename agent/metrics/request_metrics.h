@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "agent/proxy/request_record.h"
 
@@ -31,6 +32,17 @@ class RequestMetrics {
 
   size_t series() const;
 
+  // Requests summed over method and response code per reporter, source workload, destination Service and route: what
+  // the agent reports to the controller for `meshctl stat`. Cumulative since start.
+  struct RouteTotals {
+    std::string reporter, source_workload, source_namespace, destination_service, route;
+    uint64_t requests = 0;
+    uint64_t failures = 0;                 // 5xx and no response (code 0)
+    std::vector<uint64_t> latency_counts;  // per bucket of DurationBoundsSeconds(), then one past the last
+  };
+  std::vector<RouteTotals> Totals() const;
+  static const std::vector<double>& DurationBoundsSeconds();
+
   // The label set a request is counted under (before the cap).
   static prometheus::Labels LabelsOf(const proxy::RequestRecord& r);
 
@@ -41,6 +53,7 @@ class RequestMetrics {
     prometheus::Histogram* request_bytes;
     prometheus::Histogram* response_bytes;
     prometheus::Counter* retries;
+    prometheus::Labels labels;
   };
   // A new series for |key| (or the overflow set past the cap). mu_ held.
   Series* Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed);

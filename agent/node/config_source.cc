@@ -8,6 +8,7 @@
 #include "agent/control/control_plane.h"
 #include "agent/metrics/connection_metrics.h"
 #include "agent/node/node_agent.h"
+#include "agent/node/request_report.h"
 #include "agent/policy/policy_holder.h"
 #include "agent/state/local_config.h"
 #include "common/log.h"
@@ -115,6 +116,7 @@ class ControllerSource : public ConfigSource {
     return plane_ ? std::optional<bool>(plane_->connected()) : std::nullopt;
   }
   void SetTraffic(const metrics::ConnectionMetrics* traffic) override { traffic_.store(traffic); }
+  void SetRequests(const metrics::RequestMetrics* requests) override { requests_.store(requests); }
   void SetAgent(const NodeAgent* agent) override {
     agent_.store(agent);
     if (plane_ && agent) plane_->ReportNow();  // the first report went out before the agent was up
@@ -123,6 +125,9 @@ class ControllerSource : public ConfigSource {
  private:
   void FillStatus(zeromesh::v1::AgentStatus* st) const {
     if (const metrics::ConnectionMetrics* traffic = traffic_.load()) FillTraffic(*traffic, st);
+    if (const metrics::RequestMetrics* requests = requests_.load()) {
+      request_report_.Fill(requests->Totals(), std::chrono::steady_clock::now(), st);
+    }
     const NodeAgent* agent = agent_.load();
     if (!agent) {
       st->set_health(zeromesh::v1::UNHEALTHY);
@@ -174,6 +179,8 @@ class ControllerSource : public ConfigSource {
   std::unique_ptr<control::ControlPlane> plane_;
   std::atomic<const NodeAgent*> agent_{nullptr};
   std::atomic<const metrics::ConnectionMetrics*> traffic_{nullptr};
+  std::atomic<const metrics::RequestMetrics*> requests_{nullptr};
+  mutable RequestReport request_report_;
 };
 
 }  // namespace

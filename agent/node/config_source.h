@@ -18,7 +18,8 @@ class PolicyHolder;
 }
 namespace zm::metrics {
 class ConnectionMetrics;
-}
+class RequestMetrics;
+}  // namespace zm::metrics
 
 namespace zm::agent {
 
@@ -41,6 +42,8 @@ class ConfigSource {
   virtual void SetAgent(const NodeAgent* /*agent*/) {}
   // The proxy's per workload pair counters, sent upstream with each status report (must outlive Stop()).
   virtual void SetTraffic(const metrics::ConnectionMetrics* /*traffic*/) {}
+  // The proxy's request metrics, summed per route into each status report (must outlive Stop()).
+  virtual void SetRequests(const metrics::RequestMetrics* /*requests*/) {}
 };
 
 std::unique_ptr<ConfigSource> MakeFileSource(std::string path, std::string node, SnapshotHolder& snapshots,

@@ -332,6 +332,7 @@ int main(int argc, char** argv) {
       announced = true;
       obs.SetLinksSynced();
       config->SetTraffic(&obs.connections());  // obs outlives config->Stop() below
+      config->SetRequests(&obs.requests());
       config->SetAgent(&agent);  // status reports describe the agent from now on (and one goes out at once)
       zm::log::Info("agent ready", {{"node", opts.node},
                                     {"agent_id", opts.agent_id},
@@ -373,6 +374,7 @@ int main(int argc, char** argv) {
   int64_t admin_ms = lap();  // the drain, or the admin endpoints' stop when that took longer
   config->SetAgent(nullptr);
   config->SetTraffic(nullptr);
+  config->SetRequests(nullptr);
   config->Stop();
   int64_t control_ms = lap();
   agent.Stop();

@@ -40,6 +40,7 @@ class Observability {
   metrics::AgentHealth Health() const;
   const metrics::MetricsHub& hub() const { return hub_; }
   const metrics::ConnectionMetrics& connections() const { return telemetry_->metrics(); }  // lives as long as this
+  const metrics::RequestMetrics& requests() const { return telemetry_->request_metrics(); }
 
  private:
   ObservabilityOptions opts_;

@@ -24,6 +24,16 @@ const std::vector<Command>& Commands() {
       {"workloads", "workloads the controller knows, with node, IP, identity and enrollment", "", {}},
       {"services", "services: VIP, ports with their L7 protocol, endpoints, attached routes", "", {}},
       {"routes", "TCP/HTTP/GRPC routes: matches and weighted backends (-o yaml: all)", "", {}},
+      {"stat",
+       "requests, success rate, RPS and p50/p99 latency per Service and route",
+       "  SERVICE                only this Service (ns/name)\n"
+       "  --reporter SIDE        source (default: the client's proxy, which picks the route) or destination\n"
+       "HTTP and gRPC Service ports only (TCP ports have no requests). REQUESTS and SUCCESS count since the\n"
+       "agents started (a failure: a 5xx response or none); RPS and latency cover each agent's last status\n"
+       "report interval (their --status-interval-ms, default 10s), summed over agents.\n",
+       {"reporter"},
+       true,
+       "[SERVICE]"},
       {"policies", "effective TrafficPermission rules per workload (DENY, then ALLOW, then the default)", "", {}},
       {"certs",
        "workload certificates the agents hold and when they expire",
@@ -105,6 +115,23 @@ bool CheckJoinTokenArgs(const Invocation& inv, std::string* error) {
   if (auto it = inv.flags.find("ttl");
       it != inv.flags.end() && it->second != "never" && (!ParseDuration(it->second, &ttl) || ttl <= 0)) {
     *error = "--ttl: '" + it->second + "' is not a positive duration (e.g. 720h, 90d) or 'never'";
+    return false;
+  }
+  return true;
+}
+
+bool CheckStatArgs(const Invocation& inv, std::string* error) {
+  if (inv.args.size() > 1) {
+    *error = "stat takes at most one SERVICE (ns/name)";
+    return false;
+  }
+  if (!inv.args.empty() && inv.args[0].find('/') == std::string::npos) {
+    *error = "stat: SERVICE '" + inv.args[0] + "' is not ns/name";
+    return false;
+  }
+  if (auto it = inv.flags.find("reporter");
+      it != inv.flags.end() && it->second != "source" && it->second != "destination") {
+    *error = "--reporter: '" + it->second + "' is not source or destination";
     return false;
   }
   return true;
@@ -224,6 +251,7 @@ bool ParseArgs(const std::vector<std::string>& args, const std::function<const c
     return false;
   }
   if (out->command->name == "join-token") return CheckJoinTokenArgs(*out, error);
+  if (out->command->name == "stat") return CheckStatArgs(*out, error);
   return true;
 }
 

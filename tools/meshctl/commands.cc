@@ -9,6 +9,7 @@
 #include "tools/meshctl/join_token.h"
 #include "tools/meshctl/kube/session.h"
 #include "tools/meshctl/route_views.h"
+#include "tools/meshctl/stat_views.h"
 #include "tools/meshctl/status_report.h"
 #include "tools/meshctl/views.h"
 
@@ -96,8 +97,8 @@ int Run(const Invocation& inv, std::string* out, std::string* err) {
   zeromesh::v1::ResourceSet rs;
   zeromesh::v1::MeshStatus st;
   bool ok = true;
-  if (cmd != "certs") ok = client->GetResources(&rs, &error);
-  if (ok && (cmd == "certs" || cmd == "config-dump")) ok = client->GetStatus(&st, &error);
+  if (cmd != "certs" && cmd != "stat") ok = client->GetResources(&rs, &error);
+  if (ok && (cmd == "certs" || cmd == "config-dump" || cmd == "stat")) ok = client->GetStatus(&st, &error);
   if (!ok) {
     *err += "meshctl: " + error + "\n";
     return kExitProblems;
@@ -108,6 +109,10 @@ int Run(const Invocation& inv, std::string* out, std::string* err) {
     Print(inv, ServicesJson(rs), RenderServices, out);
   } else if (cmd == "routes") {
     Print(inv, RoutesJson(rs), RenderRoutes, out);
+  } else if (cmd == "stat") {
+    auto it = inv.flags.find("reporter");
+    Print(inv, StatJson(st, it == inv.flags.end() ? "source" : it->second, inv.args.empty() ? "" : inv.args[0]),
+          RenderStat, out);
   } else if (cmd == "policies") {
     Print(inv, PoliciesJson(rs), RenderPolicies, out);
   } else if (cmd == "certs") {

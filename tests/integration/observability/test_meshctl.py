@@ -26,6 +26,26 @@ import needs  # noqa: E402
 METRICS_PORT = 15015
 ADMIN_PORT = 15014
 HEALTHY_ARGS = ["--cert-warn", "30s"]  # certTTL is 2m and agents renew at half-life: never under 30 s
+HTTP_TOOL = str(Path(__file__).resolve().parents[1] / "traffic" / "http_tool.py")
+STAT_VIP = "10.96.0.40"
+# An HTTP Service on b with one HTTPRoute rule (that marks its responses) for meshctl stat.
+STAT_MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: web, namespace: shop}}
+spec:
+  vip: {STAT_VIP}
+  selector: {{app: b}}
+  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: shop}}
+spec:
+  parentRefs: [{{kind: Service, name: web, port: 80}}]
+  rules:
+  - filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-mesh-route, value: stat}}]}}}}]
+    backendRefs: [{{name: web, port: 80}}]
+"""
 
 
 class MeshctlTest(unittest.TestCase):
@@ -184,13 +204,68 @@ class MeshctlTest(unittest.TestCase):
         self.assertEqual(missing.returncode, 1)
         self.assertIn("nosuchnode", missing.stderr)
 
+    def test_02b_stat_counts_requests_per_route(self):
+        """meshctl stat: after N requests through an HTTPRoute (some answered 503), the route's row shows N with the
+        matching success rate once the agents have reported (every 10 s)."""
+        self.wait_healthy()
+        self.cluster.popen(self.b, [sys.executable, HTTP_TOOL, "serve", "9080", "b"], stdout=subprocess.DEVNULL)
+        self.cp.write("stat-web.yaml", STAT_MANIFESTS)
+        try:
+            self.cluster.wait_tcp(self.b, self.b.ip, 9080)
+            ok, bad = 30, 6
+            plan = [{"path": "/ok", "count": ok}, {"path": "/status/503", "count": bad}]
+            deadline = time.time() + 20
+            while True:  # until node1's agent has the route: the first reply names it (x-mesh-route)
+                res = self.cluster.run(self.a, [sys.executable, HTTP_TOOL, "run", STAT_VIP, "80"],
+                                       input=json.dumps([{"path": "/probe"}]), text=True, timeout=30)
+                if res.returncode == 0 and json.loads(res.stdout)["marks"][0].startswith("stat "):
+                    break
+                self.assertLess(time.time(), deadline, f"route never applied: {res.stdout} {res.stderr[-1000:]}")
+                time.sleep(0.2)
+            res = self.cluster.run(self.a, [sys.executable, HTTP_TOOL, "run", STAT_VIP, "80"], input=json.dumps(plan),
+                                   text=True, timeout=60)
+            self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+            codes = [b.split()[0] for b in json.loads(res.stdout)["bodies"]]
+            self.assertEqual((codes.count("200"), codes.count("503")), (ok, bad), codes)
+
+            def row():
+                out = self.meshctl("stat", "shop/web", "-o", "json")
+                self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+                rows = [r for r in json.loads(out.stdout) if r["route"] == "shop/web#0"]
+                return rows[0] if rows else None
+
+            deadline = time.time() + 25
+            while True:
+                r = row()
+                if r is not None and r["failures"] == bad and r["requests"] >= ok + bad:
+                    break
+                self.assertLess(time.time(), deadline, f"meshctl stat never counted the requests: {r}")
+                time.sleep(0.5)
+            # The plan and the one probe the route answered (earlier ones never reached it): nothing else.
+            self.assertEqual(r["requests"], ok + bad + 1, r)
+            self.assertAlmostEqual(r["success_rate"], 1 - bad / r["requests"], places=6)
+            self.assertEqual(r["sources"], ["shop/a"])
+            if r["latency_p50_ms"] is not None:  # the requests fell in the agent's last report window
+                self.assertGreater(r["latency_p99_ms"], 0)
+                self.assertGreaterEqual(r["latency_p99_ms"], r["latency_p50_ms"])
+            human = self.meshctl("stat")
+            self.assertEqual(human.returncode, 0, human.stderr)
+            self.assert_fits(human.stdout)
+            self.assertRegex(human.stdout, r"shop/web\s+shop/web#0\s+%d\s+%.2f%%" % (
+                r["requests"], 100 * r["success_rate"]))
+            y = yaml.safe_load(self.meshctl("stat", "-o", "yaml").stdout)
+            self.assertIn(r["requests"], [x["requests"] for x in y])
+        finally:
+            self.cp.remove("stat-web.yaml")
+
     def test_03_usage_errors(self):
         for args in (["status", "--bogus", "1"], ["status", "-o", "xml"], ["frobnicate"], ["config-dump"],
                      ["status", "--cert-warn", "soon"]):
             res = self.meshctl(*args)
             self.assertEqual(res.returncode, 2, f"{args}: {res.stdout} {res.stderr}")
             self.assertIn("meshctl:", res.stderr)
-        for cmd in ("status", "check", "workloads", "services", "routes", "policies", "certs", "config-dump"):
+        for cmd in ("status", "check", "workloads", "services", "routes", "policies", "certs", "config-dump",
+                    "stat"):
             res = self.meshctl(cmd, "--help")
             self.assertEqual(res.returncode, 0, cmd)
             self.assertIn(f"meshctl {cmd}", res.stdout)
