@@ -178,6 +178,55 @@ ServiceTrafficPolicy ToPolicy(const v1::ServicePolicy& p) {
   return out;
 }
 
+// ServicePolicies attached to routes, by "<kind>/<ns>/<route>#<sectionName>" ("" section: every rule).
+using RoutePolicies = std::map<std::string, const v1::ServicePolicy*>;
+
+RoutePolicies CollectRoutePolicies(const ConfigState& state) {
+  RoutePolicies out;
+  for (const auto& [key, r] : state.resources) {
+    if (!r.has_service_policy() || !r.service_policy().has_target_route()) continue;
+    const auto& p = r.service_policy();
+    out[p.target_route().kind() + "/" + p.namespace_() + "/" + p.target_route().name() + "#" +
+        p.target_route().section_name()] = &p;
+  }
+  return out;
+}
+
+// The policy of rule |rule_name| of route |route| ("<kind>/<ns>/<name>"): one naming the rule wins over one for the
+// whole route (GEP-713: the more specific attachment), as one setting at a time.
+void ApplyRoutePolicies(const RoutePolicies& policies, const std::string& route, const std::string& rule_name,
+                        HttpRouteRule* rule) {
+  const v1::ServicePolicy* whole = nullptr;
+  const v1::ServicePolicy* section = nullptr;
+  if (auto it = policies.find(route + "#"); it != policies.end()) whole = it->second;
+  if (!rule_name.empty()) {
+    if (auto it = policies.find(route + "#" + rule_name); it != policies.end()) section = it->second;
+  }
+  auto pick = [&](bool (v1::ServicePolicy::*has)() const) {
+    return section != nullptr && (section->*has)() ? section : whole != nullptr && (whole->*has)() ? whole : nullptr;
+  };
+  if (const v1::ServicePolicy* p = pick(&v1::ServicePolicy::has_http_rate_limit)) {
+    const auto& rl = p->http_rate_limit();
+    rule->rate_limit.policy = p->namespace_() + "/" + p->name();
+    rule->rate_limit.requests = rl.requests();
+    rule->rate_limit.interval = std::chrono::milliseconds(rl.interval_ms());
+    rule->rate_limit.burst = rl.burst() != 0 ? rl.burst() : rl.requests();
+    rule->rate_limit.per_source = rl.per_source();
+  }
+  if (const v1::ServicePolicy* p = pick(&v1::ServicePolicy::has_http_fault)) {
+    const auto& f = p->http_fault();
+    auto percent = [](double v) { return v > 100 ? 100.0 : v < 0 ? 0.0 : v; };  // NaN stays unset: never fires
+    rule->fault.policy = p->namespace_() + "/" + p->name();
+    rule->fault.delay = std::chrono::milliseconds(f.delay_ms());
+    rule->fault.delay_percent = percent(f.delay_percentage());
+    if (f.abort_http_status() >= 200 && f.abort_http_status() <= 599) {
+      rule->fault.abort_status = static_cast<uint16_t>(f.abort_http_status());
+    }
+    if (f.abort_grpc_status() <= 16) rule->fault.abort_grpc_status = static_cast<uint8_t>(f.abort_grpc_status());
+    rule->fault.abort_percent = percent(f.abort_percentage());
+  }
+}
+
 }  // namespace
 
 bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string* error) {
@@ -216,8 +265,9 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
     by_key[svc.Key()] = services.size();
     services.push_back(std::move(svc));
   }
+  const RoutePolicies route_policies = CollectRoutePolicies(state);
   for (const auto& [key, r] : state.resources) {
-    if (r.has_service_policy()) {
+    if (r.has_service_policy() && !r.service_policy().has_target_route()) {
       const auto& p = r.service_policy();
       auto it = by_key.find(p.namespace_() + "/" + p.target_service());
       if (it != by_key.end()) services[it->second].policy = ToPolicy(p);
@@ -243,7 +293,11 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
         if (it == by_key.end() || parent.port() > 65535) continue;
         HttpRouting routing;
         routing.port = static_cast<uint16_t>(parent.port());
-        for (int i = 0; i < rt.rules_size(); ++i) routing.rules.push_back(ToHttpRule(rt, i));
+        for (int i = 0; i < rt.rules_size(); ++i) {
+          routing.rules.push_back(ToHttpRule(rt, i));
+          ApplyRoutePolicies(route_policies, "HTTPRoute/" + rt.namespace_() + "/" + rt.name(), rt.rules(i).name(),
+                             &routing.rules.back());
+        }
         services[it->second].http_routes.push_back(std::move(routing));
       }
     } else if (r.has_grpc_route()) {
@@ -254,7 +308,11 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
         if (it == by_key.end() || parent.port() > 65535) continue;
         HttpRouting routing;
         routing.port = static_cast<uint16_t>(parent.port());
-        for (int i = 0; i < rt.rules_size(); ++i) routing.rules.push_back(ToGrpcRule(rt, i));
+        for (int i = 0; i < rt.rules_size(); ++i) {
+          routing.rules.push_back(ToGrpcRule(rt, i));
+          ApplyRoutePolicies(route_policies, "GRPCRoute/" + rt.namespace_() + "/" + rt.name(), rt.rules(i).name(),
+                             &routing.rules.back());
+        }
         services[it->second].grpc_routes.push_back(std::move(routing));
       }
     }

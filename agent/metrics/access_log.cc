@@ -119,6 +119,10 @@ std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::sys
     Field(&out, "decision", "deny");
     Field(&out, "policy", r.policy);
   }
+  if (!r.fault.empty()) {  // a route's ServicePolicy answered (ratelimited, abort) or delayed it
+    Field(&out, "fault", r.fault);
+    Field(&out, "fault_policy", r.fault_policy);
+  }
   out.append("}\n");
   return out;
 }

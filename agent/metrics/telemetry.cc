@@ -5,6 +5,7 @@ namespace zm::metrics {
 Telemetry::Telemetry(MetricsHub& hub, TelemetryOptions opts)
     : metrics_(hub.registry(), opts.max_series),
       requests_(hub.registry(), opts.max_request_series),
+      route_policy_(hub.registry()),
       access_log_(std::make_shared<AccessLog>(opts.access_log)) {
   // The collector keeps the log alive: a scrape never reads a destroyed object.
   hub.Add(std::make_shared<CallbackCollector>([log = access_log_] {
@@ -18,6 +19,7 @@ Telemetry::Telemetry(MetricsHub& hub, TelemetryOptions opts)
 
 void Telemetry::OnRequest(const proxy::RequestRecord& r) {
   requests_.Record(r);
+  route_policy_.Record(r);
   access_log_->RecordRequest(r);
 }
 

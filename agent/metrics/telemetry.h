@@ -6,6 +6,7 @@
 #include "agent/metrics/access_log.h"
 #include "agent/metrics/connection_metrics.h"
 #include "agent/metrics/request_metrics.h"
+#include "agent/metrics/route_policy_metrics.h"
 #include "agent/proxy/conn_observer.h"
 #include "common/metrics/metrics_hub.h"
 
@@ -35,6 +36,7 @@ class Telemetry : public proxy::ConnObserver {
  private:
   ConnectionMetrics metrics_;
   RequestMetrics requests_;
+  RoutePolicyMetrics route_policy_;  // rate-limit refusals and injected faults
   std::shared_ptr<AccessLog> access_log_;
 };
 

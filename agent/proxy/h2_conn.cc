@@ -198,7 +198,7 @@ void H2Conn::Settle() {
 // ---------------------------------------------------------------- routing
 
 void H2Conn::RouteStream(Stream* s) {
-  s->start = std::chrono::steady_clock::now();
+  if (s->start == std::chrono::steady_clock::time_point{}) s->start = std::chrono::steady_clock::now();
   if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
   // The head as the HTTP/1.1 path sees it (":authority" is "host"), so filters and matches are the same code.
   HttpRequestHead head;
@@ -232,6 +232,19 @@ void H2Conn::RouteStream(Stream* s) {
     rule = traffic::MatchHttpRule(service_->HttpRulesFor(port_), view, &matched);
   }
   if (rule != nullptr) s->rec.route = rule->key;
+  if (rule != nullptr && !s->policy_done && (rule->rate_limit.enabled() || rule->fault.enabled())) {
+    s->policy_done = true;  // once per stream: a delayed stream is routed again when its timer ends
+    RoutePolicyVerdict v =
+        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.sin_addr.s_addr);
+    if (v.reply) {
+      ReplyLocally(s, v.local);
+      return;
+    }
+    if (v.delay.count() > 0) {
+      HoldStream(s, v.delay, rule->fault.policy);
+      return;
+    }
+  }
   traffic::Route route;
   std::string why;
   auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
@@ -382,6 +395,44 @@ void H2Conn::FailStream(Stream* s, int http_status, const std::string& why, uint
   // Request bytes still coming are credited back and dropped (OnClientData): the stream ends with the request.
 }
 
+void H2Conn::ReplyLocally(Stream* s, const LocalReply& reply) {
+  log::Debug("h2 stream answered by route policy", {{"conn", what_}, {"path", s->path}, {"fault", reply.fault}});
+  s->rec.fault = reply.fault;
+  s->rec.fault_policy = reply.policy;
+  s->resp_eof = true;
+  if (s->grpc) {  // trailers-only, as gRPC servers answer a call they refuse
+    s->status = 200;
+    s->resp_headers = {{"content-type", "application/grpc"},
+                       {"grpc-status", std::to_string(reply.grpc_status)},
+                       {"grpc-message", reply.grpc_message}};
+    s->resp_headers.insert(s->resp_headers.end(), reply.headers.begin(), reply.headers.end());
+    SubmitResponse(s, /*end_stream=*/true);
+    return;
+  }
+  s->status = reply.status;
+  s->resp_headers = {{"content-type", "text/plain"}};
+  s->resp_headers.insert(s->resp_headers.end(), reply.headers.begin(), reply.headers.end());
+  s->to_client = reply.body;
+  SubmitResponse(s, /*end_stream=*/false);
+  // Request bytes still coming are credited back and dropped (OnClientData): no upstream will take them.
+}
+
+void H2Conn::HoldStream(Stream* s, std::chrono::milliseconds delay, const std::string& policy) {
+  s->rec.fault = "delay";
+  s->rec.fault_policy = policy;
+  s->held = true;  // request DATA is kept (within the stream window) until the stream is routed
+  const int32_t id = s->id;
+  s->hold_timer = ctx_.loop.AddTimer(delay, [this, id] {
+    auto it = streams_.find(id);
+    if (done_ || it == streams_.end()) return;
+    Stream* held = it->second.get();
+    held->hold_timer = 0;
+    held->held = false;
+    RouteStream(held);
+    Settle();
+  });
+}
+
 void H2Conn::DetachUpstream(Stream* s, bool cancel) {
   if (s->up == nullptr) return;
   nghttp2_session* h2 = s->up->wire.h2;
@@ -454,6 +505,7 @@ void H2Conn::Finish(bool reset) {
   if (done_) return;
   done_ = true;
   for (auto& [id, s] : streams_) {
+    if (s->hold_timer != 0) ctx_.loop.CancelTimer(s->hold_timer);
     Report(s.get(), reset ? "connection reset" : "connection closed");
   }
   streams_.clear();
@@ -529,7 +581,7 @@ int H2Conn::OnClientFrame(nghttp2_session* h2, const nghttp2_frame* frame, void*
 
 int H2Conn::OnClientData(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
-  if (s == nullptr || s->up == nullptr || s->up_closed) {
+  if (s == nullptr || ((s->up == nullptr || s->up_closed) && !s->held)) {
     nghttp2_session_consume(h2, id, len);  // nobody will take it: credit it back now
     return 0;
   }
@@ -548,6 +600,7 @@ int H2Conn::OnClientStreamClose(nghttp2_session* h2, int32_t id, uint32_t code, 
   } else {
     self->Report(s, s->resp_eof ? "" : "stream closed before the response ended");
   }
+  if (s->hold_timer != 0) self->ctx_.loop.CancelTimer(s->hold_timer);
   // RST_STREAM the other way; credit what the upstream sent and nobody will read.
   self->DetachUpstream(s, /*cancel=*/true);
   if (!s->to_up.empty()) nghttp2_session_consume_connection(h2, s->to_up.size());

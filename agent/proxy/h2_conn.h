@@ -23,6 +23,7 @@
 #include "agent/proxy/h2_wire.h"
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/request_record.h"
+#include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
 
@@ -68,6 +69,10 @@ class H2Conn : public Closable {
     RequestRecord rec;
     std::chrono::steady_clock::time_point start;
     std::string grpc_status;
+    // A route's ServicePolicy (route_policy_gate.h) was applied; an injected delay holds the stream until its timer.
+    bool policy_done = false;
+    bool held = false;
+    uint64_t hold_timer = 0;
   };
   struct Upstream : IoHandler {
     H2Conn* conn = nullptr;
@@ -97,6 +102,9 @@ class H2Conn : public Closable {
   // Ends |s| toward the client: an error response when none went out yet, else RST_STREAM (|code|).
   void FailStream(Stream* s, int http_status, const std::string& why, uint32_t code);
   void DetachUpstream(Stream* s, bool cancel);  // the upstream stream is no longer this stream's
+  // A route's ServicePolicy: answers |s| itself (429 / abort; gRPC: trailers-only status), or routes it after |delay|.
+  void ReplyLocally(Stream* s, const LocalReply& reply);
+  void HoldStream(Stream* s, std::chrono::milliseconds delay, const std::string& policy);
   void DropUpstream(Upstream* u);
   void Resume(Stream* s);  // new bytes or an end for a deferred data provider
   void Report(Stream* s, const std::string& error);

@@ -200,6 +200,19 @@ bool Http1Conn::StartRequest() {
   const agent::HttpRouteRule* rule = traffic::MatchHttpRule(service_->HttpRulesFor(port_), view, &matched);
   OpenRequestRecord();
   if (rule != nullptr) req_.route = rule->key;
+  // The rule's ServicePolicy (spec.http): a rate-limit refusal or an injected abort is answered here; a delay holds
+  // the request's bytes (the upstream is opened, nothing is written to it) until its timer.
+  std::chrono::milliseconds fault_delay{0};
+  if (rule != nullptr && (rule->rate_limit.enabled() || rule->fault.enabled())) {
+    RoutePolicyVerdict v =
+        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.sin_addr.s_addr);
+    if (v.reply) return LocalReplyNow(v.local);
+    fault_delay = v.delay;
+    if (fault_delay.count() > 0) {
+      req_.fault = "delay";
+      req_.fault_policy = rule->fault.policy;
+    }
+  }
   traffic::Route route;
   std::string why;
   auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
@@ -246,6 +259,7 @@ bool Http1Conn::StartRequest() {
   if (rule != nullptr && rule->request_timeout.count() > 0) {
     request_timer_ = ctx_.loop.AddTimer(rule->request_timeout, [this] { OnRequestTimeout(); });
   }
+  if (fault_delay.count() > 0) hold_timer_ = ctx_.loop.AddTimer(fault_delay, [this] { EndFaultDelay(); });
   StartTry(u, wire);
   return true;
 }
@@ -435,6 +449,7 @@ void Http1Conn::DropUpstream(Upstream* u) {
 }
 
 void Http1Conn::FlushUpstream(Upstream* u) {
+  if (hold_timer_ != 0 && u == current_) return;  // an injected delay: the request waits in u->out
   while (!u->out.empty()) {
     ssize_t n = write(u->fd, u->out.data(), u->out.size());
     if (n > 0) {
@@ -693,7 +708,39 @@ void Http1Conn::SendMirrors() {
   }
 }
 
+bool Http1Conn::LocalReplyNow(const LocalReply& reply) {
+  const HttpRequestHead& head = parser_.head();
+  // Keep-alive goes on when the client allows it: the request's body, if any, is parsed and dropped (no upstream).
+  // An upgrade, or a client waiting for 100 Continue (it may never send the body), is closed after the answer.
+  const bool close = !head.keep_alive || head.upgrade || draining_ || client_eof_ || head.Header("expect") != nullptr;
+  req_.fault = reply.fault;
+  req_.fault_policy = reply.policy;
+  log::Debug("http request answered by route policy",
+             {{"conn", what_}, {"status", reply.status}, {"fault", reply.fault}, {"policy", reply.policy}});
+  ReportRequest(reply.status, "");
+  out_.append(SerializeLocalReply(reply, close));
+  current_ = nullptr;
+  awaiting_response_ = false;
+  request_done_ = false;     // the parser's kEnd ends it
+  response_started_ = true;  // a malformed body now ends in a reset, not a second response
+  if (close) {
+    CloseWhenFlushed();
+    return false;
+  }
+  FlushClient();
+  return !done_;
+}
+
+void Http1Conn::EndFaultDelay() {
+  hold_timer_ = 0;
+  if (done_ || current_ == nullptr) return;
+  FlushUpstream(current_);
+  if (!done_ && client_readable_) ReadClient();  // resume what backpressure paused while the request was held
+}
+
 void Http1Conn::EndResilience() {
+  if (hold_timer_ != 0) ctx_.loop.CancelTimer(hold_timer_);
+  hold_timer_ = 0;
   if (request_timer_ != 0) ctx_.loop.CancelTimer(request_timer_);
   if (try_timer_ != 0) ctx_.loop.CancelTimer(try_timer_);
   if (backoff_timer_ != 0) ctx_.loop.CancelTimer(backoff_timer_);

@@ -30,6 +30,7 @@
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/request_record.h"
 #include "agent/proxy/retry_policy.h"
+#include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
 
@@ -93,6 +94,10 @@ class Http1Conn : public Closable {
   void TimeoutReply(const std::string& why);  // 504 (keep-alive when the request was read whole), else a reset
   void SendMirrors();
   void EndResilience();  // the request ended: timers, budget slot, kept bytes
+  // A route's ServicePolicy (route_policy_gate.h): |reply| answers the request in flight without an upstream;
+  // false when the connection closes after it. EndFaultDelay: an injected delay ended, the held request goes out.
+  bool LocalReplyNow(const LocalReply& reply);
+  void EndFaultDelay();
   void CloseWhenFlushed();
   void Finish(bool reset);
   // Golden request telemetry (ConnObserver::OnRequest): a record opens when a request head arrives and is reported
@@ -146,6 +151,7 @@ class Http1Conn : public Closable {
   std::string replay_body_;       // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
   uint32_t attempts_ = 0;         // tries started for the request in flight
   uint64_t request_timer_ = 0, try_timer_ = 0, backoff_timer_ = 0;
+  uint64_t hold_timer_ = 0;  // an injected delay: the request's bytes wait for it before going upstream
   bool head_request_ = false;    // HEAD or CONNECT: no response body
   bool capture_heads_ = false;   // the framer stops after each response head (header modifiers or retries)
   bool buffering_ = false;       // the request is kept (its rule retries or mirrors)

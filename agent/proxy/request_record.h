@@ -31,6 +31,10 @@ struct RequestRecord {
   std::string grpc_status;
   // The policy that denied the request (destination side, answered 403); "" otherwise.
   std::string policy;
+  // A route's ServicePolicy (spec.http) acted on the request at the source proxy: "ratelimited" (answered 429),
+  // "abort" (an injected fault answered it) or "delay" (held before it went upstream); "" otherwise.
+  std::string fault;
+  std::string fault_policy;  // that ServicePolicy, "<namespace>/<name>"
 };
 
 }  // namespace zm::proxy

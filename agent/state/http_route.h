@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/state/backend_ref.h"
+#include "agent/state/route_policy.h"
 
 namespace zm::agent {
 
@@ -83,6 +84,8 @@ struct HttpRouteRule {
   std::chrono::milliseconds backend_request_timeout{0};  // timeouts.backendRequest: each try; 0: none
   HttpRetryPolicy retry;
   std::vector<HttpRequestMirror> mirrors;
+  HttpRateLimitPolicy rate_limit;  // from a ServicePolicy targeting the route (or this rule)
+  HttpFaultPolicy fault;
 };
 
 // The rules of the routes attached to one parent port (0: every port), in Gateway API precedence order.

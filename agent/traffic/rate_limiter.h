@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/state/mesh_snapshot.h"
+#include "agent/traffic/route_rate_limiter.h"
 
 namespace zm::traffic {
 
@@ -29,6 +30,10 @@ class RateLimiter {
   uint64_t rejections(const std::string& service_key) const;
   uint64_t total_rejections() const { return total_.load(std::memory_order_relaxed); }
 
+  // The per-request limits of route rules (ServicePolicy spec.http.rateLimit), shared by the workers the same way.
+  RouteRateLimiter& routes() { return routes_; }
+  const RouteRateLimiter& routes() const { return routes_; }
+
  private:
   struct Bucket {
     double rate = 0;
@@ -41,6 +46,7 @@ class RateLimiter {
   std::map<std::string, Bucket> buckets_;       // service key [+ "|" + source]
   std::map<std::string, uint64_t> rejections_;  // by service key
   std::atomic<uint64_t> total_{0};
+  RouteRateLimiter routes_;
 };
 
 }  // namespace zm::traffic

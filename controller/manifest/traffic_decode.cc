@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "controller/manifest/route_policy_decode.h"
+
 namespace zm::manifest {
 namespace v1 = zeromesh::v1;
 namespace {
@@ -175,13 +177,25 @@ void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::stri
   out->set_namespace_(ns);
   if (!r.CheckMap(spec, "spec",
                   {"targetRef", "loadBalancer", "connectTimeout", "idleTimeout", "retries", "circuitBreaker",
-                   "outlierDetection", "rateLimit"})) {
+                   "outlierDetection", "rateLimit", "http"})) {
     return;
   }
   YAML::Node target = spec["targetRef"];
+  if (IsRouteTarget(target)) {  // per-request settings of an HTTPRoute / GRPCRoute (route_policy_decode.h)
+    DecodeRoutePolicy(r, spec, out);
+    return;
+  }
+  if (YAML::Node http = spec["http"]; http) {
+    r.Fail(http, "'spec.http' applies to a route target (spec.targetRef.kind HTTPRoute or GRPCRoute), not a Service");
+  }
   if (!target || target.IsNull()) {
     r.Fail(spec, "missing required field 'spec.targetRef'");
-  } else if (r.CheckMap(target, "spec.targetRef", {"group", "kind", "name"})) {
+  } else if (r.CheckMap(target, "spec.targetRef", {"group", "kind", "name", "sectionName"})) {
+    if (target["sectionName"]) {
+      r.Fail(target["sectionName"],
+             "'spec.targetRef.sectionName' names a rule of an HTTPRoute or GRPCRoute target, "
+             "not a part of a Service");
+    }
     CheckServiceKind(r, target, "spec.targetRef", true);
     if (auto n = r.Str(target, "name", "spec.targetRef", true)) {
       if (std::string why = CheckName(*n); !why.empty()) r.Fail(target["name"], "'spec.targetRef.name': " + why);
@@ -328,7 +342,7 @@ void CheckTrafficRefs(Result* r) {
       } else {
         for (const auto& rule : l.resource.grpc_route().rules()) check_rule(rule);
       }
-    } else if (l.resource.has_service_policy()) {
+    } else if (l.resource.has_service_policy() && !l.resource.service_policy().has_target_route()) {
       const auto& sp = l.resource.service_policy();
       std::string key = sp.namespace_() + "/" + sp.target_service();
       std::string self = "ServicePolicy " + sp.namespace_() + "/" + sp.name();
@@ -339,6 +353,7 @@ void CheckTrafficRefs(Result* r) {
       }
     }
   }
+  CheckRoutePolicyRefs(r);
 }
 
 }  // namespace zm::manifest

@@ -12,10 +12,12 @@
                                                          whose Host ends in "-shadow" (mirrored), hosts seen
                                   A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
   http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body",
-                                  "chunked"}] (chunked: the body goes in two chunks)
+                                  "chunked", "pace"}] (chunked: the body goes in two chunks; pace: at least this many
+                                  seconds from one request's start to the next's)
                                   on stdin, sends them all on ONE keep-alive connection (it fails rather than
                                   reconnect), prints {"bodies": [...], "marks": ["<x-mesh-route header> <has a server header>"...],
-                                  "sockets": distinct sockets used, "seconds": [time of each request]}
+                                  "sockets": distinct sockets used, "seconds": [time of each request],
+                                  "starts": [start of each request, seconds after the first], "retry_after": [header or "-"]}
 """
 
 import http.client
@@ -134,10 +136,14 @@ def run(host: str, port: int):
     conn.auto_open = 0  # one connection: a close by the proxy must fail the run, not open another
     conn.connect()
     sockets = {id(conn.sock)}
-    bodies, marks, seconds = [], [], []
+    bodies, marks, seconds, starts, retry_after = [], [], [], [], []
+    first = time.monotonic()
     for req in plan:
         for _ in range(req.get("count", 1)):
+            if starts and req.get("pace"):
+                time.sleep(max(0.0, first + starts[-1] + req["pace"] - time.monotonic()))
             start = time.monotonic()
+            starts.append(round(start - first, 4))
             body = req.get("body")
             if body and req.get("chunked"):  # sent in two chunks
                 half = len(body) // 2
@@ -150,10 +156,12 @@ def run(host: str, port: int):
             resp = conn.getresponse()
             bodies.append(f"{resp.status} {resp.read().decode()}")
             marks.append(f"{resp.getheader('x-mesh-route', '-')} {resp.getheader('server', '-') != '-'}")
+            retry_after.append(resp.getheader("retry-after", "-"))
             seconds.append(round(time.monotonic() - start, 4))
             sockets.add(id(conn.sock))
     conn.close()
-    print(json.dumps({"bodies": bodies, "marks": marks, "sockets": len(sockets), "seconds": seconds}))
+    print(json.dumps({"bodies": bodies, "marks": marks, "sockets": len(sockets), "seconds": seconds, "starts": starts,
+                      "retry_after": retry_after}))
 
 
 if __name__ == "__main__":
