@@ -151,7 +151,7 @@ class Http1Conn : public Closable {
   std::string replay_body_;       // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
   uint32_t attempts_ = 0;         // tries started for the request in flight
   uint64_t request_timer_ = 0, try_timer_ = 0, backoff_timer_ = 0;
-  uint64_t hold_timer_ = 0;  // an injected delay: the request's bytes wait for it before going upstream
+  uint64_t hold_timer_ = 0;      // an injected delay: the request's bytes wait for it before going upstream
   bool head_request_ = false;    // HEAD or CONNECT: no response body
   bool capture_heads_ = false;   // the framer stops after each response head (header modifiers or retries)
   bool buffering_ = false;       // the request is kept (its rule retries or mirrors)
