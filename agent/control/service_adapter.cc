@@ -17,6 +17,10 @@ LbAlgorithm ToAlgorithm(v1::LoadBalancerAlgorithm a) {
       return LbAlgorithm::kLeastConnections;
     case v1::POWER_OF_TWO_CHOICES:
       return LbAlgorithm::kPowerOfTwoChoices;
+    case v1::LEAST_REQUEST:
+      return LbAlgorithm::kLeastRequest;
+    case v1::EWMA:
+      return LbAlgorithm::kEwma;
     default:
       return LbAlgorithm::kRoundRobin;
   }

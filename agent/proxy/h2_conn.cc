@@ -258,6 +258,7 @@ void H2Conn::RouteStream(Stream* s) {
     s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
     s->rec.destination_service = route.service->Key();
   }
+  s->load = std::move(route.load);
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
@@ -445,6 +446,7 @@ void H2Conn::DetachUpstream(Stream* s, bool cancel) {
   s->to_client.clear();
   s->up = nullptr;
   s->up_closed = true;
+  s->load.Release();
 }
 
 void H2Conn::DropUpstream(Upstream* u) {
@@ -680,6 +682,7 @@ int H2Conn::OnUpstreamFrame(nghttp2_session* h2, const nghttp2_frame* frame, voi
       s->resp_headers.clear();
       return 0;
     }
+    s->load.Observe(traffic::Clock::now());
     self->SubmitResponse(s, end);
     return 0;
   }
@@ -704,6 +707,7 @@ int H2Conn::OnUpstreamStreamClose(nghttp2_session* h2, int32_t id, uint32_t code
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
   if (s == nullptr) return 0;
   s->up_closed = true;
+  s->load.Release();
   if (!s->to_up.empty()) {  // request bytes the upstream will never take: the client may send again
     nghttp2_session_consume(u->conn->client_.h2, s->id, s->to_up.size());
     s->to_up.clear();

@@ -65,6 +65,7 @@ class H2Conn : public Closable {
     bool resp_eof = false;
     bool client_deferred = false;
     bool up_closed = false;  // the upstream stream ended (or never opened)
+    traffic::RequestLoad load;  // its hold on the endpoint until the upstream stream ends (in flight, latency)
     const std::vector<agent::HttpHeaderModifier>* response_mods = nullptr;
     RequestRecord rec;
     std::chrono::steady_clock::time_point start;

@@ -233,6 +233,7 @@ bool Http1Conn::StartRequest() {
   attempts_ = 0;
   in_request_ = true;
   ctx_.http.retry_budget.RequestStarted();
+  load_ = std::move(route.load);
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailRequest(503, "Service Unavailable", why);
@@ -336,6 +337,8 @@ void Http1Conn::OnResponseBytes(Upstream* u, const char* data, size_t len) {
     FlushClient();
     return;
   }
+  // The first bytes of the response: the endpoint's latency sample (EWMA), once per try.
+  if (load_.WantsSample()) load_.Observe(traffic::Clock::now());
   size_t mark = out_.size();  // what this call adds to out_ is the response's
   auto count = [&] {
     req_.response_bytes += out_.size() - mark;
@@ -549,6 +552,7 @@ void Http1Conn::OpenRequestRecord() {
 void Http1Conn::ReportRequest(int status, std::string error) {
   const uint32_t attempts = std::max<uint32_t>(attempts_, 1);
   EndResilience();  // whatever ends a request ends here (a response, a failure, the connection)
+  load_.Release();
   if (!req_open_) return;
   req_open_ = false;
   ConnObserver* obs = ctx_.observer();
@@ -617,11 +621,11 @@ void Http1Conn::StartRetry() {
   route.service = backend_;
   route.service_port = backend_port_;
   std::string why;
-  auto st = traffic::Reroute(*ctx_.balancer, *snap_, tried_, &route, &why);
+  auto st = traffic::Reroute(*ctx_.balancer, *snap_, tried_, &route, &why, /*per_request=*/true);
   if (st == traffic::RouteStatus::kNoEndpoint) {
     route.service = backend_;
     route.service_port = backend_port_;
-    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why);
+    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true);
   }
   if (st != traffic::RouteStatus::kOk) {
     FailRequest(503, "Service Unavailable", why + " (retry)");
@@ -630,6 +634,7 @@ void Http1Conn::StartRetry() {
   if (ctx_.observer() != nullptr) {
     req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
   }
+  load_ = std::move(route.load);
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailRequest(503, "Service Unavailable", why);
@@ -645,6 +650,7 @@ void Http1Conn::StartRetry() {
 void Http1Conn::OnTryTimeout() {
   try_timer_ = 0;
   if (done_ || current_ == nullptr || !awaiting_response_) return;
+  load_.Observe(traffic::Clock::now());  // the endpoint was at least this slow
   if (CanRetry(TryOutcome::kTimeout, 0)) {
     RetryAfter(current_, false, "per-try timeout");
     return;
@@ -656,6 +662,7 @@ void Http1Conn::OnTryTimeout() {
 void Http1Conn::OnRequestTimeout() {
   request_timer_ = 0;
   if (done_ || !awaiting_response_) return;
+  load_.Observe(traffic::Clock::now());
   TimeoutReply("request timeout (timeouts.request " + std::to_string(rule_->request_timeout.count()) + " ms)");
 }
 

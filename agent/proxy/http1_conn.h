@@ -120,6 +120,7 @@ class Http1Conn : public Closable {
   Http1ResponseFramer framer_;
   std::map<uint64_t, std::unique_ptr<Upstream>> upstreams_;  // by endpoint ip:port
   Upstream* current_ = nullptr;                              // the upstream of the in-flight request
+  traffic::RequestLoad load_;  // the try in flight's hold on its endpoint (requests in flight, latency to its head)
   // The matched rule's ResponseHeaderModifiers (they point into snap_), nullptr when none: heads are rewritten.
   const std::vector<agent::HttpHeaderModifier>* response_mods_ = nullptr;
   bool chunked_ = false;      // the in-flight request's body is re-chunked upstream

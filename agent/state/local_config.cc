@@ -172,8 +172,9 @@ Service ParseService(const json& j, const std::string& where, const std::vector<
     if (lb.contains("algorithm")) {
       std::string a = RequireString(lb, lw, "algorithm");
       if (!ParseLbAlgorithm(a, &s.policy.algorithm)) {
-        throw ConfigError{lw + ".algorithm",
-                          "must be RoundRobin, LeastConnections or PowerOfTwoChoices, got \"" + a + "\""};
+        throw ConfigError{
+            lw + ".algorithm",
+            "must be RoundRobin, LeastConnections, PowerOfTwoChoices, LeastRequest or EWMA, got \"" + a + "\""};
       }
     }
     if (lb.contains("localityPreference")) {

@@ -8,6 +8,10 @@ const char* LbAlgorithmName(LbAlgorithm a) {
       return "LeastConnections";
     case LbAlgorithm::kPowerOfTwoChoices:
       return "PowerOfTwoChoices";
+    case LbAlgorithm::kLeastRequest:
+      return "LeastRequest";
+    case LbAlgorithm::kEwma:
+      return "EWMA";
     case LbAlgorithm::kRoundRobin:
       break;
   }
@@ -15,7 +19,8 @@ const char* LbAlgorithmName(LbAlgorithm a) {
 }
 
 bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out) {
-  for (LbAlgorithm a : {LbAlgorithm::kRoundRobin, LbAlgorithm::kLeastConnections, LbAlgorithm::kPowerOfTwoChoices}) {
+  for (LbAlgorithm a : {LbAlgorithm::kRoundRobin, LbAlgorithm::kLeastConnections, LbAlgorithm::kPowerOfTwoChoices,
+                        LbAlgorithm::kLeastRequest, LbAlgorithm::kEwma}) {
     if (s == LbAlgorithmName(a)) {
       *out = a;
       return true;

@@ -14,9 +14,11 @@
 
 namespace zm::agent {
 
-enum class LbAlgorithm : uint8_t { kRoundRobin, kLeastConnections, kPowerOfTwoChoices };
+// kLeastRequest and kEwma balance HTTP and gRPC ports per request (in-flight requests; peak-EWMA latency x in-flight);
+// on L4 ports, where there are no requests, both mean power of two choices over connections.
+enum class LbAlgorithm : uint8_t { kRoundRobin, kLeastConnections, kPowerOfTwoChoices, kLeastRequest, kEwma };
 const char* LbAlgorithmName(LbAlgorithm a);
-// "RoundRobin", "LeastConnections", "PowerOfTwoChoices"; false for anything else.
+// "RoundRobin", "LeastConnections", "PowerOfTwoChoices", "LeastRequest", "EWMA"; false for anything else.
 bool ParseLbAlgorithm(const std::string& s, LbAlgorithm* out);
 
 // What a port speaks, as the controller resolved it (appProtocol or port name): HTTP/1.1, HTTP/2 cleartext (h2c) and

@@ -6,12 +6,50 @@ namespace zm::traffic {
 namespace {
 
 constexpr auto kMaxEjection = std::chrono::minutes(5);
+// EWMA's cost of an endpoint with requests in flight and no answer yet (ns): above any measured one.
+constexpr double kUnknownPenalty = 1e12;
 
 uint64_t EndpointKey(in_addr_t ip, uint16_t port) {
   return (static_cast<uint64_t>(ip) << 16) | port;
 }
 
+// Peak-EWMA cost of one more request on |e| (Finagle): latency x (in flight + 1). An endpoint with no sample yet costs
+// nothing while idle, so a new endpoint is tried at once, and the penalty once requests are in flight on it, so it is
+// not flooded before its first answer tells how fast it is.
+double EwmaCost(const EndpointState& e, Clock::time_point now) {
+  const double in_flight = e.requests.load(std::memory_order_relaxed);
+  const double est = e.latency.Estimate(now);
+  if (est < 0) return in_flight == 0 ? 0 : kUnknownPenalty + in_flight;
+  return est * (in_flight + 1);
+}
+
 }  // namespace
+
+RequestLoad::RequestLoad(std::shared_ptr<EndpointState> ep, Clock::time_point start)
+    : ep_(std::move(ep)), start_(start) {
+  ep_->requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+RequestLoad& RequestLoad::operator=(RequestLoad&& o) noexcept {
+  if (this == &o) return *this;
+  Release();
+  ep_ = std::move(o.ep_);
+  start_ = o.start_;
+  observed_ = o.observed_;
+  return *this;
+}
+
+void RequestLoad::Observe(Clock::time_point now) {
+  if (!ep_ || observed_) return;
+  observed_ = true;
+  ep_->latency.Observe(now, now - start_);
+}
+
+void RequestLoad::Release() {
+  if (!ep_) return;
+  ep_->requests.fetch_sub(1, std::memory_order_relaxed);
+  ep_.reset();
+}
 
 Lease::Lease(std::shared_ptr<ServiceState> svc, std::shared_ptr<EndpointState> ep,
              const agent::ServiceTrafficPolicy* pol)
@@ -105,7 +143,7 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   }
   std::unique_lock<std::mutex> l(st->mu);
   st->endpoint_count = svc.endpoints.size();
-  auto now = Clock::now();
+  const auto now = Now();
   std::vector<size_t> tried_ok, healthy;
   std::vector<EndpointState*> states(svc.endpoints.size());
   std::vector<std::shared_ptr<EndpointState>> holders(svc.endpoints.size());
@@ -138,6 +176,15 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   // and with two endpoints a request retried off the bad one would send the next first try to the bad one again.
   const bool repick = req.exclude != nullptr && !req.exclude->empty();
   auto next = [&] { return repick ? st->rr : st->rr++; };
+  // Two distinct random endpoints, the one of lower |cost| (the first on a tie): power of two choices, as Envoy's
+  // LEAST_REQUEST and Linkerd's EWMA balancer pick.
+  auto two_choices = [&](auto cost) {
+    if (pool.size() == 1) return pool[0];
+    size_t a = st->rng() % pool.size();
+    size_t b = st->rng() % (pool.size() - 1);
+    if (b >= a) ++b;
+    return cost(pool[b]) < cost(pool[a]) ? pool[b] : pool[a];
+  };
   switch (pol.algorithm) {
     case agent::LbAlgorithm::kRoundRobin:
       chosen = pool[next() % pool.size()];
@@ -152,17 +199,20 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
       }
       break;
     }
-    case agent::LbAlgorithm::kPowerOfTwoChoices: {
-      if (pool.size() == 1) break;
-      size_t a = st->rng() % pool.size();
-      size_t b = st->rng() % (pool.size() - 1);
-      if (b >= a) ++b;
-      chosen = active(pool[b]) < active(pool[a]) ? pool[b] : pool[a];
+    case agent::LbAlgorithm::kPowerOfTwoChoices:
+      chosen = two_choices(active);
       break;
-    }
+    case agent::LbAlgorithm::kLeastRequest:
+      chosen = req.load ? two_choices([&](size_t i) { return states[i]->requests.load(std::memory_order_relaxed); })
+                        : two_choices(active);
+      break;
+    case agent::LbAlgorithm::kEwma:
+      chosen = req.load ? two_choices([&](size_t i) { return EwmaCost(*states[i], now); }) : two_choices(active);
+      break;
   }
   *index = chosen;
   auto ep = holders[chosen];
+  if (req.load != nullptr) *req.load = RequestLoad(ep, now);
   l.unlock();
   *lease = Lease(std::move(st), std::move(ep), &pol);
   return PickStatus::kOk;
@@ -198,8 +248,11 @@ Balancer::EndpointView Balancer::View(const std::string& service_key, in_addr_t 
   auto it = st->endpoints.find(EndpointKey(ip, port));
   if (it == st->endpoints.end()) return v;
   v.active = it->second->active.load(std::memory_order_relaxed);
+  v.requests = it->second->requests.load(std::memory_order_relaxed);
+  const double est = it->second->latency.Estimate(Now());
+  v.latency_ms = est < 0 ? est : est / 1e6;
   v.ejections = it->second->ejections;
-  v.ejected = it->second->ejected_until > Clock::now();
+  v.ejected = it->second->ejected_until > Now();
   return v;
 }
 

@@ -1,7 +1,8 @@
 // Endpoint selection for Services, shared by every proxy worker and kept across config versions: round robin counters,
-// live connection counts (least connections, power of two choices, circuit breaker), outlier ejection and the
-// weighted-split state. Keyed by "<namespace>/<name>" and endpoint address, so a new snapshot keeps the counters of
-// endpoints that did not change.
+// live connection counts (least connections, power of two choices, circuit breaker), requests in flight and peak-EWMA
+// latency per endpoint (least request, EWMA: HTTP and gRPC ports), outlier ejection and the weighted-split state.
+// Keyed by "<namespace>/<name>" and endpoint address, so a new snapshot keeps the counters of endpoints that did not
+// change.
 #pragma once
 
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "agent/state/service.h"
+#include "agent/traffic/peak_ewma.h"
 #include "agent/traffic/smooth_weighted.h"
 
 namespace zm::traffic {
@@ -25,6 +28,8 @@ using Clock = std::chrono::steady_clock;
 
 struct EndpointState {
   std::atomic<uint32_t> active{0};
+  std::atomic<uint32_t> requests{0};  // HTTP requests / gRPC calls in flight (RequestLoad)
+  PeakEwma latency;                   // to the response head, of those requests
   // Outlier detection; guarded by the service's mutex.
   uint32_t consecutive_failures = 0;
   uint32_t ejections = 0;
@@ -69,17 +74,45 @@ class Lease {
   uint32_t max_ejection_percent_ = 0;
 };
 
+// One HTTP request (or gRPC call) on a picked endpoint, for the per-request algorithms: counts it among the
+// endpoint's requests in flight until released, and gives the endpoint's latency estimate one sample, the time from
+// the pick to the response head (or to a timeout: the endpoint was at least that slow).
+class RequestLoad {
+ public:
+  RequestLoad() = default;
+  RequestLoad(std::shared_ptr<EndpointState> ep, Clock::time_point start);
+  RequestLoad(RequestLoad&& o) noexcept { *this = std::move(o); }
+  RequestLoad& operator=(RequestLoad&& o) noexcept;
+  ~RequestLoad() { Release(); }
+
+  void Observe(Clock::time_point now);  // the response head arrived (once; later calls do nothing)
+  bool WantsSample() const { return ep_ != nullptr && !observed_; }
+  void Release();  // the request is no longer in flight on this endpoint
+
+ private:
+  std::shared_ptr<EndpointState> ep_;
+  Clock::time_point start_{};
+  bool observed_ = false;
+};
+
 struct PickRequest {
   const agent::Service* service = nullptr;          // where the endpoint comes from
   uint16_t target_port = 0;                         // the endpoint port (after the targetPort mapping)
   const std::string* local_node = nullptr;          // for locality preference
   const std::vector<in_addr_t>* exclude = nullptr;  // endpoints already tried by this connection
+  // Non-null: the pick is for one HTTP request, which *load then holds (in flight, latency); LeastRequest and EWMA
+  // weigh requests. Null: for a connection; they weigh connections.
+  RequestLoad* load = nullptr;
 };
 
 enum class PickStatus { kOk, kNoEndpoint, kOverflow };
 
 class Balancer {
  public:
+  using NowFn = std::function<Clock::time_point()>;
+  Balancer() = default;
+  explicit Balancer(NowFn now) : now_(std::move(now)) {}  // a fake clock for tests
+
   // Picks an endpoint index of req.service; on kOk fills *index and *lease.
   PickStatus Pick(const PickRequest& req, size_t* index, Lease* lease);
   // The backend index (into split.backends) for a new connection to the parent; available[i] says whether backend i
@@ -91,6 +124,8 @@ class Balancer {
 
   struct EndpointView {
     uint32_t active = 0;
+    uint32_t requests = 0;
+    double latency_ms = -1;  // the peak-EWMA estimate now; < 0: no sample yet
     uint32_t ejections = 0;
     bool ejected = false;
   };
@@ -103,7 +138,9 @@ class Balancer {
   static int PickWeighted(SmoothWeighted& sw, const std::vector<agent::BackendRef>& backends,
                           const std::vector<bool>& available);
   std::shared_ptr<ServiceState> StateOf(const std::string& key);
+  Clock::time_point Now() const { return now_ ? now_() : Clock::now(); }
 
+  NowFn now_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ServiceState>> services_;
 };

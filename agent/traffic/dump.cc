@@ -40,7 +40,11 @@ nlohmann::json ServicesJson(const agent::MeshSnapshot& snap, Balancer* lb, const
         for (const auto& p : s.ports) {
           Balancer::EndpointView v = lb->View(s.Key(), e.ip, p.target_port);
           live[std::to_string(p.target_port)] = {
-              {"active", v.active}, {"ejected", v.ejected}, {"ejections", v.ejections}};
+              {"active", v.active},
+              {"requests", v.requests},
+              {"latencyMs", v.latency_ms < 0 ? nlohmann::json() : nlohmann::json(v.latency_ms)},
+              {"ejected", v.ejected},
+              {"ejections", v.ejections}};
         }
         j["live"] = std::move(live);
       }

@@ -5,8 +5,9 @@
 namespace zm::traffic {
 namespace {
 
+// |per_request|: the pick is for one HTTP request (out->load holds it), else for a connection.
 RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& svc, uint16_t port,
-                         const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+                         const std::vector<in_addr_t>& tried, Route* out, std::string* why, bool per_request) {
   const agent::ServicePortMap* pm = svc.FindPort(port);
   if (pm == nullptr) {
     *why = "service " + svc.Key() + " has no port " + std::to_string(port);
@@ -17,6 +18,8 @@ RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const ag
   req.target_port = pm->target_port;
   req.local_node = &snap.node();
   req.exclude = &tried;
+  RequestLoad load;
+  if (per_request) req.load = &load;
   size_t idx = 0;
   Lease lease;
   switch (lb.Pick(req, &idx, &lease)) {
@@ -37,6 +40,7 @@ RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const ag
   out->addr.sin_addr.s_addr = out->endpoint->ip;
   out->addr.sin_port = htons(pm->target_port);
   out->lease = std::move(lease);
+  out->load = std::move(load);
   return RouteStatus::kOk;
 }
 
@@ -55,12 +59,11 @@ std::vector<const agent::Service*> ResolveBackends(const agent::MeshSnapshot& sn
   return out;
 }
 
-}  // namespace
-
-RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+RouteStatus RouteService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
+                         uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why,
+                         bool per_request) {
   const agent::TrafficSplit* split = vip_service.FindSplit(port);
-  if (split == nullptr) return PickEndpoint(lb, snap, vip_service, port, tried, out, why);
+  if (split == nullptr) return PickEndpoint(lb, snap, vip_service, port, tried, out, why, per_request);
   std::vector<bool> available;
   auto backends = ResolveBackends(snap, split->backends, &available);
   int i = lb.PickBackend(vip_service, *split, available);
@@ -70,7 +73,14 @@ RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const 
     return RouteStatus::kNoEndpoint;
   }
   return PickEndpoint(lb, snap, *backends[static_cast<size_t>(i)], split->backends[static_cast<size_t>(i)].port, tried,
-                      out, why);
+                      out, why, per_request);
+}
+
+}  // namespace
+
+RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
+                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+  return RouteService(lb, snap, vip_service, port, tried, out, why, /*per_request=*/false);
 }
 
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
@@ -78,8 +88,8 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
   static const std::vector<in_addr_t> kNoneTried;
   // A request no HTTPRoute rule claims goes where a connection to this port would go: the TCPRoute split attached
   // to it (the demo's and the console wizard's canary), else the Service's own endpoints -- now per request.
-  if (rule == nullptr) return RouteToService(lb, snap, vip_service, port, kNoneTried, out, why);
-  if (rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why);
+  if (rule == nullptr) return RouteService(lb, snap, vip_service, port, kNoneTried, out, why, true);
+  if (rule->backends.empty()) return PickEndpoint(lb, snap, vip_service, port, kNoneTried, out, why, true);
   std::vector<bool> available;
   auto backends = ResolveBackends(snap, rule->backends, &available);
   int i = lb.PickHttpBackend(vip_service, *rule, available);
@@ -88,7 +98,7 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
     return RouteStatus::kNoEndpoint;
   }
   auto idx = static_cast<size_t>(i);
-  return PickEndpoint(lb, snap, *backends[idx], rule->backends[idx].port, kNoneTried, out, why);
+  return PickEndpoint(lb, snap, *backends[idx], rule->backends[idx].port, kNoneTried, out, why, true);
 }
 
 RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
@@ -99,15 +109,16 @@ RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const 
     *why = "service " + ref.ns + "/" + ref.name + " is unknown";
     return RouteStatus::kNoEndpoint;
   }
-  return PickEndpoint(lb, snap, *svc, ref.port, kNoneTried, out, why);
+  return PickEndpoint(lb, snap, *svc, ref.port, kNoneTried, out, why, false);
 }
 
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
-                    std::string* why) {
+                    std::string* why, bool per_request) {
   const agent::Service* svc = r->service;
   uint16_t port = r->service_port;
   r->lease.Release();
-  return PickEndpoint(lb, snap, *svc, port, tried, r, why);
+  r->load.Release();
+  return PickEndpoint(lb, snap, *svc, port, tried, r, why, per_request);
 }
 
 }  // namespace zm::traffic

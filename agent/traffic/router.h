@@ -19,6 +19,7 @@ struct Route {
   uint16_t service_port = 0;  // the port on |service|
   sockaddr_in addr{};         // endpoint IP : target port
   Lease lease;
+  RequestLoad load;  // a pick for one HTTP request (RouteHttpRequest, Reroute per request): its hold on the endpoint
 };
 
 enum class RouteStatus { kOk, kNoPort, kNoEndpoint, kOverflow };
@@ -34,8 +35,9 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
 // An endpoint of |ref|'s Service and port (a RequestMirror's backend: no split, no VIP).
 RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
                            std::string* why);
-// Another endpoint of r->service (a retry keeps the backend the split chose).
+// Another endpoint of r->service (a retry keeps the backend the split chose); |per_request|: for an HTTP request's
+// retry (r->load holds it).
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
-                    std::string* why);
+                    std::string* why, bool per_request = false);
 
 }  // namespace zm::traffic

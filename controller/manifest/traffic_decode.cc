@@ -211,10 +211,14 @@ void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::stri
           out->set_algorithm(v1::LEAST_CONNECTIONS);
         } else if (*a == "PowerOfTwoChoices") {
           out->set_algorithm(v1::POWER_OF_TWO_CHOICES);
+        } else if (*a == "LeastRequest") {
+          out->set_algorithm(v1::LEAST_REQUEST);
+        } else if (*a == "EWMA") {
+          out->set_algorithm(v1::EWMA);
         } else {
           r.Fail(lb["algorithm"],
-                 "'spec.loadBalancer.algorithm' must be RoundRobin, LeastConnections or "
-                 "PowerOfTwoChoices, not '" +
+                 "'spec.loadBalancer.algorithm' must be RoundRobin, LeastConnections, PowerOfTwoChoices, "
+                 "LeastRequest or EWMA, not '" +
                      *a + "'");
         }
       }

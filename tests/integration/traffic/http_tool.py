@@ -1,6 +1,8 @@
 """HTTP/1.1 stand-ins for the L7 routing test, stdlib only.
 
-  http_tool.py serve PORT NAME    keep-alive server; every response body is "NAME <path> <x-routed header>", with
+  http_tool.py serve PORT NAME [DELAY_MS]
+                                  keep-alive server (DELAY_MS: every answer waits that long, a slow endpoint);
+                                  every response body is "NAME <path> <x-routed header>", with
                                   Content-Length, except paths ending in /chunked (chunked, two chunks) and POSTs
                                   (the body's length is echoed: "NAME <path> len=<n>"); a path ending in /status/NNN
                                   is answered with status NNN
@@ -9,7 +11,8 @@
                                     .../delay/MS         answered after MS milliseconds
                                     .../flakydelay/MS    every other request (1st, 3rd, ...) is answered after MS ms
                                     /__stats             JSON counters of this server: requests, by status, requests
-                                                         whose Host ends in "-shadow" (mirrored), hosts seen
+                                                         whose Host ends in "-shadow" (mirrored), hosts seen,
+                                                         connections accepted
                                   A GET with "Upgrade: zm-echo" gets a 101, the server's name on a line, then an echo
   http_tool.py run HOST PORT      reads a JSON list of requests [{"path", "headers", "count", "method", "body",
                                   "chunked", "pace"}] (chunked: the body goes in two chunks; pace: at least this many
@@ -28,9 +31,9 @@ import threading
 import time
 
 
-def serve(port: int, name: str):
+def serve(port: int, name: str, delay_ms: int = 0):
     lock = threading.Lock()
-    stats = {"requests": 0, "status": {}, "shadow": 0, "hosts": {}}
+    stats = {"requests": 0, "status": {}, "shadow": 0, "hosts": {}, "connections": 0}
     alternate = {"flaky": 0, "flakydelay": 0}  # requests seen per alternating mode
 
     def count(host: str, code: int):
@@ -53,6 +56,11 @@ def serve(port: int, name: str):
 
         def log_message(self, *args):
             pass
+
+        def setup(self):
+            super().setup()
+            with lock:
+                stats["connections"] += 1
 
         def reply(self, text: str):
             path = self.path
@@ -78,6 +86,8 @@ def serve(port: int, name: str):
                 time.sleep(int(last) / 1000)
             if path != "/__stats":
                 count(self.headers.get("Host", ""), code)
+                if delay_ms:
+                    time.sleep(delay_ms / 1000)
             self.send_response(code)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -166,6 +176,6 @@ def run(host: str, port: int):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), sys.argv[3])
+        serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         run(sys.argv[2], int(sys.argv[3]))

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "agent/control/service_adapter.h"
 #include "controller/config/snapshot.h"
 #include "controller/manifest/manifest.h"
@@ -124,7 +126,9 @@ TEST(TrafficManifest, SpecificErrors) {
   ExpectError(Replace(kRoute, "name: backend-v2", "name: backend-v3"), 1,
               "backendRef names no Service shop/backend-v3");
   ExpectError(Replace(kRoute, "    port: 80\n  rules", "    port: 81\n  rules"), 1, "parentRef port 81 is not a port");
-  ExpectError(Replace(kPolicy, "LeastConnections", "Random"), 6, "must be RoundRobin, LeastConnections or");
+  ExpectError(Replace(kPolicy, "LeastConnections", "Random"), 6,
+              "must be RoundRobin, LeastConnections, PowerOfTwoChoices, LeastRequest or EWMA, not 'Random'");
+  ExpectError(Replace(kPolicy, "LeastConnections", "Ewma"), 6, "not 'Ewma'");  // names are case-sensitive
   ExpectError(Replace(kPolicy, "250ms", "fast"), 7, "'spec.connectTimeout': 'fast' is not a duration");
   ExpectError(Replace(kPolicy, "attempts: 2", "attempts: 99"), 8, "attempts");
   ExpectError(Replace(kPolicy, "connectTimeout: 250ms", "idleTimeout: 2h"), 7,
@@ -134,6 +138,27 @@ TEST(TrafficManifest, SpecificErrors) {
               "connectionsPerSecond");
   ExpectError(std::string(kRoute) + "---\n" + Replace(kRoute, "name: canary", "name: other"), 20,
               "already has a route");
+}
+
+TEST(TrafficManifest, PerRequestAlgorithmsReachTheAgent) {
+  for (auto [name, proto, agent_algo] :
+       {std::tuple{"LeastRequest", zeromesh::v1::LEAST_REQUEST, agent::LbAlgorithm::kLeastRequest},
+        std::tuple{"EWMA", zeromesh::v1::EWMA, agent::LbAlgorithm::kEwma}}) {
+    Result r = Decode(std::string(kRoute) + "---\n" + Replace(kPolicy, "LeastConnections", name));
+    ASSERT_TRUE(r.ok()) << Errors(r);
+    EXPECT_EQ(r.resources[4].resource.service_policy().algorithm(), proto);
+    auto snap = ctrl::Compile(r.resources, ctrl::MeshDefaults{});
+    agent::control::ConfigState state;
+    for (const auto& [k, res] : snap->resources) state.resources[agent::control::ResourceKeyString(*res)] = *res;
+    std::vector<agent::Service> services;
+    std::string error;
+    ASSERT_TRUE(agent::control::ToServices(state, &services, &error)) << error;
+    for (const auto& s : services) {
+      if (s.name == "backend") {
+        EXPECT_EQ(s.policy.algorithm, agent_algo) << name;
+      }
+    }
+  }
 }
 
 TEST(TrafficManifest, AgentGetsSplitAndPolicy) {

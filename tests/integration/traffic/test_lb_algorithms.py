@@ -1,0 +1,141 @@
+"""Issue 17: per-request endpoint picking on an HTTP/1.1 port, on the simulated cluster with the real controller and
+agents. Two endpoints, fast (answers at once) and slow (every answer waits 50 ms), behind three Services that differ
+only in their ServicePolicy algorithm: lb-rr (none: round robin), lb-ewma (EWMA), lb-lr (LeastRequest). Measured
+from the responses, in the same run:
+  - one keep-alive client, one request at a time: EWMA sends most requests to the fast endpoint, round robin half;
+  - eight clients at once: LeastRequest sends most to the fast endpoint (the slow one holds its requests longer),
+    round robin half.
+Without the per-request algorithms (round robin for all) both shares stay at 50 %.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
+NS = "shop"
+VIPS = {"lb-rr": "10.96.0.50", "lb-ewma": "10.96.0.51", "lb-lr": "10.96.0.52"}
+ALGORITHMS = {"lb-ewma": "EWMA", "lb-lr": "LeastRequest"}
+
+
+def service(name: str, vip: str) -> str:
+    return f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  vip: {vip}
+  selector: {{app: pick}}
+  ports: [{{name: http, port: 80, targetPort: 9080, appProtocol: http}}]
+"""
+
+
+def policy(name: str, algorithm: str) -> str:
+    return f"""apiVersion: zeromesh.io/v1alpha1
+kind: ServicePolicy
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  targetRef: {{kind: Service, name: {name}}}
+  loadBalancer: {{algorithm: {algorithm}}}
+"""
+
+
+MANIFESTS = "---\n".join([service(n, v) for n, v in VIPS.items()] + [policy(n, a) for n, a in ALGORITHMS.items()])
+
+
+class LbAlgorithmsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-lb-algo-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.client = c.add_pod("node1", "client")
+            backends = {"fast": (c.add_pod("node2", "fast"), "0"), "slow": (c.add_pod("node2", "slow"), "50")}
+            cls.cp = ControlPlane(c, Path(cls.tmp.name))
+            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+            for name, (pod, delay) in backends.items():
+                cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
+                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name, delay], stdout=subprocess.DEVNULL)
+            cls.cp.write("services.yaml", MANIFESTS)
+            cls.cp.start()
+            for pod, _ in backends.values():
+                c.wait_tcp(pod, pod.ip, 9080)
+            cls.wait_applied()
+        except BaseException:
+            if hasattr(cls, "cp"):
+                print(f"controller: {cls.cp.log('controller', 3000)}", file=sys.stderr)
+            cls.cluster.down()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    @classmethod
+    def wait_applied(cls, timeout=20.0):
+        """Until node1's agent has both endpoints and the policies of the three Services (setup, not an assertion)."""
+        node = cls.cluster.node("node1")
+        deadline = time.monotonic() + timeout
+        want = {"lb-rr": "RoundRobin", **ALGORITHMS}
+        last = None
+        while time.monotonic() < deadline:
+            res = cls.cluster.run(node, ["curl", "-sS", "--max-time", "3", "http://127.0.0.1:15000/debug/config_dump"],
+                                  text=True, timeout=15)
+            if res.returncode == 0 and res.stdout:
+                services = (json.loads(res.stdout).get("snapshot") or {}).get("services", [])
+                last = {s["name"]: (s["policy"]["loadBalancer"]["algorithm"], len(s["endpoints"])) for s in services
+                        if s["namespace"] == NS}
+                if last == {n: (a, 2) for n, a in want.items()}:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"the services never settled: {last}\ncontroller: {cls.cp.log('controller', 3000)}")
+
+    def clients(self, vip: str, n: int, count: int) -> Counter:
+        """|n| keep-alive clients at once, |count| requests each, to |vip|: which endpoint answered, over all."""
+        procs = [self.cluster.popen(self.client, [sys.executable, HTTP_TOOL, "run", vip, "80"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+        plan = json.dumps([{"path": "/pick", "count": count}])
+        for p in procs:  # every client gets its plan before any is waited for: they run at once
+            p.stdin.write(plan)
+            p.stdin.close()
+        by = Counter()
+        for p in procs:
+            out, err = p.stdout.read(), p.stderr.read()  # a client's output is small: no pipe fills up
+            p.wait(timeout=60)
+            self.assertEqual(p.returncode, 0, f"client failed: {err[-2000:]}\nagent: {self.cp.log('agent-node1', 2000)}")
+            res = json.loads(out)
+            self.assertEqual(res["sockets"], 1)
+            for body in res["bodies"]:
+                status, server = body.split()[:2]
+                self.assertEqual(status, "200", body)
+                by[server] += 1
+        return by
+
+    def test_ewma_sends_one_client_mostly_to_the_fast_endpoint(self):
+        rr = self.clients(VIPS["lb-rr"], 1, 100)
+        ewma = self.clients(VIPS["lb-ewma"], 1, 300)
+        print(f"one keep-alive client: round robin {dict(rr)}, EWMA {dict(ewma)}", file=sys.stderr)
+        self.assertEqual(rr, Counter({"fast": 50, "slow": 50}), "round robin alternates")
+        self.assertGreater(ewma["fast"], 300 * 3 // 4, ewma)
+
+    def test_least_request_sends_concurrent_clients_mostly_to_the_fast_endpoint(self):
+        rr = self.clients(VIPS["lb-rr"], 8, 20)
+        lr = self.clients(VIPS["lb-lr"], 8, 40)
+        print(f"8 clients at once: round robin {dict(rr)}, least request {dict(lr)}", file=sys.stderr)
+        self.assertGreaterEqual(min(rr["fast"], rr["slow"]), 160 * 2 // 5, rr)
+        self.assertGreater(lr["fast"], 320 * 3 // 4, lr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
