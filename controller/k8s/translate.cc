@@ -256,6 +256,26 @@ bool LastGoodOf(const Objects& objs, const std::string& kind, const json& obj, c
   return true;
 }
 
+// A ServicePolicy on an HTTPRoute / GRPCRoute that is not there, or on a rule (sectionName) the route does not have,
+// is accepted (it applies to no request until they exist); its status says so.
+std::string RouteTargetWarning(const Objects& objs, const v1::ServicePolicy& p) {
+  if (!p.has_target_route()) return "";
+  const auto& target = p.target_route();
+  const Reflector::Cache& cache = target.kind() == "GRPCRoute" ? objs.grpc_routes : objs.http_routes;
+  const std::string route = target.kind() + " " + p.namespace_() + "/" + target.name();
+  auto it = cache.find(p.namespace_() + "/" + target.name());
+  if (it == cache.end())
+    return "; warning: there is no " + route + " (the policy applies to no request until there is)";
+  if (target.section_name().empty()) return "";
+  if (const json& rules = Field(it->second, {"spec", "rules"}); rules.is_array()) {
+    for (const auto& rule : rules) {
+      if (Str(rule, {"name"}) == target.section_name()) return "";
+    }
+  }
+  return "; warning: " + route + " has no rule named '" + target.section_name() +
+         "' (the policy applies to no request until one exists)";
+}
+
 void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t) {
   // Returns whether a resource was added (the object itself, or its last good generation).
   auto verdict = [&](const json& obj, const char* resource, const std::string& kind, bool ok, std::string message,
@@ -291,7 +311,9 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     manifest::Located l;
     std::string reasons;
     bool ok = DecodeCrd(obj, "ServicePolicy", limits, &l, &reasons);
+    std::string warning = ok ? RouteTargetWarning(objs, l.resource.service_policy()) : "";
     verdict(obj, "servicepolicies", "ServicePolicy", ok, reasons, &l);
+    if (!warning.empty()) t->statuses.back().message += warning;
   }
   // ReferenceGrants have no status; an invalid one grants nothing (fail closed) and is reported.
   std::vector<manifest::ReferenceGrant> grants;

@@ -378,6 +378,38 @@ TEST(TokenReview, TheNodeIsWhereTheBoundPodRuns) {
   EXPECT_EQ(ctrl::NodeOfReviewedPod(t, std::nullopt, &node).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST(Translate, RouteServicePolicyWarnsOfAMissingRule) {
+  Objects o;
+  auto policy = [](const std::string& name, const std::string& route, const std::string& section) {
+    json target = {{"group", "gateway.networking.k8s.io"}, {"kind", "HTTPRoute"}, {"name", route}};
+    if (!section.empty()) target["sectionName"] = section;
+    return json{{"metadata", {{"namespace", "ns"}, {"name", name}, {"generation", 1}}},
+                {"spec", {{"targetRef", target}, {"http", {{"rateLimit", {{"requests", 5}}}}}}}};
+  };
+  o.service_policies["ns/good"] = policy("good", "web", "api");
+  o.service_policies["ns/no-rule"] = policy("no-rule", "web", "other");
+  o.service_policies["ns/no-route"] = policy("no-route", "nothing", "");
+  o.http_routes["ns/web"] = {
+      {"metadata", {{"namespace", "ns"}, {"name", "web"}}},
+      {"spec",
+       {{"parentRefs", json::array({{{"kind", "Service"}, {"name", "s"}}})},
+        {"rules", json::array({{{"name", "api"}, {"backendRefs", json::array({{{"name", "s"}, {"port", 80}}})}}})}}}};
+  Translation t = Translate(o, {});
+  auto r = ByKey(t);
+  ASSERT_TRUE(r.count("ServicePolicy/ns/good"));
+  EXPECT_EQ(r["ServicePolicy/ns/good"].service_policy().http_rate_limit().requests(), 5u);
+  EXPECT_TRUE(r.count("ServicePolicy/ns/no-rule"));  // accepted: it applies once the rule exists
+  std::map<std::string, CrdStatus> st;
+  for (const auto& s : t.statuses) st[s.name] = s;
+  EXPECT_TRUE(st["good"].accepted);
+  EXPECT_EQ(st["good"].message.find("warning"), std::string::npos) << st["good"].message;
+  EXPECT_TRUE(st["no-rule"].accepted);
+  EXPECT_NE(st["no-rule"].message.find("HTTPRoute ns/web has no rule named 'other'"), std::string::npos)
+      << st["no-rule"].message;
+  EXPECT_NE(st["no-route"].message.find("there is no HTTPRoute ns/nothing"), std::string::npos)
+      << st["no-route"].message;
+}
+
 TEST(Translate, ServicePoliciesAndGatewayTcpRoutes) {
   Objects o;
   o.service_policies["ns/p"] = {
