@@ -318,17 +318,19 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=4, help="parallel connections of the connection-rate test")
     ap.add_argument("--hold", type=int, default=1000, help="connections held open for the RSS measurement")
     ap.add_argument("--json", default="")
-    ap.add_argument("--no-l7", action="store_true", help="skip the L7 (HTTP/1.1) part: bench/l7.py")
+    ap.add_argument("--no-l7", action="store_true", help="skip the L7 (HTTP/1.1 and gRPC) part: bench/l7.py")
     ap.add_argument("--perf", default="", help="also profile the proxies (perf record cpu-clock + syscall counts) during an extra "
                     "iperf3 run per proxied path; writes the text report to this file")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.tiny else 3 if args.quick else 5)
     seconds = args.seconds or (1 if args.tiny else 2 if args.quick else 5)
-    for tool in ("zm-rr", "zm-connrate", "zm-echod"):
+    for tool in ("zm-rr", "zm-connrate", "zm-echod") + (() if args.no_l7 else ("zm-grpc-echo",)):
         if not (TOOLS / tool).exists():
             raise SystemExit(f"{TOOLS / tool} missing: build the bench-tools target (bench/run.sh does)")
     if not shutil.which("haproxy"):
         raise SystemExit("haproxy not installed (tools/deps.sh installs it)")
+    if not args.no_l7 and not shutil.which("h2load"):
+        raise SystemExit("h2load not installed (tools/deps.sh installs nghttp2-client)")
 
     t_start = time.time()
     load_start = os.getloadavg()

@@ -23,6 +23,10 @@ ADDED = ("rr_p50_added_us", "rr_p99_added_us", "haproxy_rr_p50_added_us", "hapro
 # error, non-2xx/3xx) already fails the run; these check the JSON carries the figures.
 L7_METRICS = ("http_rps", "http_rate_p50_us", "http_rate_p99_us", "http_requests")
 L7_RATIOS = ("http_rps_vs_direct", "http_rps_vs_haproxy", "agent_http_req_per_core_s", "haproxy_http_req_per_core_s")
+# gRPC (h2load, unary calls over HTTP/2): h2load with an error, a non-2xx or a call without its response message
+# already fails the run.
+GRPC_METRICS = ("grpc_rps", "grpc_rate_p50_us", "grpc_rate_p99_us", "grpc_requests")
+GRPC_RATIOS = ("grpc_rps_vs_direct", "grpc_rps_vs_haproxy", "agent_grpc_req_per_core_s", "haproxy_grpc_req_per_core_s")
 
 
 class BenchSmoke(unittest.TestCase):
@@ -69,6 +73,17 @@ class BenchSmoke(unittest.TestCase):
         for path in ("zeromesh", "haproxy"):
             self.assertGreater(l7["median"][path]["proxy_cpu_s"], 0, f"l7 {path} proxy CPU")
         for k in L7_RATIOS:
+            self.assertGreater(l7["ratios"][k], 0, f"l7.ratios.{k}")
+        # gRPC through the same three paths; the mesh leg must be the per-stream L7 path (the GRPCRoute's header
+        # came back as response metadata), since that is what the figures are meant to show.
+        self.assertEqual(l7["grpc"]["mesh_path"], "l7", l7["grpc"])
+        self.assertEqual(l7["grpc"]["mesh_path_end"], "l7", l7["grpc"])
+        for path in PATHS:
+            for m in GRPC_METRICS:
+                self.assertGreater(l7["median"][path][m], 0, f"l7.median.{path}.{m}")
+        for path in ("zeromesh", "haproxy"):
+            self.assertGreater(l7["median"][path]["grpc_proxy_cpu_s"], 0, f"l7 {path} gRPC proxy CPU")
+        for k in GRPC_RATIOS:
             self.assertGreater(l7["ratios"][k], 0, f"l7.ratios.{k}")
         # The steady load really ran at its rate through every path (zm-steady fails when an answer is missing).
         for path in PATHS:

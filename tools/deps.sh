@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 iptables nftables tcpdump iperf3 curl socat netcat-openbsd python3 procps psmisc
   dpkg-dev xz-utils sockperf openssl
-  haproxy python3-matplotlib python3-yaml python3-grpcio wrk nginx-light
+  haproxy python3-matplotlib python3-yaml python3-grpcio wrk nginx-light nghttp2-client
   prometheus libcivetweb-dev
   ca-certificates containerd
   runc containernetworking-plugins conntrack
