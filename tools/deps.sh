@@ -92,4 +92,11 @@ if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
 else
   log "warning: Go is not installed: the k8s tests cannot build their Kubernetes tools and will fail"
 fi
+# The OpenTelemetry Collector the tracing test exports to (traffic_tracing): built once with Go, cached like the above.
+if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
+  PATH="$PATH:/usr/local/go/bin" bash "$here/tools/lib/otelcol.sh" >/dev/null ||
+    log "warning: building the OpenTelemetry Collector failed (see above): traffic_tracing will fail"
+else
+  log "warning: Go is not installed: traffic_tracing cannot build its OpenTelemetry Collector and will fail"
+fi
 log "dependencies ready"

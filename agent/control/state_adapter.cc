@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "agent/control/service_adapter.h"
 #include "agent/state/ipv4.h"
 
@@ -56,6 +59,10 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
   auto snap =
       std::make_shared<MeshSnapshot>(mesh->trust_domain(), node, def, std::move(workloads), std::move(services));
   snap->set_strict_udp_allowed(mesh->strict_udp_allowed());
+  if (mesh->has_tracing()) {  // the controller checked 0..100; parts per million, clamped all the same
+    double pct = std::clamp(mesh->tracing().sampling_percentage(), 0.0, 100.0);
+    snap->set_tracing_sampling_ppm(static_cast<uint32_t>(std::lround(pct * 10000)));
+  }
   for (const auto& cidr : mesh->exclude_cidrs()) {
     if (!ValidIpv4Cidr(cidr)) {
       *error = "MeshConfig excludeCidrs: not an IPv4 CIDR: \"" + cidr + "\"";

@@ -7,6 +7,7 @@
 #include "agent/metrics/connection_metrics.h"
 #include "agent/metrics/request_metrics.h"
 #include "agent/metrics/route_policy_metrics.h"
+#include "agent/metrics/span_exporter.h"
 #include "agent/proxy/conn_observer.h"
 #include "common/metrics/metrics_hub.h"
 
@@ -16,6 +17,9 @@ struct TelemetryOptions {
   size_t max_series = ConnectionMetrics::kDefaultMaxSeries;
   size_t max_request_series = RequestMetrics::kDefaultMaxSeries;
   AccessLogOptions access_log;
+  // OTLP/gRPC receiver of the proxies' spans ("host:port"); "": no spans (docs/design.md "Tracing").
+  std::string otlp_endpoint;
+  SpanExporterOptions spans;
 };
 
 class Telemetry : public proxy::ConnObserver {
@@ -32,12 +36,14 @@ class Telemetry : public proxy::ConnObserver {
   AccessLog& access_log() { return *access_log_; }
   const ConnectionMetrics& metrics() const { return metrics_; }
   const RequestMetrics& request_metrics() const { return requests_; }
+  SpanExporter* spans() { return spans_.get(); }  // nullptr without an OTLP endpoint
 
  private:
   ConnectionMetrics metrics_;
   RequestMetrics requests_;
   RoutePolicyMetrics route_policy_;  // rate-limit refusals and injected faults
   std::shared_ptr<AccessLog> access_log_;
+  std::shared_ptr<SpanExporter> spans_;
 };
 
 }  // namespace zm::metrics

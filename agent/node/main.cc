@@ -2,7 +2,7 @@
 //   mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IF] [--workers N] [--log-level
 //   L]
 //              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
-//              [--access-log on|off] [--access-log-sample R]
+//              [--access-log on|off] [--access-log-sample R] [--otlp-endpoint HOST:PORT]
 //              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
 //              [--max-held-connections N] [--attach-mode auto|tcx|tc] [--tc-priority N] [--status-interval-ms N]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
@@ -49,6 +49,8 @@ constexpr const char* kUsage =
     "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
     "/debug/certs)\n"
     "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n"
+    "                  [--otlp-endpoint HOST:PORT] (OTLP/gRPC receiver of the proxies' request spans, sampled at "
+    "MeshConfig's tracing.samplingPercentage; default none: no spans, traceparent passed through)\n"
     "                  [--hbone-handshake-timeout-ms N] (inbound HBONE: TLS handshake deadline; default 5000)\n"
     "                  [--hbone-header-timeout-ms N] (inbound HBONE: first CONNECT after the handshake; default "
     "10000)\n"
@@ -75,6 +77,7 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--admin-addr",
                                  "--access-log",
                                  "--access-log-sample",
+                                 "--otlp-endpoint",
                                  "--uninstall-check",
                                  "--api-credentials",
                                  "--cri-socket",
@@ -147,6 +150,19 @@ bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agen
       return false;
     }
     out->telemetry.access_log.sample_rate = rate;
+  }
+  if (flags.count("--otlp-endpoint")) {
+    const std::string& v = flags["--otlp-endpoint"];
+    size_t colon = v.rfind(':');
+    char* end = nullptr;
+    long port = colon == std::string::npos ? 0 : std::strtol(v.c_str() + colon + 1, &end, 10);
+    if (colon == 0 || colon == std::string::npos || end == nullptr || *end != '\0' || port < 1 || port > 65535 ||
+        v.find_first_of(" /") != std::string::npos) {
+      *error =
+          "--otlp-endpoint must be HOST:PORT (an OTLP/gRPC receiver, e.g. otel-collector.observability:4317), got " + v;
+      return false;
+    }
+    out->telemetry.otlp_endpoint = v;
   }
   return true;
 }
@@ -277,6 +293,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
     return 2;
   }
+  obs_opts.telemetry.spans.node = opts.node;
 
   // Signals are handled synchronously through a signalfd in the main loop.
   sigset_t mask;
@@ -306,6 +323,7 @@ int main(int argc, char** argv) {
   }
   zm::agent::Observability obs(obs_opts);  // before the agent: its telemetry outlives the proxy
   opts.observer = obs.observer();
+  opts.proxy.tracing = !obs_opts.telemetry.otlp_endpoint.empty();
   zm::agent::NodeAgent agent(opts, snapshots, certs);
   if (!agent.Start(&error)) {
     zm::log::Error("agent failed to start", {{"error", error}});

@@ -9,6 +9,7 @@
 
 #include "agent/proxy/authority.h"
 #include "agent/proxy/forwarded.h"
+#include "agent/proxy/http_trace.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -203,6 +204,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     }
     s->per_request = d.per_request;
   }
+  if (TracesHttp(ctx_.opts.tracing, *snap, s->target)) s->per_request = true;
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
     const agent::Service* svc =

@@ -8,6 +8,7 @@
 
 #include "agent/proxy/http_filters.h"
 #include "agent/proxy/http_mirror.h"
+#include "agent/proxy/http_trace.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
@@ -240,6 +241,8 @@ bool Http1Conn::StartRequest() {
     return false;
   }
   if (rule != nullptr) ApplyRequestFilters(*rule, matched, &head);
+  // The CLIENT span: the request goes on as its child (retries and mirrors carry the same traceparent).
+  if (ctx_.opts.tracing && req_open_) TraceHttpRequest(&head, snap_->tracing_sampling_ppm(), ctx_.span_ids, &req_);
   chunked_ = head.chunked;
   request_done_ = false;
   awaiting_response_ = true;

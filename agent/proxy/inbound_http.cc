@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/proxy/http_trace.h"
 #include "agent/proxy/policy_path.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -27,21 +28,6 @@ std::string PlainResponse(int status, const char* reason, const std::string& bod
   return out + body + "\n";
 }
 
-// The HTTP Service this pod port serves (the destination_service label): the first whose endpoint it is.
-std::string ServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
-  uint16_t port = ntohs(dst.sin_port);
-  for (const auto& svc : snap.services()) {
-    bool has_port = false;
-    for (const auto& p : svc.ports)
-      has_port = has_port || (p.target_port == port && p.protocol == agent::PortProtocol::kHttp);
-    if (!has_port) continue;
-    for (const auto& e : svc.endpoints) {
-      if (e.ip == dst.sin_addr.s_addr) return svc.Key();
-    }
-  }
-  return "";
-}
-
 }  // namespace
 
 void InboundHttp::Start(WorkerContext& ctx, int down, int up, bool up_connecting, Params p) {
@@ -54,7 +40,7 @@ InboundHttp::InboundHttp(WorkerContext& ctx, int down, int up, bool up_connectin
   down_end_.conn = up_end_.conn = this;
   up_end_.up = true;
   if (ctx_.observer() != nullptr) {
-    destination_service_ = ServiceOf(*p_.snap, p_.dst);
+    destination_service_ = HttpServiceOf(*p_.snap, p_.dst);
     src_peer_ = MakePeer(p_.snap.get(), p_.src, p_.has_source_id ? p_.source_id.ToString() : std::string());
     dst_peer_ = MakePeer(p_.snap.get(), p_.dst, p_.snap->IdentityOf(*p_.destination).ToString());
     if (p_.conn.flow[0] != '\0') track_.Open(ctx_.observer(), std::move(p_.conn));
@@ -216,6 +202,9 @@ bool InboundHttp::StartRequest() {
   response_started_ = false;
   keep_alive_ = head.keep_alive;
   framer_.Start(head.method == "HEAD" || head.method == "CONNECT");
+  // The SERVER span, child of the source proxy's CLIENT span (the traceparent is telemetry, never policy); the pod's
+  // own spans nest under it.
+  if (ctx_.opts.tracing && req_open_) TraceHttpRequest(&head, p_.snap->tracing_sampling_ppm(), ctx_.span_ids, &req_);
   up_out_.append(SerializeRequestHead(head));
   return true;
 }

@@ -133,6 +133,10 @@ struct ProxyOptions {
   uint32_t max_frame_size = 1 << 20;
   size_t stream_read_buffer = 256 * 1024;  // tcp -> h2 per stream, beyond this reading stops
   size_t pipe_size = 256 * 1024;           // splice pipes of plain relays
+  // Spans per HTTP/1.1 request (an OTLP exporter is configured): the source proxy makes a CLIENT span and the
+  // destination proxy a SERVER span of every request, sampled at the snapshot's ratio (docs/design.md "Tracing"); the
+  // destination then parses every HTTP/1.1 connection, not only those with per-request policy.
+  bool tracing = false;
 
   Authorizer authorize;                    // empty: allow all (until the controller's policy lands)
   OriginalDst original_dst;                // empty: getsockname()

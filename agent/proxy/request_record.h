@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/proxy/conn_observer.h"
+#include "agent/proxy/trace_span.h"
 
 namespace zm::proxy {
 
@@ -35,6 +36,12 @@ struct RequestRecord {
   // "abort" (an injected fault answered it) or "delay" (held before it went upstream); "" otherwise.
   std::string fault;
   std::string fault_policy;  // that ServicePolicy, "<namespace>/<name>"
+  // Tracing (agent/proxy/http_trace.h): this proxy's span of the request, inactive when tracing is off. The span
+  // ends at wall_start + duration.
+  SpanContext span;
+  std::string tracestate;  // propagated unchanged; the span records it
+  std::string authority;   // Host: the span's server.address
+  std::chrono::system_clock::time_point wall_start{};
 };
 
 }  // namespace zm::proxy

@@ -7,6 +7,7 @@
 #include "agent/proxy/h2_conn.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/http1_conn.h"
+#include "agent/proxy/http_trace.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/splice_relay.h"
@@ -279,7 +280,7 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
     }
     if (!PassRateLimit(fd, snap, a.src, ep, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    if (per_request) {
+    if (per_request || TracesHttp(ctx_.opts.tracing, snap, ep)) {
       RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id);
       return;
     }
@@ -382,7 +383,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     }
     if (!PassRateLimit(fd, *snap, src, dst, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    if (per_request) {
+    if (per_request || TracesHttp(ctx_.opts.tracing, *snap, dst)) {
       RelayHttp(fd, src, dst, "same-node", snap, &src_id);
       return;
     }
@@ -463,6 +464,10 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
       RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
       return;
     }
+  }
+  if (TracesHttp(ctx_.opts.tracing, *snap, dst)) {
+    RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
+    return;
   }
   Relay(fd, src, dst, "plaintext-permissive", snap.get());
 }

@@ -10,6 +10,7 @@
 #include "agent/proxy/options.h"
 #include "agent/proxy/peer_limit.h"
 #include "agent/proxy/retry_policy.h"
+#include "agent/proxy/trace_span.h"
 #include "agent/state/cert_store.h"
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/balancer.h"
@@ -48,6 +49,7 @@ struct WorkerContext {
   }
   std::vector<uint8_t> scratch;  // TLS read buffer, used synchronously
   HttpWorkerState http;          // HTTP retries (budget, backoff) and RequestMirror copies of this worker
+  SpanIdSource span_ids;         // trace and span ids of this worker's requests (ProxyOptions::tracing)
   std::unordered_set<Closable*> live;
 };
 

@@ -45,6 +45,9 @@ class MeshSnapshot {
   // MeshConfig strictUdp: Allow. False: STRICT pods get DNS only over UDP (the capture program drops the rest).
   bool strict_udp_allowed() const { return strict_udp_allowed_; }
   void set_strict_udp_allowed(bool on) { strict_udp_allowed_ = on; }
+  // MeshConfig tracing.samplingPercentage in parts per million: the share of new traces the proxies sample.
+  uint32_t tracing_sampling_ppm() const { return tracing_sampling_ppm_; }
+  void set_tracing_sampling_ppm(uint32_t ppm) { tracing_sampling_ppm_ = ppm; }
   // MeshConfig excludeCidrs ("10.0.0.0/8", validated): destinations pods reach directly, never captured.
   const std::vector<std::string>& exclude_cidrs() const { return exclude_cidrs_; }
   void set_exclude_cidrs(std::vector<std::string> cidrs) { exclude_cidrs_ = std::move(cidrs); }
@@ -66,6 +69,7 @@ class MeshSnapshot {
   std::string node_;
   MeshMode default_mode_;
   bool strict_udp_allowed_ = false;
+  uint32_t tracing_sampling_ppm_ = 10000;  // 1 %, MeshConfig's default
   std::vector<std::string> exclude_cidrs_;
   std::unordered_map<in_addr_t, Workload> by_ip_;
   std::vector<Service> services_;

@@ -1,4 +1,5 @@
 // YAML document -> zeromesh.v1.Resource, one function per kind.
+#include <cstdlib>
 #include <set>
 
 #include "common/tls/spiffe.h"
@@ -190,10 +191,31 @@ void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::
   DecodePermissionHttp(r, spec, p);
 }
 
+// spec.tracing {samplingPercentage: 0..100 (default 1)}; where spans are sent is each agent's setting.
+void DecodeTracing(YamlReader& r, const YAML::Node& t, v1::MeshConfig* c) {
+  if (!t) return;
+  if (!t.IsMap()) {
+    r.Fail(t, "'spec.tracing' must be a map");
+    return;
+  }
+  if (!r.CheckMap(t, "spec.tracing", {"samplingPercentage"})) return;
+  double pct = 1.0;
+  if (YAML::Node v = t["samplingPercentage"]) {
+    std::string text = v.IsScalar() ? v.Scalar() : "";
+    char* end = nullptr;
+    pct = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(pct >= 0 && pct <= 100)) {
+      r.Fail(v, "'spec.tracing.samplingPercentage' must be a number from 0 to 100, not '" + text + "'");
+      return;
+    }
+  }
+  c->mutable_tracing()->set_sampling_percentage(pct);
+}
+
 void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limits, v1::MeshConfig* c) {
   if (!spec || spec.IsNull()) return;  // all defaults
   if (!r.CheckMap(spec, "spec",
-                  {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs", "strictUdp"})) {
+                  {"trustDomain", "defaultMode", "defaultPolicy", "certTTL", "excludeCidrs", "strictUdp", "tracing"})) {
     return;
   }
   if (auto td = r.Str(spec, "trustDomain", "spec", false)) {
@@ -221,6 +243,7 @@ void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limit
       r.Fail(spec["strictUdp"], "'spec.strictUdp' must be DNSOnly or Allow, not '" + *udp + "'");
     }
   }
+  DecodeTracing(r, spec["tracing"], c);
 }
 
 // Kubernetes' own Namespace (apiVersion v1): metadata.name and metadata.labels, nothing else. The labels

@@ -32,6 +32,28 @@ void ExpectError(const manifest::Result& r, int line, const std::string& needle)
 
 const char* kHead = "apiVersion: zeromesh.io/v1alpha1\n";
 
+// MeshConfig spec.tracing: the sampling ratio the proxies start traces with (docs/design.md "Tracing").
+TEST(ManifestDecode, MeshConfigTracing) {
+  auto mesh = [](const std::string& spec) {
+    return Decode(std::string(kHead) + "kind: MeshConfig\nmetadata: {name: m}\nspec:\n" + spec);
+  };
+  auto r = mesh("  tracing: {samplingPercentage: 12.5}\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].reason;
+  EXPECT_TRUE(r.resources[0].resource.mesh_config().has_tracing());
+  EXPECT_DOUBLE_EQ(r.resources[0].resource.mesh_config().tracing().sampling_percentage(), 12.5);
+  r = mesh("  tracing: {}\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r.resources[0].resource.mesh_config().tracing().sampling_percentage(), 1.0) << "the default";
+  r = mesh("  certTTL: 1h\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.resources[0].resource.mesh_config().has_tracing());
+  ExpectError(mesh("  tracing: {samplingPercentage: 101}\n"), 5, "must be a number from 0 to 100, not '101'");
+  ExpectError(mesh("  tracing: {samplingPercentage: lots}\n"), 5, "not 'lots'");
+  ExpectError(mesh("  tracing: {samplingPercentage: -1}\n"), 5, "from 0 to 100");
+  ExpectError(mesh("  tracing: {endpoint: x}\n"), 5, "endpoint");
+  ExpectError(mesh("  tracing: 5\n"), 5, "'spec.tracing' must be a map");
+}
+
 TEST(ManifestDecode, AllKinds) {
   auto r = Decode(std::string(kHead) +
                   "kind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  trustDomain: example.org\n"

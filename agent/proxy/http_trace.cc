@@ -1,0 +1,38 @@
+#include "agent/proxy/http_trace.h"
+
+#include <algorithm>
+
+#include "agent/state/mesh_snapshot.h"
+
+namespace zm::proxy {
+
+void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, RequestRecord* rec) {
+  const std::string* tp = head->Header("traceparent");
+  rec->span = ChildSpan(tp != nullptr ? std::string_view(*tp) : std::string_view(), ppm, ids);
+  if (const std::string* ts = head->Header("tracestate")) rec->tracestate = ts->substr(0, 512);
+  if (const std::string* host = head->Header("host")) rec->authority = host->substr(0, 256);
+  rec->wall_start = std::chrono::system_clock::now();
+  auto& h = head->headers;
+  h.erase(std::remove_if(h.begin(), h.end(), [](const auto& kv) { return kv.first == "traceparent"; }), h.end());
+  h.emplace_back("traceparent", ToTraceparent(rec->span));
+}
+
+std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
+  uint16_t port = ntohs(dst.sin_port);
+  for (const auto& svc : snap.services()) {
+    bool has_port = false;
+    for (const auto& p : svc.ports)
+      has_port = has_port || (p.target_port == port && p.protocol == agent::PortProtocol::kHttp);
+    if (!has_port) continue;
+    for (const auto& e : svc.endpoints) {
+      if (e.ip == dst.sin_addr.s_addr) return svc.Key();
+    }
+  }
+  return "";
+}
+
+bool TracesHttp(bool tracing, const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
+  return tracing && !HttpServiceOf(snap, dst).empty();
+}
+
+}  // namespace zm::proxy

@@ -1,0 +1,28 @@
+// Tracing on the HTTP/1.1 paths (docs/design.md "Tracing"): each request's span is decided from the traceparent it
+// carries, and the head sent onwards carries this span's traceparent instead, so the next hop (the destination proxy,
+// then the application) is its child. tracestate goes on unchanged.
+#pragma once
+
+#include <cstdint>
+
+#include "agent/proxy/http1_codec.h"
+#include "agent/proxy/request_record.h"
+#include "agent/proxy/trace_span.h"
+
+namespace zm::agent {
+class MeshSnapshot;
+}
+
+namespace zm::proxy {
+
+// Sets rec->span (and tracestate, authority, wall_start) and rewrites head's traceparent to exactly one: this span's.
+void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, RequestRecord* rec);
+
+// The HTTP Service (PortProtocol::kHttp) whose endpoint |dst| (pod address and target port) is, "ns/name"; "" if none.
+std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst);
+
+// With tracing on, the destination proxy parses every connection to a pod's HTTP/1.1 port (an InboundHttp, as for
+// per-request policy) so that each request gets its SERVER span; other ports keep their byte relay.
+bool TracesHttp(bool tracing, const agent::MeshSnapshot& snap, const sockaddr_in& dst);
+
+}  // namespace zm::proxy

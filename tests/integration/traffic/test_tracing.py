@@ -1,0 +1,246 @@
+"""Issue 17, tracing: a request from the client pod through both node proxies appears in a real OpenTelemetry
+Collector (tools/lib/otelcol.sh: the OTLP receiver and the debug exporter, built from the Go module proxy) as one
+CLIENT span from the source node's agent and one SERVER span from the destination node's agent, in one trace, with the
+right parent-child links and workload attributes; the backend sees a traceparent whose parent is the SERVER span.
+
+Pods: client (node1, sa client), w1 (node2, sa web) serving a stdlib HTTP server on 9080 that answers with the
+traceparent it received. Service web (namespace shop) 10.96.0.50: 80 -> 9080, appProtocol http. The collector runs on
+the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
+--otlp-endpoint, MeshConfig spec.tracing.samplingPercentage 100, then 0.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import needs  # noqa: E402
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+NS = "shop"
+VIP = "10.96.0.50"
+GIVEN_TRACE, GIVEN_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+SERVICE = f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  vip: {VIP}
+  selector: {{app: web}}
+  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+"""
+
+MESH_CONFIG = """apiVersion: zeromesh.io/v1alpha1
+kind: MeshConfig
+metadata:
+  name: default
+spec:
+  trustDomain: cluster.local
+  defaultMode: STRICT
+  defaultPolicy: ALLOW
+  certTTL: 24h
+  tracing: {{samplingPercentage: {pct}}}
+"""
+
+COLLECTOR_CONFIG = """receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {addr}
+exporters:
+  debug:
+    verbosity: detailed
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"""
+
+# The backend: every response body is the traceparent header the request arrived with ("-" when none).
+SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        body = self.headers.get("traceparent", "-").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+"""
+
+# Sends the JSON plan [[path, {headers}], ...] on one keep-alive connection; prints the bodies as a JSON list.
+CLIENT = r"""
+import http.client, json, sys
+conn = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)
+out = []
+for path, headers in json.loads(sys.argv[2]):
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    out.append([r.status, r.read().decode()])
+print(json.dumps(out))
+"""
+
+
+def parse_spans(text: str) -> list[dict]:
+    """The debug exporter's detailed output -> [{"trace", "parent", "id", "kind", "name", "attrs", "resource"}]."""
+    spans, resource = [], {}
+    # Each export is one log entry: resource attributes, then spans with their fields and attributes.
+    for block in re.split(r"(?=Resource attributes:|Span #\d+)", text):
+        if block.startswith("Resource attributes:"):
+            resource = dict(re.findall(r"-> ([\w.]+): \w+\((.*?)\)\s*$", block, re.M))
+            continue
+        if not block.startswith("Span #"):
+            continue
+        field = lambda name: (re.search(rf"^[ \t]*{name}[ \t]*:[ \t]*(\S*)", block, re.M) or [None, ""])[1]  # noqa: E731
+        spans.append({"trace": field("Trace ID"), "parent": field("Parent ID"), "id": field("ID"),
+                      "kind": field("Kind"), "name": field("Name"), "resource": dict(resource),
+                      "attrs": dict(re.findall(r"-> ([\w.]+): \w+\((.*?)\)\s*$", block, re.M))})
+    return spans
+
+
+class TracingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        res = subprocess.run(["bash", str(REPO / "tools/lib/otelcol.sh"), "--path"], capture_output=True, text=True)
+        if res.returncode != 0:
+            needs.missing("the OpenTelemetry Collector is not built (tools/lib/otelcol.sh, run by tools/deps.sh)")
+        otelcol = res.stdout.strip()
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-tracing-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        try:
+            c = cls.cluster
+            cls.client = c.add_pod("node1", "client")
+            cls.w1 = c.add_pod("node2", "w1")
+            cls.cp = ControlPlane(c, Path(cls.tmp.name))
+            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+            cls.cp.workload(cls.w1, ns=NS, sa="web", labels={"app": "web"})
+            cls.cp.write("web.yaml", SERVICE)
+            cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
+            c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
+            endpoint = f"{cls.cp.host.ip}:4317"
+            cfg = Path(cls.tmp.name) / "otelcol.yaml"
+            cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint))
+            cls.collector_log = Path(cls.tmp.name) / "otelcol.log"
+            with open(cls.collector_log, "wb") as log:
+                c.popen(cls.cp.host, [otelcol, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+            try:
+                c.wait_tcp(cls.cp.host, cls.cp.host.ip, 4317)
+            except zmcluster.ClusterError as e:
+                raise zmcluster.ClusterError(f"{e}; collector: {cls.collector_log.read_text(errors='replace')[-3000:]}")
+            cls.cp.start_controller()
+            for node in c.nodes:
+                cls.cp.start_agent(node, wait=False, extra_args=["--otlp-endpoint", endpoint])
+            for node in c.nodes:
+                cls.cp.wait_agent_ready(node)
+            c.wait_tcp(cls.w1, cls.w1.ip, 9080)
+        except BaseException:
+            cls.cluster.down()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    def send(self, plan) -> list:
+        res = self.cluster.run(self.client, [sys.executable, "-c", CLIENT, VIP, json.dumps(plan)], text=True,
+                               timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        return json.loads(res.stdout)
+
+    def spans(self) -> list[dict]:
+        return parse_spans(self.collector_log.read_text(errors="replace"))
+
+    def wait_spans(self, traces: set, n: int, timeout: float = 10.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        got = []
+        while time.monotonic() < deadline:
+            got = [s for s in self.spans() if s["trace"] in traces]
+            if len(got) >= n:
+                return got
+            time.sleep(0.2)
+        self.fail(f"{len(got)} of {n} spans of {traces} reached the collector: {got}\n"
+                  f"collector: {self.collector_log.read_text(errors='replace')[-3000:]}\n"
+                  f"agent node1: {self.cp.log('agent-node1', 2000)}")
+
+    def test_trace_through_both_proxies(self):
+        given = f"00-{GIVEN_TRACE}-{GIVEN_PARENT}-01"
+        replies = self.send([["/one", {}], ["/two?x=1", {"traceparent": given, "tracestate": "vendor=7"}]])
+        self.assertEqual([r[0] for r in replies], [200, 200], replies)
+        seen = [r[1].split("-") for r in replies]  # what the backend received: 00-trace-parent-flags
+        for tp in seen:
+            self.assertEqual(len(tp), 4, replies)
+            self.assertEqual(tp[3], "01", "sampled (100 %)")
+        self.assertEqual(seen[1][1], GIVEN_TRACE, "the given trace goes on")
+        self.assertNotEqual(seen[0][1], GIVEN_TRACE)
+        spans = self.wait_spans({seen[0][1], seen[1][1]}, 4)
+        self.assertEqual(len(spans), 4, spans)
+        for i, (trace, backend_parent) in enumerate(((seen[0][1], seen[0][2]), (seen[1][1], seen[1][2]))):
+            mine = [s for s in spans if s["trace"] == trace]
+            kinds = sorted(s["kind"] for s in mine)
+            self.assertEqual(kinds, ["Client", "Server"], mine)
+            cl = next(s for s in mine if s["kind"] == "Client")
+            sv = next(s for s in mine if s["kind"] == "Server")
+            # Links: given parent (or root) <- CLIENT <- SERVER <- what the backend got.
+            self.assertEqual(cl["parent"], GIVEN_PARENT if i == 1 else "", cl)
+            self.assertEqual(sv["parent"], cl["id"], (cl, sv))
+            self.assertEqual(backend_parent, sv["id"], "the pod's own spans nest under the SERVER span")
+            # Workload attributes: each proxy names the pod it stands for, both sides and their identities.
+            self.assertEqual(cl["resource"].get("k8s.node.name"), "node1", cl)
+            self.assertEqual(sv["resource"].get("k8s.node.name"), "node2", sv)
+            for s in (cl, sv):
+                self.assertEqual(s["resource"].get("service.name"), "zeromesh-agent", s)
+                a = s["attrs"]
+                self.assertEqual(a.get("zeromesh.source.workload"), "client", s)
+                self.assertEqual(a.get("zeromesh.source.namespace"), NS, s)
+                self.assertEqual(a.get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client", s)
+                self.assertEqual(a.get("zeromesh.destination.workload"), "w1", s)
+                self.assertEqual(a.get("zeromesh.destination.identity"), f"spiffe://cluster.local/ns/{NS}/sa/web", s)
+                self.assertEqual(a.get("zeromesh.destination.service"), f"{NS}/web", s)
+                self.assertEqual(a.get("http.request.method"), "GET", s)
+                self.assertEqual(a.get("http.response.status_code"), "200", s)
+                self.assertEqual(a.get("url.path"), "/one" if i == 0 else "/two", s)
+                self.assertEqual(a.get("k8s.namespace.name"), NS, s)
+            self.assertEqual(cl["attrs"].get("k8s.pod.name"), "client", cl)
+            self.assertEqual(sv["attrs"].get("k8s.pod.name"), "w1", sv)
+            self.assertEqual(cl["attrs"].get("network.peer.address"), self.w1.ip, cl)
+            self.assertEqual(sv["attrs"].get("network.peer.address"), self.client.ip, sv)
+
+        # Sampling 0 %: new traces are marked not sampled (the backend sees flags 00) and nothing is exported.
+        self.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=0))
+        deadline, unsampled = time.monotonic() + 10, []
+        while time.monotonic() < deadline and not unsampled:
+            tp = self.send([["/zero", {}]])[0][1].split("-")
+            if tp[3] == "00":
+                unsampled.append(tp[1])
+            else:
+                time.sleep(0.1)
+        self.assertTrue(unsampled, "the source proxy never applied samplingPercentage 0")
+        time.sleep(1.5)  # spans of requests sampled before the change are flushed within the exporter's 1 s
+        before = len(self.spans())
+        unsampled += [r[1].split("-")[1] for r in self.send([["/zero", {}]] * 5)]
+        self.assertTrue(all(r[1].endswith("-00") for r in self.send([["/zero", {}]])))
+        time.sleep(2.5)
+        leaked = [s for s in self.spans() if s["trace"] in set(unsampled)]
+        self.assertEqual(leaked, [], "0 % exports nothing")
+        self.assertEqual(len(self.spans()), before, "nor any other span")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,285 @@
+// The proxies' spans as OTLP: their encoding, the exporter's batching and bounds, and a real gRPC export to an
+// in-process TraceService.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "agent/metrics/span_encode.h"
+#include "agent/metrics/span_exporter.h"
+#include "otlp/trace.grpc.pb.h"
+
+namespace zm::metrics {
+namespace {
+
+using namespace std::chrono_literals;
+
+proxy::RequestRecord Request(proxy::Reporter reporter) {
+  proxy::RequestRecord r;
+  r.reporter = reporter;
+  r.source = {"client-7f9", "shop", "spiffe://cluster.local/ns/shop/sa/client", {}};
+  r.source.addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.1.0.5", &r.source.addr.sin_addr);
+  r.destination = {"web-0", "store", "spiffe://cluster.local/ns/store/sa/web", {}};
+  r.destination.addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.2.0.9", &r.destination.addr.sin_addr);
+  r.destination_service = "store/web";
+  r.route = "store/web#0";
+  r.method = "POST";
+  r.path = "/cart/items?id=3";
+  r.authority = "web.store:8080";
+  r.status = 201;
+  r.duration = 1500us;
+  r.wall_start = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  r.span = {"4bf92f3577b34da6a3ce929d0e0e4736", "b7ad6b7169203331", "00f067aa0ba902b7", 1};
+  r.tracestate = "vendor=x";
+  return r;
+}
+
+std::string Attr(const otlp::Span& s, const std::string& key) {
+  for (const auto& kv : s.attributes()) {
+    if (kv.key() != key) continue;
+    return kv.value().has_int_value() ? std::to_string(kv.value().int_value()) : kv.value().string_value();
+  }
+  return "<absent>";
+}
+
+TEST(SpanEncode, ClientSpanOfTheSourceProxy) {
+  otlp::Span s;
+  ASSERT_TRUE(EncodeSpan(Request(proxy::Reporter::kSource), &s));
+  EXPECT_EQ(s.trace_id(), HexToBytes("4bf92f3577b34da6a3ce929d0e0e4736"));
+  EXPECT_EQ(s.trace_id().size(), 16u);
+  EXPECT_EQ(s.span_id(), std::string("\xb7\xad\x6b\x71\x69\x20\x33\x31", 8));
+  EXPECT_EQ(s.parent_span_id(), HexToBytes("00f067aa0ba902b7"));
+  EXPECT_EQ(s.kind(), otlp::Span::SPAN_KIND_CLIENT);
+  EXPECT_EQ(s.name(), "POST");
+  EXPECT_EQ(s.trace_state(), "vendor=x");
+  EXPECT_EQ(s.flags(), 1u);
+  EXPECT_EQ(s.start_time_unix_nano(), 1700000000000000000ull);
+  EXPECT_EQ(s.end_time_unix_nano(), 1700000000001500000ull);
+  EXPECT_EQ(Attr(s, "http.request.method"), "POST");
+  EXPECT_EQ(Attr(s, "url.path"), "/cart/items");
+  EXPECT_EQ(Attr(s, "http.response.status_code"), "201");
+  EXPECT_EQ(Attr(s, "server.address"), "web.store");
+  EXPECT_EQ(Attr(s, "network.peer.address"), "10.2.0.9");  // the server it called
+  EXPECT_EQ(Attr(s, "k8s.pod.name"), "client-7f9");        // the pod the source proxy stands for
+  EXPECT_EQ(Attr(s, "k8s.namespace.name"), "shop");
+  EXPECT_EQ(Attr(s, "zeromesh.source.identity"), "spiffe://cluster.local/ns/shop/sa/client");
+  EXPECT_EQ(Attr(s, "zeromesh.destination.workload"), "web-0");
+  EXPECT_EQ(Attr(s, "zeromesh.destination.identity"), "spiffe://cluster.local/ns/store/sa/web");
+  EXPECT_EQ(Attr(s, "zeromesh.route"), "store/web#0");
+  EXPECT_EQ(Attr(s, "error.type"), "<absent>");
+  EXPECT_EQ(s.status().code(), otlp::Status::STATUS_CODE_UNSET);
+}
+
+TEST(SpanEncode, ServerSpanOfTheDestinationProxy) {
+  proxy::RequestRecord r = Request(proxy::Reporter::kDestination);
+  r.status = 503;
+  r.error = "upstream reset";
+  otlp::Span s;
+  ASSERT_TRUE(EncodeSpan(r, &s));
+  EXPECT_EQ(s.kind(), otlp::Span::SPAN_KIND_SERVER);
+  EXPECT_EQ(Attr(s, "k8s.pod.name"), "web-0");
+  EXPECT_EQ(Attr(s, "k8s.namespace.name"), "store");
+  EXPECT_EQ(Attr(s, "network.peer.address"), "10.1.0.5");  // the client
+  EXPECT_EQ(s.status().code(), otlp::Status::STATUS_CODE_ERROR);
+  EXPECT_EQ(s.status().message(), "upstream reset");
+}
+
+TEST(SpanEncode, RootSpansAndUnsampledRequests) {
+  proxy::RequestRecord r = Request(proxy::Reporter::kSource);
+  r.span.parent_id.clear();
+  otlp::Span s;
+  ASSERT_TRUE(EncodeSpan(r, &s));
+  EXPECT_TRUE(s.parent_span_id().empty());
+  r.grpc_status = "14";
+  r.status = 200;
+  otlp::Span g;
+  ASSERT_TRUE(EncodeSpan(r, &g));
+  EXPECT_EQ(g.status().code(), otlp::Status::STATUS_CODE_ERROR) << "a failed gRPC call inside a 200";
+  r.span.flags = 0;
+  EXPECT_FALSE(EncodeSpan(r, &s));
+  r.span = {};
+  EXPECT_FALSE(EncodeSpan(r, &s));
+}
+
+TEST(SpanEncode, HexToBytes) {
+  EXPECT_EQ(HexToBytes("00f067aa0ba902b7"), std::string("\x00\xf0\x67\xaa\x0b\xa9\x02\xb7", 8));
+  EXPECT_EQ(HexToBytes("00f067aa0ba902b"), "");
+  EXPECT_EQ(HexToBytes("00f067aa0ba902bz"), "");
+}
+
+TEST(SpanEncode, ExportRequestCarriesTheResource) {
+  std::vector<otlp::Span> spans(3);
+  auto req = MakeExportRequest("node-a", &spans);
+  EXPECT_TRUE(spans.empty());
+  ASSERT_EQ(req.resource_spans_size(), 1);
+  const auto& rs = req.resource_spans(0);
+  ASSERT_EQ(rs.resource().attributes_size(), 2);
+  EXPECT_EQ(rs.resource().attributes(0).key(), "service.name");
+  EXPECT_EQ(rs.resource().attributes(0).value().string_value(), "zeromesh-agent");
+  EXPECT_EQ(rs.resource().attributes(1).value().string_value(), "node-a");
+  EXPECT_EQ(rs.scope_spans(0).spans_size(), 3);
+}
+
+otlp::Span Numbered(int i) {
+  otlp::Span s;
+  s.set_name(std::to_string(i));
+  return s;
+}
+
+// A sender that records batch sizes and can be held to fill the queue.
+struct FakeSender {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<size_t> sizes;
+  std::vector<std::string> names;
+  bool hold = false;
+  bool fail = false;
+  SpanExporter::Sender Fn() {
+    return [this](const otlp::ExportTraceServiceRequest& req, std::string* error) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [this] { return !hold; });
+      const auto& spans = req.resource_spans(0).scope_spans(0).spans();
+      sizes.push_back(static_cast<size_t>(spans.size()));
+      for (const auto& s : spans) names.push_back(s.name());
+      if (fail) *error = "refused";
+      return !fail;
+    };
+  }
+  size_t Total() {
+    std::lock_guard lock(mu);
+    size_t n = 0;
+    for (size_t s : sizes) n += s;
+    return n;
+  }
+};
+
+TEST(SpanExporter, FullBatchesGoAtOnceAndTheRestOnTheInterval) {
+  FakeSender f;
+  SpanExporter ex({"n", 100, 4, 60s}, f.Fn());  // an interval that never comes in this test
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(ex.Add(Numbered(i)));
+  for (int i = 0; i < 200 && f.Total() < 8; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(f.Total(), 8u) << "two full batches, the ninth span waits for the interval";
+  ex.Stop();  // flushes
+  std::lock_guard lock(f.mu);
+  EXPECT_EQ(f.sizes, (std::vector<size_t>{4, 4, 1}));
+  std::vector<std::string> want;
+  for (int i = 0; i < 9; ++i) want.push_back(std::to_string(i));
+  EXPECT_EQ(f.names, want) << "in order";
+  EXPECT_EQ(ex.exported(), 9u);
+}
+
+TEST(SpanExporter, FlushesOnTheInterval) {
+  FakeSender f;
+  SpanExporter ex({"n", 100, 512, 50ms}, f.Fn());
+  ex.Add(Numbered(1));
+  for (int i = 0; i < 200 && f.Total() < 1; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(f.Total(), 1u);
+}
+
+TEST(SpanExporter, ABoundedQueueDropsAndCounts) {
+  FakeSender f;
+  f.hold = true;  // the first batch blocks in the sender
+  SpanExporter ex({"n", 5, 2, 60s}, f.Fn());
+  ex.Add(Numbered(0));
+  ex.Add(Numbered(1));                 // a full batch: taken by the thread, which blocks sending it
+  std::this_thread::sleep_for(100ms);  // the thread took the batch and waits in the sender
+  int accepted = 0;
+  for (int i = 2; i < 20; ++i) accepted += ex.Add(Numbered(i)) ? 1 : 0;
+  EXPECT_EQ(accepted, 5) << "the queue holds 5 while the sender is stuck";
+  EXPECT_EQ(ex.dropped(), 13u);
+  {
+    std::lock_guard lock(f.mu);
+    f.hold = false;
+  }
+  f.cv.notify_all();
+  for (int i = 0; i < 200 && f.Total() < 6; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(f.Total(), 6u) << "full batches go once the sender is free; the odd span waits for the interval";
+  ex.Stop();
+  EXPECT_EQ(ex.exported(), 7u) << "and goes at the stop";
+}
+
+TEST(SpanExporter, StopSendsOneLastBatchOnly) {
+  FakeSender f;
+  f.hold = true;
+  SpanExporter ex({"n", 100, 2, 60s}, f.Fn());
+  ex.Add(Numbered(0));
+  ex.Add(Numbered(1));
+  std::this_thread::sleep_for(100ms);  // [0, 1] is stuck in the sender
+  for (int i = 2; i < 7; ++i) ex.Add(Numbered(i));
+  std::thread stop([&] { ex.Stop(); });
+  std::this_thread::sleep_for(50ms);
+  {
+    std::lock_guard lock(f.mu);
+    f.hold = false;
+  }
+  f.cv.notify_all();
+  stop.join();
+  EXPECT_EQ(f.Total(), 4u) << "the stuck batch and one more";
+  EXPECT_EQ(ex.dropped(), 3u);
+}
+
+TEST(SpanExporter, FailedSendsAreCounted) {
+  FakeSender f;
+  f.fail = true;
+  SpanExporter ex({"n", 100, 3, 60s}, f.Fn());
+  for (int i = 0; i < 3; ++i) ex.Add(Numbered(i));
+  ex.Stop();
+  EXPECT_EQ(ex.failed(), 3u);
+  EXPECT_EQ(ex.exported(), 0u);
+  EXPECT_FALSE(ex.Add(Numbered(9))) << "stopped: nothing more is taken";
+}
+
+// A TraceService on loopback: what the real sender delivers, over real gRPC.
+class Receiver final : public otlp::TraceService::Service {
+ public:
+  grpc::Status Export(grpc::ServerContext*, const otlp::ExportTraceServiceRequest* req,
+                      otlp::ExportTraceServiceResponse*) override {
+    std::lock_guard lock(mu);
+    for (const auto& rs : req->resource_spans())
+      for (const auto& ss : rs.scope_spans())
+        for (const auto& s : ss.spans()) spans.push_back(s);
+    return grpc::Status::OK;
+  }
+  std::mutex mu;
+  std::vector<otlp::Span> spans;
+};
+
+TEST(OtlpGrpcSender, ExportsToARealTraceService) {
+  Receiver rx;
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&rx);
+  auto server = b.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  {
+    SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:" + std::to_string(port), 5s));
+    otlp::Span s;
+    ASSERT_TRUE(EncodeSpan(Request(proxy::Reporter::kSource), &s));
+    ex.Add(s);
+    ex.Stop();
+    EXPECT_EQ(ex.exported(), 1u);
+  }
+  std::lock_guard lock(rx.mu);
+  ASSERT_EQ(rx.spans.size(), 1u);
+  EXPECT_EQ(rx.spans[0].kind(), otlp::Span::SPAN_KIND_CLIENT);
+  EXPECT_EQ(Attr(rx.spans[0], "k8s.pod.name"), "client-7f9");
+  server->Shutdown();
+}
+
+TEST(OtlpGrpcSender, AnUnreachableReceiverFailsTheBatch) {
+  SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:1", 500ms));
+  ex.Add(Numbered(1));
+  ex.Stop();
+  EXPECT_EQ(ex.failed(), 1u);
+}
+
+}  // namespace
+}  // namespace zm::metrics
