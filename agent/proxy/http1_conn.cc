@@ -172,6 +172,8 @@ void Http1Conn::Process() {
           if (buffering_) KeepForReplay(kLastChunk);
         }
         request_done_ = true;
+        if (answered_locally_) request_bytes_ = 0;  // the dropped body of a request already reported
+        answered_locally_ = false;
         if (mirror_pending_) SendMirrors();
         break;
       case Http1RequestParser::Event::kUpgrade:
@@ -732,6 +734,7 @@ bool Http1Conn::LocalReplyNow(const LocalReply& reply) {
   current_ = nullptr;
   awaiting_response_ = false;
   request_done_ = false;     // the parser's kEnd ends it
+  answered_locally_ = true;
   response_started_ = true;  // a malformed body now ends in a reset, not a second response
   if (close) {
     CloseWhenFlushed();

@@ -134,6 +134,7 @@ class Http1Conn : public Closable {
   bool client_writable_ = false;
   bool close_when_flushed_ = false;
   bool draining_ = false;
+  bool answered_locally_ = false;  // a route policy answered the request in flight: the rest of its body is dropped
   bool done_ = false;
 
   sockaddr_in src_{};

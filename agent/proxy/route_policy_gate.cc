@@ -34,7 +34,8 @@ RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const a
     }
   }
   if (!rule.fault.enabled()) return v;
-  auto f = traffic::DecideFault(rule.fault, traffic::FaultDraw(), traffic::FaultDraw());
+  auto f = traffic::DecideFault(rule.fault, traffic::FaultDraw(traffic::FaultStream::kAbort),
+                                traffic::FaultDraw(traffic::FaultStream::kDelay));
   if (f.action == traffic::FaultAction::kAbort) {
     v.reply = true;
     v.local.status = rule.fault.abort_status;

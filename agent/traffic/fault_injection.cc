@@ -22,9 +22,12 @@ FaultVerdict DecideFault(const agent::HttpFaultPolicy& f, uint32_t abort_draw, u
   return v;
 }
 
-uint32_t FaultDraw() {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  return static_cast<uint32_t>(rng());
+uint32_t FaultDraw(FaultStream stream) {
+  // Strides: 2^32 / golden ratio and 2^32 x (sqrt(2) - 1), both odd (every value is visited once per 2^32 draws).
+  constexpr uint32_t kAbortStride = 0x9E3779B9u, kDelayStride = 0x6A09E667u;
+  thread_local uint32_t abort_at = std::random_device{}(), delay_at = std::random_device{}();
+  if (stream == FaultStream::kAbort) return abort_at += kAbortStride;
+  return delay_at += kDelayStride;
 }
 
 uint32_t GrpcStatusForHttp(int http_status) {

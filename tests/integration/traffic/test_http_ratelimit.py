@@ -218,6 +218,21 @@ class HttpRateLimitTest(unittest.TestCase):
         self.assertEqual(len(lines), len(refused))
         self.assertEqual({(l["status"], l["fault_policy"]) for l in lines}, {(429, "shop/limit")})
 
+    def test_rate_limited_requests_with_bodies_keep_the_connection(self):
+        # A refused request's body is read and dropped, so the next request on the connection parses: POSTs with
+        # Content-Length and chunked bodies, as fast as possible, then a request to another rule.
+        out = self.run_plan([{"path": "/limited/post", "method": "POST", "body": "p" * 5000, "count": 30},
+                             {"path": "/limited/chunked", "method": "POST", "body": "c" * 3000, "chunked": True,
+                              "count": 30},
+                             {"path": "/open/last"}])
+        self.assertEqual(out["sockets"], 1)
+        by = Counter(b.split()[0] for b in out["bodies"][:60])
+        self.assertEqual(by["200"] + by["429"], 60, by)
+        self.assertGreaterEqual(by["429"], 30, by)  # 60 requests in well under a second against 20/s, burst 20
+        self.assertTrue(all(b in ("200 w1 /limited/post len=5000", "200 w1 /limited/chunked len=3000")
+                            for b in out["bodies"][:60] if b.startswith("200")), out["bodies"][:60])
+        self.assertEqual(out["bodies"][60], "200 w1 /open/last -")
+
     def test_abort_answers_half_without_the_backend(self):
         before = self.backend_requests()
         out = self.run_plan([{"path": "/abort/x", "count": 200}])

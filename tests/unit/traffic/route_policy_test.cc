@@ -314,6 +314,28 @@ TEST(FaultInjection, PercentageSelection) {
   EXPECT_NEAR(hits, 1250, 2);
 }
 
+TEST(FaultInjection, DrawsKeepTheShareOverAnyRun) {
+  // From whatever start, every run of draws hits about the percentage (not a binomial spread), for both streams.
+  for (auto stream : {traffic::FaultStream::kAbort, traffic::FaultStream::kDelay}) {
+    for (double percent : {50.0, 12.5, 0.5}) {
+      int hits = 0;
+      for (int i = 1; i <= 2000; ++i) {
+        hits += traffic::PercentHit(percent, traffic::FaultDraw(stream)) ? 1 : 0;
+        if (i % 200 == 0) {
+          EXPECT_NEAR(hits, percent / 100 * i, 3) << percent << "% after " << i;
+        }
+      }
+    }
+  }
+  // The two streams are not in step: with 50 % each, all four combinations come about equally.
+  int both = 0;
+  for (int i = 0; i < 1000; ++i) {
+    both += traffic::PercentHit(50, traffic::FaultDraw(traffic::FaultStream::kAbort)) &&
+            traffic::PercentHit(50, traffic::FaultDraw(traffic::FaultStream::kDelay));
+  }
+  EXPECT_NEAR(both, 250, 40);
+}
+
 TEST(FaultInjection, AbortBeforeDelay) {
   agent::HttpFaultPolicy f;
   f.abort_status = 503;
