@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The zeromesh local demo: a two-node mesh built from network namespaces, with the real controller and agents.
 #   sudo tools/demo.sh [up]            install what is missing, build, start (safe to run twice)
-#   sudo tools/demo.sh verify          scripted proof: split, wire, STRICT, policy, meshctl status
+#   sudo tools/demo.sh verify          scripted proof: split, canary, gRPC routes, wire, STRICT, policy, status
 #   sudo tools/demo.sh status          meshctl status
 #   sudo tools/demo.sh meshctl CMD...  any meshctl command, e.g. routes, services, policies
 #   sudo tools/demo.sh exec POD|NODE -- CMD...

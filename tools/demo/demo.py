@@ -34,6 +34,9 @@ PYTHON = sys.executable
 BACKEND_VIP = "10.96.0.10"
 BACKEND_PORT = 80
 APP_PORT = 8080
+INVENTORY_VIP = "10.96.0.20"
+GRPC_PORT = 50051
+GRPC_PYTHON = "/usr/bin/python3"  # Debian's, with python3-grpcio (tools/deps.sh): the gRPC apps
 CONSOLE_PORT = 15080  # on the control-plane host; bridged to 127.0.0.1:<free port> in the root namespace
 STATUS_INTERVAL_MS = 2000  # agents report traffic every 2 s: the console's graph moves while you watch
 NSBRIDGE = str(ROOT / "tests" / "cluster" / "nsbridge.py")
@@ -78,6 +81,8 @@ def write_manifests(cp: ControlPlane, pods: dict) -> None:
     cp.workload(pods["frontend"], ns="shop", sa="frontend", labels={"app": "frontend"})
     cp.workload(pods["backend-v1"], ns="shop", sa="backend", labels={"app": "backend", "version": "v1"})
     cp.workload(pods["backend-v2"], ns="shop", sa="backend", labels={"app": "backend", "version": "v2"})
+    cp.workload(pods["inventory-v1"], ns="shop", sa="inventory", labels={"app": "inventory", "version": "v1"})
+    cp.workload(pods["inventory-v2"], ns="shop", sa="inventory", labels={"app": "inventory", "version": "v2"})
     # legacy stays out of the mesh by its Namespace's label (as `kubectl label namespace` does it in Kubernetes), so the
     # console's wizard can enroll the whole namespace by changing that one label.
     cp.namespace("legacy", {"zeromesh.io/mesh": "disabled"})
@@ -101,6 +106,7 @@ spec:
   selector: {selector}
 """)
     write_split(cp, 90, 10)
+    write_inventory(cp)
     # Per request (the port speaks HTTP, so the node proxy routes each request): x-canary: 1 always reaches v2; other
     # requests match no rule and follow the TCPRoute's 90/10 split.
     cp.write("httproute-shop-backend-canary.yaml", f"""# Header canary: requests carrying x-canary: 1 go to backend-v2.
@@ -122,6 +128,59 @@ spec:
     backendRefs:
     - name: backend-v2
       port: {BACKEND_PORT}
+""")
+
+
+def write_inventory(cp: ControlPlane) -> None:
+    """The gRPC service: inventory v1 and v2 behind one Service port with appProtocol grpc, so the node proxy routes
+    each call (not each connection) by a GRPCRoute: Reserve, which only v2 implements, always goes to v2; the other
+    calls of shop.Inventory are split 80/20."""
+    for name, vip, selector in (("inventory", INVENTORY_VIP, "{app: inventory}"),
+                                ("inventory-v1", "10.96.0.21", "{app: inventory, version: v1}"),
+                                ("inventory-v2", "10.96.0.22", "{app: inventory, version: v2}")):
+        cp.write(f"service-shop-{name}.yaml", f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata:
+  name: {name}
+  namespace: shop
+spec:
+  vip: {vip}
+  ports:
+  - name: grpc
+    port: {GRPC_PORT}
+    targetPort: {GRPC_PORT}
+    appProtocol: grpc
+  selector: {selector}
+""")
+    cp.write("grpcroute-shop-inventory.yaml", f"""# Per call: Reserve (new in v2) -> inventory-v2; every other shop.Inventory call 80% v1, 20% v2.
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: inventory
+  namespace: shop
+spec:
+  parentRefs:
+  - kind: Service
+    name: inventory
+    port: {GRPC_PORT}
+  rules:
+  - matches:
+    - method:
+        service: shop.Inventory
+        method: Reserve
+    backendRefs:
+    - name: inventory-v2
+      port: {GRPC_PORT}
+  - matches:
+    - method:
+        service: shop.Inventory
+    backendRefs:
+    - name: inventory-v1
+      port: {GRPC_PORT}
+      weight: 80
+    - name: inventory-v2
+      port: {GRPC_PORT}
+      weight: 20
 """)
 
 
@@ -168,7 +227,7 @@ def up() -> int:
     try:
         pods = {name: cluster.add_pod(node, name) for name, node in
                 (("frontend", "node1"), ("backend-v2", "node1"), ("backend-v1", "node2"),
-                 ("legacy-client", "node2"))}
+                 ("legacy-client", "node2"), ("inventory-v1", "node2"), ("inventory-v2", "node1"))}
         WORKDIR.mkdir(parents=True, exist_ok=True)
         cp = ControlPlane(cluster, WORKDIR)
         cp.tokens["viewer"] = secrets.token_hex(16)  # the console's read-only sign-in
@@ -189,12 +248,23 @@ def up() -> int:
             p = cluster.popen(pods[name], [PYTHON, APP, "serve", name, str(APP_PORT)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             pids[name] = p.pid
+        say("starting the gRPC inventory service: inventory-v1 (Get), inventory-v2 (Get, Reserve)")
+        for name, methods in (("inventory-v1", ["Get"]), ("inventory-v2", ["Get", "Reserve"])):
+            p = cluster.popen(pods[name], [GRPC_PYTHON, APP, "grpc-serve", name, str(GRPC_PORT), *methods],
+                              stdout=subprocess.DEVNULL, stderr=open(WORKDIR / f"{name}.log", "wb"))
+            pids[name] = p.pid
         for name in ("backend-v1", "backend-v2"):  # from the pod itself: STRICT pods refuse the node's plaintext
             cluster.wait_tcp(pods[name], pods[name].ip, APP_PORT)
+        for name in ("inventory-v1", "inventory-v2"):
+            cluster.wait_tcp(pods[name], pods[name].ip, GRPC_PORT)
         p = cluster.popen(pods["frontend"], [PYTHON, APP, "loop", f"http://{BACKEND_VIP}:{BACKEND_PORT}/",
                                              str(WORKDIR / "frontend.log"), "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids["frontend"] = p.pid
+        p = cluster.popen(pods["frontend"], [GRPC_PYTHON, APP, "grpc-loop", f"{INVENTORY_VIP}:{GRPC_PORT}",
+                                             str(WORKDIR / "frontend-grpc.log"), "1"],
+                          stdout=subprocess.DEVNULL, stderr=open(WORKDIR / "frontend-grpc.err", "wb"))
+        pids["frontend-grpc"] = p.pid
         cp.save()
         (WORKDIR / "demo.json").write_text(json.dumps({"prefix": PREFIX, "pids": pids, "console": console_url},
                                                       indent=2))
@@ -297,18 +367,23 @@ zeromesh demo is running.
   namespace    shop (enrolled, STRICT): frontend@node1, backend-v1@node2, backend-v2@node1
                Service backend {BACKEND_VIP}:{BACKEND_PORT} (HTTP) -> 90% backend-v1, 10% backend-v2;
                requests with x-canary: 1 -> backend-v2 (HTTPRoute, routed per request)
+               gRPC Service inventory {INVENTORY_VIP}:{GRPC_PORT}: inventory-v1@node2, inventory-v2@node1;
+               GRPCRoute per call: Reserve -> v2, other shop.Inventory calls 80% v1 / 20% v2
   namespace    legacy (not enrolled): legacy-client@node2
   manifests    {cp.manifests}   (edit them: the controller applies changes within a second)
   console      {demo_state().get('console', '-')}   ({me} console: the address and the sign-in tokens)
   frontend     calls http://{BACKEND_VIP}/ every second: tail -f {WORKDIR}/frontend.log
+               and shop.Inventory/Get on one gRPC connection: tail -f {WORKDIR}/frontend-grpc.log
 
 Try next:
   {me} console         # the web console: overview, traffic graph, the onboarding wizard
   {me} status          # meshctl status: the mesh's health
-  {me} verify          # the scripted proof (split, wire, STRICT, policy)
+  {me} verify          # the scripted proof (split, canary, gRPC per call, wire, STRICT, policy)
   {me} exec frontend -- curl -s http://{BACKEND_VIP}/
   {me} exec frontend -- curl -s -H 'x-canary: 1' http://{BACKEND_VIP}/   # always backend-v2
-  {me} meshctl routes  # the TCPRoute split and the HTTPRoute canary (any meshctl command works)
+  {me} meshctl routes  # the TCPRoute split, the HTTPRoute canary, the GRPCRoute (any meshctl command works)
+  {me} meshctl stat    # requests, success rate, RPS and latency per Service and route
+  {me} exec frontend -- /usr/bin/python3 {APP} grpc-sample {INVENTORY_VIP}:{GRPC_PORT} Get 50   # one connection, both versions
   {me} exec legacy-client -- curl -sm2 http://{BACKEND_VIP}/     # refused: not in the mesh
   {me} exec node1 -- tcpdump -ni eth0 -c 20 'tcp and not port 15012'  # the wire: TLS to 15008 only
   deny frontend -> backend:

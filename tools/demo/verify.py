@@ -13,6 +13,8 @@ from controlplane import ControlPlane
 APP = str(Path(__file__).resolve().parent / "app.py")
 PYTHON = sys.executable
 VIP_URL = "http://10.96.0.10:80/"
+INVENTORY = "10.96.0.20:50051"
+GRPC_PYTHON = "/usr/bin/python3"  # with python3-grpcio
 DENY = """apiVersion: zeromesh.io/v1alpha1
 kind: TrafficPermission
 metadata:
@@ -45,6 +47,29 @@ def sample(cluster: zmcluster.Cluster, pod: str, n: int, url: str = VIP_URL, hea
     if res.returncode != 0:
         return {"error:" + res.stderr.strip()[-200:]: n}
     return json.loads(res.stdout)
+
+
+def grpc_sample(cluster: zmcluster.Cluster, method: str, n: int) -> dict:
+    """n calls of shop.Inventory/method from frontend on one gRPC channel (one HTTP/2 connection): counts per answer."""
+    res = cluster.run("frontend", [GRPC_PYTHON, APP, "grpc-sample", INVENTORY, method, str(n)], text=True, timeout=120)
+    if res.returncode != 0:
+        return {"error:" + res.stderr.strip()[-200:]: n}
+    return json.loads(res.stdout)
+
+
+def check_grpc(cluster: zmcluster.Cluster, checks: Checks) -> None:
+    """The GRPCRoute on inventory, per call on one connection: Get split 80/20, Reserve (v2 only) always to v2."""
+    counts = grpc_sample(cluster, "Get", 200)
+    v1, v2 = counts.get("inventory-v1", 0), counts.get("inventory-v2", 0)
+    checks.report(v1 + v2 == 200, "frontend -> inventory (gRPC): 200 of 200 Get calls on one connection answered",
+                  json.dumps(counts))
+    # L4 would send every call of the one connection to one version; per call routing gives both, about 80/20.
+    share = v2 / max(1, v1 + v2)
+    checks.report(0.1 <= share <= 0.3, "the calls of that one connection split roughly 80/20 between inventory-v1 and "
+                  "inventory-v2 (GRPCRoute, per call)", f"v1={v1} v2={v2}")
+    reserve = grpc_sample(cluster, "Reserve", 30)
+    checks.report(reserve == {"inventory-v2": 30}, "Reserve calls (only v2 implements it) all reach inventory-v2 "
+                  "(GRPCRoute method match)", json.dumps(reserve))
 
 
 def first_change(cluster: zmcluster.Cluster, want_ok: bool, limit: float) -> float | None:
@@ -89,6 +114,8 @@ def verify(cp: ControlPlane) -> int:
     canary = sample(c, "frontend", 50, header="x-canary:1")
     checks.report(canary == {"backend-v2": 50}, "requests with x-canary: 1 all reach backend-v2 (HTTPRoute, per request)",
                   json.dumps(canary))
+
+    check_grpc(c, checks)
 
     caps = [c.capture(node, "eth0", "tcp and not port 15012") for node in ("node1", "node2")]
     try:

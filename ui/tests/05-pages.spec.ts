@@ -22,12 +22,12 @@ test("nodes: agents, config sync, eBPF attachments with their hook, certificates
 test("workloads: identity, enrollment, mode; the filter box narrows the list", async ({ page }) => {
   await page.getByTestId("nav-workloads").click();
   const rows = page.getByTestId("workload-row");
-  await expect(rows).toHaveCount(4);
+  await expect(rows).toHaveCount(6); // frontend, backend-v1/v2, inventory-v1/v2 (gRPC), legacy-client
   await expect(page.locator('[data-testid=workload-row][data-workload="shop/frontend"]')).toContainText("spiffe://cluster.local/ns/shop/sa/frontend");
   await page.getByLabel("Filter").fill("backend");
   await expect(rows).toHaveCount(2);
   await page.getByLabel("Filter").fill("");
-  await expect(rows).toHaveCount(4);
+  await expect(rows).toHaveCount(6);
   await shot(page, "workloads");
 });
 
