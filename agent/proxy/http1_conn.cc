@@ -733,7 +733,7 @@ bool Http1Conn::LocalReplyNow(const LocalReply& reply) {
   out_.append(SerializeLocalReply(reply, close));
   current_ = nullptr;
   awaiting_response_ = false;
-  request_done_ = false;     // the parser's kEnd ends it
+  request_done_ = false;  // the parser's kEnd ends it
   answered_locally_ = true;
   response_started_ = true;  // a malformed body now ends in a reset, not a second response
   if (close) {
