@@ -64,7 +64,7 @@ class H2Conn : public Closable {
     bool body_attached = false;  // the response's DATA provider (or its trailers) went to the client session
     bool resp_eof = false;
     bool client_deferred = false;
-    bool up_closed = false;  // the upstream stream ended (or never opened)
+    bool up_closed = false;     // the upstream stream ended (or never opened)
     traffic::RequestLoad load;  // its hold on the endpoint until the upstream stream ends (in flight, latency)
     const std::vector<agent::HttpHeaderModifier>* response_mods = nullptr;
     RequestRecord rec;
