@@ -4,8 +4,8 @@ and agents.
 
 Pods: client (node1); w1 (node2) behind Service web (HTTP/1.1, http_tool.py on 9080); g1 (node2) behind Service rpc
 (gRPC, grpc_tool.py on 50051). HTTPRoute web rules: limited (/limited: 20 requests per second, burst 20), open (/open:
-no policy), abort (/abort: 50 % answered 503), slowed (/slowed: every request delayed 200 ms). GRPCRoute rpc rule who
-(zm.Echo/Who: 5 calls per minute); Canary is not limited.
+no policy), abort (/abort: 50 % answered 503), slowed (/slowed: every request delayed 200 ms). GRPCRoute rpc rules who
+(zm.Echo/Who: 5 calls per minute), slow (Size: delayed 200 ms), broken (Blob: aborted 503); Canary has no policy.
 Every assertion fails without its feature: without the limit all 200 requests get 200; without the abort the backend
 serves all of them; without the delay the requests take a few milliseconds.
 """
@@ -83,11 +83,19 @@ spec:
   - name: who
     matches: [{{method: {{service: zm.Echo, method: Who}}}}]
     backendRefs: [{{name: rpc, port: 80}}]
+  - name: slow
+    matches: [{{method: {{service: zm.Echo, method: Size}}}}]
+    backendRefs: [{{name: rpc, port: 80}}]
+  - name: broken
+    matches: [{{method: {{service: zm.Echo, method: Blob}}}}]
+    backendRefs: [{{name: rpc, port: 80}}]
 ---
 {policy("limit", "HTTPRoute", "web", "limited", f"{{rateLimit: {{requests: {RATE}, interval: 1s, burst: {BURST}}}}}")}---
 {policy("abort", "HTTPRoute", "web", "abort", "{faultInjection: {abort: {httpStatus: 503, percentage: 50}}}")}---
 {policy("slow", "HTTPRoute", "web", "slowed", "{faultInjection: {delay: {fixedDelay: 200ms, percentage: 100}}}")}---
-{policy("rpc-limit", "GRPCRoute", "rpc", "who", "{rateLimit: {requests: 5, interval: 1m}}")}"""
+{policy("rpc-limit", "GRPCRoute", "rpc", "who", "{rateLimit: {requests: 5, interval: 1m}}")}---
+{policy("rpc-slow", "GRPCRoute", "rpc", "slow", "{faultInjection: {delay: {fixedDelay: 200ms}}}")}---
+{policy("rpc-broken", "GRPCRoute", "rpc", "broken", "{faultInjection: {abort: {httpStatus: 503}}}")}"""
 
 
 class HttpRateLimitTest(unittest.TestCase):
@@ -260,12 +268,28 @@ class HttpRateLimitTest(unittest.TestCase):
         self.assertLess(out["seconds"][10], 0.2, "another rule is not delayed")
         self.assertGreaterEqual(len(self.log_lines("shop/web#3", 10, '"fault":"delay"')), 10)
 
-    def test_grpc_calls_over_the_limit_get_resource_exhausted(self):
-        plan = [{"method": "Who", "count": 8}, {"method": "Canary", "count": 3}]
+    def grpc(self, plan) -> dict:
         res = self.cluster.run(self.client, [GRPC_PY, GRPC_TOOL, "run", f"{VIP_RPC}:80"], input=json.dumps(plan),
                                text=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
-        codes = json.loads(res.stdout)["codes"]
+        return json.loads(res.stdout)
+
+    def test_grpc_delay_holds_calls_with_their_messages_and_abort_answers_unavailable(self):
+        # Size sends 3000 bytes: the held stream's DATA must reach the server after the delay.
+        out = self.grpc([{"method": "Size", "bytes": 3000, "count": 5}, {"method": "Blob", "bytes": 10, "count": 3}])
+        self.assertEqual(out["replies"][:5], ["g1 3000"] * 5)
+        # 503 without a grpcStatus: gRPC's mapping of 503, UNAVAILABLE, without reaching the server.
+        self.assertEqual(out["codes"], ["OK"] * 5 + ["UNAVAILABLE"] * 3)
+        self.assertGreaterEqual(len(self.log_lines("shop/rpc#1", 5, '"fault":"delay"')), 5)
+        aborted = self.log_lines("shop/rpc#2", 3, '"fault":"abort"')
+        self.assertEqual(len(aborted), 3)
+        self.assertEqual({(l["status"], l.get("grpc_status")) for l in aborted}, {(200, "14")})
+        delayed = [l for l in self.log_lines("shop/rpc#1", 5, '"fault":"delay"')]
+        self.assertGreaterEqual(min(l["duration_ms"] for l in delayed), 200.0, delayed)
+
+    def test_grpc_calls_over_the_limit_get_resource_exhausted(self):
+        plan = [{"method": "Who", "count": 8}, {"method": "Canary", "count": 3}]
+        codes = self.grpc(plan)["codes"]
         # 5 per minute: the first 5 Who calls pass, the next get RESOURCE_EXHAUSTED; Canary matches no limited rule.
         self.assertEqual(codes, ["OK"] * 5 + ["RESOURCE_EXHAUSTED"] * 3 + ["OK"] * 3)
         self.assertEqual(self.metric("zeromesh_request_rate_limited_total", route="shop/rpc#0"), 3)
