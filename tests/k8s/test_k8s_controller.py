@@ -590,6 +590,28 @@ class K8sControllerTest(unittest.TestCase):
                          ("backend", "LEAST_CONNECTIONS", 300, 2))
         c = self.wait("ServicePolicy Accepted", lambda: self.condition(SP.format(ns="shop") + "/backend")[1])
         self.assertEqual((c["status"], c["reason"]), ("True", "Accepted"))
+        # A ServicePolicy on an HTTPRoute rule (policy attachment): the structural schema keeps spec.http (it would
+        # prune unknown fields) and refuses a percentage over 100; the controller accepts it, warning in its status
+        # while the route does not exist.
+        route_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web", "sectionName": "api"}
+        with self.assertRaises(ApiError) as ctx:
+            self.api.create(SP.format(ns="shop"), {
+                "apiVersion": "zeromesh.io/v1alpha1", "kind": "ServicePolicy", "metadata": {"name": "refused"},
+                "spec": {"targetRef": route_target,
+                         "http": {"faultInjection": {"abort": {"httpStatus": 503, "percentage": 150}}}}})
+        self.assertEqual(ctx.exception.status, 422)
+        self.api.create(SP.format(ns="shop"), {
+            "apiVersion": "zeromesh.io/v1alpha1", "kind": "ServicePolicy", "metadata": {"name": "web-api"},
+            "spec": {"targetRef": route_target,
+                     "http": {"rateLimit": {"requests": 20, "interval": "1s"},
+                              "faultInjection": {"delay": {"fixedDelay": "200ms", "percentage": 12.5}}}}})
+        sp = self.wait("route ServicePolicy in the config", lambda: self.resources("servicePolicy").get("shop/web-api"))
+        self.assertEqual(sp["targetRoute"], {"kind": "HTTPRoute", "name": "web", "sectionName": "api"})
+        self.assertEqual((sp["httpRateLimit"]["requests"], sp["httpRateLimit"]["intervalMs"]), (20, 1000))
+        self.assertEqual((sp["httpFault"]["delayMs"], sp["httpFault"]["delayPercentage"]), (200, 12.5))
+        c = self.wait("route ServicePolicy Accepted", lambda: self.condition(SP.format(ns="shop") + "/web-api")[1])
+        self.assertEqual(c["status"], "True")
+        self.assertIn("there is no HTTPRoute shop/web", c["message"])
 
         # TCPRoute: Gateway API is not installed: the controller works without it ...
         self.assertIn("kubernetes API not installed; treated as empty", self.log())
