@@ -120,6 +120,11 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
       {"zeromesh_http_mirror_dropped_total",
        "RequestMirror copies not sent: body over the 64 KiB bound, no mirror endpoint, or too many in flight.",
        s.http_mirror_dropped},
+      {"zeromesh_http_upstream_connections_opened_total",
+       "HTTP/1.1 upstream streams opened to an endpoint by the source proxy.", s.http_upstream_opened},
+      {"zeromesh_http_upstream_connections_reused_total",
+       "Requests sent over an idle pooled HTTP/1.1 upstream stream that another client connection opened.",
+       s.http_upstream_reused},
   };
   for (const auto& c : counters) Counter(out, c.name, c.help, Load(c.v));
 }

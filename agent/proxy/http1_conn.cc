@@ -10,6 +10,7 @@
 #include "agent/proxy/http_mirror.h"
 #include "agent/proxy/http_trace.h"
 #include "agent/proxy/socket_util.h"
+#include "agent/state/ipv4.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
 
@@ -287,17 +288,30 @@ Http1Conn::Upstream* Http1Conn::UpstreamFor(traffic::Route route, std::string* w
   in_addr_t ip = route.addr.sin_addr.s_addr;
   auto it = upstreams_.find(key);
   if (it != upstreams_.end()) return it->second.get();  // this pick's lease ends here: the pooled stream holds one
-  int fd = open_(std::move(route), why);
-  if (fd < 0) return nullptr;
+  const auto idle_timeout = route.service->policy.idle_timeout;
+  int fd = ctx_.upstreams != nullptr ? ctx_.upstreams->Take(PoolKey(key)) : -1;  // another client's idle stream
+  if (fd < 0) {
+    fd = open_(std::move(route), why);
+    if (fd < 0) return nullptr;
+    ProxyStats::Add(ctx_.stats.http_upstream_opened);
+  }
   auto u = std::make_unique<Upstream>();
   u->conn = this;
   u->fd = fd;
   u->key = key;
   u->ip = ip;
+  u->idle_timeout = idle_timeout;
   Upstream* raw = u.get();
   upstreams_[key] = std::move(u);
   ctx_.loop.Add(fd, kEvents, raw);
   return raw;
+}
+
+UpstreamKey Http1Conn::PoolKey(uint64_t endpoint) {
+  if (pool_source_.empty()) {
+    pool_source_ = PrincipalOf(snap_.get(), src_.sin_addr.s_addr) + "@" + agent::Ipv4ToString(src_.sin_addr.s_addr);
+  }
+  return UpstreamKey{pool_source_, endpoint, 1};
 }
 
 bool Http1Conn::Alive(uint64_t key, const Upstream* u) const {
@@ -519,7 +533,13 @@ void Http1Conn::Finish(bool reset) {
   done_ = true;
   for (auto& [key, u] : upstreams_) {
     ctx_.loop.Remove(u->fd);
-    close(u->fd);
+    // Idle ones ended their last exchange whole (any other is dropped when its exchange fails): another client
+    // connection of this source may use them. The one of an unfinished exchange is closed.
+    if (ctx_.upstreams != nullptr && u.get() != current_ && u->out.empty() && !draining_) {
+      ctx_.upstreams->Put(PoolKey(key), u->fd, u->idle_timeout);
+    } else {
+      close(u->fd);
+    }
     ctx_.loop.DeleteLater(u.release());  // as in DropUpstream
   }
   upstreams_.clear();

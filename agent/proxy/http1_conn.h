@@ -3,10 +3,12 @@
 // weight and an endpoint of it, and its response is framed and relayed back; keep-alive continues. An Upgrade or
 // CONNECT request pins the connection to its upstream, which then passes bytes both ways.
 //
-// Upstreams are pooled per client connection (one per endpoint, reused by later requests of this connection; not
-// shared between client connections yet). Each is a socketpair whose other end the worker hands to the same delivery
-// the L4 path uses (HBONE with the source workload's identity, same-node relay, or direct), so identity, policy and
-// the tunnel are exactly the L4 path's. One request is in flight at a time (pipelined requests wait their turn).
+// Upstreams are pooled per client connection (one per endpoint, reused by later requests of this connection) and,
+// once it ends, those that ended their exchanges cleanly go to the worker's UpstreamPool, where the next client
+// connection of the same source workload to the same endpoint takes them. Each is a socketpair whose other end the
+// worker hands to the same delivery the L4 path uses (HBONE with the source workload's identity, same-node relay, or
+// direct), so identity, policy and the tunnel are exactly the L4 path's. One request is in flight at a time
+// (pipelined requests wait their turn).
 //
 // Resilience per HTTPRoute rule, only when the matched rule asks for it (otherwise nothing is kept or timed):
 //  - retry: a try that answers one of the rule's codes, fails to connect, or is reset before any byte of its response
@@ -31,6 +33,7 @@
 #include "agent/proxy/request_record.h"
 #include "agent/proxy/retry_policy.h"
 #include "agent/proxy/route_policy_gate.h"
+#include "agent/proxy/upstream_pool.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
 
@@ -57,6 +60,8 @@ class Http1Conn : public Closable {
     uint64_t key = 0;
     in_addr_t ip = 0;  // the endpoint's (a retry prefers another)
     std::string out;   // bytes not yet written to fd
+    // Its Service's ServicePolicy idleTimeout, for the worker's pool.
+    std::chrono::milliseconds idle_timeout{0};
     void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
   };
   struct ClientEnd : IoHandler {
@@ -77,6 +82,7 @@ class Http1Conn : public Closable {
   void UpstreamClosed(Upstream* u);
   Upstream* UpstreamFor(traffic::Route route, std::string* why);  // pooled, else newly opened
   bool Alive(uint64_t key, const Upstream* u) const;              // |u| was not dropped (nor the connection)
+  UpstreamKey PoolKey(uint64_t endpoint);  // the worker pool's key of an upstream of this client to |endpoint|
   void DropUpstream(Upstream* u);
   void FlushClient();
   void FlushUpstream(Upstream* u);
@@ -138,7 +144,8 @@ class Http1Conn : public Closable {
   bool done_ = false;
 
   sockaddr_in src_{};
-  Peer src_peer_;  // made on the first request
+  Peer src_peer_;            // made on the first request
+  std::string pool_source_;  // the source's principal and address (UpstreamKey::source), made on first use
   RequestRecord req_;
   bool req_open_ = false;
   std::chrono::steady_clock::time_point req_start_{};

@@ -85,6 +85,10 @@ struct ProxyStats {
   std::atomic<uint64_t> http_timeouts{0};
   std::atomic<uint64_t> http_mirrored{0};
   std::atomic<uint64_t> http_mirror_dropped{0};
+  // HTTP/1.1 upstream streams: opened (a new tunnel stream to an endpoint), and taken from the worker's idle pool for
+  // a client connection other than the one that opened them (UpstreamPool).
+  std::atomic<uint64_t> http_upstream_opened{0};
+  std::atomic<uint64_t> http_upstream_reused{0};
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

@@ -33,8 +33,9 @@ bool GetSockName(int fd, sockaddr_in* out) {
 
 Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
                const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter, PeerLimit* peers)
-    : ctx_(opts, stats, snaps, certs), pool_(ctx_) {
+    : ctx_(opts, stats, snaps, certs), pool_(ctx_), upstreams_(ctx_.loop, stats) {
   ctx_.pool = &pool_;
+  ctx_.upstreams = &upstreams_;
   ctx_.balancer = balancer;
   ctx_.limiter = limiter;
   ctx_.peers = peers;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/proxy/hbone_client.h"
+#include "agent/proxy/upstream_pool.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -101,6 +102,7 @@ class Worker {
 
   WorkerContext ctx_;
   HbonePool pool_;
+  UpstreamPool upstreams_;
   Listener listeners_[3];
   std::vector<Held> held_;
   uint64_t held_timer_ = 0;

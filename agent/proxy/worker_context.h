@@ -19,6 +19,7 @@
 namespace zm::proxy {
 
 class HbonePool;
+class UpstreamPool;
 
 // Anything the worker must tear down when the proxy stops.
 class Closable {
@@ -43,6 +44,7 @@ struct WorkerContext {
   traffic::Balancer* balancer = nullptr;    // shared by all workers (owned by NodeProxy)
   traffic::RateLimiter* limiter = nullptr;  // likewise
   PeerLimit* peers = nullptr;               // likewise; nullptr: no per-peer limit
+  UpstreamPool* upstreams = nullptr;        // idle HTTP/1.1 upstream streams of this worker; nullptr: not shared
   ConnObserver* observer() const { return opts.observer.get(); }
   void ReportTlsFailure(TlsFailure why) const {
     if (opts.observer) opts.observer->OnTlsFailure(why);

@@ -6,6 +6,8 @@ from the responses, in the same run:
   - eight clients at once: LeastRequest sends most to the fast endpoint (the slow one holds its requests longer),
     round robin half.
 Without the per-request algorithms (round robin for all) both shares stay at 50 %.
+And upstream pooling: 20 short client connections of 4 requests each reach the two endpoints over a few upstream
+connections (counted by the backends as they accept them), not one per client connection and endpoint (40).
 """
 
 import json
@@ -48,10 +50,26 @@ spec:
 """
 
 
+# |n| client connections one after the other, |k| requests each, closed after their last response.
+SHORT_CONNS = """
+import http.client, sys
+host, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(n):
+    conn = http.client.HTTPConnection(host, 80, timeout=10)
+    for _ in range(k):
+        conn.request("GET", "/short")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+    conn.close()
+"""
+
 MANIFESTS = "---\n".join([service(n, v) for n, v in VIPS.items()] + [policy(n, a) for n, a in ALGORITHMS.items()])
 
 
 class LbAlgorithmsTest(unittest.TestCase):
+    stat_queries = 0  # accepted() calls so far: each is a connection to every backend
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="zm-lb-algo-")
@@ -59,7 +77,8 @@ class LbAlgorithmsTest(unittest.TestCase):
         try:
             c = cls.cluster
             cls.client = c.add_pod("node1", "client")
-            backends = {"fast": (c.add_pod("node2", "fast"), "0"), "slow": (c.add_pod("node2", "slow"), "50")}
+            cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), "0"),
+                                       "slow": (c.add_pod("node2", "slow"), "50")}
             cls.cp = ControlPlane(c, Path(cls.tmp.name))
             cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
             for name, (pod, delay) in backends.items():
@@ -121,6 +140,49 @@ class LbAlgorithmsTest(unittest.TestCase):
                 self.assertEqual(status, "200", body)
                 by[server] += 1
         return by
+
+    def accepted(self) -> int:
+        """Connections the two backends accepted so far, less those of these queries (on their own loopback, outside
+        the mesh)."""
+        LbAlgorithmsTest.stat_queries += 1
+        total = 0
+        for pod, _ in self.backends.values():
+            res = self.cluster.run(pod, [sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
+                                         "'http://127.0.0.1:9080/__stats', timeout=5).read().decode())"], text=True,
+                                   timeout=15)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            total += json.loads(res.stdout)["connections"] - self.stat_queries
+        return total
+
+    def metric(self, name: str) -> float:
+        """|name| on node1's agent (the source proxy)."""
+        node = self.cluster.node("node1")
+        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
+                               timeout=15)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for line in res.stdout.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"no {name} in the metrics")
+
+    def test_short_client_connections_share_pooled_upstreams(self):
+        before = self.accepted()
+        opened0 = self.metric("zeromesh_http_upstream_connections_opened_total")
+        reused0 = self.metric("zeromesh_http_upstream_connections_reused_total")
+        res = self.cluster.run(self.client, [sys.executable, "-c", SHORT_CONNS, VIPS["lb-rr"], "20", "4"], text=True,
+                               timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        opened = self.accepted() - before
+        print(f"20 client connections x 4 requests: {opened} upstream connections accepted by the backends",
+              file=sys.stderr)
+        # Each client connection uses both endpoints (round robin): unshared, that is 40 upstream connections.
+        self.assertLessEqual(opened, 6)
+        # The source proxy's own count agrees; every other use of an endpoint by a client connection took an idle
+        # stream that an earlier client connection (of this test or an earlier one: same source) left in the pool.
+        self.assertEqual(self.metric("zeromesh_http_upstream_connections_opened_total") - opened0, opened)
+        reused = self.metric("zeromesh_http_upstream_connections_reused_total") - reused0
+        print(f"source proxy: {reused:.0f} pooled upstreams taken by client connections", file=sys.stderr)
+        self.assertEqual(opened + reused, 40)
 
     def test_ewma_sends_one_client_mostly_to_the_fast_endpoint(self):
         rr = self.clients(VIPS["lb-rr"], 1, 100)
