@@ -413,6 +413,10 @@ void H2Conn::ReplyLocally(Stream* s, const LocalReply& reply) {
   s->status = reply.status;
   s->resp_headers = {{"content-type", "text/plain"}};
   s->resp_headers.insert(s->resp_headers.end(), reply.headers.begin(), reply.headers.end());
+  if (BodylessReply(s->method, reply.status)) {
+    SubmitResponse(s, /*end_stream=*/true);
+    return;
+  }
   s->to_client = reply.body;
   SubmitResponse(s, /*end_stream=*/false);
   // Request bytes still coming are credited back and dropped (OnClientData): no upstream will take them.

@@ -750,7 +750,7 @@ bool Http1Conn::LocalReplyNow(const LocalReply& reply) {
   log::Debug("http request answered by route policy",
              {{"conn", what_}, {"status", reply.status}, {"fault", reply.fault}, {"policy", reply.policy}});
   ReportRequest(reply.status, "");
-  out_.append(SerializeLocalReply(reply, close));
+  out_.append(SerializeLocalReply(reply, head.method, close));
   current_ = nullptr;
   awaiting_response_ = false;
   request_done_ = false;  // the parser's kEnd ends it

@@ -85,13 +85,20 @@ const char* StatusReason(int status) {
   }
 }
 
-std::string SerializeLocalReply(const LocalReply& reply, bool close) {
-  std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + StatusReason(reply.status) +
-                    "\r\ncontent-type: text/plain\r\ncontent-length: " + std::to_string(reply.body.size()) + "\r\n";
+bool BodylessReply(const std::string& method, int status) {
+  return method == "HEAD" || status == 204 || status == 304;
+}
+
+std::string SerializeLocalReply(const LocalReply& reply, const std::string& method, bool close) {
+  std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + StatusReason(reply.status) + "\r\n";
+  // A HEAD response announces the body it would have; 204 has no length at all.
+  if (reply.status != 204) {
+    out += "content-type: text/plain\r\ncontent-length: " + std::to_string(reply.body.size()) + "\r\n";
+  }
   for (const auto& [name, value] : reply.headers) out += name + ": " + value + "\r\n";
   if (close) out += "connection: close\r\n";
   out += "\r\n";
-  out += reply.body;
+  if (!BodylessReply(method, reply.status)) out += reply.body;
   return out;
 }
 

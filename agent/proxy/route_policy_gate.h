@@ -41,7 +41,10 @@ RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const a
 
 const char* StatusReason(int status);  // "Too Many Requests", ...; "Unknown" for a code without a usual phrase
 
-// |reply| as an HTTP/1.1 response; |close| adds "connection: close".
-std::string SerializeLocalReply(const LocalReply& reply, bool close);
+// Whether a response of |status| to |method| carries no body (HEAD; 204 and 304 by definition).
+bool BodylessReply(const std::string& method, int status);
+
+// |reply| as an HTTP/1.1 response to |method|; |close| adds "connection: close".
+std::string SerializeLocalReply(const LocalReply& reply, const std::string& method, bool close);
 
 }  // namespace zm::proxy

@@ -232,6 +232,8 @@ class HttpRateLimitTest(unittest.TestCase):
         out = self.run_plan([{"path": "/limited/post", "method": "POST", "body": "p" * 5000, "count": 30},
                              {"path": "/limited/chunked", "method": "POST", "body": "c" * 3000, "chunked": True,
                               "count": 30},
+                             # A refused HEAD gets no body after its head (the next response would be corrupt).
+                             {"path": "/limited/head", "method": "HEAD", "count": 3},
                              {"path": "/open/last"}])
         self.assertEqual(out["sockets"], 1)
         by = Counter(b.split()[0] for b in out["bodies"][:60])
@@ -239,7 +241,10 @@ class HttpRateLimitTest(unittest.TestCase):
         self.assertGreaterEqual(by["429"], 30, by)  # 60 requests in well under a second against 20/s, burst 20
         self.assertTrue(all(b in ("200 w1 /limited/post len=5000", "200 w1 /limited/chunked len=3000")
                             for b in out["bodies"][:60] if b.startswith("200")), out["bodies"][:60])
-        self.assertEqual(out["bodies"][60], "200 w1 /open/last -")
+        # (http_tool's server has no HEAD handler: one that got through is answered 501.)
+        self.assertTrue(all(b in ("429 ", "501 ") for b in out["bodies"][60:63]), out["bodies"][60:63])
+        self.assertIn("429 ", out["bodies"][60:63])
+        self.assertEqual(out["bodies"][63], "200 w1 /open/last -")
 
     def test_abort_answers_half_without_the_backend(self):
         before = self.backend_requests()

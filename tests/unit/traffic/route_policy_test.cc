@@ -362,7 +362,7 @@ TEST(RoutePolicyGate, RateLimitedReplyAndAbort) {
   EXPECT_EQ(v.local.status, 429);
   EXPECT_EQ(v.local.grpc_status, 8u);  // RESOURCE_EXHAUSTED
   EXPECT_EQ(std::string(v.local.fault), "ratelimited");
-  std::string wire = proxy::SerializeLocalReply(v.local, /*close=*/false);
+  std::string wire = proxy::SerializeLocalReply(v.local, "GET", /*close=*/false);
   EXPECT_EQ(wire.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0), 0u) << wire;
   EXPECT_NE(wire.find("\r\nretry-after: 1\r\n"), std::string::npos) << wire;
   EXPECT_NE(wire.find("\r\nx-zeromesh-ratelimited: 1\r\n"), std::string::npos) << wire;
@@ -376,8 +376,16 @@ TEST(RoutePolicyGate, RateLimitedReplyAndAbort) {
   EXPECT_EQ(a.local.status, 503);
   EXPECT_EQ(a.local.grpc_status, 14u);
   EXPECT_EQ(std::string(a.local.fault), "abort");
-  EXPECT_NE(proxy::SerializeLocalReply(a.local, true).find("connection: close\r\n\r\nfault filter abort\n"),
+  EXPECT_NE(proxy::SerializeLocalReply(a.local, "POST", true).find("connection: close\r\n\r\nfault filter abort\n"),
             std::string::npos);
+  // No body after the head of a HEAD response (the length it would have stays), nor of a 204 / 304.
+  std::string head_reply = proxy::SerializeLocalReply(a.local, "HEAD", false);
+  EXPECT_EQ(head_reply.substr(head_reply.size() - 4), "\r\n\r\n") << head_reply;
+  EXPECT_NE(head_reply.find("content-length: 19\r\n"), std::string::npos) << head_reply;
+  a.local.status = 204;
+  std::string no_content = proxy::SerializeLocalReply(a.local, "GET", false);
+  EXPECT_EQ(no_content.find("content-length"), std::string::npos) << no_content;
+  EXPECT_EQ(no_content.substr(no_content.size() - 4), "\r\n\r\n") << no_content;
 }
 
 }  // namespace
