@@ -1,6 +1,8 @@
 """gRPC stand-ins for the L7 routing test: Debian's python3-grpcio, generic handlers and raw bytes (no codegen).
 
-  grpc_tool.py serve PORT NAME     server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>"),
+  grpc_tool.py serve PORT NAME [DELAY_MS]
+                                   server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>", after
+                                   DELAY_MS when given: a slow endpoint),
                                    zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>"),
                                    zm.Echo/Size (answers "NAME <request length>") and zm.Echo/Blob (answers as many
                                    bytes as the request's decimal number); zm.Echo/Slow answers after 2 s
@@ -20,10 +22,11 @@ def ident(b):
     return b
 
 
-def serve(port: int, name: str):
+def serve(port: int, name: str, delay_ms: int = 0):
     def unary(method):
-        return grpc.unary_unary_rpc_method_handler(lambda req, ctx: f"{name} {method}".encode(),
-                                                   request_deserializer=ident, response_serializer=ident)
+        return grpc.unary_unary_rpc_method_handler(
+            lambda req, ctx: (time.sleep(delay_ms / 1000) if delay_ms else None) or f"{name} {method}".encode(),
+            request_deserializer=ident, response_serializer=ident)
 
     def stream(req, ctx):
         for i in range(int(req.decode() or "0")):
@@ -79,6 +82,6 @@ def run(target: str):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), sys.argv[3])
+        serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         run(sys.argv[2])

@@ -6,6 +6,7 @@ from the responses, in the same run:
   - eight clients at once: LeastRequest sends most to the fast endpoint (the slow one holds its requests longer),
     round robin half.
 Without the per-request algorithms (round robin for all) both shares stay at 50 %.
+The same on an HTTP/2 (gRPC) port, per stream: 200 calls on one channel, EWMA sends most to the fast endpoint.
 And upstream pooling: 20 short client connections of 4 requests each reach the two endpoints over a few upstream
 connections (counted by the backends as they accept them), not one per client connection and endpoint (40).
 """
@@ -24,19 +25,24 @@ import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
+GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
+PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
 NS = "shop"
-VIPS = {"lb-rr": "10.96.0.50", "lb-ewma": "10.96.0.51", "lb-lr": "10.96.0.52"}
-ALGORITHMS = {"lb-ewma": "EWMA", "lb-lr": "LeastRequest"}
+VIPS = {"lb-rr": "10.96.0.50", "lb-ewma": "10.96.0.51", "lb-lr": "10.96.0.52", "rpc-rr": "10.96.0.53",
+        "rpc-ewma": "10.96.0.54"}
+ALGORITHMS = {"lb-ewma": "EWMA", "lb-lr": "LeastRequest", "rpc-ewma": "EWMA"}
 
 
 def service(name: str, vip: str) -> str:
+    ports = ("{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}" if name.startswith("rpc-") else
+             "{name: http, port: 80, targetPort: 9080, appProtocol: http}")
     return f"""apiVersion: zeromesh.io/v1alpha1
 kind: Service
 metadata: {{name: {name}, namespace: {NS}}}
 spec:
   vip: {vip}
   selector: {{app: pick}}
-  ports: [{{name: http, port: 80, targetPort: 9080, appProtocol: http}}]
+  ports: [{ports}]
 """
 
 
@@ -84,10 +90,12 @@ class LbAlgorithmsTest(unittest.TestCase):
             for name, (pod, delay) in backends.items():
                 cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
                 c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name, delay], stdout=subprocess.DEVNULL)
+                c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", name, delay], stdout=subprocess.DEVNULL)
             cls.cp.write("services.yaml", MANIFESTS)
             cls.cp.start()
             for pod, _ in backends.values():
                 c.wait_tcp(pod, pod.ip, 9080)
+                c.wait_tcp(pod, pod.ip, 50051)
             cls.wait_applied()
         except BaseException:
             if hasattr(cls, "cp"):
@@ -106,7 +114,7 @@ class LbAlgorithmsTest(unittest.TestCase):
         """Until node1's agent has both endpoints and the policies of the three Services (setup, not an assertion)."""
         node = cls.cluster.node("node1")
         deadline = time.monotonic() + timeout
-        want = {"lb-rr": "RoundRobin", **ALGORITHMS}
+        want = {"lb-rr": "RoundRobin", "rpc-rr": "RoundRobin", **ALGORITHMS}
         last = None
         while time.monotonic() < deadline:
             res = cls.cluster.run(node, ["curl", "-sS", "--max-time", "3", "http://127.0.0.1:15000/debug/config_dump"],
@@ -185,17 +193,32 @@ class LbAlgorithmsTest(unittest.TestCase):
         self.assertEqual(opened + reused, 40)
 
     def test_ewma_sends_one_client_mostly_to_the_fast_endpoint(self):
-        rr = self.clients(VIPS["lb-rr"], 1, 100)
+        rr = self.clients(VIPS["lb-rr"], 1, 60)
         ewma = self.clients(VIPS["lb-ewma"], 1, 300)
         print(f"one keep-alive client: round robin {dict(rr)}, EWMA {dict(ewma)}", file=sys.stderr)
-        self.assertEqual(rr, Counter({"fast": 50, "slow": 50}), "round robin alternates")
+        self.assertEqual(rr, Counter({"fast": 30, "slow": 30}), "round robin alternates")
         self.assertGreater(ewma["fast"], 300 * 3 // 4, ewma)
 
+    def grpc_calls(self, vip: str, count: int) -> Counter:
+        res = self.cluster.run(self.client, [PY, GRPC_TOOL, "run", f"{vip}:80"],
+                               input=json.dumps([{"method": "Who", "count": count}]), text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        out = json.loads(res.stdout)
+        self.assertEqual(Counter(out["codes"]), {"OK": count})
+        return Counter(r.split()[0] for r in out["replies"])
+
+    def test_ewma_balances_grpc_calls_of_one_channel_by_latency(self):
+        rr = self.grpc_calls(VIPS["rpc-rr"], 20)
+        ewma = self.grpc_calls(VIPS["rpc-ewma"], 200)
+        print(f"gRPC calls on one channel: round robin {dict(rr)}, EWMA {dict(ewma)}", file=sys.stderr)
+        self.assertEqual(rr, Counter({"fast": 10, "slow": 10}))
+        self.assertGreater(ewma["fast"], 200 * 3 // 4, ewma)
+
     def test_least_request_sends_concurrent_clients_mostly_to_the_fast_endpoint(self):
-        rr = self.clients(VIPS["lb-rr"], 8, 20)
+        rr = self.clients(VIPS["lb-rr"], 8, 10)
         lr = self.clients(VIPS["lb-lr"], 8, 40)
         print(f"8 clients at once: round robin {dict(rr)}, least request {dict(lr)}", file=sys.stderr)
-        self.assertGreaterEqual(min(rr["fast"], rr["slow"]), 160 * 2 // 5, rr)
+        self.assertGreaterEqual(min(rr["fast"], rr["slow"]), 80 * 2 // 5, rr)
         self.assertGreater(lr["fast"], 320 * 3 // 4, lr)
 
 
