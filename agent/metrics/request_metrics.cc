@@ -81,9 +81,14 @@ prometheus::Labels RequestMetrics::LabelsOf(const proxy::RequestRecord& r) {
 
 RequestMetrics::Series* RequestMetrics::Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed) {
   auto make = [this](const prometheus::Labels& l) {
-    return std::make_unique<Series>(Series{&requests_.Add(l), &duration_.Add(l, kDurationBuckets),
-                                           &request_bytes_.Add(l, kSizeBuckets), &response_bytes_.Add(l, kSizeBuckets),
-                                           &retries_.Add(l), l});
+    auto s = std::make_unique<Series>();
+    s->requests = &requests_.Add(l);
+    s->duration = &duration_.Add(l, kDurationBuckets);
+    s->request_bytes = &request_bytes_.Add(l, kSizeBuckets);
+    s->response_bytes = &response_bytes_.Add(l, kSizeBuckets);
+    s->retries = &retries_.Add(l);
+    s->labels = l;
+    return s;
   };
   if (by_key_.size() < max_series_) return by_key_.emplace(std::move(key), make(labels)).first->second.get();
   // Past the cap: only the reporter and the response code survive, so error rates stay visible.
@@ -123,6 +128,9 @@ void RequestMetrics::Record(const proxy::RequestRecord& r) {
   s->request_bytes->Observe(static_cast<double>(r.request_bytes));
   s->response_bytes->Observe(static_cast<double>(r.response_bytes));
   if (r.attempts > 1) s->retries->Increment(static_cast<double>(r.attempts - 1));
+  if (!r.grpc_status.empty() && r.grpc_status != "0" && r.status != 0 && r.status < 500) {
+    s->grpc_failures.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 const std::vector<double>& RequestMetrics::DurationBoundsSeconds() {
@@ -145,6 +153,7 @@ std::vector<RequestMetrics::RouteTotals> RequestMetrics::Totals() const {
     t.requests += n;
     const std::string& code = l.at("response_code");
     if (code == "0" || code.front() == '5') t.failures += n;
+    t.failures += s.grpc_failures.load(std::memory_order_relaxed);
     // Prometheus buckets are cumulative: each bucket's own count is the difference to the one below.
     auto h = s.duration->Collect().histogram;
     uint64_t below = 0;

@@ -11,6 +11,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,7 +38,7 @@ class RequestMetrics {
   struct RouteTotals {
     std::string reporter, source_workload, source_namespace, destination_service, route;
     uint64_t requests = 0;
-    uint64_t failures = 0;                 // 5xx and no response (code 0)
+    uint64_t failures = 0;                 // 5xx, no response (code 0), and gRPC calls with a status other than OK
     std::vector<uint64_t> latency_counts;  // per bucket of DurationBoundsSeconds(), then one past the last
   };
   std::vector<RouteTotals> Totals() const;
@@ -48,12 +49,15 @@ class RequestMetrics {
 
  private:
   struct Series {
-    prometheus::Counter* requests;
-    prometheus::Histogram* duration;
-    prometheus::Histogram* request_bytes;
-    prometheus::Histogram* response_bytes;
-    prometheus::Counter* retries;
+    prometheus::Counter* requests = nullptr;
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Histogram* request_bytes = nullptr;
+    prometheus::Histogram* response_bytes = nullptr;
+    prometheus::Counter* retries = nullptr;
     prometheus::Labels labels;
+    // gRPC calls of this series that failed with a non-OK grpc-status under a non-5xx HTTP status (a trailers-only
+    // error is an HTTP 200): for the failures Totals() reports, as linkerd counts them; not a Prometheus label.
+    std::atomic<uint64_t> grpc_failures{0};
   };
   // A new series for |key| (or the overflow set past the cap). mu_ held.
   Series* Resolve(std::string key, const prometheus::Labels& labels, bool* overflowed);

@@ -29,8 +29,9 @@ const std::vector<Command>& Commands() {
        "  SERVICE                only this Service (ns/name)\n"
        "  --reporter SIDE        source (default: the client's proxy, which picks the route) or destination\n"
        "HTTP and gRPC Service ports only (TCP ports have no requests). REQUESTS and SUCCESS count since the\n"
-       "agents started (a failure: a 5xx response or none); RPS and latency cover each agent's last status\n"
-       "report interval (their --status-interval-ms, default 10s), summed over agents.\n",
+       "agents started (a failure: a 5xx response, none, or a gRPC status other than OK); RPS and latency\n"
+       "cover each agent's last status report interval (their --status-interval-ms, default 10s), summed\n"
+       "over agents.\n",
        {"reporter"},
        true,
        "[SERVICE]"},

@@ -1,7 +1,10 @@
 // The agent's per route request aggregates for the controller (AgentStatus.requests): the request metrics summed
-// over method and code per route, failures = 5xx and no response, and windows as differences between reports.
+// over method and code per route, failures = 5xx, no response or a non-OK gRPC status, and windows as differences
+// between reports.
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
+
+#include <map>
 
 #include "agent/metrics/request_metrics.h"
 #include "agent/node/request_report.h"
@@ -33,11 +36,23 @@ TEST(RequestReport, TotalsPerRoute) {
   m.Record(Req("shop/canary#0", 503, 2ms, "POST"));
   m.Record(Req("shop/canary#0", 0, 40ms));
   m.Record(Req("shop/canary#0", 404, 2ms));  // a client error is no failure of the service
+  auto grpc = [&](const std::string& status, int http) {
+    auto r = Req("shop/grpc#0", http, 1ms, "POST");
+    r.grpc_status = status;
+    m.Record(r);
+  };
+  grpc("0", 200);
+  grpc("14", 200);  // UNAVAILABLE as a trailers-only answer: a failure although HTTP said 200
+  grpc("14", 503);  // counted once, as the 5xx it also is
   m.Record(Req("", 200, 2ms));
   auto totals = m.Totals();
-  ASSERT_EQ(totals.size(), 2u);
-  const auto& none = totals[0].route == "none" ? totals[0] : totals[1];
-  const auto& canary = totals[0].route == "none" ? totals[1] : totals[0];
+  ASSERT_EQ(totals.size(), 3u);
+  std::map<std::string, metrics::RequestMetrics::RouteTotals> by_route;
+  for (const auto& t : totals) by_route[t.route] = t;
+  const auto& none = by_route["none"];
+  const auto& canary = by_route["shop/canary#0"];
+  EXPECT_EQ(by_route["shop/grpc#0"].requests, 3u);
+  EXPECT_EQ(by_route["shop/grpc#0"].failures, 2u);
   EXPECT_EQ(none.requests, 1u);
   EXPECT_EQ(canary.requests, 10u);
   EXPECT_EQ(canary.failures, 2u);
