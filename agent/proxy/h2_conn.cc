@@ -268,7 +268,48 @@ void H2Conn::RouteStream(Stream* s) {
     ApplyRequestFilters(*rule, matched, &head);
     if (!rule->response_headers.empty()) s->response_mods = &rule->response_headers;
   }
-  if (!SubmitUpstream(s, u, head, &why)) FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+  if (!SubmitUpstream(s, u, head, &why)) {
+    FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  if (rule != nullptr) ArmTimeout(s, *rule);
+}
+
+void H2Conn::ArmTimeout(Stream* s, const agent::HttpRouteRule& rule) {
+  auto after = rule.request_timeout;
+  if (rule.backend_request_timeout.count() > 0 && (after.count() == 0 || rule.backend_request_timeout < after)) {
+    after = rule.backend_request_timeout;
+  }
+  if (after.count() == 0 || s->timeout_timer != 0) return;
+  const int32_t id = s->id;
+  s->timeout_timer = ctx_.loop.AddTimer(after, [this, id, after] {
+    OnStreamTimeout(id, after);
+    Settle();
+  });
+}
+
+void H2Conn::OnStreamTimeout(int32_t id, std::chrono::milliseconds after) {
+  auto it = streams_.find(id);
+  if (done_ || it == streams_.end()) return;
+  Stream* s = it->second.get();
+  s->timeout_timer = 0;
+  if (s->resp_eof) return;  // the upstream's response ended in time (the client may still be reading it)
+  ProxyStats::Add(ctx_.stats.http_timeouts);
+  s->load.Observe(traffic::Clock::now());  // the endpoint was at least this slow
+  const std::string why = "request timeout (" + std::to_string(after.count()) + " ms)";
+  if (s->resp_submitted) {
+    FailStream(s, 504, why, NGHTTP2_CANCEL);  // part of the response went out: only a reset is honest
+    return;
+  }
+  log::Info("h2 stream failed", {{"conn", what_}, {"path", s->path}, {"reason", why}});
+  DetachUpstream(s, /*cancel=*/true);
+  s->rec.error = why;
+  LocalReply reply;
+  reply.status = 504;
+  reply.body = "upstream request timeout\n";
+  reply.grpc_status = 4;  // DEADLINE_EXCEEDED
+  reply.grpc_message = "zeromesh: upstream request timeout";
+  ReplyLocally(s, reply);
 }
 
 bool H2Conn::SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head, std::string* why) {
@@ -512,6 +553,7 @@ void H2Conn::Finish(bool reset) {
   done_ = true;
   for (auto& [id, s] : streams_) {
     if (s->hold_timer != 0) ctx_.loop.CancelTimer(s->hold_timer);
+    if (s->timeout_timer != 0) ctx_.loop.CancelTimer(s->timeout_timer);
     Report(s.get(), reset ? "connection reset" : "connection closed");
   }
   streams_.clear();
@@ -607,6 +649,7 @@ int H2Conn::OnClientStreamClose(nghttp2_session* h2, int32_t id, uint32_t code, 
     self->Report(s, s->resp_eof ? "" : "stream closed before the response ended");
   }
   if (s->hold_timer != 0) self->ctx_.loop.CancelTimer(s->hold_timer);
+  if (s->timeout_timer != 0) self->ctx_.loop.CancelTimer(s->timeout_timer);
   // RST_STREAM the other way; credit what the upstream sent and nobody will read.
   self->DetachUpstream(s, /*cancel=*/true);
   if (!s->to_up.empty()) nghttp2_session_consume_connection(h2, s->to_up.size());

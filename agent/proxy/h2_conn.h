@@ -74,6 +74,7 @@ class H2Conn : public Closable {
     bool policy_done = false;
     bool held = false;
     uint64_t hold_timer = 0;
+    uint64_t timeout_timer = 0;  // the matched rule's timeouts (ArmTimeout)
   };
   struct Upstream : IoHandler {
     H2Conn* conn = nullptr;
@@ -106,6 +107,11 @@ class H2Conn : public Closable {
   // A route's ServicePolicy: answers |s| itself (429 / abort; gRPC: trailers-only status), or routes it after |delay|.
   void ReplyLocally(Stream* s, const LocalReply& reply);
   void HoldStream(Stream* s, std::chrono::milliseconds delay, const std::string& policy);
+  // HTTPRoute timeouts.request / backendRequest of the stream's rule: when the upstream has not ended its response in
+  // time, 504 (gRPC: DEADLINE_EXCEEDED) if none of it went out yet, else RST_STREAM. No retries on this path yet, so a
+  // try is the whole request: the earlier of the two applies.
+  void ArmTimeout(Stream* s, const agent::HttpRouteRule& rule);
+  void OnStreamTimeout(int32_t id, std::chrono::milliseconds after);
   void DropUpstream(Upstream* u);
   void Resume(Stream* s);  // new bytes or an end for a deferred data provider
   void Report(Stream* s, const std::string& error);

@@ -63,6 +63,16 @@ spec:
     backendRefs: [{{name: echo-v2, port: 80}}]
   - matches: [{{method: {{type: RegularExpression, method: "Nowh.*"}}}}]
     backendRefs: [{{name: echo-none, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: slow, namespace: {NS}}}
+spec:
+  parentRefs: [{{kind: Service, name: echo, port: 80}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /zm.Echo/Slow}}}}]
+    timeouts: {{request: 300ms}}
+    backendRefs: [{{name: echo, port: 80}}]
 """
 
 
@@ -170,6 +180,15 @@ class GrpcRoutingTest(unittest.TestCase):
                                text=True, timeout=15)
         self.assertNotEqual(res.returncode, 0)
         self.assertEqual(Counter(self.run_plan([{"method": "Who", "count": 4}])["codes"]), {"OK": 4})
+
+    def test_request_timeout_ends_the_call_with_deadline_exceeded(self):
+        # An HTTPRoute's timeouts.request on the gRPC port: Slow (2 s) is cut at 300 ms with grpc-status 4, on that
+        # call only; the client's own deadline (5 s) is far away.
+        start = time.monotonic()
+        out = self.run_plan([{"method": "Slow", "timeout": 5}, {"method": "Who"}])
+        took = time.monotonic() - start
+        self.assertEqual(out["codes"], ["DEADLINE_EXCEEDED", "OK"])
+        self.assertLess(took, 1.8, "cut at 300 ms, not after the backend's 2 s")
 
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
