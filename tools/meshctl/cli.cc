@@ -27,6 +27,7 @@ const std::vector<Command>& Commands() {
       {"stat",
        "requests, success rate, RPS and p50/p99 latency per Service and route",
        "  SERVICE                only this Service (ns/name)\n"
+       "Rows are per destination Service (the route backend a request went to) and route rule.\n"
        "  --reporter SIDE        source (default: the client's proxy, which picks the route) or destination\n"
        "HTTP and gRPC Service ports only (TCP ports have no requests). REQUESTS and SUCCESS count since the\n"
        "agents started (a failure: a 5xx response, none, or a gRPC status other than OK); RPS and latency\n"

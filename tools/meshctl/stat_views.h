@@ -10,8 +10,9 @@
 
 namespace zm::meshctl {
 
-// Rows for the proxies of one side ("source": where routes are chosen; "destination": the serving side), summed
-// over agents and source workloads; |service| ("ns/name", "" = all) filters.
+// Rows per destination Service (the route backend each request went to, so a split shows as one row per backend) and
+// route rule, for the proxies of one side ("source": where routes are chosen; "destination": the serving side),
+// summed over agents and source workloads; |service| ("ns/name", "" = all) filters.
 nlohmann::json StatJson(const zeromesh::v1::MeshStatus& st, const std::string& reporter, const std::string& service);
 std::string RenderStat(const nlohmann::json& j);
 
