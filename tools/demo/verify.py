@@ -72,6 +72,25 @@ def check_grpc(cluster: zmcluster.Cluster, checks: Checks) -> None:
                   "(GRPCRoute method match)", json.dumps(reserve))
 
 
+def check_stat(cp: ControlPlane, checks: Checks, sampled: int) -> None:
+    """meshctl stat counts those calls per route (the agents report every 2 s in the demo): the sampled ones plus the
+    frontend's own loop calls (one line each in frontend-grpc.log) made so far, at least."""
+    log = cp.workdir / "frontend-grpc.log"
+    at_least = sampled + (len(log.read_text().splitlines()) if log.exists() else 0)
+    deadline, rows, total, failures = time.monotonic() + 10, [], 0, 0
+    while time.monotonic() < deadline:
+        res = cp.meshctl("stat", "-o", "json")
+        rows = json.loads(res.stdout) if res.returncode == 0 else []
+        mine = [r for r in rows if r["route"].startswith("shop/inventory#")]
+        total, failures = sum(r["requests"] for r in mine), sum(r["failures"] for r in mine)
+        if total >= at_least:
+            break
+        time.sleep(0.5)
+    checks.report(total >= at_least and failures == 0, f"meshctl stat counts those {sampled} gRPC calls (and the "
+                  "frontend's) on the GRPCRoute's rules, all successful",
+                  f"{total} calls of at least {at_least}, {failures} failed")
+
+
 def first_change(cluster: zmcluster.Cluster, want_ok: bool, limit: float) -> float | None:
     """Seconds until a frontend call to the Service has the wanted outcome, or None."""
     t0 = time.monotonic()
@@ -116,6 +135,7 @@ def verify(cp: ControlPlane) -> int:
                   json.dumps(canary))
 
     check_grpc(c, checks)
+    check_stat(cp, checks, 230)  # 200 Get + 30 Reserve
 
     caps = [c.capture(node, "eth0", "tcp and not port 15012") for node in ("node1", "node2")]
     try:
