@@ -8,6 +8,7 @@
 
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
+#include "agent/proxy/http_trace.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/traffic/grpc_match.h"
 #include "agent/traffic/http_match.h"
@@ -267,6 +268,10 @@ void H2Conn::RouteStream(Stream* s) {
   if (rule != nullptr) {
     ApplyRequestFilters(*rule, matched, &head);
     if (!rule->response_headers.empty()) s->response_mods = &rule->response_headers;
+  }
+  // The stream's CLIENT span (no SERVER span follows: the destination relays HTTP/2 ports as bytes).
+  if (ctx_.opts.tracing && ctx_.observer() != nullptr) {
+    TraceHttpRequest(&head, snap_->tracing_sampling_ppm(), ctx_.span_ids, &s->rec);
   }
   if (!SubmitUpstream(s, u, head, &why)) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);

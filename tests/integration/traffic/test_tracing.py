@@ -4,12 +4,15 @@ CLIENT span from the source node's agent and one SERVER span from the destinatio
 right parent-child links and workload attributes; the backend sees a traceparent whose parent is the SERVER span.
 
 Pods: client (node1, sa client), w1 (node2, sa web) serving a stdlib HTTP server on 9080 that answers with the
-traceparent it received. Service web (namespace shop) 10.96.0.50: 80 -> 9080, appProtocol http. The collector runs on
+traceparent it received, and a gRPC server on 9090 that does the same with its metadata. Services (namespace shop):
+web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (a CLIENT span only: the
+destination relays HTTP/2 ports as bytes). The collector runs on
 the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
 --otlp-endpoint, MeshConfig spec.tracing.samplingPercentage 100, then 0.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,7 +28,8 @@ from controlplane import ControlPlane  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 NS = "shop"
-VIP = "10.96.0.50"
+VIP, VIP_RPC = "10.96.0.50", "10.96.0.51"
+PY_GRPC = "/usr/bin/python3"  # Debian's python3-grpcio lives with the system interpreter
 GIVEN_TRACE, GIVEN_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 SERVICE = f"""apiVersion: zeromesh.io/v1alpha1
@@ -35,6 +39,14 @@ spec:
   vip: {VIP}
   selector: {{app: web}}
   ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: rpc, namespace: {NS}}}
+spec:
+  vip: {VIP_RPC}
+  selector: {{app: web}}
+  ports: [{{name: rpc, port: 90, targetPort: 9090, appProtocol: grpc}}]
 """
 
 MESH_CONFIG = """apiVersion: zeromesh.io/v1alpha1
@@ -81,6 +93,30 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+"""
+
+# A gRPC server whose zm.Echo/Trace answers the traceparent metadata the call arrived with ("-" when none).
+GRPC_SERVER = r"""
+import sys
+from concurrent import futures
+import grpc
+def trace(req, ctx):
+    return dict(ctx.invocation_metadata()).get("traceparent", "-").encode()
+h = grpc.method_handlers_generic_handler("zm.Echo", {"Trace": grpc.unary_unary_rpc_method_handler(
+    trace, request_deserializer=lambda b: b, response_serializer=lambda b: b)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((h,))
+server.add_insecure_port("0.0.0.0:" + sys.argv[1])
+server.start()
+server.wait_for_termination()
+"""
+
+GRPC_CLIENT = r"""
+import sys
+import grpc
+with grpc.insecure_channel(sys.argv[1]) as ch:
+    call = ch.unary_unary("/zm.Echo/Trace", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    print(call(b"", timeout=10, metadata=[("traceparent", sys.argv[2])]).decode())
 """
 
 # Sends the JSON plan [[path, {headers}], ...] on one keep-alive connection; prints the bodies as a JSON list.
@@ -132,6 +168,8 @@ class TracingTest(unittest.TestCase):
             cls.cp.write("web.yaml", SERVICE)
             cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
             c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
+            c.popen(cls.w1, [PY_GRPC, "-c", GRPC_SERVER, "9090"], stdout=subprocess.DEVNULL,
+                    env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
             endpoint = f"{cls.cp.host.ip}:4317"
             cfg = Path(cls.tmp.name) / "otelcol.yaml"
             cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint))
@@ -148,6 +186,7 @@ class TracingTest(unittest.TestCase):
             for node in c.nodes:
                 cls.cp.wait_agent_ready(node)
             c.wait_tcp(cls.w1, cls.w1.ip, 9080)
+            c.wait_tcp(cls.w1, cls.w1.ip, 9090)
         except BaseException:
             cls.cluster.down()
             cls.tmp.cleanup()
@@ -221,6 +260,22 @@ class TracingTest(unittest.TestCase):
             self.assertEqual(sv["attrs"].get("k8s.pod.name"), "w1", sv)
             self.assertEqual(cl["attrs"].get("network.peer.address"), self.w1.ip, cl)
             self.assertEqual(sv["attrs"].get("network.peer.address"), self.client.ip, sv)
+
+        # gRPC (HTTP/2): the source proxy's CLIENT span, child of the given context, and the server its child.
+        given_rpc = f"00-{GIVEN_TRACE[::-1]}-{GIVEN_PARENT}-01"
+        res = self.cluster.run(self.client, [PY_GRPC, "-c", GRPC_CLIENT, f"{VIP_RPC}:90", given_rpc], text=True,
+                               timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        got = res.stdout.strip().split("-")
+        self.assertEqual(got[1], GIVEN_TRACE[::-1], res.stdout)
+        rpc = self.wait_spans({GIVEN_TRACE[::-1]}, 1)
+        self.assertEqual(len(rpc), 1, rpc)
+        self.assertEqual((rpc[0]["kind"], rpc[0]["parent"], rpc[0]["name"]), ("Client", GIVEN_PARENT, "POST"), rpc)
+        self.assertEqual(got[2], rpc[0]["id"], "the gRPC server's parent is the CLIENT span")
+        self.assertEqual(rpc[0]["attrs"].get("rpc.grpc.status_code"), "0", rpc)
+        self.assertEqual(rpc[0]["attrs"].get("url.path"), "/zm.Echo/Trace", rpc)
+        self.assertEqual(rpc[0]["attrs"].get("zeromesh.destination.service"), f"{NS}/rpc", rpc)
+        self.assertEqual(rpc[0]["attrs"].get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client")
 
         # Sampling 0 %: new traces are marked not sampled (the backend sees flags 00) and nothing is exported.
         self.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=0))
