@@ -47,6 +47,23 @@ uint8_t Nibble(char c) {
   return 0xff;
 }
 
+bool GrpcFailed(const proxy::RequestRecord& r) {
+  return !r.grpc_status.empty() && r.grpc_status != "0";
+}
+
+// The HTTP semantic conventions: no response, 5xx, or a failed gRPC call fail any span; 4xx fails a CLIENT span
+// only (for a SERVER span it is the client's error, not the server's).
+bool SpanFailed(const proxy::RequestRecord& r, bool client) {
+  return GrpcFailed(r) || r.status == 0 || r.status >= 500 || (client && r.status >= 400);
+}
+
+// error.type of a failed span: what went wrong, else the failing gRPC or HTTP status (the conventions' fallback).
+std::string ErrorType(const proxy::RequestRecord& r) {
+  if (!r.error.empty()) return r.error.substr(0, 256);
+  if (GrpcFailed(r)) return r.grpc_status;
+  return r.status != 0 ? std::to_string(r.status) : "";
+}
+
 }  // namespace
 
 std::string HexToBytes(const std::string& hex) {
@@ -82,7 +99,8 @@ bool EncodeSpan(const proxy::RequestRecord& r, otlp::Span* out) {
   Str(out, "server.address", HostOnly(r.authority));
   Str(out, "network.peer.address", Ip(client ? r.destination.addr : r.source.addr));
   Str(out, "rpc.grpc.status_code", r.grpc_status);
-  Str(out, "error.type", r.error.substr(0, 256));
+  const bool failed = SpanFailed(r, client);
+  Str(out, "error.type", failed ? ErrorType(r) : r.error.substr(0, 256));
   // The pod this proxy stands for: the client's on the source node, the server's on the destination node.
   const proxy::Peer& own = client ? r.source : r.destination;
   Str(out, "k8s.pod.name", own.workload);
@@ -98,9 +116,6 @@ bool EncodeSpan(const proxy::RequestRecord& r, otlp::Span* out) {
   Str(out, "zeromesh.route", r.route);
   if (r.attempts > 1) Int(out, "zeromesh.attempts", r.attempts);
 
-  // 5xx, no response at all, or a failed gRPC call: the span failed (the semantic conventions leave 4xx unset on a
-  // SERVER span; we do the same on both sides, since the mesh did its job).
-  const bool failed = r.status == 0 || r.status >= 500 || (!r.grpc_status.empty() && r.grpc_status != "0");
   if (failed) {
     out->mutable_status()->set_code(otlp::Status::STATUS_CODE_ERROR);
     out->mutable_status()->set_message(r.error.substr(0, 256));

@@ -91,6 +91,18 @@ TEST(SpanEncode, ServerSpanOfTheDestinationProxy) {
   EXPECT_EQ(s.status().message(), "upstream reset");
 }
 
+TEST(SpanEncode, A4xxFailsTheClientSpanOnly) {
+  for (auto reporter : {proxy::Reporter::kSource, proxy::Reporter::kDestination}) {
+    proxy::RequestRecord r = Request(reporter);
+    r.status = 404;
+    otlp::Span s;
+    ASSERT_TRUE(EncodeSpan(r, &s));
+    const bool client = reporter == proxy::Reporter::kSource;
+    EXPECT_EQ(s.status().code(), client ? otlp::Status::STATUS_CODE_ERROR : otlp::Status::STATUS_CODE_UNSET);
+    EXPECT_EQ(Attr(s, "error.type"), client ? "404" : "<absent>");
+  }
+}
+
 TEST(SpanEncode, RootSpansAndUnsampledRequests) {
   proxy::RequestRecord r = Request(proxy::Reporter::kSource);
   r.span.parent_id.clear();
