@@ -767,6 +767,7 @@ bool Http1Conn::LocalReplyNow(const LocalReply& reply) {
 void Http1Conn::EndFaultDelay() {
   hold_timer_ = 0;
   if (done_ || current_ == nullptr) return;
+  load_.RestartClock(traffic::Clock::now());
   FlushUpstream(current_);
   if (!done_ && client_readable_) ReadClient();  // resume what backpressure paused while the request was held
 }

@@ -86,6 +86,9 @@ class RequestLoad {
   ~RequestLoad() { Release(); }
 
   void Observe(Clock::time_point now);  // the response head arrived (once; later calls do nothing)
+  // The request only now goes to the endpoint (an injected delay held it): latency counts from here, so a route's
+  // fault delay does not make its endpoint look slow to EWMA.
+  void RestartClock(Clock::time_point now) { start_ = now; }
   bool WantsSample() const { return ep_ != nullptr && !observed_; }
   void Release();  // the request is no longer in flight on this endpoint
 

@@ -138,6 +138,20 @@ TEST(RequestBalancing, EwmaTriesANewEndpointButDoesNotFloodIt) {
   EXPECT_NEAR(lb.View("shop/web", Ip("10.0.0.1"), 8080).latency_ms, 10.0, 0.01);
 }
 
+TEST(RequestBalancing, AnInjectedDelayIsNotTheEndpointsLatency) {
+  Clock::time_point now = kT0;
+  Balancer lb([&] { return now; });
+  auto snap = Snap(LbAlgorithm::kEwma, {"10.0.0.1"});
+  std::string why;
+  Route r;
+  ASSERT_EQ(RouteHttpRequest(lb, *snap, snap->services()[0], 80, nullptr, &r, &why), RouteStatus::kOk);
+  now += 200ms;  // a route's fault delay held the request after its pick
+  r.load.RestartClock(now);
+  now += 5ms;  // then the endpoint answered
+  r.load.Observe(now);
+  EXPECT_NEAR(lb.View("shop/web", Ip("10.0.0.1"), 8080).latency_ms, 5.0, 0.01);
+}
+
 TEST(RequestBalancing, RetryExcludesTheFailedEndpoint) {
   Clock::time_point now = kT0;
   Balancer lb([&] { return now; });
