@@ -18,21 +18,12 @@ void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, Re
 }
 
 std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
-  uint16_t port = ntohs(dst.sin_port);
-  for (const auto& svc : snap.services()) {
-    bool has_port = false;
-    for (const auto& p : svc.ports)
-      has_port = has_port || (p.target_port == port && p.protocol == agent::PortProtocol::kHttp);
-    if (!has_port) continue;
-    for (const auto& e : svc.endpoints) {
-      if (e.ip == dst.sin_addr.s_addr) return svc.Key();
-    }
-  }
-  return "";
+  const agent::Service* svc = snap.FindHttpServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port));
+  return svc != nullptr ? svc->Key() : "";
 }
 
 bool TracesHttp(bool tracing, const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
-  return tracing && !HttpServiceOf(snap, dst).empty();
+  return tracing && snap.FindHttpServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port)) != nullptr;
 }
 
 }  // namespace zm::proxy

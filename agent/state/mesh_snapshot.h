@@ -63,6 +63,9 @@ class MeshSnapshot {
   // nullptr when the IP (network byte order) is not a Service VIP.
   const Service* FindService(in_addr_t vip) const;
   const Service* FindService(const std::string& ns, const std::string& name) const;
+  // The Service whose HTTP/1.1 port (PortProtocol::kHttp) endpoint |ip|:|target_port| is (network byte order ip, host
+  // order port), nullptr if none: the destination proxy asks for every new connection, so it is an index lookup.
+  const Service* FindHttpServiceOfEndpoint(in_addr_t ip, uint16_t target_port) const;
 
  private:
   std::string trust_domain_;
@@ -74,7 +77,8 @@ class MeshSnapshot {
   std::unordered_map<in_addr_t, Workload> by_ip_;
   std::vector<Service> services_;
   std::unordered_map<in_addr_t, size_t> service_by_vip_;
-  std::unordered_map<std::string, size_t> service_by_key_;  // "<namespace>/<name>"
+  std::unordered_map<std::string, size_t> service_by_key_;         // "<namespace>/<name>"
+  std::unordered_map<uint64_t, size_t> http_service_by_endpoint_;  // ip << 16 | target port -> first such Service
 };
 
 // Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).

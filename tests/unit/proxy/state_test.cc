@@ -187,5 +187,27 @@ TEST_F(StateTest, CertStoreRotationSwapsContexts) {
   EXPECT_FALSE(certs.Get(a));
 }
 
+// The destination proxy's per-connection question "is this pod port an HTTP/1.1 Service port?" is an index lookup.
+TEST(MeshSnapshotIndex, FindsTheHttpServiceOfAnEndpointPort) {
+  Service tcp;
+  tcp.name = "db";
+  tcp.ns = "shop";
+  tcp.ports = {{5432, 5432, PortProtocol::kTcp}};
+  tcp.endpoints.push_back({Ip("10.244.1.11"), "", ""});
+  Service web;
+  web.name = "web";
+  web.ns = "shop";
+  web.ports = {{80, 8080, PortProtocol::kHttp}, {9090, 9090, PortProtocol::kGrpc}};
+  web.endpoints.push_back({Ip("10.244.1.11"), "", ""});
+  web.endpoints.push_back({Ip("10.244.2.11"), "", ""});
+  MeshSnapshot s("cluster.local", "node1", MeshMode::kStrict, {}, {tcp, web});
+  ASSERT_NE(s.FindHttpServiceOfEndpoint(Ip("10.244.2.11"), 8080), nullptr);
+  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 8080)->Key(), "shop/web");
+  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 5432), nullptr);  // TCP
+  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 9090), nullptr);  // gRPC: relayed as bytes there
+  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 80), nullptr);    // the Service port, not the pod's
+  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.9.9"), 8080), nullptr);
+}
+
 }  // namespace
 }  // namespace zm::agent
