@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
@@ -20,8 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
 # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter.
@@ -76,38 +74,30 @@ spec:
 """
 
 
-class GrpcRoutingTest(unittest.TestCase):
+class GrpcRoutingTest(MeshCase):
+    TMP_PREFIX = "zm-grpc-"
+
     @classmethod
     def setUpClass(cls):
         if subprocess.run([PY, "-c", "import grpc"], capture_output=True).returncode != 0:
             needs.missing("python3-grpcio (Debian) is not installed")
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-grpc-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            backends = [(c.add_pod("node1", "g1"), "v1"), (c.add_pod("node2", "g2"), "v1"),
-                        (c.add_pod("node2", "g3"), "v2")]
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0")
-            for pod, version in backends:
-                cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
-                c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=env)
-            cls.cp.write("echo.yaml", MANIFESTS)
-            cls.cp.start()
-            for pod, _ in backends:
-                c.wait_tcp(pod, pod.ip, 50051)
-            cls.wait_routed()
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        backends = [(c.add_pod("node1", "g1"), "v1"), (c.add_pod("node2", "g2"), "v1"),
+                    (c.add_pod("node2", "g3"), "v2")]
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0")
+        for pod, version in backends:
+            cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
+            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=env)
+        cls.cp.write("echo.yaml", MANIFESTS)
+        cls.cp.start()
+        for pod, _ in backends:
+            c.wait_tcp(pod, pod.ip, 50051)
+        cls.wait_routed()
 
     @classmethod
     def run_plan(cls, plan) -> dict:

@@ -12,14 +12,12 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 NS = "shop"
@@ -99,36 +97,24 @@ PLAN = [
 ]
 
 
-class HttpPolicyTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http-policy-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.w0, cls.w1 = c.add_pod("node1", "w0"), c.add_pod("node2", "w1")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            for pod in (cls.w0, cls.w1):
-                cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "instance": pod.name})
-                for port in (9080, 9081):
-                    c.popen(pod, [sys.executable, HTTP_TOOL, "serve", str(port), pod.name], stdout=subprocess.DEVNULL)
-            cls.cp.write("web.yaml", MANIFESTS)
-            cls.cp.start()
-            for pod in (cls.w0, cls.w1):
-                c.wait_tcp(pod, pod.ip, 9080)
-            for vip in (VIP_REMOTE, VIP_LOCAL):
-                cls.wait_enforced(vip)
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class HttpPolicyTest(MeshCase):
+    TMP_PREFIX = "zm-http-policy-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        cls.w0, cls.w1 = c.add_pod("node1", "w0"), c.add_pod("node2", "w1")
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        for pod in (cls.w0, cls.w1):
+            cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "instance": pod.name})
+            for port in (9080, 9081):
+                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", str(port), pod.name], stdout=subprocess.DEVNULL)
+        cls.cp.write("web.yaml", MANIFESTS)
+        cls.cp.start()
+        for pod in (cls.w0, cls.w1):
+            c.wait_tcp(pod, pod.ip, 9080)
+        for vip in (VIP_REMOTE, VIP_LOCAL):
+            cls.wait_enforced(vip)
 
     @classmethod
     def send(cls, vip, plan) -> dict:

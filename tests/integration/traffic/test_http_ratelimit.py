@@ -15,15 +15,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HTTP_TOOL, GRPC_TOOL = str(HERE / "http_tool.py"), str(HERE / "grpc_tool.py")
@@ -98,39 +96,25 @@ spec:
 {policy("rpc-broken", "GRPCRoute", "rpc", "broken", "{faultInjection: {abort: {httpStatus: 503}}}")}"""
 
 
-class HttpRateLimitTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http-rl-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.web = c.add_pod("node2", "w1")
-            cls.rpc = c.add_pod("node2", "g1")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
-            cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
-            c.popen(cls.web, [sys.executable, HTTP_TOOL, "serve", "9080", "w1"], stdout=subprocess.DEVNULL)
-            c.popen(cls.rpc, [GRPC_PY, GRPC_TOOL, "serve", "50051", "g1"], stdout=subprocess.DEVNULL,
-                    env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
-            cls.cp.write("routes.yaml", MANIFESTS)
-            cls.cp.start()
-            c.wait_tcp(cls.web, cls.web.ip, 9080)
-            c.wait_tcp(cls.rpc, cls.rpc.ip, 50051)
-            cls.wait_policies()
-        except BaseException:
-            if hasattr(cls, "cp"):
-                print(f"controller: {cls.cp.log('controller', 3000)}", file=sys.stderr)
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class HttpRateLimitTest(MeshCase):
+    TMP_PREFIX = "zm-http-rl-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        cls.web = c.add_pod("node2", "w1")
+        cls.rpc = c.add_pod("node2", "g1")
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
+        cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
+        c.popen(cls.web, [sys.executable, HTTP_TOOL, "serve", "9080", "w1"], stdout=subprocess.DEVNULL)
+        c.popen(cls.rpc, [GRPC_PY, GRPC_TOOL, "serve", "50051", "g1"], stdout=subprocess.DEVNULL,
+                env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
+        cls.cp.write("routes.yaml", MANIFESTS)
+        cls.cp.start()
+        c.wait_tcp(cls.web, cls.web.ip, 9080)
+        c.wait_tcp(cls.rpc, cls.rpc.ip, 50051)
+        cls.wait_policies()
 
     @classmethod
     def run_plan(cls, plan) -> dict:

@@ -17,15 +17,13 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 NS = "shop"
@@ -82,40 +80,26 @@ spec:
 """
 
 
-class HttpResilienceTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http-res-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.backends = {"f1": (c.add_pod("node1", "f1"), "flaky"), "f2": (c.add_pod("node2", "f2"), "flaky"),
-                            "s1": (c.add_pod("node2", "s1"), "slow"), "m1": (c.add_pod("node2", "m1"), "shadow"),
-                            "p2": (c.add_pod("node1", "p2"), "partial")}
-            cls.dead = c.add_pod("node2", "p1")  # an endpoint that refuses connections
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            cls.cp.workload(cls.dead, ns=NS, sa="partial", labels={"app": "partial"})
-            for name, (pod, app) in cls.backends.items():
-                cls.cp.workload(pod, ns=NS, sa=app, labels={"app": app})
-                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name], stdout=subprocess.DEVNULL)
-            cls.cp.write("routes.yaml", MANIFESTS)
-            cls.cp.start()
-            for pod, _ in cls.backends.values():
-                c.wait_tcp(pod, pod.ip, 9080)
-            cls.wait_routed()
-        except BaseException:
-            if hasattr(cls, "cp"):
-                print(f"controller: {cls.cp.log('controller', 3000)}", file=sys.stderr)
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class HttpResilienceTest(MeshCase):
+    TMP_PREFIX = "zm-http-res-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        cls.backends = {"f1": (c.add_pod("node1", "f1"), "flaky"), "f2": (c.add_pod("node2", "f2"), "flaky"),
+                        "s1": (c.add_pod("node2", "s1"), "slow"), "m1": (c.add_pod("node2", "m1"), "shadow"),
+                        "p2": (c.add_pod("node1", "p2"), "partial")}
+        cls.dead = c.add_pod("node2", "p1")  # an endpoint that refuses connections
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        cls.cp.workload(cls.dead, ns=NS, sa="partial", labels={"app": "partial"})
+        for name, (pod, app) in cls.backends.items():
+            cls.cp.workload(pod, ns=NS, sa=app, labels={"app": app})
+            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name], stdout=subprocess.DEVNULL)
+        cls.cp.write("routes.yaml", MANIFESTS)
+        cls.cp.start()
+        for pod, _ in cls.backends.values():
+            c.wait_tcp(pod, pod.ip, 9080)
+        cls.wait_routed()
 
     @classmethod
     def run_plan(cls, plan, host) -> dict:

@@ -12,15 +12,13 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 NS = "shop"
@@ -60,35 +58,23 @@ spec:
 """
 
 
-class HttpRoutingTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            backends = [(c.add_pod("node1", "a1"), "v1"), (c.add_pod("node2", "a2"), "v1"),
-                        (c.add_pod("node2", "c1"), "v2")]
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            for pod, version in backends:
-                cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
-                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", pod.name], stdout=subprocess.DEVNULL)
-            cls.cp.write("web.yaml", MANIFESTS)
-            cls.cp.start()
-            for pod, _ in backends:
-                c.wait_tcp(pod, pod.ip, 9080)
-            cls.wait_routed()
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class HttpRoutingTest(MeshCase):
+    TMP_PREFIX = "zm-http-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        backends = [(c.add_pod("node1", "a1"), "v1"), (c.add_pod("node2", "a2"), "v1"),
+                    (c.add_pod("node2", "c1"), "v2")]
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        for pod, version in backends:
+            cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
+            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", pod.name], stdout=subprocess.DEVNULL)
+        cls.cp.write("web.yaml", MANIFESTS)
+        cls.cp.start()
+        for pod, _ in backends:
+            c.wait_tcp(pod, pod.ip, 9080)
+        cls.wait_routed()
 
     @classmethod
     def run_plan(cls, plan, host=VIP) -> dict:

@@ -14,15 +14,13 @@ connections (counted by the backends as they accept them), not one per client co
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
@@ -73,41 +71,27 @@ for _ in range(n):
 MANIFESTS = "---\n".join([service(n, v) for n, v in VIPS.items()] + [policy(n, a) for n, a in ALGORITHMS.items()])
 
 
-class LbAlgorithmsTest(unittest.TestCase):
+class LbAlgorithmsTest(MeshCase):
     stat_queries = 0  # accepted() calls so far: each is a connection to every backend
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-lb-algo-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), "0"),
-                                       "slow": (c.add_pod("node2", "slow"), "50")}
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            for name, (pod, delay) in backends.items():
-                cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
-                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name, delay], stdout=subprocess.DEVNULL)
-                c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", name, delay], stdout=subprocess.DEVNULL)
-            cls.cp.write("services.yaml", MANIFESTS)
-            cls.cp.start()
-            for pod, _ in backends.values():
-                c.wait_tcp(pod, pod.ip, 9080)
-                c.wait_tcp(pod, pod.ip, 50051)
-            cls.wait_applied()
-        except BaseException:
-            if hasattr(cls, "cp"):
-                print(f"controller: {cls.cp.log('controller', 3000)}", file=sys.stderr)
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+    TMP_PREFIX = "zm-lb-algo-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), "0"),
+                                   "slow": (c.add_pod("node2", "slow"), "50")}
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        for name, (pod, delay) in backends.items():
+            cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
+            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name, delay], stdout=subprocess.DEVNULL)
+            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", name, delay], stdout=subprocess.DEVNULL)
+        cls.cp.write("services.yaml", MANIFESTS)
+        cls.cp.start()
+        for pod, _ in backends.values():
+            c.wait_tcp(pod, pod.ip, 9080)
+            c.wait_tcp(pod, pod.ip, 50051)
+        cls.wait_applied()
 
     @classmethod
     def wait_applied(cls, timeout=20.0):

@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
 import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from mesh_case import MeshCase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 NS = "shop"
@@ -149,53 +148,45 @@ def parse_spans(text: str) -> list[dict]:
     return spans
 
 
-class TracingTest(unittest.TestCase):
+class TracingTest(MeshCase):
+    TMP_PREFIX = "zm-tracing-"
+
     @classmethod
     def setUpClass(cls):
         res = subprocess.run(["bash", str(REPO / "tools/lib/otelcol.sh"), "--path"], capture_output=True, text=True)
         if res.returncode != 0:
             needs.missing("the OpenTelemetry Collector is not built (tools/lib/otelcol.sh, run by tools/deps.sh)")
-        otelcol = res.stdout.strip()
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-tracing-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.w1 = c.add_pod("node2", "w1")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-            cls.cp.workload(cls.w1, ns=NS, sa="web", labels={"app": "web"})
-            cls.cp.write("web.yaml", SERVICE)
-            cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
-            c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
-            c.popen(cls.w1, [PY_GRPC, "-c", GRPC_SERVER, "9090"], stdout=subprocess.DEVNULL,
-                    env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
-            endpoint = f"{cls.cp.host.ip}:4317"
-            cfg = Path(cls.tmp.name) / "otelcol.yaml"
-            cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint))
-            cls.collector_log = Path(cls.tmp.name) / "otelcol.log"
-            with open(cls.collector_log, "wb") as log:
-                c.popen(cls.cp.host, [otelcol, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-            try:
-                c.wait_tcp(cls.cp.host, cls.cp.host.ip, 4317)
-            except zmcluster.ClusterError as e:
-                raise zmcluster.ClusterError(f"{e}; collector: {cls.collector_log.read_text(errors='replace')[-3000:]}")
-            cls.cp.start_controller()
-            for node in c.nodes:
-                cls.cp.start_agent(node, wait=False, extra_args=["--otlp-endpoint", endpoint])
-            for node in c.nodes:
-                cls.cp.wait_agent_ready(node)
-            c.wait_tcp(cls.w1, cls.w1.ip, 9080)
-            c.wait_tcp(cls.w1, cls.w1.ip, 9090)
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+        cls.otelcol = res.stdout.strip()
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def setUpMesh(cls, c):
+        cls.client = c.add_pod("node1", "client")
+        cls.w1 = c.add_pod("node2", "w1")
+        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        cls.cp.workload(cls.w1, ns=NS, sa="web", labels={"app": "web"})
+        cls.cp.write("web.yaml", SERVICE)
+        cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
+        c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
+        c.popen(cls.w1, [PY_GRPC, "-c", GRPC_SERVER, "9090"], stdout=subprocess.DEVNULL,
+                env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
+        endpoint = f"{cls.cp.host.ip}:4317"
+        cfg = Path(cls.tmp.name) / "otelcol.yaml"
+        cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint))
+        cls.collector_log = Path(cls.tmp.name) / "otelcol.log"
+        with open(cls.collector_log, "wb") as log:
+            c.popen(cls.cp.host, [cls.otelcol, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            c.wait_tcp(cls.cp.host, cls.cp.host.ip, 4317)
+        except zmcluster.ClusterError as e:
+            raise zmcluster.ClusterError(f"{e}; collector: {cls.collector_log.read_text(errors='replace')[-3000:]}")
+        cls.cp.start_controller()
+        for node in c.nodes:
+            cls.cp.start_agent(node, wait=False, extra_args=["--otlp-endpoint", endpoint])
+        for node in c.nodes:
+            cls.cp.wait_agent_ready(node)
+        c.wait_tcp(cls.w1, cls.w1.ip, 9080)
+        c.wait_tcp(cls.w1, cls.w1.ip, 9090)
 
     def send(self, plan) -> list:
         res = self.cluster.run(self.client, [sys.executable, "-c", CLIENT, VIP, json.dumps(plan)], text=True,
