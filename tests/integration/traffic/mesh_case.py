@@ -8,6 +8,7 @@ the subclass's own setUpClass before super().setUpClass(), so nothing is built f
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import unittest
@@ -16,6 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
+
+HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 
 
 class MeshCase(unittest.TestCase):
@@ -43,3 +46,12 @@ class MeshCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.cluster.down()
         cls.tmp.cleanup()
+
+    @classmethod
+    def run_http(cls, plan: list, host: str, port: int = 80, timeout: float = 60) -> dict:
+        """Runs an http_tool.py request plan from the client pod (cls.client) to host:port; returns its JSON result."""
+        res = cls.cluster.run(cls.client, [sys.executable, HTTP_TOOL, "run", host, str(port)], input=json.dumps(plan),
+                              text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise AssertionError(f"client failed: {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
+        return json.loads(res.stdout)

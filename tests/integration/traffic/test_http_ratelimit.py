@@ -118,11 +118,7 @@ class HttpRateLimitTest(MeshCase):
 
     @classmethod
     def run_plan(cls, plan) -> dict:
-        res = cls.cluster.run(cls.client, [sys.executable, HTTP_TOOL, "run", VIP_WEB, "80"], input=json.dumps(plan),
-                              text=True, timeout=60)
-        if res.returncode != 0:
-            raise AssertionError(f"client failed: {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
-        return json.loads(res.stdout)
+        return cls.run_http(plan, VIP_WEB)
 
     @classmethod
     def wait_policies(cls, timeout=20.0):

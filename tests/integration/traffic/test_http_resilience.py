@@ -103,11 +103,7 @@ class HttpResilienceTest(MeshCase):
 
     @classmethod
     def run_plan(cls, plan, host) -> dict:
-        res = cls.cluster.run(cls.client, [sys.executable, HTTP_TOOL, "run", host, "80"], input=json.dumps(plan),
-                              text=True, timeout=60)
-        if res.returncode != 0:
-            raise AssertionError(f"client failed: {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
-        return json.loads(res.stdout)
+        return cls.run_http(plan, host)
 
     @classmethod
     def wait_routed(cls, timeout=20.0):
