@@ -4,6 +4,7 @@
 
 #include "agent/proxy/conn_observer.h"
 #include "agent/traffic/fault_injection.h"
+#include "common/http/status_reason.h"
 
 namespace zm::proxy {
 
@@ -52,45 +53,12 @@ RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const a
   return v;
 }
 
-const char* StatusReason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Unknown";
-  }
-}
-
 bool BodylessReply(const std::string& method, int status) {
   return method == "HEAD" || status == 204 || status == 304;
 }
 
 std::string SerializeLocalReply(const LocalReply& reply, const std::string& method, bool close) {
-  std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + StatusReason(reply.status) + "\r\n";
+  std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + http::StatusReason(reply.status) + "\r\n";
   // A HEAD response announces the body it would have; 204 has no length at all.
   if (reply.status != 204) {
     out += "content-type: text/plain\r\ncontent-length: " + std::to_string(reply.body.size()) + "\r\n";

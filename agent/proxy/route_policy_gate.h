@@ -39,8 +39,6 @@ struct RoutePolicyVerdict {
 RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const agent::HttpRouteRule& rule,
                                      const agent::MeshSnapshot* snap, in_addr_t src_ip);
 
-const char* StatusReason(int status);  // "Too Many Requests", ...; "Unknown" for a code without a usual phrase
-
 // Whether a response of |status| to |method| carries no body (HEAD; 204 and 304 by definition).
 bool BodylessReply(const std::string& method, int status);
 

@@ -9,42 +9,11 @@
 #include <thread>
 #include <vector>
 
+#include "common/http/status_reason.h"
 #include "common/log.h"
 
 namespace zm::http {
 namespace {
-
-const char* Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-  }
-  return "Status";
-}
 
 int LogMessage(const mg_connection*, const char* message) {
   log::Warn("admin http", {{"error", message}});
@@ -170,7 +139,7 @@ int HttpServer::Handle(mg_connection* conn) {
   }
   // Built here and written with mg_write rather than mg_printf: Debian's civetweb runs handlers on 100 KB thread
   // stacks, and mg_printf's vsnprintf (with ASan's interceptor on top) overflowed one in the sanitized cluster tests.
-  std::string headers = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) +
+  std::string headers = "HTTP/1.1 " + std::to_string(resp.status) + " " + StatusReason(resp.status) +
                         "\r\nContent-Type: " + resp.content_type +
                         "\r\nContent-Length: " + std::to_string(resp.body.size()) +
                         "\r\nCache-Control: no-store\r\nConnection: close\r\n";
