@@ -9,6 +9,7 @@ the subclass's own setUpClass before super().setUpClass(), so nothing is built f
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import unittest
@@ -54,4 +55,30 @@ class MeshCase(unittest.TestCase):
                               text=True, timeout=timeout)
         if res.returncode != 0:
             raise AssertionError(f"client failed: {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
+        return json.loads(res.stdout)
+
+    def agent_metric(self, name: str, node: str = "node1", required: bool = False, **labels) -> float:
+        """Sum of |name| on |node|'s agent (node1: the source proxy) over the series carrying all |labels|;
+        |required|: the test fails when the agent has no such series at all."""
+        n = self.cluster.node(node)
+        res = self.cluster.run(n, ["curl", "-sS", "--max-time", "3", f"http://{n.ip}:15020/metrics"], text=True,
+                               timeout=15)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        total, seen = 0.0, False
+        for line in res.stdout.splitlines():
+            m = re.match(re.escape(name) + r"(?:\{(.*)\})? (\S+)$", line)
+            if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+                total += float(m.group(2))
+                seen = True
+        if required and not seen:
+            self.fail(f"no {name} in the metrics of {node}'s agent")
+        return total
+
+    def backend_stats(self, pod) -> dict:
+        """What http_tool.py's server in |pod| on port 9080 counted so far (/__stats, asked on the pod's own loopback,
+        outside the mesh)."""
+        res = self.cluster.run(pod, [sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
+                                     "'http://127.0.0.1:9080/__stats', timeout=5).read().decode())"], text=True,
+                               timeout=15)
+        self.assertEqual(res.returncode, 0, res.stderr)
         return json.loads(res.stdout)

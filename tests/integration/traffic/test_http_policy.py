@@ -9,7 +9,6 @@ no-debug (namespace shop, port 9080; header x-debug: 1).
 """
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -140,18 +139,6 @@ class HttpPolicyTest(MeshCase):
         raise AssertionError(f"the permissions never took effect on {vip}: {last}\n"
                              f"controller: {cls.cp.log('controller', 3000)}")
 
-    def metric(self, node_name: str, name: str, **labels) -> float:
-        node = self.cluster.node(node_name)
-        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        total = 0.0
-        for line in res.stdout.splitlines():
-            m = re.match(name + r"\{(.*)\} (\S+)$", line)
-            if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
-
     def check_plan(self, vip, server):
         out = self.send(vip, PLAN)
         self.assertEqual(out["sockets"], 1, "denials must keep the connection alive")
@@ -175,20 +162,20 @@ class HttpPolicyTest(MeshCase):
     def test_remote_destination_decides_each_request(self):
         """Across nodes: the HBONE stream to w1 is parsed by node2's proxy."""
         labels = dict(reporter="destination", destination_workload="w1", source_workload="client")
-        before = (self.metric("node2", "zeromesh_requests_total", response_code="403", **labels),
-                  self.metric("node2", "zeromesh_requests_total", response_code="200", **labels))
+        before = (self.agent_metric("zeromesh_requests_total", "node2", response_code="403", **labels),
+                  self.agent_metric("zeromesh_requests_total", "node2", response_code="200", **labels))
         self.check_plan(VIP_REMOTE, "w1")
         deadline = time.monotonic() + 5
         while True:
-            after = (self.metric("node2", "zeromesh_requests_total", response_code="403", **labels),
-                     self.metric("node2", "zeromesh_requests_total", response_code="200", **labels))
+            after = (self.agent_metric("zeromesh_requests_total", "node2", response_code="403", **labels),
+                     self.agent_metric("zeromesh_requests_total", "node2", response_code="200", **labels))
             if (after[0] - before[0] >= 4 and after[1] - before[1] >= 3) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         self.assertEqual(after[0] - before[0], 4, "403s counted by the destination proxy")
         self.assertEqual(after[1] - before[1], 3, "200s counted by the destination proxy")
         # The source proxy counts the same requests as reporter=source.
-        self.assertGreaterEqual(self.metric("node1", "zeromesh_requests_total", reporter="source",
+        self.assertGreaterEqual(self.agent_metric("zeromesh_requests_total", "node1", reporter="source",
                                             destination_workload="w1", response_code="403"), 4)
         # Every denial is in the destination's access log with the deciding policy.
         deadline = time.monotonic() + 5
@@ -207,13 +194,13 @@ class HttpPolicyTest(MeshCase):
 
     def test_same_node_destination_decides_each_request(self):
         """On one node: the same-node relay to w0 is parsed by node1's proxy."""
-        before = self.metric("node1", "zeromesh_requests_total", reporter="destination", destination_workload="w0",
-                             response_code="403")
+        before = self.agent_metric("zeromesh_requests_total", "node1", reporter="destination",
+                                   destination_workload="w0", response_code="403")
         self.check_plan(VIP_LOCAL, "w0")
         deadline = time.monotonic() + 5
         while True:
-            after = self.metric("node1", "zeromesh_requests_total", reporter="destination", destination_workload="w0",
-                                response_code="403")
+            after = self.agent_metric("zeromesh_requests_total", "node1", reporter="destination",
+                                      destination_workload="w0", response_code="403")
             if after - before >= 4 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

@@ -12,7 +12,6 @@ serves all of them; without the delay the requests take a few milliseconds.
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -137,24 +136,7 @@ class HttpRateLimitTest(MeshCase):
 
     def backend_requests(self) -> int:
         """Requests w1 served so far (asked on its own loopback, outside the mesh)."""
-        res = self.cluster.run(self.web, [sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
-                                          "'http://127.0.0.1:9080/__stats', timeout=5).read().decode())"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        return json.loads(res.stdout)["requests"]
-
-    def metric(self, name: str, **labels) -> float:
-        """Sum of |name| on node1's agent (the source proxy) over the series carrying all |labels|."""
-        node = self.cluster.node("node1")
-        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        total = 0.0
-        for line in res.stdout.splitlines():
-            m = re.match(re.escape(name) + r"(?:\{(.*)\})? (\S+)$", line)
-            if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
+        return self.backend_stats(self.web)["requests"]
 
     def log_lines(self, route: str, want: int, key: str) -> list:
         """node1's access-log lines of |route| that have |key|, once there are |want| of them (or 5 s passed)."""
@@ -167,7 +149,7 @@ class HttpRateLimitTest(MeshCase):
             time.sleep(0.1)
 
     def test_rate_limit_allows_the_bucket_and_refuses_the_rest_with_429(self):
-        before = self.metric("zeromesh_request_rate_limited_total", route="shop/web#0")
+        before = self.agent_metric("zeromesh_request_rate_limited_total", route="shop/web#0")
         # 200 requests at 80 per second (4x the limit) on one keep-alive connection, with requests to another rule of
         # the same route in between, which no limit applies to.
         plan = []
@@ -197,7 +179,7 @@ class HttpRateLimitTest(MeshCase):
         # The source agent counts every refusal, and logs each with its reason.
         deadline = time.monotonic() + 5
         while True:
-            counted = self.metric("zeromesh_request_rate_limited_total", route="shop/web#0") - before
+            counted = self.agent_metric("zeromesh_request_rate_limited_total", route="shop/web#0") - before
             if counted >= len(refused) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -241,7 +223,7 @@ class HttpRateLimitTest(MeshCase):
         self.assertTrue(all(b == "503 fault filter abort\n" for b in out["bodies"] if b.startswith("503")))
         lines = self.log_lines("shop/web#2", aborted, '"fault":"abort"')
         self.assertEqual(len(lines), aborted)
-        self.assertEqual(self.metric("zeromesh_request_faults_injected_total", route="shop/web#2", fault="abort"),
+        self.assertEqual(self.agent_metric("zeromesh_request_faults_injected_total", route="shop/web#2", fault="abort"),
                          aborted)
 
     def test_delay_holds_every_request(self):
@@ -277,7 +259,7 @@ class HttpRateLimitTest(MeshCase):
         codes = self.grpc(plan)["codes"]
         # 5 per minute: the first 5 Who calls pass, the next get RESOURCE_EXHAUSTED; Canary matches no limited rule.
         self.assertEqual(codes, ["OK"] * 5 + ["RESOURCE_EXHAUSTED"] * 3 + ["OK"] * 3)
-        self.assertEqual(self.metric("zeromesh_request_rate_limited_total", route="shop/rpc#0"), 3)
+        self.assertEqual(self.agent_metric("zeromesh_request_rate_limited_total", route="shop/rpc#0"), 3)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ nothing; without connect-failure retries half the requests to partial get a 502.
 """
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -122,30 +121,12 @@ class HttpResilienceTest(MeshCase):
 
     def stats(self, name: str) -> dict:
         """What backend |name| served so far (asked on its own loopback, outside the mesh)."""
-        pod = self.backends[name][0]
-        res = self.cluster.run(pod, [sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
-                                     "'http://127.0.0.1:9080/__stats', timeout=5).read().decode())"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        return json.loads(res.stdout)
-
-    def metric(self, name: str, **labels) -> float:
-        """Sum of |name| on node1's agent (the source proxy) over the series carrying all |labels|."""
-        node = self.cluster.node("node1")
-        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        total = 0.0
-        for line in res.stdout.splitlines():
-            m = re.match(re.escape(name) + r"(?:\{(.*)\})? (\S+)$", line)
-            if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
+        return self.backend_stats(self.backends[name][0])
 
     def test_retries_hide_a_backend_failing_half_the_time(self):
         route = dict(source_workload="client", route="shop/flaky#0")
         before_503 = sum(self.stats(n)["status"].get("503", 0) for n in ("f1", "f2"))
-        before_retries = self.metric("zeromesh_request_retries_total", **route)
+        before_retries = self.agent_metric("zeromesh_request_retries_total", **route)
         out = self.run_plan([{"path": "/flaky/x", "count": 180},
                              # Bodies are replayed as they went upstream, Content-Length or chunked.
                              {"path": "/flaky/post", "method": "POST", "body": "b" * 5000, "count": 10},
@@ -164,7 +145,7 @@ class HttpResilienceTest(MeshCase):
         # each response ends, so they are there already, but allow a scrape race.
         deadline = time.monotonic() + 5
         while True:
-            retries = self.metric("zeromesh_request_retries_total", **route) - before_retries
+            retries = self.agent_metric("zeromesh_request_retries_total", **route) - before_retries
             if retries >= served_503 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -184,7 +165,7 @@ class HttpResilienceTest(MeshCase):
     def test_bodies_over_the_replay_bound_are_not_retried(self):
         # 100 kB > the 64 KiB kept for a replay: such a request goes through once, whatever it gets.
         before_503 = sum(self.stats(n)["status"].get("503", 0) for n in ("f1", "f2"))
-        before_retries = self.metric("zeromesh_request_retries_total", source_workload="client")
+        before_retries = self.agent_metric("zeromesh_request_retries_total", source_workload="client")
         out = self.run_plan([{"path": "/flaky/big", "method": "POST", "body": "x" * 100000, "count": 4}], VIP_FLAKY)
         served_503 = sum(self.stats(n)["status"].get("503", 0) for n in ("f1", "f2")) - before_503
         seen_503 = sum(b.startswith("503 ") for b in out["bodies"])
@@ -192,19 +173,19 @@ class HttpResilienceTest(MeshCase):
         self.assertEqual(seen_503, served_503)
         self.assertTrue(all(b.endswith("len=100000") for b in out["bodies"] if b.startswith("200 ")), out["bodies"])
         time.sleep(0.2)
-        self.assertEqual(self.metric("zeromesh_request_retries_total", source_workload="client"), before_retries)
+        self.assertEqual(self.agent_metric("zeromesh_request_retries_total", source_workload="client"), before_retries)
 
     def test_connect_failures_are_retried_on_another_endpoint(self):
         # p1 refuses every connection (nothing listens): each request that the balancer sends there is retried on p2.
         route = dict(source_workload="client", route="shop/partial#0")
         before = self.stats("p2")["requests"]
-        before_retries = self.metric("zeromesh_request_retries_total", **route)
+        before_retries = self.agent_metric("zeromesh_request_retries_total", **route)
         out = self.run_plan([{"path": "/partial", "count": 40}], VIP_PARTIAL)
         self.assertEqual(out["bodies"], ["200 p2 /partial -"] * 40)
         self.assertEqual(self.stats("p2")["requests"] - before, 40)
         self.assertEqual(out["sockets"], 1)
         time.sleep(0.2)
-        retries = self.metric("zeromesh_request_retries_total", **route) - before_retries
+        retries = self.agent_metric("zeromesh_request_retries_total", **route) - before_retries
         print(f"40 requests to partial: {retries:.0f} retried after a refused connect", file=sys.stderr)
         self.assertGreaterEqual(retries, 10, "round robin sent about half of the first tries to p1")
 

@@ -139,28 +139,13 @@ class LbAlgorithmsTest(MeshCase):
         LbAlgorithmsTest.stat_queries += 1
         total = 0
         for pod, _ in self.backends.values():
-            res = self.cluster.run(pod, [sys.executable, "-c", "import urllib.request; print(urllib.request.urlopen("
-                                         "'http://127.0.0.1:9080/__stats', timeout=5).read().decode())"], text=True,
-                                   timeout=15)
-            self.assertEqual(res.returncode, 0, res.stderr)
-            total += json.loads(res.stdout)["connections"] - self.stat_queries
+            total += self.backend_stats(pod)["connections"] - self.stat_queries
         return total
-
-    def metric(self, name: str) -> float:
-        """|name| on node1's agent (the source proxy)."""
-        node = self.cluster.node("node1")
-        res = self.cluster.run(node, ["curl", "-sS", "--max-time", "3", f"http://{node.ip}:15020/metrics"], text=True,
-                               timeout=15)
-        self.assertEqual(res.returncode, 0, res.stderr)
-        for line in res.stdout.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        self.fail(f"no {name} in the metrics")
 
     def test_short_client_connections_share_pooled_upstreams(self):
         before = self.accepted()
-        opened0 = self.metric("zeromesh_http_upstream_connections_opened_total")
-        reused0 = self.metric("zeromesh_http_upstream_connections_reused_total")
+        opened0 = self.agent_metric("zeromesh_http_upstream_connections_opened_total", required=True)
+        reused0 = self.agent_metric("zeromesh_http_upstream_connections_reused_total", required=True)
         res = self.cluster.run(self.client, [sys.executable, "-c", SHORT_CONNS, VIPS["lb-rr"], "20", "4"], text=True,
                                timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
@@ -171,8 +156,9 @@ class LbAlgorithmsTest(MeshCase):
         self.assertLessEqual(opened, 6)
         # The source proxy's own count agrees; every other use of an endpoint by a client connection took an idle
         # stream that an earlier client connection (of this test or an earlier one: same source) left in the pool.
-        self.assertEqual(self.metric("zeromesh_http_upstream_connections_opened_total") - opened0, opened)
-        reused = self.metric("zeromesh_http_upstream_connections_reused_total") - reused0
+        opened_now = self.agent_metric("zeromesh_http_upstream_connections_opened_total", required=True)
+        self.assertEqual(opened_now - opened0, opened)
+        reused = self.agent_metric("zeromesh_http_upstream_connections_reused_total", required=True) - reused0
         print(f"source proxy: {reused:.0f} pooled upstreams taken by client connections", file=sys.stderr)
         self.assertEqual(opened + reused, 40)
 
