@@ -9,7 +9,6 @@
 
 #include "agent/proxy/authority.h"
 #include "agent/proxy/forwarded.h"
-#include "agent/proxy/http_trace.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -204,7 +203,9 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     }
     s->per_request = d.per_request;
   }
-  if (TracesHttp(ctx_.opts.tracing, *snap, s->target)) s->per_request = true;
+  s->l7 = DestinationL7For(*snap, s->target, s->per_request);
+  if (s->l7 == DestinationL7::kHttp1 && !s->per_request && !ctx_.opts.tracing) s->l7 = DestinationL7::kNone;
+  if (s->l7 == DestinationL7::kHttp2) s->l7 = DestinationL7::kNone;  // relayed as bytes until its handler is wired
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
     const agent::Service* svc =
@@ -247,7 +248,7 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
     Respond(s, 503, std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
     return;
   }
-  if (s->per_request && !InsertInboundHttp(s)) {
+  if (s->l7 == DestinationL7::kHttp1 && !InsertInboundHttp(s)) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     s->track.SetError("socketpair failed");
     ctx_.loop.Remove(s->fd);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/proxy/conn_observer.h"
+#include "agent/proxy/destination_l7.h"
 #include "agent/proxy/service_conn.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/worker_context.h"
@@ -61,8 +62,9 @@ class HboneStream : public IoHandler {
   ConnTracker track;     // telemetry of the proxied connection (opened once relaying was decided)
   ServiceConn svc;       // client side, Service connections: lease and retry (service_conn.h)
   bool active = false;   // bytes moved since the last idle check (client side, with svc.idle_timeout)
-  // Server: TrafficPermission http rules decide each request (an InboundHttp between the stream and the pod).
+  // Server: TrafficPermission http rules decide each request; the per-request handler between the stream and the pod.
   bool per_request = false;
+  DestinationL7 l7 = DestinationL7::kNone;
   int quiet_checks = 0;
 };
 

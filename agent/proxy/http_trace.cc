@@ -18,12 +18,9 @@ void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, Re
 }
 
 std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
-  const agent::Service* svc = snap.FindHttpServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port));
+  agent::PortProtocol protocol;
+  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port), &protocol);
   return svc != nullptr ? svc->Key() : "";
-}
-
-bool TracesHttp(bool tracing, const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
-  return tracing && snap.FindHttpServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port)) != nullptr;
 }
 
 }  // namespace zm::proxy

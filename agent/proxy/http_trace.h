@@ -18,11 +18,8 @@ namespace zm::proxy {
 // Sets rec->span (and tracestate, authority, wall_start) and rewrites head's traceparent to exactly one: this span's.
 void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, RequestRecord* rec);
 
-// The HTTP Service (PortProtocol::kHttp) whose endpoint |dst| (pod address and target port) is, "ns/name"; "" if none.
+// The HTTP Service (HTTP/1.1, HTTP/2 or gRPC port) whose endpoint |dst| (pod address and target port) is, "ns/name";
+// "" if none.
 std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst);
-
-// With tracing on, the destination proxy parses every connection to a pod's HTTP/1.1 port (an InboundHttp, as for
-// per-request policy) so that each request gets its SERVER span; other ports keep their byte relay.
-bool TracesHttp(bool tracing, const agent::MeshSnapshot& snap, const sockaddr_in& dst);
 
 }  // namespace zm::proxy

@@ -4,10 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/proxy/destination_l7.h"
 #include "agent/proxy/h2_conn.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/http1_conn.h"
-#include "agent/proxy/http_trace.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/proxy/splice_relay.h"
@@ -281,9 +281,14 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
     }
     if (!PassRateLimit(fd, snap, a.src, ep, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    if (per_request || TracesHttp(ctx_.opts.tracing, snap, ep)) {
-      RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id);
-      return;
+    switch (DestinationL7For(snap, ep, per_request)) {
+      case DestinationL7::kHttp1:
+        if (!per_request && !ctx_.opts.tracing) break;
+        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id);
+        return;
+      case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+      case DestinationL7::kNone:
+        break;
     }
     Relay(fd, a.src, ep, "same-node", &snap, /*same_node=*/true, std::move(sc));
     return;
@@ -384,9 +389,14 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     }
     if (!PassRateLimit(fd, *snap, src, dst, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    if (per_request || TracesHttp(ctx_.opts.tracing, *snap, dst)) {
-      RelayHttp(fd, src, dst, "same-node", snap, &src_id);
-      return;
+    switch (DestinationL7For(*snap, dst, per_request)) {
+      case DestinationL7::kHttp1:
+        if (!per_request && !ctx_.opts.tracing) break;
+        RelayHttp(fd, src, dst, "same-node", snap, &src_id);
+        return;
+      case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+      case DestinationL7::kNone:
+        break;
     }
     Relay(fd, src, dst, "same-node", snap.get(), /*same_node=*/true);
     return;
@@ -461,14 +471,16 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
       Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason, d.policy);
       return;
     }
-    if (d.per_request) {
+    per_request = d.per_request;
+  }
+  switch (DestinationL7For(*snap, dst, per_request)) {
+    case DestinationL7::kHttp1:
+      if (!per_request && !ctx_.opts.tracing) break;
       RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
       return;
-    }
-  }
-  if (TracesHttp(ctx_.opts.tracing, *snap, dst)) {
-    RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
-    return;
+    case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+    case DestinationL7::kNone:
+      break;
   }
   Relay(fd, src, dst, "plaintext-permissive", snap.get());
 }

@@ -21,16 +21,19 @@ MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode 
     if (services_[i].vip != 0) service_by_vip_.emplace(services_[i].vip, i);
     service_by_key_.emplace(services_[i].Key(), i);
     for (const auto& p : services_[i].ports) {
-      if (p.protocol != PortProtocol::kHttp) continue;
+      if (p.protocol == PortProtocol::kTcp) continue;
       for (const auto& e : services_[i].endpoints)
-        http_service_by_endpoint_.emplace(static_cast<uint64_t>(e.ip) << 16 | p.target_port, i);
+        http_service_by_endpoint_.emplace(static_cast<uint64_t>(e.ip) << 16 | p.target_port,
+                                          EndpointService{i, p.protocol});
     }
   }
 }
 
-const Service* MeshSnapshot::FindHttpServiceOfEndpoint(in_addr_t ip, uint16_t target_port) const {
+const Service* MeshSnapshot::FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const {
   auto it = http_service_by_endpoint_.find(static_cast<uint64_t>(ip) << 16 | target_port);
-  return it == http_service_by_endpoint_.end() ? nullptr : &services_[it->second];
+  if (it == http_service_by_endpoint_.end()) return nullptr;
+  *protocol = it->second.protocol;
+  return &services_[it->second.service];
 }
 
 const Service* MeshSnapshot::FindService(in_addr_t vip) const {

@@ -63,9 +63,10 @@ class MeshSnapshot {
   // nullptr when the IP (network byte order) is not a Service VIP.
   const Service* FindService(in_addr_t vip) const;
   const Service* FindService(const std::string& ns, const std::string& name) const;
-  // The Service whose HTTP/1.1 port (PortProtocol::kHttp) endpoint |ip|:|target_port| is (network byte order ip, host
-  // order port), nullptr if none: the destination proxy asks for every new connection, so it is an index lookup.
-  const Service* FindHttpServiceOfEndpoint(in_addr_t ip, uint16_t target_port) const;
+  // The Service whose HTTP port (PortProtocol kHttp, kHttp2 or kGrpc; its protocol in |*protocol|) endpoint
+  // |ip|:|target_port| is (network byte order ip, host order port), nullptr if none: the destination proxy asks for
+  // every new connection, so it is an index lookup.
+  const Service* FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const;
 
  private:
   std::string trust_domain_;
@@ -77,8 +78,12 @@ class MeshSnapshot {
   std::unordered_map<in_addr_t, Workload> by_ip_;
   std::vector<Service> services_;
   std::unordered_map<in_addr_t, size_t> service_by_vip_;
-  std::unordered_map<std::string, size_t> service_by_key_;         // "<namespace>/<name>"
-  std::unordered_map<uint64_t, size_t> http_service_by_endpoint_;  // ip << 16 | target port -> first such Service
+  std::unordered_map<std::string, size_t> service_by_key_;  // "<namespace>/<name>"
+  struct EndpointService {
+    size_t service;  // the first Service with an HTTP port on that endpoint port
+    PortProtocol protocol;
+  };
+  std::unordered_map<uint64_t, EndpointService> http_service_by_endpoint_;  // key: ip << 16 | target port
 };
 
 // Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).

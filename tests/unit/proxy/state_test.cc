@@ -187,7 +187,8 @@ TEST_F(StateTest, CertStoreRotationSwapsContexts) {
   EXPECT_FALSE(certs.Get(a));
 }
 
-// The destination proxy's per-connection question "is this pod port an HTTP/1.1 Service port?" is an index lookup.
+// The destination proxy's per-connection question "is this pod port an HTTP Service port, and which?" is an index
+// lookup.
 TEST(MeshSnapshotIndex, FindsTheHttpServiceOfAnEndpointPort) {
   Service tcp;
   tcp.name = "db";
@@ -197,16 +198,23 @@ TEST(MeshSnapshotIndex, FindsTheHttpServiceOfAnEndpointPort) {
   Service web;
   web.name = "web";
   web.ns = "shop";
-  web.ports = {{80, 8080, PortProtocol::kHttp}, {9090, 9090, PortProtocol::kGrpc}};
+  web.ports = {{80, 8080, PortProtocol::kHttp}, {9090, 9090, PortProtocol::kGrpc}, {81, 8081, PortProtocol::kHttp2}};
   web.endpoints.push_back({Ip("10.244.1.11"), "", ""});
   web.endpoints.push_back({Ip("10.244.2.11"), "", ""});
   MeshSnapshot s("cluster.local", "node1", MeshMode::kStrict, {}, {tcp, web});
-  ASSERT_NE(s.FindHttpServiceOfEndpoint(Ip("10.244.2.11"), 8080), nullptr);
-  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 8080)->Key(), "shop/web");
-  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 5432), nullptr);  // TCP
-  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 9090), nullptr);  // gRPC: relayed as bytes there
-  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.1.11"), 80), nullptr);    // the Service port, not the pod's
-  EXPECT_EQ(s.FindHttpServiceOfEndpoint(Ip("10.244.9.9"), 8080), nullptr);
+  PortProtocol p = PortProtocol::kTcp;
+  ASSERT_NE(s.FindServiceOfEndpoint(Ip("10.244.2.11"), 8080, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kHttp);
+  EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 8080, &p)->Key(), "shop/web");
+  ASSERT_NE(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 9090, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kGrpc);
+  ASSERT_NE(s.FindServiceOfEndpoint(Ip("10.244.2.11"), 8081, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kHttp2);
+  p = PortProtocol::kTcp;
+  EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 5432, &p), nullptr);  // TCP
+  EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 80, &p), nullptr);    // the Service port, not the pod's
+  EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.9.9"), 8080, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kTcp);  // untouched when none
 }
 
 }  // namespace
