@@ -1,14 +1,28 @@
 #include "agent/proxy/byte_queue.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace zm::proxy {
 
+void* Block::operator new(size_t size) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+}
+
+void Block::operator delete(void* p, size_t size) {
+  munmap(p, size);
+}
+
 std::unique_ptr<Block> BlockPool::Take() {
-  if (free_.empty()) return std::make_unique<Block>();
+  if (free_.empty()) return std::unique_ptr<Block>(new Block);  // default-initialised: not zero-filled
   auto b = std::move(free_.back());
   free_.pop_back();
+  low_ = std::min(low_, free_.size());
   return b;
 }
 
@@ -16,11 +30,19 @@ void BlockPool::Give(std::unique_ptr<Block> b) {
   if (free_.size() < max_cached_) free_.push_back(std::move(b));
 }
 
+size_t BlockPool::Trim() {
+  size_t n = std::min(low_, free_.size() > keep_ ? free_.size() - keep_ : 0);
+  free_.erase(free_.begin(), free_.begin() + static_cast<ptrdiff_t>(n));  // the oldest: the hot ones are at the back
+  if (free_.capacity() > 2 * free_.size() + 16) free_.shrink_to_fit();
+  low_ = free_.size();
+  return n;
+}
+
 void ByteQueue::WritableTail(uint8_t** p, size_t* len) {
-  if (blocks_.empty() || tail_fill_ == kBlockSize) {
+  if (count() == 0 || tail_fill_ == kBlockSize) {
+    if (count() == 0) head_off_ = 0;
     blocks_.push_back(pool_->Take());
     tail_fill_ = 0;
-    if (blocks_.size() == 1) head_off_ = 0;
   }
   *p = blocks_.back()->data + tail_fill_;
   *len = kBlockSize - tail_fill_;
@@ -40,36 +62,41 @@ void ByteQueue::Append(const uint8_t* p, size_t n) {
 }
 
 void ByteQueue::ReadableHead(const uint8_t** p, size_t* len) const {
-  if (blocks_.empty()) {
+  if (count() == 0) {
     *p = nullptr;
     *len = 0;
     return;
   }
-  size_t end = blocks_.size() == 1 ? tail_fill_ : kBlockSize;
-  *p = blocks_.front()->data + head_off_;
+  size_t end = count() == 1 ? tail_fill_ : kBlockSize;
+  *p = blocks_[first_]->data + head_off_;
   *len = end - head_off_;
 }
 
 void ByteQueue::Consume(size_t n) {
   size_ -= n;
   while (n > 0) {
-    size_t end = blocks_.size() == 1 ? tail_fill_ : kBlockSize;
+    size_t end = count() == 1 ? tail_fill_ : kBlockSize;
     size_t k = std::min(n, end - head_off_);
     head_off_ += k;
     n -= k;
-    if (head_off_ == end && blocks_.size() > 1) {
-      pool_->Give(std::move(blocks_.front()));
-      blocks_.pop_front();
+    if (head_off_ == end && count() > 1) {
+      pool_->Give(std::move(blocks_[first_]));
+      ++first_;
       head_off_ = 0;
     }
   }
-  if (size_ == 0) Clear();  // the pool is the cache
+  if (size_ == 0) {
+    Clear();  // the pool is the cache
+  } else if (first_ > 0 && first_ * 2 >= blocks_.size()) {
+    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<ptrdiff_t>(first_));  // keep the vector compact
+    first_ = 0;
+  }
 }
 
 void ByteQueue::Clear() {
-  for (auto& b : blocks_) pool_->Give(std::move(b));
+  for (size_t i = first_; i < blocks_.size(); ++i) pool_->Give(std::move(blocks_[i]));
   blocks_.clear();
-  head_off_ = tail_fill_ = size_ = 0;
+  first_ = head_off_ = tail_fill_ = size_ = 0;
 }
 
 }  // namespace zm::proxy

@@ -551,6 +551,9 @@ void HboneSession::ReadTcp(HboneStream* s) {
       return;
     }
   }
+  // Nothing read (EAGAIN or FIN): the block WritableTail() took goes back to the pool, or an idle stream would keep
+  // one; and 1,000 streams closing at once would each take one.
+  if (s->to_h2.empty()) s->to_h2.Clear();
   if (got && s->deferred) {
     s->deferred = false;
     nghttp2_session_resume_data(h2_, s->id);

@@ -23,6 +23,15 @@ constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
 constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
 constexpr auto kHeldPoll = std::chrono::milliseconds(100);
 constexpr auto kShedLogInterval = std::chrono::seconds(5);
+constexpr auto kBlockTrimPeriod = std::chrono::seconds(2);
+
+// Buffer blocks a burst left cached go back to the kernel once a whole period passed without a use for them.
+void ArmBlockTrim(WorkerContext& ctx) {
+  ctx.loop.AddTimer(kBlockTrimPeriod, [&ctx] {
+    ctx.blocks.Trim();
+    ArmBlockTrim(ctx);
+  });
+}
 
 bool GetSockName(int fd, sockaddr_in* out) {
   socklen_t len = sizeof(*out);
@@ -46,6 +55,7 @@ Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolde
     // Level-triggered + exclusive: one worker wakes per connection burst, the others keep sleeping.
     ctx_.loop.Add(listener_fds[i], EPOLLIN | EPOLLEXCLUSIVE, &listeners_[i]);
   }
+  ArmBlockTrim(ctx_);
 }
 
 Worker::~Worker() {
