@@ -27,7 +27,7 @@ from dataplane import ECHO_PORT, IPERF_PORT, PROXY_THREADS, TOOLS, Bench, log, s
 from mesh import Mesh  # noqa: E402
 
 
-def mappings(pid: int, top: int = 6) -> list[dict]:
+def mappings(pid: int, top: int = 40) -> list[dict]:
     """The |top| mappings by Rss (kB), named: [heap], [stack], a file, or anon (arenas, thread stacks, big blocks)."""
     out, cur = [], None
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
@@ -56,6 +56,7 @@ def sample(pids: list[int]) -> list[dict]:
             "rss_mb": round(status_kb(pid, "VmRSS") / 1024, 1),
             "hwm_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
             "anon_mb": round(status_kb(pid, "RssAnon") / 1024, 1),
+            "file_mb": round(status_kb(pid, "RssFile") / 1024, 1),
             "threads": status_kb(pid, "Threads"),
             "top": mappings(pid),
         })
@@ -128,11 +129,11 @@ def main() -> int:
                 raise zmcluster.ClusterError(f"agent on {node} died: {mesh.agent_log(c.node(node))}")
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "agent_args": args.agent_args, "hold": h,
               "conn_per_s": rate.get("per_second"), "phases": phases}
-    print(f"{'phase':<15} {'node':<6} {'RSS':>6} {'peak':>6} {'anon':>6} {'thr':>4}  largest mappings (Rss MB)")
+    print(f"{'phase':<15} {'node':<6} {'RSS':>6} {'peak':>6} {'anon':>6} {'file':>6} {'thr':>4}  largest mappings (Rss MB)")
     for name, per_agent in phases.items():
         for i, s in enumerate(per_agent):
             top = ", ".join(f"{m['name'].rsplit('/', 1)[-1]} {m['rss_kb'] / 1024:.1f}" for m in s["top"][:4])
-            print(f"{name:<15} node{i + 1:<2} {s['rss_mb']:>6} {s['hwm_mb']:>6} {s['anon_mb']:>6} {s['threads']:>4}  {top}")
+            print(f"{name:<15} node{i + 1:<2} {s['rss_mb']:>6} {s['hwm_mb']:>6} {s['anon_mb']:>6} {s['file_mb']:>6} {s['threads']:>4}  {top}")
     print(f"held {h['open']} connections ({h['failed']} failed); connection rate {rate.get('per_second')}/s")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -3,6 +3,7 @@
 #   sudo bench/run.sh [--quick] [--json FILE] [--plot] [other bench/dataplane.py options, e.g. --perf FILE]
 # Builds what it needs first (tools/deps.sh, cmake preset "default", targets mesh-agent + bench tools).
 # --quick: 3 rounds x 2 s (under 5 minutes); default: 5 rounds x 5 s. --plot: also regenerate docs/img/*.png.
+# The agents' memory alone, with a breakdown per phase (about 12 s, after building): sudo /usr/bin/python3 bench/memory.py
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tools/lib/common.sh"
