@@ -125,6 +125,10 @@ void ProxyFamilies(Families* out, const proxy::ProxyStats& s) {
       {"zeromesh_http_upstream_connections_reused_total",
        "Requests sent over an idle pooled HTTP/1.1 upstream stream that another client connection opened.",
        s.http_upstream_reused},
+      {"zeromesh_destination_protocol_fallbacks_total",
+       "Connections to a pod's HTTP Service port that the destination proxy relayed as bytes: their first bytes were "
+       "not an HTTP request, or the pod spoke first.",
+       s.destination_protocol_fallbacks},
   };
   for (const auto& c : counters) Counter(out, c.name, c.help, Load(c.v));
 }

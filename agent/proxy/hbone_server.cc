@@ -204,7 +204,6 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     s->per_request = d.per_request;
   }
   s->l7 = DestinationL7For(*snap, s->target, s->per_request);
-  if (s->l7 == DestinationL7::kHttp1 && !s->per_request && !ctx_.opts.tracing) s->l7 = DestinationL7::kNone;
   if (s->l7 == DestinationL7::kHttp2) s->l7 = DestinationL7::kNone;  // relayed as bytes until its handler is wired
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
@@ -288,6 +287,7 @@ bool HboneServer::InsertInboundHttp(HboneStream* s) {
   p.src = s->client;
   p.dst = s->target;
   p.what = "hbone-http " + AddrToString(s->client) + "->" + AddrToString(s->target);
+  p.enforce = s->per_request;
   InboundHttp::Start(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
   s->fd = -1;
   AddStreamFd(s, sp[0]);

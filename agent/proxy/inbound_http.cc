@@ -35,7 +35,7 @@ void InboundHttp::Start(WorkerContext& ctx, int down, int up, bool up_connecting
 }
 
 InboundHttp::InboundHttp(WorkerContext& ctx, int down, int up, bool up_connecting, Params p)
-    : ctx_(ctx), p_(std::move(p)), down_(down), up_(up), up_connecting_(up_connecting) {
+    : ctx_(ctx), p_(std::move(p)), down_(down), up_(up), up_connecting_(up_connecting), sniffing_(!p_.enforce) {
   ctx_.live.insert(this);
   down_end_.conn = up_end_.conn = this;
   up_end_.up = true;
@@ -92,6 +92,7 @@ void InboundHttp::ReadDown() {
     ssize_t n = read(down_, buf, sizeof(buf));
     if (n > 0) {
       track_.AddSent(static_cast<uint64_t>(n));
+      if (sniffing_) sniffed_.append(buf, static_cast<size_t>(n));
       in_.append(buf, static_cast<size_t>(n));
       Process();
       continue;
@@ -106,6 +107,7 @@ void InboundHttp::ReadDown() {
       Finish(/*reset=*/true);
       return;
     }
+    if (sniffing_ && !sniffed_.empty()) FallBack("the client ended before a request head");
     if (tunnel_) {
       FlushUp();
       if (!done_ && up_out_.empty() && !up_connecting_) shutdown(up_, SHUT_WR);
@@ -131,6 +133,15 @@ void InboundHttp::Process() {
     }
     size_t used = 0;
     auto ev = parser_.Feed(in_.data(), in_.size(), &used);
+    if (sniffing_ && !parser_.head_ready() &&
+        (ev == Http1RequestParser::Event::kError || ev == Http1RequestParser::Event::kHeadTooLarge)) {
+      FallBack(ev == Http1RequestParser::Event::kError ? parser_.error() : "request head over the limit");
+      return;
+    }
+    if (sniffing_ && parser_.head_ready()) {  // HTTP/1.1 for good: from here on bytes are parsed, never passed as is
+      sniffing_ = false;
+      sniffed_ = std::string();
+    }
     in_.erase(0, used);
     request_bytes_ += used;
     if (parser_.head_ready() && ev != Http1RequestParser::Event::kError &&
@@ -290,6 +301,13 @@ void InboundHttp::OnResponseBytes(const char* data, size_t len) {
     FlushDown();
     return;
   }
+  if (!awaiting_response_ && sniffing_) {
+    FallBack("the pod spoke first");  // a server-speaks-first protocol
+    if (done_) return;
+    out_.append(data, len);
+    FlushDown();
+    return;
+  }
   if (!awaiting_response_) {
     // The pod spoke out of turn: nothing it sends can be matched to a request any more.
     log::Info("unsolicited bytes from the pod", {{"conn", p_.what}});
@@ -409,6 +427,18 @@ void InboundHttp::Fail(int status, const char* reason, const std::string& why) {
   }
   out_ += PlainResponse(status, reason, reason, /*close=*/true);  // after a 403 still queued, if any
   CloseWhenFlushed();
+}
+
+void InboundHttp::FallBack(const char* why) {
+  ProxyStats::Add(ctx_.stats.destination_protocol_fallbacks);
+  log::Debug("not HTTP/1.1: relaying bytes", {{"conn", p_.what}, {"reason", why}});
+  sniffing_ = false;
+  tunnel_ = true;
+  in_.clear();  // sniffed_ holds these and the ones parsed before, in order; nothing went to the pod yet
+  up_out_ = std::move(sniffed_);
+  sniffed_ = std::string();
+  request_bytes_ = 0;
+  FlushUp();
 }
 
 void InboundHttp::CloseWhenFlushed() {

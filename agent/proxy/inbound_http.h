@@ -1,13 +1,20 @@
-// The destination side of an HTTP/1.1 connection whose TrafficPermissions have http rules (AuthzDecision::
-// per_request): every request is parsed (llhttp, Http1RequestParser), decided with the verified source identity and
-// its method, normalized path and headers, then either forwarded to the local pod or answered 403 Forbidden with the
-// reason (body) and the deciding policy (x-zeromesh-denied), keep-alive preserved either way. An Upgrade or CONNECT
-// request is decided on its head; once allowed the connection becomes a byte stream both ways.
+// The destination side of a connection to a pod's HTTP/1.1 Service port, or of one whose TrafficPermissions have http
+// rules (AuthzDecision::per_request, Params::enforce): every request is parsed (llhttp, Http1RequestParser), reported
+// to the ConnObserver with reporter=destination (golden metrics, access log, SERVER span) and, with enforce, decided
+// with the verified source identity and its method, normalized path and headers, then either forwarded to the local
+// pod or answered 403 Forbidden with the reason (body) and the deciding policy (x-zeromesh-denied), keep-alive
+// preserved either way. An Upgrade or CONNECT request is decided on its head; once allowed the connection becomes a
+// byte stream both ways.
 //
-// Only such connections come here: every other port keeps its byte relay (SpliceRelay, HboneStream). |down| is the
-// client side (a socketpair end the HBONE stream relays into, or the captured same-node / plaintext connection), |up|
-// the pod. One exchange at a time (a pipelined request waits for the previous response). Each request is reported to
-// the ConnObserver with reporter=destination.
+// Protocol sniffing: without enforce, a connection whose first bytes are not an HTTP/1.1 request head (the parser
+// fails, or the client ends, before the first head is complete) or whose pod speaks first becomes that byte stream
+// at once, carrying every byte read so far in order (counted in destination_protocol_fallbacks). With enforce it stays
+// fail-closed: 400 and close, so bytes that are not HTTP never bypass a per-request decision. Once a request head was
+// read the connection is HTTP for good (garbage later is a 400). No timer: an idle client may wait as long as it likes.
+//
+// Other ports keep their byte relay (SpliceRelay, HboneStream; DestinationL7For). |down| is the client side (a
+// socketpair end the HBONE stream relays into, or the captured same-node / plaintext connection), |up| the pod. One
+// exchange at a time (a pipelined request waits for the previous response).
 #pragma once
 
 #include <memory>
@@ -29,6 +36,9 @@ class InboundHttp : public Closable {
     sockaddr_in src{};  // the client (policy source, metrics)
     sockaddr_in dst{};  // the pod's address and port
     std::string what;   // for logs
+    // The connection's AuthzDecision said per_request: every request is decided, and bytes that are not HTTP/1.1 are
+    // refused (no fallback to a byte stream).
+    bool enforce = false;
     // Set when this object owns the connection's telemetry (same-node, plaintext); empty flow: the caller tracks it
     // (the HBONE stream does).
     ConnRecord conn;
@@ -62,6 +72,7 @@ class InboundHttp : public Closable {
   void FlushDown();
   void FlushUp();
   void Fail(int status, const char* reason, const std::string& why);
+  void FallBack(const char* why);  // sniffing found no HTTP/1.1: a byte stream both ways from here on
   void CloseWhenFlushed();
   void Finish(bool reset);
   void OpenRecord();
@@ -75,9 +86,10 @@ class InboundHttp : public Closable {
   ConnTracker track_;
   std::string destination_service_;  // the Service this pod port serves over HTTP ("" if none)
 
-  std::string in_;      // client bytes not parsed yet
-  std::string out_;     // bytes for the client not written yet
-  std::string up_out_;  // bytes for the pod not written yet
+  std::string in_;       // client bytes not parsed yet
+  std::string out_;      // bytes for the client not written yet
+  std::string up_out_;   // bytes for the pod not written yet
+  std::string sniffed_;  // every client byte read while sniffing_ (none has gone to the pod yet)
   Http1RequestParser parser_;
   Http1ResponseFramer framer_;
   bool up_connecting_ = false;
@@ -91,6 +103,7 @@ class InboundHttp : public Closable {
   bool response_started_ = false;
   bool keep_alive_ = true;
   bool tunnel_ = false;
+  bool sniffing_ = false;  // no request head yet and no enforce: the connection may still fall back to a byte stream
   bool down_eof_ = false;
   bool close_when_flushed_ = false;
   bool draining_ = false;

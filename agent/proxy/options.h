@@ -89,6 +89,8 @@ struct ProxyStats {
   // a client connection other than the one that opened them (UpstreamPool).
   std::atomic<uint64_t> http_upstream_opened{0};
   std::atomic<uint64_t> http_upstream_reused{0};
+  // Connections to a pod's HTTP/1.1 port that did not speak HTTP/1.1 (or whose pod spoke first): relayed as bytes.
+  std::atomic<uint64_t> destination_protocol_fallbacks{0};
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

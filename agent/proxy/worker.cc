@@ -187,7 +187,7 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
 }
 
 void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-                       std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id) {
+                       std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce) {
   std::string error;
   int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
@@ -207,6 +207,7 @@ void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in
   p.src = src;
   p.dst = dst;
   p.what = std::string(what) + "-http " + AddrToString(src) + "->" + AddrToString(dst);
+  p.enforce = enforce;
   InboundHttp::Start(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
 }
 
@@ -293,8 +294,7 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
     ProxyStats::Add(ctx_.stats.same_node);
     switch (DestinationL7For(snap, ep, per_request)) {
       case DestinationL7::kHttp1:
-        if (!per_request && !ctx_.opts.tracing) break;
-        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id);
+        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request);
         return;
       case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
       case DestinationL7::kNone:
@@ -401,8 +401,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     ProxyStats::Add(ctx_.stats.same_node);
     switch (DestinationL7For(*snap, dst, per_request)) {
       case DestinationL7::kHttp1:
-        if (!per_request && !ctx_.opts.tracing) break;
-        RelayHttp(fd, src, dst, "same-node", snap, &src_id);
+        RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request);
         return;
       case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
       case DestinationL7::kNone:
@@ -485,8 +484,7 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
   }
   switch (DestinationL7For(*snap, dst, per_request)) {
     case DestinationL7::kHttp1:
-      if (!per_request && !ctx_.opts.tracing) break;
-      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr);
+      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request);
       return;
     case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
     case DestinationL7::kNone:

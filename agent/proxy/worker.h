@@ -48,10 +48,11 @@ class Worker {
   void Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
              const agent::MeshSnapshot* snap, bool same_node = false, ServiceConn svc = {});
-  // Like Relay to a local pod, for a connection whose TrafficPermission http rules decide each request
-  // (AuthzDecision::per_request): an InboundHttp parses and checks them. |src_id|: nullptr for a plaintext client.
+  // Like Relay to a local pod's HTTP/1.1 port (DestinationL7::kHttp1): an InboundHttp parses each request (golden
+  // metrics, tracing) and, with |enforce| (AuthzDecision::per_request), has TrafficPermission http rules decide it.
+  // |src_id|: nullptr for a plaintext client.
   void RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-                 std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id);
+                 std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce);
   // A connection to a Service VIP (|attempt| says which Service, what was tried): picks a backend and an endpoint and
   // relays to it the way a connection to that endpoint would go (same node, HBONE, or direct).
   struct ServiceAttempt {

@@ -5,7 +5,9 @@ Pods: client (node1), a1 (node1, v1), a2 (node2, v1), c1 (node2, v2); each serve
 answers with its own name. Services (namespace shop): web 10.96.0.30 (v1: a1, a2), web-v2 10.96.0.31 (v2: c1), both
 80 -> 9080 appProtocol http. One HTTPRoute on web: x-canary: 1 -> web-v2 (with request and response header
 modifiers), PathPrefix
-/v2 -> web-v2, PathPrefix /split -> web 50 / web-v2 50; anything else goes to web itself.
+/v2 -> web-v2, PathPrefix /split -> web 50 / web-v2 50; anything else goes to web itself. c1 also serves two
+protocols that are not HTTP on ports its Service raw declares appProtocol http (the destination proxy's sniffing
+fallback): podtool's line protocol on 7000 and a server-speaks-first banner echo on 7001.
 """
 
 import json
@@ -21,8 +23,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 from mesh_case import MeshCase  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
+PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 NS = "shop"
-VIP, VIP_V2 = "10.96.0.30", "10.96.0.31"
+VIP, VIP_V2, VIP_RAW = "10.96.0.30", "10.96.0.31", "10.96.0.32"
+LINE_PORT, BANNER_PORT = 7000, 7001
+# A server-speaks-first protocol (as SMTP or MySQL): a banner line on connect, then an echo until EOF.
+BANNER_SERVER = (
+    "import socket, sys, threading\n"
+    "s = socket.create_server(('0.0.0.0', int(sys.argv[1])), backlog=64)\n"
+    "def serve(c):\n"
+    "    with c:\n"
+    "        c.sendall(b'220 zm-banner\\n')\n"
+    "        while True:\n"
+    "            d = c.recv(65536)\n"
+    "            if not d: break\n"
+    "            c.sendall(d)\n"
+    "while True:\n"
+    "    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()\n")
 
 MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
 kind: Service
@@ -39,6 +56,15 @@ spec:
   vip: {VIP_V2}
   selector: {{version: v2}}
   ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: raw, namespace: {NS}}}
+spec:
+  vip: {VIP_RAW}
+  selector: {{version: v2}}
+  ports: [{{name: line, port: {LINE_PORT}, targetPort: {LINE_PORT}, appProtocol: http}},
+          {{name: banner, port: {BANNER_PORT}, targetPort: {BANNER_PORT}, appProtocol: http}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -70,10 +96,15 @@ class HttpRoutingTest(MeshCase):
         for pod, version in backends:
             cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
             c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", pod.name], stdout=subprocess.DEVNULL)
+        cls.c1 = backends[2][0]
+        c.popen(cls.c1, [sys.executable, PODTOOL, "serve", str(LINE_PORT)], stdout=subprocess.DEVNULL)
+        c.popen(cls.c1, [sys.executable, "-c", BANNER_SERVER, str(BANNER_PORT)], stdout=subprocess.DEVNULL)
         cls.cp.write("web.yaml", MANIFESTS)
         cls.cp.start()
         for pod, _ in backends:
             c.wait_tcp(pod, pod.ip, 9080)
+        c.wait_tcp(cls.c1, cls.c1.ip, LINE_PORT)
+        c.wait_tcp(cls.c1, cls.c1.ip, BANNER_PORT)
         cls.wait_routed()
 
     @classmethod
@@ -227,6 +258,51 @@ class HttpRoutingTest(MeshCase):
         self.assertEqual(last["src.workload"], "client")
         self.assertEqual(last["route"], "shop/web#1")
         self.assertTrue(last["upstream"].endswith(":9080"), last)
+
+    # Golden metrics from the destination proxy too (reporter=destination), with no TrafficPermission http rules and
+    # no tracing: every HTTP/1.1 Service port is parsed at the destination; bytes that are not HTTP still pass there.
+    def test_destination_reports_every_request_and_relays_what_is_not_http(self):
+        c1 = dict(reporter="destination", destination_workload="c1", destination_service="shop/web-v2",
+                  source_workload="client", response_code="200")
+        a1 = dict(c1, destination_workload="a1", destination_service="shop/web")  # same node as the client
+        fallbacks = "zeromesh_destination_protocol_fallbacks_total"
+        before = (self.agent_metric("zeromesh_requests_total", node="node2", **c1),
+                  self.agent_metric("zeromesh_requests_total", node="node1", **a1),
+                  self.agent_metric(fallbacks, node="node2", required=True))
+        out = self.run_plan([{"path": "/v2/dst", "count": 25}, {"path": "/dst", "count": 20}])
+        self.assertEqual(out["sockets"], 1)
+        want = (25, self.servers(out)["a1"])
+        self.assertGreater(want[1], 0, out["bodies"])
+        deadline = time.monotonic() + 5  # counted when each response ends: already there, but scrape may race
+        while True:
+            got = (self.agent_metric("zeromesh_requests_total", node="node2", **c1) - before[0],
+                   self.agent_metric("zeromesh_requests_total", node="node1", **a1) - before[1])
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(got, want, "destination-side requests: c1 across nodes (HBONE), a1 on the client's node")
+        # A line protocol (podtool's ECHO) and a server-speaks-first one, to c1's address on ports declared HTTP.
+        line = self.cluster.run(self.client, [sys.executable, PODTOOL, "echo", self.c1.ip, str(LINE_PORT),
+                                              "not http\r\n" * 1000], text=True, timeout=30)
+        self.assertEqual(line.returncode, 0, line.stderr)
+        self.assertTrue(json.loads(line.stdout)["ok"], line.stdout[:300])
+        banner = (
+            "import socket, sys\n"
+            "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)\n"
+            "first = c.recv(4096)\n"  # before the client sent anything
+            "c.sendall(b'QUIT\\n')\n"
+            "c.shutdown(socket.SHUT_WR)\n"
+            "rest = b''\n"
+            "while True:\n"
+            "    d = c.recv(4096)\n"
+            "    if not d: break\n"
+            "    rest += d\n"
+            "print(repr(first + rest))\n")
+        res = self.cluster.run(self.client, [sys.executable, "-c", banner, self.c1.ip, str(BANNER_PORT)], text=True,
+                               timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.strip(), repr(b"220 zm-banner\nQUIT\n"))
+        self.assertEqual(self.agent_metric(fallbacks, node="node2") - before[2], 2)
 
     def test_malformed_request_gets_400_and_the_connection_closes(self):
         script = (

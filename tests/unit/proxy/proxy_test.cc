@@ -18,6 +18,7 @@
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/node_proxy.h"
+#include "agent/proxy/request_record.h"
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/loopback.h"
 #include "tests/unit/proxy/raw_hbone.h"
@@ -972,6 +973,220 @@ TEST_F(ProxyTest, PortsWithoutHttpRulesKeepTheByteRelay) {
             "GET /private HTTP/1.1\r\n\r\nnot http at all");
   close(fd);
   EXPECT_EQ(node2_.proxy->stats().denials.load(), 0u);
+}
+
+// ---------------------------------------------------- HTTP/1.1 ports at the destination: golden metrics, sniffing
+
+// Collects the request records a proxy reports (golden metrics, access log).
+class RequestLog : public ConnObserver {
+ public:
+  void OnOpen(ConnRecord&) override {}
+  void OnProgress(ConnRecord&) override {}
+  void OnClose(ConnRecord&) override {}
+  void OnTlsFailure(TlsFailure) override {}
+  void OnRequest(const RequestRecord& r) override {
+    std::lock_guard<std::mutex> l(mu_);
+    records_.push_back(r);
+  }
+  std::vector<RequestRecord> records() {
+    std::lock_guard<std::mutex> l(mu_);
+    return records_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<RequestRecord> records_;
+};
+
+// Says |banner| as soon as a client connects (a server-speaks-first protocol: SMTP, MySQL), then echoes until EOF.
+// One connection.
+class BannerServer {
+ public:
+  BannerServer(const char* ip, std::string banner) : banner_(std::move(banner)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = Ip(ip);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 4);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      conn_ = c;
+      char buf[4096];
+      if (write(c, banner_.data(), banner_.size()) == static_cast<ssize_t>(banner_.size())) {
+        ssize_t n;
+        while ((n = read(c, buf, sizeof(buf))) > 0) {
+          if (write(c, buf, static_cast<size_t>(n)) != n) break;
+        }
+      }
+      shutdown(c, SHUT_WR);
+      while (read(c, buf, sizeof(buf)) > 0) {
+      }
+    });
+  }
+  ~BannerServer() {
+    shutdown(fd_, SHUT_RDWR);
+    if (conn_ >= 0) shutdown(conn_, SHUT_RDWR);
+    thread_.join();
+    if (conn_ >= 0) close(conn_);
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::string banner_;
+  int fd_ = -1;
+  std::atomic<int> conn_{-1};
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// Reads exactly |n| bytes (the socket has a receive timeout); fewer when the connection ended first.
+std::string ReadN(int fd, size_t n) {
+  std::string out;
+  char buf[4096];
+  while (out.size() < n) {
+    ssize_t r = read(fd, buf, std::min(sizeof(buf), n - out.size()));
+    if (r <= 0) break;
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+class DestinationHttpTest : public ProxyTest {
+ protected:
+  // Both nodes learn a Service "default/web" whose pod ports |ports| are HTTP/1.1 on podB, podC (node2) and podD
+  // (node1); node2 decides connections with |node2_authz|. Neither node traces.
+  void StartWithHttpPorts(const std::vector<uint16_t>& ports, Authorizer node2_authz = nullptr) {
+    tweak_node1_ = [this](ProxyOptions& o) { o.observer = log1_; };
+    tweak_node2_ = [this](ProxyOptions& o) { o.observer = log2_; };
+    StartMesh(nullptr, kTd, "sa-b", std::move(node2_authz));
+    agent::Service web;
+    web.name = "web";
+    web.ns = "default";
+    for (uint16_t p : ports) {
+      web.ports.push_back({static_cast<uint16_t>(web.ports.size() + 80), p, agent::PortProtocol::kHttp});
+    }
+    web.endpoints.push_back({Ip("127.0.0.22"), "default/podB", "node2"});
+    web.endpoints.push_back({Ip("127.0.0.23"), "default/podC", "node2"});
+    web.endpoints.push_back({Ip("127.0.0.12"), "default/podD", "node1"});
+    const std::vector<agent::Service> svcs{web};
+    node1_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node1", MeshMode::kStrict, Pods(), svcs));
+    node2_.snaps.Set(std::make_shared<agent::MeshSnapshot>(kTd, "node2", MeshMode::kStrict, Pods(), svcs));
+  }
+  uint64_t Fallbacks(Node& n) { return n.proxy->stats().destination_protocol_fallbacks.load(); }
+
+  std::shared_ptr<RequestLog> log1_ = std::make_shared<RequestLog>();
+  std::shared_ptr<RequestLog> log2_ = std::make_shared<RequestLog>();
+};
+
+TEST_F(DestinationHttpTest, EveryRequestToAnHttpPortIsReportedByTheDestination) {
+  TinyHttpServer pod("127.0.0.22");
+  StartWithHttpPorts({pod.port()});  // no TrafficPermission http rules, no tracing
+  int fd = Outbound("127.0.0.11", "127.0.0.22", pod.port());
+  ASSERT_GE(fd, 0);
+  // Idle first: sniffing has no timer, a keep-alive client may wait before its first request.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(Get(fd, "/a").ends_with("\r\n\r\n/a"));
+  EXPECT_TRUE(Get(fd, "/b").ends_with("\r\n\r\n/b"));
+  close(fd);
+  EXPECT_EQ(pod.accepted(), 1);
+  EXPECT_EQ(pod.requests(), 2);
+  auto recs = log2_->records();
+  ASSERT_EQ(recs.size(), 2u);
+  for (const auto& r : recs) {
+    EXPECT_EQ(r.reporter, Reporter::kDestination);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.destination_service, "default/web");
+    EXPECT_EQ(r.source.workload, "podA");
+  }
+  EXPECT_EQ(recs[1].path, "/b");
+  EXPECT_EQ(Fallbacks(node2_), 0u);
+}
+
+TEST_F(DestinationHttpTest, BytesThatAreNotHttpFallBackToTheByteRelay) {
+  testing::EchoServer echo("127.0.0.22");
+  testing::EchoServer same_node("127.0.0.12");
+  testing::EchoServer plaintext("127.0.0.23");
+  StartWithHttpPorts({echo.port(), same_node.port(), plaintext.port()});
+  const std::string line = "hello\r\nnot http at all\r\n";
+  const std::string binary = testing::RandomBytes(200000, 7);
+  const std::string h2_preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0", 33);
+  const std::string partial_head = "GET /x HTTP/1.1\r\nHost: pod";  // then half-close: no request ever completes
+  for (const std::string& payload : {line, binary, h2_preface, partial_head}) {
+    int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(testing::Exchange(fd, payload), payload);  // every byte, in order, both ways
+    close(fd);
+  }
+  EXPECT_EQ(Fallbacks(node2_), 4u);
+  int fd = Outbound("127.0.0.11", "127.0.0.12", same_node.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, line), line);
+  close(fd);
+  EXPECT_EQ(Fallbacks(node1_), 1u);
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  fd = testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(testing::Exchange(fd, binary), binary);
+  close(fd);
+  EXPECT_EQ(Fallbacks(node2_), 5u);
+  EXPECT_TRUE(log1_->records().empty());  // no request was made up
+  EXPECT_TRUE(log2_->records().empty());
+}
+
+TEST_F(DestinationHttpTest, APodThatSpeaksFirstFallsBackToTheByteRelay) {
+  BannerServer pod("127.0.0.22", "220 ready\r\n");
+  BannerServer same_node("127.0.0.12", "220 ready\r\n");
+  StartWithHttpPorts({pod.port(), same_node.port()});
+  int fd = Outbound("127.0.0.11", "127.0.0.22", pod.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(ReadN(fd, 11), "220 ready\r\n");  // before the client sent anything
+  EXPECT_EQ(testing::Exchange(fd, "QUIT\r\n"), "QUIT\r\n");
+  close(fd);
+  EXPECT_EQ(Fallbacks(node2_), 1u);
+  fd = Outbound("127.0.0.11", "127.0.0.12", same_node.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(ReadN(fd, 11), "220 ready\r\n");
+  EXPECT_EQ(testing::Exchange(fd, "QUIT\r\n"), "QUIT\r\n");
+  close(fd);
+  EXPECT_EQ(Fallbacks(node1_), 1u);
+}
+
+// Per-request policy is fail-closed: bytes that are not HTTP never reach the pod past it.
+TEST_F(DestinationHttpTest, PerRequestPolicyNeverFallsBack) {
+  testing::EchoServer echo("127.0.0.22");
+  BannerServer banner("127.0.0.22", "220 ready\r\n");
+  StartWithHttpPorts({echo.port(), banner.port()}, PrivateDenied);
+  int fd = Outbound("127.0.0.11", "127.0.0.22", echo.port());
+  ASSERT_GE(fd, 0);
+  std::string got = testing::Exchange(fd, "hello\r\nnot http at all\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  EXPECT_EQ(got.find("hello"), std::string::npos) << got;
+  close(fd);
+  fd = Outbound("127.0.0.11", "127.0.0.22", banner.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));  // the pod spoke out of turn: reset, its bytes dropped
+  close(fd);
+  EXPECT_EQ(Fallbacks(node2_), 0u);
+}
+
+// Sniffing ends with the first request head: garbage afterwards is a broken HTTP connection, as before.
+TEST_F(DestinationHttpTest, GarbageAfterARequestIsABadRequest) {
+  TinyHttpServer pod("127.0.0.22");
+  StartWithHttpPorts({pod.port()});
+  int fd = Outbound("127.0.0.11", "127.0.0.22", pod.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(Get(fd, "/a").ends_with("\r\n\r\n/a"));
+  std::string got = testing::Exchange(fd, "hello\r\nnot http at all\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  close(fd);
+  EXPECT_EQ(pod.requests(), 1);
+  EXPECT_EQ(Fallbacks(node2_), 0u);
 }
 
 }  // namespace
