@@ -473,6 +473,7 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     Refuse(fd, "plaintext", src, dst, "destination is STRICT: plaintext refused", std::string(kPolicyStrictMode));
     return;
   }
+  bool per_request = false;
   if (ctx_.opts.authorize) {
     AuthzDecision d = ctx_.opts.authorize({nullptr, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
     if (!d.allow) {
