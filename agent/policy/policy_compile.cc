@@ -95,11 +95,13 @@ bool CompilePolicy(const v1::TrafficPermission& tp, const std::vector<ConfigWork
   return true;
 }
 
-// The target ports of |pr|'s workload that speak HTTP/1.1: every Service port mapping to it says so (a port one
-// Service calls TCP is not parsed, so no permission's http rules can open or close more than written there).
+// The target ports of |pr|'s workload whose requests the destination proxy parses: every Service port mapping to it
+// says HTTP/1.1, or every one says HTTP/2 (h2c or gRPC), from resolved_protocol as the destination handler picks it
+// (proxy/destination_l7). A port one Service calls TCP, or one HTTP/1.1 and another HTTP/2, is not parsed, so no
+// permission's http rules can open or close more than written there.
 void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std::string& workload_key,
                       std::vector<uint16_t>* http_ports) {
-  std::vector<uint16_t> other;
+  std::vector<uint16_t> h2, other;
   for (const auto& [key, r] : state.resources) {
     if (!r.has_service()) continue;
     bool selects = false;
@@ -115,12 +117,28 @@ void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std
     if (!selects) continue;
     for (const auto& sp : r.service().ports()) {
       auto target = static_cast<uint16_t>(sp.target_port() != 0 ? sp.target_port() : sp.port());
-      (sp.resolved_protocol() == v1::APP_HTTP ? *http_ports : other).push_back(target);
+      switch (sp.resolved_protocol()) {
+        case v1::APP_HTTP:
+          http_ports->push_back(target);
+          break;
+        case v1::APP_HTTP2:
+        case v1::APP_GRPC:
+          h2.push_back(target);
+          break;
+        default:
+          other.push_back(target);
+      }
     }
   }
+  auto has = [](const std::vector<uint16_t>& v, uint16_t p) { return std::find(v.begin(), v.end(), p) != v.end(); };
+  // A port both HTTP/1.1 and HTTP/2 Services name: neither parser fits every client of it.
+  for (uint16_t p : *http_ports) {
+    if (has(h2, p)) other.push_back(p);
+  }
+  http_ports->insert(http_ports->end(), h2.begin(), h2.end());
   std::sort(http_ports->begin(), http_ports->end());
   http_ports->erase(std::unique(http_ports->begin(), http_ports->end()), http_ports->end());
-  std::erase_if(*http_ports, [&](uint16_t p) { return std::find(other.begin(), other.end(), p) != other.end(); });
+  std::erase_if(*http_ports, [&](uint16_t p) { return has(other, p); });
 }
 
 }  // namespace

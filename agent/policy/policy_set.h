@@ -6,10 +6,11 @@
 // allow-lists); else the MeshConfig default_policy decides (ALLOW when unspecified).
 //
 // Permissions with http rules match requests, not connections. On a port every Service selecting the workload
-// resolves to HTTP/1.1, a connection that only such permissions could decide is let through with
-// AuthzDecision::per_request, and each of its requests is evaluated (AuthzRequest::http) in the same order. On any
-// other port their rules cannot be checked, so they never open more than written: an ALLOW with http allows nothing
-// (but still makes the workload an allow-list) and a DENY with http denies the whole connection.
+// resolves to HTTP/1.1, or every one to HTTP/2 (h2c, gRPC: each stream is a request), a connection that only such
+// permissions could decide is let through with AuthzDecision::per_request, and each of its requests is evaluated
+// (AuthzRequest::http) in the same order. On any other port their rules cannot be checked, so they never open more than
+// written: an ALLOW with http allows nothing (but still makes the workload an allow-list) and a DENY with http denies
+// the whole connection.
 #pragma once
 
 #include <netinet/in.h>
@@ -50,7 +51,7 @@ class PolicySet {
     std::vector<const CompiledPolicy*> deny;
     std::vector<const CompiledPolicy*> allow;
     bool has_http = false;             // one of the policies has http rules
-    std::vector<uint16_t> http_ports;  // sorted; computed only when has_http
+    std::vector<uint16_t> http_ports;  // HTTP/1.1, h2c and gRPC target ports; sorted; computed only when has_http
 
     bool IsHttpPort(uint16_t port) const;
   };

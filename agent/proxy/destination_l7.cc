@@ -5,12 +5,12 @@
 namespace zm::proxy {
 
 DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const sockaddr_in& dst, bool per_request) {
-  // Per-request decisions need a parser: the HTTP/1.1 one, fail-closed (400 and close) on bytes it cannot read, on
-  // whichever port the decision came for, until the HTTP/2 handler decides requests itself.
-  if (per_request) return DestinationL7::kHttp1;
+  // Per-request decisions need a parser whatever the port says, fail-closed on bytes it cannot read: the HTTP/2 one
+  // on HTTP/2 ports (policy compile counts them as ports where http rules are checked, from the same
+  // resolved_protocol), else the HTTP/1.1 one.
   agent::PortProtocol protocol = agent::PortProtocol::kTcp;
   if (snap.FindServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port), &protocol) == nullptr) {
-    return DestinationL7::kNone;
+    return per_request ? DestinationL7::kHttp1 : DestinationL7::kNone;
   }
   switch (protocol) {
     case agent::PortProtocol::kHttp:
@@ -21,7 +21,7 @@ DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const sockaddr_i
     case agent::PortProtocol::kTcp:
       break;
   }
-  return DestinationL7::kNone;
+  return per_request ? DestinationL7::kHttp1 : DestinationL7::kNone;
 }
 
 }  // namespace zm::proxy

@@ -4,12 +4,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
 #include "agent/proxy/http_trace.h"
+#include "agent/proxy/policy_path.h"
 #include "agent/proxy/socket_util.h"
+#include "agent/proxy/splice_relay.h"
 #include "agent/traffic/grpc_match.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
@@ -23,6 +27,28 @@ constexpr int32_t kStreamWindow = 1 << 20;
 constexpr int32_t kConnectionWindow = 4 << 20;
 constexpr uint32_t kMaxStreams = 256;
 constexpr char kGrpcUnavailable[] = "14";
+constexpr uint32_t kGrpcPermissionDenied = 7;
+constexpr uint32_t kGrpcInternal = 13;
+constexpr size_t kMaxReasonInBody = 1024;
+// What an HTTP/2 prior-knowledge client sends first (RFC 9113 3.4).
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself (gRPC over HTTP/2 spec).
+std::string GrpcPercentEncode(std::string_view in) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (unsigned char c : in) {
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 uint64_t EndpointKey(const sockaddr_in& a) {
   return (static_cast<uint64_t>(a.sin_addr.s_addr) << 16) | a.sin_port;
@@ -96,6 +122,42 @@ H2Conn::H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::Mesh
   ctx_.loop.Add(client, kEvents, &client_end_);
 }
 
+void H2Conn::StartDestination(WorkerContext& ctx, int down, int up, bool up_connecting, InboundHttp::Params p) {
+  new H2Conn(ctx, down, up, up_connecting, std::move(p));
+}
+
+H2Conn::H2Conn(WorkerContext& ctx, int down, int up, bool up_connecting, InboundHttp::Params p)
+    : ctx_(ctx),
+      snap_(p.snap),
+      service_(nullptr),
+      port_(ntohs(p.dst.sin_port)),
+      what_(p.what),
+      src_(p.src),
+      dest_(std::make_unique<InboundHttp::Params>(std::move(p))),
+      sniffing_(true) {
+  ctx_.live.insert(this);
+  client_end_.conn = this;
+  client_.fd = down;
+  TuneStream(down);
+  TuneStream(up);
+  if (ctx_.observer() != nullptr && dest_->destination != nullptr) {
+    destination_service_ = HttpServiceOf(*snap_, dest_->dst);
+    src_peer_ = MakePeer(snap_.get(), src_, dest_->has_source_id ? dest_->source_id.ToString() : std::string());
+    src_peer_.addr.sin_family = AF_INET;
+    dst_peer_ = MakePeer(snap_.get(), dest_->dst, snap_->IdentityOf(*dest_->destination).ToString());
+  }
+  std::string why;
+  pod_ = NewUpstream(up, EndpointKey(dest_->dst), &why);
+  if (pod_ == nullptr || dest_->destination == nullptr || !CreateServer(&why)) {
+    log::Warn("h2c connection not served", {{"conn", what_}, {"reason", why}});
+    Finish(/*reset=*/true);
+    return;
+  }
+  pod_->connecting = up_connecting;
+  pod_->wire.writable = !up_connecting;
+  ctx_.loop.Add(down, kEvents, &client_end_);
+}
+
 H2Conn::~H2Conn() {
   ctx_.live.erase(this);
 }
@@ -134,6 +196,7 @@ void H2Conn::OnClient(uint32_t ev) {
   if (done_) return;
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_.readable = true;
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_.writable = true;
+  if (sniffing_ && !Sniff()) return;
   std::string why;
   if (!client_.Read(&why)) {
     log::Info("h2c client connection failed", {{"conn", what_}, {"reason", why}});
@@ -154,7 +217,27 @@ void H2Conn::OnClient(uint32_t ev) {
 void H2Conn::OnUpstream(Upstream* u, uint32_t ev) {
   if (done_) return;
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) u->wire.readable = true;
+  if (u->connecting) {  // the pod connection (destination role)
+    if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    u->connecting = false;
+    if (int err = ConnectResult(u->wire.fd); err != 0) {
+      ProxyStats::Add(ctx_.stats.upstream_failures);
+      u->failed = std::string("pod ") + AddrToString(dest_->dst) + ": " + std::strerror(err);
+      track_.SetError(u->failed);
+      if (!sniffing_) Settle();
+      if (fall_back_) Finish(/*reset=*/true);
+      return;
+    }
+    ev |= EPOLLOUT;
+  }
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) u->wire.writable = true;
+  if (fall_back_) {
+    FallBackToRelay();
+    return;
+  }
+  // An HTTP/2 server may send its SETTINGS before the client's preface came: while the client's first bytes are not
+  // known the pod's wait in its socket.
+  if (sniffing_) return;
   std::string why;
   if (!u->wire.Read(&why)) {
     u->failed = why;
@@ -165,7 +248,7 @@ void H2Conn::OnUpstream(Upstream* u, uint32_t ev) {
 }
 
 void H2Conn::Settle() {
-  if (done_ || in_settle_) return;
+  if (done_ || in_settle_ || sniffing_) return;
   in_settle_ = true;
   std::string why;
   for (int round = 0; round < 8 && !done_; ++round) {
@@ -198,10 +281,8 @@ void H2Conn::Settle() {
 
 // ---------------------------------------------------------------- routing
 
-void H2Conn::RouteStream(Stream* s) {
-  if (s->start == std::chrono::steady_clock::time_point{}) s->start = std::chrono::steady_clock::now();
-  if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
-  // The head as the HTTP/1.1 path sees it (":authority" is "host"), so filters and matches are the same code.
+HttpRequestHead H2Conn::RequestHead(const Stream* s) const {
+  // The head as the HTTP/1.1 path sees it, so filters, matches and policy are the same code.
   HttpRequestHead head;
   head.method = s->method;
   head.target = s->path;
@@ -210,6 +291,13 @@ void H2Conn::RouteStream(Stream* s) {
   for (const auto& h : s->headers) {
     if (h.first != "host" || s->authority.empty()) head.headers.push_back(h);
   }
+  return head;
+}
+
+void H2Conn::RouteStream(Stream* s) {
+  if (s->start == std::chrono::steady_clock::time_point{}) s->start = std::chrono::steady_clock::now();
+  if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
+  HttpRequestHead head = RequestHead(s);
   if (ctx_.observer() != nullptr) {
     if (src_peer_.addr.sin_family == 0) {
       src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.sin_addr.s_addr));
@@ -278,6 +366,152 @@ void H2Conn::RouteStream(Stream* s) {
     return;
   }
   if (rule != nullptr) ArmTimeout(s, *rule);
+}
+
+// ---------------------------------------------------------------- destination role
+
+bool H2Conn::Sniff() {
+  while (sniffed_.size() < kPreface.size()) {
+    char buf[kPreface.size()];
+    ssize_t n = read(client_.fd, buf, kPreface.size() - sniffed_.size());
+    if (n > 0) {
+      sniffed_.append(buf, static_cast<size_t>(n));
+      if (!kPreface.starts_with(sniffed_)) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      client_.readable = false;
+      return false;
+    }
+    if (n < 0 || sniffed_.empty()) {  // gone before a byte came: nothing to relay
+      Finish(/*reset=*/n < 0);
+      return false;
+    }
+    break;  // closed within the first bytes: they go on as they are
+  }
+  if (sniffed_ != kPreface) {
+    if (dest_->enforce) {
+      // Its requests must each be decided and cannot be read: nothing of it may reach the pod.
+      log::Info("not HTTP/2 on a port whose requests are decided: closed", {{"conn", what_}});
+      ProxyStats::Add(ctx_.stats.denials);
+      Finish(/*reset=*/true);
+      return false;
+    }
+    FallBackToRelay();
+    return false;
+  }
+  sniffing_ = false;
+  ssize_t rv = nghttp2_session_mem_recv(client_.h2, reinterpret_cast<const uint8_t*>(sniffed_.data()), sniffed_.size());
+  std::string().swap(sniffed_);
+  if (rv < 0) {
+    log::Info("h2c client connection failed", {{"conn", what_}, {"reason", nghttp2_strerror(static_cast<int>(rv))}});
+    Finish(/*reset=*/true);
+    return false;
+  }
+  if (ctx_.observer() != nullptr && dest_->conn.flow[0] != '\0') track_.Open(ctx_.observer(), std::move(dest_->conn));
+  return true;
+}
+
+void H2Conn::FallBackToRelay() {
+  if (pod_ == nullptr || !pod_->failed.empty()) {
+    Finish(/*reset=*/true);
+    return;
+  }
+  if (pod_->connecting) {
+    fall_back_ = true;  // OnUpstream comes back here once the connect ended
+    return;
+  }
+  // At most the preface's length on a connection nothing was written to yet: the socket buffer takes it whole.
+  ssize_t n = send(pod_->wire.fd, sniffed_.data(), sniffed_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(sniffed_.size())) {
+    log::Info("h2c fallback to the byte relay failed", {{"conn", what_}, {"reason", std::strerror(errno)}});
+    Finish(/*reset=*/true);
+    return;
+  }
+  ProxyStats::Add(ctx_.stats.destination_protocol_fallbacks);
+  log::Debug("not HTTP/2: byte relay", {{"conn", what_}});
+  int down = client_.fd, up = pod_->wire.fd;
+  ctx_.loop.Remove(down);
+  ctx_.loop.Remove(up);
+  client_.fd = -1;
+  pod_->wire.fd = -1;
+  done_ = true;
+  for (auto& u : upstreams_) ctx_.loop.DeleteLater(u.release());
+  upstreams_.clear();
+  pod_ = nullptr;
+  ctx_.loop.DeleteLater(this);
+  // The relay reports the connection where this object would have (same-node, plaintext); on an HBONE stream the
+  // stream does, so the relay's record stays unobserved.
+  ConnRecord rec = std::move(dest_->conn);
+  SpliceRelay::Start(ctx_, down, up, what_, std::move(rec));
+}
+
+void H2Conn::AdmitStream(Stream* s) {
+  s->start = std::chrono::steady_clock::now();
+  if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
+  HttpRequestHead head = RequestHead(s);
+  if (ctx_.observer() != nullptr) {
+    s->rec.reporter = Reporter::kDestination;
+    s->rec.source = src_peer_;
+    s->rec.destination = dst_peer_;
+    s->rec.destination_service = destination_service_;
+    s->rec.method = s->method;
+    s->rec.path = s->path;
+    if (const std::string* tp = head.Header("traceparent")) s->rec.traceparent = *tp;
+  }
+  std::string path, why;
+  if (!NormalizePolicyPath(head.target, &path, &why)) {
+    s->rec.error = why;
+    LocalReply bad;
+    bad.status = 400;
+    bad.body = why + "\n";
+    bad.grpc_status = kGrpcInternal;
+    bad.grpc_message = GrpcPercentEncode("zeromesh: " + why);
+    ReplyLocally(s, bad);
+    return;
+  }
+  // The pod gets the path that was authorized, as InboundHttp does.
+  if (head.target.starts_with("/") && head.Path() != path) {
+    std::string query(head.Query());
+    head.target = query.empty() && head.target.find('?') == std::string::npos ? path : path + "?" + query;
+  }
+  if (ctx_.opts.authorize) {
+    HttpRequestAttrs attrs{head.method, path, &head.headers};
+    AuthzRequest req{dest_->has_source_id ? &dest_->source_id : nullptr, src_.sin_addr.s_addr, dest_->destination,
+                     port_, &attrs};
+    AuthzDecision d = ctx_.opts.authorize(req);
+    if (!d.allow) {
+      Deny(s, d);
+      return;
+    }
+  }
+  if (pod_ == nullptr || !pod_->failed.empty() || pod_->goaway) {
+    FailStream(s, 503, "pod connection failed", NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  // The SERVER span, child of the source proxy's CLIENT span; the pod's own spans nest under it.
+  if (ctx_.opts.tracing && ctx_.observer() != nullptr) {
+    TraceHttpRequest(&head, snap_->tracing_sampling_ppm(), ctx_.span_ids, &s->rec);
+  }
+  if (!SubmitUpstream(s, pod_, head, &why)) FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+}
+
+void H2Conn::Deny(Stream* s, const AuthzDecision& d) {
+  ProxyStats::Add(ctx_.stats.denials);
+  log::Info("http request denied",
+            {{"conn", what_}, {"method", s->method}, {"path", s->path.substr(0, 256)}, {"reason", d.reason}});
+  const std::string policy = d.policy.empty() ? "unknown" : d.policy;
+  const std::string reason = d.reason.substr(0, kMaxReasonInBody);
+  s->rec.policy = policy;
+  s->rec.error = d.reason;
+  LocalReply deny;
+  deny.status = 403;
+  deny.headers = {{"x-zeromesh-denied", policy}};
+  deny.body = reason + "\n";
+  deny.grpc_status = kGrpcPermissionDenied;
+  deny.grpc_message = GrpcPercentEncode(reason);
+  ReplyLocally(s, deny);
 }
 
 void H2Conn::ArmTimeout(Stream* s, const agent::HttpRouteRule& rule) {
@@ -361,6 +595,12 @@ H2Conn::Upstream* H2Conn::UpstreamFor(traffic::Route route, std::string* why) {
   if (it != pool_.end() && !it->second->goaway && it->second->failed.empty()) return it->second;
   int fd = open_(std::move(route), why);
   if (fd < 0) return nullptr;
+  Upstream* u = NewUpstream(fd, key, why);
+  if (u != nullptr) pool_[key] = u;
+  return u;
+}
+
+H2Conn::Upstream* H2Conn::NewUpstream(int fd, uint64_t key, std::string* why) {
   auto u = std::make_unique<Upstream>();
   u->conn = this;
   u->key = key;
@@ -383,7 +623,6 @@ H2Conn::Upstream* H2Conn::UpstreamFor(traffic::Route route, std::string* why) {
   }
   Upstream* raw = u.get();
   upstreams_.push_back(std::move(u));
-  pool_[key] = raw;
   ctx_.loop.Add(fd, kEvents, raw);
   return raw;
 }
@@ -511,6 +750,12 @@ void H2Conn::DropUpstream(Upstream* u) {
     s->up_closed = true;
     if (!complete) FailStream(s, 503, "upstream connection failed: " + u->failed, NGHTTP2_INTERNAL_ERROR);
   }
+  if (u == pod_) {
+    // Destination role: no other pod connection to open; the client opens a new one for its next streams.
+    pod_ = nullptr;
+    nghttp2_submit_goaway(client_.h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(client_.h2),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+  }
   ctx_.loop.Remove(u->wire.fd);
   close(u->wire.fd);
   auto it = std::find_if(upstreams_.begin(), upstreams_.end(), [u](const auto& p) { return p.get() == u; });
@@ -550,6 +795,10 @@ void H2Conn::Report(Stream* s, const std::string& error) {
   if (s->rec.error.empty()) s->rec.error = error;
   s->rec.duration = std::chrono::steady_clock::now() - s->start;
   obs->OnRequest(s->rec);
+  if (track_.active()) {  // the connection's bytes, as its streams carried them
+    track_.AddSent(s->rec.request_bytes);
+    track_.AddReceived(s->rec.response_bytes);
+  }
   s->rec.source.addr.sin_family = 0;  // reported: once
 }
 
@@ -578,7 +827,9 @@ void H2Conn::Finish(bool reset) {
     }
     client_.fd = -1;
   }
-  ProxyStats::Add(ctx_.stats.connections_closed);
+  if (reset) track_.SetError("reset");
+  if (dest_ == nullptr || track_.active()) ProxyStats::Add(ctx_.stats.connections_closed);
+  track_.Close();
   ctx_.loop.DeleteLater(this);
 }
 
@@ -625,7 +876,11 @@ int H2Conn::OnClientFrame(nghttp2_session* h2, const nghttp2_frame* frame, void*
   if (s == nullptr) return 0;
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->req_eof = true;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    self->RouteStream(s);
+    if (self->dest_ != nullptr) {
+      self->AdmitStream(s);
+    } else {
+      self->RouteStream(s);
+    }
     return 0;
   }
   self->Resume(s);

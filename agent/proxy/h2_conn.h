@@ -10,6 +10,11 @@
 // side's session took them, so at most a window per stream is buffered. RST_STREAM is passed on both ways; a stream
 // that cannot be routed (or whose upstream fails before it answered) gets 503, or for gRPC UNAVAILABLE (14)
 // trailers-only, on that stream alone.
+//
+// The same relay serves the destination proxy (StartDestination): the client side is the HBONE stream's socketpair
+// end or the captured same-node / plaintext connection, the one upstream is the pod connection, streams map 1:1 and
+// nothing is routed. Each stream is decided with the verified source identity (TrafficPermission http rules; denied:
+// 403, gRPC PERMISSION_DENIED, on that stream alone), gets its SERVER span and is reported with reporter=destination.
 #pragma once
 
 #include <chrono>
@@ -22,6 +27,7 @@
 
 #include "agent/proxy/h2_wire.h"
 #include "agent/proxy/http1_codec.h"
+#include "agent/proxy/inbound_http.h"
 #include "agent/proxy/request_record.h"
 #include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/worker_context.h"
@@ -38,6 +44,11 @@ class H2Conn : public Closable {
   static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
                     const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
                     std::string what);
+  // The destination role. Takes |down| (the client side) and |up| (the pod; |up_connecting|: its connect is still in
+  // progress); |p| as for InboundHttp. Bytes that do not open with the HTTP/2 preface go on as a byte relay, or with
+  // p.enforce (the connection's AuthzDecision said per_request) close the connection: nothing unchecked reaches the
+  // pod.
+  static void StartDestination(WorkerContext& ctx, int down, int up, bool up_connecting, InboundHttp::Params p);
   void ForceClose() override;
   void Drain() override;  // GOAWAY: the streams open go on, no new ones; closes when they are done
   ~H2Conn() override;     // via EventLoop::DeleteLater only
@@ -80,8 +91,9 @@ class H2Conn : public Closable {
     H2Conn* conn = nullptr;
     uint64_t key = 0;
     H2Wire wire;
-    bool goaway = false;  // takes no new streams
-    std::string failed;   // why it failed ("" while healthy); torn down in Settle
+    bool goaway = false;      // takes no new streams
+    bool connecting = false;  // the pod connection (destination role) is not established yet
+    std::string failed;       // why it failed ("" while healthy); torn down in Settle
     void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
   };
   struct ClientEnd : IoHandler {
@@ -91,13 +103,23 @@ class H2Conn : public Closable {
 
   H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap, const agent::Service* service,
          uint16_t port, const sockaddr_in& src, UpstreamOpener open, std::string what);
+  H2Conn(WorkerContext& ctx, int down, int up, bool up_connecting, InboundHttp::Params p);
   bool CreateServer(std::string* why);
+  Upstream* NewUpstream(int fd, uint64_t key, std::string* why);  // an HTTP/2 client session on |fd| (owned)
   void OnClient(uint32_t ev);
   void OnUpstream(Upstream* u, uint32_t ev);
   // After any event: lets every session write, tears down failed upstreams, closes when nothing is left.
   void Settle();
 
+  HttpRequestHead RequestHead(const Stream* s) const;  // as the HTTP/1.1 path sees it (":authority" is "host")
   void RouteStream(Stream* s);
+  // Destination role: decides |s| (policy, span) and sends it to the pod.
+  void AdmitStream(Stream* s);
+  void Deny(Stream* s, const AuthzDecision& d);
+  // Destination role, before the session sees a byte: true once the HTTP/2 preface came (and was fed to the session);
+  // false when more bytes are needed or the connection was handed on or closed.
+  bool Sniff();
+  void FallBackToRelay();  // not HTTP/2: the pod gets the sniffed bytes, then a byte relay
   Upstream* UpstreamFor(traffic::Route route, std::string* why);
   bool SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head, std::string* why);
   void SubmitResponse(Stream* s, bool end_stream);
@@ -150,6 +172,15 @@ class H2Conn : public Closable {
   std::map<uint64_t, Upstream*> pool_;  // the upstream new streams to an endpoint (ip:port) go on
   bool in_settle_ = false;
   bool done_ = false;
+  // Destination role (dest_ set).
+  std::unique_ptr<InboundHttp::Params> dest_;
+  Upstream* pod_ = nullptr;  // the one upstream; nullptr once it failed
+  bool sniffing_ = false;    // the HTTP/2 preface has not been seen yet
+  bool fall_back_ = false;   // not HTTP/2: hand on to the byte relay once the pod connection is up
+  std::string sniffed_;
+  ConnTracker track_;
+  Peer dst_peer_;
+  std::string destination_service_;
 };
 
 }  // namespace zm::proxy

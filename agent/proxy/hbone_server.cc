@@ -9,6 +9,7 @@
 
 #include "agent/proxy/authority.h"
 #include "agent/proxy/forwarded.h"
+#include "agent/proxy/h2_conn.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -204,7 +205,6 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     s->per_request = d.per_request;
   }
   s->l7 = DestinationL7For(*snap, s->target, s->per_request);
-  if (s->l7 == DestinationL7::kHttp2) s->l7 = DestinationL7::kNone;  // relayed as bytes until its handler is wired
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
     const agent::Service* svc =
@@ -247,7 +247,7 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
     Respond(s, 503, std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
     return;
   }
-  if (s->l7 == DestinationL7::kHttp1 && !InsertInboundHttp(s)) {
+  if (s->l7 != DestinationL7::kNone && !InsertInboundHttp(s)) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     s->track.SetError("socketpair failed");
     ctx_.loop.Remove(s->fd);
@@ -288,7 +288,11 @@ bool HboneServer::InsertInboundHttp(HboneStream* s) {
   p.dst = s->target;
   p.what = "hbone-http " + AddrToString(s->client) + "->" + AddrToString(s->target);
   p.enforce = s->per_request;
-  InboundHttp::Start(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
+  if (s->l7 == DestinationL7::kHttp2) {
+    H2Conn::StartDestination(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
+  } else {
+    InboundHttp::Start(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
+  }
   s->fd = -1;
   AddStreamFd(s, sp[0]);
   return true;

@@ -24,7 +24,8 @@ void SpliceRelay::Start(WorkerContext& ctx, int downstream, int upstream, std::s
 SpliceRelay::SpliceRelay(WorkerContext& ctx, int down, int up, std::string what, ConnRecord rec, ServiceConn svc)
     : ctx_(ctx), fd_{down, up}, what_(std::move(what)), svc_(std::move(svc)) {
   ctx_.live.insert(this);
-  track_.Open(ctx_.observer(), std::move(rec));
+  // No flow: another object reports this connection (an HBONE stream whose destination handler fell back to bytes).
+  if (rec.flow[0] != '\0') track_.Open(ctx_.observer(), std::move(rec));
   for (int i = 0; i < 2; ++i) {
     end_[i].relay = this;
     end_[i].idx = i;

@@ -187,7 +187,8 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
 }
 
 void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-                       std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce) {
+                       std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce,
+                       bool h2) {
   std::string error;
   int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
@@ -208,6 +209,10 @@ void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in
   p.dst = dst;
   p.what = std::string(what) + "-http " + AddrToString(src) + "->" + AddrToString(dst);
   p.enforce = enforce;
+  if (h2) {
+    H2Conn::StartDestination(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
+    return;
+  }
   InboundHttp::Start(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
 }
 
@@ -296,7 +301,9 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
       case DestinationL7::kHttp1:
         RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request);
         return;
-      case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+      case DestinationL7::kHttp2:
+        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request, /*h2=*/true);
+        return;
       case DestinationL7::kNone:
         break;
     }
@@ -403,7 +410,9 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
       case DestinationL7::kHttp1:
         RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request);
         return;
-      case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+      case DestinationL7::kHttp2:
+        RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request, /*h2=*/true);
+        return;
       case DestinationL7::kNone:
         break;
     }
@@ -487,7 +496,9 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     case DestinationL7::kHttp1:
       RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request);
       return;
-    case DestinationL7::kHttp2:  // relayed as bytes until its handler is wired
+    case DestinationL7::kHttp2:
+      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request, /*h2=*/true);
+      return;
     case DestinationL7::kNone:
       break;
   }

@@ -50,9 +50,10 @@ class Worker {
              const agent::MeshSnapshot* snap, bool same_node = false, ServiceConn svc = {});
   // Like Relay to a local pod's HTTP/1.1 port (DestinationL7::kHttp1): an InboundHttp parses each request (golden
   // metrics, tracing) and, with |enforce| (AuthzDecision::per_request), has TrafficPermission http rules decide it.
-  // |src_id|: nullptr for a plaintext client.
+  // |src_id|: nullptr for a plaintext client. |h2|: an HTTP/2 (h2c, gRPC) port, handled per stream (H2Conn).
   void RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
-                 std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce);
+                 std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce,
+                 bool h2 = false);
   // A connection to a Service VIP (|attempt| says which Service, what was tried): picks a backend and an endpoint and
   // relays to it the way a connection to that endpoint would go (same node, HBONE, or direct).
   struct ServiceAttempt {

@@ -7,7 +7,8 @@
                                    zm.Echo/Size (answers "NAME <request length>") and zm.Echo/Blob (answers as many
                                    bytes as the request's decimal number); zm.Echo/Slow answers after 2 s
   grpc_tool.py run TARGET          reads a JSON plan [{"method", "count", "n", "bytes"}] on stdin and makes every call on ONE
-                                   channel (one HTTP/2 connection); prints {"replies": [...], "codes": [...]}
+                                   channel (one HTTP/2 connection); prints {"replies": [...], "codes": [...],
+                                   "details": [...]} (details: the status message of a unary call that failed)
 """
 
 import json
@@ -54,7 +55,7 @@ def run(target: str):
     plan = json.load(sys.stdin)
     # One subchannel, one connection: no load balancing in the client (pick_first is the default).
     with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
-        replies, codes = [], []
+        replies, codes, details = [], [], []
         for step in plan:
             method = step["method"]
             if method == "Stream":
@@ -74,10 +75,12 @@ def run(target: str):
                     rep = call(req if method in ("Size", "Blob") else b"", timeout=step.get("timeout", 20))
                     replies.append(f"len={len(rep)}" if method == "Blob" else rep.decode())
                     codes.append("OK")
+                    details.append(None)
                 except grpc.RpcError as e:
                     replies.append(None)
                     codes.append(e.code().name)
-    print(json.dumps({"replies": replies, "codes": codes}))
+                    details.append(e.details())
+    print(json.dumps({"replies": replies, "codes": codes, "details": details}))
 
 
 if __name__ == "__main__":

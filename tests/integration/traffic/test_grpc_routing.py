@@ -5,7 +5,9 @@ balanced across endpoints (L4 would pin them all to one) and a GRPCRoute picks a
 Pods: client (node1), g1 (node1, v1), g2 (node2, v1), g3 (node2, v2); each serves grpc_tool.py on 50051 and answers
 with its own name. Services (namespace rpc): echo 10.96.0.40 (v1: g1, g2), echo-v2 10.96.0.41 (v2: g3), echo-none
 10.96.0.42 (no endpoints), all 80 -> 50051 appProtocol grpc. One GRPCRoute on echo: zm.Echo/Canary -> echo-v2,
-method Nowhere -> echo-none; anything else goes to echo itself.
+method Nowhere -> echo-none; anything else goes to echo itself. One TrafficPermission DENY no-forbidden (namespace rpc,
+http path /zm.Echo/Forbidden) on the echo pods: every connection to them is decided per stream by the destination
+node's proxy (node1 for g1, node2 for g2 and g3), which also counts each stream with reporter=destination.
 """
 
 import json
@@ -71,6 +73,16 @@ spec:
   - matches: [{{path: {{type: PathPrefix, value: /zm.Echo/Slow}}}}]
     timeouts: {{request: 300ms}}
     backendRefs: [{{name: echo, port: 80}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: TrafficPermission
+metadata: {{name: no-forbidden, namespace: {NS}}}
+spec:
+  action: DENY
+  sources: {{namespaces: [{NS}]}}
+  destination: {{selector: {{matchLabels: {{app: echo}}}}}}
+  http:
+  - paths: ["/zm.Echo/Forbidden"]
 """
 
 
@@ -179,6 +191,27 @@ class GrpcRoutingTest(MeshCase):
         took = time.monotonic() - start
         self.assertEqual(out["codes"], ["DEADLINE_EXCEEDED", "OK"])
         self.assertLess(took, 1.8, "cut at 300 ms, not after the backend's 2 s")
+
+    def test_traffic_permission_http_rules_decide_each_call_at_the_destination(self):
+        # Forbidden is denied by the pod's node proxy, on its stream alone (the server would answer UNIMPLEMENTED);
+        # the other calls on the same channel reach g1 (same node) and g2 (HBONE) and pass.
+        labels = dict(reporter="destination", source_workload="client", destination_service=f"{NS}/echo")
+        before = {n: self.agent_metric("zeromesh_requests_total", n, **labels) for n in ("node1", "node2")}
+        out = self.run_plan([{"method": "Forbidden", "count": 10}, {"method": "Who", "count": 20},
+                             {"method": "Forbidden", "count": 2}])
+        self.assertEqual(out["codes"], ["PERMISSION_DENIED"] * 10 + ["OK"] * 20 + ["PERMISSION_DENIED"] * 2)
+        self.assertEqual(set(out["details"][:10]), {f"denied by TrafficPermission {NS}/no-forbidden"})
+        self.assertEqual({r.split()[0] for r in out["replies"][10:30]}, {"g1", "g2"})
+        # Every stream is counted once by the proxy of its pod's node: 32 in all, on both nodes.
+        deadline = time.monotonic() + 5
+        while True:
+            grew = {n: self.agent_metric("zeromesh_requests_total", n, **labels) - before[n] for n in before}
+            if sum(grew.values()) >= 32 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(sum(grew.values()), 32, grew)
+        self.assertGreater(grew["node1"], 0, grew)
+        self.assertGreater(grew["node2"], 0, grew)
 
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.

@@ -5,8 +5,8 @@ right parent-child links and workload attributes; the backend sees a traceparent
 
 Pods: client (node1, sa client), w1 (node2, sa web) serving a stdlib HTTP server on 9080 that answers with the
 traceparent it received, and a gRPC server on 9090 that does the same with its metadata. Services (namespace shop):
-web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (a CLIENT span only: the
-destination relays HTTP/2 ports as bytes). The collector runs on
+web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (per stream on both
+sides too: CLIENT span at the source, SERVER span at the destination). The collector runs on
 the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
 --otlp-endpoint, MeshConfig spec.tracing.samplingPercentage 100, then 0.
 """
@@ -252,21 +252,28 @@ class TracingTest(MeshCase):
             self.assertEqual(cl["attrs"].get("network.peer.address"), self.w1.ip, cl)
             self.assertEqual(sv["attrs"].get("network.peer.address"), self.client.ip, sv)
 
-        # gRPC (HTTP/2): the source proxy's CLIENT span, child of the given context, and the server its child.
+        # gRPC (HTTP/2): the source proxy's CLIENT span, child of the given context, the destination proxy's SERVER
+        # span its child, and the server's parent that SERVER span.
         given_rpc = f"00-{GIVEN_TRACE[::-1]}-{GIVEN_PARENT}-01"
         res = self.cluster.run(self.client, [PY_GRPC, "-c", GRPC_CLIENT, f"{VIP_RPC}:90", given_rpc], text=True,
                                timeout=30)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
         got = res.stdout.strip().split("-")
         self.assertEqual(got[1], GIVEN_TRACE[::-1], res.stdout)
-        rpc = self.wait_spans({GIVEN_TRACE[::-1]}, 1)
-        self.assertEqual(len(rpc), 1, rpc)
-        self.assertEqual((rpc[0]["kind"], rpc[0]["parent"], rpc[0]["name"]), ("Client", GIVEN_PARENT, "POST"), rpc)
-        self.assertEqual(got[2], rpc[0]["id"], "the gRPC server's parent is the CLIENT span")
-        self.assertEqual(rpc[0]["attrs"].get("rpc.grpc.status_code"), "0", rpc)
-        self.assertEqual(rpc[0]["attrs"].get("url.path"), "/zm.Echo/Trace", rpc)
-        self.assertEqual(rpc[0]["attrs"].get("zeromesh.destination.service"), f"{NS}/rpc", rpc)
-        self.assertEqual(rpc[0]["attrs"].get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client")
+        rpc = self.wait_spans({GIVEN_TRACE[::-1]}, 2)
+        self.assertEqual(sorted(s["kind"] for s in rpc), ["Client", "Server"], rpc)
+        cl = next(s for s in rpc if s["kind"] == "Client")
+        sv = next(s for s in rpc if s["kind"] == "Server")
+        self.assertEqual((cl["parent"], cl["name"]), (GIVEN_PARENT, "POST"), cl)
+        self.assertEqual(sv["parent"], cl["id"], (cl, sv))
+        self.assertEqual(got[2], sv["id"], "the gRPC server's parent is the SERVER span")
+        self.assertEqual(cl["resource"].get("k8s.node.name"), "node1", cl)
+        self.assertEqual(sv["resource"].get("k8s.node.name"), "node2", sv)
+        for s in (cl, sv):
+            self.assertEqual(s["attrs"].get("rpc.grpc.status_code"), "0", s)
+            self.assertEqual(s["attrs"].get("url.path"), "/zm.Echo/Trace", s)
+            self.assertEqual(s["attrs"].get("zeromesh.destination.service"), f"{NS}/rpc", s)
+            self.assertEqual(s["attrs"].get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client", s)
 
         # Sampling 0 %: new traces are marked not sampled (the backend sees flags 00) and nothing is exported.
         self.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=0))

@@ -122,6 +122,29 @@ TEST_F(PolicyHttpTest, APortOneServiceCallsTcpIsNotHttp) {
   EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 8080).allow);
 }
 
+TEST_F(PolicyHttpTest, GrpcAndH2cPortsAreCheckedPerRequest) {
+  v1::Resource grpc = ServiceOf("shop", "rpc", {{"shop/backend", "10.244.1.12"}}, 9090, 9090, v1::APP_GRPC);
+  v1::Resource h2c = ServiceOf("shop", "h2", {{"shop/backend", "10.244.1.12"}}, 8443, 8443, v1::APP_HTTP2);
+  Use({Mesh(), Web(), Raw(), grpc, h2c,
+       Perm("shop", "say-hello", v1::ALLOW).Namespace("shop").To({{"app", "backend"}}).Http({"POST"}, {"/hello.*"})});
+  for (uint16_t port : {9090, 8443}) {
+    auto conn = Decide(&frontend_id_, "10.244.1.11", backend_, port);
+    EXPECT_TRUE(conn.allow) << port << ": " << conn.reason;
+    EXPECT_TRUE(conn.per_request) << port;
+    EXPECT_TRUE(Request(&frontend_id_, "POST", "/hello.Greeter/SayHello", {}, port).allow) << port;
+    EXPECT_FALSE(Request(&frontend_id_, "POST", "/admin.Admin/Drop", {}, port).allow) << port;
+  }
+  EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 9000).allow);  // TCP stays unparsed
+}
+
+TEST_F(PolicyHttpTest, APortOneServiceCallsHttp1AndAnotherGrpcIsNotHttp) {
+  // The destination cannot parse it as both: the http rules cannot be checked there.
+  v1::Resource grpc_too = ServiceOf("shop", "web-grpc", {{"shop/backend", "10.244.1.12"}}, 81, 8080, v1::APP_GRPC);
+  Use({Mesh(), Web(), grpc_too,
+       Perm("shop", "get-only", v1::ALLOW).Namespace("shop").To({{"app", "backend"}}).Http({"GET"}, {})});
+  EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 8080).allow);
+}
+
 TEST_F(PolicyHttpTest, PathMethodAndHeaderForms) {
   Use({Mesh(), Web(),
        Perm("shop", "forms", v1::ALLOW)

@@ -52,6 +52,9 @@ TEST(DestinationL7, PerRequestPolicyAlwaysParses) {
   EXPECT_EQ(DestinationL7For(s, Addr("10.244.1.11", 8080), true), DestinationL7::kHttp1);
   EXPECT_EQ(DestinationL7For(s, Addr("10.244.1.11", 5432), true), DestinationL7::kHttp1);
   EXPECT_EQ(DestinationL7For(s, Addr("10.244.1.11", 7000), true), DestinationL7::kHttp1);
+  // HTTP/2 ports: each stream is decided by the HTTP/2 handler.
+  EXPECT_EQ(DestinationL7For(s, Addr("10.244.1.11", 8081), true), DestinationL7::kHttp2);
+  EXPECT_EQ(DestinationL7For(s, Addr("10.244.1.11", 9090), true), DestinationL7::kHttp2);
 }
 
 }  // namespace

@@ -1,0 +1,365 @@
+// H2Conn's destination role on socketpairs, driven by a real worker event loop: a test nghttp2 client on the client
+// side and a test nghttp2 server as the pod. Per-stream TrafficPermission decisions (403, gRPC PERMISSION_DENIED)
+// while the other streams of the connection reach the pod, the SERVER span's traceparent, reporter=destination
+// records, and the byte-relay fallback for a connection that is not HTTP/2.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/proxy/h2_conn.h"
+#include "agent/state/cert_store.h"
+
+namespace zm::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+in_addr_t Ip(const char* s) {
+  in_addr a{};
+  inet_pton(AF_INET, s, &a);
+  return a.s_addr;
+}
+
+class Records : public ConnObserver {
+ public:
+  void OnOpen(ConnRecord&) override {}
+  void OnProgress(ConnRecord&) override {}
+  void OnClose(ConnRecord&) override {}
+  void OnTlsFailure(TlsFailure) override {}
+  void OnRequest(const RequestRecord& r) override {
+    std::lock_guard<std::mutex> l(mu);
+    all.push_back(r);
+  }
+  std::vector<RequestRecord> Get() {
+    std::lock_guard<std::mutex> l(mu);
+    return all;
+  }
+  std::mutex mu;
+  std::vector<RequestRecord> all;
+};
+
+// One end of an HTTP/2 connection on a blocking-free socket, pumped by the test. As the pod (server) it answers every
+// request, once it ended, with 200, a body naming the path and the traceparent it got, and grpc-status 0 trailers.
+struct Peer {
+  struct Stream {
+    Headers headers, trailers;
+    std::string body;
+    bool closed = false;
+  };
+  int fd = -1;
+  bool server = false;
+  nghttp2_session* h2 = nullptr;
+  std::map<int32_t, Stream> streams;
+  std::string out_body;
+
+  Peer(int f, bool is_server) : fd(f), server(is_server) {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n,
+                                                             size_t nl, const uint8_t* v, size_t vl, uint8_t, void* u) {
+      auto* p = static_cast<Peer*>(u);
+      Stream& s = p->streams[f->hd.stream_id];
+      bool trailer = f->headers.cat == NGHTTP2_HCAT_HEADERS;
+      (trailer ? s.trailers : s.headers)
+          .emplace_back(std::string(reinterpret_cast<const char*>(n), nl),
+                        std::string(reinterpret_cast<const char*>(v), vl));
+      return 0;
+    });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t len, void* u) {
+          static_cast<Peer*>(u)->streams[id].body.append(reinterpret_cast<const char*>(d), len);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session* h2, const nghttp2_frame* f, void* u) {
+      auto* p = static_cast<Peer*>(u);
+      if (p->server && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+          (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
+        p->Answer(h2, f->hd.stream_id);
+      }
+      return 0;
+    });
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, [](nghttp2_session*, int32_t id, uint32_t, void* u) {
+      static_cast<Peer*>(u)->streams[id].closed = true;
+      return 0;
+    });
+    if (server) {
+      nghttp2_session_server_new(&h2, cbs, this);
+    } else {
+      nghttp2_session_client_new(&h2, cbs, this);
+    }
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~Peer() {
+    nghttp2_session_del(h2);
+    close(fd);
+  }
+
+  static const std::string* Find(const Headers& h, const std::string& name) {
+    for (const auto& [n, v] : h) {
+      if (n == name) return &v;
+    }
+    return nullptr;
+  }
+
+  void Answer(nghttp2_session* session, int32_t id) {
+    Stream& s = streams[id];
+    const std::string* tp = Find(s.headers, "traceparent");
+    // One body per stream, served from the pod's answer map (data providers read it by stream id).
+    answers[id] = *Find(s.headers, ":path") + " " + (tp ? *tp : "-");
+    nghttp2_nv hdrs[] = {{(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+                         {(uint8_t*)"content-type", (uint8_t*)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_data_provider prd{};
+    prd.source.ptr = this;
+    prd.read_callback = [](nghttp2_session* h2, int32_t sid, uint8_t* buf, size_t len, uint32_t* flags,
+                           nghttp2_data_source* src, void*) -> ssize_t {
+      auto* p = static_cast<Peer*>(src->ptr);
+      std::string& a = p->answers[sid];
+      size_t n = std::min(len, a.size());
+      std::memcpy(buf, a.data(), n);
+      a.erase(0, n);
+      if (a.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nghttp2_nv tr[] = {{(uint8_t*)"grpc-status", (uint8_t*)"0", 11, 1, NGHTTP2_NV_FLAG_NONE}};
+        nghttp2_submit_trailer(h2, sid, tr, 1);
+      }
+      return static_cast<ssize_t>(n);
+    };
+    nghttp2_submit_response(session, id, hdrs, 2, &prd);
+  }
+
+  int32_t Request(const std::string& path, const Headers& extra) {
+    Headers h = {{":method", "POST"}, {":scheme", "http"}, {":authority", "rpc.shop"}, {":path", path}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : h) {
+      nva.push_back({(uint8_t*)n.data(), (uint8_t*)v.data(), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    return nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+  }
+
+  // Sends what the session has and feeds it what arrived; false once the socket closed.
+  bool Pump() {
+    const uint8_t* data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(h2, &data)) > 0) {
+      if (send(fd, data, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return false;
+    }
+    uint8_t buf[16384];
+    while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+      if (nghttp2_session_mem_recv(h2, buf, static_cast<size_t>(n)) < 0) return false;
+    }
+    return !(n == 0 || (n < 0 && errno != EAGAIN));
+  }
+
+  std::map<int32_t, std::string> answers;
+};
+
+class H2DestinationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agent::Workload client, pod;
+    client.name = "client";
+    client.ns = "shop";
+    client.service_account = "client";
+    client.ip = Ip("10.244.2.5");
+    client.node = "node2";
+    client.enrolled = true;
+    pod = client;
+    pod.name = "rpc-0";
+    pod.service_account = "rpc";
+    pod.ip = Ip("10.244.1.7");
+    pod.node = "node1";
+    agent::Service svc;
+    svc.name = "rpc";
+    svc.ns = "shop";
+    svc.ports = {{90, 9090, agent::PortProtocol::kGrpc}};
+    svc.endpoints.push_back({pod.ip, "", ""});
+    snaps_.Set(std::make_shared<agent::MeshSnapshot>("cluster.local", "node1", agent::MeshMode::kStrict,
+                                                     std::vector<agent::Workload>{client, pod},
+                                                     std::vector<agent::Service>{svc}));
+    opts_.tracing = true;
+    opts_.observer = records_;
+    // Connection: per request; requests: /shop.Admin/* denied by shop/no-admin, with a reason that needs encoding.
+    opts_.authorize = [](const AuthzRequest& r) {
+      AuthzDecision d;
+      if (r.http == nullptr) {
+        d.per_request = true;
+      } else if (r.http->path.starts_with("/shop.Admin/")) {
+        d = {false, "denied by TrafficPermission shop/no-admin (100% sure)", "shop/no-admin"};
+      }
+      return d;
+    };
+    ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
+    loop_ = std::thread([this] { ctx_->loop.Run(); });
+  }
+  void TearDown() override {
+    ctx_->loop.Stop();
+    loop_.join();
+    std::vector<Closable*> all(ctx_->live.begin(), ctx_->live.end());  // the loop is stopped: this thread owns them
+    for (Closable* c : all) {
+      if (ctx_->live.count(c)) c->ForceClose();
+    }
+    ctx_->loop.RunGarbage();
+  }
+
+  // Starts the destination handler between a new client socketpair and a new pod socketpair.
+  void Start(bool per_request, int* client, int* pod) {
+    int c[2], p[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p), 0);
+    InboundHttp::Params params;
+    params.snap = snaps_.Get();
+    params.destination = params.snap->Find(Ip("10.244.1.7"));
+    params.has_source_id = true;
+    std::string err;
+    ASSERT_TRUE(tls::ParseSpiffeId("spiffe://cluster.local/ns/shop/sa/client", &params.source_id, &err));
+    params.src = MakeAddr(Ip("10.244.2.5"), 40000);
+    params.dst = MakeAddr(Ip("10.244.1.7"), 9090);
+    params.what = "test";
+    params.enforce = per_request;
+    ctx_->loop.Post([this, down = c[1], up = p[1], params]() mutable {
+      H2Conn::StartDestination(*ctx_, down, up, /*up_connecting=*/false, std::move(params));
+    });
+    *client = c[0];
+    *pod = p[0];
+  }
+
+  // Pumps both peers until |done| or 5 s.
+  template <typename F>
+  bool PumpUntil(Peer& a, Peer& b, F done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      a.Pump();
+      b.Pump();
+      if (done()) return true;
+      pollfd pf[2] = {{a.fd, POLLIN, 0}, {b.fd, POLLIN, 0}};
+      poll(pf, 2, 10);
+    }
+    return false;
+  }
+
+  ProxyOptions opts_;
+  ProxyStats stats_;
+  agent::SnapshotHolder snaps_;
+  agent::InMemoryCertStore certs_;
+  std::shared_ptr<Records> records_ = std::make_shared<Records>();
+  std::unique_ptr<WorkerContext> ctx_;
+  std::thread loop_;
+};
+
+TEST_F(H2DestinationTest, EachStreamIsDecidedAndTheAllowedOnesReachThePodWithTheirServerSpan) {
+  int c, p;
+  Start(/*per_request=*/true, &c, &p);
+  Peer client(c, /*server=*/false), pod(p, /*server=*/true);
+  const std::string given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  int32_t ok = client.Request("/shop.Echo/Who", {{"content-type", "application/grpc"}, {"traceparent", given}});
+  int32_t denied = client.Request("/shop.Admin/Drop", {{"content-type", "application/grpc"}});
+  int32_t plain = client.Request("/shop.Admin/page", {});
+  int32_t dots = client.Request("/shop.Echo/../shop.Admin/Drop", {{"content-type", "application/grpc"}});
+  ASSERT_TRUE(PumpUntil(client, pod, [&] {
+    return client.streams[ok].closed && client.streams[denied].closed && client.streams[plain].closed &&
+           client.streams[dots].closed;
+  }));
+
+  // Allowed: the pod answered, its traceparent is the SERVER span's (same trace, a new parent id).
+  auto& o = client.streams[ok];
+  ASSERT_NE(Peer::Find(o.trailers, "grpc-status"), nullptr);
+  EXPECT_EQ(*Peer::Find(o.trailers, "grpc-status"), "0");
+  ASSERT_TRUE(o.body.starts_with("/shop.Echo/Who 00-0af7651916cd43dd8448eb211c80319c-")) << o.body;
+  std::string pod_parent = o.body.substr(o.body.size() - 19, 16);
+  EXPECT_NE(pod_parent, "b7ad6b7169203331");
+
+  // gRPC denied: trailers-only PERMISSION_DENIED, message percent-encoded; never at the pod.
+  auto& d = client.streams[denied];
+  EXPECT_EQ(*Peer::Find(d.headers, ":status"), "200");
+  EXPECT_EQ(*Peer::Find(d.headers, "grpc-status"), "7");
+  EXPECT_EQ(*Peer::Find(d.headers, "grpc-message"), "denied by TrafficPermission shop/no-admin (100%25 sure)");
+  EXPECT_EQ(*Peer::Find(d.headers, "x-zeromesh-denied"), "shop/no-admin");
+  EXPECT_TRUE(d.body.empty());
+  // Not gRPC: 403 with the reason as the body. Dot segments resolve before the decision.
+  auto& pl = client.streams[plain];
+  EXPECT_EQ(*Peer::Find(pl.headers, ":status"), "403");
+  EXPECT_EQ(*Peer::Find(pl.headers, "x-zeromesh-denied"), "shop/no-admin");
+  EXPECT_EQ(pl.body, "denied by TrafficPermission shop/no-admin (100% sure)\n");
+  EXPECT_EQ(*Peer::Find(client.streams[dots].headers, "grpc-status"), "7");
+  EXPECT_EQ(pod.streams.size(), 1u) << "denied streams never reach the pod";
+  EXPECT_EQ(stats_.denials.load(), 3u);
+
+  // One record per stream, from the destination, the allowed one with the SERVER span the pod got as its parent.
+  std::vector<RequestRecord> recs;
+  for (int i = 0; i < 100 && (recs = records_->Get()).size() < 4; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(recs.size(), 4u);
+  int allowed = 0;
+  for (const auto& r : recs) {
+    EXPECT_EQ(r.reporter, Reporter::kDestination);
+    EXPECT_EQ(r.destination_service, "shop/rpc");
+    EXPECT_EQ(r.source.principal, "spiffe://cluster.local/ns/shop/sa/client");
+    EXPECT_EQ(r.destination.workload, "rpc-0");
+    if (r.policy.empty()) {
+      ++allowed;
+      EXPECT_EQ(r.grpc_status, "0");
+      EXPECT_EQ(r.span.span_id, pod_parent);
+      EXPECT_EQ(r.span.parent_id, "b7ad6b7169203331");
+    } else {
+      EXPECT_EQ(r.policy, "shop/no-admin");
+    }
+  }
+  EXPECT_EQ(allowed, 1);
+}
+
+TEST_F(H2DestinationTest, NotHttp2FallsBackToTheByteRelayUnlessRequestsMustBeDecided) {
+  int c, p;
+  Start(/*per_request=*/false, &c, &p);
+  const std::string hello = "GET / HTTP/1.1\r\n\r\nanything at all";
+  ASSERT_EQ(send(c, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  std::string got;
+  for (int i = 0; i < 500 && got.size() < hello.size(); ++i) {
+    char buf[256];
+    ssize_t n = recv(p, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    if (n <= 0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(got, hello);
+  ASSERT_EQ(send(p, "back", 4, MSG_NOSIGNAL), 4);
+  std::string back;
+  for (int i = 0; i < 500 && back.size() < 4; ++i) {
+    char buf[16];
+    ssize_t n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) back.append(buf, static_cast<size_t>(n));
+    if (n <= 0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(back, "back");
+  EXPECT_EQ(stats_.destination_protocol_fallbacks.load(), 1u);
+  close(c);
+  close(p);
+
+  // With per-request decisions nothing unparsed reaches the pod: the connection closes.
+  Start(/*per_request=*/true, &c, &p);
+  ASSERT_EQ(send(c, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  char buf[64];
+  ssize_t n = -1;
+  for (int i = 0; i < 500; ++i) {
+    n = recv(p, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n >= 0 || errno != EAGAIN) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(n, 0) << "the pod connection is closed without a byte";
+  close(c);
+  close(p);
+}
+
+}  // namespace
+}  // namespace zm::proxy
