@@ -212,6 +212,12 @@ class GrpcRoutingTest(MeshCase):
         self.assertEqual(sum(grew.values()), 32, grew)
         self.assertGreater(grew["node1"], 0, grew)
         self.assertGreater(grew["node2"], 0, grew)
+        # Plain h2c (not gRPC): 403 with the deciding policy and the reason as the body.
+        res = self.cluster.run(self.client, ["curl", "-sS", "-i", "--http2-prior-knowledge", "--max-time", "5",
+                                             f"http://{VIP}/zm.Echo/Forbidden"], text=True, timeout=15)
+        self.assertTrue(res.stdout.startswith("HTTP/2 403"), res.stdout + res.stderr)
+        self.assertIn(f"x-zeromesh-denied: {NS}/no-forbidden", res.stdout)
+        self.assertTrue(res.stdout.endswith(f"denied by TrafficPermission {NS}/no-forbidden\n"), res.stdout)
 
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.
