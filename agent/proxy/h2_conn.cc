@@ -976,6 +976,11 @@ int H2Conn::OnUpstreamFrame(nghttp2_session* h2, const nghttp2_frame* frame, voi
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     u->goaway = true;  // streams open go on; new ones open another session
     if (self->pool_.count(u->key) && self->pool_[u->key] == u) self->pool_.erase(u->key);
+    // Destination: no other pod connection here; the client opens a new connection (and so a new one to the pod).
+    if (u == self->pod_) {
+      nghttp2_submit_goaway(self->client_.h2, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(self->client_.h2), NGHTTP2_NO_ERROR, nullptr, 0);
+    }
     return 0;
   }
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;

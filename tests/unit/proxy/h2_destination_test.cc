@@ -62,7 +62,7 @@ struct Peer {
   bool server = false;
   nghttp2_session* h2 = nullptr;
   std::map<int32_t, Stream> streams;
-  std::string out_body;
+  bool goaway = false;  // the peer sent GOAWAY
 
   Peer(int f, bool is_server) : fd(f), server(is_server) {
     nghttp2_session_callbacks* cbs;
@@ -84,6 +84,7 @@ struct Peer {
         });
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session* h2, const nghttp2_frame* f, void* u) {
       auto* p = static_cast<Peer*>(u);
+      if (f->hd.type == NGHTTP2_GOAWAY) p->goaway = true;
       if (p->server && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
           (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
         p->Answer(h2, f->hd.stream_id);
@@ -318,6 +319,11 @@ TEST_F(H2DestinationTest, EachStreamIsDecidedAndTheAllowedOnesReachThePodWithThe
     }
   }
   EXPECT_EQ(allowed, 1);
+
+  // The pod says GOAWAY: so does the proxy to the client, which opens a new connection for its next calls.
+  EXPECT_FALSE(client.goaway);
+  nghttp2_submit_goaway(pod.h2, NGHTTP2_FLAG_NONE, 1, NGHTTP2_NO_ERROR, nullptr, 0);
+  EXPECT_TRUE(PumpUntil(client, pod, [&] { return client.goaway; }));
 }
 
 TEST_F(H2DestinationTest, NotHttp2FallsBackToTheByteRelayUnlessRequestsMustBeDecided) {
