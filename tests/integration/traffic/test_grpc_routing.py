@@ -212,6 +212,19 @@ class GrpcRoutingTest(MeshCase):
         self.assertEqual(sum(grew.values()), 32, grew)
         self.assertGreater(grew["node1"], 0, grew)
         self.assertGreater(grew["node2"], 0, grew)
+        # Denied on both paths: node1 (g1, same node) and node2 (g2, HBONE) log denials with the deciding policy
+        # (a failed call is always logged; the log is flushed every 200 ms).
+        for node in ("node1", "node2"):
+            deadline = time.monotonic() + 5
+            while True:
+                denied = [json.loads(line) for line in self.cp.log(f"agent-{node}").splitlines()
+                          if line.startswith("{") and '"msg":"request"' in line and "/zm.Echo/Forbidden" in line]
+                denied = [x for x in denied if x.get("policy") == f"{NS}/no-forbidden"]
+                if denied or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertTrue(denied, f"no denial logged by the destination proxy on {node}")
+            self.assertEqual((denied[0].get("grpc_status"), denied[0].get("reporter")), ("7", "destination"), denied[0])
         # Plain h2c (not gRPC): 403 with the deciding policy and the reason as the body.
         res = self.cluster.run(self.client, ["curl", "-sS", "-i", "--http2-prior-knowledge", "--max-time", "5",
                                              f"http://{VIP}/zm.Echo/Forbidden"], text=True, timeout=15)
