@@ -68,10 +68,12 @@ void InboundHttp::Drain() {
 
 void InboundHttp::OnDown(uint32_t ev) {
   if (done_) return;
-  if (ev & (EPOLLERR | EPOLLHUP)) {
+  // A hang-up is also what both FINs look like once this side half-closed: read it to the end, as SpliceRelay does.
+  if (ev & EPOLLERR) {
     Finish(/*reset=*/true);
     return;
   }
+  if (ev & EPOLLHUP) ev |= EPOLLIN | EPOLLOUT;
   if (ev & EPOLLOUT) {
     down_writable_ = true;
     FlushDown();
@@ -107,10 +109,12 @@ void InboundHttp::ReadDown() {
       Finish(/*reset=*/true);
       return;
     }
-    if (sniffing_ && !sniffed_.empty()) FallBack("the client ended before a request head");
+    // No request head: the pod gets the bytes and the FIN, and may still answer (a client that sent nothing is
+    // relayed too but is no protocol fallback).
+    if (sniffing_) FallBack("the client ended before a request head", /*count=*/!sniffed_.empty());
     if (tunnel_) {
       FlushUp();
-      if (!done_ && up_out_.empty() && !up_connecting_) shutdown(up_, SHUT_WR);
+      PassFins();
       return;
     }
     if (!awaiting_response_) CloseWhenFlushed();  // no more requests; finish the one in flight first
@@ -273,13 +277,14 @@ void InboundHttp::OnUp(uint32_t ev) {
     if (done_) return;
     if (down_readable_) ReadDown();  // resume what backpressure paused
     if (done_) return;
-    if (down_eof_ && tunnel_ && up_out_.empty()) shutdown(up_, SHUT_WR);
+    PassFins();
+    if (done_) return;
   }
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) ReadUp();
 }
 
 void InboundHttp::ReadUp() {
-  while (!done_ && !up_connecting_) {
+  while (!done_ && !up_connecting_ && !up_eof_) {
     if (out_.size() >= kMaxPending) return;  // the client is slow: its EPOLLOUT resumes reading
     char buf[kReadChunk];
     ssize_t n = read(up_, buf, sizeof(buf));
@@ -290,6 +295,11 @@ void InboundHttp::ReadUp() {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
+    if (n < 0 && (sniffing_ || (tunnel_ && !awaiting_response_))) {
+      Finish(/*reset=*/true);  // a byte stream: the pod's reset reaches the client as one
+      return;
+    }
+    up_eof_ = true;
     UpClosed();
     return;
   }
@@ -350,19 +360,28 @@ void InboundHttp::ResponseDone() {
   }
   response_started_ = false;  // that response is whole: a failure of the next request can still be answered
   // One pod connection per client connection: when the pod will close it, so does this one (the source reconnects).
-  if (!framer_.keep_alive() || !keep_alive_ || draining_ || down_eof_) {
+  // A client that half-closed after pipelined requests still gets each response: close once none is left.
+  if (!framer_.keep_alive() || !keep_alive_ || draining_ || (down_eof_ && in_.empty())) {
     CloseWhenFlushed();
     return;
   }
   if (request_done_) {
     Process();  // a pipelined request may be waiting
-    if (!done_ && down_readable_) ReadDown();
+    if (done_) return;
+    if (down_eof_ && !awaiting_response_) {  // the client ended inside a request: nothing more can come
+      CloseWhenFlushed();
+      return;
+    }
+    if (down_readable_) ReadDown();
   }
 }
 
 void InboundHttp::UpClosed() {
+  // Before any request the pod's FIN is its first word, as a banner would be: relay it, the client may still send.
+  if (sniffing_) FallBack("the pod ended before a request");
+  if (done_) return;
   if (tunnel_ && !awaiting_response_) {
-    CloseWhenFlushed();
+    PassFins();  // the client gets what is buffered, then the FIN; it may go on sending
     return;
   }
   if (awaiting_response_) {
@@ -393,7 +412,11 @@ void InboundHttp::FlushUp() {
       up_writable_ = false;
       return;
     }
-    Fail(502, "Bad Gateway", "writing to the pod failed");
+    if (tunnel_ && !awaiting_response_) {
+      Finish(/*reset=*/true);  // a byte stream has no status line to say it with
+    } else {
+      Fail(502, "Bad Gateway", "writing to the pod failed");
+    }
     return;
   }
 }
@@ -414,6 +437,7 @@ void InboundHttp::FlushDown() {
     Finish(/*reset=*/true);
     return;
   }
+  if (tunnel_) PassFins();
   if (close_when_flushed_) Finish(/*reset=*/false);
 }
 
@@ -429,8 +453,8 @@ void InboundHttp::Fail(int status, const char* reason, const std::string& why) {
   CloseWhenFlushed();
 }
 
-void InboundHttp::FallBack(const char* why) {
-  ProxyStats::Add(ctx_.stats.destination_protocol_fallbacks);
+void InboundHttp::FallBack(const char* why, bool count) {
+  if (count) ProxyStats::Add(ctx_.stats.destination_protocol_fallbacks);
   log::Debug("not HTTP/1.1: relaying bytes", {{"conn", p_.what}, {"reason", why}});
   sniffing_ = false;
   tunnel_ = true;
@@ -439,6 +463,19 @@ void InboundHttp::FallBack(const char* why) {
   sniffed_ = std::string();
   request_bytes_ = 0;
   FlushUp();
+}
+
+void InboundHttp::PassFins() {
+  if (done_ || !tunnel_) return;
+  if (down_eof_ && !up_shut_ && up_out_.empty() && !up_connecting_) {
+    shutdown(up_, SHUT_WR);
+    up_shut_ = true;
+  }
+  if (up_eof_ && !awaiting_response_ && !down_shut_ && out_.empty()) {
+    shutdown(down_, SHUT_WR);
+    down_shut_ = true;
+  }
+  if (up_shut_ && down_shut_) Finish(/*reset=*/false);
 }
 
 void InboundHttp::CloseWhenFlushed() {
@@ -450,8 +487,13 @@ void InboundHttp::Finish(bool reset) {
   if (done_) return;
   Report(0, reset ? "connection reset before the response ended" : "connection closed before the response ended");
   done_ = true;
+  // An error tears down both sides with RST (as SpliceRelay), so neither peer mistakes it for a clean end.
   ctx_.loop.Remove(up_);
-  close(up_);
+  if (reset) {
+    ResetAndClose(up_);
+  } else {
+    close(up_);
+  }
   up_ = -1;
   ctx_.loop.Remove(down_);
   if (reset) {

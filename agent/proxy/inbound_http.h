@@ -14,7 +14,10 @@
 //
 // Other ports keep their byte relay (SpliceRelay, HboneStream; DestinationL7For). |down| is the client side (a
 // socketpair end the HBONE stream relays into, or the captured same-node / plaintext connection), |up| the pod. One
-// exchange at a time (a pipelined request waits for the previous response).
+// exchange at a time (a pipelined request waits for the previous response; a client that half-closes after its
+// requests still gets every response). The byte stream keeps TCP's semantics as SpliceRelay does: each direction's FIN
+// is passed on once the bytes before it are written (half-close both ways), and a reset or error on either side
+// resets both.
 #pragma once
 
 #include <memory>
@@ -72,7 +75,10 @@ class InboundHttp : public Closable {
   void FlushDown();
   void FlushUp();
   void Fail(int status, const char* reason, const std::string& why);
-  void FallBack(const char* why);  // sniffing found no HTTP/1.1: a byte stream both ways from here on
+  // Sniffing found no HTTP/1.1: a byte stream both ways from here on. |count|: a protocol fallback for the metric (not
+  // a client that ended without a byte).
+  void FallBack(const char* why, bool count = true);
+  void PassFins();  // byte stream: forwards each direction's FIN once its bytes are written; ends when both have
   void CloseWhenFlushed();
   void Finish(bool reset);
   void OpenRecord();
@@ -103,8 +109,11 @@ class InboundHttp : public Closable {
   bool response_started_ = false;
   bool keep_alive_ = true;
   bool tunnel_ = false;
-  bool sniffing_ = false;  // no request head yet and no enforce: the connection may still fall back to a byte stream
-  bool down_eof_ = false;
+  bool sniffing_ = false;   // no request head yet and no enforce: the connection may still fall back to a byte stream
+  bool down_eof_ = false;   // FIN read from the client
+  bool up_eof_ = false;     // FIN read from the pod
+  bool up_shut_ = false;    // byte stream: the client's FIN passed on to the pod
+  bool down_shut_ = false;  // byte stream: the pod's FIN passed on to the client
   bool close_when_flushed_ = false;
   bool draining_ = false;
   bool done_ = false;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <barrier>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -1187,6 +1188,238 @@ TEST_F(DestinationHttpTest, GarbageAfterARequestIsABadRequest) {
   close(fd);
   EXPECT_EQ(pod.requests(), 1);
   EXPECT_EQ(Fallbacks(node2_), 0u);
+}
+
+// One connection of a byte protocol with half-closes. |pod_first|: says |banner|, half-closes, then reads the client
+// to its end. Otherwise reads the client to its end first, then answers "got <n>" and half-closes. received() waits for
+// the connection to end and returns what the client sent.
+class HalfCloseServer {
+ public:
+  HalfCloseServer(const char* ip, bool pod_first, std::string banner = {})
+      : pod_first_(pod_first), banner_(std::move(banner)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = Ip(ip);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 4);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      conn_ = c;
+      if (pod_first_) {
+        if (!banner_.empty() && write(c, banner_.data(), banner_.size()) != static_cast<ssize_t>(banner_.size()))
+          return;
+        shutdown(c, SHUT_WR);
+      }
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(c, buf, sizeof(buf))) > 0) received_.append(buf, static_cast<size_t>(n));
+      clean_eof_ = n == 0;
+      if (!pod_first_) {
+        std::string reply = "got " + std::to_string(received_.size());
+        if (write(c, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size())) return;
+        shutdown(c, SHUT_WR);
+      }
+    });
+  }
+  ~HalfCloseServer() {
+    shutdown(fd_, SHUT_RDWR);
+    if (conn_ >= 0) shutdown(conn_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    if (conn_ >= 0) close(conn_);
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  std::string received() {
+    if (thread_.joinable()) thread_.join();
+    return received_;
+  }
+  bool clean_eof() {
+    if (thread_.joinable()) thread_.join();
+    return clean_eof_;
+  }
+
+ private:
+  bool pod_first_;
+  std::string banner_;
+  int fd_ = -1;
+  std::atomic<int> conn_{-1};
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::string received_;
+  bool clean_eof_ = false;
+};
+
+// Reads to the end; |clean|: the end was a FIN (read returned 0), not a reset or the receive timeout.
+std::string ReadAll(int fd, bool* clean) {
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  *clean = n == 0;
+  return out;
+}
+
+// Each pod below is a HalfCloseServer on an HTTP/1.1-declared port; its first bytes are not HTTP, so the connection
+// falls back to the byte stream, which must keep TCP's half-closes both ways.
+class ByteStreamHalfCloseTest : public DestinationHttpTest {
+ protected:
+  // The pod half-closes first (with or without a banner); the client reads the FIN, then still sends, then ends.
+  void ExpectPodFirst(int fd, HalfCloseServer& pod, const std::string& banner) {
+    ASSERT_GE(fd, 0);
+    bool clean = false;
+    EXPECT_EQ(ReadAll(fd, &clean), banner);
+    EXPECT_TRUE(clean) << "the pod's FIN did not reach the client as a FIN";
+    const std::string data = testing::RandomBytes(300000, 3);  // more than a socket buffer: backpressure after the FIN
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      ASSERT_GT(n, 0) << "the client could not send after the pod's FIN: " << std::strerror(errno);
+      off += static_cast<size_t>(n);
+    }
+    shutdown(fd, SHUT_WR);
+    EXPECT_TRUE(pod.received() == data) << pod.received().size() << " of " << data.size() << " bytes";
+    EXPECT_TRUE(pod.clean_eof());
+    EXPECT_EQ(ReadAll(fd, &clean), "");
+    EXPECT_TRUE(clean);
+    close(fd);
+  }
+  // The client half-closes first; the pod reads it to the end and only then answers.
+  void ExpectClientFirst(int fd, HalfCloseServer& pod) {
+    ASSERT_GE(fd, 0);
+    const std::string data = "\x16\x03\x01 not http, then a FIN" + testing::RandomBytes(100000, 4);
+    ASSERT_EQ(send(fd, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+    shutdown(fd, SHUT_WR);
+    bool clean = false;
+    EXPECT_EQ(ReadAll(fd, &clean), "got " + std::to_string(data.size()));
+    EXPECT_TRUE(clean);
+    EXPECT_TRUE(pod.received() == data);
+    EXPECT_TRUE(pod.clean_eof());
+    close(fd);
+  }
+};
+
+TEST_F(ByteStreamHalfCloseTest, PodFirstOverHbone) {
+  HalfCloseServer banner("127.0.0.22", true, "220 bye\r\n");
+  HalfCloseServer silent("127.0.0.22", true);
+  StartWithHttpPorts({banner.port(), silent.port()});
+  ExpectPodFirst(Outbound("127.0.0.11", "127.0.0.22", banner.port()), banner, "220 bye\r\n");
+  ExpectPodFirst(Outbound("127.0.0.11", "127.0.0.22", silent.port()), silent, "");
+  EXPECT_EQ(Fallbacks(node2_), 2u);
+}
+
+TEST_F(ByteStreamHalfCloseTest, PodFirstOnTheSameNodeAndForPlaintext) {
+  HalfCloseServer same_node("127.0.0.12", true, "220 bye\r\n");
+  HalfCloseServer plaintext("127.0.0.23", true, "220 bye\r\n");
+  StartWithHttpPorts({same_node.port(), plaintext.port()});
+  ExpectPodFirst(Outbound("127.0.0.11", "127.0.0.12", same_node.port()), same_node, "220 bye\r\n");
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  ExpectPodFirst(testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), plaintext,
+                 "220 bye\r\n");
+  EXPECT_EQ(Fallbacks(node1_), 1u);
+  EXPECT_EQ(Fallbacks(node2_), 1u);
+}
+
+TEST_F(ByteStreamHalfCloseTest, ClientFirstOverHboneOnTheSameNodeAndForPlaintext) {
+  HalfCloseServer hbone("127.0.0.22", false);
+  HalfCloseServer same_node("127.0.0.12", false);
+  HalfCloseServer plaintext("127.0.0.23", false);
+  StartWithHttpPorts({hbone.port(), same_node.port(), plaintext.port()});
+  ExpectClientFirst(Outbound("127.0.0.11", "127.0.0.22", hbone.port()), hbone);
+  ExpectClientFirst(Outbound("127.0.0.11", "127.0.0.12", same_node.port()), same_node);
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  ExpectClientFirst(testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), plaintext);
+  EXPECT_EQ(Fallbacks(node1_), 1u);
+  EXPECT_EQ(Fallbacks(node2_), 2u);
+}
+
+// Says a banner, then resets the connection (SO_LINGER 0). One connection.
+class ResettingServer {
+ public:
+  explicit ResettingServer(const char* ip) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = Ip(ip);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 4);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      if (write(c, "220 hi\r\n", 8) == 8) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      linger l{1, 0};
+      setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+      close(c);
+    });
+  }
+  ~ResettingServer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// The byte stream passes a pod's reset on as a reset (as SpliceRelay does), never as a clean end of stream.
+TEST_F(ByteStreamHalfCloseTest, APodResetReachesTheClientAsAReset) {
+  ResettingServer same_node("127.0.0.12");
+  ResettingServer plaintext("127.0.0.23");
+  StartWithHttpPorts({same_node.port(), plaintext.port()});
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  for (int fd : {Outbound("127.0.0.11", "127.0.0.12", same_node.port()),
+                 testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port())}) {
+    ASSERT_GE(fd, 0);
+    bool clean = true;
+    errno = 0;
+    EXPECT_EQ(ReadAll(fd, &clean), "220 hi\r\n");
+    EXPECT_FALSE(clean);
+    EXPECT_EQ(errno, ECONNRESET);
+    close(fd);
+  }
+}
+
+// A client that half-closes after its requests (curl-style one-shot clients, some health checkers) still gets every
+// response, then a clean close.
+TEST_F(DestinationHttpTest, RequestsThenAHalfCloseStillGetTheirResponses) {
+  TinyHttpServer hbone("127.0.0.22");
+  TinyHttpServer same_node("127.0.0.12");
+  TinyHttpServer plaintext("127.0.0.23");
+  StartWithHttpPorts({hbone.port(), same_node.port(), plaintext.port()});
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  const std::string one = "GET /one HTTP/1.1\r\nHost: pod\r\n\r\n";
+  const std::string two = "GET /two HTTP/1.1\r\nHost: pod\r\n\r\n";
+  auto expect = [&](int fd, const std::string& requests, const std::string& want) {
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(send(fd, requests.data(), requests.size(), MSG_NOSIGNAL), static_cast<ssize_t>(requests.size()));
+    shutdown(fd, SHUT_WR);
+    bool clean = false;
+    EXPECT_EQ(ReadAll(fd, &clean), want);
+    EXPECT_TRUE(clean);
+    close(fd);
+  };
+  const std::string r1 = "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n/one";
+  const std::string r2 = "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n/two";
+  expect(Outbound("127.0.0.11", "127.0.0.22", hbone.port()), one, r1);
+  expect(Outbound("127.0.0.11", "127.0.0.22", hbone.port()), one + two, r1 + r2);  // pipelined, then the FIN
+  expect(Outbound("127.0.0.11", "127.0.0.12", same_node.port()), one + two, r1 + r2);
+  expect(testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), one + two, r1 + r2);
+  EXPECT_EQ(hbone.requests(), 3);
+  EXPECT_EQ(same_node.requests(), 2);
+  EXPECT_EQ(plaintext.requests(), 2);
+  EXPECT_EQ(log2_->records().size(), 5u);
+  EXPECT_EQ(Fallbacks(node1_) + Fallbacks(node2_), 0u);
 }
 
 }  // namespace
