@@ -1190,13 +1190,15 @@ TEST_F(DestinationHttpTest, GarbageAfterARequestIsABadRequest) {
   EXPECT_EQ(Fallbacks(node2_), 0u);
 }
 
+constexpr char kSwitching[] = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n";
+
 // One connection of a byte protocol with half-closes. |pod_first|: says |banner|, half-closes, then reads the client
 // to its end. Otherwise reads the client to its end first, then answers "got <n>" and half-closes. received() waits for
-// the connection to end and returns what the client sent.
+// the connection to end and returns what the client sent. |upgrade|: first reads a request head and answers 101.
 class HalfCloseServer {
  public:
-  HalfCloseServer(const char* ip, bool pod_first, std::string banner = {})
-      : pod_first_(pod_first), banner_(std::move(banner)) {
+  HalfCloseServer(const char* ip, bool pod_first, std::string banner = {}, bool upgrade = false)
+      : pod_first_(pod_first), banner_(std::move(banner)), upgrade_(upgrade) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -1210,6 +1212,10 @@ class HalfCloseServer {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
       conn_ = c;
+      std::string head;
+      char ch;
+      while (upgrade_ && !head.ends_with("\r\n\r\n") && read(c, &ch, 1) == 1) head += ch;
+      if (upgrade_ && write(c, kSwitching, strlen(kSwitching)) != static_cast<ssize_t>(strlen(kSwitching))) return;
       if (pod_first_) {
         if (!banner_.empty() && write(c, banner_.data(), banner_.size()) != static_cast<ssize_t>(banner_.size()))
           return;
@@ -1246,6 +1252,7 @@ class HalfCloseServer {
  private:
   bool pod_first_;
   std::string banner_;
+  bool upgrade_;
   int fd_ = -1;
   std::atomic<int> conn_{-1};
   uint16_t port_ = 0;
@@ -1269,8 +1276,10 @@ std::string ReadAll(int fd, bool* clean) {
 class ByteStreamHalfCloseTest : public DestinationHttpTest {
  protected:
   // The pod half-closes first (with or without a banner); the client reads the FIN, then still sends, then ends.
-  void ExpectPodFirst(int fd, HalfCloseServer& pod, const std::string& banner) {
+  // |prelude|: sent first (an Upgrade request).
+  void ExpectPodFirst(int fd, HalfCloseServer& pod, const std::string& banner, const std::string& prelude = {}) {
     ASSERT_GE(fd, 0);
+    ASSERT_EQ(send(fd, prelude.data(), prelude.size(), MSG_NOSIGNAL), static_cast<ssize_t>(prelude.size()));
     bool clean = false;
     EXPECT_EQ(ReadAll(fd, &clean), banner);
     EXPECT_TRUE(clean) << "the pod's FIN did not reach the client as a FIN";
@@ -1335,6 +1344,21 @@ TEST_F(ByteStreamHalfCloseTest, ClientFirstOverHboneOnTheSameNodeAndForPlaintext
   ExpectClientFirst(testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), plaintext);
   EXPECT_EQ(Fallbacks(node1_), 1u);
   EXPECT_EQ(Fallbacks(node2_), 2u);
+}
+
+// An allowed Upgrade becomes the same byte stream: the pod's FIN after the 101 does not end the client's direction.
+TEST_F(ByteStreamHalfCloseTest, AnUpgradedConnectionHalfClosesToo) {
+  HalfCloseServer hbone("127.0.0.22", true, "hi", /*upgrade=*/true);
+  HalfCloseServer same_node("127.0.0.12", true, "hi", /*upgrade=*/true);
+  StartWithHttpPorts({hbone.port(), same_node.port()});
+  const std::string upgrade = "GET /ws HTTP/1.1\r\nHost: pod\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n";
+  ExpectPodFirst(Outbound("127.0.0.11", "127.0.0.22", hbone.port()), hbone, kSwitching + std::string("hi"), upgrade);
+  ExpectPodFirst(Outbound("127.0.0.11", "127.0.0.12", same_node.port()), same_node, kSwitching + std::string("hi"),
+                 upgrade);
+  EXPECT_EQ(Fallbacks(node1_) + Fallbacks(node2_), 0u);
+  auto recs = log2_->records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].status, 101);
 }
 
 // Says a banner, then resets the connection (SO_LINGER 0). One connection.
