@@ -1414,6 +1414,27 @@ TEST_F(ByteStreamHalfCloseTest, APodResetReachesTheClientAsAReset) {
   }
 }
 
+// And a client's reset reaches the pod as one.
+TEST_F(ByteStreamHalfCloseTest, AClientResetReachesThePodAsAReset) {
+  HalfCloseServer same_node("127.0.0.12", false);
+  HalfCloseServer plaintext("127.0.0.23", false);
+  StartWithHttpPorts({same_node.port(), plaintext.port()});
+  node2_.Redirect("127.0.0.23", plaintext.port());
+  const std::string line = "hello\r\nnot http\r\n";
+  for (auto [fd, pod] :
+       {std::pair{Outbound("127.0.0.11", "127.0.0.12", same_node.port()), &same_node},
+        std::pair{testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), &plaintext}}) {
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the line reaches the pod first
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    close(fd);
+    EXPECT_EQ(pod->received(), line);
+    EXPECT_FALSE(pod->clean_eof());
+  }
+}
+
 // A client that half-closes after its requests (curl-style one-shot clients, some health checkers) still gets every
 // response, then a clean close.
 TEST_F(DestinationHttpTest, RequestsThenAHalfCloseStillGetTheirResponses) {
