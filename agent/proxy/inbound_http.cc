@@ -68,8 +68,9 @@ void InboundHttp::Drain() {
 
 void InboundHttp::OnDown(uint32_t ev) {
   if (done_) return;
-  // A hang-up is also what both FINs look like once this side half-closed: read it to the end, as SpliceRelay does.
-  if (ev & EPOLLERR) {
+  // A hang-up before this side half-closed: the client is gone both ways (a reset, or the HBONE stream closed our
+  // socketpair on one), so the pod is reset too. After our half-close it is the client's FIN: read to the end.
+  if ((ev & EPOLLERR) || ((ev & EPOLLHUP) && !down_shut_)) {
     Finish(/*reset=*/true);
     return;
   }

@@ -1414,15 +1414,17 @@ TEST_F(ByteStreamHalfCloseTest, APodResetReachesTheClientAsAReset) {
   }
 }
 
-// And a client's reset reaches the pod as one.
+// And a client's reset reaches the pod as one (over HBONE too: the stream's reset closes the socketpair).
 TEST_F(ByteStreamHalfCloseTest, AClientResetReachesThePodAsAReset) {
+  HalfCloseServer hbone("127.0.0.22", false);
   HalfCloseServer same_node("127.0.0.12", false);
   HalfCloseServer plaintext("127.0.0.23", false);
-  StartWithHttpPorts({same_node.port(), plaintext.port()});
+  StartWithHttpPorts({hbone.port(), same_node.port(), plaintext.port()});
   node2_.Redirect("127.0.0.23", plaintext.port());
   const std::string line = "hello\r\nnot http\r\n";
   for (auto [fd, pod] :
-       {std::pair{Outbound("127.0.0.11", "127.0.0.12", same_node.port()), &same_node},
+       {std::pair{Outbound("127.0.0.11", "127.0.0.22", hbone.port()), &hbone},
+        std::pair{Outbound("127.0.0.11", "127.0.0.12", same_node.port()), &same_node},
         std::pair{testing::ConnectFrom("127.0.0.99", "127.0.0.23", node2_.proxy->plaintext_port()), &plaintext}}) {
     ASSERT_GE(fd, 0);
     ASSERT_EQ(send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
