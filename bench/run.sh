@@ -4,6 +4,7 @@
 # Builds what it needs first (tools/deps.sh, cmake preset "default", targets mesh-agent + bench tools).
 # --quick: 3 rounds x 2 s (under 5 minutes); default: 5 rounds x 5 s. --plot: also regenerate docs/img/*.png.
 # The agents' memory alone, with a breakdown per phase (about 12 s, after building): sudo /usr/bin/python3 bench/memory.py
+# The agents' CPU at 1,000 requests/s alone (about 45 s; --perf DIR: syscalls per request): sudo /usr/bin/python3 bench/steady.py
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tools/lib/common.sh"

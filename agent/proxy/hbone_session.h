@@ -39,6 +39,7 @@ class HboneStream : public IoHandler {
   bool established = false;  // relaying (client: got 200; server: connected and answered 200)
   bool tcp_readable = false;
   bool tcp_writable = false;
+  bool tcp_hup = false;    // epoll reported a FIN or error: read until EOF, a short read is no sign of a drained socket
   bool tcp_eof = false;    // FIN read from TCP (END_STREAM follows)
   bool tcp_shut = false;   // FIN written to TCP
   bool tcp_error = false;  // TCP failed: reset it and cancel the h2 stream
@@ -133,6 +134,8 @@ class HboneSession : public IoHandler, public Closable {
   ByteQueue out_;
   bool readable_ = false;
   bool writable_ = false;
+  bool hup_ = false;         // epoll reported a FIN or error: read until EOF (see ReadTls)
+  bool read_ahead_ = false;  // the TLS reads go through tls_socket_bio.h
   bool in_drive_ = false;
   size_t conn_credit_ = 0;
   std::unordered_set<HboneStream*> streams_;
@@ -150,6 +153,7 @@ class HboneSession : public IoHandler, public Closable {
  private:
   void ArmConnectAttempt(std::chrono::milliseconds after);
   void Redial();
+  void AttachBio();
   void Handshake();
   void ReadTls();
   bool FlushTls();

@@ -1,0 +1,21 @@
+// The BIO under an HBONE connection's TLS: a socket BIO that reads ahead. BoringSSL asks its BIO for exactly the bytes
+// it needs next (a record's 5-byte header, then its body), and a plain socket BIO turns each ask into a read(2): with
+// the read that ends in EAGAIN, three reads per received record. This one reads up to kReadAhead bytes at once, serves
+// BoringSSL from that buffer, and remembers whether its last read(2) came back short (the socket was drained then), so
+// an edge-triggered reader can stop without a last read that only says EAGAIN.
+#pragma once
+
+#include <openssl/bio.h>
+
+namespace zm::proxy {
+
+// A BIO on |fd| for SSL_set_bio (reads ahead, writes with send(MSG_NOSIGNAL)); it does not close |fd|. nullptr when
+// out of memory.
+BIO* NewTlsSocketBio(int fd);
+
+// True when |bio| (from NewTlsSocketBio) holds no read-ahead bytes and its last read(2) came back short or EAGAIN: more
+// bytes arrive with a new edge of the edge-triggered epoll. A socket that reported a FIN or an error (EPOLLRDHUP,
+// EPOLLHUP, EPOLLERR) must still be read until the read returns 0 or fails: that edge has been consumed already.
+bool TlsSocketBioDrained(BIO* bio);
+
+}  // namespace zm::proxy
