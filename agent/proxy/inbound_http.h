@@ -17,7 +17,7 @@
 // exchange at a time (a pipelined request waits for the previous response; a client that half-closes after its
 // requests still gets every response). The byte stream keeps TCP's semantics as SpliceRelay does: each direction's FIN
 // is passed on once the bytes before it are written (half-close both ways), and a reset or error on either side
-// resets both.
+// resets both (except a pod's reset over HBONE: the socketpair carries no RST, the client sees a clean end).
 #pragma once
 
 #include <memory>
