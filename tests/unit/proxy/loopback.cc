@@ -17,19 +17,25 @@ in_addr_t Ip(const char* s) {
   return a.s_addr;
 }
 
-EchoServer::EchoServer(const char* ip) {
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int Listen(const char* ip, uint16_t* port, int backlog) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = Ip(ip);
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd_, 1024) != 0) {
-    throw std::runtime_error("echo server bind/listen");
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, backlog) != 0) {
+    close(fd);
+    throw std::runtime_error(std::string("bind/listen on ") + ip);
   }
   socklen_t len = sizeof(sa);
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-  port_ = ntohs(sa.sin_port);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+EchoServer::EchoServer(const char* ip) {
+  fd_ = Listen(ip, &port_, 1024);
   thread_ = std::thread([this] {
     while (!stop_) {
       pollfd p{fd_, POLLIN, 0};

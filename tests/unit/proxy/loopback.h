@@ -14,6 +14,9 @@ namespace zm::testing {
 
 in_addr_t Ip(const char* s);
 
+// A listening TCP socket on ip, port chosen by the kernel (*port); throws when it cannot bind.
+int Listen(const char* ip, uint16_t* port, int backlog = 16);
+
 // Echoes every byte back; on EOF half-closes its side. One thread per connection.
 class EchoServer {
  public:

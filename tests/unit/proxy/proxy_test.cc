@@ -815,15 +815,7 @@ TEST(HboneParse, Authority) {
 class TinyHttpServer {
  public:
   explicit TinyHttpServer(const char* ip) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = Ip(ip);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    listen(fd_, 16);
+    fd_ = testing::Listen(ip, &port_, 16);
     thread_ = std::thread([this] {
       while (true) {
         int c = accept(fd_, nullptr, nullptr);
@@ -1004,15 +996,7 @@ class RequestLog : public ConnObserver {
 class BannerServer {
  public:
   BannerServer(const char* ip, std::string banner) : banner_(std::move(banner)) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = Ip(ip);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    listen(fd_, 4);
+    fd_ = testing::Listen(ip, &port_, 4);
     thread_ = std::thread([this] {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
@@ -1199,15 +1183,7 @@ class HalfCloseServer {
  public:
   HalfCloseServer(const char* ip, bool pod_first, std::string banner = {}, bool upgrade = false)
       : pod_first_(pod_first), banner_(std::move(banner)), upgrade_(upgrade) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = Ip(ip);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    listen(fd_, 4);
+    fd_ = testing::Listen(ip, &port_, 4);
     thread_ = std::thread([this] {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
@@ -1365,15 +1341,7 @@ TEST_F(ByteStreamHalfCloseTest, AnUpgradedConnectionHalfClosesToo) {
 class ResettingServer {
  public:
   explicit ResettingServer(const char* ip) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = Ip(ip);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    listen(fd_, 4);
+    fd_ = testing::Listen(ip, &port_, 4);
     thread_ = std::thread([this] {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
