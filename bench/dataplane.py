@@ -139,6 +139,25 @@ listen p{port}
 
 
 # ---- measurements ------------------------------------------------------------------------------------------------
+def hold_open(c, pod, ip: str, port: int, n: int, measure, settle: float = 1.0) -> dict:
+    """Keeps n echoed connections open from pod to ip:port (zm-connrate hold) and calls measure() while they are, after
+    settle seconds; returns the tool's {"open", "failed"} counts."""
+    p = c.popen(pod, [str(TOOLS / "zm-connrate"), "hold", ip, str(port), str(n), "120"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline()  # the tool prints once every connection has echoed
+        opened = json.loads(line) if line.strip() else {"open": 0, "failed": n}
+        time.sleep(settle)
+        measure()
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return opened
+
+
 class Bench:
     def __init__(self, c: zmcluster.Cluster, targets: dict, proxies: dict, seconds: float, parallel: int):
         self.c = c
@@ -212,19 +231,9 @@ class Bench:
         """Opens n connections through the path and reads the proxies' RSS while they are open."""
         pod, ip, _, port = self.targets[path]
         pids = self.proxies[path]
-        p = self.c.popen(pod, [str(TOOLS / "zm-connrate"), "hold", ip, str(port), str(n), "120"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            line = p.stdout.readline()  # the tool prints once every connection has echoed
-            opened = json.loads(line) if line.strip() else {"open": 0, "failed": n}
-            time.sleep(settle)
-            rss = [status_kb(pid, "VmRSS") / 1024 for pid in pids]
-        finally:
-            p.stdin.close()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        rss: list[float] = []
+        opened = hold_open(self.c, pod, ip, port, n, lambda: rss.extend(status_kb(pid, "VmRSS") / 1024 for pid in pids),
+                           settle)
         return {"open": opened.get("open", 0), "failed": opened.get("failed", n), "rss_mb": [round(r, 1) for r in rss]}
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dataplane import ECHO_PORT, IPERF_PORT, PROXY_THREADS, TOOLS, Bench, log, status_kb, zmcluster  # noqa: E402
+from dataplane import ECHO_PORT, IPERF_PORT, PROXY_THREADS, TOOLS, Bench, hold_open, log, status_kb, zmcluster  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 
@@ -61,24 +61,6 @@ def sample(pids: list[int]) -> list[dict]:
             "top": mappings(pid),
         })
     return res
-
-
-def hold(c, pod, ip: str, n: int, measure) -> dict:
-    """Bench.hold with a callback instead of the RSS read: measure() runs while the n connections are open."""
-    p = c.popen(pod, [str(TOOLS / "zm-connrate"), "hold", ip, str(ECHO_PORT), str(n), "120"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = p.stdout.readline()  # printed once every connection has echoed
-        opened = json.loads(line) if line.strip() else {"open": 0, "failed": n}
-        time.sleep(1)
-        measure()
-    finally:
-        p.stdin.close()
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    return opened
 
 
 def main() -> int:
@@ -119,7 +101,7 @@ def main() -> int:
         phases["after_iperf"] = sample(pids)
         rate = bench.connrate("zeromesh")
         phases["after_connrate"] = sample(pids)
-        h = hold(c, client, server.ip, args.hold, lambda: phases.setdefault("hold", sample(pids)))
+        h = hold_open(c, client, server.ip, ECHO_PORT, args.hold, lambda: phases.setdefault("hold", sample(pids)))
         if h["open"] < args.hold:
             log(f"only {h['open']} of {args.hold} connections opened")
         time.sleep(1)
