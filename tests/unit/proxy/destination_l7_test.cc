@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include "agent/proxy/socket_util.h"
 #include "agent/state/mesh_snapshot.h"
 
 namespace zm::proxy {
@@ -12,11 +13,7 @@ namespace {
 using agent::PortProtocol;
 
 sockaddr_in Addr(const char* ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a.sin_addr);
-  return a;
+  return MakeAddr(inet_addr(ip), port);
 }
 
 agent::MeshSnapshot Snapshot() {
