@@ -348,6 +348,12 @@ void H2Conn::RouteStream(Stream* s) {
     s->rec.destination_service = route.service->Key();
   }
   s->load = std::move(route.load);
+  s->rule = rule;
+  s->backend = route.service;
+  s->backend_port = route.service_port;
+  s->counted = true;
+  ctx_.http.retry_budget.RequestStarted();
+  const in_addr_t ip = route.addr.sin_addr.s_addr;
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
@@ -357,15 +363,140 @@ void H2Conn::RouteStream(Stream* s) {
     ApplyRequestFilters(*rule, matched, &head);
     if (!rule->response_headers.empty()) s->response_mods = &rule->response_headers;
   }
-  // The stream's CLIENT span (no SERVER span follows: the destination relays HTTP/2 ports as bytes).
+  // The stream's CLIENT span (its retries carry the same traceparent).
   if (ctx_.opts.tracing && ctx_.observer() != nullptr) {
     TraceHttpRequest(&head, snap_->tracing_sampling_ppm(), ctx_.span_ids, &s->rec);
   }
+  if (rule != nullptr && rule->retry.attempts > 0 && s->to_up.size() <= kMaxReplayBody) {
+    // Kept until the response head comes; DATA that came while the stream was held is the start of the replay.
+    s->replayable = true;
+    s->sent = head;
+    s->replay = s->to_up;
+  }
+  if (!StartTry(s, u, ip, head)) return;
+  if (rule != nullptr) ArmTimeout(s, *rule);
+}
+
+// ---------------------------------------------------------------- retries
+
+bool H2Conn::StartTry(Stream* s, Upstream* u, in_addr_t ip, const HttpRequestHead& head) {
+  std::string why;
   if (!SubmitUpstream(s, u, head, &why)) {
+    FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
+    return false;
+  }
+  ++s->attempts;
+  s->tried.push_back(ip);
+  if (s->rule != nullptr && s->rule->backend_request_timeout.count() > 0) {
+    const int32_t id = s->id;
+    const auto after = s->rule->backend_request_timeout;
+    s->try_timer = ctx_.loop.AddTimer(after, [this, id, after] {
+      OnStreamTimeout(id, after, /*per_try=*/true);
+      Settle();
+    });
+  }
+  return true;
+}
+
+void H2Conn::KeepForReplay(Stream* s, const char* data, size_t len) {
+  if (!s->replayable) return;
+  if (s->replay.size() + len > kMaxReplayBody) {
+    // Over the bound: the stream can no longer be sent again whole, so it is not retried (this try goes on).
+    s->replayable = false;
+    std::string().swap(s->replay);
+    s->sent = HttpRequestHead{};
+    return;
+  }
+  s->replay.append(data, len);
+}
+
+bool H2Conn::CanRetry(Stream* s, TryOutcome outcome, int status) {
+  if (s->rule == nullptr || dest_ != nullptr || !IsRetryable(s->rule->retry, outcome, status)) return false;
+  // attempts counts the first try: retry.attempts retries make 1 + attempts tries.
+  if (s->attempts > s->rule->retry.attempts || !s->replayable || s->resp_submitted || done_) return false;
+  if (!s->holds_budget) {
+    if (!ctx_.http.retry_budget.TryAcquire()) {
+      ProxyStats::Add(ctx_.stats.http_retry_budget_exhausted);
+      return false;
+    }
+    s->holds_budget = true;
+  }
+  return true;
+}
+
+void H2Conn::RetryStream(Stream* s, const std::string& why) {
+  if (s->try_timer != 0) ctx_.loop.CancelTimer(s->try_timer);
+  s->try_timer = 0;
+  DetachUpstream(s, /*cancel=*/true);  // nothing of this try reaches the client
+  s->load.Release();
+  s->status = 0;
+  s->resp_headers.clear();
+  s->resp_trailers.clear();
+  s->to_client.clear();
+  s->resp_eof = false;
+  s->retry_pending = true;
+  auto delay = ctx_.http.backoff.Next(s->attempts, s->rule->retry.backoff);
+  log::Debug("h2 stream retried", {{"conn", what_},
+                                   {"route", s->rule->key},
+                                   {"reason", why},
+                                   {"attempt", s->attempts + 1},
+                                   {"backoff_ms", delay.count()}});
+  const int32_t id = s->id;
+  s->backoff_timer = ctx_.loop.AddTimer(delay, [this, id] {
+    auto it = streams_.find(id);
+    if (done_ || it == streams_.end()) return;
+    it->second->backoff_timer = 0;
+    RetryNow(it->second.get());
+    Settle();
+  });
+}
+
+void H2Conn::RetryNow(Stream* s) {
+  s->retry_pending = false;
+  if (!s->replayable) {  // the body grew past the bound while backing off
+    FailStream(s, 503, "request body too large to retry", NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  // The backend the split chose stays; another endpoint of it when there is one, else any (the same one again).
+  traffic::Route route;
+  route.service = s->backend;
+  route.service_port = s->backend_port;
+  std::string why;
+  auto st = traffic::Reroute(*ctx_.balancer, *snap_, s->tried, &route, &why, /*per_request=*/true);
+  if (st == traffic::RouteStatus::kNoEndpoint) {
+    route.service = s->backend;
+    route.service_port = s->backend_port;
+    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true);
+  }
+  if (st != traffic::RouteStatus::kOk) {
+    FailStream(s, 503, why + " (retry)", NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  if (ctx_.observer() != nullptr) {
+    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+  }
+  s->load = std::move(route.load);
+  const in_addr_t ip = route.addr.sin_addr.s_addr;
+  Upstream* u = UpstreamFor(std::move(route), &why);
+  if (u == nullptr) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
     return;
   }
-  if (rule != nullptr) ArmTimeout(s, *rule);
+  // The whole body so far goes again; of it, only what the client sent since the last credit is still owed to it.
+  const size_t owed = s->to_up.size() - s->credited;
+  s->to_up = s->replay;
+  s->credited = s->to_up.size() - owed;
+  StartTry(s, u, ip, s->sent);
+}
+
+void H2Conn::EndStream(Stream* s) {
+  for (uint64_t* t : {&s->hold_timer, &s->timeout_timer, &s->try_timer, &s->backoff_timer}) {
+    if (*t != 0) ctx_.loop.CancelTimer(*t);
+    *t = 0;
+  }
+  if (s->holds_budget) ctx_.http.retry_budget.Release();
+  if (s->counted) ctx_.http.retry_budget.RequestEnded();
+  s->holds_budget = s->counted = false;
 }
 
 // ---------------------------------------------------------------- destination role
@@ -515,27 +646,29 @@ void H2Conn::Deny(Stream* s, const AuthzDecision& d) {
 }
 
 void H2Conn::ArmTimeout(Stream* s, const agent::HttpRouteRule& rule) {
-  auto after = rule.request_timeout;
-  if (rule.backend_request_timeout.count() > 0 && (after.count() == 0 || rule.backend_request_timeout < after)) {
-    after = rule.backend_request_timeout;
-  }
+  const auto after = rule.request_timeout;
   if (after.count() == 0 || s->timeout_timer != 0) return;
   const int32_t id = s->id;
   s->timeout_timer = ctx_.loop.AddTimer(after, [this, id, after] {
-    OnStreamTimeout(id, after);
+    OnStreamTimeout(id, after, /*per_try=*/false);
     Settle();
   });
 }
 
-void H2Conn::OnStreamTimeout(int32_t id, std::chrono::milliseconds after) {
+void H2Conn::OnStreamTimeout(int32_t id, std::chrono::milliseconds after, bool per_try) {
   auto it = streams_.find(id);
   if (done_ || it == streams_.end()) return;
   Stream* s = it->second.get();
-  s->timeout_timer = 0;
-  if (s->resp_eof) return;  // the upstream's response ended in time (the client may still be reading it)
-  ProxyStats::Add(ctx_.stats.http_timeouts);
+  (per_try ? s->try_timer : s->timeout_timer) = 0;
+  if (s->resp_eof) return;                 // the upstream's response ended in time (the client may still be reading it)
   s->load.Observe(traffic::Clock::now());  // the endpoint was at least this slow
-  const std::string why = "request timeout (" + std::to_string(after.count()) + " ms)";
+  if (per_try && CanRetry(s, TryOutcome::kTimeout, 0)) {
+    RetryStream(s, "per-try timeout");
+    return;
+  }
+  ProxyStats::Add(ctx_.stats.http_timeouts);
+  const std::string why =
+      (per_try ? "per-try timeout (" : "request timeout (") + std::to_string(after.count()) + " ms)";
   if (s->resp_submitted) {
     FailStream(s, 504, why, NGHTTP2_CANCEL);  // part of the response went out: only a reset is honest
     return;
@@ -640,6 +773,12 @@ void H2Conn::SubmitResponse(Stream* s, bool end_stream) {
   nva.push_back(Nv(kStatus, status));
   for (const auto& h : s->resp_headers) nva.push_back(Nv(h.first, h.second));
   s->resp_submitted = true;
+  // The response has started: the request is not sent again, nor kept.
+  if (s->backoff_timer != 0) ctx_.loop.CancelTimer(s->backoff_timer);
+  s->backoff_timer = 0;
+  s->retry_pending = s->replayable = false;
+  std::string().swap(s->replay);
+  s->sent = HttpRequestHead{};
   if (end_stream) {
     if (const std::string* g = Find(s->resp_headers, "grpc-status")) s->grpc_status = *g;
     Report(s, "");
@@ -748,7 +887,12 @@ void H2Conn::DropUpstream(Upstream* u) {
     bool complete = s->resp_eof;
     s->up = nullptr;  // the session goes away with its streams: nothing to cancel or credit
     s->up_closed = true;
-    if (!complete) FailStream(s, 503, "upstream connection failed: " + u->failed, NGHTTP2_INTERNAL_ERROR);
+    if (complete) continue;
+    if (CanRetry(s, TryOutcome::kConnectFailed, 0)) {
+      RetryStream(s, "upstream connection failed: " + u->failed);
+    } else {
+      FailStream(s, 503, "upstream connection failed: " + u->failed, NGHTTP2_INTERNAL_ERROR);
+    }
   }
   if (u == pod_) {
     // Destination role: no other pod connection to open; the client opens a new one for its next streams.
@@ -792,6 +936,7 @@ void H2Conn::Report(Stream* s, const std::string& error) {
   if (obs == nullptr || s->rec.source.addr.sin_family == 0) return;
   s->rec.status = s->status;
   s->rec.grpc_status = s->grpc_status;
+  s->rec.attempts = std::max<uint32_t>(s->attempts, 1);
   if (s->rec.error.empty()) s->rec.error = error;
   s->rec.duration = std::chrono::steady_clock::now() - s->start;
   obs->OnRequest(s->rec);
@@ -806,8 +951,7 @@ void H2Conn::Finish(bool reset) {
   if (done_) return;
   done_ = true;
   for (auto& [id, s] : streams_) {
-    if (s->hold_timer != 0) ctx_.loop.CancelTimer(s->hold_timer);
-    if (s->timeout_timer != 0) ctx_.loop.CancelTimer(s->timeout_timer);
+    EndStream(s.get());
     Report(s.get(), reset ? "connection reset" : "connection closed");
   }
   streams_.clear();
@@ -889,11 +1033,12 @@ int H2Conn::OnClientFrame(nghttp2_session* h2, const nghttp2_frame* frame, void*
 
 int H2Conn::OnClientData(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
-  if (s == nullptr || ((s->up == nullptr || s->up_closed) && !s->held)) {
+  if (s == nullptr || ((s->up == nullptr || s->up_closed) && !s->held && !s->retry_pending)) {
     nghttp2_session_consume(h2, id, len);  // nobody will take it: credit it back now
     return 0;
   }
   s->to_up.append(reinterpret_cast<const char*>(data), len);
+  static_cast<H2Conn*>(user)->KeepForReplay(s, reinterpret_cast<const char*>(data), len);
   s->rec.request_bytes += len;
   static_cast<H2Conn*>(user)->Resume(s);
   return 0;
@@ -908,11 +1053,10 @@ int H2Conn::OnClientStreamClose(nghttp2_session* h2, int32_t id, uint32_t code, 
   } else {
     self->Report(s, s->resp_eof ? "" : "stream closed before the response ended");
   }
-  if (s->hold_timer != 0) self->ctx_.loop.CancelTimer(s->hold_timer);
-  if (s->timeout_timer != 0) self->ctx_.loop.CancelTimer(s->timeout_timer);
+  self->EndStream(s);
   // RST_STREAM the other way; credit what the upstream sent and nobody will read.
   self->DetachUpstream(s, /*cancel=*/true);
-  if (!s->to_up.empty()) nghttp2_session_consume_connection(h2, s->to_up.size());
+  if (s->to_up.size() > s->credited) nghttp2_session_consume_connection(h2, s->to_up.size() - s->credited);
   self->streams_.erase(id);
   return 0;
 }
@@ -995,6 +1139,15 @@ int H2Conn::OnUpstreamFrame(nghttp2_session* h2, const nghttp2_frame* frame, voi
       return 0;
     }
     s->load.Observe(traffic::Clock::now());
+    // A retryable answer goes no further. gRPC's trailers-only UNAVAILABLE is its 503 (Envoy's "unavailable").
+    int retry_status = s->status;
+    if (const std::string* g = Find(s->resp_headers, "grpc-status"); end && s->grpc && g && *g == kGrpcUnavailable) {
+      retry_status = 503;
+    }
+    if (self->CanRetry(s, TryOutcome::kStatus, retry_status)) {
+      self->RetryStream(s, "response " + std::to_string(retry_status));
+      return 0;
+    }
     self->SubmitResponse(s, end);
     return 0;
   }
@@ -1019,11 +1172,16 @@ int H2Conn::OnUpstreamStreamClose(nghttp2_session* h2, int32_t id, uint32_t code
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
   if (s == nullptr) return 0;
   s->up_closed = true;
-  s->load.Release();
-  if (!s->to_up.empty()) {  // request bytes the upstream will never take: the client may send again
-    nghttp2_session_consume(u->conn->client_.h2, s->id, s->to_up.size());
-    s->to_up.clear();
+  if ((code != NGHTTP2_NO_ERROR || !s->resp_eof) && u->conn->CanRetry(s, TryOutcome::kConnectFailed, 0)) {
+    u->conn->RetryStream(s, std::string("upstream stream reset: ") + nghttp2_http2_strerror(code));
+    return 0;
   }
+  s->load.Release();
+  if (s->to_up.size() > s->credited) {  // request bytes the upstream will never take: the client may send again
+    nghttp2_session_consume(u->conn->client_.h2, s->id, s->to_up.size() - s->credited);
+  }
+  s->to_up.clear();
+  s->credited = 0;
   if (code != NGHTTP2_NO_ERROR || !s->resp_eof) {
     u->conn->FailStream(s, 502, std::string("upstream stream reset: ") + nghttp2_http2_strerror(code),
                         code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
@@ -1040,7 +1198,9 @@ ssize_t H2Conn::ReadRequestBody(nghttp2_session* h2, int32_t id, uint8_t* buf, s
   if (n > 0) {
     std::memcpy(buf, s->to_up.data(), n);
     s->to_up.erase(0, n);
-    nghttp2_session_consume(u->conn->client_.h2, s->id, n);
+    const size_t again = std::min(n, s->credited);  // a retry's replay: credited when the first try took them
+    s->credited -= again;
+    if (n > again) nghttp2_session_consume(u->conn->client_.h2, s->id, n - again);
   }
   if (!s->to_up.empty()) return static_cast<ssize_t>(n);
   if (s->req_eof) {

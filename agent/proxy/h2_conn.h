@@ -11,6 +11,13 @@
 // that cannot be routed (or whose upstream fails before it answered) gets 503, or for gRPC UNAVAILABLE (14)
 // trailers-only, on that stream alone.
 //
+// HTTPRoute retries (issue 17) as the HTTP/1.1 path does them, with retry_policy.h: a stream whose rule has a retry
+// policy keeps its request (head as sent, DATA up to kMaxReplayBody; larger: not retried) until the response head
+// comes. A try that answers one of the rule's codes, is reset or loses its upstream connection before its response
+// head, or outlives timeouts.backendRequest, is submitted again after the jittered backoff on an upstream for another
+// endpoint of the same backend (traffic::Reroute), within the worker's retry budget; nothing of a discarded try
+// reaches the client. gRPC: a trailers-only response with grpc-status UNAVAILABLE (14) counts as 503 for the codes.
+//
 // The same relay serves the destination proxy (StartDestination): the client side is the HBONE stream's socketpair
 // end or the captured same-node / plaintext connection, the one upstream is the pod connection, streams map 1:1 and
 // nothing is routed. Each stream is decided with the verified source identity (TrafficPermission http rules; denied:
@@ -29,6 +36,7 @@
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/request_record.h"
+#include "agent/proxy/retry_policy.h"
 #include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/worker_context.h"
 #include "agent/traffic/router.h"
@@ -85,7 +93,22 @@ class H2Conn : public Closable {
     bool policy_done = false;
     bool held = false;
     uint64_t hold_timer = 0;
-    uint64_t timeout_timer = 0;  // the matched rule's timeouts (ArmTimeout)
+    uint64_t timeout_timer = 0;  // the matched rule's timeouts.request (ArmTimeout)
+    uint64_t try_timer = 0;      // timeouts.backendRequest of the try in flight
+    uint32_t attempts = 0;       // tries submitted (the access log's attempts)
+    // Retries (source role, a rule with a retry policy): the request as each try sends it, while it may be resent.
+    const agent::HttpRouteRule* rule = nullptr;
+    const agent::Service* backend = nullptr;  // the split's pick: a retry stays on it
+    uint16_t backend_port = 0;
+    std::vector<in_addr_t> tried;
+    HttpRequestHead sent;
+    std::string replay;  // request DATA so far
+    bool replayable = false;
+    size_t credited = 0;         // bytes at the front of to_up already credited to the client (a retry's replay)
+    bool retry_pending = false;  // backing off: request DATA is kept for the next try
+    bool holds_budget = false;   // a slot of the worker's retry budget
+    bool counted = false;        // in the retry budget's requests in flight
+    uint64_t backoff_timer = 0;
   };
   struct Upstream : IoHandler {
     H2Conn* conn = nullptr;
@@ -129,11 +152,18 @@ class H2Conn : public Closable {
   // A route's ServicePolicy: answers |s| itself (429 / abort; gRPC: trailers-only status), or routes it after |delay|.
   void ReplyLocally(Stream* s, const LocalReply& reply);
   void HoldStream(Stream* s, std::chrono::milliseconds delay, const std::string& policy);
-  // HTTPRoute timeouts.request / backendRequest of the stream's rule: when the upstream has not ended its response in
-  // time, 504 (gRPC: DEADLINE_EXCEEDED) if none of it went out yet, else RST_STREAM. No retries on this path yet, so a
-  // try is the whole request: the earlier of the two applies.
+  // HTTPRoute timeouts.request (the whole stream, retries included; backendRequest is per try, StartTry): when the
+  // upstream has not ended its response in time, 504 (gRPC: DEADLINE_EXCEEDED) if none of it went out yet, else
+  // RST_STREAM.
   void ArmTimeout(Stream* s, const agent::HttpRouteRule& rule);
-  void OnStreamTimeout(int32_t id, std::chrono::milliseconds after);
+  void OnStreamTimeout(int32_t id, std::chrono::milliseconds after, bool per_try);
+  // Retries: submits a try of |s| on |u| (counts it, arms its backendRequest timer); false when it failed the stream.
+  bool StartTry(Stream* s, Upstream* u, in_addr_t ip, const HttpRequestHead& head);
+  bool CanRetry(Stream* s, TryOutcome outcome, int status);
+  void RetryStream(Stream* s, const std::string& why);  // drops the try in flight, backs off, then RetryNow
+  void RetryNow(Stream* s);
+  void KeepForReplay(Stream* s, const char* data, size_t len);
+  void EndStream(Stream* s);  // its timers and its hold on the retry budget
   void DropUpstream(Upstream* u);
   void Resume(Stream* s);  // new bytes or an end for a deferred data provider
   void Report(Stream* s, const std::string& error);

@@ -5,13 +5,16 @@
                                    DELAY_MS when given: a slow endpoint),
                                    zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>"),
                                    zm.Echo/Size (answers "NAME <request length>") and zm.Echo/Blob (answers as many
-                                   bytes as the request's decimal number); zm.Echo/Slow answers after 2 s
+                                   bytes as the request's decimal number); zm.Echo/Slow answers after 2 s;
+                                   zm.Echo/Flaky answers "NAME Flaky", or UNAVAILABLE (trailers-only) on a server
+                                   started with GRPC_TOOL_FLAKY=1 in its environment (a failing endpoint)
   grpc_tool.py run TARGET          reads a JSON plan [{"method", "count", "n", "bytes"}] on stdin and makes every call on ONE
                                    channel (one HTTP/2 connection); prints {"replies": [...], "codes": [...],
                                    "details": [...]} (details: the status message of a unary call that failed)
 """
 
 import json
+import os
 import sys
 import time
 from concurrent import futures
@@ -33,7 +36,13 @@ def serve(port: int, name: str, delay_ms: int = 0):
         for i in range(int(req.decode() or "0")):
             yield f"{name} {i}".encode()
 
+    def flaky(req, ctx):
+        if os.environ.get("GRPC_TOOL_FLAKY") == "1":
+            ctx.abort(grpc.StatusCode.UNAVAILABLE, f"{name} is failing")
+        return f"{name} Flaky".encode()
+
     handler = grpc.method_handlers_generic_handler("zm.Echo", {
+        "Flaky": grpc.unary_unary_rpc_method_handler(flaky, request_deserializer=ident, response_serializer=ident),
         "Who": unary("Who"),
         "Canary": unary("Canary"),
         "Slow": grpc.unary_unary_rpc_method_handler(lambda req, ctx: time.sleep(2) or b"slow",

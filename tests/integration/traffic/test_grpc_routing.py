@@ -8,6 +8,7 @@ with its own name. Services (namespace rpc): echo 10.96.0.40 (v1: g1, g2), echo-
 method Nowhere -> echo-none; anything else goes to echo itself. One TrafficPermission DENY no-forbidden (namespace rpc,
 http path /zm.Echo/Forbidden) on the echo pods: every connection to them is decided per stream by the destination
 node's proxy (node1 for g1, node2 for g2 and g3), which also counts each stream with reporter=destination.
+An HTTPRoute retries zm.Echo/Flaky once on 503, which g1 answers with UNAVAILABLE (trailers-only) and g2 serves.
 """
 
 import json
@@ -74,6 +75,16 @@ spec:
     timeouts: {{request: 300ms}}
     backendRefs: [{{name: echo, port: 80}}]
 ---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: flaky, namespace: {NS}}}
+spec:
+  parentRefs: [{{kind: Service, name: echo, port: 80}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /zm.Echo/Flaky}}}}]
+    retry: {{attempts: 1, codes: [503]}}
+    backendRefs: [{{name: echo, port: 80}}]
+---
 apiVersion: zeromesh.io/v1alpha1
 kind: TrafficPermission
 metadata: {{name: no-forbidden, namespace: {NS}}}
@@ -104,7 +115,9 @@ class GrpcRoutingTest(MeshCase):
         env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0")
         for pod, version in backends:
             cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
-            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=env)
+            # g1 fails every Flaky call: half of them, by the balancing of echo's two endpoints.
+            flaky = dict(env, GRPC_TOOL_FLAKY="1" if pod.name == "g1" else "0")
+            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=flaky)
         cls.cp.write("echo.yaml", MANIFESTS)
         cls.cp.start()
         for pod, _ in backends:
@@ -231,6 +244,39 @@ class GrpcRoutingTest(MeshCase):
         self.assertTrue(res.stdout.startswith("HTTP/2 403"), res.stdout + res.stderr)
         self.assertIn(f"x-zeromesh-denied: {NS}/no-forbidden", res.stdout)
         self.assertTrue(res.stdout.endswith(f"denied by TrafficPermission {NS}/no-forbidden\n"), res.stdout)
+
+    def test_retries_hide_an_endpoint_failing_half_the_calls(self):
+        # HTTPRoute retry {attempts: 1, codes: [503]} on a gRPC port: g1's trailers-only UNAVAILABLE counts as 503, the
+        # source proxy sends the call again to the other endpoint (g2), and the client sees none of the failures.
+        route = dict(source_workload="client", route=f"{NS}/flaky#0")
+        before = self.agent_metric("zeromesh_request_retries_total", **route)
+        n = 60
+        out = self.run_plan([{"method": "Flaky", "count": n}])
+        self.assertEqual(Counter(out["codes"]), {"OK": n}, out["details"])
+        self.assertEqual(set(out["replies"]), {"g2 Flaky"})
+
+        def log_lines(node, reporter):
+            return [x for x in (json.loads(line) for line in self.cp.log(f"agent-{node}").splitlines()
+                                if line.startswith("{") and '"msg":"request"' in line and "/zm.Echo/Flaky" in line)
+                    if x.get("reporter") == reporter]
+        # Each call's source line says how many tries it took; g1's node proxy logged each try g1 failed.
+        deadline = time.monotonic() + 5  # the access log is flushed every 200 ms
+        while True:
+            source = log_lines("node1", "source")
+            failed = [x for x in log_lines("node1", "destination") if x.get("grpc_status") == "14"]
+            retries = self.agent_metric("zeromesh_request_retries_total", **route) - before
+            if (len(source) >= n and retries >= len(failed)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        attempts = Counter(x["attempts"] for x in source)
+        print(f"{n} Flaky calls: attempts {dict(attempts)}, g1 failed {len(failed)}, retries {retries}",
+              file=sys.stderr)
+        self.assertEqual(set(attempts), {1, 2}, attempts)
+        self.assertGreaterEqual(attempts[2], n // 4, "g1 took its share of first tries")
+        self.assertEqual({x["status"] for x in source}, {200})
+        self.assertEqual({x.get("grpc_status") for x in source}, {"0"})
+        self.assertEqual(attempts[2], len(failed))
+        self.assertEqual(retries, attempts[2])
 
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.

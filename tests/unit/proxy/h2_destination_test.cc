@@ -1,7 +1,8 @@
 // H2Conn's destination role on socketpairs, driven by a real worker event loop: a test nghttp2 client on the client
 // side and a test nghttp2 server as the pod. Per-stream TrafficPermission decisions (403, gRPC PERMISSION_DENIED)
 // while the other streams of the connection reach the pod, the SERVER span's traceparent, reporter=destination
-// records, and the byte-relay fallback for a connection that is not HTTP/2.
+// records, and the byte-relay fallback for a connection that is not HTTP/2. The source role's HTTPRoute retries: an
+// endpoint answering UNAVAILABLE (trailers-only) or dropping its connection is retried on the other, body replayed.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
@@ -62,7 +63,9 @@ struct Peer {
   bool server = false;
   nghttp2_session* h2 = nullptr;
   std::map<int32_t, Stream> streams;
-  bool goaway = false;  // the peer sent GOAWAY
+  bool goaway = false;                    // the peer sent GOAWAY
+  bool unavailable = false;               // as the pod: every answer is trailers-only grpc-status 14
+  std::map<int32_t, std::string> bodies;  // as the client: request DATA still to send, by stream id
 
   Peer(int f, bool is_server) : fd(f), server(is_server) {
     nghttp2_session_callbacks* cbs;
@@ -119,7 +122,14 @@ struct Peer {
     Stream& s = streams[id];
     const std::string* tp = Find(s.headers, "traceparent");
     // One body per stream, served from the pod's answer map (data providers read it by stream id).
-    answers[id] = *Find(s.headers, ":path") + " " + (tp ? *tp : "-");
+    if (unavailable) {
+      nghttp2_nv only[] = {{(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+                           {(uint8_t*)"content-type", (uint8_t*)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
+                           {(uint8_t*)"grpc-status", (uint8_t*)"14", 11, 2, NGHTTP2_NV_FLAG_NONE}};
+      nghttp2_submit_response(session, id, only, 3, nullptr);
+      return;
+    }
+    answers[id] = *Find(s.headers, ":path") + " " + (tp ? *tp : "-") + (s.body.empty() ? "" : " body=" + s.body);
     nghttp2_nv hdrs[] = {{(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
                          {(uint8_t*)"content-type", (uint8_t*)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE}};
     nghttp2_data_provider prd{};
@@ -141,14 +151,28 @@ struct Peer {
     nghttp2_submit_response(session, id, hdrs, 2, &prd);
   }
 
-  int32_t Request(const std::string& path, const Headers& extra) {
+  int32_t Request(const std::string& path, const Headers& extra, const std::string& body = "") {
     Headers h = {{":method", "POST"}, {":scheme", "http"}, {":authority", "rpc.shop"}, {":path", path}};
     h.insert(h.end(), extra.begin(), extra.end());
     std::vector<nghttp2_nv> nva;
     for (auto& [n, v] : h) {
       nva.push_back({(uint8_t*)n.data(), (uint8_t*)v.data(), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
     }
-    return nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    if (body.empty()) return nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    nghttp2_data_provider prd{};
+    prd.source.ptr = this;
+    prd.read_callback = [](nghttp2_session*, int32_t sid, uint8_t* buf, size_t len, uint32_t* flags,
+                           nghttp2_data_source* src, void*) -> ssize_t {
+      std::string& b = static_cast<Peer*>(src->ptr)->bodies[sid];
+      size_t n = std::min(len, b.size());
+      std::memcpy(buf, b.data(), n);
+      b.erase(0, n);
+      if (b.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    };
+    int32_t id = nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), &prd, nullptr);
+    if (id > 0) bodies[id] = body;
+    return id;
   }
 
   // Sends what the session has and feeds it what arrived; false once the socket closed.
@@ -365,6 +389,131 @@ TEST_F(H2DestinationTest, NotHttp2FallsBackToTheByteRelayUnlessRequestsMustBeDec
   EXPECT_EQ(n, 0) << "the pod connection is closed without a byte";
   close(c);
   close(p);
+}
+
+// The source role: H2Conn routes each stream of a client connection to the two endpoints of a gRPC Service whose
+// HTTPRoute rule retries once on 503. The opener hands the test the other end of every upstream it opens.
+class H2SourceRetryTest : public H2DestinationTest {
+ protected:
+  static constexpr const char* kGood = "10.244.1.8";
+  static constexpr const char* kBad = "10.244.1.7";
+
+  void SetUp() override {
+    H2DestinationTest::SetUp();
+    agent::Service svc;
+    svc.name = "rpc";
+    svc.ns = "shop";
+    svc.vip = Ip("10.96.0.9");
+    svc.ports = {{90, 9090, agent::PortProtocol::kGrpc}};
+    svc.endpoints = {{Ip(kBad), "", ""}, {Ip(kGood), "", ""}};
+    agent::HttpRouteRule rule;
+    rule.key = "shop/rpc#0";
+    rule.retry.attempts = 1;
+    rule.retry.codes = {503};
+    rule.retry.backoff = 1ms;
+    svc.http_routes.push_back({0, {rule}});
+    snap_ = std::make_shared<agent::MeshSnapshot>("cluster.local", "node2", agent::MeshMode::kStrict,
+                                                  std::vector<agent::Workload>{}, std::vector<agent::Service>{svc});
+    ctx_->balancer = &balancer_;
+  }
+
+  // A client connection to the VIP; upstreams opened for it show up in opened_ (by endpoint IP).
+  int Connect() {
+    int c[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
+    ctx_->loop.Post([this, down = c[1]] {
+      H2Conn::Start(
+          *ctx_, down, snap_, &snap_->services()[0], 90, MakeAddr(Ip("10.244.2.5"), 40000),
+          [this](traffic::Route r, std::string*) {
+            int p[2];
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
+            std::lock_guard<std::mutex> l(mu_);
+            opened_.emplace_back(r.addr.sin_addr.s_addr, p[0]);
+            return p[1];
+          },
+          "test");
+    });
+    return c[0];
+  }
+
+  // Pumps the client and every pod (new ones become test servers: kBad answers UNAVAILABLE, or |bad_closes|: closes
+  // its connection at the first request) until |done| or 5 s.
+  template <typename F>
+  bool PumpAll(Peer& client, bool bad_closes, F done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto [ip, fd] : opened_) {
+          pods_.push_back(std::make_unique<Peer>(fd, /*server=*/true));
+          pods_.back()->unavailable = ip == Ip(kBad);
+          pod_ip_.push_back(ip);
+        }
+        opened_.clear();
+      }
+      client.Pump();
+      for (size_t i = 0; i < pods_.size(); ++i) {
+        if (pods_[i]->fd < 0) continue;
+        pods_[i]->Pump();
+        if (bad_closes && pod_ip_[i] == Ip(kBad) && !pods_[i]->streams.empty()) {
+          close(pods_[i]->fd);  // a reset before any response byte
+          pods_[i]->fd = -1;
+        }
+      }
+      if (done()) return true;
+      poll(nullptr, 0, 2);
+    }
+    return false;
+  }
+
+  size_t StreamsAt(const char* ip) {
+    size_t n = 0;
+    for (size_t i = 0; i < pods_.size(); ++i) n += pod_ip_[i] == Ip(ip) ? pods_[i]->streams.size() : 0;
+    return n;
+  }
+
+  traffic::Balancer balancer_;
+  std::shared_ptr<agent::MeshSnapshot> snap_;
+  std::mutex mu_;
+  std::vector<std::pair<in_addr_t, int>> opened_;
+  std::vector<std::unique_ptr<Peer>> pods_;
+  std::vector<in_addr_t> pod_ip_;
+};
+
+TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWithTheBody) {
+  for (bool bad_closes : {false, true}) {
+    SCOPED_TRACE(bad_closes ? "the bad endpoint closes" : "the bad endpoint answers UNAVAILABLE");
+    Peer client(Connect(), /*server=*/false);
+    // One call at a time: the retry budget (3 retrying at once, or 20 %) never refuses.
+    for (int i = 0; i < 8; ++i) {
+      int32_t id =
+          client.Request("/shop.Echo/Who", {{"content-type", "application/grpc"}}, "hello-" + std::to_string(i));
+      ASSERT_TRUE(PumpAll(client, bad_closes, [&] { return client.streams[id].closed; }));
+      auto& st = client.streams[id];
+      ASSERT_NE(Peer::Find(st.trailers, "grpc-status"), nullptr) << "call " << i;
+      EXPECT_EQ(*Peer::Find(st.trailers, "grpc-status"), "0");
+      EXPECT_TRUE(st.body.ends_with(" body=hello-" + std::to_string(i))) << st.body;
+    }
+    const size_t failed = StreamsAt(kBad);
+    EXPECT_GE(failed, 1u) << "the bad endpoint got its share of first tries";
+    EXPECT_EQ(StreamsAt(kGood), 8u);
+    std::vector<RequestRecord> recs;
+    for (int i = 0; i < 100 && (recs = records_->Get()).size() < 8; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(recs.size(), 8u);
+    size_t retried = 0;
+    for (const auto& r : recs) {
+      EXPECT_EQ(r.reporter, Reporter::kSource);
+      EXPECT_EQ(r.grpc_status, "0");
+      EXPECT_EQ(r.destination.addr.sin_addr.s_addr, Ip(kGood));
+      EXPECT_LE(r.attempts, 2u);
+      retried += r.attempts - 1;
+    }
+    EXPECT_EQ(retried, failed);
+    EXPECT_EQ(ctx_->http.retry_budget.active_retries(), 0u);
+    records_->all.clear();
+    pods_.clear();
+    pod_ip_.clear();
+  }
 }
 
 }  // namespace
