@@ -179,6 +179,14 @@ ServiceTrafficPolicy ToPolicy(const v1::ServicePolicy& p) {
   out.rate_limit_per_second = p.rate_limit_per_second();
   out.rate_limit_burst = p.rate_limit_burst();
   out.rate_limit_per_source = p.rate_limit_per_source();
+  if (p.has_http_rate_limit() && p.http_rate_limit().requests() > 0) {
+    const auto& rl = p.http_rate_limit();
+    out.http_rate_limit.policy = out.name;
+    out.http_rate_limit.requests = rl.requests();
+    out.http_rate_limit.interval = milliseconds(rl.interval_ms());
+    out.http_rate_limit.burst = rl.burst() != 0 ? rl.burst() : rl.requests();
+    out.http_rate_limit.per_source = rl.per_source();
+  }
   return out;
 }
 

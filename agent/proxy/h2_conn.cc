@@ -617,6 +617,13 @@ void H2Conn::AdmitStream(Stream* s) {
       return;
     }
   }
+  // The Service's spec.http.rateLimit (per pod, shared by the node's workers), as InboundHttp::StartRequest.
+  LocalReply limited;
+  if (DestinationRateLimited(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *snap_, dest_->dst,
+                             dest_->has_source_id ? &dest_->source_id : nullptr, src_.sin_addr.s_addr, &limited)) {
+    ReplyLocally(s, limited);
+    return;
+  }
   if (pod_ == nullptr || !pod_->failed.empty() || pod_->goaway) {
     FailStream(s, 503, "pod connection failed", NGHTTP2_REFUSED_STREAM);
     return;

@@ -8,6 +8,7 @@
 
 #include "agent/proxy/http_trace.h"
 #include "agent/proxy/policy_path.h"
+#include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
@@ -212,6 +213,13 @@ bool InboundHttp::StartRequest() {
       return true;
     }
   }
+  // The Service's spec.http.rateLimit, after the authorization (a denied request takes no token).
+  LocalReply limited;
+  if (DestinationRateLimited(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *p_.snap, p_.dst,
+                             p_.has_source_id ? &p_.source_id : nullptr, p_.src.sin_addr.s_addr, &limited)) {
+    RateLimited(limited);
+    return true;
+  }
   chunked_ = head.chunked;
   request_done_ = false;
   awaiting_response_ = true;
@@ -231,12 +239,7 @@ void InboundHttp::Deny(const AuthzDecision& d) {
                                     {"method", parser_.head().method},
                                     {"path", parser_.head().target.substr(0, 256)},
                                     {"reason", d.reason}});
-  denied_ = true;
-  request_done_ = false;
-  awaiting_response_ = false;
-  response_started_ = false;  // the 403 is whole: a later failure may still be answered
-  // A client waiting for 100 Continue may send the body or not: the next bytes cannot be told apart, so close.
-  keep_alive_ = parser_.head().keep_alive && !parser_.head().upgrade && parser_.head().Header("expect") == nullptr;
+  Refuse(403);
   std::string body = d.reason.substr(0, kMaxReasonInBody);
   size_t mark = out_.size();
   out_ += PlainResponse(403, "Forbidden", body, !keep_alive_, d.policy.empty() ? "unknown" : d.policy);
@@ -246,11 +249,32 @@ void InboundHttp::Deny(const AuthzDecision& d) {
   FlushDown();
 }
 
+void InboundHttp::RateLimited(const LocalReply& reply) {
+  log::Debug("http request rate limited", {{"conn", p_.what}, {"policy", reply.policy}});
+  Refuse(reply.status);
+  size_t mark = out_.size();
+  out_ += SerializeLocalReply(reply, parser_.head().method, !keep_alive_);
+  req_.response_bytes = out_.size() - mark;
+  req_.fault = reply.fault;
+  req_.fault_policy = reply.policy;
+  FlushDown();
+}
+
+void InboundHttp::Refuse(int status) {
+  denied_ = true;
+  refused_status_ = status;
+  request_done_ = false;
+  awaiting_response_ = false;
+  response_started_ = false;  // the refusal is whole: a later failure may still be answered
+  // A client waiting for 100 Continue may send the body or not: the next bytes cannot be told apart, so close.
+  keep_alive_ = parser_.head().keep_alive && !parser_.head().upgrade && parser_.head().Header("expect") == nullptr;
+}
+
 void InboundHttp::RequestEnded() {
   request_done_ = true;
   if (!denied_) return;
   denied_ = false;
-  Report(403, req_.error, req_.policy);
+  Report(refused_status_, req_.error, req_.policy);
   if (!keep_alive_ || draining_ || down_eof_) CloseWhenFlushed();
 }
 

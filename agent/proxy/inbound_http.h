@@ -25,6 +25,7 @@
 
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/request_record.h"
+#include "agent/proxy/route_policy_gate.h"
 #include "agent/proxy/worker_context.h"
 
 namespace zm::proxy {
@@ -68,7 +69,9 @@ class InboundHttp : public Closable {
   void Process();
   bool StartRequest();  // decides the parsed head; false when the connection was failed
   void Deny(const AuthzDecision& d);
-  void RequestEnded();  // the request's last byte was parsed
+  void RateLimited(const LocalReply& reply);  // the Service's request rate limit refused it: 429, keep-alive kept
+  void Refuse(int status);                    // the request is answered here: its body is read and dropped
+  void RequestEnded();                        // the request's last byte was parsed
   void OnResponseBytes(const char* data, size_t len);
   void ResponseDone();
   void UpClosed();
@@ -104,6 +107,7 @@ class InboundHttp : public Closable {
   bool down_writable_ = false;
   bool chunked_ = false;      // the allowed request's body is re-chunked to the pod
   bool denied_ = false;       // the request in progress was refused: its body is read and dropped
+  int refused_status_ = 0;    // and answered this status (403 denied, 429 rate limited)
   bool request_done_ = true;  // no request body still to come
   bool awaiting_response_ = false;
   bool response_started_ = false;

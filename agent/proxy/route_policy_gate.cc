@@ -24,13 +24,7 @@ RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const a
     auto lim = limiter->Take(rule, source);
     if (!lim.allowed) {
       v.reply = true;
-      v.local.status = 429;
-      v.local.headers = {{"retry-after", std::to_string(lim.retry_after_s)}, {"x-zeromesh-ratelimited", "1"}};
-      v.local.body = "local rate limit exceeded (ServicePolicy " + rule.rate_limit.policy + ")\n";
-      v.local.grpc_status = 8;  // RESOURCE_EXHAUSTED
-      v.local.grpc_message = "zeromesh: local rate limit exceeded";
-      v.local.fault = "ratelimited";
-      v.local.policy = rule.rate_limit.policy;
+      v.local = RateLimitedReply(rule.rate_limit.policy, lim.retry_after_s);
       return v;
     }
   }
@@ -51,6 +45,44 @@ RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const a
     v.delay = f.delay;
   }
   return v;
+}
+
+LocalReply RateLimitedReply(const std::string& policy, uint32_t retry_after_s) {
+  LocalReply r;
+  r.status = 429;
+  r.headers = {{"retry-after", std::to_string(retry_after_s)}, {"x-zeromesh-ratelimited", "1"}};
+  r.body = "local rate limit exceeded (ServicePolicy " + policy + ")\n";
+  r.grpc_status = 8;  // RESOURCE_EXHAUSTED
+  r.grpc_message = "zeromesh: local rate limit exceeded";
+  r.fault = "ratelimited";
+  r.policy = policy;
+  return r;
+}
+
+bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap, const sockaddr_in& dst,
+                            const tls::SpiffeId* source_id, in_addr_t src_ip, LocalReply* reply) {
+  if (limiter == nullptr) return false;
+  agent::PortProtocol protocol = agent::PortProtocol::kTcp;
+  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port), &protocol);
+  if (svc == nullptr || !svc->policy.http_rate_limit.enabled()) return false;
+  const agent::HttpRateLimitPolicy& limit = svc->policy.http_rate_limit;
+  char ip[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &dst.sin_addr, ip, sizeof(ip));
+  // "@" keeps these buckets apart from the rules' ("<ns>/<route>#<index>").
+  const std::string key = svc->ns + "/" + svc->name + "@" + ip;
+  std::string source;
+  if (limit.per_source) {
+    if (source_id != nullptr) {
+      source = source_id->ToString();
+    } else {
+      inet_ntop(AF_INET, &src_ip, ip, sizeof(ip));
+      source = ip;
+    }
+  }
+  auto lim = limiter->Take(limit, key, source);
+  if (lim.allowed) return false;
+  *reply = RateLimitedReply(limit.policy, lim.retry_after_s);
+  return true;
 }
 
 bool BodylessReply(const std::string& method, int status) {

@@ -14,6 +14,7 @@
 #include "agent/state/http_route.h"
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/route_rate_limiter.h"
+#include "common/tls/spiffe.h"
 
 namespace zm::proxy {
 
@@ -38,6 +39,16 @@ struct RoutePolicyVerdict {
 // the client (its SPIFFE ID, else its address, keys a perSource bucket). |limiter| nullptr: no rate limit.
 RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const agent::HttpRouteRule& rule,
                                      const agent::MeshSnapshot* snap, in_addr_t src_ip);
+
+// The 429 a local rate limit answers (Retry-After, x-zeromesh-ratelimited; gRPC RESOURCE_EXHAUSTED), source or
+// destination side alike.
+LocalReply RateLimitedReply(const std::string& policy, uint32_t retry_after_s);
+
+// The destination side: a request to pod port |dst| of a Service whose ServicePolicy has spec.http.rateLimit takes a
+// token of the (Service, pod) bucket (per source with perSource: |source_id|, else the client's address). True, with
+// |*reply|, when refused. |limiter| nullptr or no such Service: false.
+bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap, const sockaddr_in& dst,
+                            const tls::SpiffeId* source_id, in_addr_t src_ip, LocalReply* reply);
 
 // Whether a response of |status| to |method| carries no body (HEAD; 204 and 304 by definition).
 bool BodylessReply(const std::string& method, int status);

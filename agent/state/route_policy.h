@@ -10,7 +10,8 @@
 namespace zm::agent {
 
 // A token bucket of |burst| tokens refilled at |requests| per |interval|, per rule (per {rule, source} when
-// |per_source|), on each source node. requests 0: no limit.
+// |per_source|), on each source node; on a Service (ServiceTrafficPolicy::http_rate_limit) per endpoint pod on its
+// destination node. requests 0: no limit.
 struct HttpRateLimitPolicy {
   std::string policy;  // "<namespace>/<name>" of the ServicePolicy
   uint32_t requests = 0;

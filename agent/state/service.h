@@ -60,6 +60,8 @@ struct ServiceTrafficPolicy {
   double rate_limit_per_second = 0;  // new connections per second (0: unlimited), enforced at the destination node
   uint32_t rate_limit_burst = 0;
   bool rate_limit_per_source = false;  // one bucket per source identity instead of one for the service
+  // spec.http.rateLimit: requests to each endpoint pod on the Service's HTTP ports, limited by its destination node.
+  HttpRateLimitPolicy http_rate_limit;
 };
 
 struct Service {

@@ -31,16 +31,20 @@ bool TokenBucket::Full(Clock::time_point now) const {
 
 RouteRateLimiter::Verdict RouteRateLimiter::Take(const agent::HttpRouteRule& rule, const std::string& source,
                                                  Clock::time_point now) {
-  const agent::HttpRateLimitPolicy& p = rule.rate_limit;
+  return Take(rule.rate_limit, rule.key, source, now);
+}
+
+RouteRateLimiter::Verdict RouteRateLimiter::Take(const agent::HttpRateLimitPolicy& p, const std::string& base,
+                                                 const std::string& source, Clock::time_point now) {
   if (!p.enabled()) return {};
   const uint32_t burst = std::max<uint32_t>(1, p.burst);
-  std::string key = p.per_source ? rule.key + "|" + source : rule.key;
+  std::string key = p.per_source ? base + "|" + source : base;
   std::lock_guard l(mu_);
   auto it = buckets_.find(key);
   if (it == buckets_.end()) {
     if (buckets_.size() >= kMaxBuckets) {
       std::erase_if(buckets_, [now](const auto& kv) { return kv.second.bucket.Full(now); });
-      if (buckets_.size() >= kMaxBuckets) key = rule.key + "|other";  // sources past the bound share a bucket
+      if (buckets_.size() >= kMaxBuckets) key = base + "|other";  // sources past the bound share a bucket
     }
     it = buckets_.try_emplace(std::move(key)).first;
   }

@@ -1,7 +1,8 @@
 // Local rate limits per HTTPRoute / GRPCRoute rule (a ServicePolicy's spec.http.rateLimit), enforced by the source
 // node proxy where the rule is matched: one token bucket per rule, or per {rule, source identity} with perSource,
 // shared by every worker of the node (one mutex, a map lookup per limited request). The limit is per source node,
-// as Envoy's local rate limit is per proxy instance. A refused request gets 429 with Retry-After.
+// as Envoy's local rate limit is per proxy instance. A refused request gets 429 with Retry-After. A Service's
+// spec.http.rateLimit uses the same buckets on the destination node, keyed "<ns>/<service>@<pod IP>".
 #pragma once
 
 #include <atomic>
@@ -46,6 +47,10 @@ class RouteRateLimiter {
   };
   // One request of |rule| from |source| (a SPIFFE ID or address; used with perSource). Rules without a limit: allowed.
   Verdict Take(const agent::HttpRouteRule& rule, const std::string& source, Clock::time_point now = Clock::now());
+  // One request under |limit| counted in bucket |key| (a rule's key, or a destination's "<service>@<pod>"), per
+  // |source| with perSource.
+  Verdict Take(const agent::HttpRateLimitPolicy& limit, const std::string& key, const std::string& source,
+               Clock::time_point now = Clock::now());
 
   uint64_t rejections() const { return rejections_.load(std::memory_order_relaxed); }
   size_t buckets() const;
@@ -57,7 +62,7 @@ class RouteRateLimiter {
     TokenBucket bucket;
   };
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> buckets_;  // rule key [+ "|" + source]
+  std::unordered_map<std::string, Entry> buckets_;  // rule or destination key [+ "|" + source]
   std::atomic<uint64_t> rejections_{0};
 };
 

@@ -14,7 +14,9 @@ namespace {
 constexpr const char* kServiceOnlyFields[] = {"loadBalancer",   "connectTimeout",   "idleTimeout", "retries",
                                               "circuitBreaker", "outlierDetection", "rateLimit"};
 
-void DecodeRateLimit(YamlReader& r, const YAML::Node& n, v1::HttpRateLimit* out) {
+}  // namespace
+
+void DecodeHttpRateLimit(YamlReader& r, const YAML::Node& n, v1::HttpRateLimit* out) {
   const std::string path = "spec.http.rateLimit";
   if (!r.CheckMap(n, path, {"requests", "interval", "burst", "perSource"})) return;
   auto requests = r.Int(n, "requests", path, 1, 1'000'000);
@@ -32,6 +34,8 @@ void DecodeRateLimit(YamlReader& r, const YAML::Node& n, v1::HttpRateLimit* out)
   out->set_burst(static_cast<uint32_t>(r.Int(n, "burst", path, 1, 10'000'000).value_or(requests.value_or(1))));
   out->set_per_source(r.Bool(n, "perSource", path).value_or(false));
 }
+
+namespace {
 
 void DecodeFault(YamlReader& r, const YAML::Node& n, v1::HttpFaultInjection* out) {
   const std::string path = "spec.http.faultInjection";
@@ -134,7 +138,7 @@ void DecodeRoutePolicy(YamlReader& r, const YAML::Node& spec, v1::ServicePolicy*
     r.Fail(http, "'spec.http' needs a 'rateLimit', a 'faultInjection' or both");
     return;
   }
-  if (rl && !rl.IsNull()) DecodeRateLimit(r, rl, out->mutable_http_rate_limit());
+  if (rl && !rl.IsNull()) DecodeHttpRateLimit(r, rl, out->mutable_http_rate_limit());
   if (fi && !fi.IsNull()) DecodeFault(r, fi, out->mutable_http_fault());
 }
 

@@ -22,6 +22,10 @@ bool IsRouteTarget(const YAML::Node& target);
 // fields of a Service target are refused by name.
 void DecodeRoutePolicy(YamlReader& r, const YAML::Node& spec, zeromesh::v1::ServicePolicy* out);
 
+// spec.http.rateLimit {requests, interval, burst, perSource}: the same on a route target (a bucket per rule, on the
+// source node) and on a Service target (a bucket per destination pod, on the destination node).
+void DecodeHttpRateLimit(YamlReader& r, const YAML::Node& n, zeromesh::v1::HttpRateLimit* out);
+
 // A percentage 0..100, fractional allowed ("0.5", 50, 12.25); nullopt (reported) when malformed or out of range.
 std::optional<double> Percentage(YamlReader& r, const YAML::Node& map, const char* key, const std::string& path);
 

@@ -185,8 +185,18 @@ void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::stri
     DecodeRoutePolicy(r, spec, out);
     return;
   }
-  if (YAML::Node http = spec["http"]; http) {
-    r.Fail(http, "'spec.http' applies to a route target (spec.targetRef.kind HTTPRoute or GRPCRoute), not a Service");
+  // On a Service, spec.http takes only rateLimit: the destination node enforces it per pod (docs/route-policies.md).
+  if (YAML::Node http = spec["http"]; http && r.CheckMap(http, "spec.http", {"rateLimit", "faultInjection"})) {
+    if (YAML::Node fi = http["faultInjection"]; fi) {
+      r.Fail(fi,
+             "'spec.http.faultInjection' applies to a route target (spec.targetRef.kind HTTPRoute or GRPCRoute), "
+             "not a Service");
+    }
+    if (YAML::Node rl = http["rateLimit"]; rl && !rl.IsNull()) {
+      DecodeHttpRateLimit(r, rl, out->mutable_http_rate_limit());
+    } else if (!http["faultInjection"]) {
+      r.Fail(http, "'spec.http' on a Service target needs a 'rateLimit'");
+    }
   }
   if (!target || target.IsNull()) {
     r.Fail(spec, "missing required field 'spec.targetRef'");

@@ -163,7 +163,7 @@ TEST(RoutePolicyDecode, SpecificErrors) {
               "'spec.circuitBreaker' applies to a Service target");
   ExpectError(Replace(kPolicy, "group: gateway.networking.k8s.io, kind: HTTPRoute, name: web, sectionName: api",
                       "kind: Service, name: backend"),
-              7, "'spec.http' applies to a route target");
+              9, "'spec.http.faultInjection' applies to a route target");  // the line of its value
   const std::string head = std::string(kPolicy).substr(0, std::string(kPolicy).find("  http:\n"));
   ExpectError(Replace(head, "group: gateway.networking.k8s.io, kind: HTTPRoute, name: web, sectionName: api",
                       "kind: Service, name: backend, sectionName: api"),
@@ -178,6 +178,72 @@ TEST(RoutePolicyDecode, SpecificErrors) {
   EXPECT_TRUE(Decode(std::string(kPolicy) + "---\n" +
                      Replace(Replace(kPolicy, "name: api-limit", "name: whole"), ", sectionName: api", ""))
                   .ok());
+}
+
+// spec.http.rateLimit on a Service target: the destination's per-pod limit (faultInjection stays route-only).
+const char* kServiceLimit = R"(apiVersion: zeromesh.io/v1alpha1
+kind: ServicePolicy
+metadata: {name: backend-limit, namespace: shop}
+spec:
+  targetRef: {kind: Service, name: backend}
+  connectTimeout: 2s
+  http:
+    rateLimit: {requests: 20, interval: 1s, burst: 25, perSource: true}
+)";
+
+TEST(ServiceRateLimitDecode, DecodesAndReachesTheAgentService) {
+  Result r = Decode(kServiceLimit);
+  ASSERT_TRUE(r.ok()) << Errors(r);
+  const auto* p = PolicyOf(r);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->target_service(), "backend");
+  EXPECT_FALSE(p->has_target_route());
+  EXPECT_EQ(p->connect_timeout_ms(), 2000u);
+  EXPECT_EQ(p->http_rate_limit().requests(), 20u);
+  EXPECT_EQ(p->http_rate_limit().burst(), 25u);
+  EXPECT_TRUE(p->http_rate_limit().per_source());
+  const agent::Service* backend = nullptr;
+  auto services = AgentServices(r);
+  for (const auto& s : services) {
+    if (s.name == "backend") backend = &s;
+  }
+  ASSERT_NE(backend, nullptr);
+  const agent::HttpRateLimitPolicy& rl = backend->policy.http_rate_limit;
+  EXPECT_TRUE(rl.enabled());
+  EXPECT_EQ(rl.policy, "shop/backend-limit");
+  EXPECT_EQ(rl.requests, 20u);
+  EXPECT_EQ(rl.burst, 25u);
+  EXPECT_EQ(rl.interval, milliseconds(1000));
+  EXPECT_TRUE(rl.per_source);
+  // The route rules are untouched: the limit is the destination's, not the source's.
+  for (const auto* rule : backend->HttpRulesFor(80)) EXPECT_FALSE(rule->rate_limit.enabled());
+  // Defaults as on a route: interval 1s, burst = requests.
+  Result d = Decode(Replace(kServiceLimit, "interval: 1s, burst: 25, perSource: true", ""));
+  ASSERT_TRUE(d.ok()) << Errors(d);
+  EXPECT_EQ(PolicyOf(d)->http_rate_limit().burst(), 20u);
+  EXPECT_EQ(PolicyOf(d)->http_rate_limit().interval_ms(), 1000u);
+  // A Service policy without spec.http has no request limit.
+  Result none = Decode(
+      Replace(kServiceLimit, "  http:\n    rateLimit: {requests: 20, interval: 1s, burst: 25, perSource: true}\n", ""));
+  ASSERT_TRUE(none.ok()) << Errors(none);
+  EXPECT_FALSE(PolicyOf(none)->has_http_rate_limit());
+}
+
+TEST(ServiceRateLimitDecode, SpecificErrors) {
+  ExpectError(Replace(kServiceLimit, "interval: 1s", "interval: soon"), 8, "'spec.http.rateLimit.interval': 'soon'");
+  ExpectError(Replace(kServiceLimit, "requests: 20", "requests: 0"), 8, "requests");
+  ExpectError(Replace(kServiceLimit, "requests: 20, ", ""), 8, "missing required field 'spec.http.rateLimit.requests'");
+  ExpectError(Replace(kServiceLimit, "perSource: true", "perSource: maybe"), 8, "perSource");
+  ExpectError(
+      Replace(kServiceLimit, "    rateLimit:", "    faultInjection: {abort: {httpStatus: 503}}\n    rateLimit:"), 8,
+      "'spec.http.faultInjection' applies to a route target");
+  ExpectError(Replace(kServiceLimit, "    rateLimit: {requests: 20, interval: 1s, burst: 25, perSource: true}\n",
+                      "    retries: 3\n"),
+              8, "unknown");
+  ExpectError(
+      Replace(kServiceLimit, "  http:\n    rateLimit: {requests: 20, interval: 1s, burst: 25, perSource: true}\n",
+              "  http: {}\n"),
+      7, "'spec.http' on a Service target needs a 'rateLimit'");
 }
 
 TEST(RoutePolicyDecode, UnknownSectionIsANotice) {
@@ -290,6 +356,32 @@ TEST(RouteRateLimiter, PerRuleAndPerSource) {
   EXPECT_EQ(per_source.buckets(), 2u);
 }
 
+TEST(RouteRateLimiter, DestinationBucketsPerServiceAndPod) {
+  // The destination's buckets: keyed by "<service>@<pod>", every source in one unless perSource.
+  traffic::RouteRateLimiter limiter;
+  agent::HttpRateLimitPolicy limit = LimitedRule(10, 2, false).rate_limit;
+  auto t0 = Clock::now();
+  EXPECT_TRUE(limiter.Take(limit, "shop/backend@10.244.1.11", "spiffe://a", t0).allowed);
+  EXPECT_TRUE(limiter.Take(limit, "shop/backend@10.244.1.11", "spiffe://b", t0).allowed);
+  auto v = limiter.Take(limit, "shop/backend@10.244.1.11", "10.0.0.9", t0);  // all sources share the pod's bucket
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.retry_after_s, 1u);
+  EXPECT_TRUE(limiter.Take(limit, "shop/backend@10.244.1.12", "spiffe://a", t0).allowed);  // another pod
+  EXPECT_TRUE(limiter.Take(limit, "shop/other@10.244.1.11", "spiffe://a", t0).allowed);    // another Service
+  // A rule bucket and a destination bucket never meet (the rule's key has no "@").
+  agent::HttpRouteRule rule = LimitedRule(10, 2, false);
+  EXPECT_TRUE(limiter.Take(rule, "spiffe://a", t0).allowed);
+  EXPECT_EQ(limiter.buckets(), 4u);
+  EXPECT_EQ(limiter.rejections(), 1u);
+  limit.per_source = true;
+  traffic::RouteRateLimiter each;
+  EXPECT_TRUE(each.Take(limit, "shop/backend@10.244.1.11", "spiffe://a", t0).allowed);
+  EXPECT_TRUE(each.Take(limit, "shop/backend@10.244.1.11", "spiffe://a", t0).allowed);
+  EXPECT_FALSE(each.Take(limit, "shop/backend@10.244.1.11", "spiffe://a", t0).allowed);
+  EXPECT_TRUE(each.Take(limit, "shop/backend@10.244.1.11", "spiffe://b", t0).allowed);
+  EXPECT_EQ(each.buckets(), 2u);
+}
+
 TEST(RouteRateLimiter, AllowanceOverTime) {
   // 20 per second, burst 20, requests as fast as possible for 2.5 s: burst + rate x elapsed pass.
   traffic::RouteRateLimiter limiter;
@@ -351,6 +443,17 @@ TEST(FaultInjection, AbortBeforeDelay) {
   EXPECT_EQ(traffic::GrpcStatusForHttp(503), 14u);
   EXPECT_EQ(traffic::GrpcStatusForHttp(403), 7u);
   EXPECT_EQ(traffic::GrpcStatusForHttp(418), 2u);
+}
+
+TEST(RoutePolicyGate, RateLimitedReplyIsSharedByBothSides) {
+  proxy::LocalReply r = proxy::RateLimitedReply("shop/backend-limit", 3);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.grpc_status, 8u);
+  EXPECT_EQ(std::string(r.fault), "ratelimited");
+  EXPECT_EQ(r.policy, "shop/backend-limit");
+  std::string wire = proxy::SerializeLocalReply(r, "POST", /*close=*/false);
+  EXPECT_NE(wire.find("\r\nretry-after: 3\r\n"), std::string::npos) << wire;
+  EXPECT_NE(wire.find("(ServicePolicy shop/backend-limit)"), std::string::npos) << wire;
 }
 
 TEST(RoutePolicyGate, RateLimitedReplyAndAbort) {
