@@ -20,6 +20,7 @@
 
 #include "agent/proxy/h2_conn.h"
 #include "agent/state/cert_store.h"
+#include "tests/unit/proxy/request_log.h"
 
 namespace zm::proxy {
 namespace {
@@ -33,23 +34,7 @@ in_addr_t Ip(const char* s) {
   return a.s_addr;
 }
 
-class Records : public ConnObserver {
- public:
-  void OnOpen(ConnRecord&) override {}
-  void OnProgress(ConnRecord&) override {}
-  void OnClose(ConnRecord&) override {}
-  void OnTlsFailure(TlsFailure) override {}
-  void OnRequest(const RequestRecord& r) override {
-    std::lock_guard<std::mutex> l(mu);
-    all.push_back(r);
-  }
-  std::vector<RequestRecord> Get() {
-    std::lock_guard<std::mutex> l(mu);
-    return all;
-  }
-  std::mutex mu;
-  std::vector<RequestRecord> all;
-};
+using Records = testing::RequestLog;
 
 // One end of an HTTP/2 connection on a blocking-free socket, pumped by the test. As the pod (server) it answers every
 // request, once it ended, with 200, a body naming the path and the traceparent it got, and grpc-status 0 trailers.
@@ -325,7 +310,7 @@ TEST_F(H2DestinationTest, EachStreamIsDecidedAndTheAllowedOnesReachThePodWithThe
 
   // One record per stream, from the destination, the allowed one with the SERVER span the pod got as its parent.
   std::vector<RequestRecord> recs;
-  for (int i = 0; i < 100 && (recs = records_->Get()).size() < 4; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 100 && (recs = records_->records()).size() < 4; ++i) std::this_thread::sleep_for(10ms);
   ASSERT_EQ(recs.size(), 4u);
   int allowed = 0;
   for (const auto& r : recs) {
@@ -498,7 +483,7 @@ TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWi
     EXPECT_GE(failed, 1u) << "the bad endpoint got its share of first tries";
     EXPECT_EQ(StreamsAt(kGood), 8u);
     std::vector<RequestRecord> recs;
-    for (int i = 0; i < 100 && (recs = records_->Get()).size() < 8; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 100 && (recs = records_->records()).size() < 8; ++i) std::this_thread::sleep_for(10ms);
     ASSERT_EQ(recs.size(), 8u);
     size_t retried = 0;
     for (const auto& r : recs) {
@@ -510,7 +495,7 @@ TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWi
     }
     EXPECT_EQ(retried, failed);
     EXPECT_EQ(ctx_->http.retry_budget.active_retries(), 0u);
-    records_->all.clear();
+    records_->clear();
     pods_.clear();
     pod_ip_.clear();
   }

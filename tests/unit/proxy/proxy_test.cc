@@ -23,6 +23,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/loopback.h"
 #include "tests/unit/proxy/raw_hbone.h"
+#include "tests/unit/proxy/request_log.h"
 #include "tests/unit/proxy/test_certs.h"
 
 namespace zm::proxy {
@@ -970,26 +971,7 @@ TEST_F(ProxyTest, PortsWithoutHttpRulesKeepTheByteRelay) {
 
 // ---------------------------------------------------- HTTP/1.1 ports at the destination: golden metrics, sniffing
 
-// Collects the request records a proxy reports (golden metrics, access log).
-class RequestLog : public ConnObserver {
- public:
-  void OnOpen(ConnRecord&) override {}
-  void OnProgress(ConnRecord&) override {}
-  void OnClose(ConnRecord&) override {}
-  void OnTlsFailure(TlsFailure) override {}
-  void OnRequest(const RequestRecord& r) override {
-    std::lock_guard<std::mutex> l(mu_);
-    records_.push_back(r);
-  }
-  std::vector<RequestRecord> records() {
-    std::lock_guard<std::mutex> l(mu_);
-    return records_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<RequestRecord> records_;
-};
+using testing::RequestLog;
 
 // Says |banner| as soon as a client connects (a server-speaks-first protocol: SMTP, MySQL), then echoes until EOF.
 // One connection.
