@@ -14,6 +14,8 @@ require_root
 cd "$here"
 
 start=$(date +%s)
+# Each step says when it began, so a slow CI run shows which part grew.
+step() { log "$* (at $(( $(date +%s) - start ))s)"; }
 bash tools/deps.sh
 bash tools/lib/host-prereqs.sh
 
@@ -21,7 +23,7 @@ bash tools/lib/host-prereqs.sh
 python3 tests/cluster/zmcluster.py gc
 
 build() {  # build PRESET [TARGET]
-  log "configure + build ($1${2:+, target $2})"
+  step "configure + build ($1${2:+, target $2})"
   cmake --preset "$1" >/dev/null
   cmake --build --preset "$1" -j"$(nproc)" ${2:+--target "$2"}
 }
@@ -35,16 +37,16 @@ if [ $# -eq 0 ]; then
   # Tests labelled `background` spend minutes waiting for certificates to expire; they run one after another in a
   # second ctest beside the rest (about 8 minutes less wall time), their output printed when both are done.
   bg_log=$(mktemp /tmp/zm-ctest-background.XXXXXX)
-  log "ctest (default preset; label background in parallel, output in $bg_log)"
+  step "ctest (default preset; label background in parallel, output in $bg_log)"
   ctest --preset default -L background >"$bg_log" 2>&1 &
   bg_pid=$!
   ctest --preset default -j2 -LE background || status=1
   wait "$bg_pid" || status=1
-  log "ctest (default preset, label background)"
+  step "ctest (default preset, label background)"
   cat "$bg_log"
   rm -f "$bg_log"
 else
-  log "ctest (default preset: $*)"
+  step "ctest (default preset: $*)"
   ctest --preset default -j2 "$@" || status=1
 fi
 
@@ -52,11 +54,12 @@ if [ $# -eq 0 ]; then
   for preset in tsan asan; do
     # tsan runs the unit tests only, so it builds only their targets (tests/unit: zm_unit_tests).
     if [ "$preset" = tsan ]; then build tsan zm_unit_tests; else build asan; fi
-    log "ctest ($preset preset: unit tests$([ "$preset" = asan ] && echo ', cluster tests labelled sanitize'))"
+    step "ctest ($preset preset: unit tests$([ "$preset" = asan ] && echo ', cluster tests labelled sanitize'))"
     ctest --preset "$preset" -j2 || status=1
   done
   # The short fuzzing pass: each libFuzzer target (ASan + UBSan) from its seeds, one per core at a time; a crash,
   # leak or hang fails.
+  step "fuzz targets"
   bash tools/lib/fuzz-all.sh "${ZM_FUZZ_SECONDS:-30}" || status=1
 fi
 log "tools/test.sh finished in $(( $(date +%s) - start ))s, status $status"
