@@ -51,15 +51,31 @@ bool GrpcFailed(const proxy::RequestRecord& r) {
   return !r.grpc_status.empty() && r.grpc_status != "0";
 }
 
+// A response the mesh made itself instead of the server's: a TrafficPermission denial (403), a rate-limit refusal
+// (429) or an injected abort.
+bool RefusedByMesh(const proxy::RequestRecord& r) {
+  return !r.policy.empty() || r.fault == "ratelimited" || r.fault == "abort";
+}
+
 // The HTTP semantic conventions: no response, 5xx, or a failed gRPC call fail any span; 4xx fails a CLIENT span
-// only (for a SERVER span it is the client's error, not the server's).
+// only (for a SERVER span it is the client's error, not the server's) unless the mesh refused the request, which is
+// the proxy's own verdict and so fails its SERVER span too (Istio users look for denials among error spans).
 bool SpanFailed(const proxy::RequestRecord& r, bool client) {
-  return GrpcFailed(r) || r.status == 0 || r.status >= 500 || (client && r.status >= 400);
+  return GrpcFailed(r) || r.status == 0 || r.status >= 500 || (client && r.status >= 400) || RefusedByMesh(r);
+}
+
+// The span status message: what went wrong, else which policy refused the request.
+std::string StatusMessage(const proxy::RequestRecord& r) {
+  if (!r.error.empty()) return r.error.substr(0, 256);
+  if (!r.policy.empty()) return "denied by " + r.policy.substr(0, 200);
+  if (!r.fault.empty() && r.fault != "delay") return r.fault + " by " + r.fault_policy.substr(0, 200);
+  return "";
 }
 
 // error.type of a failed span: what went wrong, else the failing gRPC or HTTP status (the conventions' fallback).
 std::string ErrorType(const proxy::RequestRecord& r) {
   if (!r.error.empty()) return r.error.substr(0, 256);
+  if (!r.fault.empty() && r.fault != "delay") return r.fault;
   if (GrpcFailed(r)) return r.grpc_status;
   return r.status != 0 ? std::to_string(r.status) : "";
 }
@@ -115,10 +131,13 @@ bool EncodeSpan(const proxy::RequestRecord& r, otlp::Span* out) {
   Str(out, "zeromesh.destination.service", r.destination_service);
   Str(out, "zeromesh.route", r.route);
   if (r.attempts > 1) Int(out, "zeromesh.attempts", r.attempts);
+  Str(out, "zeromesh.policy", r.policy);  // the TrafficPermission that denied the request
+  Str(out, "zeromesh.fault", r.fault);    // ratelimited, abort or delay, by zeromesh.fault_policy
+  Str(out, "zeromesh.fault_policy", r.fault_policy);
 
   if (failed) {
     out->mutable_status()->set_code(otlp::Status::STATUS_CODE_ERROR);
-    out->mutable_status()->set_message(r.error.substr(0, 256));
+    out->mutable_status()->set_message(StatusMessage(r));
   }
   return true;
 }

@@ -946,6 +946,8 @@ void H2Conn::Report(Stream* s, const std::string& error) {
   s->rec.attempts = std::max<uint32_t>(s->attempts, 1);
   if (s->rec.error.empty()) s->rec.error = error;
   s->rec.duration = std::chrono::steady_clock::now() - s->start;
+  // A stream the proxy answered itself (denied, refused, no upstream) gets its span here.
+  if (ctx_.opts.tracing) TraceLocalReply(snap_->tracing_sampling_ppm(), ctx_.span_ids, &s->rec);
   obs->OnRequest(s->rec);
   if (track_.active()) {  // the connection's bytes, as its streams carried them
     track_.AddSent(s->rec.request_bytes);

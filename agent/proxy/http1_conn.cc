@@ -588,6 +588,7 @@ void Http1Conn::ReportRequest(int status, std::string error) {
   req_.attempts = attempts;
   req_.duration = std::chrono::steady_clock::now() - req_start_;
   request_bytes_ = 0;
+  if (ctx_.opts.tracing) TraceLocalReply(snap_->tracing_sampling_ppm(), ctx_.span_ids, &req_);  // a local reply's span
   obs->OnRequest(req_);
 }
 

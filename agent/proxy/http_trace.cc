@@ -1,6 +1,7 @@
 #include "agent/proxy/http_trace.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "agent/state/mesh_snapshot.h"
 
@@ -15,6 +16,13 @@ void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, Re
   auto& h = head->headers;
   h.erase(std::remove_if(h.begin(), h.end(), [](const auto& kv) { return kv.first == "traceparent"; }), h.end());
   h.emplace_back("traceparent", ToTraceparent(rec->span));
+}
+
+void TraceLocalReply(uint32_t ppm, SpanIdSource& ids, RequestRecord* rec) {
+  if (rec->span.active() || rec->method.empty()) return;
+  rec->span = ChildSpan(rec->traceparent, ppm, ids);
+  rec->wall_start =
+      std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(rec->duration);
 }
 
 std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {

@@ -18,6 +18,12 @@ namespace zm::proxy {
 // Sets rec->span (and tracestate, authority, wall_start) and rewrites head's traceparent to exactly one: this span's.
 void TraceHttpRequest(HttpRequestHead* head, uint32_t ppm, SpanIdSource& ids, RequestRecord* rec);
 
+// A request the proxy answered itself before it went on (denied, rate limited, an injected abort, no route or no
+// endpoint) or that ended first: its span is made when it is reported, from the traceparent it came with
+// (rec->traceparent), so it still shows in the caller's trace. Call once rec->duration is set; no-op when the request
+// already has a span or no request head was read.
+void TraceLocalReply(uint32_t ppm, SpanIdSource& ids, RequestRecord* rec);
+
 // The HTTP Service (HTTP/1.1, HTTP/2 or gRPC port) whose endpoint |dst| (pod address and target port) is, "ns/name";
 // "" if none.
 std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst);

@@ -564,6 +564,7 @@ void InboundHttp::Report(int status, std::string error, std::string policy) {
   req_.request_bytes = request_bytes_;
   req_.duration = std::chrono::steady_clock::now() - req_start_;
   request_bytes_ = 0;
+  if (ctx_.opts.tracing) TraceLocalReply(p_.snap->tracing_sampling_ppm(), ctx_.span_ids, &req_);  // a refusal's span
   obs->OnRequest(req_);
 }
 

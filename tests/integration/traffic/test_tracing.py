@@ -6,8 +6,9 @@ right parent-child links and workload attributes; the backend sees a traceparent
 Pods: client (node1, sa client), w1 (node2, sa web) serving a stdlib HTTP server on 9080 that answers with the
 traceparent it received, and a gRPC server on 9090 that does the same with its metadata. Services (namespace shop):
 web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (per stream on both
-sides too: CLIENT span at the source, SERVER span at the destination). The collector runs on
-the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
+sides too: CLIENT span at the source, SERVER span at the destination); TrafficPermission no-private denies
+/private/* on 9080 at the destination, whose proxy still makes the SERVER span (status error, 403). The collector
+runs on the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
 --otlp-endpoint, MeshConfig spec.tracing.samplingPercentage 100, then 0.
 """
 
@@ -46,6 +47,16 @@ spec:
   vip: {VIP_RPC}
   selector: {{app: web}}
   ports: [{{name: rpc, port: 90, targetPort: 9090, appProtocol: grpc}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: TrafficPermission
+metadata: {{name: no-private, namespace: {NS}}}
+spec:
+  action: DENY
+  sources: {{namespaces: [{NS}]}}
+  destination: {{selector: {{matchLabels: {{app: web}}}}, ports: [9080]}}
+  http:
+  - paths: ["/private/*"]
 """
 
 MESH_CONFIG = """apiVersion: zeromesh.io/v1alpha1
@@ -143,7 +154,8 @@ def parse_spans(text: str) -> list[dict]:
             continue
         field = lambda name: (re.search(rf"^[ \t]*{name}[ \t]*:[ \t]*(\S*)", block, re.M) or [None, ""])[1]  # noqa: E731
         spans.append({"trace": field("Trace ID"), "parent": field("Parent ID"), "id": field("ID"),
-                      "kind": field("Kind"), "name": field("Name"), "resource": dict(resource),
+                      "kind": field("Kind"), "name": field("Name"), "status": field("Status code"),
+                      "resource": dict(resource),
                       "attrs": dict(re.findall(r"-> ([\w.]+): \w+\((.*?)\)\s*$", block, re.M))})
     return spans
 
@@ -274,6 +286,23 @@ class TracingTest(MeshCase):
             self.assertEqual(s["attrs"].get("url.path"), "/zm.Echo/Trace", s)
             self.assertEqual(s["attrs"].get("zeromesh.destination.service"), f"{NS}/rpc", s)
             self.assertEqual(s["attrs"].get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client", s)
+
+        # Denied at the destination (TrafficPermission no-private): the request never reaches the backend, yet the
+        # SERVER span is there, child of the CLIENT span, with status error and the 403.
+        denied_trace = GIVEN_TRACE[:16] + GIVEN_TRACE[:16]
+        replies = self.send([["/private/x", {"traceparent": f"00-{denied_trace}-{GIVEN_PARENT}-01"}]])
+        self.assertEqual(replies[0][0], 403, replies)
+        spans = self.wait_spans({denied_trace}, 2)
+        self.assertEqual(sorted(s["kind"] for s in spans), ["Client", "Server"], spans)
+        cl = next(s for s in spans if s["kind"] == "Client")
+        sv = next(s for s in spans if s["kind"] == "Server")
+        self.assertEqual((cl["parent"], sv["parent"]), (GIVEN_PARENT, cl["id"]), spans)
+        self.assertEqual(sv["resource"].get("k8s.node.name"), "node2", sv)
+        for s in (cl, sv):
+            self.assertEqual(s["status"], "Error", s)
+            self.assertEqual(s["attrs"].get("http.response.status_code"), "403", s)
+        self.assertEqual(sv["attrs"].get("zeromesh.policy"), f"{NS}/no-private", sv)
+        self.assertEqual(sv["attrs"].get("zeromesh.reporter"), "destination", sv)
 
         # Sampling 0 %: new traces are marked not sampled (the backend sees flags 00) and nothing is exported.
         self.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=0))

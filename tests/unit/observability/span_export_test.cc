@@ -103,6 +103,42 @@ TEST(SpanEncode, A4xxFailsTheClientSpanOnly) {
   }
 }
 
+TEST(SpanEncode, ARefusalByTheMeshFailsBothSpans) {
+  // Denied by a TrafficPermission (403 / gRPC 7) or refused by a rate limit (429): the proxy's own verdict, an error
+  // at either end, named in the status message and the attributes.
+  for (auto reporter : {proxy::Reporter::kSource, proxy::Reporter::kDestination}) {
+    proxy::RequestRecord r = Request(reporter);
+    r.status = 403;
+    r.policy = "store/no-admin";
+    r.error = "denied by TrafficPermission store/no-admin";
+    otlp::Span s;
+    ASSERT_TRUE(EncodeSpan(r, &s));
+    EXPECT_EQ(s.status().code(), otlp::Status::STATUS_CODE_ERROR);
+    EXPECT_EQ(s.status().message(), "denied by TrafficPermission store/no-admin");
+    EXPECT_EQ(Attr(s, "http.response.status_code"), "403");
+    EXPECT_EQ(Attr(s, "zeromesh.policy"), "store/no-admin");
+
+    r = Request(reporter);
+    r.status = 429;
+    r.fault = "ratelimited";
+    r.fault_policy = "store/limit";
+    otlp::Span l;
+    ASSERT_TRUE(EncodeSpan(r, &l));
+    EXPECT_EQ(l.status().code(), otlp::Status::STATUS_CODE_ERROR);
+    EXPECT_EQ(l.status().message(), "ratelimited by store/limit");
+    EXPECT_EQ(Attr(l, "error.type"), "ratelimited");
+    EXPECT_EQ(Attr(l, "zeromesh.fault_policy"), "store/limit");
+  }
+  // A delay is no refusal: the server's 200 stays a success.
+  proxy::RequestRecord r = Request(proxy::Reporter::kDestination);
+  r.fault = "delay";
+  r.fault_policy = "store/slow";
+  otlp::Span d;
+  ASSERT_TRUE(EncodeSpan(r, &d));
+  EXPECT_EQ(d.status().code(), otlp::Status::STATUS_CODE_UNSET);
+  EXPECT_EQ(Attr(d, "zeromesh.fault"), "delay");
+}
+
 TEST(SpanEncode, RootSpansAndUnsampledRequests) {
   proxy::RequestRecord r = Request(proxy::Reporter::kSource);
   r.span.parent_id.clear();

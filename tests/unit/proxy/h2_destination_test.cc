@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -335,6 +336,44 @@ TEST_F(H2DestinationTest, EachStreamIsDecidedAndTheAllowedOnesReachThePodWithThe
   EXPECT_TRUE(PumpUntil(client, pod, [&] { return client.goaway; }));
 }
 
+// A denied stream never reaches the pod, yet its SERVER span is in the caller's trace: parented on the traceparent
+// it came with, keeping that trace's sampled flag (both ways), or a new trace when it came with none.
+TEST_F(H2DestinationTest, DeniedStreamsGetTheirServerSpanInTheCallersTrace) {
+  int c, p;
+  Start(/*per_request=*/true, &c, &p);
+  Peer client(c, /*server=*/false), pod(p, /*server=*/true);
+  const Headers grpc = {{"content-type", "application/grpc"}};
+  Headers sampled = grpc, unsampled = grpc;
+  sampled.emplace_back("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  unsampled.emplace_back("traceparent", "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00");
+  int32_t a = client.Request("/shop.Admin/Drop", sampled);
+  int32_t b = client.Request("/shop.Admin/Drop", unsampled);
+  int32_t n = client.Request("/shop.Admin/Drop", grpc);
+  ASSERT_TRUE(PumpUntil(
+      client, pod, [&] { return client.streams[a].closed && client.streams[b].closed && client.streams[n].closed; }));
+  EXPECT_EQ(pod.streams.size(), 0u);
+  std::vector<RequestRecord> recs;
+  for (int i = 0; i < 100 && (recs = records_->records()).size() < 3; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(recs.size(), 3u);
+  std::map<std::string, RequestRecord> by_parent;
+  for (const auto& r : recs) {
+    EXPECT_EQ(r.policy, "shop/no-admin");
+    EXPECT_EQ(r.grpc_status, "7");
+    ASSERT_TRUE(r.span.active()) << "a denied stream has a span";
+    EXPECT_EQ(r.span.span_id.size(), 16u);
+    EXPECT_NE(r.wall_start, std::chrono::system_clock::time_point{});
+    by_parent[r.span.parent_id] = r;
+  }
+  ASSERT_EQ(by_parent.count("b7ad6b7169203331"), 1u);
+  EXPECT_EQ(by_parent["b7ad6b7169203331"].span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_TRUE(by_parent["b7ad6b7169203331"].span.sampled());
+  ASSERT_EQ(by_parent.count("c7ad6b7169203331"), 1u);
+  EXPECT_EQ(by_parent["c7ad6b7169203331"].span.trace_id, "1af7651916cd43dd8448eb211c80319c");
+  EXPECT_FALSE(by_parent["c7ad6b7169203331"].span.sampled()) << "the caller's decision wins";
+  ASSERT_EQ(by_parent.count(""), 1u) << "no traceparent: a root span of a new trace";
+  EXPECT_EQ(by_parent[""].span.trace_id.size(), 32u);
+}
+
 TEST_F(H2DestinationTest, NotHttp2FallsBackToTheByteRelayUnlessRequestsMustBeDecided) {
   int c, p;
   Start(/*per_request=*/false, &c, &p);
@@ -409,7 +448,11 @@ class H2SourceRetryTest : public H2DestinationTest {
     ctx_->loop.Post([this, down = c[1]] {
       H2Conn::Start(
           *ctx_, down, snap_, &snap_->services()[0], 90, MakeAddr(Ip("10.244.2.5"), 40000),
-          [this](traffic::Route r, std::string*) {
+          [this](traffic::Route r, std::string* why) {
+            if (refuse_opens_) {
+              *why = "connect refused (test)";
+              return -1;
+            }
             int p[2];
             if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
             std::lock_guard<std::mutex> l(mu_);
@@ -458,6 +501,7 @@ class H2SourceRetryTest : public H2DestinationTest {
   }
 
   traffic::Balancer balancer_;
+  std::atomic<bool> refuse_opens_{false};  // the opener fails: the source proxy answers 503 itself
   std::shared_ptr<agent::MeshSnapshot> snap_;
   std::mutex mu_;
   std::vector<std::pair<in_addr_t, int>> opened_;
@@ -499,6 +543,28 @@ TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWi
     pods_.clear();
     pod_ip_.clear();
   }
+}
+
+// The source proxy's own answer (no upstream could be opened: 503, gRPC UNAVAILABLE) gets its CLIENT span, child of
+// the call's traceparent, though nothing went upstream.
+TEST_F(H2SourceRetryTest, ALocalReplyGetsItsClientSpan) {
+  refuse_opens_ = true;
+  Peer client(Connect(), /*server=*/false);
+  int32_t id =
+      client.Request("/shop.Echo/Who", {{"content-type", "application/grpc"},
+                                        {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+  ASSERT_TRUE(PumpAll(client, false, [&] { return client.streams[id].closed; }));
+  std::vector<RequestRecord> recs;
+  for (int i = 0; i < 100 && (recs = records_->records()).empty(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(recs.size(), 1u);
+  const RequestRecord& r = recs[0];
+  EXPECT_EQ(r.reporter, Reporter::kSource);
+  EXPECT_EQ(r.grpc_status, "14");  // UNAVAILABLE, 503's gRPC mapping
+  EXPECT_EQ(r.error, "connect refused (test)");
+  ASSERT_TRUE(r.span.active());
+  EXPECT_EQ(r.span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(r.span.parent_id, "b7ad6b7169203331");
+  EXPECT_TRUE(r.span.sampled());
 }
 
 }  // namespace

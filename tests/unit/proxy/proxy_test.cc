@@ -872,8 +872,8 @@ class TinyHttpServer {
 };
 
 // Sends one GET and reads one response (content-length framed); "" when the connection ended first.
-std::string Get(int fd, const std::string& path) {
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: pod\r\n\r\n";
+std::string Get(int fd, const std::string& path, const std::string& extra_headers = "") {
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: pod\r\n" + extra_headers + "\r\n";
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return "";
   std::string in;
   char buf[4096];
@@ -1027,10 +1027,13 @@ std::string ReadN(int fd, size_t n) {
 class DestinationHttpTest : public ProxyTest {
  protected:
   // Both nodes learn a Service "default/web" whose pod ports |ports| are HTTP/1.1 on podB, podC (node2) and podD
-  // (node1); node2 decides connections with |node2_authz|. Neither node traces.
+  // (node1); node2 decides connections with |node2_authz|. Only node2 traces, and only with trace_node2_.
   void StartWithHttpPorts(const std::vector<uint16_t>& ports, Authorizer node2_authz = nullptr) {
     tweak_node1_ = [this](ProxyOptions& o) { o.observer = log1_; };
-    tweak_node2_ = [this](ProxyOptions& o) { o.observer = log2_; };
+    tweak_node2_ = [this](ProxyOptions& o) {
+      o.observer = log2_;
+      o.tracing = trace_node2_;
+    };
     StartMesh(nullptr, kTd, "sa-b", std::move(node2_authz));
     agent::Service web;
     web.name = "web";
@@ -1049,7 +1052,38 @@ class DestinationHttpTest : public ProxyTest {
 
   std::shared_ptr<RequestLog> log1_ = std::make_shared<RequestLog>();
   std::shared_ptr<RequestLog> log2_ = std::make_shared<RequestLog>();
+  bool trace_node2_ = false;
 };
+
+// A request denied at the destination (403) never reaches the pod, yet its SERVER span is in the caller's trace, as
+// an allowed one's is; the connection goes on.
+TEST_F(DestinationHttpTest, ADeniedRequestGetsItsServerSpan) {
+  TinyHttpServer pod("127.0.0.22");
+  trace_node2_ = true;
+  StartWithHttpPorts({pod.port()}, PrivateDenied);
+  int fd = Outbound("127.0.0.11", "127.0.0.22", pod.port());
+  ASSERT_GE(fd, 0);
+  const std::string tp = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n";
+  EXPECT_EQ(Get(fd, "/private/x", tp).substr(0, 12), "HTTP/1.1 403");
+  EXPECT_EQ(Get(fd, "/public", tp).substr(0, 12), "HTTP/1.1 200");
+  close(fd);
+  EXPECT_EQ(pod.requests(), 1);
+  std::vector<proxy::RequestRecord> recs;
+  for (int i = 0; i < 200 && (recs = log2_->records()).size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(recs.size(), 2u);
+  for (const auto& r : recs) {
+    SCOPED_TRACE(r.path);
+    ASSERT_TRUE(r.span.active());
+    EXPECT_EQ(r.span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    EXPECT_EQ(r.span.parent_id, "b7ad6b7169203331");
+    EXPECT_TRUE(r.span.sampled());
+  }
+  EXPECT_EQ(recs[0].status, 403);
+  EXPECT_EQ(recs[0].policy, "test/no-private");
+  EXPECT_NE(recs[0].span.span_id, recs[1].span.span_id);
+}
 
 TEST_F(DestinationHttpTest, EveryRequestToAnHttpPortIsReportedByTheDestination) {
   TinyHttpServer pod("127.0.0.22");
