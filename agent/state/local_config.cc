@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -194,9 +195,9 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
     throw ConfigError{"(document)", std::string("invalid JSON: ") + e.what()};
   }
   if (!doc.is_object()) throw ConfigError{"(document)", "must be a JSON object"};
-  AllowOnly(
-      doc, "",
-      {"node", "trustDomain", "mode", "rootCert", "workloads", "identities", "services", "excludeCidrs", "strictUdp"});
+  AllowOnly(doc, "",
+            {"node", "trustDomain", "mode", "rootCert", "workloads", "identities", "services", "excludeCidrs",
+             "strictUdp", "tracing"});
   std::string node = RequireString(doc, "", "node");
   std::string td = RequireString(doc, "", "trustDomain");
   std::string why;
@@ -280,6 +281,17 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
     std::string udp = RequireString(doc, "", "strictUdp");
     if (udp != "DNSOnly" && udp != "Allow") throw ConfigError{"strictUdp", "must be \"DNSOnly\" or \"Allow\""};
     snapshot->set_strict_udp_allowed(udp == "Allow");
+  }
+  // As MeshConfig's spec.tracing: how many new traces the proxies sample (where spans go is the --otlp-endpoint flag).
+  if (doc.contains("tracing")) {
+    const json& t = doc["tracing"];
+    if (!t.is_object()) throw ConfigError{"tracing", "must be an object ({\"samplingPercentage\": 0..100})"};
+    AllowOnly(t, "tracing", {"samplingPercentage"});
+    const json& pct = Require(t, "tracing", "samplingPercentage");
+    if (!pct.is_number() || !(pct.get<double>() >= 0 && pct.get<double>() <= 100)) {
+      throw ConfigError{"tracing.samplingPercentage", "must be a number from 0 to 100, got " + pct.dump()};
+    }
+    snapshot->set_tracing_sampling_ppm(static_cast<uint32_t>(std::lround(pct.get<double>() * 10000)));
   }
   out->snapshot = std::move(snapshot);
 }

@@ -5,7 +5,10 @@
 //                  "enrolled":true,"mode":"STRICT"}],
 //    "identities":[{"spiffeId":"spiffe://cluster.local/ns/default/sa/sa-a","certChain":"a.crt","key":"a.key"}],
 //    "services":[{"name":"web","namespace":"default","vip":"10.96.0.10","ports":[{"port":80,"targetPort":8080}],
-//                 "endpoints":[{"ip":"10.244.1.11"}],"loadBalancer":{"algorithm":"RoundRobin"}}]}
+//                 "endpoints":[{"ip":"10.244.1.11"}],"loadBalancer":{"algorithm":"RoundRobin"}}],
+//    "tracing":{"samplingPercentage":10}}
+// tracing.samplingPercentage (0..100, default 1) is MeshConfig's spec.tracing.samplingPercentage: the share of new
+// traces the proxies sample when the agent has --otlp-endpoint.
 // Service endpoints that are workload IPs take the workload's node and name unless given.
 // Relative paths are relative to the config file's directory. Workload "mode" defaults to the mesh mode.
 #pragma once

@@ -81,6 +81,7 @@ TEST_F(StateTest, LoadsGoodConfig) {
   EXPECT_EQ(cfg.identities.size(), 1u);
   EXPECT_TRUE(s.exclude_cidrs().empty());
   EXPECT_FALSE(s.strict_udp_allowed());
+  EXPECT_EQ(s.tracing_sampling_ppm(), 10000u);  // MeshConfig's default: 1 %
 
   ASSERT_TRUE(LoadLocalConfig(
       Write(Replace(Good(), R"("mode":"STRICT",)",
@@ -89,6 +90,13 @@ TEST_F(StateTest, LoadsGoodConfig) {
       << err;
   EXPECT_EQ(cfg.snapshot->exclude_cidrs(), (std::vector<std::string>{"10.0.0.0/8", "192.168.1.1"}));
   EXPECT_TRUE(cfg.snapshot->strict_udp_allowed());
+
+  for (auto [pct, ppm] : {std::pair{"0", 0u}, std::pair{"12.5", 125000u}, std::pair{"100", 1000000u}}) {
+    std::string text = Replace(Good(), R"("mode":"STRICT",)",
+                               std::string(R"("mode":"STRICT","tracing":{"samplingPercentage":)") + pct + "},");
+    ASSERT_TRUE(LoadLocalConfig(Write(text), &cfg, &err)) << err;
+    EXPECT_EQ(cfg.snapshot->tracing_sampling_ppm(), ppm) << pct;
+  }
 }
 
 TEST_F(StateTest, SpecificErrors) {
@@ -121,6 +129,16 @@ TEST_F(StateTest, SpecificErrors) {
        "excludeCidrs: must be an array"},
       {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","strictUdp":"Some",)"),
        "strictUdp: must be \"DNSOnly\" or \"Allow\""},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":{"samplingPercentage":101},)"),
+       "tracing.samplingPercentage: must be a number from 0 to 100, got 101"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":{"samplingPercentage":-0.5},)"),
+       "tracing.samplingPercentage: must be a number from 0 to 100, got -0.5"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":{"samplingPercentage":"5"},)"),
+       "tracing.samplingPercentage: must be a number from 0 to 100, got \"5\""},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":{},)"), "tracing.samplingPercentage: missing"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":{"samplingRatio":0.5},)"),
+       "tracing.samplingRatio: unknown field"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","tracing":10,)"), "tracing: must be an object"},
   };
   for (const auto& c : cases) {
     std::string err = ErrorFor(c.text);
