@@ -76,11 +76,16 @@ void AppendBackendRefs(const std::string& route_ns, const google::protobuf::Repe
   }
 }
 
-// The header modifiers HTTPRoute and GRPCRoute filters share.
-void AppendHeaderModifiers(const v1::HttpRouteFilter& f, HttpRouteRule* rule) {
+// The filters HTTPRoute and GRPCRoute rules share: header modifiers and RequestMirror (the mirror's backend Service
+// is in the route's namespace unless it names another).
+void AppendSharedFilters(const std::string& route_ns, const v1::HttpRouteFilter& f, HttpRouteRule* rule) {
   if (f.has_request_header_modifier()) rule->request_headers.push_back(ToHeaderModifier(f.request_header_modifier()));
   if (f.has_response_header_modifier()) {
     rule->response_headers.push_back(ToHeaderModifier(f.response_header_modifier()));
+  }
+  if (f.has_request_mirror() && f.request_mirror().backend().port() <= 65535) {
+    rule->mirrors.push_back({ToBackendRef(route_ns, f.request_mirror().backend(), 0),
+                             std::min<uint32_t>(f.request_mirror().percent(), 100)});
   }
 }
 
@@ -101,7 +106,7 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
   }
   AppendBackendRefs(rt.namespace_(), r.backend_refs(), &rule.backends);
   for (const auto& f : r.filters()) {
-    AppendHeaderModifiers(f, &rule);
+    AppendSharedFilters(rt.namespace_(), f, &rule);
     if (f.has_url_rewrite()) {
       rule.has_rewrite = true;
       rule.rewrite.hostname = f.url_rewrite().hostname();
@@ -116,10 +121,6 @@ HttpRouteRule ToHttpRule(const v1::HttpRoute& rt, int index) {
         default:
           break;
       }
-    }
-    if (f.has_request_mirror() && f.request_mirror().backend().port() <= 65535) {
-      rule.mirrors.push_back({ToBackendRef(rt.namespace_(), f.request_mirror().backend(), 0),
-                              std::min<uint32_t>(f.request_mirror().percent(), 100)});
     }
   }
   rule.request_timeout = std::chrono::milliseconds(r.request_timeout_ms());
@@ -157,8 +158,8 @@ HttpRouteRule ToGrpcRule(const v1::GrpcRoute& rt, int index) {
     rule.matches.push_back(std::move(hm));
   }
   AppendBackendRefs(rt.namespace_(), r.backend_refs(), &rule.backends);
-  // GRPCRoute: header modifiers only (no URL rewrite; RequestMirror not applied).
-  for (const auto& f : r.filters()) AppendHeaderModifiers(f, &rule);
+  // GRPCRoute: header modifiers and RequestMirror (it has no URL rewrite).
+  for (const auto& f : r.filters()) AppendSharedFilters(rt.namespace_(), f, &rule);
   return rule;
 }
 

@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
+#include "agent/proxy/h2_mirror.h"
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
+#include "agent/proxy/http_mirror.h"
 #include "agent/proxy/http_trace.h"
 #include "agent/proxy/policy_path.h"
 #include "agent/proxy/socket_util.h"
@@ -30,6 +33,8 @@ constexpr char kGrpcUnavailable[] = "14";
 constexpr uint32_t kGrpcPermissionDenied = 7;
 constexpr uint32_t kGrpcInternal = 13;
 constexpr size_t kMaxReasonInBody = 1024;
+// A mirror copy nobody waits for still has an end: the rule's request timeout, else this (as HTTP/1.1's).
+constexpr std::chrono::milliseconds kMirrorTimeout{10000};
 // What an HTTP/2 prior-knowledge client sends first (RFC 9113 3.4).
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -367,8 +372,14 @@ void H2Conn::RouteStream(Stream* s) {
   if (ctx_.opts.tracing && ctx_.observer() != nullptr) {
     TraceHttpRequest(&head, snap_->tracing_sampling_ppm(), ctx_.span_ids, &s->rec);
   }
-  if (rule != nullptr && rule->retry.attempts > 0 && s->to_up.size() <= kMaxReplayBody) {
-    // Kept until the response head comes; DATA that came while the stream was held is the start of the replay.
+  // Mirrors are sampled now, so that a stream none of them takes keeps nothing.
+  for (size_t i = 0; rule != nullptr && i < rule->mirrors.size() && i < 32; ++i) {
+    if (MirrorSampled(rule->mirrors[i].percent, static_cast<uint32_t>(ctx_.http.rng()))) s->mirror_mask |= 1u << i;
+  }
+  const bool retries = rule != nullptr && rule->retry.attempts > 0;
+  if ((retries || s->mirror_mask != 0) && s->to_up.size() <= kMaxReplayBody) {
+    // Kept until the response head comes (retries) and the request ended (mirrors); DATA that came while the stream
+    // was held is the start of the replay.
     s->replayable = true;
     s->sent = head;
     s->replay = s->to_up;
@@ -401,13 +412,65 @@ bool H2Conn::StartTry(Stream* s, Upstream* u, in_addr_t ip, const HttpRequestHea
 void H2Conn::KeepForReplay(Stream* s, const char* data, size_t len) {
   if (!s->replayable) return;
   if (s->replay.size() + len > kMaxReplayBody) {
-    // Over the bound: the stream can no longer be sent again whole, so it is not retried (this try goes on).
-    s->replayable = false;
-    std::string().swap(s->replay);
-    s->sent = HttpRequestHead{};
+    // Over the bound: the stream can no longer be sent again whole, so it is neither retried (this try goes on) nor
+    // mirrored.
+    DropReplay(s);
     return;
   }
   s->replay.append(data, len);
+}
+
+void H2Conn::DropReplay(Stream* s) {
+  s->replayable = false;
+  std::string().swap(s->replay);
+  s->sent = HttpRequestHead{};
+}
+
+void H2Conn::MirrorIfEnded(Stream* s) {
+  if (s->mirror_mask == 0 || !s->req_eof || s->rule == nullptr) return;
+  const uint32_t mask = std::exchange(s->mirror_mask, 0);
+  const agent::HttpRouteRule& rule = *s->rule;
+  for (size_t i = 0; i < rule.mirrors.size() && i < 32; ++i) {
+    if (!(mask & (1u << i))) continue;
+    traffic::Route route;
+    std::string why = "request body over the mirror bound";
+    int fd = -1;
+    if (s->replayable) {
+      why = "too many mirrors in flight";
+      if (HttpMirror::InFlight(ctx_) < HttpMirror::kMaxInFlight &&
+          traffic::RouteToBackend(*ctx_.balancer, *snap_, rule.mirrors[i].backend, &route, &why) ==
+              traffic::RouteStatus::kOk) {
+        fd = open_(std::move(route), &why);
+      }
+    }
+    if (fd < 0) {
+      log::Debug("h2 mirror dropped", {{"conn", what_}, {"route", rule.key}, {"reason", why}});
+      ProxyStats::Add(ctx_.stats.http_mirror_dropped);
+      continue;
+    }
+    // The request as the primary got it (filters applied, the same traceparent), marked as a shadow copy.
+    H2Mirror::Request copy;
+    copy.method = s->method;
+    copy.scheme = s->scheme.empty() ? "http" : s->scheme;
+    copy.path = s->sent.target;
+    copy.authority = s->authority;
+    bool host_seen = false;
+    for (const auto& h : s->sent.headers) {
+      if (h.first != "host") {
+        copy.headers.push_back(h);
+      } else if (!host_seen) {
+        copy.authority = h.second;
+        host_seen = true;
+      }
+    }
+    if (!copy.authority.empty()) copy.authority = ShadowHost(copy.authority);
+    copy.body = s->replay;
+    copy.trailers = s->req_trailers;
+    const auto timeout = rule.request_timeout.count() > 0 ? rule.request_timeout : kMirrorTimeout;
+    ProxyStats::Add(H2Mirror::Start(ctx_, fd, std::move(copy), timeout) ? ctx_.stats.http_mirrored
+                                                                        : ctx_.stats.http_mirror_dropped);
+  }
+  if (s->resp_submitted) DropReplay(s);  // no retry can need it any more either
 }
 
 bool H2Conn::CanRetry(Stream* s, TryOutcome outcome, int status) {
@@ -497,6 +560,9 @@ void H2Conn::EndStream(Stream* s) {
   if (s->holds_budget) ctx_.http.retry_budget.Release();
   if (s->counted) ctx_.http.retry_budget.RequestEnded();
   s->holds_budget = s->counted = false;
+  // Sampled copies of a request that never ended (reset, connection gone) are not sent.
+  ProxyStats::Add(ctx_.stats.http_mirror_dropped, static_cast<uint64_t>(std::popcount(s->mirror_mask)));
+  s->mirror_mask = 0;
 }
 
 // ---------------------------------------------------------------- destination role
@@ -780,12 +846,11 @@ void H2Conn::SubmitResponse(Stream* s, bool end_stream) {
   nva.push_back(Nv(kStatus, status));
   for (const auto& h : s->resp_headers) nva.push_back(Nv(h.first, h.second));
   s->resp_submitted = true;
-  // The response has started: the request is not sent again, nor kept.
+  // The response has started: the request is not sent again, and kept only for mirrors still to send.
   if (s->backoff_timer != 0) ctx_.loop.CancelTimer(s->backoff_timer);
   s->backoff_timer = 0;
-  s->retry_pending = s->replayable = false;
-  std::string().swap(s->replay);
-  s->sent = HttpRequestHead{};
+  s->retry_pending = false;
+  if (s->mirror_mask == 0) DropReplay(s);
   if (end_stream) {
     if (const std::string* g = Find(s->resp_headers, "grpc-status")) s->grpc_status = *g;
     Report(s, "");
@@ -865,6 +930,7 @@ void H2Conn::HoldStream(Stream* s, std::chrono::milliseconds delay, const std::s
     held->hold_timer = 0;
     held->held = false;
     RouteStream(held);
+    MirrorIfEnded(held);
     Settle();
   });
 }
@@ -1033,10 +1099,12 @@ int H2Conn::OnClientFrame(nghttp2_session* h2, const nghttp2_frame* frame, void*
       self->AdmitStream(s);
     } else {
       self->RouteStream(s);
+      self->MirrorIfEnded(s);
     }
     return 0;
   }
   self->Resume(s);
+  self->MirrorIfEnded(s);
   return 0;
 }
 
@@ -1044,6 +1112,10 @@ int H2Conn::OnClientData(nghttp2_session* h2, uint8_t, int32_t id, const uint8_t
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(h2, id));
   if (s == nullptr || ((s->up == nullptr || s->up_closed) && !s->held && !s->retry_pending)) {
     nghttp2_session_consume(h2, id, len);  // nobody will take it: credit it back now
+    // A mirror copy still wants the whole request (the primary may have ended or failed first).
+    if (s != nullptr && s->mirror_mask != 0) {
+      static_cast<H2Conn*>(user)->KeepForReplay(s, reinterpret_cast<const char*>(data), len);
+    }
     return 0;
   }
   s->to_up.append(reinterpret_cast<const char*>(data), len);

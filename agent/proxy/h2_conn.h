@@ -18,6 +18,11 @@
 // endpoint of the same backend (traffic::Reroute), within the worker's retry budget; nothing of a discarded try
 // reaches the client. gRPC: a trailers-only response with grpc-status UNAVAILABLE (14) counts as 503 for the codes.
 //
+// HTTPRoute / GRPCRoute RequestMirror: a stream is sampled per mirror (percent) when it is routed; a sampled stream
+// keeps its request in the same replay buffer (bound kMaxReplayBody; past it the copy is dropped and counted), and
+// once the client ended the request a copy (":authority" with "-shadow", the same traceparent) goes to an endpoint
+// of the mirror backend on its own upstream, fire-and-forget (H2Mirror).
+//
 // The same relay serves the destination proxy (StartDestination): the client side is the HBONE stream's socketpair
 // end or the captured same-node / plaintext connection, the one upstream is the pod connection, streams map 1:1 and
 // nothing is routed. Each stream is decided with the verified source identity (TrafficPermission http rules; denied:
@@ -109,6 +114,7 @@ class H2Conn : public Closable {
     bool holds_budget = false;   // a slot of the worker's retry budget
     bool counted = false;        // in the retry budget's requests in flight
     uint64_t backoff_timer = 0;
+    uint32_t mirror_mask = 0;  // rule->mirrors this stream was sampled for (bit i: mirrors[i]), until they are sent
   };
   struct Upstream : IoHandler {
     H2Conn* conn = nullptr;
@@ -163,6 +169,9 @@ class H2Conn : public Closable {
   void RetryStream(Stream* s, const std::string& why);  // drops the try in flight, backs off, then RetryNow
   void RetryNow(Stream* s);
   void KeepForReplay(Stream* s, const char* data, size_t len);
+  void DropReplay(Stream* s);
+  // RequestMirror: once the client ended |s|'s request, a copy to each mirror it was sampled for (H2Mirror).
+  void MirrorIfEnded(Stream* s);
   void EndStream(Stream* s);  // its timers and its hold on the retry budget
   void DropUpstream(Upstream* u);
   void Resume(Stream* s);  // new bytes or an end for a deferred data provider

@@ -1,8 +1,8 @@
 """gRPC stand-ins for the L7 routing test: Debian's python3-grpcio, generic handlers and raw bytes (no codegen).
 
   grpc_tool.py serve PORT NAME [DELAY_MS]
-                                   server of zm.Echo/Who and zm.Echo/Canary (unary: answers "NAME <method>", after
-                                   DELAY_MS when given: a slow endpoint),
+                                   server of zm.Echo/Who, zm.Echo/Canary and zm.Echo/Mirrored (unary: answers
+                                   "NAME <method>", after DELAY_MS when given: a slow endpoint),
                                    zm.Echo/Stream (server streaming: the request's decimal count of "NAME <i>"),
                                    zm.Echo/Size (answers "NAME <request length>") and zm.Echo/Blob (answers as many
                                    bytes as the request's decimal number); zm.Echo/Slow answers after 2 s;
@@ -45,6 +45,7 @@ def serve(port: int, name: str, delay_ms: int = 0):
         "Flaky": grpc.unary_unary_rpc_method_handler(flaky, request_deserializer=ident, response_serializer=ident),
         "Who": unary("Who"),
         "Canary": unary("Canary"),
+        "Mirrored": unary("Mirrored"),
         "Slow": grpc.unary_unary_rpc_method_handler(lambda req, ctx: time.sleep(2) or b"slow",
                                                     request_deserializer=ident, response_serializer=ident),
         "Size": grpc.unary_unary_rpc_method_handler(lambda req, ctx: f"{name} {len(req)}".encode(),

@@ -9,6 +9,7 @@ method Nowhere -> echo-none; anything else goes to echo itself. One TrafficPermi
 http path /zm.Echo/Forbidden) on the echo pods: every connection to them is decided per stream by the destination
 node's proxy (node1 for g1, node2 for g2 and g3), which also counts each stream with reporter=destination.
 An HTTPRoute retries zm.Echo/Flaky once on 503, which g1 answers with UNAVAILABLE (trailers-only) and g2 serves.
+The GRPCRoute mirrors 50 % of the zm.Echo/Mirrored calls (served by echo) to echo-v2 (g3), fire-and-forget.
 """
 
 import json
@@ -64,6 +65,9 @@ spec:
     backendRefs: [{{name: echo-v2, port: 80}}]
   - matches: [{{method: {{type: RegularExpression, method: "Nowh.*"}}}}]
     backendRefs: [{{name: echo-none, port: 80}}]
+  - matches: [{{method: {{service: zm.Echo, method: Mirrored}}}}]
+    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: echo-v2, port: 80}}, percent: 50}}}}]
+    backendRefs: [{{name: echo, port: 80}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -277,6 +281,31 @@ class GrpcRoutingTest(MeshCase):
         self.assertEqual({x.get("grpc_status") for x in source}, {"0"})
         self.assertEqual(attempts[2], len(failed))
         self.assertEqual(retries, attempts[2])
+
+    def test_request_mirror_copies_half_the_calls_to_another_service(self):
+        # The copies reach g3 (echo-v2) through g3's node proxy (node2), which counts each as a destination stream;
+        # the client gets echo's answers only.
+        n = 100
+        at_g3 = dict(reporter="destination", destination_workload="g3", response_code="200")
+        before_g3 = self.agent_metric("zeromesh_requests_total", "node2", **at_g3)
+        before = {m: self.agent_metric(m) for m in ("zeromesh_http_mirrored_total", "zeromesh_http_mirror_dropped_total")}
+        out = self.run_plan([{"method": "Mirrored", "count": n}])
+        self.assertEqual(Counter(out["codes"]), {"OK": n})
+        self.assertEqual({r.split()[0] for r in out["replies"]}, {"g1", "g2"}, "the client sees the primary only")
+        deadline = time.monotonic() + 5  # fire-and-forget: copies may still be on their way
+        while True:
+            mirrored = self.agent_metric("zeromesh_http_mirrored_total") - before["zeromesh_http_mirrored_total"]
+            got = self.agent_metric("zeromesh_requests_total", "node2", **at_g3) - before_g3
+            if (got == mirrored and mirrored > 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        dropped = self.agent_metric("zeromesh_http_mirror_dropped_total") - before["zeromesh_http_mirror_dropped_total"]
+        print(f"mirror 50 % of {n} gRPC calls: {mirrored} copies sent, g3 answered {got}, dropped {dropped}",
+              file=sys.stderr)
+        self.assertGreaterEqual(mirrored, 25, "about half of the calls mirrored (binomial, 5 sd)")
+        self.assertLessEqual(mirrored, 75)
+        self.assertEqual(got, mirrored, "every copy reached the mirror backend")
+        self.assertEqual(dropped, 0)
 
     def test_no_endpoint_is_unavailable_on_that_call_only(self):
         # The route sends Nowhere to a Service without endpoints: UNAVAILABLE for those calls, the channel stays up.

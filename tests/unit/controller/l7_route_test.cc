@@ -129,6 +129,8 @@ spec:
     filters:
     - type: RequestHeaderModifier
       requestHeaderModifier: {set: [{name: x-route, value: rpc}]}
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: front, port: 9000}, percent: 50}
     backendRefs: [{name: v2, port: 9000}]
 )";
 
@@ -191,6 +193,11 @@ TEST(HttpRoute, DecodesEveryField) {
   EXPECT_EQ(g.rules(0).matches(0).headers(0).name(), "x-canary");
   EXPECT_EQ(g.rules(0).matches(1).method().type(), v1::MATCH_REGEX);
   EXPECT_EQ(g.rules(0).filters(0).request_header_modifier().set(0).value(), "rpc");
+  ASSERT_EQ(g.rules(0).filters_size(), 2);  // a GRPCRoute's RequestMirror is kept, as an HTTPRoute's
+  EXPECT_EQ(g.rules(0).filters(1).request_mirror().backend().name(), "front");
+  EXPECT_EQ(g.rules(0).filters(1).request_mirror().backend().namespace_(), "shop");
+  EXPECT_EQ(g.rules(0).filters(1).request_mirror().backend().port(), 9000u);
+  EXPECT_EQ(g.rules(0).filters(1).request_mirror().percent(), 50u);
 }
 
 TEST(HttpRoute, ReferenceGrantsPerRouteKind) {

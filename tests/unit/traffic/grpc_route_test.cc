@@ -120,6 +120,15 @@ TEST(GrpcRouting, GrpcRouteResourcesBecomeServiceGrpcRules) {
   b->set_port(80);
   b->set_weight(3);
   rule->add_filters()->mutable_response_header_modifier()->add_remove("server");
+  auto* mirror = rule->add_filters()->mutable_request_mirror();  // as an HTTPRoute rule's
+  mirror->mutable_backend()->set_name("echo-shadow");
+  mirror->mutable_backend()->set_port(80);
+  mirror->set_percent(30);
+  auto* over = rule->add_filters()->mutable_request_mirror();
+  over->mutable_backend()->set_name("audit");
+  over->mutable_backend()->set_namespace_("ops");
+  over->mutable_backend()->set_port(9000);
+  over->set_percent(250);  // the controller caps it; the agent does too
   state.resources["rt"] = rt;
   std::vector<agent::Service> out;
   std::string error;
@@ -135,6 +144,14 @@ TEST(GrpcRouting, GrpcRouteResourcesBecomeServiceGrpcRules) {
   EXPECT_EQ(rules[0]->backends[0].ns, "rpc");
   EXPECT_EQ(rules[0]->backends[0].weight, 3u);
   EXPECT_EQ(rules[0]->response_headers.size(), 1u);
+  ASSERT_EQ(rules[0]->mirrors.size(), 2u);
+  EXPECT_EQ(rules[0]->mirrors[0].backend.ns, "rpc");  // the route's namespace by default
+  EXPECT_EQ(rules[0]->mirrors[0].backend.name, "echo-shadow");
+  EXPECT_EQ(rules[0]->mirrors[0].backend.port, 80);
+  EXPECT_EQ(rules[0]->mirrors[0].percent, 30u);
+  EXPECT_EQ(rules[0]->mirrors[1].backend.ns, "ops");
+  EXPECT_EQ(rules[0]->mirrors[1].backend.port, 9000);
+  EXPECT_EQ(rules[0]->mirrors[1].percent, 100u);
   Headers canary = {{"x-canary", "1"}};
   EXPECT_EQ(MatchGrpcRule(rules, "/zm.Echo/Canary", &canary), rules[0]);
   EXPECT_EQ(MatchGrpcRule(rules, "/zm.Echo/Who", &canary), nullptr);
