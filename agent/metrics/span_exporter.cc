@@ -1,9 +1,6 @@
 #include "agent/metrics/span_exporter.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include "common/log.h"
-#include "otlp/trace.grpc.pb.h"
 
 namespace zm::metrics {
 
@@ -82,27 +79,6 @@ void SpanExporter::SendBatch(std::vector<otlp::Span>* batch) {
     last_error_log_ = now;
     log::Warn("span export failed", {{"error", error}, {"spans", static_cast<int64_t>(n)}});
   }
-}
-
-SpanExporter::Sender OtlpGrpcSender(const std::string& endpoint, std::chrono::milliseconds timeout) {
-  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
-  auto stub = std::shared_ptr<otlp::TraceService::Stub>(otlp::TraceService::NewStub(channel));
-  return [stub, timeout](const otlp::ExportTraceServiceRequest& req, std::string* error) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-    otlp::ExportTraceServiceResponse resp;
-    grpc::Status st = stub->Export(&ctx, req, &resp);
-    if (!st.ok()) {
-      *error = "OTLP export: " + st.error_message() + " (gRPC code " + std::to_string(st.error_code()) + ")";
-      return false;
-    }
-    if (resp.has_partial_success() && resp.partial_success().rejected_spans() > 0) {
-      *error = "OTLP export: " + std::to_string(resp.partial_success().rejected_spans()) +
-               " spans rejected: " + resp.partial_success().error_message();
-      return false;
-    }
-    return true;
-  };
 }
 
 }  // namespace zm::metrics

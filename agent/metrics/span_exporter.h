@@ -61,8 +61,6 @@ class SpanExporter {
   std::thread thread_;
 };
 
-// The Sender for an OTLP/gRPC receiver at |endpoint| ("host:port", plaintext, as collectors listen on 4317), each call
-// bounded by |timeout|.
-SpanExporter::Sender OtlpGrpcSender(const std::string& endpoint, std::chrono::milliseconds timeout);
+// The Sender for an OTLP/gRPC receiver: agent/metrics/otlp_grpc_sender.h.
 
 }  // namespace zm::metrics

@@ -16,7 +16,8 @@ Telemetry::Telemetry(MetricsHub& hub, TelemetryOptions opts)
     return std::vector<prometheus::MetricFamily>{std::move(f)};
   }));
   if (opts.otlp_endpoint.empty()) return;
-  spans_ = std::make_shared<SpanExporter>(opts.spans, OtlpGrpcSender(opts.otlp_endpoint, std::chrono::seconds(5)));
+  spans_ = std::make_shared<SpanExporter>(opts.spans,
+                                          OtlpGrpcSender(opts.otlp_endpoint, opts.otlp_tls, std::chrono::seconds(5)));
   hub.Add(std::make_shared<CallbackCollector>([spans = spans_] {
     std::vector<prometheus::MetricFamily> out;
     auto counter = [&out](const char* name, const char* help, uint64_t v) {

@@ -5,6 +5,7 @@
 
 #include "agent/metrics/access_log.h"
 #include "agent/metrics/connection_metrics.h"
+#include "agent/metrics/otlp_grpc_sender.h"
 #include "agent/metrics/request_metrics.h"
 #include "agent/metrics/route_policy_metrics.h"
 #include "agent/metrics/span_exporter.h"
@@ -19,6 +20,7 @@ struct TelemetryOptions {
   AccessLogOptions access_log;
   // OTLP/gRPC receiver of the proxies' spans ("host:port"); "": no spans (docs/design.md "Tracing").
   std::string otlp_endpoint;
+  OtlpTlsOptions otlp_tls;  // TLS to that receiver, or plaintext when insecure
   SpanExporterOptions spans;
 };
 

@@ -3,6 +3,7 @@
 //   L]
 //              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
 //              [--access-log on|off] [--access-log-sample R] [--otlp-endpoint HOST:PORT]
+//              [--otlp-insecure true|false] [--otlp-ca-file PATH] [--otlp-server-name NAME]
 //              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
 //              [--max-held-connections N] [--attach-mode auto|tcx|tc] [--tc-priority N] [--status-interval-ms N]
 // --bootstrap: configuration and certificates come from the controller; --config: from a local JSON file, which
@@ -51,6 +52,11 @@ constexpr const char* kUsage =
     "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n"
     "                  [--otlp-endpoint HOST:PORT] (OTLP/gRPC receiver of the proxies' request spans, sampled at "
     "MeshConfig's tracing.samplingPercentage; default none: no spans, traceparent passed through)\n"
+    "                  [--otlp-insecure true|false] (true: plaintext to the OTLP receiver; default false: TLS)\n"
+    "                  [--otlp-ca-file PATH] (TLS: PEM bundle the receiver's certificate must chain to, re-read when "
+    "it changes; default the system roots)\n"
+    "                  [--otlp-server-name NAME] (TLS: the name the receiver's certificate must carry; default the "
+    "endpoint's host)\n"
     "                  [--hbone-handshake-timeout-ms N] (inbound HBONE: TLS handshake deadline; default 5000)\n"
     "                  [--hbone-header-timeout-ms N] (inbound HBONE: first CONNECT after the handshake; default "
     "10000)\n"
@@ -78,6 +84,9 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--access-log",
                                  "--access-log-sample",
                                  "--otlp-endpoint",
+                                 "--otlp-insecure",
+                                 "--otlp-ca-file",
+                                 "--otlp-server-name",
                                  "--uninstall-check",
                                  "--api-credentials",
                                  "--cri-socket",
@@ -115,6 +124,47 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
   }
   if (out->count("--config") == out->count("--bootstrap")) {
     *error = "give exactly one of --bootstrap (controller) or --config (local file)";
+    return false;
+  }
+  return true;
+}
+
+// --otlp-insecure true|false, --otlp-ca-file PATH, --otlp-server-name NAME: how the OTLP receiver is reached.
+bool ParseOtlpTlsFlags(std::map<std::string, std::string>& flags, zm::metrics::TelemetryOptions* out,
+                       std::string* error) {
+  zm::metrics::OtlpTlsOptions& tls = out->otlp_tls;
+  for (const char* flag : {"--otlp-insecure", "--otlp-ca-file", "--otlp-server-name"}) {
+    if (flags.count(flag) && out->otlp_endpoint.empty()) {
+      *error = std::string(flag) + " needs --otlp-endpoint";
+      return false;
+    }
+  }
+  if (flags.count("--otlp-insecure")) {
+    const std::string& v = flags["--otlp-insecure"];
+    if (v != "true" && v != "false") {
+      *error = "--otlp-insecure must be true or false, got " + v;
+      return false;
+    }
+    tls.insecure = v == "true";
+  }
+  if (flags.count("--otlp-ca-file")) {
+    tls.ca_file = flags["--otlp-ca-file"];
+    if (tls.ca_file.empty()) {
+      *error = "--otlp-ca-file must be a path to a PEM CA bundle";
+      return false;
+    }
+  }
+  if (flags.count("--otlp-server-name")) {
+    tls.server_name = flags["--otlp-server-name"];
+    if (tls.server_name.empty() || tls.server_name.size() > 253 ||
+        tls.server_name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            std::string::npos) {
+      *error = "--otlp-server-name must be a DNS name (letters, digits, '.', '-'), got " + tls.server_name;
+      return false;
+    }
+  }
+  if (!zm::metrics::ValidOtlpTls(tls, error)) {
+    *error = "--otlp-insecure true: " + *error;
     return false;
   }
   return true;
@@ -164,7 +214,7 @@ bool ParseObservabilityFlags(std::map<std::string, std::string>& flags, zm::agen
     }
     out->telemetry.otlp_endpoint = v;
   }
-  return true;
+  return ParseOtlpTlsFlags(flags, &out->telemetry, error);
 }
 
 // The proxy's bounds: --hbone-handshake-timeout-ms, --hbone-header-timeout-ms, --hbone-max-connections-per-peer,
@@ -294,6 +344,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   obs_opts.telemetry.spans.node = opts.node;
+  if (const std::string& ca = obs_opts.telemetry.otlp_tls.ca_file; !ca.empty() && access(ca.c_str(), R_OK) != 0) {
+    // Not fatal: a mounted bundle may come later; until then each batch fails (zeromesh_trace_spans_failed_total).
+    const std::string why = std::strerror(errno);
+    zm::log::Error("OTLP CA file unreadable: every span batch fails until it can be read",
+                   {{"path", ca}, {"error", why}});
+  }
 
   // Signals are handled synchronously through a signalfd in the main loop.
   sigset_t mask;

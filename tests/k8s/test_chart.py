@@ -159,6 +159,40 @@ class ChartTest(unittest.TestCase):
         for bad in ("agent.bpf.attachMode=xdp", "agent.bpf.tcPriority=0", "agent.bpf.tcPriority=70000"):
             self.assertNotEqual(self.template(bad).returncode, 0, bad)
 
+    def test_agent_tracing(self):
+        """tracing.otlp: no endpoint, no flags; TLS by default (a CA bundle from a ConfigMap or a node file, a server
+        name); plaintext only with insecure: true, which takes no TLS setting."""
+        def pod(*sets):
+            r = self.template(*sets)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ds = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "DaemonSet")
+            return ds["spec"]["template"]["spec"]
+
+        def otlp(p):
+            return [a for a in p["containers"][0]["args"] if a.startswith("--otlp")]
+
+        ep = "tracing.otlp.endpoint=otel.obs:4317"
+        self.assertEqual(otlp(pod()), [])
+        self.assertEqual(otlp(pod(ep)), ["--otlp-endpoint=otel.obs:4317"])  # TLS, the system roots
+        self.assertEqual(otlp(pod(ep, "tracing.otlp.insecure=true")),
+                         ["--otlp-endpoint=otel.obs:4317", "--otlp-insecure=true"])
+        p = pod(ep, "tracing.otlp.tls.caConfigMap=otel-ca", "tracing.otlp.tls.serverName=otel.obs")
+        self.assertEqual(otlp(p), ["--otlp-endpoint=otel.obs:4317", "--otlp-ca-file=/etc/zeromesh/otlp-ca/ca.crt",
+                                   "--otlp-server-name=otel.obs"])
+        vol = next(v for v in p["volumes"] if v["name"] == "otlp-ca")
+        self.assertEqual(vol["configMap"], {"name": "otel-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+        self.assertIn({"name": "otlp-ca", "mountPath": "/etc/zeromesh/otlp-ca", "readOnly": True},
+                      p["containers"][0]["volumeMounts"])
+        p = pod(ep, "tracing.otlp.tls.caHostPath=/etc/ssl/otel/bundle.pem")
+        self.assertEqual(otlp(p)[1:], ["--otlp-ca-file=/etc/zeromesh/otlp-ca-host/bundle.pem"])
+        vol = next(v for v in p["volumes"] if v["name"] == "otlp-ca-host")
+        self.assertEqual(vol["hostPath"], {"path": "/etc/ssl/otel", "type": "Directory"})
+        for bad in ([ep, "tracing.otlp.insecure=true", "tracing.otlp.tls.caConfigMap=otel-ca"],
+                    [ep, "tracing.otlp.tls.caConfigMap=otel-ca", "tracing.otlp.tls.caHostPath=/etc/ca.pem"],
+                    [ep, "tracing.otlp.tls.caHostPath=relative/ca.pem"], [ep, "tracing.otlp.tls.serverName=a b"],
+                    [ep, "tracing.otlp.insecure=maybe"]):
+            self.assertNotEqual(self.template(*bad).returncode, 0, bad)
+
     def test_no_agent_volume_reaches_a_private_key(self):
         """A kubelet may read every Secret its pods mount: no agent volume may name a Secret (the CA Secret holds the
         root's private key, the join-token Secret every node's credential). Agents trust the mesh through the

@@ -8,8 +8,10 @@ traceparent it received, and a gRPC server on 9090 that does the same with its m
 web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (per stream on both
 sides too: CLIENT span at the source, SERVER span at the destination); TrafficPermission no-private denies
 /private/* on 9080 at the destination, whose proxy still makes the SERVER span (status error, 403). The collector
-runs on the control plane's host (10.99.0.x:4317, reached by the agents over the node network); the agents get
---otlp-endpoint, MeshConfig spec.tracing.samplingPercentage 100, then 0.
+runs on the control plane's host, reached by the agents over the node network, with two OTLP receivers: node1's agent
+sends over TLS to 10.99.0.x:4319 (a certificate for otel-collector.test from a CA this test makes; the agent gets
+--otlp-ca-file and --otlp-server-name), node2's in plaintext to :4317 (--otlp-insecure true); so every check below
+that sees a node1 span sees it come over TLS. MeshConfig spec.tracing.samplingPercentage 100, then 0.
 """
 
 import json
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
 import zmcluster  # noqa: E402
+from mesh import TestCA, openssl  # noqa: E402
 from mesh_case import MeshCase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
@@ -76,6 +79,13 @@ COLLECTOR_CONFIG = """receivers:
     protocols:
       grpc:
         endpoint: {addr}
+  otlp/tls:
+    protocols:
+      grpc:
+        endpoint: {tls_addr}
+        tls:
+          cert_file: {cert}
+          key_file: {key}
 exporters:
   debug:
     verbosity: detailed
@@ -85,7 +95,7 @@ service:
       level: none
   pipelines:
     traces:
-      receivers: [otlp]
+      receivers: [otlp, otlp/tls]
       exporters: [debug]
 """
 
@@ -142,6 +152,19 @@ print(json.dumps(out))
 """
 
 
+def collector_cert(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for DNS name `name` signed by it: (CA cert, server cert, key)."""
+    ca = TestCA(directory, name="otlp-ca")
+    key, csr, crt, ext = (directory / f"collector.{x}" for x in ("key", "csr", "crt", "ext"))
+    ext.write_text(f"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                   f"extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{name}\n")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key), cwd=directory)
+    openssl("req", "-new", "-key", str(key), "-out", str(csr), "-subj", f"/CN={name}", cwd=directory)
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key), "-CAcreateserial",
+            "-out", str(crt), "-days", "1", "-extfile", str(ext), cwd=directory)
+    return ca.cert, crt, key
+
+
 def parse_spans(text: str) -> list[dict]:
     """The debug exporter's detailed output -> [{"trace", "parent", "id", "kind", "name", "attrs", "resource"}]."""
     spans, resource = [], {}
@@ -182,19 +205,24 @@ class TracingTest(MeshCase):
         c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
         c.popen(cls.w1, [PY_GRPC, "-c", GRPC_SERVER, "9090"], stdout=subprocess.DEVNULL,
                 env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
-        endpoint = f"{cls.cp.host.ip}:4317"
+        endpoint, tls_endpoint = f"{cls.cp.host.ip}:4317", f"{cls.cp.host.ip}:4319"
+        ca, cert, key = collector_cert(Path(cls.tmp.name), "otel-collector.test")
         cfg = Path(cls.tmp.name) / "otelcol.yaml"
-        cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint))
+        cfg.write_text(COLLECTOR_CONFIG.format(addr=endpoint, tls_addr=tls_endpoint, cert=cert, key=key))
         cls.collector_log = Path(cls.tmp.name) / "otelcol.log"
         with open(cls.collector_log, "wb") as log:
             c.popen(cls.cp.host, [cls.otelcol, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
         try:
             c.wait_tcp(cls.cp.host, cls.cp.host.ip, 4317)
+            c.wait_tcp(cls.cp.host, cls.cp.host.ip, 4319)
         except zmcluster.ClusterError as e:
             raise zmcluster.ClusterError(f"{e}; collector: {cls.collector_log.read_text(errors='replace')[-3000:]}")
         cls.cp.start_controller()
+        otlp_args = {"node1": ["--otlp-endpoint", tls_endpoint, "--otlp-ca-file", str(ca),
+                               "--otlp-server-name", "otel-collector.test"],
+                     "node2": ["--otlp-endpoint", endpoint, "--otlp-insecure", "true"]}
         for node in c.nodes:
-            cls.cp.start_agent(node, wait=False, extra_args=["--otlp-endpoint", endpoint])
+            cls.cp.start_agent(node, wait=False, extra_args=otlp_args[node.name])
         for node in c.nodes:
             cls.cp.wait_agent_ready(node)
         c.wait_tcp(cls.w1, cls.w1.ip, 9080)

@@ -4,20 +4,28 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "agent/metrics/otlp_grpc_sender.h"
 #include "agent/metrics/span_encode.h"
 #include "agent/metrics/span_exporter.h"
+#include "common/tls/pem.h"
 #include "otlp/trace.grpc.pb.h"
+#include "tests/unit/proxy/test_certs.h"
 
 namespace zm::metrics {
 namespace {
 
 using namespace std::chrono_literals;
+
+const OtlpTlsOptions kPlaintext{.insecure = true};
 
 proxy::RequestRecord Request(proxy::Reporter reporter) {
   proxy::RequestRecord r;
@@ -308,7 +316,7 @@ TEST(OtlpGrpcSender, ExportsToARealTraceService) {
   auto server = b.BuildAndStart();
   ASSERT_NE(server, nullptr);
   {
-    SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:" + std::to_string(port), 5s));
+    SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:" + std::to_string(port), kPlaintext, 5s));
     otlp::Span s;
     ASSERT_TRUE(EncodeSpan(Request(proxy::Reporter::kSource), &s));
     ex.Add(s);
@@ -323,10 +331,119 @@ TEST(OtlpGrpcSender, ExportsToARealTraceService) {
 }
 
 TEST(OtlpGrpcSender, AnUnreachableReceiverFailsTheBatch) {
-  SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:1", 500ms));
+  SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender("127.0.0.1:1", kPlaintext, 500ms));
   ex.Add(Numbered(1));
   ex.Stop();
   EXPECT_EQ(ex.failed(), 1u);
+}
+
+// A TraceService behind TLS on loopback, its certificate (CN "workload", no SAN) signed by |ca|.
+class TlsReceiver {
+ public:
+  explicit TlsReceiver(const testing::TestCa& ca) {
+    tls::Credentials leaf = testing::MakeLeaf(ca, {});
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({testing::KeyPem(leaf), testing::ChainPem(leaf)});
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(ssl), &port_);
+    b.RegisterService(&rx);
+    server_ = b.BuildAndStart();
+  }
+  ~TlsReceiver() { server_->Shutdown(); }
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+  Receiver rx;
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+class OtlpTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zm-otlp-tls-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ca_file_ = testing::WritePem(dir_, "ca.pem", tls::CertToPem(ca_.cert.get()));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Sends one span through an exporter with |tls|; true when it was exported.
+  bool ExportOne(const std::string& endpoint, const OtlpTlsOptions& opts) {
+    SpanExporter ex({"node-a", 100, 512, 20ms}, OtlpGrpcSender(endpoint, opts, 5s));
+    ex.Add(Numbered(1));
+    ex.Stop();
+    EXPECT_EQ(ex.exported() + ex.failed(), 1u);
+    return ex.exported() == 1;
+  }
+
+  testing::TestCa ca_ = testing::MakeCa("otlp test ca");
+  std::string dir_, ca_file_;
+};
+
+TEST_F(OtlpTlsTest, ExportsToAReceiverWhoseCertificateChainsToTheBundleAndCarriesTheName) {
+  TlsReceiver r(ca_);
+  EXPECT_TRUE(ExportOne(r.endpoint(), {.ca_file = ca_file_, .server_name = "workload"}));
+  std::lock_guard lock(r.rx.mu);
+  EXPECT_EQ(r.rx.spans.size(), 1u);
+}
+
+TEST_F(OtlpTlsTest, RefusesAnotherCaAWrongNameAndPlaintext) {
+  TlsReceiver r(ca_);
+  testing::TestCa other = testing::MakeCa("another ca");
+  const std::string other_file = testing::WritePem(dir_, "other.pem", tls::CertToPem(other.cert.get()));
+  EXPECT_FALSE(ExportOne(r.endpoint(), {.ca_file = other_file, .server_name = "workload"}));
+  EXPECT_FALSE(ExportOne(r.endpoint(), {.ca_file = ca_file_, .server_name = "collector.example"}));
+  EXPECT_FALSE(ExportOne(r.endpoint(), {.ca_file = ca_file_}));  // the certificate does not name 127.0.0.1
+  EXPECT_FALSE(ExportOne(r.endpoint(), kPlaintext));
+  std::lock_guard lock(r.rx.mu);
+  EXPECT_TRUE(r.rx.spans.empty());
+}
+
+// A bundle that is missing or not PEM fails each batch with an error naming the file (counted as failed spans, the
+// exporter goes on), and the sender picks the bundle up once it is there: no restart.
+TEST_F(OtlpTlsTest, ABadCaFileFailsTheBatchesWithAClearErrorUntilItIsFixed) {
+  TlsReceiver r(ca_);
+  const std::string path = dir_ + "/later/ca.pem";
+  const OtlpTlsOptions opts{.ca_file = path, .server_name = "workload"};
+  SpanExporter::Sender send = OtlpGrpcSender(r.endpoint(), opts, 5s);
+  std::vector<otlp::Span> spans{Numbered(1)};
+  otlp::ExportTraceServiceRequest req = MakeExportRequest("n", &spans);
+  std::string error;
+  EXPECT_FALSE(send(req, &error));
+  EXPECT_EQ(error, "OTLP CA file " + path + ": No such file or directory");
+
+  ASSERT_EQ(mkdir((dir_ + "/later").c_str(), 0700), 0);
+  testing::WritePem(dir_ + "/later", "ca.pem", "not a certificate\n");
+  error.clear();
+  EXPECT_FALSE(send(req, &error));
+  EXPECT_TRUE(error.starts_with("OTLP CA file " + path + ": ")) << error;
+
+  {
+    SpanExporter ex({"n", 100, 1, 20ms}, send);
+    ex.Add(Numbered(2));
+    for (int i = 0; i < 200 && ex.failed() < 1; ++i) std::this_thread::sleep_for(5ms);
+    ex.Add(Numbered(3));  // the exporter goes on after a failed batch
+    ex.Stop();
+    EXPECT_EQ(ex.failed(), 2u);  // each counted
+    EXPECT_EQ(ex.exported(), 0u);
+  }
+  // The file is replaced by the right bundle (as a ConfigMap update does): the next batch goes, verified.
+  testing::WritePem(dir_ + "/later", "ca.pem.new", tls::CertToPem(ca_.cert.get()));
+  ASSERT_EQ(rename((path + ".new").c_str(), path.c_str()), 0);
+  error.clear();
+  EXPECT_TRUE(send(req, &error)) << error;
+  std::lock_guard lock(r.rx.mu);
+  EXPECT_EQ(r.rx.spans.size(), 1u);
+}
+
+TEST(OtlpTls, PlaintextTakesNoCaNorName) {
+  std::string error;
+  EXPECT_TRUE(ValidOtlpTls({.insecure = true}, &error));
+  EXPECT_TRUE(ValidOtlpTls({.ca_file = "/etc/ca.pem", .server_name = "otel"}, &error));
+  EXPECT_FALSE(ValidOtlpTls({.insecure = true, .ca_file = "/etc/ca.pem"}, &error));
+  EXPECT_EQ(error, "a plaintext (insecure) OTLP receiver takes no CA file or server name");
+  EXPECT_FALSE(ValidOtlpTls({.insecure = true, .server_name = "otel"}, &error));
 }
 
 }  // namespace
