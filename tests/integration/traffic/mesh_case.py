@@ -1,15 +1,18 @@
 """The L7 traffic tests' common frame: one two-node simulated cluster with the real controller per test class.
 
-A subclass fills the cluster in setUpMesh(c) (pods, workloads, servers, manifests, starting the control plane
-`cls.cp` and waiting for what its tests need); when that fails, the controller's log is printed and the cluster is
-taken down, as it is after the last test. A check that the test cannot run here (tests/cluster/needs.py) goes in
-the subclass's own setUpClass before super().setUpClass(), so nothing is built for a skipped test.
+A subclass fills the cluster in setUpMesh(c) (pods, workloads, servers through serve_http / serve_grpc / serve, which
+return once the server accepts, manifests, starting the control plane `cls.cp` and waiting for what its tests need);
+when that fails, the controller's log is printed and the cluster is taken down, as it is after the last test. A check
+that the test cannot run here (tests/cluster/needs.py) goes in the subclass's own setUpClass before
+super().setUpClass(), so nothing is built for a skipped test.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -20,6 +23,8 @@ import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
+GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
+GRPC_PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
 
 
 class MeshCase(unittest.TestCase):
@@ -47,6 +52,29 @@ class MeshCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.cluster.down()
         cls.tmp.cleanup()
+
+    @classmethod
+    def serve(cls, pod, port: int, args: list, grpc: bool = False, env: dict | None = None) -> None:
+        """Starts the Python server |args| (a script and its arguments) in |pod| and waits until it accepts on |port|.
+        |grpc|: run by the interpreter that has grpcio, with gRPC's fork handlers off; |env|: more variables."""
+        env = {**os.environ, **(env or {})}
+        if grpc:
+            env["GRPC_ENABLE_FORK_SUPPORT"] = "0"
+        cls.cluster.popen(pod, [GRPC_PY if grpc else sys.executable, *args], stdout=subprocess.DEVNULL, env=env)
+        cls.cluster.wait_tcp(pod, pod.ip, port)
+
+    @classmethod
+    def serve_http(cls, pod, port: int, name: str, delay_ms: int = 0) -> None:
+        """http_tool.py's server in |pod| on |port|: answers as |name|, each answer |delay_ms| late (a slow
+        endpoint)."""
+        cls.serve(pod, port, [HTTP_TOOL, "serve", str(port), name, str(delay_ms)])
+
+    @classmethod
+    def serve_grpc(cls, pod, port: int, name: str, delay_ms: int = 0, flaky: bool = False) -> None:
+        """grpc_tool.py's zm.Echo server in |pod| on |port|: answers as |name|, unary calls |delay_ms| late; |flaky|:
+        its zm.Echo/Flaky fails every call with UNAVAILABLE (a failing endpoint)."""
+        cls.serve(pod, port, [GRPC_TOOL, "serve", str(port), name, str(delay_ms)], grpc=True,
+                  env={"GRPC_TOOL_FLAKY": "1" if flaky else "0"})
 
     @classmethod
     def run_http(cls, plan: list, host: str, port: int = 80, timeout: float = 60) -> dict:

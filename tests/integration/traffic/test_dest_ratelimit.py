@@ -8,8 +8,6 @@ its own 20/s and pass everything, so every assertion on the total fails without 
 """
 
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -18,10 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import HTTP_TOOL, MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase  # noqa: E402
 
-GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
-GRPC_PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
 NS = "shop"
 VIP_WEB, VIP_RPC = "10.96.0.60", "10.96.0.61"
 RATE, BURST = 20, 20
@@ -71,13 +67,10 @@ class DestinationRateLimitTest(MeshCase):
         cls.cp.workload(cls.near, ns=NS, sa="near", labels={"app": "near"})
         cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
         cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
-        c.popen(cls.web, [sys.executable, HTTP_TOOL, "serve", "9080", "w1"], stdout=subprocess.DEVNULL)
-        c.popen(cls.rpc, [GRPC_PY, GRPC_TOOL, "serve", "50051", "g1"], stdout=subprocess.DEVNULL,
-                env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
+        cls.serve_http(cls.web, 9080, "w1")
+        cls.serve_grpc(cls.rpc, 50051, "g1")
         cls.cp.write("mesh.yaml", MANIFESTS)
         cls.cp.start()
-        c.wait_tcp(cls.web, cls.web.ip, 9080)
-        c.wait_tcp(cls.rpc, cls.rpc.ip, 50051)
         # Until node2's agent limits web: a quick run of 2 x burst requests gets a 429; then the bucket refills.
         deadline, last = time.monotonic() + 20, None
         while time.monotonic() < deadline:

@@ -9,7 +9,6 @@ no-debug (namespace shop, port 9080; header x-debug: 1).
 """
 
 import json
-import subprocess
 import sys
 import time
 import unittest
@@ -18,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 from mesh_case import MeshCase  # noqa: E402
 
-HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 NS = "shop"
 VIP_REMOTE, VIP_LOCAL, VIP_RAW = "10.96.0.40", "10.96.0.41", "10.96.0.42"
 
@@ -107,11 +105,9 @@ class HttpPolicyTest(MeshCase):
         for pod in (cls.w0, cls.w1):
             cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "instance": pod.name})
             for port in (9080, 9081):
-                c.popen(pod, [sys.executable, HTTP_TOOL, "serve", str(port), pod.name], stdout=subprocess.DEVNULL)
+                cls.serve_http(pod, port, pod.name)
         cls.cp.write("web.yaml", MANIFESTS)
         cls.cp.start()
-        for pod in (cls.w0, cls.w1):
-            c.wait_tcp(pod, pod.ip, 9080)
         for vip in (VIP_REMOTE, VIP_LOCAL):
             cls.wait_enforced(vip)
 

@@ -11,8 +11,6 @@ serves all of them; without the delay the requests take a few milliseconds.
 """
 
 import json
-import os
-import subprocess
 import sys
 import time
 import unittest
@@ -20,15 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, MeshCase  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-HTTP_TOOL, GRPC_TOOL = str(HERE / "http_tool.py"), str(HERE / "grpc_tool.py")
 NS = "shop"
 VIP_WEB, VIP_RPC = "10.96.0.50", "10.96.0.51"
 RATE, BURST = 20, 20
-# Debian's python3-grpcio (tools/deps.sh) is for the system interpreter.
-GRPC_PY = "/usr/bin/python3"
 
 
 def policy(name: str, kind: str, route: str, section: str, http: str) -> str:
@@ -106,13 +100,10 @@ class HttpRateLimitTest(MeshCase):
         cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
         cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
         cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
-        c.popen(cls.web, [sys.executable, HTTP_TOOL, "serve", "9080", "w1"], stdout=subprocess.DEVNULL)
-        c.popen(cls.rpc, [GRPC_PY, GRPC_TOOL, "serve", "50051", "g1"], stdout=subprocess.DEVNULL,
-                env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
+        cls.serve_http(cls.web, 9080, "w1")
+        cls.serve_grpc(cls.rpc, 50051, "g1")
         cls.cp.write("routes.yaml", MANIFESTS)
         cls.cp.start()
-        c.wait_tcp(cls.web, cls.web.ip, 9080)
-        c.wait_tcp(cls.rpc, cls.rpc.ip, 50051)
         cls.wait_policies()
 
     @classmethod

@@ -14,7 +14,6 @@ nothing; without connect-failure retries half the requests to partial get a 502.
 """
 
 import json
-import subprocess
 import sys
 import time
 import unittest
@@ -24,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 from mesh_case import MeshCase  # noqa: E402
 
-HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 NS = "shop"
 VIP_FLAKY, VIP_SLOW, VIP_SHADOW, VIP_PARTIAL = "10.96.0.40", "10.96.0.41", "10.96.0.42", "10.96.0.43"
 
@@ -93,11 +91,9 @@ class HttpResilienceTest(MeshCase):
         cls.cp.workload(cls.dead, ns=NS, sa="partial", labels={"app": "partial"})
         for name, (pod, app) in cls.backends.items():
             cls.cp.workload(pod, ns=NS, sa=app, labels={"app": app})
-            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name], stdout=subprocess.DEVNULL)
+            cls.serve_http(pod, 9080, name)
         cls.cp.write("routes.yaml", MANIFESTS)
         cls.cp.start()
-        for pod, _ in cls.backends.values():
-            c.wait_tcp(pod, pod.ip, 9080)
         cls.wait_routed()
 
     @classmethod

@@ -12,7 +12,6 @@ fallback): podtool's line protocol on 7000 and a server-speaks-first banner echo
 
 import json
 import re
-import subprocess
 import sys
 import time
 import unittest
@@ -22,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 from mesh_case import MeshCase  # noqa: E402
 
-HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 NS = "shop"
 VIP, VIP_V2, VIP_RAW = "10.96.0.30", "10.96.0.31", "10.96.0.32"
@@ -95,16 +93,12 @@ class HttpRoutingTest(MeshCase):
         cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
         for pod, version in backends:
             cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
-            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", pod.name], stdout=subprocess.DEVNULL)
+            cls.serve_http(pod, 9080, pod.name)
         cls.c1 = backends[2][0]
-        c.popen(cls.c1, [sys.executable, PODTOOL, "serve", str(LINE_PORT)], stdout=subprocess.DEVNULL)
-        c.popen(cls.c1, [sys.executable, "-c", BANNER_SERVER, str(BANNER_PORT)], stdout=subprocess.DEVNULL)
+        cls.serve(cls.c1, LINE_PORT, [PODTOOL, "serve", str(LINE_PORT)])
+        cls.serve(cls.c1, BANNER_PORT, ["-c", BANNER_SERVER, str(BANNER_PORT)])
         cls.cp.write("web.yaml", MANIFESTS)
         cls.cp.start()
-        for pod, _ in backends:
-            c.wait_tcp(pod, pod.ip, 9080)
-        c.wait_tcp(cls.c1, cls.c1.ip, LINE_PORT)
-        c.wait_tcp(cls.c1, cls.c1.ip, BANNER_PORT)
         cls.wait_routed()
 
     @classmethod

@@ -20,11 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase  # noqa: E402
 
-HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
-GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
-PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
 NS = "shop"
 VIPS = {"lb-rr": "10.96.0.50", "lb-ewma": "10.96.0.51", "lb-lr": "10.96.0.52", "rpc-rr": "10.96.0.53",
         "rpc-ewma": "10.96.0.54"}
@@ -79,18 +76,15 @@ class LbAlgorithmsTest(MeshCase):
     @classmethod
     def setUpMesh(cls, c):
         cls.client = c.add_pod("node1", "client")
-        cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), "0"),
-                                   "slow": (c.add_pod("node2", "slow"), "50")}
+        cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), 0),
+                                   "slow": (c.add_pod("node2", "slow"), 50)}
         cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
         for name, (pod, delay) in backends.items():
             cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
-            c.popen(pod, [sys.executable, HTTP_TOOL, "serve", "9080", name, delay], stdout=subprocess.DEVNULL)
-            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", name, delay], stdout=subprocess.DEVNULL)
+            cls.serve_http(pod, 9080, name, delay)
+            cls.serve_grpc(pod, 50051, name, delay)
         cls.cp.write("services.yaml", MANIFESTS)
         cls.cp.start()
-        for pod, _ in backends.values():
-            c.wait_tcp(pod, pod.ip, 9080)
-            c.wait_tcp(pod, pod.ip, 50051)
         cls.wait_applied()
 
     @classmethod
@@ -170,7 +164,7 @@ class LbAlgorithmsTest(MeshCase):
         self.assertGreater(ewma["fast"], 300 * 3 // 4, ewma)
 
     def grpc_calls(self, vip: str, count: int) -> Counter:
-        res = self.cluster.run(self.client, [PY, GRPC_TOOL, "run", f"{vip}:80"],
+        res = self.cluster.run(self.client, [GRPC_PY, GRPC_TOOL, "run", f"{vip}:80"],
                                input=json.dumps([{"method": "Who", "count": count}]), text=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
         out = json.loads(res.stdout)
