@@ -15,7 +15,6 @@ that sees a node1 span sees it come over TLS. MeshConfig spec.tracing.samplingPe
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,12 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
 import zmcluster  # noqa: E402
 from mesh import TestCA, openssl  # noqa: E402
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, MeshCase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 NS = "shop"
 VIP, VIP_RPC = "10.96.0.50", "10.96.0.51"
-PY_GRPC = "/usr/bin/python3"  # Debian's python3-grpcio lives with the system interpreter
 GIVEN_TRACE, GIVEN_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 SERVICE = f"""apiVersion: zeromesh.io/v1alpha1
@@ -202,9 +200,8 @@ class TracingTest(MeshCase):
         cls.cp.workload(cls.w1, ns=NS, sa="web", labels={"app": "web"})
         cls.cp.write("web.yaml", SERVICE)
         cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
-        c.popen(cls.w1, [sys.executable, "-c", SERVER, "9080"], stdout=subprocess.DEVNULL)
-        c.popen(cls.w1, [PY_GRPC, "-c", GRPC_SERVER, "9090"], stdout=subprocess.DEVNULL,
-                env=dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0"))
+        cls.serve(cls.w1, 9080, ["-c", SERVER, "9080"])
+        cls.serve(cls.w1, 9090, ["-c", GRPC_SERVER, "9090"], grpc=True)
         endpoint, tls_endpoint = f"{cls.cp.host.ip}:4317", f"{cls.cp.host.ip}:4319"
         ca, cert, key = collector_cert(Path(cls.tmp.name), "otel-collector.test")
         cfg = Path(cls.tmp.name) / "otelcol.yaml"
@@ -225,8 +222,6 @@ class TracingTest(MeshCase):
             cls.cp.start_agent(node, wait=False, extra_args=otlp_args[node.name])
         for node in c.nodes:
             cls.cp.wait_agent_ready(node)
-        c.wait_tcp(cls.w1, cls.w1.ip, 9080)
-        c.wait_tcp(cls.w1, cls.w1.ip, 9090)
 
     def send(self, plan) -> list:
         res = self.cluster.run(self.client, [sys.executable, "-c", CLIENT, VIP, json.dumps(plan)], text=True,
@@ -295,7 +290,7 @@ class TracingTest(MeshCase):
         # gRPC (HTTP/2): the source proxy's CLIENT span, child of the given context, the destination proxy's SERVER
         # span its child, and the server's parent that SERVER span.
         given_rpc = f"00-{GIVEN_TRACE[::-1]}-{GIVEN_PARENT}-01"
-        res = self.cluster.run(self.client, [PY_GRPC, "-c", GRPC_CLIENT, f"{VIP_RPC}:90", given_rpc], text=True,
+        res = self.cluster.run(self.client, [GRPC_PY, "-c", GRPC_CLIENT, f"{VIP_RPC}:90", given_rpc], text=True,
                                timeout=30)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
         got = res.stdout.strip().split("-")
