@@ -13,7 +13,6 @@ The GRPCRoute mirrors 50 % of the zm.Echo/Mirrored calls (served by echo) to ech
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -116,16 +115,12 @@ class GrpcRoutingTest(MeshCase):
         backends = [(c.add_pod("node1", "g1"), "v1"), (c.add_pod("node2", "g2"), "v1"),
                     (c.add_pod("node2", "g3"), "v2")]
         cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="0")
         for pod, version in backends:
             cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
             # g1 fails every Flaky call: half of them, by the balancing of echo's two endpoints.
-            flaky = dict(env, GRPC_TOOL_FLAKY="1" if pod.name == "g1" else "0")
-            c.popen(pod, [PY, GRPC_TOOL, "serve", "50051", pod.name], stdout=subprocess.DEVNULL, env=flaky)
+            cls.serve_grpc(pod, 50051, pod.name, flaky=pod.name == "g1")
         cls.cp.write("echo.yaml", MANIFESTS)
         cls.cp.start()
-        for pod, _ in backends:
-            c.wait_tcp(pod, pod.ip, 50051)
         cls.wait_routed()
 
     @classmethod
