@@ -20,6 +20,7 @@
 #include "agent/traffic/grpc_match.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
+#include "common/percent_encode.h"
 
 namespace zm::proxy {
 namespace {
@@ -40,19 +41,7 @@ constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself (gRPC over HTTP/2 spec).
 std::string GrpcPercentEncode(std::string_view in) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    if (c >= 0x20 && c <= 0x7e && c != '%') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return PercentEncode(in, [](unsigned char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
 uint64_t EndpointKey(const sockaddr_in& a) {

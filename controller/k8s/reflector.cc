@@ -1,33 +1,15 @@
 #include "controller/k8s/reflector.h"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <random>
 #include <thread>
 
 #include "common/log.h"
+#include "common/percent_encode.h"
 #include "controller/k8s/pod_fields.h"
 
 namespace zm::k8s {
-namespace {
-
-std::string UrlEncode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string StrAt(const nlohmann::json& j, const char* a, const char* b) {
   if (!j.is_object() || !j.contains(a) || !j[a].is_object() || !j[a].contains(b) || !j[a][b].is_string()) return "";
@@ -95,7 +77,7 @@ bool Reflector::List(const std::atomic<bool>& stop) {
     // informers start); the watch from its resourceVersion catches up. A relist (410 Gone, errors) reads the latest.
     const bool from_cache = !synced_.load() && cont.empty();
     std::string path = path_ + "?limit=500" + (from_cache ? "&resourceVersion=0" : "") +
-                       (cont.empty() ? "" : "&continue=" + UrlEncode(cont));
+                       (cont.empty() ? "" : "&continue=" + PercentEncode(cont, UrlUnreserved));
     HttpResponse r = http_->Request("GET", path, "", "", 60);
     if (stop.load()) return false;
     if (r.status == 404 && absent_recheck_seconds_ > 0) {
@@ -203,7 +185,7 @@ Reflector::WatchEnd Reflector::Watch(const std::atomic<bool>& stop) {
     std::lock_guard<std::mutex> lock(mu_);
     rv = resource_version_;
   }
-  std::string path = path_ + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + UrlEncode(rv) +
+  std::string path = path_ + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + PercentEncode(rv, UrlUnreserved) +
                      "&timeoutSeconds=" + std::to_string(watch_seconds_);
   WatchEnd end = WatchEnd::kExpired;
   HttpResponse r = http_->Stream(
