@@ -7,11 +7,12 @@ Pods: client (node1, sa client), w1 (node2, sa web) serving a stdlib HTTP server
 traceparent it received, and a gRPC server on 9090 that does the same with its metadata. Services (namespace shop):
 web 10.96.0.50: 80 -> 9080, appProtocol http; rpc 10.96.0.51: 90 -> 9090, appProtocol grpc (per stream on both
 sides too: CLIENT span at the source, SERVER span at the destination); TrafficPermission no-private denies
-/private/* on 9080 at the destination, whose proxy still makes the SERVER span (status error, 403). The collector
-runs on the control plane's host, reached by the agents over the node network, with two OTLP receivers: node1's agent
-sends over TLS to 10.99.0.x:4319 (a certificate for otel-collector.test from a CA this test makes; the agent gets
---otlp-ca-file and --otlp-server-name), node2's in plaintext to :4317 (--otlp-insecure true); so every check below
-that sees a node1 span sees it come over TLS. MeshConfig spec.tracing.samplingPercentage 100, then 0.
+/private/* on 9080 at the destination, whose proxy still makes the SERVER span (status error, 403); void
+10.96.0.52 has no endpoints (the source proxy's own 503 gets a CLIENT span). The collector runs on the control
+plane's host, reached by the agents over the node network, with two OTLP receivers: node1's agent sends over TLS
+to 10.99.0.x:4319 (a certificate for otel-collector.test from a CA this test makes; the agent gets --otlp-ca-file
+and --otlp-server-name), node2's in plaintext to :4317 (--otlp-insecure true); so every check below that sees a
+node1 span sees it come over TLS. MeshConfig spec.tracing.samplingPercentage 100, then 0.
 """
 
 import json
@@ -30,7 +31,7 @@ from mesh_case import GRPC_PY, MeshCase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 NS = "shop"
-VIP, VIP_RPC = "10.96.0.50", "10.96.0.51"
+VIP, VIP_RPC, VIP_VOID = "10.96.0.50", "10.96.0.51", "10.96.0.52"
 GIVEN_TRACE, GIVEN_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 SERVICE = f"""apiVersion: zeromesh.io/v1alpha1
@@ -48,6 +49,14 @@ spec:
   vip: {VIP_RPC}
   selector: {{app: web}}
   ports: [{{name: rpc, port: 90, targetPort: 9090, appProtocol: grpc}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: void, namespace: {NS}}}
+spec:
+  vip: {VIP_VOID}
+  selector: {{app: nobody}}
+  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
 ---
 apiVersion: zeromesh.io/v1alpha1
 kind: TrafficPermission
@@ -223,8 +232,8 @@ class TracingTest(MeshCase):
         for node in c.nodes:
             cls.cp.wait_agent_ready(node)
 
-    def send(self, plan) -> list:
-        res = self.cluster.run(self.client, [sys.executable, "-c", CLIENT, VIP, json.dumps(plan)], text=True,
+    def send(self, plan, vip: str = VIP) -> list:
+        res = self.cluster.run(self.client, [sys.executable, "-c", CLIENT, vip, json.dumps(plan)], text=True,
                                timeout=30)
         self.assertEqual(res.returncode, 0, res.stderr[-2000:])
         return json.loads(res.stdout)
@@ -311,10 +320,17 @@ class TracingTest(MeshCase):
             self.assertEqual(s["attrs"].get("zeromesh.source.identity"), f"spiffe://cluster.local/ns/{NS}/sa/client", s)
 
         # Denied at the destination (TrafficPermission no-private): the request never reaches the backend, yet the
-        # SERVER span is there, child of the CLIENT span, with status error and the 403.
-        denied_trace = GIVEN_TRACE[:16] + GIVEN_TRACE[:16]
+        # SERVER span is there, child of the CLIENT span, with status error and the 403. And a Service without
+        # endpoints: the source proxy answers 503 itself (HTTP/1.1 path), and its CLIENT span says so.
+        denied_trace, void_trace = GIVEN_TRACE[:16] + GIVEN_TRACE[:16], GIVEN_TRACE[16:] + GIVEN_TRACE[16:]
         replies = self.send([["/private/x", {"traceparent": f"00-{denied_trace}-{GIVEN_PARENT}-01"}]])
         self.assertEqual(replies[0][0], 403, replies)
+        replies = self.send([["/none", {"traceparent": f"00-{void_trace}-{GIVEN_PARENT}-01"}]], vip=VIP_VOID)
+        self.assertEqual(replies[0][0], 503, replies)
+        void = self.wait_spans({void_trace}, 1)
+        self.assertEqual([(s["kind"], s["parent"], s["status"]) for s in void], [("Client", GIVEN_PARENT, "Error")])
+        self.assertEqual(void[0]["attrs"].get("http.response.status_code"), "503", void)
+        self.assertEqual(void[0]["attrs"].get("zeromesh.destination.service"), None, "no backend was picked")
         spans = self.wait_spans({denied_trace}, 2)
         self.assertEqual(sorted(s["kind"] for s in spans), ["Client", "Server"], spans)
         cl = next(s for s in spans if s["kind"] == "Client")
