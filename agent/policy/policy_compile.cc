@@ -95,13 +95,13 @@ bool CompilePolicy(const v1::TrafficPermission& tp, const std::vector<ConfigWork
   return true;
 }
 
-// The target ports of |pr|'s workload whose requests the destination proxy parses: every Service port mapping to it
-// says HTTP/1.1, or every one says HTTP/2 (h2c or gRPC), from resolved_protocol as the destination handler picks it
-// (proxy/destination_l7). A port one Service calls TCP, or one HTTP/1.1 and another HTTP/2, is not parsed, so no
-// permission's http rules can open or close more than written there.
+// The target ports of |pr|'s workload whose requests the destination proxy parses: those a Service selecting it
+// declares HTTP/1.1, HTTP/2 or gRPC (resolved_protocol), as the destination handler picks them (proxy/destination_l7).
+// Where Services disagree the proxy still parses every connection: HTTP/1.1 and HTTP/2 are told apart by the HTTP/2
+// preface, and with per-request decisions bytes that are not HTTP are refused, so a TCP declaration there opens
+// nothing the http rules close.
 void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std::string& workload_key,
                       std::vector<uint16_t>* http_ports) {
-  std::vector<uint16_t> h2, other;
   for (const auto& [key, r] : state.resources) {
     if (!r.has_service()) continue;
     bool selects = false;
@@ -116,29 +116,13 @@ void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std
     }
     if (!selects) continue;
     for (const auto& sp : r.service().ports()) {
-      auto target = static_cast<uint16_t>(sp.target_port() != 0 ? sp.target_port() : sp.port());
-      switch (sp.resolved_protocol()) {
-        case v1::APP_HTTP:
-          http_ports->push_back(target);
-          break;
-        case v1::APP_HTTP2:
-        case v1::APP_GRPC:
-          h2.push_back(target);
-          break;
-        default:
-          other.push_back(target);
-      }
+      const v1::AppProtocol proto = sp.resolved_protocol();
+      if (proto != v1::APP_HTTP && proto != v1::APP_HTTP2 && proto != v1::APP_GRPC) continue;
+      http_ports->push_back(static_cast<uint16_t>(sp.target_port() != 0 ? sp.target_port() : sp.port()));
     }
   }
-  auto has = [](const std::vector<uint16_t>& v, uint16_t p) { return std::find(v.begin(), v.end(), p) != v.end(); };
-  // A port both HTTP/1.1 and HTTP/2 Services name: neither parser fits every client of it.
-  for (uint16_t p : *http_ports) {
-    if (has(h2, p)) other.push_back(p);
-  }
-  http_ports->insert(http_ports->end(), h2.begin(), h2.end());
   std::sort(http_ports->begin(), http_ports->end());
   http_ports->erase(std::unique(http_ports->begin(), http_ports->end()), http_ports->end());
-  std::erase_if(*http_ports, [&](uint16_t p) { return has(other, p); });
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "agent/proxy/destination_l7.h"
 #include "agent/proxy/h2_mirror.h"
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
@@ -36,8 +37,6 @@ constexpr uint32_t kGrpcInternal = 13;
 constexpr size_t kMaxReasonInBody = 1024;
 // A mirror copy nobody waits for still has an end: the rule's request timeout, else this (as HTTP/1.1's).
 constexpr std::chrono::milliseconds kMirrorTimeout{10000};
-// What an HTTP/2 prior-knowledge client sends first (RFC 9113 3.4).
-constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself (gRPC over HTTP/2 spec).
 std::string GrpcPercentEncode(std::string_view in) {
@@ -557,12 +556,13 @@ void H2Conn::EndStream(Stream* s) {
 // ---------------------------------------------------------------- destination role
 
 bool H2Conn::Sniff() {
-  while (sniffed_.size() < kPreface.size()) {
-    char buf[kPreface.size()];
-    ssize_t n = read(client_.fd, buf, kPreface.size() - sniffed_.size());
+  DestinationL7 seen = DestinationL7::kHttp1OrHttp2;
+  while (seen == DestinationL7::kHttp1OrHttp2) {
+    char buf[kHttpSniffBytes];
+    ssize_t n = read(client_.fd, buf, kHttpSniffBytes - sniffed_.size());
     if (n > 0) {
       sniffed_.append(buf, static_cast<size_t>(n));
-      if (!kPreface.starts_with(sniffed_)) break;
+      seen = SniffHttpVersion(sniffed_, /*closed=*/false);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -574,9 +574,13 @@ bool H2Conn::Sniff() {
       Finish(/*reset=*/n < 0);
       return false;
     }
-    break;  // closed within the first bytes: they go on as they are
+    seen = SniffHttpVersion(sniffed_, /*closed=*/true);  // closed within the first bytes: they go on as they are
   }
-  if (sniffed_ != kPreface) {
+  if (seen != DestinationL7::kHttp2) {
+    if (dest_->http1_too) {
+      HandToHttp1();  // which decides, or falls back to the byte stream, as on any HTTP/1.1 port
+      return false;
+    }
     if (dest_->enforce) {
       // Its requests must each be decided and cannot be read: nothing of it may reach the pod.
       log::Info("not HTTP/2 on a port whose requests are decided: closed", {{"conn", what_}});
@@ -617,9 +621,34 @@ void H2Conn::FallBackToRelay() {
   }
   ProxyStats::Add(ctx_.stats.destination_protocol_fallbacks);
   log::Debug("not HTTP/2: byte relay", {{"conn", what_}});
-  int down = client_.fd, up = pod_->wire.fd;
-  ctx_.loop.Remove(down);
-  ctx_.loop.Remove(up);
+  int down, up;
+  HandOff(&down, &up);
+  // The relay reports the connection where this object would have (same-node, plaintext); on an HBONE stream the
+  // stream does, so the relay's record stays unobserved.
+  ConnRecord rec = std::move(dest_->conn);
+  SpliceRelay::Start(ctx_, down, up, what_, std::move(rec));
+}
+
+void H2Conn::HandToHttp1() {
+  if (pod_ == nullptr || !pod_->failed.empty()) {
+    Finish(/*reset=*/true);
+    return;
+  }
+  log::Debug("not HTTP/2 on a port that is HTTP/1.1 too", {{"conn", what_}});
+  const bool connecting = pod_->connecting;
+  InboundHttp::Params p = std::move(*dest_);
+  p.http1_too = false;
+  p.preread = std::move(sniffed_);
+  int down, up;
+  HandOff(&down, &up);
+  InboundHttp::Start(ctx_, down, up, connecting, std::move(p));
+}
+
+void H2Conn::HandOff(int* down, int* up) {
+  *down = client_.fd;
+  *up = pod_->wire.fd;
+  ctx_.loop.Remove(*down);
+  ctx_.loop.Remove(*up);
   client_.fd = -1;
   pod_->wire.fd = -1;
   done_ = true;
@@ -627,10 +656,6 @@ void H2Conn::FallBackToRelay() {
   upstreams_.clear();
   pod_ = nullptr;
   ctx_.loop.DeleteLater(this);
-  // The relay reports the connection where this object would have (same-node, plaintext); on an HBONE stream the
-  // stream does, so the relay's record stays unobserved.
-  ConnRecord rec = std::move(dest_->conn);
-  SpliceRelay::Start(ctx_, down, up, what_, std::move(rec));
 }
 
 void H2Conn::AdmitStream(Stream* s) {

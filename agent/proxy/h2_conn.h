@@ -27,6 +27,8 @@
 // end or the captured same-node / plaintext connection, the one upstream is the pod connection, streams map 1:1 and
 // nothing is routed. Each stream is decided with the verified source identity (TrafficPermission http rules; denied:
 // 403, gRPC PERMISSION_DENIED, on that stream alone), gets its SERVER span and is reported with reporter=destination.
+// On a port Services declare both HTTP/1.1 and HTTP/2 (Params::http1_too) a connection without the preface goes to
+// an InboundHttp with the bytes sniffed so far (destination_l7.h).
 #pragma once
 
 #include <chrono>
@@ -149,6 +151,8 @@ class H2Conn : public Closable {
   // false when more bytes are needed or the connection was handed on or closed.
   bool Sniff();
   void FallBackToRelay();  // not HTTP/2: the pod gets the sniffed bytes, then a byte relay
+  void HandToHttp1();      // not HTTP/2 on a port that is HTTP/1.1 too: an InboundHttp takes it, sniffed bytes first
+  void HandOff(int* down, int* up);  // gives both descriptors up to another handler; this object is deleted
   Upstream* UpstreamFor(traffic::Route route, std::string* why);
   bool SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head, std::string* why);
   void SubmitResponse(Stream* s, bool end_stream);

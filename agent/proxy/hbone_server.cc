@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "agent/proxy/authority.h"
+#include "agent/proxy/destination_l7.h"
 #include "agent/proxy/forwarded.h"
-#include "agent/proxy/h2_conn.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
@@ -288,11 +288,7 @@ bool HboneServer::InsertInboundHttp(HboneStream* s) {
   p.dst = s->target;
   p.what = "hbone-http " + AddrToString(s->client) + "->" + AddrToString(s->target);
   p.enforce = s->per_request;
-  if (s->l7 == DestinationL7::kHttp2) {
-    H2Conn::StartDestination(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
-  } else {
-    InboundHttp::Start(ctx_, sp[1], pod, /*up_connecting=*/false, std::move(p));
-  }
+  StartDestinationL7(ctx_, s->l7, sp[1], pod, /*up_connecting=*/false, std::move(p));
   s->fd = -1;
   AddStreamFd(s, sp[0]);
   return true;

@@ -50,6 +50,15 @@ InboundHttp::InboundHttp(WorkerContext& ctx, int down, int up, bool up_connectin
   TuneStream(up_);
   ctx_.loop.Add(down_, kEvents, &down_end_);
   ctx_.loop.Add(up_, kEvents, &up_end_);
+  if (!p_.preread.empty()) {  // handed on by H2Conn's sniffing: these bytes come first, the rest may be waiting
+    track_.AddSent(p_.preread.size());
+    if (sniffing_) sniffed_ = p_.preread;
+    in_ = std::move(p_.preread);
+    p_.preread = std::string();
+    Process();
+    down_readable_ = true;
+    ReadDown();
+  }
 }
 
 InboundHttp::~InboundHttp() {

@@ -46,6 +46,11 @@ class InboundHttp : public Closable {
     // Set when this object owns the connection's telemetry (same-node, plaintext); empty flow: the caller tracks it
     // (the HBONE stream does).
     ConnRecord conn;
+    // H2Conn's destination role on a port Services declare both HTTP/1.1 and HTTP/2 (DestinationL7::kHttp1OrHttp2):
+    // a connection without the HTTP/2 preface goes to an InboundHttp, not to the byte relay.
+    bool http1_too = false;
+    // Client bytes already read from |down| (by H2Conn's sniffing): parsed first, as if read here.
+    std::string preread;
   };
 
   // Takes both descriptors; |up_connecting|: the connect to the pod is still in progress. Deletes itself when done.

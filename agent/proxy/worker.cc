@@ -188,7 +188,7 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
 
 void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
                        std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce,
-                       bool h2) {
+                       DestinationL7 l7) {
   std::string error;
   int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
@@ -209,11 +209,7 @@ void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in
   p.dst = dst;
   p.what = std::string(what) + "-http " + AddrToString(src) + "->" + AddrToString(dst);
   p.enforce = enforce;
-  if (h2) {
-    H2Conn::StartDestination(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
-    return;
-  }
-  InboundHttp::Start(ctx_, downstream, up, /*up_connecting=*/true, std::move(p));
+  StartDestinationL7(ctx_, l7, downstream, up, /*up_connecting=*/true, std::move(p));
 }
 
 Worker::ServiceAttempt Worker::NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
@@ -297,15 +293,9 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
     }
     if (!PassRateLimit(fd, snap, a.src, ep, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    switch (DestinationL7For(snap, ep, per_request)) {
-      case DestinationL7::kHttp1:
-        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request);
-        return;
-      case DestinationL7::kHttp2:
-        RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request, /*h2=*/true);
-        return;
-      case DestinationL7::kNone:
-        break;
+    if (DestinationL7 l7 = DestinationL7For(snap, ep, per_request); l7 != DestinationL7::kNone) {
+      RelayHttp(fd, a.src, ep, "same-node", a.snap, &src_id, per_request, l7);
+      return;
     }
     Relay(fd, a.src, ep, "same-node", &snap, /*same_node=*/true, std::move(sc));
     return;
@@ -406,15 +396,9 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     }
     if (!PassRateLimit(fd, *snap, src, dst, src_id)) return;
     ProxyStats::Add(ctx_.stats.same_node);
-    switch (DestinationL7For(*snap, dst, per_request)) {
-      case DestinationL7::kHttp1:
-        RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request);
-        return;
-      case DestinationL7::kHttp2:
-        RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request, /*h2=*/true);
-        return;
-      case DestinationL7::kNone:
-        break;
+    if (DestinationL7 l7 = DestinationL7For(*snap, dst, per_request); l7 != DestinationL7::kNone) {
+      RelayHttp(fd, src, dst, "same-node", snap, &src_id, per_request, l7);
+      return;
     }
     Relay(fd, src, dst, "same-node", snap.get(), /*same_node=*/true);
     return;
@@ -492,15 +476,9 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
     }
     per_request = d.per_request;
   }
-  switch (DestinationL7For(*snap, dst, per_request)) {
-    case DestinationL7::kHttp1:
-      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request);
-      return;
-    case DestinationL7::kHttp2:
-      RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request, /*h2=*/true);
-      return;
-    case DestinationL7::kNone:
-      break;
+  if (DestinationL7 l7 = DestinationL7For(*snap, dst, per_request); l7 != DestinationL7::kNone) {
+    RelayHttp(fd, src, dst, "plaintext-permissive", snap, nullptr, per_request, l7);
+    return;
   }
   Relay(fd, src, dst, "plaintext-permissive", snap.get());
 }

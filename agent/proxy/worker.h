@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/proxy/destination_l7.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/upstream_pool.h"
 #include "agent/proxy/worker_context.h"
@@ -48,12 +49,12 @@ class Worker {
   void Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst);
   void Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
              const agent::MeshSnapshot* snap, bool same_node = false, ServiceConn svc = {});
-  // Like Relay to a local pod's HTTP/1.1 port (DestinationL7::kHttp1): an InboundHttp parses each request (golden
-  // metrics, tracing) and, with |enforce| (AuthzDecision::per_request), has TrafficPermission http rules decide it.
-  // |src_id|: nullptr for a plaintext client. |h2|: an HTTP/2 (h2c, gRPC) port, handled per stream (H2Conn).
+  // Like Relay to a local pod's HTTP port, through handler |l7| (DestinationL7For): each request is parsed (golden
+  // metrics, tracing) and, with |enforce| (AuthzDecision::per_request), decided by TrafficPermission http rules.
+  // |src_id|: nullptr for a plaintext client.
   void RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
                  std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce,
-                 bool h2 = false);
+                 DestinationL7 l7);
   // A connection to a Service VIP (|attempt| says which Service, what was tried): picks a backend and an endpoint and
   // relays to it the way a connection to that endpoint would go (same node, HBONE, or direct).
   struct ServiceAttempt {

@@ -1,5 +1,8 @@
 #include "agent/state/mesh_snapshot.h"
 
+#include <algorithm>
+#include <tuple>
+
 namespace zm::agent {
 
 const char* MeshModeName(MeshMode m) {
@@ -20,20 +23,38 @@ MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode 
   for (size_t i = 0; i < services_.size(); ++i) {
     if (services_[i].vip != 0) service_by_vip_.emplace(services_[i].vip, i);
     service_by_key_.emplace(services_[i].Key(), i);
+  }
+  // By namespace/name, not snapshot order: which Service names a port two of them declare never depends on arrival.
+  std::vector<uint32_t> order(services_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [this](uint32_t a, uint32_t b) {
+    return std::tie(services_[a].ns, services_[a].name) < std::tie(services_[b].ns, services_[b].name);
+  });
+  for (uint32_t i : order) {
     for (const auto& p : services_[i].ports) {
-      if (p.protocol == PortProtocol::kTcp) continue;
-      for (const auto& e : services_[i].endpoints)
-        http_service_by_endpoint_.emplace(static_cast<uint64_t>(e.ip) << 16 | p.target_port,
-                                          EndpointService{i, p.protocol});
+      for (const auto& e : services_[i].endpoints) {
+        EndpointEntry& entry = by_endpoint_port_[static_cast<uint64_t>(e.ip) << 16 | p.target_port];
+        entry.declared |= static_cast<uint8_t>(1u << static_cast<unsigned>(p.protocol));
+        if (p.protocol != PortProtocol::kTcp && entry.service == UINT32_MAX) {
+          entry.service = i;
+          entry.protocol = p.protocol;
+        }
+      }
     }
   }
 }
 
+EndpointPort MeshSnapshot::FindEndpointPort(in_addr_t ip, uint16_t target_port) const {
+  auto it = by_endpoint_port_.find(static_cast<uint64_t>(ip) << 16 | target_port);
+  if (it == by_endpoint_port_.end()) return {};
+  const EndpointEntry& e = it->second;
+  return {e.service == UINT32_MAX ? nullptr : &services_[e.service], e.protocol, e.declared};
+}
+
 const Service* MeshSnapshot::FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const {
-  auto it = http_service_by_endpoint_.find(static_cast<uint64_t>(ip) << 16 | target_port);
-  if (it == http_service_by_endpoint_.end()) return nullptr;
-  *protocol = it->second.protocol;
-  return &services_[it->second.service];
+  EndpointPort port = FindEndpointPort(ip, target_port);
+  if (port.http_service != nullptr) *protocol = port.http_protocol;
+  return port.http_service;
 }
 
 const Service* MeshSnapshot::FindService(in_addr_t vip) const {

@@ -34,6 +34,18 @@ struct Workload {
   std::string mesh_label = {};  // the pod's own zeromesh.io/mesh label ("" if unset): it overrides its namespace's
 };
 
+// Every protocol the Services selecting one pod port declare for it. Two Services may disagree (one says HTTP/1.1,
+// another gRPC, or TCP): the destination proxy then serves each (destination_l7.h), and `meshctl status` warns.
+struct EndpointPort {
+  // The first Service, by namespace/name, that declares an HTTP protocol (HTTP/1.1, HTTP/2, gRPC) for the port, and
+  // that protocol: it names the port's requests in metrics and spans. nullptr when every declaration is TCP.
+  const Service* http_service = nullptr;
+  PortProtocol http_protocol = PortProtocol::kTcp;
+  uint8_t declared = 0;  // bit 1 << PortProtocol per protocol declared; 0: no Service selects the port
+
+  bool Declares(PortProtocol p) const { return (declared >> static_cast<unsigned>(p)) & 1u; }
+};
+
 class MeshSnapshot {
  public:
   MeshSnapshot(std::string trust_domain, std::string node, MeshMode default_mode, std::vector<Workload> workloads,
@@ -63,9 +75,10 @@ class MeshSnapshot {
   // nullptr when the IP (network byte order) is not a Service VIP.
   const Service* FindService(in_addr_t vip) const;
   const Service* FindService(const std::string& ns, const std::string& name) const;
-  // The Service whose HTTP port (PortProtocol kHttp, kHttp2 or kGrpc; its protocol in |*protocol|) endpoint
-  // |ip|:|target_port| is (network byte order ip, host order port), nullptr if none: the destination proxy asks for
-  // every new connection, so it is an index lookup.
+  // What the Services selecting pod port |ip|:|target_port| (network byte order ip, host order port) declare for it:
+  // the destination proxy asks for every new connection, so it is an index lookup.
+  EndpointPort FindEndpointPort(in_addr_t ip, uint16_t target_port) const;
+  // FindEndpointPort's http_service (its protocol in |*protocol|), nullptr when no Service declares HTTP there.
   const Service* FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const;
 
  private:
@@ -79,11 +92,12 @@ class MeshSnapshot {
   std::vector<Service> services_;
   std::unordered_map<in_addr_t, size_t> service_by_vip_;
   std::unordered_map<std::string, size_t> service_by_key_;  // "<namespace>/<name>"
-  struct EndpointService {
-    size_t service;  // the first Service with an HTTP port on that endpoint port
-    PortProtocol protocol;
+  struct EndpointEntry {
+    uint32_t service = UINT32_MAX;  // EndpointPort::http_service's index, UINT32_MAX: none
+    PortProtocol protocol = PortProtocol::kTcp;
+    uint8_t declared = 0;
   };
-  std::unordered_map<uint64_t, EndpointService> http_service_by_endpoint_;  // key: ip << 16 | target port
+  std::unordered_map<uint64_t, EndpointEntry> by_endpoint_port_;  // key: ip << 16 | target port
 };
 
 // Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).

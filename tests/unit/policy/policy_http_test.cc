@@ -115,11 +115,26 @@ TEST_F(PolicyHttpTest, MeshDefaultDenyWithOnlyAnHttpDenyStaysDenied) {
   EXPECT_FALSE(conn.per_request);
 }
 
-TEST_F(PolicyHttpTest, APortOneServiceCallsTcpIsNotHttp) {
-  v1::Resource tcp_too = ServiceOf("shop", "web-tcp", {{"shop/backend", "10.244.1.12"}}, 81, 8080, v1::APP_TCP);
-  Use({Mesh(), Web(), tcp_too,
+// Services that disagree on a pod port (HTTP/1.1 and TCP, HTTP/1.1 and gRPC): the destination proxy parses every
+// connection to it (sniffing HTTP/2 from HTTP/1.1, refusing bytes that are not HTTP when requests are decided), so the
+// http rules decide each request there as on any HTTP port.
+TEST_F(PolicyHttpTest, APortServicesDisagreeOnIsCheckedPerRequest) {
+  for (v1::AppProtocol other : {v1::APP_TCP, v1::APP_GRPC, v1::APP_HTTP2}) {
+    SCOPED_TRACE(v1::AppProtocol_Name(other));
+    v1::Resource also = ServiceOf("shop", "web-also", {{"shop/backend", "10.244.1.12"}}, 81, 8080, other);
+    Use({Mesh(), Web(), also,
+         Perm("shop", "get-only", v1::ALLOW).Namespace("shop").To({{"app", "backend"}}).Http({"GET"}, {})});
+    auto conn = Decide(&frontend_id_, "10.244.1.11", backend_, 8080);
+    EXPECT_TRUE(conn.allow) << conn.reason;
+    EXPECT_TRUE(conn.per_request);
+    EXPECT_TRUE(Request(&frontend_id_, "GET", "/x").allow);
+    EXPECT_FALSE(Request(&frontend_id_, "POST", "/x").allow);
+  }
+  // A port every Service calls TCP stays unparsed: the ALLOW with http allows nothing there.
+  v1::Resource tcp_too = ServiceOf("shop", "raw-too", {{"shop/backend", "10.244.1.12"}}, 9001, 9000, v1::APP_TCP);
+  Use({Mesh(), Web(), Raw(), tcp_too,
        Perm("shop", "get-only", v1::ALLOW).Namespace("shop").To({{"app", "backend"}}).Http({"GET"}, {})});
-  EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 8080).allow);
+  EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 9000).allow);
 }
 
 TEST_F(PolicyHttpTest, GrpcAndH2cPortsAreCheckedPerRequest) {
@@ -135,14 +150,6 @@ TEST_F(PolicyHttpTest, GrpcAndH2cPortsAreCheckedPerRequest) {
     EXPECT_FALSE(Request(&frontend_id_, "POST", "/admin.Admin/Drop", {}, port).allow) << port;
   }
   EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 9000).allow);  // TCP stays unparsed
-}
-
-TEST_F(PolicyHttpTest, APortOneServiceCallsHttp1AndAnotherGrpcIsNotHttp) {
-  // The destination cannot parse it as both: the http rules cannot be checked there.
-  v1::Resource grpc_too = ServiceOf("shop", "web-grpc", {{"shop/backend", "10.244.1.12"}}, 81, 8080, v1::APP_GRPC);
-  Use({Mesh(), Web(), grpc_too,
-       Perm("shop", "get-only", v1::ALLOW).Namespace("shop").To({{"app", "backend"}}).Http({"GET"}, {})});
-  EXPECT_FALSE(Decide(&frontend_id_, "10.244.1.11", backend_, 8080).allow);
 }
 
 TEST_F(PolicyHttpTest, PathMethodAndHeaderForms) {

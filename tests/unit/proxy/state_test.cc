@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -233,6 +234,50 @@ TEST(MeshSnapshotIndex, FindsTheHttpServiceOfAnEndpointPort) {
   EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 80, &p), nullptr);    // the Service port, not the pod's
   EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.9.9"), 8080, &p), nullptr);
   EXPECT_EQ(p, PortProtocol::kTcp);  // untouched when none
+}
+
+// Services that disagree on a pod port: the index keeps every protocol declared there, and the HTTP Service that
+// names its requests is the first by namespace/name whatever order the snapshot lists them in.
+TEST(MeshSnapshotIndex, KeepsEveryProtocolServicesDeclareForAPodPort) {
+  auto service = [](const char* ns, const char* name, uint16_t port, PortProtocol protocol) {
+    Service s;
+    s.ns = ns;
+    s.name = name;
+    s.ports = {{port, 8080, protocol}};
+    s.endpoints.push_back({Ip("10.244.1.11"), "", ""});
+    return s;
+  };
+  const Service grpc = service("shop", "web-rpc", 90, PortProtocol::kGrpc);
+  const Service http = service("shop", "web", 80, PortProtocol::kHttp);
+  const Service tcp = service("aaa", "raw", 81, PortProtocol::kTcp);  // first by namespace, but not HTTP
+  const Service http_other_ns = service("zzz", "site", 82, PortProtocol::kHttp);
+  for (bool reversed : {false, true}) {
+    SCOPED_TRACE(reversed ? "reversed" : "in order");
+    std::vector<Service> all = {grpc, http_other_ns, tcp, http};
+    if (reversed) std::reverse(all.begin(), all.end());
+    MeshSnapshot s("cluster.local", "node1", MeshMode::kStrict, {}, all);
+    EndpointPort port = s.FindEndpointPort(Ip("10.244.1.11"), 8080);
+    EXPECT_TRUE(port.Declares(PortProtocol::kHttp));
+    EXPECT_TRUE(port.Declares(PortProtocol::kGrpc));
+    EXPECT_TRUE(port.Declares(PortProtocol::kTcp));
+    EXPECT_FALSE(port.Declares(PortProtocol::kHttp2));
+    ASSERT_NE(port.http_service, nullptr);
+    EXPECT_EQ(port.http_service->Key(), "shop/web");  // "shop/web" < "shop/web-rpc" < "zzz/site"; aaa/raw is TCP
+    EXPECT_EQ(port.http_protocol, PortProtocol::kHttp);
+    PortProtocol p = PortProtocol::kTcp;
+    ASSERT_NE(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 8080, &p), nullptr);
+    EXPECT_EQ(s.FindServiceOfEndpoint(Ip("10.244.1.11"), 8080, &p)->Key(), "shop/web");
+    EXPECT_EQ(p, PortProtocol::kHttp);
+  }
+  // Only TCP declared: indexed, but no HTTP Service; a port no Service selects declares nothing.
+  MeshSnapshot only_tcp("cluster.local", "node1", MeshMode::kStrict, {}, {tcp});
+  EndpointPort port = only_tcp.FindEndpointPort(Ip("10.244.1.11"), 8080);
+  EXPECT_EQ(port.declared, 1u << static_cast<unsigned>(PortProtocol::kTcp));
+  EXPECT_EQ(port.http_service, nullptr);
+  PortProtocol p = PortProtocol::kGrpc;
+  EXPECT_EQ(only_tcp.FindServiceOfEndpoint(Ip("10.244.1.11"), 8080, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kGrpc);
+  EXPECT_EQ(only_tcp.FindEndpointPort(Ip("10.244.1.11"), 8081).declared, 0u);
 }
 
 }  // namespace
