@@ -4,6 +4,7 @@
 #include <set>
 
 #include "tools/meshctl/output.h"
+#include "tools/meshctl/protocol_conflicts.h"
 
 namespace zm::meshctl {
 namespace v1 = zeromesh::v1;
@@ -280,6 +281,9 @@ nlohmann::json BuildStatus(const StatusInput& in) {
               w.node());
     }
   }
+  // Served all the same (the destination proxy sniffs), but rarely what the owner meant: a warning, as Istio's
+  // analyzers give.
+  for (const auto& c : FindProtocolConflicts(in.resources)) Warning(report, c.message, c.hint, "");
   report["enrolled_pods_by_namespace"] = pods_by_ns;
   report["soonest_cert_expiry"] = soonest;
   report["healthy"] = report["problems"].empty();

@@ -1,7 +1,10 @@
 // meshctl status: each seeded fault yields its own problem with a hint; a healthy mesh yields none.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <sstream>
+#include <vector>
 
 #include "tools/meshctl/status_report.h"
 
@@ -282,6 +285,63 @@ TEST(Status, LongNamesStillFit) {
   auto r = BuildStatus(in);
   EXPECT_FALSE(r["healthy"].get<bool>());
   EXPECT_LE(MaxLine(RenderStatus(r)), 100u) << RenderStatus(r);
+}
+
+// A Service selecting |pods| (workload keys) with one port |port| -> |target| that says |protocol|.
+void AddService(StatusInput& in, const std::string& name, uint32_t port, uint32_t target, v1::AppProtocol protocol,
+                std::initializer_list<const char*> pods) {
+  auto* s = in.resources.add_resources()->mutable_service();
+  s->set_namespace_("shop");
+  s->set_name(name);
+  auto* p = s->add_ports();
+  p->set_port(port);
+  p->set_target_port(target);
+  p->set_resolved_protocol(protocol);
+  for (const char* pod : pods) s->add_endpoints()->set_workload(pod);
+}
+
+// Services that disagree on a pod port: a warning naming both Services (with port and protocol) and the pod port,
+// never a problem; Services that agree (HTTP2 and GRPC are both HTTP/2) say nothing.
+TEST(Status, APodPortServicesDeclareWithDifferentProtocolsIsAWarning) {
+  for (bool reversed : {false, true}) {
+    SCOPED_TRACE(reversed ? "Services listed in reverse" : "in order");
+    auto in = Healthy();
+    std::vector<std::function<void()>> add = {
+        [&] {
+          AddService(in, "web-grpc", 81, 8080, v1::APP_GRPC, {"shop/node1-pod", "shop/node2-pod"});
+        },
+        [&] {
+          AddService(in, "web", 80, 8080, v1::APP_HTTP, {"shop/node1-pod", "shop/node2-pod"});
+        },
+        [&] { AddService(in, "db", 5432, 5432, v1::APP_TCP, {"shop/node1-pod"}); },
+        [&] { AddService(in, "db-http", 80, 5432, v1::APP_HTTP, {"shop/node1-pod"}); },
+        [&] { AddService(in, "rpc", 90, 9090, v1::APP_GRPC, {"shop/node1-pod"}); },
+        [&] { AddService(in, "h2", 91, 9090, v1::APP_HTTP2, {"shop/node1-pod"}); },
+        [&] { AddService(in, "site", 80, 7000, v1::APP_HTTP, {"shop/node1-pod"}); },
+        [&] { AddService(in, "site-too", 81, 7000, v1::APP_HTTP, {"shop/node1-pod"}); }};
+    if (reversed) std::reverse(add.begin(), add.end());
+    for (auto& f : add) f();
+    auto r = BuildStatus(in);
+    EXPECT_TRUE(r["healthy"].get<bool>()) << r["problems"].dump(1);
+    ASSERT_EQ(r["warnings"].size(), 2u) << r["warnings"].dump(1);
+    EXPECT_EQ(r["warnings"][0]["message"],
+              "Services shop/db (port 5432, TCP) and shop/db-http (port 80, HTTP) declare pod port 5432 of "
+              "shop/node1-pod with different protocols");
+    const std::string tcp_hint = r["warnings"][0]["hint"];
+    EXPECT_NE(tcp_hint.find("parses it as HTTP/1.1"), std::string::npos) << tcp_hint;
+    EXPECT_NE(tcp_hint.find("refused where TrafficPermission http rules apply"), std::string::npos) << tcp_hint;
+    EXPECT_NE(tcp_hint.find("metrics and spans name shop/db-http"), std::string::npos) << tcp_hint;
+    EXPECT_EQ(r["warnings"][1]["message"],
+              "Services shop/web (port 80, HTTP) and shop/web-grpc (port 81, GRPC) declare pod port 8080 of "
+              "shop/node1-pod (and 1 more pods) with different protocols");
+    const std::string h2_hint = r["warnings"][1]["hint"];
+    EXPECT_NE(h2_hint.find("sniffs each connection"), std::string::npos) << h2_hint;
+    EXPECT_NE(h2_hint.find("metrics and spans name shop/web "), std::string::npos) << h2_hint;
+    EXPECT_EQ(h2_hint.find("byte stream"), std::string::npos) << h2_hint;
+    std::string human = RenderStatus(r);
+    EXPECT_NE(human.find("WARNINGS (2)"), std::string::npos) << human;
+    EXPECT_LE(MaxLine(human), 100u) << human;
+  }
 }
 
 }  // namespace
