@@ -10,6 +10,9 @@ http path /zm.Echo/Forbidden) on the echo pods: every connection to them is deci
 node's proxy (node1 for g1, node2 for g2 and g3), which also counts each stream with reporter=destination.
 An HTTPRoute retries zm.Echo/Flaky once on 503, which g1 answers with UNAVAILABLE (trailers-only) and g2 serves.
 The GRPCRoute mirrors 50 % of the zm.Echo/Mirrored calls (served by echo) to echo-v2 (g3), fire-and-forget.
+Two more Services disagree on one pod port, g3's 7000: dual-grpc (10.96.0.43) says gRPC, dual-http (10.96.0.44) says
+HTTP/1.1; in g3 a sniffing splitter sends connections that open with the HTTP/2 preface to its gRPC server and the
+others to an http_tool.py server on 9080.
 """
 
 import json
@@ -29,6 +32,48 @@ GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
 PY = "/usr/bin/python3"
 NS = "rpc"
 VIP = "10.96.0.40"
+
+DUAL_PORT, DUAL_GRPC_VIP, DUAL_HTTP_VIP = 7000, "10.96.0.43", "10.96.0.44"
+# A pod serving gRPC and HTTP/1.1 on one port: argv port, h2 port, HTTP/1.1 port (both on the pod's loopback).
+SNIFF_SPLITTER = (
+    "import socket, sys, threading\n"
+    "PREFACE = b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n'\n"
+    "s = socket.create_server(('0.0.0.0', int(sys.argv[1])), backlog=64)\n"
+    "def pipe(a, b):\n"
+    "    try:\n"
+    "        while d := a.recv(65536): b.sendall(d)\n"
+    "        b.shutdown(socket.SHUT_WR)\n"
+    "    except OSError: pass\n"
+    "def serve(c):\n"
+    "    first = b''\n"
+    "    while len(first) < len(PREFACE) and PREFACE.startswith(first):\n"
+    "        d = c.recv(len(PREFACE) - len(first))\n"
+    "        if not d: break\n"
+    "        first += d\n"
+    "    with c, socket.create_connection(('127.0.0.1', int(sys.argv[2 if first == PREFACE else 3]))) as u:\n"
+    "        u.sendall(first)\n"
+    "        t = threading.Thread(target=pipe, args=(u, c), daemon=True)\n"
+    "        t.start()\n"
+    "        pipe(c, u)\n"
+    "        t.join()\n"
+    "while True:\n"
+    "    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()\n")
+DUAL_MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: dual-grpc, namespace: {NS}}}
+spec:
+  vip: {DUAL_GRPC_VIP}
+  selector: {{version: v2}}
+  ports: [{{name: rpc, port: 80, targetPort: {DUAL_PORT}, appProtocol: grpc}}]
+---
+apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: dual-http, namespace: {NS}}}
+spec:
+  vip: {DUAL_HTTP_VIP}
+  selector: {{version: v2}}
+  ports: [{{name: web, port: 80, targetPort: {DUAL_PORT}, appProtocol: http}}]
+"""
 
 MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
 kind: Service
@@ -119,13 +164,17 @@ class GrpcRoutingTest(MeshCase):
             cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
             # g1 fails every Flaky call: half of them, by the balancing of echo's two endpoints.
             cls.serve_grpc(pod, 50051, pod.name, flaky=pod.name == "g1")
+        g3 = backends[2][0]
+        cls.serve_http(g3, 9080, g3.name)
+        cls.serve(g3, DUAL_PORT, ["-c", SNIFF_SPLITTER, str(DUAL_PORT), "50051", "9080"])
         cls.cp.write("echo.yaml", MANIFESTS)
+        cls.cp.write("dual.yaml", DUAL_MANIFESTS)
         cls.cp.start()
         cls.wait_routed()
 
     @classmethod
-    def run_plan(cls, plan) -> dict:
-        res = cls.cluster.run(cls.client, [PY, GRPC_TOOL, "run", f"{VIP}:80"], input=json.dumps(plan), text=True,
+    def run_plan(cls, plan, target=f"{VIP}:80") -> dict:
+        res = cls.cluster.run(cls.client, [PY, GRPC_TOOL, "run", target], input=json.dumps(plan), text=True,
                               timeout=60)
         if res.returncode != 0:
             raise AssertionError(f"client failed ({res.returncode}): {res.stdout[-500:]} {res.stderr[-2000:]}\nagent node1: {cls.cp.log('agent-node1', 3000)}")
@@ -243,6 +292,30 @@ class GrpcRoutingTest(MeshCase):
         self.assertTrue(res.stdout.startswith("HTTP/2 403"), res.stdout + res.stderr)
         self.assertIn(f"x-zeromesh-denied: {NS}/no-forbidden", res.stdout)
         self.assertTrue(res.stdout.endswith(f"denied by TrafficPermission {NS}/no-forbidden\n"), res.stdout)
+
+    def test_a_pod_port_services_declare_grpc_and_http_serves_both(self):
+        # g3's node proxy (node2) sniffs each connection to port 7000: gRPC calls to dual-grpc and HTTP/1.1 requests
+        # to dual-http both reach g3, each decided by no-forbidden (an http DENY) and counted with
+        # reporter=destination under dual-grpc, the first of the two by namespace/name.
+        labels = dict(reporter="destination", source_workload="client", destination_workload="g3",
+                      destination_service=f"{NS}/dual-grpc")
+        count = {m: lambda m=m: self.agent_metric("zeromesh_requests_total", "node2", request_method=m, **labels)
+                 for m in ("GET", "POST")}
+        before = {m: f() for m, f in count.items()}
+        calls = self.run_plan([{"method": "Who", "count": 20}, {"method": "Forbidden"}], target=f"{DUAL_GRPC_VIP}:80")
+        self.assertEqual(calls["codes"], ["OK"] * 20 + ["PERMISSION_DENIED"])
+        self.assertEqual(set(calls["replies"][:20]), {"g3 Who"})
+        gets = self.run_http([{"path": "/dual", "count": 20}, {"path": "/zm.Echo/Forbidden"}], DUAL_HTTP_VIP)
+        self.assertEqual(gets["sockets"], 1)
+        self.assertEqual({" ".join(b.split()[:3]) for b in gets["bodies"][:20]}, {"200 g3 /dual"})
+        self.assertEqual(gets["bodies"][20], f"403 denied by TrafficPermission {NS}/no-forbidden\n")
+        deadline = time.monotonic() + 5
+        while True:
+            grew = {m: f() - before[m] for m, f in count.items()}
+            if grew == {"GET": 21, "POST": 21} or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(grew, {"GET": 21, "POST": 21})
 
     def test_retries_hide_an_endpoint_failing_half_the_calls(self):
         # HTTPRoute retry {attempts: 1, codes: [503]} on a gRPC port: g1's trailers-only UNAVAILABLE counts as 503, the
