@@ -316,6 +316,11 @@ class GrpcRoutingTest(MeshCase):
                 break
             time.sleep(0.1)
         self.assertEqual(grew, {"GET": 21, "POST": 21})
+        # And meshctl status names the disagreement, as a warning.
+        res = self.cp.meshctl("status", "-o", "json")
+        warnings = [w["message"] for w in json.loads(res.stdout)["warnings"]]
+        self.assertIn(f"Services {NS}/dual-grpc (port 80, GRPC) and {NS}/dual-http (port 80, HTTP) declare pod port "
+                      f"{DUAL_PORT} of {NS}/g3 with different protocols", warnings, res.stderr)
 
     def test_retries_hide_an_endpoint_failing_half_the_calls(self):
         # HTTPRoute retry {attempts: 1, codes: [503]} on a gRPC port: g1's trailers-only UNAVAILABLE counts as 503, the
