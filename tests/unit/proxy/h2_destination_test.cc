@@ -23,6 +23,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
 namespace {
@@ -76,17 +77,9 @@ class H2DestinationTest : public ::testing::Test {
       return d;
     };
     ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
-    loop_ = std::thread([this] { ctx_->loop.Run(); });
+    worker_.Start(*ctx_);
   }
-  void TearDown() override {
-    ctx_->loop.Stop();
-    loop_.join();
-    std::vector<Closable*> all(ctx_->live.begin(), ctx_->live.end());  // the loop is stopped: this thread owns them
-    for (Closable* c : all) {
-      if (ctx_->live.count(c)) c->ForceClose();
-    }
-    ctx_->loop.RunGarbage();
-  }
+  void TearDown() override { worker_.Stop(); }
 
   // Starts the destination handler between a new client socketpair and a new pod socketpair.
   void Start(bool per_request, int* client, int* pod) {
@@ -130,7 +123,7 @@ class H2DestinationTest : public ::testing::Test {
   agent::InMemoryCertStore certs_;
   std::shared_ptr<Records> records_ = std::make_shared<Records>();
   std::unique_ptr<WorkerContext> ctx_;
-  std::thread loop_;
+  testing::WorkerThread worker_;  // declared last: stops before the context goes
 };
 
 TEST_F(H2DestinationTest, EachStreamIsDecidedAndTheAllowedOnesReachThePodWithTheirServerSpan) {

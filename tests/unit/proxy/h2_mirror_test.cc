@@ -27,6 +27,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
 namespace {
@@ -48,25 +49,13 @@ class H2MirrorTest : public ::testing::Test {
     opts_.observer = records_;
     ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
     ctx_->balancer = &balancer_;
-    loop_ = std::thread([this] { ctx_->loop.Run(); });
+    worker_.Start(*ctx_);
   }
-  void TearDown() override {
-    ctx_->loop.Stop();
-    loop_.join();
-    std::vector<Closable*> all(ctx_->live.begin(), ctx_->live.end());  // the loop is stopped: this thread owns them
-    for (Closable* c : all) {
-      if (ctx_->live.count(c)) c->ForceClose();
-    }
-    ctx_->loop.RunGarbage();
-  }
+  void TearDown() override { worker_.Stop(); }
 
-  // Runs |f| on the worker thread and returns its result (worker state is the worker's own).
   template <typename F>
   auto OnLoop(F f) {
-    std::promise<decltype(f())> p;
-    auto fut = p.get_future();
-    ctx_->loop.Post([&] { p.set_value(f()); });
-    return fut.get();
+    return worker_.Run(f);
   }
   uint32_t InFlight() {
     return OnLoop([this] { return HttpMirror::InFlight(*ctx_); });
@@ -82,7 +71,7 @@ class H2MirrorTest : public ::testing::Test {
   traffic::Balancer balancer_;
   std::shared_ptr<testing::RequestLog> records_ = std::make_shared<testing::RequestLog>();
   std::unique_ptr<WorkerContext> ctx_;
-  std::thread loop_;
+  testing::WorkerThread worker_;  // declared last: stops before the context goes
 };
 
 H2Mirror::Request CopyOf(const std::string& body) {

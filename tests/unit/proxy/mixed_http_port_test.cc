@@ -19,6 +19,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
 namespace {
@@ -97,17 +98,9 @@ class MixedHttpPortTest : public ::testing::Test {
       return d;
     };
     ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
-    loop_ = std::thread([this] { ctx_->loop.Run(); });
+    worker_.Start(*ctx_);
   }
-  void TearDown() override {
-    ctx_->loop.Stop();
-    loop_.join();
-    std::vector<Closable*> all(ctx_->live.begin(), ctx_->live.end());  // the loop is stopped: this thread owns them
-    for (Closable* c : all) {
-      if (ctx_->live.count(c)) c->ForceClose();
-    }
-    ctx_->loop.RunGarbage();
-  }
+  void TearDown() override { worker_.Stop(); }
 
   // A connection to pod port 7000 through the handler the destination proxy picks for it: the client's end and the
   // pod's end.
@@ -199,7 +192,7 @@ class MixedHttpPortTest : public ::testing::Test {
   agent::InMemoryCertStore certs_;
   std::shared_ptr<testing::RequestLog> records_ = std::make_shared<testing::RequestLog>();
   std::unique_ptr<WorkerContext> ctx_;
-  std::thread loop_;
+  testing::WorkerThread worker_;  // declared last: stops before the context goes
 };
 
 TEST_F(MixedHttpPortTest, OnePodPortTakesAnHttp1AndAnH2cClient) {
