@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <utility>
 
 #include "agent/proxy/http_filters.h"
 #include "agent/proxy/http_mirror.h"
@@ -175,7 +177,7 @@ void Http1Conn::Process() {
         request_done_ = true;
         if (answered_locally_) request_bytes_ = 0;  // the dropped body of a request already reported
         answered_locally_ = false;
-        if (mirror_pending_) SendMirrors();
+        if (mirror_mask_ != 0) SendMirrors();
         break;
       case Http1RequestParser::Event::kUpgrade:
         request_done_ = true;
@@ -254,11 +256,14 @@ bool Http1Conn::StartRequest() {
   response_mods_ = rule != nullptr && !rule->response_headers.empty() ? &rule->response_headers : nullptr;
   // No body follows a response to HEAD, nor a CONNECT's 2xx (the tunnel does).
   head_request_ = head.method == "HEAD" || head.method == "CONNECT";
-  // The fast path (a rule without retry or mirror, or no rule): nothing of the request is kept.
+  // The fast path (a rule without retry, none of whose mirrors sampled this request, or no rule): nothing of the
+  // request is kept. Mirrors are sampled now (as on HTTP/2), so that a request none of them takes keeps nothing.
   const bool retries = rule != nullptr && rule->retry.attempts > 0 && !head.upgrade;
-  const bool mirrors = rule != nullptr && !rule->mirrors.empty() && !head.upgrade;
-  buffering_ = replayable_ = retries || mirrors;
-  mirror_pending_ = mirrors;
+  mirror_mask_ = 0;
+  for (size_t i = 0; rule != nullptr && !head.upgrade && i < rule->mirrors.size() && i < 32; ++i) {
+    if (MirrorSampled(rule->mirrors[i].percent, static_cast<uint32_t>(ctx_.http.rng()))) mirror_mask_ |= 1u << i;
+  }
+  buffering_ = replayable_ = retries || mirror_mask_ != 0;
   // Retries must see a response's status before any of it goes out.
   capture_heads_ = response_mods_ != nullptr || retries;
   std::string wire = SerializeRequestHead(head);
@@ -712,9 +717,10 @@ void Http1Conn::TimeoutReply(const std::string& why) {
 }
 
 void Http1Conn::SendMirrors() {
-  mirror_pending_ = false;
-  for (const agent::HttpRequestMirror& m : rule_->mirrors) {
-    if (!MirrorSampled(m.percent, static_cast<uint32_t>(ctx_.http.rng()))) continue;
+  const uint32_t mask = std::exchange(mirror_mask_, 0);
+  for (size_t i = 0; i < rule_->mirrors.size() && i < 32; ++i) {
+    if (!(mask & (1u << i))) continue;  // not sampled for this request (StartRequest)
+    const agent::HttpRequestMirror& m = rule_->mirrors[i];
     traffic::Route route;
     std::string why;
     int fd = -1;
@@ -784,8 +790,9 @@ void Http1Conn::EndResilience() {
   if (holds_budget_) ctx_.http.retry_budget.Release();
   if (in_request_) ctx_.http.retry_budget.RequestEnded();
   holds_budget_ = in_request_ = false;
-  if (mirror_pending_) ProxyStats::Add(ctx_.stats.http_mirror_dropped);  // the request never completed
-  mirror_pending_ = false;
+  // Sampled copies of a request that never completed are not sent.
+  ProxyStats::Add(ctx_.stats.http_mirror_dropped, static_cast<uint64_t>(std::popcount(mirror_mask_)));
+  mirror_mask_ = 0;
   attempts_ = 0;
   if (buffering_) {
     buffering_ = replayable_ = false;

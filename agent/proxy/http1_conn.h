@@ -18,8 +18,9 @@
 //    already in, else its upstream is closed, so none of it reaches the next exchange.
 //  - timeouts.request (the whole request, retries included) and timeouts.backendRequest (each try; a retryable
 //    failure): 504 when nothing of the response went out yet, else a reset.
-//  - RequestMirror: percent% of the rule's requests are copied (head with "-shadow" Host, body up to the bound) to an
-//    endpoint of the mirror backend once the request is complete; fire-and-forget (HttpMirror).
+//  - RequestMirror: each mirror samples its percent% when the request is routed; a sampled request is kept (body up to
+//    the bound) and copied (head with "-shadow" Host) to an endpoint of the mirror backend once it is complete;
+//    fire-and-forget (HttpMirror). A request no mirror sampled keeps nothing.
 #pragma once
 
 #include <functional>
@@ -98,8 +99,8 @@ class Http1Conn : public Closable {
   void OnRequestTimeout();
   void OnTryTimeout();
   void TimeoutReply(const std::string& why);  // 504 (keep-alive when the request was read whole), else a reset
-  void SendMirrors();
-  void EndResilience();  // the request ended: timers, budget slot, kept bytes
+  void SendMirrors();                         // the request is complete: a copy to each mirror in mirror_mask_
+  void EndResilience();                       // the request ended: timers, budget slot, kept bytes
   // A route's ServicePolicy (route_policy_gate.h): |reply| answers the request in flight without an upstream;
   // false when the connection closes after it. EndFaultDelay: an injected delay ended, the held request goes out.
   bool LocalReplyNow(const LocalReply& reply);
@@ -160,15 +161,15 @@ class Http1Conn : public Closable {
   std::string replay_body_;       // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
   uint32_t attempts_ = 0;         // tries started for the request in flight
   uint64_t request_timer_ = 0, try_timer_ = 0, backoff_timer_ = 0;
-  uint64_t hold_timer_ = 0;      // an injected delay: the request's bytes wait for it before going upstream
-  bool head_request_ = false;    // HEAD or CONNECT: no response body
-  bool capture_heads_ = false;   // the framer stops after each response head (header modifiers or retries)
-  bool buffering_ = false;       // the request is kept (its rule retries or mirrors)
-  bool replayable_ = false;      // what is kept is the whole request so far (not over kMaxReplayBody)
-  bool mirror_pending_ = false;  // mirrors to send once the request is complete
-  bool retry_pending_ = false;   // backing off between two tries: no upstream, the client's bytes wait in in_
-  bool holds_budget_ = false;    // this request holds a slot of the worker's retry budget
-  bool in_request_ = false;      // counted among the worker's requests in flight (the budget's base)
+  uint64_t hold_timer_ = 0;     // an injected delay: the request's bytes wait for it before going upstream
+  bool head_request_ = false;   // HEAD or CONNECT: no response body
+  bool capture_heads_ = false;  // the framer stops after each response head (header modifiers or retries)
+  bool buffering_ = false;      // the request is kept (its rule retries, or a mirror sampled it)
+  bool replayable_ = false;     // what is kept is the whole request so far (not over kMaxReplayBody)
+  bool retry_pending_ = false;  // backing off between two tries: no upstream, the client's bytes wait in in_
+  bool holds_budget_ = false;   // this request holds a slot of the worker's retry budget
+  bool in_request_ = false;     // counted among the worker's requests in flight (the budget's base)
+  uint32_t mirror_mask_ = 0;    // rule_->mirrors sampled for this request (bit i: mirrors[i]), sent once it is complete
 };
 
 }  // namespace zm::proxy

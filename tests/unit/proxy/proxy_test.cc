@@ -1,5 +1,6 @@
 // NodeProxy end to end on loopback: two proxies ("node1" client side, "node2" server side) where pods are 127.0.0.x
 // addresses. A test hook plays the BPF redirect: connecting to <pod ip>:<listener port> means "<pod ip>:<echo port>".
+// Http1MirrorTest drives one Http1Conn alone on a worker loop (RequestMirror sampling on the HTTP/1.1 path).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <barrier>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -18,13 +20,16 @@
 #include "agent/proxy/authority.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/hbone_server.h"
+#include "agent/proxy/http1_conn.h"
 #include "agent/proxy/node_proxy.h"
 #include "agent/proxy/request_record.h"
+#include "agent/proxy/socket_util.h"
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/loopback.h"
 #include "tests/unit/proxy/raw_hbone.h"
 #include "tests/unit/proxy/request_log.h"
 #include "tests/unit/proxy/test_certs.h"
+#include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
 namespace {
@@ -1451,6 +1456,237 @@ TEST_F(DestinationHttpTest, RequestsThenAHalfCloseStillGetTheirResponses) {
   EXPECT_EQ(plaintext.requests(), 2);
   EXPECT_EQ(log2_->records().size(), 5u);
   EXPECT_EQ(Fallbacks(node1_) + Fallbacks(node2_), 0u);
+}
+
+// HTTPRoute RequestMirror on the HTTP/1.1 path (Http1Conn, source role), driven by a real worker loop on socketpairs:
+// the test plays the client, the primary endpoint (answers each whole request) and the mirror backend. Service web's
+// rules copy /none to Service shadow at 0 %, /all at 100 %, /half at 50 %; none retries. Each mirror is sampled when
+// the request is routed, so a request no mirror took keeps nothing: it has no copy to send nor to drop, whatever its
+// size or end, while the sampled share is still copied whole.
+class Http1MirrorTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kPrimary = "10.244.1.8";
+  static constexpr const char* kShadow = "10.244.1.9";
+
+  // One end of a socketpair the test plays: what it read, split into messages (content-length bodies only).
+  struct End {
+    int fd = -1;
+    std::string in, out;
+    size_t received = 0;                                        // bytes read so far
+    size_t answered = 0;                                        // messages the test answered (server roles)
+    std::vector<std::pair<std::string, std::string>> messages;  // head, body
+
+    ~End() {
+      if (fd >= 0) close(fd);
+    }
+    void Pump() {
+      while (fd >= 0 && !out.empty()) {
+        ssize_t n = send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        out.erase(0, static_cast<size_t>(n));
+      }
+      char buf[16384];
+      ssize_t n;
+      while (fd >= 0 && (n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+        in.append(buf, static_cast<size_t>(n));
+        received += static_cast<size_t>(n);
+      }
+      for (;;) {
+        size_t end = in.find("\r\n\r\n");
+        if (end == std::string::npos) return;
+        std::string head = in.substr(0, end + 4);
+        std::string lower = head;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        size_t len = 0, cl = lower.find("\r\ncontent-length:");
+        if (cl != std::string::npos) len = std::stoul(lower.substr(cl + 17));
+        if (in.size() < end + 4 + len) return;
+        messages.emplace_back(head, in.substr(end + 4, len));
+        in.erase(0, end + 4 + len);
+      }
+    }
+  };
+
+  void SetUp() override {
+    ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
+    ctx_->balancer = &balancer_;
+    auto service = [](const char* name, const char* vip, const char* ep) {
+      agent::Service s;
+      s.name = name;
+      s.ns = "shop";
+      s.vip = Ip(vip);
+      s.ports = {{80, 9080, agent::PortProtocol::kHttp}};
+      s.endpoints = {{Ip(ep), "", ""}};
+      return s;
+    };
+    agent::Service web = service("web", "10.96.0.9", kPrimary);
+    agent::HttpRouting routing;
+    routing.port = 80;
+    for (auto [path, percent] : {std::pair{"/none", 0u}, std::pair{"/all", 100u}, std::pair{"/half", 50u}}) {
+      agent::HttpRouteRule rule;
+      rule.key = std::string("shop/web#") + std::to_string(routing.rules.size());
+      agent::HttpRouteMatch m;
+      m.has_path = true;
+      m.path.type = agent::HttpMatchType::kPrefix;
+      m.path.value = path;
+      rule.matches = {m};
+      rule.mirrors = {{{"shop", "shadow", 80, 0}, percent}};
+      routing.rules.push_back(std::move(rule));
+    }
+    web.http_routes.push_back(std::move(routing));
+    snap_ = std::make_shared<agent::MeshSnapshot>(
+        kTd, "node1", MeshMode::kStrict, std::vector<Workload>{},
+        std::vector<agent::Service>{web, service("shadow", "10.96.0.10", kShadow)});
+    worker_.Start(*ctx_);
+  }
+  void TearDown() override { worker_.Stop(); }
+
+  // A client connection to web:80; every upstream the proxy opens (primary or mirror) comes to the test.
+  std::unique_ptr<End> Connect() {
+    int c[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
+    ctx_->loop.Post([this, down = c[1]] {
+      Http1Conn::Start(
+          *ctx_, down, snap_, &snap_->services()[0], 80, MakeAddr(Ip("10.244.2.5"), 40000),
+          [this](traffic::Route r, std::string*) {
+            int p[2];
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
+            std::lock_guard<std::mutex> l(mu_);  // the opener runs on the worker thread
+            (r.addr.sin_addr.s_addr == Ip(kPrimary) ? primary_fds_ : shadow_fds_).push_back(p[0]);
+            return p[1];
+          },
+          "test");
+    });
+    auto end = std::make_unique<End>();
+    end->fd = c[0];
+    return end;
+  }
+
+  // Pumps |client|, the primary endpoints (each whole request answered 200) and the mirror backends (answered, then
+  // closed) until |done| or 5 s.
+  template <typename F>
+  bool PumpUntil(End& client, F done) {
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+         std::chrono::steady_clock::now() < deadline;) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto [fds, ends] : {std::pair{&primary_fds_, &primaries_}, std::pair{&shadow_fds_, &shadows_}}) {
+          for (int fd : *fds) ends->emplace_back(std::make_unique<End>())->fd = fd;
+          fds->clear();
+        }
+      }
+      client.Pump();
+      for (auto* ends : {&primaries_, &shadows_}) {
+        for (auto& e : *ends) {
+          e->Pump();
+          for (; e->answered < e->messages.size(); ++e->answered) {
+            e->out += ends == &primaries_ ? "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                                          : "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
+          }
+          e->Pump();
+          if (ends == &shadows_ && !e->messages.empty() && e->out.empty() && e->fd >= 0) {
+            close(e->fd);
+            e->fd = -1;
+          }
+        }
+      }
+      if (done()) return true;
+      poll(nullptr, 0, 2);
+    }
+    return false;
+  }
+
+  static std::string Post(const std::string& path, const std::string& body) {
+    return "POST " + path + " HTTP/1.1\r\nhost: web.shop\r\ncontent-length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
+  }
+  size_t Answered(const End& client, const char* status) {
+    size_t n = 0;
+    for (const auto& [head, body] : client.messages) n += head.starts_with(status) ? 1 : 0;
+    return n;
+  }
+  // Sends the head and the first 10 KiB of a 100 KiB body on |path|; the primary endpoint then goes away: the request
+  // never completes (the client gets a 502).
+  void CutMidBody(const std::string& path) {
+    auto client = Connect();
+    const size_t before = primaries_.size();
+    const std::string whole = Post(path, std::string(100 * 1024, 'c'));
+    client->out = whole.substr(0, whole.find("\r\n\r\n") + 4 + 10 * 1024);
+    ASSERT_TRUE(PumpUntil(*client, [&] {
+      return client->out.empty() && primaries_.size() > before && primaries_.back()->received > 10 * 1024;
+    }));
+    close(primaries_.back()->fd);
+    primaries_.back()->fd = -1;
+    ASSERT_TRUE(PumpUntil(*client, [&] { return Answered(*client, "HTTP/1.1 502") == 1; }));
+  }
+
+  ProxyOptions opts_;
+  ProxyStats stats_;
+  agent::SnapshotHolder snaps_;
+  agent::InMemoryCertStore certs_;
+  traffic::Balancer balancer_;
+  std::unique_ptr<WorkerContext> ctx_;
+  std::shared_ptr<agent::MeshSnapshot> snap_;
+  std::mutex mu_;
+  std::vector<int> primary_fds_, shadow_fds_;
+  std::vector<std::unique_ptr<End>> primaries_, shadows_;
+  testing::WorkerThread worker_;  // declared last: stops before the context goes
+};
+
+TEST_F(Http1MirrorTest, ARequestNoMirrorSampledHasNoCopyToSendOrDrop) {
+  // 0 %, no retries: a 100 KiB body (past the 64 KiB bound a kept request would hit) goes through whole, and a request
+  // that never completes has no copy to drop either (when every request was kept until its end, it had one).
+  auto client = Connect();
+  const std::string big(100 * 1024, 'b');
+  client->out = Post("/none/big", big);
+  ASSERT_TRUE(PumpUntil(*client, [&] { return Answered(*client, "HTTP/1.1 200") == 1; }));
+  ASSERT_EQ(primaries_.size(), 1u);
+  ASSERT_EQ(primaries_[0]->messages.size(), 1u);
+  EXPECT_EQ(primaries_[0]->messages[0].second, big);
+  CutMidBody("/none/cut");
+  EXPECT_EQ(stats_.http_mirrored.load(), 0u);
+  EXPECT_EQ(stats_.http_mirror_dropped.load(), 0u);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    EXPECT_TRUE(shadow_fds_.empty() && shadows_.empty()) << "a 0 % mirror opens nothing";
+  }
+
+  // 100 %: the same two requests are sampled, so each has a copy, and neither can be sent (over the bound; never
+  // completed): both count as dropped.
+  auto again = Connect();
+  again->out = Post("/all/big", std::string(70 * 1024, 'a'));
+  ASSERT_TRUE(PumpUntil(*again, [&] { return Answered(*again, "HTTP/1.1 200") == 1; }));
+  EXPECT_EQ(stats_.http_mirror_dropped.load(), 1u) << "the body over the bound";
+  CutMidBody("/all/cut");
+  EXPECT_EQ(stats_.http_mirror_dropped.load(), 2u) << "the request that never completed";
+  EXPECT_EQ(stats_.http_mirrored.load(), 0u);
+  EXPECT_TRUE(shadows_.empty());
+}
+
+TEST_F(Http1MirrorTest, TheSampledShareIsStillCopiedWhole) {
+  auto client = Connect();
+  for (int i = 0; i < 40; ++i) client->out += Post("/half/" + std::to_string(i), "request-" + std::to_string(i));
+  ASSERT_TRUE(PumpUntil(*client, [&] { return Answered(*client, "HTTP/1.1 200") == 40; }));
+  // Each copy is started when its request completed, before the primary could answer it.
+  const uint64_t mirrored = stats_.http_mirrored.load();
+  EXPECT_EQ(stats_.http_mirror_dropped.load(), 0u);
+  EXPECT_GT(mirrored, 5u) << "about half of 40";
+  EXPECT_LT(mirrored, 35u) << "about half of 40";
+  ASSERT_TRUE(PumpUntil(*client, [&] {
+    size_t got = 0;
+    for (auto& s : shadows_) got += s->messages.size();
+    return got == mirrored;
+  }));
+  ASSERT_EQ(shadows_.size(), mirrored) << "one mirror stream per copy";
+  for (auto& s : shadows_) {
+    ASSERT_EQ(s->messages.size(), 1u);
+    const auto& [head, body] = s->messages[0];
+    EXPECT_NE(head.find("\r\nhost: web.shop-shadow\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nconnection: close\r\n"), std::string::npos) << head;
+    // The copy is the request it was made of: path and body match.
+    const std::string i = head.substr(11, head.find(' ', 11) - 11);
+    EXPECT_EQ(head.substr(0, 11), "POST /half/") << head;
+    EXPECT_EQ(body, "request-" + i);
+  }
 }
 
 }  // namespace
