@@ -1,6 +1,6 @@
 #include "agent/proxy/policy_path.h"
 
-#include <cctype>
+#include "common/percent_encode.h"
 
 namespace zm::proxy {
 namespace {
@@ -10,10 +10,6 @@ int Hex(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool Unreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 // RFC 3986 5.2.4 on an absolute path.
@@ -74,7 +70,7 @@ bool NormalizePolicyPath(std::string_view target, std::string* path, std::string
       *error = "the path has an encoded '/', '\\' or NUL, which authorization cannot see through";
       return false;
     }
-    if (Unreserved(byte)) {
+    if (UrlUnreserved(byte)) {  // ASCII only, whatever the locale: a policy must not match differently per host
       decoded.push_back(static_cast<char>(byte));
     } else {
       static constexpr char kHex[] = "0123456789ABCDEF";

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+
 namespace zm::proxy {
 namespace {
 
@@ -25,6 +28,22 @@ TEST(PolicyPath, Normalizes) {
   EXPECT_EQ(Norm("*"), "*");
   EXPECT_EQ(Norm("web.shop:443"), "");  // CONNECT: no path
   EXPECT_EQ(Norm("/a//b"), "/a//b");    // slashes are not merged (Istio's default)
+}
+
+// Only the RFC 3986 unreserved set (ASCII letters, digits, "-._~") is decoded; every other escape stays, upper-cased.
+TEST(PolicyPath, DecodesExactlyTheUnreservedBytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int c = 1; c < 256; ++c) {
+    if (c == '/' || c == '\\') continue;  // refused (next test)
+    const std::string target = std::string("/a%") + kHex[c >> 4] + kHex[c & 15] + "b";
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '.' || c == '_' || c == '~';
+    std::string upper = target;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(Norm(target.c_str()),
+              unreserved ? "/a" + std::string(1, static_cast<char>(c)) + "b" : "/a" + upper.substr(2, 3) + "b")
+        << target;
+  }
 }
 
 TEST(PolicyPath, RefusesWhatCannotBeMatchedSafely) {
