@@ -52,6 +52,8 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 from mesh import BUILD_DIR, TestCA  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "traffic"))
+from mesh_case import service_yaml  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import haproxy_pair  # noqa: E402
 
@@ -139,14 +141,7 @@ listen grpc
 
 
 def manifests() -> str:
-    return f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  vip: {VIP}
-  selector: {{app: lmserver}}
-  ports: [{{name: web, port: {VIP_PORT}, targetPort: {HTTP_PORT}, appProtocol: http}}]
----
+    return service_yaml(NS, "web", VIP, {"app": "lmserver"}, [("web", VIP_PORT, HTTP_PORT, "http")]) + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: web, namespace: {NS}}}
@@ -157,14 +152,7 @@ spec:
     filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: {ROUTE_HEADER}, value: l7}}]}}}}]
     backendRefs: [{{name: web, port: {VIP_PORT}}}]
 ---
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: grpc, namespace: {NS}}}
-spec:
-  vip: {GRPC_VIP}
-  selector: {{app: lmserver}}
-  ports: [{{name: grpc, port: {GRPC_PORT}, targetPort: {GRPC_PORT}, appProtocol: grpc}}]
----
+""" + service_yaml(NS, "grpc", GRPC_VIP, {"app": "lmserver"}, [("grpc", GRPC_PORT, GRPC_PORT, "grpc")]) + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {{name: grpc, namespace: {NS}}}

@@ -1,7 +1,8 @@
 """The L7 traffic tests' common frame: one two-node simulated cluster with the real controller per test class.
 
-A subclass fills the cluster in setUpMesh(c) (pods, workloads, servers through serve_http / serve_grpc / serve, which
-return once the server accepts, manifests, starting the control plane `cls.cp` and waiting for what its tests need);
+A subclass fills the cluster in setUpMesh(c) (pods and their workloads through add_workload, servers through
+serve_http / serve_grpc / serve, which return once the server accepts, manifests (service_yaml for Services), starting
+the control plane `cls.cp` and waiting for what its tests need);
 when that fails, the controller's log is printed and the cluster is taken down, as it is after the last test. A check
 that the test cannot run here (tests/cluster/needs.py) goes in the subclass's own setUpClass before
 super().setUpClass(), so nothing is built for a skipped test.
@@ -25,6 +26,31 @@ from controlplane import ControlPlane  # noqa: E402
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
 GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
 GRPC_PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
+
+
+def service_yaml(ns: str, name: str, vip: str, selector: dict, ports: list) -> str:
+    """A zeromesh Service manifest (one YAML document, no separator): pods labelled |selector| behind |vip|; |ports|:
+    (name, port, targetPort, appProtocol) tuples, appProtocol None (or left out) for none."""
+    labels = ", ".join(f"{k}: {v}" for k, v in selector.items())
+    maps = []
+    for port_name, port, target, *protocol in ports:
+        app = f", appProtocol: {protocol[0]}" if protocol and protocol[0] else ""
+        maps.append(f"{{name: {port_name}, port: {port}, targetPort: {target}{app}}}")
+    return f"""apiVersion: zeromesh.io/v1alpha1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  vip: {vip}
+  selector: {{{labels}}}
+  ports: [{", ".join(maps)}]
+"""
+
+
+def web_rpc_services(ns: str, vip_web: str, vip_rpc: str) -> str:
+    """Services web (HTTP/1.1, port 80 -> 9080) and rpc (gRPC, port 80 -> 50051) in front of the pods that
+    MeshCase.add_web_and_rpc starts (two YAML documents)."""
+    return "---\n".join([service_yaml(ns, "web", vip_web, {"app": "web"}, [("http", 80, 9080, "http")]),
+                          service_yaml(ns, "rpc", vip_rpc, {"app": "rpc"}, [("grpc", 80, 50051, "grpc")])])
 
 
 class MeshCase(unittest.TestCase):
@@ -52,6 +78,23 @@ class MeshCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.cluster.down()
         cls.tmp.cleanup()
+
+    @classmethod
+    def add_workload(cls, node: str, name: str, ns: str, app: str, sa: str | None = None, **labels):
+        """Adds pod |name| on |node| as a mesh workload of namespace |ns|, labelled app=|app| plus |labels|, with
+        service account |sa| (default |app|); returns the pod."""
+        pod = cls.cluster.add_pod(node, name)
+        cls.cp.workload(pod, ns=ns, sa=sa or app, labels={"app": app, **labels})
+        return pod
+
+    @classmethod
+    def add_web_and_rpc(cls, ns: str) -> None:
+        """The two backends of web_rpc_services, both on node2: cls.web (w1, app web, http_tool.py on 9080) and
+        cls.rpc (g1, app rpc, grpc_tool.py's zm.Echo on 50051), serving once this returns."""
+        cls.web = cls.add_workload("node2", "w1", ns, "web")
+        cls.rpc = cls.add_workload("node2", "g1", ns, "rpc")
+        cls.serve_http(cls.web, 9080, "w1")
+        cls.serve_grpc(cls.rpc, 50051, "g1")
 
     @classmethod
     def serve(cls, pod, port: int, args: list, grpc: bool = False, env: dict | None = None) -> None:

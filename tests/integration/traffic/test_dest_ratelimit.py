@@ -16,28 +16,13 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase, web_rpc_services  # noqa: E402
 
 NS = "shop"
 VIP_WEB, VIP_RPC = "10.96.0.60", "10.96.0.61"
 RATE, BURST = 20, 20
 
-MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  vip: {VIP_WEB}
-  selector: {{app: web}}
-  ports: [{{name: http, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: rpc, namespace: {NS}}}
-spec:
-  vip: {VIP_RPC}
-  selector: {{app: rpc}}
-  ports: [{{name: grpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
----
+MANIFESTS = web_rpc_services(NS, VIP_WEB, VIP_RPC) + f"""---
 apiVersion: zeromesh.io/v1alpha1
 kind: ServicePolicy
 metadata: {{name: web-limit, namespace: {NS}}}
@@ -59,16 +44,9 @@ class DestinationRateLimitTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.near = c.add_pod("node2", "c2")
-        cls.web = c.add_pod("node2", "w1")
-        cls.rpc = c.add_pod("node2", "g1")
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        cls.cp.workload(cls.near, ns=NS, sa="near", labels={"app": "near"})
-        cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
-        cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
-        cls.serve_http(cls.web, 9080, "w1")
-        cls.serve_grpc(cls.rpc, 50051, "g1")
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.near = cls.add_workload("node2", "c2", NS, "near")
+        cls.add_web_and_rpc(NS)
         cls.cp.write("mesh.yaml", MANIFESTS)
         cls.cp.start()
         # Until node2's agent limits web: a quick run of 2 x burst requests gets a 429; then the bucket refills.

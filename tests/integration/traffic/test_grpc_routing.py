@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import MeshCase, service_yaml  # noqa: E402
 
 GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
 # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter.
@@ -58,47 +58,15 @@ SNIFF_SPLITTER = (
     "        t.join()\n"
     "while True:\n"
     "    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()\n")
-DUAL_MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: dual-grpc, namespace: {NS}}}
-spec:
-  vip: {DUAL_GRPC_VIP}
-  selector: {{version: v2}}
-  ports: [{{name: rpc, port: 80, targetPort: {DUAL_PORT}, appProtocol: grpc}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: dual-http, namespace: {NS}}}
-spec:
-  vip: {DUAL_HTTP_VIP}
-  selector: {{version: v2}}
-  ports: [{{name: web, port: 80, targetPort: {DUAL_PORT}, appProtocol: http}}]
-"""
+DUAL_MANIFESTS = "---\n".join([
+    service_yaml(NS, "dual-grpc", DUAL_GRPC_VIP, {"version": "v2"}, [("rpc", 80, DUAL_PORT, "grpc")]),
+    service_yaml(NS, "dual-http", DUAL_HTTP_VIP, {"version": "v2"}, [("web", 80, DUAL_PORT, "http")])])
 
-MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: echo, namespace: {NS}}}
-spec:
-  vip: {VIP}
-  selector: {{version: v1}}
-  ports: [{{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: echo-v2, namespace: {NS}}}
-spec:
-  vip: 10.96.0.41
-  selector: {{version: v2}}
-  ports: [{{name: grpc-echo, port: 80, targetPort: 50051}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: echo-none, namespace: {NS}}}
-spec:
-  vip: 10.96.0.42
-  selector: {{version: v9}}
-  ports: [{{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
----
+MANIFESTS = "---\n".join([
+    service_yaml(NS, "echo", VIP, {"version": "v1"}, [("rpc", 80, 50051, "grpc")]),
+    # No appProtocol: the port name says gRPC.
+    service_yaml(NS, "echo-v2", "10.96.0.41", {"version": "v2"}, [("grpc-echo", 80, 50051)]),
+    service_yaml(NS, "echo-none", "10.96.0.42", {"version": "v9"}, [("rpc", 80, 50051, "grpc")])]) + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {{name: echo, namespace: {NS}}}
@@ -156,15 +124,13 @@ class GrpcRoutingTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        backends = [(c.add_pod("node1", "g1"), "v1"), (c.add_pod("node2", "g2"), "v1"),
-                    (c.add_pod("node2", "g3"), "v2")]
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        for pod, version in backends:
-            cls.cp.workload(pod, ns=NS, sa="echo", labels={"app": "echo", "version": version})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        backends = [cls.add_workload(node, name, NS, "echo", version=version)
+                    for node, name, version in (("node1", "g1", "v1"), ("node2", "g2", "v1"), ("node2", "g3", "v2"))]
+        for pod in backends:
             # g1 fails every Flaky call: half of them, by the balancing of echo's two endpoints.
             cls.serve_grpc(pod, 50051, pod.name, flaky=pod.name == "g1")
-        g3 = backends[2][0]
+        g3 = backends[2]
         cls.serve_http(g3, 9080, g3.name)
         cls.serve(g3, DUAL_PORT, ["-c", SNIFF_SPLITTER, str(DUAL_PORT), "50051", "9080"])
         cls.cp.write("echo.yaml", MANIFESTS)

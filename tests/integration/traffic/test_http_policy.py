@@ -15,35 +15,15 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import MeshCase, service_yaml  # noqa: E402
 
 NS = "shop"
 VIP_REMOTE, VIP_LOCAL, VIP_RAW = "10.96.0.40", "10.96.0.41", "10.96.0.42"
 
-MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web-remote, namespace: {NS}}}
-spec:
-  vip: {VIP_REMOTE}
-  selector: {{instance: w1}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web-local, namespace: {NS}}}
-spec:
-  vip: {VIP_LOCAL}
-  selector: {{instance: w0}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: raw, namespace: {NS}}}
-spec:
-  vip: {VIP_RAW}
-  selector: {{instance: w1}}
-  ports: [{{name: raw, port: 81, targetPort: 9081}}]
----
+WEB_PORT = ("web", 80, 9080, "http")
+MANIFESTS = "---\n".join([service_yaml(NS, "web-remote", VIP_REMOTE, {"instance": "w1"}, [WEB_PORT]),
+                          service_yaml(NS, "web-local", VIP_LOCAL, {"instance": "w0"}, [WEB_PORT]),
+                          service_yaml(NS, "raw", VIP_RAW, {"instance": "w1"}, [("raw", 81, 9081)])]) + f"""---
 apiVersion: zeromesh.io/v1alpha1
 kind: TrafficPermission
 metadata: {{name: public-get, namespace: {NS}}}
@@ -99,11 +79,10 @@ class HttpPolicyTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.w0, cls.w1 = c.add_pod("node1", "w0"), c.add_pod("node2", "w1")
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.w0 = cls.add_workload("node1", "w0", NS, "web", instance="w0")
+        cls.w1 = cls.add_workload("node2", "w1", NS, "web", instance="w1")
         for pod in (cls.w0, cls.w1):
-            cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "instance": pod.name})
             for port in (9080, 9081):
                 cls.serve_http(pod, port, pod.name)
         cls.cp.write("web.yaml", MANIFESTS)

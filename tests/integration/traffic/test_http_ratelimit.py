@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import GRPC_PY, GRPC_TOOL, MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, MeshCase, web_rpc_services  # noqa: E402
 
 NS = "shop"
 VIP_WEB, VIP_RPC = "10.96.0.50", "10.96.0.51"
@@ -42,22 +42,7 @@ def rule(name: str, path: str) -> str:
 """
 
 
-MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  vip: {VIP_WEB}
-  selector: {{app: web}}
-  ports: [{{name: http, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: rpc, namespace: {NS}}}
-spec:
-  vip: {VIP_RPC}
-  selector: {{app: rpc}}
-  ports: [{{name: grpc, port: 80, targetPort: 50051, appProtocol: grpc}}]
----
+MANIFESTS = web_rpc_services(NS, VIP_WEB, VIP_RPC) + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: web, namespace: {NS}}}
@@ -94,14 +79,8 @@ class HttpRateLimitTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.web = c.add_pod("node2", "w1")
-        cls.rpc = c.add_pod("node2", "g1")
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        cls.cp.workload(cls.web, ns=NS, sa="web", labels={"app": "web"})
-        cls.cp.workload(cls.rpc, ns=NS, sa="rpc", labels={"app": "rpc"})
-        cls.serve_http(cls.web, 9080, "w1")
-        cls.serve_grpc(cls.rpc, 50051, "g1")
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.add_web_and_rpc(NS)
         cls.cp.write("routes.yaml", MANIFESTS)
         cls.cp.start()
         cls.wait_policies()

@@ -21,21 +21,14 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import MeshCase, service_yaml  # noqa: E402
 
 NS = "shop"
 VIP_FLAKY, VIP_SLOW, VIP_SHADOW, VIP_PARTIAL = "10.96.0.40", "10.96.0.41", "10.96.0.42", "10.96.0.43"
 
 
 def service(name: str, vip: str, app: str) -> str:
-    return f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  vip: {vip}
-  selector: {{app: {app}}}
-  ports: [{{name: http, port: 80, targetPort: 9080, appProtocol: http}}]
-"""
+    return service_yaml(NS, name, vip, {"app": app}, [("http", 80, 9080, "http")])
 
 
 MANIFESTS = "---\n".join([service("flaky", VIP_FLAKY, "flaky"), service("slow", VIP_SLOW, "slow"),
@@ -82,15 +75,12 @@ class HttpResilienceTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.backends = {"f1": (c.add_pod("node1", "f1"), "flaky"), "f2": (c.add_pod("node2", "f2"), "flaky"),
-                        "s1": (c.add_pod("node2", "s1"), "slow"), "m1": (c.add_pod("node2", "m1"), "shadow"),
-                        "p2": (c.add_pod("node1", "p2"), "partial")}
-        cls.dead = c.add_pod("node2", "p1")  # an endpoint that refuses connections
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        cls.cp.workload(cls.dead, ns=NS, sa="partial", labels={"app": "partial"})
-        for name, (pod, app) in cls.backends.items():
-            cls.cp.workload(pod, ns=NS, sa=app, labels={"app": app})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.backends = {name: (cls.add_workload(node, name, NS, app), app) for name, node, app in (
+            ("f1", "node1", "flaky"), ("f2", "node2", "flaky"), ("s1", "node2", "slow"), ("m1", "node2", "shadow"),
+            ("p2", "node1", "partial"))}
+        cls.dead = cls.add_workload("node2", "p1", NS, "partial")  # an endpoint that refuses connections
+        for name, (pod, _) in cls.backends.items():
             cls.serve_http(pod, 9080, name)
         cls.cp.write("routes.yaml", MANIFESTS)
         cls.cp.start()

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import MeshCase  # noqa: E402
+from mesh_case import MeshCase, service_yaml  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 NS = "shop"
@@ -39,31 +39,11 @@ BANNER_SERVER = (
     "while True:\n"
     "    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()\n")
 
-MANIFESTS = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  vip: {VIP}
-  selector: {{version: v1}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web-v2, namespace: {NS}}}
-spec:
-  vip: {VIP_V2}
-  selector: {{version: v2}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: raw, namespace: {NS}}}
-spec:
-  vip: {VIP_RAW}
-  selector: {{version: v2}}
-  ports: [{{name: line, port: {LINE_PORT}, targetPort: {LINE_PORT}, appProtocol: http}},
-          {{name: banner, port: {BANNER_PORT}, targetPort: {BANNER_PORT}, appProtocol: http}}]
----
+MANIFESTS = "---\n".join([
+    service_yaml(NS, "web", VIP, {"version": "v1"}, [("web", 80, 9080, "http")]),
+    service_yaml(NS, "web-v2", VIP_V2, {"version": "v2"}, [("web", 80, 9080, "http")]),
+    service_yaml(NS, "raw", VIP_RAW, {"version": "v2"},
+                 [("line", LINE_PORT, LINE_PORT, "http"), ("banner", BANNER_PORT, BANNER_PORT, "http")])]) + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: web, namespace: {NS}}}
@@ -87,14 +67,12 @@ class HttpRoutingTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        backends = [(c.add_pod("node1", "a1"), "v1"), (c.add_pod("node2", "a2"), "v1"),
-                    (c.add_pod("node2", "c1"), "v2")]
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        for pod, version in backends:
-            cls.cp.workload(pod, ns=NS, sa="web", labels={"app": "web", "version": version})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        backends = [cls.add_workload(node, name, NS, "web", version=version)
+                    for node, name, version in (("node1", "a1", "v1"), ("node2", "a2", "v1"), ("node2", "c1", "v2"))]
+        for pod in backends:
             cls.serve_http(pod, 9080, pod.name)
-        cls.c1 = backends[2][0]
+        cls.c1 = backends[2]
         cls.serve(cls.c1, LINE_PORT, [PODTOOL, "serve", str(LINE_PORT)])
         cls.serve(cls.c1, BANNER_PORT, ["-c", BANNER_SERVER, str(BANNER_PORT)])
         cls.cp.write("web.yaml", MANIFESTS)

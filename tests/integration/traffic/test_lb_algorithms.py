@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, GRPC_TOOL, HTTP_TOOL, MeshCase, service_yaml  # noqa: E402
 
 NS = "shop"
 VIPS = {"lb-rr": "10.96.0.50", "lb-ewma": "10.96.0.51", "lb-lr": "10.96.0.52", "rpc-rr": "10.96.0.53",
@@ -29,16 +29,8 @@ ALGORITHMS = {"lb-ewma": "EWMA", "lb-lr": "LeastRequest", "rpc-ewma": "EWMA"}
 
 
 def service(name: str, vip: str) -> str:
-    ports = ("{name: rpc, port: 80, targetPort: 50051, appProtocol: grpc}" if name.startswith("rpc-") else
-             "{name: http, port: 80, targetPort: 9080, appProtocol: http}")
-    return f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  vip: {vip}
-  selector: {{app: pick}}
-  ports: [{ports}]
-"""
+    port = ("rpc", 80, 50051, "grpc") if name.startswith("rpc-") else ("http", 80, 9080, "http")
+    return service_yaml(NS, name, vip, {"app": "pick"}, [port])
 
 
 def policy(name: str, algorithm: str) -> str:
@@ -75,12 +67,10 @@ class LbAlgorithmsTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.backends = backends = {"fast": (c.add_pod("node2", "fast"), 0),
-                                   "slow": (c.add_pod("node2", "slow"), 50)}
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.backends = backends = {name: (cls.add_workload("node2", name, NS, "pick", sa=name), delay)
+                                   for name, delay in (("fast", 0), ("slow", 50))}
         for name, (pod, delay) in backends.items():
-            cls.cp.workload(pod, ns=NS, sa=name, labels={"app": "pick"})
             cls.serve_http(pod, 9080, name, delay)
             cls.serve_grpc(pod, 50051, name, delay)
         cls.cp.write("services.yaml", MANIFESTS)

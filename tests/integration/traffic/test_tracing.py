@@ -27,37 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
 import zmcluster  # noqa: E402
 from mesh import TestCA, openssl  # noqa: E402
-from mesh_case import GRPC_PY, MeshCase  # noqa: E402
+from mesh_case import GRPC_PY, MeshCase, service_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 NS = "shop"
 VIP, VIP_RPC, VIP_VOID = "10.96.0.50", "10.96.0.51", "10.96.0.52"
 GIVEN_TRACE, GIVEN_PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
-SERVICE = f"""apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  vip: {VIP}
-  selector: {{app: web}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: rpc, namespace: {NS}}}
-spec:
-  vip: {VIP_RPC}
-  selector: {{app: web}}
-  ports: [{{name: rpc, port: 90, targetPort: 9090, appProtocol: grpc}}]
----
-apiVersion: zeromesh.io/v1alpha1
-kind: Service
-metadata: {{name: void, namespace: {NS}}}
-spec:
-  vip: {VIP_VOID}
-  selector: {{app: nobody}}
-  ports: [{{name: web, port: 80, targetPort: 9080, appProtocol: http}}]
----
+SERVICE = "---\n".join([service_yaml(NS, "web", VIP, {"app": "web"}, [("web", 80, 9080, "http")]),
+                        service_yaml(NS, "rpc", VIP_RPC, {"app": "web"}, [("rpc", 90, 9090, "grpc")]),
+                        service_yaml(NS, "void", VIP_VOID, {"app": "nobody"}, [("web", 80, 9080, "http")])]) + f"""---
 apiVersion: zeromesh.io/v1alpha1
 kind: TrafficPermission
 metadata: {{name: no-private, namespace: {NS}}}
@@ -203,10 +182,8 @@ class TracingTest(MeshCase):
 
     @classmethod
     def setUpMesh(cls, c):
-        cls.client = c.add_pod("node1", "client")
-        cls.w1 = c.add_pod("node2", "w1")
-        cls.cp.workload(cls.client, ns=NS, sa="client", labels={"app": "client"})
-        cls.cp.workload(cls.w1, ns=NS, sa="web", labels={"app": "web"})
+        cls.client = cls.add_workload("node1", "client", NS, "client")
+        cls.w1 = cls.add_workload("node2", "w1", NS, "web")
         cls.cp.write("web.yaml", SERVICE)
         cls.cp.write("meshconfig.yaml", MESH_CONFIG.format(pct=100))
         cls.serve(cls.w1, 9080, ["-c", SERVER, "9080"])
