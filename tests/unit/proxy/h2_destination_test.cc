@@ -23,6 +23,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/shop_mesh.h"
 #include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
@@ -44,23 +45,9 @@ using Peer = testing::H2Peer;
 class H2DestinationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent::Workload client, pod;
-    client.name = "client";
-    client.ns = "shop";
-    client.service_account = "client";
-    client.ip = Ip("10.244.2.5");
-    client.node = "node2";
-    client.enrolled = true;
-    pod = client;
-    pod.name = "rpc-0";
-    pod.service_account = "rpc";
-    pod.ip = Ip("10.244.1.7");
-    pod.node = "node1";
-    agent::Service svc;
-    svc.name = "rpc";
-    svc.ns = "shop";
-    svc.ports = {{90, 9090, agent::PortProtocol::kGrpc}};
-    svc.endpoints.push_back({pod.ip, "", ""});
+    agent::Workload client = testing::ShopWorkload("client", "client", "10.244.2.5", "node2");
+    agent::Workload pod = testing::ShopWorkload("rpc-0", "rpc", "10.244.1.7", "node1");
+    agent::Service svc = testing::ShopService("rpc", "", {90, 9090, agent::PortProtocol::kGrpc}, "10.244.1.7");
     snaps_.Set(std::make_shared<agent::MeshSnapshot>("cluster.local", "node1", agent::MeshMode::kStrict,
                                                      std::vector<agent::Workload>{client, pod},
                                                      std::vector<agent::Service>{svc}));

@@ -27,6 +27,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/shop_mesh.h"
 #include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
@@ -166,13 +167,7 @@ class H2ConnMirrorTest : public H2MirrorTest {
   void SetUp() override {
     H2MirrorTest::SetUp();
     auto service = [](const char* name, const char* vip, const char* ep) {
-      agent::Service s;
-      s.name = name;
-      s.ns = "shop";
-      s.vip = Ip(vip);
-      s.ports = {{90, 9090, agent::PortProtocol::kGrpc}};
-      s.endpoints = {{Ip(ep), "", ""}};
-      return s;
+      return testing::ShopService(name, vip, {90, 9090, agent::PortProtocol::kGrpc}, ep);
     };
     agent::Service rpc = service("rpc", "10.96.0.9", kPrimary);
     agent::HttpRouteRule rule;

@@ -19,6 +19,7 @@
 #include "agent/state/cert_store.h"
 #include "tests/unit/proxy/h2_peer.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/shop_mesh.h"
 #include "tests/unit/proxy/worker_thread.h"
 
 namespace zm::proxy {
@@ -62,26 +63,13 @@ bool SendAll(int fd, const std::string& s) {
 class MixedHttpPortTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent::Workload client, pod;
-    client.name = "client";
-    client.ns = "shop";
-    client.service_account = "client";
-    client.ip = Ip("10.244.2.5");
-    client.node = "node2";
-    client.enrolled = true;
-    pod = client;
-    pod.name = "both-0";
-    pod.service_account = "both";
-    pod.ip = Ip("10.244.1.7");
-    pod.node = "node1";
-    agent::Service web, rpc;  // listed in the order that is not namespace/name order
-    web.name = "web";
-    rpc.name = "rpc";
-    web.ns = rpc.ns = "shop";
-    web.ports = {{80, 7000, agent::PortProtocol::kHttp}};
-    rpc.ports = {{90, 7000, agent::PortProtocol::kGrpc}};
-    web.endpoints.push_back({pod.ip, "shop/both-0", "node1"});
-    rpc.endpoints = web.endpoints;
+    agent::Workload client = testing::ShopWorkload("client", "client", "10.244.2.5", "node2");
+    agent::Workload pod = testing::ShopWorkload("both-0", "both", "10.244.1.7", "node1");
+    // Listed in the order that is not namespace/name order.
+    agent::Service web =
+        testing::ShopService("web", "", {80, 7000, agent::PortProtocol::kHttp}, "10.244.1.7", "shop/both-0", "node1");
+    agent::Service rpc =
+        testing::ShopService("rpc", "", {90, 7000, agent::PortProtocol::kGrpc}, "10.244.1.7", "shop/both-0", "node1");
     snaps_.Set(std::make_shared<agent::MeshSnapshot>("cluster.local", "node1", agent::MeshMode::kStrict,
                                                      std::vector<agent::Workload>{client, pod},
                                                      std::vector<agent::Service>{web, rpc}));

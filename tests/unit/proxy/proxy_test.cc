@@ -28,6 +28,7 @@
 #include "tests/unit/proxy/loopback.h"
 #include "tests/unit/proxy/raw_hbone.h"
 #include "tests/unit/proxy/request_log.h"
+#include "tests/unit/proxy/shop_mesh.h"
 #include "tests/unit/proxy/test_certs.h"
 #include "tests/unit/proxy/worker_thread.h"
 
@@ -1510,13 +1511,7 @@ class Http1MirrorTest : public ::testing::Test {
     ctx_ = std::make_unique<WorkerContext>(opts_, stats_, snaps_, certs_);
     ctx_->balancer = &balancer_;
     auto service = [](const char* name, const char* vip, const char* ep) {
-      agent::Service s;
-      s.name = name;
-      s.ns = "shop";
-      s.vip = Ip(vip);
-      s.ports = {{80, 9080, agent::PortProtocol::kHttp}};
-      s.endpoints = {{Ip(ep), "", ""}};
-      return s;
+      return testing::ShopService(name, vip, {80, 9080, agent::PortProtocol::kHttp}, ep);
     };
     agent::Service web = service("web", "10.96.0.9", kPrimary);
     agent::HttpRouting routing;
