@@ -73,16 +73,7 @@ class H2DestinationTest : public ::testing::Test {
     int c[2], p[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p), 0);
-    InboundHttp::Params params;
-    params.snap = snaps_.Get();
-    params.destination = params.snap->Find(Ip("10.244.1.7"));
-    params.has_source_id = true;
-    std::string err;
-    ASSERT_TRUE(tls::ParseSpiffeId("spiffe://cluster.local/ns/shop/sa/client", &params.source_id, &err));
-    params.src = MakeAddr(Ip("10.244.2.5"), 40000);
-    params.dst = MakeAddr(Ip("10.244.1.7"), 9090);
-    params.what = "test";
-    params.enforce = per_request;
+    InboundHttp::Params params = testing::ShopClientToPod(snaps_.Get(), 9090, per_request);
     ctx_->loop.Post([this, down = c[1], up = p[1], params]() mutable {
       H2Conn::StartDestination(*ctx_, down, up, /*up_connecting=*/false, std::move(params));
     });

@@ -28,12 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Peer = testing::H2Peer;
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
-
 // Reads |fd| (non-blocking) until |done| holds for what was read, it closes, or 5 s pass.
 template <typename F>
 std::string ReadUntil(int fd, F done, bool* closed = nullptr) {
@@ -96,16 +90,7 @@ class MixedHttpPortTest : public ::testing::Test {
     int c[2], p[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p), 0);
-    InboundHttp::Params params;
-    params.snap = snaps_.Get();
-    params.destination = params.snap->Find(Ip("10.244.1.7"));
-    params.has_source_id = true;
-    std::string err;
-    ASSERT_TRUE(tls::ParseSpiffeId("spiffe://cluster.local/ns/shop/sa/client", &params.source_id, &err));
-    params.src = MakeAddr(Ip("10.244.2.5"), 40000);
-    params.dst = MakeAddr(Ip("10.244.1.7"), 7000);
-    params.what = "test";
-    params.enforce = per_request_;
+    InboundHttp::Params params = testing::ShopClientToPod(snaps_.Get(), 7000, per_request_);
     DestinationL7 l7 = DestinationL7For(*params.snap, params.dst, per_request_);
     ASSERT_EQ(l7, DestinationL7::kHttp1OrHttp2);
     ctx_->loop.Post([this, l7, down = c[1], up = p[1], params]() mutable {

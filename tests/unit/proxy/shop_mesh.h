@@ -1,12 +1,18 @@
-// Mesh objects in the proxy tests' namespace "shop", the way the snapshot holds them: enrolled workloads and Services
-// with one port and one endpoint.
+// Mesh objects in the proxy tests' namespace "shop", the way the snapshot holds them (enrolled workloads, Services
+// with one port and one endpoint), and a connection between two of them as the destination proxy sees it.
 #pragma once
 
 #include <arpa/inet.h>
 
+#include <cstdlib>
+#include <memory>
 #include <string>
+#include <utility>
 
+#include "agent/proxy/inbound_http.h"
+#include "agent/proxy/socket_util.h"
 #include "agent/state/mesh_snapshot.h"
+#include "common/tls/spiffe.h"
 
 namespace zm::testing {
 
@@ -33,6 +39,23 @@ inline agent::Service ShopService(const char* name, const char* vip, agent::Serv
   s.ports = {port};
   s.endpoints = {{inet_addr(endpoint_ip), endpoint_workload, endpoint_node}};
   return s;
+}
+
+// What the destination proxy knows of a connection from shop/client (10.244.2.5, service account client, a verified
+// peer) to the pod 10.244.1.7:|pod_port| of |snap|; |enforce|: its requests are decided one by one.
+inline proxy::InboundHttp::Params ShopClientToPod(std::shared_ptr<const agent::MeshSnapshot> snap, uint16_t pod_port,
+                                                  bool enforce) {
+  proxy::InboundHttp::Params params;
+  params.snap = std::move(snap);
+  params.destination = params.snap->Find(inet_addr("10.244.1.7"));
+  params.has_source_id = true;
+  std::string err;
+  if (!tls::ParseSpiffeId("spiffe://cluster.local/ns/shop/sa/client", &params.source_id, &err)) abort();
+  params.src = proxy::MakeAddr(inet_addr("10.244.2.5"), 40000);
+  params.dst = proxy::MakeAddr(inet_addr("10.244.1.7"), pod_port);
+  params.what = "test";
+  params.enforce = enforce;
+  return params;
 }
 
 }  // namespace zm::testing
