@@ -36,7 +36,7 @@ class ControlPlane:
         self.ca_dir = self.workdir / "ca"
         self.max_cert_ttl = max_cert_ttl
         self.host = cluster.add_host("cp")
-        self.address = f"{self.host.ip}:{CONTROLLER_PORT}"
+        self.address = zmcluster.host_port(self.host.ip, CONTROLLER_PORT)  # the primary family's address
         self.tokens = {n.name: secrets.token_hex(16) for n in cluster.nodes}
         self.tokens["admin"] = secrets.token_hex(16)  # meshctl's credential
         self.controller: subprocess.Popen | None = None
@@ -102,6 +102,9 @@ spec:
         label_yaml = "".join(f"\n    {k}: {v}" for k, v in labels.items())
         extra = "" if enrolled is None else f"\n  enrolled: {'true' if enrolled else 'false'}"
         extra += f"\n  mode: {mode}" if mode else ""
+        # A dual-stack pod lists every address (status.podIPs), ip first; a single-family one only has ip.
+        # JSON-quoted: yaml-cpp reads an unquoted "fd00::" in a flow sequence as "".
+        extra += f"\n  ips: {json.dumps(pod.ips)}" if len(pod.ips) > 1 else ""
         return self.write(f"workload-{ns}-{pod.name}.yaml", f"""apiVersion: zeromesh.io/v1alpha1
 kind: Workload
 metadata:

@@ -80,6 +80,8 @@ class Workload:
                "ip": self.pod.ip, "node": self.pod.node.name, "enrolled": self.enrolled, "mode": self.mode}
         if self.probe_ports:
             out["probePorts"] = list(self.probe_ports)
+        if len(self.pod.ips) > 1:  # dual-stack: every address, ip first
+            out["ips"] = list(self.pod.ips)
         return out
 
 

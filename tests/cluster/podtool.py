@@ -1,6 +1,6 @@
 """A small, unmodified-application stand-in run inside pods: plain TCP servers and clients, stdlib only.
 
-Server:  podtool.py serve PORT
+Server:  podtool.py serve PORT [BIND]   (BIND "0.0.0.0" by default; "::" serves IPv6 and IPv4 on one socket)
   Each connection starts with one command line:
     PEER\\n   -> replies "peer=<ip>:<port> local=<ip>:<port>\\n" and closes
     ECHO\\n   -> echoes every byte until the client half-closes, then closes
@@ -14,6 +14,8 @@ Clients (print one JSON object):
   podtool.py connrate HOST PORT SECONDS          (connect, one small request, close, as fast as possible)
   podtool.py hold HOST PORT SECONDS              (one long-lived ECHO connection, a line every 100 ms; prints
                                                   "result <ok> <bad>" as plain text, "error ..." on failure)
+HOST may be an IPv6 literal (fd00::1). Addresses are printed as "ip:port" for IPv4 (also an IPv4 peer of a "::"
+server: the v4-mapped form is unwrapped) and "[ip]:port" for IPv6.
 """
 
 import hashlib
@@ -34,6 +36,14 @@ def raise_fd_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def addr_text(sockaddr):
+    """"1.2.3.4:80" or "[fd00::1]:80" (a v4-mapped ::ffff:1.2.3.4 is shown as the IPv4 address it is)."""
+    ip, port = sockaddr[0], sockaddr[1]
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[len("::ffff:"):]
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def read_line(conn):
     buf = b""
     while not buf.endswith(b"\n"):
@@ -48,8 +58,7 @@ def handle(conn, peer):
     try:
         cmd = read_line(conn)
         if cmd == "PEER":
-            local = conn.getsockname()
-            conn.sendall(f"peer={peer[0]}:{peer[1]} local={local[0]}:{local[1]}\n".encode())
+            conn.sendall(f"peer={addr_text(peer)} local={addr_text(conn.getsockname())}\n".encode())
         elif cmd == "ECHO":
             while True:
                 data = conn.recv(CHUNK)
@@ -71,11 +80,15 @@ def handle(conn, peer):
         conn.close()
 
 
-def serve(port):
+def serve(port, bind="0.0.0.0"):
     raise_fd_limit()
-    s = socket.socket()
+    if ":" in bind:
+        s = socket.socket(socket.AF_INET6)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" takes IPv4 too (v4-mapped)
+    else:
+        s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.bind((bind, port))
     s.listen(4096)
     print(f"listening on {port}", flush=True)
     while True:
@@ -104,7 +117,7 @@ def peer(host, port):
     remote = c.getpeername()
     c.close()
     server = dict(kv.split("=") for kv in reply)
-    return {"client_sees_peer": f"{remote[0]}:{remote[1]}", "client_local": f"{local[0]}:{local[1]}",
+    return {"client_sees_peer": addr_text(remote), "client_local": addr_text(local),
             "server_sees_peer": server["peer"], "server_local": server["local"]}
 
 
@@ -224,7 +237,7 @@ def hold(host, port, seconds):
 def main(argv):
     cmd = argv[0]
     if cmd == "serve":
-        serve(int(argv[1]))
+        serve(int(argv[1]), *argv[2:3])
         return 0
     if cmd == "hold":
         hold(argv[1], int(argv[2]), float(argv[3]))

@@ -6,6 +6,13 @@ Layout (all inside namespaces this module creates; the root namespace is never t
   <prefix>-<pod name>    a pod: eth0 = 10.244.<i>.<10+j>/32, default route via 10.244.<i>.1 (the node side of its veth)
 Each pod also gets a cgroup-v2 directory; commands run in a pod join its netns and its cgroup.
 
+IP families (families=("ipv4",) by default; ("ipv4", "ipv6") is dual-stack, ("ipv6",) IPv6-only, the first one is
+each object's primary `ip`): IPv6 mirrors the IPv4 plan, with the same digits:
+  node i: uplink fd00:99::<i>/64, pod CIDR fd00:10:244:<i>::/64, gateway fd00:10:244:<i>::1, IPv6 forwarding on
+  pod j:  fd00:10:244:<i>::<10+j>/128, default route via the gateway; hosts fd00:99::<200+k>
+Every IPv6 address is added with `nodad` and DAD is off in the run's namespaces: a fresh address would otherwise stay
+"tentative" (unusable as a source) for about a second.
+
 Every run has its own prefix ("zm" + 4 hex digits), recorded in a state file under /run/zeromesh/clusters, so two runs
 never collide and `gc` can remove what a killed run left behind.
 
@@ -34,6 +41,9 @@ import sanitizers
 
 STATE_DIR = Path(os.environ.get("ZM_CLUSTER_STATE_DIR", "/run/zeromesh/clusters"))
 FABRIC_PREFIX = "10.99.0"
+FABRIC6_PREFIX = "fd00:99"  # node i: fd00:99::<i>
+POD6_PREFIX = "fd00:10:244"  # node i's pods: fd00:10:244:<i>::/64
+FAMILIES = ("ipv4", "ipv6")
 OVERLAY_PREFIX = "10.245.0"  # overlay="vxlan": the VXLAN devices' subnet
 VXLAN_DEV = "flannel.1"
 BPF_ROOT = Path("/sys/fs/bpf/zeromesh")
@@ -61,19 +71,56 @@ def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
     return res
 
 
+def is_v6(addr: str) -> bool:
+    return ":" in addr
+
+
+def host_port(ip: str, port: int) -> str:
+    """"10.0.0.1:80" or "[fd00::1]:80"."""
+    return f"[{ip}]:{port}" if is_v6(ip) else f"{ip}:{port}"
+
+
+def _of_family(addrs: list[str], v6: bool) -> str:
+    """The address of one family in |addrs| ("" when there is none)."""
+    return next((a for a in addrs if is_v6(a) == v6), "")
+
+
 @dataclass
 class Node:
     index: int
     name: str
     netns: str
-    ip: str
+    ip: str  # the primary family's address (pod_cidr, gateway likewise); ips, pod_cidrs, gateways: every family's
     pod_cidr: str
     gateway: str
     uplink: str = "eth0"
+    ips: list[str] = field(default_factory=list)
+    pod_cidrs: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
 
     @property
     def netns_path(self) -> str:
         return f"/var/run/netns/{self.netns}"
+
+    @property
+    def ip4(self) -> str:
+        return _of_family(self.ips or [self.ip], False)
+
+    @property
+    def ip6(self) -> str:
+        return _of_family(self.ips or [self.ip], True)
+
+    @property
+    def gateway4(self) -> str:
+        return _of_family(self.gateways or [self.gateway], False)
+
+    @property
+    def pod_cidr6(self) -> str:
+        return _of_family(self.pod_cidrs, True)
+
+    @property
+    def gateway6(self) -> str:
+        return _of_family(self.gateways, True)
 
 
 @dataclass
@@ -82,13 +129,22 @@ class Pod:
     node: Node
     index: int
     netns: str
-    ip: str
+    ip: str  # the primary family's address; ips: every family's, ip first
     host_veth: str
     cgroup: str
+    ips: list[str] = field(default_factory=list)
 
     @property
     def netns_path(self) -> str:
         return f"/var/run/netns/{self.netns}"
+
+    @property
+    def ip4(self) -> str:
+        return _of_family(self.ips or [self.ip], False)
+
+    @property
+    def ip6(self) -> str:
+        return _of_family(self.ips or [self.ip], True)
 
 
 @dataclass
@@ -103,10 +159,17 @@ class Cluster:
     _up: bool = False
 
     def __init__(self, nodes: int = 2, pods_per_node: int = 2, prefix: str = "", keep: bool = False,
-                 underlay: str = "eth0", overlay: str | None = None):
+                 underlay: str = "eth0", overlay: str | None = None, families: tuple[str, ...] = ("ipv4",)):
         """underlay: the name of each node's wire to the fabric. overlay="vxlan": other nodes' pod CIDRs are routed
         through a VXLAN device "flannel.1" (10.245.0.<i>/24, UDP 4789 over the underlay), as flannel's vxlan backend
-        does, instead of directly over the underlay."""
+        does, instead of directly over the underlay (IPv4 only). families: the IP families of nodes, hosts and pods,
+        the primary one first (see the module's doc)."""
+        families = tuple(families)
+        if not families or len(set(families)) != len(families) or any(f not in FAMILIES for f in families):
+            raise ClusterError(f"families must be one or both of {FAMILIES} without repeats, got {families}")
+        if overlay and families != ("ipv4",):
+            raise ClusterError(f"overlay={overlay!r} is built for IPv4-only clusters, not {families}")
+        self.families = families
         self.underlay = underlay
         self.overlay = overlay
         self.nodes_count = nodes
@@ -160,7 +223,9 @@ class Cluster:
                         sh(["ip", "-n", node.netns, "route", "add", other.pod_cidr, "via",
                             f"{OVERLAY_PREFIX}.{other.index}", "dev", VXLAN_DEV, "onlink"])
                     else:
-                        sh(["ip", "-n", node.netns, "route", "add", other.pod_cidr, "via", other.ip])
+                        for cidr in other.pod_cidrs:
+                            via = other.ip6 if is_v6(cidr) else other.ip4
+                            sh(["ip", "-n", node.netns, "route", "add", cidr, "via", via])
                 for j in range(1, self.pods_per_node + 1):
                     self.add_pod(node, f"n{node.index}p{j}")
         except BaseException:
@@ -195,6 +260,7 @@ class Cluster:
         state = {
             "prefix": self.prefix,
             "owner_pid": os.getpid(),
+            "families": list(self.families),
             "nodes": [n.__dict__ for n in self.nodes],
             "hosts": [h.__dict__ for h in self.hosts],
             "pods": [{**{k: v for k, v in p.__dict__.items() if k != "node"}, "node": p.node.name} for p in self.pods],
@@ -207,21 +273,46 @@ class Cluster:
     def _netns_add(self, name: str) -> None:
         sh(["ip", "netns", "add", name])
         sh(["ip", "-n", name, "link", "set", "lo", "up"])
+        if self.v6:  # before any veth exists: new links take "default", link-local addresses included
+            sh(["nsenter", f"--net=/var/run/netns/{name}", "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0"])
+
+    @property
+    def v4(self) -> bool:
+        return "ipv4" in self.families
+
+    @property
+    def v6(self) -> bool:
+        return "ipv6" in self.families
+
+    def _by_family(self, v4: str, v6: str) -> list[str]:
+        """[v4, v6] in the cluster's family order, only the families it has."""
+        return [v4 if f == "ipv4" else v6 for f in self.families]
+
+    def _addr_add(self, netns: str, cidr: str, dev: str) -> None:
+        # nodad: usable at once (a tentative address cannot be a source for about a second).
+        sh(["ip", "-n", netns, "addr", "add", cidr, "dev", dev] + (["nodad"] if is_v6(cidr) else []))
 
     def _add_node(self, i: int) -> Node:
-        node = Node(index=i, name=f"node{i}", netns=f"{self.prefix}-node{i}", ip=f"{FABRIC_PREFIX}.{i}",
-                    pod_cidr=f"10.244.{i}.0/24", gateway=f"10.244.{i}.1", uplink=self.underlay)
+        ips = self._by_family(f"{FABRIC_PREFIX}.{i}", f"{FABRIC6_PREFIX}::{i}")
+        cidrs = self._by_family(f"10.244.{i}.0/24", f"{POD6_PREFIX}:{i}::/64")
+        gateways = self._by_family(f"10.244.{i}.1", f"{POD6_PREFIX}:{i}::1")
+        node = Node(index=i, name=f"node{i}", netns=f"{self.prefix}-node{i}", ip=ips[0], pod_cidr=cidrs[0],
+                    gateway=gateways[0], uplink=self.underlay, ips=ips, pod_cidrs=cidrs, gateways=gateways)
         fabric = f"{self.prefix}-fabric"
         self._netns_add(node.netns)
         # The wire: one end in the fabric (on the bridge), the other is the node's uplink (eth0 unless named).
         sh(["ip", "-n", fabric, "link", "add", f"up{i}", "type", "veth", "peer", "name", node.uplink, "netns",
             node.netns])
         sh(["ip", "-n", fabric, "link", "set", f"up{i}", "master", "br0", "up"])
-        sh(["ip", "-n", node.netns, "addr", "add", f"{node.ip}/24", "dev", node.uplink])
+        for ip in node.ips:
+            self._addr_add(node.netns, f"{ip}/64" if is_v6(ip) else f"{ip}/24", node.uplink)
         sh(["ip", "-n", node.netns, "link", "set", node.uplink, "up"])
         for key, val in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
                          ("net.ipv4.conf.default.rp_filter", "0")):
             self.node_sysctl(node, key, val)
+        if self.v6:
+            self.node_sysctl(node, "net.ipv6.conf.all.forwarding", "1")
         self.nodes.append(node)
         self._save_state()
         return node
@@ -234,20 +325,24 @@ class Cluster:
         sh(["ip", "-n", node.netns, "link", "set", VXLAN_DEV, "up"])
 
     def add_host(self, name: str) -> Node:
-        """A plain host on the node network with no agent and no pods (e.g. the control plane): 10.99.0.<200+k>."""
+        """A plain host on the node network with no agent and no pods (e.g. the control plane): 10.99.0.<200+k>
+        (fd00:99::<200+k> with IPv6)."""
         k = len(self.hosts) + 1
-        host = Node(index=200 + k, name=name, netns=f"{self.prefix}-{name}", ip=f"{FABRIC_PREFIX}.{200 + k}",
-                    pod_cidr="", gateway="")
+        ips = self._by_family(f"{FABRIC_PREFIX}.{200 + k}", f"{FABRIC6_PREFIX}::{200 + k}")
+        host = Node(index=200 + k, name=name, netns=f"{self.prefix}-{name}", ip=ips[0], pod_cidr="", gateway="",
+                    ips=ips)
         fabric = f"{self.prefix}-fabric"
         self.hosts.append(host)
         self._save_state()
         self._netns_add(host.netns)
         sh(["ip", "-n", fabric, "link", "add", f"h{k}", "type", "veth", "peer", "name", "eth0", "netns", host.netns])
         sh(["ip", "-n", fabric, "link", "set", f"h{k}", "master", "br0", "up"])
-        sh(["ip", "-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0"])
+        for ip in host.ips:
+            self._addr_add(host.netns, f"{ip}/64" if is_v6(ip) else f"{ip}/24", "eth0")
         sh(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
         for node in self.nodes:  # pods are reachable from hosts, as from any machine on the node network
-            sh(["ip", "-n", host.netns, "route", "add", node.pod_cidr, "via", node.ip])
+            for cidr in node.pod_cidrs:
+                sh(["ip", "-n", host.netns, "route", "add", cidr, "via", node.ip6 if is_v6(cidr) else node.ip4])
         return host
 
     def node_sysctl(self, node: Node, key: str, val: str) -> None:
@@ -262,8 +357,9 @@ class Cluster:
         j = sum(1 for p in self.pods if p.node is node) + 1
         if any(p.name == name for p in self.pods):
             raise ClusterError(f"pod {name} already exists")
-        pod = Pod(name=name, node=node, index=j, netns=f"{self.prefix}-{name}", ip=f"10.244.{node.index}.{10 + j}",
-                  host_veth=f"zmv{node.index}p{j}", cgroup=str(self.cgroup_root / name))
+        ips = self._by_family(f"10.244.{node.index}.{10 + j}", f"{POD6_PREFIX}:{node.index}::{10 + j}")
+        pod = Pod(name=name, node=node, index=j, netns=f"{self.prefix}-{name}", ip=ips[0],
+                  host_veth=f"zmv{node.index}p{j}", cgroup=str(self.cgroup_root / name), ips=ips)
         # Registered before it exists so that down() cleans it even if creation fails half-way.
         self.pods.append(pod)
         self._save_state()
@@ -275,13 +371,19 @@ class Cluster:
             "netns", node.netns])
         # /32 plus an on-link gateway (as Calico and Cilium do): even same-node traffic goes through the node, where
         # the mesh's hooks sit.
-        sh(["ip", "-n", pod.netns, "addr", "add", f"{pod.ip}/32", "dev", "eth0"])
+        for ip in pod.ips:
+            self._addr_add(pod.netns, f"{ip}/128" if is_v6(ip) else f"{ip}/32", "eth0")
         sh(["ip", "-n", pod.netns, "link", "set", "eth0", "up"])
-        sh(["ip", "-n", pod.netns, "route", "add", node.gateway, "dev", "eth0", "scope", "link"])
-        sh(["ip", "-n", pod.netns, "route", "add", "default", "via", node.gateway, "src", pod.ip])
-        sh(["ip", "-n", node.netns, "addr", "add", f"{node.gateway}/32", "dev", pod.host_veth])
+        for ip in pod.ips:
+            gw = node.gateway6 if is_v6(ip) else node.gateway4
+            sh(["ip", "-n", pod.netns, "route", "add", gw, "dev", "eth0"] + ([] if is_v6(ip) else ["scope", "link"]))
+            sh(["ip", "-n", pod.netns, "route", "add", "default", "via", gw, "src", ip])
+        for gw in node.gateways or [node.gateway]:
+            self._addr_add(node.netns, f"{gw}/128" if is_v6(gw) else f"{gw}/32", pod.host_veth)
         sh(["ip", "-n", node.netns, "link", "set", pod.host_veth, "up"])
-        sh(["ip", "-n", node.netns, "route", "add", f"{pod.ip}/32", "dev", pod.host_veth])
+        for ip in pod.ips:
+            sh(["ip", "-n", node.netns, "route", "add", f"{ip}/128" if is_v6(ip) else f"{ip}/32", "dev",
+                pod.host_veth])
         self.node_sysctl(node, f"net.ipv4.conf.{pod.host_veth}.rp_filter", "0")
         return pod
 
@@ -498,7 +600,7 @@ def load(prefix: str) -> Cluster:
     if not path.exists():
         raise ClusterError(f"no cluster {prefix} (no {path})")
     state = json.loads(path.read_text())
-    c = Cluster(prefix=prefix, keep=True)
+    c = Cluster(prefix=prefix, keep=True, families=tuple(state.get("families", ["ipv4"])))
     c.nodes = [Node(**n) for n in state["nodes"]]
     c.hosts = [Node(**h) for h in state.get("hosts", [])]
     for p in state["pods"]:
@@ -515,6 +617,7 @@ def main(argv: list[str]) -> int:
     up.add_argument("--nodes", type=int, default=2)
     up.add_argument("--pods", type=int, default=2, help="pods per node")
     up.add_argument("--prefix", default="")
+    up.add_argument("--families", default="ipv4", help="ipv4, ipv4,ipv6 (dual-stack), ipv6,ipv4 or ipv6")
     dn = sub.add_parser("down", help="remove a cluster")
     dn.add_argument("prefix")
     sub.add_parser("gc", help="remove leftovers of runs whose owner died")
@@ -526,7 +629,8 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
-            c = Cluster(nodes=args.nodes, pods_per_node=args.pods, prefix=args.prefix, keep=True).up()
+            c = Cluster(nodes=args.nodes, pods_per_node=args.pods, prefix=args.prefix, keep=True,
+                        families=tuple(args.families.split(","))).up()
             atexit.unregister(c.down)
             # The CLI process exits: the cluster is owned by nobody until `down`; mark it as such for gc.
             state = json.loads((STATE_DIR / f"{c.prefix}.json").read_text())

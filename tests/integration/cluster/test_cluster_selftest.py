@@ -15,13 +15,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import sanitizers  # noqa: E402
 import zmcluster  # noqa: E402
 
+# argv: PORT [BIND]; BIND "::" serves both families on one socket (an IPv4 peer shown without its ::ffff: prefix).
 ECHO_SERVER = textwrap.dedent("""
     import socket, sys
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
+    bind = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"
+    s = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET)
+    if ":" in bind:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((bind, int(sys.argv[1]))); s.listen(64)
     while True:
         c, peer = s.accept()
-        c.sendall(("peer=%s " % peer[0]).encode() + c.recv(1024)); c.close()
+        c.sendall(("peer=%s " % peer[0].removeprefix("::ffff:")).encode() + c.recv(1024)); c.close()
 """)
 
 ECHO_CLIENT = textwrap.dedent("""
@@ -66,6 +71,41 @@ class ClusterSelfTest(unittest.TestCase):
             res = c.run(c.pods[1], ["cat", "/proc/self/cgroup"], text=True)
             self.assertIn(f"/zeromesh/{prefix}/{c.pods[1].name}", res.stdout)
         self.assertEqual(leftovers(prefix), [])
+
+    def test_dual_stack_and_ipv6_only_pods_reach_every_pod(self):
+        """Every pod reaches every pod on each of its addresses, across nodes and at once (no DAD wait), with the
+        client's own address of that family as the source; a host on the node network reaches them too."""
+        for families in (("ipv4", "ipv6"), ("ipv6",)):
+            with self.subTest(families=families), zmcluster.Cluster(nodes=2, pods_per_node=2,
+                                                                     families=families) as c:
+                prefix = c.prefix
+                host = c.add_host("cp")
+                n1, n2 = c.nodes
+                self.assertEqual(n1.ips, ["10.99.0.1", "fd00:99::1"] if len(families) == 2 else ["fd00:99::1"])
+                self.assertEqual(n2.pod_cidr6, "fd00:10:244:2::/64")
+                self.assertEqual(c.pods[2].ip6, "fd00:10:244:2::11")
+                self.assertEqual(c.pods[3].ip, c.pods[3].ips[0])
+                self.assertEqual(c.pods[3].ip4, "10.244.2.12" if len(families) == 2 else "")
+                res = c.run(n1, ["sysctl", "-n", "net.ipv6.conf.all.forwarding"], text=True, check=True)
+                self.assertEqual(res.stdout.strip(), "1")
+                res = c.run(n1, ["ip", "-6", "route", "show", n2.pod_cidr6], text=True, check=True)
+                self.assertIn(f"via {n2.ip6} dev eth0", res.stdout)
+                for pod in c.pods:
+                    c.popen(pod, ["python3", "-c", ECHO_SERVER, "7000", "::"], stdout=subprocess.DEVNULL)
+                for t in [*c.nodes, host, *c.pods]:  # no address left tentative: usable at once
+                    res = c.run(t, ["ip", "-6", "addr", "show", "tentative"], text=True, check=True)
+                    self.assertEqual(res.stdout.strip(), "", t.name)
+                for pod in c.pods:
+                    for ip in pod.ips:
+                        c.wait_tcp(pod, ip, 7000)
+                for src in [*c.pods, host]:
+                    for dst in c.pods:
+                        for ip in dst.ips if src is not dst else []:
+                            res = c.run(src, ["python3", "-c", ECHO_CLIENT, ip, "7000"], text=True, timeout=20)
+                            self.assertEqual(res.returncode, 0, f"{src.name} -> {ip}: {res.stderr}")
+                            want = src.ip6 if zmcluster.is_v6(ip) else src.ip4
+                            self.assertEqual(res.stdout.strip(), f"peer={want} hello", f"{src.name} -> {ip}")
+            self.assertEqual(leftovers(prefix), [])
 
     def test_cleanup_after_a_failing_test(self):
         # A child process builds a cluster, starts a process in a pod, and then fails with an exception.

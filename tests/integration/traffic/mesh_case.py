@@ -28,19 +28,22 @@ GRPC_TOOL = str(Path(__file__).resolve().parent / "grpc_tool.py")
 GRPC_PY = "/usr/bin/python3"  # Debian's python3-grpcio (tools/deps.sh) is for the system interpreter
 
 
-def service_yaml(ns: str, name: str, vip: str, selector: dict, ports: list) -> str:
+def service_yaml(ns: str, name: str, vip: str, selector: dict, ports: list, vips: list | None = None) -> str:
     """A zeromesh Service manifest (one YAML document, no separator): pods labelled |selector| behind |vip|; |ports|:
-    (name, port, targetPort, appProtocol) tuples, appProtocol None (or left out) for none."""
+    (name, port, targetPort, appProtocol) tuples, appProtocol None (or left out) for none; |vips|: every cluster IP
+    of a dual-stack Service, vip first (left out when None)."""
     labels = ", ".join(f"{k}: {v}" for k, v in selector.items())
     maps = []
     for port_name, port, target, *protocol in ports:
         app = f", appProtocol: {protocol[0]}" if protocol and protocol[0] else ""
         maps.append(f"{{name: {port_name}, port: {port}, targetPort: {target}{app}}}")
+    # JSON-quoted: yaml-cpp reads an unquoted "fd00::" in a flow sequence as "".
+    vips_line = f"\n  vips: {json.dumps(vips)}" if vips else ""
     return f"""apiVersion: zeromesh.io/v1alpha1
 kind: Service
 metadata: {{name: {name}, namespace: {ns}}}
 spec:
-  vip: {vip}
+  vip: {vip}{vips_line}
   selector: {{{labels}}}
   ports: [{", ".join(maps)}]
 """
