@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /* Design T data path: one tcx ingress program on every pod veth (host side) and on the node uplink.
- * It steers IPv4 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
- * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo"). What the proxy cannot mesh is dropped for STRICT
- * pods (TCP fragments, IPv6 TCP, UDP other than DNS); everything else continues untouched to the next program of the
- * tcx chain (TCX_NEXT).
+ * It steers IPv4 and IPv6 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
+ * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo", and "local ::/0 dev lo"). Each family has its own
+ * pod, listener, exclusion and probe maps (capture_abi.h). What the proxy cannot mesh is dropped for STRICT pods (TCP
+ * fragments, IPv6 extension headers, IPv6 TCP of a pod without a known IPv6 address, UDP other than DNS); everything
+ * else continues untouched to the next program of the tcx chain (TCX_NEXT).
  * A second program at tcx egress of every pod veth guards what reaches a STRICT pod without having been captured:
  * the node's own netns (kubelet, hostNetwork pods) may open connections to its declared probe ports only.
  * Layouts and constants are shared with the agent through capture_abi.h; docs/security.md has the threat model. */
@@ -28,6 +29,8 @@
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_ICMPV6_ 58
+#define IPV6_HDR_LEN 40
 #define IP_MF 0x2000
 #define IP_OFFSET_MASK 0x1fff
 #define DNS_PORT 53
@@ -116,6 +119,40 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } zm_guard_stats SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_PODS);
+  __type(key, struct zm_addr6);
+  __type(value, struct zm_pod);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_pods6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, ZM_SLOT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_listeners6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ZM_MAX_EXCL_CIDRS);
+  __type(key, struct zm_lpm_v6);
+  __type(value, __u8);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_excl_cidrs6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_PROBE_PORTS);
+  __type(key, struct zm_probe_key6);
+  __type(value, __u8);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_probe_ports6 SEC(".maps");
+
 static __always_inline int guard_drop(__u32 idx) {
   __u64* v = bpf_map_lookup_elem(&zm_guard_stats, &idx);
   if (v) *v += 1;
@@ -128,9 +165,18 @@ static __always_inline int guard_pass(__u32 idx) {
   return ZM_NEXT;
 }
 
-static __always_inline int is_strict(__u32 addr) {
-  struct zm_pod* p = bpf_map_lookup_elem(&zm_pods, &addr);
+static __always_inline int is_strict_pod(const struct zm_pod* p) {
   return p && p->state == ZM_POD_ENROLLED && p->mode == ZM_MODE_STRICT;
+}
+
+static __always_inline int is_strict(__u32 addr) {
+  return is_strict_pod(bpf_map_lookup_elem(&zm_pods, &addr));
+}
+
+static __always_inline struct zm_pod* pod6(const struct in6_addr* addr) {
+  struct zm_addr6 key;
+  __builtin_memcpy(&key, addr, sizeof(key));
+  return bpf_map_lookup_elem(&zm_pods6, &key);
 }
 
 static __always_inline __u32 cfg_flags(void) {
@@ -150,24 +196,31 @@ static __always_inline void learn_veth(__u32 ifindex, __u32 addr) {
   if (!cur || *cur != addr) bpf_map_update_elem(&zm_veth_pods, &ifindex, &addr, BPF_ANY);
 }
 
-/* IPv6 on a pod veth (either direction): the proxy meshes IPv4 only, so a STRICT pod's IPv6 TCP, and UDP other than
- * DNS, are dropped. Extension headers before the transport header could hide TCP: dropped too. ICMPv6 (neighbour
- * discovery) and other protocols pass, as their IPv4 forms do. */
-static __always_inline int ipv6_on_veth(struct __sk_buff* skb, __u32 ifindex) {
-  __u32* pod = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
-  if (!pod || !is_strict(*pod)) return ZM_NEXT;
-  __u8 nexthdr;
-  if (bpf_skb_load_bytes_relative(skb, 6, &nexthdr, 1, BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
-  if (nexthdr == 58 /* ICMPv6 */) return ZM_NEXT;
+/* The pod behind a veth, by its IPv4 (zm_veth_pods): for its IPv6 packets from or to an address zm_pods6 lacks. */
+static __always_inline struct zm_pod* veth_pod(__u32 ifindex) {
+  __u32* addr = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
+  return addr ? bpf_map_lookup_elem(&zm_pods, addr) : 0;
+}
+
+/* Extension headers before the transport header could hide TCP (a fragment, AH): never meshed. */
+static __always_inline int ipv6_ext_header(__u8 nexthdr) {
+  return nexthdr == 0 || nexthdr == 43 || nexthdr == 44 || nexthdr == 51 || nexthdr == 60;
+}
+
+/* IPv6 on a pod veth (either direction) from or to an address zm_pods6 does not know (the pod's IPv6 is not known to
+ * the agent, or not its own): the proxy cannot mesh it, so for a STRICT pod (by its IPv4 mode) TCP, extension headers
+ * and UDP other than DNS are dropped. ICMPv6 (neighbour discovery) and other protocols pass, as their IPv4 forms do. */
+static __always_inline int ipv6_unmeshed(struct __sk_buff* skb, const struct zm_pod* vpod, __u8 nexthdr) {
+  if (!is_strict_pod(vpod) || nexthdr == IPPROTO_ICMPV6_) return ZM_NEXT;
   if (nexthdr == IPPROTO_UDP_) {
     __u16 ports[2];
-    if (bpf_skb_load_bytes_relative(skb, 40, ports, sizeof(ports), BPF_HDR_START_NET)) return guard_drop(ZM_GUARD_IPV6);
+    if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, ports, sizeof(ports), BPF_HDR_START_NET)) {
+      return guard_drop(ZM_GUARD_IPV6);
+    }
     if (udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1]))) return ZM_NEXT;
     return guard_drop(ZM_GUARD_IPV6);
   }
-  if (nexthdr == IPPROTO_TCP_ || nexthdr == 0 || nexthdr == 43 || nexthdr == 44 || nexthdr == 60) {
-    return guard_drop(ZM_GUARD_IPV6);
-  }
+  if (nexthdr == IPPROTO_TCP_ || ipv6_ext_header(nexthdr)) return guard_drop(ZM_GUARD_IPV6);
   return ZM_NEXT;
 }
 
@@ -180,9 +233,10 @@ static __always_inline void mark_local(struct __sk_buff* skb) {
   skb->mark = (skb->mark & ~ZM_MARK_MASK) | ZM_MARK_VALUE;
 }
 
-/* Assigns the listener in `slot` to the SYN. No listener: drop if `mode` is STRICT (fail closed), else pass. */
-static __always_inline int capture(struct __sk_buff* skb, __u32 slot, __u8 mode, __u32 stat) {
-  struct bpf_sock* sk = bpf_map_lookup_elem(&zm_listeners, &slot);
+/* Assigns the listener in `slot` of `listeners` (zm_listeners or zm_listeners6: the SYN's family) to the SYN. No
+ * listener: drop if `mode` is STRICT (fail closed), else pass. */
+static __always_inline int capture(struct __sk_buff* skb, void* listeners, __u32 slot, __u8 mode, __u32 stat) {
+  struct bpf_sock* sk = bpf_map_lookup_elem(listeners, &slot);
   if (!sk) {
     if (mode == ZM_MODE_PERMISSIVE) {
       count(ZM_STAT_PASSED_FAIL_OPEN);
@@ -210,6 +264,14 @@ static __always_inline int dest_excluded(__u32 daddr, __u16 dport) {
   return bpf_map_lookup_elem(&zm_excl_cidrs, &key) != 0;
 }
 
+static __always_inline int dest_excluded6(const struct in6_addr* daddr, __u16 dport) {
+  __u8* p = bpf_map_lookup_elem(&zm_excl_ports, &dport);
+  if (p && (*p & ZM_EXCL_OUTBOUND)) return 1;
+  struct zm_lpm_v6 key = {.prefixlen = 128};
+  __builtin_memcpy(key.addr, daddr, sizeof(key.addr));
+  return bpf_map_lookup_elem(&zm_excl_cidrs6, &key) != 0;
+}
+
 static __always_inline int capture_unknown_enabled(void) {
   return (cfg_flags() & ZM_CFG_CAPTURE_UNKNOWN) != 0;
 }
@@ -219,11 +281,108 @@ static __always_inline __u32 iface_role(__u32 ifindex) {
   return role ? *role : 0;
 }
 
+/* Rule a) of capture_ingress for either family: returns 1 with the verdict in *verdict when a socket other than a
+ * listener owns the 4-tuple, else 0. */
+static __always_inline int assign_owner(struct __sk_buff* skb, struct bpf_sock_tuple* tuple, __u32 len, int* verdict) {
+  struct bpf_sock* sk = bpf_skc_lookup_tcp(skb, tuple, len, BPF_F_CURRENT_NETNS, 0);
+  if (!sk) return 0;
+  __u32 state = sk->state;
+  if (state == BPF_TCP_LISTEN) {
+    bpf_sk_release(sk);
+    return 0;
+  }
+  long err = bpf_sk_assign(skb, sk, 0);
+  bpf_sk_release(sk);
+  if (err) {
+    /* The socket is going away (-ENOENT): drop, TCP retransmits. Let through, the segment would reach the wire in
+     * plaintext, or enter conntrack unmarked, where kube-proxy DNATs it to a Service endpoint. */
+    count(ZM_STAT_ASSIGN_ERRORS);
+    *verdict = TC_ACT_SHOT;
+    return 1;
+  }
+  mark_local(skb);
+  count(ZM_STAT_ASSIGNED_ESTABLISHED);
+  *verdict = ZM_STEERED;
+  return 1;
+}
+
+/* capture_ingress for IPv6: the same rules a-d with the IPv6 maps. Only TCP/UDP right after the fixed header is
+ * meshed (extension headers from or to a STRICT pod are dropped). A veth's packets from an address zm_pods6 does not
+ * know follow the pod's IPv4 mode first (ipv6_unmeshed), as before IPv6 was meshed. */
+static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex) {
+  struct ipv6hdr ip6;
+  if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET)) return ZM_NEXT;
+  if (ip6.version != 6) return ZM_NEXT;
+  __u32 r = iface_role(ifindex);
+  struct zm_pod* src = pod6(&ip6.saddr);
+  int veth_known = 0; /* the veth's pod is known by its IPv4: no "capture unknown" for its other addresses */
+  if (r == ZM_ROLE_POD_VETH && !src) {
+    struct zm_pod* vpod = veth_pod(ifindex);
+    int v = ipv6_unmeshed(skb, vpod, ip6.nexthdr);
+    if (v != ZM_NEXT) return v;
+    veth_known = vpod != 0;
+  }
+  if (ip6.nexthdr == IPPROTO_UDP_) {
+    /* A STRICT pod's own UDP (on its veth): DNS only, unless the mesh allows UDP. Inbound UDP is the egress guard's. */
+    if (r != ZM_ROLE_POD_VETH || !is_strict_pod(src)) return ZM_NEXT;
+    __u16 ports[2];
+    if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
+  }
+  if (ip6.nexthdr != IPPROTO_TCP_) {
+    if (ipv6_ext_header(ip6.nexthdr) && (is_strict_pod(src) || is_strict_pod(pod6(&ip6.daddr)))) {
+      return guard_drop(ZM_GUARD_IPV6);
+    }
+    return ZM_NEXT;
+  }
+
+  __u8 tcp[14];
+  if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, tcp, sizeof(tcp), BPF_HDR_START_NET)) return ZM_NEXT;
+  __u16 sport_n = (__u16)tcp[0] | ((__u16)tcp[1] << 8);
+  __u16 dport_n = (__u16)tcp[2] | ((__u16)tcp[3] << 8);
+  __u8 flags = tcp[13];
+  int bare_syn = (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+
+  /* a) A socket already owns this 4-tuple. */
+  struct bpf_sock_tuple tuple = {};
+  __builtin_memcpy(tuple.ipv6.saddr, &ip6.saddr, sizeof(tuple.ipv6.saddr));
+  __builtin_memcpy(tuple.ipv6.daddr, &ip6.daddr, sizeof(tuple.ipv6.daddr));
+  tuple.ipv6.sport = sport_n;
+  tuple.ipv6.dport = dport_n;
+  int verdict;
+  if (assign_owner(skb, &tuple, sizeof(tuple.ipv6), &verdict)) return verdict;
+
+  __u16 dport = bpf_ntohs(dport_n);
+  /* b) Outbound: SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. */
+  if (r == ZM_ROLE_POD_VETH) {
+    __u8 mode = 0;
+    if (src && src->state == ZM_POD_ENROLLED)
+      mode = src->mode;
+    else if (!src && !veth_known && capture_unknown_enabled())
+      mode = ZM_MODE_STRICT;
+    if (mode && !dest_excluded6(&ip6.daddr, dport)) {
+      if (bare_syn) return capture(skb, &zm_listeners6, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
+      if (mode == ZM_MODE_STRICT) {
+        count(ZM_STAT_DROPPED_ORPHAN);
+        return TC_ACT_SHOT;
+      }
+      return ZM_NEXT;
+    }
+  }
+  if (!bare_syn) return ZM_NEXT;
+
+  /* c, d) Inbound to an enrolled local pod. */
+  struct zm_pod* dst = pod6(&ip6.daddr);
+  if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
+  if (dport == ZM_HBONE_PORT) {
+    return capture(skb, &zm_listeners6, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
+  }
+  return capture(skb, &zm_listeners6, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+}
+
 static __always_inline int capture_ingress(struct __sk_buff* skb) {
   __u32 ifindex = skb->ingress_ifindex;
-  if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-    return iface_role(ifindex) == ZM_ROLE_POD_VETH ? ipv6_on_veth(skb, ifindex) : ZM_NEXT;
-  }
+  if (skb->protocol == bpf_htons(ETH_P_IPV6)) return capture_ingress6(skb, ifindex);
   if (skb->protocol != bpf_htons(ETH_P_IP)) return ZM_NEXT;
 
   /* Relative to the network header, so L3-only uplinks (no Ethernet header) work too. */
@@ -266,24 +425,8 @@ static __always_inline int capture_ingress(struct __sk_buff* skb) {
   tuple.ipv4.daddr = iph.daddr;
   tuple.ipv4.sport = sport_n;
   tuple.ipv4.dport = dport_n;
-  struct bpf_sock* sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
-  if (sk) {
-    __u32 state = sk->state;
-    if (state != BPF_TCP_LISTEN) {
-      long err = bpf_sk_assign(skb, sk, 0);
-      bpf_sk_release(sk);
-      if (err) {
-        /* The socket is going away (-ENOENT): drop, TCP retransmits. Let through, the segment would reach the wire
-         * in plaintext, or enter conntrack unmarked, where kube-proxy DNATs it to a Service endpoint. */
-        count(ZM_STAT_ASSIGN_ERRORS);
-        return TC_ACT_SHOT;
-      }
-      mark_local(skb);
-      count(ZM_STAT_ASSIGNED_ESTABLISHED);
-      return ZM_STEERED;
-    }
-    bpf_sk_release(sk);
-  }
+  int verdict;
+  if (assign_owner(skb, &tuple, sizeof(tuple.ipv4), &verdict)) return verdict;
 
   __u32 r = iface_role(ifindex);
   __u16 dport = bpf_ntohs(dport_n);
@@ -299,7 +442,7 @@ static __always_inline int capture_ingress(struct __sk_buff* skb) {
       mode = ZM_MODE_STRICT; /* config not here yet: hold it in the proxy, never let it out in plaintext */
     if (src_enrolled && bare_syn) learn_veth(ifindex, iph.saddr);
     if (mode && !dest_excluded(iph.daddr, dport)) {
-      if (bare_syn) return capture(skb, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
+      if (bare_syn) return capture(skb, &zm_listeners, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
       /* A segment of a captured flow whose proxy socket is gone (agent died or restarted), or of a direct flow
        * opened before enrollment: in STRICT mode its payload must not reach the wire in plaintext. */
       if (mode == ZM_MODE_STRICT) {
@@ -314,9 +457,11 @@ static __always_inline int capture_ingress(struct __sk_buff* skb) {
   /* c, d) Inbound to an enrolled local pod. */
   struct zm_pod* dst = bpf_map_lookup_elem(&zm_pods, &iph.daddr);
   if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
-  if (dport == ZM_HBONE_PORT) return capture(skb, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
+  if (dport == ZM_HBONE_PORT) {
+    return capture(skb, &zm_listeners, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
+  }
   /* An enrolled source reaching here did not come from its own veth (rule b took those): treat it as foreign. */
-  return capture(skb, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+  return capture(skb, &zm_listeners, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
 }
 
 /* tcx egress of a pod veth: what is about to enter the pod. Captured connections never pass here as bare SYNs (their
@@ -324,9 +469,36 @@ static __always_inline int capture_ingress(struct __sk_buff* skb) {
  * pod without that mark came from the node's own netns, or from a path the ingress program does not hook. The node's
  * netns (locally generated: no ingress interface) may reach the pod's probe ports, as the kubelet must; nothing else.
  */
+static __always_inline int guard_egress6(struct __sk_buff* skb, __u32 ifindex) {
+  struct ipv6hdr ip6;
+  if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET)) return ZM_NEXT;
+  if (ip6.version != 6) return ZM_NEXT;
+  struct zm_pod* dst = pod6(&ip6.daddr);
+  if (!dst) return ipv6_unmeshed(skb, veth_pod(ifindex), ip6.nexthdr); /* not a known IPv6 of the pod */
+  if (!is_strict_pod(dst) || ip6.nexthdr == IPPROTO_ICMPV6_) return ZM_NEXT;
+  if (ip6.nexthdr == IPPROTO_UDP_) {
+    __u16 ports[2];
+    if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
+    return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
+  }
+  if (ip6.nexthdr != IPPROTO_TCP_) return ipv6_ext_header(ip6.nexthdr) ? guard_drop(ZM_GUARD_IPV6) : ZM_NEXT;
+  __u8 tcp[14];
+  if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, tcp, sizeof(tcp), BPF_HDR_START_NET)) return ZM_NEXT;
+  __u8 flags = tcp[13];
+  if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK)) return ZM_NEXT;
+  if ((skb->mark & ZM_MARK_MASK) == ZM_MARK_PROXY) return ZM_NEXT;
+  if (skb->ingress_ifindex == 0) {
+    struct zm_probe_key6 key = {.port = ((__u16)tcp[2] << 8) | tcp[3], .pad = 0};
+    __builtin_memcpy(key.addr, &ip6.daddr, sizeof(key.addr));
+    if (bpf_map_lookup_elem(&zm_probe_ports6, &key)) return guard_pass(ZM_GUARD_PROBE_PASSED);
+  }
+  return guard_drop(ZM_GUARD_NODE_PLAINTEXT);
+}
+
+/* IPv4 here; IPv6 takes guard_egress6 (the same rules with zm_pods6 and zm_probe_ports6). */
 static __always_inline int guard_egress(struct __sk_buff* skb) {
   __u32 ifindex = skb->ifindex;
-  if (skb->protocol == bpf_htons(ETH_P_IPV6)) return ipv6_on_veth(skb, ifindex);
+  if (skb->protocol == bpf_htons(ETH_P_IPV6)) return guard_egress6(skb, ifindex);
   if (skb->protocol != bpf_htons(ETH_P_IP)) return ZM_NEXT;
   struct iphdr iph;
   if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET)) return ZM_NEXT;

@@ -65,9 +65,11 @@ struct zm_cfg {
                                  */
 #define ZM_GUARD_PROBE_PASSED 1 /* SYN from the node's own netns to a STRICT pod's declared probe port */
 #define ZM_GUARD_FRAGMENT 2     /* TCP fragment from or to a STRICT pod */
-#define ZM_GUARD_IPV6 3         /* IPv6 TCP or UDP of a STRICT pod (not meshed: IPv4 only) */
-#define ZM_GUARD_UDP 4          /* UDP of a STRICT pod to a port other than 53 */
-#define ZM_GUARD_COUNT 16       /* room for more reasons without changing the pinned map */
+#define ZM_GUARD_IPV6                                                                                              \
+  3                       /* IPv6 of a STRICT pod not meshed: extension headers or fragments, or TCP / non-DNS UDP \
+                           * on a veth whose pod has no known IPv6 address (zm_veth_pods) */
+#define ZM_GUARD_UDP 4    /* UDP of a STRICT pod to a port other than 53 */
+#define ZM_GUARD_COUNT 16 /* room for more reasons without changing the pinned map */
 
 /* zm_probe_ports: struct zm_probe_key -> u8 (1). The kubelet's probe ports of local STRICT pods. */
 struct zm_probe_key {
@@ -79,6 +81,30 @@ struct zm_probe_key {
 /* zm_veth_pods: pod veth ifindex (u32) -> the IPv4 (network order) of the pod behind it, so that the pod's IPv6
  * packets (which name no IPv4) find its mode. Written by the agent from the node's routes, and learned by the program
  * from the pod's own IPv4 packets (bridge CNIs, where the route names the bridge). */
+
+/* IPv6 (dual-stack and IPv6-only pods). Maps of their own beside the IPv4 ones, so that the pinned maps of an older
+ * agent keep their layouts across an upgrade; the counters (zm_stats, zm_guard_stats) are shared by both families.
+ * Only IPv6 packets whose TCP or UDP header follows the fixed header are meshed: extension headers and fragments from
+ * or to a STRICT pod are dropped (ZM_GUARD_IPV6).
+ *   zm_pods6: struct zm_addr6 -> struct zm_pod (the pod's IPv6 addresses, same states and modes as zm_pods).
+ *   zm_listeners6: SOCKMAP, the same three slots, holding the proxy's AF_INET6 listeners (IPV6_V6ONLY,
+ *     IPV6_TRANSPARENT): an AF_INET listener cannot take an IPv6 SYN.
+ *   zm_excl_cidrs6: LPM trie keyed by struct zm_lpm_v6 -> u8 (1). zm_excl_ports applies to both families.
+ *   zm_probe_ports6: struct zm_probe_key6 -> u8 (1). */
+struct zm_addr6 {
+  __u32 addr[4]; /* network byte order, as in the IPv6 header */
+};
+
+struct zm_lpm_v6 {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
+struct zm_probe_key6 {
+  __u32 addr[4]; /* pod IPv6, network byte order */
+  __u16 port;    /* host byte order */
+  __u16 pad;     /* zero */
+};
 
 /* Mark set on every assigned packet; the node netns routes it locally (rule fwmark 0x200/0xf00 lookup 100). */
 #define ZM_MARK_VALUE 0x200

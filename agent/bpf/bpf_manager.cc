@@ -4,12 +4,14 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <set>
@@ -55,6 +57,19 @@ Status Delete(int fd, const void* key, const char* what) {
 }
 
 const Status kNotReady = Status::Error("BPF manager not initialized (call Init first)");
+const Status kNoAddress = Status::Error("no pod address (neither IPv4 nor IPv6)");
+
+zm_addr6 Addr6(const net::IpAddr& ip) {
+  zm_addr6 a{};
+  memcpy(a.addr, ip.bytes(), sizeof(a.addr));
+  return a;
+}
+
+template <typename T>
+std::vector<uint8_t> KeyBytes(const T& key) {
+  const auto* b = reinterpret_cast<const uint8_t*>(&key);
+  return std::vector<uint8_t>(b, b + sizeof(key));
+}
 
 // bpffs refuses names with a dot (EPERM), and interface names may have one (flannel.1, eth0.100): pins use ':' for
 // it, which no interface name can contain.
@@ -445,53 +460,91 @@ Status BpfManager::Detach(std::string_view ifname) {
   return Status::Ok();
 }
 
+int BpfManager::ListenerMapFd(int family) const {
+  if (family == AF_INET) return bpf_map__fd(skel_->maps.zm_listeners);
+  if (family == AF_INET6) return bpf_map__fd(skel_->maps.zm_listeners6);
+  return -1;
+}
+
 Status BpfManager::SetListener(ListenerSlot slot, int fd) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
+  int family = 0;
+  socklen_t len = sizeof(family);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0) {
+    return Status::Errno("listener fd " + std::to_string(fd) + " is no socket", errno);
+  }
+  const int map_fd = ListenerMapFd(family);
+  const char* map = family == AF_INET6 ? "zm_listeners6" : "zm_listeners";
+  if (map_fd < 0) return Status::Error("listener fd " + std::to_string(fd) + " is neither AF_INET nor AF_INET6");
   const uint32_t key = static_cast<uint32_t>(slot);
   const uint64_t value = static_cast<uint64_t>(fd);
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zm_listeners), &key, &value, BPF_ANY) != 0) {
-    return Status::Errno("zm_listeners slot " + std::to_string(key) + " (needs a TCP listening socket)", errno);
+  if (bpf_map_update_elem(map_fd, &key, &value, BPF_ANY) != 0) {
+    return Status::Errno(std::string(map) + " slot " + std::to_string(key) + " (needs a TCP listening socket)", errno);
   }
   return Status::Ok();
 }
 
-Status BpfManager::ClearListener(ListenerSlot slot) {
+Status BpfManager::ClearListener(ListenerSlot slot, int family) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
+  const int map_fd = ListenerMapFd(family);
+  if (map_fd < 0) return Status::Error("no listener map for address family " + std::to_string(family));
   const uint32_t key = static_cast<uint32_t>(slot);
-  return Delete(bpf_map__fd(skel_->maps.zm_listeners), &key, "zm_listeners delete");
+  return Delete(map_fd, &key, "zm_listeners delete");
 }
 
-bool BpfManager::HasListener(ListenerSlot slot) const {
+bool BpfManager::HasListener(ListenerSlot slot, int family) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return false;
+  const int map_fd = ListenerMapFd(family);
+  if (map_fd < 0) return false;
   const uint32_t key = static_cast<uint32_t>(slot);
   uint64_t cookie = 0;  // userspace lookups of a SOCKMAP return the socket cookie
-  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_listeners), &key, &cookie) == 0;
+  return bpf_map_lookup_elem(map_fd, &key, &cookie) == 0;
 }
 
-Status BpfManager::UpsertPod(uint32_t ip_be, PodState state, PodMode mode) {
+Status BpfManager::UpsertPod(const net::IpAddr& ip, PodState state, PodMode mode) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
-  zm_pod v{static_cast<__u8>(state), static_cast<__u8>(mode)};
-  return Update(bpf_map__fd(skel_->maps.zm_pods), &ip_be, v, "zm_pods update");
+  const zm_pod v{static_cast<__u8>(state), static_cast<__u8>(mode)};
+  if (ip.is_v4()) {
+    const uint32_t key = ip.v4();
+    return Update(bpf_map__fd(skel_->maps.zm_pods), &key, v, "zm_pods update");
+  }
+  if (!ip.is_v6()) return kNoAddress;
+  const zm_addr6 key = Addr6(ip);
+  return Update(bpf_map__fd(skel_->maps.zm_pods6), &key, v, "zm_pods6 update");
 }
 
-Status BpfManager::RemovePod(uint32_t ip_be) {
+Status BpfManager::RemovePod(const net::IpAddr& ip) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
-  return Delete(bpf_map__fd(skel_->maps.zm_pods), &ip_be, "zm_pods delete");
+  if (ip.is_v4()) {
+    const uint32_t key = ip.v4();
+    return Delete(bpf_map__fd(skel_->maps.zm_pods), &key, "zm_pods delete");
+  }
+  if (!ip.is_v6()) return kNoAddress;
+  const zm_addr6 key = Addr6(ip);
+  return Delete(bpf_map__fd(skel_->maps.zm_pods6), &key, "zm_pods6 delete");
 }
 
-Status BpfManager::LookupPod(uint32_t ip_be, PodEntry* out) const {
+Status BpfManager::LookupPod(const net::IpAddr& ip, PodEntry* out) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
   zm_pod v{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_pods), &ip_be, &v) != 0) {
-    return Status::Errno("zm_pods lookup " + FormatIpv4(ip_be), errno);
+  int rc;
+  if (ip.is_v4()) {
+    const uint32_t key = ip.v4();
+    rc = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_pods), &key, &v);
+  } else if (ip.is_v6()) {
+    const zm_addr6 key = Addr6(ip);
+    rc = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.zm_pods6), &key, &v);
+  } else {
+    return kNoAddress;
   }
-  *out = PodEntry{ip_be, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)};
+  if (rc != 0) return Status::Errno("pod lookup " + ip.ToString(), errno);
+  *out = PodEntry{ip, ip.v4(), static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)};
   return Status::Ok();
 }
 
@@ -499,16 +552,30 @@ Status BpfManager::ListPods(std::vector<PodEntry>* out) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
   out->clear();
-  const int fd = bpf_map__fd(skel_->maps.zm_pods);
+  int fd = bpf_map__fd(skel_->maps.zm_pods);
   uint32_t key = 0, next = 0;
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     zm_pod v{};
     if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      out->push_back(PodEntry{next, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
+      out->push_back(
+          PodEntry{net::IpAddr::V4(next), next, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
     }
     key = next;
     prev = &key;
+  }
+  fd = bpf_map__fd(skel_->maps.zm_pods6);
+  zm_addr6 key6{}, next6{};
+  prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next6) == 0) {
+    zm_pod v{};
+    if (bpf_map_lookup_elem(fd, &next6, &v) == 0) {
+      in6_addr a{};
+      memcpy(&a, next6.addr, sizeof(a));
+      out->push_back(PodEntry{net::IpAddr::V6(a), 0, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
+    }
+    key6 = next6;
+    prev = &key6;
   }
   return Status::Ok();
 }
@@ -548,17 +615,28 @@ Status BpfManager::SetExcludedPorts(std::span<const uint16_t> ports) {
   return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_ports), keys, sizeof(uint16_t), ZM_EXCL_OUTBOUND, "zm_excl_ports");
 }
 
-Status BpfManager::SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs) {
+Status BpfManager::SetExcludedCidrs(std::span<const net::Cidr> cidrs) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
-  std::vector<std::vector<uint8_t>> keys;
+  std::vector<std::vector<uint8_t>> keys4, keys6;
   for (const auto& c : cidrs) {
-    if (c.prefix_len > 32) return Status::Error("invalid CIDR prefix length " + std::to_string(c.prefix_len));
-    zm_lpm_v4 k{c.prefix_len, c.addr_be};
-    const auto* b = reinterpret_cast<const uint8_t*>(&k);
-    keys.emplace_back(b, b + sizeof(k));
+    if (c.prefix_len > c.net.size() * 8 || c.net.empty()) {
+      return Status::Error("invalid CIDR " + c.ToString() + " (prefix length " + std::to_string(c.prefix_len) + ")");
+    }
+    if (c.net.is_v4()) {
+      keys4.push_back(KeyBytes(zm_lpm_v4{c.prefix_len, c.net.v4()}));
+    } else {
+      zm_lpm_v6 k{c.prefix_len, {}};
+      memcpy(k.addr, c.net.bytes(), sizeof(k.addr));
+      keys6.push_back(KeyBytes(k));
+    }
   }
-  return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_cidrs), keys, sizeof(zm_lpm_v4), 1, "zm_excl_cidrs");
+  // Each family's set is replaced whole; the IPv4 one first, as before IPv6 existed.
+  if (Status s = ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_cidrs), keys4, sizeof(zm_lpm_v4), 1, "zm_excl_cidrs");
+      !s.ok()) {
+    return s;
+  }
+  return ReplaceSet(bpf_map__fd(skel_->maps.zm_excl_cidrs6), keys6, sizeof(zm_lpm_v6), 1, "zm_excl_cidrs6");
 }
 
 Status BpfManager::SetCfgFlag(uint32_t flag, bool on) {
@@ -585,13 +663,23 @@ Status BpfManager::SetStrictUdpAllowed(bool on) {
 Status BpfManager::SetProbePorts(std::span<const ProbePort> ports) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
-  std::vector<std::vector<uint8_t>> keys;
+  std::vector<std::vector<uint8_t>> keys4, keys6;
   for (const auto& p : ports) {
-    zm_probe_key k{p.ip_be, p.port, 0};
-    const auto* b = reinterpret_cast<const uint8_t*>(&k);
-    keys.emplace_back(b, b + sizeof(k));
+    if (p.ip.is_v4()) {
+      keys4.push_back(KeyBytes(zm_probe_key{p.ip.v4(), p.port, 0}));
+    } else if (p.ip.is_v6()) {
+      zm_probe_key6 k{{}, p.port, 0};
+      memcpy(k.addr, p.ip.bytes(), sizeof(k.addr));
+      keys6.push_back(KeyBytes(k));
+    } else {
+      return Status::Error("probe port " + std::to_string(p.port) + " without a pod address");
+    }
   }
-  return ReplaceSet(bpf_map__fd(skel_->maps.zm_probe_ports), keys, sizeof(zm_probe_key), 1, "zm_probe_ports");
+  if (Status s = ReplaceSet(bpf_map__fd(skel_->maps.zm_probe_ports), keys4, sizeof(zm_probe_key), 1, "zm_probe_ports");
+      !s.ok()) {
+    return s;
+  }
+  return ReplaceSet(bpf_map__fd(skel_->maps.zm_probe_ports6), keys6, sizeof(zm_probe_key6), 1, "zm_probe_ports6");
 }
 
 Status BpfManager::SetVethPod(uint32_t ifindex, uint32_t ip_be) {

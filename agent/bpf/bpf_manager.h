@@ -29,9 +29,9 @@
 #include <vector>
 
 #include "agent/bpf/attach_mode.h"
-#include "agent/bpf/ipv4.h"
 #include "agent/bpf/status.h"
 #include "agent/bpf/tc_clsact.h"
+#include "common/net/ip_addr.h"
 
 struct capture_bpf;  // bpftool skeleton (capture.skel.h)
 
@@ -43,7 +43,8 @@ enum class PodMode : uint8_t { kStrict = 1, kPermissive = 2 };
 enum class ListenerSlot : uint32_t { kOutbound = 0, kHbone = 1, kPlaintext = 2 };
 
 struct PodEntry {
-  uint32_t ip_be = 0;  // network byte order
+  net::IpAddr ip;      // either family: IPv4 in zm_pods, IPv6 in zm_pods6
+  uint32_t ip_be = 0;  // ip.v4() (network byte order); 0 for IPv6
   PodState state = PodState::kEnrolled;
   PodMode mode = PodMode::kStrict;
 };
@@ -61,15 +62,18 @@ struct CaptureStats {  // sums over CPUs since the maps were first created (they
   uint64_t dropped_node_plaintext = 0;  // connections from the node's netns to a STRICT pod, not to a probe port
   uint64_t passed_probe = 0;            // connections from the node's netns to a declared probe port
   uint64_t dropped_fragment = 0;        // TCP fragments from or to STRICT pods
-  uint64_t dropped_ipv6 = 0;            // IPv6 TCP / non-DNS UDP of STRICT pods
-  uint64_t dropped_udp = 0;             // IPv4 UDP of STRICT pods other than DNS
+  uint64_t dropped_ipv6 = 0;  // IPv6 of STRICT pods not meshed: extension headers, or of a pod without a known IPv6
+  uint64_t dropped_udp = 0;   // UDP of STRICT pods other than DNS (both families)
   // Not from a map: links of ours this manager re-attached first in their tcx chain (RepairTcxPositions).
   uint64_t attach_repairs = 0;
 };
 
 struct ProbePort {  // a port the node's own netns may reach on a STRICT pod
-  uint32_t ip_be = 0;
+  net::IpAddr ip;   // either family
   uint16_t port = 0;
+  ProbePort() = default;
+  ProbePort(const net::IpAddr& pod_ip, uint16_t pod_port) : ip(pod_ip), port(pod_port) {}
+  ProbePort(uint32_t ip_be, uint16_t pod_port) : ip(net::IpAddr::V4(ip_be)), port(pod_port) {}
   auto operator<=>(const ProbePort&) const = default;
 };
 
@@ -108,21 +112,29 @@ class BpfManager {
   Status Attach(uint32_t ifindex, std::string_view ifname, IfaceRole role);
   Status Detach(std::string_view ifname);  // not attached -> Ok
 
-  Status SetListener(ListenerSlot slot, int fd);  // a TCP listening socket in the node netns (IP_TRANSPARENT)
-  Status ClearListener(ListenerSlot slot);        // empty slot -> Ok
-  bool HasListener(ListenerSlot slot) const;
+  // A TCP listening socket in the node netns: AF_INET (IP_TRANSPARENT) goes to zm_listeners, AF_INET6 (IPV6_V6ONLY,
+  // IPV6_TRANSPARENT) to zm_listeners6; the socket's own family decides. |family| below: AF_INET or AF_INET6.
+  Status SetListener(ListenerSlot slot, int fd);
+  Status ClearListener(ListenerSlot slot, int family = AF_INET);  // empty slot -> Ok
+  bool HasListener(ListenerSlot slot, int family = AF_INET) const;
 
-  Status UpsertPod(uint32_t ip_be, PodState state, PodMode mode);
-  Status RemovePod(uint32_t ip_be);                       // unknown -> Ok
-  Status LookupPod(uint32_t ip_be, PodEntry* out) const;  // not found -> error with code ENOENT
-  Status ListPods(std::vector<PodEntry>* out) const;      // for re-sync after a restart
+  // Pods by address, either family (a dual-stack pod is one entry per address). An unset address is an error.
+  Status UpsertPod(const net::IpAddr& ip, PodState state, PodMode mode);
+  Status RemovePod(const net::IpAddr& ip);                       // unknown -> Ok
+  Status LookupPod(const net::IpAddr& ip, PodEntry* out) const;  // not found -> error with code ENOENT
+  Status UpsertPod(uint32_t ip_be, PodState state, PodMode mode) {
+    return UpsertPod(net::IpAddr::V4(ip_be), state, mode);
+  }
+  Status RemovePod(uint32_t ip_be) { return RemovePod(net::IpAddr::V4(ip_be)); }
+  Status LookupPod(uint32_t ip_be, PodEntry* out) const { return LookupPod(net::IpAddr::V4(ip_be), out); }
+  Status ListPods(std::vector<PodEntry>* out) const;  // both families, for re-sync after a restart
 
   // Replace the whole set (entries not listed are removed; no window where a kept entry is missing).
   Status SetExcludedPorts(std::span<const uint16_t> ports);
-  Status SetExcludedCidrs(std::span<const Ipv4Cidr> cidrs);
+  Status SetExcludedCidrs(std::span<const net::Cidr> cidrs);  // both families (zm_excl_cidrs, zm_excl_cidrs6)
   Status SetCaptureUnknown(bool on);
-  Status SetStrictUdpAllowed(bool on);  // false: STRICT pods send and receive DNS only over UDP
-  Status SetProbePorts(std::span<const ProbePort> ports);
+  Status SetStrictUdpAllowed(bool on);                     // false: STRICT pods send and receive DNS only over UDP
+  Status SetProbePorts(std::span<const ProbePort> ports);  // both families
   // Which pod a veth leads to (for its IPv6); the program also learns this from the pod's IPv4 traffic.
   Status SetVethPod(uint32_t ifindex, uint32_t ip_be);
 
@@ -175,6 +187,7 @@ class BpfManager {
   Status ReplaceSet(int map_fd, const std::vector<std::vector<uint8_t>>& keys, size_t key_size, uint8_t value,
                     const char* what);
   Status SetCfgFlag(uint32_t flag, bool on);
+  int ListenerMapFd(int family) const;  // -1 for a family without a map
   int RepairTcxPositionsLocked();
   bool RepairPosition(const std::string& ifname, uint32_t ifindex, int attach_type, int prog_fd, int twin_fd,
                       const std::string& pin, int* fd, std::string* what);

@@ -9,7 +9,6 @@
 
 #include "agent/bpf/conntrack_bypass.h"
 #include "agent/bpf/host_routes.h"
-#include "agent/bpf/ipv4.h"
 #include "agent/bpf/policy_routing.h"
 #include "agent/bpf/uplinks.h"
 #include "common/log.h"
@@ -244,9 +243,9 @@ void NodeAgent::ApplySnapshot() {
     if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
   }
   (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());
-  std::vector<bpf::Ipv4Cidr> excluded;
+  std::vector<net::Cidr> excluded;  // either family
   for (const auto& text : snap->exclude_cidrs()) {
-    if (auto c = bpf::ParseCidr(text)) excluded.push_back(*c);
+    if (auto c = net::Cidr::Parse(text)) excluded.push_back(*c);
   }
   if (auto st = bpf_.SetExcludedCidrs(excluded); !st.ok()) {
     log::Error("programming excluded CIDRs", {{"error", st.message()}});

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "agent/bpf/pin_dir.h"
 #include "agent/bpf/tcx.h"
+#include "tests/integration/bpf/sock_util.h"
 #include "tests/integration/bpf/topology.h"
 
 namespace zm::agent::bpf {
@@ -93,12 +95,13 @@ TEST_F(BpfManagerTest, LoadsAndAttachesTcxLinkIdempotently) {
 }
 
 TEST_F(BpfManagerTest, RestartReusesMapsAndRepointsPinnedLink) {
-  auto pod_ip = ParseIpv4(kPodIp);
-  ASSERT_TRUE(pod_ip);
+  auto pod_ip = net::IpAddr::Parse(kPodIp), pod_ip6 = net::IpAddr::Parse(testing::kPodIp6);
+  ASSERT_TRUE(pod_ip && pod_ip6);
   mgr_ = NewManager();
   ASSERT_TRUE(mgr_);
   ASSERT_TRUE(mgr_->Attach(veth_index_, kPodVeth, IfaceRole::kPodVeth).ok());
   ASSERT_TRUE(mgr_->UpsertPod(*pod_ip, PodState::kEnrolled, PodMode::kPermissive).ok());
+  ASSERT_TRUE(mgr_->UpsertPod(*pod_ip6, PodState::kEnrolled, PodMode::kStrict).ok());
   const uint32_t old_prog = mgr_->ProgramId();
   const uint32_t link_id = mgr_->Attachments().at(0).link_id;
 
@@ -112,6 +115,10 @@ TEST_F(BpfManagerTest, RestartReusesMapsAndRepointsPinnedLink) {
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(pod.state, PodState::kEnrolled);
   EXPECT_EQ(pod.mode, PodMode::kPermissive);
+  s = mgr_->LookupPod(*pod_ip6, &pod);  // the IPv6 map is pinned too
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(pod.ip, *pod_ip6);
+  EXPECT_EQ(pod.mode, PodMode::kStrict);
 
   EXPECT_NE(mgr_->ProgramId(), old_prog);
   EXPECT_EQ(ProgsOn(veth_index_), std::vector<uint32_t>{mgr_->ProgramId()});  // same link, new program
@@ -198,27 +205,55 @@ TEST_F(BpfManagerTest, IncompatiblePinnedMapIsAClearErrorUntilPurged) {
 TEST_F(BpfManagerTest, MapOperations) {
   mgr_ = NewManager();
   ASSERT_TRUE(mgr_);
-  auto a = ParseIpv4("10.244.1.11"), b = ParseIpv4("10.244.1.12");
+  auto a = net::IpAddr::Parse("10.244.1.11"), b = net::IpAddr::Parse("10.244.1.12");
+  auto a6 = net::IpAddr::Parse("fd00:244:1::11"), b6 = net::IpAddr::Parse("fd00:244:1::12");
   ASSERT_TRUE(mgr_->UpsertPod(*a, PodState::kEnrolled, PodMode::kStrict).ok());
   ASSERT_TRUE(mgr_->UpsertPod(*b, PodState::kNotEnrolled, PodMode::kStrict).ok());
+  ASSERT_TRUE(mgr_->UpsertPod(*a6, PodState::kEnrolled, PodMode::kPermissive).ok());
+  ASSERT_TRUE(mgr_->UpsertPod(*b6, PodState::kNotEnrolled, PodMode::kStrict).ok());
+  EXPECT_FALSE(mgr_->UpsertPod(net::IpAddr(), PodState::kEnrolled, PodMode::kStrict).ok());  // no address
   std::vector<PodEntry> pods;
   ASSERT_TRUE(mgr_->ListPods(&pods).ok());
-  EXPECT_EQ(pods.size(), 2u);
-  ASSERT_TRUE(mgr_->RemovePod(*b).ok());
-  EXPECT_TRUE(mgr_->RemovePod(*b).ok());
+  std::set<std::string> listed;
+  for (const auto& p : pods) listed.insert(p.ip.ToString() + (p.mode == PodMode::kStrict ? " strict" : " permissive"));
+  EXPECT_EQ(listed, (std::set<std::string>{"10.244.1.11 strict", "10.244.1.12 strict", "fd00:244:1::11 permissive",
+                                           "fd00:244:1::12 strict"}));
+  for (const auto& ip : {*b, *b6}) {
+    ASSERT_TRUE(mgr_->RemovePod(ip).ok());
+    EXPECT_TRUE(mgr_->RemovePod(ip).ok());
+    PodEntry e;
+    Status s = mgr_->LookupPod(ip, &e);
+    EXPECT_EQ(s.error_code(), ENOENT) << ip.ToString();
+  }
   PodEntry e;
-  Status s = mgr_->LookupPod(*b, &e);
-  EXPECT_EQ(s.error_code(), ENOENT);
+  ASSERT_TRUE(mgr_->LookupPod(*a6, &e).ok());
+  EXPECT_EQ(e.state, PodState::kEnrolled);
 
   const uint16_t ports[] = {22, 9090};
   EXPECT_TRUE(mgr_->SetExcludedPorts(ports).ok());
   const uint16_t fewer[] = {9090};
   EXPECT_TRUE(mgr_->SetExcludedPorts(fewer).ok());
-  const Ipv4Cidr cidrs[] = {*ParseCidr("10.96.0.0/12"), *ParseCidr("169.254.169.254")};
+  const net::Cidr cidrs[] = {*net::Cidr::Parse("10.96.0.0/12"), *net::Cidr::Parse("169.254.169.254"),
+                             *net::Cidr::Parse("fd00:96::/108")};
   EXPECT_TRUE(mgr_->SetExcludedCidrs(cidrs).ok());
+  const net::Cidr bad[] = {net::Cidr{*a6, 129}};
+  EXPECT_FALSE(mgr_->SetExcludedCidrs(bad).ok());  // a clear error, nothing written
+  const ProbePort probes[] = {{*a, 8081}, {*a6, 8081}};
+  EXPECT_TRUE(mgr_->SetProbePorts(probes).ok());
+  const ProbePort unset[] = {{net::IpAddr(), 8081}};
+  EXPECT_FALSE(mgr_->SetProbePorts(unset).ok());
   EXPECT_TRUE(mgr_->SetCaptureUnknown(true).ok());
   EXPECT_FALSE(mgr_->HasListener(ListenerSlot::kOutbound));
   EXPECT_FALSE(mgr_->SetListener(ListenerSlot::kOutbound, 0).ok());  // stdin is no TCP socket: clear error
+  // The socket's family picks the map: an IPv6 listener fills zm_listeners6, not the IPv4 slot.
+  testing::Fd l6 = testing::Listen("::", 15001, /*transparent=*/true);
+  ASSERT_TRUE(l6.valid());
+  Status s = mgr_->SetListener(ListenerSlot::kOutbound, l6.get());
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(mgr_->HasListener(ListenerSlot::kOutbound, AF_INET6));
+  EXPECT_FALSE(mgr_->HasListener(ListenerSlot::kOutbound, AF_INET));
+  EXPECT_TRUE(mgr_->ClearListener(ListenerSlot::kOutbound, AF_INET6).ok());
+  EXPECT_FALSE(mgr_->HasListener(ListenerSlot::kOutbound, AF_INET6));
   CaptureStats st;
   EXPECT_TRUE(mgr_->Stats(&st).ok());
   EXPECT_EQ(st.captured_outbound, 0u);

@@ -106,7 +106,7 @@ class ChainFixture : public ::testing::Test {
     uplink_ = if_nametoindex(kUplink);
     ASSERT_NE(veth_, 0u);
     ASSERT_NE(uplink_, 0u);
-    pod_ip_ = *ParseIpv4(kPodIp);
+    pod_ip_ = *net::IpAddr::Parse(kPodIp);
     outbound_ = Listen("0.0.0.0", 15001, /*transparent=*/true);
     ASSERT_TRUE(outbound_.valid());
     ASSERT_TRUE(RunInNetns(*topo_.ext, [&] {
@@ -183,7 +183,8 @@ class ChainFixture : public ::testing::Test {
   Topology topo_;
   std::optional<ScopedNetns> in_node_;
   BpfManager mgr_;
-  uint32_t veth_ = 0, uplink_ = 0, pod_ip_ = 0;
+  uint32_t veth_ = 0, uplink_ = 0;
+  net::IpAddr pod_ip_;
   Fd outbound_, pod_server_;
   std::map<uint16_t, Fd> ext_;
 };

@@ -101,6 +101,27 @@ TEST_F(NetlinkTest, PolicyRoutingIsIdempotentAndRemovable) {
   EXPECT_TRUE(PolicyRouting::Remove().ok());
 }
 
+TEST_F(NetlinkTest, PolicyRoutingForIpv6) {
+  ASSERT_EQ(Ip("link set lo up"), 0);
+  for (int i = 0; i < 2; ++i) {
+    Status s = PolicyRouting::Ensure({}, AF_INET6);
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  std::string rules = IpOut("-6 rule show");
+  const std::string want_rule = "100:\tfrom all fwmark 0x200/0xf00 lookup 100";
+  auto first = rules.find(want_rule);
+  ASSERT_NE(first, std::string::npos) << rules;
+  EXPECT_EQ(rules.find(want_rule, first + 1), std::string::npos) << "duplicate rule:\n" << rules;
+  EXPECT_EQ(IpOut("rule show").find("fwmark 0x200"), std::string::npos) << "IPv4 untouched";
+  EXPECT_NE(IpOut("-6 route show table 100").find("local default dev lo"), std::string::npos);
+
+  Status s = PolicyRouting::Remove({}, AF_INET6);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(IpOut("-6 rule show").find("fwmark 0x200"), std::string::npos);
+  EXPECT_EQ(IpOut("-6 route show table 100").find("local"), std::string::npos);
+  EXPECT_FALSE(PolicyRouting::Ensure({}, AF_UNIX).ok());  // neither family: a clear error
+}
+
 // Captured packets (0x200) skip conntrack on the way in, the proxy's own (0x300, its sockets' SO_MARK) on the way out.
 TEST_F(NetlinkTest, ConntrackBypassHasBothDirectionsAndIsRemovable) {
   for (int i = 0; i < 2; ++i) {

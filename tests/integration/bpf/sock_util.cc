@@ -9,21 +9,27 @@
 
 #include <cerrno>
 
+#include "common/net/ip_addr.h"
+
 namespace zm::agent::bpf::testing {
 namespace {
 
-sockaddr_in ToSockaddr(const Endpoint& e) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(e.port);
-  inet_pton(AF_INET, e.ip.c_str(), &a.sin_addr);
-  return a;
+// Either family, by the address text ("10.0.0.1", "fd00::1"); the length for bind/connect, 0 if unparsable.
+socklen_t ToSockaddr(const Endpoint& e, sockaddr_storage* out) {
+  auto ip = net::IpAddr::Parse(e.ip);
+  return ip ? net::SockAddr{*ip, e.port}.ToSockaddr(out) : 0;
 }
 
-Endpoint FromSockaddr(const sockaddr_in& a) {
-  char buf[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
-  return Endpoint{buf, ntohs(a.sin_port)};
+Endpoint FromSockaddr(const sockaddr_storage& a, socklen_t len) {
+  auto sa = net::SockAddr::FromSockaddr(reinterpret_cast<const sockaddr*>(&a), len);
+  return sa ? Endpoint{sa->ip.ToString(), sa->port} : Endpoint{};
+}
+
+Endpoint Name(int fd, int (*get)(int, sockaddr*, socklen_t*)) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof(a);
+  if (get(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return Endpoint{};
+  return FromSockaddr(a, len);
 }
 
 }  // namespace
@@ -48,18 +54,26 @@ void Fd::reset() {
   fd_ = -1;
 }
 
-Fd TcpSocket() {
-  return Fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+Fd TcpSocket(int family) {
+  return Fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
 }
 
 Fd Listen(const std::string& ip, uint16_t port, bool transparent) {
-  Fd fd = TcpSocket();
+  sockaddr_storage a{};
+  const socklen_t len = ToSockaddr(Endpoint{ip, port}, &a);
+  if (len == 0) return Fd();
+  const bool v6 = a.ss_family == AF_INET6;
+  Fd fd = TcpSocket(a.ss_family);
   if (!fd.valid()) return fd;
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (transparent && setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) return Fd();
-  sockaddr_in a = ToSockaddr(Endpoint{ip, port});
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return Fd();
+  // IPv6 listeners take IPv6 only, as the proxy's: the IPv4 ones on the same port stay separate sockets.
+  if (v6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) return Fd();
+  if (transparent &&
+      setsockopt(fd.get(), v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one, sizeof(one)) != 0) {
+    return Fd();
+  }
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0) return Fd();
   if (listen(fd.get(), 64) != 0) return Fd();
   return fd;
 }
@@ -67,8 +81,9 @@ Fd Listen(const std::string& ip, uint16_t port, bool transparent) {
 int ConnectTimeout(int fd, const Endpoint& to, int timeout_ms) {
   int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  sockaddr_in a = ToSockaddr(to);
-  int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  sockaddr_storage a{};
+  const socklen_t len = ToSockaddr(to, &a);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), len);
   int err = 0;
   if (rc != 0 && errno != EINPROGRESS) {
     err = errno;
@@ -93,17 +108,11 @@ Fd AcceptTimeout(int listen_fd, int timeout_ms) {
 }
 
 Endpoint LocalAddr(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return FromSockaddr(a);
+  return Name(fd, getsockname);
 }
 
 Endpoint PeerAddr(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return FromSockaddr(a);
+  return Name(fd, getpeername);
 }
 
 bool SendAll(int fd, const std::string& data) {

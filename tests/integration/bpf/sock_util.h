@@ -1,6 +1,8 @@
 // Test-only TCP helpers with bounded waits.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -8,7 +10,7 @@
 namespace zm::agent::bpf::testing {
 
 struct Endpoint {
-  std::string ip;
+  std::string ip;  // "10.244.1.11" or "fd00:244:1::11" (canonical text, as returned by LocalAddr / PeerAddr)
   uint16_t port = 0;
   bool operator==(const Endpoint&) const = default;
 };
@@ -33,8 +35,9 @@ class Fd {
   int fd_ = -1;
 };
 
-Fd TcpSocket();  // in the calling thread's netns
-// Listener on ip:port; transparent = IP_TRANSPARENT (the proxy's listeners).
+Fd TcpSocket(int family = AF_INET);  // in the calling thread's netns
+// Listener on ip:port of either family; transparent = IP_TRANSPARENT / IPV6_TRANSPARENT (the proxy's listeners). An
+// IPv6 listener is IPV6_V6ONLY, as the proxy's.
 Fd Listen(const std::string& ip, uint16_t port, bool transparent);
 // 0 on success, else errno (ETIMEDOUT when nothing answered in time).
 int ConnectTimeout(int fd, const Endpoint& to, int timeout_ms);

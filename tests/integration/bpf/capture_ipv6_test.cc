@@ -1,0 +1,107 @@
+// IPv6 in the capture program: the same guarantees as IPv4 (capture_traffic_test.cc) with the IPv6 maps (zm_pods6,
+// zm_listeners6, zm_excl_cidrs6, zm_probe_ports6) and a dual-stack topology whose helpers all speak IPv6.
+#include "tests/integration/bpf/capture_fixture.h"
+
+namespace zm::agent::bpf {
+namespace {
+
+using namespace testing;  // NOLINT: test helpers
+
+class CaptureIpv6Test : public CaptureFixture {
+ protected:
+  CaptureIpv6Test() : CaptureFixture(/*v6=*/true) {}
+};
+
+TEST_F(CaptureIpv6Test, OutboundCapturedAndRepliesAssignedToTheUpstreamSocket) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  EXPECT_TRUE(mgr_.HasListener(ListenerSlot::kOutbound, AF_INET6));
+  EXPECT_FALSE(mgr_.HasListener(ListenerSlot::kOutbound, AF_INET));
+  Fd client;
+  Fd down = ExpectCaptured(&client);  // getsockname: [fd00:99::2]:8080
+  ASSERT_TRUE(down.valid());
+
+  // The upstream leg sources the pod's IPv6 (IPV6_TRANSPARENT); the replies on the uplink find it by the 4-tuple.
+  Fd up = TransparentFrom(kPodIp6);
+  ASSERT_TRUE(up.valid());
+  ASSERT_EQ(ConnectTimeout(up.get(), {kExtIp6, 8080}, kConnectMs), 0);
+  Fd server = AcceptTimeout(ext_server_.get(), kConnectMs);
+  ASSERT_TRUE(server.valid());
+  EXPECT_EQ(PeerAddr(server.get()).ip, kPodIp6);
+  ASSERT_TRUE(SendAll(client.get(), "ping"));
+  ASSERT_EQ(RecvSome(down.get(), kConnectMs), "ping");
+  ASSERT_TRUE(SendAll(server.get(), "pong"));
+  ASSERT_EQ(RecvSome(up.get(), kConnectMs), "pong");
+
+  CaptureStats st = Stats();
+  EXPECT_EQ(st.captured_outbound, 1u);
+  EXPECT_GT(st.assigned_established, 0u);
+  EXPECT_EQ(st.assign_errors, 0u);
+}
+
+TEST_F(CaptureIpv6Test, StrictWithoutIpv6ListenerFailsClosed) {
+  Enroll(PodMode::kStrict);
+  Fd v4 = Listen("0.0.0.0", 15001, true);  // an IPv4 listener cannot take the SYN: still fail closed
+  SetSlot(ListenerSlot::kOutbound, v4);
+  ExpectDropped();
+  EXPECT_GE(Stats().dropped_fail_closed, 1u);
+}
+
+TEST_F(CaptureIpv6Test, InboundHboneGoesToTheIpv6Listener) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kHbone, hbone_);
+  Fd c = SocketIn(*topo_.ext);
+  ASSERT_EQ(ConnectTimeout(c.get(), {kPodIp6, 15008}, kConnectMs), 0);
+  Fd a = AcceptTimeout(hbone_.get(), kConnectMs);
+  ASSERT_TRUE(a.valid());
+  EXPECT_EQ(LocalAddr(a.get()), (Endpoint{kPodIp6, 15008}));
+  EXPECT_EQ(PeerAddr(a.get()).ip, kExtIp6);
+  // Plaintext to the STRICT pod without a plaintext listener: dropped, never at the pod.
+  Fd p = SocketIn(*topo_.ext);
+  EXPECT_NE(ConnectTimeout(p.get(), {kPodIp6, 80}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(pod_server_.get(), 0).valid());
+}
+
+TEST_F(CaptureIpv6Test, ExcludedIpv6CidrGoesDirect) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  const net::Cidr cidrs[] = {*net::Cidr::Parse("10.99.0.0/24"), *net::Cidr::Parse("fd00:99::/64")};
+  ASSERT_TRUE(mgr_.SetExcludedCidrs(cidrs).ok());
+  ExpectDirect();
+  const net::Cidr v4_only[] = {cidrs[0]};
+  ASSERT_TRUE(mgr_.SetExcludedCidrs(v4_only).ok());
+  Fd client;
+  EXPECT_TRUE(ExpectCaptured(&client).valid());
+}
+
+TEST_F(CaptureIpv6Test, EgressGuardLetsTheNodeReachProbePortsOnly) {
+  Enroll(PodMode::kStrict);
+  Fd probe_server;
+  ASSERT_TRUE(RunInNetns(*topo_.pod, [&] { probe_server = Listen("::", 81, false); }));
+  const ProbePort probes[] = {{pod_ip_, 81}};
+  ASSERT_TRUE(mgr_.SetProbePorts(probes).ok());
+  Fd to_probe = TcpSocket(AF_INET6);  // the node's own netns (this thread), like the kubelet
+  ASSERT_EQ(ConnectTimeout(to_probe.get(), {kPodIp6, 81}, kConnectMs), 0);
+  EXPECT_TRUE(AcceptTimeout(probe_server.get(), kConnectMs).valid());
+  Fd other = TcpSocket(AF_INET6);
+  EXPECT_NE(ConnectTimeout(other.get(), {kPodIp6, 80}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(pod_server_.get(), 0).valid()) << "the node reached a STRICT pod in plaintext";
+  CaptureStats st = Stats();
+  EXPECT_GE(st.passed_probe, 1u);
+  EXPECT_GE(st.dropped_node_plaintext, 1u);
+}
+
+TEST_F(CaptureIpv6Test, PodWithoutAKnownIpv6FollowsItsIpv4Mode) {
+  // zm_pods6 does not know the pod's IPv6: as before IPv6 was meshed, a STRICT pod's IPv6 TCP is dropped.
+  const auto v4 = *net::IpAddr::Parse(kPodIp);
+  ASSERT_TRUE(mgr_.UpsertPod(v4, PodState::kEnrolled, PodMode::kStrict).ok());
+  ASSERT_TRUE(mgr_.SetVethPod(if_nametoindex(kPodVeth), v4.v4()).ok());
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  ExpectDropped();
+  EXPECT_GE(Stats().dropped_ipv6, 1u);
+  ASSERT_TRUE(mgr_.UpsertPod(v4, PodState::kEnrolled, PodMode::kPermissive).ok());
+  ExpectDirect();
+}
+
+}  // namespace
+}  // namespace zm::agent::bpf
