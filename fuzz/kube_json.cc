@@ -62,8 +62,8 @@ zm::k8s::Reflector::Cache* CacheFor(Objects* o, char kind) {
 void Check(const zm::k8s::Translation& t) {
   for (const auto& l : t.resources) {
     const auto& r = l.resource;
-    if (r.has_workload() && !zm::manifest::CheckIpv4(r.workload().ip()).empty()) std::abort();
-    if (r.has_service() && (!zm::manifest::CheckIpv4(r.service().vip()).empty() || r.service().ports_size() == 0)) {
+    if (r.has_workload() && !zm::manifest::CheckIp(r.workload().ip()).empty()) std::abort();
+    if (r.has_service() && (!zm::manifest::CheckIp(r.service().vip()).empty() || r.service().ports_size() == 0)) {
       std::abort();
     }
   }

@@ -1,6 +1,7 @@
 #include "controller/config/snapshot.h"
 
 #include "api/cpp/resource_key.h"
+#include "controller/manifest/every_address.h"
 
 #include <algorithm>
 #include <ctime>
@@ -109,7 +110,11 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   for (const auto& [key, w] : work) {
     if (!w.r.has_workload()) continue;
     const auto& wl = w.r.workload();
-    by_ip[wl.ip()] = &wl;
+    if (wl.ips().empty()) {
+      by_ip[wl.ip()] = &wl;
+    } else {
+      for (const auto& ip : wl.ips()) by_ip[ip] = &wl;  // a dual-stack workload: an endpoint per address
+    }
     s->identities_by_node[wl.node()].insert(wl.namespace_() + "/" + wl.service_account());
   }
   // Workloads by "namespace/key=value" of each label: a selector only looks at the workloads carrying its first
@@ -124,10 +129,16 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
     std::map<std::string, v1::Endpoint> eps;  // by IP: explicit and selected endpoints merge
     for (const auto& e : svc->endpoints()) eps[e.ip()] = e;
     if (!svc->selector().empty()) {
+      // Selected addresses of the Service's own families only, as Kubernetes fills a single-stack Service's
+      // EndpointSlices (a Service without a VIP takes both). Canonical text: IPv6 has a ':', IPv4 never.
+      bool want[2] = {svc->vip().empty(), svc->vip().empty()};
+      for (const auto& vip : manifest::EveryVip(*svc)) want[vip.find(':') != std::string::npos] = true;
       const auto& [k0, v0] = *svc->selector().begin();
       if (auto it = by_label.find(svc->namespace_() + "/" + k0 + "=" + v0); it != by_label.end()) {
         for (const auto& [ip, wl] : it->second) {
-          if (Matches(svc->selector(), wl->labels())) eps[*ip].set_ip(*ip);
+          if (want[ip->find(':') != std::string::npos] && Matches(svc->selector(), wl->labels())) {
+            eps[*ip].set_ip(*ip);
+          }
         }
       }
     }

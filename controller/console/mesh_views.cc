@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "controller/manifest/every_address.h"
 #include "tools/meshctl/route_views.h"
 
 namespace zm::ctrl::console {
@@ -37,6 +38,7 @@ json WorkloadsView(const MeshInputs& in) {
                     {"name", w.name()},
                     {"node", w.node()},
                     {"ip", w.ip()},
+                    {"ips", manifest::EveryIp(w)},  // a dual-stack pod's both addresses, ip first
                     {"service_account", w.service_account()},
                     {"identity", IdentityOf(w, d.trust_domain)},
                     {"enrolled", w.enrolled()},
@@ -149,6 +151,7 @@ json ServicesView(const MeshInputs& in) {
     list.push_back({{"namespace", s->namespace_()},
                     {"name", s->name()},
                     {"vip", s->vip()},
+                    {"vips", manifest::EveryVip(*s)},
                     {"ports", ports},
                     {"endpoints", endpoints},
                     {"routes", routes == routes_by_service.end() ? json::array() : routes->second},

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/net/ip_addr.h"
 #include "controller/k8s/probe_ports.h"
 #include "controller/manifest/app_protocol.h"
 #include "controller/manifest/reference_grant.h"
@@ -81,8 +82,33 @@ std::map<std::string, manifest::Namespace> NamespaceSettings(const Objects& objs
   return out;
 }
 
+// A valid address in canonical text (one address, one string: the snapshot matches endpoints to workloads by it),
+// else "".
+std::string CanonicalAddress(const json& j) {
+  if (!j.is_string()) return "";
+  auto ip = net::IpAddr::Parse(j.get_ref<const std::string&>());
+  return ip ? ip->ToString() : "";
+}
+
+// Appends `j`'s address to *out unless it is invalid or already there.
+void AddAddress(const json& j, std::vector<std::string>* out) {
+  if (std::string ip = CanonicalAddress(j); !ip.empty() && std::find(out->begin(), out->end(), ip) == out->end()) {
+    out->push_back(std::move(ip));
+  }
+}
+
+// status.podIP first, then the rest of status.podIPs (one per family in a dual-stack cluster): valid, distinct.
+std::vector<std::string> PodAddresses(const json& pod) {
+  std::vector<std::string> out;
+  AddAddress(Field(pod, {"status", "podIP"}), &out);
+  if (const json& ips = Field(pod, {"status", "podIPs"}); ips.is_array()) {
+    for (const auto& e : ips) AddAddress(Field(e, {"ip"}), &out);
+  }
+  return out;
+}
+
 void AddWorkloads(const Objects& objs, Translation* t) {
-  std::set<std::string> ips;
+  std::set<std::string> taken;
   const auto namespaces = NamespaceSettings(objs, t);
   for (const auto& [key, pod] : objs.pods) {
     std::string ns = Str(pod, {"metadata", "namespace"});
@@ -90,11 +116,13 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     // Pods outside the mesh are listed too (enrolled=false): an agent holds the traffic of a local pod it knows
     // nothing about (fail closed while a new pod's object is on its way), so it must be told which ones go direct.
     std::string node = Str(pod, {"spec", "nodeName"});
-    std::string ip = Str(pod, {"status", "podIP"});
-    if (Str(pod, {"status", "phase"}) != "Running" || node.empty() || ip.empty()) continue;
+    if (Str(pod, {"status", "phase"}) != "Running" || node.empty()) continue;
     if (Field(pod, {"spec", "hostNetwork"}) == true) continue;  // the node's IP, not the pod's own
-    if (!manifest::CheckIpv4(ip).empty()) continue;             // IPv6-only pods are not supported yet
-    if (!ips.insert(ip).second) continue;                       // a stale pod still holding a reused IP
+    // A stale pod still holding a reused IP loses that address to the pod listed first; with none left, it is not
+    // a workload.
+    std::vector<std::string> ips = PodAddresses(pod);
+    std::erase_if(ips, [&](const std::string& ip) { return !taken.insert(ip).second; });
+    if (ips.empty()) continue;
     manifest::Located l;
     l.file = "Pod" + std::string("/") + key;
     auto* w = l.resource.mutable_workload();
@@ -103,7 +131,10 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     std::string sa = Str(pod, {"spec", "serviceAccountName"});
     w->set_service_account(sa.empty() ? "default" : sa);
     w->set_node(node);
-    w->set_ip(ip);
+    w->set_ip(ips[0]);
+    if (ips.size() > 1) {
+      for (const auto& ip : ips) w->add_ips(ip);
+    }
     // The pod's own labels win over its namespace's, as in universal mode a workload's spec does.
     auto own = labels.find(kMeshLabel);
     w->set_enrolled(own != labels.end() && own->second == kMeshEnabled);
@@ -127,24 +158,43 @@ void AddWorkloads(const Objects& objs, Translation* t) {
   }
 }
 
+// AF_INET / AF_INET6 for an IPv4 / IPv6 EndpointSlice, 0 for any other addressType (FQDN).
+int SliceFamily(const json& slice) {
+  std::string type = Str(slice, {"addressType"});
+  return type == "IPv4" ? AF_INET : type == "IPv6" ? AF_INET6 : 0;
+}
+
+// spec.clusterIP first, then the rest of spec.clusterIPs (a dual-stack Service's other family): valid, distinct.
+std::vector<std::string> ClusterIps(const json& svc) {
+  std::vector<std::string> out;
+  AddAddress(Field(svc, {"spec", "clusterIP"}), &out);
+  if (const json& ips = Field(svc, {"spec", "clusterIPs"}); ips.is_array()) {
+    for (const auto& e : ips) AddAddress(e, &out);
+  }
+  return out;
+}
+
 void AddServices(const Objects& objs, Translation* t) {
   // EndpointSlices by "<namespace>/<service>".
   std::map<std::string, std::vector<const json*>> slices;
   for (const auto& [key, slice] : objs.endpoint_slices) {
-    if (Str(slice, {"addressType"}) != "IPv4") continue;
+    if (SliceFamily(slice) == 0) continue;  // FQDN slices: not addresses the mesh can capture
     std::string svc = Str(slice, {"metadata", "labels", "kubernetes.io/service-name"});
     if (!svc.empty()) slices[Str(slice, {"metadata", "namespace"}) + "/" + svc].push_back(&slice);
   }
   for (const auto& [key, svc] : objs.services) {
-    std::string vip = Str(svc, {"spec", "clusterIP"});
-    if (vip.empty() || vip == "None" || !manifest::CheckIpv4(vip).empty()) continue;
+    std::vector<std::string> vips = ClusterIps(svc);
+    if (vips.empty()) continue;  // headless ("None") or no cluster IP yet
     const auto& my_slices = slices[key];
     manifest::Located l;
     l.file = "Service/" + key;
     auto* s = l.resource.mutable_service();
     s->set_name(Str(svc, {"metadata", "name"}));
     s->set_namespace_(Str(svc, {"metadata", "namespace"}));
-    s->set_vip(vip);
+    s->set_vip(vips[0]);
+    if (vips.size() > 1) {
+      for (const auto& vip : vips) s->add_vips(vip);
+    }
     const json& ports = Field(svc, {"spec", "ports"});
     if (!ports.is_array()) continue;
     for (const auto& p : ports) {
@@ -176,7 +226,9 @@ void AddServices(const Objects& objs, Translation* t) {
     }
     if (s->ports_size() == 0) continue;  // UDP-only services are not meshed
     std::set<std::string> seen;
+    // A dual-stack Service has a slice per family, so a dual-stack pod is one endpoint per address.
     for (const json* slice : my_slices) {
+      const int family = SliceFamily(*slice);
       const json& eps = Field(*slice, {"endpoints"});
       if (!eps.is_array()) continue;
       for (const auto& e : eps) {
@@ -184,10 +236,11 @@ void AddServices(const Objects& objs, Translation* t) {
         const json& addrs = Field(e, {"addresses"});
         if (!addrs.is_array()) continue;
         for (const auto& a : addrs) {
-          if (!a.is_string() || !manifest::CheckIpv4(a.get<std::string>()).empty()) continue;
-          if (!seen.insert(a.get<std::string>()).second) continue;
+          std::string ip = CanonicalAddress(a);
+          // An address of the other family than the slice says is not one the API server would have accepted.
+          if (ip.empty() || net::IpAddr::Parse(ip)->family() != family || !seen.insert(ip).second) continue;
           auto* ep = s->add_endpoints();
-          ep->set_ip(a.get<std::string>());
+          ep->set_ip(std::move(ip));
           ep->set_node(Str(e, {"nodeName"}));
         }
       }

@@ -1,8 +1,11 @@
 // Kubernetes objects -> the same mesh resources universal-mode manifests produce.
-//   Workload: every Running pod with spec.nodeName and an IPv4 status.podIP (not hostNetwork); enrolled when its
+//   Workload: every Running pod with spec.nodeName and a status.podIP (not hostNetwork); ip = status.podIP, ips =
+//             status.podIPs when there are two (dual-stack; IPv6-only pods too); enrolled when its
 //             namespace is labelled zeromesh.io/mesh=enabled, the pod label zeromesh.io/mesh overriding it either way;
 //             its mode from the pod label zeromesh.io/mode, else the namespace's (controller/manifest/namespaces.h).
-//   Service:  a Service with an IPv4 ClusterIP and TCP ports; endpoints from its ready EndpointSlice addresses.
+//   Service:  a Service with a ClusterIP (vip = spec.clusterIP, vips = spec.clusterIPs when dual-stack) and TCP
+//             ports; endpoints from the ready addresses of its IPv4 and IPv6 EndpointSlices (FQDN ones ignored).
+//   Addresses are in canonical text (RFC 5952 for IPv6).
 //   TrafficPermission / MeshConfig / ServicePolicy: the CRDs, decoded and validated by the manifest decoder (same
 //             schema); TCPRoute: Gateway API's (gateway.networking.k8s.io/v1alpha2, GAMMA form), when installed;
 //             its backendRefs into other namespaces only where a ReferenceGrant (v1beta1) there permits them;

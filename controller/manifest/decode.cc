@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/tls/spiffe.h"
+#include "controller/manifest/address_decode.h"
 #include "controller/manifest/app_protocol.h"
 #include "controller/manifest/l7_route_decode.h"
 #include "controller/manifest/manifest.h"
@@ -60,7 +61,7 @@ void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path,
 }
 
 void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, Located* l) {
-  if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "enrolled", "mode", "probePorts"})) return;
+  if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "ips", "enrolled", "mode", "probePorts"})) return;
   v1::Workload* w = l->resource.mutable_workload();
   w->set_name(m.name);
   w->set_namespace_(m.ns);
@@ -73,10 +74,9 @@ void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, Locate
     if (node->empty() || node->size() > 253) r.Fail(spec["node"], "'spec.node' must be a node name");
     w->set_node(*node);
   }
-  if (auto ip = r.Str(spec, "ip", "spec", true)) {
-    if (std::string why = CheckIpv4(*ip); !why.empty()) r.Fail(spec["ip"], "'spec.ip': " + why);
-    w->set_ip(*ip);
-  }
+  Addresses ips = DecodeAddresses(r, spec, "ip", "ips", /*required=*/true);
+  w->set_ip(ips.primary);
+  for (auto& ip : ips.list) w->add_ips(ip);
   // Declaring a workload in the mesh means it is enrolled unless it or its Namespace opts out (what it leaves out,
   // its Namespace decides: ApplyNamespaces, once every file is read).
   auto enrolled = r.Bool(spec, "enrolled", "spec");
@@ -100,13 +100,12 @@ void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, Locate
 }
 
 void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Service* s) {
-  if (!r.CheckMap(spec, "spec", {"vip", "ports", "selector", "endpoints"})) return;
+  if (!r.CheckMap(spec, "spec", {"vip", "vips", "ports", "selector", "endpoints"})) return;
   s->set_name(m.name);
   s->set_namespace_(m.ns);
-  if (auto vip = r.Str(spec, "vip", "spec", false)) {
-    if (std::string why = CheckIpv4(*vip); !why.empty()) r.Fail(spec["vip"], "'spec.vip': " + why);
-    s->set_vip(*vip);
-  }
+  Addresses vips = DecodeAddresses(r, spec, "vip", "vips", /*required=*/false);
+  s->set_vip(vips.primary);
+  for (auto& vip : vips.list) s->add_vips(vip);
   YAML::Node ports = spec["ports"];
   if (!ports || ports.IsNull()) {
     r.Fail(spec, "missing required field 'spec.ports'");
@@ -138,7 +137,7 @@ void DecodeService(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::Ser
     }
   }
   for (auto& [k, v] : r.Labels(spec, "selector", "spec")) (*s->mutable_selector())[k] = v;
-  for (auto& ip : r.StrList(spec, "endpoints", "spec", CheckIpv4)) s->add_endpoints()->set_ip(ip);
+  for (auto& ip : r.StrList(spec, "endpoints", "spec", CheckIp)) s->add_endpoints()->set_ip(CanonicalIp(ip));
 }
 
 void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::TrafficPermission* p) {
@@ -153,7 +152,7 @@ void DecodePermission(YamlReader& r, const Meta& m, const YAML::Node& spec, v1::
     auto* out = p->mutable_sources();
     for (auto& id : r.StrList(src, "identities", "spec.sources", CheckSpiffe)) out->add_identities(id);
     for (auto& ns : r.StrList(src, "namespaces", "spec.sources", CheckNamespace)) out->add_namespaces(ns);
-    for (auto& c : r.StrList(src, "ipBlocks", "spec.sources", CheckCidr)) out->add_ip_blocks(c);
+    for (auto& c : r.StrList(src, "ipBlocks", "spec.sources", CheckCidr)) out->add_ip_blocks(CanonicalCidr(c));
     YAML::Node sels = src["workloadSelectors"];
     if (sels && !sels.IsNull()) {
       if (!sels.IsSequence()) {
@@ -235,7 +234,7 @@ void DecodeMeshConfig(YamlReader& r, const YAML::Node& spec, const Limits& limit
       c->set_cert_ttl_seconds(static_cast<uint32_t>(*secs));
     }
   }
-  for (auto& cidr : r.StrList(spec, "excludeCidrs", "spec", CheckCidr)) c->add_exclude_cidrs(cidr);
+  for (auto& cidr : r.StrList(spec, "excludeCidrs", "spec", CheckCidr)) c->add_exclude_cidrs(CanonicalCidr(cidr));
   if (auto udp = r.Str(spec, "strictUdp", "spec", false)) {
     if (*udp == "Allow") {
       c->set_strict_udp_allowed(true);

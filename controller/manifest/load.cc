@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "controller/fs_util.h"
+#include "controller/manifest/every_address.h"
 #include "controller/manifest/manifest.h"
 #include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
@@ -72,16 +73,18 @@ void CheckSet(Result* r) {
       r->errors.push_back({l.file, l.line, "duplicate name: " + key + " is already defined at " + where(it->second)});
     }
     if (l.resource.has_workload()) {
-      if (auto [it, fresh] = by_ip.emplace(l.resource.workload().ip(), &l); !fresh) {
-        r->errors.push_back(
-            {l.file, l.line,
-             "duplicate workload IP " + l.resource.workload().ip() + " (also used at " + where(it->second) + ")"});
+      for (const auto& ip : EveryIp(l.resource.workload())) {
+        if (auto [it, fresh] = by_ip.emplace(ip, &l); !fresh) {
+          r->errors.push_back(
+              {l.file, l.line, "duplicate workload IP " + ip + " (also used at " + where(it->second) + ")"});
+        }
       }
     } else if (l.resource.has_service() && !l.resource.service().vip().empty()) {
-      if (auto [it, fresh] = by_vip.emplace(l.resource.service().vip(), &l); !fresh) {
-        r->errors.push_back(
-            {l.file, l.line,
-             "duplicate service VIP " + l.resource.service().vip() + " (also used at " + where(it->second) + ")"});
+      for (const auto& vip : EveryVip(l.resource.service())) {
+        if (auto [it, fresh] = by_vip.emplace(vip, &l); !fresh) {
+          r->errors.push_back(
+              {l.file, l.line, "duplicate service VIP " + vip + " (also used at " + where(it->second) + ")"});
+        }
       }
     } else if (l.resource.has_mesh_config()) {
       if (mesh_config != nullptr) {

@@ -1,9 +1,8 @@
 #include "controller/manifest/yaml_reader.h"
 
-#include <arpa/inet.h>
-
 #include <set>
 
+#include "common/net/ip_addr.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::manifest {
@@ -150,32 +149,45 @@ std::map<std::string, std::string> YamlReader::Labels(const YAML::Node& map, con
   return out;
 }
 
-std::string CheckIpv4(const std::string& s) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return "'" + s + "' is not an IPv4 address";
+std::string CheckIp(const std::string& s) {
+  if (!s.empty() && s.front() == '[') return "'" + s + "' is not an IP address: write an IPv6 address without brackets";
+  if (s.find('%') != std::string::npos) return "'" + s + "' is not an IP address: a zone (%...) is not allowed";
+  const bool v6_text = s.find(':') != std::string::npos;
+  auto ip = net::IpAddr::Parse(s);
+  if (!ip) return "'" + s + (v6_text ? "' is not an IPv6 address" : "' is not an IPv4 address");
+  if (v6_text && ip->is_v4()) {
+    return "'" + s + "' is an IPv4-mapped IPv6 address: write the IPv4 address " + ip->ToString();
+  }
   return "";
 }
 
 std::string CheckCidr(const std::string& s) {
   size_t slash = s.find('/');
-  if (slash == std::string::npos) return "'" + s + "' is not a CIDR (expected a.b.c.d/len)";
-  in_addr a{};
-  std::string ip = s.substr(0, slash), len = s.substr(slash + 1);
-  if (inet_pton(AF_INET, ip.c_str(), &a) != 1) return "'" + s + "' is not a CIDR: bad address";
-  if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(len) > 32) {
-    return "'" + s + "' is not a CIDR: prefix length must be 0..32";
+  if (slash == std::string::npos)
+    return "'" + s + "' is not a CIDR (expected a.b.c.d/len or an IPv6 prefix such as fd00::/64)";
+  std::string addr = s.substr(0, slash), len = s.substr(slash + 1);
+  if (std::string why = CheckIp(addr); !why.empty()) return "'" + s + "' is not a CIDR: " + why;
+  const unsigned max_len = net::IpAddr::Parse(addr)->is_v4() ? 32 : 128;
+  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(len) > max_len) {
+    return "'" + s + "' is not a CIDR: prefix length must be 0.." + std::to_string(max_len);
   }
-  int n = std::stoi(len);
-  uint32_t host = ntohl(a.s_addr);
-  uint32_t mask = n == 0 ? 0 : ~uint32_t{0} << (32 - n);
-  if ((host & ~mask) != 0) {
-    in_addr net{htonl(host & mask)};
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &net, buf, sizeof(buf));
-    return "'" + s + "' has host bits set (did you mean " + buf + "/" + len + "?)";
+  auto cidr = net::Cidr::Parse(s);
+  if (!cidr) return "'" + s + "' is not a CIDR";  // not reached: address and length were checked above
+  if (cidr->net != *net::IpAddr::Parse(addr)) {
+    return "'" + s + "' has host bits set (did you mean " + cidr->ToString() + "?)";
   }
   return "";
+}
+
+std::string CanonicalIp(const std::string& s) {
+  auto ip = net::IpAddr::Parse(s);
+  return ip ? ip->ToString() : s;
+}
+
+std::string CanonicalCidr(const std::string& s) {
+  auto cidr = s.find('/') == std::string::npos ? std::nullopt : net::Cidr::Parse(s);
+  return cidr ? cidr->ToString() : s;
 }
 
 std::string CheckName(const std::string& s) {

@@ -44,8 +44,15 @@ class YamlReader {
 };
 
 // Field value checks: "" when fine, else the reason.
-std::string CheckIpv4(const std::string& s);
+// An IPv4 or IPv6 address (common/net/ip_addr.h), without brackets, zone or port; IPv4-mapped IPv6 is refused (write
+// the IPv4 address).
+std::string CheckIp(const std::string& s);
+// An IPv4 or IPv6 network "address/len" with no host bits set.
 std::string CheckCidr(const std::string& s);
+// The canonical text of a valid address or CIDR (RFC 5952 for IPv6: "fd00::1", not "FD00:0::0001"), so that one
+// address is one string wherever the controller and the agents compare them; other text unchanged.
+std::string CanonicalIp(const std::string& s);
+std::string CanonicalCidr(const std::string& s);
 // Names, namespaces and service accounts follow common/tls/spiffe.h: what decodes here can become a SPIFFE ID.
 std::string CheckName(const std::string& s);       // DNS-1123 subdomain
 std::string CheckNamespace(const std::string& s);  // DNS-1123 label

@@ -55,11 +55,14 @@ std::string Table::Render(size_t max_width) const {
     for (size_t x : w) t += x;
     return t;
   };
-  // Shorten the widest column one character at a time (never below 6) until the table fits.
+  // Shorten the widest column one character at a time (never below 6, never one kept whole) until the table fits.
   while (total() > max_width) {
-    auto widest = std::max_element(w.begin(), w.end());
-    if (*widest <= 6) break;
-    --*widest;
+    size_t widest = n;
+    for (size_t i = 0; i < n; i++) {
+      if (!keep_whole_[i] && (widest == n || w[i] > w[widest])) widest = i;
+    }
+    if (widest == n || w[widest] <= 6) break;
+    --w[widest];
   }
   std::string out;
   auto line = [&](const std::vector<std::string>& r) {

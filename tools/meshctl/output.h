@@ -19,10 +19,13 @@ class Table {
   explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
   void Add(std::vector<std::string> row);
   bool empty() const { return rows_.empty(); }
+  // Column `i` is never shortened (addresses: "fd00:10:244:1..." names no pod); the others give way first.
+  void KeepWhole(size_t i) { keep_whole_.at(i) = true; }
   std::string Render(size_t max_width = kMaxWidth) const;
 
  private:
   std::vector<std::string> header_;
+  std::vector<bool> keep_whole_ = std::vector<bool>(header_.size(), false);
   std::vector<std::vector<std::string>> rows_;
 };
 

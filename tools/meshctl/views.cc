@@ -28,6 +28,12 @@ std::string Labels(const google::protobuf::Map<std::string, std::string>& m) {
   return Join(kv, ",");
 }
 
+// Every address (the list, else the single field): a dual-stack pod or Service has one per family.
+std::vector<std::string> Every(const std::string& one, const google::protobuf::RepeatedPtrField<std::string>& many) {
+  if (!many.empty()) return {many.begin(), many.end()};
+  return one.empty() ? std::vector<std::string>{} : std::vector<std::string>{one};
+}
+
 bool Selects(const v1::WorkloadSelector& sel, const v1::Workload& w) {
   for (const auto& [k, v] : sel.match_labels()) {
     auto it = w.labels().find(k);
@@ -65,6 +71,7 @@ nlohmann::json WorkloadsJson(const v1::ResourceSet& rs) {
                    {"name", w.name()},
                    {"node", w.node()},
                    {"ip", w.ip()},
+                   {"ips", Every(w.ip(), w.ips())},
                    {"service_account", w.service_account()},
                    {"enrolled", w.enrolled()},
                    {"mode", ModeName(w.mode())},
@@ -76,8 +83,10 @@ nlohmann::json WorkloadsJson(const v1::ResourceSet& rs) {
 std::string RenderWorkloads(const nlohmann::json& j) {
   if (j.empty()) return "no workloads\n";
   Table t({"NAMESPACE", "NAME", "NODE", "IP", "SERVICE ACCOUNT", "ENROLLED", "MODE"});
+  t.KeepWhole(3);
   for (const auto& w : j) {
-    t.Add({w["namespace"], w["name"], w["node"], w["ip"], w["service_account"],
+    t.Add({w["namespace"], w["name"], w["node"],
+           Join(w.value("ips", std::vector<std::string>{w["ip"].get<std::string>()}), ","), w["service_account"],
            w["enrolled"].get<bool>() ? "yes" : "no", w["mode"]});
   }
   return t.Render();
@@ -102,6 +111,7 @@ nlohmann::json ServicesJson(const v1::ResourceSet& rs) {
     out.push_back({{"namespace", s.namespace_()},
                    {"name", s.name()},
                    {"vip", s.vip()},
+                   {"vips", Every(s.vip(), s.vips())},
                    {"ports", ports},
                    {"endpoints", eps},
                    {"routes", attached == routes.end() ? std::vector<std::string>{} : attached->second}});
@@ -112,6 +122,7 @@ nlohmann::json ServicesJson(const v1::ResourceSet& rs) {
 std::string RenderServices(const nlohmann::json& j) {
   if (j.empty()) return "no services\n";
   Table t({"NAMESPACE", "NAME", "VIP", "PORTS", "ENDPOINTS", "ROUTES"});
+  t.KeepWhole(2);
   for (const auto& s : j) {
     std::vector<std::string> ports, eps;
     for (const auto& p : s["ports"]) {
@@ -121,7 +132,8 @@ std::string RenderServices(const nlohmann::json& j) {
     }
     for (const auto& e : s["endpoints"]) eps.push_back(e["ip"].get<std::string>());
     const auto routes = s.value("routes", std::vector<std::string>{});
-    t.Add({s["namespace"], s["name"], s["vip"], Join(ports, ","), eps.empty() ? "<none>" : Join(eps, ","),
+    const auto vips = s.value("vips", std::vector<std::string>{s["vip"].get<std::string>()});
+    t.Add({s["namespace"], s["name"], Join(vips, ","), Join(ports, ","), eps.empty() ? "<none>" : Join(eps, ","),
            routes.empty() ? "-" : Join(routes, ",")});
   }
   return t.Render();
