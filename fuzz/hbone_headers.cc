@@ -23,7 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   zm::proxy::ForwardedNode node;
   error.clear();
   if (!zm::proxy::ParseForwardedNode(in, &node, &error) && error.empty()) std::abort();
-  sockaddr_in addr{};
-  if (zm::proxy::ParseAuthority(in, &addr) && addr.sin_port == 0) std::abort();
+  // An accepted authority has a port and an address, and prints back as it was read (one canonical form aside).
+  zm::net::SockAddr addr{};
+  if (zm::proxy::ParseAuthority(in, &addr)) {
+    if (addr.port == 0 || addr.ip.empty()) std::abort();
+    zm::net::SockAddr again{};
+    if (!zm::proxy::ParseAuthority(addr.ToString(), &again) || !(again == addr)) std::abort();
+  }
   return 0;
 }

@@ -45,13 +45,14 @@ namespace {
 
 namespace proxy = zm::proxy;
 namespace agent = zm::agent;
+namespace net = zm::net;
 
 constexpr const char* kTd = "cluster.local";
 constexpr uint16_t kPodPort = 80;
 constexpr uint16_t kDeniedPort = 23;
 
-in_addr_t Ip(const char* s) {
-  return inet_addr(s);
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 // Exposes the session's state and streams to the harness (which plays the event loop); nothing else changes.
@@ -67,11 +68,11 @@ class CheckingObserver : public proxy::ConnObserver {
  public:
   void OnOpen(proxy::ConnRecord& r) override {
     const std::string client = "spiffe://cluster.local/ns/shop/sa/client";
-    if (r.destination.addr.sin_addr.s_addr != Ip("127.0.0.1") || ntohs(r.destination.addr.sin_port) == kDeniedPort ||
+    if (r.destination.addr.ip != Ip("127.0.0.1") || r.destination.addr.port == kDeniedPort ||
         r.destination.principal != "spiffe://cluster.local/ns/shop/sa/server" || r.source.principal != client ||
-        !AllowedSource(r.source.addr.sin_addr.s_addr)) {
-      std::fprintf(stderr, "relayed a stream the server must refuse: %s -> %s\n",
-                   proxy::AddrToString(r.source.addr).c_str(), proxy::AddrToString(r.destination.addr).c_str());
+        !AllowedSource(r.source.addr.ip)) {
+      std::fprintf(stderr, "relayed a stream the server must refuse: %s -> %s\n", r.source.addr.ToString().c_str(),
+                   r.destination.addr.ToString().c_str());
       std::abort();
     }
   }
@@ -82,7 +83,7 @@ class CheckingObserver : public proxy::ConnObserver {
     std::abort();
   }
   // The TCP peer itself, or the client identity's other pod on the peer's node.
-  static bool AllowedSource(in_addr_t ip) { return ip == Ip("127.0.1.1") || ip == Ip("127.0.1.3"); }
+  static bool AllowedSource(const net::IpAddr& ip) { return ip == Ip("127.0.1.1") || ip == Ip("127.0.1.3"); }
 };
 
 struct Fixture {
@@ -113,7 +114,7 @@ agent::Workload MakePod(const char* name, const char* sa, const char* ip, const 
   w.ns = "shop";
   w.service_account = sa;
   w.node = node;
-  w.ip = Ip(ip);
+  w.ips = {Ip(ip)};
   w.enrolled = true;
   return w;
 }
@@ -167,8 +168,8 @@ struct Pod {
     socklen_t len = sizeof(peer);
     for (int fd; (fd = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
          len = sizeof(peer)) {
-      if (Get().netns && !CheckingObserver::AllowedSource(peer.sin_addr.s_addr)) {
-        std::fprintf(stderr, "the pod was reached from %s\n", proxy::AddrToString(peer).c_str());
+      if (Get().netns && !CheckingObserver::AllowedSource(net::IpAddr::V4(peer.sin_addr.s_addr))) {
+        std::fprintf(stderr, "the pod was reached from %s\n", net::SockAddr::FromSockaddrIn(peer).ToString().c_str());
         std::abort();
       }
       conns.push_back(fd);
@@ -227,7 +228,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) std::abort();
   auto ctx = std::make_unique<proxy::WorkerContext>(fx.opts, fx.stats, fx.snapshots, fx.certs);
   bssl::UniquePtr<SSL> server_ssl(SSL_new(fx.certs.Get(fx.server_id)->server_ctx.get()));
-  sockaddr_in peer = proxy::MakeAddr(Ip("127.0.1.1"), 40000), local = proxy::MakeAddr(Ip("127.0.0.1"), 15008);
+  net::SockAddr peer = net::SockAddr{Ip("127.0.1.1"), 40000}, local = net::SockAddr{Ip("127.0.0.1"), 15008};
   auto* srv = new FuzzServer(*ctx, fds[0], std::move(server_ssl), fx.server_id, peer, local);  // deletes itself
 
   bssl::UniquePtr<SSL> client(SSL_new(fx.client_ctx.get()));

@@ -24,11 +24,27 @@
 #include "agent/metrics/connection_metrics.h"
 #include "common/log.h"
 #include "common/metrics/metrics_hub.h"
+#include "common/net/ip_addr.h"
 
 namespace {
 
 using nlohmann::json;
 namespace proxy = zm::proxy;
+namespace net = zm::net;
+
+// Either family: the access log writes both ("10.0.0.1:80", "[fd00::1]:80").
+net::SockAddr FuzzAddr(FuzzedDataProvider& in) {
+  net::SockAddr a;
+  if (in.ConsumeBool()) {
+    in6_addr v6{};
+    for (auto& b : v6.s6_addr) b = in.ConsumeIntegral<uint8_t>();
+    a.ip = net::IpAddr::V6(v6);
+  } else {
+    a.ip = net::IpAddr::V4(in.ConsumeIntegral<uint32_t>());
+  }
+  a.port = in.ConsumeIntegral<uint16_t>();
+  return a;
+}
 
 // What a JSON decoder gives back for a string escaped byte by byte (\u00XX is U+00XX, two bytes in UTF-8).
 std::string Latin1ToUtf8(const std::string& s) {
@@ -169,10 +185,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r.decision = (flags & 2) ? proxy::Decision::kDeny : proxy::Decision::kAllow;
     r.same_node = flags & 4;
     r.flow = (flags & 8) ? "hbone-inbound" : "hbone-outbound";
-    r.source.addr.sin_addr.s_addr = in.ConsumeIntegral<uint32_t>();
-    r.source.addr.sin_port = in.ConsumeIntegral<uint16_t>();
-    r.destination.addr.sin_addr.s_addr = in.ConsumeIntegral<uint32_t>();
-    r.destination.addr.sin_port = in.ConsumeIntegral<uint16_t>();
+    r.source.addr = FuzzAddr(in);
+    r.destination.addr = FuzzAddr(in);
     r.source.workload = in.ConsumeRandomLengthString(256);
     r.source.ns = in.ConsumeRandomLengthString(256);
     r.source.principal = in.ConsumeRandomLengthString(512);

@@ -35,7 +35,7 @@ std::string SerialHex(const X509* cert) {
 std::vector<CertInfo> LocalCerts(const agent::MeshSnapshot* snap, const agent::CertStore& certs, int64_t now_unix) {
   std::map<std::string, CertInfo> by_id;
   if (!snap) return {};
-  for (const auto& [ip, w] : snap->workloads()) {
+  for (const auto& w : snap->workloads()) {
     if (!snap->IsLocal(w) || !w.enrolled) continue;
     tls::SpiffeId id = snap->IdentityOf(w);
     CertInfo& info = by_id[id.ToString()];

@@ -1,18 +1,25 @@
 #include "agent/admin/config_dump.h"
 
-#include "agent/state/ipv4.h"
-
 #include <algorithm>
 
 namespace zm::admin {
-namespace {}  // namespace
+namespace {
+
+nlohmann::json IpsJson(const std::vector<net::IpAddr>& ips) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& ip : ips) out.push_back(ip.ToString());
+  return out;
+}
+
+}  // namespace
 
 nlohmann::json WorkloadJson(const agent::MeshSnapshot& snap, const agent::Workload& w) {
   return {{"name", w.name},
           {"namespace", w.ns},
           {"serviceAccount", w.service_account},
           {"node", w.node},
-          {"ip", agent::Ipv4ToString(w.ip)},
+          {"ip", w.ips.empty() ? "" : w.ips.front().ToString()},
+          {"ips", IpsJson(w.ips)},
           {"enrolled", w.enrolled},
           {"mode", agent::MeshModeName(w.mode)},
           {"local", snap.IsLocal(w)},
@@ -24,7 +31,7 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
   if (in.snapshot) {
     const agent::MeshSnapshot& s = *in.snapshot;
     std::vector<const agent::Workload*> ws;
-    for (const auto& [ip, w] : s.workloads()) ws.push_back(&w);
+    for (const auto& w : s.workloads()) ws.push_back(&w);
     std::sort(ws.begin(), ws.end(),
               [](auto* a, auto* b) { return std::tie(a->ns, a->name) < std::tie(b->ns, b->name); });
     nlohmann::json workloads = nlohmann::json::array();

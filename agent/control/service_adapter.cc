@@ -1,11 +1,11 @@
 #include "agent/control/service_adapter.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <memory>
+
+#include "agent/control/address_list.h"
 
 namespace zm::agent::control {
 namespace v1 = zeromesh::v1;
@@ -252,8 +252,8 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
     svc.name = s.name();
     svc.ns = s.namespace_();
     std::string where = "service " + svc.Key();
-    if (!s.vip().empty() && inet_pton(AF_INET, s.vip().c_str(), &svc.vip) != 1) {
-      *error = where + ": bad VIP '" + s.vip() + "'";
+    if (std::string why; !ServiceVips(s, &svc.vips, &why)) {
+      *error = where + ": VIP: " + why;
       return false;
     }
     for (const auto& p : s.ports()) {
@@ -267,10 +267,12 @@ bool ToServices(const ConfigState& state, std::vector<Service>* out, std::string
     }
     for (const auto& e : s.endpoints()) {
       ServiceEndpoint ep;
-      if (inet_pton(AF_INET, e.ip().c_str(), &ep.ip) != 1) {
+      std::optional<net::IpAddr> ip = net::IpAddr::Parse(e.ip());
+      if (!ip) {
         *error = where + ": bad endpoint IP '" + e.ip() + "'";
         return false;
       }
+      ep.ip = *ip;
       ep.workload = e.workload();
       ep.node = e.node();
       svc.endpoints.push_back(std::move(ep));

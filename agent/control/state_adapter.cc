@@ -1,12 +1,10 @@
 #include "agent/control/state_adapter.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cmath>
 
+#include "agent/control/address_list.h"
 #include "agent/control/service_adapter.h"
-#include "agent/state/ipv4.h"
 
 #include "common/tls/pem.h"
 #include "common/tls/spiffe.h"
@@ -36,8 +34,8 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
     out.ns = w.namespace_();
     out.service_account = w.service_account();
     out.node = w.node();
-    if (inet_pton(AF_INET, w.ip().c_str(), &out.ip) != 1) {
-      *error = "workload " + w.namespace_() + "/" + w.name() + ": bad IP '" + w.ip() + "'";
+    if (std::string why; !WorkloadIps(w, &out.ips, &why)) {
+      *error = "workload " + w.namespace_() + "/" + w.name() + ": " + why;
       return nullptr;
     }
     out.enrolled = w.enrolled();
@@ -64,8 +62,8 @@ std::shared_ptr<const MeshSnapshot> ToMeshSnapshot(const ConfigState& state, con
     snap->set_tracing_sampling_ppm(static_cast<uint32_t>(std::lround(pct * 10000)));
   }
   for (const auto& cidr : mesh->exclude_cidrs()) {
-    if (!ValidIpv4Cidr(cidr)) {
-      *error = "MeshConfig excludeCidrs: not an IPv4 CIDR: \"" + cidr + "\"";
+    if (!net::Cidr::Parse(cidr)) {
+      *error = "MeshConfig excludeCidrs: not a CIDR: \"" + cidr + "\"";
       return nullptr;
     }
   }

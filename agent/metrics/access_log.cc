@@ -1,7 +1,5 @@
 #include "agent/metrics/access_log.h"
 
-#include <arpa/inet.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -46,11 +44,9 @@ void Number(std::string* out, const char* key, uint64_t v) {
   out->append(std::to_string(v));
 }
 
-std::string Addr(const sockaddr_in& a) {
-  char ip[INET_ADDRSTRLEN] = "";
-  inet_ntop(AF_INET, &a.sin_addr, ip, sizeof(ip));
-  uint16_t port = ntohs(a.sin_port);
-  return port ? std::string(ip) + ":" + std::to_string(port) : std::string(ip);  // HBONE inbound: no source port
+// "10.0.0.1:80", "[fd00::1]:80"; the address alone when there is no port (HBONE inbound without a forwarded port).
+std::string Addr(const net::SockAddr& a) {
+  return a.port ? a.ToString() : a.ip.ToString();
 }
 
 void PeerFields(std::string* out, const char* side, const proxy::Peer& p) {
@@ -112,7 +108,7 @@ std::string FormatRequestLogLine(const proxy::RequestRecord& r, std::chrono::sys
   Number(&out, "request_bytes", r.request_bytes);
   Number(&out, "response_bytes", r.response_bytes);
   Number(&out, "attempts", r.attempts);
-  if (r.destination.addr.sin_family == AF_INET) Field(&out, "upstream", Addr(r.destination.addr));
+  if (!r.destination.addr.ip.empty()) Field(&out, "upstream", Addr(r.destination.addr));
   if (proxy::ValidTraceparent(r.traceparent)) Field(&out, "trace_id", std::string_view(r.traceparent).substr(3, 32));
   if (!r.error.empty()) Field(&out, "error", r.error);
   if (!r.policy.empty()) {

@@ -1,7 +1,5 @@
 #include "agent/metrics/span_encode.h"
 
-#include <arpa/inet.h>
-
 #include <chrono>
 
 namespace zm::metrics {
@@ -20,11 +18,8 @@ void Int(otlp::Span* s, const char* key, int64_t value) {
   kv->mutable_value()->set_int_value(value);
 }
 
-std::string Ip(const sockaddr_in& a) {
-  if (a.sin_family == 0 && a.sin_addr.s_addr == 0) return "";
-  char buf[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
-  return buf;
+std::string Ip(const net::SockAddr& a) {
+  return a.ip.ToString();  // "" when unknown
 }
 
 // Host without its port (server.address); a bracketed IPv6 literal keeps its brackets off.

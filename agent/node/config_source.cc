@@ -155,7 +155,7 @@ class ControllerSource : public ConfigSource {
     }
     if (auto snap = snapshots_.Get()) {
       st->clear_enrolled_pods();  // the control plane listed them from its config; the applied snapshot decides
-      for (const auto& [ip, w] : snap->workloads()) {
+      for (const auto& w : snap->workloads()) {
         if (snap->IsLocal(w) && w.enrolled) st->add_enrolled_pods(w.ns + "/" + w.name);
       }
       st->set_fail_mode(snap->default_mode() == MeshMode::kStrict ? "closed" : "open");

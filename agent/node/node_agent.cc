@@ -71,7 +71,8 @@ bool NodeAgent::Start(std::string* error) {
   popts.socket_mark = ZM_MARK_PROXY;
   // bpf_sk_assign delivers captured SYNs to a listener whatever address it is bound to: bound to loopback, the proxy
   // ports answer nothing that was not captured (a pod or another host dialling the node's address gets a reset).
-  popts.listen_addr = htonl(INADDR_LOOPBACK);
+  popts.listen_addr = net::IpAddr::V4(htonl(INADDR_LOOPBACK));
+  popts.listen_addr6 = net::IpAddr::V6(in6addr_loopback);
   proxy_ = std::make_unique<proxy::NodeProxy>(popts, snapshots_, certs_);
   if (!proxy_->Start(error)) {
     *error = "starting the node proxy: " + *error;
@@ -119,8 +120,11 @@ void NodeAgent::RefreshUplinks() {
     uplink_snapshot_ = snap;
     std::vector<uint32_t> remote;
     if (snap) {
-      for (const auto& [ip, w] : snap->workloads()) {
-        if (!snap->IsLocal(w)) remote.push_back(w.ip);
+      for (const auto& w : snap->workloads()) {
+        if (snap->IsLocal(w)) continue;
+        for (const auto& ip : w.ips) {
+          if (ip.is_v4()) remote.push_back(ip.v4());
+        }
       }
     }
     want = bpf::FindUplinks(bpf::ParseIpv4Routes(uplink_routes_), remote);
@@ -219,28 +223,33 @@ void NodeAgent::ApplySnapshot() {
   size_t enrolled = 0;
   // Namespace enrollment as the controller decided it for pods without their own label.
   std::map<std::string, bool> ns_enrolled;
-  for (const auto& [ip, w] : snap->workloads()) {
+  for (const auto& w : snap->workloads()) {
     if (w.mesh_label.empty()) ns_enrolled[w.ns] = w.enrolled;
   }
-  for (const auto& [ip, w] : snap->workloads()) {
+  for (const auto& w : snap->workloads()) {
     if (!snap->IsLocal(w)) continue;
-    wanted.insert(w.ip);
     auto state = w.enrolled ? bpf::PodState::kEnrolled : bpf::PodState::kNotEnrolled;
-    if (auto st = bpf_.UpsertPod(w.ip, state, ToBpfMode(w.mode)); !st.ok()) {
-      log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
+    for (const auto& ip : w.ips) {  // the IPv4 pod map (IPv6 addresses: B6's BPF work)
+      if (!ip.is_v4()) continue;
+      wanted.insert(ip.v4());
+      if (auto st = bpf_.UpsertPod(ip.v4(), state, ToBpfMode(w.mode)); !st.ok()) {
+        log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
+      }
+      if (w.enrolled && w.mode == MeshMode::kStrict) {
+        for (uint16_t p : w.probe_ports) probes.push_back({ip.v4(), p});
+      }
     }
     enrolled += w.enrolled ? 1 : 0;
-    if (w.enrolled && w.mode == MeshMode::kStrict) {
-      for (uint16_t p : w.probe_ports) probes.push_back({w.ip, p});
-    }
   }
   // The kubelet's probe ports: the only way in from the node's own netns to a STRICT pod (capture.bpf.c egress guard).
   if (auto st = bpf_.SetProbePorts(probes); !st.ok()) log::Error("programming probe ports", {{"error", st.message()}});
   // Which veth leads to which local pod, so that a STRICT pod's IPv6 is refused from its first packet.
   const auto routes = bpf::HostRouteInterfaces();
-  for (const auto& [ip, w] : snap->workloads()) {
-    auto r = routes.find(ip);
-    if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
+  for (const auto& w : snap->workloads()) {
+    for (const auto& ip : w.ips) {
+      auto r = ip.is_v4() ? routes.find(ip.v4()) : routes.end();
+      if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip.v4());
+    }
   }
   (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());
   std::vector<net::Cidr> excluded;  // either family
@@ -256,7 +265,7 @@ void NodeAgent::ApplySnapshot() {
   size_t direct = 0;
   for (const auto& sb : sandboxes_) {
     in_addr_t ip = 0;
-    if (sb.ip.empty() || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || snap->workloads().count(ip)) continue;
+    if (sb.ip.empty() || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || snap->Find(net::IpAddr::V4(ip))) continue;
     bool outside;
     if (auto it = sb.labels.find("zeromesh.io/mesh"); it != sb.labels.end()) {
       outside = it->second != "enabled";

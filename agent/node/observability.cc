@@ -93,7 +93,7 @@ metrics::AgentHealth Observability::Health() const {
   for (auto slot : kSlots) h.listeners_in_sockmap += agent_->bpf().HasListener(slot) ? 1 : 0;
   auto snap = snapshots_->Get();
   if (snap) {
-    for (const auto& [ip, w] : snap->workloads()) h.local_pods += snap->IsLocal(w) ? 1 : 0;
+    for (const auto& w : snap->workloads()) h.local_pods += snap->IsLocal(w) ? 1 : 0;
   }
   h.config_version = opts_.config_version ? opts_.config_version() : agent_->snapshots_applied();
   h.soonest_cert_expiry_seconds = admin::SoonestExpirySeconds(admin::LocalCerts(snap.get(), *certs_, NowUnix()));

@@ -2,30 +2,28 @@
 // matching a connection only compares integers and existing strings (no allocation).
 #pragma once
 
-#include <netinet/in.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/policy/http_rules.h"
-#include "agent/policy/ipv4_block.h"
 #include "agent/proxy/options.h"
+#include "common/net/ip_addr.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::agent::policy {
 
 // A mesh workload picked by one of the policy's source workload selectors, with the identity it must present.
 struct SelectedSource {
-  in_addr_t ip = 0;  // network byte order
+  net::IpAddr ip;  // one entry per address of a dual-stack workload
   std::string ns;
   std::string service_account;
 
   struct ByIp {  // ordering for sort / equal_range by IP
     bool operator()(const SelectedSource& a, const SelectedSource& b) const { return a.ip < b.ip; }
-    bool operator()(const SelectedSource& a, in_addr_t ip) const { return a.ip < ip; }
-    bool operator()(in_addr_t ip, const SelectedSource& b) const { return ip < b.ip; }
+    bool operator()(const SelectedSource& a, const net::IpAddr& ip) const { return a.ip < ip; }
+    bool operator()(const net::IpAddr& ip, const SelectedSource& b) const { return ip < b.ip; }
   };
 };
 
@@ -36,9 +34,9 @@ struct CompiledPolicy {
   std::vector<tls::SpiffeId> identities;
   std::vector<std::string> namespaces;
   std::vector<SelectedSource> selected;  // sorted by ip; an IP may repeat (host-network pods share one)
-  std::vector<Ipv4Block> ip_blocks;
-  std::vector<uint16_t> ports;  // empty: every port
-  std::vector<HttpRule> http;   // empty: an L4 permission (every request of a matching connection)
+  std::vector<net::Cidr> ip_blocks;      // either family; a block never matches an address of the other
+  std::vector<uint16_t> ports;           // empty: every port
+  std::vector<HttpRule> http;            // empty: an L4 permission (every request of a matching connection)
 
   bool has_http() const { return !http.empty(); }
   bool MatchesPort(uint16_t port) const;

@@ -1,10 +1,9 @@
 // PolicySet::Compile: resolves each TrafficPermission's selectors against the config's workloads once, so that
 // evaluating a connection is lookups and comparisons only.
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <tuple>
 
+#include "agent/control/address_list.h"
 #include "agent/policy/policy_set.h"
 
 namespace zm::agent::policy {
@@ -13,7 +12,7 @@ namespace {
 
 struct ConfigWorkload {
   const v1::Workload* w;
-  in_addr_t ip;
+  std::vector<net::IpAddr> ips;  // the primary first (control::WorkloadIps), as the snapshot's Workload::ips
 };
 
 bool LabelsMatch(const v1::WorkloadSelector& sel, const v1::Workload& w) {
@@ -38,15 +37,20 @@ bool CompileSources(const v1::TrafficPermission& tp, const std::vector<ConfigWor
   }
   p->namespaces.assign(src.namespaces().begin(), src.namespaces().end());
   for (const auto& cidr : src.ip_blocks()) {
-    Ipv4Block b;
-    if (!ParseIpv4Block(cidr, &b, error)) return false;
-    p->ip_blocks.push_back(b);
+    // Host bits are cleared, as the controller accepts them.
+    std::string why;
+    std::optional<net::Cidr> b = net::Cidr::Parse(cidr, &why);
+    if (!b) {
+      *error = "'" + cidr + "' is not a CIDR: " + why;
+      return false;
+    }
+    p->ip_blocks.push_back(*b);
   }
   for (const auto& sel : src.workload_selectors()) {
     const std::string& ns = sel.namespace_().empty() ? tp.namespace_() : sel.namespace_();
     for (const auto& cw : workloads) {
       if (cw.w->namespace_() == ns && LabelsMatch(sel, *cw.w)) {
-        p->selected.push_back({cw.ip, cw.w->namespace_(), cw.w->service_account()});
+        for (const auto& ip : cw.ips) p->selected.push_back({ip, cw.w->namespace_(), cw.w->service_account()});
       }
     }
   }
@@ -100,15 +104,15 @@ bool CompilePolicy(const v1::TrafficPermission& tp, const std::vector<ConfigWork
 // Where Services disagree the proxy still parses every connection: HTTP/1.1 and HTTP/2 are told apart by the HTTP/2
 // preface, and with per-request decisions bytes that are not HTTP are refused, so a TCP declaration there opens
 // nothing the http rules close.
-void ResolveHttpPorts(const control::ConfigState& state, in_addr_t ip, const std::string& workload_key,
-                      std::vector<uint16_t>* http_ports) {
+void ResolveHttpPorts(const control::ConfigState& state, const std::vector<net::IpAddr>& ips,
+                      const std::string& workload_key, std::vector<uint16_t>* http_ports) {
   for (const auto& [key, r] : state.resources) {
     if (!r.has_service()) continue;
     bool selects = false;
     for (const auto& e : r.service().endpoints()) {
-      in_addr_t eip = 0;
+      std::optional<net::IpAddr> eip = e.workload().empty() ? net::IpAddr::Parse(e.ip()) : std::nullopt;
       bool same = !e.workload().empty() ? e.workload() == workload_key
-                                        : inet_pton(AF_INET, e.ip().c_str(), &eip) == 1 && eip == ip;
+                                        : eip && std::find(ips.begin(), ips.end(), *eip) != ips.end();
       if (same) {
         selects = true;
         break;
@@ -145,12 +149,12 @@ std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& 
   std::vector<ConfigWorkload> workloads;
   for (const auto& [key, r] : state.resources) {
     if (!r.has_workload()) continue;
-    ConfigWorkload cw{&r.workload(), 0};
-    if (inet_pton(AF_INET, cw.w->ip().c_str(), &cw.ip) != 1) {
-      *error = "workload " + cw.w->namespace_() + "/" + cw.w->name() + ": bad IP '" + cw.w->ip() + "'";
+    ConfigWorkload cw{&r.workload(), {}};
+    if (!control::WorkloadIps(*cw.w, &cw.ips, &why)) {
+      *error = "workload " + cw.w->namespace_() + "/" + cw.w->name() + ": " + why;
       return nullptr;
     }
-    workloads.push_back(cw);
+    workloads.push_back(std::move(cw));
   }
 
   std::vector<const v1::TrafficPermission*> tps;
@@ -168,7 +172,7 @@ std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& 
     const auto& sel = tps[i]->destination().selector();
     for (const auto& cw : workloads) {
       if (cw.w->namespace_() != tps[i]->namespace_() || !LabelsMatch(sel, *cw.w)) continue;
-      auto& list = set->by_ip_[cw.ip];
+      auto& list = set->by_ip_[cw.ips.front()];
       auto it = std::find_if(list.begin(), list.end(), [&](const Protected& pr) {
         return pr.ns == cw.w->namespace_() && pr.name == cw.w->name();
       });
@@ -177,7 +181,7 @@ std::shared_ptr<const PolicySet> PolicySet::Compile(const control::ConfigState& 
       (p->deny ? it->deny : it->allow).push_back(p);
       if (p->has_http() && !it->has_http) {
         it->has_http = true;
-        ResolveHttpPorts(state, cw.ip, cw.w->namespace_() + "/" + cw.w->name(), &it->http_ports);
+        ResolveHttpPorts(state, cw.ips, cw.w->namespace_() + "/" + cw.w->name(), &it->http_ports);
       }
     }
   }

@@ -1,8 +1,6 @@
 // PolicySet::Evaluate: the per-connection decision and its human-readable reason.
 #include "agent/policy/policy_set.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
 
@@ -16,10 +14,7 @@ void AppendSource(const proxy::AuthzRequest& req, std::string* out) {
     out->append("/ns/").append(req.source->ns).append("/sa/").append(req.source->sa);
     return;
   }
-  char ip[INET_ADDRSTRLEN] = "?";
-  in_addr a{req.source_ip};
-  inet_ntop(AF_INET, &a, ip, sizeof(ip));
-  out->append("plaintext ").append(ip);
+  out->append("plaintext ").append(req.source_ip.empty() ? "?" : req.source_ip.ToString());
 }
 
 void AppendDestination(const proxy::AuthzRequest& req, std::string* out) {
@@ -76,8 +71,8 @@ bool PolicySet::Protected::IsHttpPort(uint16_t port) const {
 }
 
 const PolicySet::Protected* PolicySet::Find(const Workload* destination) const {
-  if (destination == nullptr) return nullptr;
-  auto it = by_ip_.find(destination->ip);
+  if (destination == nullptr || destination->ips.empty()) return nullptr;
+  auto it = by_ip_.find(destination->ips.front());
   if (it == by_ip_.end()) return nullptr;
   for (const auto& pr : it->second) {
     if (pr.ns == destination->ns && pr.name == destination->name) return &pr;

@@ -13,8 +13,6 @@
 // the whole connection.
 #pragma once
 
-#include <netinet/in.h>
-
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -62,7 +60,8 @@ class PolicySet {
   std::string trust_domain_;
   bool default_allow_ = true;
   std::vector<CompiledPolicy> policies_;  // never resized after Compile: Protected points into it
-  std::unordered_map<in_addr_t, std::vector<Protected>> by_ip_;
+  // Keyed by each workload's primary address (Workload::ips[0]): the destination is a workload, not an address.
+  std::unordered_map<net::IpAddr, std::vector<Protected>> by_ip_;
 };
 
 }  // namespace zm::agent::policy

@@ -22,18 +22,19 @@ const char* TlsFailureName(TlsFailure f) {
   return "unknown";
 }
 
-Peer MakePeer(const agent::MeshSnapshot* snap, const sockaddr_in& addr, std::string principal) {
+Peer MakePeer(const agent::MeshSnapshot* snap, const net::SockAddr& addr, std::string principal) {
   Peer p;
   p.addr = addr;
+  p.set = true;
   p.principal = std::move(principal);
-  if (const agent::Workload* w = snap ? snap->Find(addr.sin_addr.s_addr) : nullptr) {
+  if (const agent::Workload* w = snap ? snap->Find(addr.ip) : nullptr) {
     p.workload = w->name;
     p.ns = w->ns;
   }
   return p;
 }
 
-std::string PrincipalOf(const agent::MeshSnapshot* snap, in_addr_t ip) {
+std::string PrincipalOf(const agent::MeshSnapshot* snap, const net::IpAddr& ip) {
   const agent::Workload* w = snap ? snap->Find(ip) : nullptr;
   return w && w->enrolled ? snap->IdentityOf(*w).ToString() : std::string();
 }

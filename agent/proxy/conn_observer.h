@@ -33,7 +33,8 @@ struct Peer {
   std::string workload;   // "" when the address is not a mesh workload
   std::string ns;         // workload namespace
   std::string principal;  // SPIFFE ID, "" when the side has no identity
-  sockaddr_in addr{};
+  net::SockAddr addr{};
+  bool set = false;  // filled in (MakePeer); a request record's source is reported once, then cleared
 };
 
 struct ConnRecord {
@@ -56,9 +57,9 @@ struct ConnRecord {
 };
 
 // Fills workload and namespace from the snapshot (by IP); |principal| is whatever identity the caller can vouch for.
-Peer MakePeer(const agent::MeshSnapshot* snap, const sockaddr_in& addr, std::string principal);
+Peer MakePeer(const agent::MeshSnapshot* snap, const net::SockAddr& addr, std::string principal);
 // The SPIFFE ID of the workload at |ip| when it is enrolled, else "".
-std::string PrincipalOf(const agent::MeshSnapshot* snap, in_addr_t ip);
+std::string PrincipalOf(const agent::MeshSnapshot* snap, const net::IpAddr& ip);
 
 struct RequestRecord;  // agent/proxy/request_record.h
 

@@ -11,12 +11,12 @@ static_assert(kHttp2Preface.size() == kHttpSniffBytes);
 
 }  // namespace
 
-DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const sockaddr_in& dst, bool per_request) {
+DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const net::SockAddr& dst, bool per_request) {
   // A TCP declaration changes nothing: the HTTP handlers pass other bytes on as a byte stream (or refuse them when
   // requests must be decided). Per-request decisions need a parser whatever the port says, fail-closed on bytes it
   // cannot read: the HTTP/2 one on HTTP/2 ports (policy compile counts them as ports where http rules are checked,
   // from the same resolved_protocol), else the HTTP/1.1 one.
-  agent::EndpointPort port = snap.FindEndpointPort(dst.sin_addr.s_addr, ntohs(dst.sin_port));
+  agent::EndpointPort port = snap.FindEndpointPort(dst.ip, dst.port);
   const bool http1 = port.Declares(agent::PortProtocol::kHttp);
   const bool http2 = port.Declares(agent::PortProtocol::kHttp2) || port.Declares(agent::PortProtocol::kGrpc);
   if (http1 && http2) return DestinationL7::kHttp1OrHttp2;

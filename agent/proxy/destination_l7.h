@@ -25,7 +25,7 @@ enum class DestinationL7 : uint8_t { kNone, kHttp1, kHttp2, kHttp1OrHttp2 };
 
 // The handler for pod port |dst| (pod address and target port, network byte order). |per_request|: the connection's
 // AuthzDecision said per_request (TrafficPermission http rules must decide each request).
-DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const sockaddr_in& dst, bool per_request);
+DestinationL7 DestinationL7For(const agent::MeshSnapshot& snap, const net::SockAddr& dst, bool per_request);
 
 // Which HTTP a connection speaks from its first client bytes: kHttp2 once they are the whole HTTP/2 connection
 // preface (RFC 9113 3.4), kHttp1 as soon as they cannot be its start (HTTP/1.1 or not HTTP at all: that handler

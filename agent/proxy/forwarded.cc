@@ -1,10 +1,6 @@
 #include "agent/proxy/forwarded.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
-
-#include "agent/proxy/socket_util.h"
 
 namespace zm::proxy {
 namespace {
@@ -172,31 +168,22 @@ bool ParseForwardedNode(std::string_view node, ForwardedNode* out, std::string* 
     out->kind = ForwardedNode::Kind::kObfuscated;
     return true;
   }
-  char buf[INET6_ADDRSTRLEN + 2];
   if (name[0] == '[') {
-    std::string_view inner = name.substr(1, name.size() - 2);
-    if (inner.size() >= sizeof(buf)) {
-      *error = "bad IPv6 address " + Show(name);
-      return false;
-    }
-    std::memcpy(buf, inner.data(), inner.size());
-    buf[inner.size()] = '\0';
-    if (inet_pton(AF_INET6, buf, &out->ipv6) != 1) {
+    // Only IPv6 goes in brackets. An IPv4-mapped one is refused too: an IPv4 client is written as IPv4, and a
+    // "[::ffff:a00:1]" would name an address the text does not spell out.
+    std::optional<net::IpAddr> ip = net::IpAddr::Parse(name.substr(1, name.size() - 2));
+    if (!ip || !ip->is_v6()) {
       *error = "bad IPv6 address " + Show(name);
       return false;
     }
     out->kind = ForwardedNode::Kind::kIpv6;
+    out->ip = *ip;
     return true;
   }
-  in_addr a{};
-  if (name.size() < sizeof(buf)) {
-    std::memcpy(buf, name.data(), name.size());
-    buf[name.size()] = '\0';
-    if (inet_pton(AF_INET, buf, &a) == 1) {
-      out->kind = ForwardedNode::Kind::kIpv4;
-      out->ipv4 = a.s_addr;
-      return true;
-    }
+  if (std::optional<net::IpAddr> ip = net::IpAddr::Parse(name); ip && ip->is_v4()) {
+    out->kind = ForwardedNode::Kind::kIpv4;
+    out->ip = *ip;
+    return true;
   }
   *error = "node " + Show(name) + " is not an IPv4 address, a [IPv6] address, 'unknown' or an obfuscated _name";
   return false;
@@ -280,8 +267,9 @@ bool ParseForwarded(std::string_view value, std::vector<ForwardedNode>* fors, st
   return true;
 }
 
-std::string FormatForwardedFor(in_addr_t ip, uint16_t port) {
-  std::string node = IpToString(ip);
+std::string FormatForwardedFor(const net::IpAddr& ip, uint16_t port) {
+  // RFC 7239 section 6: an IPv6 node is bracketed, with or without a port.
+  std::string node = ip.is_v6() ? "[" + ip.ToString() + "]" : ip.ToString();
   if (port != 0) node += ":" + std::to_string(port);
   return "for=\"" + node + "\"";
 }

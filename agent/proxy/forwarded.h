@@ -4,12 +4,12 @@
 // value may contain ':', '[' and ']' (RFC 7239 requires quotes there; some senders omit them).
 #pragma once
 
-#include <netinet/in.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/net/ip_addr.h"
 
 namespace zm::proxy {
 
@@ -23,8 +23,7 @@ struct ForwardedNode {
     kObfuscated,  // for=_hidden (obfnode)
   };
   Kind kind = Kind::kAbsent;
-  in_addr_t ipv4 = 0;  // network order, kIpv4
-  in6_addr ipv6{};     // kIpv6
+  net::IpAddr ip;  // kIpv4 and kIpv6
   bool has_port = false;
   uint16_t port = 0;  // host order; a numeric port only (an obfuscated port leaves has_port false)
 };
@@ -39,7 +38,8 @@ bool ParseForwarded(std::string_view value, std::vector<ForwardedNode>* fors, st
 // Parses one node value (already unquoted), e.g. `10.0.0.1`, `10.0.0.1:80`, `[::1]:80`, `unknown`, `_x:_y`.
 bool ParseForwardedNode(std::string_view node, ForwardedNode* out, std::string* error);
 
-// `for="a.b.c.d:port"` (port 0: `for="a.b.c.d"`), what our client sends, like ztunnel.
-std::string FormatForwardedFor(in_addr_t ip, uint16_t port);
+// `for="a.b.c.d:port"` or `for="[v6]:port"` (port 0: `for="a.b.c.d"`, `for="[v6]"`), what our client sends, like
+// ztunnel.
+std::string FormatForwardedFor(const net::IpAddr& ip, uint16_t port);
 
 }  // namespace zm::proxy

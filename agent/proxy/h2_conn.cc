@@ -43,10 +43,6 @@ std::string GrpcPercentEncode(std::string_view in) {
   return PercentEncode(in, [](unsigned char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
-uint64_t EndpointKey(const sockaddr_in& a) {
-  return (static_cast<uint64_t>(a.sin_addr.s_addr) << 16) | a.sin_port;
-}
-
 nghttp2_nv Nv(const std::string& name, const std::string& value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
@@ -87,13 +83,13 @@ nghttp2_option* NewOptions() {
 }  // namespace
 
 void H2Conn::Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                   const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                   const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                    std::string what) {
   new H2Conn(ctx, client, std::move(snap), service, port, src, std::move(open), std::move(what));
 }
 
 H2Conn::H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-               const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+               const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                std::string what)
     : ctx_(ctx),
       snap_(std::move(snap)),
@@ -123,7 +119,7 @@ H2Conn::H2Conn(WorkerContext& ctx, int down, int up, bool up_connecting, Inbound
     : ctx_(ctx),
       snap_(p.snap),
       service_(nullptr),
-      port_(ntohs(p.dst.sin_port)),
+      port_(p.dst.port),
       what_(p.what),
       src_(p.src),
       dest_(std::make_unique<InboundHttp::Params>(std::move(p))),
@@ -136,11 +132,10 @@ H2Conn::H2Conn(WorkerContext& ctx, int down, int up, bool up_connecting, Inbound
   if (ctx_.observer() != nullptr && dest_->destination != nullptr) {
     destination_service_ = HttpServiceOf(*snap_, dest_->dst);
     src_peer_ = MakePeer(snap_.get(), src_, dest_->has_source_id ? dest_->source_id.ToString() : std::string());
-    src_peer_.addr.sin_family = AF_INET;
     dst_peer_ = MakePeer(snap_.get(), dest_->dst, snap_->IdentityOf(*dest_->destination).ToString());
   }
   std::string why;
-  pod_ = NewUpstream(up, EndpointKey(dest_->dst), &why);
+  pod_ = NewUpstream(up, dest_->dst, &why);
   if (pod_ == nullptr || dest_->destination == nullptr || !CreateServer(&why)) {
     log::Warn("h2c connection not served", {{"conn", what_}, {"reason", why}});
     Finish(/*reset=*/true);
@@ -215,7 +210,7 @@ void H2Conn::OnUpstream(Upstream* u, uint32_t ev) {
     u->connecting = false;
     if (int err = ConnectResult(u->wire.fd); err != 0) {
       ProxyStats::Add(ctx_.stats.upstream_failures);
-      u->failed = std::string("pod ") + AddrToString(dest_->dst) + ": " + std::strerror(err);
+      u->failed = std::string("pod ") + dest_->dst.ToString() + ": " + std::strerror(err);
       track_.SetError(u->failed);
       if (!sniffing_) Settle();
       if (fall_back_) Finish(/*reset=*/true);
@@ -292,9 +287,8 @@ void H2Conn::RouteStream(Stream* s) {
   if (const std::string* ct = Find(s->headers, "content-type")) s->grpc = ct->starts_with("application/grpc");
   HttpRequestHead head = RequestHead(s);
   if (ctx_.observer() != nullptr) {
-    if (src_peer_.addr.sin_family == 0) {
-      src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.sin_addr.s_addr));
-      src_peer_.addr.sin_family = AF_INET;
+    if (!src_peer_.set) {
+      src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.ip));
     }
     s->rec.source = src_peer_;
     s->rec.method = s->method;
@@ -317,7 +311,7 @@ void H2Conn::RouteStream(Stream* s) {
   if (rule != nullptr && !s->policy_done && (rule->rate_limit.enabled() || rule->fault.enabled())) {
     s->policy_done = true;  // once per stream: a delayed stream is routed again when its timer ends
     RoutePolicyVerdict v =
-        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.sin_addr.s_addr);
+        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.ip);
     if (v.reply) {
       ReplyLocally(s, v.local);
       return;
@@ -337,7 +331,7 @@ void H2Conn::RouteStream(Stream* s) {
     return;
   }
   if (ctx_.observer() != nullptr) {
-    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.ip));
     s->rec.destination_service = route.service->Key();
   }
   s->load = std::move(route.load);
@@ -346,7 +340,7 @@ void H2Conn::RouteStream(Stream* s) {
   s->backend_port = route.service_port;
   s->counted = true;
   ctx_.http.retry_budget.RequestStarted();
-  const in_addr_t ip = route.addr.sin_addr.s_addr;
+  const net::IpAddr ip = route.addr.ip;
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
@@ -378,7 +372,7 @@ void H2Conn::RouteStream(Stream* s) {
 
 // ---------------------------------------------------------------- retries
 
-bool H2Conn::StartTry(Stream* s, Upstream* u, in_addr_t ip, const HttpRequestHead& head) {
+bool H2Conn::StartTry(Stream* s, Upstream* u, net::IpAddr ip, const HttpRequestHead& head) {
   std::string why;
   if (!SubmitUpstream(s, u, head, &why)) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
@@ -524,10 +518,10 @@ void H2Conn::RetryNow(Stream* s) {
     return;
   }
   if (ctx_.observer() != nullptr) {
-    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    s->rec.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.ip));
   }
   s->load = std::move(route.load);
-  const in_addr_t ip = route.addr.sin_addr.s_addr;
+  const net::IpAddr ip = route.addr.ip;
   Upstream* u = UpstreamFor(std::move(route), &why);
   if (u == nullptr) {
     FailStream(s, 503, why, NGHTTP2_REFUSED_STREAM);
@@ -689,8 +683,7 @@ void H2Conn::AdmitStream(Stream* s) {
   }
   if (ctx_.opts.authorize) {
     HttpRequestAttrs attrs{head.method, path, &head.headers};
-    AuthzRequest req{dest_->has_source_id ? &dest_->source_id : nullptr, src_.sin_addr.s_addr, dest_->destination,
-                     port_, &attrs};
+    AuthzRequest req{dest_->has_source_id ? &dest_->source_id : nullptr, src_.ip, dest_->destination, port_, &attrs};
     AuthzDecision d = ctx_.opts.authorize(req);
     if (!d.allow) {
       Deny(s, d);
@@ -700,7 +693,7 @@ void H2Conn::AdmitStream(Stream* s) {
   // The Service's spec.http.rateLimit (per pod, shared by the node's workers), as InboundHttp::StartRequest.
   LocalReply limited;
   if (DestinationRateLimited(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *snap_, dest_->dst,
-                             dest_->has_source_id ? &dest_->source_id : nullptr, src_.sin_addr.s_addr, &limited)) {
+                             dest_->has_source_id ? &dest_->source_id : nullptr, src_.ip, &limited)) {
     ReplyLocally(s, limited);
     return;
   }
@@ -810,7 +803,7 @@ bool H2Conn::SubmitUpstream(Stream* s, Upstream* u, const HttpRequestHead& head,
 }
 
 H2Conn::Upstream* H2Conn::UpstreamFor(traffic::Route route, std::string* why) {
-  uint64_t key = EndpointKey(route.addr);
+  const net::SockAddr key = route.addr;
   auto it = pool_.find(key);
   if (it != pool_.end() && !it->second->goaway && it->second->failed.empty()) return it->second;
   int fd = open_(std::move(route), why);
@@ -820,7 +813,7 @@ H2Conn::Upstream* H2Conn::UpstreamFor(traffic::Route route, std::string* why) {
   return u;
 }
 
-H2Conn::Upstream* H2Conn::NewUpstream(int fd, uint64_t key, std::string* why) {
+H2Conn::Upstream* H2Conn::NewUpstream(int fd, const net::SockAddr& key, std::string* why) {
   auto u = std::make_unique<Upstream>();
   u->conn = this;
   u->key = key;
@@ -1020,7 +1013,7 @@ void H2Conn::Resume(Stream* s) {
 
 void H2Conn::Report(Stream* s, const std::string& error) {
   ConnObserver* obs = ctx_.observer();
-  if (obs == nullptr || s->rec.source.addr.sin_family == 0) return;
+  if (obs == nullptr || !s->rec.source.set) return;
   s->rec.status = s->status;
   s->rec.grpc_status = s->grpc_status;
   s->rec.attempts = std::max<uint32_t>(s->attempts, 1);
@@ -1033,7 +1026,7 @@ void H2Conn::Report(Stream* s, const std::string& error) {
     track_.AddSent(s->rec.request_bytes);
     track_.AddReceived(s->rec.response_bytes);
   }
-  s->rec.source.addr.sin_family = 0;  // reported: once
+  s->rec.source.set = false;  // reported: once
 }
 
 void H2Conn::Finish(bool reset) {

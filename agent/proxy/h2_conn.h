@@ -57,7 +57,7 @@ class H2Conn : public Closable {
 
   // Takes ownership of |client|; deletes itself when done. |service| and |port|: the VIP's Service and port.
   static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                    const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                    const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                     std::string what);
   // The destination role. Takes |down| (the client side) and |up| (the pod; |up_connecting|: its connect is still in
   // progress); |p| as for InboundHttp. Bytes that do not open with the HTTP/2 preface go on as a byte relay, or with
@@ -107,7 +107,7 @@ class H2Conn : public Closable {
     const agent::HttpRouteRule* rule = nullptr;
     const agent::Service* backend = nullptr;  // the split's pick: a retry stays on it
     uint16_t backend_port = 0;
-    std::vector<in_addr_t> tried;
+    std::vector<net::IpAddr> tried;
     HttpRequestHead sent;
     std::string replay;  // request DATA so far
     bool replayable = false;
@@ -120,7 +120,7 @@ class H2Conn : public Closable {
   };
   struct Upstream : IoHandler {
     H2Conn* conn = nullptr;
-    uint64_t key = 0;
+    net::SockAddr key;
     H2Wire wire;
     bool goaway = false;      // takes no new streams
     bool connecting = false;  // the pod connection (destination role) is not established yet
@@ -133,10 +133,11 @@ class H2Conn : public Closable {
   };
 
   H2Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap, const agent::Service* service,
-         uint16_t port, const sockaddr_in& src, UpstreamOpener open, std::string what);
+         uint16_t port, const net::SockAddr& src, UpstreamOpener open, std::string what);
   H2Conn(WorkerContext& ctx, int down, int up, bool up_connecting, InboundHttp::Params p);
   bool CreateServer(std::string* why);
-  Upstream* NewUpstream(int fd, uint64_t key, std::string* why);  // an HTTP/2 client session on |fd| (owned)
+  Upstream* NewUpstream(int fd, const net::SockAddr& key,
+                        std::string* why);  // an HTTP/2 client session on |fd| (owned)
   void OnClient(uint32_t ev);
   void OnUpstream(Upstream* u, uint32_t ev);
   // After any event: lets every session write, tears down failed upstreams, closes when nothing is left.
@@ -168,7 +169,7 @@ class H2Conn : public Closable {
   void ArmTimeout(Stream* s, const agent::HttpRouteRule& rule);
   void OnStreamTimeout(int32_t id, std::chrono::milliseconds after, bool per_try);
   // Retries: submits a try of |s| on |u| (counts it, arms its backendRequest timer); false when it failed the stream.
-  bool StartTry(Stream* s, Upstream* u, in_addr_t ip, const HttpRequestHead& head);
+  bool StartTry(Stream* s, Upstream* u, net::IpAddr ip, const HttpRequestHead& head);
   bool CanRetry(Stream* s, TryOutcome outcome, int status);
   void RetryStream(Stream* s, const std::string& why);  // drops the try in flight, backs off, then RetryNow
   void RetryNow(Stream* s);
@@ -208,11 +209,11 @@ class H2Conn : public Closable {
   uint16_t port_;
   UpstreamOpener open_;
   std::string what_;
-  sockaddr_in src_{};
+  net::SockAddr src_{};
   Peer src_peer_;
   std::map<int32_t, std::unique_ptr<Stream>> streams_;  // by client stream id
   std::vector<std::unique_ptr<Upstream>> upstreams_;
-  std::map<uint64_t, Upstream*> pool_;  // the upstream new streams to an endpoint (ip:port) go on
+  std::map<net::SockAddr, Upstream*> pool_;  // the upstream new streams to an endpoint (ip:port) go on
   bool in_settle_ = false;
   bool done_ = false;
   // Destination role (dest_ set).

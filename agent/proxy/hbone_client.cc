@@ -31,7 +31,7 @@ bool HboneClient::CanTake() const {
   return stream_count() < limit;
 }
 
-void HboneClient::AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec,
+void HboneClient::AddStream(int downstream, const net::SockAddr& client, const net::SockAddr& target, ConnRecord rec,
                             ServiceConn svc) {
   HboneStream* s = NewStream();
   s->client = client;
@@ -56,9 +56,9 @@ void HboneClient::AddStream(int downstream, const sockaddr_in& client, const soc
 }
 
 void HboneClient::Submit(HboneStream* s) {
-  std::string authority = AddrToString(s->target);
+  std::string authority = s->target.ToString();
   // Like ztunnel: the source pod's address and port, quoted (RFC 7239 requires quotes around "IP:port").
-  std::string forwarded = FormatForwardedFor(s->client.sin_addr.s_addr, ntohs(s->client.sin_port));
+  std::string forwarded = FormatForwardedFor(s->client.ip, s->client.port);
   nghttp2_nv nva[] = {Nv(":method", "CONNECT"), Nv(":authority", authority), Nv("forwarded", forwarded)};
   nghttp2_data_provider prd = DataProvider(s);
   int32_t id = nghttp2_submit_request(h2_, nullptr, nva, 3, &prd, s);
@@ -85,7 +85,7 @@ void HboneClient::ConnectTimedOut(HboneStream* s) {
   ProxyStats::Add(ctx_.stats.upstream_failures);
   s->svc.lease.Failed();
   HandBack(s);
-  s->track.SetError("CONNECT to " + AddrToString(s->target) + " timed out");
+  s->track.SetError("CONNECT to " + s->target.ToString() + " timed out");
   s->tcp_error = true;  // cancel the stream; the downstream is reset unless it was handed back
   Touch(s);
   if (state_ == State::kReady) {
@@ -138,7 +138,7 @@ void HboneClient::OnRequestOrResponse(HboneStream* s) {
     s->svc.lease.Failed();
     HandBack(s);
   }
-  log::Info("hbone: CONNECT refused", {{"peer", peer_}, {"authority", AddrToString(s->target)}, {"status", s->status}});
+  log::Info("hbone: CONNECT refused", {{"peer", peer_}, {"authority", s->target.ToString()}, {"status", s->status}});
   s->track.SetError("CONNECT refused by the destination: HTTP " + std::to_string(s->status));
   s->tcp_error = true;  // reset the downstream connection and cancel the stream
   Touch(s);
@@ -156,17 +156,16 @@ void HboneClient::OnSessionClosed(bool /*was_established*/) {
 
 // ---------------------------------------------------------------- pool
 
-std::string HbonePool::Key(const tls::SpiffeId& src, const tls::SpiffeId& dst, const sockaddr_in& dial,
-                           in_addr_t source_ip) {
-  return src.ToString() + "|" + dst.ToString() + "|" + AddrToString(dial) + "|" +
-         (source_ip != 0 ? IpToString(source_ip) : "");
+std::string HbonePool::Key(const tls::SpiffeId& src, const tls::SpiffeId& dst, const net::SockAddr& dial,
+                           const net::IpAddr& source_ip) {
+  return src.ToString() + "|" + dst.ToString() + "|" + dial.ToString() + "|" + source_ip.ToString();
 }
 
-void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_in& target,
+void HbonePool::Open(int downstream, const net::SockAddr& client, const net::SockAddr& target,
                      const agent::WorkloadTls& src, const tls::SpiffeId& dst_id, ConnRecord rec, ServiceConn svc) {
-  sockaddr_in dial = MakeAddr(target.sin_addr.s_addr, ctx_.opts.hbone_dial_port);
+  net::SockAddr dial = net::SockAddr{target.ip, ctx_.opts.hbone_dial_port};
   bool bind = ctx_.opts.hbone_bind_source && ctx_.opts.source_bind != SourceBind::kNone;
-  in_addr_t source_ip = bind ? client.sin_addr.s_addr : 0;
+  net::IpAddr source_ip = bind ? client.ip : net::IpAddr();
   std::string key = Key(src.id, dst_id, dial, source_ip);
   auto& list = by_key_[key];
   HboneClient* least = nullptr;
@@ -191,7 +190,7 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
       StartConnect(dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone, ctx_.opts.socket_mark, &error);
   bssl::UniquePtr<SSL> ssl(fd >= 0 ? SSL_new(src.client_ctx.get()) : nullptr);
   if (!ssl) {
-    log::Warn("hbone: cannot open connection", {{"dst", AddrToString(dial)}, {"error", error}});
+    log::Warn("hbone: cannot open connection", {{"dst", dial.ToString()}, {"error", error}});
     ProxyStats::Add(ctx_.stats.upstream_failures);
     if (fd >= 0) close(fd);
     svc.lease.Failed();
@@ -203,12 +202,12 @@ void HbonePool::Open(int downstream, const sockaddr_in& client, const sockaddr_i
     ProxyStats::Add(ctx_.stats.connections_closed);
     ConnTracker track;
     track.Open(ctx_.observer(), std::move(rec));
-    track.SetError("cannot open HBONE connection to " + AddrToString(dial) + ": " + error);
+    track.SetError("cannot open HBONE connection to " + dial.ToString() + ": " + error);
     track.Close();
     return;
   }
   tls::SetExpectedPeer(ssl.get(), dst_id);
-  auto* c = new HboneClient(ctx_, this, key, fd, std::move(ssl), AddrToString(dial));
+  auto* c = new HboneClient(ctx_, this, key, fd, std::move(ssl), dial.ToString());
   c->EnableRedial({dial, source_ip, bind ? ctx_.opts.source_bind : SourceBind::kNone});
   list.push_back(c);
   c->AddStream(downstream, client, target, std::move(rec), std::move(svc));

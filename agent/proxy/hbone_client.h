@@ -24,7 +24,7 @@ class HboneClient : public HboneSession {
   bool CanTake() const;  // usable and below the stream limit
   bool Usable() const { return !draining_ && !closed(); }
   // Takes ownership of |downstream|; the CONNECT is sent as soon as the session is ready.
-  void AddStream(int downstream, const sockaddr_in& client, const sockaddr_in& target, ConnRecord rec,
+  void AddStream(int downstream, const net::SockAddr& client, const net::SockAddr& target, ConnRecord rec,
                  ServiceConn svc = {});
   const std::string& key() const { return key_; }
 
@@ -52,14 +52,14 @@ class HbonePool {
   // Relays |downstream| (from |client|, originally to |target|) over HBONE to |target|'s IP on the HBONE port,
   // presenting |src|'s certificate and requiring |dst_id| from the server. |rec| describes the connection for the
   // observer. |svc|: for Service connections (service_conn.h).
-  void Open(int downstream, const sockaddr_in& client, const sockaddr_in& target, const agent::WorkloadTls& src,
+  void Open(int downstream, const net::SockAddr& client, const net::SockAddr& target, const agent::WorkloadTls& src,
             const tls::SpiffeId& dst_id, ConnRecord rec = {}, ServiceConn svc = {});
   void Remove(HboneClient* c);
   size_t size() const;  // connections, all keys
 
   // The pool key: "src-id|dst-id|dial-ip:port|source-ip" (source-ip empty when not bound). Exposed for tests.
-  static std::string Key(const tls::SpiffeId& src, const tls::SpiffeId& dst, const sockaddr_in& dial,
-                         in_addr_t source_ip);
+  static std::string Key(const tls::SpiffeId& src, const tls::SpiffeId& dst, const net::SockAddr& dial,
+                         const net::IpAddr& source_ip);
 
  private:
   WorkerContext& ctx_;

@@ -1,6 +1,5 @@
 #include "agent/proxy/hbone_server.h"
 
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,8 +24,8 @@ nghttp2_nv Nv(std::string_view name, std::string_view value) {
 }  // namespace
 
 HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-                         const sockaddr_in& peer_addr, const sockaddr_in& local_addr, PeerSlot slot)
-    : HboneSession(ctx, fd, std::move(ssl), /*client=*/false, AddrToString(peer_addr)),
+                         const net::SockAddr& peer_addr, const net::SockAddr& local_addr, PeerSlot slot)
+    : HboneSession(ctx, fd, std::move(ssl), /*client=*/false, peer_addr.ToString()),
       local_id_(local_id),
       peer_addr_(peer_addr),
       local_addr_(local_addr),
@@ -81,7 +80,7 @@ void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
   nghttp2_submit_response(h2_, s->id, nva, 1, nullptr);
 }
 
-ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src) const {
+ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src) const {
   ConnRecord r;
   r.flow = "hbone-inbound";
   r.reporter = Reporter::kDestination;
@@ -93,7 +92,7 @@ ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStrea
   return r;
 }
 
-void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src,
+void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src,
                                 const std::string& why, const std::string* policy) {
   ConnObserver* obs = ctx_.observer();
   if (!obs) return;
@@ -107,21 +106,21 @@ void HboneServer::ReportRefused(const agent::MeshSnapshot* snap, const HboneStre
   obs->OnClose(r);
 }
 
-bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, sockaddr_in* src,
+bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, net::SockAddr* src,
                                 std::string* why) const {
   // A client may only speak for its own pods: a known workload address must belong to the verified identity.
-  auto speaks_for_own = [&](in_addr_t ip, const char* what) {
+  auto speaks_for_own = [&](net::IpAddr ip, const char* what) {
     const agent::Workload* w = snap.Find(ip);
     if (w != nullptr && !(snap.IdentityOf(*w) == peer_id_)) {
-      *why = std::string(what) + " " + IpToString(ip) + " is " + snap.IdentityOf(*w).ToString() + ", not " +
+      *why = std::string(what) + " " + ip.ToString() + " is " + snap.IdentityOf(*w).ToString() + ", not " +
              peer_id_.ToString();
       return false;
     }
     return true;
   };
   // A client that binds its pod's address (as ztunnel and our own client do) is checked by that address too.
-  if (!speaks_for_own(peer_addr_.sin_addr.s_addr, "connection source")) return false;
-  *src = MakeAddr(peer_addr_.sin_addr.s_addr, 0);
+  if (!speaks_for_own(peer_addr_.ip, "connection source")) return false;
+  *src = net::SockAddr{peer_addr_.ip, 0};
   if (s->forwarded.empty() || !ctx_.opts.hbone_trust_forwarded) return true;
   std::vector<ForwardedNode> fors;
   std::string error;
@@ -129,25 +128,26 @@ bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStre
     *why = "bad forwarded header: " + error;
     return false;
   }
-  // The first element is the original client. unknown, obfuscated, IPv6 (this mesh is IPv4) or no for=: the TCP
-  // peer stays the source.
+  // The first element is the original client. unknown, obfuscated, no for=, or an address of the other family than
+  // the connection's (the upstream connect binds it): the TCP peer stays the source.
   const ForwardedNode& first = fors.front();
-  if (first.kind != ForwardedNode::Kind::kIpv4) return true;
-  if (!speaks_for_own(first.ipv4, "forwarded source")) return false;
+  if (first.kind != ForwardedNode::Kind::kIpv4 && first.kind != ForwardedNode::Kind::kIpv6) return true;
+  if (first.ip.family() != s->target.ip.family()) return true;
+  if (!speaks_for_own(first.ip, "forwarded source")) return false;
   // Only an address the verified identity owns may be claimed: one of its pods on another node (a pod of this node
   // never arrives through a peer), and on the node the connection comes from when that is known (the client bound its
   // pod's address). Anything else (a node's address, an unused pod IP, an outside address, 0.0.0.0) is not believed:
   // the TCP peer stays the source, i.e. the peer's pod (checked above) or its node, and ipBlocks see that address.
-  const agent::Workload* claimed = snap.Find(first.ipv4);
-  const agent::Workload* tcp_peer = snap.Find(peer_addr_.sin_addr.s_addr);
+  const agent::Workload* claimed = snap.Find(first.ip);
+  const agent::Workload* tcp_peer = snap.Find(peer_addr_.ip);
   bool owned =
       claimed != nullptr && !snap.IsLocal(*claimed) && (tcp_peer == nullptr || tcp_peer->node == claimed->node);
   if (!owned) {
     log::Debug("hbone: forwarded source not owned by the peer, using the connection's source",
-               {{"forwarded", IpToString(first.ipv4)}, {"peer", peer_id_.ToString()}, {"source", AddrToString(*src)}});
+               {{"forwarded", first.ip.ToString()}, {"peer", peer_id_.ToString()}, {"source", src->ToString()}});
     return true;
   }
-  *src = MakeAddr(first.ipv4, first.has_port ? first.port : 0);
+  *src = net::SockAddr{first.ip, first.has_port ? first.port : uint16_t{0}};
   return true;
 }
 
@@ -155,7 +155,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
   ctx_.loop.CancelTimer(header_timer_);  // the first complete request arrived
   header_timer_ = 0;
   auto snap = ctx_.snapshots.Get();
-  sockaddr_in src = MakeAddr(peer_addr_.sin_addr.s_addr, 0);
+  net::SockAddr src = net::SockAddr{peer_addr_.ip, 0};
   auto bad_request = [&](const std::string& why) {
     ProxyStats::Add(ctx_.stats.bad_requests);
     ReportRefused(snap.get(), s, src, why);
@@ -166,17 +166,17 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     return;
   }
   if (!ParseAuthority(s->authority, &s->target)) {
-    bad_request("bad :authority (want IPv4:port)");
+    bad_request("bad :authority (want IPv4:port or [IPv6]:port)");
     return;
   }
   // ztunnel's rule (and the certificate we presented was chosen by the dialled address): one connection, one
   // destination workload.
-  if (s->target.sin_addr.s_addr != local_addr_.sin_addr.s_addr) {
+  if (s->target.ip != local_addr_.ip) {
     bad_request(":authority " + s->authority + " is not the address this connection was dialled to (" +
-                IpToString(local_addr_.sin_addr.s_addr) + ")");
+                local_addr_.ip.ToString() + ")");
     return;
   }
-  const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
+  const agent::Workload* dst = snap ? snap->Find(s->target.ip) : nullptr;
   if (dst == nullptr || !snap->IsLocal(*dst) || !dst->enrolled) {
     bad_request("target is not an enrolled workload on this node");
     return;
@@ -192,9 +192,9 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     bad_request(why);
     return;
   }
-  in_addr_t src_ip = src.sin_addr.s_addr;
+  net::IpAddr src_ip = src.ip;
   if (ctx_.opts.authorize) {
-    AuthzRequest req{&peer_id_, src_ip, dst, ntohs(s->target.sin_port)};
+    AuthzRequest req{&peer_id_, src_ip, dst, s->target.port};
     AuthzDecision d = ctx_.opts.authorize(req);
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
@@ -207,8 +207,7 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
   s->l7 = DestinationL7For(*snap, s->target, s->per_request);
   // This node is the destination: the Service's new-connection rate limit applies here.
   if (ctx_.limiter != nullptr) {
-    const agent::Service* svc =
-        traffic::RateLimiter::LimitedServiceOf(*snap, s->target.sin_addr.s_addr, ntohs(s->target.sin_port));
+    const agent::Service* svc = traffic::RateLimiter::LimitedServiceOf(*snap, s->target.ip, s->target.port);
     if (svc != nullptr && !ctx_.limiter->Allow(*svc, peer_id_.ToString())) {
       ProxyStats::Add(ctx_.stats.ratelimit_rejections);
       ReportRefused(snap.get(), s, src, "rate limited: service " + svc->Key());
@@ -240,11 +239,11 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
 void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
   if (err != 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
-    s->track.SetError(std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
+    s->track.SetError(std::string("upstream ") + s->target.ToString() + ": " + std::strerror(err));
     ctx_.loop.Remove(s->fd);
     close(s->fd);
     s->fd = -1;
-    Respond(s, 503, std::string("upstream ") + AddrToString(s->target) + ": " + std::strerror(err));
+    Respond(s, 503, std::string("upstream ") + s->target.ToString() + ": " + std::strerror(err));
     return;
   }
   if (s->l7 != DestinationL7::kNone && !InsertInboundHttp(s)) {
@@ -270,7 +269,7 @@ bool HboneServer::InsertInboundHttp(HboneStream* s) {
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) return false;
   auto snap = ctx_.snapshots.Get();
-  const agent::Workload* dst = snap ? snap->Find(s->target.sin_addr.s_addr) : nullptr;
+  const agent::Workload* dst = snap ? snap->Find(s->target.ip) : nullptr;
   if (dst == nullptr) {  // the pod left the configuration while connecting
     close(sp[0]);
     close(sp[1]);
@@ -286,7 +285,7 @@ bool HboneServer::InsertInboundHttp(HboneStream* s) {
   p.source_id = peer_id_;
   p.src = s->client;
   p.dst = s->target;
-  p.what = "hbone-http " + AddrToString(s->client) + "->" + AddrToString(s->target);
+  p.what = "hbone-http " + s->client.ToString() + "->" + s->target.ToString();
   p.enforce = s->per_request;
   StartDestinationL7(ctx_, s->l7, sp[1], pod, /*up_connecting=*/false, std::move(p));
   s->fd = -1;

@@ -18,7 +18,7 @@ class HboneServer : public HboneSession {
   // connection slot (ProxyOptions::max_connections_per_peer), given back when the connection closes.
   // The TLS handshake must complete within handshake_timeout, the first CONNECT arrive within header_timeout after it.
   HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
-              const sockaddr_in& peer_addr, const sockaddr_in& local_addr, PeerSlot slot = {});
+              const net::SockAddr& peer_addr, const net::SockAddr& local_addr, PeerSlot slot = {});
 
  protected:
   void OnEstablished() override;
@@ -31,21 +31,21 @@ class HboneServer : public HboneSession {
  private:
   void Respond(HboneStream* s, int status, const std::string& why);
   // Tells the observer about a stream refused before relaying (|policy| set for a policy denial).
-  void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src,
+  void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src,
                      const std::string& why, const std::string* policy = nullptr);
-  ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, const sockaddr_in& src) const;
+  ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src) const;
   // TrafficPermission http rules apply (AuthzDecision::per_request): the connected pod socket goes to an InboundHttp
   // and the stream relays into a socketpair to it instead. False when that could not be set up.
   bool InsertInboundHttp(HboneStream* s);
-  // The stream's source: the first `forwarded` element's for= when it is an IPv4 address (and hbone_trust_forwarded),
-  // else the TCP peer. The TCP peer and that for=, when they are known workloads, must have the verified client
-  // identity. False: |why| says what was refused (answered 400).
-  bool ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, sockaddr_in* src, std::string* why) const;
+  // The stream's source: the first `forwarded` element's for= when it is an address of the target's family (and
+  // hbone_trust_forwarded), else the TCP peer. The TCP peer and that for=, when they are known workloads, must have the
+  // verified client identity. False: |why| says what was refused (answered 400).
+  bool ResolveSource(const agent::MeshSnapshot& snap, const HboneStream* s, net::SockAddr* src, std::string* why) const;
 
   tls::SpiffeId local_id_;
   tls::SpiffeId peer_id_;
-  sockaddr_in peer_addr_;
-  sockaddr_in local_addr_;
+  net::SockAddr peer_addr_;
+  net::SockAddr local_addr_;
   PeerSlot slot_;
 };
 

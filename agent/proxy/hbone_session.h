@@ -58,11 +58,11 @@ class HboneStream : public IoHandler {
   std::string method, authority, forwarded;
   std::string traceparent, baggage;  // W3C trace context from the peer, checked (trace_context.h), for telemetry
   int status = 0;
-  sockaddr_in client{};  // client side: the downstream peer (source pod)
-  sockaddr_in target{};  // the original destination
-  ConnTracker track;     // telemetry of the proxied connection (opened once relaying was decided)
-  ServiceConn svc;       // client side, Service connections: lease and retry (service_conn.h)
-  bool active = false;   // bytes moved since the last idle check (client side, with svc.idle_timeout)
+  net::SockAddr client{};  // client side: the downstream peer (source pod)
+  net::SockAddr target{};  // the original destination
+  ConnTracker track;       // telemetry of the proxied connection (opened once relaying was decided)
+  ServiceConn svc;         // client side, Service connections: lease and retry (service_conn.h)
+  bool active = false;     // bytes moved since the last idle check (client side, with svc.idle_timeout)
   // Server: TrafficPermission http rules decide each request; the per-request handler between the stream and the pod.
   bool per_request = false;
   DestinationL7 l7 = DestinationL7::kNone;
@@ -87,8 +87,8 @@ class HboneSession : public IoHandler, public Closable {
   // answered within a second, is retried on a fresh socket. While the destination's agent restarts its SYNs are
   // dropped, and the kernel's own retransmissions (after 1, 3, 7 s) would overshoot the deadline or come late.
   struct Dial {
-    sockaddr_in addr{};
-    in_addr_t source_ip = 0;
+    net::SockAddr addr{};
+    net::IpAddr source_ip;
     SourceBind bind = SourceBind::kNone;
   };
   void EnableRedial(const Dial& d);

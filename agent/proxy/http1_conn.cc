@@ -12,7 +12,6 @@
 #include "agent/proxy/http_mirror.h"
 #include "agent/proxy/http_trace.h"
 #include "agent/proxy/socket_util.h"
-#include "agent/state/ipv4.h"
 #include "agent/traffic/http_match.h"
 #include "common/log.h"
 
@@ -23,10 +22,6 @@ constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr size_t kReadChunk = 16 * 1024;
 // Backpressure: stop reading a side while this much of it waits to be written to the other.
 constexpr size_t kMaxPending = 1024 * 1024;
-
-uint64_t EndpointKey(const sockaddr_in& a) {
-  return (static_cast<uint64_t>(a.sin_addr.s_addr) << 16) | a.sin_port;
-}
 
 // A mirror copy nobody waits for still has an end: the rule's request timeout, else this.
 constexpr std::chrono::milliseconds kMirrorTimeout{10000};
@@ -41,13 +36,13 @@ std::string ErrorResponse(int status, const char* reason, const char* text = nul
 }  // namespace
 
 void Http1Conn::Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                      const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                      const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                       std::string what) {
   new Http1Conn(ctx, client, std::move(snap), service, port, src, std::move(open), std::move(what));
 }
 
 Http1Conn::Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                     const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                     const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                      std::string what)
     : ctx_(ctx),
       client_(client),
@@ -211,7 +206,7 @@ bool Http1Conn::StartRequest() {
   std::chrono::milliseconds fault_delay{0};
   if (rule != nullptr && (rule->rate_limit.enabled() || rule->fault.enabled())) {
     RoutePolicyVerdict v =
-        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.sin_addr.s_addr);
+        DecideRoutePolicy(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *rule, snap_.get(), src_.ip);
     if (v.reply) return LocalReplyNow(v.local);
     fault_delay = v.delay;
     if (fault_delay.count() > 0) {
@@ -229,7 +224,7 @@ bool Http1Conn::StartRequest() {
     return false;
   }
   if (ctx_.observer() != nullptr) {
-    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.ip));
     req_.destination_service = route.service->Key();
   }
   rule_ = rule;
@@ -289,8 +284,8 @@ void Http1Conn::StartTry(Upstream* u, const std::string& head) {
 }
 
 Http1Conn::Upstream* Http1Conn::UpstreamFor(traffic::Route route, std::string* why) {
-  uint64_t key = EndpointKey(route.addr);
-  in_addr_t ip = route.addr.sin_addr.s_addr;
+  const net::SockAddr key = route.addr;
+  net::IpAddr ip = route.addr.ip;
   auto it = upstreams_.find(key);
   if (it != upstreams_.end()) return it->second.get();  // this pick's lease ends here: the pooled stream holds one
   const auto idle_timeout = route.service->policy.idle_timeout;
@@ -312,14 +307,14 @@ Http1Conn::Upstream* Http1Conn::UpstreamFor(traffic::Route route, std::string* w
   return raw;
 }
 
-UpstreamKey Http1Conn::PoolKey(uint64_t endpoint) {
+UpstreamKey Http1Conn::PoolKey(const net::SockAddr& endpoint) {
   if (pool_source_.empty()) {
-    pool_source_ = PrincipalOf(snap_.get(), src_.sin_addr.s_addr) + "@" + agent::Ipv4ToString(src_.sin_addr.s_addr);
+    pool_source_ = PrincipalOf(snap_.get(), src_.ip) + "@" + src_.ip.ToString();
   }
   return UpstreamKey{pool_source_, endpoint, 1};
 }
 
-bool Http1Conn::Alive(uint64_t key, const Upstream* u) const {
+bool Http1Conn::Alive(const net::SockAddr& key, const Upstream* u) const {
   if (done_) return false;
   auto it = upstreams_.find(key);
   return it != upstreams_.end() && it->second.get() == u;
@@ -327,7 +322,7 @@ bool Http1Conn::Alive(uint64_t key, const Upstream* u) const {
 
 void Http1Conn::OnUpstream(Upstream* u, uint32_t ev) {
   if (done_) return;
-  uint64_t key = u->key;
+  const net::SockAddr key = u->key;
   if (ev & EPOLLOUT) {
     FlushUpstream(u);
     if (!Alive(key, u)) return;
@@ -566,9 +561,8 @@ void Http1Conn::OpenRequestRecord() {
   req_ = RequestRecord{};
   req_open_ = true;
   req_start_ = std::chrono::steady_clock::now();
-  if (src_peer_.addr.sin_family == 0) {  // once per connection: the client does not change
-    src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.sin_addr.s_addr));
-    src_peer_.addr.sin_family = AF_INET;
+  if (!src_peer_.set) {  // once per connection: the client does not change
+    src_peer_ = MakePeer(snap_.get(), src_, PrincipalOf(snap_.get(), src_.ip));
   }
   req_.source = src_peer_;
   if (parser_.head_ready()) {
@@ -663,7 +657,7 @@ void Http1Conn::StartRetry() {
     return;
   }
   if (ctx_.observer() != nullptr) {
-    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.sin_addr.s_addr));
+    req_.destination = MakePeer(snap_.get(), route.addr, PrincipalOf(snap_.get(), route.addr.ip));
   }
   load_ = std::move(route.load);
   Upstream* u = UpstreamFor(std::move(route), &why);

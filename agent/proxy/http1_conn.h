@@ -48,7 +48,7 @@ class Http1Conn : public Closable {
   // Takes ownership of |client|; deletes itself when done. |service| and |port|: the VIP's Service and port.
   // |src|: the client's address (the request metrics' source workload).
   static void Start(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-                    const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+                    const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
                     std::string what);
   void ForceClose() override;
   void Drain() override;
@@ -58,9 +58,9 @@ class Http1Conn : public Closable {
   struct Upstream : IoHandler {
     Http1Conn* conn = nullptr;
     int fd = -1;
-    uint64_t key = 0;
-    in_addr_t ip = 0;  // the endpoint's (a retry prefers another)
-    std::string out;   // bytes not yet written to fd
+    net::SockAddr key;
+    net::IpAddr ip;   // the endpoint's (a retry prefers another)
+    std::string out;  // bytes not yet written to fd
     // Its Service's ServicePolicy idleTimeout, for the worker's pool.
     std::chrono::milliseconds idle_timeout{0};
     void OnIo(uint32_t ev) override { conn->OnUpstream(this, ev); }
@@ -71,7 +71,7 @@ class Http1Conn : public Closable {
   };
 
   Http1Conn(WorkerContext& ctx, int client, std::shared_ptr<const agent::MeshSnapshot> snap,
-            const agent::Service* service, uint16_t port, const sockaddr_in& src, UpstreamOpener open,
+            const agent::Service* service, uint16_t port, const net::SockAddr& src, UpstreamOpener open,
             std::string what);
   void OnClient(uint32_t ev);
   void OnUpstream(Upstream* u, uint32_t ev);
@@ -82,8 +82,9 @@ class Http1Conn : public Closable {
   void ResponseDone(Upstream* u);
   void UpstreamClosed(Upstream* u);
   Upstream* UpstreamFor(traffic::Route route, std::string* why);  // pooled, else newly opened
-  bool Alive(uint64_t key, const Upstream* u) const;              // |u| was not dropped (nor the connection)
-  UpstreamKey PoolKey(uint64_t endpoint);  // the worker pool's key of an upstream of this client to |endpoint|
+  bool Alive(const net::SockAddr& key, const Upstream* u) const;  // |u| was not dropped (nor the connection)
+  UpstreamKey PoolKey(
+      const net::SockAddr& endpoint);  // the worker pool's key of an upstream of this client to |endpoint|
   void DropUpstream(Upstream* u);
   void FlushClient();
   void FlushUpstream(Upstream* u);
@@ -125,8 +126,8 @@ class Http1Conn : public Closable {
   std::string out_;  // bytes for the client not written yet
   Http1RequestParser parser_;
   Http1ResponseFramer framer_;
-  std::map<uint64_t, std::unique_ptr<Upstream>> upstreams_;  // by endpoint ip:port
-  Upstream* current_ = nullptr;                              // the upstream of the in-flight request
+  std::map<net::SockAddr, std::unique_ptr<Upstream>> upstreams_;  // by endpoint ip:port
+  Upstream* current_ = nullptr;                                   // the upstream of the in-flight request
   traffic::RequestLoad load_;  // the try in flight's hold on its endpoint (requests in flight, latency to its head)
   // The matched rule's ResponseHeaderModifiers (they point into snap_), nullptr when none: heads are rewritten.
   const std::vector<agent::HttpHeaderModifier>* response_mods_ = nullptr;
@@ -144,7 +145,7 @@ class Http1Conn : public Closable {
   bool answered_locally_ = false;  // a route policy answered the request in flight: the rest of its body is dropped
   bool done_ = false;
 
-  sockaddr_in src_{};
+  net::SockAddr src_{};
   Peer src_peer_;            // made on the first request
   std::string pool_source_;  // the source's principal and address (UpstreamKey::source), made on first use
   RequestRecord req_;
@@ -156,10 +157,10 @@ class Http1Conn : public Closable {
   const agent::HttpRouteRule* rule_ = nullptr;  // the matched rule (points into snap_)
   const agent::Service* backend_ = nullptr;     // the backend the first try went to: retries keep it
   uint16_t backend_port_ = 0;
-  std::vector<in_addr_t> tried_;  // endpoints tried for this request
-  std::string replay_head_;       // the head as sent upstream (filters applied), kept for retries and mirrors
-  std::string replay_body_;       // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
-  uint32_t attempts_ = 0;         // tries started for the request in flight
+  std::vector<net::IpAddr> tried_;  // endpoints tried for this request
+  std::string replay_head_;         // the head as sent upstream (filters applied), kept for retries and mirrors
+  std::string replay_body_;         // the body as sent upstream (re-chunked when chunked_), up to kMaxReplayBody
+  uint32_t attempts_ = 0;           // tries started for the request in flight
   uint64_t request_timer_ = 0, try_timer_ = 0, backoff_timer_ = 0;
   uint64_t hold_timer_ = 0;     // an injected delay: the request's bytes wait for it before going upstream
   bool head_request_ = false;   // HEAD or CONNECT: no response body

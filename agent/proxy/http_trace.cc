@@ -25,9 +25,9 @@ void TraceLocalReply(uint32_t ppm, SpanIdSource& ids, RequestRecord* rec) {
       std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(rec->duration);
 }
 
-std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst) {
+std::string HttpServiceOf(const agent::MeshSnapshot& snap, const net::SockAddr& dst) {
   agent::PortProtocol protocol;
-  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port), &protocol);
+  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.ip, dst.port, &protocol);
   return svc != nullptr ? svc->Key() : "";
 }
 

@@ -26,6 +26,6 @@ void TraceLocalReply(uint32_t ppm, SpanIdSource& ids, RequestRecord* rec);
 
 // The HTTP Service (HTTP/1.1, HTTP/2 or gRPC port) whose endpoint |dst| (pod address and target port) is, "ns/name";
 // "" if none.
-std::string HttpServiceOf(const agent::MeshSnapshot& snap, const sockaddr_in& dst);
+std::string HttpServiceOf(const agent::MeshSnapshot& snap, const net::SockAddr& dst);
 
 }  // namespace zm::proxy

@@ -214,8 +214,7 @@ bool InboundHttp::StartRequest() {
   }
   HttpRequestAttrs attrs{head.method, path, &head.headers};
   if (ctx_.opts.authorize) {
-    AuthzRequest req{p_.has_source_id ? &p_.source_id : nullptr, p_.src.sin_addr.s_addr, p_.destination,
-                     ntohs(p_.dst.sin_port), &attrs};
+    AuthzRequest req{p_.has_source_id ? &p_.source_id : nullptr, p_.src.ip, p_.destination, p_.dst.port, &attrs};
     AuthzDecision d = ctx_.opts.authorize(req);
     if (!d.allow) {
       Deny(d);
@@ -225,7 +224,7 @@ bool InboundHttp::StartRequest() {
   // The Service's spec.http.rateLimit, after the authorization (a denied request takes no token).
   LocalReply limited;
   if (DestinationRateLimited(ctx_.limiter ? &ctx_.limiter->routes() : nullptr, *p_.snap, p_.dst,
-                             p_.has_source_id ? &p_.source_id : nullptr, p_.src.sin_addr.s_addr, &limited)) {
+                             p_.has_source_id ? &p_.source_id : nullptr, p_.src.ip, &limited)) {
     RateLimited(limited);
     return true;
   }
@@ -296,7 +295,7 @@ void InboundHttp::OnUp(uint32_t ev) {
     up_connecting_ = false;
     if (int err = ConnectResult(up_); err != 0) {
       ProxyStats::Add(ctx_.stats.upstream_failures);
-      track_.SetError(std::string("upstream ") + AddrToString(p_.dst) + ": " + std::strerror(err));
+      track_.SetError(std::string("upstream ") + p_.dst.ToString() + ": " + std::strerror(err));
       if (awaiting_response_) {
         Fail(503, "Service Unavailable", std::string("upstream: ") + std::strerror(err));
       } else {

@@ -37,9 +37,9 @@ class InboundHttp : public Closable {
     const agent::Workload* destination = nullptr;  // the local pod (in snap)
     bool has_source_id = false;                    // false: a plaintext client (PERMISSIVE), judged by address
     tls::SpiffeId source_id;
-    sockaddr_in src{};  // the client (policy source, metrics)
-    sockaddr_in dst{};  // the pod's address and port
-    std::string what;   // for logs
+    net::SockAddr src{};  // the client (policy source, metrics)
+    net::SockAddr dst{};  // the pod's address and port
+    std::string what;     // for logs
     // The connection's AuthzDecision said per_request: every request is decided, and bytes that are not HTTP/1.1 are
     // refused (no fallback to a byte stream).
     bool enforce = false;

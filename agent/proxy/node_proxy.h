@@ -1,8 +1,9 @@
-// The node proxy of mesh-agent: owns the three transparent listeners and N worker threads.
+// The node proxy of mesh-agent: owns the three transparent listeners (and their three IPv6 twins on a node with IPv6)
+// and N worker threads.
 //   outbound  (15001): connections captured from enrolled local pods -> HBONE / same-node / passthrough
 //   hbone     (15008): mTLS + HTTP/2 CONNECT from other nodes' proxies -> local pods
 //   plaintext (15006): plaintext captured for enrolled local pods -> refused (STRICT) or relayed (PERMISSIVE)
-// The listener fds are exposed so the agent can put them into the BPF SOCKMAP.
+// The listener fds are exposed so the agent can put them into the BPF SOCKMAP (IPv4) and zm_listeners6 (IPv6).
 #pragma once
 
 #include <memory>
@@ -35,9 +36,17 @@ class NodeProxy {
   int outbound_fd() const { return fds_[0]; }
   int hbone_fd() const { return fds_[1]; }
   int plaintext_fd() const { return fds_[2]; }
+  // -1 when the node has no IPv6 (or ProxyOptions::listen_addr6 is unset).
+  int outbound6_fd() const { return fds_[3]; }
+  int hbone6_fd() const { return fds_[4]; }
+  int plaintext6_fd() const { return fds_[5]; }
+  bool has_ipv6() const { return fds_[3] >= 0; }
   uint16_t outbound_port() const { return ports_[0]; }
   uint16_t hbone_port() const { return ports_[1]; }
   uint16_t plaintext_port() const { return ports_[2]; }
+  uint16_t outbound6_port() const { return ports_[3]; }  // 0 without IPv6
+  uint16_t hbone6_port() const { return ports_[4]; }
+  uint16_t plaintext6_port() const { return ports_[5]; }
   const ProxyStats& stats() const { return stats_; }
   traffic::Balancer& balancer() { return balancer_; }
   traffic::RateLimiter& limiter() { return limiter_; }
@@ -50,8 +59,10 @@ class NodeProxy {
   traffic::Balancer balancer_;
   traffic::RateLimiter limiter_;
   PeerLimit peers_;
-  int fds_[3] = {-1, -1, -1};
-  uint16_t ports_[3] = {0, 0, 0};
+  bool StartIpv6Listeners(std::string* error);  // false only for an error other than "no IPv6 here"
+
+  int fds_[6] = {-1, -1, -1, -1, -1, -1};  // as Worker's listener_fds: IPv4 outbound, HBONE, plaintext, then IPv6
+  uint16_t ports_[6] = {0, 0, 0, 0, 0, 0};
   int subscription_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

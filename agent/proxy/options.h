@@ -16,6 +16,7 @@
 #include "agent/proxy/conn_observer.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/state/mesh_snapshot.h"
+#include "common/net/ip_addr.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::proxy {
@@ -29,7 +30,7 @@ struct HttpRequestAttrs {
 
 struct AuthzRequest {
   const tls::SpiffeId* source = nullptr;  // verified client identity (nullptr: plaintext, no identity)
-  in_addr_t source_ip = 0;
+  net::IpAddr source_ip;
   const agent::Workload* destination = nullptr;
   uint16_t port = 0;
   const HttpRequestAttrs* http = nullptr;  // set: decide this request; nullptr: decide the connection
@@ -97,11 +98,14 @@ struct ProxyStats {
 
 // Maps an accepted socket to its original destination. Production: getsockname() (tc + bpf_sk_assign keep the
 // original 4-tuple). Loopback tests substitute a mapping that plays the part of the BPF redirect.
-using OriginalDst = std::function<bool(int fd, sockaddr_in* dst)>;
+using OriginalDst = std::function<bool(int fd, net::SockAddr* dst)>;
 
 struct ProxyOptions {
   int workers = 0;  // 0: one per core
-  in_addr_t listen_addr = INADDR_ANY;
+  net::IpAddr listen_addr = net::IpAddr::V4(htonl(INADDR_ANY));
+  // The IPv6 listeners' address (IPV6_V6ONLY, same ports, same options); unset: IPv4 only. On a node without IPv6
+  // (disable_ipv6, or no IPv6 in the kernel) they are left out, logged once.
+  net::IpAddr listen_addr6 = net::IpAddr::V6(in6addr_any);
   uint16_t outbound_port = 15001;  // 0: ephemeral (tests)
   uint16_t hbone_port = 15008;
   uint16_t plaintext_port = 15006;

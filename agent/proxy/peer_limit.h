@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/net/ip_addr.h"
+
 namespace zm::proxy {
 
 class PeerLimit {
@@ -16,7 +18,7 @@ class PeerLimit {
   explicit PeerLimit(uint32_t max) : max_(max) {}
 
   // False when |ip| already has max connections (0: no limit).
-  bool Acquire(in_addr_t ip) {
+  bool Acquire(const net::IpAddr& ip) {
     std::lock_guard<std::mutex> l(mu_);
     uint32_t& n = count_[ip];
     if (max_ != 0 && n >= max_) {
@@ -26,13 +28,13 @@ class PeerLimit {
     ++n;
     return true;
   }
-  void Release(in_addr_t ip) {
+  void Release(const net::IpAddr& ip) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = count_.find(ip);
     if (it == count_.end()) return;
     if (--it->second == 0) count_.erase(it);
   }
-  uint32_t count(in_addr_t ip) const {
+  uint32_t count(const net::IpAddr& ip) const {
     std::lock_guard<std::mutex> l(mu_);
     auto it = count_.find(ip);
     return it == count_.end() ? 0 : it->second;
@@ -41,14 +43,14 @@ class PeerLimit {
  private:
   const uint32_t max_;
   mutable std::mutex mu_;
-  std::unordered_map<in_addr_t, uint32_t> count_;
+  std::unordered_map<net::IpAddr, uint32_t> count_;
 };
 
 // One acquired slot of a PeerLimit; released on Reset() or destruction.
 class PeerSlot {
  public:
   PeerSlot() = default;
-  PeerSlot(PeerLimit* limit, in_addr_t ip) : limit_(limit), ip_(ip) {}
+  PeerSlot(PeerLimit* limit, const net::IpAddr& ip) : limit_(limit), ip_(ip) {}
   PeerSlot(PeerSlot&& o) noexcept : limit_(std::exchange(o.limit_, nullptr)), ip_(o.ip_) {}
   PeerSlot& operator=(PeerSlot&& o) noexcept {
     if (this != &o) {
@@ -68,7 +70,7 @@ class PeerSlot {
 
  private:
   PeerLimit* limit_ = nullptr;
-  in_addr_t ip_ = 0;
+  net::IpAddr ip_;
 };
 
 }  // namespace zm::proxy

@@ -1,7 +1,5 @@
 #include "agent/proxy/route_policy_gate.h"
 
-#include <arpa/inet.h>
-
 #include "agent/proxy/conn_observer.h"
 #include "agent/traffic/fault_injection.h"
 #include "common/http/status_reason.h"
@@ -9,17 +7,13 @@
 namespace zm::proxy {
 
 RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const agent::HttpRouteRule& rule,
-                                     const agent::MeshSnapshot* snap, in_addr_t src_ip) {
+                                     const agent::MeshSnapshot* snap, const net::IpAddr& src_ip) {
   RoutePolicyVerdict v;
   if (limiter != nullptr && rule.rate_limit.enabled()) {
     std::string source;
     if (rule.rate_limit.per_source) {
       source = PrincipalOf(snap, src_ip);
-      if (source.empty()) {
-        char ip[INET_ADDRSTRLEN] = {};
-        inet_ntop(AF_INET, &src_ip, ip, sizeof(ip));
-        source = ip;
-      }
+      if (source.empty()) source = src_ip.ToString();
     }
     auto lim = limiter->Take(rule, source);
     if (!lim.allowed) {
@@ -59,24 +53,22 @@ LocalReply RateLimitedReply(const std::string& policy, uint32_t retry_after_s) {
   return r;
 }
 
-bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap, const sockaddr_in& dst,
-                            const tls::SpiffeId* source_id, in_addr_t src_ip, LocalReply* reply) {
+bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap,
+                            const net::SockAddr& dst, const tls::SpiffeId* source_id, const net::IpAddr& src_ip,
+                            LocalReply* reply) {
   if (limiter == nullptr) return false;
   agent::PortProtocol protocol = agent::PortProtocol::kTcp;
-  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.sin_addr.s_addr, ntohs(dst.sin_port), &protocol);
+  const agent::Service* svc = snap.FindServiceOfEndpoint(dst.ip, dst.port, &protocol);
   if (svc == nullptr || !svc->policy.http_rate_limit.enabled()) return false;
   const agent::HttpRateLimitPolicy& limit = svc->policy.http_rate_limit;
-  char ip[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &dst.sin_addr, ip, sizeof(ip));
   // "@" keeps these buckets apart from the rules' ("<ns>/<route>#<index>").
-  const std::string key = svc->ns + "/" + svc->name + "@" + ip;
+  const std::string key = svc->ns + "/" + svc->name + "@" + dst.ip.ToString();
   std::string source;
   if (limit.per_source) {
     if (source_id != nullptr) {
       source = source_id->ToString();
     } else {
-      inet_ntop(AF_INET, &src_ip, ip, sizeof(ip));
-      source = ip;
+      source = src_ip.ToString();
     }
   }
   auto lim = limiter->Take(limit, key, source);

@@ -38,7 +38,7 @@ struct RoutePolicyVerdict {
 // The rate limit first (a refused request is not faulted), then the fault: an abort, else maybe a delay. |src_ip|:
 // the client (its SPIFFE ID, else its address, keys a perSource bucket). |limiter| nullptr: no rate limit.
 RoutePolicyVerdict DecideRoutePolicy(traffic::RouteRateLimiter* limiter, const agent::HttpRouteRule& rule,
-                                     const agent::MeshSnapshot* snap, in_addr_t src_ip);
+                                     const agent::MeshSnapshot* snap, const net::IpAddr& src_ip);
 
 // The 429 a local rate limit answers (Retry-After, x-zeromesh-ratelimited; gRPC RESOURCE_EXHAUSTED), source or
 // destination side alike.
@@ -47,8 +47,9 @@ LocalReply RateLimitedReply(const std::string& policy, uint32_t retry_after_s);
 // The destination side: a request to pod port |dst| of a Service whose ServicePolicy has spec.http.rateLimit takes a
 // token of the (Service, pod) bucket (per source with perSource: |source_id|, else the client's address). True, with
 // |*reply|, when refused. |limiter| nullptr or no such Service: false.
-bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap, const sockaddr_in& dst,
-                            const tls::SpiffeId* source_id, in_addr_t src_ip, LocalReply* reply);
+bool DestinationRateLimited(traffic::RouteRateLimiter* limiter, const agent::MeshSnapshot& snap,
+                            const net::SockAddr& dst, const tls::SpiffeId* source_id, const net::IpAddr& src_ip,
+                            LocalReply* reply);
 
 // Whether a response of |status| to |method| carries no body (HEAD; 204 and 304 by definition).
 bool BodylessReply(const std::string& method, int status);

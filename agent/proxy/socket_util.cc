@@ -1,8 +1,5 @@
 #include "agent/proxy/socket_util.h"
 
-#include "agent/state/ipv4.h"
-
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -25,25 +22,44 @@ bool SetMark(int fd, uint32_t mark, std::string* error) {
   return false;
 }
 
+// IP_TRANSPARENT for an IPv4 socket, IPV6_TRANSPARENT for an IPv6 one. Closes |fd| on failure.
+bool SetTransparent(int fd, int family, std::string* error) {
+  int one = 1;
+  bool v6 = family == AF_INET6;
+  if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one, sizeof(one)) == 0) {
+    return true;
+  }
+  *error = Errno(v6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)");
+  close(fd);
+  return false;
+}
+
 }  // namespace
 
-int MakeListener(in_addr_t addr, uint16_t port, bool transparent, uint32_t mark, std::string* error) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+int MakeListener(const net::IpAddr& addr, uint16_t port, bool transparent, uint32_t mark, std::string* error,
+                 int* err_no) {
+  const int family = addr.is_v6() ? AF_INET6 : AF_INET;
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
+    if (err_no != nullptr) *err_no = errno;
     *error = Errno("socket");
     return -1;
   }
   if (!SetMark(fd, mark, error)) return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) {
-    *error = Errno("setsockopt(IP_TRANSPARENT)");
+  if (family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+    *error = Errno("setsockopt(IPV6_V6ONLY)");
     close(fd);
     return -1;
   }
-  sockaddr_in sa = MakeAddr(addr, port);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    *error = Errno(("bind " + AddrToString(sa)).c_str());
+  if (transparent && !SetTransparent(fd, family, error)) return -1;
+  net::SockAddr at{addr, port};
+  sockaddr_storage sa{};
+  socklen_t len = at.ToSockaddr(&sa);
+  if (len == 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    if (err_no != nullptr) *err_no = errno;
+    *error = Errno(("bind " + at.ToString()).c_str());
     close(fd);
     return -1;
   }
@@ -56,14 +72,19 @@ int MakeListener(in_addr_t addr, uint16_t port, bool transparent, uint32_t mark,
 }
 
 uint16_t LocalPort(int fd) {
-  sockaddr_in sa{};
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  return ntohs(sa.sin_port);
+  net::SockAddr a;
+  return LocalAddr(fd, &a) ? a.port : 0;
 }
 
-int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind_mode, uint32_t mark, std::string* error) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+int StartConnect(const net::SockAddr& dst, const net::IpAddr& src_ip, SourceBind bind_mode, uint32_t mark,
+                 std::string* error) {
+  sockaddr_storage to{};
+  socklen_t to_len = dst.ToSockaddr(&to);
+  if (to_len == 0) {
+    *error = "connect: no destination address";
+    return -1;
+  }
+  int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = Errno("socket");
     return -1;
@@ -71,23 +92,25 @@ int StartConnect(const sockaddr_in& dst, in_addr_t src_ip, SourceBind bind_mode,
   if (!SetMark(fd, mark, error)) return -1;
   int one = 1;
   if (bind_mode != SourceBind::kNone) {
-    if (bind_mode == SourceBind::kTransparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0) {
-      *error = Errno("setsockopt(IP_TRANSPARENT)");
+    if (src_ip.family() != dst.ip.family()) {
+      *error = "bind source " + src_ip.ToString() + ": not the family of " + dst.ToString();
       close(fd);
       return -1;
     }
+    if (bind_mode == SourceBind::kTransparent && !SetTransparent(fd, to.ss_family, error)) return -1;
     // Many flows share one source IP: let the kernel pick the port at connect time, not at bind time.
     setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-    sockaddr_in src = MakeAddr(src_ip, 0);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
-      *error = Errno(("bind source " + IpToString(src_ip)).c_str());
+    sockaddr_storage src{};
+    socklen_t src_len = net::SockAddr{src_ip, 0}.ToSockaddr(&src);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&src), src_len) != 0) {
+      *error = Errno(("bind source " + src_ip.ToString()).c_str());
       close(fd);
       return -1;
     }
   }
   TuneStream(fd);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof(dst)) != 0 && errno != EINPROGRESS) {
-    *error = Errno(("connect " + AddrToString(dst)).c_str());
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0 && errno != EINPROGRESS) {
+    *error = Errno(("connect " + dst.ToString()).c_str());
     close(fd);
     return -1;
   }
@@ -113,20 +136,22 @@ void ResetAndClose(int fd) {
   close(fd);
 }
 
-std::string IpToString(in_addr_t ip) {
-  return agent::Ipv4ToString(ip);
+bool PeerAddr(int fd, net::SockAddr* out) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof(sa);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return false;
+  auto a = net::SockAddr::FromSockaddr(reinterpret_cast<sockaddr*>(&sa), len);
+  if (a) *out = *a;
+  return a.has_value();
 }
 
-std::string AddrToString(const sockaddr_in& a) {
-  return IpToString(a.sin_addr.s_addr) + ":" + std::to_string(ntohs(a.sin_port));
-}
-
-sockaddr_in MakeAddr(in_addr_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = ip;
-  sa.sin_port = htons(port);
-  return sa;
+bool LocalAddr(int fd, net::SockAddr* out) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof(sa);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return false;
+  auto a = net::SockAddr::FromSockaddr(reinterpret_cast<sockaddr*>(&sa), len);
+  if (a) *out = *a;
+  return a.has_value();
 }
 
 void RaiseFdLimit() {

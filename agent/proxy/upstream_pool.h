@@ -14,13 +14,14 @@
 
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/options.h"
+#include "common/net/ip_addr.h"
 
 namespace zm::proxy {
 
 struct UpstreamKey {
-  std::string source;     // the source workload's principal and IP
-  uint64_t endpoint = 0;  // ip << 16 | port
-  uint8_t protocol = 1;   // 1: HTTP/1.1
+  std::string source;      // the source workload's principal and IP
+  net::SockAddr endpoint;  // ip and port
+  uint8_t protocol = 1;    // 1: HTTP/1.1
   bool operator<(const UpstreamKey& o) const {
     return std::tie(endpoint, protocol, source) < std::tie(o.endpoint, o.protocol, o.source);
   }

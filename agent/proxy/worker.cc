@@ -33,25 +33,22 @@ void ArmBlockTrim(WorkerContext& ctx) {
   });
 }
 
-bool GetSockName(int fd, sockaddr_in* out) {
-  socklen_t len = sizeof(*out);
-  return getsockname(fd, reinterpret_cast<sockaddr*>(out), &len) == 0 && out->sin_family == AF_INET;
-}
-
 }  // namespace
 
 Worker::Worker(const ProxyOptions& opts, ProxyStats& stats, agent::SnapshotHolder& snaps, agent::CertStore& certs,
-               const int listener_fds[3], traffic::Balancer* balancer, traffic::RateLimiter* limiter, PeerLimit* peers)
+               const int listener_fds[kListenerCount], traffic::Balancer* balancer, traffic::RateLimiter* limiter,
+               PeerLimit* peers)
     : ctx_(opts, stats, snaps, certs), pool_(ctx_), upstreams_(ctx_.loop, stats) {
   ctx_.pool = &pool_;
   ctx_.upstreams = &upstreams_;
   ctx_.balancer = balancer;
   ctx_.limiter = limiter;
   ctx_.peers = peers;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < kListenerCount; ++i) {
     listeners_[i].worker = this;
-    listeners_[i].kind = static_cast<ListenerKind>(i);
+    listeners_[i].kind = static_cast<ListenerKind>(i % 3);
     listeners_[i].fd = listener_fds[i];
+    if (listener_fds[i] < 0) continue;  // no IPv6 on this node
     // Level-triggered + exclusive: one worker wakes per connection burst, the others keep sleeping.
     ctx_.loop.Add(listener_fds[i], EPOLLIN | EPOLLEXCLUSIVE, &listeners_[i]);
   }
@@ -97,57 +94,59 @@ void Worker::Shutdown() {
   for (Closable* c : all) {
     if (ctx_.live.count(c)) c->ForceClose();
   }
-  for (auto& l : listeners_) ctx_.loop.Remove(l.fd);
+  for (auto& l : listeners_) {
+    if (l.fd >= 0) ctx_.loop.Remove(l.fd);
+  }
   ctx_.loop.RunGarbage();  // now, while the pool and block cache the objects use still exist
 }
 
 void Worker::Accept(Listener& l) {
   for (int i = 0; i < kAcceptBatch; ++i) {
-    sockaddr_in src{};
-    socklen_t len = sizeof(src);
-    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&src), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN (another worker took it) or a transient error
-    sockaddr_in dst{};
-    bool ok = ctx_.opts.original_dst ? ctx_.opts.original_dst(fd, &dst) : GetSockName(fd, &dst);
-    if (!ok || src.sin_family != AF_INET) {
-      log::Warn("accepted a connection without an IPv4 original destination", {{"listener", static_cast<int>(l.kind)}});
+    std::optional<net::SockAddr> src = net::SockAddr::FromSockaddr(reinterpret_cast<sockaddr*>(&peer), len);
+    net::SockAddr dst;
+    bool ok = ctx_.opts.original_dst ? ctx_.opts.original_dst(fd, &dst) : LocalAddr(fd, &dst);
+    if (!ok || !src || src->ip.family() != dst.ip.family()) {
+      log::Warn("accepted a connection without an IP original destination", {{"listener", static_cast<int>(l.kind)}});
       ResetAndClose(fd);
       continue;
     }
     switch (l.kind) {
       case ListenerKind::kOutbound:
         ProxyStats::Add(ctx_.stats.outbound_accepted);
-        Outbound(fd, src, dst, false);
+        Outbound(fd, *src, dst, false);
         break;
       case ListenerKind::kHbone:
         ProxyStats::Add(ctx_.stats.hbone_accepted);
-        Inbound(fd, src, dst, false);
+        Inbound(fd, *src, dst, false);
         break;
       case ListenerKind::kPlaintext:
         ProxyStats::Add(ctx_.stats.plaintext_accepted);
-        Plaintext(fd, src, dst);
+        Plaintext(fd, *src, dst);
         break;
     }
   }
 }
 
-ConnRecord Worker::Record(const agent::MeshSnapshot* snap, const char* flow, const sockaddr_in& src,
-                          const sockaddr_in& dst) const {
+ConnRecord Worker::Record(const agent::MeshSnapshot* snap, const char* flow, const net::SockAddr& src,
+                          const net::SockAddr& dst) const {
   ConnRecord r;
   r.flow = flow;
   // The HBONE and plaintext listeners accept for a local destination: that side reports. Plaintext carries no identity.
   std::string_view f(flow);
   bool inbound = f == "hbone" || f.starts_with("plaintext");
   r.reporter = inbound ? Reporter::kDestination : Reporter::kSource;
-  r.source = MakePeer(snap, src, inbound ? std::string() : PrincipalOf(snap, src.sin_addr.s_addr));
-  r.destination = MakePeer(snap, dst, PrincipalOf(snap, dst.sin_addr.s_addr));
+  r.source = MakePeer(snap, src, inbound ? std::string() : PrincipalOf(snap, src.ip));
+  r.destination = MakePeer(snap, dst, PrincipalOf(snap, dst.ip));
   return r;
 }
 
-void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const std::string& why,
-                    std::optional<std::string> denied_by) {
-  log::Info("connection refused",
-            {{"flow", what}, {"src", AddrToString(src)}, {"dst", AddrToString(dst)}, {"reason", why}});
+void Worker::Refuse(int fd, const char* what, const net::SockAddr& src, const net::SockAddr& dst,
+                    const std::string& why, std::optional<std::string> denied_by) {
+  log::Info("connection refused", {{"flow", what}, {"src", src.ToString()}, {"dst", dst.ToString()}, {"reason", why}});
   ResetAndClose(fd);
   ProxyStats::Add(ctx_.stats.connections_closed);
   if (ConnObserver* obs = ctx_.observer()) {
@@ -163,10 +162,10 @@ void Worker::Refuse(int fd, const char* what, const sockaddr_in& src, const sock
   }
 }
 
-void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
+void Worker::Relay(int downstream, const net::SockAddr& src, const net::SockAddr& dst, const char* what,
                    const agent::MeshSnapshot* snap, bool same_node, ServiceConn svc) {
   std::string error;
-  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
+  int up = StartConnect(dst, src.ip, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     svc.lease.Failed();
@@ -182,15 +181,15 @@ void Worker::Relay(int downstream, const sockaddr_in& src, const sockaddr_in& ds
     rec = Record(snap, what, src, dst);
     rec.same_node = same_node;
   }
-  SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + AddrToString(src) + "->" + AddrToString(dst),
+  SpliceRelay::Start(ctx_, downstream, up, std::string(what) + " " + src.ToString() + "->" + dst.ToString(),
                      std::move(rec), std::move(svc));
 }
 
-void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in& dst, const char* what,
+void Worker::RelayHttp(int downstream, const net::SockAddr& src, const net::SockAddr& dst, const char* what,
                        std::shared_ptr<const agent::MeshSnapshot> snap, const tls::SpiffeId* src_id, bool enforce,
                        DestinationL7 l7) {
   std::string error;
-  int up = StartConnect(dst, src.sin_addr.s_addr, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
+  int up = StartConnect(dst, src.ip, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
   if (up < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     Refuse(downstream, what, src, dst, error);
@@ -201,19 +200,19 @@ void Worker::RelayHttp(int downstream, const sockaddr_in& src, const sockaddr_in
     p.conn = Record(snap.get(), what, src, dst);
     p.conn.same_node = src_id != nullptr;
   }
-  p.destination = snap->Find(dst.sin_addr.s_addr);
+  p.destination = snap->Find(dst.ip);
   p.snap = std::move(snap);
   p.has_source_id = src_id != nullptr;
   if (src_id != nullptr) p.source_id = *src_id;
   p.src = src;
   p.dst = dst;
-  p.what = std::string(what) + "-http " + AddrToString(src) + "->" + AddrToString(dst);
+  p.what = std::string(what) + "-http " + src.ToString() + "->" + dst.ToString();
   p.enforce = enforce;
   StartDestinationL7(ctx_, l7, downstream, up, /*up_connecting=*/true, std::move(p));
 }
 
-Worker::ServiceAttempt Worker::NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const sockaddr_in& src,
-                                          const sockaddr_in& vip, bool source_in_mesh) {
+Worker::ServiceAttempt Worker::NewAttempt(std::shared_ptr<const agent::MeshSnapshot> snap, const net::SockAddr& src,
+                                          const net::SockAddr& vip, bool source_in_mesh) {
   ServiceAttempt a;
   a.snap = std::move(snap);
   a.src = src;
@@ -228,15 +227,15 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   std::string why;
   traffic::RouteStatus st;
   if (a.backend == nullptr) {
-    const agent::Service* svc = snap.FindService(a.vip.sin_addr.s_addr);
+    const agent::Service* svc = snap.FindService(a.vip.ip);
     // The one branch between the L4 and L7 paths, at connection setup: HTTP ports (HTTP/1.1, h2c, gRPC) are routed
     // per request.
-    const agent::ServicePortMap* pm = svc->FindPort(ntohs(a.vip.sin_port));
+    const agent::ServicePortMap* pm = svc->FindPort(a.vip.port);
     if (pm != nullptr && pm->protocol != agent::PortProtocol::kTcp) {
       ToHttpService(fd, std::move(a), svc, pm->protocol != agent::PortProtocol::kHttp);
       return;
     }
-    st = traffic::RouteToService(*ctx_.balancer, snap, *svc, ntohs(a.vip.sin_port), a.tried, &route, &why);
+    st = traffic::RouteToService(*ctx_.balancer, snap, *svc, a.vip.port, a.tried, &route, &why);
   } else {
     route.service = a.backend;
     route.service_port = a.backend_port;
@@ -271,19 +270,19 @@ void Worker::ToService(int fd, ServiceAttempt a) {
   Deliver(fd, a, route.addr, std::move(sc));
 }
 
-void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, ServiceConn sc) {
+void Worker::Deliver(int fd, const ServiceAttempt& a, const net::SockAddr& ep, ServiceConn sc) {
   const agent::MeshSnapshot& snap = *a.snap;
-  const agent::Workload* to = snap.Find(ep.sin_addr.s_addr);
+  const agent::Workload* to = snap.Find(ep.ip);
   if (!a.source_in_mesh || to == nullptr || !to->enrolled) {
     Relay(fd, a.src, ep, "service-direct", &snap, false, std::move(sc));
     return;
   }
-  const agent::Workload* from = snap.Find(a.src.sin_addr.s_addr);
+  const agent::Workload* from = snap.Find(a.src.ip);
   tls::SpiffeId src_id = snap.IdentityOf(*from);
   if (snap.IsLocal(*to)) {
     bool per_request = false;
     if (ctx_.opts.authorize) {
-      AuthzDecision d = ctx_.opts.authorize({&src_id, a.src.sin_addr.s_addr, to, ntohs(ep.sin_port)});
+      AuthzDecision d = ctx_.opts.authorize({&src_id, a.src.ip, to, ep.port});
       if (!d.allow) {
         ProxyStats::Add(ctx_.stats.denials);
         Refuse(fd, "same-node", a.src, ep, "denied by policy: " + d.reason, d.policy);
@@ -315,8 +314,8 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const sockaddr_in& ep, Ser
 
 void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc, bool h2) {
   ProxyStats::Add(ctx_.stats.service_connections);
-  uint16_t port = ntohs(a.vip.sin_port);
-  std::string what = (h2 ? "h2 " : "http ") + AddrToString(a.src) + "->" + AddrToString(a.vip);
+  uint16_t port = a.vip.port;
+  std::string what = (h2 ? "h2 " : "http ") + a.src.ToString() + "->" + a.vip.ToString();
   auto attempt = std::make_shared<const ServiceAttempt>(std::move(a));
   auto open = [this, attempt](traffic::Route route, std::string* why) -> int {
     // Our end speaks HTTP; the other end goes where an L4 connection to the endpoint would (the tunnel, identity
@@ -341,18 +340,18 @@ void Worker::ToHttpService(int fd, ServiceAttempt a, const agent::Service* svc, 
   Http1Conn::Start(ctx_, fd, attempt->snap, svc, port, attempt->src, std::move(open), std::move(what));
 }
 
-void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
+void Worker::Outbound(int fd, const net::SockAddr& src, const net::SockAddr& dst, bool hold_expired) {
   auto snap = ctx_.snapshots.Get();
-  if (!hold_expired && !SourceReady(snap.get(), src.sin_addr.s_addr)) {
+  if (!hold_expired && !SourceReady(snap.get(), src.ip)) {
     // Captured before we know the pod (new pod, config in flight), or before its certificate is issued (a just
     // restarted agent): hold it, never let it out in plaintext and never refuse what moments will fix.
     Hold(fd, src, dst, /*inbound=*/false);
     return;
   }
-  const agent::Workload* from = snap ? snap->Find(src.sin_addr.s_addr) : nullptr;
+  const agent::Workload* from = snap ? snap->Find(src.ip) : nullptr;
   if (from == nullptr || !snap->IsLocal(*from)) {
     if (snap && snap->default_mode() == agent::MeshMode::kPermissive) {
-      if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
+      if (snap->FindService(dst.ip) != nullptr) {
         ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/false));
         return;
       }
@@ -365,7 +364,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
            std::string(kPolicyFailClosed));
     return;
   }
-  if (snap->FindService(dst.sin_addr.s_addr) != nullptr) {
+  if (snap->FindService(dst.ip) != nullptr) {
     // The capture hook runs before any NAT: the original destination is the VIP.
     ToService(fd, NewAttempt(snap, src, dst, /*source_in_mesh=*/from->enrolled));
     return;
@@ -375,7 +374,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     Relay(fd, src, dst, "outbound-unenrolled-source", snap.get());
     return;
   }
-  const agent::Workload* to = snap->Find(dst.sin_addr.s_addr);
+  const agent::Workload* to = snap->Find(dst.ip);
   if (to == nullptr || !to->enrolled) {
     ProxyStats::Add(ctx_.stats.passthrough);
     Relay(fd, src, dst, "passthrough", snap.get());
@@ -386,7 +385,7 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
     // Same node: no wire, same policy.
     bool per_request = false;
     if (ctx_.opts.authorize) {
-      AuthzDecision d = ctx_.opts.authorize({&src_id, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
+      AuthzDecision d = ctx_.opts.authorize({&src_id, src.ip, to, dst.port});
       if (!d.allow) {
         ProxyStats::Add(ctx_.stats.denials);
         Refuse(fd, "same-node", src, dst, "denied by policy: " + d.reason, d.policy);
@@ -416,15 +415,15 @@ void Worker::Outbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bo
   pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), std::move(rec));
 }
 
-void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool hold_expired) {
+void Worker::Inbound(int fd, const net::SockAddr& src, const net::SockAddr& dst, bool hold_expired) {
   auto snap = ctx_.snapshots.Get();
-  if (!hold_expired && !DestinationReady(snap.get(), dst.sin_addr.s_addr)) {
+  if (!hold_expired && !DestinationReady(snap.get(), dst.ip)) {
     // The pinned pod map steered it here for an enrolled pod, but this agent (just restarted) has no configuration
     // or no certificate for it yet: hold the TCP connection (the peer's TLS handshake waits) rather than refuse it.
     Hold(fd, src, dst, /*inbound=*/true);
     return;
   }
-  const agent::Workload* to = snap ? snap->Find(dst.sin_addr.s_addr) : nullptr;
+  const agent::Workload* to = snap ? snap->Find(dst.ip) : nullptr;
   if (to == nullptr || !snap->IsLocal(*to) || !to->enrolled) {
     Refuse(fd, "hbone", src, dst, "destination is not an enrolled workload on this node");
     return;
@@ -439,12 +438,12 @@ void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, boo
   }
   PeerSlot slot;
   if (ctx_.peers != nullptr) {
-    if (!ctx_.peers->Acquire(src.sin_addr.s_addr)) {
+    if (!ctx_.peers->Acquire(src.ip)) {
       Shed(fd, "hbone", src, dst, "too many HBONE connections from this peer address (max_connections_per_peer)",
            ctx_.stats.hbone_peer_limit_refused);
       return;
     }
-    slot = PeerSlot(ctx_.peers, src.sin_addr.s_addr);
+    slot = PeerSlot(ctx_.peers, src.ip);
   }
   bssl::UniquePtr<SSL> ssl(SSL_new(tls->server_ctx.get()));
   if (!ssl) {
@@ -454,9 +453,9 @@ void Worker::Inbound(int fd, const sockaddr_in& src, const sockaddr_in& dst, boo
   new HboneServer(ctx_, fd, std::move(ssl), id, src, dst, std::move(slot));
 }
 
-void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
+void Worker::Plaintext(int fd, const net::SockAddr& src, const net::SockAddr& dst) {
   auto snap = ctx_.snapshots.Get();
-  const agent::Workload* to = snap ? snap->Find(dst.sin_addr.s_addr) : nullptr;
+  const agent::Workload* to = snap ? snap->Find(dst.ip) : nullptr;
   if (to == nullptr || !snap->IsLocal(*to) || !to->enrolled) {
     Refuse(fd, "plaintext", src, dst, "destination is not an enrolled workload on this node");
     return;
@@ -468,7 +467,7 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
   }
   bool per_request = false;
   if (ctx_.opts.authorize) {
-    AuthzDecision d = ctx_.opts.authorize({nullptr, src.sin_addr.s_addr, to, ntohs(dst.sin_port)});
+    AuthzDecision d = ctx_.opts.authorize({nullptr, src.ip, to, dst.port});
     if (!d.allow) {
       ProxyStats::Add(ctx_.stats.denials);
       Refuse(fd, "plaintext", src, dst, "denied by policy: " + d.reason, d.policy);
@@ -483,28 +482,28 @@ void Worker::Plaintext(int fd, const sockaddr_in& src, const sockaddr_in& dst) {
   Relay(fd, src, dst, "plaintext-permissive", snap.get());
 }
 
-bool Worker::PassRateLimit(int fd, const agent::MeshSnapshot& snap, const sockaddr_in& src, const sockaddr_in& dst,
+bool Worker::PassRateLimit(int fd, const agent::MeshSnapshot& snap, const net::SockAddr& src, const net::SockAddr& dst,
                            const tls::SpiffeId& src_id) {
   if (ctx_.limiter == nullptr) return true;
-  const agent::Service* svc = traffic::RateLimiter::LimitedServiceOf(snap, dst.sin_addr.s_addr, ntohs(dst.sin_port));
+  const agent::Service* svc = traffic::RateLimiter::LimitedServiceOf(snap, dst.ip, dst.port);
   if (svc == nullptr || ctx_.limiter->Allow(*svc, src_id.ToString())) return true;
   ProxyStats::Add(ctx_.stats.ratelimit_rejections);
   Refuse(fd, "same-node", src, dst, "rate limited: service " + svc->Key());
   return false;
 }
 
-bool Worker::SourceReady(const agent::MeshSnapshot* snap, in_addr_t src) const {
+bool Worker::SourceReady(const agent::MeshSnapshot* snap, const net::IpAddr& src) const {
   const agent::Workload* w = snap ? snap->Find(src) : nullptr;
   return w != nullptr && snap->IsLocal(*w) && (!w->enrolled || ctx_.certs.Get(snap->IdentityOf(*w)));
 }
 
-bool Worker::DestinationReady(const agent::MeshSnapshot* snap, in_addr_t dst) const {
+bool Worker::DestinationReady(const agent::MeshSnapshot* snap, const net::IpAddr& dst) const {
   if (snap == nullptr) return false;
   const agent::Workload* to = snap->Find(dst);
   return to == nullptr || !snap->IsLocal(*to) || !to->enrolled || ctx_.certs.Get(snap->IdentityOf(*to));
 }
 
-void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool inbound) {
+void Worker::Hold(int fd, const net::SockAddr& src, const net::SockAddr& dst, bool inbound) {
   if (ctx_.opts.max_held_connections != 0 && held_.size() >= ctx_.opts.max_held_connections) {
     // A flood of connections nobody can serve yet (e.g. from a pod the agent does not know) must not exhaust the
     // agent's descriptors; a refused client retries, as it would after any reset.
@@ -518,7 +517,7 @@ void Worker::Hold(int fd, const sockaddr_in& src, const sockaddr_in& dst, bool i
   ArmHeldTimer();
 }
 
-void Worker::Shed(int fd, const char* what, const sockaddr_in& src, const sockaddr_in& dst, const char* why,
+void Worker::Shed(int fd, const char* what, const net::SockAddr& src, const net::SockAddr& dst, const char* why,
                   std::atomic<uint64_t>& counter) {
   ProxyStats::Add(counter);  // before the reset: whoever sees the refusal sees it counted
   ProxyStats::Add(ctx_.stats.connections_closed);
@@ -527,8 +526,8 @@ void Worker::Shed(int fd, const char* what, const sockaddr_in& src, const sockad
   auto now = EventLoop::Clock::now();
   if (now - last_shed_log_ < kShedLogInterval) return;
   log::Warn("connections refused: over a proxy limit", {{"flow", what},
-                                                        {"src", AddrToString(src)},
-                                                        {"dst", AddrToString(dst)},
+                                                        {"src", src.ToString()},
+                                                        {"dst", dst.ToString()},
                                                         {"reason", why},
                                                         {"refused_since_last_log", shed_since_log_}});
   last_shed_log_ = now;
@@ -558,8 +557,7 @@ void Worker::RecheckHeld() {
   std::vector<Held> still;
   std::vector<Held> go;
   for (auto& h : held_) {
-    bool ready = h.inbound ? DestinationReady(snap.get(), h.dst.sin_addr.s_addr)
-                           : SourceReady(snap.get(), h.src.sin_addr.s_addr);
+    bool ready = h.inbound ? DestinationReady(snap.get(), h.dst.ip) : SourceReady(snap.get(), h.src.ip);
     if (ready || h.deadline <= now) {
       go.push_back(h);
     } else {

@@ -1,10 +1,10 @@
 #include "agent/runtime/cri_client.h"
 
-#include <arpa/inet.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -13,9 +13,16 @@
 namespace zm::agent::runtime {
 namespace {
 
-bool IsIpv4(const std::string& s) {
-  in_addr a{};
-  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+// Every parseable address of the sandbox, the primary first, each once.
+std::vector<net::IpAddr> SandboxIps(const ::runtime::v1::PodSandboxNetworkStatus& status) {
+  std::vector<net::IpAddr> out;
+  auto add = [&out](const std::string& text) {
+    auto ip = net::IpAddr::Parse(text);
+    if (ip && std::find(out.begin(), out.end(), *ip) == out.end()) out.push_back(*ip);
+  };
+  add(status.ip());
+  for (const auto& extra : status.additional_ips()) add(extra.ip());
+  return out;
 }
 
 void SetDeadline(grpc::ClientContext* ctx) {
@@ -56,15 +63,11 @@ bool CriClient::ListReady(std::vector<Sandbox>* out, std::string* error) {
       s.name = item.metadata().name();
       s.namespace_name = item.metadata().namespace_();
       for (const auto& [k, v] : item.labels()) s.labels[k] = v;
-      const auto& net = sresp.status().network();
-      if (IsIpv4(net.ip())) {
-        s.ip = net.ip();
-      } else {
-        for (const auto& extra : net.additional_ips()) {
-          if (IsIpv4(extra.ip())) {
-            s.ip = extra.ip();
-            break;
-          }
+      s.ips = SandboxIps(sresp.status().network());
+      for (const auto& ip : s.ips) {
+        if (ip.is_v4()) {
+          s.ip = ip.ToString();
+          break;
         }
       }
       it = by_id_.emplace(item.id(), std::move(s)).first;

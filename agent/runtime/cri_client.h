@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "common/net/ip_addr.h"
+
 namespace zm::agent::runtime {
 
 struct Sandbox {
@@ -20,6 +22,7 @@ struct Sandbox {
   std::string namespace_name;
   std::map<std::string, std::string> labels;  // the pod's labels (the kubelet copies them onto its sandbox)
   std::string ip;                             // IPv4 (the sandbox's primary or first additional IPv4); "" if none
+  std::vector<net::IpAddr> ips;               // every address (primary, then additional_ips), either family
 };
 
 class CriClient {

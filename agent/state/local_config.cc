@@ -1,14 +1,12 @@
 #include "agent/state/local_config.h"
 
-#include "agent/state/ipv4.h"
-
-#include <arpa/inet.h>
-
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/log.h"
+#include "common/net/ip_addr.h"
 #include "common/tls/pem.h"
 
 namespace zm::agent {
@@ -66,9 +64,32 @@ std::string ReadOrThrow(const std::string& path, const std::string& field) {
   return content;
 }
 
+net::IpAddr ParseIp(const json& obj, const std::string& where, const char* key) {
+  std::string ip = RequireString(obj, where, key);
+  std::optional<net::IpAddr> addr = net::IpAddr::Parse(ip);
+  if (!addr) throw ConfigError{Field(where, key), "not an IPv4 or IPv6 address: \"" + ip + "\""};
+  return *addr;
+}
+
+// |key| (the primary address, required) and the optional list |list_key| of every address, as the controller's
+// Workload ip/ips and Service vip/vips: the list may repeat the primary; the result has it first, without duplicates.
+std::vector<net::IpAddr> ParseIps(const json& obj, const std::string& where, const char* key, const char* list_key) {
+  std::vector<net::IpAddr> out = {ParseIp(obj, where, key)};
+  if (!obj.contains(list_key)) return out;
+  const json& arr = obj[list_key];
+  if (!arr.is_array()) throw ConfigError{Field(where, list_key), "must be an array of IP addresses"};
+  for (size_t i = 0; i < arr.size(); ++i) {
+    std::string at = Field(where, list_key) + "[" + std::to_string(i) + "]";
+    std::optional<net::IpAddr> ip = arr[i].is_string() ? net::IpAddr::Parse(arr[i].get<std::string>()) : std::nullopt;
+    if (!ip) throw ConfigError{at, "not an IPv4 or IPv6 address: " + arr[i].dump()};
+    if (std::find(out.begin(), out.end(), *ip) == out.end()) out.push_back(*ip);
+  }
+  return out;
+}
+
 Workload ParseWorkload(const json& w, const std::string& where, MeshMode default_mode) {
   if (!w.is_object()) throw ConfigError{where, "must be an object"};
-  AllowOnly(w, where, {"name", "namespace", "serviceAccount", "ip", "node", "enrolled", "mode", "probePorts"});
+  AllowOnly(w, where, {"name", "namespace", "serviceAccount", "ip", "ips", "node", "enrolled", "mode", "probePorts"});
   Workload out;
   out.name = RequireString(w, where, "name");
   out.ns = RequireString(w, where, "namespace");
@@ -77,12 +98,7 @@ Workload ParseWorkload(const json& w, const std::string& where, MeshMode default
   std::string why;
   if (!tls::ValidNamespace(out.ns, &why)) throw ConfigError{Field(where, "namespace"), why};
   if (!tls::ValidServiceAccount(out.service_account, &why)) throw ConfigError{Field(where, "serviceAccount"), why};
-  std::string ip = RequireString(w, where, "ip");
-  in_addr addr{};
-  if (inet_pton(AF_INET, ip.c_str(), &addr) != 1) {
-    throw ConfigError{Field(where, "ip"), "not an IPv4 address: \"" + ip + "\""};
-  }
-  out.ip = addr.s_addr;
+  out.ips = ParseIps(w, where, "ip", "ips");
   const json& enrolled = Require(w, where, "enrolled");
   if (!enrolled.is_boolean()) throw ConfigError{Field(where, "enrolled"), "must be true or false"};
   out.enrolled = enrolled.get<bool>();
@@ -115,24 +131,15 @@ uint16_t ParsePort(const json& obj, const std::string& where, const char* key, b
   return static_cast<uint16_t>(v.get<int64_t>());
 }
 
-in_addr_t ParseIp(const json& obj, const std::string& where, const char* key) {
-  std::string ip = RequireString(obj, where, key);
-  in_addr addr{};
-  if (inet_pton(AF_INET, ip.c_str(), &addr) != 1) {
-    throw ConfigError{Field(where, key), "not an IPv4 address: \"" + ip + "\""};
-  }
-  return addr.s_addr;
-}
-
 // Same shape as the controller's Service (ports with targetPort, endpoints that may name a workload), plus an
 // optional "loadBalancer" {"algorithm", "localityPreference"} as in a ServicePolicy.
 Service ParseService(const json& j, const std::string& where, const std::vector<Workload>& workloads) {
   if (!j.is_object()) throw ConfigError{where, "must be an object"};
-  AllowOnly(j, where, {"name", "namespace", "vip", "ports", "endpoints", "loadBalancer"});
+  AllowOnly(j, where, {"name", "namespace", "vip", "vips", "ports", "endpoints", "loadBalancer"});
   Service s;
   s.name = RequireString(j, where, "name");
   s.ns = RequireString(j, where, "namespace");
-  s.vip = ParseIp(j, where, "vip");
+  s.vips = ParseIps(j, where, "vip", "vips");
   const json& ports = Require(j, where, "ports");
   if (!ports.is_array() || ports.empty()) throw ConfigError{Field(where, "ports"), "must be a non-empty array"};
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -158,7 +165,7 @@ Service ParseService(const json& j, const std::string& where, const std::vector<
       if (eps[i].contains("node")) ep.node = RequireString(eps[i], ew, "node");
       if (eps[i].contains("workload")) ep.workload = RequireString(eps[i], ew, "workload");
       for (const auto& w : workloads) {
-        if (w.ip != ep.ip) continue;
+        if (std::find(w.ips.begin(), w.ips.end(), ep.ip) == w.ips.end()) continue;
         if (ep.node.empty()) ep.node = w.node;
         if (ep.workload.empty()) ep.workload = w.ns + "/" + w.name;
       }
@@ -210,14 +217,18 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
   }
 
   std::vector<Workload> workloads;
-  std::set<in_addr_t> ips;
+  std::set<net::IpAddr> ips;
   if (doc.contains("workloads")) {
     const json& arr = doc["workloads"];
     if (!arr.is_array()) throw ConfigError{"workloads", "must be an array"};
     for (size_t i = 0; i < arr.size(); ++i) {
       std::string where = "workloads[" + std::to_string(i) + "]";
       Workload w = ParseWorkload(arr[i], where, mode);
-      if (!ips.insert(w.ip).second) throw ConfigError{where + ".ip", "duplicate workload IP"};
+      for (size_t k = 0; k < w.ips.size(); ++k) {
+        if (!ips.insert(w.ips[k]).second) {
+          throw ConfigError{where + (k == 0 ? ".ip" : ".ips"), "duplicate workload IP " + w.ips[k].ToString()};
+        }
+      }
       workloads.push_back(std::move(w));
     }
   }
@@ -251,13 +262,16 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
   if (doc.contains("services")) {
     const json& arr = doc["services"];
     if (!arr.is_array()) throw ConfigError{"services", "must be an array"};
-    std::set<in_addr_t> vips;
+    std::set<net::IpAddr> vips;
     std::set<std::string> keys;
     for (size_t i = 0; i < arr.size(); ++i) {
       std::string where = "services[" + std::to_string(i) + "]";
       Service s = ParseService(arr[i], where, workloads);
-      if (!vips.insert(s.vip).second) throw ConfigError{where + ".vip", "duplicate service VIP"};
-      if (ips.count(s.vip)) throw ConfigError{where + ".vip", "is a workload IP"};
+      for (size_t k = 0; k < s.vips.size(); ++k) {
+        std::string field = where + (k == 0 ? ".vip" : ".vips");
+        if (!vips.insert(s.vips[k]).second) throw ConfigError{field, "duplicate service VIP " + s.vips[k].ToString()};
+        if (ips.count(s.vips[k])) throw ConfigError{field, "is a workload IP"};
+      }
       if (!keys.insert(s.Key()).second) throw ConfigError{where + ".name", "duplicate service " + s.Key()};
       services.push_back(std::move(s));
     }
@@ -266,12 +280,12 @@ void Parse(const std::string& text, const std::string& path, LocalConfig* out) {
   // As MeshConfig's: destinations never captured, and whether STRICT pods may send UDP other than DNS.
   if (doc.contains("excludeCidrs")) {
     const json& arr = doc["excludeCidrs"];
-    if (!arr.is_array()) throw ConfigError{"excludeCidrs", "must be an array of IPv4 CIDRs"};
+    if (!arr.is_array()) throw ConfigError{"excludeCidrs", "must be an array of CIDRs"};
     std::vector<std::string> cidrs;
     for (size_t i = 0; i < arr.size(); ++i) {
       std::string where = "excludeCidrs[" + std::to_string(i) + "]";
-      if (!arr[i].is_string() || !ValidIpv4Cidr(arr[i].get<std::string>())) {
-        throw ConfigError{where, "not an IPv4 CIDR (\"10.0.0.0/8\")"};
+      if (!arr[i].is_string() || !net::Cidr::Parse(arr[i].get<std::string>())) {
+        throw ConfigError{where, "not a CIDR (\"10.0.0.0/8\", \"fd00::/8\")"};
       }
       cidrs.push_back(arr[i].get<std::string>());
     }

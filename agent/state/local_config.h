@@ -10,6 +10,9 @@
 // tracing.samplingPercentage (0..100, default 1) is MeshConfig's spec.tracing.samplingPercentage: the share of new
 // traces the proxies sample when the agent has --otlp-endpoint.
 // Service endpoints that are workload IPs take the workload's node and name unless given.
+// Addresses may be IPv4 or IPv6. A dual-stack workload lists every address in "ips" (e.g. ["10.244.1.11",
+// "fd00:10:244:1::b"], "ip" first or not at all), a dual-stack Service every cluster IP in "vips"; a dual-stack
+// endpoint is one endpoint per address.
 // Relative paths are relative to the config file's directory. Workload "mode" defaults to the mesh mode.
 #pragma once
 

@@ -1,6 +1,7 @@
 #include "agent/state/mesh_snapshot.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 namespace zm::agent {
@@ -15,13 +16,24 @@ MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode 
       node_(std::move(node)),
       default_mode_(default_mode),
       services_(std::move(services)) {
-  by_ip_.reserve(workloads.size());
-  for (auto& w : workloads) {
-    in_addr_t ip = w.ip;
-    by_ip_.insert_or_assign(ip, std::move(w));
+  // Every address of a dual-stack pod finds the same workload. A later workload claiming an address takes it over; one
+  // left with no address of its own is dropped (as one map entry per IP always did).
+  std::unordered_map<net::IpAddr, size_t> owner;
+  owner.reserve(workloads.size());
+  for (size_t i = 0; i < workloads.size(); ++i) {
+    for (const auto& ip : workloads[i].ips) owner.insert_or_assign(ip, i);
   }
+  std::vector<size_t> kept_at(workloads.size(), SIZE_MAX);
+  for (size_t i = 0; i < workloads.size(); ++i) {
+    for (const auto& ip : workloads[i].ips) {
+      if (owner.at(ip) == i && kept_at[i] == SIZE_MAX) kept_at[i] = workloads_.size();
+    }
+    if (kept_at[i] != SIZE_MAX) workloads_.push_back(std::move(workloads[i]));
+  }
+  by_ip_.reserve(owner.size());
+  for (const auto& [ip, i] : owner) by_ip_.emplace(ip, kept_at[i]);
   for (size_t i = 0; i < services_.size(); ++i) {
-    if (services_[i].vip != 0) service_by_vip_.emplace(services_[i].vip, i);
+    for (const auto& vip : services_[i].vips) service_by_vip_.emplace(vip, i);
     service_by_key_.emplace(services_[i].Key(), i);
   }
   // By namespace/name, not snapshot order: which Service names a port two of them declare never depends on arrival.
@@ -33,7 +45,7 @@ MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode 
   for (uint32_t i : order) {
     for (const auto& p : services_[i].ports) {
       for (const auto& e : services_[i].endpoints) {
-        EndpointEntry& entry = by_endpoint_port_[static_cast<uint64_t>(e.ip) << 16 | p.target_port];
+        EndpointEntry& entry = by_endpoint_port_[net::SockAddr{e.ip, p.target_port}];
         entry.declared |= static_cast<uint8_t>(1u << static_cast<unsigned>(p.protocol));
         if (p.protocol != PortProtocol::kTcp && entry.service == UINT32_MAX) {
           entry.service = i;
@@ -44,20 +56,21 @@ MeshSnapshot::MeshSnapshot(std::string trust_domain, std::string node, MeshMode 
   }
 }
 
-EndpointPort MeshSnapshot::FindEndpointPort(in_addr_t ip, uint16_t target_port) const {
-  auto it = by_endpoint_port_.find(static_cast<uint64_t>(ip) << 16 | target_port);
+EndpointPort MeshSnapshot::FindEndpointPort(const net::IpAddr& ip, uint16_t target_port) const {
+  auto it = by_endpoint_port_.find(net::SockAddr{ip, target_port});
   if (it == by_endpoint_port_.end()) return {};
   const EndpointEntry& e = it->second;
   return {e.service == UINT32_MAX ? nullptr : &services_[e.service], e.protocol, e.declared};
 }
 
-const Service* MeshSnapshot::FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const {
+const Service* MeshSnapshot::FindServiceOfEndpoint(const net::IpAddr& ip, uint16_t target_port,
+                                                   PortProtocol* protocol) const {
   EndpointPort port = FindEndpointPort(ip, target_port);
   if (port.http_service != nullptr) *protocol = port.http_protocol;
   return port.http_service;
 }
 
-const Service* MeshSnapshot::FindService(in_addr_t vip) const {
+const Service* MeshSnapshot::FindService(const net::IpAddr& vip) const {
   auto it = service_by_vip_.find(vip);
   return it == service_by_vip_.end() ? nullptr : &services_[it->second];
 }
@@ -67,9 +80,9 @@ const Service* MeshSnapshot::FindService(const std::string& ns, const std::strin
   return it == service_by_key_.end() ? nullptr : &services_[it->second];
 }
 
-const Workload* MeshSnapshot::Find(in_addr_t ip) const {
+const Workload* MeshSnapshot::Find(const net::IpAddr& ip) const {
   auto it = by_ip_.find(ip);
-  return it == by_ip_.end() ? nullptr : &it->second;
+  return it == by_ip_.end() ? nullptr : &workloads_[it->second];
 }
 
 std::shared_ptr<const MeshSnapshot> SnapshotHolder::Get() const {

@@ -2,8 +2,6 @@
 // shared_ptr per new connection, so a connection sees one consistent version from start to end.
 #pragma once
 
-#include <netinet/in.h>
-
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "agent/state/service.h"
+#include "common/net/ip_addr.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::agent {
@@ -27,7 +26,7 @@ struct Workload {
   std::string ns;
   std::string service_account;
   std::string node;
-  in_addr_t ip = 0;  // network byte order
+  std::vector<net::IpAddr> ips;  // every address of the pod (one per family), the primary first
   bool enrolled = false;
   MeshMode mode = MeshMode::kStrict;
   std::vector<uint16_t> probe_ports = {};  // the only ports the node's own netns may reach in plaintext (STRICT)
@@ -63,23 +62,23 @@ class MeshSnapshot {
   // MeshConfig excludeCidrs ("10.0.0.0/8", validated): destinations pods reach directly, never captured.
   const std::vector<std::string>& exclude_cidrs() const { return exclude_cidrs_; }
   void set_exclude_cidrs(std::vector<std::string> cidrs) { exclude_cidrs_ = std::move(cidrs); }
-  size_t size() const { return by_ip_.size(); }
-  const std::unordered_map<in_addr_t, Workload>& workloads() const { return by_ip_; }
+  size_t size() const { return workloads_.size(); }
+  const std::vector<Workload>& workloads() const { return workloads_; }
 
-  // nullptr when the IP (network byte order) is not a mesh workload.
-  const Workload* Find(in_addr_t ip) const;
+  // nullptr when the IP (either family) is not an address of a mesh workload.
+  const Workload* Find(const net::IpAddr& ip) const;
   bool IsLocal(const Workload& w) const { return w.node == node_; }
   tls::SpiffeId IdentityOf(const Workload& w) const { return {trust_domain_, w.ns, w.service_account}; }
 
   const std::vector<Service>& services() const { return services_; }
-  // nullptr when the IP (network byte order) is not a Service VIP.
-  const Service* FindService(in_addr_t vip) const;
+  // nullptr when the IP (either family) is not a Service VIP.
+  const Service* FindService(const net::IpAddr& vip) const;
   const Service* FindService(const std::string& ns, const std::string& name) const;
-  // What the Services selecting pod port |ip|:|target_port| (network byte order ip, host order port) declare for it:
+  // What the Services selecting pod port |ip|:|target_port| (host order port) declare for it:
   // the destination proxy asks for every new connection, so it is an index lookup.
-  EndpointPort FindEndpointPort(in_addr_t ip, uint16_t target_port) const;
+  EndpointPort FindEndpointPort(const net::IpAddr& ip, uint16_t target_port) const;
   // FindEndpointPort's http_service (its protocol in |*protocol|), nullptr when no Service declares HTTP there.
-  const Service* FindServiceOfEndpoint(in_addr_t ip, uint16_t target_port, PortProtocol* protocol) const;
+  const Service* FindServiceOfEndpoint(const net::IpAddr& ip, uint16_t target_port, PortProtocol* protocol) const;
 
  private:
   std::string trust_domain_;
@@ -88,16 +87,17 @@ class MeshSnapshot {
   bool strict_udp_allowed_ = false;
   uint32_t tracing_sampling_ppm_ = 10000;  // 1 %, MeshConfig's default
   std::vector<std::string> exclude_cidrs_;
-  std::unordered_map<in_addr_t, Workload> by_ip_;
+  std::vector<Workload> workloads_;
+  std::unordered_map<net::IpAddr, size_t> by_ip_;  // every address of every workload -> workloads_ index
   std::vector<Service> services_;
-  std::unordered_map<in_addr_t, size_t> service_by_vip_;
+  std::unordered_map<net::IpAddr, size_t> service_by_vip_;
   std::unordered_map<std::string, size_t> service_by_key_;  // "<namespace>/<name>"
   struct EndpointEntry {
     uint32_t service = UINT32_MAX;  // EndpointPort::http_service's index, UINT32_MAX: none
     PortProtocol protocol = PortProtocol::kTcp;
     uint8_t declared = 0;
   };
-  std::unordered_map<uint64_t, EndpointEntry> by_endpoint_port_;  // key: ip << 16 | target port
+  std::unordered_map<net::SockAddr, EndpointEntry> by_endpoint_port_;  // key: endpoint ip and target port
 };
 
 // Holds the current snapshot; Set() notifies subscribers (e.g. proxy workers holding connections from unknown pods).

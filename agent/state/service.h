@@ -2,8 +2,6 @@
 // GAMMA form: the route's parent is this Service) and the traffic policy of the Service (ServicePolicy).
 #pragma once
 
-#include <netinet/in.h>
-
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -11,6 +9,7 @@
 
 #include "agent/state/backend_ref.h"
 #include "agent/state/http_route.h"
+#include "common/net/ip_addr.h"
 
 namespace zm::agent {
 
@@ -32,7 +31,7 @@ struct ServicePortMap {
 };
 
 struct ServiceEndpoint {
-  in_addr_t ip = 0;      // network byte order
+  net::IpAddr ip;        // either family: a dual-stack pod is one endpoint per address
   std::string workload;  // "<namespace>/<name>" when a mesh workload, else ""
   std::string node;      // "" when unknown (outside the mesh)
 };
@@ -67,7 +66,7 @@ struct ServiceTrafficPolicy {
 struct Service {
   std::string name;
   std::string ns;
-  in_addr_t vip = 0;  // network byte order; 0 = no VIP (only reachable as a split backend)
+  std::vector<net::IpAddr> vips;  // every cluster IP (one per family); empty = no VIP (only a split backend)
   std::vector<ServicePortMap> ports;
   std::vector<ServiceEndpoint> endpoints;
   std::vector<TrafficSplit> splits;

@@ -9,8 +9,8 @@ constexpr auto kMaxEjection = std::chrono::minutes(5);
 // EWMA's cost of an endpoint with requests in flight and no answer yet (ns): above any measured one.
 constexpr double kUnknownPenalty = 1e12;
 
-uint64_t EndpointKey(in_addr_t ip, uint16_t port) {
-  return (static_cast<uint64_t>(ip) << 16) | port;
+net::SockAddr EndpointKey(const net::IpAddr& ip, uint16_t port) {
+  return net::SockAddr{ip, port};
 }
 
 // Peak-EWMA cost of one more request on |e| (Finagle): latency x (in flight + 1). An endpoint with no sample yet costs
@@ -241,7 +241,7 @@ int Balancer::PickHttpBackend(const agent::Service& parent, const agent::HttpRou
   return PickWeighted(st->http_rule_splits[rule.key], rule.backends, available);
 }
 
-Balancer::EndpointView Balancer::View(const std::string& service_key, in_addr_t ip, uint16_t port) {
+Balancer::EndpointView Balancer::View(const std::string& service_key, const net::IpAddr& ip, uint16_t port) {
   auto st = StateOf(service_key);
   std::lock_guard<std::mutex> l(st->mu);
   EndpointView v;

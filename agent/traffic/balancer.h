@@ -39,9 +39,9 @@ struct EndpointState {
 struct ServiceState {
   std::mutex mu;
   uint64_t rr = 0;
-  std::map<uint64_t, std::shared_ptr<EndpointState>> endpoints;  // (ip << 16 | target port)
-  std::map<uint16_t, SmoothWeighted> splits;                     // by parent port
-  std::map<std::string, SmoothWeighted> http_rule_splits;        // by HttpRouteRule::key
+  std::map<net::SockAddr, std::shared_ptr<EndpointState>> endpoints;  // by endpoint ip and target port
+  std::map<uint16_t, SmoothWeighted> splits;                          // by parent port
+  std::map<std::string, SmoothWeighted> http_rule_splits;             // by HttpRouteRule::key
   std::minstd_rand rng{0x5eed};
   std::atomic<uint32_t> active{0};   // connections to any endpoint (circuit breaker)
   std::atomic<uint32_t> pending{0};  // of those, still connecting
@@ -99,10 +99,10 @@ class RequestLoad {
 };
 
 struct PickRequest {
-  const agent::Service* service = nullptr;          // where the endpoint comes from
-  uint16_t target_port = 0;                         // the endpoint port (after the targetPort mapping)
-  const std::string* local_node = nullptr;          // for locality preference
-  const std::vector<in_addr_t>* exclude = nullptr;  // endpoints already tried by this connection
+  const agent::Service* service = nullptr;            // where the endpoint comes from
+  uint16_t target_port = 0;                           // the endpoint port (after the targetPort mapping)
+  const std::string* local_node = nullptr;            // for locality preference
+  const std::vector<net::IpAddr>* exclude = nullptr;  // endpoints already tried by this connection
   // Non-null: the pick is for one HTTP request, which *load then holds (in flight, latency); LeastRequest and EWMA
   // weigh requests. Null: for a connection; they weigh connections.
   RequestLoad* load = nullptr;
@@ -133,7 +133,7 @@ class Balancer {
     bool ejected = false;
   };
   // For the config dump and tests.
-  EndpointView View(const std::string& service_key, in_addr_t ip, uint16_t port);
+  EndpointView View(const std::string& service_key, const net::IpAddr& ip, uint16_t port);
   uint64_t Overflows(const std::string& service_key);
 
  private:

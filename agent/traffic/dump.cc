@@ -1,9 +1,13 @@
 #include "agent/traffic/dump.h"
 
-#include "agent/state/ipv4.h"
-
 namespace zm::traffic {
 namespace {
+
+nlohmann::json VipsJson(const agent::Service& s) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& v : s.vips) out.push_back(v.ToString());
+  return out;
+}
 
 nlohmann::json PolicyJson(const agent::ServiceTrafficPolicy& p) {
   return {
@@ -33,7 +37,7 @@ nlohmann::json ServicesJson(const agent::MeshSnapshot& snap, Balancer* lb, const
     for (const auto& p : s.ports) ports.push_back({{"port", p.port}, {"targetPort", p.target_port}});
     nlohmann::json eps = nlohmann::json::array();
     for (const auto& e : s.endpoints) {
-      nlohmann::json j = {{"ip", agent::Ipv4ToString(e.ip)}, {"workload", e.workload}, {"node", e.node}};
+      nlohmann::json j = {{"ip", e.ip.ToString()}, {"workload", e.workload}, {"node", e.node}};
       if (lb != nullptr) {
         // Live state per target port (the balancer keys endpoints by ip:targetPort).
         nlohmann::json live = nlohmann::json::object();
@@ -60,7 +64,8 @@ nlohmann::json ServicesJson(const agent::MeshSnapshot& snap, Balancer* lb, const
     }
     nlohmann::json j = {{"name", s.name},
                         {"namespace", s.ns},
-                        {"vip", s.vip ? agent::Ipv4ToString(s.vip) : ""},
+                        {"vip", s.vips.empty() ? "" : s.vips.front().ToString()},
+                        {"vips", VipsJson(s)},
                         {"ports", ports},
                         {"endpoints", std::move(eps)},
                         {"splits", std::move(splits)},

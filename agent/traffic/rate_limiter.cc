@@ -4,7 +4,8 @@
 
 namespace zm::traffic {
 
-const agent::Service* RateLimiter::LimitedServiceOf(const agent::MeshSnapshot& snap, in_addr_t ip, uint16_t port) {
+const agent::Service* RateLimiter::LimitedServiceOf(const agent::MeshSnapshot& snap, const net::IpAddr& ip,
+                                                    uint16_t port) {
   for (const auto& s : snap.services()) {
     if (s.policy.rate_limit_per_second <= 0) continue;
     bool port_ok = false;

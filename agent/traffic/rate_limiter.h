@@ -22,7 +22,7 @@ class RateLimiter {
   using Clock = std::chrono::steady_clock;
 
   // The rate-limited Service that endpoint |ip|:|port| (target port) belongs to, or nullptr.
-  static const agent::Service* LimitedServiceOf(const agent::MeshSnapshot& snap, in_addr_t ip, uint16_t port);
+  static const agent::Service* LimitedServiceOf(const agent::MeshSnapshot& snap, const net::IpAddr& ip, uint16_t port);
 
   // Takes one token for a new connection to |svc| from |source| (a SPIFFE ID, "" for none). False: refuse it.
   bool Allow(const agent::Service& svc, const std::string& source, Clock::time_point now = Clock::now());

@@ -1,13 +1,11 @@
 #include "agent/traffic/router.h"
 
-#include "agent/state/ipv4.h"
-
 namespace zm::traffic {
 namespace {
 
 // |per_request|: the pick is for one HTTP request (out->load holds it), else for a connection.
 RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& svc, uint16_t port,
-                         const std::vector<in_addr_t>& tried, Route* out, std::string* why, bool per_request) {
+                         const std::vector<net::IpAddr>& tried, Route* out, std::string* why, bool per_request) {
   const agent::ServicePortMap* pm = svc.FindPort(port);
   if (pm == nullptr) {
     *why = "service " + svc.Key() + " has no port " + std::to_string(port);
@@ -35,10 +33,7 @@ RouteStatus PickEndpoint(Balancer& lb, const agent::MeshSnapshot& snap, const ag
   out->service = &svc;
   out->endpoint = &svc.endpoints[idx];
   out->service_port = port;
-  out->addr = {};
-  out->addr.sin_family = AF_INET;
-  out->addr.sin_addr.s_addr = out->endpoint->ip;
-  out->addr.sin_port = htons(pm->target_port);
+  out->addr = net::SockAddr{out->endpoint->ip, pm->target_port};
   out->lease = std::move(lease);
   out->load = std::move(load);
   return RouteStatus::kOk;
@@ -60,7 +55,7 @@ std::vector<const agent::Service*> ResolveBackends(const agent::MeshSnapshot& sn
 }
 
 RouteStatus RouteService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                         uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why,
+                         uint16_t port, const std::vector<net::IpAddr>& tried, Route* out, std::string* why,
                          bool per_request) {
   const agent::TrafficSplit* split = vip_service.FindSplit(port);
   if (split == nullptr) return PickEndpoint(lb, snap, vip_service, port, tried, out, why, per_request);
@@ -68,8 +63,9 @@ RouteStatus RouteService(Balancer& lb, const agent::MeshSnapshot& snap, const ag
   auto backends = ResolveBackends(snap, split->backends, &available);
   int i = lb.PickBackend(vip_service, *split, available);
   if (i < 0) {
-    *why = "route " + split->route + " (parent " + vip_service.Key() + " " + agent::Ipv4ToString(vip_service.vip) +
-           ":" + std::to_string(port) + "): no backend with weight > 0 has endpoints";
+    *why = "route " + split->route + " (parent " + vip_service.Key() + " " +
+           (vip_service.vips.empty() ? std::string() : vip_service.vips.front().ToString()) + ":" +
+           std::to_string(port) + "): no backend with weight > 0 has endpoints";
     return RouteStatus::kNoEndpoint;
   }
   return PickEndpoint(lb, snap, *backends[static_cast<size_t>(i)], split->backends[static_cast<size_t>(i)].port, tried,
@@ -79,13 +75,13 @@ RouteStatus RouteService(Balancer& lb, const agent::MeshSnapshot& snap, const ag
 }  // namespace
 
 RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why) {
+                           uint16_t port, const std::vector<net::IpAddr>& tried, Route* out, std::string* why) {
   return RouteService(lb, snap, vip_service, port, tried, out, why, /*per_request=*/false);
 }
 
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
                              uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why) {
-  static const std::vector<in_addr_t> kNoneTried;
+  static const std::vector<net::IpAddr> kNoneTried;
   // A request no HTTPRoute rule claims goes where a connection to this port would go: the TCPRoute split attached
   // to it (the demo's and the console wizard's canary), else the Service's own endpoints -- now per request.
   if (rule == nullptr) return RouteService(lb, snap, vip_service, port, kNoneTried, out, why, true);
@@ -103,7 +99,7 @@ RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, cons
 
 RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
                            std::string* why) {
-  static const std::vector<in_addr_t> kNoneTried;
+  static const std::vector<net::IpAddr> kNoneTried;
   const agent::Service* svc = snap.FindService(ref.ns, ref.name);
   if (svc == nullptr) {
     *why = "service " + ref.ns + "/" + ref.name + " is unknown";
@@ -112,7 +108,7 @@ RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const 
   return PickEndpoint(lb, snap, *svc, ref.port, kNoneTried, out, why, false);
 }
 
-RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
+RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<net::IpAddr>& tried, Route* r,
                     std::string* why, bool per_request) {
   const agent::Service* svc = r->service;
   uint16_t port = r->service_port;

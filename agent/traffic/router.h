@@ -3,13 +3,12 @@
 // the endpoint port.
 #pragma once
 
-#include <netinet/in.h>
-
 #include <string>
 #include <vector>
 
 #include "agent/state/mesh_snapshot.h"
 #include "agent/traffic/balancer.h"
+#include "common/net/ip_addr.h"
 
 namespace zm::traffic {
 
@@ -17,7 +16,7 @@ struct Route {
   const agent::Service* service = nullptr;  // the Service whose endpoint was picked (a split backend or the VIP's)
   const agent::ServiceEndpoint* endpoint = nullptr;
   uint16_t service_port = 0;  // the port on |service|
-  sockaddr_in addr{};         // endpoint IP : target port
+  net::SockAddr addr;         // endpoint IP : target port
   Lease lease;
   RequestLoad load;  // a pick for one HTTP request (RouteHttpRequest, Reroute per request): its hold on the endpoint
 };
@@ -26,7 +25,7 @@ enum class RouteStatus { kOk, kNoPort, kNoEndpoint, kOverflow };
 
 // |tried| lists endpoint IPs this connection already failed on. Pointers in *out point into |snap|.
 RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                           uint16_t port, const std::vector<in_addr_t>& tried, Route* out, std::string* why);
+                           uint16_t port, const std::vector<net::IpAddr>& tried, Route* out, std::string* why);
 // One HTTP request to |vip_service|:|port| that matched |rule|: a backend by the rule's weights, then an endpoint of
 // it. |rule| nullptr (no HTTPRoute rule matched, or none exists): routed as RouteToService routes a connection (a
 // TCPRoute split on the port, else the Service's endpoints), request by request.
@@ -37,7 +36,7 @@ RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const 
                            std::string* why);
 // Another endpoint of r->service (a retry keeps the backend the split chose); |per_request|: for an HTTP request's
 // retry (r->load holds it).
-RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<in_addr_t>& tried, Route* r,
+RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<net::IpAddr>& tried, Route* r,
                     std::string* why, bool per_request = false);
 
 }  // namespace zm::traffic

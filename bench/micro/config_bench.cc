@@ -114,12 +114,12 @@ void BM_ServiceResolve(benchmark::State& st) {
     st.SkipWithError("the snapshot has no services");
     return;
   }
-  std::vector<in_addr_t> vips;
+  std::vector<zm::net::IpAddr> vips;
   for (int k = 0; k < kShape.services; k++) {
     in_addr_t a = 0;
     std::string vip = "10.96." + std::to_string(k / 250) + "." + std::to_string(k % 250 + 1);
     inet_pton(AF_INET, vip.c_str(), &a);
-    vips.push_back(a);
+    vips.push_back(zm::net::IpAddr::V4(a));
   }
   size_t i = 0, found = 0, endpoints = 0;
   for (auto _ : st) {

@@ -27,7 +27,7 @@ struct Fixture {
   std::vector<zm::tls::SpiffeId> ids;
   struct Req {
     const zm::tls::SpiffeId* source;
-    in_addr_t source_ip;
+    zm::net::IpAddr source_ip;
     const zm::agent::Workload* dest;
     uint16_t port;
   };
@@ -46,7 +46,7 @@ struct Fixture {
     for (int svc = 0; svc < s.services; svc++)
       ids.push_back({"cluster.local", zm::bench::Ns(svc, s), "sa-" + std::to_string(svc)});
     std::vector<const zm::agent::Workload*> dests;
-    for (const auto& [ip, w] : snap->workloads()) dests.push_back(&w);
+    for (const auto& w : snap->workloads()) dests.push_back(&w);
     std::sort(dests.begin(), dests.end(), [](auto* a, auto* b) { return a->name < b->name; });
     // A mix: 3/4 mTLS from a random identity (some match an ALLOW, most hit the allow-list default deny of the
     // protected services or the mesh default), 1/4 plaintext from a random IP; 3/4 to port 8080, 1/4 to 9090.
@@ -56,10 +56,11 @@ struct Fixture {
       r.port = rng() % 4 == 0 ? 9090 : 8080;
       if (rng() % 4 == 0) {
         r.source = nullptr;
-        r.source_ip = htonl(0xC0A80000u | (rng() % 0xffff));  // 192.168.x.y (some DENY ipBlocks match)
+        r.source_ip =
+            zm::net::IpAddr::V4(htonl(0xC0A80000u | (rng() % 0xffff)));  // 192.168.x.y (some DENY ipBlocks match)
       } else {
         r.source = &ids[rng() % ids.size()];
-        r.source_ip = htonl(0x0A640000u | (rng() % 0xffff));
+        r.source_ip = zm::net::IpAddr::V4(htonl(0x0A640000u | (rng() % 0xffff)));
       }
       reqs.push_back(r);
     }

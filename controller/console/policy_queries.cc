@@ -20,7 +20,7 @@ std::unique_ptr<PolicyQueries> PolicyQueries::Build(const v1::ResourceSet& rs, s
   if (!q->snap_) return nullptr;
   q->policy_ = agent::policy::PolicySet::Compile(state, error);
   if (!q->policy_) return nullptr;
-  for (const auto& [ip, w] : q->snap_->workloads()) q->by_key_[w.ns + "/" + w.name] = &w;
+  for (const auto& w : q->snap_->workloads()) q->by_key_[w.ns + "/" + w.name] = &w;
   for (const auto& r : rs.resources()) {
     if (!r.has_service() || r.service().ports().empty()) continue;
     const auto& p = r.service().ports(0);
@@ -41,7 +41,7 @@ uint16_t PolicyQueries::FirstPort(const agent::Workload& w) const {
   return it == first_port_.end() ? 0 : it->second;
 }
 
-json PolicyQueries::Decide(const agent::Workload* source, in_addr_t source_ip, const agent::Workload& to,
+json PolicyQueries::Decide(const agent::Workload* source, const net::IpAddr& source_ip, const agent::Workload& to,
                            uint16_t port) const {
   json explain = json::array();
   const std::string to_key = to.ns + "/" + to.name;
@@ -72,7 +72,7 @@ json PolicyQueries::Decide(const agent::Workload* source, in_addr_t source_ip, c
   }
   proxy::AuthzRequest req;
   req.source = mtls ? &id : nullptr;
-  req.source_ip = source != nullptr ? source->ip : source_ip;
+  req.source_ip = source != nullptr && !source->ips.empty() ? source->ips.front() : source_ip;
   req.destination = &to;
   req.port = port;
   proxy::AuthzDecision d = policy_->Evaluate(req);
@@ -99,12 +99,12 @@ json PolicyQueries::Reach(const std::string& from, const std::string& to, uint16
   in_addr addr{};
   const agent::Workload* src = nullptr;
   if (inet_pton(AF_INET, from.c_str(), &addr) == 1) {
-    src = snap_->Find(addr.s_addr);  // a workload's address is that workload
+    src = snap_->Find(net::IpAddr::V4(addr.s_addr));  // a workload's address is that workload
   } else if ((src = Find(from)) == nullptr) {
     *error = "no workload " + from + " (want namespace/name or an IPv4 address)";
     return nullptr;
   }
-  json d = Decide(src, addr.s_addr, *dst, port ? port : FirstPort(*dst));
+  json d = Decide(src, net::IpAddr::V4(addr.s_addr), *dst, port ? port : FirstPort(*dst));
   d["from"] = from;
   d["to"] = to;
   return d;
@@ -120,7 +120,7 @@ json PolicyQueries::Who(const std::string& to, uint16_t port, std::string* error
   json allowed = json::array(), denied = json::array();
   for (const auto& [key, w] : by_key_) {
     if (w == dst) continue;
-    json d = Decide(w, 0, *dst, port);
+    json d = Decide(w, net::IpAddr(), *dst, port);
     json entry = {{"workload", key},
                   {"identity", w->enrolled ? snap_->IdentityOf(*w).ToString() : ""},
                   {"policy", d["policy"]},
@@ -129,7 +129,7 @@ json PolicyQueries::Who(const std::string& to, uint16_t port, std::string* error
   }
   in_addr outside_ip{};
   inet_pton(AF_INET, "192.0.2.1", &outside_ip);  // TEST-NET-1: stands for any client outside the mesh
-  json outside = Decide(nullptr, outside_ip.s_addr, *dst, port);
+  json outside = Decide(nullptr, net::IpAddr::V4(outside_ip.s_addr), *dst, port);
   return {{"to", to},
           {"port", port},
           {"allowed", allowed},

@@ -31,7 +31,7 @@ class PolicyQueries {
  private:
   PolicyQueries() = default;
   const agent::Workload* Find(const std::string& key) const;  // "ns/name"
-  nlohmann::json Decide(const agent::Workload* source, in_addr_t source_ip, const agent::Workload& to,
+  nlohmann::json Decide(const agent::Workload* source, const net::IpAddr& source_ip, const agent::Workload& to,
                         uint16_t port) const;
   uint16_t FirstPort(const agent::Workload& w) const;
 

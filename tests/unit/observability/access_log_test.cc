@@ -2,7 +2,6 @@
 // and an output that goes away.
 #include "agent/metrics/access_log.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -15,12 +14,8 @@
 namespace zm::metrics {
 namespace {
 
-sockaddr_in Addr(const char* ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a.sin_addr);
-  return a;
+net::SockAddr Addr(const char* ip, uint16_t port) {
+  return net::SockAddr{*net::IpAddr::Parse(ip), port};
 }
 
 proxy::ConnRecord Rec() {

@@ -136,13 +136,20 @@ TEST(CertInfo, LocalIdentitiesWithSerialAndExpiry) {
   std::vector<agent::IdentityMaterial> ids;
   ids.push_back({a, testing::MakeLeaf(ca, {a.ToString()})});
   ASSERT_TRUE(certs.Replace("cluster.local", testing::Roots(ca), std::move(ids), &error)) << error;
-  auto ip = [](const char* s) { return inet_addr(s); };
+  auto ip = [](const char* s) { return std::vector<net::IpAddr>{*net::IpAddr::Parse(s)}; };
   agent::MeshSnapshot snap("cluster.local", "node1", agent::MeshMode::kStrict,
                            {{"pa", "default", "a", "node1", ip("10.244.1.11"), true, agent::MeshMode::kStrict},
                             {"pa2", "default", "a", "node1", ip("10.244.1.12"), true, agent::MeshMode::kStrict},
                             {"pb", "default", "b", "node1", ip("10.244.1.13"), true, agent::MeshMode::kStrict},
                             {"plain", "default", "c", "node1", ip("10.244.1.14"), false, agent::MeshMode::kStrict},
-                            {"remote", "default", "d", "node2", ip("10.244.2.11"), true, agent::MeshMode::kStrict}});
+                            {"remote", "default", "d", "node2", ip("10.244.2.11"), true, agent::MeshMode::kStrict},
+                            {"dual",
+                             "other",
+                             "e",
+                             "node2",
+                             {*net::IpAddr::Parse("10.244.2.12"), *net::IpAddr::Parse("fd00::2:c")},
+                             true,
+                             agent::MeshMode::kStrict}});
   int64_t now = time(nullptr);
   auto list = LocalCerts(&snap, certs, now);
   ASSERT_EQ(list.size(), 2u);  // a and b; not the unenrolled or remote pods
@@ -165,8 +172,12 @@ TEST(CertInfo, LocalIdentitiesWithSerialAndExpiry) {
   in.identities = list;
   in.attachments = {{"eth0", 2, agent::bpf::IfaceRole::kUplink, 7, 9, false, 1, 1700000000, "ingress detached"}};
   auto dump = ConfigDump(in);
-  EXPECT_EQ(dump["snapshot"]["workloads"].size(), 5u);
+  EXPECT_EQ(dump["snapshot"]["workloads"].size(), 6u);
   EXPECT_EQ(dump["snapshot"]["workloads"][0]["name"], "pa");
+  EXPECT_EQ(dump["snapshot"]["workloads"][0]["ip"], "10.244.1.11");
+  EXPECT_EQ(dump["snapshot"]["workloads"][5]["name"], "dual");  // by namespace/name
+  EXPECT_EQ(dump["snapshot"]["workloads"][5]["ip"], "10.244.2.12");
+  EXPECT_EQ(dump["snapshot"]["workloads"][5]["ips"], (nlohmann::json{"10.244.2.12", "fd00::2:c"}));
   EXPECT_EQ(dump["bpf"]["attachments"][0]["role"], "uplink");
   EXPECT_EQ(dump["bpf"]["attachments"][0]["last_repair"], "ingress detached");
   EXPECT_EQ(dump["local_identities"][1]["certificate_loaded"], false);

@@ -31,11 +31,9 @@ proxy::RequestRecord Request(proxy::Reporter reporter) {
   proxy::RequestRecord r;
   r.reporter = reporter;
   r.source = {"client-7f9", "shop", "spiffe://cluster.local/ns/shop/sa/client", {}};
-  r.source.addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "10.1.0.5", &r.source.addr.sin_addr);
+  r.source.addr.ip = *net::IpAddr::Parse("10.1.0.5");
   r.destination = {"web-0", "store", "spiffe://cluster.local/ns/store/sa/web", {}};
-  r.destination.addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "10.2.0.9", &r.destination.addr.sin_addr);
+  r.destination.addr.ip = *net::IpAddr::Parse("10.2.0.9");
   r.destination_service = "store/web";
   r.route = "store/web#0";
   r.method = "POST";

@@ -113,10 +113,10 @@ control::ConfigState StateOf(std::initializer_list<v1::Resource> resources) {
   return s;
 }
 
-in_addr_t Ip(const char* dotted) {
-  in_addr a{};
-  if (inet_pton(AF_INET, dotted, &a) != 1) std::abort();  // a typo in a test, not a case under test
-  return a.s_addr;
+net::IpAddr Ip(const char* text) {
+  auto ip = net::IpAddr::Parse(text);
+  if (!ip) std::abort();  // a typo in a test, not a case under test
+  return *ip;
 }
 
 tls::SpiffeId Id(const std::string& ns, const std::string& sa, const std::string& td) {
@@ -129,7 +129,7 @@ Workload Dest(const std::string& ns, const std::string& name, const char* ip) {
   w.name = name;
   w.service_account = name;
   w.node = "node1";
-  w.ip = Ip(ip);
+  w.ips = {Ip(ip)};
   w.enrolled = true;
   return w;
 }

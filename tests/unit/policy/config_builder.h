@@ -50,7 +50,7 @@ v1::Resource ServiceOf(const std::string& ns, const std::string& name,
 
 control::ConfigState StateOf(std::initializer_list<v1::Resource> resources);
 
-in_addr_t Ip(const char* dotted);  // network byte order
+net::IpAddr Ip(const char* text);  // either family
 tls::SpiffeId Id(const std::string& ns, const std::string& sa, const std::string& td = kTrustDomain);
 // The proxy's view of a destination (what AuthzRequest::destination points at).
 Workload Dest(const std::string& ns, const std::string& name, const char* ip);

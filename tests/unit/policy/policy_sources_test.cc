@@ -110,5 +110,39 @@ TEST_F(PolicyTest, SelectorMatchingNoWorkloadMatchesNoSource) {
   EXPECT_EQ(Decide(&frontend_id_, "10.244.1.11", db_).policy, kMeshDefaultPolicy);
 }
 
+TEST_F(PolicyTest, Ipv6BlocksMatchIpv6SourcesOnly) {
+  Use({Mesh(), Perm("shop", "lb6", v1::ALLOW).IpBlock("fd00:99::/64").To({{"app", "backend"}})});
+  auto d = Decide(nullptr, "fd00:99::3:4", backend_);
+  EXPECT_TRUE(d.allow) << d.reason;
+  EXPECT_EQ(d.policy, "shop/lb6");
+  EXPECT_FALSE(Decide(nullptr, "fd00:98::1", backend_).allow);
+  EXPECT_FALSE(Decide(nullptr, "10.99.0.1", backend_).allow);  // a block never matches the other family
+  // The refusal names the IPv6 source in its RFC 5952 form.
+  EXPECT_EQ(Decide(nullptr, "fd00:98:0:0::1", backend_).reason,
+            "no TrafficPermission allows plaintext fd00:98::1 to shop/backend:80");
+
+  Use({Mesh(), Perm("shop", "lb4", v1::ALLOW).IpBlock("0.0.0.0/0").To({{"app", "backend"}})});
+  EXPECT_FALSE(Decide(nullptr, "fd00:99::3:4", backend_).allow);
+}
+
+// A dual-stack pod is one workload with two addresses: a selector picks it from either, and the destination's
+// policies apply whichever of its addresses was dialled.
+TEST_F(PolicyTest, DualStackWorkloadsMatchFromEitherAddress) {
+  v1::Resource web = MeshWorkload("shop", "web", "web", "10.244.1.20", {{"app", "web"}});
+  web.mutable_workload()->add_ips("10.244.1.20");
+  web.mutable_workload()->add_ips("fd00:10:244:1::14");
+  v1::Resource api = MeshWorkload("shop", "api", "api", "fd00:10:244:2::15", {{"app", "api"}});  // IPv6 primary
+  api.mutable_workload()->add_ips("10.244.2.21");
+  Use({Mesh(v1::DENY), web, api,
+       Perm("shop", "web-to-api", v1::ALLOW).FromSelector({{"app", "web"}}).To({{"app", "api"}})});
+  Workload api_dest = Dest("shop", "api", "fd00:10:244:2::15");
+  api_dest.ips.push_back(Ip("10.244.2.21"));
+  tls::SpiffeId web_id = Id("shop", "web");
+  EXPECT_TRUE(Decide(&web_id, "fd00:10:244:1::14", api_dest).allow);
+  EXPECT_TRUE(Decide(&web_id, "10.244.1.20", api_dest).allow);
+  EXPECT_FALSE(Decide(&web_id, "fd00:10:244:1::15", api_dest).allow);        // not one of web's addresses
+  EXPECT_FALSE(Decide(&frontend_id_, "fd00:10:244:1::14", api_dest).allow);  // web's address, another identity
+}
+
 }  // namespace
 }  // namespace zm::agent::policy::testing

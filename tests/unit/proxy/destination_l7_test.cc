@@ -14,8 +14,8 @@ namespace {
 
 using agent::PortProtocol;
 
-sockaddr_in Addr(const char* ip, uint16_t port) {
-  return MakeAddr(inet_addr(ip), port);
+net::SockAddr Addr(const char* ip, uint16_t port) {
+  return net::SockAddr{*net::IpAddr::Parse(ip), port};
 }
 
 agent::MeshSnapshot Snapshot() {
@@ -26,7 +26,7 @@ agent::MeshSnapshot Snapshot() {
                {81, 8081, PortProtocol::kHttp2},
                {9090, 9090, PortProtocol::kGrpc},
                {5432, 5432, PortProtocol::kTcp}};
-  svc.endpoints.push_back({Addr("10.244.1.11", 0).sin_addr.s_addr, "shop/web", "node1"});
+  svc.endpoints.push_back({Addr("10.244.1.11", 0).ip, "shop/web", "node1"});
   return agent::MeshSnapshot("cluster.local", "node1", agent::MeshMode::kStrict, {}, {svc});
 }
 
@@ -64,7 +64,7 @@ agent::MeshSnapshot Disagreeing(PortProtocol a, PortProtocol b) {
   first.ns = second.ns = "shop";
   first.ports = {{80, 8080, a}};
   second.ports = {{81, 8080, b}};
-  first.endpoints.push_back({Addr("10.244.1.11", 0).sin_addr.s_addr, "shop/web", "node1"});
+  first.endpoints.push_back({Addr("10.244.1.11", 0).ip, "shop/web", "node1"});
   second.endpoints = first.endpoints;
   return agent::MeshSnapshot("cluster.local", "node1", agent::MeshMode::kStrict, {}, {second, first});
 }

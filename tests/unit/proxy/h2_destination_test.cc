@@ -32,10 +32,8 @@ namespace {
 using namespace std::chrono_literals;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 using Records = testing::RequestLog;
@@ -260,7 +258,7 @@ class H2SourceRetryTest : public H2DestinationTest {
     agent::Service svc;
     svc.name = "rpc";
     svc.ns = "shop";
-    svc.vip = Ip("10.96.0.9");
+    svc.vips = {Ip("10.96.0.9")};
     svc.ports = {{90, 9090, agent::PortProtocol::kGrpc}};
     svc.endpoints = {{Ip(kBad), "", ""}, {Ip(kGood), "", ""}};
     agent::HttpRouteRule rule;
@@ -280,7 +278,7 @@ class H2SourceRetryTest : public H2DestinationTest {
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
     ctx_->loop.Post([this, down = c[1]] {
       H2Conn::Start(
-          *ctx_, down, snap_, &snap_->services()[0], 90, MakeAddr(Ip("10.244.2.5"), 40000),
+          *ctx_, down, snap_, &snap_->services()[0], 90, net::SockAddr{Ip("10.244.2.5"), 40000},
           [this](traffic::Route r, std::string* why) {
             if (refuse_opens_) {
               *why = "connect refused (test)";
@@ -289,7 +287,7 @@ class H2SourceRetryTest : public H2DestinationTest {
             int p[2];
             if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
             std::lock_guard<std::mutex> l(mu_);
-            opened_.emplace_back(r.addr.sin_addr.s_addr, p[0]);
+            opened_.emplace_back(r.addr.ip, p[0]);
             return p[1];
           },
           "test");
@@ -337,9 +335,9 @@ class H2SourceRetryTest : public H2DestinationTest {
   std::atomic<bool> refuse_opens_{false};  // the opener fails: the source proxy answers 503 itself
   std::shared_ptr<agent::MeshSnapshot> snap_;
   std::mutex mu_;
-  std::vector<std::pair<in_addr_t, int>> opened_;
+  std::vector<std::pair<net::IpAddr, int>> opened_;
   std::vector<std::unique_ptr<Peer>> pods_;
-  std::vector<in_addr_t> pod_ip_;
+  std::vector<net::IpAddr> pod_ip_;
 };
 
 TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWithTheBody) {
@@ -366,7 +364,7 @@ TEST_F(H2SourceRetryTest, UnavailableAndResetTriesAreRetriedOnTheOtherEndpointWi
     for (const auto& r : recs) {
       EXPECT_EQ(r.reporter, Reporter::kSource);
       EXPECT_EQ(r.grpc_status, "0");
-      EXPECT_EQ(r.destination.addr.sin_addr.s_addr, Ip(kGood));
+      EXPECT_EQ(r.destination.addr.ip, Ip(kGood));
       EXPECT_LE(r.attempts, 2u);
       retried += r.attempts - 1;
     }

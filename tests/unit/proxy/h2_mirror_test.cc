@@ -37,10 +37,8 @@ using namespace std::chrono_literals;
 using Peer = testing::H2Peer;
 using Headers = Peer::Headers;
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 class H2MirrorTest : public ::testing::Test {
@@ -185,13 +183,13 @@ class H2ConnMirrorTest : public H2MirrorTest {
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
     ctx_->loop.Post([this, down = c[1]] {
       H2Conn::Start(
-          *ctx_, down, snap_, &snap_->services()[0], 90, MakeAddr(Ip("10.244.2.5"), 40000),
+          *ctx_, down, snap_, &snap_->services()[0], 90, net::SockAddr{Ip("10.244.2.5"), 40000},
           [this](traffic::Route r, std::string*) {
             int p[2];
             if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
             std::lock_guard<std::mutex> l(mu_);
-            (r.addr.sin_addr.s_addr == Ip(kPrimary) ? primary_fds_ : shadow_fds_).push_back(p[0]);
-            if (r.addr.sin_addr.s_addr == Ip(kAudit)) ++audit_opens_;
+            (r.addr.ip == Ip(kPrimary) ? primary_fds_ : shadow_fds_).push_back(p[0]);
+            if (r.addr.ip == Ip(kAudit)) ++audit_opens_;
             return p[1];
           },
           "test");

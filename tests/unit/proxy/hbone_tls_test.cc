@@ -53,7 +53,7 @@ Workload W(const char* name, const char* sa, const char* ip, const char* node) {
   w.name = name;
   w.ns = "default";
   w.service_account = sa;
-  w.ip = Ip(ip);
+  w.ips = {Ip(ip)};
   w.node = node;
   w.enrolled = true;
   w.mode = MeshMode::kStrict;
@@ -84,7 +84,7 @@ struct Node {
   std::shared_ptr<testing::RecordingObserver> observer = std::make_shared<testing::RecordingObserver>();
   std::unique_ptr<NodeProxy> proxy;
   std::mutex mu;
-  std::map<in_addr_t, uint16_t> redirect;  // pod ip -> real port, for connections captured by the outbound listener
+  std::map<net::IpAddr, uint16_t> redirect;  // pod ip -> real port, for connections captured by the outbound listener
   uint16_t outbound_port = 0;
 };
 
@@ -112,13 +112,12 @@ class HboneTlsTest : public ::testing::Test {
     o.connect_timeout = std::chrono::milliseconds(2000);
     o.unknown_source_hold = std::chrono::milliseconds(300);
     o.observer = n.observer;
-    o.original_dst = [&n](int fd, sockaddr_in* dst) {
-      socklen_t len = sizeof(*dst);
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(dst), &len) != 0) return false;
+    o.original_dst = [&n](int fd, net::SockAddr* dst) {
+      if (!LocalAddr(fd, dst)) return false;
       std::lock_guard<std::mutex> l(n.mu);
-      if (ntohs(dst->sin_port) == n.outbound_port) {
-        auto it = n.redirect.find(dst->sin_addr.s_addr);
-        if (it != n.redirect.end()) dst->sin_port = htons(it->second);
+      if (dst->port == n.outbound_port) {
+        auto it = n.redirect.find(dst->ip);
+        if (it != n.redirect.end()) dst->port = it->second;
       }
       return true;
     };

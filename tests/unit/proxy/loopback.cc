@@ -11,10 +11,10 @@
 
 namespace zm::testing {
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s, &a) != 1) throw std::runtime_error(std::string("bad ip ") + s);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  auto ip = net::IpAddr::Parse(s);
+  if (!ip) throw std::runtime_error(std::string("bad ip ") + s);
+  return *ip;
 }
 
 int Listen(const char* ip, uint16_t* port, int backlog) {
@@ -23,7 +23,7 @@ int Listen(const char* ip, uint16_t* port, int backlog) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = Ip(ip);
+  sa.sin_addr.s_addr = Ip(ip).v4();
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, backlog) != 0) {
     close(fd);
     throw std::runtime_error(std::string("bind/listen on ") + ip);
@@ -91,7 +91,7 @@ int ConnectFrom(const char* src, const char* dst, uint16_t port, int timeout_ms)
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in s{};
   s.sin_family = AF_INET;
-  s.sin_addr.s_addr = Ip(src);
+  s.sin_addr.s_addr = Ip(src).v4();
   if (bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) != 0) {
     close(fd);
     return -1;
@@ -101,7 +101,7 @@ int ConnectFrom(const char* src, const char* dst, uint16_t port, int timeout_ms)
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   sockaddr_in d{};
   d.sin_family = AF_INET;
-  d.sin_addr.s_addr = Ip(dst);
+  d.sin_addr.s_addr = Ip(dst).v4();
   d.sin_port = htons(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&d), sizeof(d)) != 0) {
     close(fd);

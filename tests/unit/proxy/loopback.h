@@ -10,9 +10,11 @@
 #include <thread>
 #include <vector>
 
+#include "common/net/ip_addr.h"
+
 namespace zm::testing {
 
-in_addr_t Ip(const char* s);
+net::IpAddr Ip(const char* s);  // either family; throws on a typo
 
 // A listening TCP socket on ip, port chosen by the kernel (*port); throws when it cannot bind.
 int Listen(const char* ip, uint16_t* port, int backlog = 16);

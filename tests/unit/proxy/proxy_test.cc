@@ -46,8 +46,8 @@ struct Node {
   agent::InMemoryCertStore certs;
   std::unique_ptr<NodeProxy> proxy;
   std::mutex mu;
-  std::map<in_addr_t, uint16_t> redirect;  // pod ip -> real port for captured connections
-  uint16_t captured_ports[2] = {0, 0};     // outbound, plaintext listener ports
+  std::map<net::IpAddr, uint16_t> redirect;  // pod ip -> real port for captured connections
+  uint16_t captured_ports[2] = {0, 0};       // outbound, plaintext listener ports
 
   void Redirect(const char* ip, uint16_t port) {
     std::lock_guard<std::mutex> l(mu);
@@ -61,7 +61,7 @@ Workload W(const char* name, const char* sa, const char* ip, const char* node, b
   w.name = name;
   w.ns = "default";
   w.service_account = sa;
-  w.ip = Ip(ip);
+  w.ips = {Ip(ip)};
   w.node = node;
   w.enrolled = enrolled;
   w.mode = mode;
@@ -103,14 +103,13 @@ class ProxyTest : public ::testing::Test {
     o.source_bind = SourceBind::kPlain;
     o.connect_timeout = std::chrono::milliseconds(2000);
     o.unknown_source_hold = std::chrono::milliseconds(600);
-    o.original_dst = [&n](int fd, sockaddr_in* dst) {
-      socklen_t len = sizeof(*dst);
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(dst), &len) != 0) return false;
+    o.original_dst = [&n](int fd, net::SockAddr* dst) {
+      if (!LocalAddr(fd, dst)) return false;
       std::lock_guard<std::mutex> l(n.mu);
-      uint16_t port = ntohs(dst->sin_port);
+      uint16_t port = dst->port;
       if (port == n.captured_ports[0] || port == n.captured_ports[1]) {
-        auto it = n.redirect.find(dst->sin_addr.s_addr);
-        if (it != n.redirect.end()) dst->sin_port = htons(it->second);
+        auto it = n.redirect.find(dst->ip);
+        if (it != n.redirect.end()) dst->port = it->second;
       }
       return true;
     };
@@ -596,11 +595,14 @@ TEST(HbonePoolKey, IsIdentitiesAndTheDialledAddress) {
   std::string err;
   ASSERT_TRUE(tls::ParseSpiffeId(Id(kTd, "sa-a"), &a, &err)) << err;
   ASSERT_TRUE(tls::ParseSpiffeId(Id(kTd, "sa-b"), &b, &err)) << err;
-  sockaddr_in dial = MakeAddr(Ip("10.244.2.11"), 15008);
+  net::SockAddr dial = net::SockAddr{Ip("10.244.2.11"), 15008};
   EXPECT_EQ(HbonePool::Key(a, b, dial, Ip("10.244.1.11")),
             Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|10.244.2.11:15008|10.244.1.11");
-  EXPECT_EQ(HbonePool::Key(a, b, dial, 0), Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|10.244.2.11:15008|");
-  EXPECT_NE(HbonePool::Key(a, b, dial, 0), HbonePool::Key(a, b, MakeAddr(Ip("10.244.2.12"), 15008), 0));
+  EXPECT_EQ(HbonePool::Key(a, b, dial, net::IpAddr()), Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|10.244.2.11:15008|");
+  EXPECT_NE(HbonePool::Key(a, b, dial, net::IpAddr()),
+            HbonePool::Key(a, b, net::SockAddr{Ip("10.244.2.12"), 15008}, net::IpAddr()));
+  EXPECT_EQ(HbonePool::Key(a, b, net::SockAddr{Ip("fd00::2:b"), 15008}, Ip("fd00::1:b")),
+            Id(kTd, "sa-a") + "|" + Id(kTd, "sa-b") + "|[fd00::2:b]:15008|fd00::1:b");
   EXPECT_NE(HbonePool::Key(a, b, dial, Ip("10.244.1.11")), HbonePool::Key(a, b, dial, Ip("10.244.1.12")));
 }
 
@@ -655,8 +657,9 @@ bool StillOpen(int fd) {
 struct Backlog {
   explicit Backlog(const char* ip) {
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = MakeAddr(Ip(ip), 0);
-    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    sockaddr_storage a{};
+    socklen_t len = net::SockAddr{Ip(ip), 0}.ToSockaddr(&a);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), len), 0);
     EXPECT_EQ(listen(fd, 256), 0);
     port = LocalPort(fd);
   }
@@ -806,12 +809,18 @@ TEST_F(HboneServerTest, StreamsBeyondMaxConcurrentStreamsAreRefused) {
 }
 
 TEST(HboneParse, Authority) {
-  sockaddr_in a{};
+  net::SockAddr a{};
   EXPECT_TRUE(ParseAuthority("10.244.1.11:8080", &a));
-  EXPECT_EQ(ntohs(a.sin_port), 8080);
-  EXPECT_EQ(a.sin_addr.s_addr, Ip("10.244.1.11"));
-  for (const char* bad : {"", "10.244.1.11", "10.244.1.11:", "10.244.1.11:0", "10.244.1.11:65536", "host:80",
-                          "10.244.1:80", "[::1]:80", "10.244.1.11:8o", "10.244.1.11:123456"}) {
+  EXPECT_EQ(a.port, 8080);
+  EXPECT_EQ(a.ip, Ip("10.244.1.11"));
+  EXPECT_TRUE(ParseAuthority("[fd00:10:244:1::b]:8080", &a));  // an IPv6 pod: bracketed, as HBONE sends it
+  EXPECT_EQ(a.port, 8080);
+  EXPECT_EQ(a.ip, Ip("fd00:10:244:1::b"));
+  EXPECT_EQ(a.ToString(), "[fd00:10:244:1::b]:8080");
+  for (const char* bad :
+       {"", "10.244.1.11", "10.244.1.11:", "10.244.1.11:0", "10.244.1.11:65536", "host:80", "10.244.1:80",
+        "10.244.1.11:8o", "10.244.1.11:123456", "fd00::b:80", "[fd00::b]", "[fd00::b]:", "[fd00::b]:0", "[fd00::b]80",
+        "[10.244.1.11]:80", "[fd00::b%eth0]:80", "[::ffff:10.244.1.11]:80", "[fd00::g]:80"}) {
     EXPECT_FALSE(ParseAuthority(bad, &a)) << bad;
   }
 }
@@ -1541,12 +1550,12 @@ class Http1MirrorTest : public ::testing::Test {
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
     ctx_->loop.Post([this, down = c[1]] {
       Http1Conn::Start(
-          *ctx_, down, snap_, &snap_->services()[0], 80, MakeAddr(Ip("10.244.2.5"), 40000),
+          *ctx_, down, snap_, &snap_->services()[0], 80, net::SockAddr{Ip("10.244.2.5"), 40000},
           [this](traffic::Route r, std::string*) {
             int p[2];
             if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) != 0) return -1;
             std::lock_guard<std::mutex> l(mu_);  // the opener runs on the worker thread
-            (r.addr.sin_addr.s_addr == Ip(kPrimary) ? primary_fds_ : shadow_fds_).push_back(p[0]);
+            (r.addr.ip == Ip(kPrimary) ? primary_fds_ : shadow_fds_).push_back(p[0]);
             return p[1];
           },
           "test");

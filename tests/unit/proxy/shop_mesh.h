@@ -2,8 +2,6 @@
 // with one port and one endpoint), and a connection between two of them as the destination proxy sees it.
 #pragma once
 
-#include <arpa/inet.h>
-
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -12,9 +10,17 @@
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "agent/state/mesh_snapshot.h"
+#include "common/net/ip_addr.h"
 #include "common/tls/spiffe.h"
 
 namespace zm::testing {
+
+// A literal of the tests (either family); a typo aborts.
+inline net::IpAddr ShopIp(const char* text) {
+  auto ip = net::IpAddr::Parse(text);
+  if (!ip) abort();
+  return *ip;
+}
 
 // An enrolled STRICT workload of namespace shop.
 inline agent::Workload ShopWorkload(const char* name, const char* service_account, const char* ip, const char* node) {
@@ -22,7 +28,7 @@ inline agent::Workload ShopWorkload(const char* name, const char* service_accoun
   w.name = name;
   w.ns = "shop";
   w.service_account = service_account;
-  w.ip = inet_addr(ip);
+  w.ips = {ShopIp(ip)};
   w.node = node;
   w.enrolled = true;
   return w;
@@ -35,9 +41,9 @@ inline agent::Service ShopService(const char* name, const char* vip, agent::Serv
   agent::Service s;
   s.name = name;
   s.ns = "shop";
-  s.vip = vip[0] == '\0' ? 0 : inet_addr(vip);
+  if (vip[0] != '\0') s.vips = {ShopIp(vip)};
   s.ports = {port};
-  s.endpoints = {{inet_addr(endpoint_ip), endpoint_workload, endpoint_node}};
+  s.endpoints = {{ShopIp(endpoint_ip), endpoint_workload, endpoint_node}};
   return s;
 }
 
@@ -47,12 +53,12 @@ inline proxy::InboundHttp::Params ShopClientToPod(std::shared_ptr<const agent::M
                                                   bool enforce) {
   proxy::InboundHttp::Params params;
   params.snap = std::move(snap);
-  params.destination = params.snap->Find(inet_addr("10.244.1.7"));
+  params.destination = params.snap->Find(ShopIp("10.244.1.7"));
   params.has_source_id = true;
   std::string err;
   if (!tls::ParseSpiffeId("spiffe://cluster.local/ns/shop/sa/client", &params.source_id, &err)) abort();
-  params.src = proxy::MakeAddr(inet_addr("10.244.2.5"), 40000);
-  params.dst = proxy::MakeAddr(inet_addr("10.244.1.7"), pod_port);
+  params.src = net::SockAddr{ShopIp("10.244.2.5"), 40000};
+  params.dst = net::SockAddr{ShopIp("10.244.1.7"), pod_port};
   params.what = "test";
   params.enforce = enforce;
   return params;

@@ -15,10 +15,8 @@ namespace {
 
 constexpr char kA[] = "spiffe://cluster.local/ns/default/sa/sa-a";
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 class StateTest : public ::testing::Test {
@@ -91,6 +89,11 @@ TEST_F(StateTest, LoadsGoodConfig) {
       << err;
   EXPECT_EQ(cfg.snapshot->exclude_cidrs(), (std::vector<std::string>{"10.0.0.0/8", "192.168.1.1"}));
   EXPECT_TRUE(cfg.snapshot->strict_udp_allowed());
+  ASSERT_TRUE(LoadLocalConfig(
+      Write(Replace(Good(), R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":["10.0.0.0/8","fd00:ff::/64"],)")),
+      &cfg, &err))
+      << err;
+  EXPECT_EQ(cfg.snapshot->exclude_cidrs(), (std::vector<std::string>{"10.0.0.0/8", "fd00:ff::/64"}));
 
   for (auto [pct, ppm] : {std::pair{"0", 0u}, std::pair{"12.5", 125000u}, std::pair{"100", 1000000u}}) {
     std::string text = Replace(Good(), R"("mode":"STRICT",)",
@@ -113,8 +116,15 @@ TEST_F(StateTest, SpecificErrors) {
        "trustDomain: invalid trust domain 'Cluster'"},
       {Replace(g, R"("mode":"STRICT")", R"("mode":"strict")"), "mode: must be \"STRICT\" or \"PERMISSIVE\""},
       {Replace(g, "root.pem", "missing.pem"), "rootCert: " + dir_ + "/missing.pem: No such file"},
-      {Replace(g, "10.244.1.11", "10.244.1"), "workloads[0].ip: not an IPv4 address"},
-      {Replace(g, "10.244.2.11", "10.244.1.11"), "workloads[1].ip: duplicate workload IP"},
+      {Replace(g, "10.244.1.11", "10.244.1"), "workloads[0].ip: not an IPv4 or IPv6 address: \"10.244.1\""},
+      {Replace(g, "10.244.1.11", "fd00::1::2"), "workloads[0].ip: not an IPv4 or IPv6 address"},
+      {Replace(g, "10.244.2.11", "10.244.1.11"), "workloads[1].ip: duplicate workload IP 10.244.1.11"},
+      {Replace(g, R"("ip":"10.244.2.11",)", R"("ip":"10.244.2.11","ips":["fd00::2:b","10.244.1.11"],)"),
+       "workloads[1].ips: duplicate workload IP 10.244.1.11"},
+      {Replace(g, R"("ip":"10.244.2.11",)", R"("ip":"10.244.2.11","ips":"fd00::2:b",)"),
+       "workloads[1].ips: must be an array of IP addresses"},
+      {Replace(g, R"("ip":"10.244.2.11",)", R"("ip":"10.244.2.11","ips":["fd00::2:b",7],)"),
+       "workloads[1].ips[1]: not an IPv4 or IPv6 address: 7"},
       {Replace(g, R"("enrolled":true)", R"("enrolled":"yes")"), "workloads[0].enrolled: must be true or false"},
       {Replace(g, R"("namespace":"default","serviceAccount":"sa-a")", R"("namespace":"Def","serviceAccount":"sa-a")"),
        "workloads[0].namespace: invalid namespace 'Def': uppercase"},
@@ -125,7 +135,9 @@ TEST_F(StateTest, SpecificErrors) {
       {Replace(g, "a.key", "a.crt"), "identities[0].key: " + dir_ + "/a.crt: invalid PEM private key"},
       {Replace(g, R"("certChain":"a.crt",)", ""), "identities[0].certChain: missing"},
       {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":["10.0.0.0/8","10.1.0.0/33"],)"),
-       "excludeCidrs[1]: not an IPv4 CIDR"},
+       "excludeCidrs[1]: not a CIDR"},
+      {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":["fd00::/129"],)"),
+       "excludeCidrs[0]: not a CIDR"},
       {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","excludeCidrs":"10.0.0.0/8",)"),
        "excludeCidrs: must be an array"},
       {Replace(g, R"("mode":"STRICT",)", R"("mode":"STRICT","strictUdp":"Some",)"),
@@ -280,5 +292,67 @@ TEST(MeshSnapshotIndex, KeepsEveryProtocolServicesDeclareForAPodPort) {
   EXPECT_EQ(only_tcp.FindEndpointPort(Ip("10.244.1.11"), 8081).declared, 0u);
 }
 
+// A dual-stack pod: "ips" lists every address ("ip" first, repeated or not); each finds the same workload, and the
+// snapshot still counts one workload.
+TEST_F(StateTest, DualStackWorkloadIsFoundByEveryAddress) {
+  LocalConfig cfg;
+  std::string err;
+  ASSERT_TRUE(LoadLocalConfig(Write(Replace(Good(), R"("ip":"10.244.1.11",)",
+                                            R"("ip":"10.244.1.11","ips":["fd00:10:244:1::b","10.244.1.11"],)")),
+                              &cfg, &err))
+      << err;
+  const MeshSnapshot& s = *cfg.snapshot;
+  EXPECT_EQ(s.size(), 2u);
+  const Workload* a = s.Find(Ip("10.244.1.11"));
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->ips, (std::vector<net::IpAddr>{Ip("10.244.1.11"), Ip("fd00:10:244:1::b")}));
+  EXPECT_EQ(s.Find(Ip("fd00:10:244:1:0:0:0:b")), a);  // any spelling of the address
+  EXPECT_EQ(s.Find(Ip("fd00:10:244:1::c")), nullptr);
+  EXPECT_EQ(s.Find(Ip("::ffff:10.244.1.11")), a);  // an IPv4-mapped peer is the IPv4 pod
+
+  // An IPv6-only pod.
+  ASSERT_TRUE(LoadLocalConfig(Write(Replace(Good(), "10.244.2.11", "fd00:10:244:2::b")), &cfg, &err)) << err;
+  const Workload* b = cfg.snapshot->Find(Ip("fd00:10:244:2::b"));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->name, "podB");
+  EXPECT_EQ(cfg.snapshot->Find(Ip("10.244.2.11")), nullptr);
+}
+
+// The endpoint-port index answers for either family of a dual-stack endpoint, and a later workload that claims an
+// address takes it over (a workload left with none is dropped, as before).
+TEST(MeshSnapshotTest, IndexesEveryAddress) {
+  Workload a;
+  a.name = "a";
+  a.ips = {Ip("10.244.1.11"), Ip("fd00::1:b")};
+  Workload b;
+  b.name = "b";
+  b.ips = {Ip("fd00::1:b")};
+  Workload c;
+  c.name = "c";
+  c.ips = {Ip("10.244.1.12")};
+  Workload d;
+  d.name = "d";
+  d.ips = {Ip("10.244.1.12")};
+  Service web;
+  web.name = "web";
+  web.ns = "shop";
+  web.vips = {Ip("10.96.0.10"), Ip("fd00:96::a")};
+  web.ports = {{80, 8080, PortProtocol::kHttp}};
+  web.endpoints = {{Ip("10.244.1.11"), "", ""}, {Ip("fd00::1:b"), "", ""}};
+  MeshSnapshot s("cluster.local", "node1", MeshMode::kStrict, {a, b, c, d}, {web});
+  EXPECT_EQ(s.Find(Ip("10.244.1.11"))->name, "a");
+  EXPECT_EQ(s.Find(Ip("fd00::1:b"))->name, "b");
+  EXPECT_EQ(s.Find(Ip("10.244.1.12"))->name, "d");
+  EXPECT_EQ(s.size(), 3u);  // c lost its only address to d
+  EXPECT_EQ(s.FindService(Ip("10.96.0.10")), s.FindService(Ip("fd00:96::a")));
+  ASSERT_NE(s.FindService(Ip("fd00:96::a")), nullptr);
+  EXPECT_EQ(s.FindService(Ip("fd00:96::b")), nullptr);
+  PortProtocol p = PortProtocol::kTcp;
+  ASSERT_NE(s.FindServiceOfEndpoint(Ip("fd00::1:b"), 8080, &p), nullptr);
+  EXPECT_EQ(p, PortProtocol::kHttp);
+  EXPECT_EQ(s.FindEndpointPort(Ip("10.244.1.11"), 8080).http_service,
+            s.FindEndpointPort(Ip("fd00::1:b"), 8080).http_service);
+  EXPECT_EQ(s.FindServiceOfEndpoint(Ip("fd00::1:c"), 8080, &p), nullptr);
+}
 }  // namespace
 }  // namespace zm::agent

@@ -224,7 +224,7 @@ RogueHboneServer::RogueHboneServer(const char* ip, const tls::Credentials& creds
   setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = Ip(ip);
+  sa.sin_addr.s_addr = Ip(ip).v4();
   if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd_, 64) != 0) {
     throw std::runtime_error("rogue server bind/listen");
   }

@@ -25,7 +25,8 @@ bool IsOpen(int fd) {
   return fcntl(fd, F_GETFD) != -1;
 }
 
-const UpstreamKey kA{"spiffe://cluster.local/ns/shop/sa/client@10.244.1.11", 42, 1};
+const UpstreamKey kA{"spiffe://cluster.local/ns/shop/sa/client@10.244.1.11",
+                     net::SockAddr{*net::IpAddr::Parse("10.244.2.11"), 8080}, 1};
 
 struct PoolTest : ::testing::Test {
   EventLoop loop;
@@ -42,10 +43,13 @@ TEST_F(PoolTest, ReusedOnlyForTheSameSourceEndpointAndProtocol) {
   UpstreamKey other_ip = kA;
   other_ip.source = "spiffe://cluster.local/ns/shop/sa/client@10.244.1.12";
   UpstreamKey other_endpoint = kA;
-  other_endpoint.endpoint = 43;
+  other_endpoint.endpoint.port = 8081;
+  UpstreamKey other_family = kA;  // the same pod over IPv6 is another upstream
+  other_family.endpoint.ip = *net::IpAddr::Parse("fd00:10:244:2::b");
   UpstreamKey other_protocol = kA;
   other_protocol.protocol = 2;
-  for (const auto& k : {other_identity, other_ip, other_endpoint, other_protocol}) EXPECT_EQ(pool.Take(k), -1);
+  for (const auto& k : {other_identity, other_ip, other_endpoint, other_family, other_protocol})
+    EXPECT_EQ(pool.Take(k), -1);
   EXPECT_EQ(pool.Take(kA), ours);
   EXPECT_EQ(pool.idle(), 0u);
   EXPECT_EQ(pool.Take(kA), -1);  // taken: it is the caller's now
@@ -85,7 +89,7 @@ TEST_F(PoolTest, BoundedPerKey) {
   }
   EXPECT_EQ(pool.idle(), UpstreamPool::kMaxIdlePerKey);
   UpstreamKey other = kA;
-  other.endpoint = 7;
+  other.endpoint.port = 7;
   auto [ours, theirs] = Stream();
   pool.Put(other, ours, 0ms);  // another key has its own bound
   EXPECT_EQ(pool.idle(), UpstreamPool::kMaxIdlePerKey + 1);

@@ -14,10 +14,8 @@
 namespace zm::traffic {
 namespace {
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 agent::Service MakeService(const std::string& name, const char* vip,
@@ -25,7 +23,7 @@ agent::Service MakeService(const std::string& name, const char* vip,
   agent::Service s;
   s.name = name;
   s.ns = "shop";
-  s.vip = vip ? Ip(vip) : 0;
+  if (vip) s.vips = {Ip(vip)};
   s.ports = {{80, 8080}};
   for (auto& [ip, node] : eps) s.endpoints.push_back({Ip(ip), "", node});
   return s;
@@ -61,14 +59,14 @@ TEST(Balancer, RoundRobinSpreadsWithinOne) {
   auto snap = Snap({MakeService("web", "10.96.0.10",
                                 {{"10.244.1.11", "node1"}, {"10.244.2.11", "node2"}, {"10.244.2.12", "node2"}})});
   Balancer lb;
-  std::map<in_addr_t, int> counts;
-  std::vector<in_addr_t> none;
+  std::map<net::IpAddr, int> counts;
+  std::vector<net::IpAddr> none;
   for (int i = 0; i < 2000; ++i) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk) << why;
-    EXPECT_EQ(ntohs(r.addr.sin_port), 8080);
-    ++counts[r.addr.sin_addr.s_addr];
+    EXPECT_EQ(r.addr.port, 8080);
+    ++counts[r.addr.ip];
   }
   ASSERT_EQ(counts.size(), 3u);
   for (auto& [ip, n] : counts) EXPECT_NEAR(n, 2000.0 / 3, 1.0);
@@ -79,18 +77,18 @@ TEST(Balancer, RoundRobinIsExactAcrossThreads) {
   auto snap = Snap({MakeService("web", "10.96.0.10", {{"10.0.0.1", ""}, {"10.0.0.2", ""}, {"10.0.0.3", ""}})});
   Balancer lb;
   std::mutex mu;
-  std::map<in_addr_t, int> counts;
+  std::map<net::IpAddr, int> counts;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      std::vector<in_addr_t> none;
+      std::vector<net::IpAddr> none;
       for (int i = 0; i < 750; ++i) {
         Route r;
         std::string why;
         if (RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why) != RouteStatus::kOk) continue;
         if (i % 3 == 0) r.lease.Failed();  // outcomes race with picks (outlier detection is off here)
         std::lock_guard<std::mutex> l(mu);
-        ++counts[r.addr.sin_addr.s_addr];
+        ++counts[r.addr.ip];
       }
     });
   }
@@ -105,17 +103,17 @@ TEST(Balancer, RetryPicksDoNotShiftTheRotation) {
   // advance the rotation, or every first try would land on the failing endpoint.
   auto snap = Snap({MakeService("web", "10.96.0.10", {{"10.244.1.11", "node1"}, {"10.244.2.11", "node2"}})});
   Balancer lb;
-  std::map<in_addr_t, int> first_tries;
-  std::vector<in_addr_t> none;
+  std::map<net::IpAddr, int> first_tries;
+  std::vector<net::IpAddr> none;
   for (int i = 0; i < 100; ++i) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk) << why;
-    ++first_tries[r.addr.sin_addr.s_addr];
-    if (r.addr.sin_addr.s_addr != Ip("10.244.1.11")) continue;
-    std::vector<in_addr_t> tried = {r.addr.sin_addr.s_addr};
+    ++first_tries[r.addr.ip];
+    if (r.addr.ip != Ip("10.244.1.11")) continue;
+    std::vector<net::IpAddr> tried = {r.addr.ip};
     ASSERT_EQ(Reroute(lb, *snap, tried, &r, &why), RouteStatus::kOk) << why;
-    EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.244.2.11"));  // the untried one
+    EXPECT_EQ(r.addr.ip, Ip("10.244.2.11"));  // the untried one
   }
   EXPECT_EQ(first_tries[Ip("10.244.1.11")], 50);
   EXPECT_EQ(first_tries[Ip("10.244.2.11")], 50);
@@ -126,19 +124,19 @@ TEST(Balancer, LocalityPreferenceAndUnknownPort) {
   svc.policy.locality_preference = true;
   auto snap = Snap({svc});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   for (int i = 0; i < 20; ++i) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk);
-    EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.244.1.11"));
+    EXPECT_EQ(r.addr.ip, Ip("10.244.1.11"));
   }
   // Excluding the local one (a retry) falls back to the remote endpoint.
-  std::vector<in_addr_t> tried = {Ip("10.244.1.11")};
+  std::vector<net::IpAddr> tried = {Ip("10.244.1.11")};
   Route r;
   std::string why;
   ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, tried, &r, &why), RouteStatus::kOk);
-  EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.244.2.11"));
+  EXPECT_EQ(r.addr.ip, Ip("10.244.2.11"));
   EXPECT_EQ(RouteToService(lb, *snap, snap->services()[0], 81, none, &r, &why), RouteStatus::kNoPort);
   EXPECT_NE(why.find("no port 81"), std::string::npos) << why;
 }
@@ -148,15 +146,15 @@ TEST(Balancer, LeastConnectionsAvoidsBusyEndpoint) {
   svc.policy.algorithm = agent::LbAlgorithm::kLeastConnections;
   auto snap = Snap({svc});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   std::vector<Route> held(1);
   std::string why;
   ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &held[0], &why), RouteStatus::kOk);
-  in_addr_t busy = held[0].addr.sin_addr.s_addr;
+  net::IpAddr busy = held[0].addr.ip;
   for (int i = 0; i < 10; ++i) {
     Route r;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk);
-    EXPECT_NE(r.addr.sin_addr.s_addr, busy);  // released at the end of each iteration: 0 < 1
+    EXPECT_NE(r.addr.ip, busy);  // released at the end of each iteration: 0 < 1
   }
 }
 
@@ -165,7 +163,7 @@ TEST(Balancer, CircuitBreakerRejectsTheExcessAndReadmits) {
   svc.policy.max_connections = 3;
   auto snap = Snap({svc});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   std::vector<Route> open(3);
   std::string why;
   for (auto& r : open) ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk);
@@ -181,7 +179,7 @@ TEST(Balancer, MaxPendingCountsOnlyConnectsInProgress) {
   svc.policy.max_pending_connections = 1;
   auto snap = Snap({svc});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   std::string why;
   Route first, second, third;
   ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &first, &why), RouteStatus::kOk);
@@ -199,8 +197,8 @@ TEST(Balancer, OutlierEjectionGrowsAndNeverTakesEveryEndpoint) {
   svc.policy.outlier_max_ejection_percent = 100;
   auto snap = Snap({svc});
   Balancer lb;
-  std::vector<in_addr_t> only1 = {Ip("10.0.0.2")}, only2 = {Ip("10.0.0.1")};
-  auto fail = [&](const std::vector<in_addr_t>& exclude) {
+  std::vector<net::IpAddr> only1 = {Ip("10.0.0.2")}, only2 = {Ip("10.0.0.1")};
+  auto fail = [&](const std::vector<net::IpAddr>& exclude) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, exclude, &r, &why), RouteStatus::kOk);
@@ -211,12 +209,12 @@ TEST(Balancer, OutlierEjectionGrowsAndNeverTakesEveryEndpoint) {
   fail(only1);
   EXPECT_TRUE(lb.View("shop/web", Ip("10.0.0.1"), 8080).ejected);
   // While 10.0.0.1 is out, every pick goes to 10.0.0.2; failing it too cannot eject the last endpoint.
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   for (int i = 0; i < 4; ++i) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk);
-    EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.0.0.2"));
+    EXPECT_EQ(r.addr.ip, Ip("10.0.0.2"));
     r.lease.Failed();
   }
   EXPECT_FALSE(lb.View("shop/web", Ip("10.0.0.2"), 8080).ejected);
@@ -237,7 +235,7 @@ TEST(Router, SplitPicksBackendServicesByWeight) {
   auto snap = Snap({parent, MakeService("web-v1", nullptr, {{"10.244.1.21", "node1"}}),
                     MakeService("web-v2", nullptr, {{"10.244.1.22", "node1"}})});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   std::map<std::string, int> counts;
   for (int i = 0; i < 2000; ++i) {
     Route r;
@@ -254,7 +252,7 @@ TEST(Router, SplitSkipsBackendsWithoutEndpoints) {
   parent.splits.push_back({"shop/canary", 0, {{"shop", "web-v1", 80, 50}, {"shop", "gone", 80, 50}}});
   auto snap = Snap({parent, MakeService("web-v1", nullptr, {{"10.244.1.21", "node1"}})});
   Balancer lb;
-  std::vector<in_addr_t> none;
+  std::vector<net::IpAddr> none;
   for (int i = 0; i < 10; ++i) {
     Route r;
     std::string why;

@@ -114,17 +114,15 @@ TEST(HttpMatch, BadRegexNeverMatches) {
   EXPECT_EQ(Match(rules, "GET", "/("), nullptr);
 }
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 agent::Service Svc(const std::string& name, const char* vip, std::vector<const char*> eps) {
   agent::Service s;
   s.name = name;
   s.ns = "shop";
-  s.vip = vip ? Ip(vip) : 0;
+  if (vip) s.vips = {Ip(vip)};
   s.ports = {{80, 8080, agent::PortProtocol::kHttp}};
   for (const char* ip : eps) s.endpoints.push_back({Ip(ip), "", "n1"});
   return s;
@@ -147,14 +145,14 @@ TEST(HttpRouting, WeightedRulePicksBackendsInProportionAndEndpointsPerRequest) {
   auto rules = vip->HttpRulesFor(80);
   ASSERT_EQ(rules.size(), 1u);
   std::map<std::string, int> backends;
-  std::map<in_addr_t, int> endpoints;
+  std::map<net::IpAddr, int> endpoints;
   for (int i = 0; i < 400; ++i) {
     Route r;
     std::string why;
     ASSERT_EQ(RouteHttpRequest(lb, *snap, *vip, 80, rules[0], &r, &why), RouteStatus::kOk) << why;
     ++backends[r.service->name];
     ++endpoints[r.endpoint->ip];
-    EXPECT_EQ(ntohs(r.addr.sin_port), 8080);
+    EXPECT_EQ(r.addr.port, 8080);
   }
   EXPECT_EQ(backends["v1"], 300);  // smooth weighted round robin: exact over any whole window
   EXPECT_EQ(backends["v2"], 100);
@@ -171,7 +169,7 @@ TEST(HttpRouting, NoRuleMeansTheServiceItselfAndUnavailableBackendsAreSkipped) {
                                                   std::vector<agent::Workload>{}, std::vector<agent::Service>{parent});
   Balancer lb;
   const agent::Service* vip = snap->FindService(Ip("10.96.0.10"));
-  std::map<in_addr_t, int> endpoints;
+  std::map<net::IpAddr, int> endpoints;
   for (int i = 0; i < 10; ++i) {
     Route r;
     std::string why;

@@ -11,10 +11,8 @@
 namespace zm::agent {
 namespace {
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 class LocalServicesTest : public ::testing::Test {
@@ -30,7 +28,7 @@ class LocalServicesTest : public ::testing::Test {
   static std::string Config(const std::string& services) {
     return R"({"node":"node1","trustDomain":"cluster.local","mode":"STRICT","rootCert":"root.pem",
       "workloads":[{"name":"web-1","namespace":"shop","serviceAccount":"web","ip":"10.244.2.11","node":"node2",
-                    "enrolled":true}],
+                    "ips":["10.244.2.11","fd00:10:244:2::b"],"enrolled":true}],
       "services":)" +
            services + "}";
   }
@@ -68,7 +66,14 @@ TEST_F(LocalServicesTest, ParsesServicesAndFillsWorkloadEndpoints) {
 TEST_F(LocalServicesTest, SpecificErrors) {
   const std::pair<std::string, std::string> cases[] = {
       {R"([{"name":"web","namespace":"shop","vip":"10.96.0","ports":[{"port":80}]}])",
-       "services[0].vip: not an IPv4 address"},
+       "services[0].vip: not an IPv4 or IPv6 address"},
+      {R"([{"name":"web","namespace":"shop","vip":"10.96.0.10","vips":["fd00:96::g"],"ports":[{"port":80}]}])",
+       "services[0].vips[0]: not an IPv4 or IPv6 address"},
+      {R"([{"name":"web","namespace":"shop","vip":"10.96.0.10","vips":["fd00:10:244:2::b"],"ports":[{"port":80}]}])",
+       "services[0].vips: is a workload IP"},
+      {R"([{"name":"a","namespace":"shop","vip":"10.96.0.1","vips":["fd00:96::1"],"ports":[{"port":80}]},
+           {"name":"b","namespace":"shop","vip":"fd00:96::1","ports":[{"port":80}]}])",
+       "services[1].vip: duplicate service VIP fd00:96::1"},
       {R"([{"name":"web","namespace":"shop","vip":"10.96.0.10","ports":[]}])",
        "services[0].ports: must be a non-empty"},
       {R"([{"name":"web","namespace":"shop","vip":"10.96.0.10","ports":[{"port":70000}]}])",
@@ -91,5 +96,32 @@ TEST_F(LocalServicesTest, SpecificErrors) {
   }
 }
 
+// A dual-stack Service: "vips" holds every cluster IP, each finds the Service; an IPv6 endpoint of a dual-stack
+// workload takes its node and name like an IPv4 one.
+TEST_F(LocalServicesTest, DualStackServices) {
+  LocalConfig cfg;
+  std::string err;
+  ASSERT_TRUE(Parse(Config(R"([{"name":"web","namespace":"shop","vip":"10.96.0.10","vips":["fd00:96::a"],
+      "ports":[{"port":80,"targetPort":8080}],
+      "endpoints":[{"ip":"10.244.2.11"},{"ip":"fd00:10:244:2::b"},{"ip":"fd00:ff::5","node":"edge"}]}])"),
+                    &cfg, &err))
+      << err;
+  const Service* s = cfg.snapshot->FindService(Ip("fd00:96::a"));
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s, cfg.snapshot->FindService(Ip("10.96.0.10")));
+  EXPECT_EQ(s->vips, (std::vector<net::IpAddr>{Ip("10.96.0.10"), Ip("fd00:96::a")}));
+  ASSERT_EQ(s->endpoints.size(), 3u);
+  EXPECT_EQ(s->endpoints[1].ip, Ip("fd00:10:244:2::b"));
+  EXPECT_EQ(s->endpoints[1].node, "node2");
+  EXPECT_EQ(s->endpoints[1].workload, "shop/web-1");
+  EXPECT_EQ(s->endpoints[2].node, "edge");
+  EXPECT_EQ(s->endpoints[2].workload, "");
+
+  // An IPv6-only Service.
+  ASSERT_TRUE(
+      Parse(Config(R"([{"name":"v6","namespace":"shop","vip":"fd00:96::b","ports":[{"port":80}]}])"), &cfg, &err))
+      << err;
+  EXPECT_NE(cfg.snapshot->FindService(Ip("fd00:96::b")), nullptr);
+}
 }  // namespace
 }  // namespace zm::agent

@@ -176,9 +176,7 @@ TEST(TrafficManifest, AgentGetsSplitAndPolicy) {
     if (s.name == "backend") backend = &s;
   }
   ASSERT_NE(backend, nullptr);
-  in_addr vip{};
-  inet_pton(AF_INET, "10.96.0.10", &vip);
-  EXPECT_EQ(backend->vip, vip.s_addr);
+  EXPECT_EQ(backend->vips, std::vector<net::IpAddr>{*net::IpAddr::Parse("10.96.0.10")});
   ASSERT_EQ(backend->splits.size(), 1u);
   EXPECT_EQ(backend->splits[0].route, "shop/canary");
   ASSERT_EQ(backend->splits[0].backends.size(), 2u);

@@ -17,17 +17,15 @@ namespace {
 using namespace std::chrono_literals;
 using agent::LbAlgorithm;
 
-in_addr_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
+net::IpAddr Ip(const char* s) {
+  return *net::IpAddr::Parse(s);
 }
 
 std::shared_ptr<const agent::MeshSnapshot> Snap(LbAlgorithm algo, std::vector<const char*> ips) {
   agent::Service s;
   s.name = "web";
   s.ns = "shop";
-  s.vip = Ip("10.96.0.10");
+  s.vips = {Ip("10.96.0.10")};
   s.ports = {{80, 8080, agent::PortProtocol::kHttp}};
   for (const char* ip : ips) s.endpoints.push_back({Ip(ip), "", ""});
   s.policy.algorithm = algo;
@@ -39,7 +37,7 @@ std::shared_ptr<const agent::MeshSnapshot> Snap(LbAlgorithm algo, std::vector<co
 const Clock::time_point kT0 = Clock::time_point(1h);
 
 struct SimResult {
-  std::map<in_addr_t, int> picks;
+  std::map<net::IpAddr, int> picks;
   std::vector<Clock::time_point> slow_picks;  // when the slow endpoint was picked
 };
 
@@ -61,8 +59,8 @@ SimResult Simulate(LbAlgorithm algo, int concurrency, int total, std::chrono::na
       Route r;
       std::string why;
       EXPECT_EQ(RouteHttpRequest(lb, *snap, snap->services()[0], 80, nullptr, &r, &why), RouteStatus::kOk) << why;
-      const bool is_slow = r.addr.sin_addr.s_addr == Ip("10.0.0.1");
-      ++out.picks[r.addr.sin_addr.s_addr];
+      const bool is_slow = r.addr.ip == Ip("10.0.0.1");
+      ++out.picks[r.addr.ip];
       if (is_slow) out.slow_picks.push_back(now);
       ++sent;
       flying.push_back({now + (is_slow ? slow : fast), std::move(r)});
@@ -126,7 +124,7 @@ TEST(RequestBalancing, EwmaTriesANewEndpointButDoesNotFloodIt) {
   for (int i = 0; i < 12; ++i) {
     Route r;
     ASSERT_EQ(RouteHttpRequest(lb, *grown, grown->services()[0], 80, nullptr, &r, &why), RouteStatus::kOk);
-    to_new += r.addr.sin_addr.s_addr == Ip("10.0.0.3");
+    to_new += r.addr.ip == Ip("10.0.0.3");
     held.push_back(std::move(r));  // none answers yet
   }
   // Once one request is in flight on it without an answer, it is penalized: exactly one went there.
@@ -161,11 +159,11 @@ TEST(RequestBalancing, RetryExcludesTheFailedEndpoint) {
   for (const char* ip : {"10.0.0.1", "10.0.0.2"}) {
     for (int i = 0; i < 4; ++i) {
       Route r;
-      std::vector<in_addr_t> not_this = {Ip(ip) == Ip("10.0.0.1") ? Ip("10.0.0.2") : Ip("10.0.0.1")};
+      std::vector<net::IpAddr> not_this = {Ip(ip) == Ip("10.0.0.1") ? Ip("10.0.0.2") : Ip("10.0.0.1")};
       r.service = &snap->services()[0];
       r.service_port = 80;
       ASSERT_EQ(Reroute(lb, *snap, not_this, &r, &why, true), RouteStatus::kOk);
-      ASSERT_EQ(r.addr.sin_addr.s_addr, Ip(ip));
+      ASSERT_EQ(r.addr.ip, Ip(ip));
       now += Ip(ip) == Ip("10.0.0.1") ? 1ms : 40ms;
       r.load.Observe(now);
     }
@@ -173,10 +171,10 @@ TEST(RequestBalancing, RetryExcludesTheFailedEndpoint) {
   for (int i = 0; i < 10; ++i) {
     Route r;
     ASSERT_EQ(RouteHttpRequest(lb, *snap, snap->services()[0], 80, nullptr, &r, &why), RouteStatus::kOk);
-    ASSERT_EQ(r.addr.sin_addr.s_addr, Ip("10.0.0.1"));
-    std::vector<in_addr_t> tried = {r.addr.sin_addr.s_addr};
+    ASSERT_EQ(r.addr.ip, Ip("10.0.0.1"));
+    std::vector<net::IpAddr> tried = {r.addr.ip};
     ASSERT_EQ(Reroute(lb, *snap, tried, &r, &why, true), RouteStatus::kOk);
-    EXPECT_EQ(r.addr.sin_addr.s_addr, Ip("10.0.0.2"));
+    EXPECT_EQ(r.addr.ip, Ip("10.0.0.2"));
     EXPECT_EQ(lb.View("shop/web", Ip("10.0.0.1"), 8080).requests, 0u);  // the first try's hold went with it
     EXPECT_EQ(lb.View("shop/web", Ip("10.0.0.2"), 8080).requests, 1u);
   }
@@ -186,15 +184,15 @@ TEST(RequestBalancing, OnL4PortsBothWeighConnections) {
   for (LbAlgorithm algo : {LbAlgorithm::kLeastRequest, LbAlgorithm::kEwma}) {
     auto snap = Snap(algo, {"10.0.0.1", "10.0.0.2"});
     Balancer lb;
-    std::vector<in_addr_t> none;
+    std::vector<net::IpAddr> none;
     std::string why;
     Route busy;  // one long connection
     ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &busy, &why), RouteStatus::kOk);
     for (int i = 0; i < 20; ++i) {
       Route r;
       ASSERT_EQ(RouteToService(lb, *snap, snap->services()[0], 80, none, &r, &why), RouteStatus::kOk);
-      EXPECT_NE(r.addr.sin_addr.s_addr, busy.addr.sin_addr.s_addr) << agent::LbAlgorithmName(algo);
-      EXPECT_EQ(lb.View("shop/web", r.addr.sin_addr.s_addr, 8080).requests, 0u);  // a connection is no request
+      EXPECT_NE(r.addr.ip, busy.addr.ip) << agent::LbAlgorithmName(algo);
+      EXPECT_EQ(lb.View("shop/web", r.addr.ip, 8080).requests, 0u);  // a connection is no request
     }
   }
 }

@@ -459,8 +459,8 @@ TEST(RoutePolicyGate, RateLimitedReplyIsSharedByBothSides) {
 TEST(RoutePolicyGate, RateLimitedReplyAndAbort) {
   traffic::RouteRateLimiter limiter;
   auto rule = LimitedRule(1, 1, false);
-  EXPECT_FALSE(proxy::DecideRoutePolicy(&limiter, rule, nullptr, 0).reply);
-  auto v = proxy::DecideRoutePolicy(&limiter, rule, nullptr, 0);
+  EXPECT_FALSE(proxy::DecideRoutePolicy(&limiter, rule, nullptr, net::IpAddr()).reply);
+  auto v = proxy::DecideRoutePolicy(&limiter, rule, nullptr, net::IpAddr());
   ASSERT_TRUE(v.reply);
   EXPECT_EQ(v.local.status, 429);
   EXPECT_EQ(v.local.grpc_status, 8u);  // RESOURCE_EXHAUSTED
@@ -474,7 +474,7 @@ TEST(RoutePolicyGate, RateLimitedReplyAndAbort) {
   agent::HttpRouteRule faulty;
   faulty.fault.abort_status = 503;
   faulty.fault.abort_percent = 100;
-  auto a = proxy::DecideRoutePolicy(nullptr, faulty, nullptr, 0);
+  auto a = proxy::DecideRoutePolicy(nullptr, faulty, nullptr, net::IpAddr());
   ASSERT_TRUE(a.reply);
   EXPECT_EQ(a.local.status, 503);
   EXPECT_EQ(a.local.grpc_status, 14u);
