@@ -18,19 +18,18 @@ net::IpAddr Ip(const char* s) {
 }
 
 int Listen(const char* ip, uint16_t* port, int backlog) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage sa{};
+  socklen_t len = net::SockAddr{Ip(ip), 0}.ToSockaddr(&sa);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = Ip(ip).v4();
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, backlog) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(fd, backlog) != 0) {
     close(fd);
     throw std::runtime_error(std::string("bind/listen on ") + ip);
   }
-  socklen_t len = sizeof(sa);
+  len = sizeof(sa);
   getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  *port = ntohs(sa.sin_port);
+  *port = net::SockAddr::FromSockaddr(reinterpret_cast<sockaddr*>(&sa), len)->port;
   return fd;
 }
 
@@ -40,15 +39,14 @@ EchoServer::EchoServer(const char* ip) {
     while (!stop_) {
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
-      sockaddr_in peer{};
+      sockaddr_storage peer{};
       socklen_t plen = sizeof(peer);
       int c = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC);
       if (c < 0) continue;
-      char buf[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof(buf));
+      auto from = net::SockAddr::FromSockaddr(reinterpret_cast<sockaddr*>(&peer), plen);
       {
         std::lock_guard<std::mutex> l(mu_);
-        peers_.push_back(buf);
+        peers_.push_back(from ? from->ip.ToString() : "?");
       }
       ++accepted_;
       conns_.emplace_back([c] {
@@ -88,22 +86,19 @@ std::vector<std::string> EchoServer::peers() {
 }
 
 int ConnectFrom(const char* src, const char* dst, uint16_t port, int timeout_ms) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_addr.s_addr = Ip(src).v4();
-  if (bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) != 0) {
+  sockaddr_storage s{};
+  socklen_t slen = net::SockAddr{Ip(src), 0}.ToSockaddr(&s);
+  int fd = socket(s.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&s), slen) != 0) {
     close(fd);
     return -1;
   }
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in d{};
-  d.sin_family = AF_INET;
-  d.sin_addr.s_addr = Ip(dst).v4();
-  d.sin_port = htons(port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&d), sizeof(d)) != 0) {
+  sockaddr_storage d{};
+  socklen_t dlen = net::SockAddr{Ip(dst), port}.ToSockaddr(&d);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&d), dlen) != 0) {
     close(fd);
     return -1;
   }

@@ -16,7 +16,7 @@ namespace zm::testing {
 
 net::IpAddr Ip(const char* s);  // either family; throws on a typo
 
-// A listening TCP socket on ip, port chosen by the kernel (*port); throws when it cannot bind.
+// A listening TCP socket on ip (either family), port chosen by the kernel (*port); throws when it cannot bind.
 int Listen(const char* ip, uint16_t* port, int backlog = 16);
 
 // Echoes every byte back; on EOF half-closes its side. One thread per connection.
@@ -39,7 +39,8 @@ class EchoServer {
   std::thread thread_;
 };
 
-// Blocking TCP connect from |src| (bound, port 0) to dst:port; -1 on failure. Sets a receive timeout.
+// Blocking TCP connect from |src| (bound, port 0) to dst:port, both of one family; -1 on failure. Sets a receive
+// timeout.
 int ConnectFrom(const char* src, const char* dst, uint16_t port, int timeout_ms = 10000);
 
 // Sends |data| from a helper thread while reading everything back until EOF; returns what was read.
