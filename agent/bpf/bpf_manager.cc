@@ -544,7 +544,7 @@ Status BpfManager::LookupPod(const net::IpAddr& ip, PodEntry* out) const {
     return kNoAddress;
   }
   if (rc != 0) return Status::Errno("pod lookup " + ip.ToString(), errno);
-  *out = PodEntry{ip, ip.v4(), static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)};
+  *out = PodEntry{ip, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)};
   return Status::Ok();
 }
 
@@ -558,8 +558,7 @@ Status BpfManager::ListPods(std::vector<PodEntry>* out) const {
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     zm_pod v{};
     if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      out->push_back(
-          PodEntry{net::IpAddr::V4(next), next, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
+      out->push_back(PodEntry{net::IpAddr::V4(next), static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
     }
     key = next;
     prev = &key;
@@ -572,7 +571,7 @@ Status BpfManager::ListPods(std::vector<PodEntry>* out) const {
     if (bpf_map_lookup_elem(fd, &next6, &v) == 0) {
       in6_addr a{};
       memcpy(&a, next6.addr, sizeof(a));
-      out->push_back(PodEntry{net::IpAddr::V6(a), 0, static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
+      out->push_back(PodEntry{net::IpAddr::V6(a), static_cast<PodState>(v.state), static_cast<PodMode>(v.mode)});
     }
     key6 = next6;
     prev = &key6;

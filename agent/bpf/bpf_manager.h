@@ -43,8 +43,7 @@ enum class PodMode : uint8_t { kStrict = 1, kPermissive = 2 };
 enum class ListenerSlot : uint32_t { kOutbound = 0, kHbone = 1, kPlaintext = 2 };
 
 struct PodEntry {
-  net::IpAddr ip;      // either family: IPv4 in zm_pods, IPv6 in zm_pods6
-  uint32_t ip_be = 0;  // ip.v4() (network byte order); 0 for IPv6
+  net::IpAddr ip;  // either family: IPv4 in zm_pods, IPv6 in zm_pods6
   PodState state = PodState::kEnrolled;
   PodMode mode = PodMode::kStrict;
 };
@@ -73,7 +72,6 @@ struct ProbePort {  // a port the node's own netns may reach on a STRICT pod
   uint16_t port = 0;
   ProbePort() = default;
   ProbePort(const net::IpAddr& pod_ip, uint16_t pod_port) : ip(pod_ip), port(pod_port) {}
-  ProbePort(uint32_t ip_be, uint16_t pod_port) : ip(net::IpAddr::V4(ip_be)), port(pod_port) {}
   auto operator<=>(const ProbePort&) const = default;
 };
 
@@ -122,12 +120,7 @@ class BpfManager {
   Status UpsertPod(const net::IpAddr& ip, PodState state, PodMode mode);
   Status RemovePod(const net::IpAddr& ip);                       // unknown -> Ok
   Status LookupPod(const net::IpAddr& ip, PodEntry* out) const;  // not found -> error with code ENOENT
-  Status UpsertPod(uint32_t ip_be, PodState state, PodMode mode) {
-    return UpsertPod(net::IpAddr::V4(ip_be), state, mode);
-  }
-  Status RemovePod(uint32_t ip_be) { return RemovePod(net::IpAddr::V4(ip_be)); }
-  Status LookupPod(uint32_t ip_be, PodEntry* out) const { return LookupPod(net::IpAddr::V4(ip_be), out); }
-  Status ListPods(std::vector<PodEntry>* out) const;  // both families, for re-sync after a restart
+  Status ListPods(std::vector<PodEntry>* out) const;             // both families, for re-sync after a restart
 
   // Replace the whole set (entries not listed are removed; no window where a kept entry is missing).
   Status SetExcludedPorts(std::span<const uint16_t> ports);

@@ -146,8 +146,12 @@ std::vector<prometheus::MetricFamily> HealthFamilies(const AgentHealth& h) {
   Gauge(&out, "zeromesh_pod_veths_attached", "Pod veths with the capture program attached.",
         static_cast<double>(h.pod_veth_programs));
   Gauge(&out, "zeromesh_local_pods", "Pods of this node in the applied config.", static_cast<double>(h.local_pods));
-  Gauge(&out, "zeromesh_bpf_listeners_in_sockmap", "Proxy listeners present in the BPF SOCKMAP (of 3).",
+  Gauge(&out, "zeromesh_bpf_listeners_in_sockmap",
+        "Proxy listeners present in the BPF SOCKMAPs (of zeromesh_bpf_listeners_expected).",
         static_cast<double>(h.listeners_in_sockmap));
+  Gauge(&out, "zeromesh_bpf_listeners_expected",
+        "Proxy listeners the node's SOCKMAPs should hold: 3 per address family it captures (IPv4, IPv6).",
+        static_cast<double>(h.listeners_expected));
   Gauge(&out, "zeromesh_config_version", "Version of the config applied (local config: applied snapshots).",
         static_cast<double>(h.config_version));
   if (h.soonest_cert_expiry_seconds) {

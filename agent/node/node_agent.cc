@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -19,6 +20,13 @@ namespace {
 
 bpf::PodMode ToBpfMode(MeshMode m) {
   return m == MeshMode::kStrict ? bpf::PodMode::kStrict : bpf::PodMode::kPermissive;
+}
+
+// Every address of a sandbox (the runtime lists both families in ips; older runtimes only the IPv4 in ip).
+std::vector<net::IpAddr> SandboxIps(const runtime::Sandbox& sb) {
+  if (!sb.ips.empty()) return sb.ips;
+  auto ip = net::IpAddr::Parse(sb.ip);
+  return ip ? std::vector<net::IpAddr>{*ip} : std::vector<net::IpAddr>{};
 }
 
 bool DirExists(const std::string& path) {
@@ -46,6 +54,13 @@ bool NodeAgent::Start(std::string* error) {
   if (auto st = bpf::PolicyRouting::Ensure(); !st.ok()) {
     *error = "policy routing for captured traffic: " + st.message();
     return false;
+  }
+  // IPv6 capture needs the IPv6 twin of the route. A node without IPv6 runs IPv4-only: without the route, no IPv6
+  // listener goes into the SOCKMAP, so STRICT pods' IPv6 fails closed and PERMISSIVE pods' goes direct.
+  if (auto st = bpf::PolicyRouting::Ensure({}, AF_INET6); st.ok()) {
+    ipv6_routing_ = true;
+  } else {
+    log::Warn("no IPv6 policy routing: IPv6 is not captured on this node", {{"error", st.message()}});
   }
   if (auto st = bpf::ConntrackBypass::Ensure(); !st.ok()) {
     *error = "conntrack bypass for captured traffic (nftables table zeromesh): " + st.message();
@@ -188,25 +203,26 @@ void NodeAgent::ApplyRuntimeWithoutConfig() {
   // direct; nothing pinned is removed (nothing says it is stale).
   std::vector<bpf::PodEntry> pinned;
   if (sandboxes_.empty() || !bpf_.ListPods(&pinned).ok()) return;
-  std::map<in_addr_t, bpf::PodState> known;
-  for (const auto& e : pinned) known[e.ip_be] = e.state;
+  std::map<net::IpAddr, bpf::PodState> known;
+  for (const auto& e : pinned) known[e.ip] = e.state;
   std::map<std::string, bool> ns_enrolled;
   for (const auto& sb : sandboxes_) {
-    in_addr_t ip = 0;
-    if (sb.labels.count("zeromesh.io/mesh") || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1) continue;
-    if (auto it = known.find(ip); it != known.end()) {
-      ns_enrolled[sb.namespace_name] |= it->second == bpf::PodState::kEnrolled;
+    if (sb.labels.count("zeromesh.io/mesh")) continue;
+    for (const auto& ip : SandboxIps(sb)) {
+      if (auto it = known.find(ip); it != known.end()) {
+        ns_enrolled[sb.namespace_name] |= it->second == bpf::PodState::kEnrolled;
+      }
     }
   }
   size_t direct = 0;
   for (const auto& sb : sandboxes_) {
-    in_addr_t ip = 0;
-    if (inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || known.count(ip)) continue;
     auto label = sb.labels.find("zeromesh.io/mesh");
     auto ns = ns_enrolled.find(sb.namespace_name);
     bool outside = label != sb.labels.end() ? label->second != "enabled" : ns != ns_enrolled.end() && !ns->second;
     if (!outside) continue;
-    if (bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, bpf::PodMode::kStrict).ok()) ++direct;
+    for (const auto& ip : SandboxIps(sb)) {
+      if (!known.count(ip) && bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, bpf::PodMode::kStrict).ok()) ++direct;
+    }
   }
   if (direct) log::Info("pods outside the mesh go direct (no configuration yet)", {{"runtime_direct", direct}});
 }
@@ -218,9 +234,9 @@ void NodeAgent::ApplySnapshot() {
     ApplyRuntimeWithoutConfig();
     return;
   }
-  std::set<uint32_t> wanted;
+  std::set<net::IpAddr> wanted;  // every local pod address, both families
   std::vector<bpf::ProbePort> probes;
-  size_t enrolled = 0;
+  size_t enrolled = 0, local = 0;
   // Namespace enrollment as the controller decided it for pods without their own label.
   std::map<std::string, bool> ns_enrolled;
   for (const auto& w : snap->workloads()) {
@@ -229,17 +245,17 @@ void NodeAgent::ApplySnapshot() {
   for (const auto& w : snap->workloads()) {
     if (!snap->IsLocal(w)) continue;
     auto state = w.enrolled ? bpf::PodState::kEnrolled : bpf::PodState::kNotEnrolled;
-    for (const auto& ip : w.ips) {  // the IPv4 pod map (IPv6 addresses: B6's BPF work)
-      if (!ip.is_v4()) continue;
-      wanted.insert(ip.v4());
-      if (auto st = bpf_.UpsertPod(ip.v4(), state, ToBpfMode(w.mode)); !st.ok()) {
+    for (const auto& ip : w.ips) {  // zm_pods or zm_pods6 by the address's family
+      wanted.insert(ip);
+      if (auto st = bpf_.UpsertPod(ip, state, ToBpfMode(w.mode)); !st.ok()) {
         log::Error("programming pod", {{"pod", w.name}, {"error", st.message()}});
       }
       if (w.enrolled && w.mode == MeshMode::kStrict) {
-        for (uint16_t p : w.probe_ports) probes.push_back({ip.v4(), p});
+        for (uint16_t p : w.probe_ports) probes.push_back({ip, p});
       }
     }
     enrolled += w.enrolled ? 1 : 0;
+    ++local;
   }
   // The kubelet's probe ports: the only way in from the node's own netns to a STRICT pod (capture.bpf.c egress guard).
   if (auto st = bpf_.SetProbePorts(probes); !st.ok()) log::Error("programming probe ports", {{"error", st.message()}});
@@ -264,8 +280,10 @@ void NodeAgent::ApplySnapshot() {
   // nothing of, stays unknown (captured and held in STRICT) until the controller reports it.
   size_t direct = 0;
   for (const auto& sb : sandboxes_) {
-    in_addr_t ip = 0;
-    if (sb.ip.empty() || inet_pton(AF_INET, sb.ip.c_str(), &ip) != 1 || snap->Find(net::IpAddr::V4(ip))) continue;
+    const auto ips = SandboxIps(sb);
+    if (ips.empty() || std::any_of(ips.begin(), ips.end(), [&](const net::IpAddr& ip) { return snap->Find(ip); })) {
+      continue;  // the controller reported it (by any of its addresses): the snapshot decides
+    }
     bool outside;
     if (auto it = sb.labels.find("zeromesh.io/mesh"); it != sb.labels.end()) {
       outside = it->second != "enabled";
@@ -275,33 +293,47 @@ void NodeAgent::ApplySnapshot() {
       outside = !ns->second;
     }
     if (!outside) continue;
-    wanted.insert(ip);
-    if (auto st = bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, ToBpfMode(snap->default_mode())); !st.ok()) {
-      log::Error("programming pod", {{"pod", sb.namespace_name + "/" + sb.name}, {"error", st.message()}});
+    for (const auto& ip : ips) {
+      wanted.insert(ip);
+      if (auto st = bpf_.UpsertPod(ip, bpf::PodState::kNotEnrolled, ToBpfMode(snap->default_mode())); !st.ok()) {
+        log::Error("programming pod", {{"pod", sb.namespace_name + "/" + sb.name}, {"error", st.message()}});
+      }
     }
     ++direct;
   }
   std::vector<bpf::PodEntry> existing;
   if (bpf_.ListPods(&existing).ok()) {
     for (const auto& e : existing) {
-      if (!wanted.count(e.ip_be)) (void)bpf_.RemovePod(e.ip_be);
+      if (!wanted.count(e.ip)) (void)bpf_.RemovePod(e.ip);
     }
   }
   // STRICT mesh: a pod the agent does not know yet is captured and held, never let out in plaintext.
   (void)bpf_.SetCaptureUnknown(snap->default_mode() == MeshMode::kStrict);
   snapshots_applied_.fetch_add(1, std::memory_order_relaxed);
-  log::Info("config applied", {{"local_pods", wanted.size()}, {"enrolled", enrolled}, {"runtime_direct", direct}});
+  log::Info("config applied", {{"local_pods", local + direct},
+                               {"pod_addresses", wanted.size()},
+                               {"enrolled", enrolled},
+                               {"runtime_direct", direct}});
 }
 
 bool NodeAgent::Uninstall(std::string* error) {
   std::string problems;
   if (links_) links_.reset();  // no re-attach from a late link event
   if (auto st = bpf_.Destroy(); !st.ok()) problems += "bpf: " + st.message() + "; ";
-  if (auto st = bpf::PolicyRouting::Remove(); !st.ok()) problems += "policy routing: " + st.message() + "; ";
+  for (int family : {AF_INET, AF_INET6}) {
+    if (auto st = bpf::PolicyRouting::Remove({}, family); !st.ok()) {
+      problems += "policy routing: " + st.message() + "; ";
+    }
+  }
   if (auto st = bpf::ConntrackBypass::Remove(); !st.ok()) problems += "conntrack bypass: " + st.message() + "; ";
   if (problems.empty()) return true;
   *error = problems.substr(0, problems.size() - 2);
   return false;
+}
+
+bool NodeAgent::ipv6_capture() const {
+  return ipv6_routing_ && proxy_ && proxy_->outbound6_fd() >= 0 && proxy_->hbone6_fd() >= 0 &&
+         proxy_->plaintext6_fd() >= 0;
 }
 
 bool NodeAgent::InstallListeners(std::string* error) {
@@ -314,12 +346,28 @@ bool NodeAgent::InstallListeners(std::string* error) {
       return false;
     }
   }
+  // The IPv6 listeners go into zm_listeners6 (SetListener picks the map by the socket's family) when the node
+  // captures IPv6; the proxy has none on a node without IPv6.
+  if (!ipv6_capture()) return true;
+  const std::pair<bpf::ListenerSlot, int> slots6[] = {{bpf::ListenerSlot::kOutbound, proxy_->outbound6_fd()},
+                                                      {bpf::ListenerSlot::kHbone, proxy_->hbone6_fd()},
+                                                      {bpf::ListenerSlot::kPlaintext, proxy_->plaintext6_fd()}};
+  for (const auto& [slot, fd] : slots6) {
+    if (auto st = bpf_.SetListener(slot, fd); !st.ok()) {
+      *error = "putting the proxy's IPv6 listener into the SOCKMAP: " + st.message();
+      return false;
+    }
+  }
   return true;
 }
 
 void NodeAgent::StopAccepting() {
-  for (auto slot : {bpf::ListenerSlot::kOutbound, bpf::ListenerSlot::kHbone, bpf::ListenerSlot::kPlaintext}) {
-    if (auto st = bpf_.ClearListener(slot); !st.ok()) log::Warn("clearing a listener", {{"error", st.message()}});
+  for (int family : {AF_INET, AF_INET6}) {
+    for (auto slot : {bpf::ListenerSlot::kOutbound, bpf::ListenerSlot::kHbone, bpf::ListenerSlot::kPlaintext}) {
+      if (auto st = bpf_.ClearListener(slot, family); !st.ok()) {
+        log::Warn("clearing a listener", {{"error", st.message()}});
+      }
+    }
   }
   if (proxy_) proxy_->Drain();
 }

@@ -67,6 +67,9 @@ class NodeAgent {
   bool Uninstall(std::string* error);
 
   bool reused_pins() const { return reused_pins_; }
+  // IPv6 is captured: its policy route is in place and the proxy has IPv6 listeners (false on a node without IPv6).
+  // Its three listeners then belong in zm_listeners6 beside the three IPv4 ones.
+  bool ipv6_capture() const;
 
   // For the admin endpoints and metrics (any thread).
   const bpf::BpfManager& bpf() const { return bpf_; }
@@ -96,6 +99,7 @@ class NodeAgent {
   std::vector<runtime::Sandbox> sandboxes_;  // under apply_mu_
   int subscription_ = 0;
   bool reused_pins_ = false;
+  std::atomic<bool> ipv6_routing_{false};  // set by Start, read by the admin endpoints
   std::atomic<uint64_t> snapshots_applied_{0};
   mutable std::mutex uplink_mu_;
   std::set<std::string> uplinks_;                        // under uplink_mu_

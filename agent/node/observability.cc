@@ -72,12 +72,25 @@ void Observability::Stop() {
   telemetry_->access_log().Flush();
 }
 
+// Three per family the node captures: IPv4, and IPv6 unless the node has none.
+uint64_t Observability::ListenersExpected() const {
+  return agent_->ipv6_capture() ? 6 : 3;
+}
+
+uint64_t Observability::ListenersInSockmap() const {
+  uint64_t n = 0;
+  for (int family : {AF_INET, AF_INET6}) {
+    if (family == AF_INET6 && !agent_->ipv6_capture()) continue;
+    for (auto slot : kSlots) n += agent_->bpf().HasListener(slot, family) ? 1 : 0;
+  }
+  return n;
+}
+
 admin::Readiness Observability::Readiness() const {
   admin::Readiness r;
   if (!agent_) return r;
   for (const auto& a : agent_->bpf().Attachments()) r.uplink_attached |= a.role == bpf::IfaceRole::kUplink;
-  r.listeners_in_sockmap = true;
-  for (auto slot : kSlots) r.listeners_in_sockmap &= agent_->bpf().HasListener(slot);
+  r.listeners_in_sockmap = ListenersInSockmap() == ListenersExpected();
   r.config_applied = agent_->snapshots_applied() > 0 && snapshots_->Get() != nullptr;
   r.links_synced = links_synced_;
   return r;
@@ -90,7 +103,8 @@ metrics::AgentHealth Observability::Health() const {
   for (const auto& a : agent_->bpf().Attachments()) {
     (a.role == bpf::IfaceRole::kUplink ? h.uplink_programs : h.pod_veth_programs)++;
   }
-  for (auto slot : kSlots) h.listeners_in_sockmap += agent_->bpf().HasListener(slot) ? 1 : 0;
+  h.listeners_in_sockmap = ListenersInSockmap();
+  h.listeners_expected = ListenersExpected();
   auto snap = snapshots_->Get();
   if (snap) {
     for (const auto& w : snap->workloads()) h.local_pods += snap->IsLocal(w) ? 1 : 0;

@@ -43,6 +43,8 @@ class Observability {
   const metrics::RequestMetrics& requests() const { return telemetry_->request_metrics(); }
 
  private:
+  uint64_t ListenersExpected() const;   // 3 per family the node captures
+  uint64_t ListenersInSockmap() const;  // of those, present in zm_listeners / zm_listeners6
   ObservabilityOptions opts_;
   metrics::MetricsHub hub_;
   std::shared_ptr<metrics::Telemetry> telemetry_;

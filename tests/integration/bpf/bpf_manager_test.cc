@@ -182,7 +182,7 @@ TEST_F(BpfManagerTest, DetachAndDestroyLeaveNothing) {
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_TRUE(ProgsOn(veth_index_).empty());
   EXPECT_FALSE(fs::exists(pin_dir_));
-  EXPECT_FALSE(mgr_->UpsertPod(1, PodState::kEnrolled, PodMode::kStrict).ok());  // unusable, but no crash
+  EXPECT_FALSE(mgr_->UpsertPod(*net::IpAddr::Parse(kPodIp), PodState::kEnrolled, PodMode::kStrict).ok());  // unusable
 }
 
 TEST_F(BpfManagerTest, IncompatiblePinnedMapIsAClearErrorUntilPurged) {

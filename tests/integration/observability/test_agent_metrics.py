@@ -131,7 +131,10 @@ class AgentMetricsTest(unittest.TestCase):
             samples = parse_metrics(self.scrape(node))
             self.assertEqual(select(samples, "zeromesh_agent_ready"), [1.0])
             self.assertEqual(select(samples, "zeromesh_bpf_programs_attached", role="uplink"), [1.0])
-            self.assertEqual(select(samples, "zeromesh_bpf_listeners_in_sockmap"), [3.0])
+            # 3 per family the node captures (IPv4, and IPv6 where the node has it): all of them present.
+            expected = select(samples, "zeromesh_bpf_listeners_expected")
+            self.assertIn(expected, ([3.0], [6.0]))
+            self.assertEqual(select(samples, "zeromesh_bpf_listeners_in_sockmap"), expected)
             # Every local pod's veth carries the program.
             local = {"node1": 2, "node2": 1}[node.name]
             self.assertEqual(select(samples, "zeromesh_local_pods"), [float(local)])
