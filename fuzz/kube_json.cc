@@ -6,7 +6,8 @@
 // (Source::WriteStatuses: StatusUpToDate, StatusPatch(..).dump()) and the config it compiles and pushes to agents
 // (ctrl::Compile, full and delta pushes, serialized as on the wire and parsed back as an agent does).
 // Besides "no crash, no leak, no UB, no uncaught exception (the controller catches none there)", it checks what the
-// code promises: workloads and Services only with IPv4 addresses, every refused object says why, status messages stay
+// code promises: workloads and Services only with valid IPv4/IPv6 addresses (the list, when there is one, starting
+// with the primary address), every refused object says why, status messages stay
 // within 1024 bytes, and every push parses on the agent's side.
 // Input: lines, each one object: a kind letter, then the object's JSON as the API server sends it (parsed, trimmed
 // and keyed as the reflector does). p Pod, n Namespace, s Service, e EndpointSlice, t TrafficPermission, m MeshConfig,
@@ -59,12 +60,29 @@ zm::k8s::Reflector::Cache* CacheFor(Objects* o, char kind) {
   }
 }
 
+// A valid primary address and, when there is a list, two or more valid distinct ones starting with it.
+bool ValidAddresses(const std::string& one, const google::protobuf::RepeatedPtrField<std::string>& many) {
+  if (!zm::manifest::CheckIp(one).empty()) return false;
+  if (many.empty()) return true;
+  if (many.size() < 2 || many[0] != one) return false;
+  for (int i = 0; i < many.size(); i++) {
+    if (!zm::manifest::CheckIp(many[i]).empty()) return false;
+    for (int j = 0; j < i; j++) {
+      if (many[i] == many[j]) return false;
+    }
+  }
+  return true;
+}
+
 void Check(const zm::k8s::Translation& t) {
   for (const auto& l : t.resources) {
     const auto& r = l.resource;
-    if (r.has_workload() && !zm::manifest::CheckIp(r.workload().ip()).empty()) std::abort();
-    if (r.has_service() && (!zm::manifest::CheckIp(r.service().vip()).empty() || r.service().ports_size() == 0)) {
+    if (r.has_workload() && !ValidAddresses(r.workload().ip(), r.workload().ips())) std::abort();
+    if (r.has_service() && (!ValidAddresses(r.service().vip(), r.service().vips()) || r.service().ports_size() == 0)) {
       std::abort();
+    }
+    for (const auto& e : r.service().endpoints()) {
+      if (!zm::manifest::CheckIp(e.ip()).empty()) std::abort();
     }
   }
   for (const auto& e : t.errors) {

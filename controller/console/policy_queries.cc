@@ -1,7 +1,5 @@
 #include "controller/console/policy_queries.h"
 
-#include <arpa/inet.h>
-
 #include "agent/control/config_state.h"
 #include "agent/control/state_adapter.h"
 
@@ -9,6 +7,21 @@ namespace zm::ctrl::console {
 
 namespace v1 = zeromesh::v1;
 using nlohmann::json;
+
+namespace {
+
+// The address `from` connects to `to` with: its first one of a family `to` has (a dual-stack client reaches an
+// IPv6-only pod over IPv6), else its first.
+net::IpAddr AddressTowards(const agent::Workload& from, const agent::Workload& to) {
+  for (const auto& a : from.ips) {
+    for (const auto& b : to.ips) {
+      if (a.family() == b.family()) return a;
+    }
+  }
+  return from.ips.empty() ? net::IpAddr() : from.ips[0];
+}
+
+}  // namespace
 
 std::unique_ptr<PolicyQueries> PolicyQueries::Build(const v1::ResourceSet& rs, std::string* error) {
   agent::control::ConfigState state;
@@ -72,7 +85,8 @@ json PolicyQueries::Decide(const agent::Workload* source, const net::IpAddr& sou
   }
   proxy::AuthzRequest req;
   req.source = mtls ? &id : nullptr;
-  req.source_ip = source != nullptr && !source->ips.empty() ? source->ips.front() : source_ip;
+  // The address asked about, else the one the workload would connect from.
+  req.source_ip = !source_ip.empty() || source == nullptr ? source_ip : AddressTowards(*source, to);
   req.destination = &to;
   req.port = port;
   proxy::AuthzDecision d = policy_->Evaluate(req);
@@ -96,15 +110,15 @@ json PolicyQueries::Reach(const std::string& from, const std::string& to, uint16
     *error = "no workload " + to + " (want namespace/name)";
     return nullptr;
   }
-  in_addr addr{};
   const agent::Workload* src = nullptr;
-  if (inet_pton(AF_INET, from.c_str(), &addr) == 1) {
-    src = snap_->Find(net::IpAddr::V4(addr.s_addr));  // a workload's address is that workload
+  auto addr = net::IpAddr::Parse(from);
+  if (addr) {
+    src = snap_->Find(*addr);  // a workload's address (either family) is that workload
   } else if ((src = Find(from)) == nullptr) {
-    *error = "no workload " + from + " (want namespace/name or an IPv4 address)";
+    *error = "no workload " + from + " (want namespace/name or an IPv4 or IPv6 address)";
     return nullptr;
   }
-  json d = Decide(src, net::IpAddr::V4(addr.s_addr), *dst, port ? port : FirstPort(*dst));
+  json d = Decide(src, addr.value_or(net::IpAddr()), *dst, port ? port : FirstPort(*dst));
   d["from"] = from;
   d["to"] = to;
   return d;
@@ -127,9 +141,9 @@ json PolicyQueries::Who(const std::string& to, uint16_t port, std::string* error
                   {"reason", d["reason"]}};
     (d["allow"].get<bool>() ? allowed : denied).push_back(std::move(entry));
   }
-  in_addr outside_ip{};
-  inet_pton(AF_INET, "192.0.2.1", &outside_ip);  // TEST-NET-1: stands for any client outside the mesh
-  json outside = Decide(nullptr, net::IpAddr::V4(outside_ip.s_addr), *dst, port);
+  // A documentation address (TEST-NET-1, or 2001:db8::1 for an IPv6-only pod) stands for any client outside the mesh.
+  const bool v6_only = dst->ips.size() == 1 && dst->ips[0].is_v6();
+  json outside = Decide(nullptr, *net::IpAddr::Parse(v6_only ? "2001:db8::1" : "192.0.2.1"), *dst, port);
   return {{"to", to},
           {"port", port},
           {"allowed", allowed},

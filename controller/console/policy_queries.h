@@ -10,6 +10,7 @@
 
 #include "agent/policy/policy_set.h"
 #include "agent/state/mesh_snapshot.h"
+#include "common/net/ip_addr.h"
 #include "zeromesh/v1/status.pb.h"
 
 namespace zm::ctrl::console {
@@ -19,8 +20,8 @@ class PolicyQueries {
   // nullptr with *error when the resources do not compile (no MeshConfig yet, ...).
   static std::unique_ptr<PolicyQueries> Build(const zeromesh::v1::ResourceSet& rs, std::string* error);
 
-  // from: "ns/name" or an IPv4 address (a client outside the mesh); to: "ns/name"; port 0: a port no rule names.
-  // Null with *error (a 400/404 reason) when from/to are not known.
+  // from: "ns/name" or an IPv4 or IPv6 address (a client outside the mesh); to: "ns/name"; port 0: a port no rule
+  // names. Null with *error (a 400/404 reason) when from/to are not known.
   nlohmann::json Reach(const std::string& from, const std::string& to, uint16_t port, std::string* error) const;
   nlohmann::json Who(const std::string& to, uint16_t port, std::string* error) const;
   // Per enrolled workload: who may reach it on its first Service port (capped at kMaxEffective workloads).

@@ -7,6 +7,7 @@
 
 #include "common/tls/spiffe.h"
 #include "controller/console/body_fields.h"
+#include "controller/manifest/every_address.h"
 
 namespace zm::ctrl::console {
 
@@ -135,7 +136,11 @@ StepResult Wizard::Enroll(const json& req) const {
     const auto& w = r.workload();
     total++;
     enrolled += w.enrolled();
-    workloads.push_back({{"name", w.name()}, {"node", w.node()}, {"ip", w.ip()}, {"enrolled_now", w.enrolled()}});
+    workloads.push_back({{"name", w.name()},
+                         {"node", w.node()},
+                         {"ip", w.ip()},
+                         {"ips", manifest::EveryIp(w)},
+                         {"enrolled_now", w.enrolled()}});
   }
   // Enrolling starts PERMISSIVE (unless the namespace already chose a mode): clients outside the mesh keep working
   // while the agents watch who they are, and step 2 turns STRICT on once its preflight shows nobody would break.
@@ -259,7 +264,10 @@ StepResult Wizard::Canary(const json& req) const {
     services[r.service().name()] = &r.service();
     json ports = json::array();
     for (const auto& p : r.service().ports()) ports.push_back(p.port());
-    candidates.push_back({{"name", r.service().name()}, {"vip", r.service().vip()}, {"ports", ports}});
+    candidates.push_back({{"name", r.service().name()},
+                          {"vip", r.service().vip()},
+                          {"vips", manifest::EveryVip(r.service())},
+                          {"ports", ports}});
   }
   json body = {{"namespace", ns}, {"candidates", candidates}};
   std::string service;
