@@ -39,6 +39,22 @@ TEST_F(CaptureIpv6Test, OutboundCapturedAndRepliesAssignedToTheUpstreamSocket) {
   EXPECT_EQ(st.assign_errors, 0u);
 }
 
+TEST_F(CaptureIpv6Test, StrictPodExtensionHeadersAreDropped) {
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  // A Destination Options header (one PadN option) on every packet of the pod's socket: TCP behind an extension header
+  // is not meshed, and must not leave in plaintext either.
+  Fd c = SocketIn(*topo_.pod);
+  const uint8_t dstopts[8] = {0, 0, 1, 4, 0, 0, 0, 0};  // next header (kernel's), length 0 (8 bytes), PadN of 4
+  ASSERT_EQ(setsockopt(c.get(), IPPROTO_IPV6, IPV6_DSTOPTS, dstopts, sizeof(dstopts)), 0) << errno;
+  EXPECT_NE(ConnectTimeout(c.get(), {kExtIp6, 8080}, kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(ext_server_.get(), 0).valid()) << "TCP behind an extension header left a STRICT pod";
+  EXPECT_FALSE(AcceptTimeout(outbound_.get(), 0).valid());
+  EXPECT_GE(Stats().dropped_ipv6, 1u);
+  Fd client;  // the same connection without the header is captured
+  EXPECT_TRUE(ExpectCaptured(&client).valid());
+}
+
 TEST_F(CaptureIpv6Test, StrictWithoutIpv6ListenerFailsClosed) {
   Enroll(PodMode::kStrict);
   Fd v4 = Listen("0.0.0.0", 15001, true);  // an IPv4 listener cannot take the SYN: still fail closed
