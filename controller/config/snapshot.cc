@@ -1,7 +1,6 @@
 #include "controller/config/snapshot.h"
 
 #include "api/cpp/resource_key.h"
-#include "controller/manifest/every_address.h"
 
 #include <algorithm>
 #include <ctime>
@@ -132,7 +131,8 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
       // Selected addresses of the Service's own families only, as Kubernetes fills a single-stack Service's
       // EndpointSlices (a Service without a VIP takes both). Canonical text: IPv6 has a ':', IPv4 never.
       bool want[2] = {svc->vip().empty(), svc->vip().empty()};
-      for (const auto& vip : manifest::EveryVip(*svc)) want[vip.find(':') != std::string::npos] = true;
+      if (svc->vips().empty() && !svc->vip().empty()) want[svc->vip().find(':') != std::string::npos] = true;
+      for (const auto& vip : svc->vips()) want[vip.find(':') != std::string::npos] = true;
       const auto& [k0, v0] = *svc->selector().begin();
       if (auto it = by_label.find(svc->namespace_() + "/" + k0 + "=" + v0); it != by_label.end()) {
         for (const auto& [ip, wl] : it->second) {
