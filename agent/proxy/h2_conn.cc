@@ -323,7 +323,7 @@ void H2Conn::RouteStream(Stream* s) {
   }
   traffic::Route route;
   std::string why;
-  auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
+  auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why, src_.ip.family());
   if (st != traffic::RouteStatus::kOk) {
     ProxyStats::Add(st == traffic::RouteStatus::kOverflow ? ctx_.stats.circuit_breaker_rejections
                                                           : ctx_.stats.service_no_endpoint);
@@ -420,7 +420,7 @@ void H2Conn::MirrorIfEnded(Stream* s) {
     if (s->replayable) {
       why = "too many mirrors in flight";
       if (HttpMirror::InFlight(ctx_) < HttpMirror::kMaxInFlight &&
-          traffic::RouteToBackend(*ctx_.balancer, *snap_, rule.mirrors[i].backend, &route, &why) ==
+          traffic::RouteToBackend(*ctx_.balancer, *snap_, rule.mirrors[i].backend, &route, &why, src_.ip.family()) ==
               traffic::RouteStatus::kOk) {
         fd = open_(std::move(route), &why);
       }
@@ -507,11 +507,11 @@ void H2Conn::RetryNow(Stream* s) {
   route.service = s->backend;
   route.service_port = s->backend_port;
   std::string why;
-  auto st = traffic::Reroute(*ctx_.balancer, *snap_, s->tried, &route, &why, /*per_request=*/true);
+  auto st = traffic::Reroute(*ctx_.balancer, *snap_, s->tried, &route, &why, /*per_request=*/true, src_.ip.family());
   if (st == traffic::RouteStatus::kNoEndpoint) {
     route.service = s->backend;
     route.service_port = s->backend_port;
-    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true);
+    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true, src_.ip.family());
   }
   if (st != traffic::RouteStatus::kOk) {
     FailStream(s, 503, why + " (retry)", NGHTTP2_REFUSED_STREAM);

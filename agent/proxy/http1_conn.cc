@@ -216,7 +216,7 @@ bool Http1Conn::StartRequest() {
   }
   traffic::Route route;
   std::string why;
-  auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why);
+  auto st = traffic::RouteHttpRequest(*ctx_.balancer, *snap_, *service_, port_, rule, &route, &why, src_.ip.family());
   if (st != traffic::RouteStatus::kOk) {
     ProxyStats::Add(st == traffic::RouteStatus::kOverflow ? ctx_.stats.circuit_breaker_rejections
                                                           : ctx_.stats.service_no_endpoint);
@@ -646,11 +646,11 @@ void Http1Conn::StartRetry() {
   route.service = backend_;
   route.service_port = backend_port_;
   std::string why;
-  auto st = traffic::Reroute(*ctx_.balancer, *snap_, tried_, &route, &why, /*per_request=*/true);
+  auto st = traffic::Reroute(*ctx_.balancer, *snap_, tried_, &route, &why, /*per_request=*/true, src_.ip.family());
   if (st == traffic::RouteStatus::kNoEndpoint) {
     route.service = backend_;
     route.service_port = backend_port_;
-    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true);
+    st = traffic::Reroute(*ctx_.balancer, *snap_, {}, &route, &why, /*per_request=*/true, src_.ip.family());
   }
   if (st != traffic::RouteStatus::kOk) {
     FailRequest(503, "Service Unavailable", why + " (retry)");
@@ -719,7 +719,8 @@ void Http1Conn::SendMirrors() {
     std::string why;
     int fd = -1;
     if (replayable_ && HttpMirror::InFlight(ctx_) < HttpMirror::kMaxInFlight &&
-        traffic::RouteToBackend(*ctx_.balancer, *snap_, m.backend, &route, &why) == traffic::RouteStatus::kOk) {
+        traffic::RouteToBackend(*ctx_.balancer, *snap_, m.backend, &route, &why, src_.ip.family()) ==
+            traffic::RouteStatus::kOk) {
       fd = open_(std::move(route), &why);
     }
     if (fd < 0) {

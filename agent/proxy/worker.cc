@@ -235,11 +235,11 @@ void Worker::ToService(int fd, ServiceAttempt a) {
       ToHttpService(fd, std::move(a), svc, pm->protocol != agent::PortProtocol::kHttp);
       return;
     }
-    st = traffic::RouteToService(*ctx_.balancer, snap, *svc, a.vip.port, a.tried, &route, &why);
+    st = traffic::RouteToService(*ctx_.balancer, snap, *svc, a.vip.port, a.tried, &route, &why, a.src.ip.family());
   } else {
     route.service = a.backend;
     route.service_port = a.backend_port;
-    st = traffic::Reroute(*ctx_.balancer, snap, a.tried, &route, &why);
+    st = traffic::Reroute(*ctx_.balancer, snap, a.tried, &route, &why, false, a.src.ip.family());
   }
   if (st != traffic::RouteStatus::kOk) {
     ProxyStats::Add(st == traffic::RouteStatus::kOverflow ? ctx_.stats.circuit_breaker_rejections

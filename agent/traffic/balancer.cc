@@ -149,6 +149,7 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   std::vector<std::shared_ptr<EndpointState>> holders(svc.endpoints.size());
   for (size_t i = 0; i < svc.endpoints.size(); ++i) {
     const auto& ep = svc.endpoints[i];
+    if (req.family != 0 && ep.ip.family() != req.family) continue;
     if (req.exclude && std::find(req.exclude->begin(), req.exclude->end(), ep.ip) != req.exclude->end()) continue;
     auto& h = st->endpoints[EndpointKey(ep.ip, req.target_port)];
     if (!h) h = std::make_shared<EndpointState>();
@@ -175,7 +176,8 @@ PickStatus Balancer::Pick(const PickRequest& req, size_t* index, Lease* lease) {
   // current place among the untried endpoints without moving it: advanced, it would shift every first pick by one,
   // and with two endpoints a request retried off the bad one would send the next first try to the bad one again.
   const bool repick = req.exclude != nullptr && !req.exclude->empty();
-  auto next = [&] { return repick ? st->rr : st->rr++; };
+  uint64_t& rr = st->rr[req.family == AF_INET6 ? 1 : 0];
+  auto next = [&] { return repick ? rr : rr++; };
   // Two distinct random endpoints, the one of lower |cost| (the first on a tie): power of two choices, as Envoy's
   // LEAST_REQUEST and Linkerd's EWMA balancer pick.
   auto two_choices = [&](auto cost) {

@@ -38,7 +38,9 @@ struct EndpointState {
 
 struct ServiceState {
   std::mutex mu;
-  uint64_t rr = 0;
+  // Round-robin positions: [1] for IPv6 clients, [0] for the rest, so that dual-stack clients interleaving families
+  // do not each see every other position (their candidate lists differ).
+  uint64_t rr[2] = {0, 0};
   std::map<net::SockAddr, std::shared_ptr<EndpointState>> endpoints;  // by endpoint ip and target port
   std::map<uint16_t, SmoothWeighted> splits;                          // by parent port
   std::map<std::string, SmoothWeighted> http_rule_splits;             // by HttpRouteRule::key
@@ -103,6 +105,9 @@ struct PickRequest {
   uint16_t target_port = 0;                           // the endpoint port (after the targetPort mapping)
   const std::string* local_node = nullptr;            // for locality preference
   const std::vector<net::IpAddr>* exclude = nullptr;  // endpoints already tried by this connection
+  // The client's address family (AF_INET, AF_INET6): a dual-stack Service's endpoints of the other family are not
+  // candidates, as a Kubernetes ClusterIP of one family routes to endpoints of its family. 0: any.
+  int family = 0;
   // Non-null: the pick is for one HTTP request, which *load then holds (in flight, latency); LeastRequest and EWMA
   // weigh requests. Null: for a connection; they weigh connections.
   RequestLoad* load = nullptr;

@@ -23,20 +23,24 @@ struct Route {
 
 enum class RouteStatus { kOk, kNoPort, kNoEndpoint, kOverflow };
 
-// |tried| lists endpoint IPs this connection already failed on. Pointers in *out point into |snap|.
+// |tried| lists endpoint IPs this connection already failed on. Pointers in *out point into |snap|. |family|: the
+// client's (AF_INET, AF_INET6); only endpoints of that family are picked, and a split backend without any is
+// unavailable. 0: any family.
 RouteStatus RouteToService(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                           uint16_t port, const std::vector<net::IpAddr>& tried, Route* out, std::string* why);
+                           uint16_t port, const std::vector<net::IpAddr>& tried, Route* out, std::string* why,
+                           int family = 0);
 // One HTTP request to |vip_service|:|port| that matched |rule|: a backend by the rule's weights, then an endpoint of
 // it. |rule| nullptr (no HTTPRoute rule matched, or none exists): routed as RouteToService routes a connection (a
 // TCPRoute split on the port, else the Service's endpoints), request by request.
 RouteStatus RouteHttpRequest(Balancer& lb, const agent::MeshSnapshot& snap, const agent::Service& vip_service,
-                             uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why);
+                             uint16_t port, const agent::HttpRouteRule* rule, Route* out, std::string* why,
+                             int family = 0);
 // An endpoint of |ref|'s Service and port (a RequestMirror's backend: no split, no VIP).
 RouteStatus RouteToBackend(Balancer& lb, const agent::MeshSnapshot& snap, const agent::BackendRef& ref, Route* out,
-                           std::string* why);
+                           std::string* why, int family = 0);
 // Another endpoint of r->service (a retry keeps the backend the split chose); |per_request|: for an HTTP request's
 // retry (r->load holds it).
 RouteStatus Reroute(Balancer& lb, const agent::MeshSnapshot& snap, const std::vector<net::IpAddr>& tried, Route* r,
-                    std::string* why, bool per_request = false);
+                    std::string* why, bool per_request = false, int family = 0);
 
 }  // namespace zm::traffic

@@ -261,5 +261,51 @@ TEST(Router, SplitSkipsBackendsWithoutEndpoints) {
   }
 }
 
+// A dual-stack Service: a client picks endpoints of its own family only (as a ClusterIP of one family routes to
+// endpoints of its family), and a split backend with none of that family is unavailable.
+TEST(Router, ClientsPickEndpointsOfTheirOwnFamily) {
+  auto web = MakeService("web", "10.96.0.10",
+                         {{"10.244.1.11", "node1"}, {"fd00:10:244:1::b", "node1"}, {"fd00:10:244:2::b", "node2"}});
+  web.vips.push_back(Ip("fd00:96::a"));
+  auto v4only = MakeService("legacy", "10.96.0.11", {{"10.244.1.12", "node1"}});
+  auto parent = MakeService("split", "10.96.0.12", {});
+  parent.vips.push_back(Ip("fd00:96::c"));
+  parent.splits.push_back({"shop/canary", 80, {{"shop", "legacy", 80, 50}, {"shop", "web", 80, 50}}});
+  auto snap = Snap({web, v4only, parent});
+  Balancer lb;
+  std::vector<net::IpAddr> none;
+  const agent::Service& svc = *snap->FindService(Ip("fd00:96::a"));
+  std::map<net::IpAddr, int> v6, v4;
+  for (int i = 0; i < 20; ++i) {
+    Route r;
+    std::string why;
+    ASSERT_EQ(RouteToService(lb, *snap, svc, 80, none, &r, &why, AF_INET6), RouteStatus::kOk) << why;
+    ++v6[r.addr.ip];
+    ASSERT_EQ(RouteToService(lb, *snap, svc, 80, none, &r, &why, AF_INET), RouteStatus::kOk) << why;
+    ++v4[r.addr.ip];
+  }
+  EXPECT_EQ(v6, (std::map<net::IpAddr, int>{{Ip("fd00:10:244:1::b"), 10}, {Ip("fd00:10:244:2::b"), 10}}));
+  EXPECT_EQ(v4, (std::map<net::IpAddr, int>{{Ip("10.244.1.11"), 20}}));
+  // A retry over IPv6 after the only other IPv6 endpoint failed stays on IPv6.
+  Route r;
+  std::string why;
+  std::vector<net::IpAddr> tried = {Ip("fd00:10:244:1::b")};
+  ASSERT_EQ(RouteToService(lb, *snap, svc, 80, tried, &r, &why, AF_INET6), RouteStatus::kOk) << why;
+  EXPECT_EQ(r.addr, (net::SockAddr{Ip("fd00:10:244:2::b"), 8080}));
+  tried.push_back(Ip("fd00:10:244:2::b"));
+  EXPECT_EQ(Reroute(lb, *snap, tried, &r, &why, false, AF_INET6), RouteStatus::kNoEndpoint);
+  EXPECT_EQ(why, "service shop/web has no untried endpoint of IPv6");
+  // IPv6 clients of an IPv4-only Service find nothing; through a split, only the backend with IPv6 endpoints.
+  EXPECT_EQ(RouteToService(lb, *snap, *snap->FindService(Ip("10.96.0.11")), 80, none, &r, &why, AF_INET6),
+            RouteStatus::kNoEndpoint);
+  EXPECT_EQ(why, "service shop/legacy has no endpoint of IPv6");
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(RouteToService(lb, *snap, *snap->FindService(Ip("fd00:96::c")), 80, none, &r, &why, AF_INET6),
+              RouteStatus::kOk)
+        << why;
+    EXPECT_EQ(r.service->name, "web");
+    EXPECT_TRUE(r.addr.ip.is_v6());
+  }
+}
 }  // namespace
 }  // namespace zm::traffic
