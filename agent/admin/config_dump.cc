@@ -64,7 +64,8 @@ nlohmann::json ConfigDump(const ConfigDumpInput& in) {
   out["bpf"] = {
       {"pin_dir", in.pin_dir},
       {"attachments", std::move(att)},
-      {"listeners", {{"outbound", in.listeners[0]}, {"hbone", in.listeners[1]}, {"plaintext", in.listeners[2]}}}};
+      {"listeners", {{"outbound", in.listeners[0]}, {"hbone", in.listeners[1]}, {"plaintext", in.listeners[2]}}},
+      {"listeners6", {{"outbound", in.listeners6[0]}, {"hbone", in.listeners6[1]}, {"plaintext", in.listeners6[2]}}}};
   if (in.capture) {
     const auto& c = *in.capture;
     out["bpf"]["stats"] = {{"captured_outbound", c.captured_outbound},

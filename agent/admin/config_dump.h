@@ -18,7 +18,8 @@ struct ConfigDumpInput {
   std::vector<CertInfo> identities;
   std::vector<agent::bpf::Attachment> attachments;
   std::optional<agent::bpf::CaptureStats> capture;
-  bool listeners[3] = {false, false, false};  // outbound, hbone, plaintext slots of the SOCKMAP
+  bool listeners[3] = {false, false, false};   // outbound, hbone, plaintext slots of the SOCKMAP
+  bool listeners6[3] = {false, false, false};  // the same slots of zm_listeners6 (IPv6; empty on a node without it)
   std::string pin_dir;
   bool ready = false;
   nlohmann::json services = nlohmann::json::array();  // agent/traffic/dump.h

@@ -44,7 +44,10 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
     in.attachments = agent_->bpf().Attachments();
     bpf::CaptureStats st;
     if (agent_->bpf().Stats(&st).ok()) in.capture = st;
-    for (int i = 0; i < 3; ++i) in.listeners[i] = agent_->bpf().HasListener(kSlots[i]);
+    for (int i = 0; i < 3; ++i) {
+      in.listeners[i] = agent_->bpf().HasListener(kSlots[i], AF_INET);
+      in.listeners6[i] = agent_->bpf().HasListener(kSlots[i], AF_INET6);
+    }
     in.pin_dir = agent_->bpf().PinDir();
     in.ready = Readiness().ready();
     if (snap) in.services = traffic::ServicesJson(*snap, agent_->balancer(), agent_->limiter());

@@ -216,6 +216,9 @@ class AgentMetricsTest(unittest.TestCase):
         self.assertIn("spiffe://cluster.local/ns/default/sa/bulkc", [i["identity"] for i in dump["local_identities"]])
         self.assertIn("uplink", [a["role"] for a in dump["bpf"]["attachments"]])
         self.assertEqual(dump["bpf"]["listeners"], {"outbound": True, "hbone": True, "plaintext": True})
+        # The IPv6 slots hold the proxy's IPv6 listeners exactly when the agent expects 6 (a node with IPv6).
+        six = select(parse_metrics(self.scrape(self.node1)), "zeromesh_bpf_listeners_expected") == [6.0]
+        self.assertEqual(dump["bpf"]["listeners6"], {"outbound": six, "hbone": six, "plaintext": six})
         self.assertGreaterEqual(dump["bpf"]["stats"]["captured_outbound"], 1)
         status, body = self.http(self.node1, f"http://127.0.0.1:{ADMIN_PORT}/debug/certs")
         self.assertEqual(status, 200, body)
