@@ -109,6 +109,28 @@ TEST(AccessLogFormat, TraceContextFromTheHbonePeer) {
   EXPECT_EQ(j["baggage"], r.baggage);
 }
 
+// IPv6 peers: "[v6]:port" (an HTTP authority's form), the bare address without a port; the upstream alike.
+TEST(AccessLogFormat, Ipv6AddressesAreBracketedWithTheirPort) {
+  proxy::ConnRecord r = Rec();
+  r.source.addr = Addr("fd00:10:244:1::b", 40312);
+  r.destination.addr = Addr("fd00:10:244:2::b", 8080);
+  auto j = nlohmann::json::parse(FormatAccessLogLine(r, std::chrono::system_clock::now(), {}));
+  EXPECT_EQ(j["src.addr"], "[fd00:10:244:1::b]:40312");
+  EXPECT_EQ(j["dst.addr"], "[fd00:10:244:2::b]:8080");
+  r.source.addr = Addr("fd00:10:244:1::b", 0);  // HBONE inbound without a forwarded port
+  j = nlohmann::json::parse(FormatAccessLogLine(r, std::chrono::system_clock::now(), {}));
+  EXPECT_EQ(j["src.addr"], "fd00:10:244:1::b");
+
+  proxy::RequestRecord q;
+  q.source = {"client", "shop", "", Addr("fd00:10:244:1::b", 40312)};
+  q.destination = {"web", "shop", "", Addr("fd00:10:244:2::b", 8080)};
+  q.method = "GET";
+  q.path = "/";
+  q.status = 200;
+  j = nlohmann::json::parse(FormatRequestLogLine(q, std::chrono::system_clock::now()));
+  EXPECT_EQ(j["upstream"], "[fd00:10:244:2::b]:8080");
+}
+
 // The L7 path's per-request line: method, path, status, duration, upstream, route and the trace id.
 TEST(AccessLogFormat, OneLinePerRequest) {
   proxy::RequestRecord r;

@@ -97,6 +97,20 @@ TEST(SpanEncode, ServerSpanOfTheDestinationProxy) {
   EXPECT_EQ(s.status().message(), "upstream reset");
 }
 
+// network.peer.address is the bare address of either family (OTel semantic conventions: no brackets, no port).
+TEST(SpanEncode, Ipv6PeersAreBareAddresses) {
+  proxy::RequestRecord r = Request(proxy::Reporter::kDestination);
+  r.source.addr = {*net::IpAddr::Parse("fd00:10:1::5"), 40000};
+  otlp::Span s;
+  ASSERT_TRUE(EncodeSpan(r, &s));
+  EXPECT_EQ(Attr(s, "network.peer.address"), "fd00:10:1::5");
+  r = Request(proxy::Reporter::kSource);
+  r.destination.addr = {*net::IpAddr::Parse("fd00:10:2::9"), 8080};
+  otlp::Span c;
+  ASSERT_TRUE(EncodeSpan(r, &c));
+  EXPECT_EQ(Attr(c, "network.peer.address"), "fd00:10:2::9");
+}
+
 TEST(SpanEncode, A4xxFailsTheClientSpanOnly) {
   for (auto reporter : {proxy::Reporter::kSource, proxy::Reporter::kDestination}) {
     proxy::RequestRecord r = Request(reporter);
