@@ -126,6 +126,9 @@ class K8sControllerTest(unittest.TestCase):
             ("plain", "solo"): ("default", "node-a", {}, "10.244.1.13"),
             ("plain", "opted-in"): ("default", "node-b", {"zeromesh.io/mesh": "enabled"}, "10.244.2.12"),
             ("shop", "pending"): ("default", "node-b", {}, None),
+            # Dual-stack (podIPs: one per family, podIP first) and IPv6-only pods.
+            ("plain", "dual"): ("default", "node-b", {"app": "dual"}, ("10.244.2.21", "fd00:10:244:2::d")),
+            ("plain", "six"): ("default", "node-a", {}, ("fd00:10:244:1::e",)),
         }
         for (ns, name), (sa, node, labels, ip) in cls.pods.items():
             cls.make_pod(ns, name, sa, node, labels, ip)
@@ -141,6 +144,15 @@ class K8sControllerTest(unittest.TestCase):
             "endpoints": [{"addresses": ["10.244.2.11"], "conditions": {"ready": True}, "nodeName": "node-b"},
                           {"addresses": ["10.244.2.99"], "conditions": {"ready": False}, "nodeName": "node-b"}],
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+        # A Service of the dual-stack pod with a slice per family, as the EndpointSlice controller writes them.
+        a.create("/api/v1/namespaces/plain/services", {
+            "metadata": {"name": "dual"}, "spec": {"selector": {"app": "dual"}, "ports": [{"port": 80}]}})
+        for family, addr in (("IPv4", "10.244.2.21"), ("IPv6", "fd00:10:244:2::d")):
+            a.create("/apis/discovery.k8s.io/v1/namespaces/plain/endpointslices", {
+                "metadata": {"name": f"dual-{family.lower()}", "labels": {"kubernetes.io/service-name": "dual"}},
+                "addressType": family,
+                "endpoints": [{"addresses": [addr], "conditions": {"ready": True}, "nodeName": "node-b"}],
+                "ports": [{"port": 80, "protocol": "TCP"}]})
         a.create(MC, {"apiVersion": "zeromesh.io/v1alpha1", "kind": "MeshConfig", "metadata": {"name": "mesh"},
                       "spec": {"trustDomain": "k8s.test", "defaultMode": "STRICT", "defaultPolicy": "DENY",
                                "certTTL": "12h"}})
@@ -167,8 +179,9 @@ class K8sControllerTest(unittest.TestCase):
         a = cls.api
         a.create(f"/api/v1/namespaces/{ns}/pods", pod(ns, name, sa, node, labels))
         if ip:  # what the kubelet would report
+            ips = ip if isinstance(ip, tuple) else (ip,)
             a.patch_status(f"/api/v1/namespaces/{ns}/pods/{name}",
-                           {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]})
+                           {"phase": "Running", "podIP": ips[0], "podIPs": [{"ip": x} for x in ips]})
 
     @classmethod
     def start_controller(cls):
@@ -360,6 +373,18 @@ class K8sControllerTest(unittest.TestCase):
         self.assertEqual([(p["port"], p["targetPort"]) for p in s["ports"]], [(80, 8080)])  # UDP port left out
         self.assertEqual([(e["ip"], e.get("workload"), e.get("node")) for e in s["endpoints"]],
                          [("10.244.2.11", "shop/backend-1", "node-b")])  # the not-ready address is left out
+
+    def test_04b_dual_stack_and_ipv6_only_pods(self):
+        def ready():
+            w, s = self.resources("workload"), self.resources("service")
+            return (w, s) if {"plain/dual", "plain/six"} <= set(w) and "plain/dual" in s else None
+        w, s = self.wait("dual-stack workloads and Service", ready)
+        self.assertEqual((w["plain/dual"]["ip"], w["plain/dual"]["ips"]),
+                         ("10.244.2.21", ["10.244.2.21", "fd00:10:244:2::d"]))
+        self.assertEqual((w["plain/six"]["ip"], w["plain/six"].get("ips", [])), ("fd00:10:244:1::e", []))
+        # One endpoint per family, both tied to the pod.
+        self.assertEqual(sorted((e["ip"], e.get("workload"), e.get("node")) for e in s["plain/dual"]["endpoints"]),
+                         [("10.244.2.21", "plain/dual", "node-b"), ("fd00:10:244:2::d", "plain/dual", "node-b")])
 
     def test_05_crd_status(self):
         path = TP.format(ns="shop") + "/allow-frontend"
