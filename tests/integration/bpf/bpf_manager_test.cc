@@ -130,6 +130,27 @@ TEST_F(BpfManagerTest, RestartReusesMapsAndRepointsPinnedLink) {
   EXPECT_EQ(ProgsOn(veth_index_).size(), 1u);
 }
 
+// An agent from before IPv6 pinned only the IPv4 maps: the upgraded agent keeps them (and their entries) and adds the
+// IPv6 ones beside them.
+TEST_F(BpfManagerTest, UpgradeFromPinsWithoutTheIpv6Maps) {
+  auto pod_ip = net::IpAddr::Parse(kPodIp), pod_ip6 = net::IpAddr::Parse(testing::kPodIp6);
+  mgr_ = NewManager();
+  ASSERT_TRUE(mgr_);
+  ASSERT_TRUE(mgr_->UpsertPod(*pod_ip, PodState::kEnrolled, PodMode::kStrict).ok());
+  mgr_.reset();
+  for (const char* m : {"zm_pods6", "zm_listeners6", "zm_excl_cidrs6", "zm_probe_ports6"}) {
+    ASSERT_TRUE(fs::remove(pin_dir_ + "/" + m)) << m;
+  }
+  mgr_ = NewManager();
+  ASSERT_TRUE(mgr_);
+  PodEntry pod;
+  EXPECT_TRUE(mgr_->LookupPod(*pod_ip, &pod).ok());
+  ASSERT_TRUE(mgr_->UpsertPod(*pod_ip6, PodState::kEnrolled, PodMode::kStrict).ok());
+  for (const char* m : {"zm_pods6", "zm_listeners6", "zm_excl_cidrs6", "zm_probe_ports6"}) {
+    EXPECT_TRUE(fs::exists(pin_dir_ + "/" + m)) << m;
+  }
+}
+
 TEST_F(BpfManagerTest, InitUnpinsLinksOfVanishedInterfaces) {
   ASSERT_EQ(topo_.NodeIp("link add zmgone0 type veth peer name zmgone1"), 0);
   const uint32_t gone = if_nametoindex("zmgone0");
