@@ -107,6 +107,31 @@ TEST_F(CaptureIpv6Test, EgressGuardLetsTheNodeReachProbePortsOnly) {
   EXPECT_GE(st.dropped_node_plaintext, 1u);
 }
 
+// A STRICT pod's UDP: DNS (port 53) only, as for IPv4.
+TEST_F(CaptureIpv6Test, StrictPodUdpIsDnsOnly) {
+  Enroll(PodMode::kStrict);
+  auto udp_in = [](const Netns& ns, uint16_t port) {
+    Fd fd;
+    RunInNetns(ns, [&] {
+      fd = Fd(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      sockaddr_storage a{};
+      socklen_t len = net::SockAddr{*net::IpAddr::Parse("::"), port}.ToSockaddr(&a);
+      if (port && bind(fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0) fd.reset();
+    });
+    return fd;
+  };
+  Fd dns = udp_in(*topo_.ext, 53), other = udp_in(*topo_.ext, 9999), client = udp_in(*topo_.pod, 0);
+  ASSERT_TRUE(dns.valid() && other.valid() && client.valid());
+  for (uint16_t port : {uint16_t{53}, uint16_t{9999}}) {
+    sockaddr_storage to{};
+    socklen_t len = net::SockAddr{*net::IpAddr::Parse(kExtIp6), port}.ToSockaddr(&to);
+    ASSERT_EQ(sendto(client.get(), "q", 1, 0, reinterpret_cast<sockaddr*>(&to), len), 1);
+  }
+  EXPECT_EQ(RecvSome(dns.get(), kConnectMs), "q");
+  EXPECT_EQ(RecvSome(other.get(), 300), "") << "non-DNS UDP left a STRICT pod";
+  EXPECT_GE(Stats().dropped_udp, 1u);
+}
+
 TEST_F(CaptureIpv6Test, PodWithoutAKnownIpv6FollowsItsIpv4Mode) {
   // zm_pods6 does not know the pod's IPv6: as before IPv6 was meshed, a STRICT pod's IPv6 TCP is dropped.
   const auto v4 = *net::IpAddr::Parse(kPodIp);
