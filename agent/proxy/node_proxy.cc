@@ -18,8 +18,8 @@ namespace {
 constexpr const char* kListenerNames[3] = {"outbound", "hbone", "plaintext"};
 
 // IPv6 switched off for this network namespace (net.ipv6.conf.all.disable_ipv6 = 1): no IPv6 listeners.
-bool Ipv6Disabled() {
-  std::ifstream f("/proc/sys/net/ipv6/conf/all/disable_ipv6");
+bool Ipv6Disabled(const std::string& sysctl) {
+  std::ifstream f(sysctl);
   char c = '0';
   return f.get(c) && c == '1';
 }
@@ -72,7 +72,7 @@ bool NodeProxy::Start(std::string* error) {
 
 bool NodeProxy::StartIpv6Listeners(std::string* error) {
   if (opts_.listen_addr6.empty()) return true;
-  if (Ipv6Disabled()) {
+  if (Ipv6Disabled(opts_.ipv6_disabled_sysctl)) {
     log::Info("node proxy: IPv6 is disabled on this node, IPv4 listeners only", {{"sysctl", "disable_ipv6=1"}});
     return true;
   }

@@ -106,6 +106,8 @@ struct ProxyOptions {
   // The IPv6 listeners' address (IPV6_V6ONLY, same ports, same options); unset: IPv4 only. On a node without IPv6
   // (disable_ipv6, or no IPv6 in the kernel) they are left out, logged once.
   net::IpAddr listen_addr6 = net::IpAddr::V6(in6addr_any);
+  // Where "IPv6 is disabled" is read ("1": no IPv6 listeners); tests point it at a file of their own.
+  std::string ipv6_disabled_sysctl = "/proc/sys/net/ipv6/conf/all/disable_ipv6";
   uint16_t outbound_port = 15001;  // 0: ephemeral (tests)
   uint16_t hbone_port = 15008;
   uint16_t plaintext_port = 15006;

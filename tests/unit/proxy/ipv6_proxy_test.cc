@@ -136,6 +136,32 @@ TEST_F(Ipv6ProxyTest, NoIpv6ListenersWithoutAnAddress) {
   p.Stop();
 }
 
+// A node with net.ipv6.conf.all.disable_ipv6 = 1 runs: IPv4 listeners only (as the sysctl is read; here a file).
+TEST_F(Ipv6ProxyTest, DisabledIpv6LeavesTheIpv6ListenersOut) {
+  char dir[] = "/tmp/zm-ipv6-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string sysctl = std::string(dir) + "/disable_ipv6";
+  for (const char* value : {"1\n", "0\n"}) {
+    std::ofstream(sysctl) << value;
+    ProxyOptions o;
+    o.workers = 1;
+    o.outbound_port = o.hbone_port = o.plaintext_port = 0;
+    o.listen_addr = Ip("127.0.0.1");
+    o.listen_addr6 = Ip("::1");
+    o.transparent_listeners = false;
+    o.ipv6_disabled_sysctl = sysctl;
+    NodeProxy p(std::move(o), snaps_, certs_);
+    std::string err;
+    ASSERT_TRUE(p.Start(&err)) << err;
+    EXPECT_EQ(p.has_ipv6(), value[0] == '0') << value;
+    EXPECT_EQ(p.hbone6_fd() >= 0, value[0] == '0') << value;
+    EXPECT_GE(p.hbone_fd(), 0);
+    p.Stop();
+  }
+  unlink(sysctl.c_str());
+  rmdir(dir);
+}
+
 TEST_F(Ipv6ProxyTest, PlaintextToAPermissivePodKeepsTheClientsAddress) {
   Start(true, MeshMode::kPermissive);
   testing::EchoServer pod("::1");
