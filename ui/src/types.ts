@@ -79,6 +79,7 @@ export interface Workload {
   name: string;
   node: string;
   ip: string;
+  ips?: string[]; // every address of a dual-stack pod, ip first
   service_account: string;
   identity: string;
   enrolled: boolean;
@@ -129,6 +130,7 @@ export interface Service {
   namespace: string;
   name: string;
   vip: string;
+  vips?: string[]; // every cluster IP of a dual-stack Service, vip first
   ports: { name: string; port: number; target_port: number; protocol?: string }[];
   endpoints: { ip: string; workload: string; node: string }[];
   routes: Route[];

@@ -72,7 +72,7 @@ function serviceCard(svc: Service): HTMLElement {
   return h(
     "section",
     { class: "card", "data-testid": "service", "data-service": `${svc.namespace}/${svc.name}`, "aria-labelledby": id },
-    h("h2", { id }, `${svc.namespace}/${svc.name}`, h("span", { class: "muted" }, ` VIP ${svc.vip || "none"}`)),
+    h("h2", { id }, `${svc.namespace}/${svc.name}`, h("span", { class: "muted" }, ` VIP ${(svc.vips?.length ? svc.vips : [svc.vip]).join(", ") || "none"}`)),
     h("p", {}, "Ports: ", svc.ports.map((p) => `${p.name || "-"} ${p.port}→${p.target_port}${p.protocol && p.protocol !== "TCP" ? ` (${p.protocol})` : ""}`).join(", ") || "none"),
     h("h3", {}, "Endpoints"),
     table(`Endpoints of ${svc.namespace}/${svc.name}`, ["IP", "Workload", "Node"], svc.endpoints.map((e) => row([e.ip, e.workload, e.node]))),

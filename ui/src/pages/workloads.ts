@@ -4,6 +4,11 @@ import { badge, clear, h, row, table } from "../dom";
 import { livePage, type PageCtx } from "../page";
 import type { Workload } from "../types";
 
+// Every address of the pod (a dual-stack one has one per family).
+function addresses(w: Workload): string {
+  return (w.ips?.length ? w.ips : [w.ip]).join(", ");
+}
+
 export function workloadRow(w: Workload): HTMLTableRowElement {
   return row(
     [
@@ -12,7 +17,7 @@ export function workloadRow(w: Workload): HTMLTableRowElement {
       badge(w.enrolled ? "enrolled" : "not enrolled", w.enrolled ? "ok" : "neutral", "enrolled"),
       badge(w.mode, w.mode === "STRICT" ? "ok" : "warn", "mode"),
       w.node,
-      w.ip,
+      addresses(w),
       Object.entries(w.labels ?? {})
         .map(([k, v]) => `${k}=${v}`)
         .join(", "),
@@ -37,7 +42,7 @@ export function renderWorkloads(ctx: PageCtx): void {
     if (!last) return;
     const q = input.value.trim().toLowerCase();
     const shown = last.filter((w) =>
-      [w.namespace, w.name, `${w.namespace}/${w.name}`, w.node, w.ip, w.identity, w.mode, w.enrolled ? "enrolled" : "not enrolled",
+      [w.namespace, w.name, `${w.namespace}/${w.name}`, w.node, addresses(w), w.identity, w.mode, w.enrolled ? "enrolled" : "not enrolled",
         ...Object.entries(w.labels ?? {}).map(([k, v]) => `${k}=${v}`)]
         .some((f) => f.toLowerCase().includes(q)),
     );
