@@ -11,6 +11,7 @@
 
 #include "agent/proxy/destination_l7.h"
 #include "agent/proxy/h2_mirror.h"
+#include "agent/proxy/h2_nv.h"
 #include "agent/proxy/http1_codec.h"
 #include "agent/proxy/http_filters.h"
 #include "agent/proxy/http_mirror.h"
@@ -41,11 +42,6 @@ constexpr std::chrono::milliseconds kMirrorTimeout{10000};
 // grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself (gRPC over HTTP/2 spec).
 std::string GrpcPercentEncode(std::string_view in) {
   return PercentEncode(in, [](unsigned char c) { return c >= 0x20 && c <= 0x7e; });
-}
-
-nghttp2_nv Nv(const std::string& name, const std::string& value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 std::vector<nghttp2_nv> Nvs(const std::vector<std::pair<std::string, std::string>>& h) {

@@ -5,18 +5,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/proxy/h2_nv.h"
 #include "agent/proxy/http_mirror.h"
 #include "common/log.h"
 
 namespace zm::proxy {
-namespace {
-
-nghttp2_nv Nv(const std::string& name, const std::string& value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-}  // namespace
 
 bool H2Mirror::Start(WorkerContext& ctx, int fd, Request req, std::chrono::milliseconds timeout) {
   if (ctx.http.mirrors_in_flight >= HttpMirror::kMaxInFlight) {

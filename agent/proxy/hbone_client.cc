@@ -5,18 +5,11 @@
 #include <algorithm>
 
 #include "agent/proxy/forwarded.h"
+#include "agent/proxy/h2_nv.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
 namespace zm::proxy {
-namespace {
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-}  // namespace
 
 HboneClient::HboneClient(WorkerContext& ctx, HbonePool* pool, std::string key, int fd, bssl::UniquePtr<SSL> ssl,
                          std::string peer)

@@ -9,19 +9,12 @@
 #include "agent/proxy/authority.h"
 #include "agent/proxy/destination_l7.h"
 #include "agent/proxy/forwarded.h"
+#include "agent/proxy/h2_nv.h"
 #include "agent/proxy/inbound_http.h"
 #include "agent/proxy/socket_util.h"
 #include "common/log.h"
 
 namespace zm::proxy {
-namespace {
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-}  // namespace
 
 HboneServer::HboneServer(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl, const tls::SpiffeId& local_id,
                          const net::SockAddr& peer_addr, const net::SockAddr& local_addr, PeerSlot slot)
