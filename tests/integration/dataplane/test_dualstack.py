@@ -1,0 +1,241 @@
+"""IPv6 in the mesh (issue 16): a dual-stack simulated cluster and an IPv6-only one, real controller, agents and BPF.
+
+Dual-stack topology (every pod has 10.244.<node>.<10+j> and fd00:10:244:<node>::<10+j>, ip = the IPv4 one):
+  node1: client (enrolled, STRICT), plain (not enrolled)
+  node2: server (enrolled, STRICT), perm (enrolled, PERMISSIVE), plain2 (not enrolled)
+  Service echo: vips 10.96.0.50 and fd00:10:96::50, port 80 -> server:8080
+  TrafficPermission: DENY plaintext from fd00:10:244:1::/64 (node1's IPv6 pods) to perm.
+IPv6-only topology: client on node1, server on node2 (enrolled, STRICT), nodes and controller on IPv6 too.
+Every pod runs podtool's server on [::]:8080 (both families). Captures on node1's uplink leave out the control
+connection (15012): what remains must be HBONE (TLS to 15008) only.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traffic"))
+import zmcluster  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+from mesh_case import service_yaml  # noqa: E402
+
+PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
+PORT = 8080
+VIP4, VIP6 = "10.96.0.50", "fd00:10:96::50"
+WIRE = "tcp and not port 15012"  # the uplink's TCP but the agents' control connection to the controller
+
+
+def host_of(addr_text: str) -> str:
+    """"10.0.0.1:80" -> "10.0.0.1", "[fd00::1]:80" -> "fd00::1"."""
+    return addr_text.rsplit(":", 1)[0].strip("[]")
+
+
+class MeshedCase(unittest.TestCase):
+    """A cluster with the controller; subclasses fill it in setUpMesh and set FAMILIES."""
+
+    FAMILIES: tuple = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-dualstack-")
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, families=cls.FAMILIES).up()
+        try:
+            cls.cp = ControlPlane(cls.cluster, Path(cls.tmp.name))
+            cls.setUpMesh(cls.cluster, cls.cp)
+        except BaseException:
+            if hasattr(cls, "cp"):
+                print(f"controller: {cls.cp.log('controller', 3000)}\nagent node1: "
+                      f"{cls.cp.log('agent-node1', 3000)}\nagent node2: {cls.cp.log('agent-node2', 3000)}",
+                      file=sys.stderr)
+            cls.cluster.down()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.down()
+        cls.tmp.cleanup()
+
+    @classmethod
+    def pod(cls, node, name, **workload):
+        """A pod running podtool's server on [::]:8080, with its Workload manifest."""
+        pod = cls.cluster.add_pod(node, name)
+        cls.cp.workload(pod, **workload)
+        cls.cluster.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT), "::"], stdout=subprocess.DEVNULL)
+        return pod
+
+    @classmethod
+    def wait_ok(cls, pod, host, port=PORT, timeout=10):
+        """Until a connection from |pod| to host:port gets the server's reply (the mesh has its config)."""
+        deadline = time.time() + timeout
+        while True:
+            out = cls.try_connect(pod, host, port, 1)
+            if out["ok"]:
+                return
+            if time.time() > deadline:
+                raise AssertionError(f"{pod.name} -> {zmcluster.host_port(host, port)} never worked: {out}\n"
+                                     f"agent node1: {cls.cp.log('agent-node1', 2000)}\n"
+                                     f"agent node2: {cls.cp.log('agent-node2', 2000)}")
+            time.sleep(0.1)
+
+    @classmethod
+    def try_connect(cls, pod, host, port=PORT, timeout=2):
+        res = cls.cluster.run(pod, [sys.executable, PODTOOL, "try", host, str(port), str(timeout)], text=True,
+                              timeout=30)
+        return json.loads(res.stdout)
+
+    def tool(self, pod, *args, timeout=30):
+        res = self.cluster.run(pod, [sys.executable, PODTOOL, *map(str, args)], timeout=timeout, text=True)
+        self.assertEqual(res.returncode, 0, f"podtool {args} in {pod.name}: {res.stderr}\n"
+                         f"agent node1: {self.cp.log('agent-node1', 1500)}\n"
+                         f"agent node2: {self.cp.log('agent-node2', 1500)}")
+        return json.loads(res.stdout)
+
+    def assert_meshed(self, client, host, port, marker, hbone_to):
+        """Three echoes from |client| to host:port carrying |marker|: all answered, the marker never on node1's uplink,
+        every captured packet HBONE (15008; an earlier test's pooled tunnel may close meanwhile), the echoes' through
+        hbone_to:15008."""
+        cap = self.cluster.capture("node1", "eth0", WIRE)
+        self.addCleanup(cap.cleanup)
+        for _ in range(3):
+            out = self.tool(client, "echo", host, port, marker)
+            self.assertTrue(out["ok"], out)
+        self.assertNotIn(marker.encode(), cap.data(), "plaintext marker seen on the wire")
+        packets = cap.summary()
+        self.assertTrue(packets, "no packets captured")
+        self.assertEqual([p for p in packets if ".15008" not in p], [], "TCP on the wire other than HBONE")
+        self.assertTrue(any(f"> {hbone_to}.15008:" in p for p in packets), f"no HBONE to {hbone_to}:15008: {packets}")
+
+    def log_entry(self, node, msg="access", **fields):
+        """The first JSON line |msg| of |node|'s agent log carrying every field as given (values compared as text, a
+        trailing "*" matching any non-empty rest); waits up to 3 s, as an access line is written when the connection
+        ends."""
+        def matches(entry):
+            return all(len(str(entry.get(k, ""))) > len(v) - 1 and str(entry.get(k)).startswith(v[:-1])
+                       if v.endswith("*") else str(entry.get(k)) == v for k, v in fields.items())
+        deadline = time.time() + 3
+        while True:
+            for line in self.cp.log(f"agent-{node}").splitlines():
+                entry = json.loads(line) if line.startswith("{") and f'"msg":"{msg}"' in line else None
+                if entry and matches(entry):
+                    return entry
+            if time.time() > deadline:
+                self.fail(f"no {msg} line with {fields} from {node}: {self.cp.log(f'agent-{node}', 3000)}")
+            time.sleep(0.1)
+
+    def assert_peer(self, client, host, port, server):
+        """The server sees |client|'s own address of host's family; the client sees the address it dialled."""
+        out = self.tool(client, "peer", host, port)
+        v6 = zmcluster.is_v6(host)
+        self.assertEqual(host_of(out["server_sees_peer"]), client.ip6 if v6 else client.ip4, out)
+        self.assertEqual(out["client_sees_peer"], zmcluster.host_port(host, port), out)
+        self.assertEqual(host_of(out["server_local"]), server.ip6 if v6 else server.ip4, out)
+
+
+class DualStackTest(MeshedCase):
+    FAMILIES = ("ipv4", "ipv6")
+
+    @classmethod
+    def setUpMesh(cls, c, cp):
+        cls.client = cls.pod("node1", "client", sa="client")
+        cls.plain = cls.pod("node1", "plain", enrolled=False)
+        cls.server = cls.pod("node2", "server", sa="server")
+        cls.perm = cls.pod("node2", "perm", sa="perm", mode="PERMISSIVE")
+        cls.plain2 = cls.pod("node2", "plain2", enrolled=False)
+        cp.write("service-echo.yaml", service_yaml("default", "echo", VIP4, {"app": "server"}, [("tcp", 80, PORT)],
+                                                   vips=[VIP4, VIP6]))
+        cp.permission("no-node1-v6-plaintext", "default", "DENY", {"app": "perm"},
+                      {"ipBlocks": [f"{c.node('node1').pod_cidr6}"]})
+        cp.start()
+        for host, port in ((cls.server.ip4, PORT), (cls.server.ip6, PORT), (VIP4, 80), (VIP6, 80)):
+            cls.wait_ok(cls.client, host, port)
+
+    # (a) IPv6 pod to pod across nodes.
+    def test_ipv6_pod_to_pod_is_meshed_and_keeps_the_source(self):
+        self.assert_meshed(self.client, self.server.ip6, PORT, "ZEROMESH-V6-MARKER-POD", self.server.ip6)
+        self.assert_peer(self.client, self.server.ip6, PORT, self.server)
+        # The destination proxy logs the verified identity and the client's IPv6 address.
+        self.log_entry("node2", reporter="destination", **{"src.addr": f"[{self.client.ip6}]:*",
+                                                            "src.identity": self.cp.spiffe_id("default", "client"),
+                                                            "dst.addr": f"[{self.server.ip6}]:{PORT}"})
+
+    # (b) an IPv6 Service VIP: its IPv6 endpoint, through the tunnel.
+    def test_ipv6_service_vip_is_meshed(self):
+        self.assert_meshed(self.client, VIP6, 80, "ZEROMESH-V6-MARKER-VIP", self.server.ip6)
+        self.assert_peer(self.client, VIP6, 80, self.server)
+
+    # (c) the same pods' IPv4 is meshed as before.
+    def test_ipv4_of_the_same_pods_is_still_meshed(self):
+        self.assert_meshed(self.client, self.server.ip4, PORT, "ZEROMESH-V4-MARKER-POD", self.server.ip4)
+        self.assert_peer(self.client, self.server.ip4, PORT, self.server)
+        self.assert_meshed(self.client, VIP4, 80, "ZEROMESH-V4-MARKER-VIP", self.server.ip4)
+
+    # (d) STRICT fails closed for IPv6 while node1's agent is dead, and recovers when it is back.
+    def test_strict_ipv6_fails_closed_after_agent_sigkill(self):
+        node1 = self.cluster.node("node1")
+        cap = self.cluster.capture(node1, "eth0", WIRE)
+        self.addCleanup(cap.cleanup)
+        self.cp.kill_agent(node1)
+        try:
+            for _ in range(2):
+                out = self.try_connect(self.client, self.server.ip6, PORT, 1)
+                self.assertFalse(out["ok"], f"an IPv6 connection succeeded with no agent: {out}")
+            packets = cap.summary()
+            # The dead agent's tunnels close (the kernel's FINs to 15008); nothing may go to the application's port.
+            self.assertEqual([p for p in packets if f".{PORT}" in p or ".15008" not in p], [],
+                             "a connection went past the mesh while the agent was dead")
+        finally:
+            t0 = time.monotonic()
+            self.cp.start_agent(node1, wait=False)
+            while not self.try_connect(self.client, self.server.ip6, PORT, 0.5)["ok"]:
+                self.assertLess(time.monotonic() - t0, 10, self.cp.log("agent-node1", 3000))
+                time.sleep(0.05)
+            print(f"IPv6 connections work again {time.monotonic() - t0:.3f}s after the agent was started",
+                  file=sys.stderr)
+            self.cp.wait_agent_ready(node1)
+
+    # STRICT refuses IPv6 plaintext from outside the mesh (the same source reaches a pod outside the mesh).
+    def test_strict_refuses_ipv6_plaintext_from_outside_the_mesh(self):
+        out = self.tool(self.plain, "peer", self.plain2.ip6, PORT)
+        self.assertEqual(host_of(out["server_sees_peer"]), self.plain.ip6, out)
+        out = self.try_connect(self.plain, self.server.ip6, PORT, 1)
+        self.assertFalse(out["ok"], f"plaintext IPv6 reached a STRICT pod: {out}")
+        self.log_entry("node2", "connection refused", flow="plaintext", src=f"[{self.plain.ip6}]:*",
+                       dst=f"[{self.server.ip6}]:{PORT}", reason="destination is STRICT: plaintext refused")
+
+    # (f) ipBlocks of IPv6 on a PERMISSIVE pod: plaintext from inside the CIDR denied, from outside it allowed.
+    def test_ipv6_ip_block_decides_plaintext_to_a_permissive_pod(self):
+        out = self.try_connect(self.plain, self.perm.ip6)
+        self.assertFalse(out["ok"], f"plaintext from {self.plain.ip6} passed the DENY of its /64: {out}")
+        self.log_entry("node2", decision="deny", policy="default/no-node1-v6-plaintext", flow="plaintext",
+                         **{"src.addr": f"[{self.plain.ip6}]:*", "dst.addr": f"[{self.perm.ip6}]:{PORT}"})
+        out = self.tool(self.plain, "peer", self.perm.ip4, PORT)  # its IPv4 is not in the block
+        self.assertEqual(host_of(out["server_sees_peer"]), self.plain.ip4, out)
+        out = self.tool(self.plain2, "peer", self.perm.ip6, PORT)  # node2's /64 is not either
+        self.assertEqual(host_of(out["server_sees_peer"]), self.plain2.ip6, out)
+
+
+# (e) a cluster with no IPv4 at all: nodes, controller and pods on IPv6.
+class Ipv6OnlyTest(MeshedCase):
+    FAMILIES = ("ipv6",)
+
+    @classmethod
+    def setUpMesh(cls, c, cp):
+        cls.client = cls.pod("node1", "client", sa="client")
+        cls.server = cls.pod("node2", "server", sa="server")
+        cp.start()
+        cls.wait_ok(cls.client, cls.server.ip)
+
+    def test_ipv6_only_pod_to_pod_is_meshed(self):
+        self.assertEqual(self.server.ips, [self.server.ip6])
+        self.assert_meshed(self.client, self.server.ip, PORT, "ZEROMESH-V6ONLY-MARKER", self.server.ip)
+        self.assert_peer(self.client, self.server.ip, PORT, self.server)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
