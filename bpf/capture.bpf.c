@@ -3,8 +3,8 @@
  * It steers IPv4 and IPv6 TCP into the node proxy with bpf_sk_assign; the node netns routes the marked packets locally
  * (rule fwmark 0x200/0xf00 -> table 100 "local 0.0.0.0/0 dev lo", and "local ::/0 dev lo"). Each family has its own
  * pod, listener, exclusion and probe maps (capture_abi.h). What the proxy cannot mesh is dropped for STRICT pods (TCP
- * fragments, IPv6 extension headers, IPv6 TCP of a pod without a known IPv6 address, UDP other than DNS); everything
- * else continues untouched to the next program of the tcx chain (TCX_NEXT).
+ * fragments, IPv6 extension headers, IPv6 TCP from or to a pod address the agent does not know, UDP other than DNS);
+ * everything else continues untouched to the next program of the tcx chain (TCX_NEXT).
  * A second program at tcx egress of every pod veth guards what reaches a STRICT pod without having been captured:
  * the node's own netns (kubelet, hostNetwork pods) may open connections to its declared probe ports only.
  * Layouts and constants are shared with the agent through capture_abi.h; docs/security.md has the threat model. */
@@ -146,6 +146,14 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZM_MAX_IFACES);
+  __type(key, __u32);
+  __type(value, struct zm_addr6);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} zm_veth_pods6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, ZM_MAX_PROBE_PORTS);
   __type(key, struct zm_probe_key6);
   __type(value, __u8);
@@ -196,10 +204,25 @@ static __always_inline void learn_veth(__u32 ifindex, __u32 addr) {
   if (!cur || *cur != addr) bpf_map_update_elem(&zm_veth_pods, &ifindex, &addr, BPF_ANY);
 }
 
-/* The pod behind a veth, by its IPv4 (zm_veth_pods): for its IPv6 packets from or to an address zm_pods6 lacks. */
+/* The same for the pod's IPv6 (IPv6-only pods have no IPv4 to remember). */
+static __always_inline void learn_veth6(__u32 ifindex, const struct in6_addr* addr) {
+  struct zm_addr6 a;
+  __builtin_memcpy(&a, addr, sizeof(a));
+  struct zm_addr6* cur = bpf_map_lookup_elem(&zm_veth_pods6, &ifindex);
+  if (!cur || cur->addr[0] != a.addr[0] || cur->addr[1] != a.addr[1] || cur->addr[2] != a.addr[2] ||
+      cur->addr[3] != a.addr[3]) {
+    bpf_map_update_elem(&zm_veth_pods6, &ifindex, &a, BPF_ANY);
+  }
+}
+
+/* The pod behind a veth, by its IPv4 (zm_veth_pods), else by its IPv6 (zm_veth_pods6): for its IPv6 packets from or
+ * to an address zm_pods6 lacks. */
 static __always_inline struct zm_pod* veth_pod(__u32 ifindex) {
   __u32* addr = bpf_map_lookup_elem(&zm_veth_pods, &ifindex);
-  return addr ? bpf_map_lookup_elem(&zm_pods, addr) : 0;
+  struct zm_pod* p = addr ? bpf_map_lookup_elem(&zm_pods, addr) : 0;
+  if (p) return p;
+  struct zm_addr6* addr6 = bpf_map_lookup_elem(&zm_veth_pods6, &ifindex);
+  return addr6 ? bpf_map_lookup_elem(&zm_pods6, addr6) : 0;
 }
 
 /* Extension headers before the transport header could hide TCP (a fragment, AH): never meshed. */
@@ -315,7 +338,7 @@ static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex
   if (ip6.version != 6) return ZM_NEXT;
   __u32 r = iface_role(ifindex);
   struct zm_pod* src = pod6(&ip6.saddr);
-  int veth_known = 0; /* the veth's pod is known by its IPv4: no "capture unknown" for its other addresses */
+  int veth_known = 0; /* the veth's pod is known (zm_veth_pods[6]): no "capture unknown" for its other addresses */
   if (r == ZM_ROLE_POD_VETH && !src) {
     struct zm_pod* vpod = veth_pod(ifindex);
     int v = ipv6_unmeshed(skb, vpod, ip6.nexthdr);
@@ -325,6 +348,7 @@ static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex
   if (ip6.nexthdr == IPPROTO_UDP_) {
     /* A STRICT pod's own UDP (on its veth): DNS only, unless the mesh allows UDP. Inbound UDP is the egress guard's. */
     if (r != ZM_ROLE_POD_VETH || !is_strict_pod(src)) return ZM_NEXT;
+    learn_veth6(ifindex, &ip6.saddr);
     __u16 ports[2];
     if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
     return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
@@ -360,6 +384,7 @@ static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex
       mode = src->mode;
     else if (!src && !veth_known && capture_unknown_enabled())
       mode = ZM_MODE_STRICT;
+    if (src && src->state == ZM_POD_ENROLLED && bare_syn) learn_veth6(ifindex, &ip6.saddr);
     if (mode && !dest_excluded6(&ip6.daddr, dport)) {
       if (bare_syn) return capture(skb, &zm_listeners6, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
       if (mode == ZM_MODE_STRICT) {
@@ -477,6 +502,7 @@ static __always_inline int guard_egress6(struct __sk_buff* skb, __u32 ifindex) {
   if (!dst) return ipv6_unmeshed(skb, veth_pod(ifindex), ip6.nexthdr); /* not a known IPv6 of the pod */
   if (!is_strict_pod(dst) || ip6.nexthdr == IPPROTO_ICMPV6_) return ZM_NEXT;
   if (ip6.nexthdr == IPPROTO_UDP_) {
+    learn_veth6(ifindex, &ip6.daddr);
     __u16 ports[2];
     if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, ports, sizeof(ports), BPF_HDR_START_NET)) return ZM_NEXT;
     return udp_allowed(bpf_ntohs(ports[0]), bpf_ntohs(ports[1])) ? ZM_NEXT : guard_drop(ZM_GUARD_UDP);
@@ -486,6 +512,7 @@ static __always_inline int guard_egress6(struct __sk_buff* skb, __u32 ifindex) {
   if (bpf_skb_load_bytes_relative(skb, IPV6_HDR_LEN, tcp, sizeof(tcp), BPF_HDR_START_NET)) return ZM_NEXT;
   __u8 flags = tcp[13];
   if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK)) return ZM_NEXT;
+  learn_veth6(ifindex, &ip6.daddr);
   if ((skb->mark & ZM_MARK_MASK) == ZM_MARK_PROXY) return ZM_NEXT;
   if (skb->ingress_ifindex == 0) {
     struct zm_probe_key6 key = {.port = ((__u16)tcp[2] << 8) | tcp[3], .pad = 0};

@@ -90,7 +90,9 @@ struct zm_probe_key {
  *   zm_listeners6: SOCKMAP, the same three slots, holding the proxy's AF_INET6 listeners (IPV6_V6ONLY,
  *     IPV6_TRANSPARENT): an AF_INET listener cannot take an IPv6 SYN.
  *   zm_excl_cidrs6: LPM trie keyed by struct zm_lpm_v6 -> u8 (1). zm_excl_ports applies to both families.
- *   zm_probe_ports6: struct zm_probe_key6 -> u8 (1). */
+ *   zm_probe_ports6: struct zm_probe_key6 -> u8 (1).
+ *   zm_veth_pods6: pod veth ifindex (u32) -> struct zm_addr6, the IPv6 twin of zm_veth_pods (IPv6-only pods have no
+ *     IPv4 to look up): written by the agent from the node's IPv6 host routes and learned from the pod's own IPv6. */
 struct zm_addr6 {
   __u32 addr[4]; /* network byte order, as in the IPv6 header */
 };

@@ -330,6 +330,7 @@ void BpfManager::PruneIfaceRoles() {
 void BpfManager::DropLink(const std::string& ifname, Link& link) {
   DropEgress(ifname, link);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_veth_pods), &link.ifindex);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.zm_veth_pods6), &link.ifindex);
   if (mode_ == AttachMode::kTc) {
     if (Status s = DetachClsact(link.ifindex, TcDirection::kIngress, tc_priority_); !s.ok()) {
       zm::log::Warn("tc filter removal failed", {{"ifname", ifname}, {"error", s.message()}});
@@ -681,12 +682,14 @@ Status BpfManager::SetProbePorts(std::span<const ProbePort> ports) {
   return ReplaceSet(bpf_map__fd(skel_->maps.zm_probe_ports6), keys6, sizeof(zm_probe_key6), 1, "zm_probe_ports6");
 }
 
-Status BpfManager::SetVethPod(uint32_t ifindex, uint32_t ip_be) {
+Status BpfManager::SetVethPod(uint32_t ifindex, const net::IpAddr& ip) {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
   // Written whether or not the veth is attached yet (the first snapshot comes before the link dump): only the
   // programs of pod veths read it, and DropLink forgets the entry with the link.
-  return Update(bpf_map__fd(skel_->maps.zm_veth_pods), &ifindex, ip_be, "zm_veth_pods update");
+  if (ip.is_v4()) return Update(bpf_map__fd(skel_->maps.zm_veth_pods), &ifindex, ip.v4(), "zm_veth_pods update");
+  if (!ip.is_v6()) return kNoAddress;
+  return Update(bpf_map__fd(skel_->maps.zm_veth_pods6), &ifindex, Addr6(ip), "zm_veth_pods6 update");
 }
 
 int BpfManager::RepairTcxPositions() {

@@ -128,8 +128,9 @@ class BpfManager {
   Status SetCaptureUnknown(bool on);
   Status SetStrictUdpAllowed(bool on);                     // false: STRICT pods send and receive DNS only over UDP
   Status SetProbePorts(std::span<const ProbePort> ports);  // both families
-  // Which pod a veth leads to (for its IPv6); the program also learns this from the pod's IPv4 traffic.
-  Status SetVethPod(uint32_t ifindex, uint32_t ip_be);
+  // Which pod a veth leads to, by one of its addresses (zm_veth_pods for IPv4, zm_veth_pods6 for IPv6): for the
+  // pod's IPv6 from or to addresses it does not know. The program also learns both from the pod's own traffic.
+  Status SetVethPod(uint32_t ifindex, const net::IpAddr& ip);
 
   // Keeps every link of ours first in its tcx chain (ingress, and the egress guard of pod veths): a link another
   // program was attached ahead of (BPF_F_BEFORE), or that someone detached, is re-created first. Logged ("tcx position

@@ -2,8 +2,10 @@
 
 #include <net/if.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -27,6 +29,48 @@ std::map<uint32_t, uint32_t> ParseHostRoutes(std::string_view text) {
     if (unsigned idx = if_nametoindex(iface.c_str()); idx != 0) out[static_cast<uint32_t>(ip)] = idx;
   }
   return out;
+}
+
+std::map<net::IpAddr, uint32_t> ParseHostRoutes6(std::string_view text) {
+  constexpr unsigned long kRtfLocal = 0x80000000, kRtfCache = 0x01000000, kRtfAnycast = 0x00100000;
+  std::map<net::IpAddr, uint32_t> out;
+  std::set<net::IpAddr> local;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    // dest dest_len src src_len next_hop metric refcnt use flags iface; addresses as 32 hex digits, network order.
+    std::istringstream f(line);
+    std::string dest, len, src, src_len, hop, metric, refcnt, use, flags, iface;
+    if (!(f >> dest >> len >> src >> src_len >> hop >> metric >> refcnt >> use >> flags >> iface)) continue;
+    if (len != "80" || dest.size() != 32) continue;
+    char* end = nullptr;
+    const unsigned long fl = std::strtoul(flags.c_str(), &end, 16);
+    if (*end != '\0' || (fl & (kRtfCache | kRtfAnycast))) continue;
+    in6_addr a{};
+    bool ok = true;
+    for (size_t i = 0; i < 16 && ok; ++i) {
+      const std::string byte = dest.substr(2 * i, 2);
+      a.s6_addr[i] = static_cast<uint8_t>(std::strtoul(byte.c_str(), &end, 16));
+      ok = *end == '\0' && isxdigit(static_cast<unsigned char>(byte[0])) &&
+           isxdigit(static_cast<unsigned char>(byte[1]));
+    }
+    if (!ok) continue;
+    if (fl & kRtfLocal) {
+      local.insert(net::IpAddr::V6(a));
+    } else if (unsigned idx = if_nametoindex(iface.c_str()); idx != 0 && iface != "lo") {
+      out[net::IpAddr::V6(a)] = idx;
+    }
+  }
+  // An address of the node itself (its /128 gets a prefix route beside the local one) leads to no pod.
+  for (const auto& ip : local) out.erase(ip);
+  return out;
+}
+
+std::map<net::IpAddr, uint32_t> HostRouteInterfaces6() {
+  std::ifstream f("/proc/net/ipv6_route");
+  std::stringstream buf;
+  buf << f.rdbuf();
+  return ParseHostRoutes6(buf.str());
 }
 
 std::map<uint32_t, uint32_t> HostRouteInterfaces() {

@@ -8,11 +8,18 @@
 #include <map>
 #include <string_view>
 
+#include "common/net/ip_addr.h"
+
 namespace zm::agent::bpf {
 
 // IPv4 (network byte order) -> ifindex, for the /32 routes of /proc/net/route (the main table) in the caller's netns.
 std::map<uint32_t, uint32_t> HostRouteInterfaces();
 // The same from the text of /proc/net/route (tests); names are resolved with if_nametoindex.
 std::map<uint32_t, uint32_t> ParseHostRoutes(std::string_view proc_net_route);
+
+// The same for IPv6: IPv6 address -> ifindex of the /128 routes of /proc/net/ipv6_route (an IPv6-only pod's route names
+// its veth too). The node's own addresses (those with a local route), anycast and cached routes are left out.
+std::map<net::IpAddr, uint32_t> HostRouteInterfaces6();
+std::map<net::IpAddr, uint32_t> ParseHostRoutes6(std::string_view proc_net_ipv6_route);
 
 }  // namespace zm::agent::bpf

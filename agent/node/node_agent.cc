@@ -259,12 +259,18 @@ void NodeAgent::ApplySnapshot() {
   }
   // The kubelet's probe ports: the only way in from the node's own netns to a STRICT pod (capture.bpf.c egress guard).
   if (auto st = bpf_.SetProbePorts(probes); !st.ok()) log::Error("programming probe ports", {{"error", st.message()}});
-  // Which veth leads to which local pod, so that a STRICT pod's IPv6 is refused from its first packet.
+  // Which veth leads to which local pod (its host routes, either family), so that a STRICT pod's IPv6 from or to an
+  // address the agent does not know is refused from its first packet.
   const auto routes = bpf::HostRouteInterfaces();
+  const auto routes6 = bpf::HostRouteInterfaces6();
   for (const auto& w : snap->workloads()) {
+    if (!snap->IsLocal(w)) continue;
     for (const auto& ip : w.ips) {
-      auto r = ip.is_v4() ? routes.find(ip.v4()) : routes.end();
-      if (snap->IsLocal(w) && r != routes.end()) (void)bpf_.SetVethPod(r->second, ip.v4());
+      if (ip.is_v4()) {
+        if (auto r = routes.find(ip.v4()); r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
+      } else if (auto r = routes6.find(ip); r != routes6.end()) {
+        (void)bpf_.SetVethPod(r->second, ip);
+      }
     }
   }
   (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());

@@ -1,5 +1,6 @@
 // IPv6 in the capture program: the same guarantees as IPv4 (capture_traffic_test.cc) with the IPv6 maps (zm_pods6,
 // zm_listeners6, zm_excl_cidrs6, zm_probe_ports6) and a dual-stack topology whose helpers all speak IPv6.
+#include "agent/bpf/host_routes.h"
 #include "tests/integration/bpf/capture_fixture.h"
 
 namespace zm::agent::bpf {
@@ -132,11 +133,42 @@ TEST_F(CaptureIpv6Test, StrictPodUdpIsDnsOnly) {
   EXPECT_GE(Stats().dropped_udp, 1u);
 }
 
+// An IPv6-only pod (nothing in the IPv4 maps): its veth is known by its IPv6 (zm_veth_pods6, learned from its
+// captured SYN, or written by the agent from the host route), so TCP from another address of the pod is dropped too.
+TEST_F(CaptureIpv6Test, Ipv6OnlyPodIsKnownByItsVethForItsOtherAddresses) {
+  const auto routes6 = HostRouteInterfaces6();  // what the agent writes with SetVethPod
+  auto route = routes6.find(pod_ip_);
+  ASSERT_NE(route, routes6.end());
+  EXPECT_EQ(route->second, if_nametoindex(kPodVeth));
+  EXPECT_FALSE(routes6.count(*net::IpAddr::Parse("fd00:244:1::1"))) << "the node's own address is no pod";
+  Enroll(PodMode::kStrict);
+  SetSlot(ListenerSlot::kOutbound, outbound_);
+  ASSERT_EQ(topo_.NodeIp("-6 route add fd00:244:1::99/128 dev " + std::string(kPodVeth)), 0);
+  // Deprecated (preferred_lft 0): used when bound to, never picked as the source of the pod's own connections.
+  ASSERT_EQ(Sh("ip -n " + topo_.pod->name() + " addr add fd00:244:1::99/64 dev eth0 nodad preferred_lft 0"), 0);
+  auto connect_from_other = [&](int timeout_ms) {
+    Fd c = SocketIn(*topo_.pod);
+    sockaddr_storage a{};
+    socklen_t len = net::SockAddr{*net::IpAddr::Parse("fd00:244:1::99"), 0}.ToSockaddr(&a);
+    EXPECT_EQ(bind(c.get(), reinterpret_cast<sockaddr*>(&a), len), 0);
+    return ConnectTimeout(c.get(), {kExtIp6, 8080}, timeout_ms);
+  };
+  // Before the veth is known, an unknown source goes on as any (capture-unknown is off).
+  ASSERT_EQ(connect_from_other(kConnectMs), 0);
+  EXPECT_TRUE(AcceptTimeout(ext_server_.get(), kConnectMs).valid());
+  Fd client;
+  ASSERT_TRUE(ExpectCaptured(&client).valid());  // the pod's own SYN: the program learns its veth
+  EXPECT_NE(connect_from_other(kNoSynAckMs), 0);
+  EXPECT_FALSE(AcceptTimeout(ext_server_.get(), 0).valid()) << "a STRICT pod's other address went out in plaintext";
+  EXPECT_GE(Stats().dropped_ipv6, 1u);
+  EXPECT_TRUE(mgr_.SetVethPod(route->second, pod_ip_).ok());
+}
+
 TEST_F(CaptureIpv6Test, PodWithoutAKnownIpv6FollowsItsIpv4Mode) {
   // zm_pods6 does not know the pod's IPv6: as before IPv6 was meshed, a STRICT pod's IPv6 TCP is dropped.
   const auto v4 = *net::IpAddr::Parse(kPodIp);
   ASSERT_TRUE(mgr_.UpsertPod(v4, PodState::kEnrolled, PodMode::kStrict).ok());
-  ASSERT_TRUE(mgr_.SetVethPod(if_nametoindex(kPodVeth), v4.v4()).ok());
+  ASSERT_TRUE(mgr_.SetVethPod(if_nametoindex(kPodVeth), v4).ok());
   SetSlot(ListenerSlot::kOutbound, outbound_);
   ExpectDropped();
   EXPECT_GE(Stats().dropped_ipv6, 1u);
