@@ -331,7 +331,7 @@ static __always_inline int assign_owner(struct __sk_buff* skb, struct bpf_sock_t
 
 /* capture_ingress for IPv6: the same rules a-d with the IPv6 maps. Only TCP/UDP right after the fixed header is
  * meshed (extension headers from or to a STRICT pod are dropped). A veth's packets from an address zm_pods6 does not
- * know follow the pod's IPv4 mode first (ipv6_unmeshed), as before IPv6 was meshed. */
+ * know follow the veth's pod's mode first (ipv6_unmeshed), as before IPv6 was meshed. */
 static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex) {
   struct ipv6hdr ip6;
   if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET)) return ZM_NEXT;

@@ -67,7 +67,7 @@ struct zm_cfg {
 #define ZM_GUARD_FRAGMENT 2     /* TCP fragment from or to a STRICT pod */
 #define ZM_GUARD_IPV6                                                                                              \
   3                       /* IPv6 of a STRICT pod not meshed: extension headers or fragments, or TCP / non-DNS UDP \
-                           * on a veth whose pod has no known IPv6 address (zm_veth_pods) */
+                           * from or to a pod address the agent does not know (zm_veth_pods[6]) */
 #define ZM_GUARD_UDP 4    /* UDP of a STRICT pod to a port other than 53 */
 #define ZM_GUARD_COUNT 16 /* room for more reasons without changing the pinned map */
 
