@@ -4,6 +4,7 @@ Dual-stack topology (every pod has 10.244.<node>.<10+j> and fd00:10:244:<node>::
   node1: client (enrolled, STRICT), plain (not enrolled)
   node2: server (enrolled, STRICT), perm (enrolled, PERMISSIVE), plain2 (not enrolled)
   Service echo: vips 10.96.0.50 and fd00:10:96::50, port 80 -> server:8080
+  Service web: vips 10.96.0.51 and fd00:10:96::51, port 80 -> server:9080 (appProtocol http, python's http.server)
   TrafficPermission: DENY plaintext from fd00:10:244:1::/64 (node1's IPv6 pods) to perm.
 IPv6-only topology: client on node1, server on node2 (enrolled, STRICT), nodes and controller on IPv6 too.
 Every pod runs podtool's server on [::]:8080 (both families). Captures on node1's uplink leave out the control
@@ -27,6 +28,7 @@ from mesh_case import service_yaml  # noqa: E402
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
 VIP4, VIP6 = "10.96.0.50", "fd00:10:96::50"
+WEB_VIP4, WEB_VIP6 = "10.96.0.51", "fd00:10:96::51"  # Service web: HTTP (the L7 path), port 80 -> server:9080
 WIRE = "tcp and not port 15012"  # the uplink's TCP but the agents' control connection to the controller
 
 
@@ -149,10 +151,14 @@ class DualStackTest(MeshedCase):
         cls.plain2 = cls.pod("node2", "plain2", enrolled=False)
         cp.write("service-echo.yaml", service_yaml("default", "echo", VIP4, {"app": "server"}, [("tcp", 80, PORT)],
                                                    vips=[VIP4, VIP6]))
+        cp.write("service-web.yaml", service_yaml("default", "web", WEB_VIP4, {"app": "server"},
+                                                  [("http", 80, 9080, "http")], vips=[WEB_VIP4, WEB_VIP6]))
+        c.popen(cls.server, [sys.executable, "-m", "http.server", "9080", "--bind", "::"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
         cp.permission("no-node1-v6-plaintext", "default", "DENY", {"app": "perm"},
                       {"ipBlocks": [f"{c.node('node1').pod_cidr6}"]})
         cp.start()
-        for host, port in ((cls.server.ip4, PORT), (cls.server.ip6, PORT), (VIP4, 80), (VIP6, 80)):
+        for host, port in ((cls.server.ip4, PORT), (cls.server.ip6, PORT), (VIP4, 80), (VIP6, 80), (WEB_VIP6, 80)):
             cls.wait_ok(cls.client, host, port)
 
     # (a) IPv6 pod to pod across nodes.
@@ -168,6 +174,22 @@ class DualStackTest(MeshedCase):
     def test_ipv6_service_vip_is_meshed(self):
         self.assert_meshed(self.client, VIP6, 80, "ZEROMESH-V6-MARKER-VIP", self.server.ip6)
         self.assert_peer(self.client, VIP6, 80, self.server)
+
+    # HTTP over IPv6 through an HTTP Service: the per-request (L7) path of both proxies.
+    def test_http_to_an_ipv6_vip_is_meshed_per_request(self):
+        marker = "ZEROMESH-V6-MARKER-HTTP"
+        cap = self.cluster.capture("node1", "eth0", WIRE)
+        self.addCleanup(cap.cleanup)
+        res = self.cluster.run(self.client, ["curl", "-sS", "-g", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}",
+                                             "-H", f"X-Marker: {marker}", f"http://[{WEB_VIP6}]/?{marker}"], text=True,
+                               timeout=30)
+        self.assertEqual(res.stdout.strip(), f"200 {WEB_VIP6}", res.stderr)
+        self.assertNotIn(marker.encode(), cap.data(), "plaintext marker seen on the wire")
+        packets = cap.summary()
+        self.assertEqual([p for p in packets if ".15008" not in p], [], "TCP on the wire other than HBONE")
+        self.assertTrue(any(f"> {self.server.ip6}.15008:" in p for p in packets), packets)
+        self.log_entry("node2", "request", reporter="destination", status="200", method="GET",
+                       **{"src.addr": f"[{self.client.ip6}]:*", "src.identity": self.cp.spiffe_id("default", "client")})
 
     # (c) the same pods' IPv4 is meshed as before.
     def test_ipv4_of_the_same_pods_is_still_meshed(self):
