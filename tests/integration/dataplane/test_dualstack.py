@@ -6,7 +6,8 @@ Dual-stack topology (every pod has 10.244.<node>.<10+j> and fd00:10:244:<node>::
   Service echo: vips 10.96.0.50 and fd00:10:96::50, port 80 -> server:8080
   Service web: vips 10.96.0.51 and fd00:10:96::51, port 80 -> server:9080 (appProtocol http, python's http.server)
   TrafficPermission: DENY plaintext from fd00:10:244:1::/64 (node1's IPv6 pods) to perm.
-IPv6-only topology: client on node1, server on node2 (enrolled, STRICT), nodes and controller on IPv6 too.
+IPv6-only topology: client on node1, server on node2 (enrolled, STRICT), nodes and controller on IPv6 too; Service
+  echo: vip fd00:10:96::60, port 80 -> server:8080.
 Every pod runs podtool's server on [::]:8080 (both families). Captures on node1's uplink leave out the control
 connection (15012): what remains must be HBONE (TLS to 15008) only.
 """
@@ -28,6 +29,7 @@ from mesh_case import service_yaml  # noqa: E402
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
 VIP4, VIP6 = "10.96.0.50", "fd00:10:96::50"
+VIP6_ONLY = "fd00:10:96::60"  # the IPv6-only cluster's Service echo
 WEB_VIP4, WEB_VIP6 = "10.96.0.51", "fd00:10:96::51"  # Service web: HTTP (the L7 path), port 80 -> server:9080
 WIRE = "tcp and not port 15012"  # the uplink's TCP but the agents' control connection to the controller
 
@@ -138,6 +140,31 @@ class MeshedCase(unittest.TestCase):
         self.assertEqual(out["client_sees_peer"], zmcluster.host_port(host, port), out)
         self.assertEqual(host_of(out["server_local"]), server.ip6 if v6 else server.ip4, out)
 
+    def assert_fails_closed_and_recovers(self, client, host):
+        """SIGKILL of node1's agent: new connections from |client| (STRICT) to host:8080 fail and nothing but the dead
+        tunnels' teardown leaves node1; once the agent is started again they work."""
+        node1 = self.cluster.node("node1")
+        cap = self.cluster.capture(node1, "eth0", WIRE)
+        self.addCleanup(cap.cleanup)
+        self.cp.kill_agent(node1)
+        try:
+            for _ in range(2):
+                out = self.try_connect(client, host, PORT, 0.5)
+                self.assertFalse(out["ok"], f"a connection to {host} succeeded with no agent: {out}")
+            packets = cap.summary()
+            # The dead agent's tunnels close (the kernel's FINs to 15008); nothing may go to the application's port.
+            self.assertEqual([p for p in packets if f".{PORT}" in p or ".15008" not in p], [],
+                             "a connection went past the mesh while the agent was dead")
+        finally:
+            t0 = time.monotonic()
+            self.cp.start_agent(node1, wait=False)
+            while not self.try_connect(client, host, PORT, 0.5)["ok"]:
+                self.assertLess(time.monotonic() - t0, 10, self.cp.log("agent-node1", 3000))
+                time.sleep(0.05)
+            print(f"connections to {host} work again {time.monotonic() - t0:.3f}s after the agent was started",
+                  file=sys.stderr)
+            self.cp.wait_agent_ready(node1)
+
 
 class DualStackTest(MeshedCase):
     FAMILIES = ("ipv4", "ipv6")
@@ -199,27 +226,7 @@ class DualStackTest(MeshedCase):
 
     # (d) STRICT fails closed for IPv6 while node1's agent is dead, and recovers when it is back.
     def test_strict_ipv6_fails_closed_after_agent_sigkill(self):
-        node1 = self.cluster.node("node1")
-        cap = self.cluster.capture(node1, "eth0", WIRE)
-        self.addCleanup(cap.cleanup)
-        self.cp.kill_agent(node1)
-        try:
-            for _ in range(2):
-                out = self.try_connect(self.client, self.server.ip6, PORT, 1)
-                self.assertFalse(out["ok"], f"an IPv6 connection succeeded with no agent: {out}")
-            packets = cap.summary()
-            # The dead agent's tunnels close (the kernel's FINs to 15008); nothing may go to the application's port.
-            self.assertEqual([p for p in packets if f".{PORT}" in p or ".15008" not in p], [],
-                             "a connection went past the mesh while the agent was dead")
-        finally:
-            t0 = time.monotonic()
-            self.cp.start_agent(node1, wait=False)
-            while not self.try_connect(self.client, self.server.ip6, PORT, 0.5)["ok"]:
-                self.assertLess(time.monotonic() - t0, 10, self.cp.log("agent-node1", 3000))
-                time.sleep(0.05)
-            print(f"IPv6 connections work again {time.monotonic() - t0:.3f}s after the agent was started",
-                  file=sys.stderr)
-            self.cp.wait_agent_ready(node1)
+        self.assert_fails_closed_and_recovers(self.client, self.server.ip6)
 
     # STRICT refuses IPv6 plaintext from outside the mesh (the same source reaches a pod outside the mesh).
     def test_strict_refuses_ipv6_plaintext_from_outside_the_mesh(self):
@@ -250,13 +257,23 @@ class Ipv6OnlyTest(MeshedCase):
     def setUpMesh(cls, c, cp):
         cls.client = cls.pod("node1", "client", sa="client")
         cls.server = cls.pod("node2", "server", sa="server")
+        cp.write("service-echo.yaml", service_yaml("default", "echo", VIP6_ONLY, {"app": "server"},
+                                                   [("tcp", 80, PORT)]))
         cp.start()
         cls.wait_ok(cls.client, cls.server.ip)
+        cls.wait_ok(cls.client, VIP6_ONLY, 80)
 
     def test_ipv6_only_pod_to_pod_is_meshed(self):
         self.assertEqual(self.server.ips, [self.server.ip6])
         self.assert_meshed(self.client, self.server.ip, PORT, "ZEROMESH-V6ONLY-MARKER", self.server.ip)
         self.assert_peer(self.client, self.server.ip, PORT, self.server)
+
+    def test_ipv6_only_service_vip_is_meshed(self):
+        self.assert_meshed(self.client, VIP6_ONLY, 80, "ZEROMESH-V6ONLY-MARKER-VIP", self.server.ip)
+        self.assert_peer(self.client, VIP6_ONLY, 80, self.server)
+
+    def test_ipv6_only_strict_fails_closed_after_agent_sigkill(self):
+        self.assert_fails_closed_and_recovers(self.client, self.server.ip)
 
 
 if __name__ == "__main__":
