@@ -1,5 +1,5 @@
-# Third-party dependencies, all from Debian 12 except BoringSSL, which tools/deps.sh builds statically from Debian's
-# source package (see third_party/boringssl/CMakeLists.txt for why).
+# Third-party dependencies, all from Debian 12 except BoringSSL and civetweb, which tools/deps.sh builds statically from
+# Debian's source packages (see third_party/*/CMakeLists.txt for why).
 
 set(ZM_DEPS "$ENV{ZM_DEPS}")
 if(NOT ZM_DEPS)
@@ -23,6 +23,17 @@ set_target_properties(boringssl::ssl PROPERTIES
 # curl or civetweb put on the line first, and crash (SSL_CTX from one library, TLS_method from the other).
 set_property(TARGET boringssl::crypto APPEND PROPERTY INTERFACE_LINK_OPTIONS
   "SHELL:-Wl,--whole-archive ${BORINGSSL_ROOT}/lib/libssl.a ${BORINGSSL_ROOT}/lib/libcrypto.a -Wl,--no-whole-archive")
+
+# civetweb with IPv6 (zm_http's listeners), in place of Debian's libcivetweb, which has none.
+set(CIVETWEB_ROOT "${ZM_DEPS}/civetweb-1.15+dfsg-4" CACHE PATH "static civetweb install prefix")
+if(NOT EXISTS "${CIVETWEB_ROOT}/lib/libcivetweb.a")
+  message(FATAL_ERROR "civetweb not found in ${CIVETWEB_ROOT}: run tools/deps.sh first")
+endif()
+add_library(zm::civetweb STATIC IMPORTED GLOBAL)
+set_target_properties(zm::civetweb PROPERTIES
+  IMPORTED_LOCATION "${CIVETWEB_ROOT}/lib/libcivetweb.a"
+  INTERFACE_INCLUDE_DIRECTORIES "${CIVETWEB_ROOT}/include"
+  INTERFACE_LINK_LIBRARIES Threads::Threads)
 
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)

@@ -52,23 +52,25 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 [ "$node_major" -ge 20 ] ||
   log "warning: Node.js $(node --version 2>/dev/null) is older than 20: the console (ui/) will not build; install Node.js 20+"
 
-# BoringSSL: static, hidden symbols, from Debian's source package. Cached under $ZM_DEPS.
-BSSL_VERSION=13.0.0+r24
-BSSL_PREFIX="$ZM_DEPS/boringssl-$BSSL_VERSION"
-if [ ! -f "$BSSL_PREFIX/.done" ]; then
-  log "building BoringSSL $BSSL_VERSION (static, hidden visibility) into $BSSL_PREFIX"
-  src_list=/etc/apt/sources.list.d/zeromesh-deb-src.sources
-  if ! apt-get source --print-uris android-platform-external-boringssl >/dev/null 2>&1 || \
-     [ -z "$(apt-get source --print-uris android-platform-external-boringssl 2>/dev/null | grep dsc)" ]; then
-    cat >"$src_list" <<'SRC'
+# apt-get source needs deb-src entries, which a fresh Debian 12 does not list.
+ensure_deb_src() {
+  [ -z "$(apt-get source --print-uris "$1" 2>/dev/null | grep dsc)" ] || return 0
+  cat >/etc/apt/sources.list.d/zeromesh-deb-src.sources <<'SRC'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    apt-get update -qq
-  fi
+  apt-get update -qq
+}
+
+# BoringSSL: static, hidden symbols, from Debian's source package. Cached under $ZM_DEPS.
+BSSL_VERSION=13.0.0+r24
+BSSL_PREFIX="$ZM_DEPS/boringssl-$BSSL_VERSION"
+if [ ! -f "$BSSL_PREFIX/.done" ]; then
+  log "building BoringSSL $BSSL_VERSION (static, hidden visibility) into $BSSL_PREFIX"
+  ensure_deb_src android-platform-external-boringssl
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && apt-get source -qq "android-platform-external-boringssl=13.0.0+r24-2" >/dev/null 2>&1 ||
@@ -80,6 +82,29 @@ SRC
   cmake --build "$work/build" -j"$(nproc)" >/dev/null
   cmake --install "$work/build" >/dev/null
   touch "$BSSL_PREFIX/.done"
+  rm -rf "$work"
+  trap - EXIT
+fi
+# civetweb with IPv6 (Debian's libcivetweb has none): static, hidden symbols, from Debian's source package. Cached
+# under $ZM_DEPS; see third_party/civetweb/CMakeLists.txt.
+CIVETWEB_VERSION=1.15+dfsg-4
+CIVETWEB_PREFIX="$ZM_DEPS/civetweb-$CIVETWEB_VERSION"
+if [ ! -f "$CIVETWEB_PREFIX/.done" ]; then
+  log "building civetweb $CIVETWEB_VERSION (static, IPv6) into $CIVETWEB_PREFIX"
+  ensure_deb_src civetweb
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  # The pinned version, else (a point release replaced it on the mirror) the current one of bookworm.
+  (cd "$work" && apt-get source -qq "civetweb=$CIVETWEB_VERSION" >/dev/null 2>&1 ||
+     { log "warning: civetweb $CIVETWEB_VERSION is not on the mirror: building its current source"
+       apt-get source -qq civetweb >/dev/null 2>&1; })
+  srcdir=$(find "$work" -maxdepth 1 -type d -name 'civetweb-*' | head -1)
+  [ -n "$srcdir" ] || die "could not fetch civetweb's source package"
+  cmake -S "$here/third_party/civetweb" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCIVETWEB_SRC="$srcdir" -DCMAKE_INSTALL_PREFIX="$CIVETWEB_PREFIX" >/dev/null
+  cmake --build "$work/build" -j"$(nproc)" >/dev/null
+  cmake --install "$work/build" >/dev/null
+  touch "$CIVETWEB_PREFIX/.done"
   rm -rf "$work"
   trap - EXIT
 fi

@@ -1,16 +1,20 @@
 #include "common/http/http_server.h"
 
-#include <arpa/inet.h>
 #include <civetweb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "common/http/status_reason.h"
 #include "common/log.h"
+#include "common/net/ip_addr.h"
 
 namespace zm::http {
 namespace {
@@ -38,15 +42,44 @@ std::string HttpRequest::QueryParam(const std::string& name) const {
   return n < 0 ? "" : std::string(out.data(), static_cast<size_t>(n));
 }
 
-bool ValidListenAddr(const std::string& addr, std::string* error) {
+namespace {
+
+struct ListenAddr {
+  net::IpAddr ip;
+  std::string port;
+  bool any6 = false;  // "[::]:port"
+};
+
+std::optional<ListenAddr> ParseListenAddr(const std::string& addr, std::string* error) {
   size_t colon = addr.rfind(':');
-  in_addr ip{};
   std::string host = colon == std::string::npos ? "" : addr.substr(0, colon);
   std::string port = colon == std::string::npos ? "" : addr.substr(colon + 1);
-  bool ok = !host.empty() && inet_pton(AF_INET, host.c_str(), &ip) == 1 && !port.empty() && port.size() <= 5 &&
+  bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  auto ip = net::IpAddr::Parse(bracketed ? std::string_view(host).substr(1, host.size() - 2) : host);
+  bool ok = ip && ip->is_v6() == bracketed && !port.empty() && port.size() <= 5 &&
             port.find_first_not_of("0123456789") == std::string::npos && std::stoul(port) <= 65535;
-  if (!ok) *error = "want IPv4:port, got \"" + addr + "\"";
-  return ok;
+  if (!ok) {
+    *error = "want IPv4:port, [IPv6]:port or [::]:port (both families), got \"" + addr + "\"";
+    return std::nullopt;
+  }
+  return ListenAddr{*ip, port, bracketed && *ip == *net::IpAddr::Parse("::")};
+}
+
+// No IPv6 on this node: the kernel has none (ipv6.disable=1: no sysctl, no AF_INET6 sockets) or it is disabled.
+bool Ipv6Unavailable(const std::string& sysctl) {
+  std::ifstream f(sysctl);
+  char c = '1';
+  if (!f.get(c) || c == '1') return true;
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;
+  close(fd);
+  return false;
+}
+
+}  // namespace
+
+bool ValidListenAddr(const std::string& addr, std::string* error) {
+  return ParseListenAddr(addr, error).has_value();
 }
 
 HttpServer::HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes)
@@ -62,8 +95,17 @@ HttpServer::~HttpServer() {
 bool HttpServer::Start(std::string* error) {
   static std::once_flag library;
   std::call_once(library, [] { mg_init_library(0); });
-  if (!ValidListenAddr(addr_, error)) return false;
-  const char* options[] = {"listening_ports", addr_.c_str(),       "num_threads", "2",    "request_timeout_ms",
+  auto listen = ParseListenAddr(addr_, error);
+  if (!listen) return false;
+  // civetweb's listening_ports: "+port" is one dual-stack socket (IPV6_V6ONLY off); "[v6]:port" sets IPV6_V6ONLY.
+  std::string listening = listen->ip.is_v4() ? addr_ : "[" + listen->ip.ToString() + "]:" + listen->port;
+  if (listen->any6 && Ipv6Unavailable(ipv6_disabled_sysctl_)) {
+    log::Info("admin http: no IPv6 on this node, listening on IPv4 only", {{"server", name_}, {"addr", addr_}});
+    listening = "0.0.0.0:" + listen->port;
+  } else if (listen->any6) {
+    listening = "+" + listen->port;
+  }
+  const char* options[] = {"listening_ports", listening.c_str(),   "num_threads", "2",    "request_timeout_ms",
                            "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
@@ -98,6 +140,8 @@ HttpResponse HttpServer::HandleRequest(mg_connection* conn) {
   req.path = ri->local_uri ? ri->local_uri : "";
   req.query = ri->query_string ? ri->query_string : "";
   req.remote_addr = ri->remote_addr;
+  // An IPv4 client of a dual-stack listener arrives as "::ffff:a.b.c.d": give its IPv4 address, as on an IPv4 one.
+  if (auto ip = net::IpAddr::Parse(req.remote_addr)) req.remote_addr = ip->ToString();
   for (int i = 0; i < ri->num_headers; ++i) req.headers[Lower(ri->http_headers[i].name)] = ri->http_headers[i].value;
   auto too_large = [this] {
     return HttpResponse{413, "application/json",

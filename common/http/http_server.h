@@ -44,7 +44,8 @@ using RequestHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 class HttpServer {
  public:
-  // |addr| is "ip:port" (port 0: any free port, see port()). Handlers run on civetweb's threads.
+  // |addr| is a listen address (see ValidListenAddr; port 0: any free port, see port()). Handlers run on civetweb's
+  // threads.
   HttpServer(std::string name, std::string addr, std::map<std::string, HttpHandler> routes);
   // Request form: |handler| gets every request; bodies over |max_body| bytes are refused with 413.
   HttpServer(std::string name, std::string addr, RequestHandler handler, size_t max_body);
@@ -53,6 +54,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   bool Start(std::string* error);
+  // Where "IPv6 is disabled" is read for a "[::]:port" listener (before Start; tests point it at a file of theirs).
+  void set_ipv6_disabled_sysctl(std::string path) { ipv6_disabled_sysctl_ = std::move(path); }
   void Stop();
   uint16_t port() const { return port_; }
   const std::string& name() const { return name_; }
@@ -67,6 +70,7 @@ class HttpServer {
   std::map<std::string, HttpHandler> routes_;
   RequestHandler handler_;
   size_t max_body_ = 0;
+  std::string ipv6_disabled_sysctl_ = "/proc/sys/net/ipv6/conf/all/disable_ipv6";
   mg_context* ctx_ = nullptr;
   uint16_t port_ = 0;
 };
@@ -80,7 +84,9 @@ void StartOptional(std::unique_ptr<HttpServer>& server, const char* name, const 
 // poll interval), so one after the other would add up.
 void StopTogether(std::initializer_list<HttpServer*> servers);
 
-// "ip:port" -> civetweb's listening_ports syntax; false for anything else (no host names, port 0..65535).
+// A listen address: "a.b.c.d:port" (IPv4), "[v6]:port" (that IPv6 address only) or "[::]:port": every address of both
+// families (one dual-stack socket; IPv4 alone on a node without IPv6). No host names, port 0..65535. False (and why in
+// |error|) for anything else.
 bool ValidListenAddr(const std::string& addr, std::string* error);
 
 }  // namespace zm::http
