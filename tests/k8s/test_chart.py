@@ -123,20 +123,20 @@ class ChartTest(unittest.TestCase):
             ds = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "DaemonSet")
             return ds["spec"]["template"]["spec"]["containers"][0]
 
-        want = {"all": "--metrics-addr=0.0.0.0:15020", "node": "--metrics-addr=$(NODE_IP):15020",
+        want = {"all": "--metrics-addr=[::]:15020", "node": "--metrics-addr=$(NODE_IP):15020",
                 "loopback": "--metrics-addr=127.0.0.1:15020", "off": "--metrics-addr=off"}
         for value, arg in want.items():
             with self.subTest(metricsAddress=value):
                 c = agent_container(f"agent.metricsAddress={value}")
                 self.assertIn(arg, c["args"])
-                self.assertIn("--health-addr=0.0.0.0:15021", c["args"])  # the kubelet's probes, whatever this says
+                self.assertIn("--health-addr=[::]:15021", c["args"])  # the kubelet's probes, whatever this says
                 env = {e["name"]: e.get("valueFrom") for e in c["env"]}
                 self.assertEqual("NODE_IP" in env, value == "node")
                 if value == "node":
                     self.assertEqual(env["NODE_IP"], {"fieldRef": {"fieldPath": "status.hostIP"}})
                 ports = [p["name"] for p in c["ports"]]
                 self.assertEqual("metrics" in ports, value != "off")
-        self.assertIn("--metrics-addr=0.0.0.0:15020", agent_container()["args"])  # the default: all
+        self.assertIn("--metrics-addr=[::]:15020", agent_container()["args"])  # the default: all
         self.assertNotEqual(self.template("agent.metricsAddress=everywhere").returncode, 0)
 
     def test_agent_attach_mode(self):
