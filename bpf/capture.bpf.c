@@ -329,6 +329,53 @@ static __always_inline int assign_owner(struct __sk_buff* skb, struct bpf_sock_t
   return 1;
 }
 
+/* b) Outbound: a SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. Written
+ * once for both families: `v6` (a constant at each call, so each inlined copy keeps only its family's maps) says
+ * whether saddr/daddr are a struct in6_addr or a __u32. `unknown_ok`: an unknown source may be captured (IPv6: not when
+ * the veth's pod is known, its other addresses followed ipv6_unmeshed). Returns 1 with *verdict set when it decided. */
+static __always_inline int outbound_on_veth(struct __sk_buff* skb, __u32 ifindex, int v6, const void* saddr,
+                                            const void* daddr, __u16 dport, struct zm_pod* src, int unknown_ok,
+                                            int bare_syn, int* verdict) {
+  int src_enrolled = src && src->state == ZM_POD_ENROLLED;
+  __u8 mode = 0;
+  if (src_enrolled)
+    mode = src->mode;
+  else if (!src && unknown_ok && capture_unknown_enabled())
+    mode = ZM_MODE_STRICT; /* config not here yet: hold it in the proxy, never let it out in plaintext */
+  if (src_enrolled && bare_syn) {
+    if (v6)
+      learn_veth6(ifindex, saddr);
+    else
+      learn_veth(ifindex, *(const __u32*)saddr);
+  }
+  if (!mode) return 0;
+  if (v6 ? dest_excluded6(daddr, dport) : dest_excluded(*(const __u32*)daddr, dport)) return 0;
+  if (bare_syn) {
+    void* listeners = v6 ? (void*)&zm_listeners6 : (void*)&zm_listeners;
+    *verdict = capture(skb, listeners, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
+    return 1;
+  }
+  /* A segment of a captured flow whose proxy socket is gone (agent died or restarted), or of a direct flow opened
+   * before enrollment: in STRICT mode its payload must not reach the wire in plaintext. */
+  if (mode == ZM_MODE_STRICT) {
+    count(ZM_STAT_DROPPED_ORPHAN);
+    *verdict = TC_ACT_SHOT;
+    return 1;
+  }
+  *verdict = ZM_NEXT;
+  return 1;
+}
+
+/* c, d) Inbound: a bare SYN to the local pod `dst` (its family's listeners). HBONE always goes to the proxy; plaintext
+ * in the pod's mode. An enrolled source reaching here did not come from its own veth (rule b took those): treat it as
+ * foreign. */
+static __always_inline int inbound_to_pod(struct __sk_buff* skb, void* listeners, const struct zm_pod* dst,
+                                          __u16 dport) {
+  if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
+  if (dport == ZM_HBONE_PORT) return capture(skb, listeners, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
+  return capture(skb, listeners, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+}
+
 /* capture_ingress for IPv6: the same rules a-d with the IPv6 maps. Only TCP/UDP right after the fixed header is
  * meshed (extension headers from or to a STRICT pod are dropped). A veth's packets from an address zm_pods6 does not
  * know follow the veth's pod's mode first (ipv6_unmeshed), as before IPv6 was meshed. */
@@ -377,32 +424,15 @@ static __always_inline int capture_ingress6(struct __sk_buff* skb, __u32 ifindex
   if (assign_owner(skb, &tuple, sizeof(tuple.ipv6), &verdict)) return verdict;
 
   __u16 dport = bpf_ntohs(dport_n);
-  /* b) Outbound: SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. */
-  if (r == ZM_ROLE_POD_VETH) {
-    __u8 mode = 0;
-    if (src && src->state == ZM_POD_ENROLLED)
-      mode = src->mode;
-    else if (!src && !veth_known && capture_unknown_enabled())
-      mode = ZM_MODE_STRICT;
-    if (src && src->state == ZM_POD_ENROLLED && bare_syn) learn_veth6(ifindex, &ip6.saddr);
-    if (mode && !dest_excluded6(&ip6.daddr, dport)) {
-      if (bare_syn) return capture(skb, &zm_listeners6, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
-      if (mode == ZM_MODE_STRICT) {
-        count(ZM_STAT_DROPPED_ORPHAN);
-        return TC_ACT_SHOT;
-      }
-      return ZM_NEXT;
-    }
+  /* b) Outbound on a pod veth. */
+  if (r == ZM_ROLE_POD_VETH &&
+      outbound_on_veth(skb, ifindex, 1, &ip6.saddr, &ip6.daddr, dport, src, !veth_known, bare_syn, &verdict)) {
+    return verdict;
   }
   if (!bare_syn) return ZM_NEXT;
 
   /* c, d) Inbound to an enrolled local pod. */
-  struct zm_pod* dst = pod6(&ip6.daddr);
-  if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
-  if (dport == ZM_HBONE_PORT) {
-    return capture(skb, &zm_listeners6, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
-  }
-  return capture(skb, &zm_listeners6, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+  return inbound_to_pod(skb, &zm_listeners6, pod6(&ip6.daddr), dport);
 }
 
 static __always_inline int capture_ingress(struct __sk_buff* skb) {
@@ -456,37 +486,16 @@ static __always_inline int capture_ingress(struct __sk_buff* skb) {
   __u32 r = iface_role(ifindex);
   __u16 dport = bpf_ntohs(dport_n);
 
-  /* b) Outbound: SYN from an enrolled local pod (or an unknown one while "capture unknown" is on) on its veth. */
+  /* b) Outbound on a pod veth. */
   struct zm_pod* src = bpf_map_lookup_elem(&zm_pods, &iph.saddr);
-  int src_enrolled = src && src->state == ZM_POD_ENROLLED;
-  if (r == ZM_ROLE_POD_VETH) {
-    __u8 mode = 0;
-    if (src_enrolled)
-      mode = src->mode;
-    else if (!src && capture_unknown_enabled())
-      mode = ZM_MODE_STRICT; /* config not here yet: hold it in the proxy, never let it out in plaintext */
-    if (src_enrolled && bare_syn) learn_veth(ifindex, iph.saddr);
-    if (mode && !dest_excluded(iph.daddr, dport)) {
-      if (bare_syn) return capture(skb, &zm_listeners, ZM_SLOT_OUTBOUND, mode, ZM_STAT_CAPTURED_OUTBOUND);
-      /* A segment of a captured flow whose proxy socket is gone (agent died or restarted), or of a direct flow
-       * opened before enrollment: in STRICT mode its payload must not reach the wire in plaintext. */
-      if (mode == ZM_MODE_STRICT) {
-        count(ZM_STAT_DROPPED_ORPHAN);
-        return TC_ACT_SHOT;
-      }
-      return ZM_NEXT;
-    }
+  if (r == ZM_ROLE_POD_VETH &&
+      outbound_on_veth(skb, ifindex, 0, &iph.saddr, &iph.daddr, dport, src, 1, bare_syn, &verdict)) {
+    return verdict;
   }
   if (!bare_syn) return ZM_NEXT;
 
   /* c, d) Inbound to an enrolled local pod. */
-  struct zm_pod* dst = bpf_map_lookup_elem(&zm_pods, &iph.daddr);
-  if (!dst || dst->state != ZM_POD_ENROLLED) return ZM_NEXT;
-  if (dport == ZM_HBONE_PORT) {
-    return capture(skb, &zm_listeners, ZM_SLOT_HBONE, ZM_MODE_STRICT, ZM_STAT_CAPTURED_HBONE);
-  }
-  /* An enrolled source reaching here did not come from its own veth (rule b took those): treat it as foreign. */
-  return capture(skb, &zm_listeners, ZM_SLOT_PLAINTEXT, dst->mode, ZM_STAT_CAPTURED_PLAINTEXT);
+  return inbound_to_pod(skb, &zm_listeners, bpf_map_lookup_elem(&zm_pods, &iph.daddr), dport);
 }
 
 /* tcx egress of a pod veth: what is about to enter the pod. Captured connections never pass here as bare SYNs (their
