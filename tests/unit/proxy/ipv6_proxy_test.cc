@@ -37,6 +37,17 @@ bool Ipv6Available() {
   return true;
 }
 
+// A proxy of one worker on loopback (ephemeral ports, IPv6 on |listen6| if set), without IP_TRANSPARENT.
+ProxyOptions LoopbackOptions(net::IpAddr listen6) {
+  ProxyOptions o;
+  o.workers = 1;
+  o.outbound_port = o.hbone_port = o.plaintext_port = 0;
+  o.listen_addr = Ip("127.0.0.1");
+  o.listen_addr6 = listen6;
+  o.transparent_listeners = false;
+  return o;
+}
+
 class Ipv6ProxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -62,12 +73,7 @@ class Ipv6ProxyTest : public ::testing::Test {
     ids.push_back(std::move(m));
     ASSERT_TRUE(certs_.Replace(kTd, testing::Roots(ca_), std::move(ids), &err)) << err;
 
-    ProxyOptions o;
-    o.workers = 1;
-    o.outbound_port = o.hbone_port = o.plaintext_port = 0;
-    o.listen_addr = Ip("127.0.0.1");
-    o.listen_addr6 = Ip("::1");
-    o.transparent_listeners = false;
+    ProxyOptions o = LoopbackOptions(Ip("::1"));
     o.source_bind = SourceBind::kPlain;
     o.connect_timeout = std::chrono::milliseconds(2000);
     // Plays the BPF redirect: a connection captured by the IPv6 outbound or plaintext listener was meant for the pod.
@@ -86,6 +92,11 @@ class Ipv6ProxyTest : public ::testing::Test {
   void PodAt(uint16_t port) {
     std::lock_guard<std::mutex> l(mu_);
     pod_port_ = port;
+  }
+  // |pod| is the pod behind the proxy; a connection from ::1 to the proxy's listener on |listener_port| (-1 on error).
+  int DialPod(const testing::EchoServer& pod, uint16_t listener_port) {
+    PodAt(pod.port());
+    return testing::ConnectFrom("::1", "::1", listener_port);
   }
   void TearDown() override {
     if (proxy_) proxy_->Stop();
@@ -119,13 +130,7 @@ TEST_F(Ipv6ProxyTest, ListenersAreOpenBesideTheIpv4Ones) {
 }
 
 TEST_F(Ipv6ProxyTest, NoIpv6ListenersWithoutAnAddress) {
-  ProxyOptions o;
-  o.workers = 1;
-  o.outbound_port = o.hbone_port = o.plaintext_port = 0;
-  o.listen_addr = Ip("127.0.0.1");
-  o.listen_addr6 = net::IpAddr();
-  o.transparent_listeners = false;
-  NodeProxy p(std::move(o), snaps_, certs_);
+  NodeProxy p(LoopbackOptions(net::IpAddr()), snaps_, certs_);
   std::string err;
   ASSERT_TRUE(p.Start(&err)) << err;
   EXPECT_FALSE(p.has_ipv6());
@@ -143,12 +148,7 @@ TEST_F(Ipv6ProxyTest, DisabledIpv6LeavesTheIpv6ListenersOut) {
   std::string sysctl = std::string(dir) + "/disable_ipv6";
   for (const char* value : {"1\n", "0\n"}) {
     std::ofstream(sysctl) << value;
-    ProxyOptions o;
-    o.workers = 1;
-    o.outbound_port = o.hbone_port = o.plaintext_port = 0;
-    o.listen_addr = Ip("127.0.0.1");
-    o.listen_addr6 = Ip("::1");
-    o.transparent_listeners = false;
+    ProxyOptions o = LoopbackOptions(Ip("::1"));
     o.ipv6_disabled_sysctl = sysctl;
     NodeProxy p(std::move(o), snaps_, certs_);
     std::string err;
@@ -165,8 +165,7 @@ TEST_F(Ipv6ProxyTest, DisabledIpv6LeavesTheIpv6ListenersOut) {
 TEST_F(Ipv6ProxyTest, PlaintextToAPermissivePodKeepsTheClientsAddress) {
   Start(true, MeshMode::kPermissive);
   testing::EchoServer pod("::1");
-  PodAt(pod.port());
-  int fd = testing::ConnectFrom("::1", "::1", proxy_->plaintext6_port());
+  int fd = DialPod(pod, proxy_->plaintext6_port());
   ASSERT_GE(fd, 0);
   std::string data = testing::RandomBytes(256 << 10, 6);
   EXPECT_TRUE(testing::Exchange(fd, data) == data);
@@ -179,8 +178,7 @@ TEST_F(Ipv6ProxyTest, PlaintextToAPermissivePodKeepsTheClientsAddress) {
 TEST_F(Ipv6ProxyTest, StrictPodRefusesIpv6PlaintextToo) {
   Start(true, MeshMode::kStrict);
   testing::EchoServer pod("::1");
-  PodAt(pod.port());
-  int fd = testing::ConnectFrom("::1", "::1", proxy_->plaintext6_port());
+  int fd = DialPod(pod, proxy_->plaintext6_port());
   ASSERT_GE(fd, 0);
   EXPECT_TRUE(testing::ClosedWithoutData(fd, 5000));
   close(fd);
@@ -191,8 +189,7 @@ TEST_F(Ipv6ProxyTest, StrictPodRefusesIpv6PlaintextToo) {
 TEST_F(Ipv6ProxyTest, OutboundFromAnUnenrolledPodPassesThrough) {
   Start(false, MeshMode::kStrict);
   testing::EchoServer dest("::1");
-  PodAt(dest.port());
-  int fd = testing::ConnectFrom("::1", "::1", proxy_->outbound6_port());
+  int fd = DialPod(dest, proxy_->outbound6_port());
   ASSERT_GE(fd, 0);
   EXPECT_EQ(testing::Exchange(fd, "over ipv6"), "over ipv6");
   close(fd);
