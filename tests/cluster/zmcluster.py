@@ -85,18 +85,12 @@ def _of_family(addrs: list[str], v6: bool) -> str:
     return next((a for a in addrs if is_v6(a) == v6), "")
 
 
-@dataclass
-class Node:
-    index: int
-    name: str
+class _Addressed:
+    """What a Node and a Pod share: a netns and addresses (ip, the primary family's; ips, every family's, ip first)."""
+
     netns: str
-    ip: str  # the primary family's address (pod_cidr, gateway likewise); ips, pod_cidrs, gateways: every family's
-    pod_cidr: str
-    gateway: str
-    uplink: str = "eth0"
-    ips: list[str] = field(default_factory=list)
-    pod_cidrs: list[str] = field(default_factory=list)
-    gateways: list[str] = field(default_factory=list)
+    ip: str
+    ips: list[str]
 
     @property
     def netns_path(self) -> str:
@@ -109,6 +103,20 @@ class Node:
     @property
     def ip6(self) -> str:
         return _of_family(self.ips or [self.ip], True)
+
+
+@dataclass
+class Node(_Addressed):
+    index: int
+    name: str
+    netns: str
+    ip: str  # the primary family's address (pod_cidr, gateway likewise); ips, pod_cidrs, gateways: every family's
+    pod_cidr: str
+    gateway: str
+    uplink: str = "eth0"
+    ips: list[str] = field(default_factory=list)
+    pod_cidrs: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
 
     @property
     def gateway4(self) -> str:
@@ -124,7 +132,7 @@ class Node:
 
 
 @dataclass
-class Pod:
+class Pod(_Addressed):
     name: str
     node: Node
     index: int
@@ -133,18 +141,6 @@ class Pod:
     host_veth: str
     cgroup: str
     ips: list[str] = field(default_factory=list)
-
-    @property
-    def netns_path(self) -> str:
-        return f"/var/run/netns/{self.netns}"
-
-    @property
-    def ip4(self) -> str:
-        return _of_family(self.ips or [self.ip], False)
-
-    @property
-    def ip6(self) -> str:
-        return _of_family(self.ips or [self.ip], True)
 
 
 @dataclass
