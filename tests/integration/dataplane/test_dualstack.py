@@ -15,7 +15,6 @@ connection (15012): what remains must be HBONE (TLS to 15008) only.
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -23,8 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traffic"))
 import zmcluster  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
-from mesh_case import service_yaml  # noqa: E402
+from mesh_case import MeshCase, service_yaml  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
@@ -39,31 +37,11 @@ def host_of(addr_text: str) -> str:
     return addr_text.rsplit(":", 1)[0].strip("[]")
 
 
-class MeshedCase(unittest.TestCase):
-    """A cluster with the controller; subclasses fill it in setUpMesh and set FAMILIES."""
+class MeshedCase(MeshCase):
+    """A cluster with the controller (mesh_case's frame); subclasses fill it in setUpMesh and set FAMILIES."""
 
-    FAMILIES: tuple = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-dualstack-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, families=cls.FAMILIES).up()
-        try:
-            cls.cp = ControlPlane(cls.cluster, Path(cls.tmp.name))
-            cls.setUpMesh(cls.cluster, cls.cp)
-        except BaseException:
-            if hasattr(cls, "cp"):
-                print(f"controller: {cls.cp.log('controller', 3000)}\nagent node1: "
-                      f"{cls.cp.log('agent-node1', 3000)}\nagent node2: {cls.cp.log('agent-node2', 3000)}",
-                      file=sys.stderr)
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    TMP_PREFIX = "zm-dualstack-"
+    LOGS = ("controller", "agent-node1", "agent-node2")
 
     @classmethod
     def pod(cls, node, name, **workload):
@@ -170,7 +148,8 @@ class DualStackTest(MeshedCase):
     FAMILIES = ("ipv4", "ipv6")
 
     @classmethod
-    def setUpMesh(cls, c, cp):
+    def setUpMesh(cls, c):
+        cp = cls.cp
         cls.client = cls.pod("node1", "client", sa="client")
         cls.plain = cls.pod("node1", "plain", enrolled=False)
         cls.server = cls.pod("node2", "server", sa="server")
@@ -254,7 +233,8 @@ class Ipv6OnlyTest(MeshedCase):
     FAMILIES = ("ipv6",)
 
     @classmethod
-    def setUpMesh(cls, c, cp):
+    def setUpMesh(cls, c):
+        cp = cls.cp
         cls.client = cls.pod("node1", "client", sa="client")
         cls.server = cls.pod("node2", "server", sa="server")
         cp.write("service-echo.yaml", service_yaml("default", "echo", VIP6_ONLY, {"app": "server"},

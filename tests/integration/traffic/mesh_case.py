@@ -58,6 +58,8 @@ def web_rpc_services(ns: str, vip_web: str, vip_rpc: str) -> str:
 
 class MeshCase(unittest.TestCase):
     TMP_PREFIX = "zm-traffic-"
+    FAMILIES: tuple = ("ipv4",)  # the cluster's IP families (zmcluster.Cluster)
+    LOGS: tuple = ("controller",)  # the control plane logs printed when setUpMesh fails
 
     @classmethod
     def setUpMesh(cls, c: zmcluster.Cluster) -> None:
@@ -66,13 +68,13 @@ class MeshCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix=cls.TMP_PREFIX)
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
+        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, families=cls.FAMILIES).up()
         try:
             cls.cp = ControlPlane(cls.cluster, Path(cls.tmp.name))
             cls.setUpMesh(cls.cluster)
         except BaseException:
             if hasattr(cls, "cp"):
-                print(f"controller: {cls.cp.log('controller', 3000)}", file=sys.stderr)
+                print("\n".join(f"{name}: {cls.cp.log(name, 3000)}" for name in cls.LOGS), file=sys.stderr)
             cls.cluster.down()
             cls.tmp.cleanup()
             raise
