@@ -372,6 +372,24 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   if (r.error_count() == errors_before) out->resources.push_back(std::move(loc));
 }
 
+// "ip: fd00::" does not parse ("illegal map value"): when line |index| (0-based) of |text| ends in such a value, how to
+// write it, else "".
+std::string LineEndHint(const std::string& text, int index) {
+  size_t begin = 0;
+  for (int i = 0; i < index && begin != std::string::npos; i++) {
+    begin = text.find('\n', begin);
+    if (begin != std::string::npos) begin++;
+  }
+  if (begin == std::string::npos) return "";
+  std::string line = text.substr(begin, text.find('\n', begin) - begin);
+  size_t end = line.find_last_not_of(" \t\r");
+  if (end == std::string::npos) return "";
+  size_t start = line.find_last_of(" \t[,", end);
+  start = start == std::string::npos ? 0 : start + 1;
+  std::string hint = UnquotedColonsHint(line.substr(start, end + 1 - start));
+  return hint.empty() ? "" : " (" + hint + ")";
+}
+
 }  // namespace
 
 void DecodeText(const std::string& text, const std::string& file, const Limits& limits, Result* out) {
@@ -389,6 +407,7 @@ void DecodeText(const std::string& text, const std::string& file, const Limits& 
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     out->errors.push_back(Error{file, e.mark.is_null() ? 0 : e.mark.line + 1, "bad YAML: " + e.msg});
+    if (!e.mark.is_null()) out->errors.back().reason += LineEndHint(text, e.mark.line);
     return;
   }
   for (const auto& doc : docs) {

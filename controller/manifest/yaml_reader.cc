@@ -7,6 +7,23 @@
 
 namespace zm::manifest {
 
+namespace {
+
+// An unquoted list item ending in ':' (fd00::) is a one-entry mapping {"fd00:": null} to YAML. Its hint, else "".
+std::string MappingItemHint(const YAML::Node& e) {
+  if (!e.IsMap() || e.size() != 1) return "";
+  auto kv = *e.begin();
+  if (!kv.first.IsScalar() || !kv.second.IsNull()) return "";
+  return UnquotedColonsHint(kv.first.Scalar() + ":");
+}
+
+}  // namespace
+
+std::string UnquotedColonsHint(const std::string& text) {
+  if (text.size() < 2 || text.compare(text.size() - 2, 2, "::") != 0) return "";
+  return "YAML read the unquoted " + text + " as a mapping (its last ':' starts a value): quote it ('" + text + "')";
+}
+
 void YamlReader::Fail(const YAML::Node& at, const std::string& reason) {
   errors_->push_back(Error{file_, Line(at), reason});
 }
@@ -108,7 +125,8 @@ std::vector<std::string> YamlReader::StrList(const YAML::Node& map, const char* 
     YAML::Node e = v[i];
     std::string ep = p + "[" + std::to_string(i) + "]";
     if (!e.IsScalar()) {
-      Fail(e, "'" + ep + "' must be a string");
+      std::string hint = MappingItemHint(e);
+      Fail(e, "'" + ep + "' must be a string" + (hint.empty() ? "" : ", but " + hint));
       continue;
     }
     std::string why = check ? check(e.Scalar()) : "";

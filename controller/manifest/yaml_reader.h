@@ -58,6 +58,10 @@ std::string CheckName(const std::string& s);       // DNS-1123 subdomain
 std::string CheckNamespace(const std::string& s);  // DNS-1123 label
 std::string CheckServiceAccount(const std::string& s);
 std::string CheckSpiffe(const std::string& s);
+// How to write |text|, an unquoted value ending in ':' (an IPv6 address like fd00::), that YAML read as a mapping key
+// (a ':' before a space, ',', ']' or the line's end starts a value): quote it. For errors; "" if |text| does not end
+// in "::" (not an address then, and not this mistake).
+std::string UnquotedColonsHint(const std::string& text);
 // "24h", "90m", "3600s", "1h30m" or a bare number of seconds; nullopt if malformed.
 std::optional<int64_t> ParseDuration(const std::string& s);
 

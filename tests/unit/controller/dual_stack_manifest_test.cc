@@ -191,5 +191,39 @@ TEST(DualStackManifest, AddressChecks) {
   EXPECT_EQ(manifest::CanonicalIp("10.0.0.1"), "10.0.0.1");
 }
 
+// YAML reads an unquoted address ending in "::" as a mapping ({"fd00:": null}) in a list, in a [...] list or a block
+// one, and cannot parse it as a mapping's value: the error names the item, what YAML made of it and how to write it.
+// Quoted, the same address is accepted.
+TEST(DualStackManifest, UnquotedAddressEndingInColons) {
+  const std::string hint =
+      "must be a string, but YAML read the unquoted fd00:: as a mapping (its last ':' starts a "
+      "value): quote it ('fd00::')";
+  ExpectError(Workload("a", "  ips: [10.0.0.1, fd00::]\n"), 6, "'spec.ips[1]' " + hint);
+  ExpectError(Workload("a", "  ips:\n  - 10.0.0.1\n  - fd00::\n"), 8, "'spec.ips[1]' " + hint);
+  ExpectError(kHead + "kind: Service\nmetadata: {name: s, namespace: ns}\nspec:\n  vip: 10.96.0.5\n" +
+                  "  vips: [10.96.0.5, fd00::]\n  selector: {app: web}\n  ports: [{name: p, port: 80}]\n",
+              6, "'spec.vips[1]' " + hint);
+  ExpectError(Workload("a", "  ip: fd00::  \n"), 6, "bad YAML: illegal map value (YAML read the unquoted fd00:: as");
+  ExpectError(Workload("a", "  ip: fd00::\n"), 6, "quote it ('fd00::')");
+  // Other shapes keep their plain errors.
+  for (const char* other : {"  ips: [10.0.0.1, {x: y}]\n", "  ips: [10.0.0.1, x:]\n"}) {
+    auto r = Decode(Workload("a", other));
+    ASSERT_EQ(r.errors.size(), 1u) << other << AllErrors(r);
+    EXPECT_NE(r.errors[0].reason.find("'spec.ips[1]' must be a string"), std::string::npos) << r.errors[0].reason;
+    EXPECT_EQ(r.errors[0].reason.find("YAML read"), std::string::npos) << r.errors[0].reason;
+  }
+  auto r = Decode(Workload("a", "  ip: x: y\n"));
+  ASSERT_EQ(r.errors.size(), 1u) << AllErrors(r);
+  EXPECT_EQ(r.errors[0].reason, "bad YAML: illegal map value");
+
+  for (const char* ok :
+       {"  ips: [10.0.0.1, 'fd00::']\n", "  ips:\n  - 10.0.0.1\n  - \"fd00::\"\n", "  ip: 'fd00::'\n"}) {
+    r = Decode(Workload("a", ok));
+    ASSERT_TRUE(r.ok()) << ok << AllErrors(r);
+    EXPECT_EQ(r.resources[0].resource.workload().ip(),
+              std::string(ok).find("10.0") != std::string::npos ? "10.0.0.1" : "fd00::");
+  }
+}
+
 }  // namespace
 }  // namespace zm::test
