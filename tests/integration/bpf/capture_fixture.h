@@ -84,6 +84,23 @@ class CaptureFixture : public ::testing::Test {
     return fd;
   }
 
+  // A proxy leg with a foreign source: a transparent socket from |from| connected to |to|, whose server |listener|
+  // accepts it into *accepted and sees |from| as the peer. The replies reach the socket only by the BPF 4-tuple lookup.
+  // Invalid (with a test failure) when a step fails.
+  Fd TransparentConnect(const char* from, const Endpoint& to, const Fd& listener, Fd* accepted) {
+    Fd up = TransparentFrom(from);
+    EXPECT_TRUE(up.valid()) << "transparent socket from " << from;
+    if (!up.valid() || ConnectTimeout(up.get(), to, kConnectMs) != 0) {
+      ADD_FAILURE() << "no connection from " << from << " to " << to.ip << ":" << to.port;
+      return Fd();
+    }
+    *accepted = AcceptTimeout(listener.get(), kConnectMs);
+    EXPECT_TRUE(accepted->valid()) << "not accepted at " << to.ip << ":" << to.port;
+    if (!accepted->valid()) return Fd();
+    EXPECT_EQ(PeerAddr(accepted->get()).ip, from);  // the far end sees the source kept
+    return up;
+  }
+
   void Enroll(PodMode mode) { ASSERT_TRUE(mgr_.UpsertPod(pod_ip_, PodState::kEnrolled, mode).ok()); }
   void SetSlot(ListenerSlot slot, const Fd& l) {
     Status s = mgr_.SetListener(slot, l.get());

@@ -18,12 +18,9 @@ TEST_F(CaptureTrafficTest, OutboundCapturedAndRelayedTransparently) {
 
   // The proxy's upstream leg: bound to the pod's own IP (IP_TRANSPARENT); the replies come back on the uplink and
   // are steered to this socket by the 4-tuple lookup.
-  Fd up = TransparentFrom(kPodIp);
+  Fd server;
+  Fd up = TransparentConnect(kPodIp, {kExtIp, 8080}, ext_server_, &server);  // the destination sees the pod's address
   ASSERT_TRUE(up.valid());
-  ASSERT_EQ(ConnectTimeout(up.get(), {kExtIp, 8080}, kConnectMs), 0);
-  Fd server = AcceptTimeout(ext_server_.get(), kConnectMs);
-  ASSERT_TRUE(server.valid());
-  EXPECT_EQ(PeerAddr(server.get()).ip, kPodIp);  // the destination sees the pod's address
 
   ASSERT_TRUE(SendAll(client.get(), "ping"));
   ASSERT_EQ(RecvSome(down.get(), kConnectMs), "ping");
@@ -192,11 +189,9 @@ TEST_F(CaptureTrafficTest, InboundHboneAndPlaintextGoToTheirListeners) {
 
   // The inbound proxy connects to the pod with the client's address; the STRICT pod's replies to that foreign
   // address come back through the 4-tuple lookup on the pod veth (not dropped, not forwarded).
-  Fd up = TransparentFrom(kExtIp);
-  ASSERT_EQ(ConnectTimeout(up.get(), {kPodIp, 80}, kConnectMs), 0);
-  Fd at_pod = AcceptTimeout(pod_server_.get(), kConnectMs);
-  ASSERT_TRUE(at_pod.valid());
-  EXPECT_EQ(PeerAddr(at_pod.get()).ip, kExtIp);
+  Fd at_pod;
+  Fd up = TransparentConnect(kExtIp, {kPodIp, 80}, pod_server_, &at_pod);
+  ASSERT_TRUE(up.valid());
   ASSERT_TRUE(SendAll(up.get(), "hi"));
   EXPECT_EQ(RecvSome(at_pod.get(), kConnectMs), "hi");
   ASSERT_TRUE(SendAll(at_pod.get(), "hello"));
