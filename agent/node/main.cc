@@ -1,7 +1,7 @@
 // mesh-agent: the per-node zeromesh agent. Runs in the node's network namespace (hostNetwork in Kubernetes).
 //   mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IF] [--workers N] [--log-level
 //   L]
-//              [--health-addr IP:PORT|off] [--metrics-addr IP:PORT|off] [--admin-addr IP:PORT|off]
+//              [--health-addr ADDR|off] [--metrics-addr ADDR|off] [--admin-addr ADDR|off]
 //              [--access-log on|off] [--access-log-sample R] [--otlp-endpoint HOST:PORT]
 //              [--otlp-insecure true|false] [--otlp-ca-file PATH] [--otlp-server-name NAME]
 //              [--hbone-handshake-timeout-ms N] [--hbone-header-timeout-ms N] [--hbone-max-connections-per-peer N]
@@ -40,14 +40,16 @@ constexpr const char* kUsage =
     "usage: mesh-agent --node NAME (--bootstrap FILE | --config FILE) [--agent-id ID] [--uplink IFNAME] [--workers N] "
     "[--log-level debug|info|warn|error]\n"
     "                  (--uplink: default none, the uplinks are found from the routing table)\n"
-    "                  [--health-addr IP:PORT|off] (default 0.0.0.0:15021: /healthz /readyz, for the kubelet's "
+    "                  (ADDR below: IPv4:PORT, [IPv6]:PORT, or [::]:PORT for both families, IPv4 only on a node "
+    "without IPv6)\n"
+    "                  [--health-addr ADDR|off] (default 0.0.0.0:15021: /healthz /readyz, for the kubelet's "
     "probes)\n"
-    "                  [--metrics-addr IP:PORT|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
+    "                  [--metrics-addr ADDR|off] (default 0.0.0.0:15020: /metrics /healthz /readyz)\n"
     "                  [--drain-seconds N] (on SIGTERM: stop taking connections, serve the open ones N s; default 0)\n"
     "                  [--cri-socket PATH] (the node's CRI socket: new pods outside the mesh go direct at once)\n"
     "                  [--uninstall-check NAMESPACE/DAEMONSET] [--api-credentials DIR] (default "
     "/var/run/secrets/zeromesh/api: token + ca.crt)\n"
-    "                  [--admin-addr IP:PORT|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
+    "                  [--admin-addr ADDR|off] (default 127.0.0.1:15000: the same + /debug/config_dump "
     "/debug/certs)\n"
     "                  [--access-log on|off] [--access-log-sample 0..1] (JSON lines on stdout; default on, 1)\n"
     "                  [--otlp-endpoint HOST:PORT] (OTLP/gRPC receiver of the proxies' request spans, sampled at "
