@@ -103,7 +103,7 @@ spec:
         extra = "" if enrolled is None else f"\n  enrolled: {'true' if enrolled else 'false'}"
         extra += f"\n  mode: {mode}" if mode else ""
         # A dual-stack pod lists every address (status.podIPs), ip first; a single-family one only has ip.
-        # JSON-quoted: yaml-cpp reads an unquoted "fd00::" in a flow sequence as "".
+        # JSON-quoted: YAML reads an unquoted "fd00::" list item as a mapping {"fd00:": null}.
         extra += f"\n  ips: {json.dumps(pod.ips)}" if len(pod.ips) > 1 else ""
         return self.write(f"workload-{ns}-{pod.name}.yaml", f"""apiVersion: zeromesh.io/v1alpha1
 kind: Workload

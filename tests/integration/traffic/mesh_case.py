@@ -37,7 +37,7 @@ def service_yaml(ns: str, name: str, vip: str, selector: dict, ports: list, vips
     for port_name, port, target, *protocol in ports:
         app = f", appProtocol: {protocol[0]}" if protocol and protocol[0] else ""
         maps.append(f"{{name: {port_name}, port: {port}, targetPort: {target}{app}}}")
-    # JSON-quoted: yaml-cpp reads an unquoted "fd00::" in a flow sequence as "".
+    # JSON-quoted: YAML reads an unquoted "fd00::" list item as a mapping {"fd00:": null}.
     vips_line = f"\n  vips: {json.dumps(vips)}" if vips else ""
     return f"""apiVersion: zeromesh.io/v1alpha1
 kind: Service
