@@ -29,6 +29,7 @@ PORT = 8080
 VIP4, VIP6 = "10.96.0.50", "fd00:10:96::50"
 VIP6_ONLY = "fd00:10:96::60"  # the IPv6-only cluster's Service echo
 WEB_VIP4, WEB_VIP6 = "10.96.0.51", "fd00:10:96::51"  # Service web: HTTP (the L7 path), port 80 -> server:9080
+METRICS_PORT = 15020  # the agent's default --metrics-addr (0.0.0.0)
 WIRE = "tcp and not port 15012"  # the uplink's TCP but the agents' control connection to the controller
 
 
@@ -175,6 +176,24 @@ class DualStackTest(MeshedCase):
         self.log_entry("node2", reporter="destination", **{"src.addr": f"[{self.client.ip6}]:*",
                                                             "src.identity": self.cp.spiffe_id("default", "client"),
                                                             "dst.addr": f"[{self.server.ip6}]:{PORT}"})
+
+    # Metrics: an IPv6 connection is counted for its workload pair, like an IPv4 one, on both ends.
+    def test_ipv6_connections_are_counted_for_the_workload_pair(self):
+        def closed(node, reporter):
+            url = f"http://{node.ip4}:{METRICS_PORT}/metrics"
+            res = self.cluster.run(node, ["curl", "-sS", "--max-time", "5", url], text=True, timeout=15)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            want = (f'reporter="{reporter}"', 'source_workload="client"', 'destination_workload="server"')
+            return sum(float(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines()
+                       if line.startswith("zeromesh_tcp_connections_closed_total{") and all(w in line for w in want))
+
+        nodes = {"source": self.cluster.node("node1"), "destination": self.cluster.node("node2")}
+        before = {r: closed(n, r) for r, n in nodes.items()}
+        self.assertTrue(self.tool(self.client, "echo", self.server.ip6, PORT, "count-me")["ok"])
+        deadline = time.time() + 3  # a connection is counted when it closes
+        while any(closed(n, r) == before[r] for r, n in nodes.items()) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual({r: closed(n, r) - before[r] for r, n in nodes.items()}, {"source": 1, "destination": 1})
 
     # (b) an IPv6 Service VIP: its IPv6 endpoint, through the tunnel.
     def test_ipv6_service_vip_is_meshed(self):
