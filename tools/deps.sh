@@ -65,49 +65,39 @@ SRC
   apt-get update -qq
 }
 
-# BoringSSL: static, hidden symbols, from Debian's source package. Cached under $ZM_DEPS.
+# build_from_debian_source PACKAGE VERSION PREFIX DIR SRC_VAR: fetches Debian's source package PACKAGE (VERSION,
+# else, when a point release replaced it on the mirror, the current one of bookworm), builds it with the CMake project
+# third_party/DIR (its source directory passed as -DSRC_VAR=...) and installs it into PREFIX, once: PREFIX/.done
+# caches it.
+build_from_debian_source() {
+  local pkg=$1 version=$2 prefix=$3 dir=$4 src_var=$5
+  [ ! -f "$prefix/.done" ] || return 0
+  log "building $pkg $version (static) into $prefix"
+  ensure_deb_src "$pkg"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && apt-get source -qq "$pkg=$version" >/dev/null 2>&1 ||
+     { log "warning: $pkg $version is not on the mirror: building its current source"
+       apt-get source -qq "$pkg" >/dev/null 2>&1; })
+  local srcdir
+  srcdir=$(find "$work" -maxdepth 1 -type d -name "$pkg-*" | head -1)
+  [ -n "$srcdir" ] || die "could not fetch $pkg's source package"
+  cmake -S "$here/third_party/$dir" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -D"$src_var=$srcdir" -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+  cmake --build "$work/build" -j"$(nproc)" >/dev/null
+  cmake --install "$work/build" >/dev/null
+  touch "$prefix/.done"
+  rm -rf "$work"
+  trap - EXIT
+}
+
+# BoringSSL: static, hidden symbols (docs: third_party/boringssl/CMakeLists.txt). Cached under $ZM_DEPS.
 BSSL_VERSION=13.0.0+r24
 BSSL_PREFIX="$ZM_DEPS/boringssl-$BSSL_VERSION"
-if [ ! -f "$BSSL_PREFIX/.done" ]; then
-  log "building BoringSSL $BSSL_VERSION (static, hidden visibility) into $BSSL_PREFIX"
-  ensure_deb_src android-platform-external-boringssl
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  (cd "$work" && apt-get source -qq "android-platform-external-boringssl=13.0.0+r24-2" >/dev/null 2>&1 ||
-     apt-get source -qq android-platform-external-boringssl >/dev/null 2>&1)
-  srcdir=$(find "$work" -maxdepth 1 -type d -name 'android-platform-external-boringssl-*' | head -1)
-  [ -n "$srcdir" ] || die "could not fetch BoringSSL's source package"
-  cmake -S "$here/third_party/boringssl" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DBORINGSSL_SRC="$srcdir" -DCMAKE_INSTALL_PREFIX="$BSSL_PREFIX" >/dev/null
-  cmake --build "$work/build" -j"$(nproc)" >/dev/null
-  cmake --install "$work/build" >/dev/null
-  touch "$BSSL_PREFIX/.done"
-  rm -rf "$work"
-  trap - EXIT
-fi
-# civetweb with IPv6 (Debian's libcivetweb has none): static, hidden symbols, from Debian's source package. Cached
-# under $ZM_DEPS; see third_party/civetweb/CMakeLists.txt.
+build_from_debian_source android-platform-external-boringssl 13.0.0+r24-2 "$BSSL_PREFIX" boringssl BORINGSSL_SRC
+# civetweb with IPv6 (Debian's libcivetweb has none): static, hidden symbols (third_party/civetweb/CMakeLists.txt).
 CIVETWEB_VERSION=1.15+dfsg-4
-CIVETWEB_PREFIX="$ZM_DEPS/civetweb-$CIVETWEB_VERSION"
-if [ ! -f "$CIVETWEB_PREFIX/.done" ]; then
-  log "building civetweb $CIVETWEB_VERSION (static, IPv6) into $CIVETWEB_PREFIX"
-  ensure_deb_src civetweb
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  # The pinned version, else (a point release replaced it on the mirror) the current one of bookworm.
-  (cd "$work" && apt-get source -qq "civetweb=$CIVETWEB_VERSION" >/dev/null 2>&1 ||
-     { log "warning: civetweb $CIVETWEB_VERSION is not on the mirror: building its current source"
-       apt-get source -qq civetweb >/dev/null 2>&1; })
-  srcdir=$(find "$work" -maxdepth 1 -type d -name 'civetweb-*' | head -1)
-  [ -n "$srcdir" ] || die "could not fetch civetweb's source package"
-  cmake -S "$here/third_party/civetweb" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCIVETWEB_SRC="$srcdir" -DCMAKE_INSTALL_PREFIX="$CIVETWEB_PREFIX" >/dev/null
-  cmake --build "$work/build" -j"$(nproc)" >/dev/null
-  cmake --install "$work/build" >/dev/null
-  touch "$CIVETWEB_PREFIX/.done"
-  rm -rf "$work"
-  trap - EXIT
-fi
+build_from_debian_source civetweb "$CIVETWEB_VERSION" "$ZM_DEPS/civetweb-$CIVETWEB_VERSION" civetweb CIVETWEB_SRC
 # Kubernetes test tools (etcd, helm, kube-apiserver; for the real cluster also kubelet, controller-manager, scheduler,
 # kube-proxy, kubectl, containerd 2 + shim + ctr, CoreDNS): built once from source with Go, then cached.
 if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
