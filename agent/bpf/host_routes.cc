@@ -66,18 +66,23 @@ std::map<net::IpAddr, uint32_t> ParseHostRoutes6(std::string_view text) {
   return out;
 }
 
-std::map<net::IpAddr, uint32_t> HostRouteInterfaces6() {
-  std::ifstream f("/proc/net/ipv6_route");
+namespace {
+
+std::string ReadProcFile(const char* path) {
+  std::ifstream f(path);
   std::stringstream buf;
   buf << f.rdbuf();
-  return ParseHostRoutes6(buf.str());
+  return buf.str();
 }
 
-std::map<uint32_t, uint32_t> HostRouteInterfaces() {
-  std::ifstream f("/proc/net/route");
-  std::stringstream buf;
-  buf << f.rdbuf();
-  return ParseHostRoutes(buf.str());
+}  // namespace
+
+std::map<net::IpAddr, uint32_t> HostRouteInterfaces() {
+  std::map<net::IpAddr, uint32_t> out = ParseHostRoutes6(ReadProcFile("/proc/net/ipv6_route"));
+  for (const auto& [ip, ifindex] : ParseHostRoutes(ReadProcFile("/proc/net/route"))) {
+    out.emplace(net::IpAddr::V4(ip), ifindex);
+  }
+  return out;
 }
 
 }  // namespace zm::agent::bpf

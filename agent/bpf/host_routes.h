@@ -12,14 +12,13 @@
 
 namespace zm::agent::bpf {
 
-// IPv4 (network byte order) -> ifindex, for the /32 routes of /proc/net/route (the main table) in the caller's netns.
-std::map<uint32_t, uint32_t> HostRouteInterfaces();
-// The same from the text of /proc/net/route (tests); names are resolved with if_nametoindex.
+// Pod address -> ifindex, for the host routes of the main table in the caller's netns, both families: the /32 routes
+// of /proc/net/route and the /128 routes of /proc/net/ipv6_route (an IPv6-only pod's route names its veth too).
+std::map<net::IpAddr, uint32_t> HostRouteInterfaces();
+// IPv4 (network byte order) -> ifindex from the text of /proc/net/route; names are resolved with if_nametoindex.
 std::map<uint32_t, uint32_t> ParseHostRoutes(std::string_view proc_net_route);
-
-// The same for IPv6: IPv6 address -> ifindex of the /128 routes of /proc/net/ipv6_route (an IPv6-only pod's route names
-// its veth too). The node's own addresses (those with a local route), anycast and cached routes are left out.
-std::map<net::IpAddr, uint32_t> HostRouteInterfaces6();
+// IPv6 -> ifindex from the text of /proc/net/ipv6_route. The node's own addresses (those with a local route), anycast
+// and cached routes are left out.
 std::map<net::IpAddr, uint32_t> ParseHostRoutes6(std::string_view proc_net_ipv6_route);
 
 }  // namespace zm::agent::bpf

@@ -262,15 +262,10 @@ void NodeAgent::ApplySnapshot() {
   // Which veth leads to which local pod (its host routes, either family), so that a STRICT pod's IPv6 from or to an
   // address the agent does not know is refused from its first packet.
   const auto routes = bpf::HostRouteInterfaces();
-  const auto routes6 = bpf::HostRouteInterfaces6();
   for (const auto& w : snap->workloads()) {
     if (!snap->IsLocal(w)) continue;
     for (const auto& ip : w.ips) {
-      if (ip.is_v4()) {
-        if (auto r = routes.find(ip.v4()); r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
-      } else if (auto r = routes6.find(ip); r != routes6.end()) {
-        (void)bpf_.SetVethPod(r->second, ip);
-      }
+      if (auto r = routes.find(ip); r != routes.end()) (void)bpf_.SetVethPod(r->second, ip);
     }
   }
   (void)bpf_.SetStrictUdpAllowed(snap->strict_udp_allowed());

@@ -133,11 +133,11 @@ TEST_F(CaptureIpv6Test, StrictPodUdpIsDnsOnly) {
 // An IPv6-only pod (nothing in the IPv4 maps): its veth is known by its IPv6 (zm_veth_pods6, learned from its
 // captured SYN, or written by the agent from the host route), so TCP from another address of the pod is dropped too.
 TEST_F(CaptureIpv6Test, Ipv6OnlyPodIsKnownByItsVethForItsOtherAddresses) {
-  const auto routes6 = HostRouteInterfaces6();  // what the agent writes with SetVethPod
-  auto route = routes6.find(pod_ip_);
-  ASSERT_NE(route, routes6.end());
+  const auto routes = HostRouteInterfaces();  // what the agent writes with SetVethPod (both families)
+  auto route = routes.find(pod_ip_);
+  ASSERT_NE(route, routes.end());
   EXPECT_EQ(route->second, if_nametoindex(kPodVeth));
-  EXPECT_FALSE(routes6.count(*net::IpAddr::Parse("fd00:244:1::1"))) << "the node's own address is no pod";
+  EXPECT_FALSE(routes.count(*net::IpAddr::Parse("fd00:244:1::1"))) << "the node's own address is no pod";
   Enroll(PodMode::kStrict);
   SetSlot(ListenerSlot::kOutbound, outbound_);
   ASSERT_EQ(topo_.NodeIp("-6 route add fd00:244:1::99/128 dev " + std::string(kPodVeth)), 0);
