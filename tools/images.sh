@@ -53,7 +53,7 @@ out=$(cd "$out" && pwd)
 targets=()
 for img in "${images[@]}"; do
   case "$img" in
-    mesh-agent) targets+=(mesh-agent) ;;
+    mesh-agent) targets+=(mesh-agent mesh-agent-uninstall-check) ;;
     mesh-controller) targets+=(mesh-controller meshctl) ;;
   esac
 done
@@ -76,7 +76,8 @@ for img in "${images[@]}"; do
   case "$img" in
     mesh-agent)
       python3 "$here/tools/lib/rootfs.py" "$root" --base \
-        --binary "$build_dir/agent/mesh-agent=/usr/local/bin/mesh-agent"
+        --binary "$build_dir/agent/mesh-agent=/usr/local/bin/mesh-agent" \
+        --binary "$build_dir/agent/mesh-agent-uninstall-check=/usr/local/bin/mesh-agent-uninstall-check"
       entry=/usr/local/bin/mesh-agent
       ;;
     mesh-controller)

@@ -336,6 +336,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);
       return 2;
     }
+    // Checked now, not at SIGTERM: without it an uninstall would leave every enrolled pod failing closed.
+    check.program = zm::agent::UninstallCheckProgramBesideSelf(&error);
+    if (check.program.empty() || access(check.program.c_str(), X_OK) != 0) {
+      const std::string why = check.program.empty() ? error : check.program + ": " + std::strerror(errno);
+      std::fprintf(stderr, "mesh-agent: --uninstall-check needs mesh-agent-uninstall-check beside mesh-agent (%s)\n",
+                   why.c_str());
+      return 2;
+    }
     uninstall_check = check;
   }
 

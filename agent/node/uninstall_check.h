@@ -10,6 +10,10 @@
 //       (its Role or RoleBinding is gone)          with the release, and helm deletes them before the kubelet stops
 //                                                  the pods the garbage collector removes
 //   anything else (API unreachable, 5xx)        -> restart: when in doubt, keep failing closed
+//
+// The GET needs libcurl, which the agent does not load: a separate executable, mesh-agent-uninstall-check (installed
+// next to mesh-agent), asks (uninstall_query.h) and answers with its exit code, the reason on stdout. Anything but
+// its "uninstall" exit code (it is missing, crashed, hung) keeps the data path too.
 #pragma once
 
 #include <string>
@@ -20,13 +24,23 @@ struct UninstallCheck {
   std::string namespace_name;  // the DaemonSet's
   std::string daemonset;
   std::string credentials_dir;  // token + ca.crt (the chart's projected volume); the API from KUBERNETES_SERVICE_*
+  std::string program;          // mesh-agent-uninstall-check
+  int timeout_ms = 15000;       // then the program is killed (its GET has a 5 s timeout)
 };
+
+// mesh-agent-uninstall-check's exit codes (2: bad arguments); its stdout is the reason.
+constexpr int kUninstallCheckKeep = 0;
+constexpr int kUninstallCheckUninstall = 3;
+
+// The helper beside the running executable ("" with *error when /proc/self/exe cannot be read).
+std::string UninstallCheckProgramBesideSelf(std::string* error);
 
 // "NAMESPACE/NAME" -> check; false with *error for anything else.
 bool ParseUninstallCheck(const std::string& spec, const std::string& credentials_dir, UninstallCheck* out,
                          std::string* error);
 
-// Asks the API server; *reason says what decided (for the log).
+// Runs check.program NAMESPACE/DAEMONSET CREDENTIALS_DIR (with the agent's environment: KUBERNETES_SERVICE_*) and
+// returns its verdict; *reason says what decided (for the log).
 bool IsUninstalling(const UninstallCheck& check, std::string* reason);
 
 }  // namespace zm::agent

@@ -212,8 +212,9 @@ class ImagesTest(unittest.TestCase):
                 self.assertIn("nonroot:x:65532:", (root / "etc/group").read_text())
                 self.assertIn("BEGIN CERTIFICATE", (root / "etc/ssl/certs/ca-certificates.crt").read_text())
                 binaries = {f for f in files if f.startswith("usr/local/bin/")}
-                want = {"usr/local/bin/mesh-agent"} if img == "mesh-agent" else \
-                    {"usr/local/bin/mesh-controller", "usr/local/bin/meshctl"}
+                # The agent runs its uninstall check (libcurl) as a separate program, found beside it.
+                want = ({"usr/local/bin/mesh-agent", "usr/local/bin/mesh-agent-uninstall-check"} if img == "mesh-agent"
+                        else {"usr/local/bin/mesh-controller", "usr/local/bin/meshctl"})
                 self.assertEqual(binaries, want)
                 # Stripped copies: no symbol table left.
                 for b in binaries:
@@ -261,6 +262,12 @@ class ImagesTest(unittest.TestCase):
                 r = self.chroot(img, user, binary, "--help")
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn(usage, r.stdout + r.stderr)
+        # The agent's uninstall check loads libcurl's tree from the image: outside a pod (no KUBERNETES_SERVICE_HOST)
+        # it answers "keep" (exit 0) with the reason.
+        r = self.chroot("mesh-agent", "0:0", "/usr/local/bin/mesh-agent-uninstall-check", "ns/agent", "/nonexistent")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("KUBERNETES_SERVICE_HOST", r.stdout)
+        self.assertIn("keeping the data path", r.stdout)
         r = self.chroot("pause", "65535:65535", "/pause", "--version")
         self.assertEqual((r.returncode, r.stdout), (0, "pause (zeromesh)\n"), r.stderr)
 
