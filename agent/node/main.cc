@@ -69,6 +69,8 @@ constexpr const char* kUsage =
     "                  [--attach-mode auto|tcx|tc] (tcx links, or tc filters on clsact for kernels before 6.6; "
     "default auto: tcx where the kernel has it)\n"
     "                  [--tc-priority N] (tc mode: our filters' priority, 1..65535; default 1 = before others)\n"
+    "                  [--sockmap off|on|from-pod|both] (node-local legs by sk_msg redirection instead of TCP; default "
+    "off) [--sockops-cgroup PATH] (cgroup v2 directory holding the pods, not the root; required unless off)\n"
     "                  [--status-interval-ms N] (--bootstrap: status and traffic reports to the controller every N ms, "
     "100..600000; default 10000)\n";
 
@@ -99,6 +101,8 @@ bool ParseFlags(int argc, char** argv, std::map<std::string, std::string>* out, 
                                  "--max-held-connections",
                                  "--attach-mode",
                                  "--tc-priority",
+                                 "--sockmap",
+                                 "--sockops-cgroup",
                                  "--status-interval-ms"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
@@ -295,6 +299,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     opts.tc_priority = static_cast<uint32_t>(n);
+  }
+  if (flags.count("--sockmap") && !zm::agent::bpf::ParseSockmapMode(flags["--sockmap"], &opts.sockmap)) {
+    std::fprintf(stderr, "mesh-agent: --sockmap must be off, on (= from-pod), from-pod or both, got %s\n%s",
+                 flags["--sockmap"].c_str(), kUsage);
+    return 2;
+  }
+  if (flags.count("--sockops-cgroup")) opts.sockops_cgroup = flags["--sockops-cgroup"];
+  if (opts.sockmap != zm::agent::bpf::SockmapMode::kOff && opts.sockops_cgroup.empty()) {
+    std::fprintf(stderr, "mesh-agent: --sockmap %s needs --sockops-cgroup PATH\n%s",
+                 zm::agent::bpf::SockmapModeName(opts.sockmap), kUsage);
+    return 2;
   }
   if (!ParseProxyFlags(flags, &opts.proxy, &error)) {
     std::fprintf(stderr, "mesh-agent: %s\n%s", error.c_str(), kUsage);

@@ -51,6 +51,14 @@ bool NodeAgent::Start(std::string* error) {
     return false;
   }
   log::Info(reused_pins_ ? "reused pinned maps" : "created pinned maps", {{"pin_dir", bpf_.PinDir()}});
+  if (opts_.sockmap == bpf::SockmapMode::kOff) {
+    if (auto st = bpf::Sockmap::Disable(bpf_.PinDir()); !st.ok()) log::Warn("sockmap off", {{"error", st.message()}});
+  } else if (auto st = sockmap_.Init(bpf_.PinDir(), opts_.sockops_cgroup, opts_.sockmap, opts_.sockmap_max_unread);
+             !st.ok()) {
+    *error = "loading the sockmap programs (--sockmap " + std::string(bpf::SockmapModeName(opts_.sockmap)) +
+             "): " + st.message();
+    return false;
+  }
   if (auto st = bpf::PolicyRouting::Ensure(); !st.ok()) {
     *error = "policy routing for captured traffic: " + st.message();
     return false;
@@ -84,6 +92,11 @@ bool NodeAgent::Start(std::string* error) {
   popts.authorize = opts_.authorize;
   popts.observer = opts_.observer;
   popts.socket_mark = ZM_MARK_PROXY;
+  if (sockmap_.ready()) {
+    popts.accelerate = [this](int fd) {
+      if (auto st = sockmap_.AddProxySocket(fd); !st.ok()) log::Debug("sockmap", {{"error", st.message()}});
+    };
+  }
   // bpf_sk_assign delivers captured SYNs to a listener whatever address it is bound to: bound to loopback, the proxy
   // ports answer nothing that was not captured (a pod or another host dialling the node's address gets a reset).
   popts.listen_addr = net::IpAddr::V4(htonl(INADDR_LOOPBACK));

@@ -15,6 +15,7 @@
 
 #include "agent/bpf/bpf_manager.h"
 #include "agent/bpf/link_watcher.h"
+#include "agent/bpf/sockmap.h"
 #include "agent/proxy/node_proxy.h"
 #include "agent/runtime/sandbox_watcher.h"
 #include "agent/state/cert_store.h"
@@ -37,6 +38,11 @@ struct NodeAgentOptions {
   // tcx links, or cls_bpf filters on clsact for kernels without tcx; kAuto asks the kernel (agent/bpf/attach_mode.h).
   bpf::AttachMode attach_mode = bpf::AttachMode::kAuto;
   uint32_t tc_priority = bpf::kTcDefaultPriority;  // our filters' tc priority in tc mode
+  // Node-local sk_msg redirection between pods and the proxy (agent/bpf/sockmap.h); its sock_ops program goes on
+  // sockops_cgroup, a cgroup v2 directory holding the pods (required unless off).
+  bpf::SockmapMode sockmap = bpf::SockmapMode::kOff;
+  std::string sockops_cgroup;
+  uint32_t sockmap_max_unread = bpf::kSockmapDefaultMaxUnread;
 };
 
 class NodeAgent {
@@ -73,6 +79,7 @@ class NodeAgent {
 
   // For the admin endpoints and metrics (any thread).
   const bpf::BpfManager& bpf() const { return bpf_; }
+  const bpf::Sockmap& sockmap() const { return sockmap_; }
   const proxy::ProxyStats* proxy_stats() const { return proxy_ ? &proxy_->stats() : nullptr; }
   traffic::Balancer* balancer() const { return proxy_ ? &proxy_->balancer() : nullptr; }
   const traffic::RateLimiter* limiter() const { return proxy_ ? &proxy_->limiter() : nullptr; }
@@ -92,6 +99,7 @@ class NodeAgent {
   SnapshotHolder& snapshots_;
   CertStore& certs_;
   bpf::BpfManager bpf_;
+  bpf::Sockmap sockmap_;
   std::unique_ptr<bpf::LinkWatcher> links_;
   std::unique_ptr<proxy::NodeProxy> proxy_;
   std::unique_ptr<runtime::SandboxWatcher> sandboxes_watcher_;

@@ -4,6 +4,7 @@
 
 #include "agent/admin/cert_info.h"
 #include "agent/admin/config_dump.h"
+#include "agent/metrics/sockmap_metrics.h"
 #include "agent/traffic/dump.h"
 #include "common/log.h"
 
@@ -31,6 +32,11 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
   snapshots_ = &snapshots;
   certs_ = &certs;
   hub_.Add(std::make_shared<metrics::CallbackCollector>([this] { return metrics::HealthFamilies(Health()); }));
+  hub_.Add(std::make_shared<metrics::CallbackCollector>([this] {
+    bpf::SockmapStats st;
+    const bool on = agent_->sockmap().ready() && agent_->sockmap().Stats(&st).ok();
+    return metrics::SockmapFamilies(on, st, agent_->sockmap().proxy_add_errors());
+  }));
   admin::AdminSources src;
   src.metrics = [this] { return hub_.Render(); };
   src.readiness = [this] { return Readiness(); };

@@ -248,6 +248,8 @@ void HboneServer::OnUpstreamConnect(HboneStream* s, int err) {
     Respond(s, 503, "socketpair failed");
     return;
   }
+  // Plain L4 to the pod: the stream reads and writes the socket itself, so it may skip TCP (sockmap).
+  if (s->l7 == DestinationL7::kNone && ctx_.opts.accelerate) ctx_.opts.accelerate(s->fd);
   ProxyStats::Add(ctx_.stats.hbone_streams_accepted);
   s->established = true;
   s->tcp_writable = true;

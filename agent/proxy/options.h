@@ -116,6 +116,9 @@ struct ProxyOptions {
   SourceBind source_bind = SourceBind::kTransparent;
 
   std::chrono::milliseconds connect_timeout{5000};
+  // Called with a connected socket whose peer is a local pod, on a connection the proxy reads and writes itself
+  // (never splice): the agent puts it in the sockmap (agent/bpf/sockmap.h). Empty: off.
+  std::function<void(int fd)> accelerate;
   // SO_MARK of every socket the proxy opens or accepts (0: none). The agent sets ZM_MARK_PROXY: the node's conntrack
   // then skips the proxy's packets, which otherwise clash with entries left by the pods' direct (pre-mesh) flows.
   uint32_t socket_mark = 0;

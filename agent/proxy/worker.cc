@@ -309,6 +309,8 @@ void Worker::Deliver(int fd, const ServiceAttempt& a, const net::SockAddr& ep, S
   TuneStream(fd);
   ConnRecord rec;
   if (ctx_.observer()) rec = Record(&snap, "hbone-outbound", a.src, ep);
+  // A retry could hand the socket to a splice relay, which cannot read redirected bytes: only retry-less ones.
+  if (ctx_.opts.accelerate && !sc.retry) ctx_.opts.accelerate(fd);
   pool_.Open(fd, a.src, ep, *src_tls, snap.IdentityOf(*to), std::move(rec), std::move(sc));
 }
 
@@ -412,6 +414,7 @@ void Worker::Outbound(int fd, const net::SockAddr& src, const net::SockAddr& dst
   TuneStream(fd);
   ConnRecord rec;
   if (ctx_.observer()) rec = Record(snap.get(), "hbone-outbound", src, dst);
+  if (ctx_.opts.accelerate) ctx_.opts.accelerate(fd);
   pool_.Open(fd, src, dst, *src_tls, snap->IdentityOf(*to), std::move(rec));
 }
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import zmcluster
-from mesh import BUILD_DIR, AGENT_BIN, attach_mode_args
+from mesh import BUILD_DIR, AGENT_BIN, attach_mode_args, sockmap_args
 
 CONTROLLER_BIN = BUILD_DIR / "controller" / "mesh-controller"
 MESHCTL_BIN = BUILD_DIR / "tools" / "meshctl" / "meshctl"
@@ -230,7 +230,8 @@ spec:
         with open(self.workdir / f"agent-{node.name}.log", "ab") as log:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id",
                                           f"{self.cluster.prefix}-{node.name}", "--bootstrap", str(boot),
-                                          "--uplink", node.uplink, *attach_mode_args(), *(extra_args or [])],
+                                          "--uplink", node.uplink, *attach_mode_args(), *sockmap_args(self.cluster),
+                                          *(extra_args or [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p
         if wait:

@@ -29,6 +29,13 @@ def attach_mode_args() -> list[str]:
     return ["--attach-mode", mode] if mode else []
 
 
+def sockmap_args(cluster: zmcluster.Cluster) -> list[str]:
+    """ZM_SOCKMAP=off|on|from-pod|both runs every agent of a test with that --sockmap, its sock_ops program on the
+    cluster's own cgroup (never the root)."""
+    mode = os.environ.get("ZM_SOCKMAP")
+    return ["--sockmap", mode, "--sockops-cgroup", str(cluster.cgroup_root)] if mode else []
+
+
 def openssl(*args: str, cwd: Path) -> None:
     zmcluster.sh(["openssl", *args], cwd=cwd)
 
@@ -151,7 +158,8 @@ class Mesh:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
                                           "--config", str(self.config_path(node)),
                                           *([] if self.auto_uplink else ["--uplink", node.uplink]),
-                                          *attach_mode_args(), *self.agent_args.get(node.name, [])],
+                                          *attach_mode_args(), *sockmap_args(self.cluster),
+                                          *self.agent_args.get(node.name, [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p
         if wait:
