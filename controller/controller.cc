@@ -316,7 +316,8 @@ void Controller::PublishResources(std::vector<manifest::Located> resources) {
   MeshDefaults defaults;
   defaults.cert_ttl_seconds = opts_.max_cert_ttl_seconds;
   auto current = store_->Current();  // unchanged resources are shared with it
-  auto snap = Compile(std::move(resources), defaults, current.get());
+  // `resources` (the mesh as given) is freed on return, after the push: not on the way of the agents' ACKs.
+  auto snap = compiler_.Compile(std::move(resources), defaults, current.get());
   auto authority = ca_->Current();
   snap->trust_bundle_pem = authority->trust_bundle_pem();
   snap->ca_signer = authority->signer_id();

@@ -21,6 +21,7 @@
 #include "controller/auth/token_review.h"
 #include "controller/ca/authority.h"
 #include "controller/ca/reloading_authority.h"
+#include "controller/config/incremental_compile.h"
 #include "controller/config/push_parts.h"
 #include "controller/config/store.h"
 #include "controller/console/console_server.h"
@@ -160,6 +161,7 @@ class Controller {
   std::atomic<bool> serving_{false};  // read by /readyz on civetweb's threads
   std::mutex reload_mu_;
   manifest::DecodeCache decode_cache_;  // guarded by reload_mu_
+  IncrementalCompiler compiler_;        // guarded by reload_mu_
   std::string last_errors_logged_;      // ErrorsChanged's memory
   int port_ = 0;
   bool shut_down_ = false;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "common/log.h"
 #include "controller/fs_util.h"
@@ -64,12 +65,16 @@ std::string KeyOf(const zeromesh::v1::Resource& r) {
 }
 
 void CheckSet(Result* r) {
-  std::map<std::string, const Located*> by_key, by_ip, by_vip;
+  // Hash maps: ordered ones of every key and address were a quarter of a policy change's work at 10,000 workloads.
+  // The errors follow the order of r->resources either way.
+  std::unordered_map<std::string, const Located*> by_key, by_ip, by_vip;
+  by_key.reserve(r->resources.size());
+  by_ip.reserve(r->resources.size());
   const Located* mesh_config = nullptr;
   auto where = [](const Located* l) { return l->file + ":" + std::to_string(l->line); };
   for (const auto& l : r->resources) {
     std::string key = KeyOf(l.resource);
-    if (auto [it, fresh] = by_key.emplace(key, &l); !fresh) {
+    if (auto [it, fresh] = by_key.try_emplace(key, &l); !fresh) {
       r->errors.push_back({l.file, l.line, "duplicate name: " + key + " is already defined at " + where(it->second)});
     }
     if (l.resource.has_workload()) {
@@ -110,9 +115,8 @@ const Result& DecodeCache::Decode(const std::string& file, std::string text, con
   if (it != files_.end() && it->second.text == text) return it->second.decoded;
   Entry e;
   DecodeText(text, file, limits, &e.decoded);
-  for (auto& l : e.decoded.resources) {
-    if (l.resource.has_workload()) l.digest = ResourceDigest(l.resource);
-  }
+  // Once per decoded resource: the incremental compile finds what changed by these digests.
+  for (auto& l : e.decoded.resources) l.digest = ResourceDigest(l.resource);
   e.resolved.resize(e.decoded.resources.size());
   e.text = std::move(text);
   return (files_[file] = std::move(e)).decoded;

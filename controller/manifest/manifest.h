@@ -24,8 +24,8 @@ struct Located {
   zeromesh::v1::Resource resource;
   std::string file;
   int line = 0;
-  // ResourceDigest(resource) when known (the decode cache sets it for workloads, which nothing changes after
-  // decoding); Compile computes it otherwise. Whoever changes `resource` must reset it.
+  // ResourceDigest(resource) when known (the decode cache sets it for every resource it decodes; the incremental
+  // compile finds what changed by it). Whoever changes `resource` must reset it.
   std::optional<Digest> digest;
   // Workloads whose manifest leaves out spec.enrolled / spec.mode take them from their Namespace (namespaces.h);
   // `resource` holds the value resolved last (enrolled: true, mode: unspecified before any Namespace applies).
