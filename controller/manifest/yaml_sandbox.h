@@ -1,7 +1,9 @@
 // yaml-cpp 0.7 hangs, allocating without bound, on some invalid inputs (a ',' where a token starts, in several
 // forms; yaml_guard.h refuses those we know, fuzz/manifest.cc keeps finding new ones). Before the controller parses a
 // manifest it lets a forked child parse it first, under a time limit: a child that does not finish means the input
-// is refused, and the controller itself never runs into the defect.
+// is refused, and the controller itself never runs into the defect. The children are forked by a helper process
+// forked once, while the controller is small (forking the controller itself copied the page tables of its whole mesh
+// for every changed file).
 #pragma once
 
 #include <string>
