@@ -55,6 +55,7 @@ HboneSession::HboneSession(WorkerContext& ctx, int fd, bssl::UniquePtr<SSL> ssl,
       state_(client ? State::kConnecting : State::kHandshaking),
       out_(&ctx.blocks) {
   ctx_.live.insert(this);
+  ctx_.load.fetch_add(1, std::memory_order_relaxed);
   AttachBio();
   if (client_) {
     SSL_set_connect_state(ssl_.get());
@@ -83,6 +84,7 @@ HboneSession::~HboneSession() {
   ctx_.loop.CancelTimer(ping_timer_);
   ctx_.loop.CancelTimer(attempt_timer_);
   ctx_.live.erase(this);
+  ctx_.load.fetch_sub(1, std::memory_order_relaxed);
   if (h2_) nghttp2_session_del(h2_);
 }
 
@@ -341,13 +343,39 @@ void HboneSession::Flush() {
     bool more = nghttp2_session_want_write(h2_) && out_.empty();
     if (!more && conn_credit_ == 0 && touched_.empty()) break;
   }
-  if (out_.empty() && !nghttp2_session_want_read(h2_) && !nghttp2_session_want_write(h2_)) {
+  if (out_.empty() && Unsent() == 0 && !nghttp2_session_want_read(h2_) && !nghttp2_session_want_write(h2_)) {
     Close("HTTP/2 session finished");
   }
 }
 
-// Returns false when the session was closed.
+size_t HboneSession::Unsent() const {
+  return read_ahead_ ? TlsSocketBioUnsent(SSL_get_wbio(ssl_.get())) : 0;
+}
+
+// The records of one flush leave in as few send(2)s as the socket takes (tls_socket_bio.h's cork): ~16 KiB records
+// one send each cost a syscall and a TCP push apiece. Returns false when the session was closed.
 bool HboneSession::FlushTls() {
+  BIO* wbio = read_ahead_ ? SSL_get_wbio(ssl_.get()) : nullptr;
+  if (wbio == nullptr) return WriteRecords();
+  if (writable_ && TlsSocketBioUnsent(wbio) > 0) {
+    bool done = false;
+    if (!TlsSocketBioFlush(wbio, &done)) {
+      Close(std::string("TLS write: ") + std::strerror(errno));
+      return false;
+    }
+    if (!done) writable_ = false;
+  }
+  TlsSocketBioCork(wbio, true);
+  if (!WriteRecords()) return false;
+  if (!TlsSocketBioCork(wbio, false)) {
+    Close(std::string("TLS write: ") + std::strerror(errno));
+    return false;
+  }
+  if (TlsSocketBioUnsent(wbio) > 0) writable_ = false;  // the socket is full: EPOLLOUT sends the rest
+  return true;
+}
+
+bool HboneSession::WriteRecords() {
   while (!out_.empty() && writable_) {
     const uint8_t* p;
     size_t len;
@@ -406,6 +434,7 @@ void HboneSession::Close(const std::string& why) {
 HboneStream* HboneSession::NewStream() {
   auto* s = new HboneStream(this, &ctx_.loop, &ctx_.blocks);
   streams_.insert(s);
+  ctx_.load.fetch_add(1, std::memory_order_relaxed);
   ctx_.loop.CancelTimer(idle_timer_);
   idle_timer_ = 0;
   return s;
@@ -431,6 +460,7 @@ bool HboneSession::HandBack(HboneStream* s) {
 
 void HboneSession::DestroyStream(HboneStream* s, bool reset_tcp) {
   if (!streams_.erase(s)) return;
+  ctx_.load.fetch_sub(1, std::memory_order_relaxed);
   // The most specific reason first: the tracker keeps the first error it is given.
   if (s->h2_error != NGHTTP2_NO_ERROR) {
     s->track.SetError(std::string("stream reset: ") + nghttp2_http2_strerror(s->h2_error));

@@ -157,6 +157,8 @@ class HboneSession : public IoHandler, public Closable {
   void Handshake();
   void ReadTls();
   bool FlushTls();
+  bool WriteRecords();    // SSL_write of out_ while the socket takes it; false when the session was closed
+  size_t Unsent() const;  // TLS bytes written by BoringSSL that are not on the socket yet (the BIO's batch)
   void StartKeepalive();
 
   // nghttp2 trampolines.

@@ -55,6 +55,9 @@ bool NodeProxy::Start(std::string* error) {
   for (int i = 0; i < n; ++i)
     workers_.push_back(
         std::make_unique<Worker>(opts_, stats_, snapshots_, certs_, fds_, &balancer_, &limiter_, &peers_));
+  std::vector<Worker*> all;
+  for (auto& w : workers_) all.push_back(w.get());
+  for (auto& w : workers_) w->SetSiblings(all);
   subscription_ = snapshots_.Subscribe([this] {
     for (auto& w : workers_) w->OnSnapshotChanged();
   });

@@ -15,6 +15,9 @@ namespace {
 // Several full TLS records (16 KiB of plaintext each) per read(2) in a bulk transfer. The buffer exists only while
 // it holds bytes or the socket has more: an idle connection keeps none.
 constexpr size_t kReadAhead = 64 * 1024;
+// Seven full records (16 KiB + 22 bytes each) per send(2) in a bulk transfer; like the read buffer, allocated only
+// while it holds bytes.
+constexpr size_t kWriteBatch = 128 * 1024;
 
 struct State {
   int fd = -1;
@@ -22,6 +25,11 @@ struct State {
   size_t tail = 0;  // end of the bytes read
   bool drained = false;
   std::unique_ptr<unsigned char[]> buf;
+  // Write side: wbuf[wsent, wlen) is written by BoringSSL but not sent yet.
+  bool corked = false;
+  size_t wsent = 0;
+  size_t wlen = 0;
+  std::unique_ptr<unsigned char[]> wbuf;
 };
 
 // The errno values BoringSSL's own socket BIO treats as "try again" (bio_errno_should_retry).
@@ -57,12 +65,57 @@ int Read(BIO* b, char* out, int len) {
   return static_cast<int>(k);
 }
 
+// Sends the held bytes: 1 when none are left, 0 when the socket is full, -1 on an error (errno).
+int SendHeld(State* st) {
+  while (st->wsent < st->wlen) {
+    ssize_t n = send(st->fd, st->wbuf.get() + st->wsent, st->wlen - st->wsent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+    st->wsent += static_cast<size_t>(n);
+  }
+  st->wsent = st->wlen = 0;
+  st->wbuf.reset();
+  return 1;
+}
+
 int Write(BIO* b, const char* in, int len) {
   auto* st = static_cast<State*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
-  ssize_t n = send(st->fd, in, static_cast<size_t>(len), MSG_NOSIGNAL);
-  if (n < 0 && ShouldRetry()) BIO_set_retry_write(b);
-  return static_cast<int>(n);
+  if (len <= 0) return 0;
+  size_t n = static_cast<size_t>(len);
+  if (st->corked) {
+    if (st->wlen + n > kWriteBatch) {
+      // The batch is full: it goes first; if the socket does not take all of it, BoringSSL retries this record.
+      int r = SendHeld(st);
+      if (r < 0) return -1;
+      if (r == 0) {
+        BIO_set_retry_write(b);
+        return -1;
+      }
+    }
+    if (st->wlen + n <= kWriteBatch) {
+      if (!st->wbuf) st->wbuf.reset(new (std::nothrow) unsigned char[kWriteBatch]);
+      if (st->wbuf) {
+        std::memcpy(st->wbuf.get() + st->wlen, in, n);
+        st->wlen += n;
+        return len;
+      }
+    }
+    // Larger than a batch, or out of memory: nothing is held now, it is sent as it comes.
+  } else if (st->wsent < st->wlen) {
+    // Bytes held from before go first; a write may not overtake them.
+    int r = SendHeld(st);
+    if (r < 0) return -1;
+    if (r == 0) {
+      BIO_set_retry_write(b);
+      return -1;
+    }
+  }
+  ssize_t sent = send(st->fd, in, n, MSG_NOSIGNAL);
+  if (sent < 0 && ShouldRetry()) BIO_set_retry_write(b);
+  return static_cast<int>(sent);
 }
 
 long Ctrl(BIO* b, int cmd, long, void* ptr) {
@@ -73,8 +126,14 @@ long Ctrl(BIO* b, int cmd, long, void* ptr) {
       return st->fd;
     case BIO_CTRL_PENDING:
       return static_cast<long>(st->tail - st->head);
-    case BIO_CTRL_FLUSH:
-      return 1;
+    case BIO_CTRL_FLUSH: {
+      BIO_clear_retry_flags(b);
+      int r = SendHeld(st);
+      if (r == 0) BIO_set_retry_write(b);
+      return r > 0 ? 1 : -1;
+    }
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(st->wlen - st->wsent);
     default:
       return 0;
   }
@@ -122,6 +181,25 @@ BIO* NewTlsSocketBio(int fd) {
 bool TlsSocketBioDrained(BIO* bio) {
   auto* st = static_cast<State*>(BIO_get_data(bio));
   return st != nullptr && st->drained && st->head == st->tail;
+}
+
+bool TlsSocketBioCork(BIO* bio, bool on) {
+  auto* st = static_cast<State*>(BIO_get_data(bio));
+  if (st == nullptr) return true;
+  st->corked = on;
+  return on || SendHeld(st) >= 0;
+}
+
+bool TlsSocketBioFlush(BIO* bio, bool* done) {
+  auto* st = static_cast<State*>(BIO_get_data(bio));
+  int r = st == nullptr ? 1 : SendHeld(st);
+  *done = r > 0;
+  return r >= 0;
+}
+
+size_t TlsSocketBioUnsent(BIO* bio) {
+  auto* st = static_cast<State*>(BIO_get_data(bio));
+  return st == nullptr ? 0 : st->wlen - st->wsent;
 }
 
 }  // namespace zm::proxy

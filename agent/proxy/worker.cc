@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
+#include <utility>
+
 #include "agent/proxy/destination_l7.h"
 #include "agent/proxy/h2_conn.h"
 #include "agent/proxy/hbone_server.h"
@@ -18,6 +21,10 @@ namespace zm::proxy {
 namespace {
 
 constexpr int kAcceptBatch = 64;
+// A new outbound or HBONE connection goes to a sibling only when that one carries at least this much less (HBONE
+// sessions + streams): with 1, a connection-rate burst would bounce between the workers at a cross-thread wake-up
+// each; with 2, eight bulk streams that arrive together still end up four and four.
+constexpr int kHandOffMargin = 2;
 // Built-in denials get these names as their "policy" (metrics label, access log).
 constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
 constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
@@ -114,21 +121,59 @@ void Worker::Accept(Listener& l) {
       ResetAndClose(fd);
       continue;
     }
-    switch (l.kind) {
-      case ListenerKind::kOutbound:
-        ProxyStats::Add(ctx_.stats.outbound_accepted);
-        Outbound(fd, *src, dst, false);
-        break;
-      case ListenerKind::kHbone:
-        ProxyStats::Add(ctx_.stats.hbone_accepted);
-        Inbound(fd, *src, dst, false);
-        break;
-      case ListenerKind::kPlaintext:
-        ProxyStats::Add(ctx_.stats.plaintext_accepted);
-        Plaintext(fd, *src, dst);
-        break;
+    Worker* to = l.kind == ListenerKind::kPlaintext ? this : PickWorker();
+    if (to != this) {
+      HandOff(to, l.kind, fd, *src, dst);
+    } else {
+      Dispatch(l.kind, fd, *src, dst);
     }
   }
+}
+
+void Worker::Dispatch(ListenerKind kind, int fd, const net::SockAddr& src, const net::SockAddr& dst) {
+  switch (kind) {
+    case ListenerKind::kOutbound:
+      ProxyStats::Add(ctx_.stats.outbound_accepted);
+      Outbound(fd, src, dst, false);
+      break;
+    case ListenerKind::kHbone:
+      ProxyStats::Add(ctx_.stats.hbone_accepted);
+      Inbound(fd, src, dst, false);
+      break;
+    case ListenerKind::kPlaintext:
+      ProxyStats::Add(ctx_.stats.plaintext_accepted);
+      Plaintext(fd, src, dst);
+      break;
+  }
+}
+
+Worker* Worker::PickWorker() {
+  Worker* best = this;
+  int least = ctx_.load.load(std::memory_order_relaxed) - kHandOffMargin;
+  for (Worker* w : siblings_) {
+    if (w == this) continue;
+    int load = w->ctx_.load.load(std::memory_order_relaxed);
+    if (load <= least) {
+      best = w;
+      least = load;
+    }
+  }
+  return best;
+}
+
+void Worker::HandOff(Worker* to, ListenerKind kind, int fd, const net::SockAddr& src, const net::SockAddr& dst) {
+  // Counted on |to| at once, so a burst spreads instead of following a stale figure. If |to| stops before it runs
+  // the task, the task's destruction resets the connection.
+  to->ctx_.load.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<int> owned(new int(fd), [](int* p) {
+    if (*p >= 0) ResetAndClose(*p);
+    delete p;
+  });
+  to->ctx_.loop.Post([to, kind, owned, src, dst] {
+    to->ctx_.load.fetch_sub(1, std::memory_order_relaxed);
+    int fd = std::exchange(*owned, -1);
+    if (fd >= 0) to->Dispatch(kind, fd, src, dst);
+  });
 }
 
 ConnRecord Worker::Record(const agent::MeshSnapshot* snap, const char* flow, const net::SockAddr& src,

@@ -1,6 +1,7 @@
 // A proxy worker: one thread, one event loop, its own HBONE pool. All workers share the listeners (three IPv4, and
 // three IPv6 on a node with IPv6; EPOLLEXCLUSIVE) and route each accepted connection by the mesh snapshot current at
-// accept time, whatever its family.
+// accept time, whatever its family. An accepted outbound or HBONE connection goes to the least loaded worker (by
+// HBONE sessions and streams), so bulk streams that arrive together do not all land on the first worker to wake.
 #pragma once
 
 #include <netinet/in.h>
@@ -27,6 +28,8 @@ class Worker {
          const int listener_fds[kListenerCount], traffic::Balancer* balancer, traffic::RateLimiter* limiter,
          PeerLimit* peers = nullptr);
   ~Worker();
+  // Every worker of the proxy (this one included), before Start(): Accept hands connections to the least loaded.
+  void SetSiblings(std::vector<Worker*> all) { siblings_ = std::move(all); }
   void Start();
   void Stop();               // thread-safe; joins
   void Drain();              // thread-safe: tells every open connection the agent is draining (Closable::Drain)
@@ -47,6 +50,11 @@ class Worker {
   };
 
   void Accept(Listener& l);
+  void Dispatch(ListenerKind kind, int fd, const net::SockAddr& src, const net::SockAddr& dst);
+  // The sibling to hand a new outbound or HBONE connection to, or this worker when it is not busier than the others
+  // by kHandOffMargin.
+  Worker* PickWorker();
+  void HandOff(Worker* to, ListenerKind kind, int fd, const net::SockAddr& src, const net::SockAddr& dst);
   void Outbound(int fd, const net::SockAddr& src, const net::SockAddr& dst, bool hold_expired);
   void Inbound(int fd, const net::SockAddr& src, const net::SockAddr& dst, bool hold_expired);
   void Plaintext(int fd, const net::SockAddr& src, const net::SockAddr& dst);
@@ -114,6 +122,7 @@ class Worker {
   uint64_t held_timer_ = 0;
   EventLoop::Clock::time_point last_shed_log_{};
   uint64_t shed_since_log_ = 0;
+  std::vector<Worker*> siblings_;
   std::thread thread_;
 };
 

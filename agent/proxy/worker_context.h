@@ -1,6 +1,7 @@
 // Per-worker state shared by every connection object owned by that worker thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <unordered_set>
 #include <vector>
@@ -53,6 +54,9 @@ struct WorkerContext {
   HttpWorkerState http;          // HTTP retries (budget, backoff) and RequestMirror copies of this worker
   SpanIdSource span_ids;         // trace and span ids of this worker's requests (ProxyOptions::tracing)
   std::unordered_set<Closable*> live;
+  // HBONE sessions and streams of this worker, plus connections handed to it (Worker::Accept) it has not taken yet:
+  // the bulk work Accept balances the workers by. Written by this worker, read by the others.
+  std::atomic<int> load{0};
 };
 
 }  // namespace zm::proxy

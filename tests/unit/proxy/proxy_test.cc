@@ -564,6 +564,33 @@ TEST_F(ProxyTest, TwoPodsOfOneIdentityOnOneNodeAreBothReachable) {
   EXPECT_EQ(node2_.proxy->stats().bad_requests.load(), 0u);
 }
 
+// Bulk streams of one identity pair opened one after another (iperf3 -P 8) used to land on the worker that woke first
+// and share its one pooled connection, one thread carrying them all. The accept hands a connection to a sibling that
+// carries at least 2 fewer HBONE sessions + streams: both workers open a pooled connection, each with its share.
+TEST_F(ProxyTest, StreamsOpenedOneAfterAnotherAreSpreadOverTheWorkers) {
+  StartMesh();
+  testing::EchoServer echo("127.0.0.22");
+  constexpr int kConns = 8;
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    fds.push_back(Outbound("127.0.0.11", "127.0.0.22", echo.port()));
+    ASSERT_GE(fds.back(), 0);
+    // An echo through the stream before the next connection: established, still open.
+    std::string data = testing::RandomBytes(1024, static_cast<uint32_t>(i));
+    ASSERT_EQ(send(fds.back(), data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+    std::string back(data.size(), '\0');
+    ASSERT_EQ(recv(fds.back(), back.data(), back.size(), MSG_WAITALL), static_cast<ssize_t>(back.size()));
+    ASSERT_EQ(back, data);
+  }
+  EXPECT_EQ(node1_.proxy->stats().hbone_sessions_opened.load(), 2u);  // one per worker: both carry streams
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), static_cast<uint64_t>(kConns));
+  for (int fd : fds) {
+    std::string data = testing::RandomBytes(256 * 1024, static_cast<uint32_t>(fd));
+    EXPECT_TRUE(testing::Exchange(fd, data, /*half_close=*/true) == data);
+    close(fd);
+  }
+}
+
 // Per-pool limits: 2 streams per connection, 2 connections per pool (per worker): 8 slots for 12 connections open at
 // once. The streams beyond the limits wait for a free slot instead of failing or opening more connections.
 TEST_F(ProxyTest, PoolLimitsQueueStreamsBeyondThem) {

@@ -1,5 +1,6 @@
 // The read-ahead socket BIO under HBONE TLS: BoringSSL's small asks are served from one read(2), "drained" is reported
 // only when the last read(2) was short and nothing is buffered, EAGAIN and EOF look as they do for the socket BIO.
+// The write side: while corked, records are held and leave together (in order, behind any bytes held before).
 // (TLS over it end to end: proxy_test and hbone_tls_test, whose HBONE sessions all use it.)
 #include "agent/proxy/tls_socket_bio.h"
 
@@ -110,6 +111,114 @@ TEST(TlsSocketBio, AClosedPeerFailsAWriteWithoutSigpipeOrRetry) {
   p.b = -1;
   EXPECT_EQ(BIO_write(bio, "abc", 3), -1);
   EXPECT_FALSE(BIO_should_retry(bio));
+  BIO_free(bio);
+}
+
+// What the peer can read now, without waiting.
+std::string Available(int fd) {
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+std::string Record(char c) {
+  return std::string(16 * 1024 + 22, c);  // a full TLS record: 16 KiB of plaintext, header and tag
+}
+
+TEST(TlsSocketBio, CorkedRecordsLeaveTogetherWhenUncorked) {
+  Pair p;
+  BIO* bio = NewTlsSocketBio(p.a);
+  ASSERT_TRUE(TlsSocketBioCork(bio, true));
+  std::string want;
+  for (char c : {'a', 'b', 'c'}) {
+    std::string r = Record(c);
+    EXPECT_EQ(BIO_write(bio, r.data(), static_cast<int>(r.size())), static_cast<int>(r.size()));
+    want += r;
+  }
+  EXPECT_EQ(Available(p.b), "");  // held
+  EXPECT_EQ(TlsSocketBioUnsent(bio), want.size());
+  EXPECT_EQ(BIO_wpending(bio), want.size());
+  ASSERT_TRUE(TlsSocketBioCork(bio, false));
+  EXPECT_EQ(TlsSocketBioUnsent(bio), 0u);
+  EXPECT_EQ(Available(p.b), want);
+  // Uncorked, a write goes out at once (interactive traffic, the handshake).
+  EXPECT_EQ(BIO_write(bio, "hi", 2), 2);
+  EXPECT_EQ(Available(p.b), "hi");
+  BIO_free(bio);
+}
+
+TEST(TlsSocketBio, AFullBatchIsSentWhileStillCorked) {
+  Pair p;
+  int big = 1 << 20;
+  setsockopt(p.a, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  setsockopt(p.b, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  BIO* bio = NewTlsSocketBio(p.a);
+  TlsSocketBioCork(bio, true);
+  std::string all;
+  for (int i = 0; i < 8; ++i) {
+    std::string r = Record(static_cast<char>('a' + i));
+    ASSERT_EQ(BIO_write(bio, r.data(), static_cast<int>(r.size())), static_cast<int>(r.size()));
+    all += r;
+  }
+  // Seven records fit the 128 KiB batch: the eighth sent them and waits for the next batch or the uncork.
+  std::string got = Available(p.b);
+  EXPECT_EQ(got, all.substr(0, 7 * Record('x').size()));
+  EXPECT_EQ(TlsSocketBioUnsent(bio), Record('x').size());
+  EXPECT_EQ(BIO_flush(bio), 1);  // the handshake's flush sends what is held too
+  got += Available(p.b);
+  EXPECT_EQ(got, all);
+  BIO_free(bio);
+}
+
+TEST(TlsSocketBio, HeldBytesGoFirstWhenTheSocketWasFull) {
+  Pair p;
+  BIO* bio = NewTlsSocketBio(p.a);
+  TlsSocketBioCork(bio, true);
+  std::string sent;
+  // Corked writes until the socket is full and the batch can take no more.
+  for (int i = 0; i < 10000; ++i) {
+    std::string r = Record(static_cast<char>('a' + i % 26));
+    int n = BIO_write(bio, r.data(), static_cast<int>(r.size()));
+    if (n < 0) {
+      EXPECT_TRUE(BIO_should_retry(bio));
+      EXPECT_TRUE(BIO_should_write(bio));
+      break;
+    }
+    ASSERT_EQ(n, static_cast<int>(r.size()));
+    sent += r;
+  }
+  ASSERT_TRUE(TlsSocketBioCork(bio, false));  // the socket takes what it can; the rest stays held
+  ASSERT_GT(TlsSocketBioUnsent(bio), 0u);
+  // Uncorked, a new write may not overtake the held bytes.
+  EXPECT_EQ(BIO_write(bio, "tail", 4), -1);
+  EXPECT_TRUE(BIO_should_retry(bio));
+  std::string got;
+  bool done = false;
+  for (int i = 0; i < 100000 && !done; ++i) {
+    got += Available(p.b);
+    ASSERT_TRUE(TlsSocketBioFlush(bio, &done));
+  }
+  ASSERT_TRUE(done);
+  EXPECT_EQ(TlsSocketBioUnsent(bio), 0u);
+  EXPECT_EQ(BIO_write(bio, "tail", 4), 4);
+  got += Available(p.b);
+  EXPECT_EQ(got, sent + "tail");
+  BIO_free(bio);
+}
+
+TEST(TlsSocketBio, UncorkingToAClosedPeerFails) {
+  Pair p;
+  BIO* bio = NewTlsSocketBio(p.a);
+  TlsSocketBioCork(bio, true);
+  EXPECT_EQ(BIO_write(bio, "abc", 3), 3);
+  close(p.b);
+  p.b = -1;
+  EXPECT_FALSE(TlsSocketBioCork(bio, false));
+  bool done = true;
+  EXPECT_FALSE(TlsSocketBioFlush(bio, &done));
+  EXPECT_FALSE(done);
   BIO_free(bio);
 }
 
