@@ -11,7 +11,8 @@
 #   none = decode + ACK (measures the controller and the transport), state = agent/control ConfigClient,
 #   full = ConfigClient + ToMeshSnapshot + PolicySet::Compile (the agent's per-push work, 100x on this host).
 # --quick: 10 changes, "none" only. No root needed; nothing leaves 127.0.0.1. ZM_KEEP=1 keeps the work directory
-# (manifests, controller and load generator logs) in /tmp.
+# (manifests, controller and load generator logs) in /tmp. ZM_BUILD_DIR=DIR takes the binaries from DIR (default
+# build/default); ZM_NO_BUILD=1 uses them as they are instead of building them first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tools/lib/common.sh"
@@ -34,15 +35,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 build=${ZM_BUILD_DIR:-$here/build/default}
-if [ ! -f "$build/build.ninja" ]; then
-  log "configuring $build (preset default)"
-  (cd "$here" && cmake --preset default >/dev/null)
+# ZM_NO_BUILD=1: use the binaries already in $build as they are (A/B runs of two builds, no rebuild mid-run).
+if [ "${ZM_NO_BUILD:-0}" != 1 ]; then
+  if [ ! -f "$build/build.ninja" ]; then
+    log "configuring $build (preset default)"
+    (cd "$here" && cmake --preset default >/dev/null)
+  fi
+  log "building mesh-controller and zm-agent-loadgen in $build"
+  buildlog=$(mktemp)
+  cmake --build "$build" --target mesh-controller zm-agent-loadgen -j"$(nproc)" >"$buildlog" 2>&1 ||
+    { tail -40 "$buildlog" >&2; rm -f "$buildlog"; die "build failed"; }
+  rm -f "$buildlog"
 fi
-log "building mesh-controller and zm-agent-loadgen in $build"
-buildlog=$(mktemp)
-cmake --build "$build" --target mesh-controller zm-agent-loadgen -j"$(nproc)" >"$buildlog" 2>&1 ||
-  { tail -40 "$buildlog" >&2; rm -f "$buildlog"; die "build failed"; }
-rm -f "$buildlog"
 ctrl_bin=$build/controller/mesh-controller
 gen_bin=$build/bench/zm-agent-loadgen
 
