@@ -53,9 +53,10 @@ void LinkWatcher::Handle(const nlmsghdr* h) {
 
 Status LinkWatcher::ProcessPending() {
   if (nl_.fd() < 0) return Status::Error("link watcher not started");
-  alignas(nlmsghdr) static thread_local char buf[65536];
+  if (!buf_) buf_ = std::make_unique_for_overwrite<char[]>(kRecvBuffer);  // new[]: aligned for nlmsghdr
+  char* buf = buf_.get();
   for (;;) {
-    ssize_t n = recv(nl_.fd(), buf, sizeof(buf), MSG_DONTWAIT);
+    ssize_t n = recv(nl_.fd(), buf, kRecvBuffer, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::Ok();
