@@ -105,7 +105,8 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Compile(std::vector<manifest::Loc
     }
     if (u != updates.end() && u->first == p->first) {
       if (u->second.first) {
-        if (u->second.second == out_->digests[i]) {
+        // A new workload is always taken: the indexes point into it (its digest differs from the old one anyway).
+        if (u->second.second == out_->digests[i] && !u->second.first->has_workload()) {
           add(p->first, p->second, out_->digests[i]);
         } else {
           add(p->first, std::move(u->second.first), u->second.second);
