@@ -105,7 +105,10 @@ bool HttpServer::Start(std::string* error) {
   } else if (listen->any6) {
     listening = "+" + listen->port;
   }
-  const char* options[] = {"listening_ports", listening.c_str(),   "num_threads", "2",    "request_timeout_ms",
+  // The route form serves a few endpoints answered from memory (probes, scrapes): one worker each, since every
+  // civetweb thread costs the agent resident memory (issue 19's RSS goal). The request form (console) keeps two.
+  const char* workers = handler_ ? "2" : "1";
+  const char* options[] = {"listening_ports", listening.c_str(),   "num_threads", workers, "request_timeout_ms",
                            "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
