@@ -29,10 +29,10 @@ def attach_mode_args() -> list[str]:
     return ["--attach-mode", mode] if mode else []
 
 
-def sockmap_args(cluster: zmcluster.Cluster) -> list[str]:
-    """ZM_SOCKMAP=off|on|from-pod|both runs every agent of a test with that --sockmap, its sock_ops program on the
-    cluster's own cgroup (never the root)."""
-    mode = os.environ.get("ZM_SOCKMAP")
+def sockmap_args(cluster: zmcluster.Cluster, mode: str | None = None) -> list[str]:
+    """--sockmap |mode| (or, without one, ZM_SOCKMAP=off|on|from-pod|both for every agent of a test), its sock_ops
+    program on the cluster's own cgroup (never the root)."""
+    mode = mode or os.environ.get("ZM_SOCKMAP")
     return ["--sockmap", mode, "--sockops-cgroup", str(cluster.cgroup_root)] if mode else []
 
 
@@ -110,6 +110,8 @@ class Mesh:
         self.auto_uplink = False
         # node name -> extra mesh-agent flags (e.g. ["--hbone-handshake-timeout-ms", "20000"]).
         self.agent_args: dict[str, list[str]] = {}
+        # --sockmap mode of every agent (None: ZM_SOCKMAP's, if set).
+        self.sockmap: str | None = None
 
     def agent_id(self, node: zmcluster.Node) -> str:
         return f"{self.cluster.prefix}-{node.name}"
@@ -158,7 +160,7 @@ class Mesh:
             p = self.cluster.popen(node, [str(AGENT_BIN), "--node", node.name, "--agent-id", self.agent_id(node),
                                           "--config", str(self.config_path(node)),
                                           *([] if self.auto_uplink else ["--uplink", node.uplink]),
-                                          *attach_mode_args(), *sockmap_args(self.cluster),
+                                          *attach_mode_args(), *sockmap_args(self.cluster, self.sockmap),
                                           *self.agent_args.get(node.name, [])],
                                    stdout=log, stderr=subprocess.STDOUT)
         self.agents[node.name] = p

@@ -4,7 +4,10 @@ Server:  podtool.py serve PORT [BIND]   (BIND "0.0.0.0" by default; "::" serves 
   Each connection starts with one command line:
     PEER\\n   -> replies "peer=<ip>:<port> local=<ip>:<port>\\n" and closes
     ECHO\\n   -> echoes every byte until the client half-closes, then closes
-    SINK\\n   -> reads until EOF, replies "<sha256 hex> <byte count>\\n" (and the client may still be reading)
+    SINK [DELAY]\\n -> (sleeps DELAY seconds first: a receiver that stops reading), reads until EOF, replies
+                "<sha256 hex> <byte count>\\n" (and the client may still be reading)
+    SOURCE N\\n     -> sends the first N bytes of stream() (deterministic, checkable by the client)
+    PINGPONG SIZE\\n -> echoes SIZE-byte messages one at a time until EOF
 Clients (print one JSON object):
   podtool.py peer HOST PORT
   podtool.py echo HOST PORT TEXT                 (half-closes after sending, then reads the echo)
@@ -44,6 +47,33 @@ def addr_text(sockaddr):
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def block(i):
+    """The i-th 64 KiB block of stream(): cheap, deterministic, different every block."""
+    seed = hashlib.sha256(i.to_bytes(8, "little")).digest()
+    return seed * (CHUNK // len(seed))
+
+
+def stream(total):
+    """|total| bytes of deterministic data, in blocks (SOURCE sends it; a client can recompute and check it)."""
+    sent, i = 0, 0
+    while sent < total:
+        b = block(i)[: total - sent]
+        yield b
+        sent += len(b)
+        i += 1
+
+
+def recv_exact(conn, n):
+    """n bytes, or fewer when the peer closed first."""
+    buf = bytearray()
+    while len(buf) < n:
+        d = conn.recv(n - len(buf))
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
 def read_line(conn):
     buf = b""
     while not buf.endswith(b"\n"):
@@ -56,7 +86,7 @@ def read_line(conn):
 
 def handle(conn, peer):
     try:
-        cmd = read_line(conn)
+        cmd, *args = read_line(conn).split() or [""]  # an empty line: a readiness probe, nothing to do
         if cmd == "PEER":
             conn.sendall(f"peer={addr_text(peer)} local={addr_text(conn.getsockname())}\n".encode())
         elif cmd == "ECHO":
@@ -66,6 +96,8 @@ def handle(conn, peer):
                     break
                 conn.sendall(data)
         elif cmd == "SINK":
+            if args:
+                time.sleep(float(args[0]))
             h, n = hashlib.sha256(), 0
             while True:
                 data = conn.recv(1 << 20)
@@ -74,7 +106,14 @@ def handle(conn, peer):
                 h.update(data)
                 n += len(data)
             conn.sendall(f"{h.hexdigest()} {n}\n".encode())
-    except OSError:
+        elif cmd == "SOURCE":
+            for b in stream(int(args[0])):
+                conn.sendall(b)
+        elif cmd == "PINGPONG":
+            size = int(args[0])
+            while len(m := recv_exact(conn, size)) == size:
+                conn.sendall(m)
+    except (OSError, ValueError, IndexError):  # a dropped peer or a malformed command: close this connection
         pass
     finally:
         conn.close()

@@ -1,6 +1,6 @@
 """Node-local sk_msg redirection (agent --sockmap both, issue 19), end to end on the simulated cluster.
 
-Topology: node1: client, local (enrolled); node2: server (enrolled). Every pod runs sockmap_tool.py's server on 9000.
+Topology: node1: client, local (enrolled); node2: server (enrolled). Every pod runs podtool.py's server on 9000.
 client -> server crosses HBONE: both of its node-local legs (client <-> node1's proxy, node2's proxy <-> server) may be
 redirected. client -> local is same-node: a splice relay, which must never see a redirect (its proxy sockets stay out).
 """
@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import zmcluster  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 TOOL = str(Path(__file__).resolve().parent / "sockmap_tool.py")
+PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 9000
 METRICS_PORT = 15020
 
@@ -36,9 +36,8 @@ class SockmapTest(unittest.TestCase):
             cls.mesh = Mesh(c, Path(cls.tmp.name))
             for pod in (cls.client, cls.local, cls.server):
                 cls.mesh.add_workload(pod, sa=pod.name)
-                c.popen(pod, [sys.executable, TOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            for node in c.nodes:
-                cls.mesh.agent_args[node.name] = ["--sockmap", "both", "--sockops-cgroup", str(c.cgroup_root)]
+                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+            cls.mesh.sockmap = "both"
             cls.mesh.start_agents()
             for pod in c.pods:
                 c.wait_tcp(pod, pod.ip, PORT)
