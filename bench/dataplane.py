@@ -138,6 +138,34 @@ listen p{port}
     return haproxy_pair.write_checked(work, "", n1, n2)
 
 
+def add_pods(c) -> dict:
+    """The six pods of the comparison, by name: p* direct, m* through zeromesh, h* through HAProxy; the clients on
+    node1, the servers on node2."""
+    n1, n2 = c.node("node1"), c.node("node2")
+    return {name: c.add_pod(node, name) for name, node in
+            (("pclient", n1), ("mclient", n1), ("hclient", n1), ("pserver", n2), ("mserver", n2), ("hserver", n2))}
+
+
+def set_up_paths(c, work: Path, pods: dict, echod: bool) -> tuple[Mesh, Path, Path]:
+    """The three paths over add_pods' pods: their workloads (only m* enrolled), an iperf3 server (and with |echod| a
+    zm-echod) in each server pod, the HAProxy configs of node1 and node2 and the agents' --workers. Starts no proxy."""
+    n1, n2 = c.node("node1"), c.node("node2")
+    mesh = Mesh(c, work / "mesh")
+    mesh.add_workload(pods["mclient"], sa="client")
+    mesh.add_workload(pods["mserver"], sa="server")
+    for name in ("pclient", "pserver", "hclient", "hserver"):
+        mesh.add_workload(pods[name], enrolled=False)
+    for name in ("pserver", "mserver", "hserver"):
+        c.popen(pods[name], ["iperf3", "-s", "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        if echod:
+            c.popen(pods[name], [str(TOOLS / "zm-echod"), str(ECHO_PORT), "2"], stdout=subprocess.DEVNULL)
+    cfg1, cfg2 = haproxy_configs(work, mesh, n1, n2, pods["hserver"].ip)
+    for node in (n1, n2):
+        mesh.agent_args[node.name] = ["--workers", str(PROXY_THREADS)]
+    return mesh, cfg1, cfg2
+
+
 # ---- measurements ------------------------------------------------------------------------------------------------
 def hold_open(c, pod, ip: str, port: int, n: int, measure, settle: float = 1.0) -> dict:
     """Keeps n echoed connections open from pod to ip:port (zm-connrate hold) and calls measure() while they are, after
@@ -348,25 +376,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zm-bench-") as tmp, zmcluster.Cluster(nodes=2, pods_per_node=0) as c:
         work = Path(tmp)
         n1, n2 = c.node("node1"), c.node("node2")
-        pods = {name: c.add_pod(node, name) for name, node in
-                (("pclient", n1), ("mclient", n1), ("hclient", n1), ("pserver", n2), ("mserver", n2), ("hserver", n2))}
+        pods = add_pods(c)
         # Same TCP settings everywhere: a wide port range and TIME_WAIT reuse so the connection-rate test never runs
         # out of ports (our namespaces only).
         for t in list(pods.values()) + [n1, n2]:
             for key, val in (("net.ipv4.ip_local_port_range", "1024 65000"), ("net.ipv4.tcp_tw_reuse", "1")):
                 c.run(t, ["sysctl", "-qw", f"{key}={val}"], check=True)
-        mesh = Mesh(c, work / "mesh")
-        mesh.add_workload(pods["mclient"], sa="client")
-        mesh.add_workload(pods["mserver"], sa="server")
-        for name in ("pclient", "pserver", "hclient", "hserver"):
-            mesh.add_workload(pods[name], enrolled=False)
-        for name in ("pserver", "mserver", "hserver"):
-            c.popen(pods[name], ["iperf3", "-s", "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-            c.popen(pods[name], [str(TOOLS / "zm-echod"), str(ECHO_PORT), "2"], stdout=subprocess.DEVNULL)
-        cfg1, cfg2 = haproxy_configs(work, mesh, n1, n2, pods["hserver"].ip)
-        for node in (n1, n2):
-            mesh.agent_args[node.name] = ["--workers", str(PROXY_THREADS)]
+        mesh, cfg1, cfg2 = set_up_paths(c, work, pods, echod=True)
         mesh.start_agents()
         hap = [c.popen(node, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
                        stderr=open(work / f"haproxy-{node.name}.log", "wb")) for node, cfg in ((n1, cfg1), (n2, cfg2))]

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataplane  # noqa: E402
-from dataplane import (CLK_TCK, HAP_N1, IPERF_PORT, PROXY_THREADS, Bench, haproxy_configs, log,  # noqa: E402
-                       thread_ticks, zmcluster)
+from dataplane import (CLK_TCK, HAP_N1, IPERF_PORT, Bench, add_pods, log, set_up_paths, thread_ticks,  # noqa: E402
+                       zmcluster)
 import mesh as mesh_mod  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
@@ -100,19 +100,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zm-ab-") as tmp, zmcluster.Cluster(nodes=2, pods_per_node=0) as c:
         work = Path(tmp)
         n1, n2 = c.node("node1"), c.node("node2")
-        pods = {name: c.add_pod(node, name) for name, node in
-                (("pclient", n1), ("mclient", n1), ("hclient", n1), ("pserver", n2), ("mserver", n2), ("hserver", n2))}
-        mesh = Mesh(c, work / "mesh")
-        mesh.add_workload(pods["mclient"], sa="client")
-        mesh.add_workload(pods["mserver"], sa="server")
-        for name in ("pclient", "pserver", "hclient", "hserver"):
-            mesh.add_workload(pods[name], enrolled=False)
-        for name in ("pserver", "mserver", "hserver"):
-            c.popen(pods[name], ["iperf3", "-s", "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-        cfg1, cfg2 = haproxy_configs(work, mesh, n1, n2, pods["hserver"].ip)
-        for node in (n1, n2):
-            mesh.agent_args[node.name] = ["--workers", str(PROXY_THREADS)]
+        pods = add_pods(c)
+        mesh, cfg1, cfg2 = set_up_paths(c, work, pods, echod=False)
         hap = [c.popen(node, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
                        stderr=open(work / f"haproxy-{node.name}.log", "wb")) for node, cfg in ((n1, cfg1), (n2, cfg2))]
         targets = {
