@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 
+#include "agent/bpf/percpu_counters.h"
 #include "agent/bpf/pin_dir.h"
 #include "agent/bpf/tcx.h"
 #include "bpf/capture_abi.h"
@@ -912,15 +913,8 @@ int BpfManager::RepairTcFilters(const std::string& ifname, Link& link, std::stri
 Status BpfManager::Stats(CaptureStats* out) const {
   std::lock_guard lock(mu_);
   if (!Ready()) return kNotReady;
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return Status::Errno("libbpf_num_possible_cpus", ncpu);
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
   uint64_t sums[ZM_STAT_COUNT] = {};
-  const int fd = bpf_map__fd(skel_->maps.zm_stats);
-  for (uint32_t i = 0; i < ZM_STAT_COUNT; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) return Status::Errno("zm_stats lookup", errno);
-    for (uint64_t v : per_cpu) sums[i] += v;
-  }
+  if (Status s = SumPerCpuCounters(bpf_map__fd(skel_->maps.zm_stats), "zm_stats", sums); !s.ok()) return s;
   out->captured_outbound = sums[ZM_STAT_CAPTURED_OUTBOUND];
   out->captured_hbone = sums[ZM_STAT_CAPTURED_HBONE];
   out->captured_plaintext = sums[ZM_STAT_CAPTURED_PLAINTEXT];
@@ -930,10 +924,8 @@ Status BpfManager::Stats(CaptureStats* out) const {
   out->passed_fail_open = sums[ZM_STAT_PASSED_FAIL_OPEN];
   out->dropped_orphan = sums[ZM_STAT_DROPPED_ORPHAN];
   uint64_t guards[ZM_GUARD_COUNT] = {};
-  const int gfd = bpf_map__fd(skel_->maps.zm_guard_stats);
-  for (uint32_t i = 0; i < ZM_GUARD_COUNT; ++i) {
-    if (bpf_map_lookup_elem(gfd, &i, per_cpu.data()) != 0) return Status::Errno("zm_guard_stats lookup", errno);
-    for (uint64_t v : per_cpu) guards[i] += v;
+  if (Status s = SumPerCpuCounters(bpf_map__fd(skel_->maps.zm_guard_stats), "zm_guard_stats", guards); !s.ok()) {
+    return s;
   }
   out->dropped_node_plaintext = guards[ZM_GUARD_NODE_PLAINTEXT];
   out->passed_probe = guards[ZM_GUARD_PROBE_PASSED];

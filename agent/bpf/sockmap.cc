@@ -11,8 +11,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
+#include "agent/bpf/percpu_counters.h"
 #include "bpf/sockmap_abi.h"
 #include "common/log.h"
 #include "sockmap.skel.h"
@@ -233,14 +233,9 @@ Status Sockmap::AddProxySocket(int fd) {
 
 Status Sockmap::Stats(SockmapStats* out) const {
   if (!skel_) return Status::Error("sockmap not initialized");
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return Status::Errno("libbpf_num_possible_cpus", ncpu);
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
   uint64_t sums[ZM_SM_COUNT] = {};
-  const int fd = bpf_map__fd(skel_->maps.zm_sockmap_stats);
-  for (uint32_t i = 0; i < ZM_SM_COUNT; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) return Status::Errno("zm_sockmap_stats lookup", errno);
-    for (uint64_t v : per_cpu) sums[i] += v;
+  if (Status s = SumPerCpuCounters(bpf_map__fd(skel_->maps.zm_sockmap_stats), "zm_sockmap_stats", sums); !s.ok()) {
+    return s;
   }
   out->redirected_bytes = sums[ZM_SM_REDIRECTED_BYTES];
   out->redirected_msgs = sums[ZM_SM_REDIRECTED_MSGS];
