@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "controller/config/incremental_compile.h"
+#include "tests/unit/controller/shop_resources.h"
 
 namespace zm::ctrl {
 namespace {
@@ -271,32 +272,9 @@ TEST(IncrementalCompile, RandomChangesEqualFullCompile) {
   }
 }
 
-manifest::Located Given(const v1::Resource& r) {
-  manifest::Located l;
-  l.resource = r;
-  return l;
-}
-
-v1::Resource Workload(const std::string& name, const std::string& ip, const std::string& app) {
-  v1::Resource r;
-  auto* w = r.mutable_workload();
-  w->set_name(name);
-  w->set_namespace_("shop");
-  w->set_ip(ip);
-  w->set_node("node1");
-  w->set_service_account("default");
-  (*w->mutable_labels())["app"] = app;
-  return r;
-}
-
-v1::Resource Service(const std::string& name, const std::string& app) {
-  v1::Resource r;
-  auto* s = r.mutable_service();
-  s->set_name(name);
-  s->set_namespace_("shop");
-  (*s->mutable_selector())["app"] = app;
-  return r;
-}
+using test::Given;
+using test::Service;
+using test::Workload;
 
 v1::Resource Permission(const std::string& name, v1::Action action) {
   v1::Resource r;

@@ -12,6 +12,7 @@
 
 #include "controller/config/snapshot.h"
 #include "controller/config/store.h"
+#include "tests/unit/controller/shop_resources.h"
 
 namespace zm::ctrl {
 namespace {
@@ -19,25 +20,11 @@ namespace {
 namespace v1 = zeromesh::v1;
 
 manifest::Located Workload(const std::string& name, const std::string& ip, const std::string& app) {
-  manifest::Located l;
-  auto* w = l.resource.mutable_workload();
-  w->set_name(name);
-  w->set_namespace_("shop");
-  w->set_ip(ip);
-  w->set_node("node1");
-  w->set_service_account("default");
-  (*w->mutable_labels())["app"] = app;
-  return l;
+  return test::Given(test::Workload(name, ip, app));
 }
 
 manifest::Located Service(const std::string& name, const std::string& vip, const std::string& app) {
-  manifest::Located l;
-  auto* s = l.resource.mutable_service();
-  s->set_name(name);
-  s->set_namespace_("shop");
-  s->set_vip(vip);
-  (*s->mutable_selector())["app"] = app;
-  return l;
+  return test::Given(test::Service(name, app, vip));
 }
 
 std::set<std::string> Keys(const google::protobuf::RepeatedPtrField<v1::Resource>& rs) {
