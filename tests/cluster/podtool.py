@@ -17,6 +17,11 @@ Clients (print one JSON object):
   podtool.py connrate HOST PORT SECONDS          (connect, one small request, close, as fast as possible)
   podtool.py hold HOST PORT SECONDS              (one long-lived ECHO connection, a line every 100 ms; prints
                                                   "result <ok> <bad>" as plain text, "error ..." on failure)
+  podtool.py source HOST PORT N                  (SOURCE: receives N bytes of stream(), checks them)
+  podtool.py pingpong HOST PORT COUNT SIZE       (PINGPONG: COUNT round trips of SIZE bytes, each checked)
+  podtool.py slowsink HOST PORT TOTAL DELAY      (SINK DELAY: sends TOTAL bytes to a receiver that starts reading after
+                                                  DELAY seconds; reports what the sender got rid of while nobody read,
+                                                  and the most TCP memory of the sender's network namespace)
 HOST may be an IPv6 literal (fd00::1). Addresses are printed as "ip:port" for IPv4 (also an IPv4 peer of a "::"
 server: the v4-mapped form is unwrapped) and "[ip]:port" for IPv6.
 """
@@ -273,6 +278,76 @@ def hold(host, port, seconds):
     print("result", ok, bad, flush=True)
 
 
+def expected_sha(total):
+    h = hashlib.sha256()
+    for b in stream(total):
+        h.update(b)
+    return h.hexdigest()
+
+
+def source(host, port, total):
+    c = socket.create_connection((host, port), timeout=30)
+    c.sendall(f"SOURCE {total}\n".encode())
+    h, n = hashlib.sha256(), 0
+    while n < total:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    c.close()
+    return {"bytes": n, "ok": n == total and h.hexdigest() == expected_sha(total)}
+
+
+def pingpong(host, port, count, size):
+    c = socket.create_connection((host, port), timeout=30)
+    c.sendall(f"PINGPONG {size}\n".encode())
+    bad = 0
+    for i in range(count):
+        m = block(i)[:size]
+        c.sendall(m)
+        if recv_exact(c, size) != m:
+            bad += 1
+    c.close()
+    return {"round_trips": count, "bad": bad, "ok": bad == 0}
+
+
+def tcp_mem_pages():
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                parts = line.split()
+                return int(parts[parts.index("mem") + 1])
+    return -1
+
+
+def slowsink(host, port, total, delay):
+    c = socket.create_connection((host, port), timeout=60)
+    c.sendall(f"SINK {delay}\n".encode())
+    progress = [0]
+
+    def writer():
+        for b in stream(total):
+            c.sendall(b)
+            progress[0] += len(b)
+        c.shutdown(socket.SHUT_WR)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    mem_max = 0
+    deadline = time.time() + delay * 0.9
+    while time.time() < deadline:
+        mem_max = max(mem_max, tcp_mem_pages())
+        time.sleep(0.05)
+    stalled_at = progress[0]
+    t.join(60)
+    reply = read_line(c)
+    c.close()
+    sha, n = (reply.split() + ["", "-1"])[:2]
+    return {"bytes": total, "sent_before_reader_read": stalled_at, "tcp_mem_pages_max": mem_max,
+            "ok": int(n) == total and sha == expected_sha(total)}
+
+
 def main(argv):
     cmd = argv[0]
     if cmd == "serve":
@@ -294,6 +369,12 @@ def main(argv):
         out = connrate(host, port, float(argv[3]))
     elif cmd == "try":
         out = try_connect(host, port, float(argv[3]) if len(argv) > 3 else 2.0)
+    elif cmd == "source":
+        out = source(host, port, int(argv[3]))
+    elif cmd == "pingpong":
+        out = pingpong(host, port, int(argv[3]), int(argv[4]))
+    elif cmd == "slowsink":
+        out = slowsink(host, port, int(argv[3]), float(argv[4]))
     else:
         print(__doc__, file=sys.stderr)
         return 2

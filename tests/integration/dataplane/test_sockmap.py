@@ -1,6 +1,7 @@
 """Node-local sk_msg redirection (agent --sockmap both, issue 19), end to end on the simulated cluster.
 
-Topology: node1: client, local (enrolled); node2: server (enrolled). Every pod runs podtool.py's server on 9000.
+Topology: node1: client, local (enrolled); node2: server (enrolled). Every pod runs podtool.py's server on 9000;
+the client runs its source, pingpong and slowsink clients.
 client -> server crosses HBONE: both of its node-local legs (client <-> node1's proxy, node2's proxy <-> server) may be
 redirected. client -> local is same-node: a splice relay, which must never see a redirect (its proxy sockets stay out).
 """
@@ -16,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import zmcluster  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
-TOOL = str(Path(__file__).resolve().parent / "sockmap_tool.py")
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 9000
 METRICS_PORT = 15020
@@ -52,7 +52,7 @@ class SockmapTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def tool(self, *args, timeout=60):
-        res = self.cluster.run(self.client, [sys.executable, TOOL, *map(str, args)], timeout=timeout, text=True)
+        res = self.cluster.run(self.client, [sys.executable, PODTOOL, *map(str, args)], timeout=timeout, text=True)
         self.assertEqual(res.returncode, 0, f"{args}: {res.stderr}\n{self.logs()}")
         out = json.loads(res.stdout)
         self.assertTrue(out["ok"], f"{args}: {out}\n{self.logs()}")
