@@ -14,6 +14,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "capture_abi.h"
+#include "pod_maps.h"
 
 /* Verdicts. tcx runs the programs of a hook in order until one returns something other than TCX_NEXT; TCX_PASS and
  * TCX_DROP end the chain. We are one program among others (a CNI's, a firewall's): what we neither steer nor drop
@@ -44,14 +45,6 @@ struct {
   __type(value, __u32);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } zm_ifaces SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, ZM_MAX_PODS);
-  __type(key, __u32);
-  __type(value, struct zm_pod);
-  __uint(pinning, LIBBPF_PIN_BY_NAME);
-} zm_pods SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);
@@ -118,14 +111,6 @@ struct {
   __type(value, __u64);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } zm_guard_stats SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, ZM_MAX_PODS);
-  __type(key, struct zm_addr6);
-  __type(value, struct zm_pod);
-  __uint(pinning, LIBBPF_PIN_BY_NAME);
-} zm_pods6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);

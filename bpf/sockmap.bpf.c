@@ -24,28 +24,12 @@
 #include <bpf/bpf_helpers.h>
 
 #include "capture_abi.h"
+#include "pod_maps.h"
 #include "sockmap_abi.h"
 
 #define AF_INET_ 2
 #define AF_INET6_ 10
 #define SK_USER_DATA_PTRMASK_ (~7UL) /* sk_user_data's low bits are flags (SK_USER_DATA_NOCOPY, _BPF, _PSOCK) */
-
-/* Shared with the capture program (same definitions, pinned by name in the same directory). */
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, ZM_MAX_PODS);
-  __type(key, __u32);
-  __type(value, struct zm_pod);
-  __uint(pinning, LIBBPF_PIN_BY_NAME);
-} zm_pods SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, ZM_MAX_PODS);
-  __type(key, struct zm_addr6);
-  __type(value, struct zm_pod);
-  __uint(pinning, LIBBPF_PIN_BY_NAME);
-} zm_pods6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);
