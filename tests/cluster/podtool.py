@@ -8,6 +8,8 @@ Server:  podtool.py serve PORT [BIND]   (BIND "0.0.0.0" by default; "::" serves 
                 "<sha256 hex> <byte count>\\n" (and the client may still be reading)
     SOURCE N\\n     -> sends the first N bytes of stream() (deterministic, checkable by the client)
     PINGPONG SIZE\\n -> echoes SIZE-byte messages one at a time until EOF
+    READ API\\n    -> reads until EOF the way an application using API would (READ_APIS: recv, splice, peek, fionread,
+                poll, epoll, rcvlowat), replies "<sha256 hex> <byte count> <error or ->\\n"
 Clients (print one JSON object):
   podtool.py peer HOST PORT
   podtool.py echo HOST PORT TEXT                 (half-closes after sending, then reads the echo)
@@ -22,17 +24,23 @@ Clients (print one JSON object):
   podtool.py slowsink HOST PORT TOTAL DELAY      (SINK DELAY: sends TOTAL bytes to a receiver that starts reading after
                                                   DELAY seconds; reports what the sender got rid of while nobody read,
                                                   and the most TCP memory of the sender's network namespace)
+  podtool.py readcheck HOST PORT API TOTAL       (READ API: sends TOTAL bytes of stream(), small writes first, then
+                                                  bulk; checks the server read every byte, in order, with API)
 HOST may be an IPv6 literal (fd00::1). Addresses are printed as "ip:port" for IPv4 (also an IPv4 peer of a "::"
 server: the v4-mapped form is unwrapped) and "[ip]:port" for IPv6.
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import resource
+import select
 import selectors
 import socket
+import struct
 import sys
+import termios
 import threading
 import time
 
@@ -89,6 +97,131 @@ def read_line(conn):
     return buf.strip().decode(errors="replace")
 
 
+READ_WAIT = 3.0  # seconds a reader waits for bytes that were sent: longer means they were lost (never arrive)
+
+
+def _read_recv(conn, out):
+    while d := conn.recv(CHUNK):
+        out(d)
+
+
+def _read_splice(conn, out):
+    """splice(2) socket -> pipe, then read the pipe (how a zero-copy relay or sendfile-style server reads)."""
+    r, w = os.pipe()
+    try:
+        while n := os.splice(conn.fileno(), w, CHUNK):
+            while n:
+                d = os.read(r, n)
+                out(d)
+                n -= len(d)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _read_peek(conn, out):
+    """recv(MSG_PEEK) then recv: the consumed bytes must be the peeked ones."""
+    while p := conn.recv(CHUNK, socket.MSG_PEEK):
+        d = conn.recv(len(p))
+        if d != p:
+            raise OSError(f"MSG_PEEK showed {len(p)} bytes, recv then returned {len(d)} different ones")
+        out(d)
+    if conn.recv(1):
+        raise OSError("MSG_PEEK returned EOF, recv then returned data")
+
+
+def _poll_in(conn, what):
+    p = select.poll()
+    p.register(conn.fileno(), select.POLLIN)
+    if not p.poll(READ_WAIT * 1000):
+        raise OSError(f"{what}: not readable for {READ_WAIT} s")
+
+
+def _read_fionread(conn, out):
+    """poll, then ioctl(FIONREAD) says how much to read: a reader that sizes its buffer by it."""
+    conn.setblocking(False)
+    while True:
+        _poll_in(conn, "poll before FIONREAD")
+        n = struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        d = conn.recv(max(n, 1))
+        if n == 0 and d:
+            raise OSError(f"FIONREAD said 0 bytes while recv returned {len(d)}")
+        if not d:
+            return
+        if len(d) != n:
+            raise OSError(f"FIONREAD said {n} bytes, recv returned {len(d)}")
+        out(d)
+
+
+def _drain(conn, out):
+    """Non-blocking reads until EAGAIN; False at EOF."""
+    while True:
+        try:
+            d = conn.recv(CHUNK)
+        except BlockingIOError:
+            return True
+        if not d:
+            return False
+        out(d)
+
+
+def _read_poll(conn, out):
+    conn.setblocking(False)
+    while True:
+        _poll_in(conn, "poll")
+        if not _drain(conn, out):
+            return
+
+
+def _read_epoll(conn, out):
+    conn.setblocking(False)
+    with select.epoll() as ep:
+        ep.register(conn.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+        while True:
+            if not ep.poll(READ_WAIT):
+                raise OSError(f"epoll: not readable for {READ_WAIT} s")
+            if not _drain(conn, out):
+                return
+
+
+def _read_rcvlowat(conn, out):
+    """SO_RCVLOWAT 16 KiB: readiness only from 16 KiB (or EOF) on; bytes below it must still arrive at EOF."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 16 << 10)
+    _read_poll(conn, out)
+
+
+READ_APIS = {"recv": _read_recv, "splice": _read_splice, "peek": _read_peek, "fionread": _read_fionread,
+             "poll": _read_poll, "epoll": _read_epoll, "rcvlowat": _read_rcvlowat}
+
+
+def read_with(conn, api):
+    """Reads conn until EOF with |api|; returns "<sha256> <count> <error or ->". Blocking reads time out after
+    READ_WAIT (SO_RCVTIMEO) so bytes that never reach the reader give an error, not a hang."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(READ_WAIT), 0))
+    h, n = hashlib.sha256(), [0]
+
+    def out(d):
+        h.update(d)
+        n[0] += len(d)
+
+    err = "-"
+    try:
+        READ_APIS[api](conn, out)
+    except (OSError, KeyError) as e:
+        if isinstance(e, BlockingIOError) or isinstance(e, TimeoutError):
+            e = f"no byte for {READ_WAIT} s after {n[0]} ({e})"
+        err = f"{api}: {e}".replace("\n", " ")
+        # Let the client finish sending (the reply would be lost to a reset otherwise); these bytes are not counted.
+        conn.setblocking(True)
+        try:
+            while conn.recv(CHUNK):
+                pass
+        except OSError:
+            pass
+    conn.setblocking(True)
+    return f"{h.hexdigest()} {n[0]} {err}\n"
+
+
 def handle(conn, peer):
     try:
         cmd, *args = read_line(conn).split() or [""]  # an empty line: a readiness probe, nothing to do
@@ -118,6 +251,8 @@ def handle(conn, peer):
             size = int(args[0])
             while len(m := recv_exact(conn, size)) == size:
                 conn.sendall(m)
+        elif cmd == "READ":
+            conn.sendall(read_with(conn, args[0]).encode())
     except (OSError, ValueError, IndexError):  # a dropped peer or a malformed command: close this connection
         pass
     finally:
@@ -348,6 +483,33 @@ def slowsink(host, port, total, delay):
             "ok": int(n) == total and sha == expected_sha(total)}
 
 
+def readcheck(host, port, api, total):
+    """The server reads with |api|. 300 small writes 2 ms apart first (each its own message: some cross by TCP before
+    the proxies enrol their sockets, the rest by redirect), then the rest in 64 KiB writes."""
+    c = socket.create_connection((host, port), timeout=30)
+    c.sendall(f"READ {api}\n".encode())
+    data = b"".join(stream(total))
+    off = 0
+    try:
+        for _ in range(300):
+            if off >= total:
+                break
+            c.sendall(data[off:off + 1024])
+            off += 1024
+            time.sleep(0.002)
+        while off < total:
+            c.sendall(data[off:off + CHUNK])
+            off += CHUNK
+        c.shutdown(socket.SHUT_WR)
+        reply = read_line(c)
+    except OSError as e:
+        reply = f"- -1 client: {e} after sending {off} bytes"
+    c.close()
+    sha, n, err = (reply.split(" ", 2) + ["", "-1", "no reply"])[:3]
+    return {"api": api, "bytes": total, "server_bytes": int(n), "error": err,
+            "ok": err == "-" and int(n) == total and sha == expected_sha(total)}
+
+
 def main(argv):
     cmd = argv[0]
     if cmd == "serve":
@@ -375,6 +537,8 @@ def main(argv):
         out = pingpong(host, port, int(argv[3]), int(argv[4]))
     elif cmd == "slowsink":
         out = slowsink(host, port, int(argv[3]), float(argv[4]))
+    elif cmd == "readcheck":
+        out = readcheck(host, port, argv[3], int(argv[4]))
     else:
         print(__doc__, file=sys.stderr)
         return 2
