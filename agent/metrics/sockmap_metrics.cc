@@ -4,9 +4,14 @@
 
 namespace zm::metrics {
 
-std::vector<prometheus::MetricFamily> SockmapFamilies(bool on, const agent::bpf::SockmapStats& s,
+std::vector<prometheus::MetricFamily> SockmapFamilies(bool requested, bool on, const agent::bpf::SockmapStats& s,
                                                       uint64_t proxy_add_errors) {
   std::vector<prometheus::MetricFamily> out;
+  auto wanted = GaugeFamily("zeromesh_sockmap_requested",
+                            "1 when the agent's --sockmap asks for sk_msg redirection. 1 with zeromesh_sockmap_enabled "
+                            "0: it could not be turned on (--sockops-cgroup auto found no pod cgroup; see the log).");
+  AddSample(&wanted, requested ? 1.0 : 0.0);
+  out.push_back(std::move(wanted));
   auto enabled = GaugeFamily("zeromesh_sockmap_enabled",
                              "1 when node-local sk_msg redirection between pods and the proxy is loaded and on.");
   AddSample(&enabled, on ? 1.0 : 0.0);

@@ -9,8 +9,9 @@
 
 namespace zm::metrics {
 
-// on: the agent runs with --sockmap other than off and its programs are loaded (zeromesh_sockmap_enabled).
-std::vector<prometheus::MetricFamily> SockmapFamilies(bool on, const agent::bpf::SockmapStats& s,
+// requested: --sockmap is not off (zeromesh_sockmap_requested); on: and its programs are loaded
+// (zeromesh_sockmap_enabled). Requested but not on: --sockops-cgroup auto found no pod cgroup (the log says why).
+std::vector<prometheus::MetricFamily> SockmapFamilies(bool requested, bool on, const agent::bpf::SockmapStats& s,
                                                       uint64_t proxy_add_errors);
 
 }  // namespace zm::metrics

@@ -70,7 +70,8 @@ constexpr const char* kUsage =
     "default auto: tcx where the kernel has it)\n"
     "                  [--tc-priority N] (tc mode: our filters' priority, 1..65535; default 1 = before others)\n"
     "                  [--sockmap off|on|from-pod|both] (node-local legs by sk_msg redirection instead of TCP; default "
-    "off) [--sockops-cgroup PATH] (cgroup v2 directory holding the pods, not the root; required unless off)\n"
+    "off) [--sockops-cgroup PATH|auto] (cgroup v2 directory holding the pods, not the root; required unless off; auto: "
+    "the kubelet's pod cgroup, or no redirection with a warning when there is none)\n"
     "                  [--status-interval-ms N] (--bootstrap: status and traffic reports to the controller every N ms, "
     "100..600000; default 10000)\n";
 
@@ -307,7 +308,7 @@ int main(int argc, char** argv) {
   }
   if (flags.count("--sockops-cgroup")) opts.sockops_cgroup = flags["--sockops-cgroup"];
   if (opts.sockmap != zm::agent::bpf::SockmapMode::kOff && opts.sockops_cgroup.empty()) {
-    std::fprintf(stderr, "mesh-agent: --sockmap %s needs --sockops-cgroup PATH\n%s",
+    std::fprintf(stderr, "mesh-agent: --sockmap %s needs --sockops-cgroup PATH (or auto)\n%s",
                  zm::agent::bpf::SockmapModeName(opts.sockmap), kUsage);
     return 2;
   }

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "agent/bpf/cgroup_detect.h"
 #include "agent/bpf/conntrack_bypass.h"
 #include "agent/bpf/host_routes.h"
 #include "agent/bpf/policy_routing.h"
@@ -51,10 +52,22 @@ bool NodeAgent::Start(std::string* error) {
     return false;
   }
   log::Info(reused_pins_ ? "reused pinned maps" : "created pinned maps", {{"pin_dir", bpf_.PinDir()}});
-  if (opts_.sockmap == bpf::SockmapMode::kOff) {
+  std::string sockops_cgroup = opts_.sockops_cgroup;
+  bpf::SockmapMode sockmap_mode = opts_.sockmap;
+  if (sockmap_mode != bpf::SockmapMode::kOff && sockops_cgroup == bpf::kSockopsCgroupAuto) {
+    // Not finding the pods' cgroup is the node's shape, not a fault: the mesh runs without redirection
+    // (zeromesh_sockmap_requested 1, zeromesh_sockmap_enabled 0). A wrong explicit path stays fatal below.
+    if (auto st = bpf::DetectPodCgroup(&sockops_cgroup); !st.ok()) {
+      log::Warn("sockmap off: --sockops-cgroup auto found no pod cgroup, running without sk_msg redirection",
+                {{"error", st.message()}});
+      sockmap_mode = bpf::SockmapMode::kOff;
+    } else {
+      log::Info("sockmap: found the pods' cgroup", {{"cgroup", sockops_cgroup}});
+    }
+  }
+  if (sockmap_mode == bpf::SockmapMode::kOff) {
     if (auto st = bpf::Sockmap::Disable(bpf_.PinDir()); !st.ok()) log::Warn("sockmap off", {{"error", st.message()}});
-  } else if (auto st = sockmap_.Init(bpf_.PinDir(), opts_.sockops_cgroup, opts_.sockmap, opts_.sockmap_max_unread);
-             !st.ok()) {
+  } else if (auto st = sockmap_.Init(bpf_.PinDir(), sockops_cgroup, sockmap_mode, opts_.sockmap_max_unread); !st.ok()) {
     *error = "loading the sockmap programs (--sockmap " + std::string(bpf::SockmapModeName(opts_.sockmap)) +
              "): " + st.message();
     return false;

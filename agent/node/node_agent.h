@@ -39,7 +39,8 @@ struct NodeAgentOptions {
   bpf::AttachMode attach_mode = bpf::AttachMode::kAuto;
   uint32_t tc_priority = bpf::kTcDefaultPriority;  // our filters' tc priority in tc mode
   // Node-local sk_msg redirection between pods and the proxy (agent/bpf/sockmap.h); its sock_ops program goes on
-  // sockops_cgroup, a cgroup v2 directory holding the pods (required unless off).
+  // sockops_cgroup, a cgroup v2 directory holding the pods (required unless off), or "auto": the kubelet's pod cgroup
+  // (agent/bpf/cgroup_detect.h); none found: a warning and no redirection.
   bpf::SockmapMode sockmap = bpf::SockmapMode::kOff;
   std::string sockops_cgroup;
   uint32_t sockmap_max_unread = bpf::kSockmapDefaultMaxUnread;
@@ -80,6 +81,7 @@ class NodeAgent {
   // For the admin endpoints and metrics (any thread).
   const bpf::BpfManager& bpf() const { return bpf_; }
   const bpf::Sockmap& sockmap() const { return sockmap_; }
+  bool sockmap_requested() const { return opts_.sockmap != bpf::SockmapMode::kOff; }
   const proxy::ProxyStats* proxy_stats() const { return proxy_ ? &proxy_->stats() : nullptr; }
   traffic::Balancer* balancer() const { return proxy_ ? &proxy_->balancer() : nullptr; }
   const traffic::RateLimiter* limiter() const { return proxy_ ? &proxy_->limiter() : nullptr; }

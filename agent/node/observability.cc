@@ -35,7 +35,7 @@ void Observability::Start(const NodeAgent& agent, const SnapshotHolder& snapshot
   hub_.Add(std::make_shared<metrics::CallbackCollector>([this] {
     bpf::SockmapStats st;
     const bool on = agent_->sockmap().ready() && agent_->sockmap().Stats(&st).ok();
-    return metrics::SockmapFamilies(on, st, agent_->sockmap().proxy_add_errors());
+    return metrics::SockmapFamilies(agent_->sockmap_requested(), on, st, agent_->sockmap().proxy_add_errors());
   }));
   admin::AdminSources src;
   src.metrics = [this] { return hub_.Render(); };
