@@ -4,6 +4,7 @@ api/crds, and the rendered manifests carry what the design needs (the API server
 
 import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
@@ -158,6 +159,32 @@ class ChartTest(unittest.TestCase):
         self.assertIn("--tc-priority=7", forced)
         for bad in ("agent.bpf.attachMode=xdp", "agent.bpf.tcPriority=0", "agent.bpf.tcPriority=70000"):
             self.assertNotEqual(self.template(bad).returncode, 0, bad)
+
+    def test_agent_sockmap(self):
+        """agent.sockmap: off by default (under `both` splice(2) and FIONREAD miss redirected bytes, docs/design.md
+        "sockmap"); a mode passes --sockmap and the cgroup (auto by default) as --sockops-cgroup; the schema refuses
+        other modes, a relative cgroup and a bare YAML `off` (a boolean)."""
+        def args(*sets):
+            r = self.template(*sets)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ds = next(d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "DaemonSet")
+            return [a for a in ds["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--sock")]
+
+        self.assertEqual(args(), ["--sockmap=off"])
+        self.assertEqual(args("agent.sockmap.mode=off"), ["--sockmap=off"])
+        self.assertEqual(args("agent.sockmap.mode=both"), ["--sockmap=both", "--sockops-cgroup=auto"])
+        self.assertEqual(args("agent.sockmap.mode=from-pod", "agent.sockmap.cgroup=/sys/fs/cgroup/kubepods.slice"),
+                         ["--sockmap=from-pod", "--sockops-cgroup=/sys/fs/cgroup/kubepods.slice"])
+        for bad in ("agent.sockmap.mode=on", "agent.sockmap.mode=true", "agent.sockmap.cgroup=kubepods",
+                    "agent.sockmap.cgroup=", "agent.sockmap.extra=1"):
+            r = self.template(bad)
+            self.assertNotEqual(r.returncode, 0, f"{bad} was accepted")
+            self.assertIn("schema", (r.stderr + r.stdout).lower(), bad)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("agent:\n  sockmap:\n    mode: off\n")  # YAML 1.1: false, not "off"
+            f.flush()
+            r = self.run_helm("template", "zeromesh", str(CHART), "-f", f.name)
+            self.assertNotEqual(r.returncode, 0, "a bare `off` was accepted")
 
     def test_agent_tracing(self):
         """tracing.otlp: no endpoint, no flags; TLS by default (a CA bundle from a ConfigMap or a node file, a server
