@@ -207,6 +207,14 @@ def read_with(conn, api):
     err = "-"
     try:
         READ_APIS[api](conn, out)
+        # The API saw EOF: recv must agree. Bytes it still finds were invisible to the API (and closing with them
+        # unread would reset the connection, losing the reply).
+        conn.setblocking(True)
+        left = 0
+        while d := conn.recv(CHUNK):
+            left += len(d)
+        if left:
+            err = f"{api}: EOF after {n[0]} bytes, then recv returned {left} more"
     except (OSError, KeyError) as e:
         if isinstance(e, BlockingIOError) or isinstance(e, TimeoutError):
             e = f"no byte for {READ_WAIT} s after {n[0]} ({e})"

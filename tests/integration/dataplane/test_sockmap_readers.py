@@ -1,8 +1,8 @@
 """With --sockmap both, a pod app reads what the proxy delivers (sk_msg redirected into its socket) with the common read
 APIs (issue 19). The kernel queues redirected bytes in the socket's psock, not in the TCP receive queue, and not every
 read API looks there. Measured on 6.18.44: recv, MSG_PEEK, poll, epoll and SO_RCVLOWAT get every byte in order;
-splice(2) stops at the first redirected byte (tcp_splice_read reads the TCP queue only) and FIONREAD counts 0 while
-redirected bytes wait. That is why `both` is not the default (docs/design.md "sockmap"). This test fails loudly when a
+splice(2) never returns the redirected bytes (tcp_splice_read reads the TCP queue only: it waits for them, or reports
+EOF early once the FIN arrives) and FIONREAD counts 0 while redirected bytes wait. That is why `both` is not the default (docs/design.md "sockmap"). This test fails loudly when a
 kernel breaks one of the working APIs, and skips (visibly) when splice and FIONREAD start working: then the reason for
 the default no longer holds and should be revisited.
 
@@ -92,8 +92,9 @@ class SockmapReadersTest(unittest.TestCase):
             if out["ok"]:
                 working.append(api)
                 continue
-            # Broken the known way: bytes missing (splice) or miscounted (FIONREAD), never a reset or a crash.
-            self.assertTrue(out["error"].startswith(api + ":"), out)
+            # Broken the known way: the reader never gets all the bytes. splice waits for redirected bytes that never
+            # come to it (a timeout here), or sees EOF early; FIONREAD says 0 while recv returns bytes. Seen from the
+            # client, the exchange may also end in a reset (-1 bytes).
             self.assertLess(out["server_bytes"], TOTAL, out)
         if working:
             self.skipTest(f"{working} read redirected bytes on kernel {os.uname().release}: `both` may be safe as the "
