@@ -105,6 +105,8 @@ std::unique_ptr<Controller> Controller::Create(const Options& opts, std::string*
   c->ctx_.metrics = &c->metrics_;
   c->ctx_.max_cert_ttl_seconds = opts.max_cert_ttl_seconds;
   c->ctx_.push_part_bytes = opts.push_part_bytes;
+  c->full_pushes_ = std::make_unique<FullPushGate>(opts.max_concurrent_full_pushes);
+  c->ctx_.full_pushes = c->full_pushes_.get();
   c->ctx_.manifests_dir = c->kube_config_ ? "kubernetes " + c->kube_config_->server : opts.manifests_dir;
   c->ctx_.started_unix = std::time(nullptr);
   c->ctx_.serving_cert_not_after = [self = c.get()]() -> int64_t {
@@ -250,6 +252,11 @@ void Controller::AddStateCollectors() {
                                         "Version of the configuration in force (0: none valid yet).");
     auto errors = metrics::GaugeFamily("zeromesh_controller_manifest_errors",
                                        "Errors of the last manifest load (0: it was valid).");
+    auto sending =
+        metrics::GaugeFamily("zeromesh_controller_full_pushes_sending",
+                             "Agent streams being sent a full snapshot (bounded by --max-concurrent-full-pushes).");
+    auto queued = metrics::GaugeFamily("zeromesh_controller_full_pushes_waiting",
+                                       "Agent streams waiting for a slot to be sent their full snapshot.");
     auto snap = store_->Current();
     uint64_t current = snap ? snap->version : 0;
     double n_connected = 0, n_synced = 0;
@@ -263,7 +270,9 @@ void Controller::AddStateCollectors() {
     metrics::AddSample(&synced, n_synced);
     metrics::AddSample(&version, static_cast<double>(current));
     metrics::AddSample(&errors, static_cast<double>(store_->errors().size()));
-    return std::vector<prometheus::MetricFamily>{connected, known, synced, version, errors};
+    metrics::AddSample(&sending, static_cast<double>(full_pushes_->sending()));
+    metrics::AddSample(&queued, static_cast<double>(full_pushes_->waiting()));
+    return std::vector<prometheus::MetricFamily>{connected, known, synced, version, errors, sending, queued};
   }));
 }
 

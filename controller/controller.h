@@ -50,6 +50,8 @@ struct Options {
   uint32_t max_cert_ttl_seconds = 86400;
   size_t push_part_bytes =
       kPushPartBytes;  // pushes larger than this go out in parts (push_parts.h; tests make it small)
+  // Agents receiving a full snapshot at once (service/full_push_gate.h); the others wait for a slot. 0: no bound.
+  size_t max_concurrent_full_pushes = 16;
   std::vector<std::string> extra_server_names;  // more DNS SANs for the serving certificate
   std::string serving_cert_dir;  // where the rotating serving certificate is written ("": a private temp dir)
   // Kubernetes: "[NS/]NAME" of the ConfigMap the controller keeps the trust bundle in (key root-cert.pem) for agents
@@ -96,6 +98,7 @@ class Controller {
   AgentRegistry& agents() { return agents_; }
   const TrafficStore& traffic() const { return agents_.traffic(); }  // workload pairs, from the agents' reports
   ControllerMetrics& metrics() { return metrics_; }
+  FullPushGate& full_pushes() { return *full_pushes_; }
   const AdminEndpoints* admin() const { return admin_.get(); }
   uint16_t console_port() const { return console_ ? console_->port() : 0; }  // 0 when off
   // What keeps the controller from being ready (empty = ready): for /readyz.
@@ -139,6 +142,7 @@ class Controller {
   std::unique_ptr<ConfigStore> store_;
   AgentRegistry agents_;
   ControllerMetrics metrics_;
+  std::unique_ptr<FullPushGate> full_pushes_;
   ServiceContext ctx_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,5 +1,7 @@
 #include "controller/flags.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <map>
 
 #include "common/http/http_server.h"
@@ -43,6 +45,8 @@ const char* Usage() {
          "                       (--ca-dir DIR | --ca-cert FILE --ca-key FILE [--ca-bundle FILE] |\n"
          "                        --ca-secret [NS/]NAME (Kubernetes: a kubernetes.io/tls Secret, created if missing))\n"
          "                       [--listen ADDR] [--max-cert-ttl 24h] [--server-name NAME]... [--no-watch]\n"
+         "                       [--max-concurrent-full-pushes N] (default 16; 0: no bound): agents sent a full\n"
+         "                       snapshot at once, the others wait their turn (deltas never wait)\n"
          "                       [--serving-cert-dir DIR] (the rotating serving certificate; default a private temp "
          "dir)\n"
          "                       [--trust-bundle-configmap [NS/]NAME] (Kubernetes: publish the trust bundle, key\n"
@@ -134,7 +138,8 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    bool known = str.count(name) || name == "--max-cert-ttl" || name == "--server-name" || IsLeaderFlag(name);
+    bool known = str.count(name) || name == "--max-cert-ttl" || name == "--max-concurrent-full-pushes" ||
+                 name == "--server-name" || IsLeaderFlag(name);
     if (!known) {
       *error = "unknown flag '" + name + "'";
       return false;
@@ -157,6 +162,15 @@ bool ParseFlags(int argc, char** argv, ParsedFlags* out, std::string* error) {
         return false;
       }
       o.max_cert_ttl_seconds = static_cast<uint32_t>(*secs);
+    } else if (name == "--max-concurrent-full-pushes") {
+      char* end = nullptr;
+      errno = 0;
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (errno != 0 || *end != '\0' || n < 0 || n > 100000) {
+        *error = "--max-concurrent-full-pushes: '" + value + "' must be a whole number from 0 (no bound) to 100000";
+        return false;
+      }
+      o.max_concurrent_full_pushes = static_cast<size_t>(n);
     } else if (name == "--admin-addr" || name == "--metrics-addr" || name == "--console-addr") {
       std::string why;
       if (value != "off" && !http::ValidListenAddr(value, &why)) {

@@ -79,6 +79,7 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
   // token whose pod is gone) ends it. Every 500 ms, with the token file polled as often, keeps that under 2 s. The
   // agent sees CANCELLED (unblocking the reader below cancels the call); its reconnect is refused with the reason.
   auto recheck_at = Clock::now() + kCredentialRecheck;
+  FullPushGate::Slot full_slot;  // held from before this stream's full snapshot until it is written
   while (!ctx_->stopping && !reader_done && !context->IsCancelled()) {
     if (Clock::now() >= recheck_at) {
       recheck_at = Clock::now() + kCredentialRecheck;
@@ -96,6 +97,12 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
     }
     auto snap = ctx_->store->WaitNewer(base ? base->version : 0, std::chrono::milliseconds(200));
     if (!snap || (base && snap->version == base->version)) continue;
+    if (!base && ctx_->full_pushes && !full_slot.held()) {
+      // A full snapshot waits for a slot; the loop goes on re-checking the credential and the stream meanwhile.
+      full_slot = ctx_->full_pushes->Acquire(std::chrono::milliseconds(200));
+      if (!full_slot.held()) continue;
+      if (auto newest = ctx_->store->Current()) snap = newest;  // the wait may have been long: send what is current
+    }
     auto parts = pushes_.Get(base.get(), *snap, ctx_->store->epoch(), "");
     if (ctx_->metrics) {
       auto published = ctx_->metrics->PublishedAt(snap->version).value_or(opened);
@@ -114,6 +121,7 @@ grpc::Status ConfigService::Stream(grpc::ServerContext* context,
     if (ctx_->metrics) ctx_->metrics->PushSent();
     ctx_->agents->Sent(node, snap->version);
     base = snap;
+    full_slot.Release();
   }
   if (ctx_->stopping) result = {grpc::StatusCode::UNAVAILABLE, "controller shutting down"};
   context->TryCancel();  // unblocks the reader

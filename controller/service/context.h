@@ -13,6 +13,7 @@
 #include "controller/config/push_parts.h"
 #include "controller/config/store.h"
 #include "controller/metrics/controller_metrics.h"
+#include "controller/service/full_push_gate.h"
 
 namespace zm::ctrl {
 
@@ -27,6 +28,7 @@ struct ServiceContext {
   ControllerMetrics* metrics = nullptr;
   uint32_t max_cert_ttl_seconds = 86400;
   size_t push_part_bytes = kPushPartBytes;  // ConfigPush parts
+  FullPushGate* full_pushes = nullptr;      // bounds concurrent full snapshots (nullptr: no bound)
   std::string manifests_dir;
   int64_t started_unix = 0;
   std::atomic<bool> stopping{false};

@@ -68,6 +68,7 @@ void ControllerEnv::Start(bool watch, uint32_t max_ttl) {
   o.watch = watch;
   o.max_cert_ttl_seconds = max_ttl;
   if (push_part_bytes > 0) o.push_part_bytes = push_part_bytes;
+  if (max_full_pushes >= 0) o.max_concurrent_full_pushes = static_cast<size_t>(max_full_pushes);
   std::string error;
   controller = ctrl::Controller::Create(o, &error);
   if (!controller || !controller->Start(&error)) throw std::runtime_error("controller start: " + error);

@@ -30,6 +30,7 @@ struct ControllerEnv {
   std::string manifests;
   std::unique_ptr<ctrl::Controller> controller;
   size_t push_part_bytes = 0;  // 0: the controller's default
+  long max_full_pushes = -1;   // --max-concurrent-full-pushes; -1: the controller's default
 
   // Writes tokens (node1, node2) and starts a controller; manifests must already be in `manifests`.
   void Start(bool watch = true, uint32_t max_ttl = 86400);

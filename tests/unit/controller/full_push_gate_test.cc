@@ -1,0 +1,118 @@
+// FullPushGate: at most N full snapshots are sent at once; an agent over the bound waits for its snapshot while
+// deltas to synced agents go on (controller/service/full_push_gate.h).
+#include "controller/service/full_push_gate.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/unit/controller/test_env.h"
+#include "zeromesh/v1/config.grpc.pb.h"
+
+namespace zm::test {
+namespace {
+namespace v1 = zeromesh::v1;
+using std::chrono::milliseconds;
+using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::ConfigPush>;
+
+TEST(FullPushGate, BoundsSlotsAndFreesThemOnRelease) {
+  ctrl::FullPushGate gate(2);
+  auto a = gate.Acquire(milliseconds(10));
+  auto b = gate.Acquire(milliseconds(10));
+  ASSERT_TRUE(a.held());
+  ASSERT_TRUE(b.held());
+  EXPECT_EQ(gate.sending(), 2u);
+  EXPECT_FALSE(gate.Acquire(milliseconds(50)).held()) << "a third slot over the bound of 2";
+
+  // A waiter blocks, is counted, and gets the slot as soon as one is released.
+  std::atomic<bool> got{false};
+  std::thread waiter([&] { got = gate.Acquire(milliseconds(5000)).held(); });
+  ASSERT_TRUE(WaitFor([&] { return gate.waiting() == 1; }, 2000));
+  EXPECT_FALSE(got.load());
+  a.Release();
+  waiter.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(gate.waiting(), 0u);
+  EXPECT_EQ(gate.sending(), 1u) << "the waiter's slot went when it returned";
+
+  ctrl::FullPushGate::Slot moved = std::move(b);
+  EXPECT_FALSE(b.held());
+  moved = ctrl::FullPushGate::Slot();
+  EXPECT_EQ(gate.sending(), 0u) << "assigning over a held slot releases it";
+}
+
+TEST(FullPushGate, ZeroMeansNoBound) {
+  ctrl::FullPushGate gate(0);
+  std::vector<ctrl::FullPushGate::Slot> slots;
+  for (int i = 0; i < 100; i++) slots.push_back(gate.Acquire(milliseconds(0)));
+  for (const auto& s : slots) EXPECT_TRUE(s.held());
+}
+
+struct Agent {
+  grpc::ClientContext ctx;
+  std::unique_ptr<Stream> stream;
+};
+
+std::unique_ptr<Agent> Connect(v1::Config::Stub* stub, const std::string& node, const std::string& token) {
+  auto a = std::make_unique<Agent>();
+  Auth(&a->ctx, token);
+  a->stream = stub->Stream(&a->ctx);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_node(node);
+  hello.mutable_hello()->set_accepts_parts(true);
+  a->stream->Write(hello);
+  return a;
+}
+
+TEST(FullPushGate, SnapshotWaitsForASlotWhileDeltasGoOn) {
+  ControllerEnv env = NewEnv();
+  env.max_full_pushes = 1;
+  WriteFile(env.manifests + "/a.yaml", WorkloadYaml("web-1", "shop", "web", "node1", "10.244.1.11", "web"));
+  env.Start(/*watch=*/true);
+  auto stub = v1::Config::NewStub(env.Channel());
+
+  // node1 is synced before the only slot is taken.
+  auto synced = Connect(stub.get(), "node1", kTokenNode1);
+  v1::ConfigPush push;
+  ASSERT_TRUE(synced->stream->Read(&push));
+  ASSERT_TRUE(push.full());
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_version(push.version());
+  synced->stream->Write(ack);
+  ASSERT_TRUE(WaitFor([&] { return env.controller->full_pushes().sending() == 0; }, 2000));
+
+  auto slot = env.controller->full_pushes().Acquire(milliseconds(1000));
+  ASSERT_TRUE(slot.held());
+  auto joining = Connect(stub.get(), "node2", kTokenNode2);
+  std::atomic<bool> got_snapshot{false};
+  v1::ConfigPush snapshot;
+  std::thread reader([&] { got_snapshot = joining->stream->Read(&snapshot); });
+  ASSERT_TRUE(WaitFor([&] { return env.controller->full_pushes().waiting() == 1; }, 3000));
+  EXPECT_NE(env.controller->metrics().Render().find("zeromesh_controller_full_pushes_waiting 1"), std::string::npos);
+
+  // A change reaches the synced agent as a delta while node2 still waits for its snapshot.
+  WriteFile(env.manifests + "/b.yaml", WorkloadYaml("web-2", "shop", "web", "node1", "10.244.1.12", "web"));
+  v1::ConfigPush delta;
+  ASSERT_TRUE(synced->stream->Read(&delta));
+  EXPECT_FALSE(delta.full());
+  EXPECT_EQ(delta.version(), 2u);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(got_snapshot.load()) << "node2 got a full snapshot while the only slot was held";
+
+  slot.Release();
+  ASSERT_TRUE(WaitFor([&] { return got_snapshot.load(); }, 3000));
+  reader.join();
+  EXPECT_TRUE(snapshot.full());
+  EXPECT_EQ(snapshot.version(), 2u) << "the snapshot sent after the wait is the current version";
+
+  for (Agent* a : {synced.get(), joining.get()}) {
+    a->ctx.TryCancel();
+    a->stream->Finish();
+  }
+  env.Stop();
+  RemoveTree(env.dir);
+}
+
+}  // namespace
+}  // namespace zm::test
