@@ -4,19 +4,23 @@ tests/k8s/cluster/kcluster.py brings up etcd, kube-apiserver, kube-controller-ma
 nodes (containerd 2 + runc, CNI ptp, kubelet, kube-proxy in iptables mode) in network namespaces on this machine, with
 zeromesh's images imported into each node's runtime. Then, in order, each step with a client looping new connections
 and a capture of the wire between the nodes running:
-  install    `helm install zeromesh charts/zeromesh -n zeromesh-system --create-namespace` (no values): agents Ready
-             on both nodes, controller Ready, a leader elected; pods of namespaces that are not enrolled never notice.
+  install    `helm install zeromesh charts/zeromesh -n zeromesh-system --create-namespace --set
+             agent.sockmap.mode=both` (sk_msg redirection is off by default; this run turns it on so every step below
+             also runs with it, its cgroup found by the chart's default agent.sockmap.cgroup=auto): agents Ready on
+             both nodes with redirection on, controller Ready, a leader elected; pods of namespaces that are not
+             enrolled never notice.
   meshctl    `meshctl status` with nothing but KUBECONFIG reports both agents through the leader.
   newcomer   a pod started outside the mesh while it runs STRICT goes direct from its first connection.
   enroll     label the namespace of a client and a server that already run: they are meshed without a restart; the
-             wire shows only TLS to port 15008 for them.
+             wire shows only TLS to port 15008 for them, and both agents redirected bytes between their pods and
+             their proxy (zeromesh_sockmap_redirected_bytes_total).
   agent      delete an agent pod: the DaemonSet restarts it; 0 plaintext packets of enrolled pods meanwhile; new
              connections work again within 5 s of the new agent starting. Then with the controller scaled to 0 and
              an agent restarted (no configuration), a new pod outside the mesh still goes direct.
   upgrade    `helm upgrade` that rolls agents and controller: 0 plaintext packets, 0 failed new connections.
   unenroll   remove the label: the pods talk plaintext within 5 s.
   uninstall  `helm uninstall`: every pod works within 10 s; no pins, programs, routes or rules stay on the nodes; a
-             reinstall works.
+             reinstall (no values: redirection off) works.
 No step starts a product binary by hand: the kubelets run what the chart asks for.
 """
 
@@ -43,6 +47,12 @@ from kcluster import KCluster  # noqa: E402
 RELEASE_NS = "zeromesh-system"
 MESHED, PLAIN = "shop", "legacy"  # the namespace that gets enrolled, and one that never is
 MESH_LABEL = "zeromesh.io/mesh"
+METRICS_PORT = 15020
+# The harness's kubelets use the cgroupfs driver under cgroupRoot /<prefix>-node<i>: on this hybrid v1/v2 machine runc
+# puts their pods in /sys/fs/cgroup/unified/<prefix>-node<i>/kubepods/..., a different path per node. The chart's
+# agent.sockmap.cgroup=auto finds it from the agent pod's own cgroup (its kubepods ancestor), so one DaemonSet value
+# fits every node and nothing here names a path (never the machine's cgroup2 root).
+SOCKMAP = ["--set", "agent.sockmap.mode=both"]
 
 
 class E2E(unittest.TestCase):
@@ -117,6 +127,23 @@ class E2E(unittest.TestCase):
         except TimeoutError as e:
             raise AssertionError(f"{e}\n{self.c.describe_pods(RELEASE_NS)}") from None
 
+    def agent_metrics(self, node) -> dict[str, float]:
+        """zeromesh_sockmap_* of the node's agent (host network: its /metrics in the node's netns), summed over labels."""
+        out: dict[str, float] = {}
+        text = node.run(["curl", "-sS", "--max-time", "5", f"http://127.0.0.1:{METRICS_PORT}/metrics"]).stdout
+        for line in text.splitlines():
+            if line.startswith("zeromesh_sockmap_"):
+                name = line.split("{", 1)[0].split(" ", 1)[0]
+                out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+    def agent_log_lines(self, node, word: str) -> str:
+        pods = [p for p in self.agents() if p["spec"].get("nodeName") == node.name]
+        if not pods:
+            return f"(no agent pod on {node.name})"
+        log = self.c.pod_log(RELEASE_NS, pods[0]["metadata"]["name"])
+        return "\n".join(line for line in log.splitlines() if word in line)
+
     def assert_no_plaintext(self, segments: list[wire.Segment], ns: str) -> None:
         ips = self.pod_ips(ns)
         leaked = wire.plaintext_of(segments, ips)
@@ -131,9 +158,14 @@ class E2E(unittest.TestCase):
     # ---- steps, in order -------------------------------------------------------------------------------------------
     def test_1_install(self):
         t0 = int(time.time() * 1000)
-        r = self.c.helm("install", "zeromesh", str(REPO / "charts/zeromesh"), "-n", RELEASE_NS, "--create-namespace")
+        r = self.c.helm("install", "zeromesh", str(REPO / "charts/zeromesh"), "-n", RELEASE_NS, "--create-namespace",
+                        *SOCKMAP)
         del r
         self.wait_agents_ready(timeout=180)
+        for n in self.c.nodes:
+            m = self.agent_metrics(n)
+            self.assertEqual(m.get("zeromesh_sockmap_enabled"), 1, f"sockmap not on for {n.name}: {m}\n"
+                             f"{self.agent_log_lines(n, 'sockmap')}")
         self.c.wait_deployment(RELEASE_NS, "zeromesh-controller", timeout=180)
         lease = self.c.api.wait_for("the controller's Lease held", lambda: (self.c.api.request(
             "GET", f"/apis/coordination.k8s.io/v1/namespaces/{RELEASE_NS}/leases/zeromesh-controller")
@@ -161,6 +193,15 @@ class E2E(unittest.TestCase):
         self.assert_no_plaintext(segments, MESHED)
         after = {p["metadata"]["uid"]: p for p in self.c.pods(MESHED)}
         self.assertEqual(set(before), set(after), "enrolling recreated pods")
+        # The client's connections to the server on the other node cross both agents' proxies: node 1's redirects the
+        # client's side, node 2's the server's (same-node connections are a splice relay, never redirected).
+        counters = {n.name: self.agent_metrics(n) for n in self.c.nodes}
+        print(f"sockmap counters after enrolling: {json.dumps(counters)}", file=sys.stderr, flush=True)
+        for name, m in counters.items():
+            self.assertGreater(m.get("zeromesh_sockmap_redirected_bytes_total", 0), 0, f"{name}: {m}")
+            self.assertGreater(m.get("zeromesh_sockmap_pod_sockets_total", 0), 0, f"{name}: {m}")
+        self.timings["sockmap"] = {name: {k.removeprefix("zeromesh_sockmap_"): v for k, v in m.items()}
+                                   for name, m in counters.items()}
         for p in after.values():
             for cs in p["status"].get("containerStatuses") or []:
                 self.assertEqual(cs.get("restartCount"), 0, f"{p['metadata']['name']} restarted")
