@@ -5,6 +5,9 @@
 # controller CPU (utime+stime) and peak RSS (VmHWM).
 #   bench/controlplane.sh [--quick] [--json FILE] [--apply "none full"] [--agents 100] [--workloads 10000]
 #                         [--services 1000] [--policies 200] [--changes 30] [--interval-ms 500] [--perf FILE]
+#                         [--max-full-pushes N]
+# --max-full-pushes N: the controller's --max-concurrent-full-pushes (default: the controller's, 16). The agents all
+# join at once (a controller restart reconnects every agent together); the controller serves N snapshots at a time.
 # --perf FILE: perf record on the controller during the policy changes of each mode; top symbols (self time) into
 # FILE. Self time only: the Debian protobuf/gRPC libraries have no frame pointers, so -g call graphs are useless.
 # --apply: which simulated-agent modes to run, each against a fresh controller (see agent_loadgen.cc):
@@ -16,7 +19,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tools/lib/common.sh"
-perf_out="" json="" modes="none full" agents=100 workloads=10000 services=1000 policies=200 changes=30 interval=500
+perf_out="" json="" full_pushes="" modes="none full"
+agents=100 workloads=10000 services=1000 policies=200 changes=30 interval=500
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) changes=10 modes="none" ;;
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
     --policies) policies=$2; shift ;;
     --changes) changes=$2; shift ;;
     --interval-ms) interval=$2; shift ;;
+    --max-full-pushes) full_pushes=$2; shift ;;
     *) die "unknown option $1" ;;
   esac
   shift
@@ -74,7 +79,8 @@ for mode in $modes; do
   load_start=$(cut -d' ' -f1 /proc/loadavg)
   t0=$(date +%s.%N)
   "$ctrl_bin" --manifests "$run/manifests" --join-tokens "$work/join-tokens.yaml" --ca-dir "$run/ca" \
-    --listen 127.0.0.1:0 --admin-addr off --metrics-addr off >"$run/controller.log" 2>&1 &
+    --listen 127.0.0.1:0 --admin-addr off --metrics-addr off ${full_pushes:+--max-concurrent-full-pushes "$full_pushes"} \
+    >"$run/controller.log" 2>&1 &
   ctrl_pid=$!
   port=""
   for _ in $(seq 1 12000); do  # 10 min: 100,000 workloads in YAML take a while to decode (each file also parsed in the sandbox)
@@ -122,9 +128,10 @@ done
 
 # One JSON: per mode the load generator's raw figures and summary, plus the machine and the goals.
 out=${json:-/dev/stdout}
-/usr/bin/python3 - "$work" "$out" "$agents" "$workloads" "$services" "$policies" "${results[@]}" <<'EOF'
+/usr/bin/python3 - "$work" "$out" "$agents" "$workloads" "$services" "$policies" "${full_pushes:-default}" \
+  "${results[@]}" <<'EOF'
 import datetime, json, os, platform, subprocess, sys
-work, out, agents, workloads, services, policies, *modes = sys.argv[1:]
+work, out, agents, workloads, services, policies, full_pushes, *modes = sys.argv[1:]
 def cpu_model():
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -135,7 +142,7 @@ doc = {
     "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
                 "loadavg": open("/proc/loadavg").read().split()[:3]},
     "config": {"agents": int(agents), "workloads": int(workloads), "services": int(services),
-               "policies": int(policies)},
+               "policies": int(policies), "max_concurrent_full_pushes": full_pushes},
     "runs": {}, "summary": {}, "goals": [],
 }
 for m in modes:
