@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
-from mesh import Mesh, BUILD_DIR  # noqa: E402
+from mesh import Mesh, BUILD_DIR, sockmap_mode  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import haproxy_pair  # noqa: E402
 import l7  # noqa: E402
@@ -444,7 +444,7 @@ def main() -> int:
         "config": {"rounds": rounds, "seconds": seconds, "connrate_parallel": args.parallel, "hold": args.hold,
                    "cipher": CIPHER, "cipher_agent": "BoringSSL's TLS 1.3 choice (AES-128-GCM first when the CPU has "
                    f"AES instructions: {'yes' if aes_ni() else 'no'})", "haproxy_nbthread": PROXY_THREADS,
-                   "agent_workers": PROXY_THREADS, "haproxy": haproxy_version(),
+                   "agent_workers": PROXY_THREADS, "sockmap_mode": sockmap_mode(), "haproxy": haproxy_version(),
                    "steady": {"conns": STEADY_CONNS, "rate": STEADY_RATE, "size": STEADY_SIZE},
                    "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
                    "elapsed_s": round(time.time() - t_start, 1)},

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import zmcluster  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
-from mesh import BUILD_DIR, TestCA  # noqa: E402
+from mesh import BUILD_DIR, TestCA, sockmap_mode  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "traffic"))
 from mesh_case import service_yaml  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -473,7 +473,8 @@ def run(rounds: int, seconds: float, threads: int, cipher: str, cpu_ticks, clk_t
         "config": {"latency_run": latency, "server": "nginx (Debian nginx-light), 1 worker, 200 with a 2-byte body",
                    "load": f"wrk -t1 -c{WRK_CONNS} (rate) and -c1 (latency), keep-alive, --latency",
                    "wrk_conns": WRK_CONNS, "haproxy_mode": "http, option http-keep-alive, http-reuse safe",
-                   "haproxy_nbthread": threads, "agent_workers": threads, "service_app_protocol": "http",
+                   "haproxy_nbthread": threads, "agent_workers": threads, "sockmap_mode": sockmap_mode(),
+                   "service_app_protocol": "http",
                    "elapsed_s": round(time.time() - t0, 1)},
         "mesh_path": mesh_path, "mesh_path_end": mesh_path_end, "mesh_probe_response": probe_head,
         "grpc": {"mesh_path": grpc_path, "mesh_path_end": grpc_path_end, "mesh_probe": grpc_probe,

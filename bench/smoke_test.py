@@ -62,6 +62,9 @@ class BenchSmoke(unittest.TestCase):
             self.assertIsInstance(g["met"], bool)
         cfg = report["config"]
         self.assertEqual(cfg["agent_workers"], cfg["haproxy_nbthread"])
+        # The agents' --sockmap (the chart's default unless ZM_SOCKMAP says otherwise), in both parts.
+        self.assertIn(cfg["sockmap_mode"], ("off", "on", "from-pod", "both"))
+        self.assertEqual(report["l7"]["config"]["sockmap_mode"], cfg["sockmap_mode"])
         self.assertEqual(len(cfg["loadavg_start"]), 3)
         # L7: HTTP/1.1 through the three paths in the same run, the mesh leg's path recorded from the probe.
         l7 = report["l7"]

@@ -17,8 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 import zmcluster
 
+CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "zeromesh" / "values.yaml"
 BUILD_DIR = Path(os.environ.get("ZM_BUILD_DIR", Path(__file__).resolve().parents[2] / "build" / "default"))
 AGENT_BIN = BUILD_DIR / "agent" / "mesh-agent"
 
@@ -29,11 +32,22 @@ def attach_mode_args() -> list[str]:
     return ["--attach-mode", mode] if mode else []
 
 
+def chart_sockmap_mode() -> str:
+    """The chart's default agent.sockmap.mode: the simulated cluster's agents run what a plain chart install runs."""
+    with open(CHART_VALUES) as f:
+        return str(yaml.safe_load(f)["agent"]["sockmap"]["mode"])
+
+
+def sockmap_mode(mode: str | None = None) -> str:
+    """|mode|, else ZM_SOCKMAP=off|on|from-pod|both (for every agent of a test), else the chart's default."""
+    return mode or os.environ.get("ZM_SOCKMAP") or chart_sockmap_mode()
+
+
 def sockmap_args(cluster: zmcluster.Cluster, mode: str | None = None) -> list[str]:
-    """--sockmap |mode| (or, without one, ZM_SOCKMAP=off|on|from-pod|both for every agent of a test), its sock_ops
-    program on the cluster's own cgroup (never the root)."""
-    mode = mode or os.environ.get("ZM_SOCKMAP")
-    return ["--sockmap", mode, "--sockops-cgroup", str(cluster.cgroup_root)] if mode else []
+    """--sockmap for sockmap_mode(|mode|), its sock_ops program on the cluster's own cgroup (never the root; the
+    simulated pods are not under a kubelet's kubepods, so not `auto`)."""
+    mode = sockmap_mode(mode)
+    return [] if mode == "off" else ["--sockmap", mode, "--sockops-cgroup", str(cluster.cgroup_root)]
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -110,7 +124,7 @@ class Mesh:
         self.auto_uplink = False
         # node name -> extra mesh-agent flags (e.g. ["--hbone-handshake-timeout-ms", "20000"]).
         self.agent_args: dict[str, list[str]] = {}
-        # --sockmap mode of every agent (None: ZM_SOCKMAP's, if set).
+        # --sockmap mode of every agent (None: ZM_SOCKMAP's, else the chart's default).
         self.sockmap: str | None = None
 
     def agent_id(self, node: zmcluster.Node) -> str:
