@@ -1,6 +1,7 @@
 #include "controller/config/incremental_compile.h"
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <unordered_set>
 #include <utility>
@@ -49,11 +50,11 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Compile(std::vector<manifest::Loc
   std::map<std::string, std::pair<Snapshot::ResourcePtr, manifest::Digest>> updates;
   for (auto& c : changes) {
     if (c.located == nullptr) {
-      inputs_.erase(c.key);
+      EraseInput(c.key);
       updates[c.key] = {nullptr, {}};
       continue;
     }
-    inputs_[c.key] = Input{c.digest, generation_};
+    SetInput(c.key, c.digest);
     auto r = std::make_shared<const v1::Resource>(std::move(c.located->resource));
     if (r->has_service()) {
       IndexService(c.key, r);
@@ -146,8 +147,18 @@ bool IncrementalCompiler::Diff(std::vector<manifest::Located>& resources, std::v
   size_t found = 0;
   std::unordered_set<std::string> added;
   for (auto& l : resources) {
-    std::string key = manifest::KeyOf(l.resource);
     manifest::Digest d = GivenDigest(l);
+    if (auto hit = by_digest_.find(d); hit != by_digest_.end()) {  // unchanged (equal digests, equal resources)
+      Input& in = hit->second->second;
+      if (in.seen == generation_) {
+        *why = "a key given twice: " + hit->second->first;
+        return false;
+      }
+      in.seen = generation_;
+      ++found;
+      continue;
+    }
+    std::string key = manifest::KeyOf(l.resource);
     if (auto it = inputs_.find(key); it != inputs_.end()) {
       if (it->second.seen == generation_) {
         *why = "a key given twice: " + key;
@@ -178,6 +189,28 @@ bool IncrementalCompiler::Diff(std::vector<manifest::Located>& resources, std::v
   }
   std::sort(changes->begin(), changes->end(), [](const Change& a, const Change& b) { return a.key < b.key; });
   return true;
+}
+
+size_t IncrementalCompiler::DigestHash::operator()(const manifest::Digest& d) const {
+  size_t h;
+  std::memcpy(&h, d.data(), sizeof h);  // SHA-256 bits are as good as any hash of them
+  return h;
+}
+
+void IncrementalCompiler::SetInput(const std::string& key, const manifest::Digest& digest) {
+  auto [it, fresh] = inputs_.try_emplace(key, Input{digest, generation_});
+  if (!fresh) {
+    by_digest_.erase(it->second.digest);
+    it->second = Input{digest, generation_};
+  }
+  by_digest_[digest] = &*it;
+}
+
+void IncrementalCompiler::EraseInput(const std::string& key) {
+  auto it = inputs_.find(key);
+  if (it == inputs_.end()) return;
+  by_digest_.erase(it->second.digest);
+  inputs_.erase(it);
 }
 
 bool IncrementalCompiler::AddressesStayUnique(const std::vector<Change>& changes) const {
@@ -271,6 +304,7 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Full(std::vector<manifest::Locate
                                                     const MeshDefaults& defaults, const Snapshot* previous,
                                                     std::string why) {
   inputs_.clear();
+  by_digest_.clear();
   by_ip_.clear();
   by_label_.clear();
   services_.clear();
@@ -292,6 +326,8 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Full(std::vector<manifest::Locate
     }
     if (l.resource.has_service()) given[key] = std::make_shared<const v1::Resource>(l.resource);
   }
+  by_digest_.reserve(inputs_.size());
+  for (auto& entry : inputs_) by_digest_[entry.second.digest] = &entry;
   auto s = ctrl::Compile(std::move(resources), defaults, previous);
   for (auto& [key, r] : given) IndexService(key, std::move(r));
   for (const auto& [key, r] : s->resources) {

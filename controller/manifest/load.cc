@@ -14,6 +14,7 @@
 #include "controller/manifest/manifest.h"
 #include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
+#include "controller/manifest/set_index.h"
 #include "controller/manifest/traffic_decode.h"
 
 namespace zm::manifest {
@@ -64,6 +65,29 @@ std::string KeyOf(const zeromesh::v1::Resource& r) {
   }
 }
 
+namespace {
+
+// CheckSet after the duplicate names and addresses: Namespace names, references, ReferenceGrants. `find_service`
+// null: the Services are found in r->resources.
+void CheckSetRest(Result* r, const ServiceLookup* find_service) {
+  std::map<std::string, const Namespace*> namespaces;
+  for (const auto& ns : r->namespaces) {
+    if (auto [it, fresh] = namespaces.emplace(ns.name, &ns); !fresh) {
+      r->errors.push_back({ns.file, ns.line,
+                           "duplicate name: Namespace//" + ns.name + " is already defined at " + it->second->file +
+                               ":" + std::to_string(it->second->line)});
+    }
+  }
+  if (find_service != nullptr) {
+    CheckTrafficRefs(r, *find_service);
+  } else {
+    CheckTrafficRefs(r);
+  }
+  ApplyReferenceGrants(r);
+}
+
+}  // namespace
+
 void CheckSet(Result* r) {
   // Hash maps: ordered ones of every key and address were a quarter of a policy change's work at 10,000 workloads.
   // The errors follow the order of r->resources either way.
@@ -98,17 +122,11 @@ void CheckSet(Result* r) {
       mesh_config = &l;
     }
   }
-  std::map<std::string, const Namespace*> namespaces;
-  for (const auto& ns : r->namespaces) {
-    if (auto [it, fresh] = namespaces.emplace(ns.name, &ns); !fresh) {
-      r->errors.push_back({ns.file, ns.line,
-                           "duplicate name: Namespace//" + ns.name + " is already defined at " + it->second->file +
-                               ":" + std::to_string(it->second->line)});
-    }
-  }
-  CheckTrafficRefs(r);
-  ApplyReferenceGrants(r);
+  CheckSetRest(r, nullptr);
 }
+
+DecodeCache::DecodeCache() : index_(std::make_unique<SetIndex>()) {}
+DecodeCache::~DecodeCache() = default;
 
 const Result& DecodeCache::Decode(const std::string& file, std::string text, const Limits& limits) {
   auto it = files_.find(file);
@@ -119,7 +137,10 @@ const Result& DecodeCache::Decode(const std::string& file, std::string text, con
   for (auto& l : e.decoded.resources) l.digest = ResourceDigest(l.resource);
   e.resolved.resize(e.decoded.resources.size());
   e.text = std::move(text);
-  return (files_[file] = std::move(e)).decoded;
+  if (it != files_.end()) index_->Remove(it->second.decoded.resources);
+  Entry& placed = files_[file] = std::move(e);  // the resources keep their addresses: the index points into them
+  index_->Add(placed.decoded.resources);
+  return placed.decoded;
 }
 
 void DecodeCache::AppendResolved(const std::string& file, const std::map<std::string, const Namespace*>& namespaces,
@@ -152,7 +173,12 @@ bool DecodeCache::NoticesChanged(const std::vector<Error>& notices) {
 void DecodeCache::Retain(const std::vector<std::string>& present) {
   std::set<std::string> keep(present.begin(), present.end());
   for (auto it = files_.begin(); it != files_.end();) {
-    it = keep.count(it->first) ? std::next(it) : files_.erase(it);
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    index_->Remove(it->second.decoded.resources);
+    it = files_.erase(it);
   }
 }
 
@@ -203,7 +229,15 @@ Result LoadDir(const std::string& dir, const Limits& limits, DecodeCache* cache)
   } else {
     ApplyNamespaces(&out);
   }
-  CheckSet(&out);
+  if (cache) {
+    // The same errors as CheckSet(&out), from indexes that only the changed files updated.
+    const SetIndex& index = cache->index();
+    index.AppendErrors(&out.errors);
+    ServiceLookup find = [&](const std::string& ns, const std::string& name) { return index.FindService(ns, name); };
+    CheckSetRest(&out, &find);
+  } else {
+    CheckSet(&out);
+  }
   if (cache == nullptr || cache->NoticesChanged(out.notices)) {
     for (const auto& n : out.notices)
       log::Warn("manifest notice", {{"file", n.file}, {"line", n.line}, {"reason", n.reason}});

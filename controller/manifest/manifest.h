@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,8 +81,11 @@ void DecodeText(const std::string& text, const std::string& file, const Limits& 
 void CheckSet(Result* r);
 // What each file decoded to last time, so a change to one file re-decodes only that file (with 10,000 workloads,
 // decoding everything again costs about a second per change).
+class SetIndex;
 class DecodeCache {
  public:
+  DecodeCache();
+  ~DecodeCache();
   // Decoded documents and errors of `text` from `file`: reused when the file's text is unchanged.
   const Result& Decode(const std::string& file, std::string text, const Limits& limits);
   // Appends the resources `file` decoded to with their workloads resolved against `namespaces` (by name; see
@@ -93,6 +97,8 @@ class DecodeCache {
   void Retain(const std::vector<std::string>& present);
   // True when `notices` differ from the last set seen (each distinct set is logged once, not on every rescan).
   bool NoticesChanged(const std::vector<Error>& notices);
+  // CheckSet's duplicate indexes over the files decoded and retained (set_index.h).
+  const SetIndex& index() const { return *index_; }
 
  private:
   // A workload's digest once its Namespace changed it (enrolled and mode as resolved).
@@ -108,6 +114,8 @@ class DecodeCache {
   };
   std::map<std::string, Entry> files_;
   std::string notices_;
+  // CheckSet's duplicate indexes over the decoded resources of files_ (set_index.h), updated file by file.
+  std::unique_ptr<SetIndex> index_;
 };
 
 // Reads every *.yaml / *.yml file directly in `dir` (hidden files skipped), decodes and checks the set, and resolves

@@ -271,12 +271,19 @@ void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::stri
 }
 
 void CheckTrafficRefs(Result* r) {
-  std::map<std::string, const v1::Service*> services;  // "ns/name"
+  std::map<std::string, const v1::Service*> services;  // "ns/name", the last of a duplicated name
   for (const auto& l : r->resources) {
     if (l.resource.has_service()) {
       services[l.resource.service().namespace_() + "/" + l.resource.service().name()] = &l.resource.service();
     }
   }
+  CheckTrafficRefs(r, [&](const std::string& ns, const std::string& name) -> const v1::Service* {
+    auto it = services.find(ns + "/" + name);
+    return it == services.end() ? nullptr : it->second;
+  });
+}
+
+void CheckTrafficRefs(Result* r, const ServiceLookup& find_service) {
   auto has_port = [](const v1::Service* s, uint32_t port) {
     for (const auto& p : s->ports()) {
       if (p.port() == port) return true;
@@ -291,12 +298,12 @@ void CheckTrafficRefs(Result* r) {
       std::string self = "TCPRoute " + rt.namespace_() + "/" + rt.name();
       for (const auto& p : rt.parent_refs()) {
         std::string key = p.namespace_() + "/" + p.name();
-        auto it = services.find(key);
-        if (it == services.end()) {
+        const v1::Service* svc = find_service(p.namespace_(), p.name());
+        if (svc == nullptr) {
           r->errors.push_back({l.file, l.line, self + ": parentRef names no Service " + key});
           continue;
         }
-        if (p.port() != 0 && !has_port(it->second, p.port())) {
+        if (p.port() != 0 && !has_port(svc, p.port())) {
           r->errors.push_back(
               {l.file, l.line, self + ": parentRef port " + std::to_string(p.port()) + " is not a port of " + key});
         }
@@ -309,10 +316,10 @@ void CheckTrafficRefs(Result* r) {
       for (const auto& rule : rt.rules()) {
         for (const auto& b : rule.backend_refs()) {
           std::string key = b.namespace_() + "/" + b.name();
-          auto it = services.find(key);
-          if (it == services.end()) {
+          const v1::Service* svc = find_service(b.namespace_(), b.name());
+          if (svc == nullptr) {
             r->errors.push_back({l.file, l.line, self + ": backendRef names no Service " + key});
-          } else if (!has_port(it->second, b.port())) {
+          } else if (!has_port(svc, b.port())) {
             r->errors.push_back(
                 {l.file, l.line, self + ": backendRef port " + std::to_string(b.port()) + " is not a port of " + key});
           }
@@ -327,20 +334,20 @@ void CheckTrafficRefs(Result* r) {
                : "GRPCRoute " + l.resource.grpc_route().namespace_() + "/" + l.resource.grpc_route().name();
       for (const auto& p : parents) {
         std::string key = p.namespace_() + "/" + p.name();
-        auto it = services.find(key);
-        if (it == services.end()) {
+        const v1::Service* svc = find_service(p.namespace_(), p.name());
+        if (svc == nullptr) {
           r->errors.push_back({l.file, l.line, self + ": parentRef names no Service " + key});
-        } else if (p.port() != 0 && !has_port(it->second, p.port())) {
+        } else if (p.port() != 0 && !has_port(svc, p.port())) {
           r->errors.push_back(
               {l.file, l.line, self + ": parentRef port " + std::to_string(p.port()) + " is not a port of " + key});
         }
       }
       auto check_backend = [&](const v1::BackendRef& b, const char* what) {
         std::string key = b.namespace_() + "/" + b.name();
-        auto it = services.find(key);
-        if (it == services.end()) {
+        const v1::Service* svc = find_service(b.namespace_(), b.name());
+        if (svc == nullptr) {
           r->errors.push_back({l.file, l.line, self + ": " + what + " names no Service " + key});
-        } else if (!has_port(it->second, b.port())) {
+        } else if (!has_port(svc, b.port())) {
           r->errors.push_back(
               {l.file, l.line, self + ": " + what + " port " + std::to_string(b.port()) + " is not a port of " + key});
         }
@@ -360,7 +367,8 @@ void CheckTrafficRefs(Result* r) {
       const auto& sp = l.resource.service_policy();
       std::string key = sp.namespace_() + "/" + sp.target_service();
       std::string self = "ServicePolicy " + sp.namespace_() + "/" + sp.name();
-      if (!services.count(key)) r->errors.push_back({l.file, l.line, self + ": targetRef names no Service " + key});
+      if (!find_service(sp.namespace_(), sp.target_service()))
+        r->errors.push_back({l.file, l.line, self + ": targetRef names no Service " + key});
       if (auto [it, fresh] = policy_targets.emplace(key, &l); !fresh) {
         r->errors.push_back(
             {l.file, l.line, self + ": Service " + key + " already has a ServicePolicy at " + where(*it->second)});

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -46,6 +47,10 @@ std::optional<uint32_t> DurationMs(YamlReader& r, const YAML::Node& map, const c
 
 // Appends errors for routes and policies whose references do not resolve within |r|.
 void CheckTrafficRefs(Result* r);
+// The Service `ns`/`name` as the checks see it (the last of a duplicated name); null when there is none.
+using ServiceLookup = std::function<const zeromesh::v1::Service*(const std::string& ns, const std::string& name)>;
+// The same with the Services of |r| found by `find_service` (the decode cache keeps them indexed across loads).
+void CheckTrafficRefs(Result* r, const ServiceLookup& find_service);
 
 // "500ms", "2s", "1m30s", "1h"; nullopt if malformed.
 std::optional<int64_t> ParseDurationMs(const std::string& s);
