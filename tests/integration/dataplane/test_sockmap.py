@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -108,6 +109,42 @@ class SockmapTest(unittest.TestCase):
         self.tool("pingpong", self.local.ip, PORT, 300, 1024)
         self.tool("source", self.local.ip, PORT, 16 << 20)
         self.tool("slowsink", self.local.ip, PORT, 16 << 20, 0)
+
+    def test_z_auto_without_a_pod_cgroup_runs_without_redirection(self):
+        """--sockops-cgroup auto where no kubelet pod cgroup exists (the simulated pods are not under kubepods): one
+        warning, no redirection (requested 1, enabled 0), and the mesh carries traffic as before. Runs last: it
+        restarts node1's agent, and puts the usual one back."""
+        node1 = self.cluster.node("node1")
+        self.mesh.kill_agent(node1)
+        self.mesh.agent_args["node1"] = ["--sockops-cgroup", "auto"]  # after sockmap_args: the last one counts
+        try:
+            self.restart_agent(node1)
+            self.assertEqual(self.metric(node1, "zeromesh_sockmap_requested"), 1)
+            self.assertEqual(self.metric(node1, "zeromesh_sockmap_enabled"), 0)
+            warnings = [line for line in self.mesh.agent_log(node1, None).splitlines() if "found no pod cgroup" in line]
+            self.assertEqual(len(warnings), 1, self.logs())
+            self.assertIn("--sockops-cgroup PATH", warnings[0])
+            veth0 = self.veth_bytes(self.client)
+            self.tool("pingpong", self.server.ip, PORT, 300, 1024)
+            # Not redirected on node1: the client's bytes cross its veth as TCP.
+            self.assertGreater(self.veth_bytes(self.client) - veth0, 2 * 300 * 1024)
+        finally:
+            if "node1" in self.mesh.agents:
+                self.mesh.kill_agent(node1)
+            del self.mesh.agent_args["node1"]
+            self.restart_agent(node1)
+
+    def restart_agent(self, node):
+        """Starts node's agent and waits for its own "agent ready" (the log file still holds the previous agent's)."""
+        def ready_lines():
+            return self.mesh.agent_log(node, None).count('"msg":"agent ready"')
+        before = ready_lines()
+        p = self.mesh.start_agent(node, wait=False)
+        deadline = time.time() + 15
+        while ready_lines() == before:
+            self.assertIsNone(p.poll(), self.mesh.agent_log(node))
+            self.assertLess(time.time(), deadline, self.mesh.agent_log(node))
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":
