@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
+#include "controller/flags.h"
 #include "tests/unit/controller/test_env.h"
 #include "zeromesh/v1/config.grpc.pb.h"
 
@@ -47,6 +49,29 @@ TEST(FullPushGate, ZeroMeansNoBound) {
   std::vector<ctrl::FullPushGate::Slot> slots;
   for (int i = 0; i < 100; i++) slots.push_back(gate.Acquire(milliseconds(0)));
   for (const auto& s : slots) EXPECT_TRUE(s.held());
+}
+
+bool ParseArgs(std::vector<std::string> args, ctrl::ParsedFlags* out, std::string* error) {
+  args.insert(args.begin(), "mesh-controller");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return ctrl::ParseFlags(static_cast<int>(argv.size()), argv.data(), out, error);
+}
+
+TEST(FullPushGate, Flag) {
+  std::string error;
+  ctrl::ParsedFlags f;
+  ASSERT_TRUE(ParseArgs({"--manifests", "/m"}, &f, &error)) << error;
+  EXPECT_EQ(f.options.max_concurrent_full_pushes, 16u);
+  ASSERT_TRUE(ParseArgs({"--manifests", "/m", "--max-concurrent-full-pushes", "4"}, &f, &error)) << error;
+  EXPECT_EQ(f.options.max_concurrent_full_pushes, 4u);
+  ASSERT_TRUE(ParseArgs({"--manifests", "/m", "--max-concurrent-full-pushes=0"}, &f, &error)) << error;
+  EXPECT_EQ(f.options.max_concurrent_full_pushes, 0u);
+  for (const char* bad : {"-1", "x", "4k", "100001"}) {
+    ctrl::ParsedFlags g;
+    EXPECT_FALSE(ParseArgs({"--manifests", "/m", "--max-concurrent-full-pushes", bad}, &g, &error)) << bad;
+    EXPECT_NE(error.find("--max-concurrent-full-pushes"), std::string::npos) << error;
+  }
 }
 
 struct Agent {
