@@ -23,8 +23,10 @@ struct Block {
 
 class BlockPool {
  public:
-  // |keep|: blocks Trim() never frees, so a worker that went quiet still starts its next transfer without faults.
-  explicit BlockPool(size_t max_cached = 1024, size_t keep = 4) : max_cached_(max_cached), keep_(keep) {}
+  // |keep|: blocks Trim() never frees, so a worker that went quiet still relays its next request (a block in the
+  // stream's queue, one in its HBONE connection's) without a new mapping. A kept block stays resident as far as it was
+  // ever filled, after a bulk transfer all 64 KiB: more would cost an idle agent that much each.
+  explicit BlockPool(size_t max_cached = 1024, size_t keep = 2) : max_cached_(max_cached), keep_(keep) {}
   std::unique_ptr<Block> Take();
   void Give(std::unique_ptr<Block> b);
   // Frees the cached blocks that no Take() needed since the previous Trim() (beyond |keep|): the worker calls it on

@@ -56,7 +56,7 @@ void HboneServer::Respond(HboneStream* s, int status, const std::string& why) {
   if (status != 200) {
     log::Info("hbone: CONNECT rejected", {{"peer", peer_},
                                           {"client", peer_id_.ToString()},
-                                          {"authority", s->authority},
+                                          {"target", s->target.ToString()},
                                           {"status", status},
                                           {"reason", why}});
   }
@@ -80,8 +80,8 @@ ConnRecord HboneServer::Record(const agent::MeshSnapshot* snap, const HboneStrea
   // The source port comes from forwarded: for="IP:port"; without it 0 (the access log then prints the IP alone).
   r.source = MakePeer(snap, src, peer_id_.ToString());
   r.destination = MakePeer(snap, s->target, local_id_.ToString());
-  r.traceparent = s->traceparent;
-  r.baggage = s->baggage;
+  r.traceparent = request_.traceparent;  // Record() runs while the stream's request is the one just received
+  r.baggage = request_.baggage;
   return r;
 }
 
@@ -114,10 +114,10 @@ bool HboneServer::ResolveSource(const agent::MeshSnapshot& snap, const HboneStre
   // A client that binds its pod's address (as ztunnel and our own client do) is checked by that address too.
   if (!speaks_for_own(peer_addr_.ip, "connection source")) return false;
   *src = net::SockAddr{peer_addr_.ip, 0};
-  if (s->forwarded.empty() || !ctx_.opts.hbone_trust_forwarded) return true;
+  if (request_.forwarded.empty() || !ctx_.opts.hbone_trust_forwarded) return true;
   std::vector<ForwardedNode> fors;
   std::string error;
-  if (!ParseForwarded(s->forwarded, &fors, &error)) {
+  if (!ParseForwarded(request_.forwarded, &fors, &error)) {
     *why = "bad forwarded header: " + error;
     return false;
   }
@@ -154,18 +154,18 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     ReportRefused(snap.get(), s, src, why);
     Respond(s, 400, why);
   };
-  if (s->method != "CONNECT") {
+  if (request_.method != "CONNECT") {
     bad_request("method must be CONNECT");
     return;
   }
-  if (!ParseAuthority(s->authority, &s->target)) {
-    bad_request("bad :authority (want IPv4:port or [IPv6]:port)");
+  if (!ParseAuthority(request_.authority, &s->target)) {
+    bad_request("bad :authority \"" + request_.authority + "\" (want IPv4:port or [IPv6]:port)");
     return;
   }
   // ztunnel's rule (and the certificate we presented was chosen by the dialled address): one connection, one
   // destination workload.
   if (s->target.ip != local_addr_.ip) {
-    bad_request(":authority " + s->authority + " is not the address this connection was dialled to (" +
+    bad_request(":authority " + request_.authority + " is not the address this connection was dialled to (" +
                 local_addr_.ip.ToString() + ")");
     return;
   }

@@ -33,6 +33,7 @@ class HboneServer : public HboneSession {
   // Tells the observer about a stream refused before relaying (|policy| set for a policy denial).
   void ReportRefused(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src,
                      const std::string& why, const std::string* policy = nullptr);
+  // Record() and ResolveSource() read request_: only from OnRequestOrResponse, while it holds |s|'s request.
   ConnRecord Record(const agent::MeshSnapshot* snap, const HboneStream* s, const net::SockAddr& src) const;
   // TrafficPermission http rules apply (AuthzDecision::per_request): the connected pod socket goes to an InboundHttp
   // and the stream relays into a socketpair to it instead. False when that could not be set up.

@@ -23,6 +23,8 @@ constexpr size_t kOutCap = 512 * 1024;                          // encrypted-sid
 constexpr size_t kReadBudget = 1 << 20;                         // TLS bytes per turn before yielding
 constexpr auto kConnectAttempt = std::chrono::seconds(1);       // unanswered SYN: dial afresh (the kernel's RTO)
 constexpr auto kRefusedRetry = std::chrono::milliseconds(200);  // refused connect: dial again after this
+// The payload room of nghttp2's frame buffer from the start (its NGHTTP2_MAX_PAYLOADLEN, RFC 9113's initial size).
+constexpr size_t kH2InitialFrameBuffer = 16384;
 
 }  // namespace
 
@@ -661,8 +663,20 @@ ssize_t HboneSession::SendCb(nghttp2_session*, const uint8_t* data, size_t len, 
   return static_cast<ssize_t>(n);
 }
 
-ssize_t HboneSession::ReadLengthCb(nghttp2_session*, uint8_t, int32_t, int32_t, int32_t, uint32_t remote_max, void*) {
-  return static_cast<ssize_t>(std::min<size_t>(remote_max, kBlockSize));
+// Asked before each DATA frame; nghttp2 grows the session's frame buffer to this length and never shrinks it, although
+// NO_COPY leaves the payload out of that buffer. Above nghttp2's default 16 KiB only when that much is queued
+// contiguously: the frames are the same (DataReadCb sends min(queued head, length)), but a session whose streams only
+// ever moved small writes keeps its 16 KiB buffer instead of a 64 KiB one.
+ssize_t HboneSession::ReadLengthCb(nghttp2_session* h2, uint8_t, int32_t id, int32_t, int32_t, uint32_t remote_max,
+                                   void*) {
+  size_t len = std::min<size_t>(remote_max, kBlockSize);
+  if (auto* s = static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, id))) {
+    const uint8_t* p;
+    size_t avail;
+    s->to_h2.ReadableHead(&p, &avail);
+    len = std::min(len, std::max(avail, kH2InitialFrameBuffer));
+  }
+  return static_cast<ssize_t>(len);
 }
 
 ssize_t HboneSession::DataReadCb(nghttp2_session*, int32_t, uint8_t*, size_t len, uint32_t* flags,
@@ -786,25 +800,28 @@ int HboneSession::StreamCloseCb(nghttp2_session* h2, int32_t id, uint32_t code, 
 }
 
 int HboneSession::HeaderCb(nghttp2_session* h2, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                           const uint8_t* value, size_t valuelen, uint8_t, void*) {
+                           const uint8_t* value, size_t valuelen, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto* s = static_cast<HboneStream*>(nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id));
   if (s == nullptr) return 0;
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  if (n == ":method") {
-    s->method.assign(v);
-  } else if (n == ":authority") {
-    s->authority.assign(v);
-  } else if (n == "forwarded") {
-    // Several header lines form one list (RFC 9110 section 5.3): none may be dropped, the first element counts.
-    if (!s->forwarded.empty()) s->forwarded += ", ";
-    s->forwarded.append(v);
-  } else if (n == "traceparent") {
-    // One valid value or none: a repeated or malformed traceparent is dropped, as the spec says to restart the trace.
-    s->traceparent = s->traceparent.empty() && ValidTraceparent(v) ? std::string(v) : std::string();
-  } else if (n == "baggage") {
-    AppendBaggage(&s->baggage, v);
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    Request& r = static_cast<HboneSession*>(user)->request_;
+    if (n == ":method") {
+      r.method.assign(v);
+    } else if (n == ":authority") {
+      r.authority.assign(v);
+    } else if (n == "forwarded") {
+      // Several header lines form one list (RFC 9110 section 5.3): none may be dropped, the first element counts.
+      if (!r.forwarded.empty()) r.forwarded += ", ";
+      r.forwarded.append(v);
+    } else if (n == "traceparent") {
+      // One valid value or none: a repeated or malformed traceparent is dropped, as the spec says to restart the trace.
+      r.traceparent = r.traceparent.empty() && ValidTraceparent(v) ? std::string(v) : std::string();
+    } else if (n == "baggage") {
+      AppendBaggage(&r.baggage, v);
+    }
   } else if (n == ":status") {
     int st = 0;
     for (char c : v) st = (c >= '0' && c <= '9' && st < 1000) ? st * 10 + (c - '0') : 1000;
@@ -816,6 +833,10 @@ int HboneSession::HeaderCb(nghttp2_session* h2, const nghttp2_frame* frame, cons
 int HboneSession::BeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<HboneSession*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  for (std::string* f : {&self->request_.method, &self->request_.authority, &self->request_.forwarded,
+                         &self->request_.traceparent, &self->request_.baggage}) {
+    f->clear();  // keeps the capacity: the next request's headers need no allocation
+  }
   return self->OnBeginHeaders(frame->hd.stream_id);
 }
 

@@ -30,9 +30,10 @@ constexpr std::string_view kPolicyFailClosed = "builtin:fail-closed";
 constexpr std::string_view kPolicyStrictMode = "builtin:strict-mode";
 constexpr auto kHeldPoll = std::chrono::milliseconds(100);
 constexpr auto kShedLogInterval = std::chrono::seconds(5);
-constexpr auto kBlockTrimPeriod = std::chrono::seconds(2);
+constexpr auto kBlockTrimPeriod = std::chrono::seconds(1);
 
-// Buffer blocks a burst left cached go back to the kernel once a whole period passed without a use for them.
+// Buffer blocks a burst left cached go back to the kernel once a whole period passed without a use for them: one to
+// two periods after the burst. A flow that pauses for less than a period keeps its blocks.
 void ArmBlockTrim(WorkerContext& ctx) {
   ctx.loop.AddTimer(kBlockTrimPeriod, [&ctx] {
     ctx.blocks.Trim();
