@@ -16,6 +16,7 @@
 # --quick: 10 changes, "none" only. No root needed; nothing leaves 127.0.0.1. ZM_KEEP=1 keeps the work directory
 # (manifests, controller and load generator logs) in /tmp. ZM_BUILD_DIR=DIR takes the binaries from DIR (default
 # build/default); ZM_NO_BUILD=1 uses them as they are instead of building them first.
+# ZM_CONTROLLER_ENV="NAME=value ..." sets an environment for the controller only (e.g. MALLOC_ARENA_MAX=2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tools/lib/common.sh"
@@ -78,7 +79,8 @@ for mode in $modes; do
   cp -r "$work/manifests.tmpl" "$run/manifests"
   load_start=$(cut -d' ' -f1 /proc/loadavg)
   t0=$(date +%s.%N)
-  "$ctrl_bin" --manifests "$run/manifests" --join-tokens "$work/join-tokens.yaml" --ca-dir "$run/ca" \
+  # ZM_CONTROLLER_ENV="NAME=value ...": environment for the controller only (e.g. glibc malloc tunables), not the load generator.
+  env ${ZM_CONTROLLER_ENV:-} "$ctrl_bin" --manifests "$run/manifests" --join-tokens "$work/join-tokens.yaml" --ca-dir "$run/ca" \
     --listen 127.0.0.1:0 --admin-addr off --metrics-addr off ${full_pushes:+--max-concurrent-full-pushes "$full_pushes"} \
     >"$run/controller.log" 2>&1 &
   ctrl_pid=$!

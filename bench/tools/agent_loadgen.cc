@@ -629,11 +629,25 @@ int Run(const Args& a) {
                   {"controller_peak_rss_mb", pend.hwm_mb},
                   {"controller_cpu_s_total", pend.cpu_s}};
   out["summary"] = summary;
+  // Issue 19's goals, by the scale of the run (the first snapshot tells it: 11,201 resources at 10,000 workloads,
+  // 110,201 at 100,000): 100 agents / 10,000 workloads p99 <= 100 ms over >= 100 changes; 1,000 agents / 100,000
+  // workloads p99 <= 1 s with the controller's peak RSS <= 1 GB. A run of another shape meets neither.
   double p99_all = Percentile(all_agents_ms, 99);
-  out["goals"] = json::array({{{"goal", "policy change to all agents p99 <= 200 ms"},
-                               {"value", p99_all},
-                               {"samples", all_agents_ms.size()},
-                               {"met", p99_all <= 200.0}}});
+  const bool scale_run = agents[0]->first_resources > 50000;
+  const double goal_ms = scale_run ? 1000.0 : 100.0;
+  const bool shape_ok = scale_run ? n_agents >= 1000 : (n_agents >= 100 && all_agents_ms.size() >= 100);
+  out["goals"] = json::array(
+      {{{"goal", scale_run
+                     ? "1,000 agents, 100,000 workloads: policy change to all agents p99 <= 1 s"
+                     : "100 agents, 10,000 workloads: policy change to all agents p99 <= 100 ms (>= 100 changes)"},
+        {"value", p99_all},
+        {"samples", all_agents_ms.size()},
+        {"met", shape_ok && p99_all <= goal_ms}}});
+  if (scale_run) {
+    out["goals"].push_back({{"goal", "1,000 agents, 100,000 workloads: controller peak RSS <= 1 GB (1,000 MiB)"},
+                            {"value", pend.hwm_mb},
+                            {"met", shape_ok && pend.hwm_mb <= 1000.0}});
+  }
   std::string text = out.dump(2) + "\n";
   if (auto path = a.Get("json"); !path.empty()) {
     WriteFile(path, text);
