@@ -9,13 +9,12 @@ redirected. client -> local is same-node: a splice relay, which must never see a
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -23,34 +22,22 @@ PORT = 9000
 METRICS_PORT = 15020
 
 
-class SockmapTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-sockmap-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0)
-        cls.cluster.up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.local = c.add_pod("node1", "local")
-            cls.server = c.add_pod("node2", "server")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            for pod in (cls.client, cls.local, cls.server):
-                cls.mesh.add_workload(pod, sa=pod.name)
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.sockmap = "both"
-            cls.mesh.start_agents()
-            for pod in c.pods:
-                c.wait_tcp(pod, pod.ip, PORT)
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class SockmapTest(ClusterCase):
+    TMP_PREFIX = "zm-sockmap-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.local = c.add_pod("node1", "local")
+        cls.server = c.add_pod("node2", "server")
+        cls.mesh = Mesh(c, tmp)
+        for pod in (cls.client, cls.local, cls.server):
+            cls.mesh.add_workload(pod, sa=pod.name)
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.sockmap = "both"
+        cls.mesh.start_agents()
+        for pod in c.pods:
+            c.wait_tcp(pod, pod.ip, PORT)
 
     def tool(self, *args, timeout=60):
         res = self.cluster.run(self.client, [sys.executable, PODTOOL, *map(str, args)], timeout=timeout, text=True)

@@ -14,13 +14,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import podtool  # noqa: E402
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -31,32 +29,20 @@ SAFE_APIS = ("recv", "peek", "poll", "epoll", "rcvlowat")
 BROKEN_APIS = ("splice", "fionread")  # under `both` on the kernels measured so far
 
 
-class SockmapReadersTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-smreaders-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0)
-        cls.cluster.up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            for pod in (cls.client, cls.server):
-                cls.mesh.add_workload(pod, sa=pod.name)
-            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.sockmap = "both"
-            cls.mesh.start_agents()
-            c.wait_tcp(cls.server, cls.server.ip, PORT)
-        except BaseException:
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+class SockmapReadersTest(ClusterCase):
+    TMP_PREFIX = "zm-smreaders-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.mesh = Mesh(c, tmp)
+        for pod in (cls.client, cls.server):
+            cls.mesh.add_workload(pod, sa=pod.name)
+        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.sockmap = "both"
+        cls.mesh.start_agents()
+        c.wait_tcp(cls.server, cls.server.ip, PORT)
 
     def redirected(self, node):
         res = self.cluster.run(node, ["curl", "-sS", "--max-time", "5", f"http://127.0.0.1:{METRICS_PORT}/metrics"],

@@ -15,12 +15,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
-import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 HTTP_TOOL = str(Path(__file__).resolve().parent / "http_tool.py")
@@ -56,9 +55,8 @@ def web_rpc_services(ns: str, vip_web: str, vip_rpc: str) -> str:
                           service_yaml(ns, "rpc", vip_rpc, {"app": "rpc"}, [("grpc", 80, 50051, "grpc")])])
 
 
-class MeshCase(unittest.TestCase):
+class MeshCase(ClusterCase):
     TMP_PREFIX = "zm-traffic-"
-    FAMILIES: tuple = ("ipv4",)  # the cluster's IP families (zmcluster.Cluster)
     LOGS: tuple = ("controller",)  # the control plane logs printed when setUpMesh fails
 
     @classmethod
@@ -66,23 +64,14 @@ class MeshCase(unittest.TestCase):
         raise NotImplementedError(f"{cls.__name__} must define setUpMesh")
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix=cls.TMP_PREFIX)
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, families=cls.FAMILIES).up()
-        try:
-            cls.cp = ControlPlane(cls.cluster, Path(cls.tmp.name))
-            cls.setUpMesh(cls.cluster)
-        except BaseException:
-            if hasattr(cls, "cp"):
-                print("\n".join(f"{name}: {cls.cp.log(name, 3000)}" for name in cls.LOGS), file=sys.stderr)
-            cls.cluster.down()
-            cls.tmp.cleanup()
-            raise
+    def set_up_cluster(cls, c: zmcluster.Cluster, tmp: Path) -> None:
+        cls.cp = ControlPlane(c, tmp)
+        cls.setUpMesh(c)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_failed(cls) -> None:
+        if hasattr(cls, "cp"):
+            print("\n".join(f"{name}: {cls.cp.log(name, 3000)}" for name in cls.LOGS), file=sys.stderr)
 
     @classmethod
     def add_workload(cls, node: str, name: str, ns: str, app: str, sa: str | None = None, **labels):
