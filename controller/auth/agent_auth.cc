@@ -4,15 +4,22 @@
 
 namespace zm::ctrl {
 
-grpc::Status AgentAuthenticator::Authenticate(const grpc::ServerContext& ctx, std::string* node) const {
+AgentAuthenticator::Caller AgentAuthenticator::CallerOf(const grpc::ServerContextBase& ctx) {
+  Caller c;
   const auto& md = ctx.client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) c.authorization.emplace(it->second.data(), it->second.size());
+  if (auto it = md.find(kNodeMetadata); it != md.end()) c.claimed_node.emplace(it->second.data(), it->second.size());
+  c.peer = ctx.peer();
+  return c;
+}
+
+grpc::Status AgentAuthenticator::Authenticate(const Caller& caller, std::string* node) const {
   const char* kind =
       reviewer_ ? (join_tokens_ ? "join or ServiceAccount token" : "ServiceAccount token") : "join token";
-  auto it = md.find("authorization");
-  if (it == md.end()) {
+  if (!caller.authorization) {
     return {grpc::StatusCode::UNAUTHENTICATED, std::string("missing 'authorization: Bearer <") + kind + ">' metadata"};
   }
-  std::string_view value(it->second.data(), it->second.size());
+  std::string_view value(*caller.authorization);
   constexpr std::string_view kBearer = "Bearer ";
   if (value.substr(0, kBearer.size()) != kBearer || value.size() == kBearer.size()) {
     return {grpc::StatusCode::UNAUTHENTICATED, std::string("authorization metadata must be 'Bearer <") + kind + ">'"};
@@ -28,7 +35,7 @@ grpc::Status AgentAuthenticator::Authenticate(const grpc::ServerContext& ctx, st
   const char* what = "join token";
   if (!owner && reviewer_) {
     std::string n;
-    if (auto st = reviewer_->NodeFor(std::string(token), PeerAddress(ctx.peer()), &n); !st.ok()) {
+    if (auto st = reviewer_->NodeFor(std::string(token), PeerAddress(caller.peer), &n); !st.ok()) {
       return join_tokens_ && st.error_code() == grpc::StatusCode::UNAUTHENTICATED
                  ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                 "neither a known join token nor a valid ServiceAccount token: " + st.error_message())
@@ -38,12 +45,9 @@ grpc::Status AgentAuthenticator::Authenticate(const grpc::ServerContext& ctx, st
     what = "ServiceAccount token";
   }
   if (!owner) return {grpc::StatusCode::UNAUTHENTICATED, "unknown join token"};
-  if (auto claimed = md.find(kNodeMetadata); claimed != md.end()) {
-    std::string_view c(claimed->second.data(), claimed->second.size());
-    if (c != *owner) {
-      return {grpc::StatusCode::UNAUTHENTICATED,
-              std::string(what) + " does not belong to node '" + std::string(c) + "' (it belongs to '" + *owner + "')"};
-    }
+  if (caller.claimed_node && *caller.claimed_node != *owner) {
+    return {grpc::StatusCode::UNAUTHENTICATED, std::string(what) + " does not belong to node '" + *caller.claimed_node +
+                                                   "' (it belongs to '" + *owner + "')"};
   }
   *node = *owner;
   return grpc::Status::OK;

@@ -6,6 +6,7 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
+#include <optional>
 #include <string>
 
 #include "controller/auth/join_token_file.h"
@@ -23,7 +24,19 @@ class AgentAuthenticator {
   // or RESOURCE_EXHAUSTED when the caller's address sends too many new ServiceAccount tokens (TokenReviewer). If the
   // caller sends x-zeromesh-node, it must name the node the credential belongs to.
   // Cheap for join tokens (a hash and a scan), so open streams call it again to notice revocation.
-  grpc::Status Authenticate(const grpc::ServerContext& ctx, std::string* node) const;
+  grpc::Status Authenticate(const grpc::ServerContextBase& ctx, std::string* node) const {
+    return Authenticate(CallerOf(ctx), node);
+  }
+
+  // What Authenticate reads from a call, copied: a callback-served stream re-checks it on other threads, without
+  // touching the call's context.
+  struct Caller {
+    std::optional<std::string> authorization;
+    std::optional<std::string> claimed_node;  // x-zeromesh-node
+    std::string peer;
+  };
+  static Caller CallerOf(const grpc::ServerContextBase& ctx);
+  grpc::Status Authenticate(const Caller& caller, std::string* node) const;
   const JoinTokenFile* join_tokens() const { return join_tokens_; }  // null: not configured
 
  private:

@@ -3,21 +3,23 @@
 namespace zm::ctrl {
 
 bool ConfigStore::Publish(std::shared_ptr<Snapshot> next) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!snapshots_.empty() && snapshots_.back()->SameResources(*next) &&
-      snapshots_.back()->trust_bundle_pem == next->trust_bundle_pem &&
-      snapshots_.back()->ca_signer == next->ca_signer) {
-    return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!snapshots_.empty() && snapshots_.back()->SameResources(*next) &&
+        snapshots_.back()->trust_bundle_pem == next->trust_bundle_pem &&
+        snapshots_.back()->ca_signer == next->ca_signer) {
+      return false;
+    }
+    next->version = snapshots_.empty() ? 1 : snapshots_.back()->version + 1;
+    retained_ += next->resources.size();
+    snapshots_.push_back(std::move(next));
+    // The current version and the one before it always stay (a delta for agents one change behind).
+    while (snapshots_.size() > history_ || (snapshots_.size() > 2 && retained_ > max_retained_)) {
+      retained_ -= snapshots_.front()->resources.size();
+      snapshots_.pop_front();
+    }
   }
-  next->version = snapshots_.empty() ? 1 : snapshots_.back()->version + 1;
-  retained_ += next->resources.size();
-  snapshots_.push_back(std::move(next));
-  // The current version and the one before it always stay (a delta for agents one change behind).
-  while (snapshots_.size() > history_ || (snapshots_.size() > 2 && retained_ > max_retained_)) {
-    retained_ -= snapshots_.front()->resources.size();
-    snapshots_.pop_front();
-  }
-  cv_.notify_all();
+  Notify();
   return true;
 }
 
@@ -44,16 +46,24 @@ std::shared_ptr<const Snapshot> ConfigStore::AtVersion(uint64_t version) const {
   return nullptr;
 }
 
-std::shared_ptr<const Snapshot> ConfigStore::WaitNewer(uint64_t after, std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return stopped_ || (!snapshots_.empty() && snapshots_.back()->version > after); });
-  return snapshots_.empty() ? nullptr : snapshots_.back();
+void ConfigStore::Stop() {
+  Notify();
 }
 
-void ConfigStore::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
-  stopped_ = true;
-  cv_.notify_all();
+uint64_t ConfigStore::Subscribe(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_[next_listener_] = std::move(fn);
+  return next_listener_++;
+}
+
+void ConfigStore::Unsubscribe(uint64_t id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void ConfigStore::Notify() {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (auto& [id, fn] : listeners_) fn();
 }
 
 }  // namespace zm::ctrl

@@ -1,9 +1,10 @@
 // Versioned holder of the last good configuration, with a short history so reconnecting agents get deltas.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,9 +30,12 @@ class ConfigStore {
 
   std::shared_ptr<const Snapshot> Current() const;  // nullptr until the first good config
   std::shared_ptr<const Snapshot> AtVersion(uint64_t version) const;
-  // Waits until a version newer than `after` exists, Stop() is called or `timeout` passes; returns Current().
-  std::shared_ptr<const Snapshot> WaitNewer(uint64_t after, std::chrono::milliseconds timeout) const;
-  void Stop();
+  void Stop();  // the controller is stopping: subscribers are told
+
+  // Calls `fn` after each published version and on Stop(), on that caller's thread and outside the store's lock (so
+  // it may call Current()): streams are kicked instead of a thread per stream waiting. `fn` must not (un)subscribe.
+  uint64_t Subscribe(std::function<void()> fn);
+  void Unsubscribe(uint64_t id);  // waits for a call in progress: `fn` is not called after it returns
 
   const std::string& epoch() const { return epoch_; }
 
@@ -41,10 +45,12 @@ class ConfigStore {
   const size_t max_retained_;
   size_t retained_ = 0;  // resources of the snapshots held
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
   std::deque<std::shared_ptr<const Snapshot>> snapshots_;  // oldest first; back() is current
   std::vector<manifest::Error> errors_;
-  bool stopped_ = false;
+  void Notify();
+  std::mutex listeners_mu_;  // held while listeners are called
+  std::map<uint64_t, std::function<void()>> listeners_;
+  uint64_t next_listener_ = 1;
 };
 
 }  // namespace zm::ctrl

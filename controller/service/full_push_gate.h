@@ -5,8 +5,10 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 
 namespace zm::ctrl {
@@ -32,23 +34,33 @@ class FullPushGate {
     explicit Slot(FullPushGate* g) : gate_(g) {}
     FullPushGate* gate_ = nullptr;
   };
+  using Waiter = std::function<void(Slot)>;
 
-  // Waits up to `wait` for a slot; an empty Slot when none freed in time (the caller re-checks its stream, then asks
-  // again). No arrival order: a freed slot goes to whichever waiter wakes first.
+  // A slot now if one is free; otherwise an empty Slot, and `on_slot` is queued and called (first come, first served)
+  // with the slot when one is released, on the releasing thread and with no lock of the gate held. *id names the
+  // queued waiter for Cancel. A stream waiting for its snapshot holds no thread this way.
+  Slot AcquireOrQueue(Waiter on_slot, uint64_t* id);
+  // Takes a queued waiter out; false if it was already called (or is being called) with a slot.
+  bool Cancel(uint64_t id);
+  // Blocks up to `wait` for a slot, in the same queue; an empty Slot when none came in time.
   Slot Acquire(std::chrono::milliseconds wait);
 
   size_t limit() const { return limit_; }
   size_t sending() const;  // slots held
-  size_t waiting() const;  // callers inside Acquire
+  size_t waiting() const;  // queued waiters
 
  private:
   void ReleaseOne();
 
   const size_t limit_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   size_t held_ = 0;
-  size_t waiting_ = 0;
+  struct Queued {
+    uint64_t id;
+    Waiter on_slot;
+  };
+  std::deque<Queued> queue_;
+  uint64_t next_id_ = 1;
 };
 
 }  // namespace zm::ctrl

@@ -44,6 +44,42 @@ TEST(FullPushGate, BoundsSlotsAndFreesThemOnRelease) {
   EXPECT_EQ(gate.sending(), 0u) << "assigning over a held slot releases it";
 }
 
+// A stream waiting for its snapshot queues a call instead of holding a thread: first come, first served, and a
+// stream that ends takes its call out.
+TEST(FullPushGate, QueuedWaitersAreCalledInOrder) {
+  ctrl::FullPushGate gate(1);
+  uint64_t id = 0;
+  auto first = gate.AcquireOrQueue([](ctrl::FullPushGate::Slot) { ADD_FAILURE() << "a free slot is returned"; }, &id);
+  ASSERT_TRUE(first.held());
+  std::vector<int> order;
+  std::vector<ctrl::FullPushGate::Slot> slots;
+  slots.reserve(3);
+  uint64_t ids[3] = {};
+  for (int i = 0; i < 3; i++) {
+    auto none = gate.AcquireOrQueue(
+        [&, i](ctrl::FullPushGate::Slot slot) {
+          order.push_back(i);
+          slots.push_back(std::move(slot));
+        },
+        &ids[i]);
+    EXPECT_FALSE(none.held());
+  }
+  EXPECT_EQ(gate.waiting(), 3u);
+  EXPECT_TRUE(gate.Cancel(ids[1]));
+  EXPECT_FALSE(gate.Cancel(ids[1]));
+  EXPECT_EQ(gate.waiting(), 2u);
+
+  first.Release();
+  EXPECT_EQ(order, std::vector<int>{0});
+  EXPECT_EQ(gate.sending(), 1u) << "the slot passed to the first waiter";
+  slots[0].Release();
+  EXPECT_EQ(order, (std::vector<int>{0, 2}));
+  EXPECT_EQ(gate.waiting(), 0u);
+  slots[1].Release();
+  EXPECT_EQ(gate.sending(), 0u);
+  EXPECT_TRUE(gate.AcquireOrQueue([](ctrl::FullPushGate::Slot) {}, &id).held());
+}
+
 TEST(FullPushGate, ZeroMeansNoBound) {
   ctrl::FullPushGate gate(0);
   std::vector<ctrl::FullPushGate::Slot> slots;
