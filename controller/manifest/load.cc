@@ -14,6 +14,7 @@
 #include "controller/manifest/manifest.h"
 #include "controller/manifest/namespaces.h"
 #include "controller/manifest/reference_grant.h"
+#include "controller/manifest/set_errors.h"
 #include "controller/manifest/set_index.h"
 #include "controller/manifest/traffic_decode.h"
 
@@ -99,25 +100,23 @@ void CheckSet(Result* r) {
   for (const auto& l : r->resources) {
     std::string key = KeyOf(l.resource);
     if (auto [it, fresh] = by_key.try_emplace(key, &l); !fresh) {
-      r->errors.push_back({l.file, l.line, "duplicate name: " + key + " is already defined at " + where(it->second)});
+      r->errors.push_back({l.file, l.line, DuplicateNameReason(key, where(it->second))});
     }
     if (l.resource.has_workload()) {
       for (const auto& ip : EveryIp(l.resource.workload())) {
         if (auto [it, fresh] = by_ip.emplace(ip, &l); !fresh) {
-          r->errors.push_back(
-              {l.file, l.line, "duplicate workload IP " + ip + " (also used at " + where(it->second) + ")"});
+          r->errors.push_back({l.file, l.line, DuplicateIpReason(ip, where(it->second))});
         }
       }
     } else if (l.resource.has_service() && !l.resource.service().vip().empty()) {
       for (const auto& vip : EveryVip(l.resource.service())) {
         if (auto [it, fresh] = by_vip.emplace(vip, &l); !fresh) {
-          r->errors.push_back(
-              {l.file, l.line, "duplicate service VIP " + vip + " (also used at " + where(it->second) + ")"});
+          r->errors.push_back({l.file, l.line, DuplicateVipReason(vip, where(it->second))});
         }
       }
     } else if (l.resource.has_mesh_config()) {
       if (mesh_config != nullptr) {
-        r->errors.push_back({l.file, l.line, "only one MeshConfig is allowed (another at " + where(mesh_config) + ")"});
+        r->errors.push_back({l.file, l.line, SecondMeshConfigReason(where(mesh_config))});
       }
       mesh_config = &l;
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "controller/manifest/every_address.h"
+#include "controller/manifest/set_errors.h"
 
 namespace zm::manifest {
 namespace {
@@ -83,24 +84,24 @@ void SetIndex::AppendErrors(std::vector<Error>* out) const {
   for (const auto& key : names_.dup) {
     const auto& list = names_.at.at(key);
     for (size_t i = 1; i < list.size(); ++i) {
-      add(list[i], "duplicate name: " + key + " is already defined at " + Where(list[0].l));
+      add(list[i], DuplicateNameReason(key, Where(list[0].l)));
     }
   }
   for (const auto& key : ips_.dup) {
     const auto& list = ips_.at.at(key);
     for (size_t i = 1; i < list.size(); ++i) {
-      add(list[i], "duplicate workload IP " + key + " (also used at " + Where(list[0].l) + ")");
+      add(list[i], DuplicateIpReason(key, Where(list[0].l)));
     }
   }
   for (const auto& key : vips_.dup) {
     const auto& list = vips_.at.at(key);
     for (size_t i = 1; i < list.size(); ++i) {
-      add(list[i], "duplicate service VIP " + key + " (also used at " + Where(list[0].l) + ")");
+      add(list[i], DuplicateVipReason(key, Where(list[0].l)));
     }
   }
   // Each MeshConfig after the first names the one before it.
   for (size_t i = 1; i < mesh_configs_.size(); ++i) {
-    add(mesh_configs_[i], "only one MeshConfig is allowed (another at " + Where(mesh_configs_[i - 1].l) + ")");
+    add(mesh_configs_[i], SecondMeshConfigReason(Where(mesh_configs_[i - 1].l)));
   }
   std::sort(found.begin(), found.end(), Before<Found>);
   for (auto& f : found) out->push_back(std::move(f.error));
