@@ -38,7 +38,8 @@ std::vector<zm::manifest::Located> Located(int extra_policies) {
   for (const auto& r : all.upserted()) {
     zm::manifest::Located l;
     l.resource = r;
-    if (l.resource.has_service()) l.resource.mutable_service()->clear_endpoints();  // the controller computes them
+    if (l.resource->has_service())
+      l.resource.Mutable()->mutable_service()->clear_endpoints();  // the controller computes them
     l.file = "bench.yaml";
     out.push_back(std::move(l));
   }

@@ -55,7 +55,7 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Compile(std::vector<manifest::Loc
       continue;
     }
     SetInput(c.key, c.digest);
-    auto r = std::make_shared<const v1::Resource>(std::move(c.located->resource));
+    Snapshot::ResourcePtr r = c.located->resource.Share();
     if (r->has_service()) {
       IndexService(c.key, r);
       services.insert(c.key);
@@ -171,7 +171,7 @@ bool IncrementalCompiler::Diff(std::vector<manifest::Located>& resources, std::v
       *why = "a key given twice: " + key;
       return false;
     }
-    if (l.resource.has_mesh_config()) {
+    if (l.resource->has_mesh_config()) {
       *why = "the MeshConfig changed";
       return false;
     }
@@ -221,8 +221,8 @@ bool IncrementalCompiler::AddressesStayUnique(const std::vector<Change>& changes
     for (auto& ip : endpoints::WorkloadIps(old->second->workload())) freed.insert(std::move(ip));
   }
   for (const auto& c : changes) {
-    if (c.located == nullptr || !c.located->resource.has_workload()) continue;
-    for (auto& ip : endpoints::WorkloadIps(c.located->resource.workload())) {
+    if (c.located == nullptr || !c.located->resource->has_workload()) continue;
+    for (auto& ip : endpoints::WorkloadIps(c.located->resource->workload())) {
       if (by_ip_.count(ip) > 0 && freed.count(ip) == 0) return false;
       if (!taken.insert(std::move(ip)).second) return false;
     }
@@ -319,12 +319,12 @@ std::shared_ptr<Snapshot> IncrementalCompiler::Full(std::vector<manifest::Locate
   for (auto& l : resources) {
     std::string key = manifest::KeyOf(l.resource);
     manifest::Digest d = GivenDigest(l);
-    if (l.resource.has_workload()) l.digest = d;  // Compile keeps a workload's digest
+    if (l.resource->has_workload()) l.digest = d;  // Compile keeps a workload's digest
     if (!inputs_.insert_or_assign(key, Input{d, generation_}).second) {
       usable_ = false;  // Compile keeps the last resource of a key: the next input is compared in full as well
       unusable_ = "a key given twice: " + key;
     }
-    if (l.resource.has_service()) given[key] = std::make_shared<const v1::Resource>(l.resource);
+    if (l.resource->has_service()) given[key] = l.resource.Share();
   }
   by_digest_.reserve(inputs_.size());
   for (auto& entry : inputs_) by_digest_[entry.second.digest] = &entry;

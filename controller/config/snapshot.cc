@@ -64,7 +64,7 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   // Built here, frozen (shared or moved into the snapshot) at the end. A known digest stays valid only for what this
   // function does not change: workloads.
   struct Work {
-    v1::Resource r;
+    manifest::SharedResource r;  // a workload stays the decode cache's object
     std::optional<manifest::Digest> digest;
   };
   // A sorted vector, not a map: 100,000 map insertions were a third of a change's work at that scale.
@@ -74,13 +74,13 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   bool have_mesh = false;
   for (auto& l : resources) {
     Work w{std::move(l.resource), l.digest};
-    if (w.r.has_mesh_config()) {
-      FillMeshDefaults(defaults, w.r.mutable_mesh_config());
-      s->mesh = w.r.mesh_config();
+    if (w.r->has_mesh_config()) {
+      FillMeshDefaults(defaults, w.r.Mutable()->mutable_mesh_config());
+      s->mesh = w.r->mesh_config();
       have_mesh = true;
     }
-    if (!w.r.has_workload()) w.digest.reset();
-    std::string key = manifest::KeyOf(w.r);
+    if (!w.r->has_workload()) w.digest.reset();
+    std::string key = manifest::KeyOf(*w.r);
     work.emplace_back(std::move(key), std::move(w));
   }
   if (!have_mesh) {
@@ -100,8 +100,8 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   }
   work.erase(work.begin() + static_cast<std::ptrdiff_t>(kept), work.end());
   for (const auto& [key, w] : work) {
-    if (!w.r.has_workload()) continue;
-    const auto& wl = w.r.workload();
+    if (!w.r->has_workload()) continue;
+    const auto& wl = w.r->workload();
     for (auto& ip : endpoints::WorkloadIps(wl)) by_ip[std::move(ip)] = &wl;  // dual stack: an endpoint per address
     s->identities_by_node[wl.node()].insert(wl.namespace_() + "/" + wl.service_account());
   }
@@ -110,7 +110,7 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
     for (const auto& [k, v] : w->labels()) by_label[endpoints::LabelKey(w->namespace_(), k, v)].emplace_back(&ip, w);
   }
   for (auto& [key, w] : work) {
-    if (w.r.has_service()) endpoints::Resolve(by_ip, by_label, w.r.mutable_service());
+    if (w.r->has_service()) endpoints::Resolve(by_ip, by_label, w.r.Mutable()->mutable_service());
   }
   // Seal, sharing what the previous version already holds (both maps are ordered by key: one merge walk).
   s->digests.reserve(work.size());
@@ -118,7 +118,7 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
   size_t pi = 0;
   auto pit = share ? previous->resources.cbegin() : decltype(previous->resources.cbegin()){};
   for (auto& [key, w] : work) {
-    manifest::Digest d = w.digest ? *w.digest : manifest::ResourceDigest(w.r);
+    manifest::Digest d = w.digest ? *w.digest : manifest::ResourceDigest(*w.r);
     Snapshot::ResourcePtr shared;
     if (share) {
       while (pit != previous->resources.cend() && pit->first < key) {
@@ -127,8 +127,7 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
       }
       if (pit != previous->resources.cend() && pit->first == key && previous->digests[pi] == d) shared = pit->second;
     }
-    s->resources.emplace_hint(s->resources.end(), key,
-                              shared ? std::move(shared) : std::make_shared<const v1::Resource>(std::move(w.r)));
+    s->resources.emplace_hint(s->resources.end(), key, shared ? std::move(shared) : w.r.Share());
     s->digests.push_back(d);
   }
   return s;

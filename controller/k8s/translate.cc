@@ -125,7 +125,7 @@ void AddWorkloads(const Objects& objs, Translation* t) {
     if (ips.empty()) continue;
     manifest::Located l;
     l.file = "Pod" + std::string("/") + key;
-    auto* w = l.resource.mutable_workload();
+    auto* w = l.resource.Mutable()->mutable_workload();
     w->set_name(Str(pod, {"metadata", "name"}));
     w->set_namespace_(ns);
     std::string sa = Str(pod, {"spec", "serviceAccountName"});
@@ -188,7 +188,7 @@ void AddServices(const Objects& objs, Translation* t) {
     const auto& my_slices = slices[key];
     manifest::Located l;
     l.file = "Service/" + key;
-    auto* s = l.resource.mutable_service();
+    auto* s = l.resource.Mutable()->mutable_service();
     s->set_name(Str(svc, {"metadata", "name"}));
     s->set_namespace_(Str(svc, {"metadata", "namespace"}));
     s->set_vip(vips[0]);
@@ -364,7 +364,7 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
     manifest::Located l;
     std::string reasons;
     bool ok = DecodeCrd(obj, "ServicePolicy", limits, &l, &reasons);
-    std::string warning = ok ? RouteTargetWarning(objs, l.resource.service_policy()) : "";
+    std::string warning = ok ? RouteTargetWarning(objs, l.resource->service_policy()) : "";
     verdict(obj, "servicepolicies", "ServicePolicy", ok, reasons, &l);
     if (!warning.empty()) t->statuses.back().message += warning;
   }
@@ -397,7 +397,7 @@ void AddCrds(const Objects& objs, const manifest::Limits& limits, Translation* t
       }
       bool added = verdict(obj, services.empty() ? nullptr : resource, kind, ok, reasons, &l);
       std::vector<std::string> dropped;
-      if (added) dropped = drop(&t->resources.back().resource);
+      if (added) dropped = drop(t->resources.back().resource.Mutable());
       if (!services.empty()) {
         t->statuses.back().api_prefix = prefix;
         t->statuses.back().parent_refs = std::move(services);

@@ -62,7 +62,7 @@ void DecodeSelector(YamlReader& r, const YAML::Node& n, const std::string& path,
 
 void DecodeWorkload(YamlReader& r, const Meta& m, const YAML::Node& spec, Located* l) {
   if (!r.CheckMap(spec, "spec", {"serviceAccount", "node", "ip", "ips", "enrolled", "mode", "probePorts"})) return;
-  v1::Workload* w = l->resource.mutable_workload();
+  v1::Workload* w = l->resource.Mutable()->mutable_workload();
   w->set_name(m.name);
   w->set_namespace_(m.ns);
   for (auto& [k, v] : m.labels) (*w->mutable_labels())[k] = v;
@@ -354,20 +354,20 @@ void DecodeDocument(YamlReader& r, const YAML::Node& doc, const Limits& limits, 
   if (*kind == "Workload") {
     DecodeWorkload(r, m, spec, &loc);
   } else if (*kind == "Service") {
-    DecodeService(r, m, spec, loc.resource.mutable_service());
+    DecodeService(r, m, spec, loc.resource.Mutable()->mutable_service());
   } else if (*kind == "TrafficPermission") {
-    DecodePermission(r, m, spec, loc.resource.mutable_traffic_permission());
+    DecodePermission(r, m, spec, loc.resource.Mutable()->mutable_traffic_permission());
   } else if (*kind == "TCPRoute") {
-    DecodeTcpRoute(r, m.name, m.ns, spec, loc.resource.mutable_tcp_route());
+    DecodeTcpRoute(r, m.name, m.ns, spec, loc.resource.Mutable()->mutable_tcp_route());
   } else if (*kind == "HTTPRoute") {
-    DecodeHttpRoute(r, m.name, m.ns, spec, loc.resource.mutable_http_route());
+    DecodeHttpRoute(r, m.name, m.ns, spec, loc.resource.Mutable()->mutable_http_route());
   } else if (*kind == "GRPCRoute") {
-    DecodeGrpcRoute(r, m.name, m.ns, spec, loc.resource.mutable_grpc_route());
+    DecodeGrpcRoute(r, m.name, m.ns, spec, loc.resource.Mutable()->mutable_grpc_route());
   } else if (*kind == "ServicePolicy") {
-    DecodeServicePolicy(r, m.name, m.ns, spec, loc.resource.mutable_service_policy());
+    DecodeServicePolicy(r, m.name, m.ns, spec, loc.resource.Mutable()->mutable_service_policy());
   } else {
-    loc.resource.mutable_mesh_config()->set_name(m.name);
-    DecodeMeshConfig(r, spec, limits, loc.resource.mutable_mesh_config());
+    loc.resource.Mutable()->mutable_mesh_config()->set_name(m.name);
+    DecodeMeshConfig(r, spec, limits, loc.resource.Mutable()->mutable_mesh_config());
   }
   if (r.error_count() == errors_before) out->resources.push_back(std::move(loc));
 }

@@ -102,19 +102,19 @@ void CheckSet(Result* r) {
     if (auto [it, fresh] = by_key.try_emplace(key, &l); !fresh) {
       r->errors.push_back({l.file, l.line, DuplicateNameReason(key, where(it->second))});
     }
-    if (l.resource.has_workload()) {
-      for (const auto& ip : EveryIp(l.resource.workload())) {
+    if (l.resource->has_workload()) {
+      for (const auto& ip : EveryIp(l.resource->workload())) {
         if (auto [it, fresh] = by_ip.emplace(ip, &l); !fresh) {
           r->errors.push_back({l.file, l.line, DuplicateIpReason(ip, where(it->second))});
         }
       }
-    } else if (l.resource.has_service() && !l.resource.service().vip().empty()) {
-      for (const auto& vip : EveryVip(l.resource.service())) {
+    } else if (l.resource->has_service() && !l.resource->service().vip().empty()) {
+      for (const auto& vip : EveryVip(l.resource->service())) {
         if (auto [it, fresh] = by_vip.emplace(vip, &l); !fresh) {
           r->errors.push_back({l.file, l.line, DuplicateVipReason(vip, where(it->second))});
         }
       }
-    } else if (l.resource.has_mesh_config()) {
+    } else if (l.resource->has_mesh_config()) {
       if (mesh_config != nullptr) {
         r->errors.push_back({l.file, l.line, SecondMeshConfigReason(where(mesh_config))});
       }
@@ -146,17 +146,21 @@ void DecodeCache::AppendResolved(const std::string& file, const std::map<std::st
                                  std::vector<Located>* out) {
   Entry& e = files_.at(file);
   for (size_t i = 0; i < e.decoded.resources.size(); ++i) {
-    Located& l = out->emplace_back(e.decoded.resources[i]);
-    if (!l.resource.has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
-    auto* w = l.resource.mutable_workload();
-    auto it = namespaces.find(w->namespace_());
-    if (!ResolveWorkload(l.inherit_enrolled, l.inherit_mode, it == namespaces.end() ? nullptr : it->second, true, w)) {
-      continue;  // as decoded: the decoded digest holds
-    }
+    Located& l = out->emplace_back(e.decoded.resources[i]);  // the resource is shared, not copied
+    if (!l.resource->has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
+    const auto& w = l.resource->workload();
+    auto it = namespaces.find(w.namespace_());
+    const Namespace* ns = it == namespaces.end() ? nullptr : it->second;
+    Inherited want = ResolvedSettings(l.inherit_enrolled, l.inherit_mode, ns, true, w);
+    if (want == Inherited{w.enrolled(), w.mode()}) continue;  // as decoded: the decoded digest holds
     auto& memo = e.resolved[i];
-    if (!memo || memo->enrolled != w->enrolled() || memo->mode != w->mode()) {
-      memo = Resolved{w->enrolled(), w->mode(), ResourceDigest(l.resource)};
+    if (!memo || memo->settings != want) {
+      // Resolved once per distinct setting and kept: the next reload shares this copy, as the snapshot does.
+      SharedResource resolved = l.resource;
+      ResolveWorkload(l.inherit_enrolled, l.inherit_mode, ns, true, resolved.Mutable()->mutable_workload());
+      memo = Resolved{want, ResourceDigest(*resolved), std::move(resolved)};
     }
+    l.resource = memo->resource;
     l.digest = memo->digest;
   }
 }

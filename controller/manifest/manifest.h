@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "controller/manifest/resource_digest.h"
+#include "controller/manifest/shared_resource.h"
 #include "zeromesh/v1/resources.pb.h"
 
 namespace zm::manifest {
@@ -22,7 +23,7 @@ struct Error {
 };
 
 struct Located {
-  zeromesh::v1::Resource resource;
+  SharedResource resource;  // shared with the decode cache and the snapshots (shared_resource.h)
   std::string file;
   int line = 0;
   // ResourceDigest(resource) when known (the decode cache sets it for every resource it decodes; the incremental
@@ -31,6 +32,13 @@ struct Located {
   // Workloads whose manifest leaves out spec.enrolled / spec.mode take them from their Namespace (namespaces.h);
   // `resource` holds the value resolved last (enrolled: true, mode: unspecified before any Namespace applies).
   bool inherit_enrolled = false, inherit_mode = false;
+};
+
+// What a workload that leaves them out takes from its Namespace (namespaces.h).
+struct Inherited {
+  bool enrolled = false;
+  zeromesh::v1::Mode mode = zeromesh::v1::MODE_UNSPECIFIED;
+  bool operator==(const Inherited&) const = default;
 };
 
 // A Namespace (apiVersion v1, cluster-scoped), the object a Kubernetes user writes: its labels zeromesh.io/mesh and
@@ -101,11 +109,11 @@ class DecodeCache {
   const SetIndex& index() const { return *index_; }
 
  private:
-  // A workload's digest once its Namespace changed it (enrolled and mode as resolved).
+  // A workload once its Namespace changed it (enrolled and mode as resolved), with its digest.
   struct Resolved {
-    bool enrolled = false;
-    zeromesh::v1::Mode mode = zeromesh::v1::MODE_UNSPECIFIED;
+    Inherited settings;
     Digest digest{};
+    SharedResource resource;
   };
   struct Entry {
     std::string text;

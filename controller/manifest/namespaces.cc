@@ -14,20 +14,21 @@ std::string ParseModeLabel(const std::string& value, v1::Mode* mode) {
   return "";
 }
 
+Inherited ResolvedSettings(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
+                           const v1::Workload& w) {
+  Inherited out{w.enrolled(), w.mode()};
+  if (inherit_enrolled) out.enrolled = ns != nullptr && ns->enrolled ? *ns->enrolled : enrolled_default;
+  if (inherit_mode) out.mode = ns != nullptr ? ns->mode : v1::MODE_UNSPECIFIED;
+  return out;
+}
+
 bool ResolveWorkload(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
                      v1::Workload* w) {
-  bool changed = false;
-  if (inherit_enrolled) {
-    bool enrolled = ns != nullptr && ns->enrolled ? *ns->enrolled : enrolled_default;
-    changed = changed || w->enrolled() != enrolled;
-    w->set_enrolled(enrolled);
-  }
-  if (inherit_mode) {
-    v1::Mode mode = ns != nullptr ? ns->mode : v1::MODE_UNSPECIFIED;
-    changed = changed || w->mode() != mode;
-    w->set_mode(mode);
-  }
-  return changed;
+  Inherited want = ResolvedSettings(inherit_enrolled, inherit_mode, ns, enrolled_default, *w);
+  if (want == Inherited{w->enrolled(), w->mode()}) return false;
+  w->set_enrolled(want.enrolled);
+  w->set_mode(want.mode);
+  return true;
 }
 
 std::map<std::string, const Namespace*> IndexNamespaces(const std::vector<Namespace>& namespaces) {
@@ -39,12 +40,14 @@ std::map<std::string, const Namespace*> IndexNamespaces(const std::vector<Namesp
 void ApplyNamespaces(Result* r) {
   auto index = IndexNamespaces(r->namespaces);
   for (auto& l : r->resources) {
-    if (!l.resource.has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
-    auto* w = l.resource.mutable_workload();
-    auto it = index.find(w->namespace_());
-    if (ResolveWorkload(l.inherit_enrolled, l.inherit_mode, it == index.end() ? nullptr : it->second, true, w)) {
-      l.digest.reset();
-    }
+    if (!l.resource->has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
+    const v1::Workload& w = l.resource->workload();
+    auto it = index.find(w.namespace_());
+    const Namespace* ns = it == index.end() ? nullptr : it->second;
+    Inherited want = ResolvedSettings(l.inherit_enrolled, l.inherit_mode, ns, true, w);
+    if (want == Inherited{w.enrolled(), w.mode()}) continue;  // unchanged: no copy of a shared resource
+    ResolveWorkload(l.inherit_enrolled, l.inherit_mode, ns, true, l.resource.Mutable()->mutable_workload());
+    l.digest.reset();
   }
 }
 

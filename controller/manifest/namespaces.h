@@ -22,8 +22,13 @@ constexpr const char* kMeshDisabled = "disabled";
 // The value of a zeromesh.io/mode label: "" when it is STRICT or PERMISSIVE (set in *mode), else why not.
 std::string ParseModeLabel(const std::string& value, zeromesh::v1::Mode* mode);
 
-// Sets what `w` inherits: enrolled from `ns` when it says, else `enrolled_default`; mode from `ns`, else unspecified
-// (the MeshConfig default applies). `ns` may be null (no such Namespace). Returns whether `w` changed.
+// What `w` resolves to: enrolled from `ns` when it says, else `enrolled_default`; mode from `ns`, else unspecified;
+// each only where `w` inherits it (its own value otherwise).
+Inherited ResolvedSettings(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
+                           const zeromesh::v1::Workload& w);
+
+// Sets what `w` inherits (ResolvedSettings): enrolled from `ns` when it says, else `enrolled_default`; mode from `ns`,
+// else unspecified (the MeshConfig default applies). `ns` may be null (no such Namespace). Returns whether `w` changed.
 bool ResolveWorkload(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
                      zeromesh::v1::Workload* w);
 

@@ -166,16 +166,16 @@ void ApplyReferenceGrants(Result* r) {
   for (auto& l : r->resources) {
     std::vector<std::string> dropped;
     std::string kind, self, ns;
-    if (l.resource.has_tcp_route()) {
-      auto* route = l.resource.mutable_tcp_route();
+    if (l.resource->has_tcp_route()) {
+      auto* route = l.resource.Mutable()->mutable_tcp_route();
       dropped = DropUnpermittedBackends(r->grants, route);
       kind = "TCPRoute", ns = route->namespace_(), self = route->name();
-    } else if (l.resource.has_http_route()) {
-      auto* route = l.resource.mutable_http_route();
+    } else if (l.resource->has_http_route()) {
+      auto* route = l.resource.Mutable()->mutable_http_route();
       dropped = DropUnpermittedBackends(r->grants, route);
       kind = "HTTPRoute", ns = route->namespace_(), self = route->name();
-    } else if (l.resource.has_grpc_route()) {
-      auto* route = l.resource.mutable_grpc_route();
+    } else if (l.resource->has_grpc_route()) {
+      auto* route = l.resource.Mutable()->mutable_grpc_route();
       dropped = DropUnpermittedBackends(r->grants, route);
       kind = "GRPCRoute", ns = route->namespace_(), self = route->name();
     }

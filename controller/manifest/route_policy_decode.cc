@@ -146,20 +146,20 @@ void CheckRoutePolicyRefs(Result* r) {
   // "HTTPRoute/ns/name" -> the names of its rules.
   std::map<std::string, std::set<std::string>> routes;
   for (const auto& l : r->resources) {
-    if (l.resource.has_http_route()) {
-      const auto& rt = l.resource.http_route();
+    if (l.resource->has_http_route()) {
+      const auto& rt = l.resource->http_route();
       auto& names = routes["HTTPRoute/" + rt.namespace_() + "/" + rt.name()];
       for (const auto& rule : rt.rules()) names.insert(rule.name());
-    } else if (l.resource.has_grpc_route()) {
-      const auto& rt = l.resource.grpc_route();
+    } else if (l.resource->has_grpc_route()) {
+      const auto& rt = l.resource->grpc_route();
       auto& names = routes["GRPCRoute/" + rt.namespace_() + "/" + rt.name()];
       for (const auto& rule : rt.rules()) names.insert(rule.name());
     }
   }
   std::map<std::string, const Located*> targets;
   for (const auto& l : r->resources) {
-    if (!l.resource.has_service_policy() || !l.resource.service_policy().has_target_route()) continue;
-    const auto& sp = l.resource.service_policy();
+    if (!l.resource->has_service_policy() || !l.resource->service_policy().has_target_route()) continue;
+    const auto& sp = l.resource->service_policy();
     const auto& t = sp.target_route();
     const std::string self = "ServicePolicy " + sp.namespace_() + "/" + sp.name();
     const std::string route = t.kind() + "/" + sp.namespace_() + "/" + t.name();

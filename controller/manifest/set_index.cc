@@ -42,10 +42,10 @@ template <typename F>
 void SetIndex::ForEachKey(const Located& l, F&& f) {
   f(names_, KeyOf(l.resource), 0u);
   uint32_t sub = 1;
-  if (l.resource.has_workload()) {
-    for (const auto& ip : EveryIp(l.resource.workload())) f(ips_, ip, sub++);
-  } else if (l.resource.has_service() && !l.resource.service().vip().empty()) {
-    for (const auto& vip : EveryVip(l.resource.service())) f(vips_, vip, sub++);
+  if (l.resource->has_workload()) {
+    for (const auto& ip : EveryIp(l.resource->workload())) f(ips_, ip, sub++);
+  } else if (l.resource->has_service() && !l.resource->service().vip().empty()) {
+    for (const auto& vip : EveryVip(l.resource->service())) f(vips_, vip, sub++);
   }
 }
 
@@ -53,7 +53,7 @@ void SetIndex::Add(const std::vector<Located>& resources) {
   for (uint32_t i = 0; i < resources.size(); ++i) {
     const Located& l = resources[i];
     ForEachKey(l, [&](Table& t, const std::string& key, uint32_t sub) { t.Insert(key, {&l, i, sub}); });
-    if (l.resource.has_mesh_config()) {
+    if (l.resource->has_mesh_config()) {
       Occurrence o{&l, i, 1};
       mesh_configs_.insert(std::upper_bound(mesh_configs_.begin(), mesh_configs_.end(), o, Before<Occurrence>), o);
     }
@@ -63,7 +63,7 @@ void SetIndex::Add(const std::vector<Located>& resources) {
 void SetIndex::Remove(const std::vector<Located>& resources) {
   for (const Located& l : resources) {
     ForEachKey(l, [&](Table& t, const std::string& key, uint32_t) { t.Erase(key, &l); });
-    if (l.resource.has_mesh_config()) {
+    if (l.resource->has_mesh_config()) {
       mesh_configs_.erase(
           std::remove_if(mesh_configs_.begin(), mesh_configs_.end(), [&](const Occurrence& o) { return o.l == &l; }),
           mesh_configs_.end());
@@ -109,7 +109,7 @@ void SetIndex::AppendErrors(std::vector<Error>* out) const {
 
 const zeromesh::v1::Service* SetIndex::FindService(const std::string& ns, const std::string& name) const {
   auto it = names_.at.find("Service/" + ns + "/" + name);
-  return it == names_.at.end() ? nullptr : &it->second.back().l->resource.service();
+  return it == names_.at.end() ? nullptr : &it->second.back().l->resource->service();
 }
 
 }  // namespace zm::manifest

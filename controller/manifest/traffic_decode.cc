@@ -273,8 +273,8 @@ void DecodeServicePolicy(YamlReader& r, const std::string& name, const std::stri
 void CheckTrafficRefs(Result* r) {
   std::map<std::string, const v1::Service*> services;  // "ns/name", the last of a duplicated name
   for (const auto& l : r->resources) {
-    if (l.resource.has_service()) {
-      services[l.resource.service().namespace_() + "/" + l.resource.service().name()] = &l.resource.service();
+    if (l.resource->has_service()) {
+      services[l.resource->service().namespace_() + "/" + l.resource->service().name()] = &l.resource->service();
     }
   }
   CheckTrafficRefs(r, [&](const std::string& ns, const std::string& name) -> const v1::Service* {
@@ -293,8 +293,8 @@ void CheckTrafficRefs(Result* r, const ServiceLookup& find_service) {
   auto where = [](const Located& l) { return l.file + ":" + std::to_string(l.line); };
   std::map<std::string, const Located*> parent_ports, policy_targets;
   for (const auto& l : r->resources) {
-    if (l.resource.has_tcp_route()) {
-      const auto& rt = l.resource.tcp_route();
+    if (l.resource->has_tcp_route()) {
+      const auto& rt = l.resource->tcp_route();
       std::string self = "TCPRoute " + rt.namespace_() + "/" + rt.name();
       for (const auto& p : rt.parent_refs()) {
         std::string key = p.namespace_() + "/" + p.name();
@@ -325,13 +325,13 @@ void CheckTrafficRefs(Result* r, const ServiceLookup& find_service) {
           }
         }
       }
-    } else if (l.resource.has_http_route() || l.resource.has_grpc_route()) {
+    } else if (l.resource->has_http_route() || l.resource->has_grpc_route()) {
       // Several HTTPRoutes / GRPCRoutes may share a parent (their rules merge, Gateway API); only references count.
-      const bool http = l.resource.has_http_route();
-      const auto& parents = http ? l.resource.http_route().parent_refs() : l.resource.grpc_route().parent_refs();
+      const bool http = l.resource->has_http_route();
+      const auto& parents = http ? l.resource->http_route().parent_refs() : l.resource->grpc_route().parent_refs();
       std::string self =
-          http ? "HTTPRoute " + l.resource.http_route().namespace_() + "/" + l.resource.http_route().name()
-               : "GRPCRoute " + l.resource.grpc_route().namespace_() + "/" + l.resource.grpc_route().name();
+          http ? "HTTPRoute " + l.resource->http_route().namespace_() + "/" + l.resource->http_route().name()
+               : "GRPCRoute " + l.resource->grpc_route().namespace_() + "/" + l.resource->grpc_route().name();
       for (const auto& p : parents) {
         std::string key = p.namespace_() + "/" + p.name();
         const v1::Service* svc = find_service(p.namespace_(), p.name());
@@ -359,12 +359,12 @@ void CheckTrafficRefs(Result* r, const ServiceLookup& find_service) {
         }
       };
       if (http) {
-        for (const auto& rule : l.resource.http_route().rules()) check_rule(rule);
+        for (const auto& rule : l.resource->http_route().rules()) check_rule(rule);
       } else {
-        for (const auto& rule : l.resource.grpc_route().rules()) check_rule(rule);
+        for (const auto& rule : l.resource->grpc_route().rules()) check_rule(rule);
       }
-    } else if (l.resource.has_service_policy() && !l.resource.service_policy().has_target_route()) {
-      const auto& sp = l.resource.service_policy();
+    } else if (l.resource->has_service_policy() && !l.resource->service_policy().has_target_route()) {
+      const auto& sp = l.resource->service_policy();
       std::string key = sp.namespace_() + "/" + sp.target_service();
       std::string self = "ServicePolicy " + sp.namespace_() + "/" + sp.name();
       if (!find_service(sp.namespace_(), sp.target_service()))

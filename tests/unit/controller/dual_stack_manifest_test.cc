@@ -46,31 +46,31 @@ TEST(DualStackManifest, WorkloadAddresses) {
   // Both families, the IPv6 one in non-canonical text: stored canonical, ip first.
   auto r = Decode(Workload("a", "  ip: 10.0.0.1\n  ips: ['FD00:0:0::0001', 10.0.0.1]\n"));
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  const auto& a = r.resources[0].resource.workload();
+  const auto& a = r.resources[0].resource->workload();
   EXPECT_EQ(a.ip(), "10.0.0.1");
   EXPECT_EQ(List(a.ips()), (std::vector<std::string>{"10.0.0.1", "fd00::1"}));
 
   // ips alone: the first is the primary address.
   r = Decode(Workload("b", "  ips: [fd00::2, 10.0.0.2]\n"));
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  EXPECT_EQ(r.resources[0].resource.workload().ip(), "fd00::2");
-  EXPECT_EQ(List(r.resources[0].resource.workload().ips()), (std::vector<std::string>{"fd00::2", "10.0.0.2"}));
+  EXPECT_EQ(r.resources[0].resource->workload().ip(), "fd00::2");
+  EXPECT_EQ(List(r.resources[0].resource->workload().ips()), (std::vector<std::string>{"fd00::2", "10.0.0.2"}));
 
   // IPv6-only, one address: no list (the proto's "empty means just ip").
   r = Decode(Workload("c", "  ip: fd00::3\n"));
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  EXPECT_EQ(r.resources[0].resource.workload().ip(), "fd00::3");
-  EXPECT_EQ(r.resources[0].resource.workload().ips_size(), 0);
+  EXPECT_EQ(r.resources[0].resource->workload().ip(), "fd00::3");
+  EXPECT_EQ(r.resources[0].resource->workload().ips_size(), 0);
   r = Decode(Workload("d", "  ips: [fd00::4]\n"));
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  EXPECT_EQ(r.resources[0].resource.workload().ip(), "fd00::4");
-  EXPECT_EQ(r.resources[0].resource.workload().ips_size(), 0);
+  EXPECT_EQ(r.resources[0].resource->workload().ip(), "fd00::4");
+  EXPECT_EQ(r.resources[0].resource->workload().ips_size(), 0);
 
   // IPv4 as before: unchanged text, no list.
   r = Decode(Workload("e", "  ip: 10.0.0.5\n"));
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  EXPECT_EQ(r.resources[0].resource.workload().ip(), "10.0.0.5");
-  EXPECT_EQ(r.resources[0].resource.workload().ips_size(), 0);
+  EXPECT_EQ(r.resources[0].resource->workload().ip(), "10.0.0.5");
+  EXPECT_EQ(r.resources[0].resource->workload().ips_size(), 0);
 }
 
 TEST(DualStackManifest, ServiceAddressesEndpointsAndCidrs) {
@@ -85,15 +85,15 @@ TEST(DualStackManifest, ServiceAddressesEndpointsAndCidrs) {
              "---\n" +
              kHead + "kind: MeshConfig\nmetadata: {name: m}\nspec: {excludeCidrs: ['fd00:96::/112', 10.96.0.0/12]}\n");
   ASSERT_TRUE(r.ok()) << AllErrors(r);
-  const auto& s = r.resources[0].resource.service();
+  const auto& s = r.resources[0].resource->service();
   EXPECT_EQ(s.vip(), "10.96.0.10");
   EXPECT_EQ(List(s.vips()), (std::vector<std::string>{"10.96.0.10", "fd00:96::a"}));
   ASSERT_EQ(s.endpoints_size(), 2);
   EXPECT_EQ(s.endpoints(0).ip(), "fd00::7");
   EXPECT_EQ(s.endpoints(1).ip(), "10.0.0.7");
-  EXPECT_EQ(List(r.resources[1].resource.traffic_permission().sources().ip_blocks()),
+  EXPECT_EQ(List(r.resources[1].resource->traffic_permission().sources().ip_blocks()),
             (std::vector<std::string>{"10.0.0.0/8", "fd00:10::/32", "2001:db8::1/128"}));
-  EXPECT_EQ(List(r.resources[2].resource.mesh_config().exclude_cidrs()),
+  EXPECT_EQ(List(r.resources[2].resource->mesh_config().exclude_cidrs()),
             (std::vector<std::string>{"fd00:96::/112", "10.96.0.0/12"}));
 }
 
@@ -220,7 +220,7 @@ TEST(DualStackManifest, UnquotedAddressEndingInColons) {
        {"  ips: [10.0.0.1, 'fd00::']\n", "  ips:\n  - 10.0.0.1\n  - \"fd00::\"\n", "  ip: 'fd00::'\n"}) {
     r = Decode(Workload("a", ok));
     ASSERT_TRUE(r.ok()) << ok << AllErrors(r);
-    EXPECT_EQ(r.resources[0].resource.workload().ip(),
+    EXPECT_EQ(r.resources[0].resource->workload().ip(),
               std::string(ok).find("10.0") != std::string::npos ? "10.0.0.1" : "fd00::");
   }
 }

@@ -59,7 +59,7 @@ TEST(AppProtocol, ServiceManifestPorts) {
       "grpc}\n"
       "  - {name: db, port: 5432}\n  - {name: h2, port: 82, appProtocol: kubernetes.io/h2c}\n");
   ASSERT_TRUE(r.ok()) << All(r);
-  const auto& ports = r.resources[0].resource.service().ports();
+  const auto& ports = r.resources[0].resource->service().ports();
   EXPECT_EQ(ports[0].resolved_protocol(), v1::APP_HTTP);
   EXPECT_EQ(ports[0].app_protocol(), "");
   EXPECT_EQ(ports[1].resolved_protocol(), v1::APP_GRPC);
@@ -143,7 +143,7 @@ TEST(HttpRoute, DecodesEveryField) {
   ASSERT_TRUE(r.ok()) << All(r);
   EXPECT_TRUE(r.notices.empty());
   ASSERT_EQ(r.resources.size(), 5u);
-  const auto& h = r.resources[3].resource.http_route();
+  const auto& h = r.resources[3].resource->http_route();
   EXPECT_EQ(manifest::KeyOf(r.resources[3].resource), "HTTPRoute/shop/canary");
   ASSERT_EQ(h.parent_refs_size(), 1);
   EXPECT_EQ(h.parent_refs(0).name(), "front");
@@ -184,7 +184,7 @@ TEST(HttpRoute, DecodesEveryField) {
   EXPECT_EQ(rule.retry().backoff_ms(), 100u);
   EXPECT_EQ(h.rules(1).backend_refs(0).weight(), 1u);  // Gateway API's default
 
-  const auto& g = r.resources[4].resource.grpc_route();
+  const auto& g = r.resources[4].resource->grpc_route();
   EXPECT_EQ(manifest::KeyOf(r.resources[4].resource), "GRPCRoute/shop/rpc");
   ASSERT_EQ(g.rules(0).matches_size(), 2);
   EXPECT_EQ(g.rules(0).matches(0).method().type(), v1::MATCH_EXACT);
@@ -213,11 +213,11 @@ TEST(HttpRoute, ReferenceGrantsPerRouteKind) {
   EXPECT_EQ(r.notices[0].reason,
             "HTTPRoute shop/canary: backendRef data/db:80: not permitted (no ReferenceGrant in the backend's "
             "namespace lets HTTPRoutes from namespace shop refer to that Service); left out of the route's backends");
-  EXPECT_EQ(r.resources[3].resource.http_route().rules(0).filters_size(), 3);
+  EXPECT_EQ(r.resources[3].resource->http_route().rules(0).filters_size(), 3);
   auto ok = Load(kServices + kHttpRoute + grant("HTTPRoute"));
   ASSERT_TRUE(ok.ok()) << All(ok);
   EXPECT_TRUE(ok.notices.empty());
-  EXPECT_EQ(ok.resources[3].resource.http_route().rules(0).filters_size(), 4);
+  EXPECT_EQ(ok.resources[3].resource->http_route().rules(0).filters_size(), 4);
 }
 
 TEST(HttpRoute, ReferencesMustResolve) {

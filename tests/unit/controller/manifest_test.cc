@@ -39,14 +39,14 @@ TEST(ManifestDecode, MeshConfigTracing) {
   };
   auto r = mesh("  tracing: {samplingPercentage: 12.5}\n");
   ASSERT_TRUE(r.ok()) << r.errors[0].reason;
-  EXPECT_TRUE(r.resources[0].resource.mesh_config().has_tracing());
-  EXPECT_DOUBLE_EQ(r.resources[0].resource.mesh_config().tracing().sampling_percentage(), 12.5);
+  EXPECT_TRUE(r.resources[0].resource->mesh_config().has_tracing());
+  EXPECT_DOUBLE_EQ(r.resources[0].resource->mesh_config().tracing().sampling_percentage(), 12.5);
   r = mesh("  tracing: {}\n");
   ASSERT_TRUE(r.ok());
-  EXPECT_DOUBLE_EQ(r.resources[0].resource.mesh_config().tracing().sampling_percentage(), 1.0) << "the default";
+  EXPECT_DOUBLE_EQ(r.resources[0].resource->mesh_config().tracing().sampling_percentage(), 1.0) << "the default";
   r = mesh("  certTTL: 1h\n");
   ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r.resources[0].resource.mesh_config().has_tracing());
+  EXPECT_FALSE(r.resources[0].resource->mesh_config().has_tracing());
   ExpectError(mesh("  tracing: {samplingPercentage: 101}\n"), 5, "must be a number from 0 to 100, not '101'");
   ExpectError(mesh("  tracing: {samplingPercentage: lots}\n"), 5, "not 'lots'");
   ExpectError(mesh("  tracing: {samplingPercentage: -1}\n"), 5, "from 0 to 100");
@@ -70,16 +70,16 @@ TEST(ManifestDecode, AllKinds) {
                   "  destination: {selector: {matchLabels: {app: web}}, ports: [8080]}\n");
   ASSERT_TRUE(r.ok()) << r.errors[0].line << ": " << r.errors[0].reason;
   ASSERT_EQ(r.resources.size(), 4u);
-  const auto& mc = r.resources[0].resource.mesh_config();
+  const auto& mc = r.resources[0].resource->mesh_config();
   EXPECT_EQ(mc.trust_domain(), "example.org");
   EXPECT_EQ(mc.default_mode(), zeromesh::v1::PERMISSIVE);
   EXPECT_EQ(mc.default_policy(), zeromesh::v1::DENY);
   EXPECT_EQ(mc.cert_ttl_seconds(), 12u * 3600);
-  const auto& w = r.resources[1].resource.workload();
+  const auto& w = r.resources[1].resource->workload();
   EXPECT_EQ(w.labels().at("app"), "web");
   EXPECT_TRUE(w.enrolled());
-  EXPECT_EQ(r.resources[2].resource.service().ports(0).target_port(), 8080u);
-  const auto& tp = r.resources[3].resource.traffic_permission();
+  EXPECT_EQ(r.resources[2].resource->service().ports(0).target_port(), 8080u);
+  const auto& tp = r.resources[3].resource->traffic_permission();
   EXPECT_EQ(tp.action(), zeromesh::v1::ALLOW);
   EXPECT_EQ(tp.sources().workload_selectors(0).match_labels().at("app"), "cli");
   EXPECT_EQ(tp.destination().ports(0), 8080u);
@@ -109,8 +109,8 @@ TEST(ManifestDecode, Errors) {
                      "  probePorts: [8080, 15021]\n");
     ASSERT_TRUE(ok.errors.empty()) << ok.errors[0].reason;
     ASSERT_EQ(ok.resources.size(), 1u);
-    EXPECT_EQ(ok.resources[0].resource.workload().probe_ports_size(), 2);
-    EXPECT_EQ(ok.resources[0].resource.workload().probe_ports(1), 15021u);
+    EXPECT_EQ(ok.resources[0].resource->workload().probe_ports_size(), 2);
+    EXPECT_EQ(ok.resources[0].resource->workload().probe_ports(1), 15021u);
   }
   ExpectError(Decode(std::string(kHead) + "kind: Widget\nmetadata: {name: a}\nspec: {}\n"), 2, "unknown kind");
   ExpectError(Decode("apiVersion: v1\nkind: Workload\nmetadata: {name: a}\nspec: {node: n, ip: 10.0.0.1}\n"), 1,

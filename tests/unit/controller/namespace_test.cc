@@ -54,8 +54,8 @@ std::string Workload(const std::string& name, const std::string& ns, const std::
 std::map<std::string, v1::Workload> Workloads(const std::vector<manifest::Located>& rs) {
   std::map<std::string, v1::Workload> out;
   for (const auto& l : rs) {
-    if (l.resource.has_workload())
-      out[l.resource.workload().namespace_() + "/" + l.resource.workload().name()] = l.resource.workload();
+    if (l.resource->has_workload())
+      out[l.resource->workload().namespace_() + "/" + l.resource->workload().name()] = l.resource->workload();
   }
   return out;
 }

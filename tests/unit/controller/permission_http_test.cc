@@ -39,7 +39,7 @@ TEST(PermissionHttpDecode, AcceptsMethodsPathsAndHeaders) {
       "    - {name: x-token, present: true}\n");
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].reason;
   ASSERT_EQ(r.resources.size(), 1u);
-  const auto& tp = r.resources[0].resource.traffic_permission();
+  const auto& tp = r.resources[0].resource->traffic_permission();
   ASSERT_EQ(tp.http_size(), 2);
   EXPECT_EQ(tp.http(0).methods_size(), 2);
   EXPECT_EQ(tp.http(0).paths(0), "/api/*");
@@ -57,7 +57,7 @@ TEST(PermissionHttpDecode, AcceptsMethodsPathsAndHeaders) {
 TEST(PermissionHttpDecode, WithoutHttpStaysL4) {
   auto r = Decode("");
   ASSERT_TRUE(r.errors.empty());
-  EXPECT_EQ(r.resources[0].resource.traffic_permission().http_size(), 0);
+  EXPECT_EQ(r.resources[0].resource->traffic_permission().http_size(), 0);
 }
 
 TEST(PermissionHttpDecode, RefusesBadInput) {

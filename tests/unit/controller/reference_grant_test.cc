@@ -78,8 +78,9 @@ manifest::Result Load(const std::string& text) {
 std::vector<std::string> Backends(const manifest::Result& r) {
   std::vector<std::string> out;
   for (const auto& l : r.resources) {
-    if (!l.resource.has_tcp_route()) continue;
-    for (const auto& b : l.resource.tcp_route().rules(0).backend_refs()) out.push_back(b.namespace_() + "/" + b.name());
+    if (!l.resource->has_tcp_route()) continue;
+    for (const auto& b : l.resource->tcp_route().rules(0).backend_refs())
+      out.push_back(b.namespace_() + "/" + b.name());
   }
   return out;
 }
@@ -171,8 +172,8 @@ RouteView Translate(const k8s::Objects& o) {
   k8s::Translation t = k8s::Translate(o, {});
   RouteView v;
   for (const auto& l : t.resources) {
-    if (!l.resource.has_tcp_route()) continue;
-    for (const auto& b : l.resource.tcp_route().rules(0).backend_refs()) {
+    if (!l.resource->has_tcp_route()) continue;
+    for (const auto& b : l.resource->tcp_route().rules(0).backend_refs()) {
       v.backends.push_back(b.namespace_() + "/" + b.name());
     }
   }

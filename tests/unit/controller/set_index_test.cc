@@ -27,7 +27,7 @@ std::string Dump(const manifest::Result& r) {
   std::string out = "errors:\n" + Errors(r.errors) + "notices:\n" + Errors(r.notices) + "resources:\n";
   for (const auto& l : r.resources) {
     std::string bytes;
-    EXPECT_TRUE(l.resource.SerializeToString(&bytes));
+    EXPECT_TRUE(l.resource->SerializeToString(&bytes));
     out += l.file + ":" + std::to_string(l.line) + " " + manifest::KeyOf(l.resource) + " " +
            std::to_string(std::hash<std::string>{}(bytes)) + " " + std::to_string(l.inherit_enrolled) +
            std::to_string(l.inherit_mode) + "\n";

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/config/incremental_compile.h"
 #include "controller/config/snapshot.h"
 #include "controller/config/store.h"
 #include "tests/unit/controller/shop_resources.h"
@@ -75,7 +76,7 @@ TEST(SnapshotDelta, DigestsAgreeWithEncodings) {
   EXPECT_TRUE(Unsealed(*after)->SameResources(*again));
   EXPECT_EQ(MakeDeltaPush(*after, *again, "e", "").upserted_size(), 0);
   EXPECT_EQ(MakeDeltaPush(*after, *again, "e", "").removed_size(), 0);
-  b[0].resource.mutable_workload()->set_node("node2");
+  b[0].resource.Mutable()->mutable_workload()->set_node("node2");
   auto moved = Compile(b, MeshDefaults{});
   EXPECT_FALSE(after->SameResources(*moved));
   EXPECT_FALSE(Unsealed(*after)->SameResources(*Unsealed(*moved)));
@@ -90,7 +91,7 @@ TEST(SnapshotDelta, UnchangedResourcesAreSharedWithThePreviousVersion) {
                                       Service("web", "10.96.0.1", "web")};
   auto v1s = Compile(a, MeshDefaults{});
   auto b = a;
-  b[1].resource.mutable_workload()->set_service_account("db");
+  b[1].resource.Mutable()->mutable_workload()->set_service_account("db");
   auto v2s = Compile(b, MeshDefaults{}, v1s.get());
   EXPECT_EQ(v2s->resources.at("Workload/shop/web-1"), v1s->resources.at("Workload/shop/web-1"));  // same object
   EXPECT_EQ(v2s->resources.at("Service/shop/web"), v1s->resources.at("Service/shop/web"));
@@ -120,6 +121,64 @@ TEST(SnapshotDelta, DecodedWorkloadDigestsMatchTheirResources) {
   auto plain = Unsealed(*snap);
   plain->Seal();
   EXPECT_EQ(snap->digests, plain->digests);
+}
+
+// A reload hands the compiler the decode cache's own objects and the snapshots keep them: 100,000 workloads are held
+// once, not once by the cache and once more by the snapshot, and no reload copies them (shared_resource.h). What the
+// compile changes (a Service's endpoints) is a copy: the cache keeps the resource as given.
+TEST(SnapshotDelta, SnapshotsHoldTheDecodeCachesWorkloads) {
+  std::string dir = ::testing::TempDir() + "/zm-shared-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/a.yaml") << "apiVersion: zeromesh.io/v1alpha1\nkind: Workload\nmetadata:\n  name: web-1\n"
+                                    "  namespace: shop\n  labels:\n    app: web\nspec:\n  ip: 10.244.1.11\n"
+                                    "  node: node1\n  serviceAccount: web\n---\n"
+                                    "apiVersion: zeromesh.io/v1alpha1\nkind: Service\nmetadata: {name: web, namespace: "
+                                    "shop}\nspec: {vip: 10.96.0.1, ports: [{port: 80}], selector: {app: web}}\n";
+  manifest::DecodeCache cache;
+  IncrementalCompiler compiler;
+  auto first = manifest::LoadDir(dir, manifest::Limits{}, &cache);
+  ASSERT_TRUE(first.ok()) << first.errors[0].reason;
+  ASSERT_EQ(first.resources.size(), 2u);
+  const v1::Resource* decoded_workload = &*first.resources[0].resource;
+  const v1::Resource* decoded_service = &*first.resources[1].resource;
+  auto s1 = compiler.Compile(std::move(first.resources), MeshDefaults{}, nullptr);
+  EXPECT_EQ(s1->resources.at("Workload/shop/web-1").get(), decoded_workload) << "the snapshot copied the workload";
+  EXPECT_NE(s1->resources.at("Service/shop/web").get(), decoded_service);
+  EXPECT_EQ(s1->resources.at("Service/shop/web")->service().endpoints_size(), 1);
+  EXPECT_EQ(decoded_service->service().endpoints_size(), 0) << "the compile wrote into the cache's Service";
+
+  // A change in another file: the reload shares the unchanged workload again, the incremental compile keeps it.
+  std::ofstream(dir + "/b.yaml") << "apiVersion: zeromesh.io/v1alpha1\nkind: Workload\nmetadata:\n  name: web-2\n"
+                                    "  namespace: shop\n  labels:\n    app: web\nspec:\n  ip: 10.244.1.12\n"
+                                    "  node: node2\n  serviceAccount: web\n";
+  auto second = manifest::LoadDir(dir, manifest::Limits{}, &cache);
+  ASSERT_TRUE(second.ok()) << second.errors[0].reason;
+  EXPECT_EQ(&*second.resources[0].resource, decoded_workload) << "the reload copied the cached workload";
+  auto s2 = compiler.Compile(std::move(second.resources), MeshDefaults{}, s1.get());
+  EXPECT_TRUE(compiler.last().incremental) << compiler.last().fallback;
+  EXPECT_EQ(s2->resources.at("Workload/shop/web-1").get(), decoded_workload);
+  EXPECT_EQ(s2->resources.at("Service/shop/web")->service().endpoints_size(), 2);
+  EXPECT_EQ(decoded_service->service().endpoints_size(), 0);
+  std::filesystem::remove_all(dir);
+}
+
+// Copy on write: a writer never changes what another holder sees.
+TEST(SnapshotDelta, SharedResourceCopiesOnlyWhenShared) {
+  manifest::SharedResource a(test::Workload("web-1", "10.0.0.1", "web"));
+  const v1::Resource* before = &*a;
+  a.Mutable()->mutable_workload()->set_node("node9");  // the only holder: written in place
+  EXPECT_EQ(&*a, before);
+  manifest::SharedResource b = a;
+  auto snapshot_view = a.Share();
+  b.Mutable()->mutable_workload()->set_node("node7");
+  EXPECT_EQ(a->workload().node(), "node9");
+  EXPECT_EQ(snapshot_view->workload().node(), "node9");
+  EXPECT_EQ(b->workload().node(), "node7");
+  EXPECT_FALSE(a.SameObject(b));
+  manifest::SharedResource empty;
+  EXPECT_FALSE(empty->has_workload());
+  EXPECT_TRUE(empty.Mutable()->mutable_service() != nullptr);
+  EXPECT_TRUE(empty->has_service());
 }
 
 TEST(SnapshotDelta, FromAndToEmpty) {

@@ -95,14 +95,14 @@ TEST(TrafficManifest, DecodesRouteAndPolicy) {
   Result r = Decode(std::string(kRoute) + "---\n" + kPolicy);
   ASSERT_TRUE(r.ok()) << Errors(r);
   ASSERT_EQ(r.resources.size(), 5u);
-  const auto& rt = r.resources[3].resource.tcp_route();
+  const auto& rt = r.resources[3].resource->tcp_route();
   ASSERT_EQ(rt.parent_refs_size(), 1);
   EXPECT_EQ(rt.parent_refs(0).name(), "backend");
   EXPECT_EQ(rt.parent_refs(0).port(), 80u);
   ASSERT_EQ(rt.rules(0).backend_refs_size(), 2);
   EXPECT_EQ(rt.rules(0).backend_refs(1).weight(), 10u);
   EXPECT_EQ(rt.rules(0).backend_refs(1).namespace_(), "shop");
-  const auto& p = r.resources[4].resource.service_policy();
+  const auto& p = r.resources[4].resource->service_policy();
   EXPECT_EQ(p.target_service(), "backend");
   EXPECT_EQ(p.algorithm(), zeromesh::v1::LEAST_CONNECTIONS);
   EXPECT_TRUE(p.locality_preference());
@@ -146,7 +146,7 @@ TEST(TrafficManifest, PerRequestAlgorithmsReachTheAgent) {
         std::tuple{"EWMA", zeromesh::v1::EWMA, agent::LbAlgorithm::kEwma}}) {
     Result r = Decode(std::string(kRoute) + "---\n" + Replace(kPolicy, "LeastConnections", name));
     ASSERT_TRUE(r.ok()) << Errors(r);
-    EXPECT_EQ(r.resources[4].resource.service_policy().algorithm(), proto);
+    EXPECT_EQ(r.resources[4].resource->service_policy().algorithm(), proto);
     auto snap = ctrl::Compile(r.resources, ctrl::MeshDefaults{});
     agent::control::ConfigState state;
     for (const auto& [k, res] : snap->resources) state.resources[agent::control::ResourceKeyString(*res)] = *res;

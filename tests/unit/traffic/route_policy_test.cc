@@ -79,7 +79,7 @@ void ExpectError(const std::string& text, int line, const std::string& needle) {
 
 const zeromesh::v1::ServicePolicy* PolicyOf(const Result& r) {
   for (const auto& l : r.resources) {
-    if (l.resource.has_service_policy()) return &l.resource.service_policy();
+    if (l.resource->has_service_policy()) return &l.resource->service_policy();
   }
   return nullptr;
 }
