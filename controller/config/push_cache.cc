@@ -27,7 +27,8 @@ std::shared_ptr<const PushCache::Parts> PushCache::Get(const Snapshot* base, con
   }
   std::call_once(entry->built, [&] {
     entry->parts = std::make_shared<const Parts>(
-        SplitPush(base ? MakeDeltaPush(*base, to, epoch, bundle) : MakeFullPush(to, epoch, bundle), part_bytes_));
+        base ? EncodeParts(SplitPush(MakeDeltaPush(*base, to, epoch, bundle), part_bytes_))
+             : EncodeFullPush(to, epoch, bundle, part_bytes_));
   });
   return entry->parts;
 }

@@ -17,11 +17,11 @@ namespace zm::ctrl {
 
 class PushCache {
  public:
-  using Parts = std::vector<zeromesh::v1::ConfigPush>;
+  using Parts = std::vector<std::string>;  // each an encoded ConfigPush (push_parts.h: EncodeParts)
   explicit PushCache(size_t part_bytes = kPushPartBytes) : part_bytes_(part_bytes) {}
 
   // The push taking an agent from `base` (nullptr: nothing held, a full push) to `to`, in parts of at most
-  // `part_bytes` (SplitPush). Thread-safe; concurrent callers for the same pair wait for one build instead of
+  // `part_bytes` (SplitPush), encoded. Thread-safe; concurrent callers for the same pair wait for one build instead of
   // building it each.
   std::shared_ptr<const Parts> Get(const Snapshot* base, const Snapshot& to, const std::string& epoch,
                                    const std::string& bundle);

@@ -1,5 +1,11 @@
 #include "controller/config/push_parts.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include <cstdint>
+
+#include "controller/config/snapshot.h"
+
 namespace zm::ctrl {
 namespace v1 = zeromesh::v1;
 
@@ -55,6 +61,57 @@ v1::ConfigPush JoinParts(const std::vector<v1::ConfigPush>& parts) {
     for (const auto& r : p.upserted()) *whole.add_upserted() = r;
   }
   return whole;
+}
+
+std::vector<std::string> EncodeParts(const std::vector<v1::ConfigPush>& parts) {
+  std::vector<std::string> out;
+  out.reserve(parts.size());
+  for (const auto& p : parts) out.push_back(p.SerializeAsString());
+  return out;
+}
+
+std::vector<std::string> EncodeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle,
+                                        size_t max_bytes) {
+  v1::ConfigPush header;
+  header.set_version(s.version);
+  header.set_epoch(epoch);
+  header.set_full(true);
+  header.set_trust_bundle_pem(bundle.empty() ? s.trust_bundle_pem : bundle);
+  header.set_ca_signer(s.ca_signer);
+  // A push that fits stays one part, as in SplitPush: its encoded size is the header's plus, per resource, the
+  // field's one-byte tag (upserted = 5), the length and the resource.
+  size_t total = header.ByteSizeLong();
+  for (const auto& [key, r] : s.resources) {
+    size_t n = r->ByteSizeLong();
+    total += 1 + google::protobuf::io::CodedOutputStream::VarintSize64(n) + n;
+  }
+  if (total <= max_bytes) max_bytes = SIZE_MAX;
+  std::vector<std::string> out;
+  v1::ConfigPush part = header;
+  size_t bytes = part.ByteSizeLong();
+  for (const auto& [key, r] : s.resources) {
+    size_t size = r->ByteSizeLong() + 8;  // + field tag and length
+    if (bytes + size > max_bytes && part.upserted_size() > 0) {
+      part.set_more(true);
+      out.push_back(part.SerializeAsString());
+      part = header;
+      bytes = part.ByteSizeLong();
+    }
+    *part.add_upserted() = *r;
+    bytes += size;
+  }
+  part.set_more(false);
+  out.push_back(part.SerializeAsString());
+  return out;
+}
+
+bool DecodeParts(const std::vector<std::string>& encoded, std::vector<v1::ConfigPush>* parts) {
+  parts->clear();
+  parts->resize(encoded.size());
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (!(*parts)[i].ParseFromString(encoded[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace zm::ctrl

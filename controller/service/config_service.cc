@@ -40,7 +40,7 @@ ConfigService::~ConfigService() {
   ticker_.join();
 }
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::ConfigPush>* ConfigService::Stream(grpc::CallbackServerContext* context) {
+ConfigStream::Reactor* ConfigService::Stream(grpc::CallbackServerContext* context) {
   return ConfigStream::Open(context, &env_);
 }
 

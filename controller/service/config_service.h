@@ -1,5 +1,6 @@
 // Config.Stream: full snapshot first, then deltas; ACK/NACK tracking; resume from a version still in history. Served
-// with gRPC's callback API (ConfigStream, one reactor per stream): 1,000 agents cost a few threads, not 2,000.
+// with gRPC's callback API (ConfigStream, one reactor per stream): 1,000 agents cost a few threads, not 2,000. Raw
+// (bytes) so that each push is encoded once for every stream (config_stream.h).
 #pragma once
 
 #include <condition_variable>
@@ -18,12 +19,11 @@
 
 namespace zm::ctrl {
 
-class ConfigService final : public zeromesh::v1::Config::CallbackService {
+class ConfigService final : public zeromesh::v1::Config::WithRawCallbackMethod_Stream<zeromesh::v1::Config::Service> {
  public:
   explicit ConfigService(ServiceContext* ctx);
   ~ConfigService() override;  // after the server's Shutdown: every stream is done
-  grpc::ServerBidiReactor<zeromesh::v1::AgentMessage, zeromesh::v1::ConfigPush>* Stream(
-      grpc::CallbackServerContext* context) override;
+  ConfigStream::Reactor* Stream(grpc::CallbackServerContext* context) override;
 
  private:
   std::vector<std::shared_ptr<ConfigStream>> Streams();

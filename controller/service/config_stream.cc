@@ -86,7 +86,7 @@ void ConfigStream::StartReadHeld() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!TryHoldLocked()) return;
   }
-  reactor_->StartRead(&in_);
+  reactor_->StartRead(&in_bytes_);
   Release();
 }
 
@@ -103,7 +103,7 @@ void ConfigStream::Authenticate() {
     node_ = node;
     phase_ = Phase::kHello;
   }
-  reactor_->StartRead(&in_);  // still holding: legal even if finishing was asked for meanwhile
+  reactor_->StartRead(&in_bytes_);  // still holding: legal even if finishing was asked for meanwhile
   Release();
 }
 
@@ -116,6 +116,12 @@ void ConfigStream::OnReadDone(bool ok) {
   if (!ok) {
     RequestFinish(phase == Phase::kHello ? grpc::Status(grpc::StatusCode::CANCELLED, "stream closed before hello")
                                          : grpc::Status::OK);
+    return;
+  }
+  in_.Clear();
+  if (grpc::Status st = grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_bytes_, &in_); !st.ok()) {
+    log::Warn("config: undecodable agent message", {{"peer", caller_.peer}, {"error", st.error_message()}});
+    RequestFinish({grpc::StatusCode::INVALID_ARGUMENT, "not an AgentMessage: " + st.error_message()});
     return;
   }
   if (phase == Phase::kHello) {
@@ -240,26 +246,44 @@ void ConfigStream::WriteNewest() {
     std::lock_guard<std::mutex> lock(mu_);
     pending_[snap->version] = std::max(published, opened_);
   }
+  if (!accepts_parts_ && parts->size() > 1) {  // an agent from before parts: one message, as it always got
+    std::vector<v1::ConfigPush> decoded;
+    DecodeParts(*parts, &decoded);  // our own encoding
+    parts = std::make_shared<const PushCache::Parts>(PushCache::Parts{JoinParts(decoded).SerializeAsString()});
+  }
   sending_ = std::move(snap);
   parts_ = std::move(parts);
   next_part_ = 0;
-  whole_ = !accepts_parts_ && parts_->size() > 1;
-  if (whole_) joined_ = JoinParts(*parts_);  // an agent from before parts: one message, as it always got
   StartNextPart();
 }
 
+namespace {
+
+// Part `i` of `parts` as a ByteBuffer that refers to its bytes (keeping `parts` alive) instead of copying them.
+grpc::ByteBuffer Borrow(const std::shared_ptr<const PushCache::Parts>& parts, size_t i) {
+  const std::string& bytes = (*parts)[i];
+  auto* keep = new std::shared_ptr<const PushCache::Parts>(parts);
+  grpc::Slice slice(
+      const_cast<char*>(bytes.data()), bytes.size(),
+      [](void* p) { delete static_cast<std::shared_ptr<const PushCache::Parts>*>(p); }, keep);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+}  // namespace
+
 // One write in flight at a time; a version published meanwhile is sent after it, as a delta from what was written.
 void ConfigStream::StartNextPart() {
-  const v1::ConfigPush* message = nullptr;
+  bool write;
   {
     std::lock_guard<std::mutex> lock(mu_);  // (also orders the writer's fields for the reaction's thread)
-    if (!want_finish_) message = whole_ ? &joined_ : &(*parts_)[next_part_];
+    write = !want_finish_;
+    if (write) out_ = Borrow(parts_, next_part_);
   }
-  if (!message) {
+  if (!write) {
     WriterIdle();
     return;
   }
-  reactor_->StartWrite(message);  // parts_ (or joined_) keeps it until OnWriteDone
+  reactor_->StartWrite(&out_);  // out_ stays until OnWriteDone
 }
 
 void ConfigStream::OnWriteDone(bool ok) {
@@ -271,7 +295,7 @@ void ConfigStream::OnWriteDone(bool ok) {
   bool more;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    more = !whole_ && ++next_part_ < parts_->size();
+    more = ++next_part_ < parts_->size();
   }
   if (more) {
     StartNextPart();
@@ -284,7 +308,7 @@ void ConfigStream::OnWriteDone(bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
     base_ = std::move(sending_);
     parts_.reset();
-    joined_.Clear();
+    out_.Clear();
     slot = std::move(slot_);
   }
   slot.Release();  // without our lock: the gate may hand it to the next waiter from here

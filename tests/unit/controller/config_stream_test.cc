@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include "agent/control/config_client.h"
 #include "agent/control/control_plane.h"
 #include "tests/unit/controller/test_env.h"
@@ -315,6 +317,45 @@ TEST(ConfigParts, LargePushesArriveInPartsAndApplyWhole) {
   }
   env.Stop();
   RemoveTree(env.dir);
+}
+
+// The stream is served raw (the controller decodes agent messages itself): bytes that are no AgentMessage end that
+// stream with INVALID_ARGUMENT and a reason, and the controller serves the next agent as before.
+TEST_F(ConfigStreamTest, UndecodableAgentMessageEndsOnlyThatStream) {
+  grpc::GenericStub generic(env_.Channel());
+  grpc::ClientContext ctx;
+  Auth(&ctx, kTokenNode1);
+  grpc::CompletionQueue cq;
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
+    return cq.AsyncNext(&tag, &ok, deadline) == grpc::CompletionQueue::GOT_EVENT &&
+           reinterpret_cast<intptr_t>(tag) == want;
+  };
+  auto call = generic.PrepareCall(&ctx, "/zeromesh.v1.Config/Stream", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  grpc::Slice garbage(std::string("\xff\xff\xff\xff not protobuf"));
+  grpc::ByteBuffer bytes(&garbage, 1);
+  call->Write(bytes, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("not an AgentMessage"), std::string::npos) << status.error_message();
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  auto s = Open(stub_.get());
+  v1::ConfigPush push;
+  ASSERT_TRUE(ReadPush(s.get(), &push, 3000));
+  EXPECT_TRUE(HasWorkload(push, "web-1"));
+  Close(s.get());
 }
 
 TEST_F(ConfigStreamTest, ControlPlaneFeedsAgentStateAndRotatesCerts) {

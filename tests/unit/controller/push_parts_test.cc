@@ -6,6 +6,7 @@
 
 #include "agent/control/push_assembly.h"
 #include "controller/config/push_parts.h"
+#include "controller/config/snapshot.h"
 
 namespace zm::ctrl {
 namespace {
@@ -73,6 +74,35 @@ TEST(PushParts, SmallPushIsOnePartAndPassesStraightThrough) {
   std::string error;
   EXPECT_EQ(assembly.Add(parts[0], &whole, &error), PushAssembly::Step::kDone);
   EXPECT_EQ(whole.SerializeAsString(), BigPush(3, 1).SerializeAsString());
+}
+
+// The full push encoded part by part (what the controller keeps and sends) is what splitting the whole push gives:
+// the same part boundaries, the same resources in the same order, for pushes that need parts and one that does not.
+TEST(PushParts, FullPushEncodedPartByPartEqualsTheSplitWhole) {
+  for (int workloads : {3, 2000}) {
+    auto s = std::make_shared<Snapshot>();
+    s->version = 7;
+    s->trust_bundle_pem = "-----BEGIN CERTIFICATE-----\nroots\n-----END CERTIFICATE-----\n";
+    s->ca_signer = "abc123";
+    const v1::ConfigPush given = BigPush(workloads, 0);
+    for (const auto& r : given.upserted()) {
+      s->resources["Workload/shop/" + r.workload().name()] = std::make_shared<const v1::Resource>(r);
+    }
+    s->Seal();
+    const auto split = SplitPush(MakeFullPush(*s, "ep", ""), 16 * 1024);
+    const auto encoded = EncodeFullPush(*s, "ep", "", 16 * 1024);
+    ASSERT_EQ(encoded.size(), split.size()) << workloads << " workloads";
+    EXPECT_EQ(encoded.size() > 1, workloads > 3);
+    std::vector<v1::ConfigPush> decoded;
+    ASSERT_TRUE(DecodeParts(encoded, &decoded));
+    for (size_t i = 0; i < split.size(); ++i) {
+      EXPECT_EQ(decoded[i].DebugString(), split[i].DebugString()) << "part " << i;
+    }
+    EXPECT_EQ(EncodeParts(split).size(), split.size());
+    EXPECT_EQ(JoinParts(decoded).DebugString(), MakeFullPush(*s, "ep", "").DebugString());
+  }
+  std::vector<v1::ConfigPush> none;
+  EXPECT_FALSE(DecodeParts({"\xff\xff not a push"}, &none));
 }
 
 TEST(PushParts, PartsOfAnotherPushAreRefused) {
