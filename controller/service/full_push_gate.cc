@@ -1,8 +1,5 @@
 #include "controller/service/full_push_gate.h"
 
-#include <condition_variable>
-#include <memory>
-
 namespace zm::ctrl {
 
 FullPushGate::Slot& FullPushGate::Slot::operator=(Slot&& o) noexcept {
@@ -40,33 +37,6 @@ bool FullPushGate::Cancel(uint64_t id) {
     }
   }
   return false;
-}
-
-FullPushGate::Slot FullPushGate::Acquire(std::chrono::milliseconds wait) {
-  struct Handoff {
-    std::mutex mu;
-    std::condition_variable cv;
-    Slot slot;
-    bool got = false;
-  };
-  auto h = std::make_shared<Handoff>();
-  uint64_t id = 0;
-  Slot now = AcquireOrQueue(
-      [h](Slot s) {
-        std::lock_guard<std::mutex> lock(h->mu);
-        h->slot = std::move(s);  // h->slot is empty: nothing is released under the lock
-        h->got = true;
-        h->cv.notify_one();
-      },
-      &id);
-  if (now.held()) return now;
-  std::unique_lock<std::mutex> lock(h->mu);
-  if (h->cv.wait_for(lock, wait, [&] { return h->got; })) return std::move(h->slot);
-  lock.unlock();
-  if (Cancel(id)) return Slot();
-  lock.lock();  // handed a slot while giving up: it is on its way
-  h->cv.wait(lock, [&] { return h->got; });
-  return std::move(h->slot);
 }
 
 void FullPushGate::ReleaseOne() {

@@ -4,7 +4,6 @@
 // first snapshot waits here is served a little later; deltas to synced agents never take a slot.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -42,8 +41,6 @@ class FullPushGate {
   Slot AcquireOrQueue(Waiter on_slot, uint64_t* id);
   // Takes a queued waiter out; false if it was already called (or is being called) with a slot.
   bool Cancel(uint64_t id);
-  // Blocks up to `wait` for a slot, in the same queue; an empty Slot when none came in time.
-  Slot Acquire(std::chrono::milliseconds wait);
 
   size_t limit() const { return limit_; }
   size_t sending() const;  // slots held

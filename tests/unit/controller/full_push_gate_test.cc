@@ -18,25 +18,33 @@ namespace v1 = zeromesh::v1;
 using std::chrono::milliseconds;
 using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::ConfigPush>;
 
+// A slot that must be free now (the callback is for a waiter, which this is not).
+ctrl::FullPushGate::Slot TakeFree(ctrl::FullPushGate& gate) {
+  uint64_t id = 0;
+  return gate.AcquireOrQueue([](ctrl::FullPushGate::Slot) { ADD_FAILURE() << "queued although a slot was free"; }, &id);
+}
+
 TEST(FullPushGate, BoundsSlotsAndFreesThemOnRelease) {
   ctrl::FullPushGate gate(2);
-  auto a = gate.Acquire(milliseconds(10));
-  auto b = gate.Acquire(milliseconds(10));
+  auto a = TakeFree(gate);
+  auto b = TakeFree(gate);
   ASSERT_TRUE(a.held());
   ASSERT_TRUE(b.held());
   EXPECT_EQ(gate.sending(), 2u);
-  EXPECT_FALSE(gate.Acquire(milliseconds(50)).held()) << "a third slot over the bound of 2";
 
-  // A waiter blocks, is counted, and gets the slot as soon as one is released.
-  std::atomic<bool> got{false};
-  std::thread waiter([&] { got = gate.Acquire(milliseconds(5000)).held(); });
-  ASSERT_TRUE(WaitFor([&] { return gate.waiting() == 1; }, 2000));
-  EXPECT_FALSE(got.load());
+  // A third is over the bound: queued, counted, and handed the slot released next.
+  ctrl::FullPushGate::Slot third;
+  uint64_t id = 0;
+  EXPECT_FALSE(gate.AcquireOrQueue([&](ctrl::FullPushGate::Slot s) { third = std::move(s); }, &id).held())
+      << "a third slot over the bound of 2";
+  EXPECT_EQ(gate.waiting(), 1u);
+  EXPECT_FALSE(third.held());
   a.Release();
-  waiter.join();
-  EXPECT_TRUE(got.load());
+  EXPECT_TRUE(third.held());
   EXPECT_EQ(gate.waiting(), 0u);
-  EXPECT_EQ(gate.sending(), 1u) << "the waiter's slot went when it returned";
+  EXPECT_EQ(gate.sending(), 2u) << "the released slot passed to the waiter";
+  third.Release();
+  EXPECT_EQ(gate.sending(), 1u);
 
   ctrl::FullPushGate::Slot moved = std::move(b);
   EXPECT_FALSE(b.held());
@@ -83,7 +91,7 @@ TEST(FullPushGate, QueuedWaitersAreCalledInOrder) {
 TEST(FullPushGate, ZeroMeansNoBound) {
   ctrl::FullPushGate gate(0);
   std::vector<ctrl::FullPushGate::Slot> slots;
-  for (int i = 0; i < 100; i++) slots.push_back(gate.Acquire(milliseconds(0)));
+  for (int i = 0; i < 100; i++) slots.push_back(TakeFree(gate));
   for (const auto& s : slots) EXPECT_TRUE(s.held());
 }
 
@@ -143,7 +151,7 @@ TEST(FullPushGate, SnapshotWaitsForASlotWhileDeltasGoOn) {
   synced->stream->Write(ack);
   ASSERT_TRUE(WaitFor([&] { return env.controller->full_pushes().sending() == 0; }, 2000));
 
-  auto slot = env.controller->full_pushes().Acquire(milliseconds(1000));
+  auto slot = TakeFree(env.controller->full_pushes());
   ASSERT_TRUE(slot.held());
   auto joining = Connect(stub.get(), "node2", kTokenNode2);
   std::atomic<bool> got_snapshot{false};
