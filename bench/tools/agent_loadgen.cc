@@ -466,10 +466,15 @@ int Run(const Args& a) {
   };
 
   json out;
+  // The controller's RSS and VmHWM at the end of each phase: which phase grows it (the mesh loaded, the burst of
+  // full snapshots, the changes) is what a memory profile starts from.
   json phases = json::object();
+  auto phase = [&](const char* name, const ProcSample& p) {
+    phases[name] = {{"cpu_s", p.cpu_s}, {"rss_mb", p.rss_mb}, {"hwm_mb", p.hwm_mb}};
+  };
   double self_cpu0 = SelfCpu();
   ProcSample p0 = SampleProc(pid);
-  phases["controller_before_agents"] = {{"cpu_s", p0.cpu_s}, {"rss_mb", p0.rss_mb}, {"hwm_mb", p0.hwm_mb}};
+  phase("before_agents", p0);
 
   // Phase 1: one agent alone.
   auto t_first = Clock::now();
@@ -485,6 +490,7 @@ int Run(const Args& a) {
   }
   double single_first_ms = Ms(agents[0]->first_at - agents[0]->started);
   ProcSample p1 = SampleProc(pid);
+  phase("first_agent_synced", p1);
   std::fprintf(stderr, "first snapshot, one agent alone: %.1f ms (%zu resources)\n", single_first_ms,
                agents[0]->first_resources);
 
@@ -506,6 +512,7 @@ int Run(const Args& a) {
   }
   auto t_burst_done = Clock::now();
   ProcSample p2 = SampleProc(pid);
+  phase("all_agents_synced", p2);
   std::vector<double> burst_first_ms;
   for (size_t i = 1; i < agents.size(); i++) burst_first_ms.push_back(Ms(agents[i]->first_at - agents[i]->started));
   std::fprintf(stderr, "first snapshot, %ld agents at once: all done after %.0f ms\n", n_agents - 1,
@@ -520,6 +527,7 @@ int Run(const Args& a) {
   ProcSample pi0 = SampleProc(pid);
   std::this_thread::sleep_for(std::chrono::seconds(3));
   ProcSample pi1 = SampleProc(pid);
+  phase("idle", pi1);
 
   // Phase 3: policy changes, one at a time. With --sync, tell the script (which may attach a profiler now) and wait.
   if (a.Get("sync", "0") == "1") {
@@ -589,6 +597,7 @@ int Run(const Args& a) {
   }
   g_pending_change = -1;
   ProcSample pend = SampleProc(pid);
+  phase("changes_done", pend);
   double self_cpu = SelfCpu() - self_cpu0;
 
   uint64_t applies = 0, reconnects = 0;
@@ -617,7 +626,8 @@ int Run(const Args& a) {
                        {"cpu_s_per_change", Summary(change_cpu_s)},
                        {"rss_mb_before_agents", p0.rss_mb},
                        {"rss_mb_end", pend.rss_mb},
-                       {"peak_rss_mb", pend.hwm_mb}};
+                       {"peak_rss_mb", pend.hwm_mb},
+                       {"phases", phases}};
   out["loadgen"] = {{"cpu_s", self_cpu}, {"applies", applies}, {"reconnects", reconnects}};
   json summary = {{"first_snapshot_single_ms", single_first_ms},
                   {"first_snapshot_burst_ms", Summary(burst_first_ms)},
