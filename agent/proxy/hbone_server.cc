@@ -209,7 +209,8 @@ void HboneServer::OnRequestOrResponse(HboneStream* s) {
     }
   }
   std::string error;
-  int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error);
+  // From the client's own port when the peer named it (forwarded for="IP:port"; the address is checked above).
+  int fd = StartConnect(s->target, src_ip, ctx_.opts.source_bind, ctx_.opts.socket_mark, &error, src.port);
   if (fd < 0) {
     ProxyStats::Add(ctx_.stats.upstream_failures);
     ReportRefused(snap.get(), s, src, "upstream: " + error);

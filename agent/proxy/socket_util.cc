@@ -76,14 +76,13 @@ uint16_t LocalPort(int fd) {
   return LocalAddr(fd, &a) ? a.port : 0;
 }
 
-int StartConnect(const net::SockAddr& dst, const net::IpAddr& src_ip, SourceBind bind_mode, uint32_t mark,
-                 std::string* error) {
-  sockaddr_storage to{};
-  socklen_t to_len = dst.ToSockaddr(&to);
-  if (to_len == 0) {
-    *error = "connect: no destination address";
-    return -1;
-  }
+namespace {
+
+// One attempt of StartConnect: from |src_port|, or a port the kernel picks at connect time when 0. *err_no is the
+// errno of a failed bind or connect (the caller may try again without the port).
+int ConnectFrom(const net::SockAddr& dst, const sockaddr_storage& to, socklen_t to_len, const net::IpAddr& src_ip,
+                uint16_t src_port, SourceBind bind_mode, uint32_t mark, std::string* error, int* err_no) {
+  *err_no = 0;
   int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = Errno("socket");
@@ -98,21 +97,51 @@ int StartConnect(const net::SockAddr& dst, const net::IpAddr& src_ip, SourceBind
       return -1;
     }
     if (bind_mode == SourceBind::kTransparent && !SetTransparent(fd, to.ss_family, error)) return -1;
-    // Many flows share one source IP: let the kernel pick the port at connect time, not at bind time.
-    setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (src_port == 0) {
+      // Many flows share one source IP: let the kernel pick the port at connect time, not at bind time.
+      setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    } else {
+      // The client's own port: earlier flows of other 4-tuples through it (in TIME_WAIT here) do not block the bind;
+      // connect still refuses a 4-tuple that is in use.
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
     sockaddr_storage src{};
-    socklen_t src_len = net::SockAddr{src_ip, 0}.ToSockaddr(&src);
+    net::SockAddr from{src_ip, src_port};
+    socklen_t src_len = from.ToSockaddr(&src);
     if (bind(fd, reinterpret_cast<sockaddr*>(&src), src_len) != 0) {
-      *error = Errno(("bind source " + src_ip.ToString()).c_str());
+      *err_no = errno;
+      *error = Errno(("bind source " + from.ToString()).c_str());
       close(fd);
       return -1;
     }
   }
   TuneStream(fd);
   if (connect(fd, reinterpret_cast<const sockaddr*>(&to), to_len) != 0 && errno != EINPROGRESS) {
+    *err_no = errno;
     *error = Errno(("connect " + dst.ToString()).c_str());
     close(fd);
     return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int StartConnect(const net::SockAddr& dst, const net::IpAddr& src_ip, SourceBind bind_mode, uint32_t mark,
+                 std::string* error, uint16_t src_port) {
+  sockaddr_storage to{};
+  socklen_t to_len = dst.ToSockaddr(&to);
+  if (to_len == 0) {
+    *error = "connect: no destination address";
+    return -1;
+  }
+  if (bind_mode == SourceBind::kNone) src_port = 0;
+  int err_no = 0;
+  int fd = ConnectFrom(dst, to, to_len, src_ip, src_port, bind_mode, mark, error, &err_no);
+  // The client's port is taken here (its 4-tuple still in TIME_WAIT from an earlier flow, or the port bound by a
+  // local socket): any port will do.
+  if (fd < 0 && src_port != 0 && (err_no == EADDRINUSE || err_no == EADDRNOTAVAIL)) {
+    fd = ConnectFrom(dst, to, to_len, src_ip, 0, bind_mode, mark, error, &err_no);
   }
   return fd;
 }

@@ -25,9 +25,12 @@ int MakeListener(const net::IpAddr& addr, uint16_t port, bool transparent, uint3
 uint16_t LocalPort(int fd);
 
 // Starts a non-blocking connect to |dst| from |src_ip| (ignored for kNone; the same family as |dst|). Returns the fd
-// (connect in progress or done) or -1 with *error set.
+// (connect in progress or done) or -1 with *error set. |src_port| (0: any) keeps the client's own port, and with it
+// the 4-tuple the server would have seen without the mesh; it also spares the kernel's search for a free port, which
+// with many flows from one client address (their 4-tuples in TIME_WAIT here) was the agent's largest cost per new
+// connection. A port that is taken here falls back to any port.
 int StartConnect(const net::SockAddr& dst, const net::IpAddr& src_ip, SourceBind bind, uint32_t mark,
-                 std::string* error);
+                 std::string* error, uint16_t src_port = 0);
 // After EPOLLOUT on a connecting socket: 0 when connected, else the errno.
 int ConnectResult(int fd);
 
