@@ -166,6 +166,14 @@ def set_up_paths(c, work: Path, pods: dict, echod: bool) -> tuple[Mesh, Path, Pa
     return mesh, cfg1, cfg2
 
 
+def tune_tcp(c, namespaces: list) -> None:
+    """Same TCP settings everywhere: a wide port range and TIME_WAIT reuse, so the connection-rate test never runs out
+    of ports (our namespaces only; a node keeps the kernel's defaults, bench/connrate_ab.py --kernel-defaults)."""
+    for t in namespaces:
+        for key, val in (("net.ipv4.ip_local_port_range", "1024 65000"), ("net.ipv4.tcp_tw_reuse", "1")):
+            c.run(t, ["sysctl", "-qw", f"{key}={val}"], check=True)
+
+
 # ---- measurements ------------------------------------------------------------------------------------------------
 def hold_open(c, pod, ip: str, port: int, n: int, measure, settle: float = 1.0) -> dict:
     """Keeps n echoed connections open from pod to ip:port (zm-connrate hold) and calls measure() while they are, after
@@ -377,11 +385,7 @@ def main() -> int:
         work = Path(tmp)
         n1, n2 = c.node("node1"), c.node("node2")
         pods = add_pods(c)
-        # Same TCP settings everywhere: a wide port range and TIME_WAIT reuse so the connection-rate test never runs
-        # out of ports (our namespaces only).
-        for t in list(pods.values()) + [n1, n2]:
-            for key, val in (("net.ipv4.ip_local_port_range", "1024 65000"), ("net.ipv4.tcp_tw_reuse", "1")):
-                c.run(t, ["sysctl", "-qw", f"{key}={val}"], check=True)
+        tune_tcp(c, list(pods.values()) + [n1, n2])
         mesh, cfg1, cfg2 = set_up_paths(c, work, pods, echod=True)
         mesh.start_agents()
         hap = [c.popen(node, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
