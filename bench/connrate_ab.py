@@ -8,11 +8,11 @@ zm-connrate as bench/dataplane.py runs it (connect, 16-byte request and echo, cl
 on node1 to an echo server on node2, the agents with --workers 2 (BUILD_x/agent/mesh-agent). Every trial is a fresh
 2-node cluster with one build's agents: a trial opens ~15,000 connections, and their 4-tuples stay in TIME_WAIT for a
 minute, which would slow the next trial's connects (the kernel searches longer for a free port). The namespaces get
-dataplane.py's TCP settings (tcp_tw_reuse=1, ports 1024-65000); --kernel-defaults leaves the kernel's, as a node has. Per trial: direct
-connections/s from one pod pair, then zeromesh connections/s from another pair of the same cluster and the agents' CPU
-(utime+stime from /proc) per connection. Trials alternate A, B, B, A, ... With --perf DIR, one more trial of B under perf record
-(cpu-clock, both agents, self time by symbol) and perf stat on syscall tracepoints: DIR/connrate-perf.txt, with the
-syscalls per connection per agent.
+dataplane.py's TCP settings (tcp_tw_reuse=1, ports 1024-65000); --kernel-defaults leaves the kernel's, as a node has.
+Per trial: direct connections/s from one pod pair, then zeromesh connections/s from another pair of the same cluster
+and the agents' CPU (utime+stime from /proc) per connection. Trials alternate A, B, B, A, ... With --perf DIR, one
+more trial of B under perf record (cpu-clock, both agents, self time by symbol) and perf stat on syscall tracepoints:
+DIR/connrate-perf.txt, with the syscalls per connection per agent.
 """
 
 from __future__ import annotations
@@ -32,45 +32,12 @@ import dataplane  # noqa: E402
 from dataplane import (CLK_TCK, ECHO_PORT, PROXY_THREADS, TOOLS, Bench, cpu_ticks, log, tune_tcp,  # noqa: E402
                        zmcluster)
 from mesh import Mesh  # noqa: E402
-from steady import SYSCALLS  # noqa: E402
+from steady import SYSCALLS, under_perf  # noqa: E402
 from throughput_ab import restart_agents  # noqa: E402
 
 # What a new connection costs the agents besides the data path: accept, the upstream socket, its options, teardown.
 CONN_SYSCALLS = SYSCALLS + ("accept4", "socket", "bind", "connect", "setsockopt", "getsockopt", "getsockname",
                             "shutdown", "close")
-
-
-def with_perf(pids: list[int], out: Path, run) -> tuple[dict, dict]:
-    """run() under perf record (both agents) and perf stat per agent; writes out/connrate-perf.txt."""
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "connrate-perf.data"
-    rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", str(data), "-p",
-                            ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    events = ",".join(f"syscalls:sys_enter_{n}" for n in CONN_SYSCALLS)
-    stats = [subprocess.Popen(["perf", "stat", "-x", ";", "-e", events, "-p", str(pid)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for pid in pids]
-    time.sleep(0.5)
-    result = run()
-    for p in (rec, *stats):
-        p.send_signal(2)
-    for p in (rec, *stats):
-        p.wait(timeout=60)
-    conns = max(1.0, result["zeromesh"] * result["seconds"])
-    per_node = {}
-    for i, p in enumerate(stats):
-        counts = {}
-        for line in p.stderr.read().splitlines():
-            f = line.split(";")
-            if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].strip().isdigit():
-                counts[f[2].removeprefix("syscalls:sys_enter_")] = int(f[0])
-        per_node[f"node{i + 1}"] = {k: round(v / conns, 2) for k, v in counts.items() if v}
-    rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,sym", "-g",
-                          "none", "--percent-limit", "0.5"], capture_output=True, text=True, timeout=300).stdout
-    (out / "connrate-perf.txt").write_text(
-        f"trial under perf: {json.dumps(result)}\nsyscalls per connection, per agent: "
-        f"{json.dumps(per_node, indent=1)}\n\n{rep}")
-    log(f"perf report in {out / 'connrate-perf.txt'}")
-    return result, per_node
 
 
 def trial(binary: Path, seconds: float, parallel: int, kernel_defaults: bool, perf_dir: str = "") -> dict:
@@ -108,7 +75,8 @@ def trial(binary: Path, seconds: float, parallel: int, kernel_defaults: bool, pe
 
         syscalls = None
         if perf_dir:
-            out, syscalls = with_perf(pids, Path(perf_dir), run)
+            out, syscalls = under_perf(pids, Path(perf_dir), "connrate", CONN_SYSCALLS, run,
+                                       lambda r: r["zeromesh"] * r["seconds"], "connection", percent_limit=0.5)
         else:
             out = run()
         out["direct"] = direct
@@ -151,9 +119,8 @@ def main() -> int:
                for build, figs in raw.items()}
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "a": args.a, "b": args.b, "trials": args.trials,
               "seconds": args.seconds, "parallel": args.parallel, "kernel_defaults": args.kernel_defaults,
-              "loadavg_start": load_start,
-              "loadavg_end": load_end, "machine": dataplane.machine(), "summary": summary, "raw": raw,
-              "profiled_b": profiled}
+              "loadavg_start": load_start, "loadavg_end": load_end, "machine": dataplane.machine(),
+              "summary": summary, "raw": raw, "profiled_b": profiled}
     print(json.dumps({"loadavg_start": load_start, "loadavg_end": load_end, "summary": summary}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -31,22 +31,26 @@ SYSCALLS = ("read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg",
             "epoll_ctl", "timerfd_settime", "clock_gettime", "futex", "eventfd2", "brk", "mmap", "munmap", "madvise")
 
 
-def profiled(bench: Bench, pids: list[int], out: Path) -> dict:
-    """One steady run under perf record and per-agent perf stat; writes the report to out/, returns the counts."""
+def under_perf(pids: list[int], out: Path, name: str, syscalls: tuple, run, units, unit: str,
+               percent_limit: float = 0.7):
+    """run() under perf record (cpu-clock, call graphs, every pid) and perf stat on the syscalls' tracepoints per pid.
+    units(result) is how many of |unit| (request, connection) the run made: the counts come back per unit, per agent
+    (node1 first), and out/NAME-perf.txt gets both with the report (self time by symbol). Returns (result, per
+    agent)."""
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "steady-perf.data"
+    data = out / f"{name}-perf.data"
     rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-o", str(data), "-p",
                             ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    events = ",".join(f"syscalls:sys_enter_{n}" for n in SYSCALLS)
+    events = ",".join(f"syscalls:sys_enter_{n}" for n in syscalls)
     stats = [subprocess.Popen(["perf", "stat", "-x", ";", "-e", events, "-p", str(pid)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for pid in pids]
     time.sleep(0.5)
-    st = bench.steady("zeromesh")
+    result = run()
     for p in (rec, *stats):
         p.send_signal(2)
     for p in (rec, *stats):
         p.wait(timeout=60)
-    reqs = max(1, st.get("answered", 0))
+    n = max(1, units(result))
     per_node = {}
     for i, p in enumerate(stats):
         counts = {}
@@ -54,13 +58,21 @@ def profiled(bench: Bench, pids: list[int], out: Path) -> dict:
             f = line.split(";")
             if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].strip().isdigit():
                 counts[f[2].removeprefix("syscalls:sys_enter_")] = int(f[0])
-        per_node[f"node{i + 1}"] = {k: round(v / reqs, 2) for k, v in counts.items() if v}
+        per_node[f"node{i + 1}"] = {k: round(v / n, 2) for k, v in counts.items() if v}
     rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,sym", "-g",
-                          "none", "--percent-limit", "0.7"], capture_output=True, text=True, timeout=300).stdout
-    (out / "steady-perf.txt").write_text(
-        f"steady run under perf: {json.dumps(st)}\nsyscalls per answered request, per agent: "
+                          "none", "--percent-limit", str(percent_limit)], capture_output=True, text=True,
+                         timeout=300).stdout
+    (out / f"{name}-perf.txt").write_text(
+        f"{name} run under perf: {json.dumps(result)}\nsyscalls per {unit}, per agent: "
         f"{json.dumps(per_node, indent=1)}\n\n{rep}")
-    log(f"perf report in {out / 'steady-perf.txt'} (perf data {data})")
+    log(f"perf report in {out / f'{name}-perf.txt'} (perf data {data})")
+    return result, per_node
+
+
+def profiled(bench: Bench, pids: list[int], out: Path) -> dict:
+    """One steady run under perf record and per-agent perf stat; writes the report to out/, returns the counts."""
+    st, per_node = under_perf(pids, out, "steady", SYSCALLS, lambda: bench.steady("zeromesh"),
+                              lambda st: st.get("answered", 0), "answered request")
     return {"run": st, "syscalls_per_request": per_node}
 
 

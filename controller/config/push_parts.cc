@@ -72,12 +72,7 @@ std::vector<std::string> EncodeParts(const std::vector<v1::ConfigPush>& parts) {
 
 std::vector<std::string> EncodeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle,
                                         size_t max_bytes) {
-  v1::ConfigPush header;
-  header.set_version(s.version);
-  header.set_epoch(epoch);
-  header.set_full(true);
-  header.set_trust_bundle_pem(bundle.empty() ? s.trust_bundle_pem : bundle);
-  header.set_ca_signer(s.ca_signer);
+  const v1::ConfigPush header = FullPushHeader(s, epoch, bundle);
   // A push that fits stays one part, as in SplitPush: its encoded size is the header's plus, per resource, the
   // field's one-byte tag (upserted = 5), the length and the resource.
   size_t total = header.ByteSizeLong();

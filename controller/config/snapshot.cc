@@ -137,13 +137,18 @@ v1::ResourceKey KeyProto(const v1::Resource& r) {
   return api::KeyOf(r);
 }
 
-v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle) {
+v1::ConfigPush FullPushHeader(const Snapshot& s, const std::string& epoch, const std::string& bundle) {
   v1::ConfigPush p;
   p.set_version(s.version);
   p.set_epoch(epoch);
   p.set_full(true);
   p.set_trust_bundle_pem(bundle.empty() ? s.trust_bundle_pem : bundle);
   p.set_ca_signer(s.ca_signer);
+  return p;
+}
+
+v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle) {
+  v1::ConfigPush p = FullPushHeader(s, epoch, bundle);
   for (const auto& [key, r] : s.resources) *p.add_upserted() = *r;
   return p;
 }
