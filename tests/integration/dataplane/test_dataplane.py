@@ -9,53 +9,41 @@ Every pod runs podtool's server on port 8080.
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
 PORT = 8080
 
 
-class DataPlaneTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-dataplane-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0)
-        cls.cluster.up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.local = c.add_pod("node1", "local")
-            cls.plain1 = c.add_pod("node1", "plain1")
-            cls.server = c.add_pod("node2", "server")
-            cls.plain2 = c.add_pod("node2", "plain2")
-            cls.perm = c.add_pod("node2", "perm")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.add_workload(cls.client, sa="client")
-            cls.mesh.add_workload(cls.local, sa="local")
-            cls.mesh.add_workload(cls.plain1, enrolled=False)
-            cls.mesh.add_workload(cls.server, sa="server")
-            cls.mesh.add_workload(cls.plain2, enrolled=False)
-            cls.mesh.add_workload(cls.perm, sa="perm", mode="PERMISSIVE")
-            for pod in c.pods:
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            for pod in c.pods:
-                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
-        except BaseException:
-            cls.cluster.down()
-            raise
+class DataPlaneTest(ClusterCase):
+    TMP_PREFIX = "zm-dataplane-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.local = c.add_pod("node1", "local")
+        cls.plain1 = c.add_pod("node1", "plain1")
+        cls.server = c.add_pod("node2", "server")
+        cls.plain2 = c.add_pod("node2", "plain2")
+        cls.perm = c.add_pod("node2", "perm")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.add_workload(cls.client, sa="client")
+        cls.mesh.add_workload(cls.local, sa="local")
+        cls.mesh.add_workload(cls.plain1, enrolled=False)
+        cls.mesh.add_workload(cls.server, sa="server")
+        cls.mesh.add_workload(cls.plain2, enrolled=False)
+        cls.mesh.add_workload(cls.perm, sa="perm", mode="PERMISSIVE")
+        for pod in c.pods:
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        for pod in c.pods:
+            c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
 
     def tool(self, pod, *args, timeout=120):
         res = self.cluster.run(pod, [sys.executable, PODTOOL, *map(str, args)], timeout=timeout, text=True)

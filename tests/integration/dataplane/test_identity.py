@@ -5,13 +5,12 @@ certificate, so the test can tell "refused" from "broken"."""
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh, TestCA  # noqa: E402
 
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
@@ -20,51 +19,41 @@ PROBE = str(CLUSTER_DIR / "hbone_probe.py")
 PORT = 8080
 
 
-class IdentityTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-identity-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.rogue = c.add_pod("node2", "rogue")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            m = cls.mesh
-            m.add_workload(cls.client, sa="client")
-            m.add_workload(cls.server, sa="server")
-            # node1 believes "rogue" is an enrolled workload with identity sa/server; node2 does not enroll it, so
-            # whatever listens on rogue:15008 is not our proxy: a rogue HBONE server.
-            m.add_workload(cls.rogue, sa="server")
-
-            def node2_view(cfg):
-                for w in cfg["workloads"]:
-                    if w["name"] == "rogue":
-                        w["enrolled"] = False
-                return cfg
-            m.config_hooks["node2"] = node2_view
-            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            m.start_agents()
-            c.wait_tcp(cls.server, cls.server.ip, PORT)
-            ca, td = m.ca, m.trust_domain
-            cls.other_ca = TestCA(Path(cls.tmp.name) / "other-ca", td, name="other-root")
-            cls.certs = {
-                "good_server": m.identities[ca.spiffe_id("default", "server")],
-                "good_client": m.identities[ca.spiffe_id("default", "client")],
-                "other_ca": cls.other_ca.issue(ca.spiffe_id("default", "server"), "other-ca-server"),
-                "other_td": ca.issue(ca.spiffe_id("default", "server", "evil.local"), "other-td-server"),
-                "wrong_id": ca.issue(ca.spiffe_id("default", "not-the-server"), "wrong-id-server"),
-                "malformed_id": ca.issue(f"spiffe://{td}/not/a/workload/path", "malformed-id"),
-            }
-        except BaseException:
-            cls.cluster.down()
-            raise
+class IdentityTest(ClusterCase):
+    TMP_PREFIX = "zm-identity-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.rogue = c.add_pod("node2", "rogue")
+        cls.mesh = Mesh(c, tmp)
+        m = cls.mesh
+        m.add_workload(cls.client, sa="client")
+        m.add_workload(cls.server, sa="server")
+        # node1 believes "rogue" is an enrolled workload with identity sa/server; node2 does not enroll it, so
+        # whatever listens on rogue:15008 is not our proxy: a rogue HBONE server.
+        m.add_workload(cls.rogue, sa="server")
+
+        def node2_view(cfg):
+            for w in cfg["workloads"]:
+                if w["name"] == "rogue":
+                    w["enrolled"] = False
+            return cfg
+        m.config_hooks["node2"] = node2_view
+        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        m.start_agents()
+        c.wait_tcp(cls.server, cls.server.ip, PORT)
+        ca, td = m.ca, m.trust_domain
+        cls.other_ca = TestCA(tmp / "other-ca", td, name="other-root")
+        cls.certs = {
+            "good_server": m.identities[ca.spiffe_id("default", "server")],
+            "good_client": m.identities[ca.spiffe_id("default", "client")],
+            "other_ca": cls.other_ca.issue(ca.spiffe_id("default", "server"), "other-ca-server"),
+            "other_td": ca.issue(ca.spiffe_id("default", "server", "evil.local"), "other-td-server"),
+            "wrong_id": ca.issue(ca.spiffe_id("default", "not-the-server"), "wrong-id-server"),
+            "malformed_id": ca.issue(f"spiffe://{td}/not/a/workload/path", "malformed-id"),
+        }
 
     # --- our proxy as HBONE server, a rogue client on node1's network ---------------------------------------------
     def rogue_client(self, cert_name):
