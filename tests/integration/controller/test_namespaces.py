@@ -10,13 +10,12 @@ Namespace. Every pod runs podtool's server on 8080. The steps build on each othe
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -24,34 +23,24 @@ PORT = 8080
 ADMIN_PORT = 15000  # the agent's /debug/config_dump (loopback of its node's netns)
 
 
-class NamespaceEnrollmentTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-ctrl-ns-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.outsider = c.add_pod("node1", "outsider")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name), mode="PERMISSIVE")
-            cls.cp.workload(cls.client, ns="front", sa="client")
-            cls.cp.workload(cls.server, ns="shop", sa="server", enrolled=None)
-            cls.cp.workload(cls.outsider, ns="outside", sa="outsider", enrolled=False)
-            cls.cp.namespace("shop", {"zeromesh.io/mesh": "disabled"})
-            for pod in c.pods:
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.cp.start()
-            for pod in c.pods:
-                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
-        except BaseException:
-            cls.cluster.down()
-            raise
+class NamespaceEnrollmentTest(ClusterCase):
+    TMP_PREFIX = "zm-ctrl-ns-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.outsider = c.add_pod("node1", "outsider")
+        cls.cp = ControlPlane(c, tmp, mode="PERMISSIVE")
+        cls.cp.workload(cls.client, ns="front", sa="client")
+        cls.cp.workload(cls.server, ns="shop", sa="server", enrolled=None)
+        cls.cp.workload(cls.outsider, ns="outside", sa="outsider", enrolled=False)
+        cls.cp.namespace("shop", {"zeromesh.io/mesh": "disabled"})
+        for pod in c.pods:
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.cp.start()
+        for pod in c.pods:
+            c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
 
     def attempt(self, src, dst, timeout=2.0):
         res = self.cluster.run(src, [sys.executable, PODTOOL, "try", dst.ip, str(PORT), str(timeout)], text=True,

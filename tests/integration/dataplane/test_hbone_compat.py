@@ -10,12 +10,11 @@ connections are opened while the capture runs: they must leave from the client p
 import json
 import subprocess
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -24,35 +23,25 @@ CONNS = 150  # per destination pod and round, all open at once (two pool connect
 ROUNDS = 3
 
 
-class HboneCompatTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-hbone-compat-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.srv1 = c.add_pod("node2", "srv1")
-            cls.srv2 = c.add_pod("node2", "srv2")
-            cls.srv3 = c.add_pod("node2", "srv3")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.add_workload(cls.client, sa="client")
-            cls.mesh.add_workload(cls.srv1, sa="server")
-            cls.mesh.add_workload(cls.srv2, sa="server")
-            cls.mesh.add_workload(cls.srv3, sa="server")
-            for pod in (cls.srv1, cls.srv2, cls.srv3):
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            for pod in (cls.srv1, cls.srv2, cls.srv3):
-                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
-        except BaseException:
-            cls.cluster.down()
-            raise
+class HboneCompatTest(ClusterCase):
+    TMP_PREFIX = "zm-hbone-compat-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.srv1 = c.add_pod("node2", "srv1")
+        cls.srv2 = c.add_pod("node2", "srv2")
+        cls.srv3 = c.add_pod("node2", "srv3")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.add_workload(cls.client, sa="client")
+        cls.mesh.add_workload(cls.srv1, sa="server")
+        cls.mesh.add_workload(cls.srv2, sa="server")
+        cls.mesh.add_workload(cls.srv3, sa="server")
+        for pod in (cls.srv1, cls.srv2, cls.srv3):
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        for pod in (cls.srv1, cls.srv2, cls.srv3):
+            c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
 
     def logs(self) -> str:
         return (f"agent node1: {self.mesh.agent_log(self.cluster.node('node1'))[-2000:]}\n"

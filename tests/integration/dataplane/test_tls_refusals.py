@@ -19,14 +19,13 @@ import datetime
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
 sys.path.insert(0, str(CLUSTER_DIR))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh, TestCA, openssl  # noqa: E402
 
 PODTOOL = str(CLUSTER_DIR / "podtool.py")
@@ -171,57 +170,47 @@ def verify_error(ca: TestCA, crt: Path) -> str:
     return res.stdout + res.stderr
 
 
-class TlsRefusalsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-tls-refusals-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.rogue = c.add_pod("node2", "rogue")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            m = cls.mesh
-            m.add_workload(cls.client, sa="client")
-            m.add_workload(cls.server, sa="server")
-            m.add_workload(cls.rogue, sa="server")  # node1's view: rogue is sa/server; node2 does not enroll it
-
-            def node2_view(cfg):
-                for w in cfg["workloads"]:
-                    if w["name"] == "rogue":
-                        w["enrolled"] = False
-                return cfg
-            m.config_hooks["node2"] = node2_view
-            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.counted = Path(cls.tmp.name) / "counted.txt"
-            cls.counted.write_text("")
-            counter = c.popen(cls.server, [sys.executable, "-c", COUNTER, str(COUNTED_PORT), str(cls.counted)],
-                              stdout=subprocess.PIPE, text=True)
-            assert counter.stdout.readline().strip() == "listening"
-            m.start_agents()
-            c.wait_tcp(cls.server, cls.server.ip, PORT)
-            ca, td = m.ca, m.trust_domain
-            now = datetime.datetime.now(datetime.timezone.utc)
-            past = (now - datetime.timedelta(hours=2), now - datetime.timedelta(minutes=1))
-            cls.other_ca = TestCA(Path(cls.tmp.name) / "other-ca", td, name="other-root")
-            cls.certs = {
-                "good_client": m.identities[ca.spiffe_id("default", "client")],
-                "good_server": m.identities[ca.spiffe_id("default", "server")],
-                "expired_client": issue_with_dates(ca, ca.spiffe_id("default", "client"), "expired-client", *past),
-                "expired_server": issue_with_dates(ca, ca.spiffe_id("default", "server"), "expired-server", *past),
-                "wrong_id": ca.issue(ca.spiffe_id("default", "not-the-server"), "wrong-id-server"),
-                "other_ca": cls.other_ca.issue(ca.spiffe_id("default", "server"), "other-ca-server"),
-                "other_td": ca.issue(ca.spiffe_id("default", "server", "evil.local"), "other-td-server"),
-            }
-        except BaseException:
-            cls.cluster.down()
-            raise
+class TlsRefusalsTest(ClusterCase):
+    TMP_PREFIX = "zm-tls-refusals-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.rogue = c.add_pod("node2", "rogue")
+        cls.mesh = Mesh(c, tmp)
+        m = cls.mesh
+        m.add_workload(cls.client, sa="client")
+        m.add_workload(cls.server, sa="server")
+        m.add_workload(cls.rogue, sa="server")  # node1's view: rogue is sa/server; node2 does not enroll it
+
+        def node2_view(cfg):
+            for w in cfg["workloads"]:
+                if w["name"] == "rogue":
+                    w["enrolled"] = False
+            return cfg
+        m.config_hooks["node2"] = node2_view
+        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.counted = tmp / "counted.txt"
+        cls.counted.write_text("")
+        counter = c.popen(cls.server, [sys.executable, "-c", COUNTER, str(COUNTED_PORT), str(cls.counted)],
+                          stdout=subprocess.PIPE, text=True)
+        assert counter.stdout.readline().strip() == "listening"
+        m.start_agents()
+        c.wait_tcp(cls.server, cls.server.ip, PORT)
+        ca, td = m.ca, m.trust_domain
+        now = datetime.datetime.now(datetime.timezone.utc)
+        past = (now - datetime.timedelta(hours=2), now - datetime.timedelta(minutes=1))
+        cls.other_ca = TestCA(tmp / "other-ca", td, name="other-root")
+        cls.certs = {
+            "good_client": m.identities[ca.spiffe_id("default", "client")],
+            "good_server": m.identities[ca.spiffe_id("default", "server")],
+            "expired_client": issue_with_dates(ca, ca.spiffe_id("default", "client"), "expired-client", *past),
+            "expired_server": issue_with_dates(ca, ca.spiffe_id("default", "server"), "expired-server", *past),
+            "wrong_id": ca.issue(ca.spiffe_id("default", "not-the-server"), "wrong-id-server"),
+            "other_ca": cls.other_ca.issue(ca.spiffe_id("default", "server"), "other-ca-server"),
+            "other_td": ca.issue(ca.spiffe_id("default", "server", "evil.local"), "other-td-server"),
+        }
 
     def logs(self) -> str:
         return (f"agent node1: {self.mesh.agent_log(self.cluster.node('node1'))[-2000:]}\n"
