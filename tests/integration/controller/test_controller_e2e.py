@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -25,36 +24,26 @@ OUTAGE_S = float(os.environ.get("ZM_CONTROLLER_OUTAGE_S", "60"))
 AGENT_ARGS = ["--status-interval-ms", "1000"]  # traffic reaches the controller within a second or so
 
 
-class ControllerE2ETest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-ctrl-e2e-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.frontend = c.add_pod("node1", "frontend")
-            cls.backend = c.add_pod("node2", "backend")
-            cls.late = c.add_pod("node1", "late")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name))
-            cls.cp.workload(cls.frontend, ns="shop", sa="frontend", labels={"app": "frontend"})
-            cls.cp.workload(cls.backend, ns="shop", sa="backend", labels={"app": "backend"})
-            for pod in c.pods:
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.cp.start_controller()
-            for node in c.nodes:
-                cls.cp.start_agent(node, wait=False, extra_args=AGENT_ARGS)
-            for node in c.nodes:
-                cls.cp.wait_agent_ready(node)
-            for pod in c.pods:
-                c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
-        except BaseException:
-            cls.cluster.down()
-            raise
+class ControllerE2ETest(ClusterCase):
+    TMP_PREFIX = "zm-ctrl-e2e-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.frontend = c.add_pod("node1", "frontend")
+        cls.backend = c.add_pod("node2", "backend")
+        cls.late = c.add_pod("node1", "late")
+        cls.cp = ControlPlane(c, tmp)
+        cls.cp.workload(cls.frontend, ns="shop", sa="frontend", labels={"app": "frontend"})
+        cls.cp.workload(cls.backend, ns="shop", sa="backend", labels={"app": "backend"})
+        for pod in c.pods:
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.cp.start_controller()
+        for node in c.nodes:
+            cls.cp.start_agent(node, wait=False, extra_args=AGENT_ARGS)
+        for node in c.nodes:
+            cls.cp.wait_agent_ready(node)
+        for pod in c.pods:
+            c.wait_tcp(pod, pod.ip, PORT)  # from the pod itself (loopback): not captured
 
     def tearDown(self):
         for f in self.cp.manifests.glob("permission-*.yaml"):

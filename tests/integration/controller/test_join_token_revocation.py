@@ -12,13 +12,12 @@ simulated cluster always writes it) is edited under it.
 import datetime
 import json
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 LIMIT_S = 2.0
@@ -28,24 +27,15 @@ def rfc3339(t: datetime.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class JoinTokenRevocationTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-join-revoke-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            cls.cp = ControlPlane(cls.cluster, Path(cls.tmp.name))
-            cls.cp.start()
-            cls.node1, cls.node2 = cls.cluster.nodes
-            cls.pid = cls.cp.controller.pid
-        except BaseException:
-            cls.cluster.down()
-            raise
+class JoinTokenRevocationTest(ClusterCase):
+    TMP_PREFIX = "zm-join-revoke-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.cp = ControlPlane(c, tmp)
+        cls.cp.start()
+        cls.node1, cls.node2 = c.nodes
+        cls.pid = cls.cp.controller.pid
 
     def tearDown(self):
         self.cp.write_join_tokens()  # every entry valid again

@@ -13,14 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 import needs  # noqa: E402
 
@@ -51,36 +50,25 @@ def select(samples, name: str, **labels) -> list[float]:
     return [v for n, l, v in samples if n == name and all(l.get(k) == want for k, want in labels.items())]
 
 
-class AgentMetricsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-obs-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0)
-        cls.cluster.up()
-        try:
-            c = cls.cluster
-            cls.node1, cls.node2 = c.node("node1"), c.node("node2")
-            cls.bulkc = c.add_pod("node1", "bulkc")
-            cls.plain1 = c.add_pod("node1", "plain1")
-            cls.bulks = c.add_pod("node2", "bulks")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.add_workload(cls.bulkc, sa="bulkc")
-            cls.mesh.add_workload(cls.plain1, enrolled=False)
-            cls.mesh.add_workload(cls.bulks, sa="bulks")
-            c.popen(cls.bulks, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            c.wait_tcp(cls.bulks, cls.bulks.ip, PORT)  # from the pod itself (loopback): not captured
-            res = c.run(cls.bulkc, [sys.executable, PODTOOL, "bulk", cls.bulks.ip, str(PORT), str(BULK)], text=True,
-                        timeout=120)
-            cls.bulk_result = json.loads(res.stdout) if res.returncode == 0 else {"error": res.stderr}
-        except BaseException:
-            cls.cluster.down()
-            raise
+class AgentMetricsTest(ClusterCase):
+    TMP_PREFIX = "zm-obs-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.node1, cls.node2 = c.node("node1"), c.node("node2")
+        cls.bulkc = c.add_pod("node1", "bulkc")
+        cls.plain1 = c.add_pod("node1", "plain1")
+        cls.bulks = c.add_pod("node2", "bulks")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.add_workload(cls.bulkc, sa="bulkc")
+        cls.mesh.add_workload(cls.plain1, enrolled=False)
+        cls.mesh.add_workload(cls.bulks, sa="bulks")
+        c.popen(cls.bulks, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        c.wait_tcp(cls.bulks, cls.bulks.ip, PORT)  # from the pod itself (loopback): not captured
+        res = c.run(cls.bulkc, [sys.executable, PODTOOL, "bulk", cls.bulks.ip, str(PORT), str(BULK)], text=True,
+                    timeout=120)
+        cls.bulk_result = json.loads(res.stdout) if res.returncode == 0 else {"error": res.stderr}
 
     # ---- helpers ---------------------------------------------------------------------------------------------------
     def http(self, where, url: str, timeout: float = 5) -> tuple[int, str]:

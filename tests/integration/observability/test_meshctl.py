@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 import needs  # noqa: E402
 
@@ -48,27 +47,17 @@ spec:
 """
 
 
-class MeshctlTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-meshctl-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.a = c.add_pod("node1", "a")
-            cls.b = c.add_pod("node2", "b")
-            cls.cp = ControlPlane(c, Path(cls.tmp.name), cert_ttl="2m")
-            cls.cp.workload(cls.a, ns="shop", sa="a")
-            cls.cp.workload(cls.b, ns="shop", sa="b")
-            cls.cp.start()
-        except BaseException:
-            cls.cluster.down()
-            raise
+class MeshctlTest(ClusterCase):
+    TMP_PREFIX = "zm-meshctl-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.a = c.add_pod("node1", "a")
+        cls.b = c.add_pod("node2", "b")
+        cls.cp = ControlPlane(c, tmp, cert_ttl="2m")
+        cls.cp.workload(cls.a, ns="shop", sa="a")
+        cls.cp.workload(cls.b, ns="shop", sa="b")
+        cls.cp.start()
 
     # ---- helpers ---------------------------------------------------------------------------------------------------
     def meshctl(self, *args):
