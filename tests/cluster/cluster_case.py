@@ -1,8 +1,9 @@
 """A test class on one simulated cluster of its own: built once in setUpClass, taken down after the last test and
 also when the set-up itself fails (so a failed set-up leaves no namespaces, cgroups or pins behind).
 
-A subclass sets NODES / FAMILIES / TMP_PREFIX and fills the cluster in set_up_cluster(c, tmp); set_up_failed() may
-print what explains a failed set-up (logs) before the cluster goes.
+A subclass sets NODES / FAMILIES / CLUSTER_ARGS / TMP_PREFIX and fills the cluster in set_up_cluster(c, tmp);
+set_up_failed() may print what explains a failed set-up (logs) before the cluster goes; tear_down_cluster() runs
+before the cluster is taken down, after the last test or a failed set-up (e.g. to stop the agents first).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import zmcluster
 class ClusterCase(unittest.TestCase):
     NODES = 2
     FAMILIES: tuple = ("ipv4",)  # the cluster's IP families (zmcluster.Cluster)
+    CLUSTER_ARGS: dict = {}  # more zmcluster.Cluster arguments (e.g. underlay, overlay)
     TMP_PREFIX = "zm-test-"
 
     @classmethod
@@ -28,10 +30,15 @@ class ClusterCase(unittest.TestCase):
         """Called when set_up_cluster raised, before the cluster is taken down."""
 
     @classmethod
+    def tear_down_cluster(cls) -> None:
+        """Called before the cluster is taken down (also after a failed set-up)."""
+
+    @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix=cls.TMP_PREFIX)
         try:
-            cls.cluster = zmcluster.Cluster(nodes=cls.NODES, pods_per_node=0, families=cls.FAMILIES).up()
+            cls.cluster = zmcluster.Cluster(nodes=cls.NODES, pods_per_node=0, families=cls.FAMILIES,
+                                            **cls.CLUSTER_ARGS).up()
         except BaseException:
             cls.tmp.cleanup()
             raise
@@ -44,5 +51,8 @@ class ClusterCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+        try:
+            cls.tear_down_cluster()
+        finally:
+            cls.cluster.down()
+            cls.tmp.cleanup()

@@ -9,13 +9,12 @@ they must find flannel.1 from the routing table (that is where traffic from othe
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -23,33 +22,23 @@ BPFQUERY = str(Path(__file__).resolve().parents[2] / "cluster" / "bpfquery.py")
 PORT = 8080
 
 
-class OverlayTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-overlay-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0, underlay="ens5", overlay="vxlan")
-        cls.cluster.up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.auto_uplink = True
-            cls.mesh.add_workload(cls.client, sa="client")
-            cls.mesh.add_workload(cls.server, sa="server")
-            for pod in c.pods:
-                c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            for pod in c.pods:
-                c.wait_tcp(pod, pod.ip, PORT)
-        except BaseException:
-            cls.cluster.down()
-            raise
+class OverlayTest(ClusterCase):
+    TMP_PREFIX = "zm-overlay-"
+    CLUSTER_ARGS = {"underlay": "ens5", "overlay": "vxlan"}
 
     @classmethod
-    def tearDownClass(cls):
-        cls.cluster.down()
-        cls.tmp.cleanup()
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.auto_uplink = True
+        cls.mesh.add_workload(cls.client, sa="client")
+        cls.mesh.add_workload(cls.server, sa="server")
+        for pod in c.pods:
+            c.popen(pod, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        for pod in c.pods:
+            c.wait_tcp(pod, pod.ip, PORT)
 
     def tool(self, pod, *args, timeout=60):
         res = self.cluster.run(pod, [sys.executable, PODTOOL, *map(str, args)], timeout=timeout, text=True)

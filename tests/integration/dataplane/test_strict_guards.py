@@ -10,13 +10,12 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -62,35 +61,28 @@ for i in range(3):
 """
 
 
-class StrictGuardsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-guards-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")      # STRICT, enrolled
-            cls.outsider = c.add_pod("node1", "outsider")  # not in the mesh: the control of every capture
-            cls.server = c.add_pod("node2", "server")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.add_workload(cls.client, sa="client")
-            cls.mesh.add_workload(cls.outsider, enrolled=False)
-            cls.mesh.add_workload(cls.server, sa="server", probe_ports=(PROBE_PORT,))
-            for port in (PORT, PROBE_PORT):
-                c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(port)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            for port in (PORT, PROBE_PORT):
-                c.wait_tcp(cls.server, cls.server.ip, port)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+class StrictGuardsTest(ClusterCase):
+    TMP_PREFIX = "zm-guards-"
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")      # STRICT, enrolled
+        cls.outsider = c.add_pod("node1", "outsider")  # not in the mesh: the control of every capture
+        cls.server = c.add_pod("node2", "server")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.add_workload(cls.client, sa="client")
+        cls.mesh.add_workload(cls.outsider, enrolled=False)
+        cls.mesh.add_workload(cls.server, sa="server", probe_ports=(PROBE_PORT,))
+        for port in (PORT, PROBE_PORT):
+            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(port)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        for port in (PORT, PROBE_PORT):
+            c.wait_tcp(cls.server, cls.server.ip, port)
+
+    @classmethod
+    def tear_down_cluster(cls):
         for node in list(cls.mesh.agents) if hasattr(cls, "mesh") else []:
             cls.mesh.kill_agent(cls.cluster.node(node))
-        cls.cluster.down()
-        cls.tmp.cleanup()
 
     def connect(self, where, host, port, timeout=1.5) -> str:
         res = self.cluster.run(where, [sys.executable, "-c", TRY, host, str(port), str(timeout)], text=True,

@@ -4,12 +4,11 @@ IPv6 disabled the same flags still start the agent, serving IPv4. One node, no w
 """
 
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 HEALTH_PORT = 15021
@@ -17,24 +16,21 @@ METRICS_PORT = 15020
 CHART_ARGS = [f"--health-addr=[::]:{HEALTH_PORT}", f"--metrics-addr=[::]:{METRICS_PORT}"]
 
 
-class HttpDualStackTest(unittest.TestCase):
+class HttpDualStackTest(ClusterCase):
+    TMP_PREFIX = "zm-http6-"
+    NODES = 1
+    FAMILIES = ("ipv4", "ipv6")
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-http6-")
-        cls.cluster = zmcluster.Cluster(nodes=1, pods_per_node=0, families=("ipv4", "ipv6"))
-        cls.cluster.up()
-        cls.node = cls.cluster.node("node1")
-        cls.mesh = Mesh(cls.cluster, Path(cls.tmp.name))
+    def set_up_cluster(cls, c, tmp):
+        cls.node = c.node("node1")
+        cls.mesh = Mesh(c, tmp)
         cls.mesh.agent_args[cls.node.name] = CHART_ARGS
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            for name in list(cls.mesh.agents):
-                cls.mesh.kill_agent(cls.cluster.node(name))
-        finally:
-            cls.cluster.down()
-            cls.tmp.cleanup()
+    def tear_down_cluster(cls):
+        for name in list(cls.mesh.agents) if hasattr(cls, "mesh") else []:
+            cls.mesh.kill_agent(cls.cluster.node(name))
 
     def get(self, host: str, port: int, path: str) -> str:
         """The HTTP status of a GET from the node's own namespace (where the kubelet probes from), "000" if refused."""
