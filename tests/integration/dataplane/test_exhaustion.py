@@ -16,7 +16,6 @@ import resource
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
 import needs  # noqa: E402
-import zmcluster  # noqa: E402
+from cluster_case import ClusterCase  # noqa: E402
 from mesh import Mesh  # noqa: E402
 
 PODTOOL = str(Path(__file__).resolve().parents[2] / "cluster" / "podtool.py")
@@ -149,7 +148,9 @@ class Helper:
                 self.proc.wait()
 
 
-class ExhaustionTest(unittest.TestCase):
+class ExhaustionTest(ClusterCase):
+    TMP_PREFIX = "zm-exhaustion-"
+
     @classmethod
     def setUpClass(cls):
         # The flood's sockets and the agent's: raise the limit for this process and everything it starts (the agent also
@@ -162,30 +163,25 @@ class ExhaustionTest(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < HELD + EXTRA + 1000:
             needs.missing(f"RLIMIT_NOFILE hard limit {hard} is below {HELD + EXTRA + 1000} and cannot be raised")
-        cls.tmp = tempfile.TemporaryDirectory(prefix="zm-exhaustion-")
-        cls.cluster = zmcluster.Cluster(nodes=2, pods_per_node=0).up()
-        try:
-            c = cls.cluster
-            cls.client = c.add_pod("node1", "client")
-            cls.server = c.add_pod("node2", "server")
-            cls.mesh = Mesh(c, Path(cls.tmp.name))
-            cls.mesh.add_workload(cls.client, sa="client")
-            cls.mesh.add_workload(cls.server, sa="server")
-            cls.mesh.agent_args["node2"] = ["--hbone-handshake-timeout-ms", str(HANDSHAKE_TIMEOUT_S * 1000),
-                                            "--hbone-max-connections-per-peer", str(HELD)]
-            c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
-            cls.mesh.start_agents()
-            c.wait_tcp(cls.server, cls.server.ip, PORT)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_cluster(cls, c, tmp):
+        cls.client = c.add_pod("node1", "client")
+        cls.server = c.add_pod("node2", "server")
+        cls.mesh = Mesh(c, tmp)
+        cls.mesh.add_workload(cls.client, sa="client")
+        cls.mesh.add_workload(cls.server, sa="server")
+        cls.mesh.agent_args["node2"] = ["--hbone-handshake-timeout-ms", str(HANDSHAKE_TIMEOUT_S * 1000),
+                                        "--hbone-max-connections-per-peer", str(HELD)]
+        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.mesh.start_agents()
+        c.wait_tcp(cls.server, cls.server.ip, PORT)
+
+    @classmethod
+    def tear_down_cluster(cls):
         for node in list(cls.mesh.agents) if hasattr(cls, "mesh") else []:
             cls.mesh.kill_agent(cls.cluster.node(node))
-        cls.cluster.down()
-        cls.tmp.cleanup()
 
     def meshed_request(self) -> str:
         res = self.cluster.run(self.client, [sys.executable, "-c", TRY, self.server.ip, str(PORT), "10"], text=True,
