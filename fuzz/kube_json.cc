@@ -76,7 +76,7 @@ bool ValidAddresses(const std::string& one, const google::protobuf::RepeatedPtrF
 
 void Check(const zm::k8s::Translation& t) {
   for (const auto& l : t.resources) {
-    const auto& r = l.resource;
+    const zeromesh::v1::Resource& r = *l.resource;
     if (r.has_workload() && !ValidAddresses(r.workload().ip(), r.workload().ips())) std::abort();
     if (r.has_service() && (!ValidAddresses(r.service().vip(), r.service().vips()) || r.service().ports_size() == 0)) {
       std::abort();
