@@ -147,18 +147,14 @@ void DecodeCache::AppendResolved(const std::string& file, const std::map<std::st
   Entry& e = files_.at(file);
   for (size_t i = 0; i < e.decoded.resources.size(); ++i) {
     Located& l = out->emplace_back(e.decoded.resources[i]);  // the resource is shared, not copied
-    if (!l.resource->has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
-    const auto& w = l.resource->workload();
-    auto it = namespaces.find(w.namespace_());
-    const Namespace* ns = it == namespaces.end() ? nullptr : it->second;
-    Inherited want = ResolvedSettings(l.inherit_enrolled, l.inherit_mode, ns, true, w);
-    if (want == Inherited{w.enrolled(), w.mode()}) continue;  // as decoded: the decoded digest holds
+    auto want = NamespaceChange(l, namespaces);
+    if (!want) continue;  // as decoded: the decoded digest holds
     auto& memo = e.resolved[i];
-    if (!memo || memo->settings != want) {
+    if (!memo || memo->settings != *want) {
       // Resolved once per distinct setting and kept: the next reload shares this copy, as the snapshot does.
       SharedResource resolved = l.resource;
-      ResolveWorkload(l.inherit_enrolled, l.inherit_mode, ns, true, resolved.Mutable()->mutable_workload());
-      memo = Resolved{want, ResourceDigest(*resolved), std::move(resolved)};
+      SetInherited(*want, resolved.Mutable()->mutable_workload());
+      memo = Resolved{*want, ResourceDigest(*resolved), std::move(resolved)};
     }
     l.resource = memo->resource;
     l.digest = memo->digest;

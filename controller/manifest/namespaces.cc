@@ -22,13 +22,27 @@ Inherited ResolvedSettings(bool inherit_enrolled, bool inherit_mode, const Names
   return out;
 }
 
+void SetInherited(const Inherited& s, v1::Workload* w) {
+  w->set_enrolled(s.enrolled);
+  w->set_mode(s.mode);
+}
+
 bool ResolveWorkload(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
                      v1::Workload* w) {
   Inherited want = ResolvedSettings(inherit_enrolled, inherit_mode, ns, enrolled_default, *w);
   if (want == Inherited{w->enrolled(), w->mode()}) return false;
-  w->set_enrolled(want.enrolled);
-  w->set_mode(want.mode);
+  SetInherited(want, w);
   return true;
+}
+
+std::optional<Inherited> NamespaceChange(const Located& l, const std::map<std::string, const Namespace*>& namespaces) {
+  if (!l.resource->has_workload() || !(l.inherit_enrolled || l.inherit_mode)) return std::nullopt;
+  const v1::Workload& w = l.resource->workload();
+  auto it = namespaces.find(w.namespace_());
+  Inherited want =
+      ResolvedSettings(l.inherit_enrolled, l.inherit_mode, it == namespaces.end() ? nullptr : it->second, true, w);
+  if (want == Inherited{w.enrolled(), w.mode()}) return std::nullopt;
+  return want;
 }
 
 std::map<std::string, const Namespace*> IndexNamespaces(const std::vector<Namespace>& namespaces) {
@@ -40,14 +54,10 @@ std::map<std::string, const Namespace*> IndexNamespaces(const std::vector<Namesp
 void ApplyNamespaces(Result* r) {
   auto index = IndexNamespaces(r->namespaces);
   for (auto& l : r->resources) {
-    if (!l.resource->has_workload() || !(l.inherit_enrolled || l.inherit_mode)) continue;
-    const v1::Workload& w = l.resource->workload();
-    auto it = index.find(w.namespace_());
-    const Namespace* ns = it == index.end() ? nullptr : it->second;
-    Inherited want = ResolvedSettings(l.inherit_enrolled, l.inherit_mode, ns, true, w);
-    if (want == Inherited{w.enrolled(), w.mode()}) continue;  // unchanged: no copy of a shared resource
-    ResolveWorkload(l.inherit_enrolled, l.inherit_mode, ns, true, l.resource.Mutable()->mutable_workload());
-    l.digest.reset();
+    if (auto want = NamespaceChange(l, index)) {
+      SetInherited(*want, l.resource.Mutable()->mutable_workload());
+      l.digest.reset();
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ std::string ParseModeLabel(const std::string& value, zeromesh::v1::Mode* mode);
 Inherited ResolvedSettings(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
                            const zeromesh::v1::Workload& w);
 
+// Writes `s` into `w`.
+void SetInherited(const Inherited& s, zeromesh::v1::Workload* w);
+
 // Sets what `w` inherits (ResolvedSettings): enrolled from `ns` when it says, else `enrolled_default`; mode from `ns`,
 // else unspecified (the MeshConfig default applies). `ns` may be null (no such Namespace). Returns whether `w` changed.
 bool ResolveWorkload(bool inherit_enrolled, bool inherit_mode, const Namespace* ns, bool enrolled_default,
@@ -34,6 +38,11 @@ bool ResolveWorkload(bool inherit_enrolled, bool inherit_mode, const Namespace* 
 
 // The Namespaces of a set by name (the last of a name; a duplicate is CheckSet's error).
 std::map<std::string, const Namespace*> IndexNamespaces(const std::vector<Namespace>& namespaces);
+
+// Universal mode: what the workload of `l` resolves to against `namespaces` (by name; a manifest that leaves enrolled
+// out means enrolled) when that differs from what it holds; nothing for a resource that is no such workload or would
+// not change, so that a shared resource is copied only when it must change.
+std::optional<Inherited> NamespaceChange(const Located& l, const std::map<std::string, const Namespace*>& namespaces);
 
 // Universal mode: resolves the workloads of `r` against its Namespaces (run once every file is read: a Namespace in
 // one file decides for workloads in others). What a manifest leaves out defaults to enrolled, as before Namespaces
