@@ -140,6 +140,20 @@ class Mesh:
                 self.identities[uri] = self.ca.issue(uri, f"{ns}.{w.service_account}")
         return w
 
+    def add_rogue_workload(self, pod: zmcluster.Pod, sa: str) -> Workload:
+        """A workload the other nodes' agents believe enrolled with identity `sa`, while its own node's agent does not
+        enroll it: whatever listens on the pod's :15008 is not our proxy but a rogue HBONE server claiming `sa`."""
+        w = self.add_workload(pod, sa=sa)
+        earlier = self.config_hooks.get(pod.node.name, lambda cfg: cfg)
+
+        def own_node_view(cfg):
+            for entry in cfg["workloads"]:
+                if entry["name"] == pod.name:
+                    entry["enrolled"] = False
+            return earlier(cfg)
+        self.config_hooks[pod.node.name] = own_node_view
+        return w
+
     def config_for(self, node: zmcluster.Node) -> dict:
         local_ids = {self.ca.spiffe_id(w.namespace, w.service_account) for w in self.workloads
                      if w.enrolled and w.pod.node is node}

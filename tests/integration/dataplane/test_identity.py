@@ -33,14 +33,7 @@ class IdentityTest(ClusterCase):
         m.add_workload(cls.server, sa="server")
         # node1 believes "rogue" is an enrolled workload with identity sa/server; node2 does not enroll it, so
         # whatever listens on rogue:15008 is not our proxy: a rogue HBONE server.
-        m.add_workload(cls.rogue, sa="server")
-
-        def node2_view(cfg):
-            for w in cfg["workloads"]:
-                if w["name"] == "rogue":
-                    w["enrolled"] = False
-            return cfg
-        m.config_hooks["node2"] = node2_view
+        m.add_rogue_workload(cls.rogue, sa="server")
         c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
         m.start_agents()
         c.wait_tcp(cls.server, cls.server.ip, PORT)

@@ -182,14 +182,7 @@ class TlsRefusalsTest(ClusterCase):
         m = cls.mesh
         m.add_workload(cls.client, sa="client")
         m.add_workload(cls.server, sa="server")
-        m.add_workload(cls.rogue, sa="server")  # node1's view: rogue is sa/server; node2 does not enroll it
-
-        def node2_view(cfg):
-            for w in cfg["workloads"]:
-                if w["name"] == "rogue":
-                    w["enrolled"] = False
-            return cfg
-        m.config_hooks["node2"] = node2_view
+        m.add_rogue_workload(cls.rogue, sa="server")  # node1's view: rogue is sa/server; node2 does not enroll it
         c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
         cls.counted = tmp / "counted.txt"
         cls.counted.write_text("")
