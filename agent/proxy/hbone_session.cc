@@ -290,41 +290,60 @@ void HboneSession::ArmIdle() {
 void HboneSession::ReadTls() {
   size_t budget = kReadBudget;
   uint8_t* buf = ctx_.scratch.data();
+  const size_t cap = ctx_.scratch.size();
   while (readable_ && state_ == State::kReady) {
     if (budget == 0) {
       ctx_.loop.MarkReady(this);
       break;
     }
-    int n = SSL_read(ssl_.get(), buf, static_cast<int>(ctx_.scratch.size()));
-    if (n <= 0) {
-      int err = SSL_get_error(ssl_.get(), n);
-      if (err == SSL_ERROR_WANT_READ) {
-        readable_ = false;
+    // Decrypt every record the read-ahead buffer holds before nghttp2 sees them: SSL_read returns one record (16 KiB
+    // at most), and a DATA frame the peer sent larger than that would otherwise reach DataChunkCb, and the pod
+    // socket, in one send per record.
+    size_t filled = 0;
+    int err = SSL_ERROR_NONE;
+    std::string failure;  // taken at once: handing the bytes before it to nghttp2 may use the error queue
+    do {
+      int n = SSL_read(ssl_.get(), buf + filled, static_cast<int>(cap - filled));
+      if (n <= 0) {
+        err = SSL_get_error(ssl_.get(), n);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+          failure = err == SSL_ERROR_ZERO_RETURN ? "peer closed TLS"
+                    : err == SSL_ERROR_SSL       ? "TLS error: " + tls::DrainErrors()
+                                                 : "connection lost";
+          ERR_clear_error();
+        }
         break;
       }
-      if (err == SSL_ERROR_WANT_WRITE) break;  // retried on EPOLLOUT
-      std::string why = err == SSL_ERROR_ZERO_RETURN ? "peer closed TLS"
-                        : err == SSL_ERROR_SSL       ? "TLS error: " + tls::DrainErrors()
-                                                     : "connection lost";
-      ERR_clear_error();
-      Close(why);
+      filled += static_cast<size_t>(n);
+    } while (read_ahead_ && filled < cap && MoreTlsBuffered());
+    if (filled > 0) {
+      last_read_ = EventLoop::Clock::now();
+      budget -= std::min(budget, filled);
+      ssize_t rv = nghttp2_session_mem_recv(h2_, buf, filled);
+      if (rv < 0) {
+        Close(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(rv)));
+        return;
+      }
+      SettleAll();
+      if (state_ != State::kReady) return;
+    }
+    if (err == SSL_ERROR_WANT_READ) {
+      readable_ = false;
+      break;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) break;  // retried on EPOLLOUT
+    if (!failure.empty()) {
+      Close(failure);
       return;
     }
-    last_read_ = EventLoop::Clock::now();
-    budget -= std::min(budget, static_cast<size_t>(n));
-    ssize_t rv = nghttp2_session_mem_recv(h2_, buf, static_cast<size_t>(n));
-    if (rv < 0) {
-      Close(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(rv)));
-      return;
-    }
-    SettleAll();
-    if (state_ != State::kReady) return;
     // Drained by a short read and nothing buffered: another SSL_read would only read EAGAIN. New bytes come with a
     // new edge; a FIN or error seen already (hup_) is read to the end instead.
-    if (read_ahead_ && !hup_ && TlsSocketBioDrained(SSL_get_rbio(ssl_.get())) && !SSL_has_pending(ssl_.get())) {
-      readable_ = false;
-    }
+    if (read_ahead_ && !hup_ && !MoreTlsBuffered()) readable_ = false;
   }
+}
+
+bool HboneSession::MoreTlsBuffered() const {
+  return SSL_has_pending(ssl_.get()) || !TlsSocketBioDrained(SSL_get_rbio(ssl_.get()));
 }
 
 void HboneSession::Flush() {

@@ -160,6 +160,7 @@ class HboneSession : public IoHandler, public Closable {
   void AttachBio();
   void Handshake();
   void ReadTls();
+  bool MoreTlsBuffered() const;  // SSL_read can go on without waiting for the socket
   bool FlushTls();
   bool WriteRecords();    // SSL_write of out_ while the socket takes it; false when the session was closed
   size_t Unsent() const;  // TLS bytes written by BoringSSL that are not on the socket yet (the BIO's batch)
