@@ -289,8 +289,8 @@ void HboneSession::ArmIdle() {
 
 void HboneSession::ReadTls() {
   size_t budget = kReadBudget;
-  uint8_t* buf = ctx_.scratch.data();
-  const size_t cap = ctx_.scratch.size();
+  uint8_t* buf = ctx_.scratch.get();
+  const size_t cap = WorkerContext::kScratchSize;
   while (readable_ && state_ == State::kReady) {
     if (budget == 0) {
       ctx_.loop.MarkReady(this);
@@ -298,7 +298,7 @@ void HboneSession::ReadTls() {
     }
     // Decrypt every record the read-ahead buffer holds before nghttp2 sees them: SSL_read returns one record (16 KiB
     // at most), and a DATA frame the peer sent larger than that would otherwise reach DataChunkCb, and the pod
-    // socket, in one send per record.
+    // socket, in one send per record. Measured in docs/benchmarks.md ("Bulk path, round 3").
     size_t filled = 0;
     int err = SSL_ERROR_NONE;
     std::string failure;  // taken at once: handing the bytes before it to nghttp2 may use the error queue

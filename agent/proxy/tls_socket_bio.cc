@@ -12,9 +12,9 @@
 namespace zm::proxy {
 namespace {
 
-// Several full TLS records (16 KiB of plaintext each) per read(2) in a bulk transfer. The buffer exists only while
+// Sixteen full TLS records (16 KiB of plaintext each) per read(2) in a bulk transfer. The buffer exists only while
 // it holds bytes or the socket has more: an idle connection keeps none.
-constexpr size_t kReadAhead = 64 * 1024;
+constexpr size_t kReadAhead = 256 * 1024;
 // Seven full records (16 KiB + 22 bytes each) per send(2) in a bulk transfer; like the read buffer, allocated only
 // while it holds bytes.
 constexpr size_t kWriteBatch = 128 * 1024;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -33,7 +34,7 @@ class Closable {
 
 struct WorkerContext {
   WorkerContext(const ProxyOptions& o, ProxyStats& s, agent::SnapshotHolder& snaps, agent::CertStore& c)
-      : opts(o), stats(s), snapshots(snaps), certs(c), scratch(64 * 1024) {}
+      : opts(o), stats(s), snapshots(snaps), certs(c), scratch(new uint8_t[kScratchSize]) {}
 
   EventLoop loop;
   BlockPool blocks;
@@ -50,7 +51,11 @@ struct WorkerContext {
   void ReportTlsFailure(TlsFailure why) const {
     if (opts.observer) opts.observer->OnTlsFailure(why);
   }
-  std::vector<uint8_t> scratch;  // TLS read buffer, used synchronously
+  // Decrypted TLS bytes on their way to nghttp2, used synchronously: room for the records of a whole read-ahead
+  // (tls_socket_bio.cc), so a large DATA frame reaches the pod socket in one send. Not zeroed: its pages stay out of
+  // the RSS until a bulk transfer first fills them.
+  static constexpr size_t kScratchSize = 256 * 1024;
+  std::unique_ptr<uint8_t[]> scratch;
   HttpWorkerState http;          // HTTP retries (budget, backoff) and RequestMirror copies of this worker
   SpanIdSource span_ids;         // trace and span ids of this worker's requests (ProxyOptions::tracing)
   std::unordered_set<Closable*> live;
