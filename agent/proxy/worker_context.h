@@ -56,8 +56,8 @@ struct WorkerContext {
   // the RSS until a bulk transfer first fills them.
   static constexpr size_t kScratchSize = 256 * 1024;
   std::unique_ptr<uint8_t[]> scratch;
-  HttpWorkerState http;          // HTTP retries (budget, backoff) and RequestMirror copies of this worker
-  SpanIdSource span_ids;         // trace and span ids of this worker's requests (ProxyOptions::tracing)
+  HttpWorkerState http;   // HTTP retries (budget, backoff) and RequestMirror copies of this worker
+  SpanIdSource span_ids;  // trace and span ids of this worker's requests (ProxyOptions::tracing)
   std::unordered_set<Closable*> live;
   // HBONE sessions and streams of this worker, plus connections handed to it (Worker::Accept) it has not taken yet:
   // the bulk work Accept balances the workers by. Written by this worker, read by the others.
