@@ -48,7 +48,7 @@ def restart_agents(mesh: Mesh, c, binary: Path) -> list[int]:
     return pids
 
 
-SYSCALLS = ("read", "write", "sendto", "recvfrom", "sendmsg", "writev", "epoll_wait")
+SYSCALLS = ("read", "readv", "write", "sendto", "recvfrom", "sendmsg", "writev", "epoll_wait")
 
 
 def measure(bench: Bench, path: str, streams: int, syscalls: bool = False) -> dict:

@@ -48,6 +48,33 @@ void ByteQueue::WritableTail(uint8_t** p, size_t* len) {
   *len = kBlockSize - tail_fill_;
 }
 
+size_t ByteQueue::WritableTailVec(iovec* iov, size_t max, size_t want) {
+  uint8_t* p;
+  size_t len;
+  WritableTail(&p, &len);
+  iov[0] = {p, len};
+  size_t n = 1;
+  for (size_t room = len; n < max && room < want; ++n, room += kBlockSize) {
+    blocks_.push_back(pool_->Take());
+    ++spare_;
+    iov[n] = {blocks_.back()->data, kBlockSize};
+  }
+  return n;
+}
+
+void ByteQueue::CommitVec(size_t n) {
+  size_ += n;
+  size_t tail = blocks_.size() - 1 - spare_;  // the block WritableTail() gave
+  size_t fill = tail_fill_ + n;
+  for (; fill > kBlockSize; fill -= kBlockSize) ++tail;
+  tail_fill_ = fill;
+  while (blocks_.size() - 1 > tail) {
+    pool_->Give(std::move(blocks_.back()));
+    blocks_.pop_back();
+  }
+  spare_ = 0;
+}
+
 void ByteQueue::Append(const uint8_t* p, size_t n) {
   while (n > 0) {
     uint8_t* dst;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -56,6 +57,11 @@ class ByteQueue {
   // A queue left empty after WritableTail() (nothing was read) should be Clear()ed, else it keeps its block.
   void WritableTail(uint8_t** p, size_t* len);
   void Commit(size_t n) { tail_fill_ += n, size_ += n; }
+  // The same for one readv(2) of up to |want| bytes: WritableTail() and, while |want| needs them and |max| allows,
+  // fresh blocks after it, as iovecs (returns how many). CommitVec() must follow, also when nothing was read: the
+  // blocks left unfilled go back to the pool.
+  size_t WritableTailVec(iovec* iov, size_t max, size_t want);
+  void CommitVec(size_t n);
   void Append(const uint8_t* p, size_t n);
 
   // Contiguous readable bytes at the head; then Consume() what was used.
@@ -74,6 +80,7 @@ class ByteQueue {
   size_t head_off_ = 0;   // read offset in the first block
   size_t tail_fill_ = 0;  // bytes used in the last block
   size_t size_ = 0;
+  size_t spare_ = 0;  // blocks WritableTailVec() added after the tail, until CommitVec()
 };
 
 }  // namespace zm::proxy

@@ -40,6 +40,7 @@ class HboneStream : public IoHandler {
   bool tcp_readable = false;
   bool tcp_writable = false;
   bool tcp_hup = false;    // epoll reported a FIN or error: read until EOF, a short read is no sign of a drained socket
+  bool tcp_bulk = false;   // the last read filled its buffer: the next one reads into several blocks at once
   bool tcp_eof = false;    // FIN read from TCP (END_STREAM follows)
   bool tcp_shut = false;   // FIN written to TCP
   bool tcp_error = false;  // TCP failed: reset it and cancel the h2 stream
@@ -137,6 +138,14 @@ class HboneSession : public IoHandler, public Closable {
   size_t conn_credit_ = 0;
   std::unordered_set<HboneStream*> streams_;
   std::vector<HboneStream*> touched_;
+  // DATA payloads received for streams whose pod socket can take them, in arrival order; they point into the
+  // worker's scratch buffer and are sent (SendGathered) before it is read into again.
+  struct Chunk {
+    HboneStream* s;
+    const uint8_t* data;
+    size_t len;
+  };
+  std::vector<Chunk> gathered_;
   uint64_t handshake_timer_ = 0;
   uint64_t header_timer_ = 0;  // server: from the handshake until the first complete request
   uint64_t idle_timer_ = 0;
@@ -161,6 +170,8 @@ class HboneSession : public IoHandler, public Closable {
   void Handshake();
   void ReadTls();
   bool MoreTlsBuffered() const;  // SSL_read can go on without waiting for the socket
+  void SendGathered();           // gathered_ to the pod sockets: one sendmsg per stream, the rest to to_tcp
+  void SendChunks(HboneStream* s, const Chunk* c, size_t n);
   bool FlushTls();
   bool WriteRecords();    // SSL_write of out_ while the socket takes it; false when the session was closed
   size_t Unsent() const;  // TLS bytes written by BoringSSL that are not on the socket yet (the BIO's batch)
