@@ -179,6 +179,79 @@ TEST_F(ProxyTest, EchoOverHboneIsByteExactWithHalfClose) {
   EXPECT_GE(node1_.proxy->stats().bytes_out.load(), data.size());
 }
 
+namespace {
+
+// Reads |fd| to EOF in small pieces with pauses, so the proxy writing to it keeps finding it full.
+std::string ReadSlowly(int fd) {
+  std::string got;
+  char buf[3000];
+  ssize_t n;
+  for (int reads = 1; (n = read(fd, buf, sizeof(buf))) > 0; ++reads) {
+    got.append(buf, static_cast<size_t>(n));
+    if (reads % 32 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  return got;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  for (size_t off = 0; off < data.size();) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+// Slow readers at both ends, with small receive buffers: the agents' sends to the pods come back short or EAGAIN in
+// the middle of the DATA payloads of one TLS read-ahead (sent together, HboneSession::SendGathered) and the rest waits
+// in the stream's queue, while the writing pods fill whole multi-block reads (readv). Every byte arrives, in order.
+TEST_F(ProxyTest, SlowReadersGetEveryByteInOrderBothWays) {
+  StartMesh();
+  uint16_t port = 0;
+  int lfd = testing::Listen("127.0.0.22", &port);
+  ASSERT_GE(lfd, 0);
+  int small = 8192;
+  setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));  // inherited by the accepted socket
+  const std::string upload = testing::RandomBytes(8 << 20, 3);
+  const std::string download = testing::RandomBytes(8 << 20, 4);
+  std::string server_got;
+  bool server_sent = false;
+  std::thread server([&] {
+    int c = accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    server_got = ReadSlowly(c);  // the upload, to the client's FIN
+    server_sent = SendAll(c, download);
+    close(c);
+  });
+  node1_.Redirect("127.0.0.22", port);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.11", &src.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)), 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(node1_.proxy->outbound_port());
+  inet_pton(AF_INET, "127.0.0.22", &dst.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)), 0);
+  EXPECT_TRUE(SendAll(fd, upload));
+  shutdown(fd, SHUT_WR);
+  std::string client_got = ReadSlowly(fd);
+  close(fd);
+  server.join();
+  close(lfd);
+  EXPECT_EQ(server_got.size(), upload.size());
+  EXPECT_TRUE(server_got == upload);
+  EXPECT_TRUE(server_sent);
+  EXPECT_EQ(client_got.size(), download.size());
+  EXPECT_TRUE(client_got == download);
+  EXPECT_EQ(node2_.proxy->stats().hbone_streams_accepted.load(), 1u);
+}
+
 TEST_F(ProxyTest, HalfCloseBeforeReply) {
   StartMesh();
   testing::EchoServer echo("127.0.0.22");
