@@ -348,9 +348,13 @@ void HboneSession::ReadTls() {
 
 void HboneSession::SendGathered() {
   if (gathered_.empty()) return;
-  // A stream's chunks stay in order (stable sort); streams go one after another.
-  std::stable_sort(gathered_.begin(), gathered_.end(),
-                   [](const Chunk& a, const Chunk& b) { return std::less<HboneStream*>()(a.s, b.s); });
+  // A stream's chunks stay in order (stable sort); streams go one after another. One stream, the usual case, needs
+  // no sort (std::stable_sort would allocate its buffer on every read).
+  HboneStream* first = gathered_.front().s;
+  if (!std::all_of(gathered_.begin(), gathered_.end(), [first](const Chunk& c) { return c.s == first; })) {
+    std::stable_sort(gathered_.begin(), gathered_.end(),
+                     [](const Chunk& a, const Chunk& b) { return std::less<HboneStream*>()(a.s, b.s); });
+  }
   for (size_t i = 0; i < gathered_.size();) {
     size_t j = i + 1;
     while (j < gathered_.size() && gathered_[j].s == gathered_[i].s) ++j;
