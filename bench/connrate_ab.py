@@ -101,10 +101,7 @@ def main() -> int:
                     help="leave the kernel's TCP settings (no tcp_tw_reuse=1, the default port range), as on a node")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
-    bins = {"A": Path(args.a) / "agent" / "mesh-agent", "B": Path(args.b) / "agent" / "mesh-agent"}
-    for b in bins.values():
-        if not b.exists():
-            raise SystemExit(f"{b} missing")
+    bins = dataplane.ab_binaries(args)
     load_start = os.getloadavg()
     raw: dict = {"A": [], "B": []}
     for t in range(args.trials):
@@ -117,13 +114,8 @@ def main() -> int:
     summary = {build: {key: statistics.median(f[key] for f in figs)
                        for key in ("zeromesh", "direct", "vs_direct", "agents_cpu_us_per_conn")}
                for build, figs in raw.items()}
-    report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "a": args.a, "b": args.b, "trials": args.trials,
-              "seconds": args.seconds, "parallel": args.parallel, "kernel_defaults": args.kernel_defaults,
-              "loadavg_start": load_start, "loadavg_end": load_end, "machine": dataplane.machine(),
-              "summary": summary, "raw": raw, "profiled_b": profiled}
-    print(json.dumps({"loadavg_start": load_start, "loadavg_end": load_end, "summary": summary}, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    dataplane.write_ab_report(args, load_start, load_end, summary, raw, trials=args.trials, seconds=args.seconds,
+                              parallel=args.parallel, kernel_defaults=args.kernel_defaults, profiled_b=profiled)
     return 0
 
 

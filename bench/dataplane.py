@@ -101,6 +101,26 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def ab_binaries(args) -> dict:
+    """The two agents of an A/B script (throughput_ab.py, connrate_ab.py): --a and --b are build directories; exits
+    when either has no agent/mesh-agent."""
+    bins = {"A": Path(args.a) / "agent" / "mesh-agent", "B": Path(args.b) / "agent" / "mesh-agent"}
+    for b in bins.values():
+        if not b.exists():
+            raise SystemExit(f"{b} missing")
+    return bins
+
+
+def write_ab_report(args, load_start, load_end, summary: dict, raw: dict, **fields) -> None:
+    """An A/B script's end: prints the load average and the summary; with --json writes the report (date, both
+    builds, |fields|, the load average, the machine, summary and raw figures)."""
+    report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "a": args.a, "b": args.b, **fields,
+              "loadavg_start": load_start, "loadavg_end": load_end, "machine": machine(), "summary": summary, "raw": raw}
+    print(json.dumps({"loadavg_start": load_start, "loadavg_end": load_end, "summary": summary}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def machine() -> dict:
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -91,10 +91,7 @@ def main() -> int:
     ap.add_argument("--syscalls", action="store_true", help="also count the agents' syscalls per GB (perf stat)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
-    bins = {"A": Path(args.a) / "agent" / "mesh-agent", "B": Path(args.b) / "agent" / "mesh-agent"}
-    for b in bins.values():
-        if not b.exists():
-            raise SystemExit(f"{b} missing")
+    bins = dataplane.ab_binaries(args)
     load_start = os.getloadavg()
     raw: dict = {}
     with tempfile.TemporaryDirectory(prefix="zm-ab-") as tmp, zmcluster.Cluster(nodes=2, pods_per_node=0) as c:
@@ -152,12 +149,7 @@ def main() -> int:
         summary[turn] = {f"gbps_{s}": med(turn, s, "gbps") for s in ("1", "8")}
         if turn == "haproxy":
             summary[turn].update({f"cpu_core_s_per_gb_{s}": med(turn, s, "cpu_core_s_per_gb") for s in ("1", "8")})
-    report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "a": args.a, "b": args.b, "rounds": args.rounds,
-              "seconds": args.seconds, "loadavg_start": load_start, "loadavg_end": load_end,
-              "machine": dataplane.machine(), "summary": summary, "raw": raw}
-    print(json.dumps({"loadavg_start": load_start, "loadavg_end": load_end, "summary": summary}, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    dataplane.write_ab_report(args, load_start, load_end, summary, raw, rounds=args.rounds, seconds=args.seconds)
     return 0
 
 
