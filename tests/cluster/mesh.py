@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,20 @@ class Mesh:
             return earlier(cfg)
         self.config_hooks[pod.node.name] = own_node_view
         return w
+
+    def add_client_server_rogue(self, serve_port: int) -> tuple[zmcluster.Pod, zmcluster.Pod, zmcluster.Pod]:
+        """The workloads of the identity and TLS-refusal tests: client (node1, sa/client), server (node2, sa/server,
+        `podtool serve serve_port`) and rogue (node2), which node1 believes is sa/server while node2 does not enroll
+        it (add_rogue_workload). Returns (client, server, rogue); the agents are not started."""
+        client = self.cluster.add_pod("node1", "client")
+        server = self.cluster.add_pod("node2", "server")
+        rogue = self.cluster.add_pod("node2", "rogue")
+        self.add_workload(client, sa="client")
+        self.add_workload(server, sa="server")
+        self.add_rogue_workload(rogue, sa="server")
+        podtool = Path(__file__).resolve().parent / "podtool.py"
+        self.cluster.popen(server, [sys.executable, str(podtool), "serve", str(serve_port)], stdout=subprocess.DEVNULL)
+        return client, server, rogue
 
     def config_for(self, node: zmcluster.Node) -> dict:
         local_ids = {self.ca.spiffe_id(w.namespace, w.service_account) for w in self.workloads

@@ -24,17 +24,11 @@ class IdentityTest(ClusterCase):
 
     @classmethod
     def set_up_cluster(cls, c, tmp):
-        cls.client = c.add_pod("node1", "client")
-        cls.server = c.add_pod("node2", "server")
-        cls.rogue = c.add_pod("node2", "rogue")
         cls.mesh = Mesh(c, tmp)
         m = cls.mesh
-        m.add_workload(cls.client, sa="client")
-        m.add_workload(cls.server, sa="server")
         # node1 believes "rogue" is an enrolled workload with identity sa/server; node2 does not enroll it, so
         # whatever listens on rogue:15008 is not our proxy: a rogue HBONE server.
-        m.add_rogue_workload(cls.rogue, sa="server")
-        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        cls.client, cls.server, cls.rogue = m.add_client_server_rogue(PORT)
         m.start_agents()
         c.wait_tcp(cls.server, cls.server.ip, PORT)
         ca, td = m.ca, m.trust_domain

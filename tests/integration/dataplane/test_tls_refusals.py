@@ -175,15 +175,10 @@ class TlsRefusalsTest(ClusterCase):
 
     @classmethod
     def set_up_cluster(cls, c, tmp):
-        cls.client = c.add_pod("node1", "client")
-        cls.server = c.add_pod("node2", "server")
-        cls.rogue = c.add_pod("node2", "rogue")
         cls.mesh = Mesh(c, tmp)
         m = cls.mesh
-        m.add_workload(cls.client, sa="client")
-        m.add_workload(cls.server, sa="server")
-        m.add_rogue_workload(cls.rogue, sa="server")  # node1's view: rogue is sa/server; node2 does not enroll it
-        c.popen(cls.server, [sys.executable, PODTOOL, "serve", str(PORT)], stdout=subprocess.DEVNULL)
+        # node1's view: rogue is sa/server; node2 does not enroll it
+        cls.client, cls.server, cls.rogue = m.add_client_server_rogue(PORT)
         cls.counted = tmp / "counted.txt"
         cls.counted.write_text("")
         counter = c.popen(cls.server, [sys.executable, "-c", COUNTER, str(COUNTED_PORT), str(cls.counted)],
