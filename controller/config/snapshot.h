@@ -50,8 +50,8 @@ std::shared_ptr<Snapshot> Compile(std::vector<manifest::Located> resources, cons
                                   const Snapshot* previous = nullptr);
 
 zeromesh::v1::ResourceKey KeyProto(const zeromesh::v1::Resource& r);
-// `bundle` overrides the snapshot's trust bundle when not empty (benchmarks and tests).
 // A full push of `s` without its resources (push_parts.h encodes the resources part by part).
+// `bundle` overrides the snapshot's trust bundle when not empty (benchmarks and tests), here and below.
 zeromesh::v1::ConfigPush FullPushHeader(const Snapshot& s, const std::string& epoch, const std::string& bundle);
 zeromesh::v1::ConfigPush MakeFullPush(const Snapshot& s, const std::string& epoch, const std::string& bundle);
 zeromesh::v1::ConfigPush MakeDeltaPush(const Snapshot& from, const Snapshot& to, const std::string& epoch,
