@@ -135,7 +135,7 @@ void HboneSession::Drive() {
 void HboneSession::AttachBio() {
   // SSL_set_fd's socket BIO, reading ahead (tls_socket_bio.h). Without memory for it, the socket BIO: slower, same
   // behaviour (TlsSocketBioDrained is then never asked).
-  BIO* bio = NewTlsSocketBio(fd_);
+  BIO* bio = NewTlsSocketBio(fd_, &ctx_.buffers);
   if (bio == nullptr) {
     SSL_set_fd(ssl_.get(), fd_);
     read_ahead_ = false;
@@ -291,8 +291,13 @@ void HboneSession::ArmIdle() {
 
 void HboneSession::ReadTls() {
   size_t budget = kReadBudget;
-  uint8_t* buf = ctx_.scratch.get();
-  const size_t cap = WorkerContext::kScratchSize;
+  // Decrypted bytes on their way to nghttp2, used within this call: room for the records of a whole read-ahead.
+  uint8_t* buf = ctx_.buffers.scratch();
+  const size_t cap = PageBuffers::kSize;
+  if (buf == nullptr) {
+    Close("out of memory for the TLS decrypt buffer");
+    return;
+  }
   while (readable_ && state_ == State::kReady) {
     if (budget == 0) {
       ctx_.loop.MarkReady(this);
@@ -318,6 +323,7 @@ void HboneSession::ReadTls() {
       }
       filled += static_cast<size_t>(n);
     } while (read_ahead_ && filled < cap && MoreTlsBuffered());
+    ctx_.buffers.ScratchFilled(filled);
     if (filled > 0) {
       last_read_ = EventLoop::Clock::now();
       budget -= std::min(budget, filled);

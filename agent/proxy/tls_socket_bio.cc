@@ -12,24 +12,26 @@
 namespace zm::proxy {
 namespace {
 
-// Sixteen full TLS records (16 KiB of plaintext each) per read(2) in a bulk transfer. The buffer exists only while
-// it holds bytes or the socket has more: an idle connection keeps none.
-constexpr size_t kReadAhead = 256 * 1024;
-// Seven full records (16 KiB + 22 bytes each) per send(2) in a bulk transfer; like the read buffer, allocated only
-// while it holds bytes.
+// Sixteen full TLS records (16 KiB of plaintext each) per read(2) in a bulk transfer. The buffer is a worker's
+// (page_buffers.h) and held only while it holds bytes or the socket has more: an idle connection keeps none.
+constexpr size_t kReadAhead = PageBuffers::kSize;
+// Seven full records (16 KiB + 22 bytes each) per send(2) in a bulk transfer; like the read buffer, held only while
+// it holds bytes.
 constexpr size_t kWriteBatch = 128 * 1024;
+static_assert(kWriteBatch <= PageBuffers::kSize);
 
 struct State {
   int fd = -1;
+  PageBuffers* buffers = nullptr;
   size_t head = 0;  // next byte to hand to BoringSSL
   size_t tail = 0;  // end of the bytes read
   bool drained = false;
-  std::unique_ptr<unsigned char[]> buf;
+  PageBuffer buf;
   // Write side: wbuf[wsent, wlen) is written by BoringSSL but not sent yet.
   bool corked = false;
   size_t wsent = 0;
   size_t wlen = 0;
-  std::unique_ptr<unsigned char[]> wbuf;
+  PageBuffer wbuf;
 };
 
 // The errno values BoringSSL's own socket BIO treats as "try again" (bio_errno_should_retry).
@@ -44,31 +46,32 @@ int Read(BIO* b, char* out, int len) {
   if (len <= 0) return 0;
   if (st->head == st->tail) {
     st->head = st->tail = 0;
-    if (!st->buf) st->buf.reset(new (std::nothrow) unsigned char[kReadAhead]);
-    unsigned char* dst = st->buf ? st->buf.get() : reinterpret_cast<unsigned char*>(out);
+    if (!st->buf) st->buf = st->buffers->Take();
+    unsigned char* dst = st->buf ? st->buf.data() : reinterpret_cast<unsigned char*>(out);
     size_t cap = st->buf ? kReadAhead : static_cast<size_t>(len);  // out of memory: a plain socket read
     ssize_t n = read(st->fd, dst, cap);
     if (n <= 0) {
       st->drained = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
       if (n < 0 && ShouldRetry()) BIO_set_retry_read(b);
-      st->buf.reset();
+      st->buf = PageBuffer();
       return n == 0 ? 0 : -1;
     }
     st->drained = st->buf && static_cast<size_t>(n) < cap;
     if (!st->buf) return static_cast<int>(n);
     st->tail = static_cast<size_t>(n);
+    st->buf.Filled(st->tail);
   }
   size_t k = std::min(static_cast<size_t>(len), st->tail - st->head);
-  std::memcpy(out, st->buf.get() + st->head, k);
+  std::memcpy(out, st->buf.data() + st->head, k);
   st->head += k;
-  if (st->head == st->tail && st->drained) st->buf.reset();
+  if (st->head == st->tail && st->drained) st->buf = PageBuffer();
   return static_cast<int>(k);
 }
 
 // Sends the held bytes: 1 when none are left, 0 when the socket is full, -1 on an error (errno).
 int SendHeld(State* st) {
   while (st->wsent < st->wlen) {
-    ssize_t n = send(st->fd, st->wbuf.get() + st->wsent, st->wlen - st->wsent, MSG_NOSIGNAL);
+    ssize_t n = send(st->fd, st->wbuf.data() + st->wsent, st->wlen - st->wsent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
@@ -76,7 +79,7 @@ int SendHeld(State* st) {
     st->wsent += static_cast<size_t>(n);
   }
   st->wsent = st->wlen = 0;
-  st->wbuf.reset();
+  st->wbuf = PageBuffer();
   return 1;
 }
 
@@ -96,10 +99,11 @@ int Write(BIO* b, const char* in, int len) {
       }
     }
     if (st->wlen + n <= kWriteBatch) {
-      if (!st->wbuf) st->wbuf.reset(new (std::nothrow) unsigned char[kWriteBatch]);
+      if (!st->wbuf) st->wbuf = st->buffers->Take();
       if (st->wbuf) {
-        std::memcpy(st->wbuf.get() + st->wlen, in, n);
+        std::memcpy(st->wbuf.data() + st->wlen, in, n);
         st->wlen += n;
+        st->wbuf.Filled(st->wlen);
         return len;
       }
     }
@@ -162,12 +166,13 @@ const BIO_METHOD* Method() {
 
 }  // namespace
 
-BIO* NewTlsSocketBio(int fd) {
+BIO* NewTlsSocketBio(int fd, PageBuffers* buffers) {
   const BIO_METHOD* m = Method();
   if (m == nullptr) return nullptr;
   auto* st = new (std::nothrow) State;
   if (st == nullptr) return nullptr;
   st->fd = fd;
+  st->buffers = buffers;
   BIO* b = BIO_new(m);
   if (b == nullptr) {
     delete st;

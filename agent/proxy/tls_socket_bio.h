@@ -12,11 +12,14 @@
 
 #include <openssl/bio.h>
 
+#include "agent/proxy/page_buffers.h"
+
 namespace zm::proxy {
 
-// A BIO on |fd| for SSL_set_bio (reads ahead, writes with send(MSG_NOSIGNAL)); it does not close |fd|. nullptr when
-// out of memory.
-BIO* NewTlsSocketBio(int fd);
+// A BIO on |fd| for SSL_set_bio (reads ahead, writes with send(MSG_NOSIGNAL)); it does not close |fd|. Its read-ahead
+// and write batch are borrowed from |buffers| (which must outlive it) while they hold bytes. nullptr when out of
+// memory.
+BIO* NewTlsSocketBio(int fd, PageBuffers* buffers);
 
 // True when |bio| (from NewTlsSocketBio) holds no read-ahead bytes and its last read(2) came back short or EAGAIN: more
 // bytes arrive with a new edge of the edge-triggered epoll. A socket that reported a FIN or an error (EPOLLRDHUP,

@@ -33,10 +33,12 @@ constexpr auto kShedLogInterval = std::chrono::seconds(5);
 constexpr auto kBlockTrimPeriod = std::chrono::seconds(1);
 
 // Buffer blocks a burst left cached go back to the kernel once a whole period passed without a use for them: one to
-// two periods after the burst. A flow that pauses for less than a period keeps its blocks.
+// two periods after the burst. A flow that pauses for less than a period keeps its blocks. The large buffers
+// (page_buffers.h) give back the pages the period did not need.
 void ArmBlockTrim(WorkerContext& ctx) {
   ctx.loop.AddTimer(kBlockTrimPeriod, [&ctx] {
     ctx.blocks.Trim();
+    ctx.buffers.Trim();
     ArmBlockTrim(ctx);
   });
 }

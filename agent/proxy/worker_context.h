@@ -10,6 +10,7 @@
 #include "agent/proxy/byte_queue.h"
 #include "agent/proxy/event_loop.h"
 #include "agent/proxy/options.h"
+#include "agent/proxy/page_buffers.h"
 #include "agent/proxy/peer_limit.h"
 #include "agent/proxy/retry_policy.h"
 #include "agent/proxy/trace_span.h"
@@ -34,10 +35,11 @@ class Closable {
 
 struct WorkerContext {
   WorkerContext(const ProxyOptions& o, ProxyStats& s, agent::SnapshotHolder& snaps, agent::CertStore& c)
-      : opts(o), stats(s), snapshots(snaps), certs(c), scratch(new uint8_t[kScratchSize]) {}
+      : opts(o), stats(s), snapshots(snaps), certs(c) {}
 
   EventLoop loop;
   BlockPool blocks;
+  PageBuffers buffers;  // TLS read-ahead and write batches, the decrypt scratch (ReadTls)
   const ProxyOptions& opts;
   ProxyStats& stats;
   agent::SnapshotHolder& snapshots;
@@ -51,11 +53,6 @@ struct WorkerContext {
   void ReportTlsFailure(TlsFailure why) const {
     if (opts.observer) opts.observer->OnTlsFailure(why);
   }
-  // Decrypted TLS bytes on their way to nghttp2, used synchronously: room for the records of a whole read-ahead
-  // (tls_socket_bio.cc), so a large DATA frame reaches the pod socket in one send. Not zeroed: its pages stay out of
-  // the RSS until a bulk transfer first fills them.
-  static constexpr size_t kScratchSize = 256 * 1024;
-  std::unique_ptr<uint8_t[]> scratch;
   HttpWorkerState http;   // HTTP retries (budget, backoff) and RequestMirror copies of this worker
   SpanIdSource span_ids;  // trace and span ids of this worker's requests (ProxyOptions::tracing)
   std::unordered_set<Closable*> live;

@@ -37,8 +37,9 @@ std::string ReadN(BIO* bio, size_t n) {
 }
 
 TEST(TlsSocketBio, ServesSmallReadsFromOneReadAndReportsDrainedOnlyWhenEmpty) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   ASSERT_NE(bio, nullptr);
   EXPECT_FALSE(TlsSocketBioDrained(bio));  // nothing read yet: not known to be drained
   std::string msg = "hello, world: a record header and then its body";
@@ -59,10 +60,11 @@ TEST(TlsSocketBio, ServesSmallReadsFromOneReadAndReportsDrainedOnlyWhenEmpty) {
 }
 
 TEST(TlsSocketBio, AFullReadIsNotDrainedAndEofReadsZero) {
+  PageBuffers buffers;
   Pair p;
   int big = 256 * 1024;
   setsockopt(p.b, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   std::string msg(100000, 'z');  // more than the read-ahead buffer
   for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<char>('a' + i % 26);
   ASSERT_EQ(write(p.b, msg.data(), msg.size()), static_cast<ssize_t>(msg.size()));
@@ -82,8 +84,9 @@ TEST(TlsSocketBio, AFullReadIsNotDrainedAndEofReadsZero) {
 }
 
 TEST(TlsSocketBio, WritesUntilTheSocketIsFullThenAsksToRetry) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   EXPECT_EQ(BIO_write(bio, "abc", 3), 3);
   char buf[3];
   ASSERT_EQ(read(p.b, buf, 3), 3);
@@ -105,8 +108,9 @@ TEST(TlsSocketBio, WritesUntilTheSocketIsFullThenAsksToRetry) {
 }
 
 TEST(TlsSocketBio, AClosedPeerFailsAWriteWithoutSigpipeOrRetry) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   close(p.b);
   p.b = -1;
   EXPECT_EQ(BIO_write(bio, "abc", 3), -1);
@@ -128,8 +132,9 @@ std::string Record(char c) {
 }
 
 TEST(TlsSocketBio, CorkedRecordsLeaveTogetherWhenUncorked) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   ASSERT_TRUE(TlsSocketBioCork(bio, true));
   std::string want;
   for (char c : {'a', 'b', 'c'}) {
@@ -150,11 +155,12 @@ TEST(TlsSocketBio, CorkedRecordsLeaveTogetherWhenUncorked) {
 }
 
 TEST(TlsSocketBio, AFullBatchIsSentWhileStillCorked) {
+  PageBuffers buffers;
   Pair p;
   int big = 1 << 20;
   setsockopt(p.a, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
   setsockopt(p.b, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   TlsSocketBioCork(bio, true);
   std::string all;
   for (int i = 0; i < 8; ++i) {
@@ -173,8 +179,9 @@ TEST(TlsSocketBio, AFullBatchIsSentWhileStillCorked) {
 }
 
 TEST(TlsSocketBio, HeldBytesGoFirstWhenTheSocketWasFull) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   TlsSocketBioCork(bio, true);
   std::string sent;
   // Corked writes until the socket is full and the batch can take no more.
@@ -209,8 +216,9 @@ TEST(TlsSocketBio, HeldBytesGoFirstWhenTheSocketWasFull) {
 }
 
 TEST(TlsSocketBio, UncorkingToAClosedPeerFails) {
+  PageBuffers buffers;
   Pair p;
-  BIO* bio = NewTlsSocketBio(p.a);
+  BIO* bio = NewTlsSocketBio(p.a, &buffers);
   TlsSocketBioCork(bio, true);
   EXPECT_EQ(BIO_write(bio, "abc", 3), 3);
   close(p.b);
