@@ -539,8 +539,7 @@ HboneStream* HboneSession::NewStream() {
 }
 
 void HboneSession::AddStreamFd(HboneStream* s, int fd) {
-  s->fd = fd;
-  TuneStream(fd);
+  s->fd = fd;  // tuned already (TuneStream) by whoever accepted or connected it
   s->registered = ctx_.loop.Add(fd, kEvents, s);
 }
 
