@@ -55,6 +55,7 @@ int Http1RequestParser::OnMessageBegin(llhttp_t* p) {
   self->head_ = HttpRequestHead{};
   self->head_bytes_ = 0;
   self->in_value_ = false;
+  self->in_trailers_ = false;
   return 0;
 }
 
@@ -67,6 +68,11 @@ int Http1RequestParser::OnUrl(llhttp_t* p, const char* at, size_t len) {
 
 int Http1RequestParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<Http1RequestParser*>(p->data);
+  // A chunked body's trailer fields come through the same callbacks. They are not forwarded (the body is re-chunked
+  // and ends with an empty trailer section), and must not join the head: when the head and the trailers arrive in
+  // one read, the head is serialized after both were parsed, and a trailer line like " x: y" would go upstream as a
+  // folded continuation of the head's last field, e.g. its Transfer-Encoding (found by fuzz_http_framing).
+  if (self->in_trailers_) return 0;
   if (!self->CountHead(len)) return -1;
   // llhttp may deliver a field in several pieces (split across reads): a new one starts after a value.
   if (self->in_value_ || self->head_.headers.empty()) {
@@ -83,6 +89,7 @@ int Http1RequestParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
 
 int Http1RequestParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<Http1RequestParser*>(p->data);
+  if (self->in_trailers_) return 0;
   if (!self->CountHead(len)) return -1;
   // llhttp 8 accepts obsolete line folding (a value continued on a line starting with SP/HT) and hands the
   // continuation over as another span of the same value, but it has already read the first line's tokens
@@ -112,6 +119,7 @@ int Http1RequestParser::OnHeadersComplete(llhttp_t* p) {
   h.upgrade = llhttp_get_upgrade(p) != 0 || llhttp_get_method(p) == HTTP_CONNECT;
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
   self->head_ready_ = true;
+  self->in_trailers_ = true;
   return 0;
 }
 

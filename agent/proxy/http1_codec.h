@@ -74,6 +74,7 @@ class Http1RequestParser {
   HttpRequestHead head_;
   std::string body_;
   bool in_value_ = false;
+  bool in_trailers_ = false;  // the head is complete: header callbacks are a chunked body's trailers now
   bool head_ready_ = false;
   bool too_large_ = false;
   bool obs_fold_ = false;

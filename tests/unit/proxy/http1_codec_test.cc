@@ -118,6 +118,35 @@ TEST(Http1Request, ObsoleteLineFoldingIsRefusedInAnySplit) {
   }
 }
 
+TEST(Http1Request, TrailersNeverJoinTheHeadInAnySplit) {
+  // A chunked request with a trailer section (one field starting with a space), then a second request. Read in one
+  // piece, the head used to be serialized with the trailer fields appended, the spaced one folding into
+  // "transfer-encoding: chunked" upstream (found by fuzz_http_framing).
+  std::string wire =
+      "PUT / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n tR   x: $\r\n"
+      "Content-Length: 7\r\n\r\nGET /b HTTP/1.1\r\nHost: web\r\n\r\n";
+  for (size_t step = 1; step <= wire.size(); ++step) {
+    Parsed p = ParseAll(wire, step);
+    ASSERT_EQ(p.heads.size(), 2u) << "step " << step;
+    ASSERT_EQ(p.heads[0].headers.size(), 2u) << "step " << step;
+    EXPECT_EQ(p.heads[0].headers[1].first, "transfer-encoding");
+    EXPECT_EQ(p.heads[0].headers[1].second, "chunked");
+    EXPECT_FALSE(p.heads[0].Header("content-length")) << "step " << step;
+    EXPECT_EQ(p.bodies[0], "abc");
+    EXPECT_EQ(p.heads[1].target, "/b");
+    EXPECT_EQ(p.heads[1].headers.size(), 1u);
+    // What goes upstream (head, body re-chunked, an empty trailer section) parses back to the same two requests.
+    std::string upstream = SerializeRequestHead(p.heads[0]);
+    AppendChunk(p.bodies[0], &upstream);
+    upstream += kLastChunk;
+    upstream += SerializeRequestHead(p.heads[1]);
+    Parsed again = ParseAll(upstream, upstream.size());
+    ASSERT_EQ(again.heads.size(), 2u) << "step " << step;
+    EXPECT_EQ(again.bodies[0], "abc");
+    EXPECT_EQ(again.heads[1].target, "/b");
+  }
+}
+
 TEST(Http1Request, OversizedHeadIs431) {
   HttpLimits small;
   small.max_head_bytes = 256;
