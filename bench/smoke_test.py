@@ -1,5 +1,6 @@
 """ctest bench_smoke: runs the data-plane benchmark in its tiny mode (1 round, 1 s per measurement) and checks that the
-JSON has every key bench/run.sh promises, with positive figures, so the script keeps working."""
+JSON has every key bench/run.sh promises, with positive figures, so the script keeps working; the same for
+bench/floor.py (the relay floor)."""
 
 import json
 import math
@@ -91,6 +92,28 @@ class BenchSmoke(unittest.TestCase):
         # The steady load really ran at its rate through every path (zm-steady fails when an answer is missing).
         for path in PATHS:
             self.assertGreater(report["median"][path]["steady_rate"], 0.9 * cfg["steady"]["rate"], path)
+
+    def test_relay_floor(self):
+        """bench/floor.py (zm-relay, the plaintext read/write relay pair, beside the other paths): one round of 1 s.
+        Every path moved bytes and answered at the steady rate, and the relay's goal figures are numbers."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root (simulated cluster)")
+        with tempfile.TemporaryDirectory(prefix="zm-bench-floor-") as tmp:
+            out = Path(tmp) / "floor.json"
+            res = subprocess.run([sys.executable, str(HERE / "floor.py"), "--rounds", "1", "--seconds", "1", "--json",
+                                  str(out)], capture_output=True, text=True, timeout=200)
+            self.assertEqual(res.returncode, 0, res.stderr[-3000:] + res.stdout[-2000:])
+            report = json.loads(out.read_text())
+        self.assertEqual(report["paths"], ["direct", "relay", "zeromesh", "haproxy"])
+        for path in report["paths"]:
+            for m in ("throughput_1_gbps", "throughput_8_gbps", "rr1_p50_us", "conn_per_s"):
+                self.assertGreater(report["median"][path][m], 0, f"{path}.{m}")
+            self.assertGreater(report["median"][path]["steady_rate"], 900, path)
+        relay = report["figures"]["relay"]
+        self.assertGreater(relay["agent_cpu_core_s_per_gb"], 0)
+        self.assertGreater(relay["agent_vcpu_1000rps"], 0)
+        self.assertTrue(all(math.isfinite(v) for v in relay.values()), relay)
+        self.assertEqual(len(report["goals"]), 9)  # the goals with a numeric target that a relay can be held to
 
 
 if __name__ == "__main__":
