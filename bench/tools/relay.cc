@@ -43,6 +43,7 @@ struct End : Handle {
   bool connected = true;  // the target side: false until its non-blocking connect finishes
   bool eof = false;       // FIN read from this side (and passed on once |pending| is sent)
   bool shut = false;      // FIN written to this side
+  bool hup = false;       // epoll reported a hang-up: read to the end from now on (its edge is spent)
   std::string pending;
 };
 
@@ -153,7 +154,8 @@ class Loop {
     }
     if (ev & EPOLLOUT) Pump(e->peer, /*to_the_end=*/false);  // the peer's bytes that were waiting for |e|
     if (e->pair->dead) return;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) Pump(e, /*to_the_end=*/(ev & (EPOLLRDHUP | EPOLLHUP)) != 0);
+    if (ev & (EPOLLRDHUP | EPOLLHUP)) e->hup = true;
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) Pump(e, /*to_the_end=*/false);
   }
 
   // Moves |src|'s bytes to its peer until |src| is drained, the peer stops taking them, or |src| ends. A short read
@@ -167,7 +169,7 @@ class Loop {
       ssize_t n = read(src->fd, buf_.get(), kReadBuffer);
       if (n > 0) {
         if (!Send(src, buf_.get(), static_cast<size_t>(n), /*from_pending=*/false)) return;
-        if (static_cast<size_t>(n) < kReadBuffer && !to_the_end) return;
+        if (static_cast<size_t>(n) < kReadBuffer && !to_the_end && !src->hup) return;
         continue;
       }
       if (n == 0) {
