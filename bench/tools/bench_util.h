@@ -1,4 +1,5 @@
-// Small helpers shared by the benchmark tools (zm-echod, zm-rr, zm-connrate). Plain POSIX, no dependencies.
+// Small helpers shared by the benchmark tools (zm-echod, zm-rr, zm-connrate, zm-steady, zm-relay). Plain POSIX, no
+// dependencies.
 #pragma once
 
 #include <arpa/inet.h>
@@ -44,6 +45,19 @@ inline void RaiseFdLimit() {
     r.rlim_cur = r.rlim_max;
     setrlimit(RLIMIT_NOFILE, &r);
   }
+}
+
+// A non-blocking listening socket on |a| with SO_REUSEPORT, so that each thread of a tool can have its own and the
+// kernel spreads the connections over them. Exits on failure.
+inline int ListenReusePort(const sockaddr_in& a) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) Die("socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) Die("bind");
+  if (listen(fd, 4096) != 0) Die("listen");
+  return fd;
 }
 
 inline void NoDelay(int fd) {

@@ -15,14 +15,7 @@ struct Conn {
 };
 
 void Loop(int port) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (lfd < 0) zmbench::Die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  sockaddr_in a = zmbench::Addr("0.0.0.0", port);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) zmbench::Die("bind");
-  if (listen(lfd, 4096) != 0) zmbench::Die("listen");
+  int lfd = zmbench::ListenReusePort(zmbench::Addr("0.0.0.0", port));
   int ep = epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;

@@ -84,15 +84,7 @@ class Loop {
 
  private:
   void Listen(size_t i) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) zmbench::Die("socket");
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, reinterpret_cast<const sockaddr*>(&mappings_[i].listen), sizeof(sockaddr_in)) != 0) {
-      zmbench::Die("bind");
-    }
-    if (listen(fd, 4096) != 0) zmbench::Die("listen");
+    int fd = zmbench::ListenReusePort(mappings_[i].listen);
     auto h = std::make_unique<Handle>();
     h->listener = true;
     h->fd = fd;
