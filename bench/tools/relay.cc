@@ -144,7 +144,9 @@ class Loop {
       Pump(e->peer, /*to_the_end=*/true);  // the client's edges came while the target was not connected: read all
       if (e->pair->dead) return;
     }
-    if (ev & EPOLLOUT) Pump(e->peer, /*to_the_end=*/false);  // the peer's bytes that were waiting for |e|
+    // The peer's bytes that were waiting for |e|. Only then: edge-triggered epoll reports EPOLLOUT with every event of
+    // a writable socket, and a pump would cost the peer a read that finds nothing.
+    if ((ev & EPOLLOUT) && !e->peer->pending.empty()) Pump(e->peer, /*to_the_end=*/false);
     if (e->pair->dead) return;
     if (ev & (EPOLLRDHUP | EPOLLHUP)) e->hup = true;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) Pump(e, /*to_the_end=*/false);
@@ -205,10 +207,9 @@ class Loop {
   void Kill(Pair* p) {
     if (p->dead) return;
     p->dead = true;
-    for (End* e : {&p->client, &p->target}) {
-      epoll_ctl(ep_, EPOLL_CTL_DEL, e->fd, nullptr);
-      close(e->fd);
-    }
+    // close() takes the socket out of the epoll set too (its only reference): no EPOLL_CTL_DEL call.
+    close(p->client.fd);
+    close(p->target.fd);
     dead_.push_back(p);
   }
 
