@@ -32,27 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataplane import (ECHO_PORT, GOALS, HAP_N1, IPERF_PORT, PROXY_THREADS, TOOLS, Bench, add_pods, log,  # noqa: E402
-                       machine, set_up_paths, tune_tcp, zmcluster)
+                       machine, meets, set_up_paths, start_servers, tune_tcp, vs_direct, zmcluster)
 
 PATHS = ("direct", "relay", "zeromesh", "haproxy")
 RELAY_N1 = {IPERF_PORT: 45201, ECHO_PORT: 47000}  # zm-relay on node1 (from the client pod)
 RELAY_N2 = {IPERF_PORT: 55201, ECHO_PORT: 57000}  # zm-relay on node2 (from node1's relay)
-
-
-def figures(med: dict, path: str) -> dict:
-    """The goal figures of |path| against direct from the medians (as dataplane.ratios computes them for the mesh)."""
-    d, p = med["direct"], med[path]
-    return {
-        "throughput_vs_direct": round(p["throughput_1_gbps"] / d["throughput_1_gbps"], 3),
-        "throughput8_vs_direct": round(p["throughput_8_gbps"] / d["throughput_8_gbps"], 3),
-        "rr_p50_added_us": round(p["rr1_p50_us"] - d["rr1_p50_us"], 2),
-        "rr_p99_added_us": round(p["rr1_p99_us"] - d["rr1_p99_us"], 2),
-        "rr1k_p50_added_us": round(p["rr1k_p50_us"] - d["rr1k_p50_us"], 2),
-        "rr1k_p99_added_us": round(p["rr1k_p99_us"] - d["rr1k_p99_us"], 2),
-        "connrate_vs_direct": round(p["conn_per_s"] / d["conn_per_s"], 3),
-        "agent_cpu_core_s_per_gb": round(p["proxy_cpu_core_s_per_gb"], 3),
-        "agent_vcpu_1000rps": round(p["steady_proxy_vcpu"], 4),
-    }
 
 
 def main() -> int:
@@ -76,9 +60,7 @@ def main() -> int:
         mesh, cfg1, cfg2 = set_up_paths(c, work, pods, echod=True)
         for name in ("rclient", "rserver"):
             mesh.add_workload(pods[name], enrolled=False)
-        c.popen(pods["rserver"], ["iperf3", "-s", "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
-        c.popen(pods["rserver"], [str(TOOLS / "zm-echod"), str(ECHO_PORT), "2"], stdout=subprocess.DEVNULL)
+        start_servers(c, pods["rserver"], echod=True)
         mesh.start_agents()
         hap = [c.popen(node, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
                        stderr=open(work / f"haproxy-{node.name}.log", "wb")) for node, cfg in ((n1, cfg1), (n2, cfg2))]
@@ -111,7 +93,7 @@ def main() -> int:
             if any(p.poll() is not None for p in procs):
                 raise zmcluster.ClusterError(f"a {name} process died during the run")
     med = {p: {k: statistics.median(v) for k, v in m.items()} for p, m in raw.items()}
-    fig = {p: figures(med, p) for p in ("relay", "zeromesh", "haproxy")}
+    fig = {p: {k: round(v, 4) for k, v in vs_direct(med, p).items()} for p in ("relay", "zeromesh", "haproxy")}
     targets_by_key = {g[0]: (g[1], g[2]) for g in GOALS.values() if not isinstance(g[2], str)}
     rows = []
     for key, (op, target) in targets_by_key.items():
@@ -121,7 +103,7 @@ def main() -> int:
         for p in ("relay", "zeromesh", "haproxy"):
             v = fig[p][key]
             row[p] = v
-            row[f"{p}_meets"] = v >= target if op == ">=" else v <= target
+            row[f"{p}_meets"] = meets(v, op, target)
         rows.append(row)
     print(f"{'figure':28s} {'goal':>8s} {'relay':>10s} {'zeromesh':>10s} {'haproxy':>10s}")
     for row in rows:
